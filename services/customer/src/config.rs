@@ -1,0 +1,88 @@
+//! The customer service's configuration: the shared groups plus its own settings. Every
+//! variable is listed in docs/CONFIGURATION.md.
+
+use std::time::Duration;
+
+use tierline_runtime::config::{
+    AuthSettings, ConfigError, ConfigSource, DatabaseSettings, GrpcSettings, TelemetrySettings,
+};
+
+use crate::feed::FeedSettings;
+
+/// The gRPC port the customer service listens on by default.
+pub const DEFAULT_GRPC_PORT: u16 = 50051;
+/// The metrics port by default.
+pub const DEFAULT_METRICS_PORT: u16 = 9151;
+
+/// Everything the customer service reads at start.
+#[derive(Debug, Clone)]
+pub struct CustomerConfig {
+    /// gRPC server.
+    pub grpc: GrpcSettings,
+    /// Logs and traces.
+    pub telemetry: TelemetrySettings,
+    /// Token checks.
+    pub auth: AuthSettings,
+    /// Postgres.
+    pub database: DatabaseSettings,
+    /// `TIERLINE_CLOCK_SKEW`: how far in the future an occurred_at may lie.
+    pub clock_skew: Duration,
+    /// `TIERLINE_FEED_*`: how feed watchers read.
+    pub feed: FeedSettings,
+}
+
+impl CustomerConfig {
+    /// Reads and validates the configuration; every problem is reported at once.
+    pub fn from_source(source: &ConfigSource) -> Result<Self, ConfigError> {
+        let mut reader = source.reader();
+        let defaults = FeedSettings::default();
+        let config = Self {
+            grpc: GrpcSettings::read(&mut reader, DEFAULT_GRPC_PORT, DEFAULT_METRICS_PORT),
+            telemetry: TelemetrySettings::read(&mut reader, "tierline-customer"),
+            auth: AuthSettings::read(&mut reader),
+            database: DatabaseSettings::read(&mut reader),
+            clock_skew: reader.duration("TIERLINE_CLOCK_SKEW", Duration::from_secs(300)),
+            feed: FeedSettings {
+                batch_size: reader.number_in("TIERLINE_FEED_BATCH_SIZE", defaults.batch_size, 1..=10_000),
+                idle_recheck: reader.duration("TIERLINE_FEED_IDLE_RECHECK", defaults.idle_recheck),
+                ..defaults
+            },
+        };
+        if config.clock_skew > Duration::from_secs(24 * 3600) {
+            reader.problem("TIERLINE_CLOCK_SKEW must be at most 24h");
+        }
+        reader.finish()?;
+        Ok(config)
+    }
+
+    /// Reads the configuration from the environment (and `TIERLINE_CONFIG_FILE`).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_source(&ConfigSource::from_env()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minimal_configuration_and_defaults() {
+        let source = ConfigSource::from_pairs([
+            ("TIERLINE_DATABASE_URL", "postgres://u:hunter2@localhost/db"),
+            ("TIERLINE_AUTH_MODE", "disabled"),
+        ]);
+        let config = CustomerConfig::from_source(&source).expect("valid");
+        assert_eq!(config.grpc.addr.port(), DEFAULT_GRPC_PORT);
+        assert_eq!(config.clock_skew, Duration::from_secs(300));
+        assert!(!format!("{config:?}").contains("hunter2"), "the database URL must not print");
+    }
+
+    #[test]
+    fn all_problems_are_listed() {
+        let source = ConfigSource::from_pairs([("TIERLINE_GRPC_ADDR", "nowhere"), ("TIERLINE_CLOCK_SKEW", "2d")]);
+        let error = CustomerConfig::from_source(&source).expect_err("invalid").to_string();
+        for expected in ["TIERLINE_GRPC_ADDR", "TIERLINE_CLOCK_SKEW", "TIERLINE_DATABASE_URL", "TIERLINE_AUTH_HS256_SECRET"] {
+            assert!(error.contains(expected), "{expected} missing from: {error}");
+        }
+    }
+}

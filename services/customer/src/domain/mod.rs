@@ -1,0 +1,13 @@
+//! The customer domain: records, rules and the operations on them, free of gRPC and SQL.
+
+pub mod activity;
+pub mod consent;
+pub mod currency;
+pub mod customer;
+pub mod feed;
+pub mod import;
+pub mod paging;
+pub mod service;
+pub mod validate;
+
+pub use service::Customers;

@@ -1,0 +1,22 @@
+//! The customer service: Tierline's integrated customer record.
+//!
+//! It owns customer profiles, channel consents, purchase and refund activity (idempotent by a
+//! client key), bulk ingestion, GDPR-style erase and export, and the activity feed that the
+//! scoring and campaign services consume (`WatchActivities`).
+//!
+//! Layers: [`grpc`] converts messages and maps errors → [`domain`] validates and applies the
+//! rules → [`storage`] persists behind the [`storage::CustomerStore`] trait ([`storage::postgres`]
+//! is the record of truth). [`app`] wires them into a running server; `main.rs` only loads
+//! configuration and runs it.
+
+pub mod app;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod feed;
+pub mod grpc;
+pub mod storage;
+
+pub use app::Application;
+pub use config::CustomerConfig;
+pub use error::CustomerError;

@@ -1,0 +1,187 @@
+//! Customer profiles in Postgres.
+
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use super::{
+    PgCustomerStore,
+    rows::{CUSTOMER_COLUMNS, CustomerRow, customers_from_rows},
+};
+use crate::{
+    CustomerError,
+    domain::customer::{Customer, CustomerFilter, CustomerPatch, CustomerStatus, NewCustomer},
+};
+
+impl PgCustomerStore {
+    #[tracing::instrument(skip_all, fields(customer_id = %customer.id))]
+    pub(super) async fn insert_customer(&self, customer: &NewCustomer) -> Result<Customer, CustomerError> {
+        let sql = format!(
+            "WITH inserted AS (
+                 INSERT INTO customers (id, external_id, name, email, phone, birth_date, joined_at, attributes,
+                                        status, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'active', $9, $9)
+                 RETURNING {CUSTOMER_COLUMNS}),
+             event AS (
+                 INSERT INTO customer_events (customer_id, kind, occurred_at)
+                 SELECT id, 'created', created_at FROM inserted)
+             SELECT {CUSTOMER_COLUMNS} FROM inserted"
+        );
+        let row: CustomerRow = sqlx::query_as(&sql)
+            .bind(customer.id)
+            .bind(&customer.external_id)
+            .bind(&customer.name)
+            .bind(&customer.email)
+            .bind(&customer.phone)
+            .bind(customer.birth_date)
+            .bind(customer.joined_at)
+            .bind(Json(&customer.attributes))
+            .bind(customer.created_at)
+            .fetch_one(&self.pool)
+            .await?;
+        row.try_into()
+    }
+
+    #[tracing::instrument(skip(self))]
+    pub(super) async fn select_customer(&self, id: Uuid) -> Result<Option<Customer>, CustomerError> {
+        let sql = format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE id = $1");
+        let row: Option<CustomerRow> = sqlx::query_as(&sql).bind(id).fetch_optional(&self.pool).await?;
+        row.map(Customer::try_from).transpose()
+    }
+
+    #[tracing::instrument(skip(self))]
+    pub(super) async fn select_customer_by_external_id(&self, external_id: &str) -> Result<Option<Customer>, CustomerError> {
+        let sql = format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE external_id = $1");
+        let row: Option<CustomerRow> = sqlx::query_as(&sql).bind(external_id).fetch_optional(&self.pool).await?;
+        row.map(Customer::try_from).transpose()
+    }
+
+    #[tracing::instrument(skip_all, fields(count = ids.len()))]
+    pub(super) async fn select_customers(&self, ids: &[Uuid]) -> Result<Vec<Customer>, CustomerError> {
+        let sql = format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE id = ANY($1)");
+        let rows: Vec<CustomerRow> = sqlx::query_as(&sql).bind(ids).fetch_all(&self.pool).await?;
+        customers_from_rows(rows)
+    }
+
+    #[tracing::instrument(skip(self, patch))]
+    pub(super) async fn patch_customer(&self, id: Uuid, patch: &CustomerPatch, now: DateTime<Utc>) -> Result<Customer, CustomerError> {
+        let sql = format!(
+            "UPDATE customers SET
+                 external_id = CASE WHEN $2 THEN $3 ELSE external_id END,
+                 name = COALESCE($4, name),
+                 email = CASE WHEN $5 THEN $6 ELSE email END,
+                 phone = CASE WHEN $7 THEN $8 ELSE phone END,
+                 birth_date = CASE WHEN $9 THEN $10 ELSE birth_date END,
+                 joined_at = COALESCE($11, joined_at),
+                 attributes = COALESCE($12, attributes),
+                 updated_at = $13
+             WHERE id = $1 AND status = 'active'
+             RETURNING {CUSTOMER_COLUMNS}"
+        );
+        let row: Option<CustomerRow> = sqlx::query_as(&sql)
+            .bind(id)
+            .bind(patch.external_id.is_some())
+            .bind(patch.external_id.clone().flatten())
+            .bind(&patch.name)
+            .bind(patch.email.is_some())
+            .bind(patch.email.clone().flatten())
+            .bind(patch.phone.is_some())
+            .bind(patch.phone.clone().flatten())
+            .bind(patch.birth_date.is_some())
+            .bind(patch.birth_date.flatten())
+            .bind(patch.joined_at)
+            .bind(patch.attributes.as_ref().map(Json))
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            Some(row) => row.try_into(),
+            None => Err(self.why_not_active(id).await?),
+        }
+    }
+
+    /// Why `id` could not be changed: unknown, or erased.
+    pub(super) async fn why_not_active(&self, id: Uuid) -> Result<CustomerError, CustomerError> {
+        let status: Option<String> = sqlx::query_scalar("SELECT status FROM customers WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
+        Ok(match status.as_deref().and_then(CustomerStatus::parse) {
+            None => CustomerError::customer_not_found(id),
+            Some(CustomerStatus::Erased) => CustomerError::CustomerErased { id: id.to_string() },
+            Some(CustomerStatus::Active) => CustomerError::Unavailable("the customer changed concurrently; retry".into()),
+        })
+    }
+
+    #[tracing::instrument(skip(self))]
+    pub(super) async fn select_customer_page(
+        &self,
+        filter: &CustomerFilter,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<Customer>, CustomerError> {
+        let sql = format!(
+            "SELECT {CUSTOMER_COLUMNS} FROM customers
+             WHERE ($1::uuid IS NULL OR id > $1)
+               AND ($2::text IS NULL OR status = $2)
+               AND ($3::timestamptz IS NULL OR joined_at >= $3)
+               AND ($4::timestamptz IS NULL OR joined_at < $4)
+               AND attributes @> $5
+               AND ($6::int IS NULL OR extract(month FROM birth_date) = $6)
+               AND ($7::int IS NULL OR extract(day FROM birth_date) = $7)
+             ORDER BY id
+             LIMIT $8"
+        );
+        let rows: Vec<CustomerRow> = sqlx::query_as(&sql)
+            .bind(after)
+            .bind(filter.status.map(CustomerStatus::as_str))
+            .bind(filter.joined_from)
+            .bind(filter.joined_until)
+            .bind(Json(&filter.attributes))
+            .bind(filter.birth_month.map(|m| m as i32))
+            .bind(filter.birth_day.map(|d| d as i32))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        customers_from_rows(rows)
+    }
+
+    #[tracing::instrument(skip(self, reason))]
+    pub(super) async fn erase(&self, id: Uuid, reason: &str, now: DateTime<Utc>) -> Result<Customer, CustomerError> {
+        let mut tx = self.pool.begin().await?;
+        let status: Option<String> =
+            sqlx::query_scalar("SELECT status FROM customers WHERE id = $1 FOR UPDATE").bind(id).fetch_optional(&mut *tx).await?;
+        match status.as_deref().and_then(CustomerStatus::parse) {
+            None => return Err(CustomerError::customer_not_found(id)),
+            Some(CustomerStatus::Erased) => {
+                tx.rollback().await?;
+                return self.select_customer(id).await?.ok_or_else(|| CustomerError::customer_not_found(id));
+            }
+            Some(CustomerStatus::Active) => {}
+        }
+        let sql = format!(
+            "UPDATE customers SET external_id = NULL, name = '', email = NULL, phone = NULL, birth_date = NULL,
+                 attributes = '{{}}'::jsonb, status = 'erased', erased_at = $2, updated_at = $2, erase_reason = $3
+             WHERE id = $1
+             RETURNING {CUSTOMER_COLUMNS}"
+        );
+        let row: CustomerRow = sqlx::query_as(&sql).bind(id).bind(now).bind(reason).fetch_one(&mut *tx).await?;
+        sqlx::query(
+            "INSERT INTO consent_changes (customer_id, channel, granted, changed_at, source, recorded_at)
+             SELECT customer_id, channel, false, $2, 'erasure', $2 FROM consents WHERE customer_id = $1 AND granted",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE consents SET granted = false, changed_at = $2, source = 'erasure' WHERE customer_id = $1 AND granted")
+            .bind(id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO customer_events (customer_id, kind, occurred_at) VALUES ($1, 'erased', $2)")
+            .bind(id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        row.try_into()
+    }
+}

@@ -1,0 +1,142 @@
+//! Reading the feed from Postgres behind the transaction-id watermark, and the LISTEN task that
+//! wakes watchers when a feed write commits.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::postgres::PgListener;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::{
+    PgCustomerStore,
+    rows::{ACTIVITY_COLUMNS, ActivityRow},
+};
+use crate::{
+    CustomerError,
+    domain::{
+        activity::Activity,
+        feed::{CustomerEvent, CustomerEventKind, FeedCursor, FeedEvent, FeedPage, FeedPayload},
+    },
+};
+
+/// The channel the `notify_feed` trigger signals on.
+const FEED_CHANNEL: &str = "customer_feed";
+
+impl PgCustomerStore {
+    #[tracing::instrument(skip(self), fields(after = %after))]
+    pub(super) async fn select_feed(&self, after: FeedCursor, limit: u32) -> Result<FeedPage, CustomerError> {
+        // Every transaction older than the watermark has ended: rows below it can no longer appear.
+        let watermark: i64 = sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+            .fetch_one(&self.pool)
+            .await?;
+        let limit_sql = i64::from(limit);
+        let sql = format!(
+            "SELECT {ACTIVITY_COLUMNS} FROM activities
+             WHERE (xid, seq) > ($1, $2) AND xid < $3
+             ORDER BY xid, seq LIMIT $4"
+        );
+        let activities: Vec<ActivityRow> = sqlx::query_as(&sql)
+            .bind(after.xid)
+            .bind(after.seq)
+            .bind(watermark)
+            .bind(limit_sql)
+            .fetch_all(&self.pool)
+            .await?;
+        #[derive(sqlx::FromRow)]
+        struct EventRow {
+            xid: i64,
+            seq: i64,
+            customer_id: Uuid,
+            kind: String,
+            occurred_at: DateTime<Utc>,
+            joined_at: DateTime<Utc>,
+        }
+        let customer_events: Vec<EventRow> = sqlx::query_as(
+            "SELECT e.xid, e.seq, e.customer_id, e.kind, e.occurred_at, c.joined_at
+             FROM customer_events e JOIN customers c ON c.id = e.customer_id
+             WHERE (e.xid, e.seq) > ($1, $2) AND e.xid < $3
+             ORDER BY e.xid, e.seq LIMIT $4",
+        )
+        .bind(after.xid)
+        .bind(after.seq)
+        .bind(watermark)
+        .bind(limit_sql)
+        .fetch_all(&self.pool)
+        .await?;
+
+        let mut events = Vec::with_capacity(activities.len() + customer_events.len());
+        for row in activities {
+            let cursor = FeedCursor { xid: row.xid, seq: row.seq };
+            events.push(FeedEvent { cursor, payload: FeedPayload::Activity(Box::new(Activity::try_from(row)?)) });
+        }
+        for row in customer_events {
+            let kind = CustomerEventKind::parse(&row.kind)
+                .ok_or_else(|| CustomerError::Internal(format!("unknown customer event {:?}", row.kind)))?;
+            events.push(FeedEvent {
+                cursor: FeedCursor { xid: row.xid, seq: row.seq },
+                payload: FeedPayload::Customer(CustomerEvent {
+                    customer_id: row.customer_id,
+                    kind,
+                    occurred_at: row.occurred_at,
+                    joined_at: row.joined_at,
+                }),
+            });
+        }
+        // Each source returned its first `limit` rows after the cursor, so the first `limit` of
+        // the merge are exactly the first `limit` of the feed.
+        events.sort_by_key(|event| event.cursor);
+        events.truncate(limit as usize);
+
+        let held_back = events.len() < limit as usize
+            && sqlx::query_scalar::<_, bool>(
+                "SELECT EXISTS (SELECT 1 FROM activities WHERE xid >= $1)
+                     OR EXISTS (SELECT 1 FROM customer_events WHERE xid >= $1)",
+            )
+            .bind(watermark)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(FeedPage { events, held_back })
+    }
+}
+
+/// Listens for feed notifications until `shutdown` and ticks `signal` on each; reconnects after a
+/// lost connection and ticks then too, since notifications may have been missed meanwhile.
+pub(super) fn spawn_listener(pool: sqlx::PgPool, signal: watch::Sender<u64>, shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        let tick = |signal: &watch::Sender<u64>| signal.send_modify(|count| *count = count.wrapping_add(1));
+        while !shutdown.is_cancelled() {
+            let mut listener = match PgListener::connect_with(&pool).await {
+                Ok(listener) => listener,
+                Err(error) => {
+                    tracing::warn!(%error, "feed listener cannot connect; retrying");
+                    tokio::select! {
+                        () = shutdown.cancelled() => break,
+                        () = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    }
+                }
+            };
+            if let Err(error) = listener.listen(FEED_CHANNEL).await {
+                tracing::warn!(%error, "feed listener cannot LISTEN; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+            tick(&signal);
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    notification = listener.try_recv() => match notification {
+                        Ok(Some(_)) => tick(&signal),
+                        // The connection was lost and re-established by sqlx: we may have missed some.
+                        Ok(None) => tick(&signal),
+                        Err(error) => {
+                            tracing::warn!(%error, "feed listener failed; reconnecting");
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    });
+}

@@ -1,0 +1,45 @@
+//! Authentication and authorisation of gRPC calls.
+//!
+//! Callers present `authorization: Bearer <JWT>`. Tokens are HS256 (shared secret) or RS256 (public
+//! keys from configuration) and carry scopes in `scope` (space-separated, OAuth 2 style) or `scopes`
+//! (a list). Each service declares the scope every RPC needs in one [`ScopeTable`]; a method missing
+//! from the table is refused, so a new RPC cannot be exposed by accident. Health checks and
+//! reflection need no token.
+//!
+//! Missing, malformed, expired or wrongly signed token → UNAUTHENTICATED; valid token without the
+//! scope → PERMISSION_DENIED.
+
+mod layer;
+mod token;
+
+pub use layer::{AuthLayer, AuthService};
+pub use token::{AuthError, Authenticator, Claims, Principal};
+
+/// The scopes Tierline knows. A token carries the ones its holder may use.
+pub mod scopes {
+    /// Read customer profiles, consents and activities.
+    pub const CUSTOMERS_READ: &str = "customers:read";
+    /// Create, change and erase customers and consents.
+    pub const CUSTOMERS_WRITE: &str = "customers:write";
+    /// Record purchases and refunds.
+    pub const ACTIVITY_WRITE: &str = "activity:write";
+    /// Read the activity and tier-change feeds.
+    pub const FEED_READ: &str = "feed:read";
+    /// Look up tiers, scores and explanations.
+    pub const TIERS_READ: &str = "tiers:read";
+    /// Manage tier programs and policies, overrides and evaluations.
+    pub const PROGRAMS_ADMIN: &str = "programs:admin";
+    /// Manage campaigns and read their reports.
+    pub const CAMPAIGNS_ADMIN: &str = "campaigns:admin";
+    /// Stream and acknowledge campaign deliveries (channel adapters).
+    pub const DELIVERIES_WRITE: &str = "deliveries:write";
+}
+
+/// Which scope each RPC needs: `(full method path, scope)`, e.g.
+/// `("/tierline.customer.v1.CustomerService/GetCustomer", scopes::CUSTOMERS_READ)`.
+pub type ScopeTable = &'static [(&'static str, &'static str)];
+
+/// Paths served without a token: health checks (probes) and server reflection (tooling).
+pub fn is_public_path(path: &str) -> bool {
+    path.starts_with("/grpc.health.v1.Health/") || path.starts_with("/grpc.reflection.")
+}

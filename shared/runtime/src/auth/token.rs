@@ -1,0 +1,206 @@
+//! Verifying bearer tokens.
+
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{AuthMode, AuthSettings};
+
+/// Why a call was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AuthError {
+    /// No `authorization` metadata, or not `Bearer …`.
+    #[error("missing bearer token")]
+    Missing,
+    /// The token is malformed, expired, not yet valid, wrongly signed, or for another issuer or
+    /// audience. The detail is logged, not returned to the caller.
+    #[error("invalid token")]
+    Invalid,
+    /// The token is valid but lacks the scope the method needs.
+    #[error("the token lacks scope {0}")]
+    MissingScope(&'static str),
+    /// The method is not in the service's scope table.
+    #[error("method is not callable")]
+    UnknownMethod,
+}
+
+/// The claims Tierline reads from a token.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct Claims {
+    /// Who the caller is (a service or operator name).
+    #[serde(default)]
+    pub sub: String,
+    /// Expiry, seconds since the epoch (required).
+    pub exp: u64,
+    /// Space-separated scopes (OAuth 2 style).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// Scopes as a list (alternative form).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
+    /// Issuer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    /// Audience.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
+}
+
+/// The authenticated caller, put in the request extensions for handlers that record who acted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The token's subject; `anonymous` when auth is disabled.
+    pub subject: String,
+    /// The scopes granted.
+    pub scopes: Vec<String>,
+}
+
+impl Principal {
+    /// Whether the caller holds `scope`.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|held| held == scope)
+    }
+}
+
+/// Checks tokens against the configured keys.
+pub struct Authenticator {
+    mode: AuthMode,
+    keys: Vec<(Algorithm, DecodingKey)>,
+    validation_template: Validation,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator").field("mode", &self.mode).field("keys", &self.keys.len()).finish()
+    }
+}
+
+impl Authenticator {
+    /// Builds the verifier; fails when an RS256 key is not a valid PEM public key.
+    pub fn new(settings: &AuthSettings) -> Result<Self, String> {
+        let mut keys = Vec::new();
+        if let Some(secret) = &settings.hs256_secret {
+            keys.push((Algorithm::HS256, DecodingKey::from_secret(secret.expose().as_bytes())));
+        }
+        for pem in &settings.rs256_public_keys_pem {
+            let key = DecodingKey::from_rsa_pem(pem.as_bytes()).map_err(|error| format!("RS256 public key: {error}"))?;
+            keys.push((Algorithm::RS256, key));
+        }
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = settings.leeway.as_secs();
+        validation.validate_nbf = true;
+        match &settings.audience {
+            Some(audience) => validation.set_audience(&[audience]),
+            None => validation.validate_aud = false,
+        }
+        if let Some(issuer) = &settings.issuer {
+            validation.set_issuer(&[issuer]);
+        }
+        Ok(Self { mode: settings.mode, keys, validation_template: validation })
+    }
+
+    /// An authenticator that lets every call through (auth disabled by setting).
+    pub fn disabled() -> Self {
+        Self { mode: AuthMode::Disabled, keys: Vec::new(), validation_template: Validation::default() }
+    }
+
+    /// Whether tokens are checked at all.
+    pub fn is_enabled(&self) -> bool {
+        self.mode == AuthMode::Jwt
+    }
+
+    /// Checks the `authorization` header value and that it grants `scope`.
+    pub fn authorize(&self, authorization: Option<&str>, scope: &'static str) -> Result<Principal, AuthError> {
+        if !self.is_enabled() {
+            return Ok(Principal { subject: "anonymous".to_owned(), scopes: vec![scope.to_owned()] });
+        }
+        let token = authorization
+            .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
+            .map(str::trim)
+            .filter(|token| !token.is_empty())
+            .ok_or(AuthError::Missing)?;
+        let principal = self.verify(token)?;
+        if principal.has_scope(scope) { Ok(principal) } else { Err(AuthError::MissingScope(scope)) }
+    }
+
+    fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        let header = decode_header(token).map_err(|error| {
+            tracing::debug!(%error, "malformed token");
+            AuthError::Invalid
+        })?;
+        let mut last_error = None;
+        for (algorithm, key) in self.keys.iter().filter(|(algorithm, _)| *algorithm == header.alg) {
+            let mut validation = self.validation_template.clone();
+            validation.algorithms = vec![*algorithm];
+            match decode::<Claims>(token, key, &validation) {
+                Ok(data) => {
+                    let claims = data.claims;
+                    let mut scopes: Vec<String> =
+                        claims.scope.as_deref().unwrap_or_default().split_whitespace().map(str::to_owned).collect();
+                    scopes.extend(claims.scopes.unwrap_or_default());
+                    return Ok(Principal { subject: claims.sub, scopes });
+                }
+                Err(error) => last_error = Some(error),
+            }
+        }
+        tracing::debug!(error = ?last_error, algorithm = ?header.alg, "token rejected");
+        Err(AuthError::Invalid)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use jsonwebtoken::{EncodingKey, Header, encode};
+
+    use super::*;
+    use crate::config::Secret;
+
+    const SECRET: &str = "an-hs256-secret-of-at-least-32-bytes!";
+
+    fn settings() -> AuthSettings {
+        AuthSettings {
+            mode: AuthMode::Jwt,
+            hs256_secret: Some(Secret::new(SECRET)),
+            rs256_public_keys_pem: Vec::new(),
+            issuer: None,
+            audience: None,
+            leeway: Duration::from_secs(0),
+        }
+    }
+
+    fn token(secret: &str, scope: &str, expires_in: i64) -> String {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_secs();
+        let exp = u64::try_from(i64::try_from(now).expect("now") + expires_in).expect("exp");
+        let claims = Claims { sub: "pos".into(), exp, scope: Some(scope.into()), ..Claims::default() };
+        encode(&Header::default(), &claims, &EncodingKey::from_secret(secret.as_bytes())).expect("encode")
+    }
+
+    #[test]
+    fn a_valid_token_with_the_scope_is_accepted() {
+        let auth = Authenticator::new(&settings()).expect("builds");
+        let bearer = format!("Bearer {}", token(SECRET, "customers:read feed:read", 60));
+        let principal = auth.authorize(Some(&bearer), "feed:read").expect("authorized");
+        assert_eq!(principal.subject, "pos");
+    }
+
+    #[test]
+    fn refusals_are_told_apart() {
+        let auth = Authenticator::new(&settings()).expect("builds");
+        assert_eq!(auth.authorize(None, "customers:read"), Err(AuthError::Missing));
+        assert_eq!(auth.authorize(Some("Basic abc"), "customers:read"), Err(AuthError::Missing));
+        assert_eq!(auth.authorize(Some("Bearer not.a.jwt"), "customers:read"), Err(AuthError::Invalid));
+        let wrong_key = format!("Bearer {}", token("another-secret-that-is-also-32-bytes-long", "customers:read", 60));
+        assert_eq!(auth.authorize(Some(&wrong_key), "customers:read"), Err(AuthError::Invalid));
+        let expired = format!("Bearer {}", token(SECRET, "customers:read", -120));
+        assert_eq!(auth.authorize(Some(&expired), "customers:read"), Err(AuthError::Invalid));
+        let other_scope = format!("Bearer {}", token(SECRET, "customers:read", 60));
+        assert_eq!(auth.authorize(Some(&other_scope), "activity:write"), Err(AuthError::MissingScope("activity:write")));
+    }
+
+    #[test]
+    fn disabled_auth_lets_calls_through() {
+        let auth = Authenticator::disabled();
+        assert!(auth.authorize(None, "customers:write").is_ok());
+    }
+}

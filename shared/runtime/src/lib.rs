@@ -1,0 +1,14 @@
+//! The runtime every Tierline service shares.
+//!
+//! A service's `main` reads its typed configuration ([`config`]), starts telemetry
+//! ([`telemetry`]), opens its database ([`db`]) and serves its gRPC routes with
+//! [`server::GrpcServer`], which adds health, reflection, auth ([`auth`]), tracing and
+//! [`metrics`] around them. Errors of invalid input are built with [`status`].
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod metrics;
+pub mod server;
+pub mod status;
+pub mod telemetry;
