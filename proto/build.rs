@@ -27,7 +27,12 @@ fn main() -> Result<(), Box<dyn Error>> {
         .compile_with_config(
             config,
             PROTOS,
-            &["proto", well_known_includes.to_str().ok_or("non-UTF-8 include path")?],
+            &[
+                "proto",
+                well_known_includes
+                    .to_str()
+                    .ok_or("non-UTF-8 include path")?,
+            ],
         )?;
 
     println!("cargo:rerun-if-changed=proto");

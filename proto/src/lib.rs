@@ -14,7 +14,8 @@ pub use tonic_health;
 pub use tonic_types;
 
 /// Encoded `FileDescriptorSet` of every Tierline package, for gRPC server reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/tierline_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/tierline_descriptor.bin"));
 
 /// Types shared by every Tierline API (`tierline.common.v1`).
 pub mod common {

@@ -56,7 +56,11 @@ pub struct Application {
 impl Application {
     /// Binds the ports and opens the pool (lazily: the database may still be starting).
     pub async fn build(config: CustomerConfig) -> Result<Self, StartError> {
-        let bind = |addr: SocketAddr| async move { TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source }) };
+        let bind = |addr: SocketAddr| async move {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Bind { addr, source })
+        };
         let listener = bind(config.grpc.addr).await?;
         let metrics_listener = match config.grpc.metrics_addr {
             Some(addr) => Some(bind(addr).await?),
@@ -65,12 +69,22 @@ impl Application {
         let authenticator = match config.auth.mode {
             AuthMode::Jwt => Arc::new(Authenticator::new(&config.auth).map_err(StartError::Auth)?),
             AuthMode::Disabled => {
-                tracing::warn!("authentication is DISABLED by TIERLINE_AUTH_MODE=disabled: every caller may do everything");
+                tracing::warn!(
+                    "authentication is DISABLED by TIERLINE_AUTH_MODE=disabled: every caller may do everything"
+                );
                 Arc::new(Authenticator::disabled())
             }
         };
-        let pool = tierline_runtime::db::connect_lazy(&config.database, "tierline-customer", SCHEMA)?;
-        Ok(Self { config, listener, metrics_listener, pool, authenticator, shutdown: CancellationToken::new() })
+        let pool =
+            tierline_runtime::db::connect_lazy(&config.database, "tierline-customer", SCHEMA)?;
+        Ok(Self {
+            config,
+            listener,
+            metrics_listener,
+            pool,
+            authenticator,
+            shutdown: CancellationToken::new(),
+        })
     }
 
     /// The address the gRPC API listens on (the real port when configured with port 0).
@@ -80,7 +94,9 @@ impl Application {
 
     /// The address of `/metrics`, when enabled.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
-        self.metrics_listener.as_ref().and_then(|listener| listener.local_addr().ok())
+        self.metrics_listener
+            .as_ref()
+            .and_then(|listener| listener.local_addr().ok())
     }
 
     /// A token that stops the application when cancelled.
@@ -90,8 +106,18 @@ impl Application {
 
     /// Runs until `stop` resolves: migrates (when configured), then serves; readiness turns
     /// SERVING once migrations are done and the database answers.
-    pub async fn run_until(self, stop: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), StartError> {
-        let Self { config, listener, metrics_listener, pool, authenticator, shutdown } = self;
+    pub async fn run_until(
+        self,
+        stop: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartError> {
+        let Self {
+            config,
+            listener,
+            metrics_listener,
+            pool,
+            authenticator,
+            shutdown,
+        } = self;
         {
             let shutdown = shutdown.clone();
             tokio::spawn(async move {
@@ -118,7 +144,10 @@ impl Application {
         health.monitor_database(pool.clone(), shutdown.clone());
 
         let store = Arc::new(PgCustomerStore::new(pool, shutdown.clone()));
-        let rules = Rules { clock_skew: chrono::Duration::from_std(config.clock_skew).unwrap_or(chrono::Duration::minutes(5)) };
+        let rules = Rules {
+            clock_skew: chrono::Duration::from_std(config.clock_skew)
+                .unwrap_or(chrono::Duration::minutes(5)),
+        };
         let customers = Customers::new(store, rules, FeedWatcher::new(config.feed));
         let api = CustomerApi::new(customers, shutdown.clone());
         let service = CustomerServiceServer::new(api)
@@ -135,7 +164,8 @@ impl Application {
 
 /// Applies pending migrations and returns (the `migrate` subcommand).
 pub async fn migrate_only(config: &CustomerConfig) -> Result<(), StartError> {
-    let pool = tierline_runtime::db::connect_lazy(&config.database, "tierline-customer-migrate", SCHEMA)?;
+    let pool =
+        tierline_runtime::db::connect_lazy(&config.database, "tierline-customer-migrate", SCHEMA)?;
     tierline_runtime::db::migrate(&pool, SCHEMA, &MIGRATOR).await?;
     pool.close().await;
     Ok(())

@@ -43,7 +43,11 @@ impl CustomerConfig {
             database: DatabaseSettings::read(&mut reader),
             clock_skew: reader.duration("TIERLINE_CLOCK_SKEW", Duration::from_secs(300)),
             feed: FeedSettings {
-                batch_size: reader.number_in("TIERLINE_FEED_BATCH_SIZE", defaults.batch_size, 1..=10_000),
+                batch_size: reader.number_in(
+                    "TIERLINE_FEED_BATCH_SIZE",
+                    defaults.batch_size,
+                    1..=10_000,
+                ),
                 idle_recheck: reader.duration("TIERLINE_FEED_IDLE_RECHECK", defaults.idle_recheck),
                 ..defaults
             },
@@ -74,14 +78,27 @@ mod tests {
         let config = CustomerConfig::from_source(&source).expect("valid");
         assert_eq!(config.grpc.addr.port(), DEFAULT_GRPC_PORT);
         assert_eq!(config.clock_skew, Duration::from_secs(300));
-        assert!(!format!("{config:?}").contains("hunter2"), "the database URL must not print");
+        assert!(
+            !format!("{config:?}").contains("hunter2"),
+            "the database URL must not print"
+        );
     }
 
     #[test]
     fn all_problems_are_listed() {
-        let source = ConfigSource::from_pairs([("TIERLINE_GRPC_ADDR", "nowhere"), ("TIERLINE_CLOCK_SKEW", "2d")]);
-        let error = CustomerConfig::from_source(&source).expect_err("invalid").to_string();
-        for expected in ["TIERLINE_GRPC_ADDR", "TIERLINE_CLOCK_SKEW", "TIERLINE_DATABASE_URL", "TIERLINE_AUTH_HS256_SECRET"] {
+        let source = ConfigSource::from_pairs([
+            ("TIERLINE_GRPC_ADDR", "nowhere"),
+            ("TIERLINE_CLOCK_SKEW", "2d"),
+        ]);
+        let error = CustomerConfig::from_source(&source)
+            .expect_err("invalid")
+            .to_string();
+        for expected in [
+            "TIERLINE_GRPC_ADDR",
+            "TIERLINE_CLOCK_SKEW",
+            "TIERLINE_DATABASE_URL",
+            "TIERLINE_AUTH_HS256_SECRET",
+        ] {
             assert!(error.contains(expected), "{expected} missing from: {error}");
         }
     }

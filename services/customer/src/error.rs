@@ -65,7 +65,10 @@ impl CustomerError {
 
     /// An unknown customer.
     pub fn customer_not_found(id: impl ToString) -> Self {
-        Self::NotFound { entity: "customer", id: id.to_string() }
+        Self::NotFound {
+            entity: "customer",
+            id: id.to_string(),
+        }
     }
 }
 
@@ -78,15 +81,20 @@ impl From<CustomerError> for tonic::Status {
                 "was already used for a request with different content; use a new key for a new activity",
             )]),
             error @ CustomerError::NotFound { .. } => tonic::Status::not_found(error.to_string()),
-            error @ CustomerError::AlreadyExists { .. } => tonic::Status::already_exists(error.to_string()),
-            error @ (CustomerError::CustomerErased { .. } | CustomerError::RefundExceedsPurchase { .. }) => {
+            error @ CustomerError::AlreadyExists { .. } => {
+                tonic::Status::already_exists(error.to_string())
+            }
+            error @ (CustomerError::CustomerErased { .. }
+            | CustomerError::RefundExceedsPurchase { .. }) => {
                 tonic::Status::failed_precondition(error.to_string())
             }
             CustomerError::Unavailable(detail) => {
                 tracing::warn!(error = %detail, "database unavailable");
                 tonic::Status::unavailable("the database is unavailable; retry later")
             }
-            CustomerError::ShuttingDown => tonic::Status::unavailable("the server is shutting down; retry on another replica"),
+            CustomerError::ShuttingDown => {
+                tonic::Status::unavailable("the server is shutting down; retry on another replica")
+            }
             CustomerError::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error");
                 tonic::Status::internal("internal error")
@@ -101,10 +109,14 @@ mod tests {
 
     #[test]
     fn internal_detail_never_reaches_the_caller() {
-        let status = tonic::Status::from(CustomerError::Internal("relation \"x\" does not exist".into()));
+        let status = tonic::Status::from(CustomerError::Internal(
+            "relation \"x\" does not exist".into(),
+        ));
         assert_eq!(status.code(), tonic::Code::Internal);
         assert_eq!(status.message(), "internal error");
-        let status = tonic::Status::from(CustomerError::Unavailable("connection refused to 10.0.0.5".into()));
+        let status = tonic::Status::from(CustomerError::Unavailable(
+            "connection refused to 10.0.0.5".into(),
+        ));
         assert_eq!(status.code(), tonic::Code::Unavailable);
         assert!(!status.message().contains("10.0.0.5"));
     }
@@ -112,10 +124,28 @@ mod tests {
     #[test]
     fn codes_follow_the_api_contract() {
         let code = |error| tonic::Status::from(error).code();
-        assert_eq!(code(CustomerError::customer_not_found("x")), tonic::Code::NotFound);
-        assert_eq!(code(CustomerError::AlreadyExists { entity: "customer", field: "external_id" }), tonic::Code::AlreadyExists);
-        assert_eq!(code(CustomerError::CustomerErased { id: "x".into() }), tonic::Code::FailedPrecondition);
-        assert_eq!(code(CustomerError::RefundExceedsPurchase { remaining_minor: 1 }), tonic::Code::FailedPrecondition);
-        assert_eq!(code(CustomerError::IdempotencyKeyReused { key: "k".into() }), tonic::Code::InvalidArgument);
+        assert_eq!(
+            code(CustomerError::customer_not_found("x")),
+            tonic::Code::NotFound
+        );
+        assert_eq!(
+            code(CustomerError::AlreadyExists {
+                entity: "customer",
+                field: "external_id"
+            }),
+            tonic::Code::AlreadyExists
+        );
+        assert_eq!(
+            code(CustomerError::CustomerErased { id: "x".into() }),
+            tonic::Code::FailedPrecondition
+        );
+        assert_eq!(
+            code(CustomerError::RefundExceedsPurchase { remaining_minor: 1 }),
+            tonic::Code::FailedPrecondition
+        );
+        assert_eq!(
+            code(CustomerError::IdempotencyKeyReused { key: "k".into() }),
+            tonic::Code::InvalidArgument
+        );
     }
 }

@@ -58,7 +58,12 @@ impl FeedWatcher {
     }
 
     /// Streams events after `cursor` from `store` until the receiver is dropped or `shutdown`.
-    pub fn watch(&self, store: Arc<dyn CustomerStore>, mut cursor: FeedCursor, shutdown: CancellationToken) -> FeedStream {
+    pub fn watch(
+        &self,
+        store: Arc<dyn CustomerStore>,
+        mut cursor: FeedCursor,
+        shutdown: CancellationToken,
+    ) -> FeedStream {
         let settings = self.settings;
         // A small buffer: a slow reader slows the reads instead of filling memory.
         let (sender, receiver) = mpsc::channel(settings.batch_size as usize);

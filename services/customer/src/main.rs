@@ -4,7 +4,11 @@ use clap::{Parser, Subcommand};
 use tierline_customer::{Application, CustomerConfig, app::migrate_only};
 
 #[derive(Debug, Parser)]
-#[command(name = "tierline-customer", about = "Tierline customer service", version)]
+#[command(
+    name = "tierline-customer",
+    about = "Tierline customer service",
+    version
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -30,7 +34,8 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Serve => {
             let app = Application::build(config).await?;
-            app.run_until(tierline_runtime::server::shutdown_signal()).await?;
+            app.run_until(tierline_runtime::server::shutdown_signal())
+                .await?;
         }
     }
     Ok(())

@@ -11,11 +11,18 @@ use crate::config::DatabaseSettings;
 
 /// Opens the pool lazily: the first call connects, so a service starts (NOT_SERVING) even while
 /// the database is still coming up. `schema` is the service's own schema, first on the search path.
-pub fn connect_lazy(settings: &DatabaseSettings, application_name: &str, schema: &str) -> Result<PgPool, sqlx::Error> {
+pub fn connect_lazy(
+    settings: &DatabaseSettings,
+    application_name: &str,
+    schema: &str,
+) -> Result<PgPool, sqlx::Error> {
     let statement_timeout = settings.statement_timeout.as_millis().to_string();
     let options = PgConnectOptions::from_str(settings.url.expose())?
         .application_name(application_name)
-        .options([("statement_timeout", statement_timeout.as_str()), ("search_path", schema)]);
+        .options([
+            ("statement_timeout", statement_timeout.as_str()),
+            ("search_path", schema),
+        ]);
     Ok(PgPoolOptions::new()
         .max_connections(settings.max_connections)
         .min_connections(settings.min_connections)
@@ -26,14 +33,27 @@ pub fn connect_lazy(settings: &DatabaseSettings, application_name: &str, schema:
 /// Creates `schema` if needed and runs `migrator` with the schema first on the search path, so
 /// the service's tables and its migration history live in its own schema. Replicas starting
 /// together are safe: sqlx serialises migrators with an advisory lock.
-pub async fn migrate(pool: &PgPool, schema: &str, migrator: &sqlx::migrate::Migrator) -> Result<(), sqlx::Error> {
-    let create = format!("CREATE SCHEMA IF NOT EXISTS \"{}\"", schema.replace('"', ""));
+pub async fn migrate(
+    pool: &PgPool,
+    schema: &str,
+    migrator: &sqlx::migrate::Migrator,
+) -> Result<(), sqlx::Error> {
+    let create = format!(
+        "CREATE SCHEMA IF NOT EXISTS \"{}\"",
+        schema.replace('"', "")
+    );
     if let Err(error) = sqlx::query(&create).execute(pool).await {
         // Two replicas creating the schema at once: the loser sees a duplicate; the schema exists.
-        let duplicate = error.as_database_error().and_then(|e| e.code()).is_some_and(|code| code == "23505" || code == "42P06");
+        let duplicate = error
+            .as_database_error()
+            .and_then(|e| e.code())
+            .is_some_and(|code| code == "23505" || code == "42P06");
         if !duplicate {
             return Err(error);
         }
     }
-    migrator.run(pool).await.map_err(|error| sqlx::Error::Migrate(Box::new(error)))
+    migrator
+        .run(pool)
+        .await
+        .map_err(|error| sqlx::Error::Migrate(Box::new(error)))
 }

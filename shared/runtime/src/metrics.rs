@@ -61,23 +61,46 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("tierline");
         let rpc_requests = Family::<RpcLabels, Counter>::default();
-        let rpc_duration = Family::<MethodLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let rpc_duration = Family::<MethodLabels, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
         let rpc_in_flight = Gauge::default();
         let db_pool = Family::<PoolLabels, Gauge>::default();
-        registry.register("grpc_server_requests", "gRPC requests handled, by method and status code", rpc_requests.clone());
+        registry.register(
+            "grpc_server_requests",
+            "gRPC requests handled, by method and status code",
+            rpc_requests.clone(),
+        );
         registry.register(
             "grpc_server_request_duration_seconds",
             "Time to the response headers of gRPC requests",
             rpc_duration.clone(),
         );
-        registry.register("grpc_server_in_flight_requests", "gRPC requests being served", rpc_in_flight.clone());
-        registry.register("db_pool_connections", "Database pool connections by state", db_pool.clone());
-        Self { registry: Arc::new(Mutex::new(registry)), rpc_requests, rpc_duration, rpc_in_flight, db_pool }
+        registry.register(
+            "grpc_server_in_flight_requests",
+            "gRPC requests being served",
+            rpc_in_flight.clone(),
+        );
+        registry.register(
+            "db_pool_connections",
+            "Database pool connections by state",
+            db_pool.clone(),
+        );
+        Self {
+            registry: Arc::new(Mutex::new(registry)),
+            rpc_requests,
+            rpc_duration,
+            rpc_in_flight,
+            db_pool,
+        }
     }
 
     /// Adds a service-specific metric (name without the `tierline_` prefix).
     pub fn register(&self, name: &str, help: &str, metric: impl Metric) {
-        self.registry.lock().unwrap_or_else(PoisonError::into_inner).register(name, help, metric);
+        self.registry
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .register(name, help, metric);
     }
 
     /// The text exposition of every metric.
@@ -109,13 +132,23 @@ impl Metrics {
     }
 
     /// Serves `/metrics` on `listener` until `shutdown`.
-    pub async fn serve(self, listener: tokio::net::TcpListener, shutdown: CancellationToken) -> std::io::Result<()> {
-        let app = Router::new().route("/metrics", get(render_metrics)).with_state(self);
-        axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: CancellationToken,
+    ) -> std::io::Result<()> {
+        let app = Router::new()
+            .route("/metrics", get(render_metrics))
+            .with_state(self);
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await
     }
 
     /// Binds the metrics port, when one is configured.
-    pub async fn bind(addr: Option<SocketAddr>) -> std::io::Result<Option<tokio::net::TcpListener>> {
+    pub async fn bind(
+        addr: Option<SocketAddr>,
+    ) -> std::io::Result<Option<tokio::net::TcpListener>> {
         match addr {
             Some(addr) => Ok(Some(tokio::net::TcpListener::bind(addr).await?)),
             None => Ok(None),
@@ -131,9 +164,17 @@ impl Default for Metrics {
 
 /// Buckets from 100 µs to about 13 s: lookups live at the low end, bulk batches at the high end.
 fn latency_histogram() -> Histogram {
-    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.0001, 2.0, 18))
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+        0.0001, 2.0, 18,
+    ))
 }
 
 async fn render_metrics(State(metrics): State<Metrics>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], metrics.render())
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        metrics.render(),
+    )
 }

@@ -15,7 +15,10 @@ pub struct FieldViolation {
 impl FieldViolation {
     /// A violation of `field`.
     pub fn new(field: impl Into<String>, description: impl Into<String>) -> Self {
-        Self { field: field.into(), description: description.into() }
+        Self {
+            field: field.into(),
+            description: description.into(),
+        }
     }
 }
 
@@ -28,12 +31,20 @@ impl std::fmt::Display for FieldViolation {
 /// INVALID_ARGUMENT carrying a BadRequest with every violation; the message lists them too, for
 /// clients that do not read details.
 pub fn invalid_argument(violations: &[FieldViolation]) -> tonic::Status {
-    let message = violations.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+    let message = violations
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ");
     let mut details = ErrorDetails::new();
     for violation in violations {
         details.add_bad_request_violation(violation.field.clone(), violation.description.clone());
     }
-    tonic::Status::with_error_details(tonic::Code::InvalidArgument, format!("invalid argument: {message}"), details)
+    tonic::Status::with_error_details(
+        tonic::Code::InvalidArgument,
+        format!("invalid argument: {message}"),
+        details,
+    )
 }
 
 /// The field violations carried by a status, if any (clients and tests use this).

@@ -1,1 +1,98 @@
-//! placeholder for dependency resolution
+//! Test support shared by every service's integration tests:
+//! - [`TestDatabase`]: a fresh Postgres database per test, dropped afterwards;
+//! - [`tokens`]: signed test tokens (valid, expired, wrongly signed, with chosen scopes);
+//! - [`init_logging`]: quiet logs unless `TEST_LOG` is set.
+//!
+//! Tests reach Postgres at `TIERLINE_TEST_DATABASE_URL`, by default
+//! `postgres://postgres@127.0.0.1:5432/postgres` (`scripts/ensure-services.sh` starts it).
+
+pub mod tokens;
+
+use std::sync::Once;
+
+use sqlx::{Connection, Executor, PgConnection};
+
+/// Where tests create their databases.
+pub fn admin_database_url() -> String {
+    std::env::var("TIERLINE_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// Installs a log subscriber when `TEST_LOG` is set (its value is the filter, e.g. `debug`);
+/// otherwise tests stay quiet.
+pub fn init_logging() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if let Ok(filter) = std::env::var("TEST_LOG") {
+            let filter = if filter.is_empty() || filter == "1" {
+                "info".to_owned()
+            } else {
+                filter
+            };
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_test_writer()
+                .try_init();
+        }
+    });
+}
+
+/// A database that exists for one test and is dropped when this value is.
+#[derive(Debug)]
+pub struct TestDatabase {
+    name: String,
+    url: String,
+    admin_url: String,
+}
+
+impl TestDatabase {
+    /// Creates an empty database with a unique name.
+    pub async fn create() -> anyhow::Result<Self> {
+        let admin_url = admin_database_url();
+        let name = format!("tierline_test_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = PgConnection::connect(&admin_url).await?;
+        admin
+            .execute(format!("CREATE DATABASE \"{name}\"").as_str())
+            .await?;
+        admin.close().await?;
+        let url = match admin_url.rsplit_once('/') {
+            Some((base, _)) => format!("{base}/{name}"),
+            None => anyhow::bail!("TIERLINE_TEST_DATABASE_URL has no database name: {admin_url}"),
+        };
+        Ok(Self {
+            name,
+            url,
+            admin_url,
+        })
+    }
+
+    /// Its connection URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let (name, admin_url) = (self.name.clone(), self.admin_url.clone());
+        // Drop runs inside the test's runtime, where blocking on async work is not allowed: use
+        // a thread with its own small runtime.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async move {
+                let mut admin = PgConnection::connect(&admin_url).await?;
+                admin
+                    .execute(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)").as_str())
+                    .await?;
+                admin.close().await?;
+                anyhow::Ok(())
+            })
+        })
+        .join();
+        if let Ok(Err(error)) = dropped {
+            eprintln!("could not drop test database {}: {error}", self.name);
+        }
+    }
+}

@@ -209,12 +209,21 @@ pub fn parse_id(violations: &mut Violations, field: &str, value: &str) -> Uuid {
 
 fn check_money(violations: &mut Violations, prefix: &str, amount_minor: i64, currency: &str) {
     if amount_minor <= 0 {
-        violations.add(format!("{prefix}.amount_minor"), "must be a positive number of minor units");
+        violations.add(
+            format!("{prefix}.amount_minor"),
+            "must be a positive number of minor units",
+        );
     } else if amount_minor > MAX_AMOUNT_MINOR {
-        violations.add(format!("{prefix}.amount_minor"), format!("must be at most {MAX_AMOUNT_MINOR}"));
+        violations.add(
+            format!("{prefix}.amount_minor"),
+            format!("must be at most {MAX_AMOUNT_MINOR}"),
+        );
     }
     if !is_iso_4217(currency) {
-        violations.add(format!("{prefix}.currency"), "must be an ISO 4217 code such as KRW or USD");
+        violations.add(
+            format!("{prefix}.currency"),
+            "must be an ISO 4217 code such as KRW or USD",
+        );
     }
 }
 
@@ -273,7 +282,11 @@ impl Fingerprint {
 
 impl PurchaseInput {
     /// Validates the purchase, or lists every bad field.
-    pub fn validate(self, now: DateTime<Utc>, skew: chrono::Duration) -> Result<NewPurchase, CustomerError> {
+    pub fn validate(
+        self,
+        now: DateTime<Utc>,
+        skew: chrono::Duration,
+    ) -> Result<NewPurchase, CustomerError> {
         let mut violations = Violations::default();
         violations.token("idempotency_key", &self.idempotency_key, 1, 128);
         let customer_id = parse_id(&mut violations, "customer_id", &self.customer_id);
@@ -286,15 +299,26 @@ impl PurchaseInput {
             violations.add("line_items", format!("at most {MAX_LINE_ITEMS} line items"));
         }
         for (index, item) in self.line_items.iter().enumerate() {
-            violations.text(&format!("line_items[{index}].category"), item.category.trim(), 1, 64);
+            violations.text(
+                &format!("line_items[{index}].category"),
+                item.category.trim(),
+                1,
+                64,
+            );
             if item.sku.chars().count() > 64 {
-                violations.add(format!("line_items[{index}].sku"), "must be at most 64 characters");
+                violations.add(
+                    format!("line_items[{index}].sku"),
+                    "must be at most 64 characters",
+                );
             }
             if item.quantity < 1 {
                 violations.add(format!("line_items[{index}].quantity"), "must be 1 or more");
             }
             if !(0..=MAX_AMOUNT_MINOR).contains(&item.amount_minor) {
-                violations.add(format!("line_items[{index}].amount_minor"), "must be 0 or more");
+                violations.add(
+                    format!("line_items[{index}].amount_minor"),
+                    "must be 0 or more",
+                );
             }
         }
         violations.into_result()?;
@@ -309,7 +333,11 @@ impl PurchaseInput {
             .text(&store_id)
             .number(self.line_items.len() as i64);
         for item in &self.line_items {
-            fingerprint = fingerprint.text(item.category.trim()).text(&item.sku).number(i64::from(item.quantity)).number(item.amount_minor);
+            fingerprint = fingerprint
+                .text(item.category.trim())
+                .text(&item.sku)
+                .number(i64::from(item.quantity))
+                .number(item.amount_minor);
         }
         Ok(NewPurchase {
             id: Uuid::now_v7(),
@@ -326,7 +354,10 @@ impl PurchaseInput {
             line_items: self
                 .line_items
                 .into_iter()
-                .map(|item| LineItem { category: item.category.trim().to_owned(), ..item })
+                .map(|item| LineItem {
+                    category: item.category.trim().to_owned(),
+                    ..item
+                })
                 .collect(),
         })
     }
@@ -334,7 +365,11 @@ impl PurchaseInput {
 
 impl RefundInput {
     /// Validates the refund on its own; the purchase-dependent rules are checked when storing.
-    pub fn validate(self, now: DateTime<Utc>, skew: chrono::Duration) -> Result<NewRefund, CustomerError> {
+    pub fn validate(
+        self,
+        now: DateTime<Utc>,
+        skew: chrono::Duration,
+    ) -> Result<NewRefund, CustomerError> {
         let mut violations = Violations::default();
         violations.token("idempotency_key", &self.idempotency_key, 1, 128);
         let customer_id = parse_id(&mut violations, "customer_id", &self.customer_id);
@@ -411,7 +446,9 @@ impl NewRefund {
             return Err(RefundRefusal::OtherCustomer);
         }
         if target.currency != self.currency {
-            return Err(RefundRefusal::CurrencyMismatch { expected: target.currency.clone() });
+            return Err(RefundRefusal::CurrencyMismatch {
+                expected: target.currency.clone(),
+            });
         }
         if self.occurred_at < target.occurred_at {
             return Err(RefundRefusal::BeforePurchase);
@@ -428,21 +465,27 @@ impl From<RefundRefusal> for CustomerError {
     fn from(refusal: RefundRefusal) -> Self {
         use tierline_runtime::status::FieldViolation;
         match refusal {
-            RefundRefusal::NotAPurchase => {
-                Self::InvalidArgument(vec![FieldViolation::new("purchase_id", "refers to a refund, not a purchase")])
-            }
+            RefundRefusal::NotAPurchase => Self::InvalidArgument(vec![FieldViolation::new(
+                "purchase_id",
+                "refers to a refund, not a purchase",
+            )]),
             RefundRefusal::OtherCustomer => Self::InvalidArgument(vec![FieldViolation::new(
                 "purchase_id",
                 "belongs to another customer",
             )]),
-            RefundRefusal::CurrencyMismatch { expected } => Self::InvalidArgument(vec![FieldViolation::new(
-                "amount.currency",
-                format!("must be the purchase's currency, {expected}"),
-            )]),
-            RefundRefusal::BeforePurchase => {
-                Self::InvalidArgument(vec![FieldViolation::new("occurred_at", "must not be before the purchase")])
+            RefundRefusal::CurrencyMismatch { expected } => {
+                Self::InvalidArgument(vec![FieldViolation::new(
+                    "amount.currency",
+                    format!("must be the purchase's currency, {expected}"),
+                )])
             }
-            RefundRefusal::ExceedsRemaining { remaining_minor } => Self::RefundExceedsPurchase { remaining_minor },
+            RefundRefusal::BeforePurchase => Self::InvalidArgument(vec![FieldViolation::new(
+                "occurred_at",
+                "must not be before the purchase",
+            )]),
+            RefundRefusal::ExceedsRemaining { remaining_minor } => {
+                Self::RefundExceedsPurchase { remaining_minor }
+            }
         }
     }
 }
@@ -452,7 +495,9 @@ mod tests {
     use super::*;
 
     fn now() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2026-11-24T10:00:00Z").expect("time").with_timezone(&Utc)
+        DateTime::parse_from_rfc3339("2026-11-24T10:00:00Z")
+            .expect("time")
+            .with_timezone(&Utc)
     }
 
     fn skew() -> chrono::Duration {
@@ -467,14 +512,21 @@ mod tests {
             currency: "KRW".into(),
             occurred_at: Some(now() - chrono::Duration::days(40)),
             brand: "innisfree".into(),
-            line_items: vec![LineItem { category: "skincare".into(), sku: "GT-1".into(), quantity: 1, amount_minor: 35_000 }],
+            line_items: vec![LineItem {
+                category: "skincare".into(),
+                sku: "GT-1".into(),
+                quantity: 1,
+                amount_minor: 35_000,
+            }],
             ..PurchaseInput::default()
         }
     }
 
     fn violated_fields(error: CustomerError) -> Vec<String> {
         match error {
-            CustomerError::InvalidArgument(violations) => violations.into_iter().map(|v| v.field).collect(),
+            CustomerError::InvalidArgument(violations) => {
+                violations.into_iter().map(|v| v.field).collect()
+            }
             other => panic!("expected invalid argument, got {other:?}"),
         }
     }
@@ -483,11 +535,28 @@ mod tests {
     fn same_content_same_fingerprint_and_any_change_differs() {
         let input = purchase();
         let a = input.clone().validate(now(), skew()).expect("valid");
-        let b = input.clone().validate(now() + chrono::Duration::seconds(3), skew()).expect("valid");
-        assert_eq!(a.fingerprint, b.fingerprint, "recording time is not content");
-        let changed = PurchaseInput { amount_minor: 35_001, ..input.clone() }.validate(now(), skew()).expect("valid");
+        let b = input
+            .clone()
+            .validate(now() + chrono::Duration::seconds(3), skew())
+            .expect("valid");
+        assert_eq!(
+            a.fingerprint, b.fingerprint,
+            "recording time is not content"
+        );
+        let changed = PurchaseInput {
+            amount_minor: 35_001,
+            ..input.clone()
+        }
+        .validate(now(), skew())
+        .expect("valid");
         assert_ne!(a.fingerprint, changed.fingerprint);
-        let moved = PurchaseInput { brand: "innisfre".into(), store_id: "e".into(), ..input }.validate(now(), skew()).expect("valid");
+        let moved = PurchaseInput {
+            brand: "innisfre".into(),
+            store_id: "e".into(),
+            ..input
+        }
+        .validate(now(), skew())
+        .expect("valid");
         assert_ne!(a.fingerprint, moved.fingerprint);
     }
 
@@ -499,7 +568,12 @@ mod tests {
             amount_minor: 0,
             currency: "WON".into(),
             occurred_at: Some(now() + chrono::Duration::hours(1)),
-            line_items: vec![LineItem { category: String::new(), sku: String::new(), quantity: 0, amount_minor: -1 }],
+            line_items: vec![LineItem {
+                category: String::new(),
+                sku: String::new(),
+                quantity: 0,
+                amount_minor: -1,
+            }],
             ..PurchaseInput::default()
         };
         assert_eq!(
@@ -519,12 +593,24 @@ mod tests {
 
     #[test]
     fn late_events_are_fine_and_small_skew_is_tolerated() {
-        let late = PurchaseInput { occurred_at: Some(now() - chrono::Duration::days(400)), ..purchase() };
+        let late = PurchaseInput {
+            occurred_at: Some(now() - chrono::Duration::days(400)),
+            ..purchase()
+        };
         assert!(late.validate(now(), skew()).is_ok());
-        let skewed = PurchaseInput { occurred_at: Some(now() + chrono::Duration::minutes(4)), ..purchase() };
+        let skewed = PurchaseInput {
+            occurred_at: Some(now() + chrono::Duration::minutes(4)),
+            ..purchase()
+        };
         assert!(skewed.validate(now(), skew()).is_ok());
-        let missing = PurchaseInput { occurred_at: None, ..purchase() };
-        assert_eq!(violated_fields(missing.validate(now(), skew()).expect_err("invalid")), ["occurred_at"]);
+        let missing = PurchaseInput {
+            occurred_at: None,
+            ..purchase()
+        };
+        assert_eq!(
+            violated_fields(missing.validate(now(), skew()).expect_err("invalid")),
+            ["occurred_at"]
+        );
     }
 
     #[test]
@@ -550,23 +636,42 @@ mod tests {
         };
         assert_eq!(refund.check_against(&target), Ok(()));
         assert_eq!(
-            refund.check_against(&RefundTarget { refunded_amount_minor: 30_000, ..target.clone() }),
-            Err(RefundRefusal::ExceedsRemaining { remaining_minor: 5_000 })
+            refund.check_against(&RefundTarget {
+                refunded_amount_minor: 30_000,
+                ..target.clone()
+            }),
+            Err(RefundRefusal::ExceedsRemaining {
+                remaining_minor: 5_000
+            })
         );
         assert_eq!(
-            refund.check_against(&RefundTarget { currency: "USD".into(), ..target.clone() }),
-            Err(RefundRefusal::CurrencyMismatch { expected: "USD".into() })
+            refund.check_against(&RefundTarget {
+                currency: "USD".into(),
+                ..target.clone()
+            }),
+            Err(RefundRefusal::CurrencyMismatch {
+                expected: "USD".into()
+            })
         );
         assert_eq!(
-            refund.check_against(&RefundTarget { customer_id: Uuid::now_v7(), ..target.clone() }),
+            refund.check_against(&RefundTarget {
+                customer_id: Uuid::now_v7(),
+                ..target.clone()
+            }),
             Err(RefundRefusal::OtherCustomer)
         );
         assert_eq!(
-            refund.check_against(&RefundTarget { occurred_at: now() + chrono::Duration::seconds(1), ..target.clone() }),
+            refund.check_against(&RefundTarget {
+                occurred_at: now() + chrono::Duration::seconds(1),
+                ..target.clone()
+            }),
             Err(RefundRefusal::BeforePurchase)
         );
         assert_eq!(
-            refund.check_against(&RefundTarget { kind: ActivityKind::Refund, ..target }),
+            refund.check_against(&RefundTarget {
+                kind: ActivityKind::Refund,
+                ..target
+            }),
             Err(RefundRefusal::NotAPurchase)
         );
     }

@@ -59,7 +59,13 @@ pub struct Consent {
 impl Consent {
     /// The state of a channel with no recorded consent: not granted.
     pub fn never_given(customer_id: Uuid, channel: ConsentChannel) -> Self {
-        Self { customer_id, channel, granted: false, changed_at: None, source: String::new() }
+        Self {
+            customer_id,
+            channel,
+            granted: false,
+            changed_at: None,
+            source: String::new(),
+        }
     }
 }
 
@@ -126,7 +132,11 @@ pub struct ConsentInput {
 
 impl ConsentInput {
     /// Validates the change.
-    pub fn validate(self, now: DateTime<Utc>, skew: chrono::Duration) -> Result<ConsentChange, CustomerError> {
+    pub fn validate(
+        self,
+        now: DateTime<Utc>,
+        skew: chrono::Duration,
+    ) -> Result<ConsentChange, CustomerError> {
         let mut violations = Violations::default();
         if self.channel.is_none() {
             violations.add("channel", "must be EMAIL, SMS or PUSH");

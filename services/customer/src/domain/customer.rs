@@ -215,12 +215,19 @@ fn check_email(violations: &mut Violations, value: &str) -> Option<String> {
 fn check_phone(violations: &mut Violations, value: &str) -> Option<String> {
     let phone = optional(value)?;
     if !is_e164(&phone) {
-        violations.add("phone", "must be in E.164 form: + and 8 to 15 digits, e.g. +821012345678");
+        violations.add(
+            "phone",
+            "must be in E.164 form: + and 8 to 15 digits, e.g. +821012345678",
+        );
     }
     Some(phone)
 }
 
-fn check_birth_date(violations: &mut Violations, value: Option<DateParts>, now: DateTime<Utc>) -> Option<NaiveDate> {
+fn check_birth_date(
+    violations: &mut Violations,
+    value: Option<DateParts>,
+    now: DateTime<Utc>,
+) -> Option<NaiveDate> {
     let parts = value?;
     match birth_date(parts.year, parts.month, parts.day, now.date_naive()) {
         Ok(date) => Some(date),
@@ -231,23 +238,37 @@ fn check_birth_date(violations: &mut Violations, value: Option<DateParts>, now: 
     }
 }
 
-fn check_attributes(violations: &mut Violations, field: &str, attributes: &BTreeMap<String, String>) {
+fn check_attributes(
+    violations: &mut Violations,
+    field: &str,
+    attributes: &BTreeMap<String, String>,
+) {
     if attributes.len() > MAX_ATTRIBUTES {
         violations.add(field, format!("at most {MAX_ATTRIBUTES} attributes"));
     }
     for (key, value) in attributes {
         if !is_attribute_key(key) {
-            violations.add(format!("{field}[{key}]"), "key must match [a-z0-9_.-]{1,64}");
+            violations.add(
+                format!("{field}[{key}]"),
+                "key must match [a-z0-9_.-]{1,64}",
+            );
         }
         if value.chars().count() > 256 {
-            violations.add(format!("{field}[{key}]"), "value must be at most 256 characters");
+            violations.add(
+                format!("{field}[{key}]"),
+                "value must be at most 256 characters",
+            );
         }
     }
 }
 
 impl ProfileInput {
     /// Validates a creation request; every bad field is reported.
-    pub fn into_new_customer(self, now: DateTime<Utc>, skew: chrono::Duration) -> Result<NewCustomer, CustomerError> {
+    pub fn into_new_customer(
+        self,
+        now: DateTime<Utc>,
+        skew: chrono::Duration,
+    ) -> Result<NewCustomer, CustomerError> {
         let mut violations = Violations::default();
         check_external_id(&mut violations, &self.external_id);
         let name = self.name.trim().to_owned();
@@ -292,9 +313,15 @@ impl ProfileInput {
                     violations.text("customer.name", &name, 1, 200);
                     patch.name = Some(name);
                 }
-                ProfileField::Email => patch.email = Some(check_email(&mut violations, &self.email)),
-                ProfileField::Phone => patch.phone = Some(check_phone(&mut violations, &self.phone)),
-                ProfileField::BirthDate => patch.birth_date = Some(check_birth_date(&mut violations, self.birth_date, now)),
+                ProfileField::Email => {
+                    patch.email = Some(check_email(&mut violations, &self.email))
+                }
+                ProfileField::Phone => {
+                    patch.phone = Some(check_phone(&mut violations, &self.phone))
+                }
+                ProfileField::BirthDate => {
+                    patch.birth_date = Some(check_birth_date(&mut violations, self.birth_date, now))
+                }
                 ProfileField::JoinedAt => match self.joined_at {
                     Some(joined_at) => {
                         violations.not_future("customer.joined_at", joined_at, now, skew);
@@ -318,12 +345,16 @@ mod tests {
     use super::*;
 
     fn now() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2026-11-24T10:00:00Z").expect("time").with_timezone(&Utc)
+        DateTime::parse_from_rfc3339("2026-11-24T10:00:00Z")
+            .expect("time")
+            .with_timezone(&Utc)
     }
 
     fn fields(error: CustomerError) -> Vec<String> {
         match error {
-            CustomerError::InvalidArgument(violations) => violations.into_iter().map(|v| v.field).collect(),
+            CustomerError::InvalidArgument(violations) => {
+                violations.into_iter().map(|v| v.field).collect()
+            }
             other => panic!("expected invalid argument, got {other:?}"),
         }
     }
@@ -334,10 +365,16 @@ mod tests {
             name: "  Ji-woo Kim ".into(),
             email: "Ji-Woo@Example.COM".into(),
             phone: "+821012345678".into(),
-            birth_date: Some(DateParts { year: 1991, month: 4, day: 2 }),
+            birth_date: Some(DateParts {
+                year: 1991,
+                month: 4,
+                day: 2,
+            }),
             ..ProfileInput::default()
         };
-        let customer = input.into_new_customer(now(), chrono::Duration::minutes(5)).expect("valid");
+        let customer = input
+            .into_new_customer(now(), chrono::Duration::minutes(5))
+            .expect("valid");
         assert_eq!(customer.name, "Ji-woo Kim");
         assert_eq!(customer.email.as_deref(), Some("ji-woo@example.com"));
         assert_eq!(customer.joined_at, now());
@@ -353,22 +390,44 @@ mod tests {
             name: String::new(),
             email: "nope".into(),
             phone: "010-1234".into(),
-            birth_date: Some(DateParts { year: 2000, month: 2, day: 31 }),
+            birth_date: Some(DateParts {
+                year: 2000,
+                month: 2,
+                day: 31,
+            }),
             joined_at: Some(now() + chrono::Duration::days(1)),
             attributes,
         };
-        let error = input.into_new_customer(now(), chrono::Duration::minutes(5)).expect_err("invalid");
+        let error = input
+            .into_new_customer(now(), chrono::Duration::minutes(5))
+            .expect_err("invalid");
         assert_eq!(
             fields(error),
-            ["external_id", "name", "email", "phone", "birth_date", "joined_at", "attributes[Bad Key]"]
+            [
+                "external_id",
+                "name",
+                "email",
+                "phone",
+                "birth_date",
+                "joined_at",
+                "attributes[Bad Key]"
+            ]
         );
     }
 
     #[test]
     fn a_patch_touches_only_masked_fields_and_can_clear() {
-        let input = ProfileInput { email: String::new(), name: "New".into(), ..ProfileInput::default() };
+        let input = ProfileInput {
+            email: String::new(),
+            name: "New".into(),
+            ..ProfileInput::default()
+        };
         let patch = input
-            .into_patch(&[ProfileField::Email, ProfileField::Name], now(), chrono::Duration::minutes(5))
+            .into_patch(
+                &[ProfileField::Email, ProfileField::Name],
+                now(),
+                chrono::Duration::minutes(5),
+            )
             .expect("valid");
         assert_eq!(patch.email, Some(None));
         assert_eq!(patch.name.as_deref(), Some("New"));

@@ -32,7 +32,10 @@ impl FeedCursor {
             return Some(Self::START);
         }
         let (xid, seq) = text.strip_prefix("v1.")?.split_once('.')?;
-        let cursor = Self { xid: xid.parse().ok()?, seq: seq.parse().ok()? };
+        let cursor = Self {
+            xid: xid.parse().ok()?,
+            seq: seq.parse().ok()?,
+        };
         (cursor.xid >= 0 && cursor.seq >= 0).then_some(cursor)
     }
 }
@@ -118,7 +121,10 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_reject_garbage() {
-        let cursor = FeedCursor { xid: 7_345, seq: 99 };
+        let cursor = FeedCursor {
+            xid: 7_345,
+            seq: 99,
+        };
         assert_eq!(FeedCursor::parse(&cursor.to_string()), Some(cursor));
         assert_eq!(FeedCursor::parse(""), Some(FeedCursor::START));
         for bad in ["7345.99", "v1.x.1", "v1.1", "v1.-1.2", "v2.1.2"] {

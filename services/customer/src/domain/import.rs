@@ -51,6 +51,9 @@ pub enum ImportOutcome {
 impl ImportOutcome {
     /// A rejection.
     pub fn rejected(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self::Rejected { field: field.into(), reason: reason.into() }
+        Self::Rejected {
+            field: field.into(),
+            reason: reason.into(),
+        }
     }
 }

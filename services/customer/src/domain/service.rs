@@ -59,17 +59,28 @@ fn parse_customer_id(field: &str, value: &str) -> Result<Uuid, CustomerError> {
 
 fn parse_ids(field: &str, values: &[String]) -> Result<Vec<Uuid>, CustomerError> {
     if values.is_empty() || values.len() > MAX_BATCH_IDS {
-        return Err(CustomerError::invalid(field, format!("must hold 1 to {MAX_BATCH_IDS} ids")));
+        return Err(CustomerError::invalid(
+            field,
+            format!("must hold 1 to {MAX_BATCH_IDS} ids"),
+        ));
     }
     let mut violations = Violations::default();
-    let ids = values.iter().enumerate().map(|(i, value)| parse_id(&mut violations, &format!("{field}[{i}]"), value)).collect();
+    let ids = values
+        .iter()
+        .enumerate()
+        .map(|(i, value)| parse_id(&mut violations, &format!("{field}[{i}]"), value))
+        .collect();
     violations.into_result().map(|()| ids)
 }
 
 fn missing(requested: &[Uuid], found: impl Iterator<Item = Uuid>) -> Vec<Uuid> {
     let found: HashSet<Uuid> = found.collect();
     let mut seen = HashSet::new();
-    requested.iter().copied().filter(|id| !found.contains(id) && seen.insert(*id)).collect()
+    requested
+        .iter()
+        .copied()
+        .filter(|id| !found.contains(id) && seen.insert(*id))
+        .collect()
 }
 
 impl Customers {
@@ -89,24 +100,36 @@ impl Customers {
     #[tracing::instrument(skip(self))]
     pub async fn get(&self, id: &str) -> Result<Customer, CustomerError> {
         let id = parse_customer_id("id", id)?;
-        self.store.customer(id).await?.ok_or_else(|| CustomerError::customer_not_found(id))
+        self.store
+            .customer(id)
+            .await?
+            .ok_or_else(|| CustomerError::customer_not_found(id))
     }
 
     /// A customer by external id.
     #[tracing::instrument(skip(self))]
     pub async fn get_by_external_id(&self, external_id: &str) -> Result<Customer, CustomerError> {
         if external_id.is_empty() {
-            return Err(CustomerError::invalid("lookup", "give an id or an external_id"));
+            return Err(CustomerError::invalid(
+                "lookup",
+                "give an id or an external_id",
+            ));
         }
         self.store
             .customer_by_external_id(external_id)
             .await?
-            .ok_or_else(|| CustomerError::NotFound { entity: "customer", id: format!("with external id {external_id}") })
+            .ok_or_else(|| CustomerError::NotFound {
+                entity: "customer",
+                id: format!("with external id {external_id}"),
+            })
     }
 
     /// Up to [`MAX_BATCH_IDS`] customers, and the ids that do not exist.
     #[tracing::instrument(skip_all, fields(count = ids.len()))]
-    pub async fn batch_get(&self, ids: &[String]) -> Result<(Vec<Customer>, Vec<Uuid>), CustomerError> {
+    pub async fn batch_get(
+        &self,
+        ids: &[String],
+    ) -> Result<(Vec<Customer>, Vec<Uuid>), CustomerError> {
         let ids = parse_ids("ids", ids)?;
         let customers = self.store.customers(&ids).await?;
         let missing = missing(&ids, customers.iter().map(|c| c.id));
@@ -115,10 +138,18 @@ impl Customers {
 
     /// Changes the masked fields of a customer.
     #[tracing::instrument(skip(self, input))]
-    pub async fn update(&self, id: &str, input: ProfileInput, mask: &[String]) -> Result<Customer, CustomerError> {
+    pub async fn update(
+        &self,
+        id: &str,
+        input: ProfileInput,
+        mask: &[String],
+    ) -> Result<Customer, CustomerError> {
         let id = parse_customer_id("id", id)?;
         if mask.is_empty() {
-            return Err(CustomerError::invalid("update_mask", "name at least one field to change"));
+            return Err(CustomerError::invalid(
+                "update_mask",
+                "name at least one field to change",
+            ));
         }
         let mut fields = Vec::with_capacity(mask.len());
         let mut violations = Violations::default();
@@ -126,7 +157,9 @@ impl Customers {
             match ProfileField::parse(path) {
                 Some(field) if !fields.contains(&field) => fields.push(field),
                 Some(_) => {}
-                None => violations.add("update_mask", format!("{path:?} is not an updatable field")),
+                None => {
+                    violations.add("update_mask", format!("{path:?} is not an updatable field"))
+                }
             }
         }
         violations.into_result()?;
@@ -137,11 +170,19 @@ impl Customers {
 
     /// One page of customers.
     #[tracing::instrument(skip(self))]
-    pub async fn list(&self, filter: CustomerFilter, page_size: i32, page_token: &str) -> Result<(Vec<Customer>, String), CustomerError> {
+    pub async fn list(
+        &self,
+        filter: CustomerFilter,
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<(Vec<Customer>, String), CustomerError> {
         let limit = paging::page_size(page_size)?;
         let after = paging::parse_customer_token(page_token)?;
         let mut violations = Violations::default();
-        if filter.birth_month.is_some_and(|month| !(1..=12).contains(&month)) {
+        if filter
+            .birth_month
+            .is_some_and(|month| !(1..=12).contains(&month))
+        {
             violations.add("birth_month", "must be 1 to 12");
         }
         if filter.birth_day.is_some_and(|day| !(1..=31).contains(&day)) {
@@ -173,18 +214,35 @@ impl Customers {
             violations.add("reason", "must be at most 200 characters");
         }
         violations.into_result()?;
-        self.store.erase_customer(id, reason.trim(), Utc::now()).await
+        self.store
+            .erase_customer(id, reason.trim(), Utc::now())
+            .await
     }
 
     /// Everything held about one customer.
     #[tracing::instrument(skip(self))]
     pub async fn export(&self, id: &str) -> Result<CustomerExport, CustomerError> {
         let customer = self.get(id).await?;
-        let consents = self.store.consents(&[customer.id]).await?.into_iter().flat_map(|c| c.consents).collect();
+        let consents = self
+            .store
+            .consents(&[customer.id])
+            .await?
+            .into_iter()
+            .flat_map(|c| c.consents)
+            .collect();
         let mut consent_history = Vec::new();
         let mut before = None;
         loop {
-            let page = self.store.consent_history(customer.id, HistoryPage { before, limit: paging::MAX_PAGE_SIZE }).await?;
+            let page = self
+                .store
+                .consent_history(
+                    customer.id,
+                    HistoryPage {
+                        before,
+                        limit: paging::MAX_PAGE_SIZE,
+                    },
+                )
+                .await?;
             let full = page.len() == paging::MAX_PAGE_SIZE as usize;
             before = page.last().map(|change| change.position);
             consent_history.extend(page);
@@ -195,15 +253,27 @@ impl Customers {
         let mut activities = Vec::new();
         let mut after = None;
         loop {
-            let page = self.store.list_activities(customer.id, after, paging::MAX_PAGE_SIZE).await?;
+            let page = self
+                .store
+                .list_activities(customer.id, after, paging::MAX_PAGE_SIZE)
+                .await?;
             let full = page.len() == paging::MAX_PAGE_SIZE as usize;
-            after = page.last().map(|a| crate::storage::ActivityPosition { occurred_at: a.occurred_at, id: a.id });
+            after = page.last().map(|a| crate::storage::ActivityPosition {
+                occurred_at: a.occurred_at,
+                id: a.id,
+            });
             activities.extend(page);
             if !full {
                 break;
             }
         }
-        Ok(CustomerExport { customer, consents, consent_history, activities, exported_at: Utc::now() })
+        Ok(CustomerExport {
+            customer,
+            consents,
+            consent_history,
+            activities,
+            exported_at: Utc::now(),
+        })
     }
 
     /// Grants or revokes one channel.
@@ -229,7 +299,10 @@ impl Customers {
         let customer = self.get(customer_id).await?;
         let limit = paging::page_size(page_size)?;
         let before = paging::parse_history_token(page_token)?;
-        let changes = self.store.consent_history(customer.id, HistoryPage { before, limit }).await?;
+        let changes = self
+            .store
+            .consent_history(customer.id, HistoryPage { before, limit })
+            .await?;
         let next = match changes.last() {
             Some(last) if changes.len() == limit as usize => paging::history_token(last.position),
             _ => String::new(),
@@ -239,7 +312,10 @@ impl Customers {
 
     /// Current consents of many customers, and the ids that do not exist.
     #[tracing::instrument(skip_all, fields(count = ids.len()))]
-    pub async fn batch_consents(&self, ids: &[String]) -> Result<(Vec<CustomerConsents>, Vec<Uuid>), CustomerError> {
+    pub async fn batch_consents(
+        &self,
+        ids: &[String],
+    ) -> Result<(Vec<CustomerConsents>, Vec<Uuid>), CustomerError> {
         let ids = parse_ids("customer_ids", ids)?;
         let consents = self.store.consents(&ids).await?;
         let missing = missing(&ids, consents.iter().map(|c| c.customer_id));
@@ -264,19 +340,36 @@ impl Customers {
     #[tracing::instrument(skip(self))]
     pub async fn activity(&self, id: &str) -> Result<Activity, CustomerError> {
         let id = parse_customer_id("id", id)?;
-        self.store.activity(id).await?.ok_or_else(|| CustomerError::NotFound { entity: "activity", id: id.to_string() })
+        self.store
+            .activity(id)
+            .await?
+            .ok_or_else(|| CustomerError::NotFound {
+                entity: "activity",
+                id: id.to_string(),
+            })
     }
 
     /// A page of one customer's activities.
     #[tracing::instrument(skip(self))]
-    pub async fn list_activities(&self, customer_id: &str, page_size: i32, page_token: &str) -> Result<(Vec<Activity>, String), CustomerError> {
+    pub async fn list_activities(
+        &self,
+        customer_id: &str,
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<(Vec<Activity>, String), CustomerError> {
         let customer = self.get(customer_id).await?;
         let limit = paging::page_size(page_size)?;
         let after = paging::parse_activity_token(page_token)?;
-        let activities = self.store.list_activities(customer.id, after, limit).await?;
+        let activities = self
+            .store
+            .list_activities(customer.id, after, limit)
+            .await?;
         let next = match activities.last() {
             Some(last) if activities.len() == limit as usize => {
-                paging::activity_token(crate::storage::ActivityPosition { occurred_at: last.occurred_at, id: last.id })
+                paging::activity_token(crate::storage::ActivityPosition {
+                    occurred_at: last.occurred_at,
+                    id: last.id,
+                })
             }
             _ => String::new(),
         };
@@ -285,9 +378,15 @@ impl Customers {
 
     /// Validates and records one batch of a bulk import; one outcome per item, in order.
     #[tracing::instrument(skip_all, fields(items = items.len()))]
-    pub async fn import_batch(&self, items: Vec<ImportInput>) -> Result<Vec<ImportOutcome>, CustomerError> {
+    pub async fn import_batch(
+        &self,
+        items: Vec<ImportInput>,
+    ) -> Result<Vec<ImportOutcome>, CustomerError> {
         if items.is_empty() || items.len() > MAX_BATCH_ITEMS {
-            return Err(CustomerError::invalid("items", format!("a batch holds 1 to {MAX_BATCH_ITEMS} items")));
+            return Err(CustomerError::invalid(
+                "items",
+                format!("a batch holds 1 to {MAX_BATCH_ITEMS} items"),
+            ));
         }
         let now = Utc::now();
         let mut outcomes: Vec<Option<ImportOutcome>> = Vec::with_capacity(items.len());
@@ -295,8 +394,12 @@ impl Customers {
         let mut positions = Vec::with_capacity(items.len());
         for (index, item) in items.into_iter().enumerate() {
             let command = match item {
-                ImportInput::Purchase(purchase) => purchase.validate(now, self.rules.clock_skew).map(ImportCommand::Purchase),
-                ImportInput::Refund(refund) => refund.validate(now, self.rules.clock_skew).map(ImportCommand::Refund),
+                ImportInput::Purchase(purchase) => purchase
+                    .validate(now, self.rules.clock_skew)
+                    .map(ImportCommand::Purchase),
+                ImportInput::Refund(refund) => refund
+                    .validate(now, self.rules.clock_skew)
+                    .map(ImportCommand::Refund),
                 ImportInput::Empty => Err(CustomerError::invalid("item", "set purchase or refund")),
             };
             match command {
@@ -306,8 +409,15 @@ impl Customers {
                     outcomes.push(None);
                 }
                 Err(CustomerError::InvalidArgument(violations)) => {
-                    let field = violations.first().map(|v| v.field.clone()).unwrap_or_default();
-                    let reason = violations.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+                    let field = violations
+                        .first()
+                        .map(|v| v.field.clone())
+                        .unwrap_or_default();
+                    let reason = violations
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; ");
                     outcomes.push(Some(ImportOutcome::rejected(field, reason)));
                 }
                 Err(other) => return Err(other),
@@ -321,14 +431,22 @@ impl Customers {
         }
         outcomes
             .into_iter()
-            .map(|outcome| outcome.ok_or_else(|| CustomerError::Internal("an import item got no outcome".into())))
+            .map(|outcome| {
+                outcome
+                    .ok_or_else(|| CustomerError::Internal("an import item got no outcome".into()))
+            })
             .collect()
     }
 
     /// The feed after `after_cursor`, live until the caller goes away or the server shuts down.
-    pub fn watch(&self, after_cursor: &str, shutdown: CancellationToken) -> Result<crate::feed::FeedStream, CustomerError> {
-        let cursor = FeedCursor::parse(after_cursor)
-            .ok_or_else(|| CustomerError::invalid("after_cursor", "is not a cursor from this feed"))?;
+    pub fn watch(
+        &self,
+        after_cursor: &str,
+        shutdown: CancellationToken,
+    ) -> Result<crate::feed::FeedStream, CustomerError> {
+        let cursor = FeedCursor::parse(after_cursor).ok_or_else(|| {
+            CustomerError::invalid("after_cursor", "is not a cursor from this feed")
+        })?;
         Ok(self.feed.watch(self.store.clone(), cursor, shutdown))
     }
 }

@@ -16,7 +16,11 @@ impl Violations {
 
     /// `Ok` when nothing was recorded.
     pub fn into_result(self) -> Result<(), crate::CustomerError> {
-        if self.0.is_empty() { Ok(()) } else { Err(crate::CustomerError::InvalidArgument(self.0)) }
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(crate::CustomerError::InvalidArgument(self.0))
+        }
     }
 
     /// Whether anything was recorded.
@@ -33,7 +37,14 @@ impl Violations {
     pub fn text(&mut self, field: &str, value: &str, min: usize, max: usize) {
         let length = value.chars().count();
         if length < min {
-            self.add(field, if min == 1 { "is required".to_owned() } else { format!("needs at least {min} characters") });
+            self.add(
+                field,
+                if min == 1 {
+                    "is required".to_owned()
+                } else {
+                    format!("needs at least {min} characters")
+                },
+            );
         } else if length > max {
             self.add(field, format!("must be at most {max} characters"));
         } else if value.chars().any(char::is_control) {
@@ -54,7 +65,13 @@ impl Violations {
 
     /// An instant that may lie in the past but not beyond `now + skew` in the future, nor before
     /// 1970.
-    pub fn not_future(&mut self, field: &str, value: DateTime<Utc>, now: DateTime<Utc>, skew: chrono::Duration) {
+    pub fn not_future(
+        &mut self,
+        field: &str,
+        value: DateTime<Utc>,
+        now: DateTime<Utc>,
+        skew: chrono::Duration,
+    ) {
         if value > now + skew {
             self.add(field, "must not be in the future");
         } else if value.timestamp() < 0 {
@@ -67,13 +84,17 @@ impl Violations {
 /// dot-separated labels with a top-level domain of two or more letters. Deliberately not the full
 /// RFC 5322 grammar, which accepts addresses no mail system delivers to.
 pub fn is_email(value: &str) -> bool {
-    let Some((local, domain)) = value.split_once('@') else { return false };
+    let Some((local, domain)) = value.split_once('@') else {
+        return false;
+    };
     let local_ok = !local.is_empty()
         && local.len() <= 64
         && !local.starts_with('.')
         && !local.ends_with('.')
         && !local.contains("..")
-        && local.chars().all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~.-".contains(c));
+        && local
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~.-".contains(c));
     let labels: Vec<&str> = domain.split('.').collect();
     let domain_ok = labels.len() >= 2
         && labels.iter().all(|label| {
@@ -83,23 +104,37 @@ pub fn is_email(value: &str) -> bool {
                 && !label.ends_with('-')
                 && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
         })
-        && labels.last().is_some_and(|tld| tld.len() >= 2 && tld.chars().all(|c| c.is_ascii_alphabetic()));
+        && labels
+            .last()
+            .is_some_and(|tld| tld.len() >= 2 && tld.chars().all(|c| c.is_ascii_alphabetic()));
     local_ok && domain_ok && value.len() <= 254
 }
 
 /// Whether `value` is an E.164 phone number: `+` then 8 to 15 digits, the first not 0.
 pub fn is_e164(value: &str) -> bool {
-    let Some(digits) = value.strip_prefix('+') else { return false };
-    (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0')
+    let Some(digits) = value.strip_prefix('+') else {
+        return false;
+    };
+    (8..=15).contains(&digits.len())
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && !digits.starts_with('0')
 }
 
 /// Whether `key` is a valid attribute key: `[a-z0-9_.-]{1,64}`.
 pub fn is_attribute_key(key: &str) -> bool {
-    (1..=64).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-".contains(&b))
+    (1..=64).contains(&key.len())
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-".contains(&b))
 }
 
 /// A birth date from its parts: a real calendar date, year 1900 or later, not after `today`.
-pub fn birth_date(year: i32, month: i32, day: i32, today: NaiveDate) -> Result<NaiveDate, &'static str> {
+pub fn birth_date(
+    year: i32,
+    month: i32,
+    day: i32,
+    today: NaiveDate,
+) -> Result<NaiveDate, &'static str> {
     let month = u32::try_from(month).map_err(|_| "month must be 1 to 12")?;
     let day = u32::try_from(day).map_err(|_| "day must be 1 to 31")?;
     let date = NaiveDate::from_ymd_opt(year, month, day).ok_or("is not a calendar date")?;
@@ -121,7 +156,18 @@ mod tests {
         for good in ["a@b.co", "first.last+tag@example.com", "x_y@sub.domain.org"] {
             assert!(is_email(good), "{good}");
         }
-        for bad in ["", "plain", "@example.com", "a@", "a@b", "a@b.c", "a b@c.com", "a@-b.com", "a..b@c.com", "a@b.c0m"] {
+        for bad in [
+            "",
+            "plain",
+            "@example.com",
+            "a@",
+            "a@b",
+            "a@b.c",
+            "a b@c.com",
+            "a@-b.com",
+            "a..b@c.com",
+            "a@b.c0m",
+        ] {
             assert!(!is_email(bad), "{bad}");
         }
     }
@@ -130,7 +176,14 @@ mod tests {
     fn phones() {
         assert!(is_e164("+821012345678"));
         assert!(is_e164("+14155552671"));
-        for bad in ["821012345678", "+0123456789", "+1234567", "+1234567890123456", "+1 415 555 2671", "+1-415"] {
+        for bad in [
+            "821012345678",
+            "+0123456789",
+            "+1234567",
+            "+1234567890123456",
+            "+1 415 555 2671",
+            "+1-415",
+        ] {
             assert!(!is_e164(bad), "{bad}");
         }
     }
@@ -148,9 +201,18 @@ mod tests {
     fn birth_dates() {
         let today = NaiveDate::from_ymd_opt(2026, 11, 24).expect("date");
         assert!(birth_date(1990, 2, 28, today).is_ok());
-        assert_eq!(birth_date(1990, 2, 30, today), Err("is not a calendar date"));
-        assert_eq!(birth_date(1899, 12, 31, today), Err("must be in 1900 or later"));
-        assert_eq!(birth_date(2027, 1, 1, today), Err("must not be in the future"));
+        assert_eq!(
+            birth_date(1990, 2, 30, today),
+            Err("is not a calendar date")
+        );
+        assert_eq!(
+            birth_date(1899, 12, 31, today),
+            Err("must be in 1900 or later")
+        );
+        assert_eq!(
+            birth_date(2027, 1, 1, today),
+            Err("must not be in the future")
+        );
         assert_eq!(birth_date(1990, -1, 1, today), Err("month must be 1 to 12"));
     }
 

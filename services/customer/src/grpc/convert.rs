@@ -10,7 +10,7 @@ use tierline_proto::{
 
 use crate::domain::{
     activity::{Activity, ActivityKind, LineItem, PurchaseInput, RefundInput},
-    consent::{Consent, ConsentChannel, ConsentChange, ConsentInput, CustomerConsents},
+    consent::{Consent, ConsentChange, ConsentChannel, ConsentInput, CustomerConsents},
     customer::{Customer, CustomerFilter, CustomerStatus, DateParts, ProfileInput},
     feed::{CustomerEventKind, FeedEvent, FeedPayload},
     import::{ImportInput, ImportOutcome},
@@ -25,11 +25,17 @@ pub(crate) fn datetime(timestamp: &Timestamp) -> Option<DateTime<Utc>> {
 
 /// A `DateTime` as a protobuf timestamp.
 pub(crate) fn timestamp(value: DateTime<Utc>) -> Timestamp {
-    Timestamp { seconds: value.timestamp(), nanos: i32::try_from(value.timestamp_subsec_nanos()).unwrap_or(0) }
+    Timestamp {
+        seconds: value.timestamp(),
+        nanos: i32::try_from(value.timestamp_subsec_nanos()).unwrap_or(0),
+    }
 }
 
 fn money(amount_minor: i64, currency: &str) -> Money {
-    Money { amount_minor, currency: currency.to_owned() }
+    Money {
+        amount_minor,
+        currency: currency.to_owned(),
+    }
 }
 
 pub(crate) fn channel_from_proto(value: i32) -> Option<ConsentChannel> {
@@ -65,7 +71,11 @@ pub(crate) fn status_from_proto(value: i32) -> Option<CustomerStatus> {
 }
 
 fn date_parts(date: &Date) -> DateParts {
-    DateParts { year: date.year, month: date.month, day: date.day }
+    DateParts {
+        year: date.year,
+        month: date.month,
+        day: date.day,
+    }
 }
 
 pub(crate) fn customer_to_proto(customer: Customer) -> pb::Customer {
@@ -117,8 +127,12 @@ pub(crate) fn filter_from_list(request: &pb::ListCustomersRequest) -> CustomerFi
     let joined = request.joined.as_ref();
     CustomerFilter {
         status: status_from_proto(request.status),
-        joined_from: joined.and_then(|range| range.start.as_ref()).and_then(datetime),
-        joined_until: joined.and_then(|range| range.end.as_ref()).and_then(datetime),
+        joined_from: joined
+            .and_then(|range| range.start.as_ref())
+            .and_then(datetime),
+        joined_until: joined
+            .and_then(|range| range.end.as_ref())
+            .and_then(datetime),
         attributes: request.attributes.clone().into_iter().collect(),
         birth_month: (request.birth_month != 0).then(|| request.birth_month.unsigned_abs()),
         birth_day: (request.birth_day != 0).then(|| request.birth_day.unsigned_abs()),
@@ -146,7 +160,10 @@ pub(crate) fn consent_change_to_proto(change: ConsentChange) -> pb::ConsentChang
     }
 }
 
-pub(crate) fn consent_input(request: pb::SetConsentRequest, customer_id: uuid::Uuid) -> ConsentInput {
+pub(crate) fn consent_input(
+    request: pb::SetConsentRequest,
+    customer_id: uuid::Uuid,
+) -> ConsentInput {
     ConsentInput {
         customer_id,
         channel: channel_from_proto(request.channel),
@@ -160,16 +177,30 @@ pub(crate) fn customer_consents_to_proto(consents: CustomerConsents) -> pb::Cust
     pb::CustomerConsents {
         customer_id: consents.customer_id.to_string(),
         erased: consents.erased,
-        consents: consents.consents.into_iter().map(consent_to_proto).collect(),
+        consents: consents
+            .consents
+            .into_iter()
+            .map(consent_to_proto)
+            .collect(),
     }
 }
 
 fn line_item_to_proto(item: LineItem) -> pb::LineItem {
-    pb::LineItem { category: item.category, sku: item.sku, quantity: item.quantity, amount_minor: item.amount_minor }
+    pb::LineItem {
+        category: item.category,
+        sku: item.sku,
+        quantity: item.quantity,
+        amount_minor: item.amount_minor,
+    }
 }
 
 fn line_item_from_proto(item: pb::LineItem) -> LineItem {
-    LineItem { category: item.category, sku: item.sku, quantity: item.quantity, amount_minor: item.amount_minor }
+    LineItem {
+        category: item.category,
+        sku: item.sku,
+        quantity: item.quantity,
+        amount_minor: item.amount_minor,
+    }
 }
 
 pub(crate) fn activity_to_proto(activity: Activity) -> pb::Activity {
@@ -188,8 +219,15 @@ pub(crate) fn activity_to_proto(activity: Activity) -> pb::Activity {
         brand: activity.brand,
         sales_channel: activity.sales_channel,
         store_id: activity.store_id,
-        line_items: activity.line_items.into_iter().map(line_item_to_proto).collect(),
-        refunded_purchase_id: activity.refunded_purchase_id.map(|id| id.to_string()).unwrap_or_default(),
+        line_items: activity
+            .line_items
+            .into_iter()
+            .map(line_item_to_proto)
+            .collect(),
+        refunded_purchase_id: activity
+            .refunded_purchase_id
+            .map(|id| id.to_string())
+            .unwrap_or_default(),
         refunded_amount_minor: activity.refunded_amount_minor,
         purchase_occurred_at: Some(timestamp(activity.purchase_occurred_at)),
     }
@@ -206,7 +244,11 @@ pub(crate) fn purchase_input(request: pb::RecordPurchaseRequest) -> PurchaseInpu
         brand: request.brand,
         sales_channel: request.sales_channel,
         store_id: request.store_id,
-        line_items: request.line_items.into_iter().map(line_item_from_proto).collect(),
+        line_items: request
+            .line_items
+            .into_iter()
+            .map(line_item_from_proto)
+            .collect(),
     }
 }
 
@@ -224,28 +266,52 @@ pub(crate) fn refund_input(request: pb::RecordRefundRequest) -> RefundInput {
 
 pub(crate) fn import_input(item: pb::ImportItem) -> ImportInput {
     match item.item {
-        Some(pb::import_item::Item::Purchase(purchase)) => ImportInput::Purchase(purchase_input(purchase)),
+        Some(pb::import_item::Item::Purchase(purchase)) => {
+            ImportInput::Purchase(purchase_input(purchase))
+        }
         Some(pb::import_item::Item::Refund(refund)) => ImportInput::Refund(refund_input(refund)),
         None => ImportInput::Empty,
     }
 }
 
-pub(crate) fn import_response(batch: i64, outcomes: Vec<ImportOutcome>) -> pb::ImportActivitiesResponse {
-    let mut response = pb::ImportActivitiesResponse { batch, ..Default::default() };
+pub(crate) fn import_response(
+    batch: i64,
+    outcomes: Vec<ImportOutcome>,
+) -> pb::ImportActivitiesResponse {
+    let mut response = pb::ImportActivitiesResponse {
+        batch,
+        ..Default::default()
+    };
     for (index, outcome) in outcomes.into_iter().enumerate() {
         let index = i32::try_from(index).unwrap_or(i32::MAX);
         let result = match outcome {
             ImportOutcome::Accepted { activity_id } => {
                 response.accepted += 1;
-                pb::ImportItemResult { index, outcome: pb::ImportOutcome::Accepted.into(), activity_id: activity_id.to_string(), ..Default::default() }
+                pb::ImportItemResult {
+                    index,
+                    outcome: pb::ImportOutcome::Accepted.into(),
+                    activity_id: activity_id.to_string(),
+                    ..Default::default()
+                }
             }
             ImportOutcome::Duplicate { activity_id } => {
                 response.duplicates += 1;
-                pb::ImportItemResult { index, outcome: pb::ImportOutcome::Duplicate.into(), activity_id: activity_id.to_string(), ..Default::default() }
+                pb::ImportItemResult {
+                    index,
+                    outcome: pb::ImportOutcome::Duplicate.into(),
+                    activity_id: activity_id.to_string(),
+                    ..Default::default()
+                }
             }
             ImportOutcome::Rejected { field, reason } => {
                 response.rejected += 1;
-                pb::ImportItemResult { index, outcome: pb::ImportOutcome::Rejected.into(), activity_id: String::new(), field, reason }
+                pb::ImportItemResult {
+                    index,
+                    outcome: pb::ImportOutcome::Rejected.into(),
+                    activity_id: String::new(),
+                    field,
+                    reason,
+                }
             }
         };
         response.results.push(result);
@@ -255,7 +321,9 @@ pub(crate) fn import_response(batch: i64, outcomes: Vec<ImportOutcome>) -> pb::I
 
 pub(crate) fn feed_event_to_proto(event: FeedEvent) -> pb::FeedEvent {
     let payload = match event.payload {
-        FeedPayload::Activity(activity) => pb::feed_event::Event::Activity(activity_to_proto(*activity)),
+        FeedPayload::Activity(activity) => {
+            pb::feed_event::Event::Activity(activity_to_proto(*activity))
+        }
         FeedPayload::Customer(customer) => pb::feed_event::Event::Customer(pb::CustomerEvent {
             customer_id: customer.customer_id.to_string(),
             kind: match customer.kind {
@@ -267,15 +335,26 @@ pub(crate) fn feed_event_to_proto(event: FeedEvent) -> pb::FeedEvent {
             joined_at: Some(timestamp(customer.joined_at)),
         }),
     };
-    pb::FeedEvent { cursor: event.cursor.to_string(), event: Some(payload) }
+    pb::FeedEvent {
+        cursor: event.cursor.to_string(),
+        event: Some(payload),
+    }
 }
 
 pub(crate) fn export_to_proto(export: CustomerExport) -> pb::CustomerExport {
     pb::CustomerExport {
         customer: Some(customer_to_proto(export.customer)),
         consents: export.consents.into_iter().map(consent_to_proto).collect(),
-        consent_history: export.consent_history.into_iter().map(|recorded| consent_change_to_proto(recorded.change)).collect(),
-        activities: export.activities.into_iter().map(activity_to_proto).collect(),
+        consent_history: export
+            .consent_history
+            .into_iter()
+            .map(|recorded| consent_change_to_proto(recorded.change))
+            .collect(),
+        activities: export
+            .activities
+            .into_iter()
+            .map(activity_to_proto)
+            .collect(),
         exported_at: Some(timestamp(export.exported_at)),
     }
 }

@@ -29,26 +29,42 @@ pub struct CustomerApi {
 impl CustomerApi {
     /// The API over the domain; streams end when `shutdown` is cancelled.
     pub fn new(customers: Customers, shutdown: CancellationToken) -> Self {
-        Self { customers, shutdown }
+        Self {
+            customers,
+            shutdown,
+        }
     }
 }
 
 #[tonic::async_trait]
 impl CustomerService for CustomerApi {
     #[tracing::instrument(skip_all)]
-    async fn create_customer(&self, request: Request<pb::CreateCustomerRequest>) -> Result<Response<pb::Customer>, Status> {
-        let customer = self.customers.create(convert::profile_from_create(request.into_inner())).await?;
+    async fn create_customer(
+        &self,
+        request: Request<pb::CreateCustomerRequest>,
+    ) -> Result<Response<pb::Customer>, Status> {
+        let customer = self
+            .customers
+            .create(convert::profile_from_create(request.into_inner()))
+            .await?;
         Ok(Response::new(convert::customer_to_proto(customer)))
     }
 
     #[tracing::instrument(skip_all)]
-    async fn get_customer(&self, request: Request<pb::GetCustomerRequest>) -> Result<Response<pb::Customer>, Status> {
+    async fn get_customer(
+        &self,
+        request: Request<pb::GetCustomerRequest>,
+    ) -> Result<Response<pb::Customer>, Status> {
         let customer = match request.into_inner().lookup {
             Some(pb::get_customer_request::Lookup::Id(id)) => self.customers.get(&id).await?,
             Some(pb::get_customer_request::Lookup::ExternalId(external_id)) => {
                 self.customers.get_by_external_id(&external_id).await?
             }
-            None => return Err(crate::CustomerError::invalid("lookup", "give an id or an external_id").into()),
+            None => {
+                return Err(
+                    crate::CustomerError::invalid("lookup", "give an id or an external_id").into(),
+                );
+            }
         };
         Ok(Response::new(convert::customer_to_proto(customer)))
     }
@@ -60,15 +76,24 @@ impl CustomerService for CustomerApi {
     ) -> Result<Response<pb::BatchGetCustomersResponse>, Status> {
         let (customers, missing) = self.customers.batch_get(&request.into_inner().ids).await?;
         Ok(Response::new(pb::BatchGetCustomersResponse {
-            customers: customers.into_iter().map(convert::customer_to_proto).collect(),
+            customers: customers
+                .into_iter()
+                .map(convert::customer_to_proto)
+                .collect(),
             missing_ids: missing.into_iter().map(|id| id.to_string()).collect(),
         }))
     }
 
     #[tracing::instrument(skip_all)]
-    async fn update_customer(&self, request: Request<pb::UpdateCustomerRequest>) -> Result<Response<pb::Customer>, Status> {
+    async fn update_customer(
+        &self,
+        request: Request<pb::UpdateCustomerRequest>,
+    ) -> Result<Response<pb::Customer>, Status> {
         let request = request.into_inner();
-        let mask = request.update_mask.map(|mask| mask.paths).unwrap_or_default();
+        let mask = request
+            .update_mask
+            .map(|mask| mask.paths)
+            .unwrap_or_default();
         let input = convert::profile_from_customer(request.customer.unwrap_or_default());
         let customer = self.customers.update(&request.id, input, &mask).await?;
         Ok(Response::new(convert::customer_to_proto(customer)))
@@ -81,31 +106,49 @@ impl CustomerService for CustomerApi {
     ) -> Result<Response<pb::ListCustomersResponse>, Status> {
         let request = request.into_inner();
         let filter = convert::filter_from_list(&request);
-        let (customers, next_page_token) = self.customers.list(filter, request.page_size, &request.page_token).await?;
+        let (customers, next_page_token) = self
+            .customers
+            .list(filter, request.page_size, &request.page_token)
+            .await?;
         Ok(Response::new(pb::ListCustomersResponse {
-            customers: customers.into_iter().map(convert::customer_to_proto).collect(),
+            customers: customers
+                .into_iter()
+                .map(convert::customer_to_proto)
+                .collect(),
             next_page_token,
         }))
     }
 
     #[tracing::instrument(skip_all)]
-    async fn erase_customer(&self, request: Request<pb::EraseCustomerRequest>) -> Result<Response<pb::Customer>, Status> {
+    async fn erase_customer(
+        &self,
+        request: Request<pb::EraseCustomerRequest>,
+    ) -> Result<Response<pb::Customer>, Status> {
         let request = request.into_inner();
         let customer = self.customers.erase(&request.id, &request.reason).await?;
         Ok(Response::new(convert::customer_to_proto(customer)))
     }
 
     #[tracing::instrument(skip_all)]
-    async fn export_customer(&self, request: Request<pb::ExportCustomerRequest>) -> Result<Response<pb::CustomerExport>, Status> {
+    async fn export_customer(
+        &self,
+        request: Request<pb::ExportCustomerRequest>,
+    ) -> Result<Response<pb::CustomerExport>, Status> {
         let export = self.customers.export(&request.into_inner().id).await?;
         Ok(Response::new(convert::export_to_proto(export)))
     }
 
     #[tracing::instrument(skip_all)]
-    async fn set_consent(&self, request: Request<pb::SetConsentRequest>) -> Result<Response<pb::Consent>, Status> {
+    async fn set_consent(
+        &self,
+        request: Request<pb::SetConsentRequest>,
+    ) -> Result<Response<pb::Consent>, Status> {
         let request = request.into_inner();
         let customer_id = Customers::customer_id("customer_id", &request.customer_id)?;
-        let consent = self.customers.set_consent(convert::consent_input(request, customer_id)).await?;
+        let consent = self
+            .customers
+            .set_consent(convert::consent_input(request, customer_id))
+            .await?;
         Ok(Response::new(convert::consent_to_proto(consent)))
     }
 
@@ -115,10 +158,15 @@ impl CustomerService for CustomerApi {
         request: Request<pb::ListConsentHistoryRequest>,
     ) -> Result<Response<pb::ListConsentHistoryResponse>, Status> {
         let request = request.into_inner();
-        let (changes, next_page_token) =
-            self.customers.consent_history(&request.customer_id, request.page_size, &request.page_token).await?;
+        let (changes, next_page_token) = self
+            .customers
+            .consent_history(&request.customer_id, request.page_size, &request.page_token)
+            .await?;
         Ok(Response::new(pb::ListConsentHistoryResponse {
-            changes: changes.into_iter().map(|recorded| convert::consent_change_to_proto(recorded.change)).collect(),
+            changes: changes
+                .into_iter()
+                .map(|recorded| convert::consent_change_to_proto(recorded.change))
+                .collect(),
             next_page_token,
         }))
     }
@@ -128,9 +176,15 @@ impl CustomerService for CustomerApi {
         &self,
         request: Request<pb::BatchGetConsentsRequest>,
     ) -> Result<Response<pb::BatchGetConsentsResponse>, Status> {
-        let (consents, missing) = self.customers.batch_consents(&request.into_inner().customer_ids).await?;
+        let (consents, missing) = self
+            .customers
+            .batch_consents(&request.into_inner().customer_ids)
+            .await?;
         Ok(Response::new(pb::BatchGetConsentsResponse {
-            customers: consents.into_iter().map(convert::customer_consents_to_proto).collect(),
+            customers: consents
+                .into_iter()
+                .map(convert::customer_consents_to_proto)
+                .collect(),
             missing_ids: missing.into_iter().map(|id| id.to_string()).collect(),
         }))
     }
@@ -140,7 +194,10 @@ impl CustomerService for CustomerApi {
         &self,
         request: Request<pb::RecordPurchaseRequest>,
     ) -> Result<Response<pb::RecordActivityResponse>, Status> {
-        let recorded = self.customers.record_purchase(convert::purchase_input(request.into_inner())).await?;
+        let recorded = self
+            .customers
+            .record_purchase(convert::purchase_input(request.into_inner()))
+            .await?;
         Ok(Response::new(pb::RecordActivityResponse {
             activity: Some(convert::activity_to_proto(recorded.activity)),
             replayed: recorded.replayed,
@@ -152,7 +209,10 @@ impl CustomerService for CustomerApi {
         &self,
         request: Request<pb::RecordRefundRequest>,
     ) -> Result<Response<pb::RecordActivityResponse>, Status> {
-        let recorded = self.customers.record_refund(convert::refund_input(request.into_inner())).await?;
+        let recorded = self
+            .customers
+            .record_refund(convert::refund_input(request.into_inner()))
+            .await?;
         Ok(Response::new(pb::RecordActivityResponse {
             activity: Some(convert::activity_to_proto(recorded.activity)),
             replayed: recorded.replayed,
@@ -160,7 +220,10 @@ impl CustomerService for CustomerApi {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn get_activity(&self, request: Request<pb::GetActivityRequest>) -> Result<Response<pb::Activity>, Status> {
+    async fn get_activity(
+        &self,
+        request: Request<pb::GetActivityRequest>,
+    ) -> Result<Response<pb::Activity>, Status> {
         let activity = self.customers.activity(&request.into_inner().id).await?;
         Ok(Response::new(convert::activity_to_proto(activity)))
     }
@@ -171,10 +234,15 @@ impl CustomerService for CustomerApi {
         request: Request<pb::ListActivitiesRequest>,
     ) -> Result<Response<pb::ListActivitiesResponse>, Status> {
         let request = request.into_inner();
-        let (activities, next_page_token) =
-            self.customers.list_activities(&request.customer_id, request.page_size, &request.page_token).await?;
+        let (activities, next_page_token) = self
+            .customers
+            .list_activities(&request.customer_id, request.page_size, &request.page_token)
+            .await?;
         Ok(Response::new(pb::ListActivitiesResponse {
-            activities: activities.into_iter().map(convert::activity_to_proto).collect(),
+            activities: activities
+                .into_iter()
+                .map(convert::activity_to_proto)
+                .collect(),
             next_page_token,
         }))
     }
@@ -231,8 +299,14 @@ impl CustomerService for CustomerApi {
         &self,
         request: Request<pb::WatchActivitiesRequest>,
     ) -> Result<Response<Self::WatchActivitiesStream>, Status> {
-        let events = self.customers.watch(&request.into_inner().after_cursor, self.shutdown.clone())?;
-        let stream = events.map(|event| event.map(convert::feed_event_to_proto).map_err(Status::from));
+        let events = self
+            .customers
+            .watch(&request.into_inner().after_cursor, self.shutdown.clone())?;
+        let stream = events.map(|event| {
+            event
+                .map(convert::feed_event_to_proto)
+                .map_err(Status::from)
+        });
         Ok(Response::new(Box::pin(stream)))
     }
 }

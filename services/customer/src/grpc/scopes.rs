@@ -8,22 +8,70 @@ use tierline_runtime::auth::{
 
 /// `(method path, scope)` for every RPC of `tierline.customer.v1.CustomerService`.
 pub const SCOPES: ScopeTable = &[
-    ("/tierline.customer.v1.CustomerService/CreateCustomer", CUSTOMERS_WRITE),
-    ("/tierline.customer.v1.CustomerService/GetCustomer", CUSTOMERS_READ),
-    ("/tierline.customer.v1.CustomerService/BatchGetCustomers", CUSTOMERS_READ),
-    ("/tierline.customer.v1.CustomerService/UpdateCustomer", CUSTOMERS_WRITE),
-    ("/tierline.customer.v1.CustomerService/ListCustomers", CUSTOMERS_READ),
-    ("/tierline.customer.v1.CustomerService/EraseCustomer", CUSTOMERS_WRITE),
-    ("/tierline.customer.v1.CustomerService/ExportCustomer", CUSTOMERS_READ),
-    ("/tierline.customer.v1.CustomerService/SetConsent", CUSTOMERS_WRITE),
-    ("/tierline.customer.v1.CustomerService/ListConsentHistory", CUSTOMERS_READ),
-    ("/tierline.customer.v1.CustomerService/BatchGetConsents", CUSTOMERS_READ),
-    ("/tierline.customer.v1.CustomerService/RecordPurchase", ACTIVITY_WRITE),
-    ("/tierline.customer.v1.CustomerService/RecordRefund", ACTIVITY_WRITE),
-    ("/tierline.customer.v1.CustomerService/GetActivity", CUSTOMERS_READ),
-    ("/tierline.customer.v1.CustomerService/ListActivities", CUSTOMERS_READ),
-    ("/tierline.customer.v1.CustomerService/ImportActivities", ACTIVITY_WRITE),
-    ("/tierline.customer.v1.CustomerService/WatchActivities", FEED_READ),
+    (
+        "/tierline.customer.v1.CustomerService/CreateCustomer",
+        CUSTOMERS_WRITE,
+    ),
+    (
+        "/tierline.customer.v1.CustomerService/GetCustomer",
+        CUSTOMERS_READ,
+    ),
+    (
+        "/tierline.customer.v1.CustomerService/BatchGetCustomers",
+        CUSTOMERS_READ,
+    ),
+    (
+        "/tierline.customer.v1.CustomerService/UpdateCustomer",
+        CUSTOMERS_WRITE,
+    ),
+    (
+        "/tierline.customer.v1.CustomerService/ListCustomers",
+        CUSTOMERS_READ,
+    ),
+    (
+        "/tierline.customer.v1.CustomerService/EraseCustomer",
+        CUSTOMERS_WRITE,
+    ),
+    (
+        "/tierline.customer.v1.CustomerService/ExportCustomer",
+        CUSTOMERS_READ,
+    ),
+    (
+        "/tierline.customer.v1.CustomerService/SetConsent",
+        CUSTOMERS_WRITE,
+    ),
+    (
+        "/tierline.customer.v1.CustomerService/ListConsentHistory",
+        CUSTOMERS_READ,
+    ),
+    (
+        "/tierline.customer.v1.CustomerService/BatchGetConsents",
+        CUSTOMERS_READ,
+    ),
+    (
+        "/tierline.customer.v1.CustomerService/RecordPurchase",
+        ACTIVITY_WRITE,
+    ),
+    (
+        "/tierline.customer.v1.CustomerService/RecordRefund",
+        ACTIVITY_WRITE,
+    ),
+    (
+        "/tierline.customer.v1.CustomerService/GetActivity",
+        CUSTOMERS_READ,
+    ),
+    (
+        "/tierline.customer.v1.CustomerService/ListActivities",
+        CUSTOMERS_READ,
+    ),
+    (
+        "/tierline.customer.v1.CustomerService/ImportActivities",
+        ACTIVITY_WRITE,
+    ),
+    (
+        "/tierline.customer.v1.CustomerService/WatchActivities",
+        FEED_READ,
+    ),
 ];
 
 #[cfg(test)]
@@ -35,7 +83,8 @@ mod tests {
 
     #[test]
     fn every_method_of_the_service_has_a_scope() {
-        let descriptors = FileDescriptorSet::decode(tierline_proto::FILE_DESCRIPTOR_SET).expect("descriptor set");
+        let descriptors =
+            FileDescriptorSet::decode(tierline_proto::FILE_DESCRIPTOR_SET).expect("descriptor set");
         let service = descriptors
             .file
             .iter()
@@ -43,8 +92,11 @@ mod tests {
             .flat_map(|file| file.service.iter())
             .find(|service| service.name() == "CustomerService")
             .expect("CustomerService");
-        let mut methods: Vec<String> =
-            service.method.iter().map(|m| format!("/tierline.customer.v1.CustomerService/{}", m.name())).collect();
+        let mut methods: Vec<String> = service
+            .method
+            .iter()
+            .map(|m| format!("/tierline.customer.v1.CustomerService/{}", m.name()))
+            .collect();
         let mut listed: Vec<String> = SCOPES.iter().map(|(path, _)| (*path).to_owned()).collect();
         methods.sort();
         listed.sort();

@@ -41,21 +41,43 @@ pub trait CustomerStore: Send + Sync + std::fmt::Debug + 'static {
     /// One customer by id.
     async fn customer(&self, id: Uuid) -> Result<Option<Customer>, CustomerError>;
     /// One customer by external id.
-    async fn customer_by_external_id(&self, external_id: &str) -> Result<Option<Customer>, CustomerError>;
+    async fn customer_by_external_id(
+        &self,
+        external_id: &str,
+    ) -> Result<Option<Customer>, CustomerError>;
     /// The customers among `ids` that exist.
     async fn customers(&self, ids: &[Uuid]) -> Result<Vec<Customer>, CustomerError>;
     /// Applies a patch to an active customer (`NotFound`, `CustomerErased`, `AlreadyExists`).
-    async fn update_customer(&self, id: Uuid, patch: &CustomerPatch, now: DateTime<Utc>) -> Result<Customer, CustomerError>;
+    async fn update_customer(
+        &self,
+        id: Uuid,
+        patch: &CustomerPatch,
+        now: DateTime<Utc>,
+    ) -> Result<Customer, CustomerError>;
     /// Customers matching `filter` with ids after `after`, in id order, at most `limit`.
-    async fn list_customers(&self, filter: &CustomerFilter, after: Option<Uuid>, limit: u32) -> Result<Vec<Customer>, CustomerError>;
+    async fn list_customers(
+        &self,
+        filter: &CustomerFilter,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<Customer>, CustomerError>;
     /// Erases personal data, revokes consents and records the ERASED feed event; erasing an
     /// erased customer changes nothing.
-    async fn erase_customer(&self, id: Uuid, reason: &str, now: DateTime<Utc>) -> Result<Customer, CustomerError>;
+    async fn erase_customer(
+        &self,
+        id: Uuid,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Customer, CustomerError>;
 
     /// Records a consent change for an active customer and returns the current consent.
     async fn set_consent(&self, change: &ConsentChange) -> Result<Consent, CustomerError>;
     /// A page of one customer's consent history, newest first.
-    async fn consent_history(&self, customer_id: Uuid, page: HistoryPage) -> Result<Vec<RecordedConsentChange>, CustomerError>;
+    async fn consent_history(
+        &self,
+        customer_id: Uuid,
+        page: HistoryPage,
+    ) -> Result<Vec<RecordedConsentChange>, CustomerError>;
     /// Current consents of the customers among `ids` that exist.
     async fn consents(&self, ids: &[Uuid]) -> Result<Vec<CustomerConsents>, CustomerError>;
 
@@ -73,7 +95,10 @@ pub trait CustomerStore: Send + Sync + std::fmt::Debug + 'static {
         limit: u32,
     ) -> Result<Vec<Activity>, CustomerError>;
     /// Records a batch in one transaction; one outcome per command, in order.
-    async fn import_batch(&self, commands: &[ImportCommand]) -> Result<Vec<ImportOutcome>, CustomerError>;
+    async fn import_batch(
+        &self,
+        commands: &[ImportCommand],
+    ) -> Result<Vec<ImportOutcome>, CustomerError>;
 
     /// Feed events after `after`, at most `limit`.
     async fn read_feed(&self, after: FeedCursor, limit: u32) -> Result<FeedPage, CustomerError>;

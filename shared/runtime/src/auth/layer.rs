@@ -22,7 +22,10 @@ pub struct AuthLayer {
 impl AuthLayer {
     /// Checks calls with `authenticator` against `table`.
     pub fn new(authenticator: Arc<Authenticator>, table: ScopeTable) -> Self {
-        Self { authenticator, table }
+        Self {
+            authenticator,
+            table,
+        }
     }
 }
 
@@ -30,7 +33,11 @@ impl<S> Layer<S> for AuthLayer {
     type Service = AuthService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        AuthService { inner, authenticator: self.authenticator.clone(), table: self.table }
+        AuthService {
+            inner,
+            authenticator: self.authenticator.clone(),
+            table: self.table,
+        }
     }
 }
 
@@ -61,8 +68,15 @@ where
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         let path = request.uri().path();
         if !is_public_path(path) {
-            let scope = self.table.iter().find(|(method, _)| *method == path).map(|(_, scope)| *scope);
-            let authorization = request.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+            let scope = self
+                .table
+                .iter()
+                .find(|(method, _)| *method == path)
+                .map(|(_, scope)| *scope);
+            let authorization = request
+                .headers()
+                .get(http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok());
             let decision = match scope {
                 Some(scope) => self.authenticator.authorize(authorization, scope),
                 None => Err(AuthError::UnknownMethod),
@@ -74,7 +88,9 @@ where
                 Err(error) => {
                     tracing::info!(method = path, reason = %error, "call refused");
                     let status = match error {
-                        AuthError::Missing | AuthError::Invalid => tonic::Status::unauthenticated(error.to_string()),
+                        AuthError::Missing | AuthError::Invalid => {
+                            tonic::Status::unauthenticated(error.to_string())
+                        }
                         AuthError::MissingScope(_) | AuthError::UnknownMethod => {
                             tonic::Status::permission_denied(error.to_string())
                         }

@@ -70,7 +70,10 @@ pub struct Authenticator {
 
 impl std::fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Authenticator").field("mode", &self.mode).field("keys", &self.keys.len()).finish()
+        f.debug_struct("Authenticator")
+            .field("mode", &self.mode)
+            .field("keys", &self.keys.len())
+            .finish()
     }
 }
 
@@ -79,10 +82,14 @@ impl Authenticator {
     pub fn new(settings: &AuthSettings) -> Result<Self, String> {
         let mut keys = Vec::new();
         if let Some(secret) = &settings.hs256_secret {
-            keys.push((Algorithm::HS256, DecodingKey::from_secret(secret.expose().as_bytes())));
+            keys.push((
+                Algorithm::HS256,
+                DecodingKey::from_secret(secret.expose().as_bytes()),
+            ));
         }
         for pem in &settings.rs256_public_keys_pem {
-            let key = DecodingKey::from_rsa_pem(pem.as_bytes()).map_err(|error| format!("RS256 public key: {error}"))?;
+            let key = DecodingKey::from_rsa_pem(pem.as_bytes())
+                .map_err(|error| format!("RS256 public key: {error}"))?;
             keys.push((Algorithm::RS256, key));
         }
         let mut validation = Validation::new(Algorithm::HS256);
@@ -95,12 +102,20 @@ impl Authenticator {
         if let Some(issuer) = &settings.issuer {
             validation.set_issuer(&[issuer]);
         }
-        Ok(Self { mode: settings.mode, keys, validation_template: validation })
+        Ok(Self {
+            mode: settings.mode,
+            keys,
+            validation_template: validation,
+        })
     }
 
     /// An authenticator that lets every call through (auth disabled by setting).
     pub fn disabled() -> Self {
-        Self { mode: AuthMode::Disabled, keys: Vec::new(), validation_template: Validation::default() }
+        Self {
+            mode: AuthMode::Disabled,
+            keys: Vec::new(),
+            validation_template: Validation::default(),
+        }
     }
 
     /// Whether tokens are checked at all.
@@ -109,17 +124,32 @@ impl Authenticator {
     }
 
     /// Checks the `authorization` header value and that it grants `scope`.
-    pub fn authorize(&self, authorization: Option<&str>, scope: &'static str) -> Result<Principal, AuthError> {
+    pub fn authorize(
+        &self,
+        authorization: Option<&str>,
+        scope: &'static str,
+    ) -> Result<Principal, AuthError> {
         if !self.is_enabled() {
-            return Ok(Principal { subject: "anonymous".to_owned(), scopes: vec![scope.to_owned()] });
+            return Ok(Principal {
+                subject: "anonymous".to_owned(),
+                scopes: vec![scope.to_owned()],
+            });
         }
         let token = authorization
-            .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
+            .and_then(|value| {
+                value
+                    .strip_prefix("Bearer ")
+                    .or_else(|| value.strip_prefix("bearer "))
+            })
             .map(str::trim)
             .filter(|token| !token.is_empty())
             .ok_or(AuthError::Missing)?;
         let principal = self.verify(token)?;
-        if principal.has_scope(scope) { Ok(principal) } else { Err(AuthError::MissingScope(scope)) }
+        if principal.has_scope(scope) {
+            Ok(principal)
+        } else {
+            Err(AuthError::MissingScope(scope))
+        }
     }
 
     fn verify(&self, token: &str) -> Result<Principal, AuthError> {
@@ -128,16 +158,28 @@ impl Authenticator {
             AuthError::Invalid
         })?;
         let mut last_error = None;
-        for (algorithm, key) in self.keys.iter().filter(|(algorithm, _)| *algorithm == header.alg) {
+        for (algorithm, key) in self
+            .keys
+            .iter()
+            .filter(|(algorithm, _)| *algorithm == header.alg)
+        {
             let mut validation = self.validation_template.clone();
             validation.algorithms = vec![*algorithm];
             match decode::<Claims>(token, key, &validation) {
                 Ok(data) => {
                     let claims = data.claims;
-                    let mut scopes: Vec<String> =
-                        claims.scope.as_deref().unwrap_or_default().split_whitespace().map(str::to_owned).collect();
+                    let mut scopes: Vec<String> = claims
+                        .scope
+                        .as_deref()
+                        .unwrap_or_default()
+                        .split_whitespace()
+                        .map(str::to_owned)
+                        .collect();
                     scopes.extend(claims.scopes.unwrap_or_default());
-                    return Ok(Principal { subject: claims.sub, scopes });
+                    return Ok(Principal {
+                        subject: claims.sub,
+                        scopes,
+                    });
                 }
                 Err(error) => last_error = Some(error),
             }
@@ -170,32 +212,72 @@ mod tests {
     }
 
     fn token(secret: &str, scope: &str, expires_in: i64) -> String {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_secs();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("clock")
+            .as_secs();
         let exp = u64::try_from(i64::try_from(now).expect("now") + expires_in).expect("exp");
-        let claims = Claims { sub: "pos".into(), exp, scope: Some(scope.into()), ..Claims::default() };
-        encode(&Header::default(), &claims, &EncodingKey::from_secret(secret.as_bytes())).expect("encode")
+        let claims = Claims {
+            sub: "pos".into(),
+            exp,
+            scope: Some(scope.into()),
+            ..Claims::default()
+        };
+        encode(
+            &Header::default(),
+            &claims,
+            &EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .expect("encode")
     }
 
     #[test]
     fn a_valid_token_with_the_scope_is_accepted() {
         let auth = Authenticator::new(&settings()).expect("builds");
         let bearer = format!("Bearer {}", token(SECRET, "customers:read feed:read", 60));
-        let principal = auth.authorize(Some(&bearer), "feed:read").expect("authorized");
+        let principal = auth
+            .authorize(Some(&bearer), "feed:read")
+            .expect("authorized");
         assert_eq!(principal.subject, "pos");
     }
 
     #[test]
     fn refusals_are_told_apart() {
         let auth = Authenticator::new(&settings()).expect("builds");
-        assert_eq!(auth.authorize(None, "customers:read"), Err(AuthError::Missing));
-        assert_eq!(auth.authorize(Some("Basic abc"), "customers:read"), Err(AuthError::Missing));
-        assert_eq!(auth.authorize(Some("Bearer not.a.jwt"), "customers:read"), Err(AuthError::Invalid));
-        let wrong_key = format!("Bearer {}", token("another-secret-that-is-also-32-bytes-long", "customers:read", 60));
-        assert_eq!(auth.authorize(Some(&wrong_key), "customers:read"), Err(AuthError::Invalid));
+        assert_eq!(
+            auth.authorize(None, "customers:read"),
+            Err(AuthError::Missing)
+        );
+        assert_eq!(
+            auth.authorize(Some("Basic abc"), "customers:read"),
+            Err(AuthError::Missing)
+        );
+        assert_eq!(
+            auth.authorize(Some("Bearer not.a.jwt"), "customers:read"),
+            Err(AuthError::Invalid)
+        );
+        let wrong_key = format!(
+            "Bearer {}",
+            token(
+                "another-secret-that-is-also-32-bytes-long",
+                "customers:read",
+                60
+            )
+        );
+        assert_eq!(
+            auth.authorize(Some(&wrong_key), "customers:read"),
+            Err(AuthError::Invalid)
+        );
         let expired = format!("Bearer {}", token(SECRET, "customers:read", -120));
-        assert_eq!(auth.authorize(Some(&expired), "customers:read"), Err(AuthError::Invalid));
+        assert_eq!(
+            auth.authorize(Some(&expired), "customers:read"),
+            Err(AuthError::Invalid)
+        );
         let other_scope = format!("Bearer {}", token(SECRET, "customers:read", 60));
-        assert_eq!(auth.authorize(Some(&other_scope), "activity:write"), Err(AuthError::MissingScope("activity:write")));
+        assert_eq!(
+            auth.authorize(Some(&other_scope), "activity:write"),
+            Err(AuthError::MissingScope("activity:write"))
+        );
     }
 
     #[test]

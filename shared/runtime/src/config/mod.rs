@@ -8,6 +8,9 @@ mod source;
 
 pub use secret::Secret;
 pub use settings::{
-    AuthMode, AuthSettings, DatabaseSettings, GrpcSettings, LogFormat, TelemetrySettings, TlsSettings,
+    AuthMode, AuthSettings, DatabaseSettings, GrpcSettings, LogFormat, TelemetrySettings,
+    TlsSettings,
 };
-pub use source::{CONFIG_FILE_VAR, ConfigError, ConfigReader, ConfigSource, PREFIX, parse_duration};
+pub use source::{
+    CONFIG_FILE_VAR, ConfigError, ConfigReader, ConfigSource, PREFIX, parse_duration,
+};

@@ -38,38 +38,66 @@ pub struct TlsSettings {
 
 impl GrpcSettings {
     /// Reads the gRPC settings; `default_port` and `default_metrics_port` differ per service.
-    pub fn read(reader: &mut ConfigReader<'_>, default_port: u16, default_metrics_port: u16) -> Self {
-        let addr = reader.parse("TIERLINE_GRPC_ADDR", SocketAddr::from(([0, 0, 0, 0], default_port)));
-        let metrics_raw = reader.string("TIERLINE_METRICS_ADDR", &format!("0.0.0.0:{default_metrics_port}"));
+    pub fn read(
+        reader: &mut ConfigReader<'_>,
+        default_port: u16,
+        default_metrics_port: u16,
+    ) -> Self {
+        let addr = reader.parse(
+            "TIERLINE_GRPC_ADDR",
+            SocketAddr::from(([0, 0, 0, 0], default_port)),
+        );
+        let metrics_raw = reader.string(
+            "TIERLINE_METRICS_ADDR",
+            &format!("0.0.0.0:{default_metrics_port}"),
+        );
         let metrics_addr = if metrics_raw.eq_ignore_ascii_case("off") {
             None
         } else {
             match metrics_raw.parse() {
                 Ok(addr) => Some(addr),
                 Err(_) => {
-                    reader.problem(format!("TIERLINE_METRICS_ADDR={metrics_raw:?} is not host:port or off"));
+                    reader.problem(format!(
+                        "TIERLINE_METRICS_ADDR={metrics_raw:?} is not host:port or off"
+                    ));
                     None
                 }
             }
         };
-        let tls = match (reader.optional_string("TIERLINE_TLS_CERT_FILE"), reader.optional_string("TIERLINE_TLS_KEY_FILE")) {
+        let tls = match (
+            reader.optional_string("TIERLINE_TLS_CERT_FILE"),
+            reader.optional_string("TIERLINE_TLS_KEY_FILE"),
+        ) {
             (Some(cert), Some(key)) => Some(TlsSettings {
                 cert_file: cert.into(),
                 key_file: key.into(),
-                client_ca_file: reader.optional_string("TIERLINE_TLS_CLIENT_CA_FILE").map(PathBuf::from),
+                client_ca_file: reader
+                    .optional_string("TIERLINE_TLS_CLIENT_CA_FILE")
+                    .map(PathBuf::from),
             }),
             (None, None) => None,
             _ => {
-                reader.problem("TIERLINE_TLS_CERT_FILE and TIERLINE_TLS_KEY_FILE must be set together");
+                reader.problem(
+                    "TIERLINE_TLS_CERT_FILE and TIERLINE_TLS_KEY_FILE must be set together",
+                );
                 None
             }
         };
         Self {
             addr,
             metrics_addr,
-            max_message_bytes: reader.number_in("TIERLINE_GRPC_MAX_MESSAGE_BYTES", 16 * 1024 * 1024, 1024..=256 * 1024 * 1024),
-            concurrency_limit: reader.number_in("TIERLINE_GRPC_CONCURRENCY_LIMIT", 1024, 1..=1_000_000),
-            request_timeout: reader.duration("TIERLINE_GRPC_REQUEST_TIMEOUT", Duration::from_secs(30)),
+            max_message_bytes: reader.number_in(
+                "TIERLINE_GRPC_MAX_MESSAGE_BYTES",
+                16 * 1024 * 1024,
+                1024..=256 * 1024 * 1024,
+            ),
+            concurrency_limit: reader.number_in(
+                "TIERLINE_GRPC_CONCURRENCY_LIMIT",
+                1024,
+                1..=1_000_000,
+            ),
+            request_timeout: reader
+                .duration("TIERLINE_GRPC_REQUEST_TIMEOUT", Duration::from_secs(30)),
             reflection: reader.bool("TIERLINE_GRPC_REFLECTION", true),
             shutdown_grace: reader.duration("TIERLINE_SHUTDOWN_GRACE", Duration::from_secs(20)),
             tls,
@@ -151,14 +179,24 @@ impl AuthSettings {
             _ => AuthMode::Jwt,
         };
         let hs256_secret = reader.optional_secret("TIERLINE_AUTH_HS256_SECRET");
-        if hs256_secret.as_ref().is_some_and(|secret| secret.expose().len() < 32) {
+        if hs256_secret
+            .as_ref()
+            .is_some_and(|secret| secret.expose().len() < 32)
+        {
             reader.problem("TIERLINE_AUTH_HS256_SECRET must be at least 32 bytes");
         }
         let mut rs256_public_keys_pem = Vec::new();
-        for path in reader.string("TIERLINE_AUTH_RS256_PUBLIC_KEYS", "").split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        for path in reader
+            .string("TIERLINE_AUTH_RS256_PUBLIC_KEYS", "")
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
             match std::fs::read_to_string(path) {
                 Ok(pem) => rs256_public_keys_pem.push(pem),
-                Err(error) => reader.problem(format!("TIERLINE_AUTH_RS256_PUBLIC_KEYS: cannot read {path}: {error}")),
+                Err(error) => reader.problem(format!(
+                    "TIERLINE_AUTH_RS256_PUBLIC_KEYS: cannot read {path}: {error}"
+                )),
             }
         }
         if mode == AuthMode::Jwt && hs256_secret.is_none() && rs256_public_keys_pem.is_empty() {
@@ -203,14 +241,17 @@ impl DatabaseSettings {
             max_connections: reader.number_in("TIERLINE_DB_MAX_CONNECTIONS", 20, 1..=1000),
             min_connections: reader.number_in("TIERLINE_DB_MIN_CONNECTIONS", 1, 0..=1000),
             acquire_timeout: reader.duration("TIERLINE_DB_ACQUIRE_TIMEOUT", Duration::from_secs(5)),
-            statement_timeout: reader.duration("TIERLINE_DB_STATEMENT_TIMEOUT", Duration::from_secs(30)),
+            statement_timeout: reader
+                .duration("TIERLINE_DB_STATEMENT_TIMEOUT", Duration::from_secs(30)),
             migrate_on_start: reader.bool("TIERLINE_MIGRATE_ON_START", true),
         };
         if settings.min_connections > settings.max_connections {
-            reader.problem("TIERLINE_DB_MIN_CONNECTIONS must not exceed TIERLINE_DB_MAX_CONNECTIONS");
+            reader
+                .problem("TIERLINE_DB_MIN_CONNECTIONS must not exceed TIERLINE_DB_MAX_CONNECTIONS");
         }
         let url = settings.url.expose();
-        if !url.is_empty() && !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        if !url.is_empty() && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
             reader.problem("TIERLINE_DATABASE_URL must start with postgres:// or postgresql://");
         }
         settings

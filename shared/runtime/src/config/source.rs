@@ -43,8 +43,13 @@ impl ConfigSource {
     }
 
     /// As [`ConfigSource::from_env`], from the given variables (tests use this).
-    pub fn from_env_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
-        let env: HashMap<String, String> = vars.into_iter().filter(|(key, _)| key.starts_with(PREFIX)).collect();
+    pub fn from_env_vars(
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let env: HashMap<String, String> = vars
+            .into_iter()
+            .filter(|(key, _)| key.starts_with(PREFIX))
+            .collect();
         let mut values = HashMap::new();
         if let Some(path) = env.get(CONFIG_FILE_VAR).filter(|path| !path.is_empty()) {
             let text = std::fs::read_to_string(path).map_err(|error| ConfigError {
@@ -57,8 +62,15 @@ impl ConfigSource {
     }
 
     /// A source holding exactly these settings, for tests and embedding.
-    pub fn from_pairs<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
-        Self { values: pairs.into_iter().map(|(key, value)| (key.into(), value.into())).collect() }
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        Self {
+            values: pairs
+                .into_iter()
+                .map(|(key, value)| (key.into(), value.into()))
+                .collect(),
+        }
     }
 
     /// Sets one value, replacing any earlier one.
@@ -68,11 +80,17 @@ impl ConfigSource {
 
     /// Starts reading typed values.
     pub fn reader(&self) -> ConfigReader<'_> {
-        ConfigReader { source: self, problems: Vec::new() }
+        ConfigReader {
+            source: self,
+            problems: Vec::new(),
+        }
     }
 
     fn get(&self, key: &str) -> Option<&str> {
-        self.values.get(key).map(String::as_str).filter(|value| !value.trim().is_empty())
+        self.values
+            .get(key)
+            .map(String::as_str)
+            .filter(|value| !value.trim().is_empty())
     }
 }
 
@@ -88,13 +106,23 @@ fn parse_env_file(text: &str) -> Result<HashMap<String, String>, Vec<String>> {
         match line.split_once('=') {
             Some((key, value)) => {
                 let value = value.trim();
-                let value = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(value);
+                let value = value
+                    .strip_prefix('"')
+                    .and_then(|v| v.strip_suffix('"'))
+                    .unwrap_or(value);
                 values.insert(key.trim().to_owned(), value.to_owned());
             }
-            None => problems.push(format!("{CONFIG_FILE_VAR}: line {}: expected KEY=VALUE", number + 1)),
+            None => problems.push(format!(
+                "{CONFIG_FILE_VAR}: line {}: expected KEY=VALUE",
+                number + 1
+            )),
         }
     }
-    if problems.is_empty() { Ok(values) } else { Err(problems) }
+    if problems.is_empty() {
+        Ok(values)
+    } else {
+        Err(problems)
+    }
 }
 
 /// Reads typed settings and records every problem instead of stopping at the first.
@@ -150,7 +178,8 @@ impl ConfigReader<'_> {
         match raw.trim().parse() {
             Ok(value) => Some(value),
             Err(error) => {
-                self.problems.push(format!("{key}={raw:?} is not valid: {error}"));
+                self.problems
+                    .push(format!("{key}={raw:?} is not valid: {error}"));
                 None
             }
         }
@@ -164,7 +193,11 @@ impl ConfigReader<'_> {
     {
         let value = self.parse(key, default);
         if !range.contains(&value) {
-            self.problems.push(format!("{key}={value} must be between {} and {}", range.start(), range.end()));
+            self.problems.push(format!(
+                "{key}={value} must be between {} and {}",
+                range.start(),
+                range.end()
+            ));
             return default;
         }
         value
@@ -172,12 +205,15 @@ impl ConfigReader<'_> {
 
     /// A boolean: true/false, yes/no, on/off, 1/0.
     pub fn bool(&mut self, key: &str, default: bool) -> bool {
-        let Some(raw) = self.source.get(key) else { return default };
+        let Some(raw) = self.source.get(key) else {
+            return default;
+        };
         match raw.trim().to_ascii_lowercase().as_str() {
             "true" | "yes" | "on" | "1" => true,
             "false" | "no" | "off" | "0" => false,
             _ => {
-                self.problems.push(format!("{key}={raw:?} is not a boolean (true or false)"));
+                self.problems
+                    .push(format!("{key}={raw:?} is not a boolean (true or false)"));
                 default
             }
         }
@@ -185,11 +221,15 @@ impl ConfigReader<'_> {
 
     /// A duration such as `250ms`, `5s`, `2m`, `1h`; a bare number is seconds.
     pub fn duration(&mut self, key: &str, default: Duration) -> Duration {
-        let Some(raw) = self.source.get(key) else { return default };
+        let Some(raw) = self.source.get(key) else {
+            return default;
+        };
         match parse_duration(raw) {
             Some(value) => value,
             None => {
-                self.problems.push(format!("{key}={raw:?} is not a duration (for example 250ms, 5s, 2m, 1h)"));
+                self.problems.push(format!(
+                    "{key}={raw:?} is not a duration (for example 250ms, 5s, 2m, 1h)"
+                ));
                 default
             }
         }
@@ -197,12 +237,17 @@ impl ConfigReader<'_> {
 
     /// One of a fixed set of lower-case words.
     pub fn choice<'c>(&mut self, key: &str, default: &'c str, choices: &[&'c str]) -> &'c str {
-        let Some(raw) = self.source.get(key) else { return default };
+        let Some(raw) = self.source.get(key) else {
+            return default;
+        };
         let lowered = raw.trim().to_ascii_lowercase();
         match choices.iter().find(|choice| **choice == lowered) {
             Some(choice) => choice,
             None => {
-                self.problems.push(format!("{key}={raw:?} must be one of: {}", choices.join(", ")));
+                self.problems.push(format!(
+                    "{key}={raw:?} must be one of: {}",
+                    choices.join(", ")
+                ));
                 default
             }
         }
@@ -215,7 +260,13 @@ impl ConfigReader<'_> {
 
     /// Ends reading: `Ok` when every setting was valid, else every problem at once.
     pub fn finish(self) -> Result<(), ConfigError> {
-        if self.problems.is_empty() { Ok(()) } else { Err(ConfigError { problems: self.problems }) }
+        if self.problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError {
+                problems: self.problems,
+            })
+        }
     }
 }
 
@@ -266,7 +317,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("tierline-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let file = dir.join("settings.env");
-        std::fs::write(&file, "# comment\nTIERLINE_X=\"from-file\"\nTIERLINE_Y=file\n").expect("write");
+        std::fs::write(
+            &file,
+            "# comment\nTIERLINE_X=\"from-file\"\nTIERLINE_Y=file\n",
+        )
+        .expect("write");
         let source = ConfigSource::from_env_vars([
             (CONFIG_FILE_VAR.to_owned(), file.display().to_string()),
             ("TIERLINE_Y".to_owned(), "env".to_owned()),

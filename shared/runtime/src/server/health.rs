@@ -31,7 +31,9 @@ pub struct Health {
 
 impl std::fmt::Debug for Health {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Health").field("service_name", &self.service_name).finish()
+        f.debug_struct("Health")
+            .field("service_name", &self.service_name)
+            .finish()
     }
 }
 
@@ -41,7 +43,12 @@ impl Health {
     pub async fn new(service_name: &'static str) -> Self {
         let reporter = HealthReporter::new();
         let server = HealthServer::new(HealthService::from_health_reporter(reporter.clone()));
-        let health = Self { reporter, server, service_name, draining: Arc::new(AtomicBool::new(false)) };
+        let health = Self {
+            reporter,
+            server,
+            service_name,
+            draining: Arc::new(AtomicBool::new(false)),
+        };
         health.set(false).await;
         health
     }
@@ -57,7 +64,9 @@ impl Health {
         } else {
             ServingStatus::NotServing
         };
-        self.reporter.set_service_status(self.service_name, status).await;
+        self.reporter
+            .set_service_status(self.service_name, status)
+            .await;
         self.reporter.set_service_status("", status).await;
     }
 

@@ -61,20 +61,43 @@ impl GrpcServer {
         metrics: Metrics,
         health: Health,
     ) -> Self {
-        Self { settings, authenticator, scope_table, metrics, health }
+        Self {
+            settings,
+            authenticator,
+            scope_table,
+            metrics,
+            health,
+        }
     }
 
     /// Serves `routes` (plus health and reflection) on `listener` until `shutdown` is cancelled,
     /// then reports NOT_SERVING, stops accepting, and waits up to the shutdown grace for calls in
     /// flight to finish.
-    pub async fn serve(self, listener: TcpListener, routes: Routes, shutdown: CancellationToken) -> Result<(), ServerError> {
-        let Self { settings, authenticator, scope_table, metrics, health } = self;
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        routes: Routes,
+        shutdown: CancellationToken,
+    ) -> Result<(), ServerError> {
+        let Self {
+            settings,
+            authenticator,
+            scope_table,
+            metrics,
+            health,
+        } = self;
         let mut builder = Server::builder();
         if let Some(tls) = &settings.tls {
             let read = |path: &std::path::Path| {
-                std::fs::read(path).map_err(|source| ServerError::TlsFile { path: path.display().to_string(), source })
+                std::fs::read(path).map_err(|source| ServerError::TlsFile {
+                    path: path.display().to_string(),
+                    source,
+                })
             };
-            let mut tls_config = ServerTlsConfig::new().identity(Identity::from_pem(read(&tls.cert_file)?, read(&tls.key_file)?));
+            let mut tls_config = ServerTlsConfig::new().identity(Identity::from_pem(
+                read(&tls.cert_file)?,
+                read(&tls.key_file)?,
+            ));
             if let Some(ca) = &tls.client_ca_file {
                 tls_config = tls_config.client_ca_root(Certificate::from_pem(read(ca)?));
             }
@@ -107,7 +130,9 @@ impl GrpcServer {
             .timeout(settings.request_timeout)
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .layer(RpcLayer::new(metrics))
-            .layer(tower::limit::GlobalConcurrencyLimitLayer::new(settings.concurrency_limit))
+            .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+                settings.concurrency_limit,
+            ))
             .layer(AuthLayer::new(authenticator, scope_table))
             .add_routes(routes)
             .add_service(health.server())

@@ -33,7 +33,10 @@ impl<S> Layer<S> for RpcLayer {
     type Service = RpcService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RpcService { inner, metrics: self.metrics.clone() }
+        RpcService {
+            inner,
+            metrics: self.metrics.clone(),
+        }
     }
 }
 
@@ -88,9 +91,19 @@ where
             tracing::Span::current().record("rpc.grpc.status_code", code);
             metrics
                 .rpc_duration
-                .get_or_create(&MethodLabels { service: service.clone(), method: method.clone() })
+                .get_or_create(&MethodLabels {
+                    service: service.clone(),
+                    method: method.clone(),
+                })
                 .observe(started.elapsed().as_secs_f64());
-            metrics.rpc_requests.get_or_create(&RpcLabels { service, method, code: code.to_owned() }).inc();
+            metrics
+                .rpc_requests
+                .get_or_create(&RpcLabels {
+                    service,
+                    method,
+                    code: code.to_owned(),
+                })
+                .inc();
             result
         }
         .instrument(span)

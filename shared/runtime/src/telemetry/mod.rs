@@ -49,7 +49,11 @@ pub fn init(settings: &TelemetrySettings) -> Result<TelemetryGuard, TelemetryErr
 
     let fmt_layer = match settings.log_format {
         LogFormat::Text => tracing_subscriber::fmt::layer().with_target(true).boxed(),
-        LogFormat::Json => tracing_subscriber::fmt::layer().json().flatten_event(true).with_current_span(true).boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .boxed(),
     };
 
     let (otel_layer, provider) = match &settings.otlp_endpoint {
@@ -60,16 +64,27 @@ pub fn init(settings: &TelemetrySettings) -> Result<TelemetryGuard, TelemetryErr
                 .build()?;
             let provider = SdkTracerProvider::builder()
                 .with_batch_exporter(exporter)
-                .with_resource(Resource::builder().with_service_name(settings.service_name.clone()).build())
+                .with_resource(
+                    Resource::builder()
+                        .with_service_name(settings.service_name.clone())
+                        .build(),
+                )
                 .build();
             opentelemetry::global::set_tracer_provider(provider.clone());
             let tracer = provider.tracer(settings.service_name.clone());
-            (Some(tracing_opentelemetry::layer().with_tracer(tracer)), Some(provider))
+            (
+                Some(tracing_opentelemetry::layer().with_tracer(tracer)),
+                Some(provider),
+            )
         }
         None => (None, None),
     };
 
-    tracing_subscriber::registry().with(filter).with(fmt_layer).with(otel_layer).try_init()?;
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt_layer)
+        .with(otel_layer)
+        .try_init()?;
     if let Some(endpoint) = &settings.otlp_endpoint {
         tracing::info!(otlp_endpoint = %endpoint, "exporting traces over OTLP");
     }

@@ -34,7 +34,9 @@ impl Injector for MetadataInjector<'_> {
 
 /// Makes `span` a child of the trace context carried by `headers`, if any.
 pub fn adopt_remote_parent(span: &tracing::Span, headers: &http::HeaderMap) {
-    let parent = opentelemetry::global::get_text_map_propagator(|propagator| propagator.extract(&HeaderExtractor(headers)));
+    let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.extract(&HeaderExtractor(headers))
+    });
     // Fails only when no OpenTelemetry layer is installed (traces off): nothing to link then.
     let _ = span.set_parent(parent);
 }
@@ -52,7 +54,10 @@ pub fn inject_current_context(metadata: &mut tonic::metadata::MetadataMap) {
 pub struct TraceContextInterceptor;
 
 impl tonic::service::Interceptor for TraceContextInterceptor {
-    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
         inject_current_context(request.metadata_mut());
         Ok(request)
     }

@@ -28,18 +28,29 @@ pub(super) async fn replay(
     fingerprint: &[u8; 32],
 ) -> Result<Option<Recorded>, CustomerError> {
     let sql = format!("SELECT {ACTIVITY_COLUMNS} FROM activities WHERE idempotency_key = $1");
-    let existing: Option<ActivityRow> = sqlx::query_as(&sql).bind(key).fetch_optional(&mut *connection).await?;
+    let existing: Option<ActivityRow> = sqlx::query_as(&sql)
+        .bind(key)
+        .fetch_optional(&mut *connection)
+        .await?;
     match existing {
         None => Ok(None),
-        Some(row) if row.fingerprint == fingerprint.as_slice() => Ok(Some(Recorded { activity: row.try_into()?, replayed: true })),
-        Some(_) => Err(CustomerError::IdempotencyKeyReused { key: key.to_owned() }),
+        Some(row) if row.fingerprint == fingerprint.as_slice() => Ok(Some(Recorded {
+            activity: row.try_into()?,
+            replayed: true,
+        })),
+        Some(_) => Err(CustomerError::IdempotencyKeyReused {
+            key: key.to_owned(),
+        }),
     }
 }
 
 /// Records `refund` on `connection`, which must be inside a transaction: locks the purchase,
 /// replays a stored refund with the same key, checks the customer and the refund rules, then
 /// raises the purchase's refunded amount and stores the refund.
-pub(super) async fn apply_refund(connection: &mut PgConnection, refund: &NewRefund) -> Result<Recorded, CustomerError> {
+pub(super) async fn apply_refund(
+    connection: &mut PgConnection,
+    refund: &NewRefund,
+) -> Result<Recorded, CustomerError> {
     #[derive(sqlx::FromRow)]
     struct TargetRow {
         kind: String,
@@ -61,21 +72,31 @@ pub(super) async fn apply_refund(connection: &mut PgConnection, refund: &NewRefu
     .fetch_optional(&mut *connection)
     .await?;
     let Some(target) = target else {
-        return Err(CustomerError::NotFound { entity: "purchase", id: refund.purchase_id.to_string() });
+        return Err(CustomerError::NotFound {
+            entity: "purchase",
+            id: refund.purchase_id.to_string(),
+        });
     };
-    if let Some(recorded) = replay(connection, &refund.idempotency_key, &refund.fingerprint).await? {
+    if let Some(recorded) = replay(connection, &refund.idempotency_key, &refund.fingerprint).await?
+    {
         return Ok(recorded);
     }
-    let status: Option<String> = sqlx::query_scalar("SELECT status FROM customers WHERE id = $1 FOR SHARE")
-        .bind(refund.customer_id)
-        .fetch_optional(&mut *connection)
-        .await?;
+    let status: Option<String> =
+        sqlx::query_scalar("SELECT status FROM customers WHERE id = $1 FOR SHARE")
+            .bind(refund.customer_id)
+            .fetch_optional(&mut *connection)
+            .await?;
     match status.as_deref().and_then(CustomerStatus::parse) {
         None => return Err(CustomerError::customer_not_found(refund.customer_id)),
-        Some(CustomerStatus::Erased) => return Err(CustomerError::CustomerErased { id: refund.customer_id.to_string() }),
+        Some(CustomerStatus::Erased) => {
+            return Err(CustomerError::CustomerErased {
+                id: refund.customer_id.to_string(),
+            });
+        }
         Some(CustomerStatus::Active) => {}
     }
-    let kind = ActivityKind::parse(&target.kind).ok_or_else(|| CustomerError::Internal(format!("unknown kind {:?}", target.kind)))?;
+    let kind = ActivityKind::parse(&target.kind)
+        .ok_or_else(|| CustomerError::Internal(format!("unknown kind {:?}", target.kind)))?;
     refund.check_against(&RefundTarget {
         kind,
         customer_id: target.customer_id,
@@ -84,11 +105,13 @@ pub(super) async fn apply_refund(connection: &mut PgConnection, refund: &NewRefu
         currency: target.currency.clone(),
         occurred_at: target.occurred_at,
     })?;
-    sqlx::query("UPDATE activities SET refunded_amount_minor = refunded_amount_minor + $2 WHERE id = $1")
-        .bind(refund.purchase_id)
-        .bind(refund.amount_minor)
-        .execute(&mut *connection)
-        .await?;
+    sqlx::query(
+        "UPDATE activities SET refunded_amount_minor = refunded_amount_minor + $2 WHERE id = $1",
+    )
+    .bind(refund.purchase_id)
+    .bind(refund.amount_minor)
+    .execute(&mut *connection)
+    .await?;
     let sql = format!(
         "INSERT INTO activities (id, customer_id, kind, idempotency_key, fingerprint, amount_minor, currency, occurred_at,
                                  recorded_at, brand, sales_channel, store_id, refunded_purchase_id, purchase_occurred_at)
@@ -111,13 +134,19 @@ pub(super) async fn apply_refund(connection: &mut PgConnection, refund: &NewRefu
         .bind(target.occurred_at)
         .fetch_one(&mut *connection)
         .await?;
-    Ok(Recorded { activity: row.try_into()?, replayed: false })
+    Ok(Recorded {
+        activity: row.try_into()?,
+        replayed: false,
+    })
 }
 
 impl PgCustomerStore {
     /// One statement on the happy path: insert if the customer is active and the key is new.
     #[tracing::instrument(skip_all, fields(customer_id = %purchase.customer_id, idempotency_key = %purchase.idempotency_key))]
-    pub(super) async fn insert_purchase(&self, purchase: &NewPurchase) -> Result<Recorded, CustomerError> {
+    pub(super) async fn insert_purchase(
+        &self,
+        purchase: &NewPurchase,
+    ) -> Result<Recorded, CustomerError> {
         let sql = format!(
             "INSERT INTO activities (id, customer_id, kind, idempotency_key, fingerprint, amount_minor, currency,
                                      occurred_at, recorded_at, brand, sales_channel, store_id, line_items, purchase_occurred_at)
@@ -143,10 +172,19 @@ impl PgCustomerStore {
                 .fetch_optional(&self.pool)
                 .await?;
             if let Some(row) = inserted {
-                return Ok(Recorded { activity: row.try_into()?, replayed: false });
+                return Ok(Recorded {
+                    activity: row.try_into()?,
+                    replayed: false,
+                });
             }
             let mut connection = self.pool.acquire().await?;
-            if let Some(recorded) = replay(&mut connection, &purchase.idempotency_key, &purchase.fingerprint).await? {
+            if let Some(recorded) = replay(
+                &mut connection,
+                &purchase.idempotency_key,
+                &purchase.fingerprint,
+            )
+            .await?
+            {
                 return Ok(recorded);
             }
             match self.why_not_active(purchase.customer_id).await? {
@@ -155,11 +193,16 @@ impl PgCustomerStore {
                 refusal => return Err(refusal),
             }
         }
-        Err(CustomerError::Unavailable("idempotency key contended; retry".into()))
+        Err(CustomerError::Unavailable(
+            "idempotency key contended; retry".into(),
+        ))
     }
 
     #[tracing::instrument(skip_all, fields(customer_id = %refund.customer_id, purchase_id = %refund.purchase_id))]
-    pub(super) async fn insert_refund(&self, refund: &NewRefund) -> Result<Recorded, CustomerError> {
+    pub(super) async fn insert_refund(
+        &self,
+        refund: &NewRefund,
+    ) -> Result<Recorded, CustomerError> {
         let mut tx = self.pool.begin().await?;
         match apply_refund(&mut tx, refund).await {
             Ok(recorded) => {
@@ -168,21 +211,36 @@ impl PgCustomerStore {
             }
             // A concurrent refund with the same key committed between our check and our insert:
             // answer as a replay.
-            Err(CustomerError::AlreadyExists { field: "idempotency_key", .. }) => {
+            Err(CustomerError::AlreadyExists {
+                field: "idempotency_key",
+                ..
+            }) => {
                 tx.rollback().await?;
                 let mut connection = self.pool.acquire().await?;
-                replay(&mut connection, &refund.idempotency_key, &refund.fingerprint)
-                    .await?
-                    .ok_or_else(|| CustomerError::Unavailable("idempotency key contended; retry".into()))
+                replay(
+                    &mut connection,
+                    &refund.idempotency_key,
+                    &refund.fingerprint,
+                )
+                .await?
+                .ok_or_else(|| {
+                    CustomerError::Unavailable("idempotency key contended; retry".into())
+                })
             }
             Err(error) => Err(error),
         }
     }
 
     #[tracing::instrument(skip(self))]
-    pub(super) async fn select_activity(&self, id: Uuid) -> Result<Option<Activity>, CustomerError> {
+    pub(super) async fn select_activity(
+        &self,
+        id: Uuid,
+    ) -> Result<Option<Activity>, CustomerError> {
         let sql = format!("SELECT {ACTIVITY_COLUMNS} FROM activities WHERE id = $1");
-        let row: Option<ActivityRow> = sqlx::query_as(&sql).bind(id).fetch_optional(&self.pool).await?;
+        let row: Option<ActivityRow> = sqlx::query_as(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
         row.map(Activity::try_from).transpose()
     }
 

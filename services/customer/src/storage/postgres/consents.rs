@@ -9,7 +9,10 @@ use super::PgCustomerStore;
 use crate::{
     CustomerError,
     domain::{
-        consent::{Consent, ConsentChange, ConsentChannel, CustomerConsents, HistoryPage, RecordedConsentChange},
+        consent::{
+            Consent, ConsentChange, ConsentChannel, CustomerConsents, HistoryPage,
+            RecordedConsentChange,
+        },
         customer::CustomerStatus,
     },
 };
@@ -24,7 +27,8 @@ struct ConsentRow {
 }
 
 fn channel(value: &str) -> Result<ConsentChannel, CustomerError> {
-    ConsentChannel::parse(value).ok_or_else(|| CustomerError::Internal(format!("unknown channel {value:?}")))
+    ConsentChannel::parse(value)
+        .ok_or_else(|| CustomerError::Internal(format!("unknown channel {value:?}")))
 }
 
 impl TryFrom<ConsentRow> for Consent {
@@ -43,15 +47,23 @@ impl TryFrom<ConsentRow> for Consent {
 
 impl PgCustomerStore {
     #[tracing::instrument(skip_all, fields(customer_id = %change.customer_id, channel = change.channel.as_str()))]
-    pub(super) async fn upsert_consent(&self, change: &ConsentChange) -> Result<Consent, CustomerError> {
+    pub(super) async fn upsert_consent(
+        &self,
+        change: &ConsentChange,
+    ) -> Result<Consent, CustomerError> {
         let mut tx = self.pool.begin().await?;
-        let status: Option<String> = sqlx::query_scalar("SELECT status FROM customers WHERE id = $1 FOR SHARE")
-            .bind(change.customer_id)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let status: Option<String> =
+            sqlx::query_scalar("SELECT status FROM customers WHERE id = $1 FOR SHARE")
+                .bind(change.customer_id)
+                .fetch_optional(&mut *tx)
+                .await?;
         match status.as_deref().and_then(CustomerStatus::parse) {
             None => return Err(CustomerError::customer_not_found(change.customer_id)),
-            Some(CustomerStatus::Erased) => return Err(CustomerError::CustomerErased { id: change.customer_id.to_string() }),
+            Some(CustomerStatus::Erased) => {
+                return Err(CustomerError::CustomerErased {
+                    id: change.customer_id.to_string(),
+                });
+            }
             Some(CustomerStatus::Active) => {}
         }
         sqlx::query(
@@ -135,7 +147,10 @@ impl PgCustomerStore {
     }
 
     #[tracing::instrument(skip_all, fields(count = ids.len()))]
-    pub(super) async fn select_consents(&self, ids: &[Uuid]) -> Result<Vec<CustomerConsents>, CustomerError> {
+    pub(super) async fn select_consents(
+        &self,
+        ids: &[Uuid],
+    ) -> Result<Vec<CustomerConsents>, CustomerError> {
         #[derive(sqlx::FromRow)]
         struct Row {
             id: Uuid,
@@ -155,15 +170,32 @@ impl PgCustomerStore {
         .await?;
         let mut by_customer: HashMap<Uuid, CustomerConsents> = HashMap::new();
         for row in rows {
-            let entry = by_customer.entry(row.id).or_insert_with(|| CustomerConsents {
-                customer_id: row.id,
-                erased: row.status == CustomerStatus::Erased.as_str(),
-                consents: ConsentChannel::ALL.iter().map(|channel| Consent::never_given(row.id, *channel)).collect(),
-            });
-            if let (Some(name), Some(granted), Some(changed_at)) = (row.channel, row.granted, row.changed_at) {
+            let entry = by_customer
+                .entry(row.id)
+                .or_insert_with(|| CustomerConsents {
+                    customer_id: row.id,
+                    erased: row.status == CustomerStatus::Erased.as_str(),
+                    consents: ConsentChannel::ALL
+                        .iter()
+                        .map(|channel| Consent::never_given(row.id, *channel))
+                        .collect(),
+                });
+            if let (Some(name), Some(granted), Some(changed_at)) =
+                (row.channel, row.granted, row.changed_at)
+            {
                 let channel = channel(&name)?;
-                if let Some(slot) = entry.consents.iter_mut().find(|consent| consent.channel == channel) {
-                    *slot = Consent { customer_id: row.id, channel, granted, changed_at: Some(changed_at), source: row.source.unwrap_or_default() };
+                if let Some(slot) = entry
+                    .consents
+                    .iter_mut()
+                    .find(|consent| consent.channel == channel)
+                {
+                    *slot = Consent {
+                        customer_id: row.id,
+                        channel,
+                        granted,
+                        changed_at: Some(changed_at),
+                        source: row.source.unwrap_or_default(),
+                    };
                 }
             }
         }

@@ -15,7 +15,10 @@ use crate::{
 
 impl PgCustomerStore {
     #[tracing::instrument(skip_all, fields(customer_id = %customer.id))]
-    pub(super) async fn insert_customer(&self, customer: &NewCustomer) -> Result<Customer, CustomerError> {
+    pub(super) async fn insert_customer(
+        &self,
+        customer: &NewCustomer,
+    ) -> Result<Customer, CustomerError> {
         let sql = format!(
             "WITH inserted AS (
                  INSERT INTO customers (id, external_id, name, email, phone, birth_date, joined_at, attributes,
@@ -43,28 +46,48 @@ impl PgCustomerStore {
     }
 
     #[tracing::instrument(skip(self))]
-    pub(super) async fn select_customer(&self, id: Uuid) -> Result<Option<Customer>, CustomerError> {
+    pub(super) async fn select_customer(
+        &self,
+        id: Uuid,
+    ) -> Result<Option<Customer>, CustomerError> {
         let sql = format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE id = $1");
-        let row: Option<CustomerRow> = sqlx::query_as(&sql).bind(id).fetch_optional(&self.pool).await?;
+        let row: Option<CustomerRow> = sqlx::query_as(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
         row.map(Customer::try_from).transpose()
     }
 
     #[tracing::instrument(skip(self))]
-    pub(super) async fn select_customer_by_external_id(&self, external_id: &str) -> Result<Option<Customer>, CustomerError> {
+    pub(super) async fn select_customer_by_external_id(
+        &self,
+        external_id: &str,
+    ) -> Result<Option<Customer>, CustomerError> {
         let sql = format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE external_id = $1");
-        let row: Option<CustomerRow> = sqlx::query_as(&sql).bind(external_id).fetch_optional(&self.pool).await?;
+        let row: Option<CustomerRow> = sqlx::query_as(&sql)
+            .bind(external_id)
+            .fetch_optional(&self.pool)
+            .await?;
         row.map(Customer::try_from).transpose()
     }
 
     #[tracing::instrument(skip_all, fields(count = ids.len()))]
-    pub(super) async fn select_customers(&self, ids: &[Uuid]) -> Result<Vec<Customer>, CustomerError> {
+    pub(super) async fn select_customers(
+        &self,
+        ids: &[Uuid],
+    ) -> Result<Vec<Customer>, CustomerError> {
         let sql = format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE id = ANY($1)");
         let rows: Vec<CustomerRow> = sqlx::query_as(&sql).bind(ids).fetch_all(&self.pool).await?;
         customers_from_rows(rows)
     }
 
     #[tracing::instrument(skip(self, patch))]
-    pub(super) async fn patch_customer(&self, id: Uuid, patch: &CustomerPatch, now: DateTime<Utc>) -> Result<Customer, CustomerError> {
+    pub(super) async fn patch_customer(
+        &self,
+        id: Uuid,
+        patch: &CustomerPatch,
+        now: DateTime<Utc>,
+    ) -> Result<Customer, CustomerError> {
         let sql = format!(
             "UPDATE customers SET
                  external_id = CASE WHEN $2 THEN $3 ELSE external_id END,
@@ -102,11 +125,17 @@ impl PgCustomerStore {
 
     /// Why `id` could not be changed: unknown, or erased.
     pub(super) async fn why_not_active(&self, id: Uuid) -> Result<CustomerError, CustomerError> {
-        let status: Option<String> = sqlx::query_scalar("SELECT status FROM customers WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
+        let status: Option<String> =
+            sqlx::query_scalar("SELECT status FROM customers WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(match status.as_deref().and_then(CustomerStatus::parse) {
             None => CustomerError::customer_not_found(id),
             Some(CustomerStatus::Erased) => CustomerError::CustomerErased { id: id.to_string() },
-            Some(CustomerStatus::Active) => CustomerError::Unavailable("the customer changed concurrently; retry".into()),
+            Some(CustomerStatus::Active) => {
+                CustomerError::Unavailable("the customer changed concurrently; retry".into())
+            }
         })
     }
 
@@ -144,15 +173,26 @@ impl PgCustomerStore {
     }
 
     #[tracing::instrument(skip(self, reason))]
-    pub(super) async fn erase(&self, id: Uuid, reason: &str, now: DateTime<Utc>) -> Result<Customer, CustomerError> {
+    pub(super) async fn erase(
+        &self,
+        id: Uuid,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Customer, CustomerError> {
         let mut tx = self.pool.begin().await?;
         let status: Option<String> =
-            sqlx::query_scalar("SELECT status FROM customers WHERE id = $1 FOR UPDATE").bind(id).fetch_optional(&mut *tx).await?;
+            sqlx::query_scalar("SELECT status FROM customers WHERE id = $1 FOR UPDATE")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
         match status.as_deref().and_then(CustomerStatus::parse) {
             None => return Err(CustomerError::customer_not_found(id)),
             Some(CustomerStatus::Erased) => {
                 tx.rollback().await?;
-                return self.select_customer(id).await?.ok_or_else(|| CustomerError::customer_not_found(id));
+                return self
+                    .select_customer(id)
+                    .await?
+                    .ok_or_else(|| CustomerError::customer_not_found(id));
             }
             Some(CustomerStatus::Active) => {}
         }
@@ -162,7 +202,12 @@ impl PgCustomerStore {
              WHERE id = $1
              RETURNING {CUSTOMER_COLUMNS}"
         );
-        let row: CustomerRow = sqlx::query_as(&sql).bind(id).bind(now).bind(reason).fetch_one(&mut *tx).await?;
+        let row: CustomerRow = sqlx::query_as(&sql)
+            .bind(id)
+            .bind(now)
+            .bind(reason)
+            .fetch_one(&mut *tx)
+            .await?;
         sqlx::query(
             "INSERT INTO consent_changes (customer_id, channel, granted, changed_at, source, recorded_at)
              SELECT customer_id, channel, false, $2, 'erasure', $2 FROM consents WHERE customer_id = $1 AND granted",

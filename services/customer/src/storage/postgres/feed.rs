@@ -26,11 +26,16 @@ const FEED_CHANNEL: &str = "customer_feed";
 
 impl PgCustomerStore {
     #[tracing::instrument(skip(self), fields(after = %after))]
-    pub(super) async fn select_feed(&self, after: FeedCursor, limit: u32) -> Result<FeedPage, CustomerError> {
+    pub(super) async fn select_feed(
+        &self,
+        after: FeedCursor,
+        limit: u32,
+    ) -> Result<FeedPage, CustomerError> {
         // Every transaction older than the watermark has ended: rows below it can no longer appear.
-        let watermark: i64 = sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
-            .fetch_one(&self.pool)
-            .await?;
+        let watermark: i64 =
+            sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+                .fetch_one(&self.pool)
+                .await?;
         let limit_sql = i64::from(limit);
         let sql = format!(
             "SELECT {ACTIVITY_COLUMNS} FROM activities
@@ -68,14 +73,24 @@ impl PgCustomerStore {
 
         let mut events = Vec::with_capacity(activities.len() + customer_events.len());
         for row in activities {
-            let cursor = FeedCursor { xid: row.xid, seq: row.seq };
-            events.push(FeedEvent { cursor, payload: FeedPayload::Activity(Box::new(Activity::try_from(row)?)) });
+            let cursor = FeedCursor {
+                xid: row.xid,
+                seq: row.seq,
+            };
+            events.push(FeedEvent {
+                cursor,
+                payload: FeedPayload::Activity(Box::new(Activity::try_from(row)?)),
+            });
         }
         for row in customer_events {
-            let kind = CustomerEventKind::parse(&row.kind)
-                .ok_or_else(|| CustomerError::Internal(format!("unknown customer event {:?}", row.kind)))?;
+            let kind = CustomerEventKind::parse(&row.kind).ok_or_else(|| {
+                CustomerError::Internal(format!("unknown customer event {:?}", row.kind))
+            })?;
             events.push(FeedEvent {
-                cursor: FeedCursor { xid: row.xid, seq: row.seq },
+                cursor: FeedCursor {
+                    xid: row.xid,
+                    seq: row.seq,
+                },
                 payload: FeedPayload::Customer(CustomerEvent {
                     customer_id: row.customer_id,
                     kind,
@@ -103,9 +118,15 @@ impl PgCustomerStore {
 
 /// Listens for feed notifications until `shutdown` and ticks `signal` on each; reconnects after a
 /// lost connection and ticks then too, since notifications may have been missed meanwhile.
-pub(super) fn spawn_listener(pool: sqlx::PgPool, signal: watch::Sender<u64>, shutdown: CancellationToken) {
+pub(super) fn spawn_listener(
+    pool: sqlx::PgPool,
+    signal: watch::Sender<u64>,
+    shutdown: CancellationToken,
+) {
     tokio::spawn(async move {
-        let tick = |signal: &watch::Sender<u64>| signal.send_modify(|count| *count = count.wrapping_add(1));
+        let tick = |signal: &watch::Sender<u64>| {
+            signal.send_modify(|count| *count = count.wrapping_add(1))
+        };
         while !shutdown.is_cancelled() {
             let mut listener = match PgListener::connect_with(&pool).await {
                 Ok(listener) => listener,

@@ -9,7 +9,10 @@ use std::collections::{HashMap, HashSet};
 use sqlx::Acquire;
 use uuid::Uuid;
 
-use super::{PgCustomerStore, activities::{apply_refund, replay}};
+use super::{
+    PgCustomerStore,
+    activities::{apply_refund, replay},
+};
 use crate::{
     CustomerError,
     domain::{
@@ -23,25 +26,49 @@ use crate::{
 fn item_outcome(error: CustomerError) -> Result<ImportOutcome, CustomerError> {
     Ok(match error {
         CustomerError::InvalidArgument(violations) => {
-            let field = violations.first().map(|v| v.field.clone()).unwrap_or_default();
-            let reason = violations.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+            let field = violations
+                .first()
+                .map(|v| v.field.clone())
+                .unwrap_or_default();
+            let reason = violations
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ");
             ImportOutcome::rejected(field, reason)
         }
-        error @ CustomerError::IdempotencyKeyReused { .. } => ImportOutcome::rejected("idempotency_key", error.to_string()),
+        error @ CustomerError::IdempotencyKeyReused { .. } => {
+            ImportOutcome::rejected("idempotency_key", error.to_string())
+        }
         CustomerError::NotFound { entity, id } => {
-            let field = if entity == "purchase" { "purchase_id" } else { "customer_id" };
+            let field = if entity == "purchase" {
+                "purchase_id"
+            } else {
+                "customer_id"
+            };
             ImportOutcome::rejected(field, format!("{entity} {id} not found"))
         }
-        error @ CustomerError::CustomerErased { .. } => ImportOutcome::rejected("customer_id", error.to_string()),
-        error @ CustomerError::RefundExceedsPurchase { .. } => ImportOutcome::rejected("amount.amount_minor", error.to_string()),
-        error @ CustomerError::AlreadyExists { .. } => ImportOutcome::rejected("", error.to_string()),
-        error @ (CustomerError::Unavailable(_) | CustomerError::ShuttingDown | CustomerError::Internal(_)) => return Err(error),
+        error @ CustomerError::CustomerErased { .. } => {
+            ImportOutcome::rejected("customer_id", error.to_string())
+        }
+        error @ CustomerError::RefundExceedsPurchase { .. } => {
+            ImportOutcome::rejected("amount.amount_minor", error.to_string())
+        }
+        error @ CustomerError::AlreadyExists { .. } => {
+            ImportOutcome::rejected("", error.to_string())
+        }
+        error @ (CustomerError::Unavailable(_)
+        | CustomerError::ShuttingDown
+        | CustomerError::Internal(_)) => return Err(error),
     })
 }
 
 impl PgCustomerStore {
     #[tracing::instrument(skip_all, fields(items = commands.len()))]
-    pub(super) async fn import(&self, commands: &[ImportCommand]) -> Result<Vec<ImportOutcome>, CustomerError> {
+    pub(super) async fn import(
+        &self,
+        commands: &[ImportCommand],
+    ) -> Result<Vec<ImportOutcome>, CustomerError> {
         let mut outcomes: Vec<Option<ImportOutcome>> = vec![None; commands.len()];
         let mut tx = self.pool.begin().await?;
 
@@ -62,53 +89,83 @@ impl PgCustomerStore {
         }
 
         if !purchases.is_empty() {
-            let customer_ids: Vec<Uuid> = purchases.iter().map(|(_, p)| p.customer_id).collect::<HashSet<_>>().into_iter().collect();
-            let statuses: Vec<(Uuid, String)> =
-                sqlx::query_as("SELECT id, status FROM customers WHERE id = ANY($1) ORDER BY id FOR SHARE")
-                    .bind(&customer_ids)
-                    .fetch_all(&mut *tx)
-                    .await?;
-            let status_of: HashMap<Uuid, Option<CustomerStatus>> =
-                statuses.into_iter().map(|(id, status)| (id, CustomerStatus::parse(&status))).collect();
+            let customer_ids: Vec<Uuid> = purchases
+                .iter()
+                .map(|(_, p)| p.customer_id)
+                .collect::<HashSet<_>>()
+                .into_iter()
+                .collect();
+            let statuses: Vec<(Uuid, String)> = sqlx::query_as(
+                "SELECT id, status FROM customers WHERE id = ANY($1) ORDER BY id FOR SHARE",
+            )
+            .bind(&customer_ids)
+            .fetch_all(&mut *tx)
+            .await?;
+            let status_of: HashMap<Uuid, Option<CustomerStatus>> = statuses
+                .into_iter()
+                .map(|(id, status)| (id, CustomerStatus::parse(&status)))
+                .collect();
 
             // Keys stored before this batch: replays or conflicts.
-            let keys: Vec<&str> = purchases.iter().map(|(_, p)| p.idempotency_key.as_str()).collect();
+            let keys: Vec<&str> = purchases
+                .iter()
+                .map(|(_, p)| p.idempotency_key.as_str())
+                .collect();
             let existing: Vec<(String, Uuid, Vec<u8>)> =
                 sqlx::query_as("SELECT idempotency_key, id, fingerprint FROM activities WHERE idempotency_key = ANY($1)")
                     .bind(&keys)
                     .fetch_all(&mut *tx)
                     .await?;
-            let existing: HashMap<String, (Uuid, Vec<u8>)> =
-                existing.into_iter().map(|(key, id, fingerprint)| (key, (id, fingerprint))).collect();
+            let existing: HashMap<String, (Uuid, Vec<u8>)> = existing
+                .into_iter()
+                .map(|(key, id, fingerprint)| (key, (id, fingerprint)))
+                .collect();
 
             let mut to_insert: Vec<(usize, &NewPurchase)> = Vec::with_capacity(purchases.len());
             for &(index, purchase) in &purchases {
-                outcomes[index] = if let Some((id, fingerprint)) = existing.get(&purchase.idempotency_key) {
-                    Some(if fingerprint.as_slice() == purchase.fingerprint.as_slice() {
-                        ImportOutcome::Duplicate { activity_id: *id }
+                outcomes[index] =
+                    if let Some((id, fingerprint)) = existing.get(&purchase.idempotency_key) {
+                        Some(
+                            if fingerprint.as_slice() == purchase.fingerprint.as_slice() {
+                                ImportOutcome::Duplicate { activity_id: *id }
+                            } else {
+                                item_outcome(CustomerError::IdempotencyKeyReused {
+                                    key: purchase.idempotency_key.clone(),
+                                })?
+                            },
+                        )
                     } else {
-                        item_outcome(CustomerError::IdempotencyKeyReused { key: purchase.idempotency_key.clone() })?
-                    })
-                } else {
-                    match status_of.get(&purchase.customer_id) {
-                        None => Some(item_outcome(CustomerError::customer_not_found(purchase.customer_id))?),
-                        Some(Some(CustomerStatus::Active)) => {
-                            to_insert.push((index, purchase));
-                            None
+                        match status_of.get(&purchase.customer_id) {
+                            None => Some(item_outcome(CustomerError::customer_not_found(
+                                purchase.customer_id,
+                            ))?),
+                            Some(Some(CustomerStatus::Active)) => {
+                                to_insert.push((index, purchase));
+                                None
+                            }
+                            Some(_) => Some(item_outcome(CustomerError::CustomerErased {
+                                id: purchase.customer_id.to_string(),
+                            })?),
                         }
-                        Some(_) => Some(item_outcome(CustomerError::CustomerErased { id: purchase.customer_id.to_string() })?),
-                    }
-                };
+                    };
             }
             let inserted = insert_purchases(&mut tx, &to_insert).await?;
             for (index, purchase) in to_insert {
                 outcomes[index] = Some(if inserted.contains(purchase.idempotency_key.as_str()) {
-                    ImportOutcome::Accepted { activity_id: purchase.id }
+                    ImportOutcome::Accepted {
+                        activity_id: purchase.id,
+                    }
                 } else {
                     // Another writer stored the key after our look-up and committed first.
                     match replay(&mut tx, &purchase.idempotency_key, &purchase.fingerprint).await {
-                        Ok(Some(recorded)) => ImportOutcome::Duplicate { activity_id: recorded.activity.id },
-                        Ok(None) => return Err(CustomerError::Unavailable("idempotency key contended; retry the batch".into())),
+                        Ok(Some(recorded)) => ImportOutcome::Duplicate {
+                            activity_id: recorded.activity.id,
+                        },
+                        Ok(None) => {
+                            return Err(CustomerError::Unavailable(
+                                "idempotency key contended; retry the batch".into(),
+                            ));
+                        }
                         Err(error) => item_outcome(error)?,
                     }
                 });
@@ -116,32 +173,45 @@ impl PgCustomerStore {
         }
 
         for (index, first) in repeats {
-            let (ImportCommand::Purchase(repeat), ImportCommand::Purchase(original)) = (&commands[index], &commands[first]) else {
+            let (ImportCommand::Purchase(repeat), ImportCommand::Purchase(original)) =
+                (&commands[index], &commands[first])
+            else {
                 continue;
             };
             outcomes[index] = Some(match &outcomes[first] {
-                Some(ImportOutcome::Accepted { activity_id } | ImportOutcome::Duplicate { activity_id })
+                Some(
+                    ImportOutcome::Accepted { activity_id }
+                    | ImportOutcome::Duplicate { activity_id },
+                ) if repeat.fingerprint == original.fingerprint => ImportOutcome::Duplicate {
+                    activity_id: *activity_id,
+                },
+                Some(ImportOutcome::Rejected { field, reason })
                     if repeat.fingerprint == original.fingerprint =>
                 {
-                    ImportOutcome::Duplicate { activity_id: *activity_id }
-                }
-                Some(ImportOutcome::Rejected { field, reason }) if repeat.fingerprint == original.fingerprint => {
                     ImportOutcome::rejected(field.clone(), reason.clone())
                 }
-                _ => item_outcome(CustomerError::IdempotencyKeyReused { key: repeat.idempotency_key.clone() })?,
+                _ => item_outcome(CustomerError::IdempotencyKeyReused {
+                    key: repeat.idempotency_key.clone(),
+                })?,
             });
         }
 
         for (index, command) in commands.iter().enumerate() {
-            let ImportCommand::Refund(refund) = command else { continue };
+            let ImportCommand::Refund(refund) = command else {
+                continue;
+            };
             let mut savepoint = tx.begin().await?;
             outcomes[index] = Some(match apply_refund(&mut savepoint, refund).await {
                 Ok(recorded) => {
                     savepoint.commit().await?;
                     if recorded.replayed {
-                        ImportOutcome::Duplicate { activity_id: recorded.activity.id }
+                        ImportOutcome::Duplicate {
+                            activity_id: recorded.activity.id,
+                        }
                     } else {
-                        ImportOutcome::Accepted { activity_id: recorded.activity.id }
+                        ImportOutcome::Accepted {
+                            activity_id: recorded.activity.id,
+                        }
                     }
                 }
                 Err(error) => {
@@ -154,7 +224,10 @@ impl PgCustomerStore {
         tx.commit().await?;
         outcomes
             .into_iter()
-            .map(|outcome| outcome.ok_or_else(|| CustomerError::Internal("an import item got no outcome".into())))
+            .map(|outcome| {
+                outcome
+                    .ok_or_else(|| CustomerError::Internal("an import item got no outcome".into()))
+            })
             .collect()
     }
 }
@@ -168,12 +241,24 @@ async fn insert_purchases(
         return Ok(HashSet::new());
     }
     let n = purchases.len();
-    let (mut ids, mut customers, mut keys, mut fingerprints) =
-        (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
-    let (mut amounts, mut currencies, mut occurred, mut recorded) =
-        (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
-    let (mut brands, mut channels, mut stores, mut line_items) =
-        (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut ids, mut customers, mut keys, mut fingerprints) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut amounts, mut currencies, mut occurred, mut recorded) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut brands, mut channels, mut stores, mut line_items) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
     for (_, purchase) in purchases {
         ids.push(purchase.id);
         customers.push(purchase.customer_id);
@@ -186,7 +271,10 @@ async fn insert_purchases(
         brands.push(purchase.brand.as_str());
         channels.push(purchase.sales_channel.as_str());
         stores.push(purchase.store_id.as_str());
-        line_items.push(serde_json::to_string(&purchase.line_items).map_err(|e| CustomerError::Internal(e.to_string()))?);
+        line_items.push(
+            serde_json::to_string(&purchase.line_items)
+                .map_err(|e| CustomerError::Internal(e.to_string()))?,
+        );
     }
     let inserted: Vec<String> = sqlx::query_scalar(
         "INSERT INTO activities (id, customer_id, kind, idempotency_key, fingerprint, amount_minor, currency, occurred_at,

@@ -66,7 +66,10 @@ impl CustomerStore for PgCustomerStore {
         self.select_customer(id).await
     }
 
-    async fn customer_by_external_id(&self, external_id: &str) -> Result<Option<Customer>, CustomerError> {
+    async fn customer_by_external_id(
+        &self,
+        external_id: &str,
+    ) -> Result<Option<Customer>, CustomerError> {
         self.select_customer_by_external_id(external_id).await
     }
 
@@ -74,15 +77,30 @@ impl CustomerStore for PgCustomerStore {
         self.select_customers(ids).await
     }
 
-    async fn update_customer(&self, id: Uuid, patch: &CustomerPatch, now: DateTime<Utc>) -> Result<Customer, CustomerError> {
+    async fn update_customer(
+        &self,
+        id: Uuid,
+        patch: &CustomerPatch,
+        now: DateTime<Utc>,
+    ) -> Result<Customer, CustomerError> {
         self.patch_customer(id, patch, now).await
     }
 
-    async fn list_customers(&self, filter: &CustomerFilter, after: Option<Uuid>, limit: u32) -> Result<Vec<Customer>, CustomerError> {
+    async fn list_customers(
+        &self,
+        filter: &CustomerFilter,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<Customer>, CustomerError> {
         self.select_customer_page(filter, after, limit).await
     }
 
-    async fn erase_customer(&self, id: Uuid, reason: &str, now: DateTime<Utc>) -> Result<Customer, CustomerError> {
+    async fn erase_customer(
+        &self,
+        id: Uuid,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Customer, CustomerError> {
         self.erase(id, reason, now).await
     }
 
@@ -90,7 +108,11 @@ impl CustomerStore for PgCustomerStore {
         self.upsert_consent(change).await
     }
 
-    async fn consent_history(&self, customer_id: Uuid, page: HistoryPage) -> Result<Vec<RecordedConsentChange>, CustomerError> {
+    async fn consent_history(
+        &self,
+        customer_id: Uuid,
+        page: HistoryPage,
+    ) -> Result<Vec<RecordedConsentChange>, CustomerError> {
         self.select_consent_history(customer_id, page).await
     }
 
@@ -110,11 +132,19 @@ impl CustomerStore for PgCustomerStore {
         self.select_activity(id).await
     }
 
-    async fn list_activities(&self, customer_id: Uuid, after: Option<ActivityPosition>, limit: u32) -> Result<Vec<Activity>, CustomerError> {
+    async fn list_activities(
+        &self,
+        customer_id: Uuid,
+        after: Option<ActivityPosition>,
+        limit: u32,
+    ) -> Result<Vec<Activity>, CustomerError> {
         self.select_activity_page(customer_id, after, limit).await
     }
 
-    async fn import_batch(&self, commands: &[ImportCommand]) -> Result<Vec<ImportOutcome>, CustomerError> {
+    async fn import_batch(
+        &self,
+        commands: &[ImportCommand],
+    ) -> Result<Vec<ImportOutcome>, CustomerError> {
         self.import(commands).await
     }
 

@@ -15,8 +15,7 @@ use crate::{
 };
 
 /// The columns of [`CustomerRow`], for `SELECT` and `RETURNING`.
-pub(super) const CUSTOMER_COLUMNS: &str =
-    "id, external_id, name, email, phone, birth_date, joined_at, attributes, status, created_at, updated_at, erased_at";
+pub(super) const CUSTOMER_COLUMNS: &str = "id, external_id, name, email, phone, birth_date, joined_at, attributes, status, created_at, updated_at, erased_at";
 
 /// The columns of [`ActivityRow`].
 pub(super) const ACTIVITY_COLUMNS: &str = "id, customer_id, kind, idempotency_key, fingerprint, amount_minor, currency, \
@@ -43,8 +42,9 @@ impl TryFrom<CustomerRow> for Customer {
     type Error = CustomerError;
 
     fn try_from(row: CustomerRow) -> Result<Self, Self::Error> {
-        let status = CustomerStatus::parse(&row.status)
-            .ok_or_else(|| CustomerError::Internal(format!("unknown customer status {:?}", row.status)))?;
+        let status = CustomerStatus::parse(&row.status).ok_or_else(|| {
+            CustomerError::Internal(format!("unknown customer status {:?}", row.status))
+        })?;
         Ok(Self {
             id: row.id,
             external_id: row.external_id,
@@ -88,8 +88,9 @@ impl TryFrom<ActivityRow> for Activity {
     type Error = CustomerError;
 
     fn try_from(row: ActivityRow) -> Result<Self, Self::Error> {
-        let kind = ActivityKind::parse(&row.kind)
-            .ok_or_else(|| CustomerError::Internal(format!("unknown activity kind {:?}", row.kind)))?;
+        let kind = ActivityKind::parse(&row.kind).ok_or_else(|| {
+            CustomerError::Internal(format!("unknown activity kind {:?}", row.kind))
+        })?;
         Ok(Self {
             id: row.id,
             customer_id: row.customer_id,
