@@ -141,7 +141,9 @@ impl Application {
             tierline_runtime::db::migrate(&pool, SCHEMA, &MIGRATOR).await?;
             tracing::info!("migrations applied");
         }
-        health.monitor_database(pool.clone(), shutdown.clone());
+        let probe_pool =
+            tierline_runtime::db::connect_probe(&config.database, "tierline-customer-probe")?;
+        health.monitor_database(probe_pool, shutdown.clone());
 
         let store = Arc::new(PgCustomerStore::new(pool, shutdown.clone()));
         let rules = Rules {

@@ -68,6 +68,7 @@ impl FeedWatcher {
         // A small buffer: a slow reader slows the reads instead of filling memory.
         let (sender, receiver) = mpsc::channel(settings.batch_size as usize);
         tokio::spawn(async move {
+            let shutting_down = || Err(CustomerError::ShuttingDown);
             let mut signal = store.feed_signal();
             let mut held_back_pause = settings.held_back_min;
             loop {
@@ -84,13 +85,19 @@ impl FeedWatcher {
                 for event in page.events {
                     cursor = event.cursor;
                     tokio::select! {
-                        () = shutdown.cancelled() => return,
+                        () = shutdown.cancelled() => {
+                            let _ = sender.try_send(shutting_down());
+                            return;
+                        }
                         sent = sender.send(Ok(event)) => if sent.is_err() { return },
                     }
                 }
                 if full {
                     continue;
                 }
+                // While an older transaction holds the watermark back, commits do not help: wait
+                // out a short, growing pause instead of re-reading on every notification.
+                let woken_by_commits = !page.held_back;
                 let pause = if page.held_back {
                     let pause = held_back_pause;
                     held_back_pause = (held_back_pause * 2).min(settings.held_back_max);
@@ -100,9 +107,14 @@ impl FeedWatcher {
                     settings.idle_recheck
                 };
                 tokio::select! {
-                    () = shutdown.cancelled() => return,
+                    () = shutdown.cancelled() => {
+                        // UNAVAILABLE tells the watcher to reconnect (to another replica), unlike
+                        // a plain end of stream.
+                        let _ = sender.try_send(shutting_down());
+                        return;
+                    }
                     () = sender.closed() => return,
-                    changed = signal.changed() => if changed.is_err() { return },
+                    changed = signal.changed(), if woken_by_commits => if changed.is_err() { return },
                     () = tokio::time::sleep(pause) => {}
                 }
             }

@@ -57,3 +57,19 @@ pub async fn migrate(
         .await
         .map_err(|error| sqlx::Error::Migrate(Box::new(error)))
 }
+
+/// A one-connection pool for readiness probes, apart from the business pool: an exhausted
+/// business pool is load, not an unreachable database, and must not flip every replica to
+/// NOT_SERVING at once.
+pub fn connect_probe(
+    settings: &DatabaseSettings,
+    application_name: &str,
+) -> Result<PgPool, sqlx::Error> {
+    let options =
+        PgConnectOptions::from_str(settings.url.expose())?.application_name(application_name);
+    Ok(PgPoolOptions::new()
+        .max_connections(1)
+        .min_connections(0)
+        .acquire_timeout(std::time::Duration::from_secs(2))
+        .connect_lazy_with(options))
+}

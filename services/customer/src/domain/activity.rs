@@ -305,11 +305,8 @@ impl PurchaseInput {
                 1,
                 64,
             );
-            if item.sku.chars().count() > 64 {
-                violations.add(
-                    format!("line_items[{index}].sku"),
-                    "must be at most 64 characters",
-                );
+            if !item.sku.is_empty() {
+                violations.text(&format!("line_items[{index}].sku"), &item.sku, 1, 64);
             }
             if item.quantity < 1 {
                 violations.add(format!("line_items[{index}].quantity"), "must be 1 or more");

@@ -115,6 +115,9 @@ impl Customers {
                 "give an id or an external_id",
             ));
         }
+        let mut violations = Violations::default();
+        violations.token("external_id", external_id, 1, 128);
+        violations.into_result()?;
         self.store
             .customer_by_external_id(external_id)
             .await?
@@ -191,6 +194,17 @@ impl Customers {
         if filter.birth_day.is_some() && filter.birth_month.is_none() {
             violations.add("birth_day", "needs birth_month");
         }
+        for (key, value) in &filter.attributes {
+            if !super::validate::is_attribute_key(key)
+                || value.chars().count() > 256
+                || value.chars().any(char::is_control)
+            {
+                violations.add(
+                    format!("attributes[{key}]"),
+                    "is not a valid attribute filter",
+                );
+            }
+        }
         if let (Some(from), Some(until)) = (filter.joined_from, filter.joined_until)
             && from > until
         {
@@ -210,8 +224,8 @@ impl Customers {
     pub async fn erase(&self, id: &str, reason: &str) -> Result<Customer, CustomerError> {
         let id = parse_customer_id("id", id)?;
         let mut violations = Violations::default();
-        if reason.chars().count() > 200 {
-            violations.add("reason", "must be at most 200 characters");
+        if !reason.is_empty() {
+            violations.text("reason", reason, 1, 200);
         }
         violations.into_result()?;
         self.store

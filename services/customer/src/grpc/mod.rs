@@ -61,9 +61,11 @@ impl CustomerService for CustomerApi {
                 self.customers.get_by_external_id(&external_id).await?
             }
             None => {
-                return Err(
-                    crate::CustomerError::invalid("lookup", "give an id or an external_id").into(),
-                );
+                return Err(crate::CustomerError::invalid(
+                    "lookup",
+                    "give an id or an external_id",
+                )
+                .into());
             }
         };
         Ok(Response::new(convert::customer_to_proto(customer)))

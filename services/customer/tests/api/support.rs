@@ -3,17 +3,12 @@
 use std::net::SocketAddr;
 
 use tierline_customer::{Application, CustomerConfig};
-use tierline_proto::{
-    customer::v1::{self as pb, customer_service_client::CustomerServiceClient},
-    tonic_health::pb::{
-        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
-    },
-};
+use tierline_proto::customer::v1::{self as pb, customer_service_client::CustomerServiceClient};
 use tierline_runtime::{
     auth::scopes::{ACTIVITY_WRITE, CUSTOMERS_READ, CUSTOMERS_WRITE, FEED_READ},
     config::ConfigSource,
 };
-use tierline_testkit::{TestDatabase, init_logging, tokens};
+use tierline_testkit::{TestDatabase, init_logging, tokens, wait_until_serving};
 use tokio_util::sync::CancellationToken;
 use tonic::{
     Request, Status,
@@ -160,33 +155,6 @@ pub(crate) async fn connect(addr: SocketAddr, token: Option<String>) -> Client {
     );
     CustomerServiceClient::with_interceptor(channel, bearer)
         .max_decoding_message_size(64 * 1024 * 1024)
-}
-
-/// Waits, on the health service's watch stream, until the server reports SERVING.
-pub(crate) async fn wait_until_serving(addr: SocketAddr) {
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect");
-    let mut health = HealthClient::new(channel);
-    let mut updates = health
-        .watch(HealthCheckRequest {
-            service: String::new(),
-        })
-        .await
-        .expect("watch")
-        .into_inner();
-    let serving = tokio::time::timeout(std::time::Duration::from_secs(30), async {
-        while let Some(update) = updates.message().await.expect("health update") {
-            if update.status() == ServingStatus::Serving {
-                return;
-            }
-        }
-        panic!("health stream ended before SERVING");
-    })
-    .await;
-    serving.expect("the service reports SERVING within 30 s");
 }
 
 /// A new customer with a unique name.

@@ -95,12 +95,18 @@ impl Authenticator {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = settings.leeway.as_secs();
         validation.validate_nbf = true;
+        // jsonwebtoken checks `aud` and `iss` only when present: require them when configured,
+        // or a token minted for another system with the same key would pass.
         match &settings.audience {
-            Some(audience) => validation.set_audience(&[audience]),
+            Some(audience) => {
+                validation.set_audience(&[audience]);
+                validation.required_spec_claims.insert("aud".to_owned());
+            }
             None => validation.validate_aud = false,
         }
         if let Some(issuer) = &settings.issuer {
             validation.set_issuer(&[issuer]);
+            validation.required_spec_claims.insert("iss".to_owned());
         }
         Ok(Self {
             mode: settings.mode,
@@ -277,6 +283,43 @@ mod tests {
         assert_eq!(
             auth.authorize(Some(&other_scope), "activity:write"),
             Err(AuthError::MissingScope("activity:write"))
+        );
+    }
+
+    #[test]
+    fn a_configured_audience_and_issuer_are_required() {
+        let auth = Authenticator::new(&AuthSettings {
+            audience: Some("tierline".into()),
+            issuer: Some("https://idp.example.com".into()),
+            ..settings()
+        })
+        .expect("builds");
+        let without = format!("Bearer {}", token(SECRET, "customers:read", 60));
+        assert_eq!(
+            auth.authorize(Some(&without), "customers:read"),
+            Err(AuthError::Invalid)
+        );
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("clock")
+            .as_secs();
+        let claims = Claims {
+            sub: "pos".into(),
+            exp: now + 60,
+            scope: Some("customers:read".into()),
+            iss: Some("https://idp.example.com".into()),
+            aud: Some("tierline".into()),
+            ..Claims::default()
+        };
+        let with = encode(
+            &Header::default(),
+            &claims,
+            &EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .expect("encode");
+        assert!(
+            auth.authorize(Some(&format!("Bearer {with}")), "customers:read")
+                .is_ok()
         );
     }
 

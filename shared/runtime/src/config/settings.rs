@@ -21,6 +21,9 @@ pub struct GrpcSettings {
     pub reflection: bool,
     /// `TIERLINE_SHUTDOWN_GRACE`: how long in-flight calls may take to finish after SIGTERM.
     pub shutdown_grace: Duration,
+    /// `TIERLINE_SHUTDOWN_DELAY`: how long to keep accepting calls after reporting NOT_SERVING,
+    /// so that load balancers stop routing here first (5s suits Kubernetes).
+    pub shutdown_delay: Duration,
     /// `TIERLINE_TLS_*`: serve TLS (and require client certificates) when set.
     pub tls: Option<TlsSettings>,
 }
@@ -100,6 +103,7 @@ impl GrpcSettings {
                 .duration("TIERLINE_GRPC_REQUEST_TIMEOUT", Duration::from_secs(30)),
             reflection: reader.bool("TIERLINE_GRPC_REFLECTION", true),
             shutdown_grace: reader.duration("TIERLINE_SHUTDOWN_GRACE", Duration::from_secs(20)),
+            shutdown_delay: reader.duration("TIERLINE_SHUTDOWN_DELAY", Duration::ZERO),
             tls,
         }
     }

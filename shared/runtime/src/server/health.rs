@@ -19,6 +19,9 @@ use tonic_health::{
 /// How often the database is probed for readiness.
 const PROBE_INTERVAL: Duration = Duration::from_secs(2);
 
+/// How long one probe may take before the database counts as unreachable.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// The health state of one service, reported both for the service's name and for "" (the whole
 /// server), which is what Kubernetes' native gRPC probes ask by default.
 #[derive(Clone)]
@@ -77,13 +80,14 @@ impl Health {
     }
 
     /// Probes the database until `shutdown`, reporting SERVING while it answers. Start it only
-    /// once migrations are done.
+    /// once migrations are done; give it its own pool (`db::connect_probe`).
     pub fn monitor_database(&self, pool: sqlx::PgPool, shutdown: CancellationToken) {
         let health = self.clone();
         tokio::spawn(async move {
             let mut was_serving = None;
             loop {
-                let serving = sqlx::query("SELECT 1").execute(&pool).await.is_ok();
+                let probe = sqlx::query("SELECT 1").execute(&pool);
+                let serving = matches!(tokio::time::timeout(PROBE_TIMEOUT, probe).await, Ok(Ok(_)));
                 if was_serving != Some(serving) {
                     if serving {
                         tracing::info!("database reachable: serving");

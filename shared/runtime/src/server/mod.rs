@@ -2,6 +2,7 @@
 //! auth, tracing and metrics layers, optional TLS, and a graceful drain on shutdown.
 
 mod health;
+mod limit;
 mod rpc_layer;
 
 use std::{sync::Arc, time::Duration};
@@ -14,6 +15,7 @@ use tonic::{
 };
 
 pub use health::Health;
+pub use limit::{ConcurrencyLimit, ConcurrencyLimitLayer};
 pub use rpc_layer::{RpcLayer, RpcService};
 
 use crate::{
@@ -116,12 +118,15 @@ impl GrpcServer {
         };
 
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        let shutdown_delay = settings.shutdown_delay;
         let drain_signal = {
             let shutdown = shutdown.clone();
             let health = health.clone();
             async move {
                 shutdown.cancelled().await;
                 health.set_draining().await;
+                // Keep accepting while load balancers notice NOT_SERVING and stop sending.
+                tokio::time::sleep(shutdown_delay).await;
                 tracing::info!("shutting down: draining calls in flight");
             }
         };
@@ -129,11 +134,10 @@ impl GrpcServer {
         let router = builder
             .timeout(settings.request_timeout)
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            // Outermost first: every call is traced and counted; refused calls never take a slot.
             .layer(RpcLayer::new(metrics))
-            .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
-                settings.concurrency_limit,
-            ))
             .layer(AuthLayer::new(authenticator, scope_table))
+            .layer(ConcurrencyLimitLayer::new(settings.concurrency_limit))
             .add_routes(routes)
             .add_service(health.server())
             .add_optional_service(reflection);

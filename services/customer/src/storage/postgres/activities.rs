@@ -47,7 +47,7 @@ pub(super) async fn replay(
 /// Records `refund` on `connection`, which must be inside a transaction: locks the purchase,
 /// replays a stored refund with the same key, checks the customer and the refund rules, then
 /// raises the purchase's refunded amount and stores the refund.
-pub(super) async fn apply_refund(
+async fn apply_refund(
     connection: &mut PgConnection,
     refund: &NewRefund,
 ) -> Result<Recorded, CustomerError> {
@@ -178,13 +178,15 @@ impl PgCustomerStore {
                 });
             }
             let mut connection = self.pool.acquire().await?;
-            if let Some(recorded) = replay(
+            let replayed = replay(
                 &mut connection,
                 &purchase.idempotency_key,
                 &purchase.fingerprint,
             )
-            .await?
-            {
+            .await?;
+            // Give the connection back before taking another: N retries must not hold 2N.
+            drop(connection);
+            if let Some(recorded) = replayed {
                 return Ok(recorded);
             }
             match self.why_not_active(purchase.customer_id).await? {
@@ -244,6 +246,8 @@ impl PgCustomerStore {
         row.map(Activity::try_from).transpose()
     }
 
+    /// Two statements, with and without a position, so that each keeps an index range scan on
+    /// `(customer_id, occurred_at DESC, id DESC)` under a generic plan.
     #[tracing::instrument(skip(self))]
     pub(super) async fn select_activity_page(
         &self,
@@ -251,18 +255,33 @@ impl PgCustomerStore {
         after: Option<ActivityPosition>,
         limit: u32,
     ) -> Result<Vec<Activity>, CustomerError> {
-        let sql = format!(
-            "SELECT {ACTIVITY_COLUMNS} FROM activities
-             WHERE customer_id = $1 AND ($2::timestamptz IS NULL OR (occurred_at, id) < ($2, $3))
-             ORDER BY occurred_at DESC, id DESC LIMIT $4"
-        );
-        let rows: Vec<ActivityRow> = sqlx::query_as(&sql)
-            .bind(customer_id)
-            .bind(after.map(|position| position.occurred_at))
-            .bind(after.map(|position| position.id))
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?;
+        let rows: Vec<ActivityRow> = match after {
+            None => {
+                let sql = format!(
+                    "SELECT {ACTIVITY_COLUMNS} FROM activities WHERE customer_id = $1
+                     ORDER BY occurred_at DESC, id DESC LIMIT $2"
+                );
+                sqlx::query_as(&sql)
+                    .bind(customer_id)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            Some(position) => {
+                let sql = format!(
+                    "SELECT {ACTIVITY_COLUMNS} FROM activities
+                     WHERE customer_id = $1 AND (occurred_at, id) < ($2, $3)
+                     ORDER BY occurred_at DESC, id DESC LIMIT $4"
+                );
+                sqlx::query_as(&sql)
+                    .bind(customer_id)
+                    .bind(position.occurred_at)
+                    .bind(position.id)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
         rows.into_iter().map(Activity::try_from).collect()
     }
 }

@@ -20,6 +20,10 @@ impl From<sqlx::Error> for CustomerError {
                         },
                         _ => Self::Internal(error.to_string()),
                     },
+                    // Text Postgres cannot store (a NUL byte, `\u0000` in JSON): the caller's input.
+                    "22021" | "22P05" => {
+                        Self::invalid("request", "contains characters that cannot be stored (NUL)")
+                    }
                     "23503" => match constraint {
                         "activities_refunded_purchase_id_fkey" => Self::NotFound {
                             entity: "purchase",

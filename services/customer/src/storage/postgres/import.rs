@@ -1,18 +1,14 @@
-//! Bulk ingestion: a batch of purchases and refunds recorded in one transaction.
+//! Bulk ingestion: a batch of purchases and refunds, committed batch by batch.
 //!
 //! Purchases go in with one multi-row `INSERT … SELECT FROM unnest(…)` (one round trip for the
-//! whole batch); refunds follow one by one, each under a savepoint, through the same code as
-//! single refunds. A purchase and a refund of it may share a batch.
+//! whole batch, in one transaction); refunds follow one by one, each in its own transaction,
+//! through the same code as single refunds. A purchase and a refund of it may share a batch.
 
 use std::collections::{HashMap, HashSet};
 
-use sqlx::Acquire;
 use uuid::Uuid;
 
-use super::{
-    PgCustomerStore,
-    activities::{apply_refund, replay},
-};
+use super::{PgCustomerStore, activities::replay};
 use crate::{
     CustomerError,
     domain::{
@@ -196,32 +192,25 @@ impl PgCustomerStore {
             });
         }
 
+        tx.commit().await?;
+
+        // Each refund in its own transaction, after the purchases committed: its transaction id
+        // is then taken after its purchase committed, so the feed (ordered by transaction id)
+        // always delivers a purchase before its refunds. Refunds are the rarer kind in a backfill.
         for (index, command) in commands.iter().enumerate() {
             let ImportCommand::Refund(refund) = command else {
                 continue;
             };
-            let mut savepoint = tx.begin().await?;
-            outcomes[index] = Some(match apply_refund(&mut savepoint, refund).await {
-                Ok(recorded) => {
-                    savepoint.commit().await?;
-                    if recorded.replayed {
-                        ImportOutcome::Duplicate {
-                            activity_id: recorded.activity.id,
-                        }
-                    } else {
-                        ImportOutcome::Accepted {
-                            activity_id: recorded.activity.id,
-                        }
-                    }
-                }
-                Err(error) => {
-                    savepoint.rollback().await?;
-                    item_outcome(error)?
-                }
+            outcomes[index] = Some(match self.insert_refund(refund).await {
+                Ok(recorded) if recorded.replayed => ImportOutcome::Duplicate {
+                    activity_id: recorded.activity.id,
+                },
+                Ok(recorded) => ImportOutcome::Accepted {
+                    activity_id: recorded.activity.id,
+                },
+                Err(error) => item_outcome(error)?,
             });
         }
-
-        tx.commit().await?;
         outcomes
             .into_iter()
             .map(|outcome| {

@@ -1,0 +1,1 @@
+//! Operator tools for Tierline. The binaries live in `src/bin/`; see each one's `--help`.
