@@ -7,7 +7,7 @@
 use tierline_runtime::status::{FieldViolation, invalid_argument};
 
 /// Everything that can go wrong in the customer service.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum CustomerError {
     /// The request has invalid fields.
     #[error("invalid argument: {0:?}")]

@@ -3,9 +3,11 @@
 //! A service's `main` reads its typed configuration ([`config`]), starts telemetry
 //! ([`telemetry`]), opens its database ([`db`]) and serves its gRPC routes with
 //! [`server::GrpcServer`], which adds health, reflection, auth ([`auth`]), tracing and
-//! [`metrics`] around them. Errors of invalid input are built with [`status`].
+//! [`metrics`] around them. Errors of invalid input are built with [`status`]; calls to other
+//! services go through [`client::channel`] (TLS and trace context).
 
 pub mod auth;
+pub mod client;
 pub mod config;
 pub mod db;
 pub mod metrics;

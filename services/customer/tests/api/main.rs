@@ -11,3 +11,4 @@ mod feed;
 mod import;
 mod server;
 mod support;
+mod tls;

@@ -62,3 +62,63 @@ async fn shutdown_reports_not_serving_and_ends_feed_streams() {
         .expect("stops within the grace")
         .expect("task");
 }
+
+#[tokio::test]
+async fn metrics_count_calls_by_method_and_code() {
+    let app =
+        crate::support::TestApp::spawn_with(&[("TIERLINE_METRICS_ADDR", "127.0.0.1:0")]).await;
+    let mut client = app.client().await;
+    client
+        .list_customers(tierline_proto::customer::v1::ListCustomersRequest::default())
+        .await
+        .expect("ok call");
+    let _ = client
+        .get_customer(tierline_proto::customer::v1::GetCustomerRequest { lookup: None })
+        .await
+        .expect_err("invalid call");
+    let metrics_addr = app.server.metrics_addr.expect("metrics enabled");
+    let text = http_get(metrics_addr, "/metrics").await;
+    assert!(
+        text.contains(r#"tierline_grpc_server_requests_total{service="tierline.customer.v1.CustomerService",method="ListCustomers",code="OK"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"method="GetCustomer",code="INVALID_ARGUMENT"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains("tierline_grpc_server_request_duration_seconds_bucket"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn oversized_messages_are_refused() {
+    let app =
+        crate::support::TestApp::spawn_with(&[("TIERLINE_GRPC_MAX_MESSAGE_BYTES", "4096")]).await;
+    let mut client = app.client().await;
+    let status = client
+        .create_customer(tierline_proto::customer::v1::CreateCustomerRequest {
+            name: "x".repeat(10_000),
+            ..Default::default()
+        })
+        .await
+        .expect_err("too large");
+    assert_eq!(status.code(), tonic::Code::OutOfRange, "{status:?}");
+}
+
+/// A minimal HTTP/1.1 GET, enough for `/metrics`.
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .expect("write");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.expect("read");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    response
+}

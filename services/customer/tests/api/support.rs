@@ -41,6 +41,7 @@ pub(crate) type Client = CustomerServiceClient<InterceptedService<Channel, Beare
 /// One running instance of the service.
 pub(crate) struct Server {
     pub(crate) addr: SocketAddr,
+    pub(crate) metrics_addr: Option<SocketAddr>,
     shutdown: CancellationToken,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -66,6 +67,7 @@ impl Server {
             .await
             .expect("application builds");
         let addr = application.local_addr();
+        let metrics_addr = application.metrics_addr();
         let shutdown = CancellationToken::new();
         let stop = shutdown.clone();
         let task = tokio::spawn(async move {
@@ -74,9 +76,16 @@ impl Server {
                 .await
                 .expect("server runs");
         });
-        wait_until_serving(addr).await;
+        // A TLS server is awaited by its test, over TLS.
+        if !extra
+            .iter()
+            .any(|(key, _)| *key == "TIERLINE_TLS_CERT_FILE")
+        {
+            wait_until_serving(addr).await;
+        }
         Self {
             addr,
+            metrics_addr,
             shutdown,
             task: Some(task),
         }
@@ -142,6 +151,27 @@ impl TestApp {
     pub(crate) async fn client_with(&self, token: Option<String>) -> Client {
         connect(self.addr, token).await
     }
+}
+
+impl Bearer {
+    pub(crate) fn new(token: String) -> Self {
+        Self(Some(
+            MetadataValue::try_from(format!("Bearer {token}")).expect("ascii token"),
+        ))
+    }
+}
+
+/// A client whose channel connects on first use (for servers that may refuse the connection).
+pub(crate) async fn connect_lazy(addr: SocketAddr, token: Option<String>) -> Client {
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect_lazy();
+    CustomerServiceClient::with_interceptor(
+        channel,
+        Bearer(
+            token.map(|token| MetadataValue::try_from(format!("Bearer {token}")).expect("ascii")),
+        ),
+    )
 }
 
 pub(crate) async fn connect(addr: SocketAddr, token: Option<String>) -> Client {

@@ -1,10 +1,11 @@
 //! Purchases and refunds in Postgres: idempotent recording and the refund rule under a row lock.
 
-use sqlx::{PgConnection, types::Json};
+use sqlx::{PgConnection, PgPool, types::Json};
 use uuid::Uuid;
 
 use super::{
     PgCustomerStore,
+    customers::why_not_active,
     rows::{ACTIVITY_COLUMNS, ActivityRow},
 };
 use crate::{
@@ -141,65 +142,6 @@ async fn apply_refund(
 }
 
 impl PgCustomerStore {
-    /// One statement on the happy path: insert if the customer is active and the key is new.
-    #[tracing::instrument(skip_all, fields(customer_id = %purchase.customer_id, idempotency_key = %purchase.idempotency_key))]
-    pub(super) async fn insert_purchase(
-        &self,
-        purchase: &NewPurchase,
-    ) -> Result<Recorded, CustomerError> {
-        let sql = format!(
-            "INSERT INTO activities (id, customer_id, kind, idempotency_key, fingerprint, amount_minor, currency,
-                                     occurred_at, recorded_at, brand, sales_channel, store_id, line_items, purchase_occurred_at)
-             SELECT $1, c.id, 'purchase', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $7
-             FROM (SELECT id FROM customers WHERE id = $2 AND status = 'active' FOR SHARE) c
-             ON CONFLICT (idempotency_key) DO NOTHING
-             RETURNING {ACTIVITY_COLUMNS}"
-        );
-        for _ in 0..CONFLICT_RETRIES {
-            let inserted: Option<ActivityRow> = sqlx::query_as(&sql)
-                .bind(purchase.id)
-                .bind(purchase.customer_id)
-                .bind(&purchase.idempotency_key)
-                .bind(purchase.fingerprint.as_slice())
-                .bind(purchase.amount_minor)
-                .bind(&purchase.currency)
-                .bind(purchase.occurred_at)
-                .bind(purchase.recorded_at)
-                .bind(&purchase.brand)
-                .bind(&purchase.sales_channel)
-                .bind(&purchase.store_id)
-                .bind(Json(&purchase.line_items))
-                .fetch_optional(&self.pool)
-                .await?;
-            if let Some(row) = inserted {
-                return Ok(Recorded {
-                    activity: row.try_into()?,
-                    replayed: false,
-                });
-            }
-            let mut connection = self.pool.acquire().await?;
-            let replayed = replay(
-                &mut connection,
-                &purchase.idempotency_key,
-                &purchase.fingerprint,
-            )
-            .await?;
-            // Give the connection back before taking another: N retries must not hold 2N.
-            drop(connection);
-            if let Some(recorded) = replayed {
-                return Ok(recorded);
-            }
-            match self.why_not_active(purchase.customer_id).await? {
-                // The customer is active and the key is free again: the conflicting insert rolled back.
-                CustomerError::Unavailable(_) => continue,
-                refusal => return Err(refusal),
-            }
-        }
-        Err(CustomerError::Unavailable(
-            "idempotency key contended; retry".into(),
-        ))
-    }
-
     #[tracing::instrument(skip_all, fields(customer_id = %refund.customer_id, purchase_id = %refund.purchase_id))]
     pub(super) async fn insert_refund(
         &self,
@@ -284,4 +226,63 @@ impl PgCustomerStore {
         };
         rows.into_iter().map(Activity::try_from).collect()
     }
+}
+
+/// One statement on the happy path: insert if the customer is active and the key is new.
+#[tracing::instrument(skip_all, fields(customer_id = %purchase.customer_id, idempotency_key = %purchase.idempotency_key))]
+pub(super) async fn record_one_purchase(
+    pool: &PgPool,
+    purchase: &NewPurchase,
+) -> Result<Recorded, CustomerError> {
+    let sql = format!(
+        "INSERT INTO activities (id, customer_id, kind, idempotency_key, fingerprint, amount_minor, currency,
+                                 occurred_at, recorded_at, brand, sales_channel, store_id, line_items, purchase_occurred_at)
+         SELECT $1, c.id, 'purchase', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $7
+         FROM (SELECT id FROM customers WHERE id = $2 AND status = 'active' FOR SHARE) c
+         ON CONFLICT (idempotency_key) DO NOTHING
+         RETURNING {ACTIVITY_COLUMNS}"
+    );
+    for _ in 0..CONFLICT_RETRIES {
+        let inserted: Option<ActivityRow> = sqlx::query_as(&sql)
+            .bind(purchase.id)
+            .bind(purchase.customer_id)
+            .bind(&purchase.idempotency_key)
+            .bind(purchase.fingerprint.as_slice())
+            .bind(purchase.amount_minor)
+            .bind(&purchase.currency)
+            .bind(purchase.occurred_at)
+            .bind(purchase.recorded_at)
+            .bind(&purchase.brand)
+            .bind(&purchase.sales_channel)
+            .bind(&purchase.store_id)
+            .bind(Json(&purchase.line_items))
+            .fetch_optional(pool)
+            .await?;
+        if let Some(row) = inserted {
+            return Ok(Recorded {
+                activity: row.try_into()?,
+                replayed: false,
+            });
+        }
+        let mut connection = pool.acquire().await?;
+        let replayed = replay(
+            &mut connection,
+            &purchase.idempotency_key,
+            &purchase.fingerprint,
+        )
+        .await?;
+        // Give the connection back before taking another: N retries must not hold 2N.
+        drop(connection);
+        if let Some(recorded) = replayed {
+            return Ok(recorded);
+        }
+        match why_not_active(pool, purchase.customer_id).await? {
+            // The customer is active and the key is free again: the conflicting insert rolled back.
+            CustomerError::Unavailable(_) => continue,
+            refusal => return Err(refusal),
+        }
+    }
+    Err(CustomerError::Unavailable(
+        "idempotency key contended; retry".into(),
+    ))
 }

@@ -1,7 +1,7 @@
 //! Customer profiles in Postgres.
 
 use chrono::{DateTime, Utc};
-use sqlx::{Postgres, QueryBuilder, types::Json};
+use sqlx::{PgPool, Postgres, QueryBuilder, types::Json};
 use uuid::Uuid;
 
 use super::{
@@ -119,24 +119,8 @@ impl PgCustomerStore {
             .await?;
         match row {
             Some(row) => row.try_into(),
-            None => Err(self.why_not_active(id).await?),
+            None => Err(why_not_active(&self.pool, id).await?),
         }
-    }
-
-    /// Why `id` could not be changed: unknown, or erased.
-    pub(super) async fn why_not_active(&self, id: Uuid) -> Result<CustomerError, CustomerError> {
-        let status: Option<String> =
-            sqlx::query_scalar("SELECT status FROM customers WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(match status.as_deref().and_then(CustomerStatus::parse) {
-            None => CustomerError::customer_not_found(id),
-            Some(CustomerStatus::Erased) => CustomerError::CustomerErased { id: id.to_string() },
-            Some(CustomerStatus::Active) => {
-                CustomerError::Unavailable("the customer changed concurrently; retry".into())
-            }
-        })
     }
 
     /// Only the conditions actually given go into the SQL: `$n IS NULL OR …` placeholders would
@@ -242,4 +226,22 @@ impl PgCustomerStore {
         tx.commit().await?;
         row.try_into()
     }
+}
+
+/// Why `id` could not be changed: unknown, or erased.
+pub(super) async fn why_not_active(
+    pool: &PgPool,
+    id: Uuid,
+) -> Result<CustomerError, CustomerError> {
+    let status: Option<String> = sqlx::query_scalar("SELECT status FROM customers WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+    Ok(match status.as_deref().and_then(CustomerStatus::parse) {
+        None => CustomerError::customer_not_found(id),
+        Some(CustomerStatus::Erased) => CustomerError::CustomerErased { id: id.to_string() },
+        Some(CustomerStatus::Active) => {
+            CustomerError::Unavailable("the customer changed concurrently; retry".into())
+        }
+    })
 }

@@ -2,11 +2,13 @@
 //! are in `services/customer/migrations`.
 
 mod activities;
+mod coalescer;
 mod consents;
 mod customers;
 mod errors;
 mod feed;
 mod import;
+mod purchases;
 mod rows;
 
 use async_trait::async_trait;
@@ -39,6 +41,7 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 pub struct PgCustomerStore {
     pool: PgPool,
     feed_signal: watch::Receiver<u64>,
+    purchases: coalescer::PurchaseCoalescer,
 }
 
 impl PgCustomerStore {
@@ -47,7 +50,14 @@ impl PgCustomerStore {
     pub fn new(pool: PgPool, shutdown: CancellationToken) -> Self {
         let (sender, feed_signal) = watch::channel(0);
         feed::spawn_listener(pool.clone(), sender, shutdown);
-        Self { pool, feed_signal }
+        // Writers well below the pool size leave connections for reads and other writes.
+        let writers = (pool.options().get_max_connections() as usize / 4).max(1);
+        let purchases = coalescer::PurchaseCoalescer::start(pool.clone(), writers);
+        Self {
+            pool,
+            feed_signal,
+            purchases,
+        }
     }
 
     /// The pool, for health checks and metrics.
@@ -121,7 +131,7 @@ impl CustomerStore for PgCustomerStore {
     }
 
     async fn record_purchase(&self, purchase: &NewPurchase) -> Result<Recorded, CustomerError> {
-        self.insert_purchase(purchase).await
+        self.purchases.record(purchase.clone()).await
     }
 
     async fn record_refund(&self, refund: &NewRefund) -> Result<Recorded, CustomerError> {
