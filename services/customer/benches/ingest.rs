@@ -9,7 +9,7 @@
 //! `TIERLINE_TEST_DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`).
 //! Knobs: `BENCH_ROWS` (bulk rows, default 500000), `BENCH_BATCH` (items per batch, 5000),
 //! `BENCH_STREAMS` (parallel import streams, 2), `BENCH_SINGLE` (single calls, 20000),
-//! `BENCH_CALLERS` (concurrent callers, 32).
+//! `BENCH_CALLERS` (concurrent callers, 32), `BENCH_WRITERS` (`TIERLINE_PURCHASE_WRITERS`, 2).
 
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
@@ -234,6 +234,7 @@ async fn main() {
         knob("BENCH_STREAMS", 2),
     );
     let (single_n, callers) = (knob("BENCH_SINGLE", 20_000), knob("BENCH_CALLERS", 32));
+    let writers = knob("BENCH_WRITERS", 2).to_string();
     let database = TestDatabase::create().await.unwrap();
     let source = ConfigSource::from_pairs([
         ("TIERLINE_GRPC_ADDR", "127.0.0.1:0"),
@@ -242,6 +243,7 @@ async fn main() {
         ("TIERLINE_DB_MAX_CONNECTIONS", "40"),
         ("TIERLINE_AUTH_MODE", "disabled"),
         ("TIERLINE_LOG", "warn"),
+        ("TIERLINE_PURCHASE_WRITERS", &writers),
     ]);
     let app = Application::build(CustomerConfig::from_source(&source).unwrap())
         .await

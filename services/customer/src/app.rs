@@ -145,7 +145,11 @@ impl Application {
             tierline_runtime::db::connect_probe(&config.database, "tierline-customer-probe")?;
         health.monitor_database(probe_pool, shutdown.clone());
 
-        let store = Arc::new(PgCustomerStore::new(pool, shutdown.clone()));
+        let store = Arc::new(PgCustomerStore::new(
+            pool,
+            shutdown.clone(),
+            config.purchase_writers,
+        ));
         let rules = Rules {
             clock_skew: chrono::Duration::from_std(config.clock_skew)
                 .unwrap_or(chrono::Duration::minutes(5)),

@@ -29,6 +29,9 @@ pub struct CustomerConfig {
     pub clock_skew: Duration,
     /// `TIERLINE_FEED_*`: how feed watchers read.
     pub feed: FeedSettings,
+    /// `TIERLINE_PURCHASE_WRITERS`: transactions writing single purchases at once; concurrent
+    /// calls beyond that are coalesced into these transactions.
+    pub purchase_writers: usize,
 }
 
 impl CustomerConfig {
@@ -42,6 +45,7 @@ impl CustomerConfig {
             auth: AuthSettings::read(&mut reader),
             database: DatabaseSettings::read(&mut reader),
             clock_skew: reader.duration("TIERLINE_CLOCK_SKEW", Duration::from_secs(300)),
+            purchase_writers: reader.number_in("TIERLINE_PURCHASE_WRITERS", 2, 1..=64),
             feed: FeedSettings {
                 batch_size: reader.number_in(
                     "TIERLINE_FEED_BATCH_SIZE",

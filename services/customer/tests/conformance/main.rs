@@ -34,7 +34,7 @@ async fn postgres() -> Backend {
         .await
         .expect("migrations");
     let shutdown = CancellationToken::new();
-    let store = Arc::new(PgCustomerStore::new(pool, shutdown.clone()));
+    let store = Arc::new(PgCustomerStore::new(pool, shutdown.clone(), 2));
     Backend {
         store,
         _database: Some(database),

@@ -46,13 +46,12 @@ pub struct PgCustomerStore {
 
 impl PgCustomerStore {
     /// A store on `pool` (whose search path starts with [`SCHEMA`]); listens for feed
-    /// notifications until `shutdown`.
-    pub fn new(pool: PgPool, shutdown: CancellationToken) -> Self {
+    /// notifications until `shutdown`; writes single purchases with `purchase_writers`
+    /// coalescing writers.
+    pub fn new(pool: PgPool, shutdown: CancellationToken, purchase_writers: usize) -> Self {
         let (sender, feed_signal) = watch::channel(0);
         feed::spawn_listener(pool.clone(), sender, shutdown);
-        // Writers well below the pool size leave connections for reads and other writes.
-        let writers = (pool.options().get_max_connections() as usize / 4).max(1);
-        let purchases = coalescer::PurchaseCoalescer::start(pool.clone(), writers);
+        let purchases = coalescer::PurchaseCoalescer::start(pool.clone(), purchase_writers);
         Self {
             pool,
             feed_signal,
