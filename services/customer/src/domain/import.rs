@@ -1,6 +1,7 @@
 //! Bulk ingestion: items of a batch and their outcomes.
 
 use super::activity::{NewPurchase, NewRefund, PurchaseInput, RefundInput};
+use crate::CustomerError;
 use uuid::Uuid;
 
 /// Most items in one batch.
@@ -49,6 +50,47 @@ pub enum ImportOutcome {
 }
 
 impl ImportOutcome {
+    /// The outcome of an item whose recording failed: a rejection naming the field at fault when
+    /// the error is about the item, or the error itself when it is about the database (the
+    /// whole batch fails then).
+    pub fn from_item_error(error: CustomerError) -> Result<Self, CustomerError> {
+        Ok(match error {
+            CustomerError::InvalidArgument(violations) => {
+                let field = violations
+                    .first()
+                    .map(|v| v.field.clone())
+                    .unwrap_or_default();
+                let reason = violations
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                Self::rejected(field, reason)
+            }
+            error @ CustomerError::IdempotencyKeyReused { .. } => {
+                Self::rejected("idempotency_key", error.to_string())
+            }
+            CustomerError::NotFound { entity, id } => {
+                let field = if entity == "purchase" {
+                    "purchase_id"
+                } else {
+                    "customer_id"
+                };
+                Self::rejected(field, format!("{entity} {id} not found"))
+            }
+            error @ CustomerError::CustomerErased { .. } => {
+                Self::rejected("customer_id", error.to_string())
+            }
+            error @ CustomerError::RefundExceedsPurchase { .. } => {
+                Self::rejected("amount.amount_minor", error.to_string())
+            }
+            error @ CustomerError::AlreadyExists { .. } => Self::rejected("", error.to_string()),
+            error @ (CustomerError::Unavailable(_)
+            | CustomerError::ShuttingDown
+            | CustomerError::Internal(_)) => return Err(error),
+        })
+    }
+
     /// A rejection.
     pub fn rejected(field: impl Into<String>, reason: impl Into<String>) -> Self {
         Self::Rejected {

@@ -422,17 +422,8 @@ impl Customers {
                     positions.push(index);
                     outcomes.push(None);
                 }
-                Err(CustomerError::InvalidArgument(violations)) => {
-                    let field = violations
-                        .first()
-                        .map(|v| v.field.clone())
-                        .unwrap_or_default();
-                    let reason = violations
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join("; ");
-                    outcomes.push(Some(ImportOutcome::rejected(field, reason)));
+                Err(error @ CustomerError::InvalidArgument(_)) => {
+                    outcomes.push(Some(ImportOutcome::from_item_error(error)?));
                 }
                 Err(other) => return Err(other),
             }

@@ -122,3 +122,56 @@ async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     response
 }
+
+#[tokio::test]
+async fn an_unreachable_database_keeps_the_service_not_serving() {
+    tierline_testkit::init_logging();
+    // A database that does not exist, and no migrations at start: the server runs but must not
+    // report SERVING.
+    let missing = format!("{}_missing", tierline_testkit::admin_database_url());
+    let source = tierline_runtime::config::ConfigSource::from_pairs([
+        ("TIERLINE_GRPC_ADDR", "127.0.0.1:0"),
+        ("TIERLINE_METRICS_ADDR", "off"),
+        ("TIERLINE_DATABASE_URL", missing.as_str()),
+        ("TIERLINE_AUTH_MODE", "disabled"),
+        ("TIERLINE_MIGRATE_ON_START", "false"),
+    ]);
+    let config = tierline_customer::CustomerConfig::from_source(&source).expect("config");
+    let app = tierline_customer::Application::build(config)
+        .await
+        .expect("builds");
+    let addr = app.local_addr();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let server = {
+        let stop = stop.clone();
+        tokio::spawn(async move { app.run_until(async move { stop.cancelled().await }).await })
+    };
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    let mut health = HealthClient::new(channel)
+        .watch(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    // The first probe fails (connection refused by Postgres: no such database); the status stays
+    // NOT_SERVING through it.
+    let first = health.message().await.expect("update").expect("open");
+    assert_eq!(first.status(), ServingStatus::NotServing);
+    // Probes repeat every 2 s; over a few of them the status must never turn SERVING.
+    let watched = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Ok(Some(update)) = health.message().await {
+            assert_eq!(update.status(), ServingStatus::NotServing, "SERVING without a database");
+        }
+    })
+    .await;
+    assert!(watched.is_err(), "the health stream stays open while the server runs");
+    // An open watch would hold the server for its whole shutdown grace.
+    drop(health);
+    stop.cancel();
+    let _ = server.await;
+}

@@ -324,6 +324,61 @@ mod tests {
     }
 
     #[test]
+    fn rs256_tokens_are_checked_against_the_configured_public_keys() {
+        let auth = Authenticator::new(&AuthSettings {
+            hs256_secret: None,
+            rs256_public_keys_pem: vec![include_str!("testdata/rs256-test-public.pem").to_owned()],
+            ..settings()
+        })
+        .expect("builds");
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("clock")
+            .as_secs();
+        let claims = Claims {
+            sub: "campaign".into(),
+            exp: now + 60,
+            scope: Some("feed:read".into()),
+            ..Claims::default()
+        };
+        let sign = |pem: &str| {
+            let key = EncodingKey::from_rsa_pem(pem.as_bytes()).expect("private key");
+            format!(
+                "Bearer {}",
+                encode(&Header::new(jsonwebtoken::Algorithm::RS256), &claims, &key)
+                    .expect("encode")
+            )
+        };
+        let trusted = sign(include_str!("testdata/rs256-test-private.pem"));
+        assert_eq!(
+            auth.authorize(Some(&trusted), "feed:read")
+                .expect("valid")
+                .subject,
+            "campaign"
+        );
+        let untrusted = sign(include_str!("testdata/rs256-untrusted-private.pem"));
+        assert_eq!(
+            auth.authorize(Some(&untrusted), "feed:read"),
+            Err(AuthError::Invalid)
+        );
+        // Algorithm confusion: an HS256 token "signed" with the public key must not pass.
+        let public = include_str!("testdata/rs256-test-public.pem");
+        let confused = format!(
+            "Bearer {}",
+            encode(
+                &Header::default(),
+                &claims,
+                &EncodingKey::from_secret(public.as_bytes())
+            )
+            .expect("encode")
+        );
+        assert_eq!(
+            auth.authorize(Some(&confused), "feed:read"),
+            Err(AuthError::Invalid)
+        );
+    }
+
+    #[test]
     fn disabled_auth_lets_calls_through() {
         let auth = Authenticator::disabled();
         assert!(auth.authorize(None, "customers:write").is_ok());

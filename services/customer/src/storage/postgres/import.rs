@@ -13,47 +13,6 @@ use crate::{
     },
 };
 
-/// The outcome of a single-item error, when the error is about the item and not the database.
-fn item_outcome(error: CustomerError) -> Result<ImportOutcome, CustomerError> {
-    Ok(match error {
-        CustomerError::InvalidArgument(violations) => {
-            let field = violations
-                .first()
-                .map(|v| v.field.clone())
-                .unwrap_or_default();
-            let reason = violations
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; ");
-            ImportOutcome::rejected(field, reason)
-        }
-        error @ CustomerError::IdempotencyKeyReused { .. } => {
-            ImportOutcome::rejected("idempotency_key", error.to_string())
-        }
-        CustomerError::NotFound { entity, id } => {
-            let field = if entity == "purchase" {
-                "purchase_id"
-            } else {
-                "customer_id"
-            };
-            ImportOutcome::rejected(field, format!("{entity} {id} not found"))
-        }
-        error @ CustomerError::CustomerErased { .. } => {
-            ImportOutcome::rejected("customer_id", error.to_string())
-        }
-        error @ CustomerError::RefundExceedsPurchase { .. } => {
-            ImportOutcome::rejected("amount.amount_minor", error.to_string())
-        }
-        error @ CustomerError::AlreadyExists { .. } => {
-            ImportOutcome::rejected("", error.to_string())
-        }
-        error @ (CustomerError::Unavailable(_)
-        | CustomerError::ShuttingDown
-        | CustomerError::Internal(_)) => return Err(error),
-    })
-}
-
 impl PgCustomerStore {
     #[tracing::instrument(skip_all, fields(items = commands.len()))]
     pub(super) async fn import(
@@ -79,7 +38,7 @@ impl PgCustomerStore {
                     Ok(recorded) => ImportOutcome::Accepted {
                         activity_id: recorded.activity.id,
                     },
-                    Err(error) => item_outcome(error)?,
+                    Err(error) => ImportOutcome::from_item_error(error)?,
                 });
             }
         }
@@ -98,7 +57,7 @@ impl PgCustomerStore {
                 Ok(recorded) => ImportOutcome::Accepted {
                     activity_id: recorded.activity.id,
                 },
-                Err(error) => item_outcome(error)?,
+                Err(error) => ImportOutcome::from_item_error(error)?,
             });
         }
         outcomes
