@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod client;
 pub mod config;
+pub mod currency;
 pub mod db;
 pub mod metrics;
 pub mod server;

@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::{currency::is_iso_4217, validate::Violations};
+use tierline_runtime::currency::is_iso_4217;
+
+use super::validate::Violations;
 use crate::CustomerError;
 
 /// Largest amount accepted, in minor units (10^15: beyond any real purchase, far below i64::MAX

@@ -2,7 +2,6 @@
 
 pub mod activity;
 pub mod consent;
-pub mod currency;
 pub mod customer;
 pub mod feed;
 pub mod import;

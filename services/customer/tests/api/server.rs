@@ -165,11 +165,18 @@ async fn an_unreachable_database_keeps_the_service_not_serving() {
     // Probes repeat every 2 s; over a few of them the status must never turn SERVING.
     let watched = tokio::time::timeout(Duration::from_secs(5), async {
         while let Ok(Some(update)) = health.message().await {
-            assert_eq!(update.status(), ServingStatus::NotServing, "SERVING without a database");
+            assert_eq!(
+                update.status(),
+                ServingStatus::NotServing,
+                "SERVING without a database"
+            );
         }
     })
     .await;
-    assert!(watched.is_err(), "the health stream stays open while the server runs");
+    assert!(
+        watched.is_err(),
+        "the health stream stays open while the server runs"
+    );
     // An open watch would hold the server for its whole shutdown grace.
     drop(health);
     stop.cancel();

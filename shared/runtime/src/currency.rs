@@ -1,4 +1,5 @@
-//! ISO 4217 alphabetic currency codes in circulation (fund and precious-metal codes excluded).
+//! ISO 4217 alphabetic currency codes in circulation (fund and precious-metal codes excluded),
+//! shared by every service that takes money.
 
 const ISO_4217: &[&str] = &[
     "AED", "AFN", "ALL", "AMD", "ANG", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM", "BBD", "BDT",

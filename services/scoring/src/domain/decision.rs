@@ -1,0 +1,579 @@
+//! Tier decisions: which tier a customer holds, how it changes, and why.
+//!
+//! - A customer *qualifies* for the highest tier whose requirements all hold on the window totals.
+//! - Upgrades happen at once, on the activity that crosses a threshold.
+//! - Downgrades happen only at scheduled evaluations, never on a single refund: a tier is kept
+//!   for `grace_months` after the customer last qualified for it, and one evaluation drops at most
+//!   `max_levels_dropped` levels.
+//! - An operator's override sets the tier shown until a date; the earned tier keeps being tracked
+//!   underneath and takes over again when the override expires.
+//! - A new policy upgrades at once whoever qualifies higher under it; downgrades it causes wait
+//!   for the next evaluation, with grace, like any other.
+//!
+//! Every change of the tier shown is a [`Decision`] with its reason and the totals that decided it.
+
+use chrono::{DateTime, Months, Utc};
+
+use super::{
+    policy::{Metric, PolicyRules},
+    window::{Bucket, Totals, judged_at, months_at},
+};
+
+/// Why the tier shown changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// An activity crossed a threshold.
+    Qualified,
+    /// A scheduled evaluation found the customer below the tier, with no grace configured.
+    Evaluation,
+    /// A scheduled evaluation found the customer below the tier after the grace ran out.
+    GraceExpired,
+    /// An operator set or cleared an override.
+    Override,
+    /// An override reached its end date.
+    OverrideExpired,
+    /// A new policy was activated.
+    PolicyChange,
+}
+
+/// A manual tier granted by an operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Override {
+    /// The tier granted.
+    pub rank: u32,
+    /// Until when (exclusive).
+    pub until: DateTime<Utc>,
+    /// Why.
+    pub reason: String,
+    /// Who.
+    pub operator: String,
+    /// When it was set.
+    pub set_at: DateTime<Utc>,
+}
+
+/// What the engine keeps per customer and program.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TierState {
+    /// The tier earned by qualifying (overrides aside).
+    pub earned_rank: u32,
+    /// When the tier shown last changed.
+    pub since: DateTime<Utc>,
+    /// When the customer last qualified for the earned tier (grace counts from here).
+    pub last_qualified_at: Option<DateTime<Utc>>,
+    /// The override in force, if any.
+    pub manual: Option<Override>,
+}
+
+/// A change of the tier shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// Rank before.
+    pub from_rank: u32,
+    /// Rank after.
+    pub to_rank: u32,
+    /// Why.
+    pub reason: Reason,
+    /// The window totals that decided it.
+    pub totals: Totals,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// The highest rank whose requirements all hold; the base tier (0) has none.
+pub fn qualified_rank(rules: &PolicyRules, totals: &Totals) -> u32 {
+    rules
+        .tiers
+        .iter()
+        .enumerate()
+        .rev()
+        .find(|(_, rule)| {
+            rule.requirements
+                .iter()
+                .all(|r| totals.value(r.metric) >= r.threshold)
+        })
+        .map_or(0, |(rank, _)| u32::try_from(rank).unwrap_or(0))
+}
+
+fn add_months(instant: DateTime<Utc>, months: u32) -> DateTime<Utc> {
+    instant
+        .checked_add_months(Months::new(months))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+impl TierState {
+    /// A new member: the base tier since joining.
+    pub fn new_member(joined_at: DateTime<Utc>) -> Self {
+        Self {
+            earned_rank: 0,
+            since: joined_at,
+            last_qualified_at: None,
+            manual: None,
+        }
+    }
+
+    /// The tier shown at `now`: the override while it lasts, else the earned tier.
+    pub fn shown_rank(&self, now: DateTime<Utc>) -> u32 {
+        match &self.manual {
+            Some(manual) if manual.until > now => manual.rank,
+            _ => self.earned_rank,
+        }
+    }
+
+    /// Until when grace keeps the earned tier, when the customer no longer qualifies for it.
+    pub fn grace_until(&self, rules: &PolicyRules) -> Option<DateTime<Utc>> {
+        (rules.grace_months > 0 && self.earned_rank > 0).then(|| {
+            add_months(
+                self.last_qualified_at.unwrap_or(self.since),
+                rules.grace_months,
+            )
+        })
+    }
+
+    /// Applies `change` and records a decision when the tier shown moved.
+    fn decide(
+        &mut self,
+        now: DateTime<Utc>,
+        reason: Reason,
+        totals: Totals,
+        change: impl FnOnce(&mut Self),
+    ) -> Option<Decision> {
+        let before = self.shown_rank(now);
+        change(self);
+        let after = self.shown_rank(now);
+        (before != after).then(|| {
+            self.since = now;
+            Decision {
+                from_rank: before,
+                to_rank: after,
+                reason,
+                totals,
+                at: now,
+            }
+        })
+    }
+
+    /// After an activity was counted: upgrade at once when the customer qualifies higher. Never
+    /// downgrades.
+    pub fn after_activity(
+        &mut self,
+        rules: &PolicyRules,
+        totals: Totals,
+        now: DateTime<Utc>,
+    ) -> Option<Decision> {
+        self.raise_to_qualified(rules, totals, now, Reason::Qualified)
+    }
+
+    /// After a new policy was activated: upgrades at once; downgrades wait for an evaluation.
+    pub fn after_policy_change(
+        &mut self,
+        rules: &PolicyRules,
+        totals: Totals,
+        now: DateTime<Utc>,
+    ) -> Option<Decision> {
+        self.raise_to_qualified(rules, totals, now, Reason::PolicyChange)
+    }
+
+    fn raise_to_qualified(
+        &mut self,
+        rules: &PolicyRules,
+        totals: Totals,
+        now: DateTime<Utc>,
+        reason: Reason,
+    ) -> Option<Decision> {
+        let qualified = qualified_rank(rules, &totals);
+        self.decide(now, reason, totals, |state| {
+            if qualified >= state.earned_rank && qualified > 0 {
+                state.last_qualified_at = Some(now);
+            }
+            state.earned_rank = state.earned_rank.max(qualified);
+        })
+    }
+
+    /// At a scheduled evaluation: upgrade if qualified higher; keep the tier while grace lasts;
+    /// otherwise drop toward the qualified tier, at most `max_levels_dropped` levels.
+    pub fn at_evaluation(
+        &mut self,
+        rules: &PolicyRules,
+        totals: Totals,
+        now: DateTime<Utc>,
+    ) -> Option<Decision> {
+        let qualified = qualified_rank(rules, &totals);
+        if qualified >= self.earned_rank {
+            return self.raise_to_qualified(rules, totals, now, Reason::Evaluation);
+        }
+        let grace_until = self.grace_until(rules);
+        if grace_until.is_some_and(|until| now < until) {
+            return None;
+        }
+        let reason = if grace_until.is_some() {
+            Reason::GraceExpired
+        } else {
+            Reason::Evaluation
+        };
+        let floor = self
+            .earned_rank
+            .saturating_sub(rules.max_levels_dropped.unwrap_or(u32::MAX));
+        self.decide(now, reason, totals, |state| {
+            state.earned_rank = qualified.max(floor)
+        })
+    }
+
+    /// An operator grants `manual` (replacing any earlier override).
+    pub fn set_override(
+        &mut self,
+        manual: Override,
+        totals: Totals,
+        now: DateTime<Utc>,
+    ) -> Option<Decision> {
+        self.decide(now, Reason::Override, totals, |state| {
+            state.manual = Some(manual)
+        })
+    }
+
+    /// An operator removes the override.
+    pub fn clear_override(&mut self, totals: Totals, now: DateTime<Utc>) -> Option<Decision> {
+        self.decide(now, Reason::Override, totals, |state| state.manual = None)
+    }
+
+    /// Removes an override whose end has passed; the decision is dated at the override's end,
+    /// when the tier shown actually changed.
+    pub fn expire_override(&mut self, totals: Totals, now: DateTime<Utc>) -> Option<Decision> {
+        let manual = self.manual.take_if(|manual| manual.until <= now)?;
+        (manual.rank != self.earned_rank).then(|| {
+            self.since = manual.until;
+            Decision {
+                from_rank: manual.rank,
+                to_rank: self.earned_rank,
+                reason: Reason::OverrideExpired,
+                totals,
+                at: manual.until,
+            }
+        })
+    }
+}
+
+/// How far one requirement is from being met.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequirementGap {
+    /// The metric.
+    pub metric: Metric,
+    /// The threshold.
+    pub threshold: i64,
+    /// The value now (or projected).
+    pub current: i64,
+    /// What is missing; 0 when met.
+    pub missing: i64,
+}
+
+fn gaps(rules: &PolicyRules, rank: u32, totals: &Totals) -> Vec<RequirementGap> {
+    rules
+        .rule(rank)
+        .map(|rule| {
+            rule.requirements
+                .iter()
+                .map(|r| {
+                    let current = totals.value(r.metric);
+                    RequirementGap {
+                        metric: r.metric,
+                        threshold: r.threshold,
+                        current,
+                        missing: (r.threshold - current).max(0),
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// What the customer lacks for the tier above `rank`; `None` at the top of the ladder.
+pub fn gap_to_next(
+    rules: &PolicyRules,
+    rank: u32,
+    totals: &Totals,
+) -> Option<(u32, Vec<RequirementGap>)> {
+    let next = rank + 1;
+    rules.rule(next).map(|_| (next, gaps(rules, next, totals)))
+}
+
+/// What keeping the earned tier at the next evaluation takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retention {
+    /// The next evaluation.
+    pub evaluation_at: DateTime<Utc>,
+    /// Each requirement against the activity that will still be in the window then.
+    pub requirements: Vec<RequirementGap>,
+    /// Whether grace keeps the tier at that evaluation even if the requirements are not met.
+    pub kept_by_grace: bool,
+}
+
+/// What keeping the earned tier at `evaluation_at` takes, counting only the months that will
+/// still be inside the window that evaluation judges.
+pub fn retention(
+    rules: &PolicyRules,
+    state: &TierState,
+    buckets: &[Bucket],
+    joined_at: DateTime<Utc>,
+    evaluation_at: DateTime<Utc>,
+) -> Retention {
+    let range = months_at(
+        rules.window,
+        judged_at(evaluation_at, rules.time_zone),
+        rules.time_zone,
+        joined_at,
+    );
+    let projected = Totals::over(buckets, range);
+    Retention {
+        evaluation_at,
+        requirements: gaps(rules, state.earned_rank, &projected),
+        kept_by_grace: state
+            .grace_until(rules)
+            .is_some_and(|until| evaluation_at < until),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{month::Month, policy::tests::innisfree_policy, program::tests::innisfree};
+
+    const WELCOME: u32 = 0;
+    const GREEN: u32 = 1;
+    const VIP: u32 = 2;
+    const VVIP: u32 = 3;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text)
+            .expect("time")
+            .with_timezone(&Utc)
+    }
+
+    fn rules() -> PolicyRules {
+        innisfree_policy().validate(&innisfree()).expect("valid")
+    }
+
+    fn spend(net_spend_minor: i64, purchases: i64) -> Totals {
+        Totals {
+            net_spend_minor,
+            points: 0,
+            purchases,
+        }
+    }
+
+    #[test]
+    fn the_highest_tier_whose_requirements_all_hold() {
+        let rules = rules();
+        assert_eq!(qualified_rank(&rules, &spend(99_999, 50)), WELCOME);
+        assert_eq!(qualified_rank(&rules, &spend(100_000, 1)), GREEN);
+        assert_eq!(
+            qualified_rank(&rules, &spend(1_500_000, 9)),
+            VIP,
+            "VVIP also needs 10 purchases"
+        );
+        assert_eq!(qualified_rank(&rules, &spend(1_500_000, 10)), VVIP);
+    }
+
+    #[test]
+    fn crossing_a_threshold_upgrades_at_once_and_a_refund_never_downgrades() {
+        let rules = rules();
+        let mut state = TierState::new_member(at("2026-01-05T00:00:00Z"));
+        assert_eq!(
+            state.after_activity(&rules, spend(50_000, 1), at("2026-02-01T00:00:00Z")),
+            None
+        );
+        let decision = state
+            .after_activity(&rules, spend(320_000, 2), at("2026-02-10T12:00:00Z"))
+            .expect("upgrade");
+        assert_eq!(
+            (decision.from_rank, decision.to_rank, decision.reason),
+            (WELCOME, VIP, Reason::Qualified)
+        );
+        assert_eq!(
+            decision.totals,
+            spend(320_000, 2),
+            "the totals that decided it"
+        );
+        assert_eq!(state.since, at("2026-02-10T12:00:00Z"));
+        // A refund brings spend under the VIP threshold: nothing happens until an evaluation.
+        assert_eq!(
+            state.after_activity(&rules, spend(250_000, 2), at("2026-02-11T00:00:00Z")),
+            None
+        );
+        assert_eq!(state.shown_rank(at("2026-02-11T00:00:00Z")), VIP);
+    }
+
+    #[test]
+    fn grace_keeps_a_tier_then_evaluations_drop_one_level_at_a_time() {
+        let rules = rules();
+        assert_eq!((rules.grace_months, rules.max_levels_dropped), (3, Some(1)));
+        let mut state = TierState::new_member(at("2025-01-01T00:00:00Z"));
+        state
+            .after_activity(&rules, spend(1_200_000, 12), at("2025-06-15T00:00:00Z"))
+            .expect("VVIP");
+        assert_eq!(state.earned_rank, VVIP);
+        // Evaluations within three months of last qualifying keep VVIP although spend is gone.
+        assert_eq!(
+            state.at_evaluation(&rules, spend(0, 0), at("2025-09-01T00:00:00Z")),
+            None
+        );
+        assert_eq!(state.earned_rank, VVIP);
+        // After the grace: one level at a time (VVIP → VIP), then VIP → GREEN, GREEN → WELCOME.
+        let first = state
+            .at_evaluation(&rules, spend(0, 0), at("2025-10-01T00:00:00Z"))
+            .expect("drop");
+        assert_eq!(
+            (first.from_rank, first.to_rank, first.reason),
+            (VVIP, VIP, Reason::GraceExpired)
+        );
+        let second = state
+            .at_evaluation(&rules, spend(0, 0), at("2025-11-01T00:00:00Z"))
+            .expect("drop");
+        assert_eq!(second.to_rank, GREEN);
+        let third = state
+            .at_evaluation(&rules, spend(0, 0), at("2025-12-01T00:00:00Z"))
+            .expect("drop");
+        assert_eq!(third.to_rank, WELCOME);
+        assert_eq!(
+            state.at_evaluation(&rules, spend(0, 0), at("2026-01-01T00:00:00Z")),
+            None
+        );
+    }
+
+    #[test]
+    fn an_evaluation_that_finds_the_customer_still_qualified_renews_the_grace() {
+        let rules = rules();
+        let mut state = TierState::new_member(at("2025-01-01T00:00:00Z"));
+        state
+            .after_activity(&rules, spend(400_000, 3), at("2025-01-20T00:00:00Z"))
+            .expect("VIP");
+        assert_eq!(
+            state.at_evaluation(&rules, spend(400_000, 3), at("2025-06-01T00:00:00Z")),
+            None
+        );
+        assert_eq!(state.last_qualified_at, Some(at("2025-06-01T00:00:00Z")));
+        assert_eq!(
+            state.at_evaluation(&rules, spend(10, 1), at("2025-08-01T00:00:00Z")),
+            None,
+            "grace until September"
+        );
+        let drop = state
+            .at_evaluation(&rules, spend(10, 1), at("2025-09-01T00:00:00Z"))
+            .expect("drop");
+        assert_eq!(drop.to_rank, GREEN);
+    }
+
+    #[test]
+    fn without_grace_or_drop_limit_an_evaluation_drops_straight_to_the_qualified_tier() {
+        let mut input = innisfree_policy();
+        input.grace_months = 0;
+        input.max_levels_dropped = None;
+        let rules = input.validate(&innisfree()).expect("valid");
+        let mut state = TierState::new_member(at("2025-01-01T00:00:00Z"));
+        state
+            .after_activity(&rules, spend(1_100_000, 11), at("2025-02-01T00:00:00Z"))
+            .expect("VVIP");
+        let drop = state
+            .at_evaluation(&rules, spend(120_000, 2), at("2025-03-01T00:00:00Z"))
+            .expect("drop");
+        assert_eq!((drop.to_rank, drop.reason), (GREEN, Reason::Evaluation));
+    }
+
+    #[test]
+    fn an_override_shows_its_tier_until_it_expires_by_itself() {
+        let rules = rules();
+        let mut state = TierState::new_member(at("2026-01-01T00:00:00Z"));
+        let manual = Override {
+            rank: VIP,
+            until: at("2026-03-01T00:00:00Z"),
+            reason: "service recovery".into(),
+            operator: "agent-7".into(),
+            set_at: at("2026-02-01T00:00:00Z"),
+        };
+        let granted = state
+            .set_override(manual, spend(0, 0), at("2026-02-01T00:00:00Z"))
+            .expect("override");
+        assert_eq!((granted.to_rank, granted.reason), (VIP, Reason::Override));
+        // Qualifying for GREEN meanwhile changes the earned tier, not the one shown.
+        assert_eq!(
+            state.after_activity(&rules, spend(150_000, 1), at("2026-02-10T00:00:00Z")),
+            None
+        );
+        assert_eq!(state.shown_rank(at("2026-02-28T23:59:59Z")), VIP);
+        assert_eq!(
+            state.shown_rank(at("2026-03-01T00:00:00Z")),
+            GREEN,
+            "the override ends on its date"
+        );
+        let expired = state
+            .expire_override(spend(150_000, 1), at("2026-03-01T00:05:00Z"))
+            .expect("expired");
+        assert_eq!(
+            (expired.from_rank, expired.to_rank, expired.reason),
+            (VIP, GREEN, Reason::OverrideExpired)
+        );
+        assert_eq!(
+            expired.at,
+            at("2026-03-01T00:00:00Z"),
+            "dated when it ended, not when noticed"
+        );
+        assert!(state.manual.is_none());
+    }
+
+    #[test]
+    fn the_gap_to_the_next_tier_names_each_missing_requirement() {
+        let rules = rules();
+        let (next, gaps) = gap_to_next(&rules, VIP, &spend(700_000, 12)).expect("VVIP above");
+        assert_eq!(next, VVIP);
+        assert_eq!(
+            gaps[0],
+            RequirementGap {
+                metric: Metric::NetSpend,
+                threshold: 1_000_000,
+                current: 700_000,
+                missing: 300_000
+            }
+        );
+        assert_eq!(gaps[1].missing, 0, "purchases already enough");
+        assert_eq!(gap_to_next(&rules, VVIP, &spend(0, 0)), None);
+    }
+
+    #[test]
+    fn retention_counts_only_months_still_in_the_window_at_the_next_evaluation() {
+        let rules = rules();
+        let seoul = chrono_tz::Asia::Seoul;
+        let month = |y, m| Month::new(y, m).expect("month");
+        let mut state = TierState::new_member(at("2025-01-01T00:00:00Z"));
+        state
+            .after_activity(&rules, spend(350_000, 2), at("2025-12-20T00:00:00Z"))
+            .expect("VIP");
+        // 250,000 spent in November 2025 and 100,000 in December 2025. The evaluation of
+        // 2026-12-01 (Seoul) judges December 2025 to November 2026: November 2025 has left it.
+        let buckets = [
+            Bucket {
+                month: month(2025, 11),
+                net_spend_minor: 250_000,
+                points: 0,
+                purchases: 1,
+            },
+            Bucket {
+                month: month(2025, 12),
+                net_spend_minor: 100_000,
+                points: 0,
+                purchases: 1,
+            },
+        ];
+        let evaluation_at = month(2026, 12).start_in(seoul) + chrono::Duration::hours(3);
+        let retention = retention(
+            &rules,
+            &state,
+            &buckets,
+            at("2025-01-01T00:00:00Z"),
+            evaluation_at,
+        );
+        assert_eq!(retention.requirements[0].current, 100_000);
+        assert_eq!(
+            retention.requirements[0].missing, 200_000,
+            "needs 200,000 more to keep VIP"
+        );
+        assert!(!retention.kept_by_grace, "grace ended in March 2026");
+    }
+}

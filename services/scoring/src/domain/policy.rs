@@ -1,0 +1,543 @@
+//! Policies: the versioned rules that turn a customer's metrics into a tier.
+
+use std::collections::HashSet;
+
+use chrono_tz::Tz;
+
+use super::{program::Program, violations::Violations};
+use crate::ScoringError;
+
+/// What a requirement measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Metric {
+    /// Purchases minus refunds, minor units of the program currency.
+    NetSpend,
+    /// Points: spend times the earn rate of the tier held when buying.
+    Points,
+    /// Purchases not fully refunded.
+    PurchaseCount,
+}
+
+/// One threshold a tier requires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Requirement {
+    /// The metric.
+    pub metric: Metric,
+    /// The least value that qualifies.
+    pub threshold: i64,
+}
+
+/// The rules of one tier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TierRule {
+    /// The tier.
+    pub tier_code: String,
+    /// All must hold to qualify; empty for the base tier.
+    pub requirements: Vec<Requirement>,
+    /// Points earned per unit of currency spent while holding this tier, in basis points of the
+    /// amount in minor units (10,000 = one point per minor unit).
+    pub points_earn_rate_bps: i64,
+}
+
+/// Which months count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowKind {
+    /// The current month and the `n - 1` before it.
+    RollingMonths(u32),
+    /// January to the current month.
+    CalendarYear,
+    /// From the last anniversary month of the customer's join date.
+    MembershipYear,
+    /// Everything.
+    Lifetime,
+}
+
+/// How often evaluations run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Frequency {
+    /// Every month.
+    Monthly,
+    /// Every three months from `month_of_year`.
+    Quarterly,
+    /// Once a year in `month_of_year`.
+    Yearly,
+}
+
+/// When evaluations are due, in the policy's time zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EvaluationSchedule {
+    /// How often.
+    pub frequency: Frequency,
+    /// Day of the month, 1-28 (every month has it).
+    pub day_of_month: u32,
+    /// Anchor month for quarterly and yearly schedules, 1-12.
+    pub month_of_year: u32,
+    /// Local hour, 0-23.
+    pub local_hour: u32,
+    /// Local minute, 0-59.
+    pub local_minute: u32,
+}
+
+/// Lifecycle thresholds in days since the last purchase (or since joining, for `new`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LifecycleSettings {
+    /// A member is new for this long after joining.
+    pub new_days: u32,
+    /// No purchase for this long: at risk.
+    pub at_risk_days: u32,
+    /// No purchase for this long: dormant.
+    pub dormant_days: u32,
+}
+
+impl Default for LifecycleSettings {
+    fn default() -> Self {
+        Self {
+            new_days: 90,
+            at_risk_days: 180,
+            dormant_days: 365,
+        }
+    }
+}
+
+/// A validated policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyRules {
+    /// One rule per tier of the program, base tier first (index = rank).
+    pub tiers: Vec<TierRule>,
+    /// Which months count.
+    pub window: WindowKind,
+    /// The zone of months and schedules.
+    pub time_zone: Tz,
+    /// When evaluations are due.
+    pub schedule: EvaluationSchedule,
+    /// A reached tier is kept for this many months after the customer last qualified for it.
+    pub grace_months: u32,
+    /// Most levels one evaluation may drop; `None` drops straight to the qualified tier.
+    pub max_levels_dropped: Option<u32>,
+    /// Lifecycle thresholds.
+    pub lifecycle: LifecycleSettings,
+}
+
+impl PolicyRules {
+    /// The rule of the tier of `rank`.
+    pub fn rule(&self, rank: u32) -> Option<&TierRule> {
+        self.tiers.get(rank as usize)
+    }
+}
+
+/// A tier rule as a caller sent it (`metric: None` when unspecified).
+#[derive(Debug, Clone, Default)]
+pub struct TierRuleInput {
+    /// Tier code.
+    pub tier_code: String,
+    /// Requirements.
+    pub requirements: Vec<(Option<Metric>, i64)>,
+    /// Earn rate in basis points.
+    pub points_earn_rate_bps: i64,
+}
+
+/// A policy as a caller sent it.
+#[derive(Debug, Clone, Default)]
+pub struct PolicyInput {
+    /// Tier rules, any order.
+    pub tiers: Vec<TierRuleInput>,
+    /// Window kind; `None` when unspecified.
+    pub window: Option<WindowKind>,
+    /// IANA time zone name, e.g. `Asia/Seoul`.
+    pub time_zone: String,
+    /// Schedule; `frequency: None` when unspecified.
+    pub frequency: Option<Frequency>,
+    /// Day of month.
+    pub day_of_month: i32,
+    /// Anchor month.
+    pub month_of_year: i32,
+    /// Local hour.
+    pub local_hour: i32,
+    /// Local minute.
+    pub local_minute: i32,
+    /// Grace months.
+    pub grace_months: i32,
+    /// Drop limit.
+    pub max_levels_dropped: Option<i32>,
+    /// Lifecycle thresholds; absent ones take the defaults (90, 180, 365 days).
+    pub new_days: Option<i32>,
+    /// At-risk threshold.
+    pub at_risk_days: Option<i32>,
+    /// Dormant threshold.
+    pub dormant_days: Option<i32>,
+}
+
+fn in_range(
+    violations: &mut Violations,
+    field: &str,
+    value: i32,
+    range: std::ops::RangeInclusive<i32>,
+) -> u32 {
+    if !range.contains(&value) {
+        violations.add(
+            field,
+            format!("must be between {} and {}", range.start(), range.end()),
+        );
+    }
+    u32::try_from(value).unwrap_or(0)
+}
+
+impl PolicyInput {
+    /// Validates the policy against `program`; every bad field is reported.
+    pub fn validate(self, program: &Program) -> Result<PolicyRules, ScoringError> {
+        let mut violations = Violations::default();
+        let mut rules: Vec<Option<TierRule>> = vec![None; program.tiers.len()];
+        // Where each rank's rule stood in the request, to name fields as the caller sent them.
+        let mut positions: Vec<usize> = vec![0; program.tiers.len()];
+        let mut uses_points = false;
+        for (index, input) in self.tiers.iter().enumerate() {
+            let field = format!("rules.tiers[{index}]");
+            let Some(rank) = program.rank_of(&input.tier_code) else {
+                violations.add(
+                    format!("{field}.tier_code"),
+                    format!(
+                        "{:?} is not a tier of program {}",
+                        input.tier_code, program.code
+                    ),
+                );
+                continue;
+            };
+            if rules[rank as usize].is_some() {
+                violations.add(format!("{field}.tier_code"), "each tier has one rule");
+                continue;
+            }
+            if rank == 0 && !input.requirements.is_empty() {
+                violations.add(
+                    format!("{field}.requirements"),
+                    "the base tier is held without requirements",
+                );
+            }
+            if rank > 0 && input.requirements.is_empty() {
+                violations.add(
+                    format!("{field}.requirements"),
+                    "a tier above the base needs at least one requirement",
+                );
+            }
+            if !(0..=1_000_000).contains(&input.points_earn_rate_bps) {
+                violations.add(
+                    format!("{field}.points_earn_rate_bps"),
+                    "must be between 0 and 1000000",
+                );
+            }
+            let mut metrics = HashSet::new();
+            let mut requirements = Vec::new();
+            for (r, (metric, threshold)) in input.requirements.iter().enumerate() {
+                let field = format!("{field}.requirements[{r}]");
+                match metric {
+                    None => violations.add(
+                        format!("{field}.metric"),
+                        "must be NET_SPEND, POINTS or PURCHASE_COUNT",
+                    ),
+                    Some(metric) => {
+                        if !metrics.insert(*metric) {
+                            violations.add(
+                                format!("{field}.metric"),
+                                "each metric at most once per tier",
+                            );
+                        }
+                        uses_points |= *metric == Metric::Points;
+                        requirements.push(Requirement {
+                            metric: *metric,
+                            threshold: *threshold,
+                        });
+                    }
+                }
+                if *threshold <= 0 {
+                    violations.add(format!("{field}.threshold"), "must be positive");
+                }
+            }
+            positions[rank as usize] = index;
+            rules[rank as usize] = Some(TierRule {
+                tier_code: input.tier_code.clone(),
+                requirements,
+                points_earn_rate_bps: input.points_earn_rate_bps,
+            });
+        }
+        for (rank, rule) in rules.iter().enumerate() {
+            if rule.is_none() {
+                violations.add(
+                    "rules.tiers",
+                    format!("tier {} has no rule", program.tiers[rank].code),
+                );
+            }
+        }
+        // Thresholds must rise with the ladder: a metric a tier shares with a lower tier needs
+        // more than there.
+        let ladder: Vec<(usize, &TierRule)> = rules
+            .iter()
+            .enumerate()
+            .filter_map(|(rank, rule)| rule.as_ref().map(|rule| (positions[rank], rule)))
+            .collect();
+        for (upper_index, (position, upper)) in ladder.iter().enumerate() {
+            for (_, lower) in &ladder[..upper_index] {
+                for requirement in &upper.requirements {
+                    if let Some(lower_requirement) = lower
+                        .requirements
+                        .iter()
+                        .find(|r| r.metric == requirement.metric)
+                        && requirement.threshold <= lower_requirement.threshold
+                    {
+                        violations.add(
+                            format!("rules.tiers[{position}].requirements"),
+                            format!(
+                                "{:?} threshold must be above {}'s ({})",
+                                requirement.metric, lower.tier_code, lower_requirement.threshold
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+        if uses_points
+            && ladder
+                .iter()
+                .all(|(_, rule)| rule.points_earn_rate_bps == 0)
+        {
+            violations.add(
+                "rules.tiers",
+                "POINTS requirements need a positive earn rate on some tier",
+            );
+        }
+
+        let window = match self.window {
+            Some(WindowKind::RollingMonths(months)) if !(1..=120).contains(&months) => {
+                violations.add("rules.window.rolling_months", "must be between 1 and 120");
+                WindowKind::Lifetime
+            }
+            Some(window) => window,
+            None => {
+                violations.add(
+                    "rules.window.kind",
+                    "must be ROLLING_MONTHS, CALENDAR_YEAR, MEMBERSHIP_YEAR or LIFETIME",
+                );
+                WindowKind::Lifetime
+            }
+        };
+        let time_zone = self.time_zone.parse::<Tz>().unwrap_or_else(|_| {
+            violations.add(
+                "rules.time_zone",
+                "must be an IANA time zone such as Asia/Seoul or UTC",
+            );
+            Tz::UTC
+        });
+        let frequency = self.frequency.unwrap_or_else(|| {
+            violations.add(
+                "rules.evaluation_schedule.frequency",
+                "must be MONTHLY, QUARTERLY or YEARLY",
+            );
+            Frequency::Monthly
+        });
+        let schedule = EvaluationSchedule {
+            frequency,
+            day_of_month: in_range(
+                &mut violations,
+                "rules.evaluation_schedule.day_of_month",
+                self.day_of_month,
+                1..=28,
+            ),
+            month_of_year: if frequency == Frequency::Monthly && self.month_of_year == 0 {
+                1
+            } else {
+                in_range(
+                    &mut violations,
+                    "rules.evaluation_schedule.month_of_year",
+                    self.month_of_year,
+                    1..=12,
+                )
+            },
+            local_hour: in_range(
+                &mut violations,
+                "rules.evaluation_schedule.local_hour",
+                self.local_hour,
+                0..=23,
+            ),
+            local_minute: in_range(
+                &mut violations,
+                "rules.evaluation_schedule.local_minute",
+                self.local_minute,
+                0..=59,
+            ),
+        };
+        let grace_months = in_range(
+            &mut violations,
+            "rules.grace_months",
+            self.grace_months,
+            0..=60,
+        );
+        let max_levels_dropped = self
+            .max_levels_dropped
+            .map(|levels| in_range(&mut violations, "rules.max_levels_dropped", levels, 1..=20));
+        let defaults = LifecycleSettings::default();
+        let lifecycle = LifecycleSettings {
+            new_days: in_range(
+                &mut violations,
+                "rules.lifecycle.new_days",
+                self.new_days.unwrap_or(defaults.new_days as i32),
+                1..=3650,
+            ),
+            at_risk_days: in_range(
+                &mut violations,
+                "rules.lifecycle.at_risk_days",
+                self.at_risk_days.unwrap_or(defaults.at_risk_days as i32),
+                1..=3650,
+            ),
+            dormant_days: in_range(
+                &mut violations,
+                "rules.lifecycle.dormant_days",
+                self.dormant_days.unwrap_or(defaults.dormant_days as i32),
+                1..=3650,
+            ),
+        };
+        if lifecycle.at_risk_days >= lifecycle.dormant_days {
+            violations.add(
+                "rules.lifecycle.at_risk_days",
+                "must be less than dormant_days",
+            );
+        }
+        violations.into_result()?;
+        Ok(PolicyRules {
+            tiers: rules.into_iter().flatten().collect(),
+            window,
+            time_zone,
+            schedule,
+            grace_months,
+            max_levels_dropped,
+            lifecycle,
+        })
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::domain::program::tests::innisfree;
+
+    pub(crate) fn rule(code: &str, requirements: &[(Metric, i64)]) -> TierRuleInput {
+        TierRuleInput {
+            tier_code: code.to_owned(),
+            requirements: requirements
+                .iter()
+                .map(|(metric, threshold)| (Some(*metric), *threshold))
+                .collect(),
+            points_earn_rate_bps: 0,
+        }
+    }
+
+    /// Innisfree-like: 12 rolling months of spend; VVIP also needs 10 purchases; monthly evaluation
+    /// on the 1st at 03:00 Seoul time; 3 months of grace; at most one level down per evaluation.
+    pub(crate) fn innisfree_policy() -> PolicyInput {
+        PolicyInput {
+            tiers: vec![
+                rule("WELCOME", &[]),
+                rule("GREEN", &[(Metric::NetSpend, 100_000)]),
+                rule("VIP", &[(Metric::NetSpend, 300_000)]),
+                rule(
+                    "VVIP",
+                    &[(Metric::NetSpend, 1_000_000), (Metric::PurchaseCount, 10)],
+                ),
+            ],
+            window: Some(WindowKind::RollingMonths(12)),
+            time_zone: "Asia/Seoul".into(),
+            frequency: Some(Frequency::Monthly),
+            day_of_month: 1,
+            local_hour: 3,
+            grace_months: 3,
+            max_levels_dropped: Some(1),
+            ..PolicyInput::default()
+        }
+    }
+
+    fn fields(error: ScoringError) -> Vec<String> {
+        match error {
+            ScoringError::InvalidArgument(violations) => {
+                violations.into_iter().map(|v| v.field).collect()
+            }
+        }
+    }
+
+    #[test]
+    fn a_valid_policy_is_ordered_by_the_ladder() {
+        let mut input = innisfree_policy();
+        input.tiers.reverse();
+        let rules = input.validate(&innisfree()).expect("valid");
+        let codes: Vec<&str> = rules.tiers.iter().map(|r| r.tier_code.as_str()).collect();
+        assert_eq!(codes, ["WELCOME", "GREEN", "VIP", "VVIP"]);
+        assert_eq!(rules.time_zone, chrono_tz::Asia::Seoul);
+        assert_eq!(
+            rules.schedule.month_of_year, 1,
+            "monthly schedules need no anchor month"
+        );
+        assert_eq!(rules.lifecycle, LifecycleSettings::default());
+    }
+
+    #[test]
+    fn thresholds_must_rise_with_the_ladder() {
+        let mut input = innisfree_policy();
+        input.tiers[2] = rule("VIP", &[(Metric::NetSpend, 100_000)]);
+        let fields = fields(input.validate(&innisfree()).expect_err("invalid"));
+        assert_eq!(fields, ["rules.tiers[2].requirements"]);
+    }
+
+    #[test]
+    fn every_bad_field_is_named() {
+        let input = PolicyInput {
+            tiers: vec![
+                rule("WELCOME", &[(Metric::NetSpend, 1)]),
+                rule("GREEN", &[]),
+                TierRuleInput {
+                    tier_code: "VIP".into(),
+                    requirements: vec![(None, 0)],
+                    points_earn_rate_bps: -1,
+                },
+                rule("GOLD", &[(Metric::NetSpend, 1)]),
+            ],
+            window: Some(WindowKind::RollingMonths(0)),
+            time_zone: "Mars/Olympus".into(),
+            frequency: None,
+            day_of_month: 31,
+            local_hour: 24,
+            grace_months: -1,
+            max_levels_dropped: Some(0),
+            at_risk_days: Some(400),
+            ..PolicyInput::default()
+        };
+        assert_eq!(
+            fields(input.validate(&innisfree()).expect_err("invalid")),
+            [
+                "rules.tiers[0].requirements",
+                "rules.tiers[1].requirements",
+                "rules.tiers[2].points_earn_rate_bps",
+                "rules.tiers[2].requirements[0].metric",
+                "rules.tiers[2].requirements[0].threshold",
+                "rules.tiers[3].tier_code",
+                "rules.tiers",
+                "rules.window.rolling_months",
+                "rules.time_zone",
+                "rules.evaluation_schedule.frequency",
+                "rules.evaluation_schedule.day_of_month",
+                "rules.evaluation_schedule.local_hour",
+                "rules.grace_months",
+                "rules.max_levels_dropped",
+                "rules.lifecycle.at_risk_days"
+            ]
+        );
+    }
+
+    #[test]
+    fn points_need_an_earn_rate() {
+        let mut input = innisfree_policy();
+        input.tiers[1] = rule("GREEN", &[(Metric::Points, 100)]);
+        input.tiers[2] = rule("VIP", &[(Metric::Points, 300)]);
+        assert_eq!(
+            fields(input.clone().validate(&innisfree()).expect_err("no rate")),
+            ["rules.tiers"]
+        );
+        input.tiers[0].points_earn_rate_bps = 10;
+        assert!(input.validate(&innisfree()).is_ok());
+    }
+}

@@ -1,0 +1,226 @@
+//! Qualification windows over monthly buckets. Aggregates are kept per program, customer and
+//! month, so a window total is a sum over at most a few dozen rows, never a rescan of history. A
+//! late event lands in its own month; a refund in its purchase's month; a month that has left the
+//! window no longer counts.
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+
+use super::{month::Month, policy::Metric, policy::WindowKind};
+
+/// One month of one customer's activity in one program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bucket {
+    /// The month.
+    pub month: Month,
+    /// Purchases minus refunds, minor units.
+    pub net_spend_minor: i64,
+    /// Points earned minus points refunded.
+    pub points: i64,
+    /// Purchases not fully refunded.
+    pub purchases: i64,
+}
+
+/// The months a window covers, both ends included; `from: None` is the beginning of time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MonthRange {
+    /// First month counted.
+    pub from: Option<Month>,
+    /// Last month counted.
+    pub to: Month,
+}
+
+impl MonthRange {
+    /// Whether `month` is counted.
+    pub fn contains(&self, month: Month) -> bool {
+        self.from.is_none_or(|from| month >= from) && month <= self.to
+    }
+}
+
+/// The months that count at `as_of` for a customer who joined at `joined_at`.
+pub fn months_at(
+    kind: WindowKind,
+    as_of: DateTime<Utc>,
+    zone: Tz,
+    joined_at: DateTime<Utc>,
+) -> MonthRange {
+    let current = Month::of(as_of, zone);
+    let from = match kind {
+        WindowKind::RollingMonths(months) => Some(current.plus(1 - months as i32)),
+        WindowKind::CalendarYear => Month::new(current.year(), 1),
+        WindowKind::MembershipYear => {
+            let joined = Month::of(joined_at, zone);
+            let years = current.since(joined).max(0) / 12;
+            Some(joined.plus(years * 12))
+        }
+        WindowKind::Lifetime => None,
+    };
+    MonthRange { from, to: current }
+}
+
+/// The instant whose window an evaluation due at `due` judges: the end of the month before the
+/// due month. An evaluation due on December 1st judges the window as it stood on November 30th —
+/// for a 12-month rolling window, December to November — which is also what a lookup showed just
+/// before; the first hours of the new month do not count against anyone.
+pub fn judged_at(due: DateTime<Utc>, zone: Tz) -> DateTime<Utc> {
+    Month::of(due, zone).start_in(zone) - chrono::Duration::nanoseconds(1)
+}
+
+/// A customer's totals over a window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Totals {
+    /// Net spend, minor units.
+    pub net_spend_minor: i64,
+    /// Points.
+    pub points: i64,
+    /// Purchases.
+    pub purchases: i64,
+}
+
+impl Totals {
+    /// Sums the buckets inside `range`.
+    pub fn over(buckets: &[Bucket], range: MonthRange) -> Self {
+        buckets
+            .iter()
+            .filter(|bucket| range.contains(bucket.month))
+            .fold(Self::default(), |totals, bucket| Self {
+                net_spend_minor: totals.net_spend_minor + bucket.net_spend_minor,
+                points: totals.points + bucket.points,
+                purchases: totals.purchases + bucket.purchases,
+            })
+    }
+
+    /// The value of one metric.
+    pub fn value(&self, metric: Metric) -> i64 {
+        match metric {
+            Metric::NetSpend => self.net_spend_minor,
+            Metric::Points => self.points,
+            Metric::PurchaseCount => self.purchases,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text)
+            .expect("time")
+            .with_timezone(&Utc)
+    }
+
+    fn month(year: i32, month: u32) -> Month {
+        Month::new(year, month).expect("month")
+    }
+
+    fn bucket(year: i32, m: u32, spend: i64) -> Bucket {
+        Bucket {
+            month: month(year, m),
+            net_spend_minor: spend,
+            points: 0,
+            purchases: 1,
+        }
+    }
+
+    #[test]
+    fn a_rolling_window_counts_the_last_n_months_and_forgets_older_ones() {
+        let range = months_at(
+            WindowKind::RollingMonths(12),
+            at("2026-11-24T10:00:00Z"),
+            chrono_tz::UTC,
+            at("2020-01-01T00:00:00Z"),
+        );
+        assert_eq!(
+            (range.from, range.to),
+            (Some(month(2025, 12)), month(2026, 11))
+        );
+        let buckets = [
+            bucket(2025, 10, 500),
+            bucket(2025, 12, 100),
+            bucket(2026, 11, 50),
+        ];
+        // October 2025 is 13 months back: it no longer counts.
+        assert_eq!(Totals::over(&buckets, range).net_spend_minor, 150);
+    }
+
+    #[test]
+    fn an_evaluation_judges_the_window_that_closed_with_the_previous_month() {
+        let seoul = chrono_tz::Asia::Seoul;
+        let due = at("2026-11-30T18:00:00Z"); // December 1st, 03:00 in Seoul
+        let range = months_at(
+            WindowKind::RollingMonths(12),
+            judged_at(due, seoul),
+            seoul,
+            at("2020-01-01T00:00:00Z"),
+        );
+        assert_eq!(
+            (range.from, range.to),
+            (Some(month(2025, 12)), month(2026, 11))
+        );
+    }
+
+    #[test]
+    fn calendar_and_membership_years_and_lifetime() {
+        let as_of = at("2026-05-10T00:00:00Z");
+        let joined = at("2023-08-15T00:00:00Z");
+        let calendar = months_at(WindowKind::CalendarYear, as_of, chrono_tz::UTC, joined);
+        assert_eq!(calendar.from, Some(month(2026, 1)));
+        let membership = months_at(WindowKind::MembershipYear, as_of, chrono_tz::UTC, joined);
+        assert_eq!(
+            membership.from,
+            Some(month(2025, 8)),
+            "the membership year began at the last anniversary"
+        );
+        let lifetime = months_at(WindowKind::Lifetime, as_of, chrono_tz::UTC, joined);
+        assert!(lifetime.contains(month(1999, 1)));
+        assert!(
+            !lifetime.contains(month(2026, 6)),
+            "future months never count"
+        );
+    }
+
+    #[test]
+    fn refunds_and_late_events_count_in_their_month() {
+        // A refund in November of a September purchase is booked in September.
+        let buckets = [
+            Bucket {
+                month: month(2026, 9),
+                net_spend_minor: 300 - 100,
+                points: 0,
+                purchases: 1,
+            },
+            Bucket {
+                month: month(2026, 11),
+                net_spend_minor: 40,
+                points: 0,
+                purchases: 1,
+            },
+        ];
+        let range = months_at(
+            WindowKind::RollingMonths(2),
+            at("2026-11-24T00:00:00Z"),
+            chrono_tz::UTC,
+            at("2020-01-01T00:00:00Z"),
+        );
+        assert_eq!(
+            Totals::over(&buckets, range).net_spend_minor,
+            40,
+            "September is outside a 2-month window"
+        );
+        let range = months_at(
+            WindowKind::RollingMonths(3),
+            at("2026-11-24T00:00:00Z"),
+            chrono_tz::UTC,
+            at("2020-01-01T00:00:00Z"),
+        );
+        assert_eq!(
+            Totals::over(&buckets, range),
+            Totals {
+                net_spend_minor: 240,
+                points: 0,
+                purchases: 2
+            }
+        );
+    }
+}
