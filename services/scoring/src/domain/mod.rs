@@ -1,12 +1,14 @@
 //! The tier engine, free of gRPC and SQL.
 //!
 //! - [`program`]: programs, their tier ladders and scopes;
+//! - [`accrual`]: how one activity changes a customer's buckets and points;
 //! - [`policy`]: the versioned rules (requirements per tier, window, schedule, grace, drop limit)
 //!   and their validation;
 //! - [`month`] and [`window`]: monthly buckets and the window of months that counts at an instant;
 //! - [`decision`]: what tier a customer holds, how it changes, and why;
 //! - [`schedule`]: when the next evaluation is due.
 
+pub mod accrual;
 pub mod decision;
 pub mod month;
 pub mod policy;
