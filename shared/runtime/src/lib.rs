@@ -13,5 +13,6 @@ pub mod currency;
 pub mod db;
 pub mod metrics;
 pub mod server;
+pub mod service;
 pub mod status;
 pub mod telemetry;
