@@ -5,12 +5,22 @@
 //! only at scheduled evaluations with grace and a drop limit, manual overrides), and explains every
 //! decision.
 //!
-//! Built so far: the [`domain`] engine — programs and policy validation, qualification windows
-//! over monthly buckets, tier decisions, gaps to the next tier and what keeps the current one,
-//! evaluation schedules. Not built yet: storage, the feed consumer, the gRPC API, the Redis cache,
-//! the scheduler, scores and segments, simulation and the tier-change feed (see the scoring issue).
+//! Layers as in every service: [`grpc`] → [`domain`] → [`storage`] (Postgres, schema `scoring`).
+//!
+//! Built so far: the [`domain`] engine — programs and policy validation, accrual into monthly
+//! buckets, qualification windows, tier decisions, gaps and retention, evaluation schedules — and
+//! the programs, policy versions and evaluation runs through storage and the gRPC API. Not built
+//! yet: the activity-feed consumer, tier state and lookups with the Redis cache, history,
+//! explanations, overrides, the scheduler, scores and segments, audiences, simulation and the
+//! tier-change feed (those RPCs answer UNIMPLEMENTED; see the scoring issue).
 
+pub mod app;
+pub mod config;
 pub mod domain;
 pub mod error;
+pub mod grpc;
+pub mod storage;
 
+pub use app::Application;
+pub use config::ScoringConfig;
 pub use error::ScoringError;

@@ -12,6 +12,7 @@ pub mod config;
 pub mod currency;
 pub mod db;
 pub mod metrics;
+pub mod paging;
 pub mod server;
 pub mod service;
 pub mod status;

@@ -1,50 +1,23 @@
-//! Page sizes and opaque page tokens. Tokens are base64url text that only this service reads;
-//! their content may change between versions.
+//! The customer service's page tokens, on the runtime's shared paging helpers.
 
-use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::{CustomerError, storage::ActivityPosition};
 
-/// Default page size when the caller sends 0.
-pub const DEFAULT_PAGE_SIZE: u32 = 100;
-/// Largest page size.
-pub const MAX_PAGE_SIZE: u32 = 1000;
+#[cfg(test)]
+use tierline_runtime::paging::DEFAULT_PAGE_SIZE;
+pub use tierline_runtime::paging::MAX_PAGE_SIZE;
+use tierline_runtime::paging::{self as shared};
 
 /// Checks a requested page size: 0 means the default.
 pub fn page_size(requested: i32) -> Result<u32, CustomerError> {
-    match requested {
-        0 => Ok(DEFAULT_PAGE_SIZE),
-        1..=1000 => Ok(requested.unsigned_abs()),
-        _ => Err(CustomerError::invalid(
-            "page_size",
-            format!("must be between 0 and {MAX_PAGE_SIZE}"),
-        )),
-    }
-}
-
-fn encode(text: &str) -> String {
-    URL_SAFE_NO_PAD.encode(text)
+    shared::page_size(requested)
+        .map_err(|violation| CustomerError::InvalidArgument(vec![violation]))
 }
 
 fn decode(token: &str, kind: char) -> Result<Option<String>, CustomerError> {
-    if token.is_empty() {
-        return Ok(None);
-    }
-    let invalid = || {
-        CustomerError::invalid(
-            "page_token",
-            "is not a token from a previous page of this list",
-        )
-    };
-    let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?;
-    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
-    let body = text
-        .strip_prefix(kind)
-        .and_then(|rest| rest.strip_prefix(':'))
-        .ok_or_else(invalid)?;
-    Ok(Some(body.to_owned()))
+    shared::decode(token, kind).map_err(|violation| CustomerError::InvalidArgument(vec![violation]))
 }
 
 fn invalid_token() -> CustomerError {
@@ -56,7 +29,7 @@ fn invalid_token() -> CustomerError {
 
 /// Token after customer `id`.
 pub fn customer_token(id: Uuid) -> String {
-    encode(&format!("c:{id}"))
+    shared::encode('c', &id.to_string())
 }
 
 /// The customer id a token continues after.
@@ -68,7 +41,7 @@ pub fn parse_customer_token(token: &str) -> Result<Option<Uuid>, CustomerError> 
 
 /// Token after history position `position`.
 pub fn history_token(position: i64) -> String {
-    encode(&format!("h:{position}"))
+    shared::encode('h', &position.to_string())
 }
 
 /// The history position a token continues before.
@@ -80,11 +53,14 @@ pub fn parse_history_token(token: &str) -> Result<Option<i64>, CustomerError> {
 
 /// Token after an activity.
 pub fn activity_token(position: ActivityPosition) -> String {
-    encode(&format!(
-        "a:{}:{}",
-        position.occurred_at.timestamp_micros(),
-        position.id
-    ))
+    shared::encode(
+        'a',
+        &format!(
+            "{}:{}",
+            position.occurred_at.timestamp_micros(),
+            position.id
+        ),
+    )
 }
 
 /// The activity position a token continues after.

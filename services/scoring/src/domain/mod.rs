@@ -6,7 +6,9 @@
 //!   and their validation;
 //! - [`month`] and [`window`]: monthly buckets and the window of months that counts at an instant;
 //! - [`decision`]: what tier a customer holds, how it changes, and why;
-//! - [`schedule`]: when the next evaluation is due.
+//! - [`schedule`]: when the next evaluation is due;
+//! - [`versions`]: policy versions and evaluation runs as stored;
+//! - [`service`]: the operations the API offers.
 
 pub mod accrual;
 pub mod decision;
@@ -14,6 +16,8 @@ pub mod month;
 pub mod policy;
 pub mod program;
 pub mod schedule;
+pub mod service;
+pub mod versions;
 pub mod window;
 
 mod violations;

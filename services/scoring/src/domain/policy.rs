@@ -3,12 +3,13 @@
 use std::collections::HashSet;
 
 use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
 
 use super::{program::Program, violations::Violations};
 use crate::ScoringError;
 
 /// What a requirement measures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Metric {
     /// Purchases minus refunds, minor units of the program currency.
     NetSpend,
@@ -40,7 +41,7 @@ pub struct TierRule {
 }
 
 /// Which months count.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum WindowKind {
     /// The current month and the `n - 1` before it.
     RollingMonths(u32),
@@ -53,7 +54,7 @@ pub enum WindowKind {
 }
 
 /// How often evaluations run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Frequency {
     /// Every month.
     Monthly,
@@ -126,7 +127,7 @@ impl PolicyRules {
 }
 
 /// A tier rule as a caller sent it (`metric: None` when unspecified).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TierRuleInput {
     /// Tier code.
     pub tier_code: String,
@@ -137,7 +138,8 @@ pub struct TierRuleInput {
 }
 
 /// A policy as a caller sent it.
-#[derive(Debug, Clone, Default)]
+/// Stored as the policy document (and validated again against its program when loaded).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PolicyInput {
     /// Tier rules, any order.
     pub tiers: Vec<TierRuleInput>,
@@ -457,6 +459,7 @@ pub(crate) mod tests {
             ScoringError::InvalidArgument(violations) => {
                 violations.into_iter().map(|v| v.field).collect()
             }
+            other => panic!("expected invalid argument, got {other:?}"),
         }
     }
 

@@ -3,6 +3,7 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use tierline_runtime::currency::is_iso_4217;
 use uuid::Uuid;
 
@@ -10,7 +11,7 @@ use super::violations::Violations;
 use crate::ScoringError;
 
 /// A benefit a tier grants.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Benefit {
     /// Code, e.g. `FREE_SHIPPING`.
     pub code: String,
@@ -19,7 +20,7 @@ pub struct Benefit {
 }
 
 /// One rung of the ladder.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tier {
     /// Code, e.g. `VIP`.
     pub code: String,
@@ -32,7 +33,7 @@ pub struct Tier {
 }
 
 /// Which activities count toward a program; an empty list means "all".
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Scope {
     /// Brands that count.
     pub brands: Vec<String>,
@@ -212,6 +213,7 @@ pub(crate) mod tests {
             ScoringError::InvalidArgument(violations) => {
                 violations.into_iter().map(|v| v.field).collect()
             }
+            other => panic!("expected invalid argument, got {other:?}"),
         }
     }
 

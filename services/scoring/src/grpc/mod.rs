@@ -1,0 +1,321 @@
+//! The gRPC adapter: converts messages, calls the domain, maps errors. No business rule lives
+//! here.
+//!
+//! Built: programs, policy versions, evaluation runs. Not built yet (they answer UNIMPLEMENTED,
+//! saying so): tier lookups, history, explanations, overrides, manual evaluations, scores,
+//! audiences, simulation and the tier-change feed — the next steps of the scoring issue.
+
+mod convert;
+mod scopes;
+
+use std::pin::Pin;
+
+use futures::Stream;
+use tierline_proto::scoring::v1::{self as pb, scoring_service_server::ScoringService};
+use tonic::{Request, Response, Status};
+
+pub use scopes::SCOPES;
+
+use crate::domain::service::{PolicySelector, Scoring};
+
+type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+fn not_built(rpc: &str) -> Status {
+    Status::unimplemented(format!(
+        "{rpc} is not built yet in this version of the scoring service"
+    ))
+}
+
+/// The scoring service's gRPC API.
+#[derive(Debug, Clone)]
+pub struct ScoringApi {
+    scoring: Scoring,
+}
+
+impl ScoringApi {
+    /// The API over the domain.
+    pub fn new(scoring: Scoring) -> Self {
+        Self { scoring }
+    }
+}
+
+#[tonic::async_trait]
+impl ScoringService for ScoringApi {
+    #[tracing::instrument(skip_all)]
+    async fn create_program(
+        &self,
+        request: Request<pb::CreateProgramRequest>,
+    ) -> Result<Response<pb::Program>, Status> {
+        let input = convert::program_input(request.into_inner().program.unwrap_or_default());
+        let program = self.scoring.create_program(input).await?;
+        Ok(Response::new(convert::program_to_proto(program, None)))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get_program(
+        &self,
+        request: Request<pb::GetProgramRequest>,
+    ) -> Result<Response<pb::Program>, Status> {
+        let (program, active) = self
+            .scoring
+            .program(&request.into_inner().program_id)
+            .await?;
+        Ok(Response::new(convert::program_to_proto(
+            program,
+            active.as_ref(),
+        )))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_programs(
+        &self,
+        request: Request<pb::ListProgramsRequest>,
+    ) -> Result<Response<pb::ListProgramsResponse>, Status> {
+        let request = request.into_inner();
+        let (programs, next_page_token) = self
+            .scoring
+            .list_programs(request.page_size, &request.page_token)
+            .await?;
+        Ok(Response::new(pb::ListProgramsResponse {
+            programs: programs
+                .into_iter()
+                .map(|(program, active)| convert::program_to_proto(program, active.as_ref()))
+                .collect(),
+            next_page_token,
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn create_policy_version(
+        &self,
+        request: Request<pb::CreatePolicyVersionRequest>,
+    ) -> Result<Response<pb::PolicyVersion>, Status> {
+        let request = request.into_inner();
+        let document = convert::policy_input(request.rules.unwrap_or_default());
+        let policy = self
+            .scoring
+            .create_policy(
+                &request.program_id,
+                document,
+                &request.description,
+                &request.created_by,
+            )
+            .await?;
+        Ok(Response::new(convert::policy_to_proto(policy)))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get_policy(
+        &self,
+        request: Request<pb::GetPolicyRequest>,
+    ) -> Result<Response<pb::PolicyVersion>, Status> {
+        let selector = match request.into_inner().selector {
+            Some(pb::get_policy_request::Selector::PolicyVersionId(id)) => {
+                PolicySelector::Version(id)
+            }
+            Some(pb::get_policy_request::Selector::ActiveForProgramId(id)) => {
+                PolicySelector::ActiveFor(id)
+            }
+            None => {
+                return Err(crate::ScoringError::invalid(
+                    "selector",
+                    "give policy_version_id or active_for_program_id",
+                )
+                .into());
+            }
+        };
+        Ok(Response::new(convert::policy_to_proto(
+            self.scoring.policy(selector).await?,
+        )))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_policy_versions(
+        &self,
+        request: Request<pb::ListPolicyVersionsRequest>,
+    ) -> Result<Response<pb::ListPolicyVersionsResponse>, Status> {
+        let request = request.into_inner();
+        let status = convert::status_from_proto(request.status);
+        let (versions, next_page_token) = self
+            .scoring
+            .list_policies(
+                &request.program_id,
+                status,
+                request.page_size,
+                &request.page_token,
+            )
+            .await?;
+        Ok(Response::new(pb::ListPolicyVersionsResponse {
+            policy_versions: versions.into_iter().map(convert::policy_to_proto).collect(),
+            next_page_token,
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn update_draft_policy(
+        &self,
+        request: Request<pb::UpdateDraftPolicyRequest>,
+    ) -> Result<Response<pb::PolicyVersion>, Status> {
+        let request = request.into_inner();
+        let document = convert::policy_input(request.rules.unwrap_or_default());
+        let policy = self
+            .scoring
+            .update_draft(
+                &request.policy_version_id,
+                document,
+                request.description.as_deref(),
+                request.expected_revision,
+            )
+            .await?;
+        Ok(Response::new(convert::policy_to_proto(policy)))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn activate_policy(
+        &self,
+        request: Request<pb::ActivatePolicyRequest>,
+    ) -> Result<Response<pb::ActivatePolicyResponse>, Status> {
+        let request = request.into_inner();
+        let activation = self
+            .scoring
+            .activate(
+                &request.policy_version_id,
+                &request.activated_by,
+                request.expected_revision,
+            )
+            .await?;
+        let run_id = activation.run.id.to_string();
+        let mut policy = convert::policy_to_proto(activation.policy);
+        policy.activation_run_id = Some(run_id.clone());
+        Ok(Response::new(pb::ActivatePolicyResponse {
+            policy_version: Some(policy),
+            evaluation_run_id: run_id,
+            retired_policy_version_id: activation.retired.map(|id| id.to_string()),
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn retire_policy(
+        &self,
+        request: Request<pb::RetirePolicyRequest>,
+    ) -> Result<Response<pb::PolicyVersion>, Status> {
+        let request = request.into_inner();
+        let policy = self
+            .scoring
+            .retire(&request.policy_version_id, &request.retired_by)
+            .await?;
+        Ok(Response::new(convert::policy_to_proto(policy)))
+    }
+
+    async fn get_tier(
+        &self,
+        _request: Request<pb::GetTierRequest>,
+    ) -> Result<Response<pb::CustomerTier>, Status> {
+        Err(not_built("GetTier"))
+    }
+
+    async fn batch_get_tiers(
+        &self,
+        _request: Request<pb::BatchGetTiersRequest>,
+    ) -> Result<Response<pb::BatchGetTiersResponse>, Status> {
+        Err(not_built("BatchGetTiers"))
+    }
+
+    async fn get_tier_history(
+        &self,
+        _request: Request<pb::GetTierHistoryRequest>,
+    ) -> Result<Response<pb::GetTierHistoryResponse>, Status> {
+        Err(not_built("GetTierHistory"))
+    }
+
+    async fn explain_tier(
+        &self,
+        _request: Request<pb::ExplainTierRequest>,
+    ) -> Result<Response<pb::ExplainTierResponse>, Status> {
+        Err(not_built("ExplainTier"))
+    }
+
+    async fn set_tier_override(
+        &self,
+        _request: Request<pb::SetTierOverrideRequest>,
+    ) -> Result<Response<pb::CustomerTier>, Status> {
+        Err(not_built("SetTierOverride"))
+    }
+
+    async fn clear_tier_override(
+        &self,
+        _request: Request<pb::ClearTierOverrideRequest>,
+    ) -> Result<Response<pb::CustomerTier>, Status> {
+        Err(not_built("ClearTierOverride"))
+    }
+
+    async fn evaluate_now(
+        &self,
+        _request: Request<pb::EvaluateNowRequest>,
+    ) -> Result<Response<pb::EvaluationRun>, Status> {
+        Err(not_built("EvaluateNow"))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get_evaluation_run(
+        &self,
+        request: Request<pb::GetEvaluationRunRequest>,
+    ) -> Result<Response<pb::EvaluationRun>, Status> {
+        let run = self
+            .scoring
+            .run(&request.into_inner().evaluation_run_id)
+            .await?;
+        Ok(Response::new(convert::run_to_proto(run)))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_evaluation_runs(
+        &self,
+        request: Request<pb::ListEvaluationRunsRequest>,
+    ) -> Result<Response<pb::ListEvaluationRunsResponse>, Status> {
+        let request = request.into_inner();
+        if request.status != 0 {
+            return Err(not_built("ListEvaluationRuns filtered by status"));
+        }
+        let (runs, next_page_token) = self
+            .scoring
+            .list_runs(&request.program_id, request.page_size, &request.page_token)
+            .await?;
+        Ok(Response::new(pb::ListEvaluationRunsResponse {
+            runs: runs.into_iter().map(convert::run_to_proto).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn get_scores(
+        &self,
+        _request: Request<pb::GetScoresRequest>,
+    ) -> Result<Response<pb::GetScoresResponse>, Status> {
+        Err(not_built("GetScores"))
+    }
+
+    type QueryAudienceStream = ResponseStream<pb::QueryAudienceResponse>;
+
+    async fn query_audience(
+        &self,
+        _request: Request<pb::QueryAudienceRequest>,
+    ) -> Result<Response<Self::QueryAudienceStream>, Status> {
+        Err(not_built("QueryAudience"))
+    }
+
+    async fn simulate_policy(
+        &self,
+        _request: Request<pb::SimulatePolicyRequest>,
+    ) -> Result<Response<pb::SimulatePolicyResponse>, Status> {
+        Err(not_built("SimulatePolicy"))
+    }
+
+    type WatchTierChangesStream = ResponseStream<pb::TierFeedEvent>;
+
+    async fn watch_tier_changes(
+        &self,
+        _request: Request<pb::WatchTierChangesRequest>,
+    ) -> Result<Response<Self::WatchTierChangesStream>, Status> {
+        Err(not_built("WatchTierChanges"))
+    }
+}

@@ -1,0 +1,141 @@
+//! Storage of the scoring service behind one trait, so that a second backend can follow and one
+//! conformance suite can run against each. Rules that must hold under concurrency (one active
+//! policy per program, a scheduled run once per due time, optimistic revisions) are enforced by
+//! the backend inside its transactions.
+
+pub mod postgres;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::{
+    ScoringError,
+    domain::{
+        policy::PolicyInput,
+        program::Program,
+        versions::{EvaluationRun, PolicyStatus, PolicyVersion, RunTrigger},
+    },
+};
+
+/// A new draft policy.
+#[derive(Debug, Clone)]
+pub struct NewPolicy {
+    /// Id to assign.
+    pub id: Uuid,
+    /// The program.
+    pub program_id: Uuid,
+    /// The rules.
+    pub document: PolicyInput,
+    /// Free text.
+    pub description: String,
+    /// Who.
+    pub created_by: String,
+    /// When.
+    pub now: DateTime<Utc>,
+}
+
+/// A change to a draft.
+#[derive(Debug, Clone)]
+pub struct DraftChange {
+    /// The draft.
+    pub id: Uuid,
+    /// New rules.
+    pub document: PolicyInput,
+    /// New description, when given.
+    pub description: Option<String>,
+    /// Fail with ABORTED unless the draft is at this revision.
+    pub expected_revision: Option<i64>,
+    /// When.
+    pub now: DateTime<Utc>,
+}
+
+/// The result of an activation.
+#[derive(Debug, Clone)]
+pub struct Activation {
+    /// The version now in force.
+    pub policy: PolicyVersion,
+    /// The version it replaced.
+    pub retired: Option<Uuid>,
+    /// The run that re-evaluates every member.
+    pub run: EvaluationRun,
+}
+
+/// Everything the scoring service stores.
+#[async_trait]
+pub trait ScoringStore: Send + Sync + std::fmt::Debug + 'static {
+    /// Stores a program; a taken code is `AlreadyExists`.
+    async fn create_program(&self, program: &Program) -> Result<(), ScoringError>;
+    /// One program.
+    async fn program(&self, id: Uuid) -> Result<Option<Program>, ScoringError>;
+    /// Programs in id order after `after`.
+    async fn list_programs(
+        &self,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<Program>, ScoringError>;
+
+    /// Stores a draft with the next version number of its program.
+    async fn create_policy(&self, policy: &NewPolicy) -> Result<PolicyVersion, ScoringError>;
+    /// One version.
+    async fn policy(&self, id: Uuid) -> Result<Option<PolicyVersion>, ScoringError>;
+    /// The version in force for a program.
+    async fn active_policy(&self, program_id: Uuid) -> Result<Option<PolicyVersion>, ScoringError>;
+    /// A program's versions, newest first, below `before_version`.
+    async fn list_policies(
+        &self,
+        program_id: Uuid,
+        status: Option<PolicyStatus>,
+        before_version: Option<i32>,
+        limit: u32,
+    ) -> Result<Vec<PolicyVersion>, ScoringError>;
+    /// Changes a draft (`FailedPrecondition` unless a draft, `Aborted` on a stale revision).
+    async fn update_draft(&self, change: &DraftChange) -> Result<PolicyVersion, ScoringError>;
+    /// Puts a draft in force, retiring the version it replaces, and opens the run that
+    /// re-evaluates every member, all in one transaction.
+    async fn activate_policy(
+        &self,
+        id: Uuid,
+        by: &str,
+        expected_revision: Option<i64>,
+        run_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Activation, ScoringError>;
+    /// Retires a draft.
+    async fn retire_draft(
+        &self,
+        id: Uuid,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<PolicyVersion, ScoringError>;
+
+    /// Opens a run; for a scheduled run, `None` when another replica already opened one for the
+    /// same due time.
+    async fn open_run(
+        &self,
+        run_id: Uuid,
+        program_id: Uuid,
+        policy_version_id: Uuid,
+        trigger: RunTrigger,
+        due_at: Option<DateTime<Utc>>,
+        requested_by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<EvaluationRun>, ScoringError>;
+    /// Closes a run with its summary, or its error.
+    async fn close_run(
+        &self,
+        run_id: Uuid,
+        summary: serde_json::Value,
+        error: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<(), ScoringError>;
+    /// One run.
+    async fn run(&self, id: Uuid) -> Result<Option<EvaluationRun>, ScoringError>;
+    /// A program's runs, newest first, started before `before`.
+    async fn list_runs(
+        &self,
+        program_id: Uuid,
+        before: Option<(DateTime<Utc>, Uuid)>,
+        limit: u32,
+    ) -> Result<Vec<EvaluationRun>, ScoringError>;
+}

@@ -1,0 +1,150 @@
+//! The Postgres backend: the record of truth. Tables live in the `scoring` schema; migrations
+//! are in `services/scoring/migrations`.
+
+mod errors;
+mod programs;
+mod rows;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::{Activation, DraftChange, NewPolicy, ScoringStore};
+use crate::{
+    ScoringError,
+    domain::{
+        program::Program,
+        versions::{EvaluationRun, PolicyStatus, PolicyVersion, RunTrigger},
+    },
+};
+
+/// The service's own schema.
+pub const SCHEMA: &str = "scoring";
+
+/// The schema migrations, embedded in the binary.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Scoring storage in Postgres.
+#[derive(Debug, Clone)]
+pub struct PgScoringStore {
+    pool: PgPool,
+}
+
+impl PgScoringStore {
+    /// A store on `pool`, whose search path starts with [`SCHEMA`].
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+#[async_trait]
+impl ScoringStore for PgScoringStore {
+    async fn create_program(&self, program: &Program) -> Result<(), ScoringError> {
+        self.insert_program(program).await
+    }
+
+    async fn program(&self, id: Uuid) -> Result<Option<Program>, ScoringError> {
+        self.select_program(id).await
+    }
+
+    async fn list_programs(
+        &self,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<Program>, ScoringError> {
+        self.select_programs(after, limit).await
+    }
+
+    async fn create_policy(&self, policy: &NewPolicy) -> Result<PolicyVersion, ScoringError> {
+        self.insert_policy(policy).await
+    }
+
+    async fn policy(&self, id: Uuid) -> Result<Option<PolicyVersion>, ScoringError> {
+        self.select_policy(id).await
+    }
+
+    async fn active_policy(&self, program_id: Uuid) -> Result<Option<PolicyVersion>, ScoringError> {
+        self.select_active_policy(program_id).await
+    }
+
+    async fn list_policies(
+        &self,
+        program_id: Uuid,
+        status: Option<PolicyStatus>,
+        before_version: Option<i32>,
+        limit: u32,
+    ) -> Result<Vec<PolicyVersion>, ScoringError> {
+        self.select_policies(program_id, status, before_version, limit)
+            .await
+    }
+
+    async fn update_draft(&self, change: &DraftChange) -> Result<PolicyVersion, ScoringError> {
+        self.change_draft(change).await
+    }
+
+    async fn activate_policy(
+        &self,
+        id: Uuid,
+        by: &str,
+        expected_revision: Option<i64>,
+        run_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Activation, ScoringError> {
+        self.activate(id, by, expected_revision, run_id, now).await
+    }
+
+    async fn retire_draft(
+        &self,
+        id: Uuid,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<PolicyVersion, ScoringError> {
+        self.retire(id, by, now).await
+    }
+
+    async fn open_run(
+        &self,
+        run_id: Uuid,
+        program_id: Uuid,
+        policy_version_id: Uuid,
+        trigger: RunTrigger,
+        due_at: Option<DateTime<Utc>>,
+        requested_by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<EvaluationRun>, ScoringError> {
+        self.insert_run(
+            run_id,
+            program_id,
+            policy_version_id,
+            trigger,
+            due_at,
+            requested_by,
+            now,
+        )
+        .await
+    }
+
+    async fn close_run(
+        &self,
+        run_id: Uuid,
+        summary: serde_json::Value,
+        error: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<(), ScoringError> {
+        self.finish_run(run_id, summary, error, now).await
+    }
+
+    async fn run(&self, id: Uuid) -> Result<Option<EvaluationRun>, ScoringError> {
+        self.select_run(id).await
+    }
+
+    async fn list_runs(
+        &self,
+        program_id: Uuid,
+        before: Option<(DateTime<Utc>, Uuid)>,
+        limit: u32,
+    ) -> Result<Vec<EvaluationRun>, ScoringError> {
+        self.select_runs(program_id, before, limit).await
+    }
+}

@@ -1,0 +1,129 @@
+//! Rows as Postgres returns them, and their conversion into domain records.
+
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use crate::{
+    ScoringError,
+    domain::{
+        policy::PolicyInput,
+        program::{Program, Scope, Tier},
+        versions::{EvaluationRun, PolicyStatus, PolicyVersion, RunStatus, RunTrigger},
+    },
+};
+
+pub(super) const PROGRAM_COLUMNS: &str = "id, code, name, currency, scope, tiers, created_at";
+
+pub(super) const POLICY_COLUMNS: &str = "id, program_id, version, status, rules, description, revision, created_by, \
+     created_at, updated_at, activated_by, activated_at, retired_by, retired_at";
+
+pub(super) const RUN_COLUMNS: &str = "id, program_id, policy_version_id, \
+     (SELECT version FROM policy_versions p WHERE p.id = policy_version_id) AS policy_version, trigger, due_at, status, \
+     requested_by, started_at, finished_at, summary, error";
+
+#[derive(Debug, sqlx::FromRow)]
+pub(super) struct ProgramRow {
+    id: Uuid,
+    code: String,
+    name: String,
+    currency: String,
+    scope: Json<Scope>,
+    tiers: Json<Vec<Tier>>,
+    created_at: DateTime<Utc>,
+}
+
+impl From<ProgramRow> for Program {
+    fn from(row: ProgramRow) -> Self {
+        Self {
+            id: row.id,
+            code: row.code,
+            name: row.name,
+            currency: row.currency,
+            scope: row.scope.0,
+            tiers: row.tiers.0,
+            created_at: row.created_at,
+        }
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub(super) struct PolicyRow {
+    id: Uuid,
+    program_id: Uuid,
+    version: i32,
+    status: String,
+    rules: Json<PolicyInput>,
+    description: String,
+    pub(super) revision: i64,
+    created_by: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    activated_by: Option<String>,
+    activated_at: Option<DateTime<Utc>>,
+    retired_by: Option<String>,
+    retired_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<PolicyRow> for PolicyVersion {
+    type Error = ScoringError;
+
+    fn try_from(row: PolicyRow) -> Result<Self, Self::Error> {
+        Ok(Self {
+            id: row.id,
+            program_id: row.program_id,
+            version: row.version,
+            status: PolicyStatus::parse(&row.status)
+                .ok_or_else(|| ScoringError::Internal(format!("policy status {:?}", row.status)))?,
+            document: row.rules.0,
+            description: row.description,
+            revision: row.revision,
+            created_by: row.created_by,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            activated_by: row.activated_by,
+            activated_at: row.activated_at,
+            retired_by: row.retired_by,
+            retired_at: row.retired_at,
+        })
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub(super) struct RunRow {
+    id: Uuid,
+    program_id: Uuid,
+    policy_version_id: Uuid,
+    policy_version: Option<i32>,
+    trigger: String,
+    due_at: Option<DateTime<Utc>>,
+    status: String,
+    requested_by: String,
+    started_at: DateTime<Utc>,
+    finished_at: Option<DateTime<Utc>>,
+    summary: Json<serde_json::Value>,
+    error: Option<String>,
+}
+
+impl TryFrom<RunRow> for EvaluationRun {
+    type Error = ScoringError;
+
+    fn try_from(row: RunRow) -> Result<Self, Self::Error> {
+        Ok(Self {
+            id: row.id,
+            program_id: row.program_id,
+            policy_version_id: row.policy_version_id,
+            policy_version: row.policy_version.unwrap_or_default(),
+            trigger: RunTrigger::parse(&row.trigger)
+                .ok_or_else(|| ScoringError::Internal(format!("run trigger {:?}", row.trigger)))?,
+            due_at: row.due_at,
+            status: RunStatus::parse(&row.status)
+                .ok_or_else(|| ScoringError::Internal(format!("run status {:?}", row.status)))?,
+            requested_by: row.requested_by,
+            started_at: row.started_at,
+            finished_at: row.finished_at,
+            summary: row.summary.0,
+            error: row.error,
+        })
+    }
+}

@@ -1,0 +1,6 @@
+//! Integration tests of the scoring service through its real gRPC API, each against a fresh
+//! Postgres database. Set `TEST_LOG=debug` to see logs.
+
+mod policies;
+mod programs;
+mod support;

@@ -1,0 +1,189 @@
+//! A real scoring service on 127.0.0.1:0 against a fresh database, and clients for it.
+
+use std::net::SocketAddr;
+
+use tierline_proto::scoring::v1::{self as pb, scoring_service_client::ScoringServiceClient};
+use tierline_runtime::{
+    auth::scopes::{FEED_READ, PROGRAMS_ADMIN, TIERS_READ},
+    config::ConfigSource,
+};
+use tierline_scoring::{Application, ScoringConfig};
+use tierline_testkit::{TestDatabase, init_logging, tokens, wait_until_serving};
+use tokio_util::sync::CancellationToken;
+use tonic::{
+    Request, Status,
+    metadata::{AsciiMetadataValue, MetadataValue},
+    service::{Interceptor, interceptor::InterceptedService},
+    transport::Channel,
+};
+
+#[derive(Clone, Debug)]
+pub(crate) struct Bearer(AsciiMetadataValue);
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        request
+            .metadata_mut()
+            .insert("authorization", self.0.clone());
+        Ok(request)
+    }
+}
+
+pub(crate) type Client = ScoringServiceClient<InterceptedService<Channel, Bearer>>;
+
+pub(crate) struct TestApp {
+    pub(crate) addr: SocketAddr,
+    shutdown: CancellationToken,
+    _database: TestDatabase,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+impl TestApp {
+    pub(crate) async fn spawn() -> Self {
+        init_logging();
+        let database = TestDatabase::create().await.expect("database");
+        let source = ConfigSource::from_pairs([
+            ("TIERLINE_GRPC_ADDR", "127.0.0.1:0"),
+            ("TIERLINE_METRICS_ADDR", "off"),
+            ("TIERLINE_DATABASE_URL", database.url()),
+            ("TIERLINE_AUTH_MODE", "jwt"),
+            ("TIERLINE_AUTH_HS256_SECRET", tokens::SECRET),
+        ]);
+        let app = Application::build(ScoringConfig::from_source(&source).expect("config"))
+            .await
+            .expect("builds");
+        let addr = app.local_addr();
+        let shutdown = CancellationToken::new();
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            app.run_until(async move { stop.cancelled().await })
+                .await
+                .expect("serves")
+        });
+        wait_until_serving(addr).await;
+        Self {
+            addr,
+            shutdown,
+            _database: database,
+        }
+    }
+
+    pub(crate) async fn client_with(&self, scopes: &[&str]) -> Client {
+        let channel = Channel::from_shared(format!("http://{}", self.addr))
+            .expect("uri")
+            .connect()
+            .await
+            .expect("connect");
+        let bearer =
+            MetadataValue::try_from(format!("Bearer {}", tokens::token("operator", scopes)))
+                .expect("ascii");
+        ScoringServiceClient::with_interceptor(channel, Bearer(bearer))
+    }
+
+    pub(crate) async fn client(&self) -> Client {
+        self.client_with(&[PROGRAMS_ADMIN, TIERS_READ, FEED_READ])
+            .await
+    }
+}
+
+fn tier(code: &str, rank: i32) -> pb::Tier {
+    pb::Tier {
+        code: code.to_owned(),
+        name: code.to_lowercase(),
+        rank,
+        benefits: vec![pb::Benefit {
+            code: format!("{code}_GIFT"),
+            description: format!("a {code} gift"),
+        }],
+    }
+}
+
+/// An Innisfree-like program: WELCOME, GREEN, VIP, VVIP in KRW.
+pub(crate) fn innisfree(code: &str) -> pb::Program {
+    pb::Program {
+        code: code.to_owned(),
+        name: "Innisfree membership".into(),
+        currency: "KRW".into(),
+        scope: Some(pb::ProgramScope {
+            brands: vec!["innisfree".into()],
+            sales_channels: vec![],
+        }),
+        tiers: vec![
+            tier("WELCOME", 0),
+            tier("GREEN", 1),
+            tier("VIP", 2),
+            tier("VVIP", 3),
+        ],
+        ..Default::default()
+    }
+}
+
+fn requirement(metric: pb::MetricKind, threshold: i64) -> pb::Requirement {
+    pb::Requirement {
+        metric: metric.into(),
+        threshold,
+    }
+}
+
+/// Innisfree-like rules: 12 rolling months of spend; VVIP also needs 10 purchases.
+pub(crate) fn innisfree_rules() -> pb::PolicyRules {
+    use pb::MetricKind::{NetSpend, PurchaseCount};
+    let rule = |code: &str, requirements: Vec<pb::Requirement>| pb::TierRule {
+        tier_code: code.to_owned(),
+        requirements,
+        points_earn_rate_bps: 0,
+    };
+    pb::PolicyRules {
+        tiers: vec![
+            rule("WELCOME", vec![]),
+            rule("GREEN", vec![requirement(NetSpend, 100_000)]),
+            rule("VIP", vec![requirement(NetSpend, 300_000)]),
+            rule(
+                "VVIP",
+                vec![
+                    requirement(NetSpend, 1_000_000),
+                    requirement(PurchaseCount, 10),
+                ],
+            ),
+        ],
+        window: Some(pb::QualificationWindow {
+            kind: pb::WindowKind::RollingMonths.into(),
+            rolling_months: 12,
+        }),
+        time_zone: "Asia/Seoul".into(),
+        evaluation_schedule: Some(pb::EvaluationSchedule {
+            frequency: pb::EvaluationFrequency::Monthly.into(),
+            day_of_month: 1,
+            month_of_year: 0,
+            local_hour: 3,
+            local_minute: 0,
+        }),
+        grace_months: 3,
+        max_levels_dropped: Some(1),
+        ..Default::default()
+    }
+}
+
+pub(crate) async fn create_program(client: &mut Client, code: &str) -> pb::Program {
+    client
+        .create_program(pb::CreateProgramRequest {
+            program: Some(innisfree(code)),
+            idempotency_key: String::new(),
+        })
+        .await
+        .expect("program")
+        .into_inner()
+}
+
+pub(crate) fn violated_fields(status: &Status) -> Vec<String> {
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    tierline_runtime::status::field_violations(status)
+        .into_iter()
+        .map(|v| v.field)
+        .collect()
+}
