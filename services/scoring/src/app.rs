@@ -58,7 +58,16 @@ impl Application {
 }
 
 fn routes(config: &ScoringConfig, context: ServiceContext) -> tonic::service::Routes {
-    let scoring = Scoring::new(Arc::new(PgScoringStore::new(context.pool)));
+    let store = Arc::new(PgScoringStore::new(context.pool.clone()));
+    if let Some(consumer) = &config.consumer {
+        crate::feed::spawn(
+            store.clone(),
+            context.pool,
+            consumer.clone(),
+            context.shutdown,
+        );
+    }
+    let scoring = Scoring::new(store);
     let service = ScoringServiceServer::new(ScoringApi::new(scoring))
         .max_decoding_message_size(config.grpc.max_message_bytes)
         .max_encoding_message_size(config.grpc.max_message_bytes);

@@ -2,9 +2,14 @@
 //! settings (the customer service endpoint for the feed, Redis, the scheduler) come with the
 //! parts of the service that use them.
 
-use tierline_runtime::config::{
-    AuthSettings, ConfigError, ConfigSource, DatabaseSettings, GrpcSettings, TelemetrySettings,
+use tierline_runtime::{
+    client::ClientSettings,
+    config::{
+        AuthSettings, ConfigError, ConfigSource, DatabaseSettings, GrpcSettings, TelemetrySettings,
+    },
 };
+
+use crate::feed::ConsumerSettings;
 
 /// The gRPC port the scoring service listens on by default.
 pub const DEFAULT_GRPC_PORT: u16 = 50052;
@@ -22,6 +27,9 @@ pub struct ScoringConfig {
     pub auth: AuthSettings,
     /// Postgres.
     pub database: DatabaseSettings,
+    /// `TIERLINE_FEED_CONSUMER`: whether this replica takes part in consuming the activity feed
+    /// (one replica leads at a time); `TIERLINE_CUSTOMER_*`: where the feed comes from.
+    pub consumer: Option<ConsumerSettings>,
 }
 
 impl ScoringConfig {
@@ -33,7 +41,15 @@ impl ScoringConfig {
             telemetry: TelemetrySettings::read(&mut reader, "tierline-scoring"),
             auth: AuthSettings::read(&mut reader),
             database: DatabaseSettings::read(&mut reader),
+            consumer: None,
         };
+        let mut config = config;
+        if reader.bool("TIERLINE_FEED_CONSUMER", true) {
+            config.consumer = Some(ConsumerSettings {
+                customer: ClientSettings::read(&mut reader, "CUSTOMER", "http://127.0.0.1:50051"),
+                batch_size: reader.number_in("TIERLINE_FEED_CONSUMER_BATCH", 500, 1..=10_000),
+            });
+        }
         reader.finish()?;
         Ok(config)
     }

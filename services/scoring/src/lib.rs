@@ -18,6 +18,7 @@ pub mod app;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod feed;
 pub mod grpc;
 pub mod storage;
 

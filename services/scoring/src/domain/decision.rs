@@ -36,6 +36,33 @@ pub enum Reason {
     PolicyChange,
 }
 
+impl Reason {
+    /// The stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Qualified => "qualified",
+            Self::Evaluation => "evaluation",
+            Self::GraceExpired => "grace_expired",
+            Self::Override => "override",
+            Self::OverrideExpired => "override_expired",
+            Self::PolicyChange => "policy_change",
+        }
+    }
+
+    /// Parses the stored form.
+    pub fn parse(value: &str) -> Option<Self> {
+        Some(match value {
+            "qualified" => Self::Qualified,
+            "evaluation" => Self::Evaluation,
+            "grace_expired" => Self::GraceExpired,
+            "override" => Self::Override,
+            "override_expired" => Self::OverrideExpired,
+            "policy_change" => Self::PolicyChange,
+            _ => return None,
+        })
+    }
+}
+
 /// A manual tier granted by an operator.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Override {

@@ -11,12 +11,15 @@
 //! - [`service`]: the operations the API offers.
 
 pub mod accrual;
+pub mod consumer;
 pub mod decision;
+pub mod lookup;
 pub mod month;
 pub mod policy;
 pub mod program;
 pub mod schedule;
 pub mod service;
+pub mod state;
 pub mod versions;
 pub mod window;
 

@@ -8,8 +8,10 @@ use tierline_runtime::{paging, status::FieldViolation};
 use uuid::Uuid;
 
 use super::{
-    policy::PolicyInput,
+    lookup::{TierView, view},
+    policy::{PolicyInput, PolicyRules},
     program::{Program, ProgramInput},
+    state::HistoryRecord,
     versions::{EvaluationRun, PolicyStatus, PolicyVersion},
 };
 use crate::{
@@ -312,5 +314,110 @@ impl Scoring {
             _ => String::new(),
         };
         Ok((runs, next))
+    }
+
+    /// The program and its validated policy in force; FAILED_PRECONDITION without one.
+    async fn program_in_force(
+        &self,
+        program_id: &str,
+    ) -> Result<(Program, PolicyVersion, PolicyRules), ScoringError> {
+        let program = self
+            .load_program(parse_id("program_id", program_id)?)
+            .await?;
+        let policy = self.store.active_policy(program.id).await?.ok_or_else(|| {
+            ScoringError::FailedPrecondition(format!(
+                "program {} has no policy in force yet",
+                program.code
+            ))
+        })?;
+        let rules = policy.document.clone().validate(&program)?;
+        Ok((program, policy, rules))
+    }
+
+    /// The tiers of up to 1,000 customers in a program, and the ids that are not members.
+    #[tracing::instrument(skip(self, customer_ids), fields(customers = customer_ids.len()))]
+    pub async fn tiers(
+        &self,
+        program_id: &str,
+        customer_ids: &[String],
+    ) -> Result<(Program, PolicyRules, Vec<TierView>, Vec<Uuid>), ScoringError> {
+        if customer_ids.is_empty() || customer_ids.len() > 1000 {
+            return Err(ScoringError::invalid(
+                "customer_ids",
+                "must hold 1 to 1000 ids",
+            ));
+        }
+        let ids = customer_ids
+            .iter()
+            .enumerate()
+            .map(|(index, id)| parse_id(&format!("customer_ids[{index}]"), id))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (program, policy, rules) = self.program_in_force(program_id).await?;
+        let records = self.store.customer_records(program.id, &ids).await?;
+        let now = now();
+        let views: Vec<TierView> = records
+            .iter()
+            .map(|record| view(&rules, &policy, record, now))
+            .collect();
+        let found: std::collections::HashSet<Uuid> = views.iter().map(|v| v.customer_id).collect();
+        let mut missing: Vec<Uuid> = ids.into_iter().filter(|id| !found.contains(id)).collect();
+        missing.dedup();
+        Ok((program, rules, views, missing))
+    }
+
+    /// One customer's tier; NOT_FOUND for a customer the feed has not brought yet.
+    #[tracing::instrument(skip(self))]
+    pub async fn tier(
+        &self,
+        program_id: &str,
+        customer_id: &str,
+    ) -> Result<(Program, PolicyRules, TierView), ScoringError> {
+        let id = parse_id("customer_id", customer_id)?;
+        let (program, rules, mut views, _) = self.tiers(program_id, &[id.to_string()]).await?;
+        let view = views
+            .pop()
+            .ok_or_else(|| ScoringError::not_found("customer", id))?;
+        Ok((program, rules, view))
+    }
+
+    /// A page of one customer's tier history, newest first.
+    #[tracing::instrument(skip(self))]
+    pub async fn history(
+        &self,
+        program_id: &str,
+        customer_id: &str,
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<(Program, Vec<HistoryRecord>, String), ScoringError> {
+        let program = self
+            .load_program(parse_id("program_id", program_id)?)
+            .await?;
+        let customer_id = parse_id("customer_id", customer_id)?;
+        let limit = paging::page_size(page_size).map_err(invalid)?;
+        let before = paging::decode(page_token, 'h')
+            .map_err(invalid)?
+            .map(|body| {
+                let bad = || ScoringError::invalid("page_token", "is not a token of this list");
+                let (micros, id) = body.split_once('/').ok_or_else(bad)?;
+                let at = micros
+                    .parse()
+                    .ok()
+                    .and_then(DateTime::<Utc>::from_timestamp_micros)
+                    .ok_or_else(bad)?;
+                Ok::<_, ScoringError>((at, Uuid::parse_str(id).map_err(|_| bad())?))
+            })
+            .transpose()?;
+        let records = self
+            .store
+            .history(program.id, customer_id, before, limit)
+            .await?;
+        let next = match records.last() {
+            Some(last) if records.len() == limit as usize => paging::encode(
+                'h',
+                &format!("{}/{}", last.occurred_at.timestamp_micros(), last.id),
+            ),
+            _ => String::new(),
+        };
+        Ok((program, records, next))
     }
 }

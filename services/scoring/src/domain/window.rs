@@ -67,7 +67,7 @@ pub fn judged_at(due: DateTime<Utc>, zone: Tz) -> DateTime<Utc> {
 }
 
 /// A customer's totals over a window.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Totals {
     /// Net spend, minor units.
     pub net_spend_minor: i64,

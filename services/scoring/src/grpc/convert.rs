@@ -2,12 +2,17 @@
 //! carried over as sent and validated by the domain.
 
 use chrono::{DateTime, Utc};
-use tierline_proto::{prost_types, scoring::v1 as pb};
+use tierline_proto::{common::v1 as common, prost_types, scoring::v1 as pb};
 
 use crate::domain::{
+    decision::{Reason, RequirementGap},
+    lookup::{TierView, range_bounds},
+    policy::PolicyRules,
     policy::{Frequency, Metric, PolicyInput, TierRuleInput, WindowKind},
     program::{Benefit, Program, ProgramInput, Scope, Tier},
+    state::HistoryRecord,
     versions::{EvaluationRun, PolicyStatus, PolicyVersion, RunStatus, RunTrigger},
+    window::{MonthRange, Totals, judged_at, months_at},
 };
 
 pub(crate) fn timestamp(value: DateTime<Utc>) -> prost_types::Timestamp {
@@ -282,5 +287,146 @@ pub(crate) fn run_to_proto(run: EvaluationRun) -> pb::EvaluationRun {
         downgrades: count("downgrades"),
         error_message: run.error.unwrap_or_default(),
         cut_points_version: 0,
+    }
+}
+
+fn tier_ref(program: &Program, rank: u32) -> pb::TierRef {
+    let tier = program.tier(rank);
+    pb::TierRef {
+        code: tier.map(|t| t.code.clone()).unwrap_or_default(),
+        name: tier.map(|t| t.name.clone()).unwrap_or_default(),
+        rank: i32::try_from(rank).unwrap_or(i32::MAX),
+    }
+}
+
+fn metrics(totals: &Totals) -> pb::MetricValues {
+    pb::MetricValues {
+        net_spend_minor: totals.net_spend_minor,
+        points: totals.points,
+        purchase_count: totals.purchases,
+    }
+}
+
+fn gaps(gaps: &[RequirementGap]) -> Vec<pb::RequirementGap> {
+    gaps.iter()
+        .map(|gap| pb::RequirementGap {
+            requirement: Some(pb::Requirement {
+                metric: metric_to_proto(gap.metric).into(),
+                threshold: gap.threshold,
+            }),
+            current: gap.current,
+            missing: gap.missing,
+        })
+        .collect()
+}
+
+fn time_range(range: MonthRange, rules: &PolicyRules) -> common::TimeRange {
+    let (start, end) = range_bounds(range, rules);
+    common::TimeRange {
+        start: start.map(timestamp),
+        end: Some(timestamp(end)),
+    }
+}
+
+pub(crate) fn tier_to_proto(
+    program: &Program,
+    rules: &PolicyRules,
+    view: TierView,
+) -> pb::CustomerTier {
+    let benefits = program
+        .tier(view.rank)
+        .map(|tier| {
+            tier.benefits
+                .iter()
+                .map(|b| pb::Benefit {
+                    code: b.code.clone(),
+                    description: b.description.clone(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let retention = view.retention.as_ref().map(|retention| {
+        let next_window = months_at(
+            rules.window,
+            judged_at(retention.evaluation_at, rules.time_zone),
+            rules.time_zone,
+            DateTime::<Utc>::MIN_UTC,
+        );
+        pb::TierRetention {
+            next_evaluation_at: Some(timestamp(retention.evaluation_at)),
+            window_at_next_evaluation: Some(time_range(next_window, rules)),
+            gaps: gaps(&retention.requirements),
+            secured: retention.kept_by_grace
+                || retention.requirements.iter().all(|gap| gap.missing == 0),
+            grace_until: None,
+            lowest_possible_tier: None,
+        }
+    });
+    pb::CustomerTier {
+        customer_id: view.customer_id.to_string(),
+        program_id: program.id.to_string(),
+        tier: Some(tier_ref(program, view.rank)),
+        since: Some(timestamp(view.since)),
+        benefits,
+        window: Some(time_range(view.window, rules)),
+        metrics: Some(metrics(&view.totals)),
+        next_tier: view
+            .next
+            .as_ref()
+            .map(|(rank, requirement_gaps)| pb::NextTierGap {
+                tier: Some(tier_ref(program, *rank)),
+                gaps: gaps(requirement_gaps),
+            }),
+        retention,
+        tier_override: view.manual.as_ref().map(|manual| pb::TierOverride {
+            tier: Some(tier_ref(program, manual.rank)),
+            expires_at: Some(timestamp(manual.until)),
+            reason: manual.reason.clone(),
+            operator_name: manual.operator.clone(),
+            set_at: Some(timestamp(manual.set_at)),
+            computed_tier: Some(tier_ref(program, view.earned_rank)),
+        }),
+        policy_version: view.policy_version,
+        version: view.version,
+    }
+}
+
+fn reason_to_proto(reason: Reason) -> pb::TierChangeReason {
+    match reason {
+        Reason::Qualified => pb::TierChangeReason::Qualified,
+        Reason::Evaluation => pb::TierChangeReason::Evaluation,
+        Reason::GraceExpired => pb::TierChangeReason::GraceExpired,
+        Reason::Override => pb::TierChangeReason::Override,
+        Reason::OverrideExpired => pb::TierChangeReason::OverrideExpired,
+        Reason::PolicyChange => pb::TierChangeReason::PolicyChange,
+    }
+}
+
+pub(crate) fn history_to_proto(program: &Program, record: HistoryRecord) -> pb::TierHistoryRecord {
+    pb::TierHistoryRecord {
+        id: record.id.to_string(),
+        customer_id: record.customer_id.to_string(),
+        program_id: record.program_id.to_string(),
+        from_tier: Some(tier_ref(program, record.from_rank)),
+        to_tier: Some(tier_ref(program, record.to_rank)),
+        direction: if record.to_rank > record.from_rank {
+            pb::TierChangeDirection::Upgrade
+        } else {
+            pb::TierChangeDirection::Downgrade
+        }
+        .into(),
+        reason: reason_to_proto(record.reason).into(),
+        occurred_at: Some(timestamp(record.occurred_at)),
+        policy_version_id: record
+            .policy_version_id
+            .map(|id| id.to_string())
+            .unwrap_or_default(),
+        policy_version: record.policy_version.unwrap_or_default(),
+        window: None,
+        metrics: Some(metrics(&record.totals)),
+        evaluation_run_id: None,
+        activity_id: None,
+        operator_name: None,
+        operator_reason: None,
     }
 }

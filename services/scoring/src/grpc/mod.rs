@@ -207,25 +207,62 @@ impl ScoringService for ScoringApi {
         Ok(Response::new(convert::policy_to_proto(policy)))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn get_tier(
         &self,
-        _request: Request<pb::GetTierRequest>,
+        request: Request<pb::GetTierRequest>,
     ) -> Result<Response<pb::CustomerTier>, Status> {
-        Err(not_built("GetTier"))
+        let request = request.into_inner();
+        let (program, rules, view) = self
+            .scoring
+            .tier(&request.program_id, &request.customer_id)
+            .await?;
+        Ok(Response::new(convert::tier_to_proto(
+            &program, &rules, view,
+        )))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn batch_get_tiers(
         &self,
-        _request: Request<pb::BatchGetTiersRequest>,
+        request: Request<pb::BatchGetTiersRequest>,
     ) -> Result<Response<pb::BatchGetTiersResponse>, Status> {
-        Err(not_built("BatchGetTiers"))
+        let request = request.into_inner();
+        let (program, rules, views, missing) = self
+            .scoring
+            .tiers(&request.program_id, &request.customer_ids)
+            .await?;
+        Ok(Response::new(pb::BatchGetTiersResponse {
+            tiers: views
+                .into_iter()
+                .map(|view| convert::tier_to_proto(&program, &rules, view))
+                .collect(),
+            not_found_customer_ids: missing.into_iter().map(|id| id.to_string()).collect(),
+        }))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn get_tier_history(
         &self,
-        _request: Request<pb::GetTierHistoryRequest>,
+        request: Request<pb::GetTierHistoryRequest>,
     ) -> Result<Response<pb::GetTierHistoryResponse>, Status> {
-        Err(not_built("GetTierHistory"))
+        let request = request.into_inner();
+        let (program, records, next_page_token) = self
+            .scoring
+            .history(
+                &request.program_id,
+                &request.customer_id,
+                request.page_size,
+                &request.page_token,
+            )
+            .await?;
+        Ok(Response::new(pb::GetTierHistoryResponse {
+            records: records
+                .into_iter()
+                .map(|record| convert::history_to_proto(&program, record))
+                .collect(),
+            next_page_token,
+        }))
     }
 
     async fn explain_tier(

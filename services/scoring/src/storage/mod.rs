@@ -4,6 +4,7 @@
 //! the backend inside its transactions.
 
 pub mod postgres;
+pub mod tx;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -14,9 +15,22 @@ use crate::{
     domain::{
         policy::PolicyInput,
         program::Program,
+        state::{HistoryRecord, Member, StoredState},
         versions::{EvaluationRun, PolicyStatus, PolicyVersion, RunTrigger},
+        window::Bucket,
     },
 };
+
+/// One customer's view in one program, as lookups read it.
+#[derive(Debug, Clone)]
+pub struct CustomerRecord {
+    /// Membership.
+    pub member: Member,
+    /// Tier state, when one is stored.
+    pub state: Option<StoredState>,
+    /// Monthly buckets, oldest first.
+    pub buckets: Vec<Bucket>,
+}
 
 /// A new draft policy.
 #[derive(Debug, Clone)]
@@ -131,6 +145,26 @@ pub trait ScoringStore: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<(), ScoringError>;
     /// One run.
     async fn run(&self, id: Uuid) -> Result<Option<EvaluationRun>, ScoringError>;
+    /// Starts a unit of work.
+    async fn begin(&self) -> Result<Box<dyn tx::ScoringTx>, ScoringError>;
+    /// A consumer's stored cursor.
+    async fn cursor(&self, consumer: &str) -> Result<Option<String>, ScoringError>;
+    /// Members, their tier state in `program_id` and their buckets, for the known ids among
+    /// `customer_ids`.
+    async fn customer_records(
+        &self,
+        program_id: Uuid,
+        customer_ids: &[Uuid],
+    ) -> Result<Vec<CustomerRecord>, ScoringError>;
+    /// A page of one customer's history in a program, newest first, before `before`.
+    async fn history(
+        &self,
+        program_id: Uuid,
+        customer_id: Uuid,
+        before: Option<(DateTime<Utc>, Uuid)>,
+        limit: u32,
+    ) -> Result<Vec<HistoryRecord>, ScoringError>;
+
     /// A program's runs, newest first, started before `before`.
     async fn list_runs(
         &self,

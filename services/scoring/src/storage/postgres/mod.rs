@@ -2,19 +2,24 @@
 //! are in `services/scoring/migrations`.
 
 mod errors;
+mod lookups;
 mod programs;
 mod rows;
+mod tx;
+
+pub use tx::PgScoringTx;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::{Activation, DraftChange, NewPolicy, ScoringStore};
+use super::{Activation, CustomerRecord, DraftChange, NewPolicy, ScoringStore, tx::ScoringTx};
 use crate::{
     ScoringError,
     domain::{
         program::Program,
+        state::HistoryRecord,
         versions::{EvaluationRun, PolicyStatus, PolicyVersion, RunTrigger},
     },
 };
@@ -133,6 +138,35 @@ impl ScoringStore for PgScoringStore {
         now: DateTime<Utc>,
     ) -> Result<(), ScoringError> {
         self.finish_run(run_id, summary, error, now).await
+    }
+
+    async fn begin(&self) -> Result<Box<dyn ScoringTx>, ScoringError> {
+        Ok(Box::new(PgScoringTx {
+            tx: self.pool.begin().await?,
+        }))
+    }
+
+    async fn cursor(&self, consumer: &str) -> Result<Option<String>, ScoringError> {
+        self.select_cursor(consumer).await
+    }
+
+    async fn customer_records(
+        &self,
+        program_id: Uuid,
+        customer_ids: &[Uuid],
+    ) -> Result<Vec<CustomerRecord>, ScoringError> {
+        self.select_customer_records(program_id, customer_ids).await
+    }
+
+    async fn history(
+        &self,
+        program_id: Uuid,
+        customer_id: Uuid,
+        before: Option<(DateTime<Utc>, Uuid)>,
+        limit: u32,
+    ) -> Result<Vec<HistoryRecord>, ScoringError> {
+        self.select_history(program_id, customer_id, before, limit)
+            .await
     }
 
     async fn run(&self, id: Uuid) -> Result<Option<EvaluationRun>, ScoringError> {

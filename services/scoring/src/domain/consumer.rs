@@ -1,0 +1,320 @@
+//! Applying the customer service's activity feed, exactly once: each batch of events is applied
+//! in one transaction together with the cursor after its last event, so a crash replays only what
+//! was not committed, and a replayed event finds its effects already there (counted purchases and
+//! applied refunds are keyed by activity id) and changes nothing.
+//!
+//! Per program whose scope and currency the activity matches: a purchase is counted and added to
+//! its month's bucket; a refund of a counted purchase takes back its share in the purchase's
+//! month. Then the customer's window totals are computed from the buckets and the tier is raised
+//! at once if they qualify higher. Refunds never lower a tier: downgrades wait for evaluations.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use chrono_tz::Tz;
+use uuid::Uuid;
+
+use super::{
+    accrual::{PurchaseEvent, purchase_effect, refund_effect},
+    decision::{Decision, TierState},
+    policy::PolicyRules,
+    program::Program,
+    state::{HistoryRecord, Member, StoredState},
+    versions::PolicyVersion,
+    window::{Totals, months_at},
+};
+use crate::{
+    ScoringError,
+    storage::{ScoringStore, tx::ScoringTx},
+};
+
+/// The consumer's name in `feed_cursors`.
+pub const ACTIVITY_FEED: &str = "customer-activity-feed";
+
+/// An event of the customer service's feed, as the scoring service needs it.
+#[derive(Debug, Clone)]
+pub enum UpstreamEvent {
+    /// A customer was created.
+    CustomerCreated {
+        /// The customer.
+        customer_id: Uuid,
+        /// When they joined.
+        joined_at: DateTime<Utc>,
+    },
+    /// A customer was erased.
+    CustomerErased {
+        /// The customer.
+        customer_id: Uuid,
+    },
+    /// A purchase.
+    Purchase(PurchaseEvent),
+    /// A refund.
+    Refund {
+        /// The refund's activity id.
+        activity_id: Uuid,
+        /// The customer.
+        customer_id: Uuid,
+        /// The purchase refunded.
+        purchase_id: Uuid,
+        /// Amount refunded.
+        amount_minor: i64,
+    },
+}
+
+/// A program and the policy in force (validated), as the consumer applies them.
+#[derive(Debug, Clone)]
+pub struct ProgramInForce {
+    /// The program.
+    pub program: Program,
+    /// The policy in force and its rules, if one is.
+    pub policy: Option<(PolicyVersion, PolicyRules)>,
+}
+
+impl ProgramInForce {
+    /// The zone months are counted in: the policy's, UTC before any policy is in force.
+    pub fn zone(&self) -> Tz {
+        self.policy
+            .as_ref()
+            .map_or(Tz::UTC, |(_, rules)| rules.time_zone)
+    }
+}
+
+/// Loads every program with its validated policy in force.
+pub async fn programs_in_force(
+    store: &dyn ScoringStore,
+) -> Result<Vec<ProgramInForce>, ScoringError> {
+    let mut programs = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.list_programs(after, 1000).await?;
+        let full = page.len() == 1000;
+        after = page.last().map(|program| program.id);
+        for program in page {
+            let policy = match store.active_policy(program.id).await? {
+                Some(version) => {
+                    let rules = version.document.clone().validate(&program)?;
+                    Some((version, rules))
+                }
+                None => None,
+            };
+            programs.push(ProgramInForce { program, policy });
+        }
+        if !full {
+            return Ok(programs);
+        }
+    }
+}
+
+/// The state a customer holds in a program, or the base tier since joining when none is stored.
+pub(crate) async fn state_or_new(
+    tx: &mut dyn ScoringTx,
+    program_id: Uuid,
+    customer_id: Uuid,
+) -> Result<(StoredState, Member), ScoringError> {
+    let member = tx.member(customer_id).await?.unwrap_or(Member {
+        customer_id,
+        joined_at: DateTime::<Utc>::MIN_UTC,
+        erased: false,
+    });
+    let stored = tx
+        .lock_state(program_id, customer_id)
+        .await?
+        .unwrap_or_else(|| StoredState {
+            state: TierState::new_member(member.joined_at),
+            version: 0,
+        });
+    Ok((stored, member))
+}
+
+/// Saves the state and records the decision, if any.
+pub(crate) async fn save(
+    tx: &mut dyn ScoringTx,
+    program: &ProgramInForce,
+    customer_id: Uuid,
+    stored: &StoredState,
+    decision: Option<Decision>,
+    now: DateTime<Utc>,
+) -> Result<(), ScoringError> {
+    tx.save_state(program.program.id, customer_id, stored, now)
+        .await?;
+    if let Some(decision) = decision {
+        let (policy_version_id, policy_version) = program
+            .policy
+            .as_ref()
+            .map(|(version, _)| (version.id, version.version))
+            .unzip();
+        tx.record(&HistoryRecord {
+            id: Uuid::now_v7(),
+            program_id: program.program.id,
+            customer_id,
+            from_rank: decision.from_rank,
+            to_rank: decision.to_rank,
+            reason: decision.reason,
+            policy_version_id,
+            policy_version,
+            totals: decision.totals,
+            occurred_at: decision.at,
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+/// Applies feed batches.
+#[derive(Debug, Clone)]
+pub struct FeedApplier {
+    store: Arc<dyn ScoringStore>,
+}
+
+impl FeedApplier {
+    /// An applier on `store`.
+    pub fn new(store: Arc<dyn ScoringStore>) -> Self {
+        Self { store }
+    }
+
+    /// Where to resume.
+    pub async fn cursor(&self) -> Result<Option<String>, ScoringError> {
+        self.store.cursor(ACTIVITY_FEED).await
+    }
+
+    /// Applies `events` and stores `position` (the cursor after the last of them), atomically.
+    #[tracing::instrument(skip_all, fields(events = events.len()))]
+    pub async fn apply(
+        &self,
+        events: &[UpstreamEvent],
+        position: &str,
+        programs: &[ProgramInForce],
+    ) -> Result<(), ScoringError> {
+        let now = Utc::now().trunc_subsecs(6);
+        let mut tx = self.store.begin().await?;
+        for event in events {
+            apply_event(tx.as_mut(), event, programs, now).await?;
+        }
+        tx.save_cursor(ACTIVITY_FEED, position, now).await?;
+        tx.commit().await
+    }
+}
+
+async fn apply_event(
+    tx: &mut dyn ScoringTx,
+    event: &UpstreamEvent,
+    programs: &[ProgramInForce],
+    now: DateTime<Utc>,
+) -> Result<(), ScoringError> {
+    match event {
+        UpstreamEvent::CustomerCreated {
+            customer_id,
+            joined_at,
+        } => {
+            tx.upsert_member(Member {
+                customer_id: *customer_id,
+                joined_at: *joined_at,
+                erased: false,
+            })
+            .await
+        }
+        UpstreamEvent::CustomerErased { customer_id } => {
+            let joined_at = tx
+                .member(*customer_id)
+                .await?
+                .map_or(now, |member| member.joined_at);
+            tx.upsert_member(Member {
+                customer_id: *customer_id,
+                joined_at,
+                erased: true,
+            })
+            .await
+        }
+        UpstreamEvent::Purchase(purchase) => {
+            for program in programs.iter().filter(|p| {
+                p.program.currency == purchase.currency
+                    && p.program
+                        .scope
+                        .covers(&purchase.brand, &purchase.sales_channel)
+            }) {
+                let (mut stored, member) =
+                    state_or_new(tx, program.program.id, purchase.customer_id).await?;
+                let rate = program
+                    .policy
+                    .as_ref()
+                    .and_then(|(_, rules)| {
+                        rules.rule(stored.state.shown_rank(purchase.occurred_at))
+                    })
+                    .map_or(0, |rule| rule.points_earn_rate_bps);
+                let Some((counted, delta)) =
+                    purchase_effect(&program.program, program.zone(), rate, purchase)
+                else {
+                    continue;
+                };
+                if !tx
+                    .insert_counted_purchase(program.program.id, &counted)
+                    .await?
+                {
+                    continue;
+                }
+                tx.add_to_bucket(program.program.id, purchase.customer_id, &delta)
+                    .await?;
+                let decision = match &program.policy {
+                    Some((_, rules)) => {
+                        let totals = totals_now(
+                            tx,
+                            program,
+                            rules,
+                            purchase.customer_id,
+                            member.joined_at,
+                            now,
+                        )
+                        .await?;
+                        stored.state.after_activity(rules, totals, now)
+                    }
+                    None => None,
+                };
+                save(tx, program, purchase.customer_id, &stored, decision, now).await?;
+            }
+            Ok(())
+        }
+        UpstreamEvent::Refund {
+            activity_id,
+            customer_id,
+            purchase_id,
+            amount_minor,
+        } => {
+            for program in programs {
+                let Some(counted) = tx
+                    .lock_counted_purchase(program.program.id, *purchase_id, program.zone())
+                    .await?
+                else {
+                    continue;
+                };
+                if !tx
+                    .mark_refund_applied(program.program.id, *activity_id)
+                    .await?
+                {
+                    continue;
+                }
+                let (refunded, delta) = refund_effect(&counted, *amount_minor);
+                tx.set_refunded(program.program.id, *purchase_id, refunded)
+                    .await?;
+                tx.add_to_bucket(program.program.id, *customer_id, &delta)
+                    .await?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The customer's totals in the window that counts now.
+pub(crate) async fn totals_now(
+    tx: &mut dyn ScoringTx,
+    program: &ProgramInForce,
+    rules: &PolicyRules,
+    customer_id: Uuid,
+    joined_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<Totals, ScoringError> {
+    let buckets = tx.buckets(program.program.id, customer_id).await?;
+    Ok(Totals::over(
+        &buckets,
+        months_at(rules.window, now, rules.time_zone, joined_at),
+    ))
+}

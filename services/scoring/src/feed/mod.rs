@@ -1,0 +1,139 @@
+//! The consumer of the customer service's activity feed: one leader among the replicas applies
+//! it (a Postgres advisory lock held on a dedicated connection), resuming from the cursor stored
+//! with the effects; on any failure it backs off and reconnects. docs/SCORING.md explains the
+//! choice: even two appliers at once could not apply an activity twice, because counted purchases
+//! and applied refunds are keyed by activity id — the lock only avoids wasted work.
+
+mod convert;
+
+use std::{sync::Arc, time::Duration};
+
+use futures::StreamExt;
+use sqlx::{Connection, PgConnection, PgPool};
+use tierline_proto::customer::v1::{
+    WatchActivitiesRequest, customer_service_client::CustomerServiceClient,
+};
+use tierline_runtime::client::{ClientSettings, Outgoing, channel};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    ScoringError,
+    domain::consumer::{FeedApplier, programs_in_force},
+    storage::ScoringStore,
+};
+
+/// The advisory lock key of the activity-feed leader ("tierline" "feed" in ASCII).
+const LEADER_LOCK: i64 = 0x7469_6572_6c66_6565;
+
+/// How the consumer runs.
+#[derive(Debug, Clone)]
+pub struct ConsumerSettings {
+    /// Where the customer service is, and the token to present (scope feed:read).
+    pub customer: ClientSettings,
+    /// Most events applied in one transaction.
+    pub batch_size: usize,
+}
+
+/// Starts the consumer; it stops at `shutdown`.
+pub fn spawn(
+    store: Arc<dyn ScoringStore>,
+    pool: PgPool,
+    settings: ConsumerSettings,
+    shutdown: CancellationToken,
+) {
+    tokio::spawn(async move {
+        let applier = FeedApplier::new(store.clone());
+        let mut backoff = Duration::from_millis(100);
+        while !shutdown.is_cancelled() {
+            let outcome = tokio::select! {
+                () = shutdown.cancelled() => break,
+                outcome = lead_and_consume(&applier, store.as_ref(), &pool, &settings, &shutdown) => outcome,
+            };
+            match outcome {
+                Ok(Leadership::Standby) => backoff = Duration::from_millis(100),
+                Ok(Leadership::Ended) => continue,
+                Err(error) => {
+                    tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "activity feed consumer failed")
+                }
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    });
+}
+
+enum Leadership {
+    /// Another replica leads; try again later.
+    Standby,
+    /// The stream ended cleanly (server shutting down); reconnect.
+    Ended,
+}
+
+async fn lead_and_consume(
+    applier: &FeedApplier,
+    store: &dyn ScoringStore,
+    pool: &PgPool,
+    settings: &ConsumerSettings,
+    shutdown: &CancellationToken,
+) -> Result<Leadership, ScoringError> {
+    let mut lock_connection: PgConnection = pool.acquire().await?.detach();
+    let leader: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(LEADER_LOCK)
+        .fetch_one(&mut lock_connection)
+        .await?;
+    if !leader {
+        lock_connection.close().await?;
+        return Ok(Leadership::Standby);
+    }
+    tracing::info!("leading the activity feed consumer");
+    // The lock lives as long as this connection: it is released when the connection closes,
+    // also when this replica dies.
+    let result = consume(applier, store, settings, shutdown).await;
+    let _ = lock_connection.close().await;
+    result
+}
+
+async fn consume(
+    applier: &FeedApplier,
+    store: &dyn ScoringStore,
+    settings: &ConsumerSettings,
+    shutdown: &CancellationToken,
+) -> Result<Leadership, ScoringError> {
+    let channel = channel(&settings.customer)
+        .map_err(|error| ScoringError::Unavailable(error.to_string()))?;
+    let mut client =
+        CustomerServiceClient::with_interceptor(channel, Outgoing::new(&settings.customer));
+    let after_cursor = applier.cursor().await?.unwrap_or_default();
+    let stream = client
+        .watch_activities(WatchActivitiesRequest { after_cursor })
+        .await
+        .map_err(|status| ScoringError::Unavailable(format!("customer service: {status}")))?
+        .into_inner();
+    let mut batches = stream.ready_chunks(settings.batch_size.max(1));
+    loop {
+        let batch = tokio::select! {
+            () = shutdown.cancelled() => return Ok(Leadership::Ended),
+            batch = batches.next() => batch,
+        };
+        let Some(batch) = batch else {
+            return Ok(Leadership::Ended);
+        };
+        let mut events = Vec::with_capacity(batch.len());
+        let mut position = None;
+        for item in batch {
+            let event = item.map_err(|status| {
+                ScoringError::Unavailable(format!("customer service: {status}"))
+            })?;
+            position = Some(event.cursor.clone());
+            if let Some(upstream) = convert::upstream(event)? {
+                events.push(upstream);
+            }
+        }
+        let Some(position) = position else { continue };
+        let programs = programs_in_force(store).await?;
+        applier.apply(&events, &position, &programs).await?;
+    }
+}

@@ -1,0 +1,168 @@
+//! Reads of tier state for lookups and history, outside any unit of work.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use super::{
+    PgScoringStore,
+    tx::{BucketRow, STATE_COLUMNS, StateRow},
+};
+use crate::{
+    ScoringError,
+    domain::{
+        decision::Reason,
+        state::{HistoryRecord, Member, StoredState},
+        window::{Bucket, Totals},
+    },
+    storage::CustomerRecord,
+};
+
+impl PgScoringStore {
+    #[tracing::instrument(skip_all, fields(customers = customer_ids.len()))]
+    pub(super) async fn select_customer_records(
+        &self,
+        program_id: Uuid,
+        customer_ids: &[Uuid],
+    ) -> Result<Vec<CustomerRecord>, ScoringError> {
+        let members: Vec<(Uuid, DateTime<Utc>, bool)> = sqlx::query_as(
+            "SELECT customer_id, joined_at, erased FROM members WHERE customer_id = ANY($1)",
+        )
+        .bind(customer_ids)
+        .fetch_all(&self.pool)
+        .await?;
+        #[derive(sqlx::FromRow)]
+        struct Keyed {
+            customer_id: Uuid,
+            #[sqlx(flatten)]
+            state: StateRow,
+        }
+        let sql = format!(
+            "SELECT customer_id, {STATE_COLUMNS} FROM tier_states WHERE program_id = $1 AND customer_id = ANY($2)"
+        );
+        let states: Vec<Keyed> = sqlx::query_as(&sql)
+            .bind(program_id)
+            .bind(customer_ids)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut states: HashMap<Uuid, StoredState> = states
+            .into_iter()
+            .map(|k| (k.customer_id, StoredState::from(k.state)))
+            .collect();
+        #[derive(sqlx::FromRow)]
+        struct KeyedBucket {
+            customer_id: Uuid,
+            #[sqlx(flatten)]
+            bucket: BucketRow,
+        }
+        let buckets: Vec<KeyedBucket> = sqlx::query_as(
+            "SELECT customer_id, month, net_spend_minor, points, purchases FROM buckets
+             WHERE program_id = $1 AND customer_id = ANY($2) ORDER BY customer_id, month",
+        )
+        .bind(program_id)
+        .bind(customer_ids)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut by_customer: HashMap<Uuid, Vec<Bucket>> = HashMap::new();
+        for row in buckets {
+            by_customer
+                .entry(row.customer_id)
+                .or_default()
+                .push(Bucket::from(row.bucket));
+        }
+        Ok(members
+            .into_iter()
+            .map(|(customer_id, joined_at, erased)| CustomerRecord {
+                member: Member {
+                    customer_id,
+                    joined_at,
+                    erased,
+                },
+                state: states.remove(&customer_id),
+                buckets: by_customer.remove(&customer_id).unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    #[tracing::instrument(skip(self))]
+    pub(super) async fn select_history(
+        &self,
+        program_id: Uuid,
+        customer_id: Uuid,
+        before: Option<(DateTime<Utc>, Uuid)>,
+        limit: u32,
+    ) -> Result<Vec<HistoryRecord>, ScoringError> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            id: Uuid,
+            from_rank: i32,
+            to_rank: i32,
+            reason: String,
+            policy_version_id: Option<Uuid>,
+            policy_version: Option<i32>,
+            totals: Json<Totals>,
+            occurred_at: DateTime<Utc>,
+        }
+        let columns = "id, from_rank, to_rank, reason, policy_version_id, policy_version, totals, occurred_at";
+        let rows: Vec<Row> = match before {
+            None => {
+                let sql = format!(
+                    "SELECT {columns} FROM tier_history WHERE program_id = $1 AND customer_id = $2
+                     ORDER BY occurred_at DESC, id DESC LIMIT $3"
+                );
+                sqlx::query_as(&sql)
+                    .bind(program_id)
+                    .bind(customer_id)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            Some((occurred_at, id)) => {
+                let sql = format!(
+                    "SELECT {columns} FROM tier_history WHERE program_id = $1 AND customer_id = $2 AND (occurred_at, id) < ($3, $4)
+                     ORDER BY occurred_at DESC, id DESC LIMIT $5"
+                );
+                sqlx::query_as(&sql)
+                    .bind(program_id)
+                    .bind(customer_id)
+                    .bind(occurred_at)
+                    .bind(id)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        rows.into_iter()
+            .map(|row| {
+                Ok(HistoryRecord {
+                    id: row.id,
+                    program_id,
+                    customer_id,
+                    from_rank: u32::try_from(row.from_rank).unwrap_or(0),
+                    to_rank: u32::try_from(row.to_rank).unwrap_or(0),
+                    reason: Reason::parse(&row.reason).ok_or_else(|| {
+                        ScoringError::Internal(format!("reason {:?}", row.reason))
+                    })?,
+                    policy_version_id: row.policy_version_id,
+                    policy_version: row.policy_version,
+                    totals: row.totals.0,
+                    occurred_at: row.occurred_at,
+                })
+            })
+            .collect()
+    }
+
+    pub(super) async fn select_cursor(
+        &self,
+        consumer: &str,
+    ) -> Result<Option<String>, ScoringError> {
+        Ok(
+            sqlx::query_scalar("SELECT position FROM feed_cursors WHERE consumer = $1")
+                .bind(consumer)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+}

@@ -1,0 +1,334 @@
+//! The Postgres unit of work.
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use chrono_tz::Tz;
+use sqlx::{Postgres, Transaction, types::Json};
+use uuid::Uuid;
+
+use crate::{
+    ScoringError,
+    domain::{
+        accrual::{BucketDelta, CountedPurchase},
+        decision::{Override, TierState},
+        month::Month,
+        state::{HistoryRecord, Member, StoredState},
+        window::Bucket,
+    },
+    storage::tx::ScoringTx,
+};
+
+/// A transaction on the scoring schema.
+#[derive(Debug)]
+pub struct PgScoringTx {
+    pub(super) tx: Transaction<'static, Postgres>,
+}
+
+fn rank(value: i32) -> u32 {
+    u32::try_from(value).unwrap_or(0)
+}
+
+fn db_rank(value: u32) -> i32 {
+    i32::try_from(value).unwrap_or(i32::MAX)
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct StateRow {
+    earned_rank: i32,
+    since: DateTime<Utc>,
+    last_qualified_at: Option<DateTime<Utc>>,
+    override_rank: Option<i32>,
+    override_until: Option<DateTime<Utc>>,
+    override_reason: Option<String>,
+    override_operator: Option<String>,
+    override_set_at: Option<DateTime<Utc>>,
+    version: i64,
+}
+
+pub(super) const STATE_COLUMNS: &str = "earned_rank, since, last_qualified_at, override_rank, override_until, override_reason, \
+     override_operator, override_set_at, version";
+
+impl From<StateRow> for StoredState {
+    fn from(row: StateRow) -> Self {
+        let manual = match (row.override_rank, row.override_until, row.override_set_at) {
+            (Some(override_rank), Some(until), Some(set_at)) => Some(Override {
+                rank: rank(override_rank),
+                until,
+                reason: row.override_reason.unwrap_or_default(),
+                operator: row.override_operator.unwrap_or_default(),
+                set_at,
+            }),
+            _ => None,
+        };
+        Self {
+            state: TierState {
+                earned_rank: rank(row.earned_rank),
+                since: row.since,
+                last_qualified_at: row.last_qualified_at,
+                manual,
+            },
+            version: row.version,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct BucketRow {
+    month: NaiveDate,
+    net_spend_minor: i64,
+    points: i64,
+    purchases: i64,
+}
+
+impl From<BucketRow> for Bucket {
+    fn from(row: BucketRow) -> Self {
+        Self {
+            month: Month::of_date(row.month),
+            net_spend_minor: row.net_spend_minor,
+            points: row.points,
+            purchases: row.purchases,
+        }
+    }
+}
+
+#[async_trait]
+impl ScoringTx for PgScoringTx {
+    async fn upsert_member(&mut self, member: Member) -> Result<(), ScoringError> {
+        sqlx::query(
+            "INSERT INTO members (customer_id, joined_at, erased) VALUES ($1, $2, $3)
+             ON CONFLICT (customer_id) DO UPDATE SET erased = members.erased OR EXCLUDED.erased",
+        )
+        .bind(member.customer_id)
+        .bind(member.joined_at)
+        .bind(member.erased)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn member(&mut self, customer_id: Uuid) -> Result<Option<Member>, ScoringError> {
+        let row: Option<(DateTime<Utc>, bool)> =
+            sqlx::query_as("SELECT joined_at, erased FROM members WHERE customer_id = $1")
+                .bind(customer_id)
+                .fetch_optional(&mut *self.tx)
+                .await?;
+        Ok(row.map(|(joined_at, erased)| Member {
+            customer_id,
+            joined_at,
+            erased,
+        }))
+    }
+
+    async fn lock_state(
+        &mut self,
+        program_id: Uuid,
+        customer_id: Uuid,
+    ) -> Result<Option<StoredState>, ScoringError> {
+        let sql = format!(
+            "SELECT {STATE_COLUMNS} FROM tier_states WHERE program_id = $1 AND customer_id = $2 FOR UPDATE"
+        );
+        let row: Option<StateRow> = sqlx::query_as(&sql)
+            .bind(program_id)
+            .bind(customer_id)
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        Ok(row.map(StoredState::from))
+    }
+
+    async fn save_state(
+        &mut self,
+        program_id: Uuid,
+        customer_id: Uuid,
+        stored: &StoredState,
+        now: DateTime<Utc>,
+    ) -> Result<i64, ScoringError> {
+        let state = &stored.state;
+        let manual = state.manual.as_ref();
+        let version: i64 = sqlx::query_scalar(
+            "INSERT INTO tier_states (program_id, customer_id, earned_rank, since, last_qualified_at, override_rank, override_until,
+                                      override_reason, override_operator, override_set_at, version, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1, $11)
+             ON CONFLICT (program_id, customer_id) DO UPDATE SET
+                 earned_rank = EXCLUDED.earned_rank, since = EXCLUDED.since, last_qualified_at = EXCLUDED.last_qualified_at,
+                 override_rank = EXCLUDED.override_rank, override_until = EXCLUDED.override_until,
+                 override_reason = EXCLUDED.override_reason, override_operator = EXCLUDED.override_operator,
+                 override_set_at = EXCLUDED.override_set_at, version = tier_states.version + 1, updated_at = EXCLUDED.updated_at
+             RETURNING version",
+        )
+        .bind(program_id)
+        .bind(customer_id)
+        .bind(db_rank(state.earned_rank))
+        .bind(state.since)
+        .bind(state.last_qualified_at)
+        .bind(manual.map(|m| db_rank(m.rank)))
+        .bind(manual.map(|m| m.until))
+        .bind(manual.map(|m| m.reason.clone()))
+        .bind(manual.map(|m| m.operator.clone()))
+        .bind(manual.map(|m| m.set_at))
+        .bind(now)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        Ok(version)
+    }
+
+    async fn record(&mut self, record: &HistoryRecord) -> Result<(), ScoringError> {
+        sqlx::query(
+            "INSERT INTO tier_history (id, program_id, customer_id, from_rank, to_rank, reason, policy_version_id, policy_version,
+                                       totals, occurred_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(record.id)
+        .bind(record.program_id)
+        .bind(record.customer_id)
+        .bind(db_rank(record.from_rank))
+        .bind(db_rank(record.to_rank))
+        .bind(record.reason.as_str())
+        .bind(record.policy_version_id)
+        .bind(record.policy_version)
+        .bind(Json(record.totals))
+        .bind(record.occurred_at)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_counted_purchase(
+        &mut self,
+        program_id: Uuid,
+        purchase: &CountedPurchase,
+    ) -> Result<bool, ScoringError> {
+        let inserted = sqlx::query(
+            "INSERT INTO counted_purchases (program_id, activity_id, customer_id, occurred_at, amount_minor, refunded_minor, points)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+        )
+        .bind(program_id)
+        .bind(purchase.activity_id)
+        .bind(purchase.customer_id)
+        .bind(purchase.occurred_at)
+        .bind(purchase.amount_minor)
+        .bind(purchase.refunded_minor)
+        .bind(purchase.points)
+        .execute(&mut *self.tx)
+        .await?
+        .rows_affected();
+        Ok(inserted == 1)
+    }
+
+    async fn lock_counted_purchase(
+        &mut self,
+        program_id: Uuid,
+        activity_id: Uuid,
+        zone: Tz,
+    ) -> Result<Option<CountedPurchase>, ScoringError> {
+        let row: Option<(Uuid, DateTime<Utc>, i64, i64, i64)> = sqlx::query_as(
+            "SELECT customer_id, occurred_at, amount_minor, refunded_minor, points FROM counted_purchases
+             WHERE program_id = $1 AND activity_id = $2 FOR UPDATE",
+        )
+        .bind(program_id)
+        .bind(activity_id)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        Ok(row.map(
+            |(customer_id, occurred_at, amount_minor, refunded_minor, points)| CountedPurchase {
+                activity_id,
+                customer_id,
+                occurred_at,
+                month: Month::of(occurred_at, zone),
+                amount_minor,
+                refunded_minor,
+                points,
+            },
+        ))
+    }
+
+    async fn set_refunded(
+        &mut self,
+        program_id: Uuid,
+        activity_id: Uuid,
+        refunded_minor: i64,
+    ) -> Result<(), ScoringError> {
+        sqlx::query("UPDATE counted_purchases SET refunded_minor = $3 WHERE program_id = $1 AND activity_id = $2")
+            .bind(program_id)
+            .bind(activity_id)
+            .bind(refunded_minor)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn mark_refund_applied(
+        &mut self,
+        program_id: Uuid,
+        refund_id: Uuid,
+    ) -> Result<bool, ScoringError> {
+        let inserted = sqlx::query("INSERT INTO applied_refunds (program_id, activity_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+            .bind(program_id)
+            .bind(refund_id)
+            .execute(&mut *self.tx)
+            .await?
+            .rows_affected();
+        Ok(inserted == 1)
+    }
+
+    async fn add_to_bucket(
+        &mut self,
+        program_id: Uuid,
+        customer_id: Uuid,
+        delta: &BucketDelta,
+    ) -> Result<(), ScoringError> {
+        sqlx::query(
+            "INSERT INTO buckets (program_id, customer_id, month, net_spend_minor, points, purchases) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (program_id, customer_id, month) DO UPDATE SET
+                 net_spend_minor = buckets.net_spend_minor + EXCLUDED.net_spend_minor,
+                 points = buckets.points + EXCLUDED.points,
+                 purchases = buckets.purchases + EXCLUDED.purchases",
+        )
+        .bind(program_id)
+        .bind(customer_id)
+        .bind(delta.month.first_day())
+        .bind(delta.net_spend_minor)
+        .bind(delta.points)
+        .bind(delta.purchases)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn buckets(
+        &mut self,
+        program_id: Uuid,
+        customer_id: Uuid,
+    ) -> Result<Vec<Bucket>, ScoringError> {
+        let rows: Vec<BucketRow> = sqlx::query_as(
+            "SELECT month, net_spend_minor, points, purchases FROM buckets WHERE program_id = $1 AND customer_id = $2 ORDER BY month",
+        )
+        .bind(program_id)
+        .bind(customer_id)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        Ok(rows.into_iter().map(Bucket::from).collect())
+    }
+
+    async fn save_cursor(
+        &mut self,
+        consumer: &str,
+        position: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), ScoringError> {
+        sqlx::query(
+            "INSERT INTO feed_cursors (consumer, position, updated_at) VALUES ($1, $2, $3)
+             ON CONFLICT (consumer) DO UPDATE SET position = EXCLUDED.position, updated_at = EXCLUDED.updated_at",
+        )
+        .bind(consumer)
+        .bind(position)
+        .bind(now)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn commit(self: Box<Self>) -> Result<(), ScoringError> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+}

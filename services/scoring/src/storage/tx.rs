@@ -1,0 +1,89 @@
+//! One transaction of the scoring service's writes: the domain decides inside it (the tier state
+//! row is locked while it does), the backend only loads and saves.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use uuid::Uuid;
+
+use crate::{
+    ScoringError,
+    domain::{
+        accrual::{BucketDelta, CountedPurchase},
+        state::{HistoryRecord, Member, StoredState},
+        window::Bucket,
+    },
+};
+
+/// A unit of work; dropped without [`ScoringTx::commit`], it changes nothing.
+#[async_trait]
+pub trait ScoringTx: Send {
+    /// Records or updates a member.
+    async fn upsert_member(&mut self, member: Member) -> Result<(), ScoringError>;
+    /// A member.
+    async fn member(&mut self, customer_id: Uuid) -> Result<Option<Member>, ScoringError>;
+    /// The customer's tier state in a program, locked until commit.
+    async fn lock_state(
+        &mut self,
+        program_id: Uuid,
+        customer_id: Uuid,
+    ) -> Result<Option<StoredState>, ScoringError>;
+    /// Saves a state: inserts at version 1, or raises the version by one.
+    async fn save_state(
+        &mut self,
+        program_id: Uuid,
+        customer_id: Uuid,
+        state: &StoredState,
+        now: DateTime<Utc>,
+    ) -> Result<i64, ScoringError>;
+    /// Appends a history record.
+    async fn record(&mut self, record: &HistoryRecord) -> Result<(), ScoringError>;
+    /// Stores a counted purchase; `false` when it was already stored (a replay).
+    async fn insert_counted_purchase(
+        &mut self,
+        program_id: Uuid,
+        purchase: &CountedPurchase,
+    ) -> Result<bool, ScoringError>;
+    /// A counted purchase, locked until commit.
+    async fn lock_counted_purchase(
+        &mut self,
+        program_id: Uuid,
+        activity_id: Uuid,
+        zone: Tz,
+    ) -> Result<Option<CountedPurchase>, ScoringError>;
+    /// Sets a counted purchase's refunded total.
+    async fn set_refunded(
+        &mut self,
+        program_id: Uuid,
+        activity_id: Uuid,
+        refunded_minor: i64,
+    ) -> Result<(), ScoringError>;
+    /// Marks a refund applied; `false` when it already was (a replay).
+    async fn mark_refund_applied(
+        &mut self,
+        program_id: Uuid,
+        refund_id: Uuid,
+    ) -> Result<bool, ScoringError>;
+    /// Adds a delta to a bucket.
+    async fn add_to_bucket(
+        &mut self,
+        program_id: Uuid,
+        customer_id: Uuid,
+        delta: &BucketDelta,
+    ) -> Result<(), ScoringError>;
+    /// All of a customer's buckets in a program.
+    async fn buckets(
+        &mut self,
+        program_id: Uuid,
+        customer_id: Uuid,
+    ) -> Result<Vec<Bucket>, ScoringError>;
+    /// Stores a consumer's cursor.
+    async fn save_cursor(
+        &mut self,
+        consumer: &str,
+        position: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), ScoringError>;
+    /// Makes every change durable.
+    async fn commit(self: Box<Self>) -> Result<(), ScoringError>;
+}

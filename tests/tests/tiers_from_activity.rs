@@ -1,0 +1,431 @@
+//! The customer and scoring services together, as deployed: activity recorded in the customer
+//! service reaches the scoring service through the activity feed, and tier lookups show it.
+
+use std::time::Duration;
+
+use tierline_customer::{Application as CustomerApp, CustomerConfig};
+use tierline_proto::{
+    common::v1::Money,
+    customer::v1::{self as customer, customer_service_client::CustomerServiceClient},
+    prost_types::Timestamp,
+    scoring::v1::{self as scoring, scoring_service_client::ScoringServiceClient},
+};
+use tierline_runtime::{
+    auth::scopes::{ACTIVITY_WRITE, CUSTOMERS_WRITE, FEED_READ, PROGRAMS_ADMIN, TIERS_READ},
+    config::ConfigSource,
+};
+use tierline_scoring::{Application as ScoringApp, ScoringConfig};
+use tierline_testkit::{TestDatabase, tokens, wait_until_serving};
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, metadata::MetadataValue, transport::Channel};
+
+fn authorized<T>(message: T, scopes: &[&str]) -> Request<T> {
+    let mut request = Request::new(message);
+    let value =
+        MetadataValue::try_from(format!("Bearer {}", tokens::token("e2e", scopes))).expect("ascii");
+    request.metadata_mut().insert("authorization", value);
+    request
+}
+
+fn months_ago(months: i64) -> Timestamp {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock");
+    Timestamp {
+        seconds: i64::try_from(now.as_secs()).expect("secs") - months * 31 * 86_400,
+        nanos: 0,
+    }
+}
+
+struct Services {
+    customer: CustomerServiceClient<Channel>,
+    scoring: ScoringServiceClient<Channel>,
+    stop: CancellationToken,
+    _database: TestDatabase,
+}
+
+async fn start() -> Services {
+    tierline_testkit::init_logging();
+    let database = TestDatabase::create().await.expect("database");
+    let stop = CancellationToken::new();
+    let common = [
+        ("TIERLINE_GRPC_ADDR", "127.0.0.1:0".to_owned()),
+        ("TIERLINE_METRICS_ADDR", "off".to_owned()),
+        ("TIERLINE_DATABASE_URL", database.url().to_owned()),
+        ("TIERLINE_AUTH_HS256_SECRET", tokens::SECRET.to_owned()),
+    ];
+    let customer_config =
+        CustomerConfig::from_source(&ConfigSource::from_pairs(common.clone())).expect("config");
+    let customer_app = CustomerApp::build(customer_config)
+        .await
+        .expect("customer builds");
+    let customer_addr = customer_app.local_addr();
+    let token = stop.clone();
+    tokio::spawn(async move {
+        customer_app
+            .run_until(async move { token.cancelled().await })
+            .await
+            .expect("customer runs")
+    });
+    wait_until_serving(customer_addr).await;
+
+    let mut scoring_settings: Vec<(&str, String)> = common.to_vec();
+    scoring_settings.push((
+        "TIERLINE_CUSTOMER_ENDPOINT",
+        format!("http://{customer_addr}"),
+    ));
+    scoring_settings.push((
+        "TIERLINE_CUSTOMER_TOKEN",
+        tokens::token("scoring", &[FEED_READ]),
+    ));
+    let scoring_config =
+        ScoringConfig::from_source(&ConfigSource::from_pairs(scoring_settings)).expect("config");
+    let scoring_app = ScoringApp::build(scoring_config)
+        .await
+        .expect("scoring builds");
+    let scoring_addr = scoring_app.local_addr();
+    let token = stop.clone();
+    tokio::spawn(async move {
+        scoring_app
+            .run_until(async move { token.cancelled().await })
+            .await
+            .expect("scoring runs")
+    });
+    wait_until_serving(scoring_addr).await;
+
+    let connect = |addr: std::net::SocketAddr| async move {
+        Channel::from_shared(format!("http://{addr}"))
+            .expect("uri")
+            .connect()
+            .await
+            .expect("connect")
+    };
+    Services {
+        customer: CustomerServiceClient::new(connect(customer_addr).await),
+        scoring: ScoringServiceClient::new(connect(scoring_addr).await),
+        stop,
+        _database: database,
+    }
+}
+
+impl Drop for Services {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+fn rules() -> scoring::PolicyRules {
+    use scoring::MetricKind::{NetSpend, PurchaseCount};
+    let requirement = |metric: scoring::MetricKind, threshold| scoring::Requirement {
+        metric: metric.into(),
+        threshold,
+    };
+    let rule = |code: &str, requirements| scoring::TierRule {
+        tier_code: code.into(),
+        requirements,
+        points_earn_rate_bps: 0,
+    };
+    scoring::PolicyRules {
+        tiers: vec![
+            rule("WELCOME", vec![]),
+            rule("GREEN", vec![requirement(NetSpend, 100_000)]),
+            rule("VIP", vec![requirement(NetSpend, 300_000)]),
+            rule(
+                "VVIP",
+                vec![
+                    requirement(NetSpend, 1_000_000),
+                    requirement(PurchaseCount, 10),
+                ],
+            ),
+        ],
+        window: Some(scoring::QualificationWindow {
+            kind: scoring::WindowKind::RollingMonths.into(),
+            rolling_months: 12,
+        }),
+        time_zone: "Asia/Seoul".into(),
+        evaluation_schedule: Some(scoring::EvaluationSchedule {
+            frequency: scoring::EvaluationFrequency::Monthly.into(),
+            day_of_month: 1,
+            month_of_year: 0,
+            local_hour: 3,
+            local_minute: 0,
+        }),
+        grace_months: 3,
+        max_levels_dropped: Some(1),
+        ..Default::default()
+    }
+}
+
+async fn innisfree_program(scoring_client: &mut ScoringServiceClient<Channel>) -> String {
+    let tier = |code: &str, rank| scoring::Tier {
+        code: code.into(),
+        name: code.to_lowercase(),
+        rank,
+        benefits: vec![],
+    };
+    let program = scoring_client
+        .create_program(authorized(
+            scoring::CreateProgramRequest {
+                program: Some(scoring::Program {
+                    code: "INNISFREE".into(),
+                    name: "Innisfree membership".into(),
+                    currency: "KRW".into(),
+                    tiers: vec![
+                        tier("WELCOME", 0),
+                        tier("GREEN", 1),
+                        tier("VIP", 2),
+                        tier("VVIP", 3),
+                    ],
+                    ..Default::default()
+                }),
+                idempotency_key: String::new(),
+            },
+            &[PROGRAMS_ADMIN],
+        ))
+        .await
+        .expect("program")
+        .into_inner();
+    let draft = scoring_client
+        .create_policy_version(authorized(
+            scoring::CreatePolicyVersionRequest {
+                program_id: program.id.clone(),
+                rules: Some(rules()),
+                description: String::new(),
+                created_by: "e2e".into(),
+                idempotency_key: String::new(),
+            },
+            &[PROGRAMS_ADMIN],
+        ))
+        .await
+        .expect("draft")
+        .into_inner();
+    scoring_client
+        .activate_policy(authorized(
+            scoring::ActivatePolicyRequest {
+                policy_version_id: draft.id,
+                activated_by: "e2e".into(),
+                expected_revision: None,
+            },
+            &[PROGRAMS_ADMIN],
+        ))
+        .await
+        .expect("activate");
+    program.id
+}
+
+async fn purchase(
+    client: &mut CustomerServiceClient<Channel>,
+    key: &str,
+    customer_id: &str,
+    amount: i64,
+    occurred_at: Timestamp,
+) -> String {
+    client
+        .record_purchase(authorized(
+            customer::RecordPurchaseRequest {
+                idempotency_key: key.into(),
+                customer_id: customer_id.into(),
+                amount: Some(Money {
+                    amount_minor: amount,
+                    currency: "KRW".into(),
+                }),
+                occurred_at: Some(occurred_at),
+                brand: "innisfree".into(),
+                ..Default::default()
+            },
+            &[ACTIVITY_WRITE],
+        ))
+        .await
+        .expect("purchase")
+        .into_inner()
+        .activity
+        .expect("activity")
+        .id
+}
+
+/// Polls the lookup until `done` holds: the feed is asynchronous by design, and the tier-change
+/// feed a test could await is not built yet.
+async fn tier_when(
+    client: &mut ScoringServiceClient<Channel>,
+    program_id: &str,
+    customer_id: &str,
+    done: impl Fn(&scoring::CustomerTier) -> bool,
+) -> scoring::CustomerTier {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let answer = client
+            .get_tier(authorized(
+                scoring::GetTierRequest {
+                    program_id: program_id.into(),
+                    customer_id: customer_id.into(),
+                },
+                &[TIERS_READ],
+            ))
+            .await;
+        if let Ok(tier) = &answer
+            && done(tier.get_ref())
+        {
+            return answer.expect("ok").into_inner();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the tier never got there: last answer {answer:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+fn code(tier: &scoring::CustomerTier) -> &str {
+    tier.tier.as_ref().map_or("", |t| t.code.as_str())
+}
+
+#[tokio::test]
+async fn purchases_raise_the_tier_at_once_and_refunds_wait_for_evaluation() {
+    let mut services = start().await;
+    let program_id = innisfree_program(&mut services.scoring).await;
+    let customer_id = services
+        .customer
+        .create_customer(authorized(
+            customer::CreateCustomerRequest {
+                name: "Ji-woo".into(),
+                ..Default::default()
+            },
+            &[CUSTOMERS_WRITE],
+        ))
+        .await
+        .expect("customer")
+        .into_inner()
+        .id;
+
+    // A known customer without activity holds the base tier; an unknown one is NOT_FOUND.
+    let base = tier_when(&mut services.scoring, &program_id, &customer_id, |_| true).await;
+    assert_eq!(code(&base), "WELCOME");
+    let unknown = services
+        .scoring
+        .get_tier(authorized(
+            scoring::GetTierRequest {
+                program_id: program_id.clone(),
+                customer_id: uuid::Uuid::now_v7().to_string(),
+            },
+            &[TIERS_READ],
+        ))
+        .await
+        .expect_err("unknown");
+    assert_eq!(unknown.code(), tonic::Code::NotFound);
+
+    // 13 months ago does not count; two months ago (a late event) does.
+    purchase(
+        &mut services.customer,
+        "old",
+        &customer_id,
+        500_000,
+        months_ago(13),
+    )
+    .await;
+    purchase(
+        &mut services.customer,
+        "late",
+        &customer_id,
+        120_000,
+        months_ago(2),
+    )
+    .await;
+    let green = tier_when(&mut services.scoring, &program_id, &customer_id, |t| {
+        code(t) == "GREEN"
+    })
+    .await;
+    assert_eq!(
+        green.metrics.as_ref().map(|m| m.net_spend_minor),
+        Some(120_000),
+        "the 13-month-old purchase is outside the window"
+    );
+
+    let big = purchase(
+        &mut services.customer,
+        "big",
+        &customer_id,
+        200_000,
+        months_ago(0),
+    )
+    .await;
+    let vip = tier_when(&mut services.scoring, &program_id, &customer_id, |t| {
+        code(t) == "VIP"
+    })
+    .await;
+    let next = vip.next_tier.as_ref().expect("VVIP above");
+    assert_eq!(next.tier.as_ref().map(|t| t.code.as_str()), Some("VVIP"));
+    assert_eq!(next.gaps[0].missing, 680_000);
+    assert_eq!(next.gaps[1].missing, 8, "VVIP also needs 10 purchases");
+    assert!(vip.retention.is_some());
+
+    // A refund lowers the metric but not the tier.
+    services
+        .customer
+        .record_refund(authorized(
+            customer::RecordRefundRequest {
+                idempotency_key: "refund-big".into(),
+                customer_id: customer_id.clone(),
+                purchase_id: big,
+                amount: Some(Money {
+                    amount_minor: 150_000,
+                    currency: "KRW".into(),
+                }),
+                occurred_at: Some(months_ago(0)),
+            },
+            &[ACTIVITY_WRITE],
+        ))
+        .await
+        .expect("refund");
+    let after_refund = tier_when(&mut services.scoring, &program_id, &customer_id, |t| {
+        t.metrics
+            .as_ref()
+            .is_some_and(|m| m.net_spend_minor == 170_000)
+    })
+    .await;
+    assert_eq!(
+        code(&after_refund),
+        "VIP",
+        "no downgrade before an evaluation"
+    );
+
+    let history = services
+        .scoring
+        .get_tier_history(authorized(
+            scoring::GetTierHistoryRequest {
+                program_id: program_id.clone(),
+                customer_id: customer_id.clone(),
+                ..Default::default()
+            },
+            &[TIERS_READ],
+        ))
+        .await
+        .expect("history")
+        .into_inner();
+    let changes: Vec<(String, String, i32)> = history
+        .records
+        .iter()
+        .map(|r| {
+            (
+                r.from_tier.clone().unwrap_or_default().code,
+                r.to_tier.clone().unwrap_or_default().code,
+                r.reason,
+            )
+        })
+        .collect();
+    let qualified = scoring::TierChangeReason::Qualified as i32;
+    assert_eq!(
+        changes,
+        [
+            ("GREEN".into(), "VIP".into(), qualified),
+            ("WELCOME".into(), "GREEN".into(), qualified)
+        ]
+    );
+    assert_eq!(
+        history.records[0]
+            .metrics
+            .as_ref()
+            .map(|m| m.net_spend_minor),
+        Some(320_000),
+        "the totals that decided it"
+    );
+}
