@@ -45,6 +45,10 @@ struct Services {
 }
 
 async fn start() -> Services {
+    start_with(&[]).await
+}
+
+async fn start_with(scoring_extra: &[(&str, String)]) -> Services {
     tierline_testkit::init_logging();
     let database = TestDatabase::create().await.expect("database");
     let stop = CancellationToken::new();
@@ -78,6 +82,7 @@ async fn start() -> Services {
         "TIERLINE_CUSTOMER_TOKEN",
         tokens::token("scoring", &[FEED_READ]),
     ));
+    scoring_settings.extend(scoring_extra.iter().cloned());
     let scoring_config =
         ScoringConfig::from_source(&ConfigSource::from_pairs(scoring_settings)).expect("config");
     let scoring_app = ScoringApp::build(scoring_config)
@@ -428,4 +433,137 @@ async fn purchases_raise_the_tier_at_once_and_refunds_wait_for_evaluation() {
         Some(320_000),
         "the totals that decided it"
     );
+}
+
+/// A Redis of this test's own, so that stopping it disturbs no other test.
+struct OwnRedis {
+    child: std::process::Child,
+    url: String,
+}
+
+impl OwnRedis {
+    async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (scripts/ensure-services.sh installs it)");
+        let url = format!("redis://127.0.0.1:{port}");
+        let client = redis::Client::open(url.as_str()).expect("url");
+        for _ in 0..500 {
+            if let Ok(mut connection) = client.get_multiplexed_async_connection().await
+                && redis::cmd("PING")
+                    .query_async::<String>(&mut connection)
+                    .await
+                    .is_ok()
+            {
+                return Self { child, url };
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("redis-server did not start");
+    }
+
+    async fn has(&self, key: &str) -> bool {
+        let client = redis::Client::open(self.url.as_str()).expect("url");
+        let mut connection = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect");
+        redis::cmd("EXISTS")
+            .arg(key)
+            .query_async::<i64>(&mut connection)
+            .await
+            .expect("exists")
+            == 1
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[tokio::test]
+async fn lookups_are_cached_in_redis_and_still_answer_when_redis_stops() {
+    let mut redis = OwnRedis::start().await;
+    let mut services = start_with(&[
+        ("TIERLINE_REDIS_URL", redis.url.clone()),
+        ("TIERLINE_REDIS_TIMEOUT", "100ms".into()),
+    ])
+    .await;
+    let program_id = innisfree_program(&mut services.scoring).await;
+    let customer_id = services
+        .customer
+        .create_customer(authorized(
+            customer::CreateCustomerRequest {
+                name: "Cached".into(),
+                ..Default::default()
+            },
+            &[CUSTOMERS_WRITE],
+        ))
+        .await
+        .expect("customer")
+        .into_inner()
+        .id;
+    purchase(
+        &mut services.customer,
+        "c-1",
+        &customer_id,
+        120_000,
+        months_ago(0),
+    )
+    .await;
+    tier_when(&mut services.scoring, &program_id, &customer_id, |t| {
+        code(t) == "GREEN"
+    })
+    .await;
+    assert!(
+        redis
+            .has(&format!("tierline:tier:{program_id}:{customer_id}"))
+            .await,
+        "the lookup is cached"
+    );
+
+    redis.stop();
+    // Redis is gone: lookups come from Postgres, and new activity still shows.
+    let still = tier_when(&mut services.scoring, &program_id, &customer_id, |t| {
+        code(t) == "GREEN"
+    })
+    .await;
+    assert_eq!(
+        still.metrics.as_ref().map(|m| m.net_spend_minor),
+        Some(120_000)
+    );
+    purchase(
+        &mut services.customer,
+        "c-2",
+        &customer_id,
+        200_000,
+        months_ago(0),
+    )
+    .await;
+    tier_when(&mut services.scoring, &program_id, &customer_id, |t| {
+        code(t) == "VIP"
+    })
+    .await;
 }

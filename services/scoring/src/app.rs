@@ -8,6 +8,7 @@ use tierline_runtime::service::{BoundService, ServiceContext, ServiceSpec};
 pub use tierline_runtime::service::StartError;
 
 use crate::{
+    cache::TierCache,
     config::ScoringConfig,
     domain::service::Scoring,
     grpc::{SCOPES, ScoringApi},
@@ -59,15 +60,17 @@ impl Application {
 
 fn routes(config: &ScoringConfig, context: ServiceContext) -> tonic::service::Routes {
     let store = Arc::new(PgScoringStore::new(context.pool.clone()));
+    let cache = TierCache::start(&config.cache, &context.metrics);
     if let Some(consumer) = &config.consumer {
         crate::feed::spawn(
             store.clone(),
+            cache.clone(),
             context.pool,
             consumer.clone(),
             context.shutdown,
         );
     }
-    let scoring = Scoring::new(store);
+    let scoring = Scoring::new(store, cache);
     let service = ScoringServiceServer::new(ScoringApi::new(scoring))
         .max_decoding_message_size(config.grpc.max_message_bytes)
         .max_encoding_message_size(config.grpc.max_message_bytes);

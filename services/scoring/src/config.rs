@@ -9,7 +9,7 @@ use tierline_runtime::{
     },
 };
 
-use crate::feed::ConsumerSettings;
+use crate::{cache::CacheSettings, feed::ConsumerSettings};
 
 /// The gRPC port the scoring service listens on by default.
 pub const DEFAULT_GRPC_PORT: u16 = 50052;
@@ -30,6 +30,8 @@ pub struct ScoringConfig {
     /// `TIERLINE_FEED_CONSUMER`: whether this replica takes part in consuming the activity feed
     /// (one replica leads at a time); `TIERLINE_CUSTOMER_*`: where the feed comes from.
     pub consumer: Option<ConsumerSettings>,
+    /// `TIERLINE_REDIS_*`, `TIERLINE_CACHE_TTL`: the tier cache.
+    pub cache: CacheSettings,
 }
 
 impl ScoringConfig {
@@ -42,6 +44,14 @@ impl ScoringConfig {
             auth: AuthSettings::read(&mut reader),
             database: DatabaseSettings::read(&mut reader),
             consumer: None,
+            cache: CacheSettings {
+                url: reader.optional_secret("TIERLINE_REDIS_URL"),
+                timeout: reader.duration(
+                    "TIERLINE_REDIS_TIMEOUT",
+                    std::time::Duration::from_millis(50),
+                ),
+                ttl: reader.duration("TIERLINE_CACHE_TTL", std::time::Duration::from_secs(3600)),
+            },
         };
         let mut config = config;
         if reader.bool("TIERLINE_FEED_CONSUMER", true) {

@@ -15,6 +15,7 @@
 //! tier-change feed (those RPCs answer UNIMPLEMENTED; see the scoring issue).
 
 pub mod app;
+pub mod cache;
 pub mod config;
 pub mod domain;
 pub mod error;

@@ -12,6 +12,11 @@ use std::sync::Once;
 
 use sqlx::{Connection, Executor, PgConnection};
 
+/// The Redis that tests use, `TIERLINE_TEST_REDIS_URL`, by default `redis://127.0.0.1:6379`.
+pub fn redis_url() -> String {
+    std::env::var("TIERLINE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
 /// Where tests create their databases.
 pub fn admin_database_url() -> String {
     std::env::var("TIERLINE_TEST_DATABASE_URL")

@@ -8,7 +8,10 @@
 //! month. Then the customer's window totals are computed from the buckets and the tier is raised
 //! at once if they qualify higher. Refunds never lower a tier: downgrades wait for evaluations.
 
-use std::sync::Arc;
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
 
 use chrono::{DateTime, SubsecRound, Utc};
 use chrono_tz::Tz;
@@ -25,6 +28,7 @@ use super::{
 };
 use crate::{
     ScoringError,
+    cache::TierCache,
     storage::{ScoringStore, tx::ScoringTx},
 };
 
@@ -164,12 +168,13 @@ pub(crate) async fn save(
 #[derive(Debug, Clone)]
 pub struct FeedApplier {
     store: Arc<dyn ScoringStore>,
+    cache: TierCache,
 }
 
 impl FeedApplier {
     /// An applier on `store`.
-    pub fn new(store: Arc<dyn ScoringStore>) -> Self {
-        Self { store }
+    pub fn new(store: Arc<dyn ScoringStore>, cache: TierCache) -> Self {
+        Self { store, cache }
     }
 
     /// Where to resume.
@@ -187,20 +192,32 @@ impl FeedApplier {
     ) -> Result<(), ScoringError> {
         let now = Utc::now().trunc_subsecs(6);
         let mut tx = self.store.begin().await?;
+        let mut touched: HashMap<Uuid, HashSet<Uuid>> = HashMap::new();
         for event in events {
-            apply_event(tx.as_mut(), event, programs, now).await?;
+            for (program_id, customer_id) in apply_event(tx.as_mut(), event, programs, now).await? {
+                touched.entry(program_id).or_default().insert(customer_id);
+            }
         }
         tx.save_cursor(ACTIVITY_FEED, position, now).await?;
-        tx.commit().await
+        tx.commit().await?;
+        // Write-through, after the commit: the cache never holds what Postgres may roll back.
+        for (program_id, customers) in touched {
+            let customers: Vec<Uuid> = customers.into_iter().collect();
+            let records = self.store.customer_records(program_id, &customers).await?;
+            self.cache.put_many(program_id, &records).await;
+        }
+        Ok(())
     }
 }
 
+/// Applies one event; returns the (program, customer) records it changed.
 async fn apply_event(
     tx: &mut dyn ScoringTx,
     event: &UpstreamEvent,
     programs: &[ProgramInForce],
     now: DateTime<Utc>,
-) -> Result<(), ScoringError> {
+) -> Result<Vec<(Uuid, Uuid)>, ScoringError> {
+    let mut touched = Vec::new();
     match event {
         UpstreamEvent::CustomerCreated {
             customer_id,
@@ -211,7 +228,7 @@ async fn apply_event(
                 joined_at: *joined_at,
                 erased: false,
             })
-            .await
+            .await?;
         }
         UpstreamEvent::CustomerErased { customer_id } => {
             let joined_at = tx
@@ -223,7 +240,12 @@ async fn apply_event(
                 joined_at,
                 erased: true,
             })
-            .await
+            .await?;
+            touched.extend(
+                programs
+                    .iter()
+                    .map(|program| (program.program.id, *customer_id)),
+            );
         }
         UpstreamEvent::Purchase(purchase) => {
             for program in programs.iter().filter(|p| {
@@ -270,8 +292,8 @@ async fn apply_event(
                     None => None,
                 };
                 save(tx, program, purchase.customer_id, &stored, decision, now).await?;
+                touched.push((program.program.id, purchase.customer_id));
             }
-            Ok(())
         }
         UpstreamEvent::Refund {
             activity_id,
@@ -297,10 +319,15 @@ async fn apply_event(
                     .await?;
                 tx.add_to_bucket(program.program.id, *customer_id, &delta)
                     .await?;
+                // No decision (refunds never lower a tier), but the record changed: raise its
+                // version so cached lookups are replaced.
+                let (stored, _) = state_or_new(tx, program.program.id, *customer_id).await?;
+                save(tx, program, *customer_id, &stored, None, now).await?;
+                touched.push((program.program.id, *customer_id));
             }
-            Ok(())
         }
     }
+    Ok(touched)
 }
 
 /// The customer's totals in the window that counts now.

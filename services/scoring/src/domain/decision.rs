@@ -64,7 +64,7 @@ impl Reason {
 }
 
 /// A manual tier granted by an operator.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Override {
     /// The tier granted.
     pub rank: u32,
@@ -79,7 +79,7 @@ pub struct Override {
 }
 
 /// What the engine keeps per customer and program.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TierState {
     /// The tier earned by qualifying (overrides aside).
     pub earned_rank: u32,

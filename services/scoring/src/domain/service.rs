@@ -16,6 +16,7 @@ use super::{
 };
 use crate::{
     ScoringError,
+    cache::TierCache,
     storage::{Activation, DraftChange, NewPolicy, ScoringStore},
 };
 
@@ -34,10 +35,11 @@ pub enum PolicySelector {
     ActiveFor(String),
 }
 
-/// The scoring service's domain API (programs and policies so far).
+/// The scoring service's domain API.
 #[derive(Debug, Clone)]
 pub struct Scoring {
     store: Arc<dyn ScoringStore>,
+    cache: TierCache,
 }
 
 fn invalid(violation: FieldViolation) -> ScoringError {
@@ -75,8 +77,8 @@ fn description(value: &str) -> Result<String, ScoringError> {
 
 impl Scoring {
     /// The service over `store`.
-    pub fn new(store: Arc<dyn ScoringStore>) -> Self {
-        Self { store }
+    pub fn new(store: Arc<dyn ScoringStore>, cache: TierCache) -> Self {
+        Self { store, cache }
     }
 
     async fn load_program(&self, id: Uuid) -> Result<Program, ScoringError> {
@@ -353,7 +355,24 @@ impl Scoring {
             .map(|(index, id)| parse_id(&format!("customer_ids[{index}]"), id))
             .collect::<Result<Vec<_>, _>>()?;
         let (program, policy, rules) = self.program_in_force(program_id).await?;
-        let records = self.store.customer_records(program.id, &ids).await?;
+        // Cache-aside: what Redis has, then Postgres for the rest (written back to the cache).
+        let mut cached = self.cache.get_many(program.id, &ids).await;
+        let missed: Vec<Uuid> = ids
+            .iter()
+            .copied()
+            .filter(|id| !cached.contains_key(id))
+            .collect();
+        let loaded = if missed.is_empty() {
+            Vec::new()
+        } else {
+            self.store.customer_records(program.id, &missed).await?
+        };
+        self.cache.put_many(program.id, &loaded).await;
+        let records: Vec<_> = ids
+            .iter()
+            .filter_map(|id| cached.remove(id))
+            .chain(loaded)
+            .collect();
         let now = now();
         let views: Vec<TierView> = records
             .iter()

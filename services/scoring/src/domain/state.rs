@@ -10,7 +10,7 @@ use super::{
 };
 
 /// A customer as known from the activity feed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Member {
     /// The customer.
     pub customer_id: Uuid,
@@ -21,7 +21,7 @@ pub struct Member {
 }
 
 /// A tier state as stored, with its version (raised on every change).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StoredState {
     /// The state.
     pub state: TierState,

@@ -9,7 +9,7 @@ use chrono_tz::Tz;
 use super::{month::Month, policy::Metric, policy::WindowKind};
 
 /// One month of one customer's activity in one program.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Bucket {
     /// The month.
     pub month: Month,

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     ScoringError,
+    cache::TierCache,
     domain::consumer::{FeedApplier, programs_in_force},
     storage::ScoringStore,
 };
@@ -37,12 +38,13 @@ pub struct ConsumerSettings {
 /// Starts the consumer; it stops at `shutdown`.
 pub fn spawn(
     store: Arc<dyn ScoringStore>,
+    cache: TierCache,
     pool: PgPool,
     settings: ConsumerSettings,
     shutdown: CancellationToken,
 ) {
     tokio::spawn(async move {
-        let applier = FeedApplier::new(store.clone());
+        let applier = FeedApplier::new(store.clone(), cache);
         let mut backoff = Duration::from_millis(100);
         while !shutdown.is_cancelled() {
             let outcome = tokio::select! {

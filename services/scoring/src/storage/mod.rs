@@ -21,8 +21,8 @@ use crate::{
     },
 };
 
-/// One customer's view in one program, as lookups read it.
-#[derive(Debug, Clone)]
+/// One customer's view in one program, as lookups read it (and the tier cache keeps it).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct CustomerRecord {
     /// Membership.
     pub member: Member,
