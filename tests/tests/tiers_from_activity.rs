@@ -40,6 +40,8 @@ fn months_ago(months: i64) -> Timestamp {
 struct Services {
     customer: CustomerServiceClient<Channel>,
     scoring: ScoringServiceClient<Channel>,
+    customer_addr: std::net::SocketAddr,
+    database_url: String,
     stop: CancellationToken,
     _database: TestDatabase,
 }
@@ -108,6 +110,8 @@ async fn start_with(scoring_extra: &[(&str, String)]) -> Services {
     Services {
         customer: CustomerServiceClient::new(connect(customer_addr).await),
         scoring: ScoringServiceClient::new(connect(scoring_addr).await),
+        customer_addr,
+        database_url: database.url().to_owned(),
         stop,
         _database: database,
     }
@@ -566,4 +570,337 @@ async fn lookups_are_cached_in_redis_and_still_answer_when_redis_stops() {
         code(t) == "VIP"
     })
     .await;
+}
+
+async fn new_customer(services: &mut Services, name: &str) -> String {
+    services
+        .customer
+        .create_customer(authorized(
+            customer::CreateCustomerRequest {
+                name: name.into(),
+                ..Default::default()
+            },
+            &[CUSTOMERS_WRITE],
+        ))
+        .await
+        .expect("customer")
+        .into_inner()
+        .id
+}
+
+async fn refund(
+    services: &mut Services,
+    key: &str,
+    customer_id: &str,
+    purchase_id: &str,
+    amount: i64,
+) {
+    services
+        .customer
+        .record_refund(authorized(
+            customer::RecordRefundRequest {
+                idempotency_key: key.into(),
+                customer_id: customer_id.into(),
+                purchase_id: purchase_id.into(),
+                amount: Some(Money {
+                    amount_minor: amount,
+                    currency: "KRW".into(),
+                }),
+                occurred_at: Some(months_ago(0)),
+            },
+            &[ACTIVITY_WRITE],
+        ))
+        .await
+        .expect("refund");
+}
+
+async fn evaluate_now(services: &mut Services, program_id: &str) -> scoring::EvaluationRun {
+    let run = services
+        .scoring
+        .evaluate_now(authorized(
+            scoring::EvaluateNowRequest {
+                program_id: program_id.into(),
+                requested_by: "e2e".into(),
+            },
+            &[PROGRAMS_ADMIN],
+        ))
+        .await
+        .expect("evaluate")
+        .into_inner();
+    loop {
+        let current = services
+            .scoring
+            .get_evaluation_run(authorized(
+                scoring::GetEvaluationRunRequest {
+                    evaluation_run_id: run.id.clone(),
+                },
+                &[PROGRAMS_ADMIN],
+            ))
+            .await
+            .expect("run")
+            .into_inner();
+        if current.status() != scoring::EvaluationRunStatus::Running {
+            return current;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn grace_keeps_a_tier_at_evaluation_and_without_grace_it_drops_one_level() {
+    let mut services = start().await;
+    let program_id = innisfree_program(&mut services.scoring).await;
+    let customer_id = new_customer(&mut services, "Graceful").await;
+    let bought = purchase(
+        &mut services.customer,
+        "g-1",
+        &customer_id,
+        350_000,
+        months_ago(0),
+    )
+    .await;
+    tier_when(&mut services.scoring, &program_id, &customer_id, |t| {
+        code(t) == "VIP"
+    })
+    .await;
+    refund(&mut services, "g-r", &customer_id, &bought, 300_000).await;
+    tier_when(&mut services.scoring, &program_id, &customer_id, |t| {
+        t.metrics
+            .as_ref()
+            .is_some_and(|m| m.net_spend_minor == 50_000)
+    })
+    .await;
+
+    // Three months of grace: the evaluation keeps VIP.
+    let run = evaluate_now(&mut services, &program_id).await;
+    assert_eq!(
+        (run.status(), run.members_evaluated, run.downgrades),
+        (scoring::EvaluationRunStatus::Succeeded, 1, 0)
+    );
+    let kept = tier_when(&mut services.scoring, &program_id, &customer_id, |_| true).await;
+    assert_eq!(code(&kept), "VIP", "grace keeps the tier");
+
+    // A new policy without grace: the next evaluation drops one level (the drop limit), VIP → GREEN.
+    let mut no_grace = rules();
+    no_grace.grace_months = 0;
+    let draft = services
+        .scoring
+        .create_policy_version(authorized(
+            scoring::CreatePolicyVersionRequest {
+                program_id: program_id.clone(),
+                rules: Some(no_grace),
+                created_by: "e2e".into(),
+                ..Default::default()
+            },
+            &[PROGRAMS_ADMIN],
+        ))
+        .await
+        .expect("draft")
+        .into_inner();
+    services
+        .scoring
+        .activate_policy(authorized(
+            scoring::ActivatePolicyRequest {
+                policy_version_id: draft.id,
+                activated_by: "e2e".into(),
+                expected_revision: None,
+            },
+            &[PROGRAMS_ADMIN],
+        ))
+        .await
+        .expect("activate");
+    let run = loop {
+        let run = evaluate_now(&mut services, &program_id).await;
+        // The activation's own run may still hold the member; evaluate until ours did the work.
+        if run.downgrades > 0
+            || code(&tier_when(&mut services.scoring, &program_id, &customer_id, |_| true).await)
+                == "GREEN"
+        {
+            break run;
+        }
+    };
+    assert_eq!(run.status(), scoring::EvaluationRunStatus::Succeeded);
+    let dropped = tier_when(&mut services.scoring, &program_id, &customer_id, |t| {
+        code(t) == "GREEN"
+    })
+    .await;
+    assert_eq!(
+        dropped.metrics.as_ref().map(|m| m.net_spend_minor),
+        Some(50_000)
+    );
+    let history = services
+        .scoring
+        .get_tier_history(authorized(
+            scoring::GetTierHistoryRequest {
+                program_id: program_id.clone(),
+                customer_id: customer_id.clone(),
+                ..Default::default()
+            },
+            &[TIERS_READ],
+        ))
+        .await
+        .expect("history")
+        .into_inner();
+    assert_eq!(
+        history.records[0].reason(),
+        scoring::TierChangeReason::Evaluation
+    );
+    assert_eq!(
+        history.records[0].direction(),
+        scoring::TierChangeDirection::Downgrade
+    );
+}
+
+#[tokio::test]
+async fn an_override_shows_its_tier_and_can_be_cleared() {
+    let mut services = start().await;
+    let program_id = innisfree_program(&mut services.scoring).await;
+    let customer_id = new_customer(&mut services, "Overridden").await;
+    purchase(
+        &mut services.customer,
+        "o-1",
+        &customer_id,
+        150_000,
+        months_ago(0),
+    )
+    .await;
+    tier_when(&mut services.scoring, &program_id, &customer_id, |t| {
+        code(t) == "GREEN"
+    })
+    .await;
+
+    let in_a_day = Timestamp {
+        seconds: months_ago(0).seconds + 86_400,
+        nanos: 0,
+    };
+    let overridden = services
+        .scoring
+        .set_tier_override(authorized(
+            scoring::SetTierOverrideRequest {
+                program_id: program_id.clone(),
+                customer_id: customer_id.clone(),
+                tier_code: "VVIP".into(),
+                expires_at: Some(in_a_day),
+                reason: "service recovery".into(),
+                operator_name: "agent-7".into(),
+                idempotency_key: String::new(),
+            },
+            &[PROGRAMS_ADMIN],
+        ))
+        .await
+        .expect("override")
+        .into_inner();
+    assert_eq!(code(&overridden), "VVIP");
+    let details = overridden.tier_override.expect("override details");
+    assert_eq!(
+        (
+            details.operator_name.as_str(),
+            details.computed_tier.map(|t| t.code)
+        ),
+        ("agent-7", Some("GREEN".into()))
+    );
+    let looked_up = tier_when(&mut services.scoring, &program_id, &customer_id, |_| true).await;
+    assert_eq!(code(&looked_up), "VVIP");
+
+    let past = services
+        .scoring
+        .set_tier_override(authorized(
+            scoring::SetTierOverrideRequest {
+                program_id: program_id.clone(),
+                customer_id: customer_id.clone(),
+                tier_code: "GOLD".into(),
+                expires_at: Some(months_ago(1)),
+                reason: String::new(),
+                operator_name: "agent-7".into(),
+                idempotency_key: String::new(),
+            },
+            &[PROGRAMS_ADMIN],
+        ))
+        .await
+        .expect_err("invalid");
+    let fields: Vec<String> = tierline_runtime::status::field_violations(&past)
+        .into_iter()
+        .map(|v| v.field)
+        .collect();
+    assert_eq!(fields, ["tier_code", "expires_at", "reason"]);
+
+    let cleared = services
+        .scoring
+        .clear_tier_override(authorized(
+            scoring::ClearTierOverrideRequest {
+                program_id: program_id.clone(),
+                customer_id: customer_id.clone(),
+                reason: "resolved".into(),
+                operator_name: "agent-7".into(),
+            },
+            &[PROGRAMS_ADMIN],
+        ))
+        .await
+        .expect("clear")
+        .into_inner();
+    assert_eq!(code(&cleared), "GREEN");
+    assert!(cleared.tier_override.is_none());
+}
+
+#[tokio::test]
+async fn two_scoring_replicas_never_apply_an_activity_twice() {
+    let mut services = start().await;
+    let program_id = innisfree_program(&mut services.scoring).await;
+    // A second scoring replica on the same database, consuming the same feed.
+    let customer_endpoint = format!("http://{}", services.customer_addr);
+    let second_settings = vec![
+        ("TIERLINE_GRPC_ADDR", "127.0.0.1:0".to_owned()),
+        ("TIERLINE_METRICS_ADDR", "off".to_owned()),
+        ("TIERLINE_DATABASE_URL", services.database_url.clone()),
+        ("TIERLINE_AUTH_HS256_SECRET", tokens::SECRET.to_owned()),
+        ("TIERLINE_CUSTOMER_ENDPOINT", customer_endpoint),
+        (
+            "TIERLINE_CUSTOMER_TOKEN",
+            tokens::token("scoring", &[FEED_READ]),
+        ),
+    ];
+    let second = ScoringApp::build(
+        ScoringConfig::from_source(&ConfigSource::from_pairs(second_settings)).expect("config"),
+    )
+    .await
+    .expect("builds");
+    let second_addr = second.local_addr();
+    let stop = services.stop.clone();
+    tokio::spawn(async move {
+        second
+            .run_until(async move { stop.cancelled().await })
+            .await
+            .expect("runs")
+    });
+    wait_until_serving(second_addr).await;
+
+    let customer_id = new_customer(&mut services, "Twice?").await;
+    for index in 0..30 {
+        purchase(
+            &mut services.customer,
+            &format!("t-{index}"),
+            &customer_id,
+            10_000,
+            months_ago(0),
+        )
+        .await;
+    }
+    let mut second_client = ScoringServiceClient::new(
+        Channel::from_shared(format!("http://{second_addr}"))
+            .expect("uri")
+            .connect()
+            .await
+            .expect("connect"),
+    );
+    let tier = tier_when(&mut second_client, &program_id, &customer_id, |t| {
+        t.metrics.as_ref().is_some_and(|m| m.purchase_count >= 30)
+    })
+    .await;
+    let metrics = tier.metrics.expect("metrics");
+    assert_eq!(
+        (metrics.net_spend_minor, metrics.purchase_count),
+        (300_000, 30),
+        "every purchase once"
+    );
+    assert_eq!(code(&tier), "VIP");
 }

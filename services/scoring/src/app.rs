@@ -67,10 +67,13 @@ fn routes(config: &ScoringConfig, context: ServiceContext) -> tonic::service::Ro
             cache.clone(),
             context.pool,
             consumer.clone(),
-            context.shutdown,
+            context.shutdown.clone(),
         );
     }
-    let scoring = Scoring::new(store, cache);
+    let scoring = Scoring::new(store.clone(), cache);
+    if config.scheduler {
+        crate::scheduler::spawn(store, scoring.evaluator().clone(), context.shutdown.clone());
+    }
     let service = ScoringServiceServer::new(ScoringApi::new(scoring))
         .max_decoding_message_size(config.grpc.max_message_bytes)
         .max_encoding_message_size(config.grpc.max_message_bytes);

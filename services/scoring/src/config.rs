@@ -32,6 +32,9 @@ pub struct ScoringConfig {
     pub consumer: Option<ConsumerSettings>,
     /// `TIERLINE_REDIS_*`, `TIERLINE_CACHE_TTL`: the tier cache.
     pub cache: CacheSettings,
+    /// `TIERLINE_SCHEDULER`: whether this replica runs the evaluation scheduler (every replica
+    /// may: each due time runs once).
+    pub scheduler: bool,
 }
 
 impl ScoringConfig {
@@ -44,6 +47,7 @@ impl ScoringConfig {
             auth: AuthSettings::read(&mut reader),
             database: DatabaseSettings::read(&mut reader),
             consumer: None,
+            scheduler: reader.bool("TIERLINE_SCHEDULER", true),
             cache: CacheSettings {
                 url: reader.optional_secret("TIERLINE_REDIS_URL"),
                 timeout: reader.duration(

@@ -21,6 +21,7 @@ pub mod domain;
 pub mod error;
 pub mod feed;
 pub mod grpc;
+pub mod scheduler;
 pub mod storage;
 
 pub use app::Application;

@@ -13,6 +13,7 @@
 pub mod accrual;
 pub mod consumer;
 pub mod decision;
+pub mod evaluation;
 pub mod lookup;
 pub mod month;
 pub mod policy;

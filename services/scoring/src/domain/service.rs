@@ -8,6 +8,9 @@ use tierline_runtime::{paging, status::FieldViolation};
 use uuid::Uuid;
 
 use super::{
+    consumer::{ProgramInForce, state_or_new},
+    decision::Override,
+    evaluation::{Evaluator, Pass},
     lookup::{TierView, view},
     policy::{PolicyInput, PolicyRules},
     program::{Program, ProgramInput},
@@ -40,6 +43,7 @@ pub enum PolicySelector {
 pub struct Scoring {
     store: Arc<dyn ScoringStore>,
     cache: TierCache,
+    evaluator: Evaluator,
 }
 
 fn invalid(violation: FieldViolation) -> ScoringError {
@@ -78,7 +82,12 @@ fn description(value: &str) -> Result<String, ScoringError> {
 impl Scoring {
     /// The service over `store`.
     pub fn new(store: Arc<dyn ScoringStore>, cache: TierCache) -> Self {
-        Self { store, cache }
+        let evaluator = Evaluator::new(store.clone(), cache.clone());
+        Self {
+            store,
+            cache,
+            evaluator,
+        }
     }
 
     async fn load_program(&self, id: Uuid) -> Result<Program, ScoringError> {
@@ -250,13 +259,15 @@ impl Scoring {
             .store
             .activate_policy(draft.id, &by, expected_revision, Uuid::now_v7(), now)
             .await?;
-        // Tier state is not built yet, so no member holds a tier to re-evaluate: the run closes
-        // at once, saying so. The scoring issue's next step evaluates every member here.
-        let summary =
-            serde_json::json!({ "members_evaluated": 0, "note": "tier state is not built yet" });
-        self.store
-            .close_run(activation.run.id, summary, None, self::now())
-            .await?;
+        // Re-evaluating every member can take long: the run goes on in the background and
+        // reports through GetEvaluationRun.
+        let rules = activation.policy.document.clone().validate(&program)?;
+        let in_force = ProgramInForce {
+            program,
+            policy: Some((activation.policy.clone(), rules)),
+        };
+        let (evaluator, run) = (self.evaluator.clone(), activation.run.clone());
+        tokio::spawn(async move { evaluator.execute(&in_force, &run, Pass::PolicyChange).await });
         Ok(activation)
     }
 
@@ -438,5 +449,173 @@ impl Scoring {
             _ => String::new(),
         };
         Ok((program, records, next))
+    }
+
+    /// Starts an evaluation of a program now; it runs in the background and reports through
+    /// `GetEvaluationRun`.
+    #[tracing::instrument(skip(self))]
+    pub async fn evaluate_now(
+        &self,
+        program_id: &str,
+        requested_by: &str,
+    ) -> Result<EvaluationRun, ScoringError> {
+        let requested_by = actor("requested_by", requested_by)?;
+        let (program, policy, rules) = self.program_in_force(program_id).await?;
+        let run = self
+            .store
+            .open_run(
+                Uuid::now_v7(),
+                program.id,
+                policy.id,
+                super::versions::RunTrigger::Manual,
+                None,
+                &requested_by,
+                now(),
+            )
+            .await?
+            .ok_or_else(|| ScoringError::Internal("a manual run was not opened".into()))?;
+        let in_force = ProgramInForce {
+            program,
+            policy: Some((policy, rules)),
+        };
+        let (evaluator, started) = (self.evaluator.clone(), run.clone());
+        tokio::spawn(async move { evaluator.execute(&in_force, &started, Pass::Manual).await });
+        Ok(run)
+    }
+
+    /// Grants a tier until a date, with a reason and the operator, audited in the history.
+    #[tracing::instrument(skip(self, reason))]
+    pub async fn set_override(
+        &self,
+        program_id: &str,
+        customer_id: &str,
+        tier: &str,
+        until: Option<DateTime<Utc>>,
+        reason: &str,
+        operator: &str,
+    ) -> Result<(Program, PolicyRules, TierView), ScoringError> {
+        let (program, policy, rules) = self.program_in_force(program_id).await?;
+        let customer = parse_id("customer_id", customer_id)?;
+        let now = now();
+        let mut violations = Vec::new();
+        let rank = program.rank_of(tier);
+        if rank.is_none() {
+            violations.push(FieldViolation::new(
+                "tier_code",
+                format!("{tier:?} is not a tier of program {}", program.code),
+            ));
+        }
+        match until {
+            Some(until) if until > now => {}
+            _ => violations.push(FieldViolation::new(
+                "expires_at",
+                "is required and must be in the future",
+            )),
+        }
+        if reason.trim().is_empty() || reason.chars().count() > 500 {
+            violations.push(FieldViolation::new(
+                "reason",
+                "is required (at most 500 characters)",
+            ));
+        }
+        let operator = actor("operator_name", operator).map_err(|error| {
+            violations.push(FieldViolation::new("operator_name", "is required"));
+            error
+        });
+        if !violations.is_empty() {
+            return Err(ScoringError::InvalidArgument(violations));
+        }
+        let manual = Override {
+            rank: rank.unwrap_or(0),
+            until: until.unwrap_or(now),
+            reason: reason.trim().to_owned(),
+            operator: operator?,
+            set_at: now,
+        };
+        self.change_state(program, policy, rules, customer, move |state, totals| {
+            state.set_override(manual, totals, now)
+        })
+        .await
+    }
+
+    /// Ends an override now.
+    #[tracing::instrument(skip(self))]
+    pub async fn clear_override(
+        &self,
+        program_id: &str,
+        customer_id: &str,
+        operator: &str,
+    ) -> Result<(Program, PolicyRules, TierView), ScoringError> {
+        actor("operator_name", operator)?;
+        let (program, policy, rules) = self.program_in_force(program_id).await?;
+        let customer = parse_id("customer_id", customer_id)?;
+        let now = now();
+        self.change_state(program, policy, rules, customer, move |state, totals| {
+            state.clear_override(totals, now)
+        })
+        .await
+    }
+
+    /// Applies an operator's change to one member's state in one transaction, records it, writes
+    /// the cache, and returns the new view.
+    async fn change_state(
+        &self,
+        program: Program,
+        policy: PolicyVersion,
+        rules: PolicyRules,
+        customer_id: Uuid,
+        change: impl FnOnce(
+            &mut super::decision::TierState,
+            super::window::Totals,
+        ) -> Option<super::decision::Decision>,
+    ) -> Result<(Program, PolicyRules, TierView), ScoringError> {
+        let now = now();
+        let in_force = ProgramInForce {
+            program,
+            policy: Some((policy, rules)),
+        };
+        let mut tx = self.store.begin().await?;
+        if tx.member(customer_id).await?.is_none() {
+            return Err(ScoringError::not_found("customer", customer_id));
+        }
+        let (mut stored, member) =
+            state_or_new(tx.as_mut(), in_force.program.id, customer_id).await?;
+        let Some((policy, rules)) = &in_force.policy else {
+            return Err(ScoringError::Internal("no policy".into()));
+        };
+        let totals = super::consumer::totals_now(
+            tx.as_mut(),
+            &in_force,
+            rules,
+            customer_id,
+            member.joined_at,
+            now,
+        )
+        .await?;
+        let decision = change(&mut stored.state, totals);
+        super::consumer::save(tx.as_mut(), &in_force, customer_id, &stored, decision, now).await?;
+        tx.commit().await?;
+        let records = self
+            .store
+            .customer_records(in_force.program.id, &[customer_id])
+            .await?;
+        self.cache.put_many(in_force.program.id, &records).await;
+        let record = records
+            .first()
+            .ok_or_else(|| ScoringError::not_found("customer", customer_id))?;
+        let tier = view(rules, policy, record, now);
+        let (program, policy) = (in_force.program.clone(), in_force.policy.clone());
+        Ok((
+            program,
+            policy
+                .map(|(_, rules)| rules)
+                .ok_or_else(|| ScoringError::Internal("no policy".into()))?,
+            tier,
+        ))
+    }
+
+    /// The evaluator, for the scheduler.
+    pub fn evaluator(&self) -> &Evaluator {
+        &self.evaluator
     }
 }

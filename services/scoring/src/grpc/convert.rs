@@ -15,6 +15,10 @@ use crate::domain::{
     window::{MonthRange, Totals, judged_at, months_at},
 };
 
+pub(crate) fn datetime(value: &prost_types::Timestamp) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(value.seconds, u32::try_from(value.nanos).ok()?)
+}
+
 pub(crate) fn timestamp(value: DateTime<Utc>) -> prost_types::Timestamp {
     prost_types::Timestamp {
         seconds: value.timestamp(),
@@ -244,6 +248,28 @@ pub(crate) fn policy_to_proto(policy: PolicyVersion) -> pb::PolicyVersion {
     }
 }
 
+fn tier_counts(value: Option<&serde_json::Value>) -> Vec<pb::TierCount> {
+    value
+        .and_then(serde_json::Value::as_array)
+        .map(|counts| {
+            counts
+                .iter()
+                .map(|count| pb::TierCount {
+                    tier_code: count
+                        .get("tier_code")
+                        .and_then(serde_json::Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned(),
+                    customers: count
+                        .get("customers")
+                        .and_then(serde_json::Value::as_i64)
+                        .unwrap_or_default(),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 pub(crate) fn run_to_proto(run: EvaluationRun) -> pb::EvaluationRun {
     let duration = run.finished_at.map(|finished| {
         let elapsed = finished - run.started_at;
@@ -281,8 +307,8 @@ pub(crate) fn run_to_proto(run: EvaluationRun) -> pb::EvaluationRun {
         finished_at: run.finished_at.map(timestamp),
         duration,
         members_evaluated: count("members_evaluated"),
-        counts_before: Vec::new(),
-        counts_after: Vec::new(),
+        counts_before: tier_counts(run.summary.get("counts_before")),
+        counts_after: tier_counts(run.summary.get("counts_after")),
         upgrades: count("upgrades"),
         downgrades: count("downgrades"),
         error_message: run.error.unwrap_or_default(),

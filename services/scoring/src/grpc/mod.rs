@@ -1,9 +1,9 @@
 //! The gRPC adapter: converts messages, calls the domain, maps errors. No business rule lives
 //! here.
 //!
-//! Built: programs, policy versions, evaluation runs. Not built yet (they answer UNIMPLEMENTED,
-//! saying so): tier lookups, history, explanations, overrides, manual evaluations, scores,
-//! audiences, simulation and the tier-change feed — the next steps of the scoring issue.
+//! Built: programs, policy versions, evaluation runs (manual and after activation), tier lookups,
+//! history and overrides. Not built yet (they answer UNIMPLEMENTED, saying so): explanations,
+//! scores, audiences, simulation and the tier-change feed — the next steps of the scoring issue.
 
 mod convert;
 mod scopes;
@@ -272,25 +272,59 @@ impl ScoringService for ScoringApi {
         Err(not_built("ExplainTier"))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn set_tier_override(
         &self,
-        _request: Request<pb::SetTierOverrideRequest>,
+        request: Request<pb::SetTierOverrideRequest>,
     ) -> Result<Response<pb::CustomerTier>, Status> {
-        Err(not_built("SetTierOverride"))
+        let request = request.into_inner();
+        let until = request.expires_at.as_ref().and_then(convert::datetime);
+        let (program, rules, view) = self
+            .scoring
+            .set_override(
+                &request.program_id,
+                &request.customer_id,
+                &request.tier_code,
+                until,
+                &request.reason,
+                &request.operator_name,
+            )
+            .await?;
+        Ok(Response::new(convert::tier_to_proto(
+            &program, &rules, view,
+        )))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn clear_tier_override(
         &self,
-        _request: Request<pb::ClearTierOverrideRequest>,
+        request: Request<pb::ClearTierOverrideRequest>,
     ) -> Result<Response<pb::CustomerTier>, Status> {
-        Err(not_built("ClearTierOverride"))
+        let request = request.into_inner();
+        let (program, rules, view) = self
+            .scoring
+            .clear_override(
+                &request.program_id,
+                &request.customer_id,
+                &request.operator_name,
+            )
+            .await?;
+        Ok(Response::new(convert::tier_to_proto(
+            &program, &rules, view,
+        )))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn evaluate_now(
         &self,
-        _request: Request<pb::EvaluateNowRequest>,
+        request: Request<pb::EvaluateNowRequest>,
     ) -> Result<Response<pb::EvaluationRun>, Status> {
-        Err(not_built("EvaluateNow"))
+        let request = request.into_inner();
+        let run = self
+            .scoring
+            .evaluate_now(&request.program_id, &request.requested_by)
+            .await?;
+        Ok(Response::new(convert::run_to_proto(run)))
     }
 
     #[tracing::instrument(skip_all)]

@@ -165,6 +165,34 @@ pub trait ScoringStore: Send + Sync + std::fmt::Debug + 'static {
         limit: u32,
     ) -> Result<Vec<HistoryRecord>, ScoringError>;
 
+    /// Customers with a tier state in a program, in id order after `after`.
+    async fn customers_with_state(
+        &self,
+        program_id: Uuid,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<Uuid>, ScoringError>;
+    /// How many members hold each shown rank at `now` (members without a state hold rank 0).
+    async fn tier_counts(
+        &self,
+        program_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(u32, i64)>, ScoringError>;
+    /// Customers whose override in a program ended at or before `now`.
+    async fn ended_overrides(
+        &self,
+        program_id: Uuid,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Uuid>, ScoringError>;
+    /// Rebuilds a program's monthly buckets from its counted purchases, with months in `zone`
+    /// (a new policy may count months in another time zone). Bucket writers wait meanwhile.
+    async fn rebuild_buckets(
+        &self,
+        program_id: Uuid,
+        zone: chrono_tz::Tz,
+    ) -> Result<(), ScoringError>;
+
     /// A program's runs, newest first, started before `before`.
     async fn list_runs(
         &self,

@@ -91,13 +91,20 @@ async fn a_draft_is_edited_activated_and_replaced() {
         (pb::PolicyStatus::Active, Some("ops-lead"))
     );
     assert!(active.activated_at.is_some());
-    let run = client
-        .get_evaluation_run(pb::GetEvaluationRunRequest {
-            evaluation_run_id: activation.evaluation_run_id.clone(),
-        })
-        .await
-        .expect("run")
-        .into_inner();
+    // The re-evaluation runs in the background: poll its run until it ends.
+    let run = loop {
+        let run = client
+            .get_evaluation_run(pb::GetEvaluationRunRequest {
+                evaluation_run_id: activation.evaluation_run_id.clone(),
+            })
+            .await
+            .expect("run")
+            .into_inner();
+        if run.status() != pb::EvaluationRunStatus::Running {
+            break run;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
     assert_eq!(
         (run.trigger(), run.status(), run.policy_version),
         (

@@ -2,6 +2,7 @@
 //! are in `services/scoring/migrations`.
 
 mod errors;
+mod evaluation;
 mod lookups;
 mod programs;
 mod rows;
@@ -167,6 +168,41 @@ impl ScoringStore for PgScoringStore {
     ) -> Result<Vec<HistoryRecord>, ScoringError> {
         self.select_history(program_id, customer_id, before, limit)
             .await
+    }
+
+    async fn customers_with_state(
+        &self,
+        program_id: Uuid,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<Uuid>, ScoringError> {
+        self.select_customers_with_state(program_id, after, limit)
+            .await
+    }
+
+    async fn tier_counts(
+        &self,
+        program_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(u32, i64)>, ScoringError> {
+        self.select_tier_counts(program_id, now).await
+    }
+
+    async fn ended_overrides(
+        &self,
+        program_id: Uuid,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Uuid>, ScoringError> {
+        self.select_ended_overrides(program_id, now, limit).await
+    }
+
+    async fn rebuild_buckets(
+        &self,
+        program_id: Uuid,
+        zone: chrono_tz::Tz,
+    ) -> Result<(), ScoringError> {
+        self.rebuild(program_id, zone).await
     }
 
     async fn run(&self, id: Uuid) -> Result<Option<EvaluationRun>, ScoringError> {

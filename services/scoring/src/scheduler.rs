@@ -1,0 +1,87 @@
+//! The evaluation scheduler, in every replica: each tick it ends overrides whose date passed and
+//! starts the scheduled evaluation of every program whose due time has come. A due time runs
+//! exactly once per program, whichever replicas race for it: the run is keyed by (program, due
+//! time) in Postgres and only the replica whose insert wins runs it.
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::{DateTime, Utc};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::{
+    ScoringError,
+    domain::{
+        consumer::{ProgramInForce, programs_in_force},
+        evaluation::{Evaluator, Pass},
+        schedule::{last_due, next_due},
+        versions::RunTrigger,
+    },
+    storage::ScoringStore,
+};
+
+/// Longest sleep between ticks (new policies and overrides are noticed within it).
+const MAX_SLEEP: Duration = Duration::from_secs(30);
+
+/// The due time a program should have run by `now`, if its policy was already in force then.
+pub fn due_to_run(program: &ProgramInForce, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let (version, rules) = program.policy.as_ref()?;
+    let due = last_due(&rules.schedule, rules.time_zone, now)?;
+    version
+        .activated_at
+        .is_some_and(|activated| due > activated)
+        .then_some(due)
+}
+
+/// Starts the scheduler; it stops at `shutdown`.
+pub fn spawn(store: Arc<dyn ScoringStore>, evaluator: Evaluator, shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        while !shutdown.is_cancelled() {
+            let sleep = match tick(store.as_ref(), &evaluator).await {
+                Ok(sleep) => sleep,
+                Err(error) => {
+                    tracing::warn!(%error, "evaluation scheduler tick failed");
+                    MAX_SLEEP
+                }
+            };
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = tokio::time::sleep(sleep) => {}
+            }
+        }
+    });
+}
+
+async fn tick(store: &dyn ScoringStore, evaluator: &Evaluator) -> Result<Duration, ScoringError> {
+    let programs = programs_in_force(store).await?;
+    let now = Utc::now();
+    let mut sleep = MAX_SLEEP;
+    for program in &programs {
+        let Some((version, rules)) = &program.policy else {
+            continue;
+        };
+        evaluator.end_overrides(program).await?;
+        if let Some(due) = due_to_run(program, now) {
+            let opened = store
+                .open_run(
+                    Uuid::now_v7(),
+                    program.program.id,
+                    version.id,
+                    RunTrigger::Schedule,
+                    Some(due),
+                    "scheduler",
+                    now,
+                )
+                .await?;
+            if let Some(run) = opened {
+                tracing::info!(program = %program.program.code, %due, "starting the scheduled evaluation");
+                evaluator.execute(program, &run, Pass::Scheduled(due)).await;
+            }
+        }
+        let until_next = (next_due(&rules.schedule, rules.time_zone, now) - now)
+            .to_std()
+            .unwrap_or(Duration::ZERO);
+        sleep = sleep.min(until_next + Duration::from_millis(10));
+    }
+    Ok(sleep)
+}
