@@ -904,3 +904,82 @@ async fn two_scoring_replicas_never_apply_an_activity_twice() {
     );
     assert_eq!(code(&tier), "VIP");
 }
+
+#[tokio::test]
+async fn explain_tier_shows_the_decisions_and_the_purchases_that_counted() {
+    let mut services = start().await;
+    let program_id = innisfree_program(&mut services.scoring).await;
+    let customer_id = new_customer(&mut services, "Why VIP?").await;
+    purchase(
+        &mut services.customer,
+        "x-old",
+        &customer_id,
+        900_000,
+        months_ago(13),
+    )
+    .await;
+    let first = purchase(
+        &mut services.customer,
+        "x-1",
+        &customer_id,
+        150_000,
+        months_ago(3),
+    )
+    .await;
+    purchase(
+        &mut services.customer,
+        "x-2",
+        &customer_id,
+        200_000,
+        months_ago(1),
+    )
+    .await;
+    refund(&mut services, "x-r", &customer_id, &first, 20_000).await;
+    tier_when(&mut services.scoring, &program_id, &customer_id, |t| {
+        t.metrics
+            .as_ref()
+            .is_some_and(|m| m.net_spend_minor == 330_000)
+    })
+    .await;
+
+    let explanation = services
+        .scoring
+        .explain_tier(authorized(
+            scoring::ExplainTierRequest {
+                program_id: program_id.clone(),
+                customer_id: customer_id.clone(),
+                max_history: None,
+                max_activities: None,
+            },
+            &[TIERS_READ],
+        ))
+        .await
+        .expect("explain")
+        .into_inner();
+    assert_eq!(explanation.current.as_ref().map(code), Some("VIP"));
+    let trail: Vec<String> = explanation
+        .decision_trail
+        .iter()
+        .map(|r| r.to_tier.clone().unwrap_or_default().code)
+        .collect();
+    assert_eq!(
+        trail,
+        ["VIP", "GREEN"],
+        "newest first: the change into VIP, then into GREEN"
+    );
+    assert_eq!(
+        explanation.activities_total, 2,
+        "the 13-month-old purchase is not in the window"
+    );
+    let contributions: Vec<(i64, i64)> = explanation
+        .activities
+        .iter()
+        .map(|a| (a.net_spend_delta_minor, a.purchase_count_delta))
+        .collect();
+    assert_eq!(
+        contributions,
+        [(200_000, 1), (130_000, 1)],
+        "newest first, the refund netted into its purchase"
+    );
+    assert_eq!(explanation.activities[0].brand, "innisfree");
+}

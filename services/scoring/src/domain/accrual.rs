@@ -30,6 +30,31 @@ pub struct CountedPurchase {
     pub refunded_minor: i64,
     /// Points it earned.
     pub points: i64,
+    /// Brand.
+    pub brand: String,
+    /// Sales channel.
+    pub sales_channel: String,
+}
+
+impl CountedPurchase {
+    /// What the purchase contributes now, refunds netted: (net spend, points, purchase count).
+    pub fn contribution(&self) -> (i64, i64, i64) {
+        let points_back = if self.amount_minor == 0 {
+            0
+        } else {
+            i64::try_from(
+                i128::from(self.points) * i128::from(self.refunded_minor)
+                    / i128::from(self.amount_minor),
+            )
+            .unwrap_or(0)
+        };
+        let counted = i64::from(self.refunded_minor < self.amount_minor);
+        (
+            self.amount_minor - self.refunded_minor,
+            self.points - points_back,
+            counted,
+        )
+    }
 }
 
 /// A change to one bucket.
@@ -91,6 +116,8 @@ pub fn purchase_effect(
         amount_minor: event.amount_minor,
         refunded_minor: 0,
         points: earned,
+        brand: event.brand.clone(),
+        sales_channel: event.sales_channel.clone(),
     };
     Some((
         counted,

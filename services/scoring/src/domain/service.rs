@@ -618,4 +618,71 @@ impl Scoring {
     pub fn evaluator(&self) -> &Evaluator {
         &self.evaluator
     }
+
+    /// Why a customer holds their tier: the current view, the decisions that led to it (newest
+    /// first) and the purchases counted in the current window (refunds netted in), newest first.
+    #[tracing::instrument(skip(self))]
+    pub async fn explain(
+        &self,
+        program_id: &str,
+        customer_id: &str,
+        max_history: Option<i32>,
+        max_activities: Option<i32>,
+    ) -> Result<Explanation, ScoringError> {
+        let history_limit = match max_history {
+            None => 10,
+            Some(n @ 1..=100) => n.unsigned_abs(),
+            Some(_) => {
+                return Err(ScoringError::invalid(
+                    "max_history",
+                    "must be between 1 and 100",
+                ));
+            }
+        };
+        let activity_limit = match max_activities {
+            None => 100,
+            Some(n @ 1..=1000) => n.unsigned_abs(),
+            Some(_) => {
+                return Err(ScoringError::invalid(
+                    "max_activities",
+                    "must be between 1 and 1000",
+                ));
+            }
+        };
+        let (program, rules, view) = self.tier(program_id, customer_id).await?;
+        let trail = self
+            .store
+            .history(program.id, view.customer_id, None, history_limit)
+            .await?;
+        let (from, until) = super::lookup::range_bounds(view.window, &rules);
+        let (activities, activities_total) = self
+            .store
+            .counted_purchases(program.id, view.customer_id, from, until, activity_limit)
+            .await?;
+        Ok(Explanation {
+            program,
+            rules,
+            view,
+            trail,
+            activities,
+            activities_total,
+        })
+    }
+}
+
+/// The answer to "why does this customer hold this tier?".
+#[derive(Debug, Clone)]
+pub struct Explanation {
+    /// The program.
+    pub program: Program,
+    /// Its rules in force.
+    pub rules: PolicyRules,
+    /// The current view.
+    pub view: TierView,
+    /// The decisions, newest first.
+    pub trail: Vec<HistoryRecord>,
+    /// Purchases counted in the current window, newest first.
+    pub activities: Vec<super::accrual::CountedPurchase>,
+    /// How many count in all.
+    pub activities_total: i64,
 }

@@ -10,6 +10,7 @@ use crate::domain::{
     policy::PolicyRules,
     policy::{Frequency, Metric, PolicyInput, TierRuleInput, WindowKind},
     program::{Benefit, Program, ProgramInput, Scope, Tier},
+    service::Explanation,
     state::HistoryRecord,
     versions::{EvaluationRun, PolicyStatus, PolicyVersion, RunStatus, RunTrigger},
     window::{MonthRange, Totals, judged_at, months_at},
@@ -454,5 +455,46 @@ pub(crate) fn history_to_proto(program: &Program, record: HistoryRecord) -> pb::
         activity_id: None,
         operator_name: None,
         operator_reason: None,
+    }
+}
+
+pub(crate) fn explanation_to_proto(explanation: Explanation) -> pb::ExplainTierResponse {
+    let Explanation {
+        program,
+        rules,
+        view,
+        trail,
+        activities,
+        activities_total,
+    } = explanation;
+    let currency = program.currency.clone();
+    pb::ExplainTierResponse {
+        decision_trail: trail
+            .into_iter()
+            .map(|record| history_to_proto(&program, record))
+            .collect(),
+        activities: activities
+            .into_iter()
+            .map(|purchase| {
+                let (net_spend, points, count) = purchase.contribution();
+                pb::CountedActivity {
+                    activity_id: purchase.activity_id.to_string(),
+                    kind: pb::ActivityKind::Purchase.into(),
+                    occurred_at: Some(timestamp(purchase.occurred_at)),
+                    amount: Some(common::Money {
+                        amount_minor: purchase.amount_minor,
+                        currency: currency.clone(),
+                    }),
+                    brand: purchase.brand,
+                    sales_channel: purchase.sales_channel,
+                    refunded_purchase_id: String::new(),
+                    net_spend_delta_minor: net_spend,
+                    points_delta: points,
+                    purchase_count_delta: count,
+                }
+            })
+            .collect(),
+        activities_total,
+        current: Some(tier_to_proto(&program, &rules, view)),
     }
 }

@@ -2,7 +2,7 @@
 //! here.
 //!
 //! Built: programs, policy versions, evaluation runs (manual and after activation), tier lookups,
-//! history and overrides. Not built yet (they answer UNIMPLEMENTED, saying so): explanations,
+//! history, explanations and overrides. Not built yet (they answer UNIMPLEMENTED, saying so):
 //! scores, audiences, simulation and the tier-change feed — the next steps of the scoring issue.
 
 mod convert;
@@ -265,11 +265,22 @@ impl ScoringService for ScoringApi {
         }))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn explain_tier(
         &self,
-        _request: Request<pb::ExplainTierRequest>,
+        request: Request<pb::ExplainTierRequest>,
     ) -> Result<Response<pb::ExplainTierResponse>, Status> {
-        Err(not_built("ExplainTier"))
+        let request = request.into_inner();
+        let explanation = self
+            .scoring
+            .explain(
+                &request.program_id,
+                &request.customer_id,
+                request.max_history,
+                request.max_activities,
+            )
+            .await?;
+        Ok(Response::new(convert::explanation_to_proto(explanation)))
     }
 
     #[tracing::instrument(skip_all)]

@@ -165,6 +165,16 @@ pub trait ScoringStore: Send + Sync + std::fmt::Debug + 'static {
         limit: u32,
     ) -> Result<Vec<HistoryRecord>, ScoringError>;
 
+    /// A customer's counted purchases in a program that occurred in [`from`, `until`), newest
+    /// first, at most `limit`, and how many there are in all.
+    async fn counted_purchases(
+        &self,
+        program_id: Uuid,
+        customer_id: Uuid,
+        from: Option<DateTime<Utc>>,
+        until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<(Vec<crate::domain::accrual::CountedPurchase>, i64), ScoringError>;
     /// Customers with a tier state in a program, in id order after `after`.
     async fn customers_with_state(
         &self,

@@ -165,4 +165,65 @@ impl PgScoringStore {
                 .await?,
         )
     }
+
+    #[tracing::instrument(skip(self))]
+    pub(super) async fn select_counted_purchases(
+        &self,
+        program_id: Uuid,
+        customer_id: Uuid,
+        from: Option<DateTime<Utc>>,
+        until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<(Vec<crate::domain::accrual::CountedPurchase>, i64), ScoringError> {
+        let from = from.unwrap_or(DateTime::<Utc>::MIN_UTC);
+        let rows: Vec<(Uuid, DateTime<Utc>, i64, i64, i64, String, String)> = sqlx::query_as(
+            "SELECT activity_id, occurred_at, amount_minor, refunded_minor, points, brand, sales_channel FROM counted_purchases
+             WHERE program_id = $1 AND customer_id = $2 AND occurred_at >= $3 AND occurred_at < $4
+             ORDER BY occurred_at DESC LIMIT $5",
+        )
+        .bind(program_id)
+        .bind(customer_id)
+        .bind(from)
+        .bind(until)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        let total: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM counted_purchases WHERE program_id = $1 AND customer_id = $2 AND occurred_at >= $3 AND occurred_at < $4",
+        )
+        .bind(program_id)
+        .bind(customer_id)
+        .bind(from)
+        .bind(until)
+        .fetch_one(&self.pool)
+        .await?;
+        let purchases = rows
+            .into_iter()
+            .map(
+                |(
+                    activity_id,
+                    occurred_at,
+                    amount_minor,
+                    refunded_minor,
+                    points,
+                    brand,
+                    sales_channel,
+                )| {
+                    crate::domain::accrual::CountedPurchase {
+                        activity_id,
+                        customer_id,
+                        occurred_at,
+                        // Months are not needed for explanations.
+                        month: crate::domain::month::Month::of(occurred_at, chrono_tz::Tz::UTC),
+                        amount_minor,
+                        refunded_minor,
+                        points,
+                        brand,
+                        sales_channel,
+                    }
+                },
+            )
+            .collect();
+        Ok((purchases, total))
+    }
 }

@@ -170,6 +170,18 @@ impl ScoringStore for PgScoringStore {
             .await
     }
 
+    async fn counted_purchases(
+        &self,
+        program_id: Uuid,
+        customer_id: Uuid,
+        from: Option<DateTime<Utc>>,
+        until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<(Vec<crate::domain::accrual::CountedPurchase>, i64), ScoringError> {
+        self.select_counted_purchases(program_id, customer_id, from, until, limit)
+            .await
+    }
+
     async fn customers_with_state(
         &self,
         program_id: Uuid,

@@ -198,8 +198,9 @@ impl ScoringTx for PgScoringTx {
         purchase: &CountedPurchase,
     ) -> Result<bool, ScoringError> {
         let inserted = sqlx::query(
-            "INSERT INTO counted_purchases (program_id, activity_id, customer_id, occurred_at, amount_minor, refunded_minor, points)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+                        "INSERT INTO counted_purchases (program_id, activity_id, customer_id, occurred_at, amount_minor, refunded_minor, points,
+                                            brand, sales_channel)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
         )
         .bind(program_id)
         .bind(purchase.activity_id)
@@ -207,7 +208,9 @@ impl ScoringTx for PgScoringTx {
         .bind(purchase.occurred_at)
         .bind(purchase.amount_minor)
         .bind(purchase.refunded_minor)
-        .bind(purchase.points)
+                .bind(purchase.points)
+        .bind(&purchase.brand)
+        .bind(&purchase.sales_channel)
         .execute(&mut *self.tx)
         .await?
         .rows_affected();
@@ -220,8 +223,8 @@ impl ScoringTx for PgScoringTx {
         activity_id: Uuid,
         zone: Tz,
     ) -> Result<Option<CountedPurchase>, ScoringError> {
-        let row: Option<(Uuid, DateTime<Utc>, i64, i64, i64)> = sqlx::query_as(
-            "SELECT customer_id, occurred_at, amount_minor, refunded_minor, points FROM counted_purchases
+        let row: Option<(Uuid, DateTime<Utc>, i64, i64, i64, String, String)> = sqlx::query_as(
+            "SELECT customer_id, occurred_at, amount_minor, refunded_minor, points, brand, sales_channel FROM counted_purchases
              WHERE program_id = $1 AND activity_id = $2 FOR UPDATE",
         )
         .bind(program_id)
@@ -229,7 +232,15 @@ impl ScoringTx for PgScoringTx {
         .fetch_optional(&mut *self.tx)
         .await?;
         Ok(row.map(
-            |(customer_id, occurred_at, amount_minor, refunded_minor, points)| CountedPurchase {
+            |(
+                customer_id,
+                occurred_at,
+                amount_minor,
+                refunded_minor,
+                points,
+                brand,
+                sales_channel,
+            )| CountedPurchase {
                 activity_id,
                 customer_id,
                 occurred_at,
@@ -237,6 +248,8 @@ impl ScoringTx for PgScoringTx {
                 amount_minor,
                 refunded_minor,
                 points,
+                brand,
+                sales_channel,
             },
         ))
     }
