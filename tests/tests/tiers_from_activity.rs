@@ -983,3 +983,85 @@ async fn explain_tier_shows_the_decisions_and_the_purchases_that_counted() {
     );
     assert_eq!(explanation.activities[0].brand, "innisfree");
 }
+
+#[tokio::test]
+async fn tier_changes_stream_live_and_resume_from_any_cursor() {
+    let mut services = start().await;
+    let program_id = innisfree_program(&mut services.scoring).await;
+    let customer_id = new_customer(&mut services, "Watched").await;
+    let mut changes = services
+        .scoring
+        .watch_tier_changes(authorized(
+            scoring::WatchTierChangesRequest {
+                after_cursor: String::new(),
+                program_id: program_id.clone(),
+            },
+            &[FEED_READ],
+        ))
+        .await
+        .expect("watch")
+        .into_inner();
+    purchase(
+        &mut services.customer,
+        "w-1",
+        &customer_id,
+        120_000,
+        months_ago(0),
+    )
+    .await;
+    purchase(
+        &mut services.customer,
+        "w-2",
+        &customer_id,
+        200_000,
+        months_ago(0),
+    )
+    .await;
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let event = tokio::time::timeout(Duration::from_secs(20), changes.message())
+            .await
+            .expect("in time")
+            .expect("ok")
+            .expect("open");
+        seen.push(event);
+    }
+    let moves: Vec<(String, String)> = seen
+        .iter()
+        .map(|event| match &event.change {
+            Some(scoring::tier_feed_event::Change::TierChanged(change)) => (
+                change.from_tier.clone().unwrap_or_default().code,
+                change.to_tier.clone().unwrap_or_default().code,
+            ),
+            other => panic!("expected a tier change, got {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        moves,
+        [
+            ("WELCOME".into(), "GREEN".into()),
+            ("GREEN".into(), "VIP".into())
+        ]
+    );
+    assert!(seen.iter().all(|event| event.customer_id == customer_id));
+
+    // Resuming after the first cursor gives exactly the second change.
+    let mut resumed = services
+        .scoring
+        .watch_tier_changes(authorized(
+            scoring::WatchTierChangesRequest {
+                after_cursor: seen[0].cursor.clone(),
+                program_id: String::new(),
+            },
+            &[FEED_READ],
+        ))
+        .await
+        .expect("watch")
+        .into_inner();
+    let next = tokio::time::timeout(Duration::from_secs(20), resumed.message())
+        .await
+        .expect("in time")
+        .expect("ok")
+        .expect("open");
+    assert_eq!(next, seen[1]);
+}

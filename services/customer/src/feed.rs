@@ -1,47 +1,55 @@
-//! Serving the activity feed to watchers: read a page after the cursor, send it, and when caught
-//! up sleep until the store signals a commit. No polling loop runs while nothing happens; a slow
-//! re-check (`idle_recheck`) only guards against a lost notification.
-//!
-//! When committed events are held back behind an older transaction still running, the watcher
-//! looks again after a short, growing pause, since that transaction's commit may notify nothing
-//! (it may not touch the feed at all).
+//! Serving the activity feed to watchers, on the runtime's transaction-id watermark feed
+//! (`tierline_runtime::xid_feed`): this module only adapts the customer store to it.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
+use async_trait::async_trait;
+pub use tierline_runtime::xid_feed::FeedSettings;
+use tierline_runtime::xid_feed::{self, FeedPage as RawPage, FeedSource};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     CustomerError,
-    domain::feed::{FeedCursor, FeedEvent},
+    domain::feed::{FeedCursor, FeedPayload},
     storage::CustomerStore,
 };
 
-/// The stream a watcher reads; it ends when the server shuts down.
-pub type FeedStream = ReceiverStream<Result<FeedEvent, CustomerError>>;
+/// The stream a watcher reads: events with their cursors; it ends when the server shuts down
+/// (with UNAVAILABLE, so watchers reconnect elsewhere).
+pub type FeedStream = xid_feed::FeedStream<FeedPayload, CustomerError>;
 
-/// How watchers read the feed.
-#[derive(Debug, Clone, Copy)]
-pub struct FeedSettings {
-    /// Events read per query.
-    pub batch_size: u32,
-    /// Re-check after this long without any notification.
-    pub idle_recheck: Duration,
-    /// First pause when events are held back; doubles up to `held_back_max`.
-    pub held_back_min: Duration,
-    /// Longest pause when events are held back.
-    pub held_back_max: Duration,
-}
+/// The customer store as a feed source.
+#[derive(Debug)]
+struct ActivityFeed(Arc<dyn CustomerStore>);
 
-impl Default for FeedSettings {
-    fn default() -> Self {
-        Self {
-            batch_size: 1000,
-            idle_recheck: Duration::from_secs(5),
-            held_back_min: Duration::from_millis(5),
-            held_back_max: Duration::from_millis(200),
-        }
+#[async_trait]
+impl FeedSource for ActivityFeed {
+    type Event = FeedPayload;
+    type Error = CustomerError;
+
+    async fn read(
+        &self,
+        after: FeedCursor,
+        limit: u32,
+    ) -> Result<RawPage<FeedPayload>, CustomerError> {
+        let page = self.0.read_feed(after, limit).await?;
+        Ok(RawPage {
+            events: page
+                .events
+                .into_iter()
+                .map(|event| (event.cursor, event.payload))
+                .collect(),
+            held_back: page.held_back,
+        })
+    }
+
+    fn signal(&self) -> watch::Receiver<u64> {
+        self.0.feed_signal()
+    }
+
+    fn shutting_down(&self) -> CustomerError {
+        CustomerError::ShuttingDown
     }
 }
 
@@ -61,64 +69,14 @@ impl FeedWatcher {
     pub fn watch(
         &self,
         store: Arc<dyn CustomerStore>,
-        mut cursor: FeedCursor,
+        cursor: FeedCursor,
         shutdown: CancellationToken,
     ) -> FeedStream {
-        let settings = self.settings;
-        // A small buffer: a slow reader slows the reads instead of filling memory.
-        let (sender, receiver) = mpsc::channel(settings.batch_size as usize);
-        tokio::spawn(async move {
-            let shutting_down = || Err(CustomerError::ShuttingDown);
-            let mut signal = store.feed_signal();
-            let mut held_back_pause = settings.held_back_min;
-            loop {
-                // Mark the signal seen before reading, so a commit during the read wakes us again.
-                signal.borrow_and_update();
-                let page = match store.read_feed(cursor, settings.batch_size).await {
-                    Ok(page) => page,
-                    Err(error) => {
-                        let _ = sender.send(Err(error)).await;
-                        return;
-                    }
-                };
-                let full = page.events.len() == settings.batch_size as usize;
-                for event in page.events {
-                    cursor = event.cursor;
-                    tokio::select! {
-                        () = shutdown.cancelled() => {
-                            let _ = sender.try_send(shutting_down());
-                            return;
-                        }
-                        sent = sender.send(Ok(event)) => if sent.is_err() { return },
-                    }
-                }
-                if full {
-                    continue;
-                }
-                // While an older transaction holds the watermark back, commits do not help: wait
-                // out a short, growing pause instead of re-reading on every notification.
-                let woken_by_commits = !page.held_back;
-                let pause = if page.held_back {
-                    let pause = held_back_pause;
-                    held_back_pause = (held_back_pause * 2).min(settings.held_back_max);
-                    pause
-                } else {
-                    held_back_pause = settings.held_back_min;
-                    settings.idle_recheck
-                };
-                tokio::select! {
-                    () = shutdown.cancelled() => {
-                        // UNAVAILABLE tells the watcher to reconnect (to another replica), unlike
-                        // a plain end of stream.
-                        let _ = sender.try_send(shutting_down());
-                        return;
-                    }
-                    () = sender.closed() => return,
-                    changed = signal.changed(), if woken_by_commits => if changed.is_err() { return },
-                    () = tokio::time::sleep(pause) => {}
-                }
-            }
-        });
-        ReceiverStream::new(receiver)
+        xid_feed::watch(
+            Arc::new(ActivityFeed(store)),
+            cursor,
+            self.settings,
+            shutdown,
+        )
     }
 }

@@ -59,7 +59,10 @@ impl Application {
 }
 
 fn routes(config: &ScoringConfig, context: ServiceContext) -> tonic::service::Routes {
-    let store = Arc::new(PgScoringStore::new(context.pool.clone()));
+    let store = Arc::new(PgScoringStore::new(
+        context.pool.clone(),
+        context.shutdown.clone(),
+    ));
     let cache = TierCache::start(&config.cache, &context.metrics);
     if let Some(consumer) = &config.consumer {
         crate::feed::spawn(
@@ -74,7 +77,7 @@ fn routes(config: &ScoringConfig, context: ServiceContext) -> tonic::service::Ro
     if config.scheduler {
         crate::scheduler::spawn(store, scoring.evaluator().clone(), context.shutdown.clone());
     }
-    let service = ScoringServiceServer::new(ScoringApi::new(scoring))
+    let service = ScoringServiceServer::new(ScoringApi::new(scoring, context.shutdown))
         .max_decoding_message_size(config.grpc.max_message_bytes)
         .max_encoding_message_size(config.grpc.max_message_bytes);
     tonic::service::Routes::new(service)

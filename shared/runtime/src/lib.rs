@@ -17,3 +17,4 @@ pub mod server;
 pub mod service;
 pub mod status;
 pub mod telemetry;
+pub mod xid_feed;

@@ -6,45 +6,12 @@
 //! and every transaction that commits later has a larger xid than any row already read. So a
 //! reader never skips a late committer, whatever the commit order (docs/FEED.md).
 
-use std::fmt;
-
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::activity::Activity;
 
-/// A position in the feed: after the row written by transaction `xid` with number `seq`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct FeedCursor {
-    /// Writing transaction id (64-bit, never wraps).
-    pub xid: i64,
-    /// Sequence number within the feed.
-    pub seq: i64,
-}
-
-impl FeedCursor {
-    /// The position before every event.
-    pub const START: Self = Self { xid: 0, seq: 0 };
-
-    /// Parses the opaque text form; empty means [`FeedCursor::START`].
-    pub fn parse(text: &str) -> Option<Self> {
-        if text.is_empty() {
-            return Some(Self::START);
-        }
-        let (xid, seq) = text.strip_prefix("v1.")?.split_once('.')?;
-        let cursor = Self {
-            xid: xid.parse().ok()?,
-            seq: seq.parse().ok()?,
-        };
-        (cursor.xid >= 0 && cursor.seq >= 0).then_some(cursor)
-    }
-}
-
-impl fmt::Display for FeedCursor {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "v1.{}.{}", self.xid, self.seq)
-    }
-}
+pub use tierline_runtime::xid_feed::FeedCursor;
 
 /// What happened to a customer record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,23 +80,4 @@ pub struct FeedPage {
     /// Whether committed events exist that cannot be delivered yet because an older transaction
     /// is still running; the reader should look again soon.
     pub held_back: bool,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cursors_round_trip_and_reject_garbage() {
-        let cursor = FeedCursor {
-            xid: 7_345,
-            seq: 99,
-        };
-        assert_eq!(FeedCursor::parse(&cursor.to_string()), Some(cursor));
-        assert_eq!(FeedCursor::parse(""), Some(FeedCursor::START));
-        for bad in ["7345.99", "v1.x.1", "v1.1", "v1.-1.2", "v2.1.2"] {
-            assert_eq!(FeedCursor::parse(bad), None, "{bad}");
-        }
-        assert!(FeedCursor { xid: 5, seq: 100 } < FeedCursor { xid: 6, seq: 1 });
-    }
 }

@@ -306,7 +306,9 @@ impl CustomerService for CustomerApi {
             .watch(&request.into_inner().after_cursor, self.shutdown.clone())?;
         let stream = events.map(|event| {
             event
-                .map(convert::feed_event_to_proto)
+                .map(|(cursor, payload)| {
+                    convert::feed_event_to_proto(crate::domain::feed::FeedEvent { cursor, payload })
+                })
                 .map_err(Status::from)
         });
         Ok(Response::new(Box::pin(stream)))

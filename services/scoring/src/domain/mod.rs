@@ -21,6 +21,7 @@ pub mod program;
 pub mod schedule;
 pub mod service;
 pub mod state;
+pub mod tier_feed;
 pub mod versions;
 pub mod window;
 

@@ -668,6 +668,30 @@ impl Scoring {
             activities_total,
         })
     }
+
+    /// The tier-change feed after `after_cursor`, of one program when `program_id` is not empty.
+    pub fn watch_tier_changes(
+        &self,
+        after_cursor: &str,
+        program_id: &str,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> Result<super::tier_feed::TierChangeStream, ScoringError> {
+        let cursor =
+            tierline_runtime::xid_feed::FeedCursor::parse(after_cursor).ok_or_else(|| {
+                ScoringError::invalid("after_cursor", "is not a cursor from this feed")
+            })?;
+        let program = if program_id.is_empty() {
+            None
+        } else {
+            Some(parse_id("program_id", program_id)?)
+        };
+        Ok(super::tier_feed::watch_tier_changes(
+            self.store.clone(),
+            cursor,
+            program,
+            shutdown,
+        ))
+    }
 }
 
 /// The answer to "why does this customer hold this tier?".

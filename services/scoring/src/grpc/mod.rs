@@ -2,15 +2,16 @@
 //! here.
 //!
 //! Built: programs, policy versions, evaluation runs (manual and after activation), tier lookups,
-//! history, explanations and overrides. Not built yet (they answer UNIMPLEMENTED, saying so):
-//! scores, audiences, simulation and the tier-change feed — the next steps of the scoring issue.
+//! history, explanations, overrides and the tier-change feed. Not built yet (they answer
+//! UNIMPLEMENTED, saying so): scores, audiences and simulation — the next steps of the scoring
+//! issue.
 
 mod convert;
 mod scopes;
 
 use std::pin::Pin;
 
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use tierline_proto::scoring::v1::{self as pb, scoring_service_server::ScoringService};
 use tonic::{Request, Response, Status};
 
@@ -30,12 +31,13 @@ fn not_built(rpc: &str) -> Status {
 #[derive(Debug, Clone)]
 pub struct ScoringApi {
     scoring: Scoring,
+    shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl ScoringApi {
     /// The API over the domain.
-    pub fn new(scoring: Scoring) -> Self {
-        Self { scoring }
+    pub fn new(scoring: Scoring, shutdown: tokio_util::sync::CancellationToken) -> Self {
+        Self { scoring, shutdown }
     }
 }
 
@@ -394,10 +396,21 @@ impl ScoringService for ScoringApi {
 
     type WatchTierChangesStream = ResponseStream<pb::TierFeedEvent>;
 
+    #[tracing::instrument(skip_all)]
     async fn watch_tier_changes(
         &self,
-        _request: Request<pb::WatchTierChangesRequest>,
+        request: Request<pb::WatchTierChangesRequest>,
     ) -> Result<Response<Self::WatchTierChangesStream>, Status> {
-        Err(not_built("WatchTierChanges"))
+        let request = request.into_inner();
+        let changes = self.scoring.watch_tier_changes(
+            &request.after_cursor,
+            &request.program_id,
+            self.shutdown.clone(),
+        )?;
+        let stream = changes.map(|item| {
+            item.map(|(cursor, change)| convert::tier_change_to_proto(cursor, change))
+                .map_err(Status::from)
+        });
+        Ok(Response::new(Box::pin(stream)))
     }
 }

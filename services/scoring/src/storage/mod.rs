@@ -175,6 +175,16 @@ pub trait ScoringStore: Send + Sync + std::fmt::Debug + 'static {
         until: DateTime<Utc>,
         limit: u32,
     ) -> Result<(Vec<crate::domain::accrual::CountedPurchase>, i64), ScoringError>;
+    /// Tier changes after `after` (of one program when given), at most `limit`, behind the
+    /// transaction-id watermark.
+    async fn read_tier_feed(
+        &self,
+        after: tierline_runtime::xid_feed::FeedCursor,
+        program_id: Option<Uuid>,
+        limit: u32,
+    ) -> Result<tierline_runtime::xid_feed::FeedPage<HistoryRecord>, ScoringError>;
+    /// Ticks whenever tier changes may have committed.
+    fn tier_feed_signal(&self) -> tokio::sync::watch::Receiver<u64>;
     /// Customers with a tier state in a program, in id order after `after`.
     async fn customers_with_state(
         &self,

@@ -1,12 +1,7 @@
-//! Reading the feed from Postgres behind the transaction-id watermark, and the LISTEN task that
-//! wakes watchers when a feed write commits.
-
-use std::time::Duration;
+//! Reading the feed from Postgres behind the transaction-id watermark (the runtime's `xid_feed`
+//! serves it and wakes watchers on the channel below).
 
 use chrono::{DateTime, Utc};
-use sqlx::postgres::PgListener;
-use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::{
@@ -22,7 +17,7 @@ use crate::{
 };
 
 /// The channel the `notify_feed` trigger signals on.
-const FEED_CHANNEL: &str = "customer_feed";
+pub(super) const FEED_CHANNEL: &str = "customer_feed";
 
 impl PgCustomerStore {
     #[tracing::instrument(skip(self), fields(after = %after))]
@@ -114,50 +109,4 @@ impl PgCustomerStore {
             .await?;
         Ok(FeedPage { events, held_back })
     }
-}
-
-/// Listens for feed notifications until `shutdown` and ticks `signal` on each; reconnects after a
-/// lost connection and ticks then too, since notifications may have been missed meanwhile.
-pub(super) fn spawn_listener(
-    pool: sqlx::PgPool,
-    signal: watch::Sender<u64>,
-    shutdown: CancellationToken,
-) {
-    tokio::spawn(async move {
-        let tick = |signal: &watch::Sender<u64>| {
-            signal.send_modify(|count| *count = count.wrapping_add(1))
-        };
-        while !shutdown.is_cancelled() {
-            let mut listener = match PgListener::connect_with(&pool).await {
-                Ok(listener) => listener,
-                Err(error) => {
-                    tracing::warn!(%error, "feed listener cannot connect; retrying");
-                    tokio::select! {
-                        () = shutdown.cancelled() => break,
-                        () = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                    }
-                }
-            };
-            if let Err(error) = listener.listen(FEED_CHANNEL).await {
-                tracing::warn!(%error, "feed listener cannot LISTEN; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-            tick(&signal);
-            loop {
-                tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    notification = listener.try_recv() => match notification {
-                        Ok(Some(_)) => tick(&signal),
-                        // The connection was lost and re-established by sqlx: we may have missed some.
-                        Ok(None) => tick(&signal),
-                        Err(error) => {
-                            tracing::warn!(%error, "feed listener failed; reconnecting");
-                            break;
-                        }
-                    }
-                }
-            }
-        }
-    });
 }

@@ -50,7 +50,12 @@ impl PgCustomerStore {
     /// coalescing writers.
     pub fn new(pool: PgPool, shutdown: CancellationToken, purchase_writers: usize) -> Self {
         let (sender, feed_signal) = watch::channel(0);
-        feed::spawn_listener(pool.clone(), sender, shutdown);
+        tierline_runtime::xid_feed::spawn_listener(
+            pool.clone(),
+            feed::FEED_CHANNEL,
+            sender,
+            shutdown,
+        );
         let purchases = coalescer::PurchaseCoalescer::start(pool.clone(), purchase_writers);
         Self {
             pool,

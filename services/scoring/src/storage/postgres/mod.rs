@@ -6,6 +6,7 @@ mod evaluation;
 mod lookups;
 mod programs;
 mod rows;
+mod tier_feed;
 mod tx;
 
 pub use tx::PgScoringTx;
@@ -35,12 +36,24 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 #[derive(Debug, Clone)]
 pub struct PgScoringStore {
     pool: PgPool,
+    tier_feed_signal: tokio::sync::watch::Receiver<u64>,
 }
 
 impl PgScoringStore {
-    /// A store on `pool`, whose search path starts with [`SCHEMA`].
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+    /// A store on `pool`, whose search path starts with [`SCHEMA`]; listens for tier-change
+    /// notifications until `shutdown`.
+    pub fn new(pool: PgPool, shutdown: tokio_util::sync::CancellationToken) -> Self {
+        let (sender, tier_feed_signal) = tokio::sync::watch::channel(0);
+        tierline_runtime::xid_feed::spawn_listener(
+            pool.clone(),
+            tier_feed::TIER_FEED_CHANNEL,
+            sender,
+            shutdown,
+        );
+        Self {
+            pool,
+            tier_feed_signal,
+        }
     }
 }
 
@@ -180,6 +193,19 @@ impl ScoringStore for PgScoringStore {
     ) -> Result<(Vec<crate::domain::accrual::CountedPurchase>, i64), ScoringError> {
         self.select_counted_purchases(program_id, customer_id, from, until, limit)
             .await
+    }
+
+    async fn read_tier_feed(
+        &self,
+        after: tierline_runtime::xid_feed::FeedCursor,
+        program_id: Option<Uuid>,
+        limit: u32,
+    ) -> Result<tierline_runtime::xid_feed::FeedPage<HistoryRecord>, ScoringError> {
+        self.select_tier_feed(after, program_id, limit).await
+    }
+
+    fn tier_feed_signal(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.tier_feed_signal.clone()
     }
 
     async fn customers_with_state(

@@ -1,0 +1,91 @@
+//! The tier-change feed: `tier_history` read in (xid, seq) order behind the transaction-id
+//! watermark, as the customer service's activity feed is (docs/FEED.md).
+
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+use tierline_runtime::xid_feed::{FeedCursor, FeedPage, watermark};
+use uuid::Uuid;
+
+use super::PgScoringStore;
+use crate::{
+    ScoringError,
+    domain::{decision::Reason, state::HistoryRecord, window::Totals},
+};
+
+/// The channel the `notify_feed` trigger of `tier_history` signals on.
+pub(super) const TIER_FEED_CHANNEL: &str = "scoring_feed";
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    xid: i64,
+    seq: i64,
+    id: Uuid,
+    program_id: Uuid,
+    customer_id: Uuid,
+    from_rank: i32,
+    to_rank: i32,
+    reason: String,
+    policy_version_id: Option<Uuid>,
+    policy_version: Option<i32>,
+    totals: Json<Totals>,
+    occurred_at: DateTime<Utc>,
+}
+
+impl PgScoringStore {
+    #[tracing::instrument(skip(self), fields(after = %after))]
+    pub(super) async fn select_tier_feed(
+        &self,
+        after: FeedCursor,
+        program_id: Option<Uuid>,
+        limit: u32,
+    ) -> Result<FeedPage<HistoryRecord>, ScoringError> {
+        let watermark = watermark(&self.pool).await?;
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT xid, seq, id, program_id, customer_id, from_rank, to_rank, reason, policy_version_id, policy_version, totals,
+                    occurred_at
+             FROM tier_history
+             WHERE (xid, seq) > ($1, $2) AND xid < $3 AND program_id = COALESCE($4, program_id)
+             ORDER BY xid, seq LIMIT $5",
+        )
+        .bind(after.xid)
+        .bind(after.seq)
+        .bind(watermark)
+        .bind(program_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        let held_back = rows.len() < limit as usize
+            && sqlx::query_scalar::<_, bool>(
+                "SELECT EXISTS (SELECT 1 FROM tier_history WHERE xid >= $1)",
+            )
+            .bind(watermark)
+            .fetch_one(&self.pool)
+            .await?;
+        let events = rows
+            .into_iter()
+            .map(|row| {
+                let reason = Reason::parse(&row.reason)
+                    .ok_or_else(|| ScoringError::Internal(format!("reason {:?}", row.reason)))?;
+                Ok((
+                    FeedCursor {
+                        xid: row.xid,
+                        seq: row.seq,
+                    },
+                    HistoryRecord {
+                        id: row.id,
+                        program_id: row.program_id,
+                        customer_id: row.customer_id,
+                        from_rank: u32::try_from(row.from_rank).unwrap_or(0),
+                        to_rank: u32::try_from(row.to_rank).unwrap_or(0),
+                        reason,
+                        policy_version_id: row.policy_version_id,
+                        policy_version: row.policy_version,
+                        totals: row.totals.0,
+                        occurred_at: row.occurred_at,
+                    },
+                ))
+            })
+            .collect::<Result<Vec<_>, ScoringError>>()?;
+        Ok(FeedPage { events, held_back })
+    }
+}
