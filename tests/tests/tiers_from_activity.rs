@@ -1065,3 +1065,127 @@ async fn tier_changes_stream_live_and_resume_from_any_cursor() {
         .expect("open");
     assert_eq!(next, seen[1]);
 }
+
+#[tokio::test]
+async fn scores_rank_customers_against_the_population_with_lifecycle_states() {
+    let mut services = start().await;
+    let program_id = innisfree_program(&mut services.scoring).await;
+    let two_years_ago = months_ago(24);
+    let joined_long_ago = |name: &str| customer::CreateCustomerRequest {
+        name: name.into(),
+        joined_at: Some(two_years_ago),
+        ..Default::default()
+    };
+    let mut ids = Vec::new();
+    for request in [
+        joined_long_ago("Big"),
+        joined_long_ago("Faded"),
+        joined_long_ago("Never"),
+        customer::CreateCustomerRequest {
+            name: "Newcomer".into(),
+            ..Default::default()
+        },
+    ] {
+        ids.push(
+            services
+                .customer
+                .create_customer(authorized(request, &[CUSTOMERS_WRITE]))
+                .await
+                .expect("customer")
+                .into_inner()
+                .id,
+        );
+    }
+    let (big, faded, never, newcomer) = (
+        ids[0].clone(),
+        ids[1].clone(),
+        ids[2].clone(),
+        ids[3].clone(),
+    );
+    for index in 0..3 {
+        purchase(
+            &mut services.customer,
+            &format!("s-big-{index}"),
+            &big,
+            250_000,
+            months_ago(1),
+        )
+        .await;
+    }
+    let seven_months_ago = Timestamp {
+        seconds: months_ago(0).seconds - 200 * 86_400,
+        nanos: 0,
+    };
+    purchase(
+        &mut services.customer,
+        "s-faded",
+        &faded,
+        10_000,
+        seven_months_ago,
+    )
+    .await;
+    tier_when(&mut services.scoring, &program_id, &big, |t| {
+        t.metrics.as_ref().is_some_and(|m| m.purchase_count == 3)
+    })
+    .await;
+    tier_when(&mut services.scoring, &program_id, &faded, |t| {
+        t.metrics.as_ref().is_some_and(|m| m.purchase_count == 1)
+    })
+    .await;
+
+    let run = evaluate_now(&mut services, &program_id).await;
+    assert!(
+        run.cut_points_version >= 1,
+        "an evaluation recomputes the cut points"
+    );
+    let scores = services
+        .scoring
+        .get_scores(authorized(
+            scoring::GetScoresRequest {
+                program_id: program_id.clone(),
+                customer_ids: ids.clone(),
+            },
+            &[TIERS_READ],
+        ))
+        .await
+        .expect("scores")
+        .into_inner();
+    let of = |id: &str| {
+        scores
+            .scores
+            .iter()
+            .find(|s| s.customer_id == id)
+            .expect("scored")
+            .clone()
+    };
+    let (big, faded, never, newcomer) = (of(&big), of(&faded), of(&never), of(&newcomer));
+    assert_eq!(big.lifecycle(), scoring::LifecycleState::Active);
+    assert_eq!(
+        faded.lifecycle(),
+        scoring::LifecycleState::AtRisk,
+        "no purchase for 200 days"
+    );
+    assert_eq!(
+        never.lifecycle(),
+        scoring::LifecycleState::Dormant,
+        "joined long ago, never bought"
+    );
+    assert_eq!(newcomer.lifecycle(), scoring::LifecycleState::New);
+    assert!(
+        big.m_score > faded.m_score && big.r_score > faded.r_score,
+        "{big:?} {faded:?}"
+    );
+    assert_eq!(
+        (big.frequency, big.monetary.as_ref().map(|m| m.amount_minor)),
+        (3, Some(750_000))
+    );
+    assert!(
+        never.segment.is_none() && never.r_score.is_none(),
+        "no purchase, no segment"
+    );
+    assert_eq!(big.cut_points_version, run.cut_points_version);
+    assert_eq!(
+        big.historic_value.as_ref().map(|m| m.amount_minor),
+        Some(750_000)
+    );
+}

@@ -93,6 +93,14 @@ impl Evaluator {
         };
         let started = Utc::now().trunc_subsecs(6);
         let before = self.store.tier_counts(program.program.id, started).await?;
+        // RFM cut points are recomputed at every evaluation; lookups between runs use these.
+        let (cut_points_version, _) = super::service::refresh_cut_points(
+            self.store.as_ref(),
+            &program.program,
+            rules,
+            started,
+        )
+        .await?;
         if pass == Pass::PolicyChange {
             self.store
                 .rebuild_buckets(program.program.id, rules.time_zone)
@@ -181,6 +189,7 @@ impl Evaluator {
             "members_evaluated": evaluated,
             "upgrades": upgrades,
             "downgrades": downgrades,
+            "cut_points_version": cut_points_version,
             "counts_before": counts_json(program, &before),
             "counts_after": counts_json(program, &after),
         }))

@@ -19,6 +19,7 @@ pub mod month;
 pub mod policy;
 pub mod program;
 pub mod schedule;
+pub mod scores;
 pub mod service;
 pub mod state;
 pub mod tier_feed;

@@ -692,6 +692,61 @@ impl Scoring {
             shutdown,
         ))
     }
+
+    /// The scores of up to 1,000 customers, with the latest cut points (computed now when no
+    /// evaluation has computed any yet), and the ids that are not members.
+    #[tracing::instrument(skip(self, customer_ids), fields(customers = customer_ids.len()))]
+    pub async fn scores(
+        &self,
+        program_id: &str,
+        customer_ids: &[String],
+    ) -> Result<(Program, Vec<super::scores::ScoreView>, Vec<Uuid>), ScoringError> {
+        if customer_ids.is_empty() || customer_ids.len() > 1000 {
+            return Err(ScoringError::invalid(
+                "customer_ids",
+                "must hold 1 to 1000 ids",
+            ));
+        }
+        let ids = customer_ids
+            .iter()
+            .enumerate()
+            .map(|(index, id)| parse_id(&format!("customer_ids[{index}]"), id))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (program, _, rules) = self.program_in_force(program_id).await?;
+        let now = now();
+        let (version, cuts) = match self.store.cut_points(program.id).await? {
+            Some(latest) => latest,
+            None => refresh_cut_points(self.store.as_ref(), &program, &rules, now).await?,
+        };
+        let (from, to) = super::scores::rfm_months(rules.window, now, rules.time_zone);
+        let inputs = self
+            .store
+            .rfm_inputs(program.id, &ids, from, to, now)
+            .await?;
+        let views: Vec<_> = inputs
+            .iter()
+            .map(|input| super::scores::score(input, &cuts, version, &rules.lifecycle, now))
+            .collect();
+        let found: std::collections::HashSet<Uuid> =
+            views.iter().map(|view| view.customer_id).collect();
+        let missing = ids.into_iter().filter(|id| !found.contains(id)).collect();
+        Ok((program, views, missing))
+    }
+}
+
+/// Computes the population's cut points now and stores them as the next version.
+pub(crate) async fn refresh_cut_points(
+    store: &dyn ScoringStore,
+    program: &Program,
+    rules: &PolicyRules,
+    now: DateTime<Utc>,
+) -> Result<(i64, super::scores::CutPoints), ScoringError> {
+    let (from, to) = super::scores::rfm_months(rules.window, now, rules.time_zone);
+    let (cuts, population) = store.compute_cut_points(program.id, from, to, now).await?;
+    let version = store
+        .store_cut_points(program.id, &cuts, population, now)
+        .await?;
+    Ok((version, cuts))
 }
 
 /// The answer to "why does this customer hold this tier?".

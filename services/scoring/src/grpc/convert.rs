@@ -313,7 +313,7 @@ pub(crate) fn run_to_proto(run: EvaluationRun) -> pb::EvaluationRun {
         upgrades: count("upgrades"),
         downgrades: count("downgrades"),
         error_message: run.error.unwrap_or_default(),
-        cut_points_version: 0,
+        cut_points_version: count("cut_points_version"),
     }
 }
 
@@ -522,5 +522,66 @@ pub(crate) fn tier_change_to_proto(
             reason: reason_to_proto(record.reason).into(),
             history_record_id: record.id.to_string(),
         })),
+    }
+}
+
+fn segment_to_proto(segment: crate::domain::scores::Segment) -> pb::RfmSegment {
+    use crate::domain::scores::Segment;
+    match segment {
+        Segment::Champions => pb::RfmSegment::Champions,
+        Segment::Loyal => pb::RfmSegment::Loyal,
+        Segment::PotentialLoyalist => pb::RfmSegment::PotentialLoyalist,
+        Segment::New => pb::RfmSegment::New,
+        Segment::Promising => pb::RfmSegment::Promising,
+        Segment::NeedAttention => pb::RfmSegment::NeedAttention,
+        Segment::AboutToSleep => pb::RfmSegment::AboutToSleep,
+        Segment::AtRisk => pb::RfmSegment::AtRisk,
+        Segment::CannotLose => pb::RfmSegment::CannotLose,
+        Segment::Hibernating => pb::RfmSegment::Hibernating,
+        Segment::Lost => pb::RfmSegment::Lost,
+    }
+}
+
+fn lifecycle_to_proto(lifecycle: crate::domain::scores::Lifecycle) -> pb::LifecycleState {
+    use crate::domain::scores::Lifecycle;
+    match lifecycle {
+        Lifecycle::New => pb::LifecycleState::New,
+        Lifecycle::Active => pb::LifecycleState::Active,
+        Lifecycle::AtRisk => pb::LifecycleState::AtRisk,
+        Lifecycle::Dormant => pb::LifecycleState::Dormant,
+    }
+}
+
+pub(crate) fn scores_to_proto(
+    program: &Program,
+    view: crate::domain::scores::ScoreView,
+) -> pb::CustomerScores {
+    let bought = view.values.recency_days.is_some();
+    let money = |amount_minor: i64| common::Money {
+        amount_minor,
+        currency: program.currency.clone(),
+    };
+    pb::CustomerScores {
+        customer_id: view.customer_id.to_string(),
+        program_id: program.id.to_string(),
+        recency_days: view
+            .values
+            .recency_days
+            .map(|days| i32::try_from(days).unwrap_or(i32::MAX)),
+        frequency: view.values.frequency,
+        monetary: Some(money(view.values.monetary)),
+        r_score: bought.then_some(i32::from(view.scores.0)),
+        f_score: bought.then_some(i32::from(view.scores.1)),
+        m_score: bought.then_some(i32::from(view.scores.2)),
+        segment: view.segment.map(|segment| segment_to_proto(segment).into()),
+        lifecycle: lifecycle_to_proto(view.lifecycle).into(),
+        historic_value: Some(money(view.historic_value)),
+        // The probabilistic value model (BG/NBD with Gamma-Gamma) is not built yet.
+        predicted_value: None,
+        predicted_purchases: None,
+        probability_alive: None,
+        prediction_horizon_months: 0,
+        cut_points_version: view.cut_points_version,
+        computed_at: Some(timestamp(view.computed_at)),
     }
 }

@@ -2,8 +2,8 @@
 //! here.
 //!
 //! Built: programs, policy versions, evaluation runs (manual and after activation), tier lookups,
-//! history, explanations, overrides and the tier-change feed. Not built yet (they answer
-//! UNIMPLEMENTED, saying so): scores, audiences and simulation — the next steps of the scoring
+//! history, explanations, overrides, RFM scores and the tier-change feed. Not built yet (they
+//! answer UNIMPLEMENTED, saying so): audiences and simulation — the next steps of the scoring
 //! issue.
 
 mod convert;
@@ -371,11 +371,23 @@ impl ScoringService for ScoringApi {
         }))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn get_scores(
         &self,
-        _request: Request<pb::GetScoresRequest>,
+        request: Request<pb::GetScoresRequest>,
     ) -> Result<Response<pb::GetScoresResponse>, Status> {
-        Err(not_built("GetScores"))
+        let request = request.into_inner();
+        let (program, views, missing) = self
+            .scoring
+            .scores(&request.program_id, &request.customer_ids)
+            .await?;
+        Ok(Response::new(pb::GetScoresResponse {
+            scores: views
+                .into_iter()
+                .map(|view| convert::scores_to_proto(&program, view))
+                .collect(),
+            not_found_customer_ids: missing.into_iter().map(|id| id.to_string()).collect(),
+        }))
     }
 
     type QueryAudienceStream = ResponseStream<pb::QueryAudienceResponse>;

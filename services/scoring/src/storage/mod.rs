@@ -32,6 +32,19 @@ pub struct CustomerRecord {
     pub buckets: Vec<Bucket>,
 }
 
+/// What scoring one customer needs.
+#[derive(Debug, Clone)]
+pub struct RfmInput {
+    /// The customer.
+    pub customer_id: Uuid,
+    /// When they joined.
+    pub joined_at: DateTime<Utc>,
+    /// R, F and M.
+    pub values: crate::domain::scores::RfmValues,
+    /// Lifetime net spend in the program.
+    pub historic_value: i64,
+}
+
 /// A new draft policy.
 #[derive(Debug, Clone)]
 pub struct NewPolicy {
@@ -185,6 +198,37 @@ pub trait ScoringStore: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<tierline_runtime::xid_feed::FeedPage<HistoryRecord>, ScoringError>;
     /// Ticks whenever tier changes may have committed.
     fn tier_feed_signal(&self) -> tokio::sync::watch::Receiver<u64>;
+    /// The population's RFM quintile boundaries over the months [`from`, `to`] at `as_of`, and
+    /// how many buyers they cover.
+    async fn compute_cut_points(
+        &self,
+        program_id: Uuid,
+        from: Option<chrono::NaiveDate>,
+        to: chrono::NaiveDate,
+        as_of: DateTime<Utc>,
+    ) -> Result<(crate::domain::scores::CutPoints, i64), ScoringError>;
+    /// Stores cut points as the program's next version; returns it.
+    async fn store_cut_points(
+        &self,
+        program_id: Uuid,
+        cuts: &crate::domain::scores::CutPoints,
+        population: i64,
+        now: DateTime<Utc>,
+    ) -> Result<i64, ScoringError>;
+    /// The latest cut points of a program and their version.
+    async fn cut_points(
+        &self,
+        program_id: Uuid,
+    ) -> Result<Option<(i64, crate::domain::scores::CutPoints)>, ScoringError>;
+    /// RFM inputs of the members among `customer_ids`.
+    async fn rfm_inputs(
+        &self,
+        program_id: Uuid,
+        customer_ids: &[Uuid],
+        from: Option<chrono::NaiveDate>,
+        to: chrono::NaiveDate,
+        as_of: DateTime<Utc>,
+    ) -> Result<Vec<RfmInput>, ScoringError>;
     /// Customers with a tier state in a program, in id order after `after`.
     async fn customers_with_state(
         &self,

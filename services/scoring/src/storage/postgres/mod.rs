@@ -6,6 +6,7 @@ mod evaluation;
 mod lookups;
 mod programs;
 mod rows;
+mod scores;
 mod tier_feed;
 mod tx;
 
@@ -206,6 +207,46 @@ impl ScoringStore for PgScoringStore {
 
     fn tier_feed_signal(&self) -> tokio::sync::watch::Receiver<u64> {
         self.tier_feed_signal.clone()
+    }
+
+    async fn compute_cut_points(
+        &self,
+        program_id: Uuid,
+        from: Option<chrono::NaiveDate>,
+        to: chrono::NaiveDate,
+        as_of: DateTime<Utc>,
+    ) -> Result<(crate::domain::scores::CutPoints, i64), ScoringError> {
+        self.select_quintiles(program_id, from, to, as_of).await
+    }
+
+    async fn store_cut_points(
+        &self,
+        program_id: Uuid,
+        cuts: &crate::domain::scores::CutPoints,
+        population: i64,
+        now: DateTime<Utc>,
+    ) -> Result<i64, ScoringError> {
+        self.insert_cut_points(program_id, cuts, population, now)
+            .await
+    }
+
+    async fn cut_points(
+        &self,
+        program_id: Uuid,
+    ) -> Result<Option<(i64, crate::domain::scores::CutPoints)>, ScoringError> {
+        self.select_cut_points(program_id).await
+    }
+
+    async fn rfm_inputs(
+        &self,
+        program_id: Uuid,
+        customer_ids: &[Uuid],
+        from: Option<chrono::NaiveDate>,
+        to: chrono::NaiveDate,
+        as_of: DateTime<Utc>,
+    ) -> Result<Vec<crate::storage::RfmInput>, ScoringError> {
+        self.select_rfm_inputs(program_id, customer_ids, from, to, as_of)
+            .await
     }
 
     async fn customers_with_state(

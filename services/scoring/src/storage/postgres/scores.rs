@@ -1,0 +1,143 @@
+//! RFM inputs and cut points in Postgres. Quintiles of the whole population are computed by
+//! Postgres (`percentile_disc`), so a million customers never travel to the service.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use super::PgScoringStore;
+use crate::{
+    ScoringError,
+    domain::scores::{CutPoints, RfmValues},
+    storage::RfmInput,
+};
+
+fn boundaries(values: Option<Vec<i64>>) -> [i64; 4] {
+    let values = values.unwrap_or_default();
+    [0, 1, 2, 3].map(|i| values.get(i).copied().unwrap_or(0))
+}
+
+impl PgScoringStore {
+    #[tracing::instrument(skip(self))]
+    pub(super) async fn select_quintiles(
+        &self,
+        program_id: Uuid,
+        from: Option<NaiveDate>,
+        to: NaiveDate,
+        as_of: DateTime<Utc>,
+    ) -> Result<(CutPoints, i64), ScoringError> {
+        let row: (Option<Vec<i64>>, Option<Vec<i64>>, Option<Vec<i64>>, i64) = sqlx::query_as(
+            "WITH recency AS (
+                 SELECT customer_id, floor(extract(epoch FROM $4 - max(occurred_at)) / 86400)::bigint AS days
+                 FROM counted_purchases WHERE program_id = $1 AND refunded_minor < amount_minor GROUP BY customer_id),
+             window_totals AS (
+                 SELECT customer_id, sum(purchases)::bigint AS frequency, sum(net_spend_minor)::bigint AS monetary
+                 FROM buckets WHERE program_id = $1 AND month >= COALESCE($2, '-infinity'::date) AND month <= $3
+                 GROUP BY customer_id)
+             SELECT percentile_disc(ARRAY[0.2, 0.4, 0.6, 0.8]) WITHIN GROUP (ORDER BY r.days),
+                    percentile_disc(ARRAY[0.2, 0.4, 0.6, 0.8]) WITHIN GROUP (ORDER BY COALESCE(w.frequency, 0)),
+                    percentile_disc(ARRAY[0.2, 0.4, 0.6, 0.8]) WITHIN GROUP (ORDER BY COALESCE(w.monetary, 0)),
+                    count(*)
+             FROM recency r LEFT JOIN window_totals w USING (customer_id)",
+        )
+        .bind(program_id)
+        .bind(from)
+        .bind(to)
+        .bind(as_of)
+        .fetch_one(&self.pool)
+        .await?;
+        let cuts = CutPoints {
+            recency: boundaries(row.0),
+            frequency: boundaries(row.1),
+            monetary: boundaries(row.2),
+        };
+        Ok((cuts, row.3))
+    }
+
+    #[tracing::instrument(skip(self, cuts))]
+    pub(super) async fn insert_cut_points(
+        &self,
+        program_id: Uuid,
+        cuts: &CutPoints,
+        population: i64,
+        now: DateTime<Utc>,
+    ) -> Result<i64, ScoringError> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO rfm_cut_points (program_id, version, cut_points, population, computed_at)
+             SELECT $1, COALESCE(MAX(version), 0) + 1, $2, $3, $4 FROM rfm_cut_points WHERE program_id = $1
+             RETURNING version",
+        )
+        .bind(program_id)
+        .bind(Json(cuts))
+        .bind(population)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    #[tracing::instrument(skip(self))]
+    pub(super) async fn select_cut_points(
+        &self,
+        program_id: Uuid,
+    ) -> Result<Option<(i64, CutPoints)>, ScoringError> {
+        let row: Option<(i64, Json<CutPoints>)> = sqlx::query_as(
+            "SELECT version, cut_points FROM rfm_cut_points WHERE program_id = $1 ORDER BY version DESC LIMIT 1",
+        )
+        .bind(program_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(version, cuts)| (version, cuts.0)))
+    }
+
+    #[tracing::instrument(skip_all, fields(customers = customer_ids.len()))]
+    pub(super) async fn select_rfm_inputs(
+        &self,
+        program_id: Uuid,
+        customer_ids: &[Uuid],
+        from: Option<NaiveDate>,
+        to: NaiveDate,
+        as_of: DateTime<Utc>,
+    ) -> Result<Vec<RfmInput>, ScoringError> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            customer_id: Uuid,
+            joined_at: DateTime<Utc>,
+            recency_days: Option<i64>,
+            frequency: i64,
+            monetary: i64,
+            lifetime: i64,
+        }
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT m.customer_id, m.joined_at,
+                    (SELECT floor(extract(epoch FROM $5 - max(c.occurred_at)) / 86400)::bigint FROM counted_purchases c
+                     WHERE c.program_id = $1 AND c.customer_id = m.customer_id AND c.refunded_minor < c.amount_minor) AS recency_days,
+                    COALESCE((SELECT sum(b.purchases) FROM buckets b WHERE b.program_id = $1 AND b.customer_id = m.customer_id
+                              AND b.month >= COALESCE($3, '-infinity'::date) AND b.month <= $4), 0)::bigint AS frequency,
+                    COALESCE((SELECT sum(b.net_spend_minor) FROM buckets b WHERE b.program_id = $1 AND b.customer_id = m.customer_id
+                              AND b.month >= COALESCE($3, '-infinity'::date) AND b.month <= $4), 0)::bigint AS monetary,
+                    COALESCE((SELECT sum(b.net_spend_minor) FROM buckets b
+                              WHERE b.program_id = $1 AND b.customer_id = m.customer_id), 0)::bigint AS lifetime
+             FROM members m WHERE m.customer_id = ANY($2)",
+        )
+        .bind(program_id)
+        .bind(customer_ids)
+        .bind(from)
+        .bind(to)
+        .bind(as_of)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| RfmInput {
+                customer_id: row.customer_id,
+                joined_at: row.joined_at,
+                values: RfmValues {
+                    recency_days: row.recency_days,
+                    frequency: row.frequency,
+                    monetary: row.monetary,
+                },
+                historic_value: row.lifetime,
+            })
+            .collect())
+    }
+}
