@@ -1189,3 +1189,159 @@ async fn scores_rank_customers_against_the_population_with_lifecycle_states() {
         Some(750_000)
     );
 }
+
+async fn audience(
+    services: &mut Services,
+    rule: scoring::AudienceRule,
+    limit: Option<i64>,
+) -> Vec<scoring::AudienceMember> {
+    let mut stream = services
+        .scoring
+        .query_audience(authorized(
+            scoring::QueryAudienceRequest {
+                rule: Some(rule),
+                after_customer_id: String::new(),
+                limit,
+            },
+            &[TIERS_READ],
+        ))
+        .await
+        .expect("audience")
+        .into_inner();
+    let mut members = Vec::new();
+    while let Some(chunk) = stream.message().await.expect("chunk") {
+        members.extend(chunk.members);
+    }
+    members
+}
+
+#[tokio::test]
+async fn audiences_select_members_by_tier_lifecycle_and_recency() {
+    let mut services = start().await;
+    let program_id = innisfree_program(&mut services.scoring).await;
+    let long_ago = |name: &str| customer::CreateCustomerRequest {
+        name: name.into(),
+        joined_at: Some(months_ago(24)),
+        ..Default::default()
+    };
+    let mut ids = Vec::new();
+    for request in [long_ago("Vip"), long_ago("Faded"), long_ago("Never")] {
+        ids.push(
+            services
+                .customer
+                .create_customer(authorized(request, &[CUSTOMERS_WRITE]))
+                .await
+                .expect("customer")
+                .into_inner()
+                .id,
+        );
+    }
+    let (vip, faded, never) = (ids[0].clone(), ids[1].clone(), ids[2].clone());
+    purchase(
+        &mut services.customer,
+        "a-vip",
+        &vip,
+        400_000,
+        months_ago(0),
+    )
+    .await;
+    purchase(
+        &mut services.customer,
+        "a-faded",
+        &faded,
+        20_000,
+        Timestamp {
+            seconds: months_ago(0).seconds - 200 * 86_400,
+            nanos: 0,
+        },
+    )
+    .await;
+    tier_when(&mut services.scoring, &program_id, &vip, |t| {
+        code(t) == "VIP"
+    })
+    .await;
+    tier_when(&mut services.scoring, &program_id, &faded, |t| {
+        t.metrics.as_ref().is_some_and(|m| m.purchase_count == 1)
+    })
+    .await;
+
+    let rule = |f: &dyn Fn(&mut scoring::AudienceRule)| {
+        let mut rule = scoring::AudienceRule {
+            program_id: program_id.clone(),
+            ..Default::default()
+        };
+        f(&mut rule);
+        rule
+    };
+    let ids_of = |members: Vec<scoring::AudienceMember>| {
+        let mut ids: Vec<String> = members.into_iter().map(|m| m.customer_id).collect();
+        ids.sort();
+        ids
+    };
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+
+    let vips = audience(
+        &mut services,
+        rule(&|r| r.tier_codes = vec!["VIP".into()]),
+        None,
+    )
+    .await;
+    assert_eq!(
+        vips.iter()
+            .map(|m| (m.customer_id.clone(), m.tier_code.clone()))
+            .collect::<Vec<_>>(),
+        [(vip.clone(), "VIP".to_owned())]
+    );
+    let lapsing = audience(
+        &mut services,
+        rule(&|r| {
+            r.lifecycle_states = vec![
+                scoring::LifecycleState::AtRisk.into(),
+                scoring::LifecycleState::Dormant.into(),
+            ]
+        }),
+        None,
+    )
+    .await;
+    assert_eq!(ids_of(lapsing), sorted(vec![faded.clone(), never.clone()]));
+    let quiet = audience(
+        &mut services,
+        rule(&|r| {
+            r.days_since_last_purchase = Some(scoring::Int64Range {
+                min: Some(90),
+                max: None,
+            })
+        }),
+        None,
+    )
+    .await;
+    assert_eq!(
+        ids_of(quiet),
+        [faded.clone()],
+        "customers without a purchase never match a recency range"
+    );
+    let everyone = audience(&mut services, rule(&|_| {}), None).await;
+    assert_eq!(everyone.len(), 3);
+    assert_eq!(
+        audience(&mut services, rule(&|_| {}), Some(2)).await.len(),
+        2,
+        "the limit stops the stream"
+    );
+
+    let bad = services
+        .scoring
+        .query_audience(authorized(
+            scoring::QueryAudienceRequest {
+                rule: Some(rule(&|r| r.tier_codes = vec!["GOLD".into()])),
+                after_customer_id: String::new(),
+                limit: None,
+            },
+            &[TIERS_READ],
+        ))
+        .await
+        .expect_err("unknown tier");
+    assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+}

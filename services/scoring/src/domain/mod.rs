@@ -11,6 +11,7 @@
 //! - [`service`]: the operations the API offers.
 
 pub mod accrual;
+pub mod audience;
 pub mod consumer;
 pub mod decision;
 pub mod evaluation;

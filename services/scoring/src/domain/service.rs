@@ -732,6 +732,44 @@ impl Scoring {
         let missing = ids.into_iter().filter(|id| !found.contains(id)).collect();
         Ok((program, views, missing))
     }
+
+    /// Streams the members of a program matching `rule` (ascending customer id), after
+    /// `after_customer_id`, at most `limit`.
+    #[tracing::instrument(skip(self, rule))]
+    pub async fn query_audience(
+        &self,
+        program_id: &str,
+        rule: super::audience::AudienceRuleInput,
+        after_customer_id: &str,
+        limit: Option<i64>,
+    ) -> Result<(Program, super::audience::AudienceStream), ScoringError> {
+        let (program, _, rules) = self.program_in_force(program_id).await?;
+        let rule = rule.validate(&program)?;
+        let after = if after_customer_id.is_empty() {
+            None
+        } else {
+            Some(parse_id("after_customer_id", after_customer_id)?)
+        };
+        let limit = match limit {
+            None => None,
+            Some(n) if n >= 1 => Some(n.unsigned_abs()),
+            Some(_) => return Err(ScoringError::invalid("limit", "must be 1 or more")),
+        };
+        let (_, cuts) = match self.store.cut_points(program.id).await? {
+            Some(latest) => latest,
+            None => refresh_cut_points(self.store.as_ref(), &program, &rules, now()).await?,
+        };
+        let stream = super::audience::query(
+            self.store.clone(),
+            program.clone(),
+            rules,
+            cuts,
+            rule,
+            after,
+            limit,
+        );
+        Ok((program, stream))
+    }
 }
 
 /// Computes the population's cut points now and stores them as the next version.

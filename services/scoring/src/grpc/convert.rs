@@ -585,3 +585,85 @@ pub(crate) fn scores_to_proto(
         computed_at: Some(timestamp(view.computed_at)),
     }
 }
+
+fn range(min: Option<i64>, max: Option<i64>) -> crate::domain::audience::Range {
+    crate::domain::audience::Range { min, max }
+}
+
+fn score_range(value: Option<pb::ScoreRange>) -> crate::domain::audience::Range {
+    value.map_or_else(Default::default, |r| {
+        range(r.min.map(i64::from), r.max.map(i64::from))
+    })
+}
+
+fn segment_from_proto(value: i32) -> Option<crate::domain::scores::Segment> {
+    use crate::domain::scores::Segment;
+    Some(match pb::RfmSegment::try_from(value).ok()? {
+        pb::RfmSegment::Champions => Segment::Champions,
+        pb::RfmSegment::Loyal => Segment::Loyal,
+        pb::RfmSegment::PotentialLoyalist => Segment::PotentialLoyalist,
+        pb::RfmSegment::New => Segment::New,
+        pb::RfmSegment::Promising => Segment::Promising,
+        pb::RfmSegment::NeedAttention => Segment::NeedAttention,
+        pb::RfmSegment::AboutToSleep => Segment::AboutToSleep,
+        pb::RfmSegment::AtRisk => Segment::AtRisk,
+        pb::RfmSegment::CannotLose => Segment::CannotLose,
+        pb::RfmSegment::Hibernating => Segment::Hibernating,
+        pb::RfmSegment::Lost => Segment::Lost,
+        pb::RfmSegment::Unspecified => return None,
+    })
+}
+
+fn lifecycle_from_proto(value: i32) -> Option<crate::domain::scores::Lifecycle> {
+    use crate::domain::scores::Lifecycle;
+    Some(match pb::LifecycleState::try_from(value).ok()? {
+        pb::LifecycleState::New => Lifecycle::New,
+        pb::LifecycleState::Active => Lifecycle::Active,
+        pb::LifecycleState::AtRisk => Lifecycle::AtRisk,
+        pb::LifecycleState::Dormant => Lifecycle::Dormant,
+        pb::LifecycleState::Unspecified => return None,
+    })
+}
+
+pub(crate) fn audience_rule(rule: pb::AudienceRule) -> crate::domain::audience::AudienceRuleInput {
+    let net_spend = rule
+        .net_spend_minor
+        .map_or_else(Default::default, |r| range(r.min, r.max));
+    let days = rule
+        .days_since_last_purchase
+        .map_or_else(Default::default, |r| range(r.min, r.max));
+    crate::domain::audience::AudienceRuleInput {
+        tier_codes: rule.tier_codes,
+        segments: rule.segments.into_iter().map(segment_from_proto).collect(),
+        lifecycles: rule
+            .lifecycle_states
+            .into_iter()
+            .map(lifecycle_from_proto)
+            .collect(),
+        scores: [
+            score_range(rule.r_score),
+            score_range(rule.f_score),
+            score_range(rule.m_score),
+        ],
+        net_spend,
+        days_since_last_purchase: days,
+    }
+}
+
+pub(crate) fn audience_member_to_proto(
+    program: &Program,
+    member: crate::domain::audience::AudienceMember,
+) -> pb::AudienceMember {
+    pb::AudienceMember {
+        customer_id: member.customer_id.to_string(),
+        tier_code: program
+            .tier(member.rank)
+            .map(|t| t.code.clone())
+            .unwrap_or_default(),
+        tier_rank: i32::try_from(member.rank).unwrap_or(0),
+        segment: member
+            .segment
+            .map(|segment| segment_to_proto(segment).into()),
+        lifecycle: lifecycle_to_proto(member.lifecycle).into(),
+    }
+}

@@ -2,8 +2,8 @@
 //! here.
 //!
 //! Built: programs, policy versions, evaluation runs (manual and after activation), tier lookups,
-//! history, explanations, overrides, RFM scores and the tier-change feed. Not built yet (they
-//! answer UNIMPLEMENTED, saying so): audiences and simulation — the next steps of the scoring
+//! history, explanations, overrides, RFM scores, audiences and the tier-change feed. Not built
+//! yet (it answers UNIMPLEMENTED, saying so): policy simulation — the next step of the scoring
 //! issue.
 
 mod convert;
@@ -392,11 +392,34 @@ impl ScoringService for ScoringApi {
 
     type QueryAudienceStream = ResponseStream<pb::QueryAudienceResponse>;
 
+    #[tracing::instrument(skip_all)]
     async fn query_audience(
         &self,
-        _request: Request<pb::QueryAudienceRequest>,
+        request: Request<pb::QueryAudienceRequest>,
     ) -> Result<Response<Self::QueryAudienceStream>, Status> {
-        Err(not_built("QueryAudience"))
+        let request = request.into_inner();
+        let rule = request.rule.unwrap_or_default();
+        let program_id = rule.program_id.clone();
+        let (program, members) = self
+            .scoring
+            .query_audience(
+                &program_id,
+                convert::audience_rule(rule),
+                &request.after_customer_id,
+                request.limit,
+            )
+            .await?;
+        let stream = members.map(move |chunk| {
+            chunk
+                .map(|members| pb::QueryAudienceResponse {
+                    members: members
+                        .into_iter()
+                        .map(|member| convert::audience_member_to_proto(&program, member))
+                        .collect(),
+                })
+                .map_err(Status::from)
+        });
+        Ok(Response::new(Box::pin(stream)))
     }
 
     async fn simulate_policy(

@@ -229,6 +229,17 @@ pub trait ScoringStore: Send + Sync + std::fmt::Debug + 'static {
         to: chrono::NaiveDate,
         as_of: DateTime<Utc>,
     ) -> Result<Vec<RfmInput>, ScoringError>;
+    /// A page of non-erased members after `after` (id order) with their RFM inputs (historic
+    /// value left 0) and the rank of the tier shown at `as_of`.
+    async fn audience_page(
+        &self,
+        program_id: Uuid,
+        after: Option<Uuid>,
+        limit: u32,
+        from: Option<chrono::NaiveDate>,
+        to: chrono::NaiveDate,
+        as_of: DateTime<Utc>,
+    ) -> Result<Vec<(RfmInput, u32)>, ScoringError>;
     /// Customers with a tier state in a program, in id order after `after`.
     async fn customers_with_state(
         &self,

@@ -249,6 +249,19 @@ impl ScoringStore for PgScoringStore {
             .await
     }
 
+    async fn audience_page(
+        &self,
+        program_id: Uuid,
+        after: Option<Uuid>,
+        limit: u32,
+        from: Option<chrono::NaiveDate>,
+        to: chrono::NaiveDate,
+        as_of: DateTime<Utc>,
+    ) -> Result<Vec<(crate::storage::RfmInput, u32)>, ScoringError> {
+        self.select_audience_page(program_id, after, limit, from, to, as_of)
+            .await
+    }
+
     async fn customers_with_state(
         &self,
         program_id: Uuid,

@@ -141,3 +141,69 @@ impl PgScoringStore {
             .collect())
     }
 }
+
+impl PgScoringStore {
+    /// One page of non-erased members after `after`, with their tier shown and RFM inputs.
+    #[tracing::instrument(skip(self))]
+    pub(super) async fn select_audience_page(
+        &self,
+        program_id: Uuid,
+        after: Option<Uuid>,
+        limit: u32,
+        from: Option<NaiveDate>,
+        to: NaiveDate,
+        as_of: DateTime<Utc>,
+    ) -> Result<Vec<(RfmInput, u32)>, ScoringError> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            customer_id: Uuid,
+            joined_at: DateTime<Utc>,
+            shown_rank: i32,
+            recency_days: Option<i64>,
+            frequency: i64,
+            monetary: i64,
+        }
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT m.customer_id, m.joined_at,
+                    COALESCE(CASE WHEN s.override_until > $6 THEN s.override_rank ELSE s.earned_rank END, 0) AS shown_rank,
+                    r.days AS recency_days, COALESCE(w.frequency, 0)::bigint AS frequency, COALESCE(w.monetary, 0)::bigint AS monetary
+             FROM members m
+             LEFT JOIN tier_states s ON s.program_id = $1 AND s.customer_id = m.customer_id
+             LEFT JOIN LATERAL (
+                 SELECT floor(extract(epoch FROM $6 - max(c.occurred_at)) / 86400)::bigint AS days FROM counted_purchases c
+                 WHERE c.program_id = $1 AND c.customer_id = m.customer_id AND c.refunded_minor < c.amount_minor) r ON true
+             LEFT JOIN LATERAL (
+                 SELECT sum(b.purchases) AS frequency, sum(b.net_spend_minor) AS monetary FROM buckets b
+                 WHERE b.program_id = $1 AND b.customer_id = m.customer_id
+                   AND b.month >= COALESCE($4, '-infinity'::date) AND b.month <= $5) w ON true
+             WHERE NOT m.erased AND m.customer_id > COALESCE($2, '00000000-0000-0000-0000-000000000000'::uuid)
+             ORDER BY m.customer_id LIMIT $3",
+        )
+        .bind(program_id)
+        .bind(after)
+        .bind(i64::from(limit))
+        .bind(from)
+        .bind(to)
+        .bind(as_of)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                (
+                    RfmInput {
+                        customer_id: row.customer_id,
+                        joined_at: row.joined_at,
+                        values: RfmValues {
+                            recency_days: row.recency_days,
+                            frequency: row.frequency,
+                            monetary: row.monetary,
+                        },
+                        historic_value: 0,
+                    },
+                    u32::try_from(row.shown_rank).unwrap_or(0),
+                )
+            })
+            .collect())
+    }
+}
