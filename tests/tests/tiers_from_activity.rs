@@ -1345,3 +1345,92 @@ async fn audiences_select_members_by_tier_lifecycle_and_recency() {
         .expect_err("unknown tier");
     assert_eq!(bad.code(), tonic::Code::InvalidArgument);
 }
+
+#[tokio::test]
+async fn simulating_a_draft_shows_the_migration_and_changes_nothing() {
+    let mut services = start().await;
+    let program_id = innisfree_program(&mut services.scoring).await;
+    let green = new_customer(&mut services, "Green").await;
+    let vip = new_customer(&mut services, "Vip").await;
+    new_customer(&mut services, "Welcome").await;
+    purchase(
+        &mut services.customer,
+        "sim-g",
+        &green,
+        120_000,
+        months_ago(0),
+    )
+    .await;
+    purchase(
+        &mut services.customer,
+        "sim-v",
+        &vip,
+        350_000,
+        months_ago(0),
+    )
+    .await;
+    tier_when(&mut services.scoring, &program_id, &green, |t| {
+        code(t) == "GREEN"
+    })
+    .await;
+    tier_when(&mut services.scoring, &program_id, &vip, |t| {
+        code(t) == "VIP"
+    })
+    .await;
+
+    // A stricter draft: GREEN needs 200,000.
+    let mut stricter = rules();
+    stricter.tiers[1].requirements[0].threshold = 200_000;
+    let simulation = services
+        .scoring
+        .simulate_policy(authorized(
+            scoring::SimulatePolicyRequest {
+                program_id: program_id.clone(),
+                policy: Some(scoring::simulate_policy_request::Policy::Rules(stricter)),
+            },
+            &[PROGRAMS_ADMIN],
+        ))
+        .await
+        .expect("simulate")
+        .into_inner();
+    assert_eq!(
+        (
+            simulation.members,
+            simulation.upgrades,
+            simulation.downgrades
+        ),
+        (3, 0, 1)
+    );
+    let matrix: Vec<(String, String, i64)> = simulation
+        .migrations
+        .iter()
+        .map(|m| {
+            (
+                m.from_tier_code.clone(),
+                m.to_tier_code.clone(),
+                m.customers,
+            )
+        })
+        .collect();
+    assert_eq!(
+        matrix,
+        [
+            ("WELCOME".into(), "WELCOME".into(), 1),
+            ("GREEN".into(), "WELCOME".into(), 1),
+            ("VIP".into(), "VIP".into(), 1)
+        ]
+    );
+    let vip_tier = simulation
+        .tiers
+        .iter()
+        .find(|t| t.tier.as_ref().is_some_and(|r| r.code == "VIP"))
+        .expect("VIP row");
+    // 350,000 of 470,000: 7,446 basis points.
+    assert_eq!(
+        (vip_tier.current_customers, vip_tier.current_spend_share_bps),
+        (1, 7_446)
+    );
+    assert_eq!(simulation.active_policy_version, 1);
+    let unchanged = tier_when(&mut services.scoring, &program_id, &green, |_| true).await;
+    assert_eq!(code(&unchanged), "GREEN", "a simulation changes nothing");
+}

@@ -770,6 +770,82 @@ impl Scoring {
         );
         Ok((program, stream))
     }
+
+    /// Simulates a policy (a stored version or unsaved rules) over the current population without
+    /// changing anything: for every member, the tier shown now against the tier the simulated
+    /// rules' qualification gives on the current data.
+    #[tracing::instrument(skip(self, source))]
+    pub async fn simulate(
+        &self,
+        program_id: &str,
+        source: SimulationSource,
+    ) -> Result<Simulation, ScoringError> {
+        let program = self
+            .load_program(parse_id("program_id", program_id)?)
+            .await?;
+        let document = match source {
+            SimulationSource::Version(id) => {
+                let version = self
+                    .load_policy(parse_id("policy_version_id", &id)?)
+                    .await?;
+                if version.program_id != program.id {
+                    return Err(ScoringError::invalid(
+                        "policy_version_id",
+                        "belongs to another program",
+                    ));
+                }
+                version.document
+            }
+            SimulationSource::Rules(document) => document,
+            SimulationSource::Missing => {
+                return Err(ScoringError::invalid(
+                    "policy",
+                    "give policy_version_id or rules",
+                ));
+            }
+        };
+        let simulated = document.validate(&program)?;
+        let active = self.store.active_policy(program.id).await?;
+        let current = match &active {
+            Some(version) => Some(version.document.clone().validate(&program)?),
+            None => None,
+        };
+        let as_of = now();
+        let cells = self
+            .store
+            .simulate(program.id, current.as_ref(), &simulated, as_of)
+            .await?;
+        Ok(Simulation {
+            program,
+            active_version: active.map(|v| v.version),
+            cells,
+            as_of,
+        })
+    }
+}
+
+/// What to simulate.
+#[derive(Debug, Clone)]
+pub enum SimulationSource {
+    /// A stored version.
+    Version(String),
+    /// Unsaved rules.
+    Rules(PolicyInput),
+    /// Neither was given.
+    Missing,
+}
+
+/// The result of a simulation.
+#[derive(Debug, Clone)]
+pub struct Simulation {
+    /// The program.
+    pub program: Program,
+    /// The version in force compared against.
+    pub active_version: Option<i32>,
+    /// (current, simulated) cells.
+    pub cells: Vec<crate::storage::SimulationCell>,
+    /// Data as of.
+    pub as_of: DateTime<Utc>,
 }
 
 /// Computes the population's cut points now and stores them as the next version.

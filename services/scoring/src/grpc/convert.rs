@@ -667,3 +667,73 @@ pub(crate) fn audience_member_to_proto(
         lifecycle: lifecycle_to_proto(member.lifecycle).into(),
     }
 }
+
+fn share_bps(part: i64, total: i64) -> i32 {
+    if total <= 0 {
+        return 0;
+    }
+    i32::try_from(i128::from(part.max(0)) * 10_000 / i128::from(total)).unwrap_or(10_000)
+}
+
+pub(crate) fn simulation_to_proto(
+    simulation: crate::domain::service::Simulation,
+) -> pb::SimulatePolicyResponse {
+    let program = &simulation.program;
+    let cells = &simulation.cells;
+    let total_current: i64 = cells.iter().map(|c| c.current_spend).sum();
+    let total_simulated: i64 = cells.iter().map(|c| c.simulated_spend).sum();
+    let tiers = program
+        .tiers
+        .iter()
+        .map(|tier| {
+            let current: Vec<_> = cells
+                .iter()
+                .filter(|c| c.current_rank == tier.rank)
+                .collect();
+            let simulated: Vec<_> = cells
+                .iter()
+                .filter(|c| c.simulated_rank == tier.rank)
+                .collect();
+            pb::TierSimulation {
+                tier: Some(tier_ref(program, tier.rank)),
+                current_customers: current.iter().map(|c| c.customers).sum(),
+                simulated_customers: simulated.iter().map(|c| c.customers).sum(),
+                current_spend_share_bps: share_bps(
+                    current.iter().map(|c| c.current_spend).sum(),
+                    total_current,
+                ),
+                simulated_spend_share_bps: share_bps(
+                    simulated.iter().map(|c| c.simulated_spend).sum(),
+                    total_simulated,
+                ),
+            }
+        })
+        .collect();
+    let mut migrations: Vec<&crate::storage::SimulationCell> =
+        cells.iter().filter(|c| c.customers > 0).collect();
+    migrations.sort_by_key(|c| (c.current_rank, c.simulated_rank));
+    pb::SimulatePolicyResponse {
+        members: cells.iter().map(|c| c.customers).sum(),
+        tiers,
+        migrations: migrations
+            .into_iter()
+            .map(|c| pb::TierMigration {
+                from_tier_code: tier_ref(program, c.current_rank).code,
+                to_tier_code: tier_ref(program, c.simulated_rank).code,
+                customers: c.customers,
+            })
+            .collect(),
+        upgrades: cells
+            .iter()
+            .filter(|c| c.simulated_rank > c.current_rank)
+            .map(|c| c.customers)
+            .sum(),
+        downgrades: cells
+            .iter()
+            .filter(|c| c.simulated_rank < c.current_rank)
+            .map(|c| c.customers)
+            .sum(),
+        as_of: Some(timestamp(simulation.as_of)),
+        active_policy_version: simulation.active_version.unwrap_or(0),
+    }
+}

@@ -1,10 +1,8 @@
 //! The gRPC adapter: converts messages, calls the domain, maps errors. No business rule lives
 //! here.
 //!
-//! Built: programs, policy versions, evaluation runs (manual and after activation), tier lookups,
-//! history, explanations, overrides, RFM scores, audiences and the tier-change feed. Not built
-//! yet (it answers UNIMPLEMENTED, saying so): policy simulation — the next step of the scoring
-//! issue.
+//! Every RPC of the scoring service is built except the status filter of `ListEvaluationRuns`,
+//! which answers UNIMPLEMENTED and says so.
 
 mod convert;
 mod scopes;
@@ -17,7 +15,7 @@ use tonic::{Request, Response, Status};
 
 pub use scopes::SCOPES;
 
-use crate::domain::service::{PolicySelector, Scoring};
+use crate::domain::service::{PolicySelector, Scoring, SimulationSource};
 
 type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
@@ -422,11 +420,23 @@ impl ScoringService for ScoringApi {
         Ok(Response::new(Box::pin(stream)))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn simulate_policy(
         &self,
-        _request: Request<pb::SimulatePolicyRequest>,
+        request: Request<pb::SimulatePolicyRequest>,
     ) -> Result<Response<pb::SimulatePolicyResponse>, Status> {
-        Err(not_built("SimulatePolicy"))
+        let request = request.into_inner();
+        let source = match request.policy {
+            Some(pb::simulate_policy_request::Policy::PolicyVersionId(id)) => {
+                SimulationSource::Version(id)
+            }
+            Some(pb::simulate_policy_request::Policy::Rules(rules)) => {
+                SimulationSource::Rules(convert::policy_input(rules))
+            }
+            None => SimulationSource::Missing,
+        };
+        let simulation = self.scoring.simulate(&request.program_id, source).await?;
+        Ok(Response::new(convert::simulation_to_proto(simulation)))
     }
 
     type WatchTierChangesStream = ResponseStream<pb::TierFeedEvent>;

@@ -45,6 +45,22 @@ pub struct RfmInput {
     pub historic_value: i64,
 }
 
+/// One cell of a simulation: members who hold `current_rank` now and would hold
+/// `simulated_rank`, with their net spend under each window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SimulationCell {
+    /// Tier shown now.
+    pub current_rank: u32,
+    /// Tier under the simulated rules.
+    pub simulated_rank: u32,
+    /// Members.
+    pub customers: i64,
+    /// Their net spend in the current policy's window.
+    pub current_spend: i64,
+    /// Their net spend in the simulated policy's window.
+    pub simulated_spend: i64,
+}
+
 /// A new draft policy.
 #[derive(Debug, Clone)]
 pub struct NewPolicy {
@@ -240,6 +256,14 @@ pub trait ScoringStore: Send + Sync + std::fmt::Debug + 'static {
         to: chrono::NaiveDate,
         as_of: DateTime<Utc>,
     ) -> Result<Vec<(RfmInput, u32)>, ScoringError>;
+    /// Every non-erased member's tier now against the tier `simulated` would give them, grouped.
+    async fn simulate(
+        &self,
+        program_id: Uuid,
+        current: Option<&crate::domain::policy::PolicyRules>,
+        simulated: &crate::domain::policy::PolicyRules,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<SimulationCell>, ScoringError>;
     /// Customers with a tier state in a program, in id order after `after`.
     async fn customers_with_state(
         &self,

@@ -7,6 +7,7 @@ mod lookups;
 mod programs;
 mod rows;
 mod scores;
+mod simulation;
 mod tier_feed;
 mod tx;
 
@@ -259,6 +260,17 @@ impl ScoringStore for PgScoringStore {
         as_of: DateTime<Utc>,
     ) -> Result<Vec<(crate::storage::RfmInput, u32)>, ScoringError> {
         self.select_audience_page(program_id, after, limit, from, to, as_of)
+            .await
+    }
+
+    async fn simulate(
+        &self,
+        program_id: Uuid,
+        current: Option<&crate::domain::policy::PolicyRules>,
+        simulated: &crate::domain::policy::PolicyRules,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<crate::storage::SimulationCell>, ScoringError> {
+        self.simulate_query(program_id, current, simulated, now)
             .await
     }
 
