@@ -295,6 +295,7 @@ impl Scoring {
     pub async fn list_runs(
         &self,
         program_id: &str,
+        status: Option<super::versions::RunStatus>,
         page_size: i32,
         page_token: &str,
     ) -> Result<(Vec<EvaluationRun>, String), ScoringError> {
@@ -318,7 +319,10 @@ impl Scoring {
                 Ok::<_, ScoringError>((started, parse_id("page_token", id)?))
             })
             .transpose()?;
-        let runs = self.store.list_runs(program.id, before, limit).await?;
+        let runs = self
+            .store
+            .list_runs(program.id, status, before, limit)
+            .await?;
         let next = match runs.last() {
             Some(last) if runs.len() == limit as usize => paging::encode(
                 'r',

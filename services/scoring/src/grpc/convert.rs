@@ -737,3 +737,14 @@ pub(crate) fn simulation_to_proto(
         active_policy_version: simulation.active_version.unwrap_or(0),
     }
 }
+
+pub(crate) fn run_status_from_proto(value: i32) -> Option<RunStatus> {
+    match pb::EvaluationRunStatus::try_from(value).ok()? {
+        pb::EvaluationRunStatus::Running | pb::EvaluationRunStatus::Pending => {
+            Some(RunStatus::Running)
+        }
+        pb::EvaluationRunStatus::Succeeded => Some(RunStatus::Succeeded),
+        pb::EvaluationRunStatus::Failed => Some(RunStatus::Failed),
+        pb::EvaluationRunStatus::Unspecified => None,
+    }
+}

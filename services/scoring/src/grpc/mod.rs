@@ -1,8 +1,7 @@
 //! The gRPC adapter: converts messages, calls the domain, maps errors. No business rule lives
 //! here.
 //!
-//! Every RPC of the scoring service is built except the status filter of `ListEvaluationRuns`,
-//! which answers UNIMPLEMENTED and says so.
+//! Every RPC of the scoring service is built.
 
 mod convert;
 mod scopes;
@@ -18,12 +17,6 @@ pub use scopes::SCOPES;
 use crate::domain::service::{PolicySelector, Scoring, SimulationSource};
 
 type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
-
-fn not_built(rpc: &str) -> Status {
-    Status::unimplemented(format!(
-        "{rpc} is not built yet in this version of the scoring service"
-    ))
-}
 
 /// The scoring service's gRPC API.
 #[derive(Debug, Clone)]
@@ -356,12 +349,15 @@ impl ScoringService for ScoringApi {
         request: Request<pb::ListEvaluationRunsRequest>,
     ) -> Result<Response<pb::ListEvaluationRunsResponse>, Status> {
         let request = request.into_inner();
-        if request.status != 0 {
-            return Err(not_built("ListEvaluationRuns filtered by status"));
-        }
+        let status = convert::run_status_from_proto(request.status);
         let (runs, next_page_token) = self
             .scoring
-            .list_runs(&request.program_id, request.page_size, &request.page_token)
+            .list_runs(
+                &request.program_id,
+                status,
+                request.page_size,
+                &request.page_token,
+            )
             .await?;
         Ok(Response::new(pb::ListEvaluationRunsResponse {
             runs: runs.into_iter().map(convert::run_to_proto).collect(),

@@ -292,10 +292,11 @@ pub trait ScoringStore: Send + Sync + std::fmt::Debug + 'static {
         zone: chrono_tz::Tz,
     ) -> Result<(), ScoringError>;
 
-    /// A program's runs, newest first, started before `before`.
+    /// A program's runs (of one status when given), newest first, started before `before`.
     async fn list_runs(
         &self,
         program_id: Uuid,
+        status: Option<crate::domain::versions::RunStatus>,
         before: Option<(DateTime<Utc>, Uuid)>,
         limit: u32,
     ) -> Result<Vec<EvaluationRun>, ScoringError>;

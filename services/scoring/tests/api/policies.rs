@@ -198,6 +198,16 @@ async fn a_draft_is_edited_activated_and_replaced() {
         .expect("runs")
         .into_inner();
     assert_eq!(runs.runs.len(), 2, "one run per activation");
+    let failed = client
+        .list_evaluation_runs(pb::ListEvaluationRunsRequest {
+            program_id: program.id.clone(),
+            status: pb::EvaluationRunStatus::Failed.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("failed runs")
+        .into_inner();
+    assert!(failed.runs.is_empty(), "the status filter applies");
 }
 
 #[tokio::test]

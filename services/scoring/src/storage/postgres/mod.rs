@@ -316,9 +316,10 @@ impl ScoringStore for PgScoringStore {
     async fn list_runs(
         &self,
         program_id: Uuid,
+        status: Option<crate::domain::versions::RunStatus>,
         before: Option<(DateTime<Utc>, Uuid)>,
         limit: u32,
     ) -> Result<Vec<EvaluationRun>, ScoringError> {
-        self.select_runs(program_id, before, limit).await
+        self.select_runs(program_id, status, before, limit).await
     }
 }

@@ -344,23 +344,27 @@ impl PgScoringStore {
     pub(super) async fn select_runs(
         &self,
         program_id: Uuid,
+        status: Option<crate::domain::versions::RunStatus>,
         before: Option<(DateTime<Utc>, Uuid)>,
         limit: u32,
     ) -> Result<Vec<crate::domain::versions::EvaluationRun>, ScoringError> {
         let rows: Vec<RunRow> = match before {
             None => {
                 let sql = format!(
-                    "SELECT {RUN_COLUMNS} FROM evaluation_runs WHERE program_id = $1 ORDER BY started_at DESC, id DESC LIMIT $2"
+                    "SELECT {RUN_COLUMNS} FROM evaluation_runs WHERE program_id = $1 AND status = COALESCE($3, status)
+                     ORDER BY started_at DESC, id DESC LIMIT $2"
                 );
                 sqlx::query_as(&sql)
                     .bind(program_id)
                     .bind(i64::from(limit))
+                    .bind(status.map(crate::domain::versions::RunStatus::as_str))
                     .fetch_all(&self.pool)
                     .await?
             }
             Some((started_at, id)) => {
                 let sql = format!(
-                    "SELECT {RUN_COLUMNS} FROM evaluation_runs WHERE program_id = $1 AND (started_at, id) < ($2, $3)
+                    "SELECT {RUN_COLUMNS} FROM evaluation_runs
+                     WHERE program_id = $1 AND (started_at, id) < ($2, $3) AND status = COALESCE($5, status)
                      ORDER BY started_at DESC, id DESC LIMIT $4"
                 );
                 sqlx::query_as(&sql)
@@ -368,6 +372,7 @@ impl PgScoringStore {
                     .bind(started_at)
                     .bind(id)
                     .bind(i64::from(limit))
+                    .bind(status.map(crate::domain::versions::RunStatus::as_str))
                     .fetch_all(&self.pool)
                     .await?
             }
