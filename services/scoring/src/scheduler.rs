@@ -60,7 +60,10 @@ async fn tick(store: &dyn ScoringStore, evaluator: &Evaluator) -> Result<Duratio
         let Some((version, rules)) = &program.policy else {
             continue;
         };
-        evaluator.end_overrides(program).await?;
+        // One program's trouble must not hold up the others.
+        if let Err(error) = evaluator.end_overrides(program).await {
+            tracing::warn!(%error, program = %program.program.code, "cannot end overrides");
+        }
         if let Some(due) = due_to_run(program, now) {
             let opened = store
                 .open_run(
@@ -72,10 +75,22 @@ async fn tick(store: &dyn ScoringStore, evaluator: &Evaluator) -> Result<Duratio
                     "scheduler",
                     now,
                 )
-                .await?;
-            if let Some(run) = opened {
-                tracing::info!(program = %program.program.code, %due, "starting the scheduled evaluation");
-                evaluator.execute(program, &run, Pass::Scheduled(due)).await;
+                .await;
+            match opened {
+                Ok(Some(run)) => {
+                    tracing::info!(program = %program.program.code, %due, "starting the scheduled evaluation");
+                    // A run can take minutes: it goes on beside the ticks.
+                    let (evaluator, program) = (evaluator.clone(), program.clone());
+                    tokio::spawn(async move {
+                        evaluator
+                            .execute(&program, &run, Pass::Scheduled(due))
+                            .await
+                    });
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::warn!(%error, program = %program.program.code, "cannot open the scheduled run")
+                }
             }
         }
         let until_next = (next_due(&rules.schedule, rules.time_zone, now) - now)

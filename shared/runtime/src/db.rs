@@ -73,3 +73,45 @@ pub fn connect_probe(
         .acquire_timeout(std::time::Duration::from_secs(2))
         .connect_lazy_with(options))
 }
+
+/// What a database error means for a caller, the same for every service: each service maps these
+/// to its own error type (with its own constraint names) in one place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DbFailure {
+    /// A unique constraint was violated; its name.
+    UniqueViolation(String),
+    /// A foreign-key constraint was violated; its name.
+    ForeignKeyViolation(String),
+    /// Text the database cannot store (a NUL byte, `\u0000` in JSON): the caller's input.
+    UnstorableText,
+    /// Timeouts, lock or serialization conflicts, lost connections, too many connections, a
+    /// server shutting down: retrying may succeed.
+    Transient,
+    /// Anything else: a bug or an unexpected state.
+    Other,
+}
+
+/// Classifies a database error.
+pub fn classify(error: &sqlx::Error) -> DbFailure {
+    match error {
+        sqlx::Error::Database(database_error) => {
+            let constraint = database_error.constraint().unwrap_or_default().to_owned();
+            match database_error.code().as_deref().unwrap_or_default() {
+                "23505" => DbFailure::UniqueViolation(constraint),
+                "23503" => DbFailure::ForeignKeyViolation(constraint),
+                "22021" | "22P05" => DbFailure::UnstorableText,
+                "57014" | "55P03" | "40001" | "40P01" | "53300" | "57P01" | "57P02" | "57P03" => {
+                    DbFailure::Transient
+                }
+                code if code.starts_with("08") => DbFailure::Transient,
+                _ => DbFailure::Other,
+            }
+        }
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Tls(_) => DbFailure::Transient,
+        _ => DbFailure::Other,
+    }
+}

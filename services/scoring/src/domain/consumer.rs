@@ -109,24 +109,35 @@ pub async fn programs_in_force(
     }
 }
 
-/// The state a customer holds in a program, or the base tier since joining when none is stored.
+/// The state a customer holds in a program, locked until commit; a new member gets the base tier
+/// since joining, created under the lock so that two writers of a first state cannot overwrite
+/// each other. A customer the feed has not introduced yet (no member row) becomes a provisional
+/// member who joined at `seen_at`; the Created event corrects the join time later.
 pub(crate) async fn state_or_new(
     tx: &mut dyn ScoringTx,
     program_id: Uuid,
     customer_id: Uuid,
+    seen_at: DateTime<Utc>,
 ) -> Result<(StoredState, Member), ScoringError> {
-    let member = tx.member(customer_id).await?.unwrap_or(Member {
-        customer_id,
-        joined_at: DateTime::<Utc>::MIN_UTC,
-        erased: false,
-    });
+    let member = match tx.member(customer_id).await? {
+        Some(member) => member,
+        None => {
+            let member = Member {
+                customer_id,
+                joined_at: seen_at,
+                erased: false,
+            };
+            tx.upsert_member(member).await?;
+            member
+        }
+    };
     let stored = tx
-        .lock_state(program_id, customer_id)
-        .await?
-        .unwrap_or_else(|| StoredState {
-            state: TierState::new_member(member.joined_at),
-            version: 0,
-        });
+        .lock_or_create_state(
+            program_id,
+            customer_id,
+            &TierState::new_member(member.joined_at),
+        )
+        .await?;
     Ok((stored, member))
 }
 
@@ -192,6 +203,36 @@ impl FeedApplier {
     ) -> Result<(), ScoringError> {
         let now = Utc::now().trunc_subsecs(6);
         let mut tx = self.store.begin().await?;
+        // Lock every state row the batch may change up front, in one sorted statement: events
+        // come in feed order, evaluations lock in customer order, and taking locks in two orders
+        // would deadlock.
+        let mut pairs: Vec<(Uuid, Uuid)> = events
+            .iter()
+            .flat_map(|event| {
+                let (customer_id, filter): (Option<Uuid>, Option<&PurchaseEvent>) = match event {
+                    UpstreamEvent::Purchase(purchase) => {
+                        (Some(purchase.customer_id), Some(purchase))
+                    }
+                    UpstreamEvent::Refund { customer_id, .. }
+                    | UpstreamEvent::CustomerErased { customer_id } => (Some(*customer_id), None),
+                    UpstreamEvent::CustomerCreated { .. } => (None, None),
+                };
+                programs
+                    .iter()
+                    .filter(move |program| {
+                        filter.is_none_or(|p| {
+                            p.currency == program.program.currency
+                                && program.program.scope.covers(&p.brand, &p.sales_channel)
+                        })
+                    })
+                    .filter_map(move |program| {
+                        customer_id.map(|customer| (program.program.id, customer))
+                    })
+            })
+            .collect();
+        pairs.sort_unstable();
+        pairs.dedup();
+        tx.lock_states(&pairs).await?;
         let mut touched: HashMap<Uuid, HashSet<Uuid>> = HashMap::new();
         for event in events {
             for (program_id, customer_id) in apply_event(tx.as_mut(), event, programs, now).await? {
@@ -254,8 +295,13 @@ async fn apply_event(
                         .scope
                         .covers(&purchase.brand, &purchase.sales_channel)
             }) {
-                let (mut stored, member) =
-                    state_or_new(tx, program.program.id, purchase.customer_id).await?;
+                let (mut stored, member) = state_or_new(
+                    tx,
+                    program.program.id,
+                    purchase.customer_id,
+                    purchase.occurred_at,
+                )
+                .await?;
                 let rate = program
                     .policy
                     .as_ref()
@@ -321,7 +367,7 @@ async fn apply_event(
                     .await?;
                 // No decision (refunds never lower a tier), but the record changed: raise its
                 // version so cached lookups are replaced.
-                let (stored, _) = state_or_new(tx, program.program.id, *customer_id).await?;
+                let (stored, _) = state_or_new(tx, program.program.id, *customer_id, now).await?;
                 save(tx, program, *customer_id, &stored, None, now).await?;
                 touched.push((program.program.id, *customer_id));
             }

@@ -241,7 +241,12 @@ impl TierState {
             .earned_rank
             .saturating_sub(rules.max_levels_dropped.unwrap_or(u32::MAX));
         self.decide(now, reason, totals, |state| {
-            state.earned_rank = qualified.max(floor)
+            state.earned_rank = qualified.max(floor);
+            // Landing on the tier the customer qualifies for starts its grace afresh; landing
+            // above it (the drop limit) does not, so the next evaluation continues the descent.
+            if state.earned_rank == qualified && qualified > 0 {
+                state.last_qualified_at = Some(now);
+            }
         })
     }
 
@@ -463,6 +468,26 @@ mod tests {
             state.at_evaluation(&rules, spend(0, 0), at("2026-01-01T00:00:00Z")),
             None
         );
+    }
+
+    #[test]
+    fn a_drop_limited_landing_on_the_qualified_tier_starts_its_grace() {
+        let rules = rules();
+        let mut state = TierState::new_member(at("2025-01-01T00:00:00Z"));
+        state
+            .after_activity(&rules, spend(1_200_000, 12), at("2025-01-15T00:00:00Z"))
+            .expect("VVIP");
+        // After the grace, the customer qualifies for VIP: one level down lands exactly there.
+        let drop = state
+            .at_evaluation(&rules, spend(400_000, 3), at("2025-05-01T00:00:00Z"))
+            .expect("drop");
+        assert_eq!(drop.to_rank, VIP);
+        // A month later they only qualify for GREEN, but VIP's own grace (from May) keeps it.
+        assert_eq!(
+            state.at_evaluation(&rules, spend(150_000, 1), at("2025-06-01T00:00:00Z")),
+            None
+        );
+        assert_eq!(state.earned_rank, VIP);
     }
 
     #[test]

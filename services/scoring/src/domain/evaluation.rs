@@ -125,7 +125,7 @@ impl Evaluator {
             let mut tx = self.store.begin().await?;
             for customer_id in &page {
                 let (mut stored, member) =
-                    state_or_new(tx.as_mut(), program.program.id, *customer_id).await?;
+                    state_or_new(tx.as_mut(), program.program.id, *customer_id, now).await?;
                 let buckets = tx.buckets(program.program.id, *customer_id).await?;
                 let totals = Totals::over(
                     &buckets,
@@ -138,6 +138,13 @@ impl Evaluator {
                     .collect();
                 let judged_decision = match pass {
                     Pass::PolicyChange => stored.state.after_policy_change(rules, totals, now),
+                    // Someone who qualified after the judged window closed (a purchase between
+                    // the month's end and this run) is not judged on the older window.
+                    Pass::Scheduled(_)
+                        if stored.state.last_qualified_at.is_some_and(|at| at > judged) =>
+                    {
+                        None
+                    }
                     Pass::Scheduled(_) | Pass::Manual => {
                         stored.state.at_evaluation(rules, totals, now)
                     }
@@ -212,7 +219,7 @@ impl Evaluator {
         let mut tx = self.store.begin().await?;
         for customer_id in &ended {
             let (mut stored, member) =
-                state_or_new(tx.as_mut(), program.program.id, *customer_id).await?;
+                state_or_new(tx.as_mut(), program.program.id, *customer_id, now).await?;
             let totals = match &program.policy {
                 Some((_, rules)) => {
                     let buckets = tx.buckets(program.program.id, *customer_id).await?;

@@ -58,6 +58,21 @@ pub fn parse_id(field: &str, value: &str) -> Result<Uuid, ScoringError> {
     Uuid::parse_str(value).map_err(|_| ScoringError::invalid(field, "is not a valid id"))
 }
 
+/// 1 to 1,000 customer ids, each named by its position when bad.
+fn parse_customer_ids(values: &[String]) -> Result<Vec<Uuid>, ScoringError> {
+    if values.is_empty() || values.len() > 1000 {
+        return Err(ScoringError::invalid(
+            "customer_ids",
+            "must hold 1 to 1000 ids",
+        ));
+    }
+    values
+        .iter()
+        .enumerate()
+        .map(|(index, id)| parse_id(&format!("customer_ids[{index}]"), id))
+        .collect()
+}
+
 fn actor(field: &str, value: &str) -> Result<String, ScoringError> {
     let value = value.trim();
     if value.is_empty() || value.chars().count() > 100 || value.chars().any(char::is_control) {
@@ -358,17 +373,7 @@ impl Scoring {
         program_id: &str,
         customer_ids: &[String],
     ) -> Result<(Program, PolicyRules, Vec<TierView>, Vec<Uuid>), ScoringError> {
-        if customer_ids.is_empty() || customer_ids.len() > 1000 {
-            return Err(ScoringError::invalid(
-                "customer_ids",
-                "must hold 1 to 1000 ids",
-            ));
-        }
-        let ids = customer_ids
-            .iter()
-            .enumerate()
-            .map(|(index, id)| parse_id(&format!("customer_ids[{index}]"), id))
-            .collect::<Result<Vec<_>, _>>()?;
+        let ids = parse_customer_ids(customer_ids)?;
         let (program, policy, rules) = self.program_in_force(program_id).await?;
         // Cache-aside: what Redis has, then Postgres for the rest (written back to the cache).
         let mut cached = self.cache.get_many(program.id, &ids).await;
@@ -583,7 +588,7 @@ impl Scoring {
             return Err(ScoringError::not_found("customer", customer_id));
         }
         let (mut stored, member) =
-            state_or_new(tx.as_mut(), in_force.program.id, customer_id).await?;
+            state_or_new(tx.as_mut(), in_force.program.id, customer_id, now).await?;
         let Some((policy, rules)) = &in_force.policy else {
             return Err(ScoringError::Internal("no policy".into()));
         };
@@ -705,17 +710,7 @@ impl Scoring {
         program_id: &str,
         customer_ids: &[String],
     ) -> Result<(Program, Vec<super::scores::ScoreView>, Vec<Uuid>), ScoringError> {
-        if customer_ids.is_empty() || customer_ids.len() > 1000 {
-            return Err(ScoringError::invalid(
-                "customer_ids",
-                "must hold 1 to 1000 ids",
-            ));
-        }
-        let ids = customer_ids
-            .iter()
-            .enumerate()
-            .map(|(index, id)| parse_id(&format!("customer_ids[{index}]"), id))
-            .collect::<Result<Vec<_>, _>>()?;
+        let ids = parse_customer_ids(customer_ids)?;
         let (program, _, rules) = self.program_in_force(program_id).await?;
         let now = now();
         let (version, cuts) = match self.store.cut_points(program.id).await? {

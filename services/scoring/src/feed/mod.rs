@@ -52,7 +52,8 @@ pub fn spawn(
                 outcome = lead_and_consume(&applier, store.as_ref(), &pool, &settings, &shutdown) => outcome,
             };
             match outcome {
-                Ok(Leadership::Standby) => backoff = Duration::from_millis(100),
+                // Another replica leads: look again in half a second, not in a tight loop.
+                Ok(Leadership::Standby) => backoff = Duration::from_millis(500),
                 Ok(Leadership::Ended) => continue,
                 Err(error) => {
                     tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "activity feed consumer failed")

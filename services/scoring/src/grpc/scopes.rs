@@ -93,29 +93,22 @@ pub const SCOPES: ScopeTable = &[
 
 #[cfg(test)]
 mod tests {
-    use tierline_proto::{prost::Message as _, prost_types::FileDescriptorSet};
+    use tierline_runtime::auth::scope_table_gaps;
 
     use super::SCOPES;
 
     #[test]
     fn every_method_of_the_service_has_a_scope() {
-        let descriptors =
-            FileDescriptorSet::decode(tierline_proto::FILE_DESCRIPTOR_SET).expect("descriptor set");
-        let service = descriptors
-            .file
-            .iter()
-            .filter(|file| file.package() == "tierline.scoring.v1")
-            .flat_map(|file| file.service.iter())
-            .find(|service| service.name() == "ScoringService")
-            .expect("ScoringService");
-        let mut methods: Vec<String> = service
-            .method
-            .iter()
-            .map(|m| format!("/tierline.scoring.v1.ScoringService/{}", m.name()))
-            .collect();
-        let mut listed: Vec<String> = SCOPES.iter().map(|(path, _)| (*path).to_owned()).collect();
-        methods.sort();
-        listed.sort();
-        assert_eq!(methods, listed);
+        let (unlisted, unknown) = scope_table_gaps(
+            tierline_proto::FILE_DESCRIPTOR_SET,
+            "tierline.scoring.v1",
+            "ScoringService",
+            SCOPES,
+        );
+        assert!(unlisted.is_empty(), "methods without a scope: {unlisted:?}");
+        assert!(
+            unknown.is_empty(),
+            "scopes for methods that do not exist: {unknown:?}"
+        );
     }
 }

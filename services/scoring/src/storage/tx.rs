@@ -10,6 +10,7 @@ use crate::{
     ScoringError,
     domain::{
         accrual::{BucketDelta, CountedPurchase},
+        decision::TierState,
         state::{HistoryRecord, Member, StoredState},
         window::Bucket,
     },
@@ -22,12 +23,17 @@ pub trait ScoringTx: Send {
     async fn upsert_member(&mut self, member: Member) -> Result<(), ScoringError>;
     /// A member.
     async fn member(&mut self, customer_id: Uuid) -> Result<Option<Member>, ScoringError>;
-    /// The customer's tier state in a program, locked until commit.
-    async fn lock_state(
+    /// The customer's tier state in a program, locked until commit; created from `initial` (at
+    /// version 0) when there is none, under the same lock.
+    async fn lock_or_create_state(
         &mut self,
         program_id: Uuid,
         customer_id: Uuid,
-    ) -> Result<Option<StoredState>, ScoringError>;
+        initial: &TierState,
+    ) -> Result<StoredState, ScoringError>;
+    /// Locks the existing states of these (program, customer) pairs, in (program, customer)
+    /// order, so that writers which lock several rows take them in one order and cannot deadlock.
+    async fn lock_states(&mut self, pairs: &[(Uuid, Uuid)]) -> Result<(), ScoringError>;
     /// Saves a state: inserts at version 1, or raises the version by one.
     async fn save_state(
         &mut self,

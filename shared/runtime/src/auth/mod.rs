@@ -43,3 +43,43 @@ pub type ScopeTable = &'static [(&'static str, &'static str)];
 pub fn is_public_path(path: &str) -> bool {
     path.starts_with("/grpc.health.v1.Health/") || path.starts_with("/grpc.reflection.")
 }
+
+/// The methods of `service` in `package` (read from the encoded descriptor set) that `table`
+/// does not list, and the entries of `table` that are not methods of the service. Each service's
+/// tests assert both are empty, so the table and the contract never drift apart.
+pub fn scope_table_gaps(
+    descriptor_set: &[u8],
+    package: &str,
+    service: &str,
+    table: ScopeTable,
+) -> (Vec<String>, Vec<String>) {
+    use tierline_proto::prost::Message as _;
+    let Ok(descriptors) = tierline_proto::prost_types::FileDescriptorSet::decode(descriptor_set)
+    else {
+        return (
+            vec![format!("cannot decode the descriptor set of {package}")],
+            Vec::new(),
+        );
+    };
+    let methods: Vec<String> = descriptors
+        .file
+        .iter()
+        .filter(|file| file.package() == package)
+        .flat_map(|file| file.service.iter())
+        .filter(|candidate| candidate.name() == service)
+        .flat_map(|candidate| candidate.method.iter())
+        .map(|method| format!("/{package}.{service}/{}", method.name()))
+        .collect();
+    let listed: Vec<String> = table.iter().map(|(path, _)| (*path).to_owned()).collect();
+    let unlisted = methods
+        .iter()
+        .filter(|method| !listed.contains(method))
+        .cloned()
+        .collect();
+    let unknown = listed
+        .iter()
+        .filter(|path| !methods.contains(path))
+        .cloned()
+        .collect();
+    (unlisted, unknown)
+}

@@ -64,7 +64,7 @@ impl PgScoringStore {
         limit: u32,
     ) -> Result<Vec<Uuid>, ScoringError> {
         Ok(sqlx::query_scalar(
-            "SELECT customer_id FROM tier_states WHERE program_id = $1 AND override_until <= $2 ORDER BY override_until LIMIT $3",
+            "SELECT customer_id FROM tier_states WHERE program_id = $1 AND override_until <= $2 ORDER BY customer_id LIMIT $3",
         )
         .bind(program_id)
         .bind(now)

@@ -96,7 +96,8 @@ impl ScoringTx for PgScoringTx {
     async fn upsert_member(&mut self, member: Member) -> Result<(), ScoringError> {
         sqlx::query(
             "INSERT INTO members (customer_id, joined_at, erased) VALUES ($1, $2, $3)
-             ON CONFLICT (customer_id) DO UPDATE SET erased = members.erased OR EXCLUDED.erased",
+             ON CONFLICT (customer_id) DO UPDATE SET erased = members.erased OR EXCLUDED.erased,
+                 joined_at = LEAST(members.joined_at, EXCLUDED.joined_at)",
         )
         .bind(member.customer_id)
         .bind(member.joined_at)
@@ -119,20 +120,50 @@ impl ScoringTx for PgScoringTx {
         }))
     }
 
-    async fn lock_state(
+    async fn lock_or_create_state(
         &mut self,
         program_id: Uuid,
         customer_id: Uuid,
-    ) -> Result<Option<StoredState>, ScoringError> {
+        initial: &TierState,
+    ) -> Result<StoredState, ScoringError> {
+        // Insert-if-absent first: a plain SELECT … FOR UPDATE locks nothing when the row does
+        // not exist, and two first writers would then overwrite each other.
+        sqlx::query(
+            "INSERT INTO tier_states (program_id, customer_id, earned_rank, since, version, updated_at)
+             VALUES ($1, $2, $3, $4, 0, $4) ON CONFLICT (program_id, customer_id) DO NOTHING",
+        )
+        .bind(program_id)
+        .bind(customer_id)
+        .bind(db_rank(initial.earned_rank))
+        .bind(initial.since)
+        .execute(&mut *self.tx)
+        .await?;
         let sql = format!(
             "SELECT {STATE_COLUMNS} FROM tier_states WHERE program_id = $1 AND customer_id = $2 FOR UPDATE"
         );
-        let row: Option<StateRow> = sqlx::query_as(&sql)
+        let row: StateRow = sqlx::query_as(&sql)
             .bind(program_id)
             .bind(customer_id)
-            .fetch_optional(&mut *self.tx)
+            .fetch_one(&mut *self.tx)
             .await?;
-        Ok(row.map(StoredState::from))
+        Ok(StoredState::from(row))
+    }
+
+    async fn lock_states(&mut self, pairs: &[(Uuid, Uuid)]) -> Result<(), ScoringError> {
+        if pairs.is_empty() {
+            return Ok(());
+        }
+        let (programs, customers): (Vec<Uuid>, Vec<Uuid>) = pairs.iter().copied().unzip();
+        sqlx::query(
+            "SELECT 1 FROM tier_states s JOIN unnest($1::uuid[], $2::uuid[]) AS t(program_id, customer_id)
+                 ON s.program_id = t.program_id AND s.customer_id = t.customer_id
+             ORDER BY s.program_id, s.customer_id FOR UPDATE OF s",
+        )
+        .bind(&programs)
+        .bind(&customers)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
     }
 
     async fn save_state(
