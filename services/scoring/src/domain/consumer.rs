@@ -199,10 +199,13 @@ impl FeedApplier {
         &self,
         events: &[UpstreamEvent],
         position: &str,
-        programs: &[ProgramInForce],
     ) -> Result<(), ScoringError> {
         let now = Utc::now().trunc_subsecs(6);
         let mut tx = self.store.begin().await?;
+        // Programs are read once no bucket rebuild can run (a rebuild follows a policy
+        // activation and counts months in the new policy's time zone).
+        tx.guard_buckets().await?;
+        let programs = &programs_in_force(self.store.as_ref()).await?;
         // Lock every state row the batch may change up front, in one sorted statement: events
         // come in feed order, evaluations lock in customer order, and taking locks in two orders
         // would deadlock.

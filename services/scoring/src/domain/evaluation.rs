@@ -91,6 +91,18 @@ impl Evaluator {
                 "no policy in force".into(),
             ));
         };
+        // One run at a time per program; after waiting, the policy may have changed.
+        let _run_lock = self.store.lock_program_runs(program.program.id).await?;
+        let in_force = self
+            .store
+            .active_policy(program.program.id)
+            .await?
+            .map(|version| version.id);
+        if in_force != program.policy.as_ref().map(|(version, _)| version.id) {
+            return Err(ScoringError::FailedPrecondition(
+                "another policy was activated while this run waited".into(),
+            ));
+        }
         let started = Utc::now().trunc_subsecs(6);
         let before = self.store.tier_counts(program.program.id, started).await?;
         // RFM cut points are recomputed at every evaluation; lookups between runs use these.

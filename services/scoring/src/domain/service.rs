@@ -856,10 +856,18 @@ pub(crate) async fn refresh_cut_points(
 ) -> Result<(i64, super::scores::CutPoints), ScoringError> {
     let (from, to) = super::scores::rfm_months(rules.window, now, rules.time_zone);
     let (cuts, population) = store.compute_cut_points(program.id, from, to, now).await?;
-    let version = store
+    // Two first computations at once collide on the version: the loser uses the winner's.
+    match store
         .store_cut_points(program.id, &cuts, population, now)
-        .await?;
-    Ok((version, cuts))
+        .await
+    {
+        Ok(version) => Ok((version, cuts)),
+        Err(ScoringError::Aborted(_)) => store
+            .cut_points(program.id)
+            .await?
+            .ok_or_else(|| ScoringError::Unavailable("cut points contended; retry".into())),
+        Err(error) => Err(error),
+    }
 }
 
 /// The answer to "why does this customer hold this tier?".

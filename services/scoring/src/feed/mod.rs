@@ -16,12 +16,7 @@ use tierline_proto::customer::v1::{
 use tierline_runtime::client::{ClientSettings, Outgoing, channel};
 use tokio_util::sync::CancellationToken;
 
-use crate::{
-    ScoringError,
-    cache::TierCache,
-    domain::consumer::{FeedApplier, programs_in_force},
-    storage::ScoringStore,
-};
+use crate::{ScoringError, cache::TierCache, domain::consumer::FeedApplier, storage::ScoringStore};
 
 /// The advisory lock key of the activity-feed leader ("tierline" "feed" in ASCII).
 const LEADER_LOCK: i64 = 0x7469_6572_6c66_6565;
@@ -49,7 +44,7 @@ pub fn spawn(
         while !shutdown.is_cancelled() {
             let outcome = tokio::select! {
                 () = shutdown.cancelled() => break,
-                outcome = lead_and_consume(&applier, store.as_ref(), &pool, &settings, &shutdown) => outcome,
+                outcome = lead_and_consume(&applier, &pool, &settings, &shutdown) => outcome,
             };
             match outcome {
                 // Another replica leads: look again in half a second, not in a tight loop.
@@ -77,7 +72,6 @@ enum Leadership {
 
 async fn lead_and_consume(
     applier: &FeedApplier,
-    store: &dyn ScoringStore,
     pool: &PgPool,
     settings: &ConsumerSettings,
     shutdown: &CancellationToken,
@@ -94,14 +88,13 @@ async fn lead_and_consume(
     tracing::info!("leading the activity feed consumer");
     // The lock lives as long as this connection: it is released when the connection closes,
     // also when this replica dies.
-    let result = consume(applier, store, settings, shutdown).await;
+    let result = consume(applier, settings, shutdown).await;
     let _ = lock_connection.close().await;
     result
 }
 
 async fn consume(
     applier: &FeedApplier,
-    store: &dyn ScoringStore,
     settings: &ConsumerSettings,
     shutdown: &CancellationToken,
 ) -> Result<Leadership, ScoringError> {
@@ -136,7 +129,6 @@ async fn consume(
             }
         }
         let Some(position) = position else { continue };
-        let programs = programs_in_force(store).await?;
-        applier.apply(&events, &position, &programs).await?;
+        applier.apply(&events, &position).await?;
     }
 }

@@ -61,6 +61,22 @@ pub struct SimulationCell {
     pub simulated_spend: i64,
 }
 
+/// Held while an evaluation runs on a program; dropping it lets the next run start.
+pub struct RunLock(#[allow(dead_code)] Box<dyn Send + Sync>);
+
+impl std::fmt::Debug for RunLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RunLock")
+    }
+}
+
+impl RunLock {
+    /// A lock kept alive by `holder` (a backend's connection, say).
+    pub fn new(holder: impl Send + Sync + 'static) -> Self {
+        Self(Box::new(holder))
+    }
+}
+
 /// A new draft policy.
 #[derive(Debug, Clone)]
 pub struct NewPolicy {
@@ -174,6 +190,9 @@ pub trait ScoringStore: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<(), ScoringError>;
     /// One run.
     async fn run(&self, id: Uuid) -> Result<Option<EvaluationRun>, ScoringError>;
+    /// Waits until no other evaluation runs on `program_id` (in any replica) and holds that
+    /// until the returned lock is dropped.
+    async fn lock_program_runs(&self, program_id: Uuid) -> Result<RunLock, ScoringError>;
     /// Starts a unit of work.
     async fn begin(&self) -> Result<Box<dyn tx::ScoringTx>, ScoringError>;
     /// A consumer's stored cursor.

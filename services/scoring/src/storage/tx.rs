@@ -31,6 +31,10 @@ pub trait ScoringTx: Send {
         customer_id: Uuid,
         initial: &TierState,
     ) -> Result<StoredState, ScoringError>;
+    /// Waits for any bucket rebuild to finish and keeps one from starting until commit (a
+    /// rebuild takes the buckets in SHARE ROW EXCLUSIVE mode). Call it before reading the
+    /// programs in force, so their time zones match the buckets.
+    async fn guard_buckets(&mut self) -> Result<(), ScoringError>;
     /// Locks the existing states of these (program, customer) pairs, in (program, customer)
     /// order, so that writers which lock several rows take them in one order and cannot deadlock.
     async fn lock_states(&mut self, pairs: &[(Uuid, Uuid)]) -> Result<(), ScoringError>;

@@ -18,6 +18,9 @@ impl From<sqlx::Error> for ScoringError {
                 "policy_versions_program_id_version_key" => {
                     Self::Aborted("another draft was created at the same time; retry".into())
                 }
+                "rfm_cut_points_pkey" => {
+                    Self::Aborted("cut points were computed at the same time; retry".into())
+                }
                 _ => Self::Internal(error.to_string()),
             },
             DbFailure::ForeignKeyViolation(_) => Self::NotFound {

@@ -156,6 +156,24 @@ impl ScoringStore for PgScoringStore {
         self.finish_run(run_id, summary, error, now).await
     }
 
+    async fn lock_program_runs(
+        &self,
+        program_id: Uuid,
+    ) -> Result<crate::storage::RunLock, ScoringError> {
+        // A session advisory lock on a connection of its own: closing the connection (when the
+        // lock is dropped, or the replica dies) releases it.
+        let mut connection = self.pool.acquire().await?.detach();
+        let key = i64::from_be_bytes(program_id.as_bytes()[..8].try_into().unwrap_or([0; 8]))
+            ^ 0x5275_6e4c_6f63_6b00;
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(key)
+            .execute(&mut connection)
+            .await?;
+        Ok(crate::storage::RunLock::new(std::sync::Mutex::new(
+            connection,
+        )))
+    }
+
     async fn begin(&self) -> Result<Box<dyn ScoringTx>, ScoringError> {
         Ok(Box::new(PgScoringTx {
             tx: self.pool.begin().await?,

@@ -149,6 +149,13 @@ impl ScoringTx for PgScoringTx {
         Ok(StoredState::from(row))
     }
 
+    async fn guard_buckets(&mut self) -> Result<(), ScoringError> {
+        sqlx::query("LOCK TABLE buckets IN ROW EXCLUSIVE MODE")
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
     async fn lock_states(&mut self, pairs: &[(Uuid, Uuid)]) -> Result<(), ScoringError> {
         if pairs.is_empty() {
             return Ok(());
