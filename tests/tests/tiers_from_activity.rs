@@ -1434,3 +1434,74 @@ async fn simulating_a_draft_shows_the_migration_and_changes_nothing() {
     let unchanged = tier_when(&mut services.scoring, &program_id, &green, |_| true).await;
     assert_eq!(code(&unchanged), "GREEN", "a simulation changes nothing");
 }
+
+#[tokio::test]
+async fn lifecycle_changes_join_the_tier_change_feed() {
+    let mut services = start_with(&[("TIERLINE_LIFECYCLE_SWEEP", "200ms".to_owned())]).await;
+    let program_id = innisfree_program(&mut services.scoring).await;
+    let customer_id = services
+        .customer
+        .create_customer(authorized(
+            customer::CreateCustomerRequest {
+                name: "Sleeper".into(),
+                joined_at: Some(months_ago(24)),
+                ..Default::default()
+            },
+            &[CUSTOMERS_WRITE],
+        ))
+        .await
+        .expect("customer")
+        .into_inner()
+        .id;
+    let mut changes = services
+        .scoring
+        .watch_tier_changes(authorized(
+            scoring::WatchTierChangesRequest {
+                after_cursor: String::new(),
+                program_id: program_id.clone(),
+            },
+            &[FEED_READ],
+        ))
+        .await
+        .expect("watch")
+        .into_inner();
+    let mut next_lifecycle = async || loop {
+        let event = tokio::time::timeout(Duration::from_secs(20), changes.message())
+            .await
+            .expect("in time")
+            .expect("ok")
+            .expect("open");
+        if let Some(scoring::tier_feed_event::Change::LifecycleChanged(change)) = event.change
+            && event.customer_id == customer_id
+        {
+            return change;
+        }
+    };
+    // Joined two years ago, never bought: first classified dormant.
+    let first = next_lifecycle().await;
+    assert_eq!(
+        (first.from_state(), first.to_state()),
+        (
+            scoring::LifecycleState::Unspecified,
+            scoring::LifecycleState::Dormant
+        )
+    );
+    // A purchase wakes them up: the next sweep reports dormant → active.
+    purchase(
+        &mut services.customer,
+        "wake-up",
+        &customer_id,
+        10_000,
+        months_ago(0),
+    )
+    .await;
+    let woke = next_lifecycle().await;
+    assert_eq!(
+        (woke.from_state(), woke.to_state()),
+        (
+            scoring::LifecycleState::Dormant,
+            scoring::LifecycleState::Active
+        )
+    );
+    assert_eq!(woke.days_since_last_purchase, Some(0));
+}

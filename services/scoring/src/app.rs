@@ -75,7 +75,16 @@ fn routes(config: &ScoringConfig, context: ServiceContext) -> tonic::service::Ro
     }
     let scoring = Scoring::new(store.clone(), cache);
     if config.scheduler {
-        crate::scheduler::spawn(store, scoring.evaluator().clone(), context.shutdown.clone());
+        crate::scheduler::spawn(
+            store.clone(),
+            scoring.evaluator().clone(),
+            context.shutdown.clone(),
+        );
+        crate::scheduler::spawn_lifecycle_sweep(
+            store,
+            config.lifecycle_sweep,
+            context.shutdown.clone(),
+        );
     }
     let service = ScoringServiceServer::new(ScoringApi::new(scoring, context.shutdown))
         .max_decoding_message_size(config.grpc.max_message_bytes)

@@ -35,6 +35,9 @@ pub struct ScoringConfig {
     /// `TIERLINE_SCHEDULER`: whether this replica runs the evaluation scheduler (every replica
     /// may: each due time runs once).
     pub scheduler: bool,
+    /// `TIERLINE_LIFECYCLE_SWEEP`: how often members' lifecycle states are swept (with the
+    /// scheduler).
+    pub lifecycle_sweep: std::time::Duration,
 }
 
 impl ScoringConfig {
@@ -48,6 +51,10 @@ impl ScoringConfig {
             database: DatabaseSettings::read(&mut reader),
             consumer: None,
             scheduler: reader.bool("TIERLINE_SCHEDULER", true),
+            lifecycle_sweep: reader.duration(
+                "TIERLINE_LIFECYCLE_SWEEP",
+                std::time::Duration::from_secs(3600),
+            ),
             cache: CacheSettings {
                 url: reader.optional_secret("TIERLINE_REDIS_URL"),
                 timeout: reader.duration(

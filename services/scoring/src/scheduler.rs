@@ -100,3 +100,46 @@ async fn tick(store: &dyn ScoringStore, evaluator: &Evaluator) -> Result<Duratio
     }
     Ok(sleep)
 }
+
+/// Starts the lifecycle sweep: every `interval`, each program's members are classified (new,
+/// active, at risk, dormant) and the changes join the tier-change feed. Sweeps of one program
+/// never overlap (they hold the program's run lock), so several replicas record each change once.
+pub fn spawn_lifecycle_sweep(
+    store: Arc<dyn ScoringStore>,
+    interval: Duration,
+    shutdown: CancellationToken,
+) {
+    tokio::spawn(async move {
+        while !shutdown.is_cancelled() {
+            match programs_in_force(store.as_ref()).await {
+                Ok(programs) => {
+                    for program in &programs {
+                        let Some((_, rules)) = &program.policy else {
+                            continue;
+                        };
+                        let swept = async {
+                            let _lock = store.lock_program_runs(program.program.id).await?;
+                            store
+                                .sweep_lifecycles(program.program.id, rules.lifecycle, Utc::now())
+                                .await
+                        };
+                        match swept.await {
+                            Ok(0) => {}
+                            Ok(changed) => {
+                                tracing::info!(program = %program.program.code, changed, "lifecycle sweep")
+                            }
+                            Err(error) => {
+                                tracing::warn!(%error, program = %program.program.code, "lifecycle sweep failed")
+                            }
+                        }
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "lifecycle sweep cannot read the programs"),
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = tokio::time::sleep(interval) => {}
+            }
+        }
+    });
+}

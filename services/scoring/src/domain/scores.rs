@@ -177,6 +177,19 @@ pub enum Lifecycle {
     Dormant,
 }
 
+impl Lifecycle {
+    /// Parses the stored form.
+    pub fn parse(value: &str) -> Option<Self> {
+        Some(match value {
+            "new" => Self::New,
+            "active" => Self::Active,
+            "at_risk" => Self::AtRisk,
+            "dormant" => Self::Dormant,
+            _ => return None,
+        })
+    }
+}
+
 /// The lifecycle state from days since joining and since the last purchase.
 pub fn lifecycle(
     days_since_joined: i64,

@@ -53,3 +53,41 @@ pub struct HistoryRecord {
     /// When.
     pub occurred_at: DateTime<Utc>,
 }
+
+/// A change of lifecycle state found by a sweep.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LifecycleChange {
+    /// Id.
+    pub id: Uuid,
+    /// The program.
+    pub program_id: Uuid,
+    /// The customer.
+    pub customer_id: Uuid,
+    /// The state before; `None` for a first classification.
+    pub from: Option<super::scores::Lifecycle>,
+    /// The state after.
+    pub to: super::scores::Lifecycle,
+    /// Days since the last purchase at the change.
+    pub days_since_last_purchase: Option<i32>,
+    /// When the sweep found it.
+    pub occurred_at: DateTime<Utc>,
+}
+
+/// One event of the tier-change feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TierFeedItem {
+    /// A change of the tier shown.
+    Tier(HistoryRecord),
+    /// A change of lifecycle state.
+    Lifecycle(LifecycleChange),
+}
+
+impl TierFeedItem {
+    /// The program it belongs to.
+    pub fn program_id(&self) -> Uuid {
+        match self {
+            Self::Tier(record) => record.program_id,
+            Self::Lifecycle(change) => change.program_id,
+        }
+    }
+}

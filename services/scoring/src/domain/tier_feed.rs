@@ -1,6 +1,6 @@
 //! The tier-change feed (`WatchTierChanges`): every change of the tier shown, exactly once, in a
 //! stable order, resumable from any cursor, live — served by the runtime's transaction-id
-//! watermark feed over the history. Lifecycle changes join it when lifecycles are built.
+//! watermark feed over the history and the lifecycle changes found by sweeps.
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -9,14 +9,14 @@ use tierline_runtime::xid_feed::{self, FeedCursor, FeedPage, FeedSettings, FeedS
 use tokio::sync::{Mutex, watch};
 use uuid::Uuid;
 
-use super::{program::Program, state::HistoryRecord};
+use super::{program::Program, state::TierFeedItem};
 use crate::{ScoringError, storage::ScoringStore};
 
-/// One tier change with its program (for tier codes and names).
+/// One tier or lifecycle change with its program (for tier codes and names).
 #[derive(Debug, Clone)]
 pub struct TierChange {
     /// The change.
-    pub record: HistoryRecord,
+    pub item: TierFeedItem,
     /// Its program.
     pub program: Arc<Program>,
 }
@@ -62,9 +62,9 @@ impl FeedSource for TierFeed {
             .read_tier_feed(after, self.program_id, limit)
             .await?;
         let mut events = Vec::with_capacity(page.events.len());
-        for (cursor, record) in page.events {
-            let program = self.program(record.program_id).await?;
-            events.push((cursor, TierChange { record, program }));
+        for (cursor, item) in page.events {
+            let program = self.program(item.program_id()).await?;
+            events.push((cursor, TierChange { item, program }));
         }
         Ok(FeedPage {
             events,

@@ -503,25 +503,42 @@ pub(crate) fn tier_change_to_proto(
     cursor: tierline_runtime::xid_feed::FeedCursor,
     change: crate::domain::tier_feed::TierChange,
 ) -> pb::TierFeedEvent {
-    let record = change.record;
     let program = change.program;
-    pb::TierFeedEvent {
-        cursor: cursor.to_string(),
-        customer_id: record.customer_id.to_string(),
-        program_id: record.program_id.to_string(),
-        occurred_at: Some(timestamp(record.occurred_at)),
-        change: Some(pb::tier_feed_event::Change::TierChanged(pb::TierChanged {
-            from_tier: Some(tier_ref(&program, record.from_rank)),
-            to_tier: Some(tier_ref(&program, record.to_rank)),
-            direction: if record.to_rank > record.from_rank {
-                pb::TierChangeDirection::Upgrade
-            } else {
-                pb::TierChangeDirection::Downgrade
-            }
-            .into(),
-            reason: reason_to_proto(record.reason).into(),
-            history_record_id: record.id.to_string(),
-        })),
+    match change.item {
+        crate::domain::state::TierFeedItem::Tier(record) => pb::TierFeedEvent {
+            cursor: cursor.to_string(),
+            customer_id: record.customer_id.to_string(),
+            program_id: record.program_id.to_string(),
+            occurred_at: Some(timestamp(record.occurred_at)),
+            change: Some(pb::tier_feed_event::Change::TierChanged(pb::TierChanged {
+                from_tier: Some(tier_ref(&program, record.from_rank)),
+                to_tier: Some(tier_ref(&program, record.to_rank)),
+                direction: if record.to_rank > record.from_rank {
+                    pb::TierChangeDirection::Upgrade
+                } else {
+                    pb::TierChangeDirection::Downgrade
+                }
+                .into(),
+                reason: reason_to_proto(record.reason).into(),
+                history_record_id: record.id.to_string(),
+            })),
+        },
+        crate::domain::state::TierFeedItem::Lifecycle(change) => pb::TierFeedEvent {
+            cursor: cursor.to_string(),
+            customer_id: change.customer_id.to_string(),
+            program_id: change.program_id.to_string(),
+            occurred_at: Some(timestamp(change.occurred_at)),
+            change: Some(pb::tier_feed_event::Change::LifecycleChanged(
+                pb::LifecycleChanged {
+                    from_state: change
+                        .from
+                        .map_or(pb::LifecycleState::Unspecified, lifecycle_to_proto)
+                        .into(),
+                    to_state: lifecycle_to_proto(change.to).into(),
+                    days_since_last_purchase: change.days_since_last_purchase,
+                },
+            )),
+        },
     }
 }
 

@@ -193,6 +193,14 @@ pub trait ScoringStore: Send + Sync + std::fmt::Debug + 'static {
     /// Waits until no other evaluation runs on `program_id` (in any replica) and holds that
     /// until the returned lock is dropped.
     async fn lock_program_runs(&self, program_id: Uuid) -> Result<RunLock, ScoringError>;
+    /// Classifies every member's lifecycle at `now`, records the changes since the last sweep
+    /// (first classifications included) in the tier-change feed, and returns how many changed.
+    async fn sweep_lifecycles(
+        &self,
+        program_id: Uuid,
+        settings: crate::domain::policy::LifecycleSettings,
+        now: DateTime<Utc>,
+    ) -> Result<i64, ScoringError>;
     /// Starts a unit of work.
     async fn begin(&self) -> Result<Box<dyn tx::ScoringTx>, ScoringError>;
     /// A consumer's stored cursor.
@@ -230,7 +238,10 @@ pub trait ScoringStore: Send + Sync + std::fmt::Debug + 'static {
         after: tierline_runtime::xid_feed::FeedCursor,
         program_id: Option<Uuid>,
         limit: u32,
-    ) -> Result<tierline_runtime::xid_feed::FeedPage<HistoryRecord>, ScoringError>;
+    ) -> Result<
+        tierline_runtime::xid_feed::FeedPage<crate::domain::state::TierFeedItem>,
+        ScoringError,
+    >;
     /// Ticks whenever tier changes may have committed.
     fn tier_feed_signal(&self) -> tokio::sync::watch::Receiver<u64>;
     /// The population's RFM quintile boundaries over the months [`from`, `to`] at `as_of`, and

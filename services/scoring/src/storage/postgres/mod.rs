@@ -3,6 +3,7 @@
 
 mod errors;
 mod evaluation;
+mod lifecycle;
 mod lookups;
 mod programs;
 mod rows;
@@ -174,6 +175,15 @@ impl ScoringStore for PgScoringStore {
         )))
     }
 
+    async fn sweep_lifecycles(
+        &self,
+        program_id: Uuid,
+        settings: crate::domain::policy::LifecycleSettings,
+        now: DateTime<Utc>,
+    ) -> Result<i64, ScoringError> {
+        self.sweep(program_id, settings, now).await
+    }
+
     async fn begin(&self) -> Result<Box<dyn ScoringTx>, ScoringError> {
         Ok(Box::new(PgScoringTx {
             tx: self.pool.begin().await?,
@@ -220,7 +230,10 @@ impl ScoringStore for PgScoringStore {
         after: tierline_runtime::xid_feed::FeedCursor,
         program_id: Option<Uuid>,
         limit: u32,
-    ) -> Result<tierline_runtime::xid_feed::FeedPage<HistoryRecord>, ScoringError> {
+    ) -> Result<
+        tierline_runtime::xid_feed::FeedPage<crate::domain::state::TierFeedItem>,
+        ScoringError,
+    > {
         self.select_tier_feed(after, program_id, limit).await
     }
 

@@ -9,7 +9,12 @@ use uuid::Uuid;
 use super::PgScoringStore;
 use crate::{
     ScoringError,
-    domain::{decision::Reason, state::HistoryRecord, window::Totals},
+    domain::{
+        decision::Reason,
+        scores::Lifecycle,
+        state::{HistoryRecord, LifecycleChange, TierFeedItem},
+        window::Totals,
+    },
 };
 
 /// The channel the `notify_feed` trigger of `tier_history` signals on.
@@ -38,7 +43,7 @@ impl PgScoringStore {
         after: FeedCursor,
         program_id: Option<Uuid>,
         limit: u32,
-    ) -> Result<FeedPage<HistoryRecord>, ScoringError> {
+    ) -> Result<FeedPage<TierFeedItem>, ScoringError> {
         let watermark = watermark(&self.pool).await?;
         let rows: Vec<Row> = sqlx::query_as(
             "SELECT xid, seq, id, program_id, customer_id, from_rank, to_rank, reason, policy_version_id, policy_version, totals,
@@ -54,9 +59,35 @@ impl PgScoringStore {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        let held_back = rows.len() < limit as usize
+        #[derive(sqlx::FromRow)]
+        struct LifecycleRow {
+            xid: i64,
+            seq: i64,
+            id: Uuid,
+            program_id: Uuid,
+            customer_id: Uuid,
+            from_state: Option<String>,
+            to_state: String,
+            days_since_last_purchase: Option<i32>,
+            occurred_at: DateTime<Utc>,
+        }
+        let lifecycle_rows: Vec<LifecycleRow> = sqlx::query_as(
+            "SELECT xid, seq, id, program_id, customer_id, from_state, to_state, days_since_last_purchase, occurred_at
+             FROM lifecycle_changes
+             WHERE (xid, seq) > ($1, $2) AND xid < $3 AND program_id = COALESCE($4, program_id)
+             ORDER BY xid, seq LIMIT $5",
+        )
+        .bind(after.xid)
+        .bind(after.seq)
+        .bind(watermark)
+        .bind(program_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        let held_back = rows.len() + lifecycle_rows.len() < limit as usize
             && sqlx::query_scalar::<_, bool>(
-                "SELECT EXISTS (SELECT 1 FROM tier_history WHERE xid >= $1)",
+                "SELECT EXISTS (SELECT 1 FROM tier_history WHERE xid >= $1)
+                     OR EXISTS (SELECT 1 FROM lifecycle_changes WHERE xid >= $1)",
             )
             .bind(watermark)
             .fetch_one(&self.pool)
@@ -71,7 +102,7 @@ impl PgScoringStore {
                         xid: row.xid,
                         seq: row.seq,
                     },
-                    HistoryRecord {
+                    TierFeedItem::Tier(HistoryRecord {
                         id: row.id,
                         program_id: row.program_id,
                         customer_id: row.customer_id,
@@ -82,10 +113,36 @@ impl PgScoringStore {
                         policy_version: row.policy_version,
                         totals: row.totals.0,
                         occurred_at: row.occurred_at,
-                    },
+                    }),
                 ))
             })
             .collect::<Result<Vec<_>, ScoringError>>()?;
+        let mut events = events;
+        for row in lifecycle_rows {
+            let parse = |value: &str| {
+                Lifecycle::parse(value)
+                    .ok_or_else(|| ScoringError::Internal(format!("lifecycle {value:?}")))
+            };
+            events.push((
+                FeedCursor {
+                    xid: row.xid,
+                    seq: row.seq,
+                },
+                TierFeedItem::Lifecycle(LifecycleChange {
+                    id: row.id,
+                    program_id: row.program_id,
+                    customer_id: row.customer_id,
+                    from: row.from_state.as_deref().map(parse).transpose()?,
+                    to: parse(&row.to_state)?,
+                    days_since_last_purchase: row.days_since_last_purchase,
+                    occurred_at: row.occurred_at,
+                }),
+            ));
+        }
+        // Each table gave its first `limit` rows after the cursor: the first `limit` of the merge
+        // are the first `limit` of the feed.
+        events.sort_by_key(|(cursor, _)| *cursor);
+        events.truncate(limit as usize);
         Ok(FeedPage { events, held_back })
     }
 }
