@@ -840,6 +840,25 @@ async fn an_override_shows_its_tier_and_can_be_cleared() {
         .into_inner();
     assert_eq!(code(&cleared), "GREEN");
     assert!(cleared.tier_override.is_none());
+    let history = services
+        .scoring
+        .get_tier_history(authorized(
+            scoring::GetTierHistoryRequest {
+                program_id: program_id.clone(),
+                customer_id: customer_id.clone(),
+                ..Default::default()
+            },
+            &[TIERS_READ],
+        ))
+        .await
+        .expect("history")
+        .into_inner();
+    let overrides = history
+        .records
+        .iter()
+        .filter(|r| r.reason() == scoring::TierChangeReason::Override)
+        .count();
+    assert_eq!(overrides, 2, "the grant and the clearing are both audited");
 }
 
 #[tokio::test]

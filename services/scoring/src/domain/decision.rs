@@ -250,21 +250,41 @@ impl TierState {
         })
     }
 
-    /// An operator grants `manual` (replacing any earlier override).
+    /// An operator grants `manual` (replacing any earlier override). Always a decision, also
+    /// when the tier shown stays the same: an operator's act is audited either way.
     pub fn set_override(
         &mut self,
         manual: Override,
         totals: Totals,
         now: DateTime<Utc>,
-    ) -> Option<Decision> {
-        self.decide(now, Reason::Override, totals, |state| {
-            state.manual = Some(manual)
-        })
+    ) -> Decision {
+        self.operator_change(totals, now, |state| state.manual = Some(manual))
     }
 
-    /// An operator removes the override.
-    pub fn clear_override(&mut self, totals: Totals, now: DateTime<Utc>) -> Option<Decision> {
-        self.decide(now, Reason::Override, totals, |state| state.manual = None)
+    /// An operator removes the override; always a decision, as [`TierState::set_override`].
+    pub fn clear_override(&mut self, totals: Totals, now: DateTime<Utc>) -> Decision {
+        self.operator_change(totals, now, |state| state.manual = None)
+    }
+
+    fn operator_change(
+        &mut self,
+        totals: Totals,
+        now: DateTime<Utc>,
+        change: impl FnOnce(&mut Self),
+    ) -> Decision {
+        let before = self.shown_rank(now);
+        change(self);
+        let after = self.shown_rank(now);
+        if before != after {
+            self.since = now;
+        }
+        Decision {
+            from_rank: before,
+            to_rank: after,
+            reason: Reason::Override,
+            totals,
+            at: now,
+        }
     }
 
     /// Removes an override whose end has passed; the decision is dated at the override's end,
@@ -540,9 +560,7 @@ mod tests {
             operator: "agent-7".into(),
             set_at: at("2026-02-01T00:00:00Z"),
         };
-        let granted = state
-            .set_override(manual, spend(0, 0), at("2026-02-01T00:00:00Z"))
-            .expect("override");
+        let granted = state.set_override(manual.clone(), spend(0, 0), at("2026-02-01T00:00:00Z"));
         assert_eq!((granted.to_rank, granted.reason), (VIP, Reason::Override));
         // Qualifying for GREEN meanwhile changes the earned tier, not the one shown.
         assert_eq!(
@@ -554,6 +572,12 @@ mod tests {
             state.shown_rank(at("2026-03-01T00:00:00Z")),
             GREEN,
             "the override ends on its date"
+        );
+        // Granting the tier already shown is still audited.
+        let again = state.set_override(manual, spend(0, 0), at("2026-02-20T00:00:00Z"));
+        assert_eq!(
+            (again.from_rank, again.to_rank, again.reason),
+            (VIP, VIP, Reason::Override)
         );
         let expired = state
             .expire_override(spend(150_000, 1), at("2026-03-01T00:05:00Z"))

@@ -542,7 +542,7 @@ impl Scoring {
             set_at: now,
         };
         self.change_state(program, policy, rules, customer, move |state, totals| {
-            state.set_override(manual, totals, now)
+            Some(state.set_override(manual, totals, now))
         })
         .await
     }
@@ -560,7 +560,7 @@ impl Scoring {
         let customer = parse_id("customer_id", customer_id)?;
         let now = now();
         self.change_state(program, policy, rules, customer, move |state, totals| {
-            state.clear_override(totals, now)
+            Some(state.clear_override(totals, now))
         })
         .await
     }

@@ -418,6 +418,15 @@ pub(crate) fn tier_to_proto(
     }
 }
 
+/// Up, down, or neither (an audited override that left the tier shown as it was).
+fn direction(from_rank: u32, to_rank: u32) -> pb::TierChangeDirection {
+    match to_rank.cmp(&from_rank) {
+        std::cmp::Ordering::Greater => pb::TierChangeDirection::Upgrade,
+        std::cmp::Ordering::Less => pb::TierChangeDirection::Downgrade,
+        std::cmp::Ordering::Equal => pb::TierChangeDirection::Unspecified,
+    }
+}
+
 fn reason_to_proto(reason: Reason) -> pb::TierChangeReason {
     match reason {
         Reason::Qualified => pb::TierChangeReason::Qualified,
@@ -436,12 +445,7 @@ pub(crate) fn history_to_proto(program: &Program, record: HistoryRecord) -> pb::
         program_id: record.program_id.to_string(),
         from_tier: Some(tier_ref(program, record.from_rank)),
         to_tier: Some(tier_ref(program, record.to_rank)),
-        direction: if record.to_rank > record.from_rank {
-            pb::TierChangeDirection::Upgrade
-        } else {
-            pb::TierChangeDirection::Downgrade
-        }
-        .into(),
+        direction: direction(record.from_rank, record.to_rank).into(),
         reason: reason_to_proto(record.reason).into(),
         occurred_at: Some(timestamp(record.occurred_at)),
         policy_version_id: record
@@ -513,12 +517,7 @@ pub(crate) fn tier_change_to_proto(
             change: Some(pb::tier_feed_event::Change::TierChanged(pb::TierChanged {
                 from_tier: Some(tier_ref(&program, record.from_rank)),
                 to_tier: Some(tier_ref(&program, record.to_rank)),
-                direction: if record.to_rank > record.from_rank {
-                    pb::TierChangeDirection::Upgrade
-                } else {
-                    pb::TierChangeDirection::Downgrade
-                }
-                .into(),
+                direction: direction(record.from_rank, record.to_rank).into(),
                 reason: reason_to_proto(record.reason).into(),
                 history_record_id: record.id.to_string(),
             })),

@@ -50,6 +50,8 @@ impl PgScoringStore {
                     occurred_at
              FROM tier_history
              WHERE (xid, seq) > ($1, $2) AND xid < $3 AND program_id = COALESCE($4, program_id)
+               -- Audited operator acts that left the tier shown as it was are not changes.
+               AND from_rank <> to_rank
              ORDER BY xid, seq LIMIT $5",
         )
         .bind(after.xid)
