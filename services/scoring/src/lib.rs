@@ -7,12 +7,12 @@
 //!
 //! Layers as in every service: [`grpc`] → [`domain`] → [`storage`] (Postgres, schema `scoring`).
 //!
-//! Built so far: the [`domain`] engine — programs and policy validation, accrual into monthly
-//! buckets, qualification windows, tier decisions, gaps and retention, evaluation schedules — and
-//! the programs, policy versions and evaluation runs through storage and the gRPC API. Not built
-//! yet: the activity-feed consumer, tier state and lookups with the Redis cache, history,
-//! explanations, overrides, the scheduler, scores and segments, audiences, simulation and the
-//! tier-change feed (those RPCs answer UNIMPLEMENTED; see the scoring issue).
+//! Around the domain: [`feed`] consumes the customer service's activity feed (one leader among
+//! the replicas), [`scheduler`] runs evaluations on the policies' schedules and sweeps lifecycles,
+//! and [`cache`] keeps tier lookups in Redis. docs/SCORING.md explains the choices.
+//!
+//! Not built yet: the predicted customer value (BG/NBD with Gamma-Gamma) of `GetScores`, and
+//! recovery of an evaluation run whose replica died mid-run.
 
 pub mod app;
 pub mod cache;
