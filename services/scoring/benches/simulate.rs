@@ -1,9 +1,12 @@
-//! SimulatePolicy on a large population: a program that prints figures (docs/BENCHMARKS.md).
+//! SimulatePolicy and an evaluation run on a large population: a program that prints figures
+//! (docs/BENCHMARKS.md).
 //!
 //! Creates a fresh database with `BENCH_MEMBERS` members (default 1,000,000), about half of them
 //! buying in each of the last 12 months (≈6 buckets per member), tier states for those above the
-//! base tier, an active Innisfree-like policy; then times `SimulatePolicy` of a stricter draft
-//! through the real gRPC API, `BENCH_RUNS` times (default 3).
+//! base tier (one in ten held a level above what they qualify for, last qualified over a year
+//! ago, so the evaluation drops them), an active Innisfree-like policy; then times
+//! `SimulatePolicy` of a stricter draft through the real gRPC API, `BENCH_RUNS` times (default
+//! 3), and one `EvaluateNow` run to its end.
 //!
 //! Run: `cargo bench -p tierline-scoring --bench simulate`
 
@@ -73,11 +76,14 @@ async fn main() {
     let members = knob("BENCH_MEMBERS", 1_000_000);
     let runs = knob("BENCH_RUNS", 3);
     let database = TestDatabase::create().await.unwrap();
+    let redis_url = tierline_testkit::redis_url();
     let source = ConfigSource::from_pairs([
         ("TIERLINE_GRPC_ADDR", "127.0.0.1:0"),
         ("TIERLINE_METRICS_ADDR", "off"),
         ("TIERLINE_DATABASE_URL", database.url()),
         ("TIERLINE_AUTH_MODE", "disabled"),
+        // The evaluation writes every changed state through to Redis, as in production.
+        ("TIERLINE_REDIS_URL", &redis_url),
         ("TIERLINE_FEED_CONSUMER", "false"),
         ("TIERLINE_SCHEDULER", "false"),
         ("TIERLINE_LOG", "warn"),
@@ -169,7 +175,10 @@ async fn main() {
     .unwrap();
     sqlx::query(
         "INSERT INTO scoring.tier_states (program_id, customer_id, earned_rank, since, version, updated_at)
-         SELECT $1::uuid, customer_id, CASE WHEN s >= 1000000 THEN 3 WHEN s >= 600000 THEN 2 WHEN s >= 100000 THEN 1 ELSE 0 END, now(), 1, now()
+         SELECT $1::uuid, customer_id,
+                CASE WHEN s >= 1000000 THEN 3 WHEN s >= 600000 THEN 2 WHEN s >= 100000 THEN 1 ELSE 0 END
+                    + CASE WHEN random() < 0.1 AND s < 1000000 THEN 1 ELSE 0 END,
+                now() - interval '13 months', 1, now()
          FROM (SELECT customer_id, sum(net_spend_minor) AS s FROM scoring.buckets GROUP BY customer_id) t WHERE s >= 100000",
     )
     .bind(uuid::Uuid::parse_str(&program.id).unwrap())
@@ -210,6 +219,38 @@ async fn main() {
             simulation.upgrades
         );
     }
+
+    let started = Instant::now();
+    let run = client
+        .evaluate_now(pb::EvaluateNowRequest {
+            program_id: program.id.clone(),
+            requested_by: "bench".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let run = loop {
+        let current = client
+            .get_evaluation_run(pb::GetEvaluationRunRequest {
+                evaluation_run_id: run.id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        if current.status() != pb::EvaluationRunStatus::Running {
+            break current;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "EvaluateNow: {:?} in {seconds:.1} s, {} members judged ({:.0}/s), {} downgrades, {} upgrades",
+        run.status(),
+        run.members_evaluated,
+        run.members_evaluated as f64 / seconds,
+        run.downgrades,
+        run.upgrades
+    );
     stop.cancel();
     server.await.unwrap();
 }

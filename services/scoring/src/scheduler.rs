@@ -1,7 +1,8 @@
 //! The evaluation scheduler, in every replica: each tick it ends overrides whose date passed and
 //! starts the scheduled evaluation of every program whose due time has come. A due time runs
 //! exactly once per program, whichever replicas race for it: the run is keyed by (program, due
-//! time) in Postgres and only the replica whose insert wins runs it.
+//! time) in Postgres and only the replica whose insert wins runs it. Each tick also resumes runs
+//! whose replica died mid-run (see `domain::evaluation`).
 
 use std::{sync::Arc, time::Duration};
 
@@ -22,6 +23,10 @@ use crate::{
 
 /// Longest sleep between ticks (new policies and overrides are noticed within it).
 const MAX_SLEEP: Duration = Duration::from_secs(30);
+
+/// Sleep between ticks while a running run's lock is held by someone: it costs one lock attempt
+/// per run, and a run orphaned while a sweep held its lock is resumed this soon.
+const RECHECK_HELD_RUNS: Duration = Duration::from_secs(2);
 
 /// The due time a program should have run by `now`, if its policy was already in force then.
 pub fn due_to_run(program: &ProgramInForce, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
@@ -54,8 +59,14 @@ pub fn spawn(store: Arc<dyn ScoringStore>, evaluator: Evaluator, shutdown: Cance
 
 async fn tick(store: &dyn ScoringStore, evaluator: &Evaluator) -> Result<Duration, ScoringError> {
     let programs = programs_in_force(store).await?;
-    let now = Utc::now();
     let mut sleep = MAX_SLEEP;
+    match evaluator.resume_orphans(&programs).await {
+        // A run whose lock was held may be orphaned as soon as a sweep lets go: look again soon.
+        Ok((_, held)) if held > 0 => sleep = RECHECK_HELD_RUNS,
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "cannot resume orphaned evaluation runs"),
+    }
+    let now = Utc::now();
     for program in &programs {
         let Some((version, rules)) = &program.policy else {
             continue;

@@ -7,7 +7,12 @@
 //! - A run after a policy activation first rebuilds the buckets in the new policy's time zone,
 //!   then raises whoever qualifies higher under the new rules (downgrades wait for the next
 //!   scheduled evaluation).
-//! - Each page of members is one transaction; the cache is written after each commit.
+//! - Each page of members is one transaction of a few set-based statements; the cache is written
+//!   after each commit, for the members whose state changed.
+//! - A run survives its replica: it holds the program's run lock while it goes on, so a run still
+//!   marked running whose lock is free is an orphan, and a scheduler tick resumes it. Each state
+//!   a run changes is marked with the run, and a resumed run skips those, so nobody is moved
+//!   twice by one run; its counters live in the run row and grow with each page's commit.
 
 use std::sync::Arc;
 
@@ -19,14 +24,25 @@ use super::{
     consumer::{ProgramInForce, state_or_new},
     decision::Decision,
     lookup::tier_code,
-    state::HistoryRecord,
-    versions::EvaluationRun,
+    policy::PolicyRules,
+    state::{HistoryRecord, StoredState},
+    versions::{EvaluationRun, RunStatus, RunTrigger},
     window::{Totals, judged_at, months_at},
 };
-use crate::{ScoringError, cache::TierCache, storage::ScoringStore};
+use crate::{
+    ScoringError,
+    cache::TierCache,
+    storage::{
+        CustomerRecord, RunLock, ScoringStore,
+        tx::{EvaluationMember, RunProgress},
+    },
+};
 
 /// Members judged per transaction.
-const PAGE: u32 = 200;
+const PAGE: u32 = 1_000;
+
+/// Ended overrides handled per scheduler tick.
+const ENDED_OVERRIDES_PER_TICK: u32 = 200;
 
 /// What kind of pass a run makes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,10 +75,68 @@ impl Evaluator {
         Self { store, cache }
     }
 
-    /// Runs `run` to the end and closes it with its summary (or its error).
+    /// Runs `run` to the end and closes it with its summary (or its error). Waits while another
+    /// run of the program goes on; does nothing when, after waiting, the run is no longer
+    /// running (another replica resumed and finished it).
     #[tracing::instrument(skip_all, fields(run_id = %run.id, program = %program.program.code))]
     pub async fn execute(&self, program: &ProgramInForce, run: &EvaluationRun, pass: Pass) {
-        let outcome = self.evaluate(program, pass).await;
+        let lock = match self.store.lock_program_runs(program.program.id).await {
+            Ok(lock) => lock,
+            Err(error) => {
+                // The run stays "running" and is resumed by a scheduler tick.
+                tracing::error!(%error, "cannot take the program's run lock");
+                return;
+            }
+        };
+        self.execute_locked(program, run, pass, lock).await;
+    }
+
+    /// Resumes runs left running by a replica that died or stopped (their run lock is free,
+    /// so nobody executes them); returns how many it resumed. Members a run already changed
+    /// are skipped, so nobody is moved twice by one run. Each resumed run goes on in a task of its
+    /// own. Returns how many runs it resumed and how many it left to whoever holds their lock
+    /// (a live run, or a lifecycle sweep for a moment).
+    pub async fn resume_orphans(
+        &self,
+        programs: &[ProgramInForce],
+    ) -> Result<(usize, usize), ScoringError> {
+        let (mut resumed, mut held) = (0, 0);
+        for run in self.store.running_runs(100).await? {
+            let Some(program) = programs.iter().find(|p| p.program.id == run.program_id) else {
+                continue;
+            };
+            let Some(lock) = self.store.try_lock_program_runs(run.program_id).await? else {
+                // Someone runs (or is about to run) an evaluation of this program.
+                held += 1;
+                continue;
+            };
+            let pass = match (run.trigger, run.due_at) {
+                (RunTrigger::Schedule, Some(due)) => Pass::Scheduled(due),
+                (RunTrigger::PolicyActivation, _) => Pass::PolicyChange,
+                (RunTrigger::Schedule | RunTrigger::Manual, _) => Pass::Manual,
+            };
+            tracing::warn!(run_id = %run.id, program = %program.program.code, "resuming an orphaned evaluation run");
+            let (evaluator, program) = (self.clone(), program.clone());
+            tokio::spawn(async move { evaluator.execute_locked(&program, &run, pass, lock).await });
+            resumed += 1;
+        }
+        Ok((resumed, held))
+    }
+
+    async fn execute_locked(
+        &self,
+        program: &ProgramInForce,
+        run: &EvaluationRun,
+        pass: Pass,
+        _lock: RunLock,
+    ) {
+        let outcome = match self.store.run(run.id).await {
+            Ok(Some(current)) if current.status == RunStatus::Running => {
+                self.evaluate(program, run, pass).await
+            }
+            Ok(_) => return,
+            Err(error) => Err(error),
+        };
         let now = Utc::now().trunc_subsecs(6);
         let closed = match outcome {
             Ok(summary) => {
@@ -84,27 +158,31 @@ impl Evaluator {
     async fn evaluate(
         &self,
         program: &ProgramInForce,
+        run: &EvaluationRun,
         pass: Pass,
     ) -> Result<serde_json::Value, ScoringError> {
-        let Some((_, rules)) = &program.policy else {
+        let Some((version, rules)) = &program.policy else {
             return Err(ScoringError::FailedPrecondition(
                 "no policy in force".into(),
             ));
         };
-        // One run at a time per program; after waiting, the policy may have changed.
-        let _run_lock = self.store.lock_program_runs(program.program.id).await?;
+        // The program was read before the run lock was taken: the policy may have changed since.
         let in_force = self
             .store
             .active_policy(program.program.id)
             .await?
             .map(|version| version.id);
-        if in_force != program.policy.as_ref().map(|(version, _)| version.id) {
+        if in_force != Some(run.policy_version_id) || version.id != run.policy_version_id {
             return Err(ScoringError::FailedPrecondition(
-                "another policy was activated while this run waited".into(),
+                "another policy was activated before this run could go on".into(),
             ));
         }
         let started = Utc::now().trunc_subsecs(6);
         let before = self.store.tier_counts(program.program.id, started).await?;
+        let (counts_before, resumed) = self
+            .store
+            .start_run_counts(run.id, counts_json(program, &before))
+            .await?;
         // RFM cut points are recomputed at every evaluation; lookups between runs use these.
         let (cut_points_version, _) = super::service::refresh_cut_points(
             self.store.as_ref(),
@@ -118,101 +196,126 @@ impl Evaluator {
                 .rebuild_buckets(program.program.id, rules.time_zone)
                 .await?;
         }
-        let (mut evaluated, mut upgrades, mut downgrades) = (0_i64, 0_i64, 0_i64);
-        let mut after_id: Option<Uuid> = None;
+        let mut after: Option<Uuid> = None;
         loop {
-            let page = self
-                .store
-                .customers_with_state(program.program.id, after_id, PAGE)
+            let mut tx = self.store.begin_evaluation().await?;
+            let page = tx
+                .lock_evaluation_page(program.program.id, run.id, after, PAGE)
                 .await?;
-            let Some(last) = page.last().copied() else {
+            let Some(last) = page.last() else {
                 break;
             };
-            after_id = Some(last);
+            after = Some(last.member.customer_id);
             let now = Utc::now().trunc_subsecs(6);
-            let judged = match pass {
+            let judged_at_time = match pass {
                 Pass::Scheduled(due) => judged_at(due, rules.time_zone),
                 Pass::Manual | Pass::PolicyChange => now,
             };
-            let mut tx = self.store.begin().await?;
-            for customer_id in &page {
-                let (mut stored, member) =
-                    state_or_new(tx.as_mut(), program.program.id, *customer_id, now).await?;
-                let buckets = tx.buckets(program.program.id, *customer_id).await?;
-                let totals = Totals::over(
-                    &buckets,
-                    months_at(rules.window, judged, rules.time_zone, member.joined_at),
-                );
-                let mut decisions: Vec<Decision> = stored
-                    .state
-                    .expire_override(totals, now)
-                    .into_iter()
-                    .collect();
-                let judged_decision = match pass {
-                    Pass::PolicyChange => stored.state.after_policy_change(rules, totals, now),
-                    // Someone who qualified after the judged window closed (a purchase between
-                    // the month's end and this run) is not judged on the older window.
-                    Pass::Scheduled(_)
-                        if stored.state.last_qualified_at.is_some_and(|at| at > judged) =>
-                    {
-                        None
-                    }
-                    Pass::Scheduled(_) | Pass::Manual => {
-                        stored.state.at_evaluation(rules, totals, now)
-                    }
-                };
-                decisions.extend(judged_decision);
+            let mut progress = RunProgress::default();
+            let mut changed: Vec<(Uuid, StoredState)> = Vec::new();
+            let mut records: Vec<HistoryRecord> = Vec::new();
+            let mut changed_members: Vec<EvaluationMember> = Vec::new();
+            for mut judged in page {
+                let customer_id = judged.member.customer_id;
+                let before = judged.stored.state.clone();
+                let decisions = judge(&mut judged, rules, pass, judged_at_time, now);
+                progress.evaluated += 1;
                 for decision in &decisions {
                     if decision.to_rank > decision.from_rank {
-                        upgrades += 1;
+                        progress.upgrades += 1;
                     } else {
-                        downgrades += 1;
+                        progress.downgrades += 1;
                     }
-                }
-                tx.save_state(program.program.id, *customer_id, &stored, now)
-                    .await?;
-                for decision in decisions {
-                    let (policy_version_id, policy_version) = program
-                        .policy
-                        .as_ref()
-                        .map(|(v, _)| (v.id, v.version))
-                        .unzip();
-                    tx.record(&HistoryRecord {
+                    records.push(HistoryRecord {
                         id: Uuid::now_v7(),
                         program_id: program.program.id,
-                        customer_id: *customer_id,
+                        customer_id,
                         from_rank: decision.from_rank,
                         to_rank: decision.to_rank,
                         reason: decision.reason,
-                        policy_version_id,
-                        policy_version,
+                        policy_version_id: Some(version.id),
+                        policy_version: Some(version.version),
                         totals: decision.totals,
                         occurred_at: decision.at,
-                    })
-                    .await?;
+                    });
                 }
-                evaluated += 1;
+                if judged.stored.state != before || !decisions.is_empty() {
+                    changed.push((customer_id, judged.stored.clone()));
+                    changed_members.push(judged);
+                }
             }
-            tx.commit().await?;
-            let records = self
-                .store
-                .customer_records(program.program.id, &page)
+            let versions = tx
+                .save_judged_states(program.program.id, run.id, &changed, now)
                 .await?;
-            self.cache.put_many(program.program.id, &records).await;
+            tx.record_many(&records).await?;
+            tx.add_run_progress(run.id, progress).await?;
+            tx.commit().await?;
+            let cached: Vec<CustomerRecord> = changed_members
+                .into_iter()
+                .zip(versions)
+                .map(|(judged, version)| CustomerRecord {
+                    member: judged.member,
+                    state: Some(StoredState {
+                        state: judged.stored.state,
+                        version,
+                    }),
+                    buckets: judged.buckets,
+                })
+                .collect();
+            self.cache.put_many(program.program.id, &cached).await;
         }
+        let progress = self.store.run_progress(run.id).await?;
         let after = self
             .store
             .tier_counts(program.program.id, Utc::now().trunc_subsecs(6))
             .await?;
         Ok(json!({
-            "members_evaluated": evaluated,
-            "upgrades": upgrades,
-            "downgrades": downgrades,
+            "members_evaluated": progress.evaluated,
+            "upgrades": progress.upgrades,
+            "downgrades": progress.downgrades,
+            "resumed": resumed,
             "cut_points_version": cut_points_version,
-            "counts_before": counts_json(program, &before),
+            "counts_before": counts_before,
             "counts_after": counts_json(program, &after),
         }))
     }
+}
+
+/// Judges one member in a pass: ends an expired override, then applies the pass's rule. Returns
+/// the decisions, oldest first; the state is changed in place.
+fn judge(
+    judged: &mut EvaluationMember,
+    rules: &PolicyRules,
+    pass: Pass,
+    judged_at_time: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Vec<Decision> {
+    let totals = Totals::over(
+        &judged.buckets,
+        months_at(
+            rules.window,
+            judged_at_time,
+            rules.time_zone,
+            judged.member.joined_at,
+        ),
+    );
+    let state = &mut judged.stored.state;
+    let mut decisions: Vec<Decision> = state.expire_override(totals, now).into_iter().collect();
+    let judged_decision = match pass {
+        Pass::PolicyChange => state.after_policy_change(rules, totals, now),
+        // Someone who qualified after the judged window closed (a purchase between the month's
+        // end and this run) is not judged on the older window.
+        Pass::Scheduled(_)
+            if state
+                .last_qualified_at
+                .is_some_and(|at| at > judged_at_time) =>
+        {
+            None
+        }
+        Pass::Scheduled(_) | Pass::Manual => state.at_evaluation(rules, totals, now),
+    };
+    decisions.extend(judged_decision);
+    decisions
 }
 
 impl Evaluator {
@@ -223,7 +326,7 @@ impl Evaluator {
         let now = Utc::now().trunc_subsecs(6);
         let ended = self
             .store
-            .ended_overrides(program.program.id, now, PAGE)
+            .ended_overrides(program.program.id, now, ENDED_OVERRIDES_PER_TICK)
             .await?;
         if ended.is_empty() {
             return Ok(0);

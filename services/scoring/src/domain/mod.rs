@@ -8,6 +8,7 @@
 //! - [`decision`]: what tier a customer holds, how it changes, and why;
 //! - [`schedule`]: when the next evaluation is due;
 //! - [`versions`]: policy versions and evaluation runs as stored;
+//! - [`idempotency`]: retried writes;
 //! - [`service`]: the operations the API offers.
 
 pub mod accrual;
@@ -15,6 +16,7 @@ pub mod audience;
 pub mod consumer;
 pub mod decision;
 pub mod evaluation;
+pub mod idempotency;
 pub mod lookup;
 pub mod month;
 pub mod policy;

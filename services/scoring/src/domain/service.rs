@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, SubsecRound, Utc};
+use serde_json::json;
 use tierline_runtime::{paging, status::FieldViolation};
 use uuid::Uuid;
 
@@ -11,6 +12,7 @@ use super::{
     consumer::{ProgramInForce, state_or_new},
     decision::Override,
     evaluation::{Evaluator, Pass},
+    idempotency::{Claimed, IdempotentRequest, Operation, replayed},
     lookup::{TierView, view},
     policy::{PolicyInput, PolicyRules},
     program::{Program, ProgramInput},
@@ -121,10 +123,28 @@ impl Scoring {
 
     /// Creates a program.
     #[tracing::instrument(skip_all)]
-    pub async fn create_program(&self, input: ProgramInput) -> Result<Program, ScoringError> {
+    pub async fn create_program(
+        &self,
+        input: ProgramInput,
+        idempotency_key: &str,
+    ) -> Result<Program, ScoringError> {
         let program = input.validate(now())?;
-        self.store.create_program(&program).await?;
-        Ok(program)
+        let request = IdempotentRequest::new(
+            Operation::CreateProgram,
+            idempotency_key,
+            &json!({
+                "code": program.code, "name": program.name, "currency": program.currency,
+                "scope": program.scope, "tiers": program.tiers,
+            }),
+        )?;
+        match self
+            .store
+            .create_program(&program, request.as_ref())
+            .await?
+        {
+            Claimed::Done(()) => Ok(program),
+            Claimed::Replay(prior) => self.load_program(replayed(request.as_ref(), &prior)?).await,
+        }
     }
 
     /// A program and the version in force, if any.
@@ -170,6 +190,7 @@ impl Scoring {
         document: PolicyInput,
         description_text: &str,
         created_by: &str,
+        idempotency_key: &str,
     ) -> Result<PolicyVersion, ScoringError> {
         let program = self
             .load_program(parse_id("program_id", program_id)?)
@@ -183,7 +204,18 @@ impl Scoring {
             created_by: actor("created_by", created_by)?,
             now: now(),
         };
-        self.store.create_policy(&policy).await
+        let request = IdempotentRequest::new(
+            Operation::CreatePolicyVersion,
+            idempotency_key,
+            &json!({
+                "program_id": policy.program_id, "rules": policy.document,
+                "description": policy.description, "created_by": policy.created_by,
+            }),
+        )?;
+        match self.store.create_policy(&policy, request.as_ref()).await? {
+            Claimed::Done(version) => Ok(version),
+            Claimed::Replay(prior) => self.load_policy(replayed(request.as_ref(), &prior)?).await,
+        }
     }
 
     /// One version, by id or as the one in force for a program.
@@ -493,16 +525,20 @@ impl Scoring {
     }
 
     /// Grants a tier until a date, with a reason and the operator, audited in the history.
-    #[tracing::instrument(skip(self, reason))]
+    #[tracing::instrument(skip_all, fields(program_id = request.program_id, customer_id = request.customer_id))]
     pub async fn set_override(
         &self,
-        program_id: &str,
-        customer_id: &str,
-        tier: &str,
-        until: Option<DateTime<Utc>>,
-        reason: &str,
-        operator: &str,
+        request: OverrideRequest<'_>,
     ) -> Result<(Program, PolicyRules, TierView), ScoringError> {
+        let OverrideRequest {
+            program_id,
+            customer_id,
+            tier_code: tier,
+            until,
+            reason,
+            operator,
+            idempotency_key,
+        } = request;
         let (program, policy, rules) = self.program_in_force(program_id).await?;
         let customer = parse_id("customer_id", customer_id)?;
         let now = now();
@@ -541,9 +577,22 @@ impl Scoring {
             operator: operator?,
             set_at: now,
         };
-        self.change_state(program, policy, rules, customer, move |state, totals| {
-            Some(state.set_override(manual, totals, now))
-        })
+        let request = IdempotentRequest::new(
+            Operation::SetTierOverride,
+            idempotency_key,
+            &json!({
+                "program_id": program.id, "customer_id": customer, "rank": manual.rank,
+                "until": manual.until, "reason": manual.reason, "operator": manual.operator,
+            }),
+        )?;
+        self.change_state(
+            program,
+            policy,
+            rules,
+            customer,
+            request,
+            move |state, totals| Some(state.set_override(manual, totals, now)),
+        )
         .await
     }
 
@@ -559,20 +608,27 @@ impl Scoring {
         let (program, policy, rules) = self.program_in_force(program_id).await?;
         let customer = parse_id("customer_id", customer_id)?;
         let now = now();
-        self.change_state(program, policy, rules, customer, move |state, totals| {
-            Some(state.clear_override(totals, now))
-        })
+        self.change_state(
+            program,
+            policy,
+            rules,
+            customer,
+            None,
+            move |state, totals| Some(state.clear_override(totals, now)),
+        )
         .await
     }
 
     /// Applies an operator's change to one member's state in one transaction, records it, writes
-    /// the cache, and returns the new view.
+    /// the cache, and returns the new view. A retry of an idempotent `request` changes nothing
+    /// and returns the current view.
     async fn change_state(
         &self,
         program: Program,
         policy: PolicyVersion,
         rules: PolicyRules,
         customer_id: Uuid,
+        request: Option<IdempotentRequest>,
         change: impl FnOnce(
             &mut super::decision::TierState,
             super::window::Totals,
@@ -587,9 +643,18 @@ impl Scoring {
         if tx.member(customer_id).await?.is_none() {
             return Err(ScoringError::not_found("customer", customer_id));
         }
+        let replay = match &request {
+            Some(request) => tx.claim(request, customer_id).await?,
+            None => None,
+        };
+        if let Some(prior) = replay {
+            replayed(request.as_ref(), &prior)?;
+            drop(tx);
+            return self.current_view(in_force, customer_id, now).await;
+        }
         let (mut stored, member) =
             state_or_new(tx.as_mut(), in_force.program.id, customer_id, now).await?;
-        let Some((policy, rules)) = &in_force.policy else {
+        let Some((_, rules)) = &in_force.policy else {
             return Err(ScoringError::Internal("no policy".into()));
         };
         let totals = super::consumer::totals_now(
@@ -604,6 +669,19 @@ impl Scoring {
         let decision = change(&mut stored.state, totals);
         super::consumer::save(tx.as_mut(), &in_force, customer_id, &stored, decision, now).await?;
         tx.commit().await?;
+        self.current_view(in_force, customer_id, now).await
+    }
+
+    /// A member's view after a change, written to the cache.
+    async fn current_view(
+        &self,
+        in_force: ProgramInForce,
+        customer_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<(Program, PolicyRules, TierView), ScoringError> {
+        let Some((policy, rules)) = &in_force.policy else {
+            return Err(ScoringError::Internal("no policy".into()));
+        };
         let records = self
             .store
             .customer_records(in_force.program.id, &[customer_id])
@@ -613,14 +691,8 @@ impl Scoring {
             .first()
             .ok_or_else(|| ScoringError::not_found("customer", customer_id))?;
         let tier = view(rules, policy, record, now);
-        let (program, policy) = (in_force.program.clone(), in_force.policy.clone());
-        Ok((
-            program,
-            policy
-                .map(|(_, rules)| rules)
-                .ok_or_else(|| ScoringError::Internal("no policy".into()))?,
-            tier,
-        ))
+        let rules = rules.clone();
+        Ok((in_force.program, rules, tier))
     }
 
     /// The evaluator, for the scheduler.
@@ -885,4 +957,23 @@ pub struct Explanation {
     pub activities: Vec<super::accrual::CountedPurchase>,
     /// How many count in all.
     pub activities_total: i64,
+}
+
+/// An operator's override, as `SetTierOverride` asks for it.
+#[derive(Debug, Clone, Copy)]
+pub struct OverrideRequest<'a> {
+    /// The program.
+    pub program_id: &'a str,
+    /// The customer.
+    pub customer_id: &'a str,
+    /// The tier to show.
+    pub tier_code: &'a str,
+    /// Until when.
+    pub until: Option<DateTime<Utc>>,
+    /// Why.
+    pub reason: &'a str,
+    /// Who.
+    pub operator: &'a str,
+    /// Makes a retry return the first result; empty for none.
+    pub idempotency_key: &'a str,
 }

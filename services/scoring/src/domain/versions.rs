@@ -161,4 +161,10 @@ pub struct EvaluationRun {
     pub summary: serde_json::Value,
     /// Why it failed.
     pub error: Option<String>,
+    /// Its counters so far (they grow with each page's commit).
+    pub progress: crate::storage::tx::RunProgress,
+    /// Customers per tier before the run, once it started.
+    pub counts_before: Option<serde_json::Value>,
+    /// Times it was resumed after its replica stopped.
+    pub resumed: i32,
 }

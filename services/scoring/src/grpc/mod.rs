@@ -14,7 +14,7 @@ use tonic::{Request, Response, Status};
 
 pub use scopes::SCOPES;
 
-use crate::domain::service::{PolicySelector, Scoring, SimulationSource};
+use crate::domain::service::{OverrideRequest, PolicySelector, Scoring, SimulationSource};
 
 type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
@@ -39,8 +39,12 @@ impl ScoringService for ScoringApi {
         &self,
         request: Request<pb::CreateProgramRequest>,
     ) -> Result<Response<pb::Program>, Status> {
-        let input = convert::program_input(request.into_inner().program.unwrap_or_default());
-        let program = self.scoring.create_program(input).await?;
+        let request = request.into_inner();
+        let input = convert::program_input(request.program.unwrap_or_default());
+        let program = self
+            .scoring
+            .create_program(input, &request.idempotency_key)
+            .await?;
         Ok(Response::new(convert::program_to_proto(program, None)))
     }
 
@@ -92,6 +96,7 @@ impl ScoringService for ScoringApi {
                 document,
                 &request.description,
                 &request.created_by,
+                &request.idempotency_key,
             )
             .await?;
         Ok(Response::new(convert::policy_to_proto(policy)))
@@ -285,14 +290,15 @@ impl ScoringService for ScoringApi {
         let until = request.expires_at.as_ref().and_then(convert::datetime);
         let (program, rules, view) = self
             .scoring
-            .set_override(
-                &request.program_id,
-                &request.customer_id,
-                &request.tier_code,
+            .set_override(OverrideRequest {
+                program_id: &request.program_id,
+                customer_id: &request.customer_id,
+                tier_code: &request.tier_code,
                 until,
-                &request.reason,
-                &request.operator_name,
-            )
+                reason: &request.reason,
+                operator: &request.operator_name,
+                idempotency_key: &request.idempotency_key,
+            })
             .await?;
         Ok(Response::new(convert::tier_to_proto(
             &program, &rules, view,

@@ -13,6 +13,7 @@ use uuid::Uuid;
 use crate::{
     ScoringError,
     domain::{
+        idempotency::{Claimed, IdempotentRequest},
         policy::PolicyInput,
         program::Program,
         state::{HistoryRecord, Member, StoredState},
@@ -123,8 +124,13 @@ pub struct Activation {
 /// Everything the scoring service stores.
 #[async_trait]
 pub trait ScoringStore: Send + Sync + std::fmt::Debug + 'static {
-    /// Stores a program; a taken code is `AlreadyExists`.
-    async fn create_program(&self, program: &Program) -> Result<(), ScoringError>;
+    /// Stores a program (claiming `request`'s key in the same transaction); a taken code is
+    /// `AlreadyExists`.
+    async fn create_program(
+        &self,
+        program: &Program,
+        request: Option<&IdempotentRequest>,
+    ) -> Result<Claimed<()>, ScoringError>;
     /// One program.
     async fn program(&self, id: Uuid) -> Result<Option<Program>, ScoringError>;
     /// Programs in id order after `after`.
@@ -134,8 +140,13 @@ pub trait ScoringStore: Send + Sync + std::fmt::Debug + 'static {
         limit: u32,
     ) -> Result<Vec<Program>, ScoringError>;
 
-    /// Stores a draft with the next version number of its program.
-    async fn create_policy(&self, policy: &NewPolicy) -> Result<PolicyVersion, ScoringError>;
+    /// Stores a draft with the next version number of its program (claiming `request`'s key in
+    /// the same transaction).
+    async fn create_policy(
+        &self,
+        policy: &NewPolicy,
+        request: Option<&IdempotentRequest>,
+    ) -> Result<Claimed<PolicyVersion>, ScoringError>;
     /// One version.
     async fn policy(&self, id: Uuid) -> Result<Option<PolicyVersion>, ScoringError>;
     /// The version in force for a program.
@@ -201,6 +212,24 @@ pub trait ScoringStore: Send + Sync + std::fmt::Debug + 'static {
         settings: crate::domain::policy::LifecycleSettings,
         now: DateTime<Utc>,
     ) -> Result<i64, ScoringError>;
+    /// Holds the program's run lock if no other evaluation holds it now; `None` otherwise.
+    async fn try_lock_program_runs(
+        &self,
+        program_id: Uuid,
+    ) -> Result<Option<RunLock>, ScoringError>;
+    /// Runs still marked running (in any program), oldest first.
+    async fn running_runs(&self, limit: u32) -> Result<Vec<EvaluationRun>, ScoringError>;
+    /// Stores the tier counts before a run unless they are already stored (a resumed run keeps
+    /// those of its first start); returns the stored counts and how many times the run resumed.
+    async fn start_run_counts(
+        &self,
+        run_id: Uuid,
+        counts_before: serde_json::Value,
+    ) -> Result<(serde_json::Value, i32), ScoringError>;
+    /// A run's counters so far.
+    async fn run_progress(&self, run_id: Uuid) -> Result<tx::RunProgress, ScoringError>;
+    /// Starts a unit of work of an evaluation run.
+    async fn begin_evaluation(&self) -> Result<Box<dyn tx::EvaluationTx>, ScoringError>;
     /// Starts a unit of work.
     async fn begin(&self) -> Result<Box<dyn tx::ScoringTx>, ScoringError>;
     /// A consumer's stored cursor.

@@ -11,6 +11,7 @@ use crate::{
     domain::{
         accrual::{BucketDelta, CountedPurchase},
         decision::TierState,
+        idempotency::{IdempotentRequest, PriorRequest},
         state::{HistoryRecord, Member, StoredState},
         window::Bucket,
     },
@@ -93,6 +94,70 @@ pub trait ScoringTx: Send {
         consumer: &str,
         position: &str,
         now: DateTime<Utc>,
+    ) -> Result<(), ScoringError>;
+    /// Claims `request`'s key for `resource_id`; when the key was used before, nothing is
+    /// claimed and the first request is returned.
+    async fn claim(
+        &mut self,
+        request: &IdempotentRequest,
+        resource_id: Uuid,
+    ) -> Result<Option<PriorRequest>, ScoringError>;
+    /// Makes every change durable.
+    async fn commit(self: Box<Self>) -> Result<(), ScoringError>;
+}
+
+/// A member as an evaluation judges them: state (locked), membership and buckets.
+#[derive(Debug, Clone)]
+pub struct EvaluationMember {
+    /// Membership (joined at the state's start when the member row is missing).
+    pub member: Member,
+    /// The tier state.
+    pub stored: StoredState,
+    /// Monthly buckets, oldest first.
+    pub buckets: Vec<Bucket>,
+}
+
+/// What one page of an evaluation run did; added to the run's counters in the page's
+/// transaction.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunProgress {
+    /// Members judged.
+    pub evaluated: i64,
+    /// Changes to a higher tier.
+    pub upgrades: i64,
+    /// Changes to a lower tier.
+    pub downgrades: i64,
+}
+
+/// The writes of an evaluation run, a page of members per transaction.
+#[async_trait]
+pub trait EvaluationTx: Send {
+    /// The next page of a program's members with a tier state, in customer order after `after`,
+    /// leaving out those whose state run `run_id` already changed; their states locked until
+    /// commit.
+    async fn lock_evaluation_page(
+        &mut self,
+        program_id: Uuid,
+        run_id: Uuid,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<EvaluationMember>, ScoringError>;
+    /// Saves the states run `run_id` changed (each version raised by one, marked as changed by
+    /// the run) and returns their new versions in the order given.
+    async fn save_judged_states(
+        &mut self,
+        program_id: Uuid,
+        run_id: Uuid,
+        states: &[(Uuid, StoredState)],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<i64>, ScoringError>;
+    /// Appends history records.
+    async fn record_many(&mut self, records: &[HistoryRecord]) -> Result<(), ScoringError>;
+    /// Adds a page's progress to the run's counters.
+    async fn add_run_progress(
+        &mut self,
+        run_id: Uuid,
+        progress: RunProgress,
     ) -> Result<(), ScoringError>;
     /// Makes every change durable.
     async fn commit(self: Box<Self>) -> Result<(), ScoringError>;

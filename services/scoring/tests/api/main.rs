@@ -2,6 +2,8 @@
 //! Postgres database. Set `TEST_LOG=debug` to see logs.
 
 mod cache;
+mod idempotency;
 mod policies;
 mod programs;
+mod runs;
 mod support;

@@ -33,8 +33,10 @@ pub(crate) type Client = ScoringServiceClient<InterceptedService<Channel, Bearer
 
 pub(crate) struct TestApp {
     pub(crate) addr: SocketAddr,
+    pub(crate) database_url: String,
     shutdown: CancellationToken,
-    _database: TestDatabase,
+    // The first replica owns the database; it is dropped with it.
+    _database: Option<TestDatabase>,
 }
 
 impl Drop for TestApp {
@@ -47,10 +49,21 @@ impl TestApp {
     pub(crate) async fn spawn() -> Self {
         init_logging();
         let database = TestDatabase::create().await.expect("database");
+        let mut app = Self::start(database.url()).await;
+        app._database = Some(database);
+        app
+    }
+
+    /// Another replica on the same database.
+    pub(crate) async fn replica(&self) -> Self {
+        Self::start(&self.database_url).await
+    }
+
+    async fn start(database_url: &str) -> Self {
         let source = ConfigSource::from_pairs([
             ("TIERLINE_GRPC_ADDR", "127.0.0.1:0"),
             ("TIERLINE_METRICS_ADDR", "off"),
-            ("TIERLINE_DATABASE_URL", database.url()),
+            ("TIERLINE_DATABASE_URL", database_url),
             ("TIERLINE_AUTH_MODE", "jwt"),
             ("TIERLINE_AUTH_HS256_SECRET", tokens::SECRET),
         ]);
@@ -68,8 +81,9 @@ impl TestApp {
         wait_until_serving(addr).await;
         Self {
             addr,
+            database_url: database_url.to_owned(),
             shutdown,
-            _database: database,
+            _database: None,
         }
     }
 

@@ -3,15 +3,19 @@
 
 mod errors;
 mod evaluation;
+mod evaluation_tx;
+mod idempotency;
 mod lifecycle;
 mod lookups;
 mod programs;
 mod rows;
+mod runs;
 mod scores;
 mod simulation;
 mod tier_feed;
 mod tx;
 
+pub use evaluation_tx::PgEvaluationTx;
 pub use tx::PgScoringTx;
 
 use async_trait::async_trait;
@@ -23,6 +27,7 @@ use super::{Activation, CustomerRecord, DraftChange, NewPolicy, ScoringStore, tx
 use crate::{
     ScoringError,
     domain::{
+        idempotency::{Claimed, IdempotentRequest},
         program::Program,
         state::HistoryRecord,
         versions::{EvaluationRun, PolicyStatus, PolicyVersion, RunTrigger},
@@ -62,8 +67,12 @@ impl PgScoringStore {
 
 #[async_trait]
 impl ScoringStore for PgScoringStore {
-    async fn create_program(&self, program: &Program) -> Result<(), ScoringError> {
-        self.insert_program(program).await
+    async fn create_program(
+        &self,
+        program: &Program,
+        request: Option<&IdempotentRequest>,
+    ) -> Result<Claimed<()>, ScoringError> {
+        self.insert_program(program, request).await
     }
 
     async fn program(&self, id: Uuid) -> Result<Option<Program>, ScoringError> {
@@ -78,8 +87,12 @@ impl ScoringStore for PgScoringStore {
         self.select_programs(after, limit).await
     }
 
-    async fn create_policy(&self, policy: &NewPolicy) -> Result<PolicyVersion, ScoringError> {
-        self.insert_policy(policy).await
+    async fn create_policy(
+        &self,
+        policy: &NewPolicy,
+        request: Option<&IdempotentRequest>,
+    ) -> Result<Claimed<PolicyVersion>, ScoringError> {
+        self.insert_policy(policy, request).await
     }
 
     async fn policy(&self, id: Uuid) -> Result<Option<PolicyVersion>, ScoringError> {
@@ -161,18 +174,7 @@ impl ScoringStore for PgScoringStore {
         &self,
         program_id: Uuid,
     ) -> Result<crate::storage::RunLock, ScoringError> {
-        // A session advisory lock on a connection of its own: closing the connection (when the
-        // lock is dropped, or the replica dies) releases it.
-        let mut connection = self.pool.acquire().await?.detach();
-        let key = i64::from_be_bytes(program_id.as_bytes()[..8].try_into().unwrap_or([0; 8]))
-            ^ 0x5275_6e4c_6f63_6b00;
-        sqlx::query("SELECT pg_advisory_lock($1)")
-            .bind(key)
-            .execute(&mut connection)
-            .await?;
-        Ok(crate::storage::RunLock::new(std::sync::Mutex::new(
-            connection,
-        )))
+        self.lock_runs(program_id).await
     }
 
     async fn sweep_lifecycles(
@@ -182,6 +184,40 @@ impl ScoringStore for PgScoringStore {
         now: DateTime<Utc>,
     ) -> Result<i64, ScoringError> {
         self.sweep(program_id, settings, now).await
+    }
+
+    async fn try_lock_program_runs(
+        &self,
+        program_id: Uuid,
+    ) -> Result<Option<crate::storage::RunLock>, ScoringError> {
+        self.try_lock_runs(program_id).await
+    }
+
+    async fn running_runs(&self, limit: u32) -> Result<Vec<EvaluationRun>, ScoringError> {
+        self.select_running_runs(limit).await
+    }
+
+    async fn start_run_counts(
+        &self,
+        run_id: Uuid,
+        counts_before: serde_json::Value,
+    ) -> Result<(serde_json::Value, i32), ScoringError> {
+        self.keep_first_counts(run_id, counts_before).await
+    }
+
+    async fn run_progress(
+        &self,
+        run_id: Uuid,
+    ) -> Result<crate::storage::tx::RunProgress, ScoringError> {
+        self.select_run_progress(run_id).await
+    }
+
+    async fn begin_evaluation(
+        &self,
+    ) -> Result<Box<dyn crate::storage::tx::EvaluationTx>, ScoringError> {
+        Ok(Box::new(PgEvaluationTx {
+            tx: self.pool.begin().await?,
+        }))
     }
 
     async fn begin(&self) -> Result<Box<dyn ScoringTx>, ScoringError> {

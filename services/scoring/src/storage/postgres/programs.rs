@@ -11,6 +11,7 @@ use super::{
 use crate::{
     ScoringError,
     domain::{
+        idempotency::{Claimed, IdempotentRequest},
         program::Program,
         versions::{PolicyStatus, PolicyVersion, RunTrigger},
     },
@@ -19,7 +20,17 @@ use crate::{
 
 impl PgScoringStore {
     #[tracing::instrument(skip_all, fields(program_code = %program.code))]
-    pub(super) async fn insert_program(&self, program: &Program) -> Result<(), ScoringError> {
+    pub(super) async fn insert_program(
+        &self,
+        program: &Program,
+        request: Option<&IdempotentRequest>,
+    ) -> Result<Claimed<()>, ScoringError> {
+        let mut tx = self.pool.begin().await?;
+        if let Some(request) = request
+            && let Some(prior) = super::idempotency::claim(&mut tx, request, program.id).await?
+        {
+            return Ok(Claimed::Replay(prior));
+        }
         sqlx::query("INSERT INTO programs (id, code, name, currency, scope, tiers, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
             .bind(program.id)
             .bind(&program.code)
@@ -28,9 +39,10 @@ impl PgScoringStore {
             .bind(Json(&program.scope))
             .bind(Json(&program.tiers))
             .bind(program.created_at)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        Ok(())
+        tx.commit().await?;
+        Ok(Claimed::Done(()))
     }
 
     #[tracing::instrument(skip(self))]
@@ -75,8 +87,14 @@ impl PgScoringStore {
     pub(super) async fn insert_policy(
         &self,
         policy: &NewPolicy,
-    ) -> Result<PolicyVersion, ScoringError> {
+        request: Option<&IdempotentRequest>,
+    ) -> Result<Claimed<PolicyVersion>, ScoringError> {
         let mut tx = self.pool.begin().await?;
+        if let Some(request) = request
+            && let Some(prior) = super::idempotency::claim(&mut tx, request, policy.id).await?
+        {
+            return Ok(Claimed::Replay(prior));
+        }
         // Serialises draft creation per program, so version numbers are dense and unique.
         sqlx::query("SELECT id FROM programs WHERE id = $1 FOR UPDATE")
             .bind(policy.program_id)
@@ -97,7 +115,7 @@ impl PgScoringStore {
             .fetch_one(&mut *tx)
             .await?;
         tx.commit().await?;
-        row.try_into()
+        row.try_into().map(Claimed::Done)
     }
 
     #[tracing::instrument(skip(self))]
@@ -316,7 +334,7 @@ impl PgScoringStore {
     ) -> Result<(), ScoringError> {
         sqlx::query(
             "UPDATE evaluation_runs SET status = CASE WHEN $3::text IS NULL THEN 'succeeded' ELSE 'failed' END,
-                 summary = $2, error = $3, finished_at = $4 WHERE id = $1",
+                 summary = $2, error = $3, finished_at = $4 WHERE id = $1 AND status = 'running'",
         )
         .bind(run_id)
         .bind(Json(summary))

@@ -20,7 +20,7 @@ pub(super) const POLICY_COLUMNS: &str = "id, program_id, version, status, rules,
 
 pub(super) const RUN_COLUMNS: &str = "id, program_id, policy_version_id, \
      (SELECT version FROM policy_versions p WHERE p.id = policy_version_id) AS policy_version, trigger, due_at, status, \
-     requested_by, started_at, finished_at, summary, error";
+     requested_by, started_at, finished_at, summary, error, members_evaluated, upgrades, downgrades, counts_before, resumed";
 
 #[derive(Debug, sqlx::FromRow)]
 pub(super) struct ProgramRow {
@@ -103,6 +103,11 @@ pub(super) struct RunRow {
     finished_at: Option<DateTime<Utc>>,
     summary: Json<serde_json::Value>,
     error: Option<String>,
+    members_evaluated: i64,
+    upgrades: i64,
+    downgrades: i64,
+    counts_before: Option<Json<serde_json::Value>>,
+    resumed: i32,
 }
 
 impl TryFrom<RunRow> for EvaluationRun {
@@ -124,6 +129,13 @@ impl TryFrom<RunRow> for EvaluationRun {
             finished_at: row.finished_at,
             summary: row.summary.0,
             error: row.error,
+            progress: crate::storage::tx::RunProgress {
+                evaluated: row.members_evaluated,
+                upgrades: row.upgrades,
+                downgrades: row.downgrades,
+            },
+            counts_before: row.counts_before.map(|counts| counts.0),
+            resumed: row.resumed,
         })
     }
 }

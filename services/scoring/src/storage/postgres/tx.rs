@@ -11,6 +11,7 @@ use crate::{
     domain::{
         accrual::{BucketDelta, CountedPurchase},
         decision::{Override, TierState},
+        idempotency::{IdempotentRequest, PriorRequest},
         month::Month,
         state::{HistoryRecord, Member, StoredState},
         window::Bucket,
@@ -376,6 +377,14 @@ impl ScoringTx for PgScoringTx {
         .execute(&mut *self.tx)
         .await?;
         Ok(())
+    }
+
+    async fn claim(
+        &mut self,
+        request: &IdempotentRequest,
+        resource_id: Uuid,
+    ) -> Result<Option<PriorRequest>, ScoringError> {
+        super::idempotency::claim(&mut self.tx, request, resource_id).await
     }
 
     async fn commit(self: Box<Self>) -> Result<(), ScoringError> {

@@ -1,0 +1,230 @@
+//! The Postgres unit of work of an evaluation run: one page of members read, locked and saved in
+//! a handful of set-based statements, whatever the page size.
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::{Postgres, Transaction, types::Json};
+use uuid::Uuid;
+
+use super::tx::{STATE_COLUMNS, StateRow};
+use crate::{
+    ScoringError,
+    domain::{
+        month::Month,
+        state::{HistoryRecord, Member, StoredState},
+        window::Bucket,
+    },
+    storage::tx::{EvaluationMember, EvaluationTx, RunProgress},
+};
+
+/// A transaction of an evaluation run.
+#[derive(Debug)]
+pub struct PgEvaluationTx {
+    pub(super) tx: Transaction<'static, Postgres>,
+}
+
+fn db_rank(value: u32) -> i32 {
+    i32::try_from(value).unwrap_or(i32::MAX)
+}
+
+#[derive(sqlx::FromRow)]
+struct PageRow {
+    customer_id: Uuid,
+    joined_at: DateTime<Utc>,
+    erased: bool,
+    #[sqlx(flatten)]
+    state: StateRow,
+}
+
+#[async_trait]
+impl EvaluationTx for PgEvaluationTx {
+    #[tracing::instrument(skip(self))]
+    async fn lock_evaluation_page(
+        &mut self,
+        program_id: Uuid,
+        run_id: Uuid,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<EvaluationMember>, ScoringError> {
+        // Locked in customer order, as every writer that locks several states does.
+        let sql = format!(
+            "SELECT s.customer_id, COALESCE(m.joined_at, s.since) AS joined_at, COALESCE(m.erased, false) AS erased, {STATE_COLUMNS}
+             FROM tier_states s LEFT JOIN members m ON m.customer_id = s.customer_id
+             WHERE s.program_id = $1 AND s.customer_id > COALESCE($2, '00000000-0000-0000-0000-000000000000'::uuid)
+               AND s.changed_by_run IS DISTINCT FROM $3
+             ORDER BY s.customer_id LIMIT $4 FOR UPDATE OF s"
+        );
+        let rows: Vec<PageRow> = sqlx::query_as(&sql)
+            .bind(program_id)
+            .bind(after)
+            .bind(run_id)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *self.tx)
+            .await?;
+        let ids: Vec<Uuid> = rows.iter().map(|row| row.customer_id).collect();
+        let bucket_rows: Vec<(Uuid, NaiveDate, i64, i64, i64)> = sqlx::query_as(
+            "SELECT customer_id, month, net_spend_minor, points, purchases FROM buckets
+             WHERE program_id = $1 AND customer_id = ANY($2) ORDER BY customer_id, month",
+        )
+        .bind(program_id)
+        .bind(&ids)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        let mut buckets = bucket_rows.into_iter().peekable();
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let mut own = Vec::new();
+                // Both lists are in customer order: take this customer's run of buckets.
+                while let Some((_, month, net_spend_minor, points, purchases)) =
+                    buckets.next_if(|(customer_id, ..)| *customer_id == row.customer_id)
+                {
+                    own.push(Bucket {
+                        month: Month::of_date(month),
+                        net_spend_minor,
+                        points,
+                        purchases,
+                    });
+                }
+                EvaluationMember {
+                    member: Member {
+                        customer_id: row.customer_id,
+                        joined_at: row.joined_at,
+                        erased: row.erased,
+                    },
+                    stored: StoredState::from(row.state),
+                    buckets: own,
+                }
+            })
+            .collect())
+    }
+
+    #[tracing::instrument(skip(self, states), fields(states = states.len()))]
+    async fn save_judged_states(
+        &mut self,
+        program_id: Uuid,
+        run_id: Uuid,
+        states: &[(Uuid, StoredState)],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<i64>, ScoringError> {
+        if states.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<Uuid> = states.iter().map(|(id, _)| *id).collect();
+        let column = |f: &dyn Fn(&StoredState) -> Option<i32>| -> Vec<Option<i32>> {
+            states.iter().map(|(_, s)| f(s)).collect()
+        };
+        let earned: Vec<Option<i32>> = column(&|s| Some(db_rank(s.state.earned_rank)));
+        let override_rank = column(&|s| s.state.manual.as_ref().map(|m| db_rank(m.rank)));
+        let since: Vec<DateTime<Utc>> = states.iter().map(|(_, s)| s.state.since).collect();
+        let times =
+            |f: &dyn Fn(&StoredState) -> Option<DateTime<Utc>>| -> Vec<Option<DateTime<Utc>>> {
+                states.iter().map(|(_, s)| f(s)).collect()
+            };
+        let last_qualified = times(&|s| s.state.last_qualified_at);
+        let override_until = times(&|s| s.state.manual.as_ref().map(|m| m.until));
+        let override_set_at = times(&|s| s.state.manual.as_ref().map(|m| m.set_at));
+        let texts = |f: &dyn Fn(&StoredState) -> Option<String>| -> Vec<Option<String>> {
+            states.iter().map(|(_, s)| f(s)).collect()
+        };
+        let override_reason = texts(&|s| s.state.manual.as_ref().map(|m| m.reason.clone()));
+        let override_operator = texts(&|s| s.state.manual.as_ref().map(|m| m.operator.clone()));
+        let rows: Vec<(Uuid, i64)> = sqlx::query_as(
+            "UPDATE tier_states s SET earned_rank = u.earned_rank, since = u.since, last_qualified_at = u.last_qualified_at,
+                 override_rank = u.override_rank, override_until = u.override_until, override_reason = u.override_reason,
+                 override_operator = u.override_operator, override_set_at = u.override_set_at,
+                 version = s.version + 1, updated_at = $3, changed_by_run = $2
+             FROM unnest($4::uuid[], $5::int[], $6::timestamptz[], $7::timestamptz[], $8::int[], $9::timestamptz[],
+                         $10::text[], $11::text[], $12::timestamptz[])
+                  AS u(customer_id, earned_rank, since, last_qualified_at, override_rank, override_until,
+                       override_reason, override_operator, override_set_at)
+             WHERE s.program_id = $1 AND s.customer_id = u.customer_id
+             RETURNING s.customer_id, s.version",
+        )
+        .bind(program_id)
+        .bind(run_id)
+        .bind(now)
+        .bind(&ids)
+        .bind(&earned)
+        .bind(&since)
+        .bind(&last_qualified)
+        .bind(&override_rank)
+        .bind(&override_until)
+        .bind(&override_reason)
+        .bind(&override_operator)
+        .bind(&override_set_at)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        ids.iter()
+            .map(|id| {
+                rows.iter()
+                    .find_map(|(customer_id, version)| (customer_id == id).then_some(*version))
+                    .ok_or_else(|| {
+                        ScoringError::Internal(format!(
+                            "tier state of {id} vanished under its lock"
+                        ))
+                    })
+            })
+            .collect()
+    }
+
+    #[tracing::instrument(skip_all, fields(records = records.len()))]
+    async fn record_many(&mut self, records: &[HistoryRecord]) -> Result<(), ScoringError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let list =
+            |f: &dyn Fn(&HistoryRecord) -> Uuid| -> Vec<Uuid> { records.iter().map(f).collect() };
+        let ranks = |f: &dyn Fn(&HistoryRecord) -> u32| -> Vec<i32> {
+            records.iter().map(|r| db_rank(f(r))).collect()
+        };
+        let reasons: Vec<&str> = records.iter().map(|r| r.reason.as_str()).collect();
+        let policy_ids: Vec<Option<Uuid>> = records.iter().map(|r| r.policy_version_id).collect();
+        let policy_versions: Vec<Option<i32>> = records.iter().map(|r| r.policy_version).collect();
+        let totals: Vec<Json<_>> = records.iter().map(|r| Json(r.totals)).collect();
+        let occurred: Vec<DateTime<Utc>> = records.iter().map(|r| r.occurred_at).collect();
+        sqlx::query(
+            "INSERT INTO tier_history (id, program_id, customer_id, from_rank, to_rank, reason, policy_version_id, policy_version,
+                                       totals, occurred_at)
+             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::int[], $5::int[], $6::text[], $7::uuid[], $8::int[],
+                                  $9::jsonb[], $10::timestamptz[])",
+        )
+        .bind(list(&|r| r.id))
+        .bind(list(&|r| r.program_id))
+        .bind(list(&|r| r.customer_id))
+        .bind(ranks(&|r| r.from_rank))
+        .bind(ranks(&|r| r.to_rank))
+        .bind(&reasons)
+        .bind(&policy_ids)
+        .bind(&policy_versions)
+        .bind(&totals)
+        .bind(&occurred)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn add_run_progress(
+        &mut self,
+        run_id: Uuid,
+        progress: RunProgress,
+    ) -> Result<(), ScoringError> {
+        sqlx::query(
+            "UPDATE evaluation_runs SET members_evaluated = members_evaluated + $2, upgrades = upgrades + $3,
+                 downgrades = downgrades + $4 WHERE id = $1",
+        )
+        .bind(run_id)
+        .bind(progress.evaluated)
+        .bind(progress.upgrades)
+        .bind(progress.downgrades)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn commit(self: Box<Self>) -> Result<(), ScoringError> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+}

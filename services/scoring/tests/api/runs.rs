@@ -1,0 +1,219 @@
+//! Evaluation runs outlive the replica running them: a run left "running" is resumed by another
+//! replica, and nobody it already moved is moved twice.
+
+use std::time::Duration;
+
+use sqlx::{Connection, PgConnection};
+use tierline_proto::scoring::v1 as pb;
+use uuid::Uuid;
+
+use crate::support::{Client, TestApp, create_program, innisfree_rules};
+
+async fn finished_run(client: &mut Client, run_id: &str) -> pb::EvaluationRun {
+    // Bounded: a run that never finishes fails the test instead of hanging it.
+    for _ in 0..3_000 {
+        let run = client
+            .get_evaluation_run(pb::GetEvaluationRunRequest {
+                evaluation_run_id: run_id.to_owned(),
+            })
+            .await
+            .expect("run")
+            .into_inner();
+        if run.status() != pb::EvaluationRunStatus::Running {
+            return run;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("run {run_id} did not finish");
+}
+
+async fn tier_code(client: &mut Client, program_id: &str, customer_id: Uuid) -> String {
+    client
+        .get_tier(pb::GetTierRequest {
+            program_id: program_id.to_owned(),
+            customer_id: customer_id.to_string(),
+        })
+        .await
+        .expect("tier")
+        .into_inner()
+        .tier
+        .expect("tier")
+        .code
+}
+
+/// A VIP member with nothing bought: with no grace, an evaluation drops them one level.
+async fn insert_vip(
+    db: &mut PgConnection,
+    program_id: Uuid,
+    changed_by_run: Option<Uuid>,
+    rank: i32,
+) -> Uuid {
+    let customer_id = Uuid::now_v7();
+    sqlx::query("INSERT INTO scoring.members (customer_id, joined_at) VALUES ($1, now() - interval '2 years')")
+        .bind(customer_id)
+        .execute(&mut *db)
+        .await
+        .expect("member");
+    sqlx::query(
+        "INSERT INTO scoring.tier_states (program_id, customer_id, earned_rank, since, version, updated_at, changed_by_run)
+         VALUES ($1, $2, $3, now() - interval '2 years', 1, now(), $4)",
+    )
+    .bind(program_id)
+    .bind(customer_id)
+    .bind(rank)
+    .bind(changed_by_run)
+    .execute(&mut *db)
+    .await
+    .expect("state");
+    customer_id
+}
+
+#[tokio::test]
+async fn a_run_whose_replica_died_is_resumed_and_moves_nobody_twice() {
+    let app = TestApp::spawn().await;
+    let mut client = app.client().await;
+    let program = create_program(&mut client, "RESUME").await;
+    let mut rules = innisfree_rules();
+    rules.grace_months = 0;
+    let draft = client
+        .create_policy_version(pb::CreatePolicyVersionRequest {
+            program_id: program.id.clone(),
+            rules: Some(rules),
+            created_by: "ops".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("draft")
+        .into_inner();
+    let activation = client
+        .activate_policy(pb::ActivatePolicyRequest {
+            policy_version_id: draft.id.clone(),
+            activated_by: "ops".into(),
+            expected_revision: None,
+        })
+        .await
+        .expect("activate")
+        .into_inner();
+    finished_run(&mut client, &activation.evaluation_run_id).await;
+
+    // A manual run that a replica started and died in: its first page moved `already_moved`
+    // from VIP to GREEN and committed (marked with the run, counted in the run's counters);
+    // `not_yet` was never reached.
+    let program_id = Uuid::parse_str(&program.id).expect("uuid");
+    let orphan = Uuid::now_v7();
+    let mut db = PgConnection::connect(&app.database_url).await.expect("db");
+    sqlx::query(
+        "INSERT INTO scoring.evaluation_runs (id, program_id, policy_version_id, trigger, status, requested_by, started_at,
+                                             members_evaluated, downgrades, counts_before)
+         VALUES ($1, $2, $3, 'manual', 'running', 'ops', now(), 1, 1, '[]')",
+    )
+    .bind(orphan)
+    .bind(program_id)
+    .bind(Uuid::parse_str(&draft.id).expect("uuid"))
+    .execute(&mut db)
+    .await
+    .expect("orphaned run");
+    let already_moved = insert_vip(&mut db, program_id, Some(orphan), 1).await;
+    let not_yet = insert_vip(&mut db, program_id, None, 2).await;
+
+    // Another replica starts; its scheduler finds the run without a holder and resumes it.
+    let replica = app.replica().await;
+    let mut replica_client = replica.client().await;
+    let run = finished_run(&mut replica_client, &orphan.to_string()).await;
+
+    assert_eq!(run.status(), pb::EvaluationRunStatus::Succeeded, "{run:?}");
+    assert_eq!(run.resumed, 1);
+    assert_eq!(
+        (run.members_evaluated, run.downgrades),
+        (2, 2),
+        "the first attempt's member and downgrade count once, the resumed one's once"
+    );
+    assert_eq!(
+        tier_code(&mut client, &program.id, already_moved).await,
+        "GREEN",
+        "not dropped a second level"
+    );
+    assert_eq!(tier_code(&mut client, &program.id, not_yet).await, "GREEN");
+    let history = client
+        .get_tier_history(pb::GetTierHistoryRequest {
+            program_id: program.id.clone(),
+            customer_id: not_yet.to_string(),
+            ..Default::default()
+        })
+        .await
+        .expect("history")
+        .into_inner();
+    assert_eq!(history.records.len(), 1, "{history:?}");
+}
+
+#[tokio::test]
+async fn a_run_someone_is_executing_is_left_alone() {
+    let app = TestApp::spawn().await;
+    let mut client = app.client().await;
+    let program = create_program(&mut client, "HELD").await;
+    let draft = client
+        .create_policy_version(pb::CreatePolicyVersionRequest {
+            program_id: program.id.clone(),
+            rules: Some(innisfree_rules()),
+            created_by: "ops".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("draft")
+        .into_inner();
+    let activation = client
+        .activate_policy(pb::ActivatePolicyRequest {
+            policy_version_id: draft.id.clone(),
+            activated_by: "ops".into(),
+            expected_revision: None,
+        })
+        .await
+        .expect("activate")
+        .into_inner();
+    finished_run(&mut client, &activation.evaluation_run_id).await;
+
+    // Someone holds the program's run lock (as a replica executing a run does): a replica that
+    // starts meanwhile must not take the run over.
+    let program_id = Uuid::parse_str(&program.id).expect("uuid");
+    let orphan = Uuid::now_v7();
+    let mut db = PgConnection::connect(&app.database_url).await.expect("db");
+    sqlx::query(
+        "INSERT INTO scoring.evaluation_runs (id, program_id, policy_version_id, trigger, status, requested_by, started_at)
+         VALUES ($1, $2, $3, 'manual', 'running', 'ops', now())",
+    )
+    .bind(orphan)
+    .bind(program_id)
+    .bind(Uuid::parse_str(&draft.id).expect("uuid"))
+    .execute(&mut db)
+    .await
+    .expect("run");
+    let key = i64::from_be_bytes(program_id.as_bytes()[..8].try_into().expect("8 bytes"))
+        ^ 0x5275_6e4c_6f63_6b00;
+    let mut holder = PgConnection::connect(&app.database_url).await.expect("db");
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(key)
+        .execute(&mut holder)
+        .await
+        .expect("lock");
+    let replica = app.replica().await;
+    let mut replica_client = replica.client().await;
+    // The replica's first scheduler tick has run once it serves; give it a second chance.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let run = replica_client
+        .get_evaluation_run(pb::GetEvaluationRunRequest {
+            evaluation_run_id: orphan.to_string(),
+        })
+        .await
+        .expect("run")
+        .into_inner();
+    assert_eq!(run.status(), pb::EvaluationRunStatus::Running);
+    assert_eq!(run.resumed, 0);
+
+    // The holder goes away (its replica died): the next tick resumes the run.
+    holder.close().await.expect("close");
+    drop(replica);
+    let replica = app.replica().await;
+    let mut replica_client = replica.client().await;
+    let run = finished_run(&mut replica_client, &orphan.to_string()).await;
+    assert_eq!(run.status(), pb::EvaluationRunStatus::Succeeded);
+}
