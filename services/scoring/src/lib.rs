@@ -11,8 +11,7 @@
 //! the replicas), [`scheduler`] runs evaluations on the policies' schedules and sweeps lifecycles,
 //! and [`cache`] keeps tier lookups in Redis. docs/SCORING.md explains the choices.
 //!
-//! Not built yet: the predicted customer value (BG/NBD with Gamma-Gamma) of `GetScores`, and
-//! recovery of an evaluation run whose replica died mid-run.
+//! Not built yet: the predicted customer value (BG/NBD with Gamma-Gamma) of `GetScores`.
 
 pub mod app;
 pub mod cache;

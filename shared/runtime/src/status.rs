@@ -47,6 +47,25 @@ pub fn invalid_argument(violations: &[FieldViolation]) -> tonic::Status {
     )
 }
 
+/// FAILED_PRECONDITION naming the fields that are missing or wrong for the operation (an
+/// incomplete campaign, say), as a BadRequest like [`invalid_argument`].
+pub fn failed_precondition(message: &str, violations: &[FieldViolation]) -> tonic::Status {
+    let listed = violations
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ");
+    let mut details = ErrorDetails::new();
+    for violation in violations {
+        details.add_bad_request_violation(violation.field.clone(), violation.description.clone());
+    }
+    tonic::Status::with_error_details(
+        tonic::Code::FailedPrecondition,
+        format!("{message}: {listed}"),
+        details,
+    )
+}
+
 /// The field violations carried by a status, if any (clients and tests use this).
 pub fn field_violations(status: &tonic::Status) -> Vec<FieldViolation> {
     status

@@ -1,0 +1,217 @@
+//! Campaign rows: create (with its idempotency key), read, list, save with a revision check.
+
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use super::PgCampaignStore;
+use crate::{
+    CampaignError,
+    domain::campaign::{Campaign, Definition, Kind, LaunchProgress, ProgramFacts, Status},
+    storage::CampaignFilter,
+};
+
+pub(super) const COLUMNS: &str = "id, status, definition, program, revision, created_by, created_at, updated_at, launched_at, \
+     completed_at, cancelled_at, cancel_reason, launch_matched, launch_cursor, launch_complete";
+
+#[derive(sqlx::FromRow)]
+pub(super) struct CampaignRow {
+    id: Uuid,
+    status: String,
+    definition: Json<Definition>,
+    program: Json<ProgramFacts>,
+    revision: i64,
+    created_by: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    launched_at: Option<DateTime<Utc>>,
+    completed_at: Option<DateTime<Utc>>,
+    cancelled_at: Option<DateTime<Utc>>,
+    cancel_reason: String,
+    launch_matched: i64,
+    launch_cursor: Option<Uuid>,
+    launch_complete: bool,
+}
+
+impl TryFrom<CampaignRow> for Campaign {
+    type Error = CampaignError;
+
+    fn try_from(row: CampaignRow) -> Result<Self, Self::Error> {
+        Ok(Self {
+            id: row.id,
+            definition: row.definition.0,
+            program: row.program.0,
+            status: Status::parse(&row.status).ok_or_else(|| {
+                CampaignError::Internal(format!("campaign status {:?}", row.status))
+            })?,
+            revision: row.revision,
+            created_by: row.created_by,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            launched_at: row.launched_at,
+            completed_at: row.completed_at,
+            cancelled_at: row.cancelled_at,
+            cancel_reason: row.cancel_reason,
+            launch: LaunchProgress {
+                matched: row.launch_matched,
+                cursor: row.launch_cursor,
+                complete: row.launch_complete,
+            },
+        })
+    }
+}
+
+fn kind_str(kind: Kind) -> &'static str {
+    match kind {
+        Kind::OneShot => "one_shot",
+        Kind::Triggered => "triggered",
+    }
+}
+
+impl PgCampaignStore {
+    #[tracing::instrument(skip_all, fields(campaign_id = %campaign.id))]
+    pub(super) async fn insert_campaign(
+        &self,
+        campaign: &Campaign,
+        idempotency: Option<(&str, &[u8])>,
+    ) -> Result<Option<(Uuid, Vec<u8>)>, CampaignError> {
+        let mut tx = self.pool.begin().await?;
+        if let Some((key, fingerprint)) = idempotency {
+            let claimed = sqlx::query(
+                "INSERT INTO idempotent_requests (key, fingerprint, campaign_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            )
+            .bind(key)
+            .bind(fingerprint)
+            .bind(campaign.id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if !claimed {
+                let prior: (Uuid, Vec<u8>) = sqlx::query_as(
+                    "SELECT campaign_id, fingerprint FROM idempotent_requests WHERE key = $1",
+                )
+                .bind(key)
+                .fetch_one(&mut *tx)
+                .await?;
+                return Ok(Some(prior));
+            }
+        }
+        let definition = &campaign.definition;
+        sqlx::query(
+            "INSERT INTO campaigns (id, program_id, kind, status, definition, program, start_at, end_at, revision, created_by,
+                                    created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
+        )
+        .bind(campaign.id)
+        .bind(definition.program_id)
+        .bind(kind_str(definition.kind))
+        .bind(campaign.status.as_str())
+        .bind(Json(definition))
+        .bind(Json(&campaign.program))
+        .bind(definition.start_at)
+        .bind(definition.end_at)
+        .bind(campaign.revision)
+        .bind(&campaign.created_by)
+        .bind(campaign.created_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(None)
+    }
+
+    #[tracing::instrument(skip(self))]
+    pub(super) async fn select_campaign(
+        &self,
+        id: Uuid,
+    ) -> Result<Option<Campaign>, CampaignError> {
+        let sql = format!("SELECT {COLUMNS} FROM campaigns WHERE id = $1");
+        let row: Option<CampaignRow> = sqlx::query_as(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(TryInto::try_into).transpose()
+    }
+
+    #[tracing::instrument(skip(self))]
+    pub(super) async fn select_campaigns(
+        &self,
+        filter: &CampaignFilter,
+        before: Option<(DateTime<Utc>, Uuid)>,
+        limit: u32,
+    ) -> Result<Vec<Campaign>, CampaignError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM campaigns
+             WHERE ($1::text IS NULL OR status = $1) AND ($2::uuid IS NULL OR program_id = $2) AND ($3::text IS NULL OR kind = $3)
+               AND ($4::timestamptz IS NULL OR (created_at, id) < ($4, $5))
+             ORDER BY created_at DESC, id DESC LIMIT $6"
+        );
+        let (before_at, before_id) = before.unzip();
+        let rows: Vec<CampaignRow> = sqlx::query_as(&sql)
+            .bind(filter.status.map(Status::as_str))
+            .bind(filter.program_id)
+            .bind(filter.kind.map(kind_str))
+            .bind(before_at)
+            .bind(before_id)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    #[tracing::instrument(skip_all, fields(campaign_id = %campaign.id, revision = campaign.revision))]
+    pub(super) async fn update_campaign(&self, campaign: &Campaign) -> Result<(), CampaignError> {
+        let definition = &campaign.definition;
+        let updated = sqlx::query(
+            "UPDATE campaigns SET program_id = $2, kind = $3, status = $4, definition = $5, program = $6, start_at = $7,
+                 end_at = $8, revision = $9, updated_at = $10, launched_at = $11, completed_at = $12, cancelled_at = $13,
+                 cancel_reason = $14
+             WHERE id = $1 AND revision = $9 - 1",
+        )
+        .bind(campaign.id)
+        .bind(definition.program_id)
+        .bind(kind_str(definition.kind))
+        .bind(campaign.status.as_str())
+        .bind(Json(definition))
+        .bind(Json(&campaign.program))
+        .bind(definition.start_at)
+        .bind(definition.end_at)
+        .bind(campaign.revision)
+        .bind(campaign.updated_at)
+        .bind(campaign.launched_at)
+        .bind(campaign.completed_at)
+        .bind(campaign.cancelled_at)
+        .bind(&campaign.cancel_reason)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if updated == 1 {
+            Ok(())
+        } else {
+            Err(CampaignError::Aborted(
+                "the campaign was changed at the same time; read it again and retry".into(),
+            ))
+        }
+    }
+
+    #[tracing::instrument(skip(self))]
+    pub(super) async fn select_due(&self, now: DateTime<Utc>) -> Result<Vec<Uuid>, CampaignError> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM campaigns WHERE status = 'scheduled' AND start_at <= $1
+             UNION SELECT id FROM campaigns WHERE status = 'running' AND end_at <= $1
+             UNION SELECT id FROM campaigns WHERE status = 'running' AND kind = 'one_shot' AND NOT launch_complete",
+        )
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    #[tracing::instrument(skip(self))]
+    pub(super) async fn mark_launch_complete(&self, id: Uuid) -> Result<(), CampaignError> {
+        sqlx::query("UPDATE campaigns SET launch_complete = true WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}

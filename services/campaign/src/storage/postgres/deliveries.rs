@@ -1,0 +1,136 @@
+//! Deliveries: leases to channel adapters (skip-locked, so adapters never share one), acks
+//! (first outcome wins) and withdrawal.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::PgCampaignStore;
+use crate::{
+    CampaignError,
+    domain::campaign::Channel,
+    storage::{Ack, AckOutcome, LeasedDelivery},
+};
+
+impl PgCampaignStore {
+    #[tracing::instrument(skip(self))]
+    pub(super) async fn lease_deliveries(
+        &self,
+        channel: Channel,
+        adapter_id: &str,
+        limit: u32,
+        lease: chrono::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<LeasedDelivery>, CampaignError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<(Uuid, Uuid, Uuid, DateTime<Utc>, i32, DateTime<Utc>)> = sqlx::query_as(
+            "UPDATE deliveries d SET status = 'leased', leased_to = $2, lease_expires_at = $4, attempt = d.attempt + 1
+             FROM (SELECT id FROM deliveries
+                   WHERE channel = $1 AND (status = 'pending' OR (status = 'leased' AND lease_expires_at <= $3))
+                   ORDER BY created_at LIMIT $5 FOR UPDATE SKIP LOCKED) picked
+             WHERE d.id = picked.id
+             RETURNING d.id, d.campaign_id, d.customer_id, d.lease_expires_at, d.attempt, d.created_at",
+        )
+        .bind(channel.as_str())
+        .bind(adapter_id)
+        .bind(now)
+        .bind(now + lease)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(id, campaign_id, customer_id, lease_expires_at, attempt, created_at)| {
+                    LeasedDelivery {
+                        id,
+                        campaign_id,
+                        customer_id,
+                        lease_expires_at,
+                        attempt,
+                        created_at,
+                    }
+                },
+            )
+            .collect())
+    }
+
+    #[tracing::instrument(skip_all, fields(ids = ids.len()))]
+    pub(super) async fn select_still_leased(
+        &self,
+        ids: &[Uuid],
+        adapter_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Uuid>, CampaignError> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM deliveries WHERE id = ANY($1) AND status = 'leased' AND leased_to = $2 AND lease_expires_at > $3",
+        )
+        .bind(ids)
+        .bind(adapter_id)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    #[tracing::instrument(skip_all, fields(acks = acks.len()))]
+    pub(super) async fn record_acks(
+        &self,
+        acks: &[Ack],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<AckOutcome>, CampaignError> {
+        let mut tx = self.pool.begin().await?;
+        let mut outcomes = Vec::with_capacity(acks.len());
+        for ack in acks {
+            let status = if ack.failure.is_some() {
+                "failed"
+            } else {
+                "sent"
+            };
+            // A leased delivery takes the first outcome, also after its lease expired.
+            let recorded = sqlx::query(
+                "UPDATE deliveries SET status = $2, acked_at = $3, occurred_at = $4, failure_reason = $5,
+                     provider_message_id = NULLIF($6, '')
+                 WHERE id = $1 AND status = 'leased'",
+            )
+            .bind(ack.delivery_id)
+            .bind(status)
+            .bind(now)
+            .bind(ack.occurred_at)
+            .bind(&ack.failure)
+            .bind(&ack.provider_message_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            let outcome = if recorded {
+                AckOutcome::Accepted
+            } else {
+                let current: Option<String> =
+                    sqlx::query_scalar("SELECT status FROM deliveries WHERE id = $1")
+                        .bind(ack.delivery_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                match current.as_deref() {
+                    None => AckOutcome::NotFound,
+                    Some(current) if current == status => AckOutcome::AlreadyAcked,
+                    Some("sent" | "failed") => AckOutcome::Conflict,
+                    // Pending (never leased) or withdrawn: nothing was sent on this lease.
+                    Some(_) => AckOutcome::Withdrawn,
+                }
+            };
+            outcomes.push(outcome);
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+
+    #[tracing::instrument(skip(self))]
+    pub(super) async fn withdraw(&self, campaign_id: Uuid) -> Result<u64, CampaignError> {
+        Ok(sqlx::query("UPDATE deliveries SET status = 'withdrawn' WHERE campaign_id = $1 AND status = 'pending'")
+            .bind(campaign_id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+}

@@ -1,0 +1,195 @@
+//! Reads for listings and the report: members and suppressions in order, counts, and the per-arm
+//! aggregates (one scan of a campaign's members).
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{PgCampaignStore, enrolment::arm_filter};
+use crate::{
+    CampaignError,
+    domain::holdout::Arm,
+    storage::{
+        ArmAggregate, MemberRow, MembershipCounts, NewMember, SuppressionReason, SuppressionRow,
+    },
+};
+
+type MemberTuple = (
+    Uuid,
+    i32,
+    String,
+    DateTime<Utc>,
+    DateTime<Utc>,
+    i64,
+    Option<Uuid>,
+    Option<String>,
+    i32,
+    i64,
+);
+
+impl PgCampaignStore {
+    #[tracing::instrument(skip(self))]
+    pub(super) async fn counts(&self, id: Uuid) -> Result<MembershipCounts, CampaignError> {
+        let arms: Vec<(String, i64)> =
+            sqlx::query_as("SELECT arm, count(*) FROM members WHERE campaign_id = $1 GROUP BY arm")
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await?;
+        let reasons: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT reason, count(*) FROM suppressions WHERE campaign_id = $1 GROUP BY reason ORDER BY reason",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        let arm_count = |arm: Arm| {
+            arms.iter()
+                .find(|(stored, _)| stored == arm.as_str())
+                .map_or(0, |(_, count)| *count)
+        };
+        let mut suppressed: Vec<(SuppressionReason, i64)> = reasons
+            .into_iter()
+            .filter_map(|(reason, count)| SuppressionReason::parse(&reason).map(|r| (r, count)))
+            .collect();
+        suppressed.sort();
+        Ok(MembershipCounts {
+            treatment: arm_count(Arm::Treatment),
+            control: arm_count(Arm::Control),
+            suppressed,
+        })
+    }
+
+    #[tracing::instrument(skip(self))]
+    pub(super) async fn select_members(
+        &self,
+        id: Uuid,
+        arm: Option<Arm>,
+        after_seq: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<MemberRow>, CampaignError> {
+        let rows: Vec<MemberTuple> = sqlx::query_as(
+            "SELECT m.customer_id, m.entry, m.arm, m.entered_at, m.attribution_ends_at, m.seq, d.id, d.status, m.conversions,
+                    m.revenue_minor
+             FROM members m LEFT JOIN deliveries d
+                 ON d.campaign_id = m.campaign_id AND d.customer_id = m.customer_id AND d.entry = m.entry
+             WHERE m.campaign_id = $1 AND ($2::text IS NULL OR m.arm = $2) AND m.seq > COALESCE($3, 0)
+             ORDER BY m.seq LIMIT $4",
+        )
+        .bind(id)
+        .bind(arm_filter(arm))
+        .bind(after_seq)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(
+                |(
+                    customer_id,
+                    entry,
+                    arm,
+                    entered_at,
+                    attribution_ends_at,
+                    seq,
+                    delivery_id,
+                    status,
+                    conversions,
+                    revenue_minor,
+                )| {
+                    Ok(MemberRow {
+                        member: NewMember {
+                            customer_id,
+                            entry,
+                            arm: Arm::parse(&arm)
+                                .ok_or_else(|| CampaignError::Internal(format!("arm {arm:?}")))?,
+                            entered_at,
+                            attribution_ends_at,
+                        },
+                        seq,
+                        delivery: delivery_id.zip(status),
+                        conversions,
+                        revenue_minor,
+                    })
+                },
+            )
+            .collect()
+    }
+
+    #[tracing::instrument(skip(self))]
+    pub(super) async fn select_suppressions(
+        &self,
+        id: Uuid,
+        reason: Option<SuppressionReason>,
+        after_seq: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<SuppressionRow>, CampaignError> {
+        let rows: Vec<(Uuid, String, DateTime<Utc>, i64)> = sqlx::query_as(
+            "SELECT customer_id, reason, suppressed_at, seq FROM suppressions
+             WHERE campaign_id = $1 AND ($2::text IS NULL OR reason = $2) AND seq > COALESCE($3, 0)
+             ORDER BY seq LIMIT $4",
+        )
+        .bind(id)
+        .bind(reason.map(SuppressionReason::as_str))
+        .bind(after_seq)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(customer_id, reason, suppressed_at, seq)| {
+                Ok(SuppressionRow {
+                    customer_id,
+                    reason: SuppressionReason::parse(&reason)
+                        .ok_or_else(|| CampaignError::Internal(format!("reason {reason:?}")))?,
+                    suppressed_at,
+                    seq,
+                })
+            })
+            .collect()
+    }
+
+    #[tracing::instrument(skip(self))]
+    pub(super) async fn aggregates(
+        &self,
+        id: Uuid,
+    ) -> Result<(ArmAggregate, ArmAggregate), CampaignError> {
+        let rows: Vec<(String, i64, i64, Option<i64>, Option<f64>)> = sqlx::query_as(
+            "SELECT arm, count(*), count(*) FILTER (WHERE conversions > 0), sum(revenue_minor)::bigint,
+                    sum(revenue_minor::float8 * revenue_minor::float8)
+             FROM members WHERE campaign_id = $1 GROUP BY arm",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        let of = |arm: Arm| {
+            rows.iter()
+                .find(|row| row.0 == arm.as_str())
+                .map(|(_, members, converters, revenue, squares)| ArmAggregate {
+                    members: *members,
+                    converters: *converters,
+                    revenue: revenue.unwrap_or(0),
+                    revenue_squares: squares.unwrap_or(0.0),
+                })
+                .unwrap_or_default()
+        };
+        Ok((of(Arm::Treatment), of(Arm::Control)))
+    }
+
+    #[tracing::instrument(skip(self))]
+    pub(super) async fn contacts(
+        &self,
+        id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<(i64, bool), CampaignError> {
+        let contacts: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM deliveries WHERE campaign_id = $1 AND status = 'sent'",
+        )
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await?;
+        let open: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM members WHERE campaign_id = $1 AND attribution_ends_at > $2)",
+        )
+        .bind(id)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((contacts, open))
+    }
+}

@@ -1,0 +1,63 @@
+//! One conformance suite for every campaign storage backend: each case runs against each backend
+//! on a fresh store (Postgres: a fresh database). Set `TEST_LOG=debug` to see logs.
+
+mod suite;
+
+use std::sync::Arc;
+
+use tierline_campaign::storage::{
+    CampaignStore,
+    postgres::{MIGRATOR, PgCampaignStore, SCHEMA},
+};
+use tierline_runtime::config::{ConfigSource, DatabaseSettings};
+use tierline_testkit::TestDatabase;
+use tokio_util::sync::CancellationToken;
+
+#[allow(missing_debug_implementations)]
+pub(crate) struct Backend {
+    pub(crate) store: Arc<dyn CampaignStore>,
+    _database: Option<TestDatabase>,
+    _listener: tokio_util::sync::DropGuard,
+}
+
+async fn postgres() -> Backend {
+    tierline_testkit::init_logging();
+    let database = TestDatabase::create().await.expect("database");
+    let source = ConfigSource::from_pairs([("TIERLINE_DATABASE_URL", database.url())]);
+    let mut reader = source.reader();
+    let settings = DatabaseSettings::read(&mut reader);
+    reader.finish().expect("settings");
+    let pool = tierline_runtime::db::connect_lazy(&settings, "conformance", SCHEMA).expect("pool");
+    tierline_runtime::db::migrate(&pool, SCHEMA, &MIGRATOR)
+        .await
+        .expect("migrations");
+    let shutdown = CancellationToken::new();
+    let store = Arc::new(PgCampaignStore::new(pool, shutdown.clone()));
+    Backend {
+        store,
+        _database: Some(database),
+        _listener: shutdown.drop_guard(),
+    }
+}
+
+macro_rules! conformance_suite {
+    ($backend:ident) => {
+        mod $backend {
+            macro_rules! case {
+                ($name:ident) => {
+                    #[tokio::test]
+                    async fn $name() {
+                        let backend = super::$backend().await;
+                        crate::suite::$name(backend.store.clone()).await;
+                    }
+                };
+            }
+            case!(campaigns_are_created_once_per_key_and_saved_by_revision);
+            case!(a_replayed_enrolment_creates_nothing_twice);
+            case!(leases_are_exclusive_expire_and_the_first_ack_wins);
+            case!(attribution_counts_each_purchase_once_and_nets_refunds);
+        }
+    };
+}
+
+conformance_suite!(postgres);

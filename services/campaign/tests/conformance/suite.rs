@@ -1,0 +1,366 @@
+//! The cases every backend must pass.
+
+use std::sync::Arc;
+
+use chrono::{Duration, SubsecRound, Utc};
+use tierline_campaign::{
+    CampaignError,
+    domain::{
+        campaign::{
+            Audience, Campaign, Channel, Definition, Kind, LaunchProgress, ProgramFacts, Status,
+        },
+        holdout::Arm,
+    },
+    storage::{Ack, AckOutcome, CampaignStore, NewMember, SuppressionReason},
+};
+use uuid::Uuid;
+
+fn campaign() -> Campaign {
+    let now = Utc::now().trunc_subsecs(6);
+    Campaign {
+        id: Uuid::now_v7(),
+        definition: Definition {
+            name: "Win-back".into(),
+            description: String::new(),
+            program_id: Uuid::now_v7(),
+            kind: Kind::OneShot,
+            channel: Channel::Email,
+            audience: Audience::default(),
+            holdout_bps: 1_000,
+            offer: None,
+            cost_per_contact_minor: 0,
+            fixed_cost_minor: 0,
+            start_at: None,
+            end_at: None,
+            attribution_window_days: 30,
+            re_entry_period_days: 0,
+            trigger: None,
+        },
+        program: ProgramFacts {
+            currency: "KRW".into(),
+            tier_codes: vec!["WELCOME".into()],
+            brands: vec![],
+            sales_channels: vec![],
+        },
+        status: Status::Draft,
+        revision: 1,
+        created_by: "ops".into(),
+        created_at: now,
+        updated_at: now,
+        launched_at: None,
+        completed_at: None,
+        cancelled_at: None,
+        cancel_reason: String::new(),
+        launch: LaunchProgress::default(),
+    }
+}
+
+fn member(customer_id: Uuid, arm: Arm) -> NewMember {
+    let now = Utc::now().trunc_subsecs(6);
+    NewMember {
+        customer_id,
+        entry: 1,
+        arm,
+        entered_at: now - Duration::days(1),
+        attribution_ends_at: now + Duration::days(29),
+    }
+}
+
+async fn enrol(
+    store: &Arc<dyn CampaignStore>,
+    campaign: &Campaign,
+    members: &[NewMember],
+    cursor: Uuid,
+) {
+    let mut tx = store.begin_enrolment().await.expect("tx");
+    tx.lock_contacts().await.expect("lock");
+    tx.add_members(campaign.id, Channel::Email, members, Utc::now())
+        .await
+        .expect("members");
+    tx.suppress(campaign.id, "launch", &[], Utc::now())
+        .await
+        .expect("suppress");
+    tx.advance_launch(campaign.id, members.len() as i64, cursor)
+        .await
+        .expect("advance");
+    tx.commit().await.expect("commit");
+}
+
+pub(crate) async fn campaigns_are_created_once_per_key_and_saved_by_revision(
+    store: Arc<dyn CampaignStore>,
+) {
+    let first = campaign();
+    assert_eq!(
+        store
+            .create(&first, Some(("key-1", b"digest")))
+            .await
+            .expect("create"),
+        None
+    );
+    let retry = campaign();
+    let prior = store
+        .create(&retry, Some(("key-1", b"digest")))
+        .await
+        .expect("replay");
+    assert_eq!(prior, Some((first.id, b"digest".to_vec())));
+    assert!(
+        store.campaign(retry.id).await.expect("read").is_none(),
+        "nothing stored on a replay"
+    );
+    let mut stored = store
+        .campaign(first.id)
+        .await
+        .expect("read")
+        .expect("stored");
+    assert_eq!(stored, first);
+
+    stored.definition.name = "Renamed".into();
+    stored.revision += 1;
+    store.save(&stored).await.expect("save");
+    // A writer that read revision 1 loses.
+    let mut stale = first.clone();
+    stale.revision += 1;
+    assert!(matches!(
+        store.save(&stale).await,
+        Err(CampaignError::Aborted(_))
+    ));
+    assert_eq!(
+        store
+            .campaign(first.id)
+            .await
+            .expect("read")
+            .expect("stored")
+            .definition
+            .name,
+        "Renamed"
+    );
+}
+
+pub(crate) async fn a_replayed_enrolment_creates_nothing_twice(store: Arc<dyn CampaignStore>) {
+    let campaign = campaign();
+    store.create(&campaign, None).await.expect("create");
+    let (treated, held_out) = (Uuid::now_v7(), Uuid::now_v7());
+    let members = [
+        member(treated, Arm::Treatment),
+        member(held_out, Arm::Control),
+    ];
+    enrol(&store, &campaign, &members, held_out).await;
+    enrol(&store, &campaign, &members, held_out).await;
+    let counts = store.membership_counts(campaign.id).await.expect("counts");
+    assert_eq!((counts.treatment, counts.control), (1, 1));
+    let listed = store
+        .members(campaign.id, None, None, 10)
+        .await
+        .expect("members");
+    assert_eq!(listed.len(), 2);
+    assert!(
+        listed[0].delivery.is_some() && listed[1].delivery.is_none(),
+        "a delivery per treatment entry only"
+    );
+    // The frequency cap sees the pending delivery as a contact.
+    let mut tx = store.begin_enrolment().await.expect("tx");
+    let contacts = tx
+        .recent_contacts(&[treated, held_out], Utc::now() - Duration::days(7))
+        .await
+        .expect("contacts");
+    assert_eq!(
+        (contacts.get(&treated), contacts.get(&held_out)),
+        (Some(&1), None)
+    );
+    tx.suppress(
+        campaign.id,
+        "launch",
+        &[(held_out, SuppressionReason::FrequencyCap)],
+        Utc::now(),
+    )
+    .await
+    .expect("suppress");
+    tx.suppress(
+        campaign.id,
+        "launch",
+        &[(held_out, SuppressionReason::FrequencyCap)],
+        Utc::now(),
+    )
+    .await
+    .expect("suppress again");
+    tx.commit().await.expect("commit");
+    let counts = store.membership_counts(campaign.id).await.expect("counts");
+    assert_eq!(counts.suppressed, [(SuppressionReason::FrequencyCap, 1)]);
+    let stored = store
+        .campaign(campaign.id)
+        .await
+        .expect("read")
+        .expect("stored");
+    assert_eq!(
+        (stored.launch.matched, stored.launch.cursor),
+        (4, Some(held_out))
+    );
+}
+
+pub(crate) async fn leases_are_exclusive_expire_and_the_first_ack_wins(
+    store: Arc<dyn CampaignStore>,
+) {
+    let campaign = campaign();
+    store.create(&campaign, None).await.expect("create");
+    let customers: Vec<Uuid> = (0..3).map(|_| Uuid::now_v7()).collect();
+    let members: Vec<NewMember> = customers
+        .iter()
+        .map(|c| member(*c, Arm::Treatment))
+        .collect();
+    enrol(&store, &campaign, &members, customers[2]).await;
+    let now = Utc::now();
+    let first = store
+        .lease(Channel::Email, "adapter-a", 2, Duration::seconds(60), now)
+        .await
+        .expect("lease");
+    let second = store
+        .lease(Channel::Email, "adapter-b", 5, Duration::seconds(60), now)
+        .await
+        .expect("lease");
+    assert_eq!(
+        (first.len(), second.len()),
+        (2, 1),
+        "no delivery leased twice"
+    );
+    assert!(
+        store
+            .lease(Channel::Sms, "adapter-c", 5, Duration::seconds(60), now)
+            .await
+            .expect("lease")
+            .is_empty()
+    );
+    // After the lease expires, another adapter gets it with the next attempt.
+    let later = now + Duration::seconds(61);
+    let again = store
+        .lease(Channel::Email, "adapter-c", 5, Duration::seconds(60), later)
+        .await
+        .expect("lease");
+    assert_eq!(again.len(), 3);
+    assert!(again.iter().all(|d| d.attempt == 2));
+    assert!(
+        store
+            .still_leased(&[first[0].id], "adapter-a", later)
+            .await
+            .expect("leased")
+            .is_empty()
+    );
+
+    let sent = |id: Uuid, failure: Option<&str>| Ack {
+        delivery_id: id,
+        failure: failure.map(str::to_owned),
+        occurred_at: later,
+        provider_message_id: String::new(),
+    };
+    let outcomes = store
+        .ack(
+            &[
+                sent(first[0].id, None),
+                sent(first[0].id, None),
+                sent(first[0].id, Some("bounced")),
+                sent(Uuid::now_v7(), None),
+            ],
+            later,
+        )
+        .await
+        .expect("ack");
+    assert_eq!(
+        outcomes,
+        [
+            AckOutcome::Accepted,
+            AckOutcome::AlreadyAcked,
+            AckOutcome::Conflict,
+            AckOutcome::NotFound
+        ]
+    );
+    assert_eq!(
+        store
+            .contacts_and_open_windows(campaign.id, later)
+            .await
+            .expect("contacts"),
+        (1, true)
+    );
+    assert_eq!(
+        store.withdraw_pending(campaign.id).await.expect("withdraw"),
+        0,
+        "all are leased"
+    );
+}
+
+pub(crate) async fn attribution_counts_each_purchase_once_and_nets_refunds(
+    store: Arc<dyn CampaignStore>,
+) {
+    let campaign = campaign();
+    store.create(&campaign, None).await.expect("create");
+    let (buyer, other) = (Uuid::now_v7(), Uuid::now_v7());
+    enrol(
+        &store,
+        &campaign,
+        &[member(buyer, Arm::Treatment), member(other, Arm::Control)],
+        other,
+    )
+    .await;
+    let targets = store
+        .attribution_targets(&[buyer], Utc::now() - Duration::days(1))
+        .await
+        .expect("targets");
+    assert_eq!(targets.len(), 1);
+    let (target, facts) = targets[0].clone();
+    assert_eq!(facts.currency, "KRW");
+    let purchase = Uuid::now_v7();
+    let batch = [(purchase, target, 10_000)];
+    store
+        .apply_attribution(&batch, &[], "activity", "c1", Utc::now())
+        .await
+        .expect("apply");
+    store
+        .apply_attribution(&batch, &[], "activity", "c1", Utc::now())
+        .await
+        .expect("replay");
+    let refund = Uuid::now_v7();
+    store
+        .apply_attribution(
+            &[],
+            &[(refund, purchase, 4_000)],
+            "activity",
+            "c2",
+            Utc::now(),
+        )
+        .await
+        .expect("refund");
+    store
+        .apply_attribution(
+            &[],
+            &[(refund, purchase, 4_000)],
+            "activity",
+            "c2",
+            Utc::now(),
+        )
+        .await
+        .expect("replay");
+    let (treatment, control) = store.arm_aggregates(campaign.id).await.expect("aggregates");
+    assert_eq!(
+        (treatment.members, treatment.converters, treatment.revenue),
+        (1, 1, 6_000)
+    );
+    assert_eq!(
+        (control.members, control.converters, control.revenue),
+        (1, 0, 0)
+    );
+    // Refunding the rest: no longer a conversion.
+    store
+        .apply_attribution(
+            &[],
+            &[(Uuid::now_v7(), purchase, 9_000)],
+            "activity",
+            "c3",
+            Utc::now(),
+        )
+        .await
+        .expect("refund the rest");
+    let (treatment, _) = store.arm_aggregates(campaign.id).await.expect("aggregates");
+    assert_eq!((treatment.converters, treatment.revenue), (0, 0));
+    assert_eq!(
+        store.cursor("activity").await.expect("cursor").as_deref(),
+        Some("c3")
+    );
+}
