@@ -11,6 +11,7 @@ pub mod client;
 pub mod config;
 pub mod currency;
 pub mod db;
+pub mod lock;
 pub mod metrics;
 pub mod paging;
 pub mod server;

@@ -199,20 +199,7 @@ pub struct AttributionTarget {
 }
 
 /// Held while one launcher works on a campaign; dropping it lets another resume.
-pub struct LaunchLock(#[allow(dead_code)] Box<dyn Send + Sync>);
-
-impl std::fmt::Debug for LaunchLock {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("LaunchLock")
-    }
-}
-
-impl LaunchLock {
-    /// A lock kept alive by `holder`.
-    pub fn new(holder: impl Send + Sync + 'static) -> Self {
-        Self(Box::new(holder))
-    }
-}
+pub type LaunchLock = tierline_runtime::lock::HeldLock;
 
 /// The writes of one chunk of a launch (or of triggered entries), in one transaction.
 #[async_trait]

@@ -63,20 +63,7 @@ pub struct SimulationCell {
 }
 
 /// Held while an evaluation runs on a program; dropping it lets the next run start.
-pub struct RunLock(#[allow(dead_code)] Box<dyn Send + Sync>);
-
-impl std::fmt::Debug for RunLock {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("RunLock")
-    }
-}
-
-impl RunLock {
-    /// A lock kept alive by `holder` (a backend's connection, say).
-    pub fn new(holder: impl Send + Sync + 'static) -> Self {
-        Self(Box::new(holder))
-    }
-}
+pub type RunLock = tierline_runtime::lock::HeldLock;
 
 /// A new draft policy.
 #[derive(Debug, Clone)]

@@ -41,6 +41,37 @@ async fn tier_code(client: &mut Client, program_id: &str, customer_id: Uuid) -> 
         .code
 }
 
+/// A program with `rules` in force, once the activation's own run has finished; returns the
+/// program and the active version's id.
+async fn program_in_force(
+    client: &mut Client,
+    code: &str,
+    rules: pb::PolicyRules,
+) -> (pb::Program, String) {
+    let program = create_program(client, code).await;
+    let draft = client
+        .create_policy_version(pb::CreatePolicyVersionRequest {
+            program_id: program.id.clone(),
+            rules: Some(rules),
+            created_by: "ops".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("draft")
+        .into_inner();
+    let activation = client
+        .activate_policy(pb::ActivatePolicyRequest {
+            policy_version_id: draft.id.clone(),
+            activated_by: "ops".into(),
+            expected_revision: None,
+        })
+        .await
+        .expect("activate")
+        .into_inner();
+    finished_run(client, &activation.evaluation_run_id).await;
+    (program, draft.id)
+}
+
 /// A VIP member with nothing bought: with no grace, an evaluation drops them one level.
 async fn insert_vip(
     db: &mut PgConnection,
@@ -72,29 +103,9 @@ async fn insert_vip(
 async fn a_run_whose_replica_died_is_resumed_and_moves_nobody_twice() {
     let app = TestApp::spawn().await;
     let mut client = app.client().await;
-    let program = create_program(&mut client, "RESUME").await;
     let mut rules = innisfree_rules();
     rules.grace_months = 0;
-    let draft = client
-        .create_policy_version(pb::CreatePolicyVersionRequest {
-            program_id: program.id.clone(),
-            rules: Some(rules),
-            created_by: "ops".into(),
-            ..Default::default()
-        })
-        .await
-        .expect("draft")
-        .into_inner();
-    let activation = client
-        .activate_policy(pb::ActivatePolicyRequest {
-            policy_version_id: draft.id.clone(),
-            activated_by: "ops".into(),
-            expected_revision: None,
-        })
-        .await
-        .expect("activate")
-        .into_inner();
-    finished_run(&mut client, &activation.evaluation_run_id).await;
+    let (program, draft_id) = program_in_force(&mut client, "RESUME", rules).await;
 
     // A manual run that a replica started and died in: its first page moved `already_moved`
     // from VIP to GREEN and committed (marked with the run, counted in the run's counters);
@@ -109,7 +120,7 @@ async fn a_run_whose_replica_died_is_resumed_and_moves_nobody_twice() {
     )
     .bind(orphan)
     .bind(program_id)
-    .bind(Uuid::parse_str(&draft.id).expect("uuid"))
+    .bind(Uuid::parse_str(&draft_id).expect("uuid"))
     .execute(&mut db)
     .await
     .expect("orphaned run");
@@ -150,27 +161,7 @@ async fn a_run_whose_replica_died_is_resumed_and_moves_nobody_twice() {
 async fn a_run_someone_is_executing_is_left_alone() {
     let app = TestApp::spawn().await;
     let mut client = app.client().await;
-    let program = create_program(&mut client, "HELD").await;
-    let draft = client
-        .create_policy_version(pb::CreatePolicyVersionRequest {
-            program_id: program.id.clone(),
-            rules: Some(innisfree_rules()),
-            created_by: "ops".into(),
-            ..Default::default()
-        })
-        .await
-        .expect("draft")
-        .into_inner();
-    let activation = client
-        .activate_policy(pb::ActivatePolicyRequest {
-            policy_version_id: draft.id.clone(),
-            activated_by: "ops".into(),
-            expected_revision: None,
-        })
-        .await
-        .expect("activate")
-        .into_inner();
-    finished_run(&mut client, &activation.evaluation_run_id).await;
+    let (program, draft_id) = program_in_force(&mut client, "HELD", innisfree_rules()).await;
 
     // Someone holds the program's run lock (as a replica executing a run does): a replica that
     // starts meanwhile must not take the run over.
@@ -183,7 +174,7 @@ async fn a_run_someone_is_executing_is_left_alone() {
     )
     .bind(orphan)
     .bind(program_id)
-    .bind(Uuid::parse_str(&draft.id).expect("uuid"))
+    .bind(Uuid::parse_str(&draft_id).expect("uuid"))
     .execute(&mut db)
     .await
     .expect("run");

@@ -11,7 +11,7 @@ pub use enrolment::PgEnrolmentTx;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::{Connection, PgPool};
+use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::{
@@ -97,19 +97,9 @@ impl CampaignStore for PgCampaignStore {
     }
 
     async fn try_lock_launch(&self, id: Uuid) -> Result<Option<LaunchLock>, CampaignError> {
-        // A session lock on a connection of its own: it ends with the connection, also when
-        // this replica dies, and another launcher may then resume.
-        let mut connection = self.pool.acquire().await?.detach();
-        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-            .bind(launch_key(id))
-            .fetch_one(&mut connection)
-            .await?;
-        if locked {
-            Ok(Some(LaunchLock::new(std::sync::Mutex::new(connection))))
-        } else {
-            connection.close().await?;
-            Ok(None)
-        }
+        // Ends with its connection, also when this replica dies; another launcher may then
+        // resume.
+        Ok(tierline_runtime::lock::try_session_lock(&self.pool, launch_key(id)).await?)
     }
 
     async fn complete_launch(&self, id: Uuid) -> Result<(), CampaignError> {

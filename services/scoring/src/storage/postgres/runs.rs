@@ -1,6 +1,7 @@
 //! Evaluation runs: the per-program run lock, and what lets a run resume after its replica died.
 
-use sqlx::{Connection, PgConnection, types::Json};
+use sqlx::types::Json;
+use tierline_runtime::lock;
 use uuid::Uuid;
 
 use super::{
@@ -20,20 +21,9 @@ fn run_lock_key(program_id: Uuid) -> i64 {
 }
 
 impl PgScoringStore {
-    /// A connection of its own for a session advisory lock: closing it (when the lock is dropped,
-    /// or the replica dies) releases the lock.
-    async fn lock_connection(&self) -> Result<PgConnection, ScoringError> {
-        Ok(self.pool.acquire().await?.detach())
-    }
-
     #[tracing::instrument(skip(self))]
     pub(super) async fn lock_runs(&self, program_id: Uuid) -> Result<RunLock, ScoringError> {
-        let mut connection = self.lock_connection().await?;
-        sqlx::query("SELECT pg_advisory_lock($1)")
-            .bind(run_lock_key(program_id))
-            .execute(&mut connection)
-            .await?;
-        Ok(RunLock::new(std::sync::Mutex::new(connection)))
+        Ok(lock::session_lock(&self.pool, run_lock_key(program_id)).await?)
     }
 
     #[tracing::instrument(skip(self))]
@@ -41,17 +31,7 @@ impl PgScoringStore {
         &self,
         program_id: Uuid,
     ) -> Result<Option<RunLock>, ScoringError> {
-        let mut connection = self.lock_connection().await?;
-        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-            .bind(run_lock_key(program_id))
-            .fetch_one(&mut connection)
-            .await?;
-        if locked {
-            Ok(Some(RunLock::new(std::sync::Mutex::new(connection))))
-        } else {
-            connection.close().await?;
-            Ok(None)
-        }
+        Ok(lock::try_session_lock(&self.pool, run_lock_key(program_id)).await?)
     }
 
     #[tracing::instrument(skip(self))]

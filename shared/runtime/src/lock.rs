@@ -1,0 +1,47 @@
+//! Postgres session advisory locks that live exactly as long as a value: each holds a connection
+//! of its own, so dropping the value, or the death of the process, releases the lock. Services
+//! use them for "one at a time across replicas" work (evaluation runs, campaign launches) and
+//! read a free lock on work marked in progress as "its owner died".
+
+use sqlx::{Connection, PgPool};
+
+/// A held lock; dropping it releases the lock. Backend-neutral, so storage traits can return it.
+pub struct HeldLock(#[allow(dead_code)] Box<dyn Send + Sync>);
+
+impl std::fmt::Debug for HeldLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HeldLock")
+    }
+}
+
+impl HeldLock {
+    /// A lock kept alive by `holder` (a backend's connection, say).
+    pub fn new(holder: impl Send + Sync + 'static) -> Self {
+        Self(Box::new(holder))
+    }
+}
+
+/// Waits for the advisory lock `key` and holds it.
+pub async fn session_lock(pool: &PgPool, key: i64) -> Result<HeldLock, sqlx::Error> {
+    let mut connection = pool.acquire().await?.detach();
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(key)
+        .execute(&mut connection)
+        .await?;
+    Ok(HeldLock::new(std::sync::Mutex::new(connection)))
+}
+
+/// Holds the advisory lock `key` if nobody holds it now.
+pub async fn try_session_lock(pool: &PgPool, key: i64) -> Result<Option<HeldLock>, sqlx::Error> {
+    let mut connection = pool.acquire().await?.detach();
+    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(key)
+        .fetch_one(&mut connection)
+        .await?;
+    if locked {
+        Ok(Some(HeldLock::new(std::sync::Mutex::new(connection))))
+    } else {
+        connection.close().await?;
+        Ok(None)
+    }
+}
