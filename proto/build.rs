@@ -21,6 +21,8 @@ fn main() -> Result<(), Box<dyn Error>> {
 
     let mut config = tonic_prost_build::Config::new();
     config.protoc_executable(protoc);
+    // `prost::Name` on every message: clients (the CLI) find a message's descriptor by its type.
+    config.enable_type_names();
 
     tonic_prost_build::configure()
         .file_descriptor_set_path(out_dir.join("tierline_descriptor.bin"))

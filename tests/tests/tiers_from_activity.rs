@@ -292,19 +292,7 @@ fn code(tier: &scoring::CustomerTier) -> &str {
 async fn purchases_raise_the_tier_at_once_and_refunds_wait_for_evaluation() {
     let mut services = start().await;
     let program_id = innisfree_program(&mut services.scoring).await;
-    let customer_id = services
-        .customer
-        .create_customer(authorized(
-            customer::CreateCustomerRequest {
-                name: "Ji-woo".into(),
-                ..Default::default()
-            },
-            &[CUSTOMERS_WRITE],
-        ))
-        .await
-        .expect("customer")
-        .into_inner()
-        .id;
+    let customer_id = new_customer(&mut services, "Ji-woo").await;
 
     // A known customer without activity holds the base tier; an unknown one is NOT_FOUND.
     let base = tier_when(&mut services.scoring, &program_id, &customer_id, |_| true).await;
@@ -516,19 +504,7 @@ async fn lookups_are_cached_in_redis_and_still_answer_when_redis_stops() {
     ])
     .await;
     let program_id = innisfree_program(&mut services.scoring).await;
-    let customer_id = services
-        .customer
-        .create_customer(authorized(
-            customer::CreateCustomerRequest {
-                name: "Cached".into(),
-                ..Default::default()
-            },
-            &[CUSTOMERS_WRITE],
-        ))
-        .await
-        .expect("customer")
-        .into_inner()
-        .id;
+    let customer_id = new_customer(&mut services, "Cached").await;
     purchase(
         &mut services.customer,
         "c-1",

@@ -9,15 +9,21 @@
 //! Layers as in every service: `grpc` → [`domain`] → [`storage`] (Postgres, schema `campaign`);
 //! [`upstream`] is the gRPC view of the other services.
 //!
-//! Built so far: the campaign model and its validation and transitions, the deterministic
-//! holdout, the statistics and the report, the resumable launch, and the Postgres storage of
-//! campaigns, members, suppressions, deliveries (leases, acks) and attribution. Not built yet:
-//! the gRPC API and binary, the attribution consumer, triggers, the audience preview and the
-//! scheduler (see `services/campaign/README.md`).
+//! Background work runs in every replica that enables it, safely at once: the [`scheduler`]
+//! (scheduled launches, ends, interrupted launches, birthday sweeps; per-campaign locks) and the
+//! [`feeds`] (attribution from the activity feed, triggers from the tier-change feed; one leader
+//! each).
 
+pub mod app;
+pub mod config;
 pub mod domain;
 pub mod error;
+pub mod feeds;
+pub mod grpc;
+pub mod scheduler;
 pub mod storage;
 pub mod upstream;
 
+pub use app::Application;
+pub use config::CampaignConfig;
 pub use error::CampaignError;

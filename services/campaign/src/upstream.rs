@@ -52,9 +52,11 @@ pub struct Upstream {
     customers: Customers,
 }
 
-fn unavailable(service: &str) -> impl Fn(tonic::Status) -> CampaignError + '_ {
+/// A scoring-service failure of a call about `program_id`: an unknown program, a rule the
+/// program rejects (fields named inside the campaign's audience), or unavailable.
+fn scoring_failure(program_id: Uuid) -> impl Fn(tonic::Status) -> CampaignError {
     move |status| match status.code() {
-        tonic::Code::NotFound => CampaignError::not_found("program", status.message()),
+        tonic::Code::NotFound => CampaignError::not_found("program", program_id),
         tonic::Code::InvalidArgument => CampaignError::InvalidArgument(
             tierline_runtime::status::field_violations(&status)
                 .into_iter()
@@ -64,7 +66,25 @@ fn unavailable(service: &str) -> impl Fn(tonic::Status) -> CampaignError + '_ {
                 })
                 .collect(),
         ),
-        _ => CampaignError::Unavailable(format!("{service}: {status}")),
+        _ => transient_or_internal("scoring service", &status),
+    }
+}
+
+/// A customer-service failure: nothing the caller sent can cause one, so it is unavailable when
+/// retrying may help and internal otherwise.
+fn customer_failure(status: tonic::Status) -> CampaignError {
+    transient_or_internal("customer service", &status)
+}
+
+fn transient_or_internal(service: &str, status: &tonic::Status) -> CampaignError {
+    match status.code() {
+        tonic::Code::Unavailable
+        | tonic::Code::DeadlineExceeded
+        | tonic::Code::ResourceExhausted
+        | tonic::Code::Aborted
+        | tonic::Code::Cancelled
+        | tonic::Code::Unknown => CampaignError::Unavailable(format!("{service}: {status}")),
+        _ => CampaignError::Internal(format!("{service}: {status}")),
     }
 }
 
@@ -130,10 +150,7 @@ impl Upstream {
                 program_id: program_id.to_string(),
             })
             .await
-            .map_err(|status| match status.code() {
-                tonic::Code::NotFound => CampaignError::not_found("program", program_id),
-                _ => unavailable("scoring service")(status),
-            })?
+            .map_err(scoring_failure(program_id))?
             .into_inner();
         let scope = program.scope.unwrap_or_default();
         Ok(ProgramFacts {
@@ -161,15 +178,49 @@ impl Upstream {
                 limit: None,
             })
             .await
-            .map_err(unavailable("scoring service"))?
+            .map_err(scoring_failure(program_id))?
             .into_inner();
-        Ok(stream.map(|page| {
-            let page = page.map_err(unavailable("scoring service"))?;
+        Ok(stream.map(move |page| {
+            let page = page.map_err(scoring_failure(program_id))?;
             page.members
                 .iter()
                 .map(|member| parse_id(&member.customer_id))
                 .collect::<Result<Vec<_>, _>>()
         }))
+    }
+
+    /// Whether `customer` matches `rule` now: the first match after the id just below it.
+    #[tracing::instrument(skip(self, rule))]
+    pub async fn matches(
+        &self,
+        program_id: Uuid,
+        rule: &ScoringRule,
+        customer: Uuid,
+    ) -> Result<bool, CampaignError> {
+        let Some(below) = customer.as_u128().checked_sub(1) else {
+            return Ok(false);
+        };
+        let mut stream = self
+            .scoring
+            .clone()
+            .query_audience(scoring::QueryAudienceRequest {
+                rule: Some(audience_rule(program_id, rule)),
+                after_customer_id: Uuid::from_u128(below).to_string(),
+                limit: Some(1),
+            })
+            .await
+            .map_err(scoring_failure(program_id))?
+            .into_inner();
+        match stream.next().await {
+            Some(page) => {
+                let page = page.map_err(scoring_failure(program_id))?;
+                Ok(page
+                    .members
+                    .first()
+                    .is_some_and(|member| member.customer_id == customer.to_string()))
+            }
+            None => Ok(false),
+        }
     }
 
     /// What the customer service says about `ids` (at most 1,000); unknown ids are absent. The
@@ -188,7 +239,7 @@ impl Upstream {
                 customer_ids: texts.clone(),
             })
             .await
-            .map_err(unavailable("customer service"))?
+            .map_err(customer_failure)?
             .into_inner();
         let mut facts = HashMap::with_capacity(ids.len());
         for entry in consents.customers {
@@ -220,7 +271,7 @@ impl Upstream {
                 .clone()
                 .batch_get_customers(customer::BatchGetCustomersRequest { ids: texts })
                 .await
-                .map_err(unavailable("customer service"))?
+                .map_err(customer_failure)?
                 .into_inner();
             for record in records.customers {
                 if let Some(fact) = facts.get_mut(&parse_id(&record.id)?) {

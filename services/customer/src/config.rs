@@ -23,8 +23,8 @@ pub struct CustomerConfig {
     pub telemetry: TelemetrySettings,
     /// Token checks.
     pub auth: AuthSettings,
-    /// Postgres.
-    pub database: DatabaseSettings,
+    /// Postgres; `None` when the store is embedded (the development mode).
+    pub database: Option<DatabaseSettings>,
     /// `TIERLINE_CLOCK_SKEW`: how far in the future an occurred_at may lie.
     pub clock_skew: Duration,
     /// `TIERLINE_FEED_*`: how feed watchers read.
@@ -37,13 +37,23 @@ pub struct CustomerConfig {
 impl CustomerConfig {
     /// Reads and validates the configuration; every problem is reported at once.
     pub fn from_source(source: &ConfigSource) -> Result<Self, ConfigError> {
+        Self::read(source, true)
+    }
+
+    /// Reads the configuration of a service whose store is embedded: the same settings without
+    /// the database group (`TIERLINE_DATABASE_*` is neither required nor read).
+    pub fn embedded_from_source(source: &ConfigSource) -> Result<Self, ConfigError> {
+        Self::read(source, false)
+    }
+
+    fn read(source: &ConfigSource, with_database: bool) -> Result<Self, ConfigError> {
         let mut reader = source.reader();
         let defaults = FeedSettings::default();
         let config = Self {
             grpc: GrpcSettings::read(&mut reader, DEFAULT_GRPC_PORT, DEFAULT_METRICS_PORT),
             telemetry: TelemetrySettings::read(&mut reader, "tierline-customer"),
             auth: AuthSettings::read(&mut reader),
-            database: DatabaseSettings::read(&mut reader),
+            database: with_database.then(|| DatabaseSettings::read(&mut reader)),
             clock_skew: reader.duration("TIERLINE_CLOCK_SKEW", Duration::from_secs(300)),
             purchase_writers: reader.number_in("TIERLINE_PURCHASE_WRITERS", 2, 1..=64),
             feed: FeedSettings {

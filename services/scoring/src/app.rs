@@ -3,7 +3,11 @@
 use std::{net::SocketAddr, sync::Arc};
 
 use tierline_proto::scoring::v1::scoring_service_server::{SERVICE_NAME, ScoringServiceServer};
-use tierline_runtime::service::{BoundService, ServiceContext, ServiceSpec};
+use tierline_runtime::{
+    embedded::EmbeddedService,
+    metrics::Metrics,
+    service::{BoundService, ServiceSpec},
+};
 
 pub use tierline_runtime::service::StartError;
 
@@ -12,7 +16,10 @@ use crate::{
     config::ScoringConfig,
     domain::service::Scoring,
     grpc::{SCOPES, ScoringApi},
-    storage::postgres::{MIGRATOR, PgScoringStore, SCHEMA},
+    storage::{
+        ScoringStore,
+        postgres::{MIGRATOR, PgScoringStore, SCHEMA},
+    },
 };
 
 /// What the runtime needs to know about the scoring service.
@@ -28,19 +35,54 @@ pub const SPEC: ServiceSpec = ServiceSpec {
 #[derive(Debug)]
 pub struct Application {
     config: ScoringConfig,
-    bound: BoundService,
+    runner: Runner,
+}
+
+#[derive(Debug)]
+enum Runner {
+    /// Postgres, the deployment: pool, migrations and readiness from the runtime; the tier
+    /// cache from the configuration (Redis or none).
+    Postgres(BoundService),
+    /// A store opened in this process (the development mode), with an in-process tier cache.
+    Embedded(EmbeddedService, Arc<dyn ScoringStore>),
+}
+
+/// Records kept by the in-process tier cache of the embedded mode.
+const IN_PROCESS_CACHE_RECORDS: usize = 100_000;
+
+fn no_database() -> StartError {
+    StartError::Service("TIERLINE_DATABASE_URL is required".into())
 }
 
 impl Application {
     /// Binds the ports and opens the pool (lazily).
     pub async fn build(config: ScoringConfig) -> Result<Self, StartError> {
-        let bound = BoundService::bind(SPEC, &config.grpc, &config.auth, &config.database).await?;
-        Ok(Self { config, bound })
+        let database = config.database.as_ref().ok_or_else(no_database)?;
+        let bound = BoundService::bind(SPEC, &config.grpc, &config.auth, database).await?;
+        Ok(Self {
+            config,
+            runner: Runner::Postgres(bound),
+        })
+    }
+
+    /// Binds the API port over a store already open in this process (the development mode).
+    pub async fn embedded(
+        config: ScoringConfig,
+        store: Arc<dyn ScoringStore>,
+    ) -> Result<Self, StartError> {
+        let service = EmbeddedService::bind(SPEC, &config.grpc, &config.auth).await?;
+        Ok(Self {
+            config,
+            runner: Runner::Embedded(service, store),
+        })
     }
 
     /// The address the gRPC API listens on.
     pub fn local_addr(&self) -> SocketAddr {
-        self.bound.local_addr()
+        match &self.runner {
+            Runner::Postgres(bound) => bound.local_addr(),
+            Runner::Embedded(service, _) => service.local_addr(),
+        }
     }
 
     /// Runs until `stop` resolves.
@@ -49,44 +91,61 @@ impl Application {
         stop: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
         let config = self.config;
-        self.bound
-            .run(
-                move |context| async move { Ok(routes(&config, context)) },
-                stop,
-            )
-            .await
+        match self.runner {
+            Runner::Postgres(bound) => {
+                bound
+                    .run(
+                        move |context| async move {
+                            let store: Arc<dyn ScoringStore> = Arc::new(PgScoringStore::new(
+                                context.pool.clone(),
+                                context.shutdown.clone(),
+                            ));
+                            let cache = TierCache::start(&config.cache, &context.metrics);
+                            Ok(routes(&config, store, cache, context.shutdown))
+                        },
+                        stop,
+                    )
+                    .await
+            }
+            Runner::Embedded(service, store) => {
+                service
+                    .run(
+                        move |context| {
+                            let cache = in_process_cache(&config, &context.metrics);
+                            routes(&config, store, cache, context.shutdown)
+                        },
+                        stop,
+                    )
+                    .await
+            }
+        }
     }
 }
 
-fn routes(config: &ScoringConfig, context: ServiceContext) -> tonic::service::Routes {
-    let store = Arc::new(PgScoringStore::new(
-        context.pool.clone(),
-        context.shutdown.clone(),
-    ));
-    let cache = TierCache::start(&config.cache, &context.metrics);
+fn in_process_cache(config: &ScoringConfig, metrics: &Metrics) -> TierCache {
+    TierCache::in_process(IN_PROCESS_CACHE_RECORDS, config.cache.ttl, metrics)
+}
+
+fn routes(
+    config: &ScoringConfig,
+    store: Arc<dyn ScoringStore>,
+    cache: TierCache,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> tonic::service::Routes {
     if let Some(consumer) = &config.consumer {
         crate::feed::spawn(
             store.clone(),
             cache.clone(),
-            context.pool,
             consumer.clone(),
-            context.shutdown.clone(),
+            shutdown.clone(),
         );
     }
     let scoring = Scoring::new(store.clone(), cache);
     if config.scheduler {
-        crate::scheduler::spawn(
-            store.clone(),
-            scoring.evaluator().clone(),
-            context.shutdown.clone(),
-        );
-        crate::scheduler::spawn_lifecycle_sweep(
-            store,
-            config.lifecycle_sweep,
-            context.shutdown.clone(),
-        );
+        crate::scheduler::spawn(store.clone(), scoring.evaluator().clone(), shutdown.clone());
+        crate::scheduler::spawn_lifecycle_sweep(store, config.lifecycle_sweep, shutdown.clone());
     }
-    let service = ScoringServiceServer::new(ScoringApi::new(scoring, context.shutdown))
+    let service = ScoringServiceServer::new(ScoringApi::new(scoring, shutdown))
         .max_decoding_message_size(config.grpc.max_message_bytes)
         .max_encoding_message_size(config.grpc.max_message_bytes);
     tonic::service::Routes::new(service)
@@ -94,5 +153,6 @@ fn routes(config: &ScoringConfig, context: ServiceContext) -> tonic::service::Ro
 
 /// Applies pending migrations and returns (the `migrate` subcommand).
 pub async fn migrate_only(config: &ScoringConfig) -> Result<(), StartError> {
-    tierline_runtime::service::migrate_only(SPEC, &config.database).await
+    let database = config.database.as_ref().ok_or_else(no_database)?;
+    tierline_runtime::service::migrate_only(SPEC, database).await
 }

@@ -25,8 +25,8 @@ pub struct ScoringConfig {
     pub telemetry: TelemetrySettings,
     /// Token checks.
     pub auth: AuthSettings,
-    /// Postgres.
-    pub database: DatabaseSettings,
+    /// Postgres; `None` when the store is embedded (the development mode).
+    pub database: Option<DatabaseSettings>,
     /// `TIERLINE_FEED_CONSUMER`: whether this replica takes part in consuming the activity feed
     /// (one replica leads at a time); `TIERLINE_CUSTOMER_*`: where the feed comes from.
     pub consumer: Option<ConsumerSettings>,
@@ -43,12 +43,22 @@ pub struct ScoringConfig {
 impl ScoringConfig {
     /// Reads and validates the configuration; every problem is reported at once.
     pub fn from_source(source: &ConfigSource) -> Result<Self, ConfigError> {
+        Self::read(source, true)
+    }
+
+    /// Reads the configuration of a service whose store is embedded: the same settings without
+    /// the database group (`TIERLINE_DATABASE_*` is neither required nor read).
+    pub fn embedded_from_source(source: &ConfigSource) -> Result<Self, ConfigError> {
+        Self::read(source, false)
+    }
+
+    fn read(source: &ConfigSource, with_database: bool) -> Result<Self, ConfigError> {
         let mut reader = source.reader();
         let config = Self {
             grpc: GrpcSettings::read(&mut reader, DEFAULT_GRPC_PORT, DEFAULT_METRICS_PORT),
             telemetry: TelemetrySettings::read(&mut reader, "tierline-scoring"),
             auth: AuthSettings::read(&mut reader),
-            database: DatabaseSettings::read(&mut reader),
+            database: with_database.then(|| DatabaseSettings::read(&mut reader)),
             consumer: None,
             scheduler: reader.bool("TIERLINE_SCHEDULER", true),
             lifecycle_sweep: reader.duration(

@@ -104,6 +104,11 @@ pub fn classify(error: &sqlx::Error) -> DbFailure {
                     DbFailure::Transient
                 }
                 code if code.starts_with("08") => DbFailure::Transient,
+                // SQLite (the embedded stores), by extended result code: busy or locked after the
+                // busy timeout; unique and primary-key constraints; foreign keys.
+                "5" | "517" | "6" | "262" => DbFailure::Transient,
+                "2067" | "1555" => DbFailure::UniqueViolation(constraint),
+                "787" => DbFailure::ForeignKeyViolation(constraint),
                 _ => DbFailure::Other,
             }
         }

@@ -5,7 +5,10 @@
 
 use sqlx::{Connection, PgPool};
 
-/// A held lock; dropping it releases the lock. Backend-neutral, so storage traits can return it.
+/// A held lock; dropping it releases the lock: at once for an in-process lock, and for a
+/// Postgres lock as soon as the server sees its connection close (a moment later: whoever waits
+/// for it must retry, not expect it free on the next line). Backend-neutral, so storage traits
+/// can return it.
 pub struct HeldLock(#[allow(dead_code)] Box<dyn Send + Sync>);
 
 impl std::fmt::Debug for HeldLock {
@@ -25,6 +28,17 @@ impl HeldLock {
 pub async fn session_lock(pool: &PgPool, key: i64) -> Result<HeldLock, sqlx::Error> {
     let mut connection = pool.acquire().await?.detach();
     sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(key)
+        .execute(&mut connection)
+        .await?;
+    Ok(HeldLock::new(std::sync::Mutex::new(connection)))
+}
+
+/// Waits for the advisory lock `key` in shared mode and holds it: any number of shared holders
+/// at once, none while someone holds it exclusively (also as a transaction lock).
+pub async fn session_lock_shared(pool: &PgPool, key: i64) -> Result<HeldLock, sqlx::Error> {
+    let mut connection = pool.acquire().await?.detach();
+    sqlx::query("SELECT pg_advisory_lock_shared($1)")
         .bind(key)
         .execute(&mut connection)
         .await?;

@@ -80,7 +80,24 @@ pub struct BoundService {
     authenticator: Arc<Authenticator>,
 }
 
-async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
+/// The token checker `auth` asks for (warning loudly when auth is off).
+pub(crate) fn authenticator(
+    spec: &ServiceSpec,
+    auth: &AuthSettings,
+) -> Result<Arc<Authenticator>, StartError> {
+    Ok(match auth.mode {
+        AuthMode::Jwt => Arc::new(Authenticator::new(auth).map_err(StartError::Auth)?),
+        AuthMode::Disabled => {
+            tracing::warn!(
+                service = spec.name,
+                "authentication is DISABLED by TIERLINE_AUTH_MODE=disabled: every caller may do everything"
+            );
+            Arc::new(Authenticator::disabled())
+        }
+    })
+}
+
+pub(crate) async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
     TcpListener::bind(addr)
         .await
         .map_err(|source| StartError::Bind { addr, source })
@@ -100,16 +117,7 @@ impl BoundService {
             Some(addr) => Some(bind(addr).await?),
             None => None,
         };
-        let authenticator = match auth.mode {
-            AuthMode::Jwt => Arc::new(Authenticator::new(auth).map_err(StartError::Auth)?),
-            AuthMode::Disabled => {
-                tracing::warn!(
-                    service = spec.name,
-                    "authentication is DISABLED by TIERLINE_AUTH_MODE=disabled: every caller may do everything"
-                );
-                Arc::new(Authenticator::disabled())
-            }
-        };
+        let authenticator = authenticator(&spec, auth)?;
         let pool = crate::db::connect_lazy(database, spec.name, spec.schema)?;
         Ok(Self {
             spec,

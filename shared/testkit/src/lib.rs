@@ -1,5 +1,6 @@
 //! Test support shared by every service's integration tests:
 //! - [`TestDatabase`]: a fresh Postgres database per test, dropped afterwards;
+//! - [`TestSqliteFile`]: a fresh SQLite file per test, removed afterwards;
 //! - [`tokens`]: signed test tokens (valid, expired, wrongly signed, with chosen scopes);
 //! - [`init_logging`]: quiet logs unless `TEST_LOG` is set.
 //!
@@ -128,6 +129,43 @@ impl Drop for TestDatabase {
         .join();
         if let Ok(Err(error)) = dropped {
             eprintln!("could not drop test database {}: {error}", self.name);
+        }
+    }
+}
+
+/// A fresh SQLite database file in the temporary directory, removed (with its WAL files) when
+/// dropped: the embedded backends' counterpart of [`TestDatabase`].
+#[derive(Debug)]
+pub struct TestSqliteFile {
+    path: std::path::PathBuf,
+}
+
+impl TestSqliteFile {
+    /// A new, not yet existing, file name.
+    pub fn new() -> Self {
+        Self {
+            path: std::env::temp_dir().join(format!("tierline-test-{}.db", uuid::Uuid::now_v7())),
+        }
+    }
+
+    /// Its `sqlite://` URL.
+    pub fn url(&self) -> String {
+        format!("sqlite://{}", self.path.display())
+    }
+}
+
+impl Default for TestSqliteFile {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TestSqliteFile {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut path = self.path.clone().into_os_string();
+            path.push(suffix);
+            let _ = std::fs::remove_file(path);
         }
     }
 }

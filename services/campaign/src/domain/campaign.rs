@@ -535,6 +535,31 @@ impl Definition {
 }
 
 impl Campaign {
+    /// A new draft (revision 1) created by `created_by` at `now`.
+    pub fn draft(
+        id: Uuid,
+        definition: Definition,
+        program: ProgramFacts,
+        created_by: &str,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id,
+            definition,
+            program,
+            status: Status::Draft,
+            revision: 1,
+            created_by: created_by.to_owned(),
+            created_at: now,
+            updated_at: now,
+            launched_at: None,
+            completed_at: None,
+            cancelled_at: None,
+            cancel_reason: String::new(),
+            launch: LaunchProgress::default(),
+        }
+    }
+
     /// Fails unless the campaign is a draft (the only editable status).
     pub fn ensure_editable(&self) -> Result<(), CampaignError> {
         if self.status == Status::Draft {
@@ -588,8 +613,12 @@ impl Campaign {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    pub(crate) fn campaign() -> Campaign {
+        Campaign::draft(Uuid::now_v7(), definition(), program(), "test", Utc::now())
+    }
 
     pub(crate) fn definition() -> Definition {
         Definition {

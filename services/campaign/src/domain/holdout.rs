@@ -35,15 +35,21 @@ impl Arm {
     }
 }
 
-/// The customer's bucket, 0 to 9,999, in a campaign.
-pub fn bucket(campaign_id: Uuid, customer_id: Uuid) -> u32 {
+/// The first 8 bytes of SHA-256(campaign id ‖ customer id), big-endian: a pseudo-random number
+/// that only these two ids decide.
+pub fn draw(campaign_id: Uuid, customer_id: Uuid) -> u64 {
     let mut hasher = Sha256::new();
     hasher.update(campaign_id.as_bytes());
     hasher.update(customer_id.as_bytes());
     let digest = hasher.finalize();
     let mut first = [0_u8; 8];
     first.copy_from_slice(&digest[..8]);
-    u32::try_from(u64::from_be_bytes(first) % 10_000).unwrap_or(0)
+    u64::from_be_bytes(first)
+}
+
+/// The customer's bucket, 0 to 9,999, in a campaign.
+pub fn bucket(campaign_id: Uuid, customer_id: Uuid) -> u32 {
+    u32::try_from(draw(campaign_id, customer_id) % 10_000).unwrap_or(0)
 }
 
 /// The customer's arm in a campaign with `holdout_bps` basis points held out.

@@ -3,7 +3,10 @@
 //! per entry, the frequency cap across campaigns, optimistic revisions) are enforced inside the
 //! backend's transactions; the decisions themselves are the domain's.
 
+mod campaign_row;
 pub mod postgres;
+pub mod sqlite;
+mod tallies;
 
 use std::collections::HashMap;
 
@@ -207,11 +210,16 @@ pub trait EnrolmentTx: Send {
     /// Serialises enrolments across campaigns until commit, so the frequency cap counts every
     /// committed contact.
     async fn lock_contacts(&mut self) -> Result<(), CampaignError>;
-    /// Contacts (treatment deliveries not failed or withdrawn) of these customers since `since`.
+    /// Whether the campaign is running, holding it so until commit: a cancellation or
+    /// completion waits for this chunk, and a chunk after it sees it.
+    async fn campaign_running(&mut self, campaign_id: Uuid) -> Result<bool, CampaignError>;
+    /// Contacts (treatment deliveries not failed or withdrawn) of these customers since `since`,
+    /// not counting those of the campaign `excluding` when given.
     async fn recent_contacts(
         &mut self,
         customers: &[Uuid],
         since: DateTime<Utc>,
+        excluding: Option<Uuid>,
     ) -> Result<HashMap<Uuid, i64>, CampaignError>;
     /// The latest entry of each of these customers in a campaign, with its time.
     async fn latest_entries(
@@ -243,6 +251,10 @@ pub trait EnrolmentTx: Send {
         matched: i64,
         cursor: Uuid,
     ) -> Result<(), CampaignError>;
+    /// Counts `matched` more customers for a triggered campaign (its running total).
+    async fn add_matched(&mut self, campaign_id: Uuid, matched: i64) -> Result<(), CampaignError>;
+    /// Stores a feed consumer's position with the chunk's effects, so a replay starts after it.
+    async fn save_cursor(&mut self, consumer: &str, position: &str) -> Result<(), CampaignError>;
     /// Makes every change durable.
     async fn commit(self: Box<Self>) -> Result<(), CampaignError>;
 }
@@ -269,10 +281,15 @@ pub trait CampaignStore: Send + Sync + std::fmt::Debug + 'static {
     /// Saves a changed campaign if it is still at `campaign.revision - 1`; `Aborted` otherwise.
     async fn save(&self, campaign: &Campaign) -> Result<(), CampaignError>;
     /// Scheduled campaigns whose start has come, running ones whose end has come, and running
-    /// one-shot launches not complete.
+    /// ones whose launch is not complete.
     async fn due(&self, now: DateTime<Utc>) -> Result<Vec<Uuid>, CampaignError>;
     /// Holds the campaign's launch lock if free.
     async fn try_lock_launch(&self, id: Uuid) -> Result<Option<LaunchLock>, CampaignError>;
+    /// Holds off enrolments (in shared mode: attribution batches do not hold off each other), so
+    /// a reader sees every member whose entry time lies before the moment it got the lock.
+    async fn hold_enrolments(&self) -> Result<LaunchLock, CampaignError>;
+    /// Holds the lock of a background consumer (a feed, a daily sweep) if no replica holds it.
+    async fn try_lock_consumer(&self, consumer: &str) -> Result<Option<LaunchLock>, CampaignError>;
     /// Marks a launch complete.
     async fn complete_launch(&self, id: Uuid) -> Result<(), CampaignError>;
     /// Starts the unit of work of an enrolment chunk.
@@ -307,6 +324,9 @@ pub trait CampaignStore: Send + Sync + std::fmt::Debug + 'static {
         lease: chrono::Duration,
         now: DateTime<Utc>,
     ) -> Result<Vec<LeasedDelivery>, CampaignError>;
+    /// Withdraws these leased deliveries (their customer may no longer be contacted); returns
+    /// how many were.
+    async fn withdraw_leased(&self, ids: &[Uuid]) -> Result<u64, CampaignError>;
     /// How many of `ids` are still leased to `adapter_id` and not expired.
     async fn still_leased(
         &self,

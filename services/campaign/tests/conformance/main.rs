@@ -1,5 +1,5 @@
 //! One conformance suite for every campaign storage backend: each case runs against each backend
-//! on a fresh store (Postgres: a fresh database). Set `TEST_LOG=debug` to see logs.
+//! on a fresh store (Postgres: a fresh database; SQLite: a fresh file). Set `TEST_LOG=debug` to see logs.
 
 mod suite;
 
@@ -8,16 +8,32 @@ use std::sync::Arc;
 use tierline_campaign::storage::{
     CampaignStore,
     postgres::{MIGRATOR, PgCampaignStore, SCHEMA},
+    sqlite::SqliteCampaignStore,
 };
 use tierline_runtime::config::{ConfigSource, DatabaseSettings};
-use tierline_testkit::TestDatabase;
+use tierline_testkit::{TestDatabase, TestSqliteFile};
 use tokio_util::sync::CancellationToken;
 
 #[allow(missing_debug_implementations)]
 pub(crate) struct Backend {
     pub(crate) store: Arc<dyn CampaignStore>,
     _database: Option<TestDatabase>,
-    _listener: tokio_util::sync::DropGuard,
+    _listener: Option<tokio_util::sync::DropGuard>,
+    _file: Option<TestSqliteFile>,
+}
+
+async fn sqlite() -> Backend {
+    tierline_testkit::init_logging();
+    let file = TestSqliteFile::new();
+    let store = SqliteCampaignStore::open(&file.url())
+        .await
+        .expect("sqlite store");
+    Backend {
+        store: Arc::new(store),
+        _database: None,
+        _listener: None,
+        _file: Some(file),
+    }
 }
 
 async fn postgres() -> Backend {
@@ -36,7 +52,8 @@ async fn postgres() -> Backend {
     Backend {
         store,
         _database: Some(database),
-        _listener: shutdown.drop_guard(),
+        _listener: Some(shutdown.drop_guard()),
+        _file: None,
     }
 }
 
@@ -56,8 +73,11 @@ macro_rules! conformance_suite {
             case!(a_replayed_enrolment_creates_nothing_twice);
             case!(leases_are_exclusive_expire_and_the_first_ack_wins);
             case!(attribution_counts_each_purchase_once_and_nets_refunds);
+            case!(the_scheduler_sees_due_campaigns_and_lists_filter_and_page);
+            case!(members_page_in_order_and_the_report_aggregates_each_arm);
         }
     };
 }
 
 conformance_suite!(postgres);
+conformance_suite!(sqlite);

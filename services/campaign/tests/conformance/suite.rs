@@ -6,53 +6,42 @@ use chrono::{Duration, SubsecRound, Utc};
 use tierline_campaign::{
     CampaignError,
     domain::{
-        campaign::{
-            Audience, Campaign, Channel, Definition, Kind, LaunchProgress, ProgramFacts, Status,
-        },
+        campaign::{Audience, Campaign, Channel, Definition, Kind, ProgramFacts, Status},
         holdout::Arm,
     },
-    storage::{Ack, AckOutcome, CampaignStore, NewMember, SuppressionReason},
+    storage::{
+        Ack, AckOutcome, AttributionTarget, CampaignFilter, CampaignStore, NewMember,
+        SuppressionReason,
+    },
 };
 use uuid::Uuid;
 
 fn campaign() -> Campaign {
+    let definition = Definition {
+        name: "Win-back".into(),
+        description: String::new(),
+        program_id: Uuid::now_v7(),
+        kind: Kind::OneShot,
+        channel: Channel::Email,
+        audience: Audience::default(),
+        holdout_bps: 1_000,
+        offer: None,
+        cost_per_contact_minor: 0,
+        fixed_cost_minor: 0,
+        start_at: None,
+        end_at: None,
+        attribution_window_days: 30,
+        re_entry_period_days: 0,
+        trigger: None,
+    };
+    let program = ProgramFacts {
+        currency: "KRW".into(),
+        tier_codes: vec!["WELCOME".into()],
+        brands: vec![],
+        sales_channels: vec![],
+    };
     let now = Utc::now().trunc_subsecs(6);
-    Campaign {
-        id: Uuid::now_v7(),
-        definition: Definition {
-            name: "Win-back".into(),
-            description: String::new(),
-            program_id: Uuid::now_v7(),
-            kind: Kind::OneShot,
-            channel: Channel::Email,
-            audience: Audience::default(),
-            holdout_bps: 1_000,
-            offer: None,
-            cost_per_contact_minor: 0,
-            fixed_cost_minor: 0,
-            start_at: None,
-            end_at: None,
-            attribution_window_days: 30,
-            re_entry_period_days: 0,
-            trigger: None,
-        },
-        program: ProgramFacts {
-            currency: "KRW".into(),
-            tier_codes: vec!["WELCOME".into()],
-            brands: vec![],
-            sales_channels: vec![],
-        },
-        status: Status::Draft,
-        revision: 1,
-        created_by: "ops".into(),
-        created_at: now,
-        updated_at: now,
-        launched_at: None,
-        completed_at: None,
-        cancelled_at: None,
-        cancel_reason: String::new(),
-        launch: LaunchProgress::default(),
-    }
+    Campaign::draft(Uuid::now_v7(), definition, program, "ops", now)
 }
 
 fn member(customer_id: Uuid, arm: Arm) -> NewMember {
@@ -160,7 +149,7 @@ pub(crate) async fn a_replayed_enrolment_creates_nothing_twice(store: Arc<dyn Ca
     // The frequency cap sees the pending delivery as a contact.
     let mut tx = store.begin_enrolment().await.expect("tx");
     let contacts = tx
-        .recent_contacts(&[treated, held_out], Utc::now() - Duration::days(7))
+        .recent_contacts(&[treated, held_out], Utc::now() - Duration::days(7), None)
         .await
         .expect("contacts");
     assert_eq!(
@@ -363,4 +352,155 @@ pub(crate) async fn attribution_counts_each_purchase_once_and_nets_refunds(
         store.cursor("activity").await.expect("cursor").as_deref(),
         Some("c3")
     );
+}
+
+pub(crate) async fn the_scheduler_sees_due_campaigns_and_lists_filter_and_page(
+    store: Arc<dyn CampaignStore>,
+) {
+    let now = Utc::now().trunc_subsecs(6);
+    let save = |mut c: Campaign, status: Status| {
+        c.status = status;
+        c.revision += 1;
+        c
+    };
+    let mut due_start = campaign();
+    due_start.definition.start_at = Some(now - Duration::minutes(1));
+    let mut later = campaign();
+    later.definition.start_at = Some(now + Duration::hours(1));
+    let mut ended = campaign();
+    ended.definition.end_at = Some(now - Duration::minutes(1));
+    let unfinished_launch = campaign();
+    for c in [&due_start, &later, &ended, &unfinished_launch] {
+        store.create(c, None).await.expect("create");
+    }
+    store
+        .save(&save(due_start.clone(), Status::Scheduled))
+        .await
+        .expect("scheduled");
+    store
+        .save(&save(later.clone(), Status::Scheduled))
+        .await
+        .expect("scheduled");
+    store
+        .save(&save(ended.clone(), Status::Running))
+        .await
+        .expect("running");
+    store.complete_launch(ended.id).await.expect("complete");
+    store
+        .save(&save(unfinished_launch.clone(), Status::Running))
+        .await
+        .expect("running");
+    let mut due = store.due(now).await.expect("due");
+    due.sort();
+    let mut expected = vec![due_start.id, ended.id, unfinished_launch.id];
+    expected.sort();
+    assert_eq!(due, expected);
+
+    let scheduled = store
+        .list(
+            &CampaignFilter {
+                status: Some(Status::Scheduled),
+                ..CampaignFilter::default()
+            },
+            None,
+            10,
+        )
+        .await
+        .expect("list");
+    assert_eq!(scheduled.len(), 2);
+    let first_page = store
+        .list(&CampaignFilter::default(), None, 3)
+        .await
+        .expect("page");
+    let last = first_page.last().expect("three");
+    let rest = store
+        .list(
+            &CampaignFilter::default(),
+            Some((last.created_at, last.id)),
+            3,
+        )
+        .await
+        .expect("next page");
+    assert_eq!(first_page.len() + rest.len(), 4, "newest first, no overlap");
+    assert!(first_page.iter().all(|c| rest.iter().all(|r| r.id != c.id)));
+}
+
+pub(crate) async fn members_page_in_order_and_the_report_aggregates_each_arm(
+    store: Arc<dyn CampaignStore>,
+) {
+    let campaign = campaign();
+    store.create(&campaign, None).await.expect("create");
+    let customers: Vec<Uuid> = (0..5).map(|_| Uuid::now_v7()).collect();
+    let members: Vec<NewMember> = customers
+        .iter()
+        .enumerate()
+        .map(|(i, c)| member(*c, if i < 3 { Arm::Treatment } else { Arm::Control }))
+        .collect();
+    enrol(&store, &campaign, &members, customers[4]).await;
+    let first = store
+        .members(campaign.id, None, None, 2)
+        .await
+        .expect("page");
+    let rest = store
+        .members(campaign.id, None, Some(first[1].seq), 10)
+        .await
+        .expect("rest");
+    let order: Vec<Uuid> = first
+        .iter()
+        .chain(&rest)
+        .map(|row| row.member.customer_id)
+        .collect();
+    assert_eq!(order, customers, "in order of entry");
+    let control = store
+        .members(campaign.id, Some(Arm::Control), None, 10)
+        .await
+        .expect("control");
+    assert_eq!(control.len(), 2);
+
+    // Revenue of 100 and 300 in treatment, 50 in control.
+    let target = |customer: Uuid| AttributionTarget {
+        campaign_id: campaign.id,
+        customer_id: customer,
+        entry: 1,
+        entered_at: members[0].entered_at,
+        attribution_ends_at: members[0].attribution_ends_at,
+    };
+    store
+        .apply_attribution(
+            &[
+                (Uuid::now_v7(), target(customers[0]), 100),
+                (Uuid::now_v7(), target(customers[1]), 300),
+                (Uuid::now_v7(), target(customers[3]), 50),
+            ],
+            &[],
+            "activities",
+            "c-1",
+            Utc::now(),
+        )
+        .await
+        .expect("attribution");
+    let (treatment, control) = store.arm_aggregates(campaign.id).await.expect("aggregates");
+    assert_eq!(
+        (treatment.members, treatment.converters, treatment.revenue),
+        (3, 2, 400)
+    );
+    assert!((treatment.revenue_squares - 100_000.0).abs() < 1e-9);
+    assert_eq!(
+        (control.members, control.converters, control.revenue),
+        (2, 1, 50)
+    );
+    assert_eq!(
+        store.cursor("activities").await.expect("cursor").as_deref(),
+        Some("c-1")
+    );
+    let targets = store
+        .attribution_targets(&[customers[0]], Utc::now())
+        .await
+        .expect("targets");
+    assert_eq!(targets.len(), 1, "the window is open");
+    let (contacts, open) = store
+        .contacts_and_open_windows(campaign.id, Utc::now())
+        .await
+        .expect("contacts");
+    assert_eq!((contacts, open), (0, true), "nothing sent yet");
 }

@@ -1,12 +1,13 @@
-//! Storage of the customer service behind one trait, so that a second backend (an embedded one
-//! is planned) can follow and the same conformance suite (`tests/conformance.rs`) can run against
-//! every backend.
+//! Storage of the customer service behind one trait, with two backends (Postgres, the record of
+//! truth in production; SQLite, embedded for the development mode) and one conformance suite
+//! (`tests/conformance`) run against both.
 //!
 //! Rules that must hold under concurrency (a refund never exceeding its purchase, one activity
 //! per idempotency key, a feed that never skips) are enforced by the backend inside its
 //! transactions; the domain validates everything else before calling it.
 
 pub mod postgres;
+pub mod sqlite;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

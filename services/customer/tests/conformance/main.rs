@@ -1,6 +1,6 @@
 //! The storage conformance suite: the behaviour every `CustomerStore` backend must have, written
-//! once and instantiated per backend with `conformance_suite!`. Postgres is the only backend
-//! today; the embedded backend of the CLI issue adds one line here.
+//! once and instantiated per backend with `conformance_suite!`: Postgres (a fresh database per
+//! case) and SQLite, the embedded backend of the development mode (a fresh file per case).
 
 mod suite;
 
@@ -9,9 +9,10 @@ use std::sync::Arc;
 use tierline_customer::storage::{
     CustomerStore,
     postgres::{MIGRATOR, PgCustomerStore, SCHEMA},
+    sqlite::SqliteCustomerStore,
 };
 use tierline_runtime::config::{ConfigSource, DatabaseSettings};
-use tierline_testkit::TestDatabase;
+use tierline_testkit::{TestDatabase, TestSqliteFile};
 use tokio_util::sync::CancellationToken;
 
 /// A store under test and whatever must live as long as it.
@@ -19,7 +20,22 @@ use tokio_util::sync::CancellationToken;
 pub(crate) struct Backend {
     pub(crate) store: Arc<dyn CustomerStore>,
     _database: Option<TestDatabase>,
-    _listener: tokio_util::sync::DropGuard,
+    _listener: Option<tokio_util::sync::DropGuard>,
+    _file: Option<TestSqliteFile>,
+}
+
+async fn sqlite() -> Backend {
+    tierline_testkit::init_logging();
+    let file = TestSqliteFile::new();
+    let store = SqliteCustomerStore::open(&file.url())
+        .await
+        .expect("sqlite store");
+    Backend {
+        store: Arc::new(store),
+        _database: None,
+        _listener: None,
+        _file: Some(file),
+    }
 }
 
 async fn postgres() -> Backend {
@@ -38,7 +54,8 @@ async fn postgres() -> Backend {
     Backend {
         store,
         _database: Some(database),
-        _listener: shutdown.drop_guard(),
+        _listener: Some(shutdown.drop_guard()),
+        _file: None,
     }
 }
 
@@ -64,8 +81,10 @@ macro_rules! conformance_suite {
             case!(refunds_are_checked_against_their_purchase);
             case!(imports_report_each_item);
             case!(the_feed_is_ordered_resumable_and_signalled);
+            case!(a_reader_racing_writers_misses_nothing);
         }
     };
 }
 
 conformance_suite!(postgres);
+conformance_suite!(sqlite);

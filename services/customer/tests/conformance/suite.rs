@@ -564,3 +564,50 @@ pub(crate) async fn the_feed_is_ordered_resumable_and_signalled(store: Arc<dyn C
         .expect("the store signals new feed events")
         .expect("signal open");
 }
+
+pub(crate) async fn a_reader_racing_writers_misses_nothing(store: Arc<dyn CustomerStore>) {
+    // Customers are created (a customer event) and buy (an activity) while a reader follows the
+    // feed in small pages: every event must be read exactly once, whatever commits meanwhile.
+    const WRITERS: usize = 4;
+    const CUSTOMERS: usize = 60;
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|writer| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for index in (writer..CUSTOMERS).step_by(WRITERS) {
+                    let person = customer(&store, &format!("Racer {index}")).await;
+                    store
+                        .record_purchase(
+                            &purchase_input(&format!("race-{index}"), person.id, 10)
+                                .validate(Utc::now(), skew())
+                                .expect("valid"),
+                        )
+                        .await
+                        .expect("purchase");
+                }
+            })
+        })
+        .collect();
+    let mut cursor = FeedCursor::START;
+    let mut seen = std::collections::HashSet::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while seen.len() < CUSTOMERS * 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "read {} of {} events: the feed skipped some",
+            seen.len(),
+            CUSTOMERS * 2
+        );
+        let page = store.read_feed(cursor, 3).await.expect("read");
+        for event in page.events {
+            assert!(seen.insert(event.cursor), "an event was read twice");
+            cursor = event.cursor;
+        }
+        tokio::task::yield_now().await;
+    }
+    for writer in writers {
+        writer.await.expect("writer");
+    }
+    let after = store.read_feed(cursor, 100).await.expect("read");
+    assert!(after.events.is_empty(), "nothing beyond what was counted");
+}

@@ -1,5 +1,5 @@
 //! The consumer of the customer service's activity feed: one leader among the replicas applies
-//! it (a Postgres advisory lock held on a dedicated connection), resuming from the cursor stored
+//! it (the store's feed-consumer lock, held as long as it leads), resuming from the cursor stored
 //! with the effects; on any failure it backs off and reconnects. docs/SCORING.md explains the
 //! choice: even two appliers at once could not apply an activity twice, because counted purchases
 //! and applied refunds are keyed by activity id — the lock only avoids wasted work.
@@ -9,7 +9,6 @@ mod convert;
 use std::{sync::Arc, time::Duration};
 
 use futures::StreamExt;
-use sqlx::{Connection, PgConnection, PgPool};
 use tierline_proto::customer::v1::{
     WatchActivitiesRequest, customer_service_client::CustomerServiceClient,
 };
@@ -17,9 +16,6 @@ use tierline_runtime::client::{ClientSettings, Outgoing, channel};
 use tokio_util::sync::CancellationToken;
 
 use crate::{ScoringError, cache::TierCache, domain::consumer::FeedApplier, storage::ScoringStore};
-
-/// The advisory lock key of the activity-feed leader ("tierline" "feed" in ASCII).
-const LEADER_LOCK: i64 = 0x7469_6572_6c66_6565;
 
 /// How the consumer runs.
 #[derive(Debug, Clone)]
@@ -34,7 +30,6 @@ pub struct ConsumerSettings {
 pub fn spawn(
     store: Arc<dyn ScoringStore>,
     cache: TierCache,
-    pool: PgPool,
     settings: ConsumerSettings,
     shutdown: CancellationToken,
 ) {
@@ -44,7 +39,7 @@ pub fn spawn(
         while !shutdown.is_cancelled() {
             let outcome = tokio::select! {
                 () = shutdown.cancelled() => break,
-                outcome = lead_and_consume(&applier, &pool, &settings, &shutdown) => outcome,
+                outcome = lead_and_consume(&applier, store.as_ref(), &settings, &shutdown) => outcome,
             };
             match outcome {
                 // Another replica leads: look again in half a second, not in a tight loop.
@@ -72,25 +67,17 @@ enum Leadership {
 
 async fn lead_and_consume(
     applier: &FeedApplier,
-    pool: &PgPool,
+    store: &dyn ScoringStore,
     settings: &ConsumerSettings,
     shutdown: &CancellationToken,
 ) -> Result<Leadership, ScoringError> {
-    let mut lock_connection: PgConnection = pool.acquire().await?.detach();
-    let leader: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-        .bind(LEADER_LOCK)
-        .fetch_one(&mut lock_connection)
-        .await?;
-    if !leader {
-        lock_connection.close().await?;
+    // The lock lives as long as this value: it is released when it is dropped, also when this
+    // replica dies.
+    let Some(_leadership) = store.try_lock_feed_consumer().await? else {
         return Ok(Leadership::Standby);
-    }
+    };
     tracing::info!("leading the activity feed consumer");
-    // The lock lives as long as this connection: it is released when the connection closes,
-    // also when this replica dies.
-    let result = consume(applier, settings, shutdown).await;
-    let _ = lock_connection.close().await;
-    result
+    consume(applier, settings, shutdown).await
 }
 
 async fn consume(

@@ -204,6 +204,9 @@ pub trait ScoringStore: Send + Sync + std::fmt::Debug + 'static {
         &self,
         program_id: Uuid,
     ) -> Result<Option<RunLock>, ScoringError>;
+    /// Holds the lock of the feed consumer: at most one replica applies the activity feed.
+    /// `None` when another holds it.
+    async fn try_lock_feed_consumer(&self) -> Result<Option<RunLock>, ScoringError>;
     /// Runs still marked running (in any program), oldest first.
     async fn running_runs(&self, limit: u32) -> Result<Vec<EvaluationRun>, ScoringError>;
     /// Stores the tier counts before a run unless they are already stored (a resumed run keeps

@@ -254,8 +254,7 @@ impl DatabaseSettings {
                 .problem("TIERLINE_DB_MIN_CONNECTIONS must not exceed TIERLINE_DB_MAX_CONNECTIONS");
         }
         let url = settings.url.expose();
-        if !url.is_empty() && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
-        {
+        if !(url.is_empty() || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             reader.problem("TIERLINE_DATABASE_URL must start with postgres:// or postgresql://");
         }
         settings

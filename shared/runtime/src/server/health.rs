@@ -73,6 +73,12 @@ impl Health {
         self.reporter.set_service_status("", status).await;
     }
 
+    /// Reports SERVING (unless draining): for a service whose store was opened in-process and
+    /// has no database to probe.
+    pub async fn set_serving(&self) {
+        self.set(true).await;
+    }
+
     /// Reports NOT_SERVING from now on, whatever the database does.
     pub async fn set_draining(&self) {
         self.draining.store(true, Ordering::SeqCst);

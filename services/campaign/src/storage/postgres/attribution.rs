@@ -113,15 +113,7 @@ impl PgCampaignStore {
             .execute(&mut *tx)
             .await?;
         }
-        sqlx::query(
-            "INSERT INTO feed_cursors (consumer, position, updated_at) VALUES ($1, $2, $3)
-             ON CONFLICT (consumer) DO UPDATE SET position = EXCLUDED.position, updated_at = EXCLUDED.updated_at",
-        )
-        .bind(consumer)
-        .bind(position)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        save_cursor(&mut tx, consumer, position, now).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -138,4 +130,23 @@ impl PgCampaignStore {
                 .await?,
         )
     }
+}
+
+/// Stores a consumer's position inside the transaction of its effects.
+pub(super) async fn save_cursor(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    consumer: &str,
+    position: &str,
+    now: DateTime<Utc>,
+) -> Result<(), CampaignError> {
+    sqlx::query(
+        "INSERT INTO feed_cursors (consumer, position, updated_at) VALUES ($1, $2, $3)
+         ON CONFLICT (consumer) DO UPDATE SET position = EXCLUDED.position, updated_at = EXCLUDED.updated_at",
+    )
+    .bind(consumer)
+    .bind(position)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }

@@ -7,66 +7,12 @@ use uuid::Uuid;
 use super::PgCampaignStore;
 use crate::{
     CampaignError,
-    domain::campaign::{Campaign, Definition, Kind, LaunchProgress, ProgramFacts, Status},
-    storage::CampaignFilter,
+    domain::campaign::{Campaign, Status},
+    storage::{
+        CampaignFilter,
+        campaign_row::{COLUMNS, CampaignRow, kind_str},
+    },
 };
-
-pub(super) const COLUMNS: &str = "id, status, definition, program, revision, created_by, created_at, updated_at, launched_at, \
-     completed_at, cancelled_at, cancel_reason, launch_matched, launch_cursor, launch_complete";
-
-#[derive(sqlx::FromRow)]
-pub(super) struct CampaignRow {
-    id: Uuid,
-    status: String,
-    definition: Json<Definition>,
-    program: Json<ProgramFacts>,
-    revision: i64,
-    created_by: String,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-    launched_at: Option<DateTime<Utc>>,
-    completed_at: Option<DateTime<Utc>>,
-    cancelled_at: Option<DateTime<Utc>>,
-    cancel_reason: String,
-    launch_matched: i64,
-    launch_cursor: Option<Uuid>,
-    launch_complete: bool,
-}
-
-impl TryFrom<CampaignRow> for Campaign {
-    type Error = CampaignError;
-
-    fn try_from(row: CampaignRow) -> Result<Self, Self::Error> {
-        Ok(Self {
-            id: row.id,
-            definition: row.definition.0,
-            program: row.program.0,
-            status: Status::parse(&row.status).ok_or_else(|| {
-                CampaignError::Internal(format!("campaign status {:?}", row.status))
-            })?,
-            revision: row.revision,
-            created_by: row.created_by,
-            created_at: row.created_at,
-            updated_at: row.updated_at,
-            launched_at: row.launched_at,
-            completed_at: row.completed_at,
-            cancelled_at: row.cancelled_at,
-            cancel_reason: row.cancel_reason,
-            launch: LaunchProgress {
-                matched: row.launch_matched,
-                cursor: row.launch_cursor,
-                complete: row.launch_complete,
-            },
-        })
-    }
-}
-
-fn kind_str(kind: Kind) -> &'static str {
-    match kind {
-        Kind::OneShot => "one_shot",
-        Kind::Triggered => "triggered",
-    }
-}
 
 impl PgCampaignStore {
     #[tracing::instrument(skip_all, fields(campaign_id = %campaign.id))]
@@ -199,7 +145,7 @@ impl PgCampaignStore {
         Ok(sqlx::query_scalar(
             "SELECT id FROM campaigns WHERE status = 'scheduled' AND start_at <= $1
              UNION SELECT id FROM campaigns WHERE status = 'running' AND end_at <= $1
-             UNION SELECT id FROM campaigns WHERE status = 'running' AND kind = 'one_shot' AND NOT launch_complete",
+             UNION SELECT id FROM campaigns WHERE status = 'running' AND NOT launch_complete",
         )
         .bind(now)
         .fetch_all(&self.pool)

@@ -28,6 +28,7 @@ impl PgCampaignStore {
             "UPDATE deliveries d SET status = 'leased', leased_to = $2, lease_expires_at = $4, attempt = d.attempt + 1
              FROM (SELECT id FROM deliveries
                    WHERE channel = $1 AND (status = 'pending' OR (status = 'leased' AND lease_expires_at <= $3))
+                     AND campaign_id NOT IN (SELECT id FROM campaigns WHERE status = 'cancelled')
                    ORDER BY created_at LIMIT $5 FOR UPDATE SKIP LOCKED) picked
              WHERE d.id = picked.id
              RETURNING d.id, d.campaign_id, d.customer_id, d.lease_expires_at, d.attempt, d.created_at",

@@ -15,7 +15,7 @@ use crate::{
 };
 
 /// The advisory lock key of the frequency cap ("contacts" in ASCII).
-const CONTACTS_LOCK: i64 = 0x636f_6e74_6163_7473;
+pub(super) const CONTACTS_LOCK: i64 = 0x636f_6e74_6163_7473;
 
 /// A transaction of enrolments.
 #[derive(Debug)]
@@ -33,19 +33,31 @@ impl EnrolmentTx for PgEnrolmentTx {
         Ok(())
     }
 
+    async fn campaign_running(&mut self, campaign_id: Uuid) -> Result<bool, CampaignError> {
+        let status: Option<String> =
+            sqlx::query_scalar("SELECT status FROM campaigns WHERE id = $1 FOR SHARE")
+                .bind(campaign_id)
+                .fetch_optional(&mut *self.tx)
+                .await?;
+        Ok(status.as_deref() == Some("running"))
+    }
+
     #[tracing::instrument(skip_all, fields(customers = customers.len()))]
     async fn recent_contacts(
         &mut self,
         customers: &[Uuid],
         since: DateTime<Utc>,
+        excluding: Option<Uuid>,
     ) -> Result<HashMap<Uuid, i64>, CampaignError> {
         let rows: Vec<(Uuid, i64)> = sqlx::query_as(
             "SELECT customer_id, count(*) FROM deliveries
              WHERE customer_id = ANY($1) AND created_at > $2 AND status IN ('pending', 'leased', 'sent')
+               AND ($3::uuid IS NULL OR campaign_id <> $3)
              GROUP BY customer_id",
         )
         .bind(customers)
         .bind(since)
+        .bind(excluding)
         .fetch_all(&mut *self.tx)
         .await?;
         Ok(rows.into_iter().collect())
@@ -154,6 +166,19 @@ impl EnrolmentTx for PgEnrolmentTx {
         .execute(&mut *self.tx)
         .await?;
         Ok(())
+    }
+
+    async fn add_matched(&mut self, campaign_id: Uuid, matched: i64) -> Result<(), CampaignError> {
+        sqlx::query("UPDATE campaigns SET launch_matched = launch_matched + $2 WHERE id = $1")
+            .bind(campaign_id)
+            .bind(matched)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn save_cursor(&mut self, consumer: &str, position: &str) -> Result<(), CampaignError> {
+        super::attribution::save_cursor(&mut self.tx, consumer, position, Utc::now()).await
     }
 
     async fn commit(self: Box<Self>) -> Result<(), CampaignError> {

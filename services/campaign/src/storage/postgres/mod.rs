@@ -65,6 +65,14 @@ fn launch_key(id: Uuid) -> i64 {
     i64::from_be_bytes(id.as_bytes()[..8].try_into().unwrap_or([0; 8])) ^ 0x4c61_756e_6368_0000
 }
 
+/// The advisory lock key of a background consumer: the first 8 bytes of SHA-256 of its name, so
+/// names never need a registry of numbers.
+fn consumer_key(consumer: &str) -> i64 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("tierline-campaign/{consumer}").as_bytes());
+    i64::from_be_bytes(digest[..8].try_into().unwrap_or([0; 8]))
+}
+
 #[async_trait]
 impl CampaignStore for PgCampaignStore {
     async fn create(
@@ -100,6 +108,17 @@ impl CampaignStore for PgCampaignStore {
         // Ends with its connection, also when this replica dies; another launcher may then
         // resume.
         Ok(tierline_runtime::lock::try_session_lock(&self.pool, launch_key(id)).await?)
+    }
+
+    async fn hold_enrolments(&self) -> Result<LaunchLock, CampaignError> {
+        Ok(
+            tierline_runtime::lock::session_lock_shared(&self.pool, enrolment::CONTACTS_LOCK)
+                .await?,
+        )
+    }
+
+    async fn try_lock_consumer(&self, consumer: &str) -> Result<Option<LaunchLock>, CampaignError> {
+        Ok(tierline_runtime::lock::try_session_lock(&self.pool, consumer_key(consumer)).await?)
     }
 
     async fn complete_launch(&self, id: Uuid) -> Result<(), CampaignError> {
@@ -150,6 +169,16 @@ impl CampaignStore for PgCampaignStore {
     ) -> Result<Vec<LeasedDelivery>, CampaignError> {
         self.lease_deliveries(channel, adapter_id, limit, lease, now)
             .await
+    }
+
+    async fn withdraw_leased(&self, ids: &[Uuid]) -> Result<u64, CampaignError> {
+        Ok(sqlx::query(
+            "UPDATE deliveries SET status = 'withdrawn' WHERE id = ANY($1) AND status = 'leased'",
+        )
+        .bind(ids)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
     }
 
     async fn still_leased(

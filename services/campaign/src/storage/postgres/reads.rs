@@ -40,21 +40,7 @@ impl PgCampaignStore {
         .bind(id)
         .fetch_all(&self.pool)
         .await?;
-        let arm_count = |arm: Arm| {
-            arms.iter()
-                .find(|(stored, _)| stored == arm.as_str())
-                .map_or(0, |(_, count)| *count)
-        };
-        let mut suppressed: Vec<(SuppressionReason, i64)> = reasons
-            .into_iter()
-            .filter_map(|(reason, count)| SuppressionReason::parse(&reason).map(|r| (r, count)))
-            .collect();
-        suppressed.sort();
-        Ok(MembershipCounts {
-            treatment: arm_count(Arm::Treatment),
-            control: arm_count(Arm::Control),
-            suppressed,
-        })
+        Ok(crate::storage::tallies::membership_counts(&arms, reasons))
     }
 
     #[tracing::instrument(skip(self))]
@@ -149,7 +135,7 @@ impl PgCampaignStore {
         &self,
         id: Uuid,
     ) -> Result<(ArmAggregate, ArmAggregate), CampaignError> {
-        let rows: Vec<(String, i64, i64, Option<i64>, Option<f64>)> = sqlx::query_as(
+        let rows: Vec<crate::storage::tallies::ArmRow> = sqlx::query_as(
             "SELECT arm, count(*), count(*) FILTER (WHERE conversions > 0), sum(revenue_minor)::bigint,
                     sum(revenue_minor::float8 * revenue_minor::float8)
              FROM members WHERE campaign_id = $1 GROUP BY arm",
@@ -157,18 +143,7 @@ impl PgCampaignStore {
         .bind(id)
         .fetch_all(&self.pool)
         .await?;
-        let of = |arm: Arm| {
-            rows.iter()
-                .find(|row| row.0 == arm.as_str())
-                .map(|(_, members, converters, revenue, squares)| ArmAggregate {
-                    members: *members,
-                    converters: *converters,
-                    revenue: revenue.unwrap_or(0),
-                    revenue_squares: squares.unwrap_or(0.0),
-                })
-                .unwrap_or_default()
-        };
-        Ok((of(Arm::Treatment), of(Arm::Control)))
+        Ok(crate::storage::tallies::arm_aggregates(&rows))
     }
 
     #[tracing::instrument(skip(self))]

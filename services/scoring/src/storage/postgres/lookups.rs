@@ -175,10 +175,12 @@ impl PgScoringStore {
         until: DateTime<Utc>,
         limit: u32,
     ) -> Result<(Vec<crate::domain::accrual::CountedPurchase>, i64), ScoringError> {
-        let from = from.unwrap_or(DateTime::<Utc>::MIN_UTC);
+        // No start (a lifetime window) is no lower bound; chrono's minimum instant lies outside
+        // Postgres's timestamp range, so it cannot stand in for one.
         let rows: Vec<(Uuid, DateTime<Utc>, i64, i64, i64, String, String)> = sqlx::query_as(
             "SELECT activity_id, occurred_at, amount_minor, refunded_minor, points, brand, sales_channel FROM counted_purchases
-             WHERE program_id = $1 AND customer_id = $2 AND occurred_at >= $3 AND occurred_at < $4
+             WHERE program_id = $1 AND customer_id = $2 AND ($3::timestamptz IS NULL OR occurred_at >= $3)
+               AND occurred_at < $4
              ORDER BY occurred_at DESC LIMIT $5",
         )
         .bind(program_id)
@@ -189,7 +191,8 @@ impl PgScoringStore {
         .fetch_all(&self.pool)
         .await?;
         let total: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM counted_purchases WHERE program_id = $1 AND customer_id = $2 AND occurred_at >= $3 AND occurred_at < $4",
+            "SELECT count(*) FROM counted_purchases
+             WHERE program_id = $1 AND customer_id = $2 AND ($3::timestamptz IS NULL OR occurred_at >= $3) AND occurred_at < $4",
         )
         .bind(program_id)
         .bind(customer_id)

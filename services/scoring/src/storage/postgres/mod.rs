@@ -65,6 +65,9 @@ impl PgScoringStore {
     }
 }
 
+/// The advisory lock key of the activity-feed leader ("tierline" "feed" in ASCII).
+const FEED_LEADER_LOCK: i64 = 0x7469_6572_6c66_6565;
+
 #[async_trait]
 impl ScoringStore for PgScoringStore {
     async fn create_program(
@@ -184,6 +187,13 @@ impl ScoringStore for PgScoringStore {
         now: DateTime<Utc>,
     ) -> Result<i64, ScoringError> {
         self.sweep(program_id, settings, now).await
+    }
+
+    async fn try_lock_feed_consumer(
+        &self,
+    ) -> Result<Option<crate::storage::RunLock>, ScoringError> {
+        // Ends with its connection, also when this replica dies: another replica then leads.
+        Ok(tierline_runtime::lock::try_session_lock(&self.pool, FEED_LEADER_LOCK).await?)
     }
 
     async fn try_lock_program_runs(

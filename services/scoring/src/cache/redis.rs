@@ -1,10 +1,6 @@
-//! The tier cache in Redis, in front of Postgres (the record of truth).
+//! The Redis backend of the tier cache: shared by every replica, so one replica's write-through is
+//! every replica's hit.
 //!
-//! - What is cached: one customer's record in one program (membership, tier state, monthly
-//!   buckets) under `tierline:tier:{program}:{customer}`, with the state's version. Lookups compute
-//!   the tier view from it at read time, so windows and retention dates are always current.
-//! - Write-through: after the feed consumer commits, the records it changed are written.
-//!   Cache-aside: a lookup that misses reads Postgres and writes what it read.
 //! - Never older over newer: every write is a compare-and-set in Lua that only replaces an absent
 //!   or lower version, so a slow cache-aside write of version 3 cannot overwrite version 4.
 //! - A TTL on every key is the safety net.
@@ -20,15 +16,11 @@ use std::{
     time::Duration,
 };
 
-use prometheus_client::{
-    encoding::EncodeLabelSet,
-    metrics::{counter::Counter, family::Family},
-};
 use redis::{Script, aio::ConnectionManager};
-use tierline_runtime::{config::Secret, metrics::Metrics};
 use tokio::sync::RwLock;
 use uuid::Uuid;
 
+use super::{CacheMetrics, CacheSettings, LookupLabels, key, version};
 use crate::storage::CustomerRecord;
 
 /// Only replaces an absent or older version; sets the TTL. KEYS[1] = key; ARGV = version,
@@ -43,58 +35,9 @@ redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
 return 1
 ";
 
-/// How the cache behaves.
-#[derive(Debug, Clone)]
-pub struct CacheSettings {
-    /// `TIERLINE_REDIS_URL`: `redis://host:port/db`; the cache is off when unset.
-    pub url: Option<Secret>,
-    /// `TIERLINE_REDIS_TIMEOUT`: longest wait for one Redis call before falling back.
-    pub timeout: Duration,
-    /// `TIERLINE_CACHE_TTL`: how long an entry lives without being rewritten.
-    pub ttl: Duration,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct LookupLabels {
-    result: &'static str,
-}
-
-#[derive(Debug, Clone)]
-struct CacheMetrics {
-    lookups: Family<LookupLabels, Counter>,
-    fallbacks: Counter,
-    write_errors: Counter,
-}
-
-impl CacheMetrics {
-    fn register(metrics: &Metrics) -> Self {
-        let this = Self {
-            lookups: Family::default(),
-            fallbacks: Counter::default(),
-            write_errors: Counter::default(),
-        };
-        metrics.register(
-            "tier_cache_lookups",
-            "Tier cache lookups by result (hit, miss); the hit ratio is hit / (hit + miss)",
-            this.lookups.clone(),
-        );
-        metrics.register(
-            "tier_cache_fallbacks",
-            "Tier lookups served from Postgres because Redis failed or was slow",
-            this.fallbacks.clone(),
-        );
-        metrics.register(
-            "tier_cache_write_errors",
-            "Tier cache writes that failed (Redis down or slow)",
-            this.write_errors.clone(),
-        );
-        this
-    }
-}
-
-/// The tier cache; cheap to clone. Without a Redis URL every lookup goes to Postgres.
+/// The Redis tier cache; cheap to clone.
 #[derive(Clone)]
-pub struct TierCache {
+pub(super) struct RedisCache {
     connection: Arc<RwLock<Option<ConnectionManager>>>,
     enabled: bool,
     timeout: Duration,
@@ -104,27 +47,19 @@ pub struct TierCache {
     metrics: CacheMetrics,
 }
 
-impl std::fmt::Debug for TierCache {
+impl std::fmt::Debug for RedisCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TierCache")
+        f.debug_struct("RedisCache")
             .field("enabled", &self.enabled)
             .field("timeout", &self.timeout)
             .finish()
     }
 }
 
-fn key(program_id: Uuid, customer_id: Uuid) -> String {
-    format!("tierline:tier:{program_id}:{customer_id}")
-}
-
-fn version(record: &CustomerRecord) -> i64 {
-    record.state.as_ref().map_or(0, |state| state.version)
-}
-
-impl TierCache {
+impl RedisCache {
     /// Connects in the background (Redis may come up after this service); until then, and
     /// whenever Redis fails, lookups fall back to Postgres.
-    pub fn start(settings: &CacheSettings, metrics: &Metrics) -> Self {
+    pub(super) fn start(settings: &CacheSettings, metrics: CacheMetrics) -> Self {
         let cache = Self {
             connection: Arc::new(RwLock::new(None)),
             enabled: settings.url.is_some(),
@@ -132,7 +67,7 @@ impl TierCache {
             ttl_seconds: settings.ttl.as_secs().max(1),
             script: Arc::new(Script::new(COMPARE_AND_SET)),
             degraded: Arc::new(AtomicBool::new(false)),
-            metrics: CacheMetrics::register(metrics),
+            metrics,
         };
         match &settings.url {
             None => {
@@ -196,7 +131,7 @@ impl TierCache {
 
     /// The cached records among `customer_ids`; the rest must be read from Postgres. Any Redis
     /// failure reads as "all missed".
-    pub async fn get_many(
+    pub(super) async fn get_many(
         &self,
         program_id: Uuid,
         customer_ids: &[Uuid],
@@ -255,7 +190,7 @@ impl TierCache {
 
     /// Writes `records` unless a newer version is cached; failures are counted and otherwise
     /// ignored (Postgres stays right, and the TTL bounds any staleness after an outage).
-    pub async fn put_many(&self, program_id: Uuid, records: &[CustomerRecord]) {
+    pub(super) async fn put_many(&self, program_id: Uuid, records: &[CustomerRecord]) {
         if records.is_empty() {
             return;
         }

@@ -1,0 +1,155 @@
+//! Deliveries: leases (the one writer makes them exclusive), acks (first outcome wins) and
+//! withdrawal. Every change that can give a stream work signals it.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{
+    SqliteCampaignStore, begin_write,
+    time::{instant, micros},
+};
+use crate::{
+    CampaignError,
+    domain::campaign::Channel,
+    storage::{Ack, AckOutcome, LeasedDelivery},
+};
+
+impl SqliteCampaignStore {
+    pub(super) async fn lease_deliveries(
+        &self,
+        channel: Channel,
+        adapter_id: &str,
+        limit: u32,
+        lease: chrono::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<LeasedDelivery>, CampaignError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut tx = begin_write(&self.pool).await?;
+        let ids: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT id FROM deliveries
+             WHERE channel = ?1 AND (status = 'pending' OR (status = 'leased' AND lease_expires_at <= ?2))
+               AND campaign_id NOT IN (SELECT id FROM campaigns WHERE status = 'cancelled')
+             ORDER BY created_at LIMIT ?3",
+        )
+        .bind(channel.as_str())
+        .bind(micros(now))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut leased = Vec::with_capacity(ids.len());
+        for id in ids {
+            let (campaign_id, customer_id, expires, attempt, created_at): (Uuid, Uuid, i64, i32, i64) =
+                sqlx::query_as(
+                    "UPDATE deliveries SET status = 'leased', leased_to = ?2, lease_expires_at = ?3, attempt = attempt + 1
+                     WHERE id = ?1
+                     RETURNING campaign_id, customer_id, lease_expires_at, attempt, created_at",
+                )
+                .bind(id)
+                .bind(adapter_id)
+                .bind(micros(now + lease))
+                .fetch_one(&mut *tx)
+                .await?;
+            leased.push(LeasedDelivery {
+                id,
+                campaign_id,
+                customer_id,
+                lease_expires_at: instant(expires),
+                attempt,
+                created_at: instant(created_at),
+            });
+        }
+        tx.commit().await?;
+        if !leased.is_empty() {
+            self.signal();
+        }
+        Ok(leased)
+    }
+
+    pub(super) async fn select_still_leased(
+        &self,
+        ids: &[Uuid],
+        adapter_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Uuid>, CampaignError> {
+        let mut still = Vec::new();
+        for id in ids {
+            let leased: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM deliveries
+                                WHERE id = ? AND status = 'leased' AND leased_to = ? AND lease_expires_at > ?)",
+            )
+            .bind(id)
+            .bind(adapter_id)
+            .bind(micros(now))
+            .fetch_one(&self.pool)
+            .await?;
+            if leased {
+                still.push(*id);
+            }
+        }
+        Ok(still)
+    }
+
+    pub(super) async fn record_acks(
+        &self,
+        acks: &[Ack],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<AckOutcome>, CampaignError> {
+        let mut tx = begin_write(&self.pool).await?;
+        let mut outcomes = Vec::with_capacity(acks.len());
+        for ack in acks {
+            let status = if ack.failure.is_some() {
+                "failed"
+            } else {
+                "sent"
+            };
+            // A leased delivery takes the first outcome, also after its lease expired.
+            let recorded = sqlx::query(
+                "UPDATE deliveries SET status = ?2, acked_at = ?3, occurred_at = ?4, failure_reason = ?5,
+                     provider_message_id = NULLIF(?6, '')
+                 WHERE id = ?1 AND status = 'leased'",
+            )
+            .bind(ack.delivery_id)
+            .bind(status)
+            .bind(micros(now))
+            .bind(micros(ack.occurred_at))
+            .bind(&ack.failure)
+            .bind(&ack.provider_message_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            let outcome = if recorded {
+                AckOutcome::Accepted
+            } else {
+                let current: Option<String> =
+                    sqlx::query_scalar("SELECT status FROM deliveries WHERE id = ?")
+                        .bind(ack.delivery_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                match current.as_deref() {
+                    None => AckOutcome::NotFound,
+                    Some(current) if current == status => AckOutcome::AlreadyAcked,
+                    Some("sent" | "failed") => AckOutcome::Conflict,
+                    Some(_) => AckOutcome::Withdrawn,
+                }
+            };
+            outcomes.push(outcome);
+        }
+        tx.commit().await?;
+        // Acks make room in the adapters' in-flight windows.
+        self.signal();
+        Ok(outcomes)
+    }
+
+    pub(super) async fn withdraw(&self, campaign_id: Uuid) -> Result<u64, CampaignError> {
+        Ok(sqlx::query(
+            "UPDATE deliveries SET status = 'withdrawn' WHERE campaign_id = ? AND status = 'pending'",
+        )
+        .bind(campaign_id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+}

@@ -1,0 +1,168 @@
+//! Reads for listings and the report: members and suppressions in order, counts, and the per-arm
+//! aggregates.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{
+    SqliteCampaignStore,
+    time::{instant, micros},
+};
+use crate::{
+    CampaignError,
+    domain::holdout::Arm,
+    storage::{
+        ArmAggregate, MemberRow, MembershipCounts, NewMember, SuppressionReason, SuppressionRow,
+    },
+};
+
+type MemberTuple = (
+    Uuid,
+    i32,
+    String,
+    i64,
+    i64,
+    i64,
+    Option<Uuid>,
+    Option<String>,
+    i32,
+    i64,
+);
+
+impl SqliteCampaignStore {
+    pub(super) async fn counts(&self, id: Uuid) -> Result<MembershipCounts, CampaignError> {
+        let arms: Vec<(String, i64)> =
+            sqlx::query_as("SELECT arm, count(*) FROM members WHERE campaign_id = ? GROUP BY arm")
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await?;
+        let reasons: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT reason, count(*) FROM suppressions WHERE campaign_id = ? GROUP BY reason",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(crate::storage::tallies::membership_counts(&arms, reasons))
+    }
+
+    pub(super) async fn select_members(
+        &self,
+        id: Uuid,
+        arm: Option<Arm>,
+        after_seq: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<MemberRow>, CampaignError> {
+        let rows: Vec<MemberTuple> = sqlx::query_as(
+            "SELECT m.customer_id, m.entry, m.arm, m.entered_at, m.attribution_ends_at, m.seq, d.id, d.status,
+                    m.conversions, m.revenue_minor
+             FROM members m LEFT JOIN deliveries d
+                 ON d.campaign_id = m.campaign_id AND d.customer_id = m.customer_id AND d.entry = m.entry
+             WHERE m.campaign_id = ?1 AND (?2 IS NULL OR m.arm = ?2) AND m.seq > COALESCE(?3, 0)
+             ORDER BY m.seq LIMIT ?4",
+        )
+        .bind(id)
+        .bind(arm.map(Arm::as_str))
+        .bind(after_seq)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(
+                |(
+                    customer_id,
+                    entry,
+                    arm,
+                    entered,
+                    ends,
+                    seq,
+                    delivery,
+                    status,
+                    conversions,
+                    revenue,
+                )| {
+                    Ok(MemberRow {
+                        member: NewMember {
+                            customer_id,
+                            entry,
+                            arm: Arm::parse(&arm)
+                                .ok_or_else(|| CampaignError::Internal(format!("arm {arm:?}")))?,
+                            entered_at: instant(entered),
+                            attribution_ends_at: instant(ends),
+                        },
+                        seq,
+                        delivery: delivery.zip(status),
+                        conversions,
+                        revenue_minor: revenue,
+                    })
+                },
+            )
+            .collect()
+    }
+
+    pub(super) async fn select_suppressions(
+        &self,
+        id: Uuid,
+        reason: Option<SuppressionReason>,
+        after_seq: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<SuppressionRow>, CampaignError> {
+        let rows: Vec<(Uuid, String, i64, i64)> = sqlx::query_as(
+            "SELECT customer_id, reason, suppressed_at, seq FROM suppressions
+             WHERE campaign_id = ?1 AND (?2 IS NULL OR reason = ?2) AND seq > COALESCE(?3, 0)
+             ORDER BY seq LIMIT ?4",
+        )
+        .bind(id)
+        .bind(reason.map(SuppressionReason::as_str))
+        .bind(after_seq)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(customer_id, reason, suppressed_at, seq)| {
+                Ok(SuppressionRow {
+                    customer_id,
+                    reason: SuppressionReason::parse(&reason)
+                        .ok_or_else(|| CampaignError::Internal(format!("reason {reason:?}")))?,
+                    suppressed_at: instant(suppressed_at),
+                    seq,
+                })
+            })
+            .collect()
+    }
+
+    pub(super) async fn aggregates(
+        &self,
+        id: Uuid,
+    ) -> Result<(ArmAggregate, ArmAggregate), CampaignError> {
+        let rows: Vec<crate::storage::tallies::ArmRow> = sqlx::query_as(
+            "SELECT arm, count(*), sum(conversions > 0), sum(revenue_minor),
+                    sum(CAST(revenue_minor AS REAL) * CAST(revenue_minor AS REAL))
+             FROM members WHERE campaign_id = ? GROUP BY arm",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(crate::storage::tallies::arm_aggregates(&rows))
+    }
+
+    pub(super) async fn contacts(
+        &self,
+        id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<(i64, bool), CampaignError> {
+        let contacts: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM deliveries WHERE campaign_id = ? AND status = 'sent'",
+        )
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await?;
+        let open: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM members WHERE campaign_id = ? AND attribution_ends_at > ?)",
+        )
+        .bind(id)
+        .bind(micros(now))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((contacts, open))
+    }
+}

@@ -1,0 +1,119 @@
+//! Rows as SQLite returns them (instants in microseconds), and their conversion into domain
+//! records.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use crate::{
+    CustomerError,
+    domain::{
+        activity::{Activity, ActivityKind, LineItem},
+        customer::{Customer, CustomerStatus},
+    },
+};
+
+pub(super) const CUSTOMER_COLUMNS: &str = "id, external_id, name, email, phone, birth_date, joined_at, attributes, status, created_at, updated_at, erased_at";
+
+pub(super) const ACTIVITY_COLUMNS: &str = "id, customer_id, kind, idempotency_key, fingerprint, amount_minor, currency, \
+     occurred_at, recorded_at, brand, sales_channel, store_id, line_items, refunded_purchase_id, refunded_amount_minor, \
+     purchase_occurred_at, xid, seq";
+
+pub(super) fn micros(at: DateTime<Utc>) -> i64 {
+    at.timestamp_micros()
+}
+
+pub(super) fn instant(micros: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(micros).unwrap_or_default()
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub(super) struct CustomerRow {
+    id: Uuid,
+    external_id: Option<String>,
+    name: String,
+    email: Option<String>,
+    phone: Option<String>,
+    birth_date: Option<NaiveDate>,
+    joined_at: i64,
+    attributes: Json<BTreeMap<String, String>>,
+    status: String,
+    created_at: i64,
+    updated_at: i64,
+    erased_at: Option<i64>,
+}
+
+impl TryFrom<CustomerRow> for Customer {
+    type Error = CustomerError;
+
+    fn try_from(row: CustomerRow) -> Result<Self, Self::Error> {
+        let status = CustomerStatus::parse(&row.status).ok_or_else(|| {
+            CustomerError::Internal(format!("unknown customer status {:?}", row.status))
+        })?;
+        Ok(Self {
+            id: row.id,
+            external_id: row.external_id,
+            name: row.name,
+            email: row.email,
+            phone: row.phone,
+            birth_date: row.birth_date,
+            joined_at: instant(row.joined_at),
+            attributes: row.attributes.0,
+            status,
+            created_at: instant(row.created_at),
+            updated_at: instant(row.updated_at),
+            erased_at: row.erased_at.map(instant),
+        })
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub(super) struct ActivityRow {
+    pub(super) id: Uuid,
+    customer_id: Uuid,
+    kind: String,
+    idempotency_key: String,
+    pub(super) fingerprint: Vec<u8>,
+    amount_minor: i64,
+    currency: String,
+    occurred_at: i64,
+    recorded_at: i64,
+    brand: String,
+    sales_channel: String,
+    store_id: String,
+    line_items: Json<Vec<LineItem>>,
+    refunded_purchase_id: Option<Uuid>,
+    refunded_amount_minor: i64,
+    purchase_occurred_at: i64,
+    pub(super) xid: i64,
+    pub(super) seq: i64,
+}
+
+impl TryFrom<ActivityRow> for Activity {
+    type Error = CustomerError;
+
+    fn try_from(row: ActivityRow) -> Result<Self, Self::Error> {
+        let kind = ActivityKind::parse(&row.kind).ok_or_else(|| {
+            CustomerError::Internal(format!("unknown activity kind {:?}", row.kind))
+        })?;
+        Ok(Self {
+            id: row.id,
+            customer_id: row.customer_id,
+            kind,
+            idempotency_key: row.idempotency_key,
+            amount_minor: row.amount_minor,
+            currency: row.currency,
+            occurred_at: instant(row.occurred_at),
+            recorded_at: instant(row.recorded_at),
+            brand: row.brand,
+            sales_channel: row.sales_channel,
+            store_id: row.store_id,
+            line_items: row.line_items.0,
+            refunded_purchase_id: row.refunded_purchase_id,
+            refunded_amount_minor: row.refunded_amount_minor,
+            purchase_occurred_at: instant(row.purchase_occurred_at),
+        })
+    }
+}

@@ -1,0 +1,71 @@
+//! One conformance suite for every scoring storage backend: each case runs against each backend
+//! on a fresh store (Postgres: a fresh database). The embedded backend of the development mode
+//! adds one line at the bottom. Set `TEST_LOG=debug` to see logs.
+
+mod suite;
+
+use std::sync::Arc;
+
+use tierline_runtime::config::{ConfigSource, DatabaseSettings};
+use tierline_scoring::storage::{
+    ScoringStore,
+    postgres::{MIGRATOR, PgScoringStore, SCHEMA},
+};
+use tierline_testkit::TestDatabase;
+use tokio_util::sync::CancellationToken;
+
+/// A store under test and whatever must live as long as it.
+#[allow(missing_debug_implementations)]
+pub(crate) struct Backend {
+    pub(crate) store: Arc<dyn ScoringStore>,
+    _database: TestDatabase,
+    _listener: tokio_util::sync::DropGuard,
+}
+
+async fn postgres() -> Backend {
+    tierline_testkit::init_logging();
+    let database = TestDatabase::create().await.expect("database");
+    let source = ConfigSource::from_pairs([("TIERLINE_DATABASE_URL", database.url())]);
+    let mut reader = source.reader();
+    let settings = DatabaseSettings::read(&mut reader);
+    reader.finish().expect("settings");
+    let pool = tierline_runtime::db::connect_lazy(&settings, "conformance", SCHEMA).expect("pool");
+    tierline_runtime::db::migrate(&pool, SCHEMA, &MIGRATOR)
+        .await
+        .expect("migrations");
+    let shutdown = CancellationToken::new();
+    let store = Arc::new(PgScoringStore::new(pool, shutdown.clone()));
+    Backend {
+        store,
+        _database: database,
+        _listener: shutdown.drop_guard(),
+    }
+}
+
+macro_rules! conformance_suite {
+    ($backend:ident) => {
+        mod $backend {
+            macro_rules! case {
+                ($name:ident) => {
+                    #[tokio::test]
+                    async fn $name() {
+                        let backend = super::$backend().await;
+                        crate::suite::$name(backend.store.clone()).await;
+                    }
+                };
+            }
+            case!(programs_are_unique_by_code_and_claimed_once_per_key);
+            case!(policies_are_numbered_drafted_activated_and_retired);
+            case!(a_unit_of_work_counts_a_purchase_once_and_versions_the_state);
+            case!(scheduled_runs_open_once_per_due_time_and_runs_lock);
+            case!(audiences_read_members_in_id_order_with_their_shown_rank);
+            case!(buckets_rebuild_from_counted_purchases);
+            case!(cut_points_simulation_and_lifecycles_read_the_population);
+            case!(an_evaluation_page_skips_what_its_run_already_changed);
+            case!(refunds_apply_once_and_counted_purchases_are_listed);
+            case!(overrides_end_and_the_tier_feed_filters_by_program);
+        }
+    };
+}
+
+conformance_suite!(postgres);

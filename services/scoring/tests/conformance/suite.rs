@@ -1,0 +1,885 @@
+//! The cases every scoring backend must pass: what the domain relies on the store for.
+
+use std::sync::Arc;
+
+use chrono::{Duration, SubsecRound, Utc};
+use tierline_runtime::xid_feed::FeedCursor;
+use tierline_scoring::{
+    ScoringError,
+    domain::{
+        accrual::{BucketDelta, CountedPurchase},
+        decision::{Reason, TierState},
+        idempotency::{Claimed, IdempotentRequest, Operation},
+        month::Month,
+        policy::{Frequency, Metric, PolicyInput, TierRuleInput, WindowKind},
+        program::{Program, Scope, Tier},
+        state::{HistoryRecord, Member, TierFeedItem},
+        versions::{PolicyStatus, RunTrigger},
+        window::Totals,
+    },
+    storage::{DraftChange, NewPolicy, ScoringStore},
+};
+use uuid::Uuid;
+
+fn program(code: &str) -> Program {
+    let tier = |code: &str, rank| Tier {
+        code: code.into(),
+        name: code.to_lowercase(),
+        rank,
+        benefits: vec![],
+    };
+    Program {
+        id: Uuid::now_v7(),
+        code: code.into(),
+        name: code.to_lowercase(),
+        currency: "KRW".into(),
+        scope: Scope::default(),
+        tiers: vec![tier("WELCOME", 0), tier("VIP", 1)],
+        created_at: Utc::now().trunc_subsecs(6),
+    }
+}
+
+fn policy_document(vip_spend: i64) -> PolicyInput {
+    PolicyInput {
+        tiers: vec![
+            TierRuleInput {
+                tier_code: "WELCOME".into(),
+                requirements: vec![],
+                points_earn_rate_bps: 0,
+            },
+            TierRuleInput {
+                tier_code: "VIP".into(),
+                requirements: vec![(Some(Metric::NetSpend), vip_spend)],
+                points_earn_rate_bps: 0,
+            },
+        ],
+        window: Some(WindowKind::RollingMonths(12)),
+        time_zone: "UTC".into(),
+        frequency: Some(Frequency::Monthly),
+        day_of_month: 1,
+        month_of_year: 0,
+        local_hour: 3,
+        local_minute: 0,
+        grace_months: 0,
+        max_levels_dropped: None,
+        new_days: None,
+        at_risk_days: None,
+        dormant_days: None,
+    }
+}
+
+fn new_policy(program_id: Uuid, vip_spend: i64) -> NewPolicy {
+    NewPolicy {
+        id: Uuid::now_v7(),
+        program_id,
+        document: policy_document(vip_spend),
+        description: String::new(),
+        created_by: "ops".into(),
+        now: Utc::now().trunc_subsecs(6),
+    }
+}
+
+pub(crate) async fn programs_are_unique_by_code_and_claimed_once_per_key(
+    store: Arc<dyn ScoringStore>,
+) {
+    let first = program("INNISFREE");
+    let request = IdempotentRequest::new(
+        Operation::CreateProgram,
+        "create-1",
+        &serde_json::json!({"code": "INNISFREE"}),
+    )
+    .expect("key")
+    .expect("a key was sent");
+    assert!(matches!(
+        store.create_program(&first, Some(&request)).await,
+        Ok(Claimed::Done(()))
+    ));
+    match store
+        .create_program(&program("OTHER"), Some(&request))
+        .await
+    {
+        Ok(Claimed::Replay(prior)) => assert_eq!(prior.resource_id, first.id),
+        other => panic!("expected the first request back, got {other:?}"),
+    }
+    assert!(
+        matches!(
+            store.create_program(&program("INNISFREE"), None).await,
+            Err(ScoringError::AlreadyExists { .. })
+        ),
+        "codes are unique"
+    );
+    let second = program("STARBUCKS");
+    store.create_program(&second, None).await.expect("second");
+    let stored = store
+        .program(first.id)
+        .await
+        .expect("read")
+        .expect("stored");
+    assert_eq!(stored.tiers, first.tiers);
+    let listed = store.list_programs(None, 10).await.expect("list");
+    let mut expected = vec![first.id, second.id];
+    expected.sort();
+    assert_eq!(
+        listed.iter().map(|p| p.id).collect::<Vec<_>>(),
+        expected,
+        "in id order"
+    );
+    let after = store
+        .list_programs(Some(expected[0]), 10)
+        .await
+        .expect("page");
+    assert_eq!(after.len(), 1);
+}
+
+pub(crate) async fn policies_are_numbered_drafted_activated_and_retired(
+    store: Arc<dyn ScoringStore>,
+) {
+    let program = program("INNISFREE");
+    store.create_program(&program, None).await.expect("program");
+    let Claimed::Done(v1) = store
+        .create_policy(&new_policy(program.id, 300_000), None)
+        .await
+        .expect("v1")
+    else {
+        panic!("no key, no replay");
+    };
+    let Claimed::Done(v2) = store
+        .create_policy(&new_policy(program.id, 500_000), None)
+        .await
+        .expect("v2")
+    else {
+        panic!("no key, no replay");
+    };
+    assert_eq!((v1.version, v2.version), (1, 2));
+    assert_eq!(v1.status, PolicyStatus::Draft);
+
+    let change = |expected_revision| DraftChange {
+        id: v1.id,
+        document: policy_document(350_000),
+        description: Some("tuned".into()),
+        expected_revision,
+        now: Utc::now().trunc_subsecs(6),
+    };
+    assert!(matches!(
+        store.update_draft(&change(Some(v1.revision + 7))).await,
+        Err(ScoringError::Aborted(_))
+    ));
+    let tuned = store
+        .update_draft(&change(Some(v1.revision)))
+        .await
+        .expect("update");
+    assert_eq!(tuned.revision, v1.revision + 1);
+    assert_eq!(tuned.description, "tuned");
+
+    let now = Utc::now().trunc_subsecs(6);
+    let first = store
+        .activate_policy(v1.id, "ops", None, Uuid::now_v7(), now)
+        .await
+        .expect("activate v1");
+    assert_eq!(first.policy.status, PolicyStatus::Active);
+    assert_eq!(first.retired, None);
+    assert_eq!(first.run.trigger, RunTrigger::PolicyActivation);
+    assert!(
+        store.update_draft(&change(None)).await.is_err(),
+        "only a draft changes"
+    );
+    let second = store
+        .activate_policy(v2.id, "ops", None, Uuid::now_v7(), now)
+        .await
+        .expect("activate v2");
+    assert_eq!(second.retired, Some(v1.id));
+    assert_eq!(
+        store
+            .active_policy(program.id)
+            .await
+            .expect("active")
+            .map(|p| p.id),
+        Some(v2.id)
+    );
+    let Claimed::Done(v3) = store
+        .create_policy(&new_policy(program.id, 1), None)
+        .await
+        .expect("v3")
+    else {
+        panic!("no key, no replay");
+    };
+    let abandoned = store.retire_draft(v3.id, "ops", now).await.expect("retire");
+    assert_eq!(abandoned.status, PolicyStatus::Retired);
+    let retired = store
+        .list_policies(program.id, Some(PolicyStatus::Retired), None, 10)
+        .await
+        .expect("list");
+    assert_eq!(
+        retired.iter().map(|p| p.version).collect::<Vec<_>>(),
+        [3, 1],
+        "newest first"
+    );
+}
+
+pub(crate) async fn a_unit_of_work_counts_a_purchase_once_and_versions_the_state(
+    store: Arc<dyn ScoringStore>,
+) {
+    let program = program("INNISFREE");
+    store.create_program(&program, None).await.expect("program");
+    let customer = Uuid::now_v7();
+    let now = Utc::now().trunc_subsecs(6);
+    let month = Month::of(now, chrono_tz::UTC);
+    let purchase = CountedPurchase {
+        activity_id: Uuid::now_v7(),
+        customer_id: customer,
+        occurred_at: now,
+        month,
+        amount_minor: 350_000,
+        refunded_minor: 0,
+        points: 0,
+        brand: "innisfree".into(),
+        sales_channel: "store".into(),
+    };
+    let initial = TierState {
+        earned_rank: 0,
+        since: now,
+        last_qualified_at: None,
+        manual: None,
+    };
+    let apply = |position: &'static str| {
+        let (store, purchase, initial) = (store.clone(), purchase.clone(), initial.clone());
+        async move {
+            let mut tx = store.begin().await.expect("tx");
+            tx.upsert_member(Member {
+                customer_id: customer,
+                joined_at: now - Duration::days(400),
+                erased: false,
+            })
+            .await
+            .expect("member");
+            let mut state = tx
+                .lock_or_create_state(program.id, customer, &initial)
+                .await
+                .expect("state");
+            let fresh = tx
+                .insert_counted_purchase(program.id, &purchase)
+                .await
+                .expect("purchase");
+            if fresh {
+                tx.add_to_bucket(
+                    program.id,
+                    customer,
+                    &BucketDelta {
+                        month,
+                        net_spend_minor: purchase.amount_minor,
+                        points: 0,
+                        purchases: 1,
+                    },
+                )
+                .await
+                .expect("bucket");
+                state.state.earned_rank = 1;
+                let version = tx
+                    .save_state(program.id, customer, &state, now)
+                    .await
+                    .expect("save");
+                tx.record(&HistoryRecord {
+                    id: Uuid::now_v7(),
+                    program_id: program.id,
+                    customer_id: customer,
+                    from_rank: 0,
+                    to_rank: 1,
+                    reason: Reason::Qualified,
+                    policy_version_id: None,
+                    policy_version: None,
+                    totals: Totals {
+                        net_spend_minor: purchase.amount_minor,
+                        points: 0,
+                        purchases: 1,
+                    },
+                    occurred_at: now,
+                })
+                .await
+                .expect("history");
+                assert_eq!(version, 1, "the first save is version 1");
+            }
+            tx.save_cursor("activities", position, now)
+                .await
+                .expect("cursor");
+            tx.commit().await.expect("commit");
+            fresh
+        }
+    };
+    assert!(apply("c-1").await, "counted the first time");
+    assert!(!apply("c-2").await, "a replay counts nothing");
+    assert_eq!(
+        store.cursor("activities").await.expect("cursor").as_deref(),
+        Some("c-2")
+    );
+    let records = store
+        .customer_records(program.id, &[customer, Uuid::now_v7()])
+        .await
+        .expect("records");
+    assert_eq!(records.len(), 1, "only known customers");
+    let record = &records[0];
+    assert_eq!(
+        record
+            .state
+            .as_ref()
+            .map(|s| (s.version, s.state.earned_rank)),
+        Some((1, 1))
+    );
+    assert_eq!(
+        record
+            .buckets
+            .iter()
+            .map(|b| b.net_spend_minor)
+            .sum::<i64>(),
+        350_000
+    );
+    let history = store
+        .history(program.id, customer, None, 10)
+        .await
+        .expect("history");
+    assert_eq!(history.len(), 1);
+    let feed = store
+        .read_tier_feed(FeedCursor::default(), Some(program.id), 10)
+        .await
+        .expect("feed");
+    assert!(
+        matches!(feed.events.as_slice(), [event] if matches!(&event.1, TierFeedItem::Tier(r) if r.to_rank == 1)),
+        "the change is in the tier feed"
+    );
+}
+
+pub(crate) async fn scheduled_runs_open_once_per_due_time_and_runs_lock(
+    store: Arc<dyn ScoringStore>,
+) {
+    let program = program("INNISFREE");
+    store.create_program(&program, None).await.expect("program");
+    let Claimed::Done(policy) = store
+        .create_policy(&new_policy(program.id, 300_000), None)
+        .await
+        .expect("policy")
+    else {
+        panic!("no key, no replay");
+    };
+    let now = Utc::now().trunc_subsecs(6);
+    let due = Some(now - Duration::minutes(5));
+    let open = |run_id| {
+        let store = store.clone();
+        async move {
+            store
+                .open_run(
+                    run_id,
+                    program.id,
+                    policy.id,
+                    RunTrigger::Schedule,
+                    due,
+                    "scheduler",
+                    now,
+                )
+                .await
+                .expect("open")
+        }
+    };
+    let first = open(Uuid::now_v7()).await.expect("the first opens");
+    assert!(open(Uuid::now_v7()).await.is_none(), "one run per due time");
+    assert_eq!(
+        store
+            .running_runs(10)
+            .await
+            .expect("running")
+            .iter()
+            .map(|r| r.id)
+            .collect::<Vec<_>>(),
+        [first.id]
+    );
+
+    let held = store.lock_program_runs(program.id).await.expect("lock");
+    assert!(
+        store
+            .try_lock_program_runs(program.id)
+            .await
+            .expect("try")
+            .is_none(),
+        "held elsewhere"
+    );
+    drop(held);
+    // Released when the holder's connection is gone, which the server sees a moment later.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while store
+        .try_lock_program_runs(program.id)
+        .await
+        .expect("try")
+        .is_none()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the lock was never released"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
+    store
+        .close_run(first.id, serde_json::json!({"members": 0}), None, now)
+        .await
+        .expect("close");
+    assert!(store.running_runs(10).await.expect("running").is_empty());
+    let closed = store.run(first.id).await.expect("run").expect("stored");
+    assert_eq!(closed.id, first.id);
+}
+
+/// A member of `program` who bought `amount` now, holding `rank` (a state only when above 0).
+async fn seed(
+    store: &Arc<dyn ScoringStore>,
+    program: Uuid,
+    customer: Uuid,
+    amount: i64,
+    rank: u32,
+) {
+    let now = Utc::now().trunc_subsecs(6);
+    let month = Month::of(now, chrono_tz::UTC);
+    let mut tx = store.begin().await.expect("tx");
+    tx.upsert_member(Member {
+        customer_id: customer,
+        joined_at: now - Duration::days(400),
+        erased: false,
+    })
+    .await
+    .expect("member");
+    tx.insert_counted_purchase(
+        program,
+        &CountedPurchase {
+            activity_id: Uuid::now_v7(),
+            customer_id: customer,
+            occurred_at: now - Duration::days(3),
+            month,
+            amount_minor: amount,
+            refunded_minor: 0,
+            points: 0,
+            brand: String::new(),
+            sales_channel: String::new(),
+        },
+    )
+    .await
+    .expect("purchase");
+    tx.add_to_bucket(
+        program,
+        customer,
+        &BucketDelta {
+            month,
+            net_spend_minor: amount,
+            points: 0,
+            purchases: 1,
+        },
+    )
+    .await
+    .expect("bucket");
+    if rank > 0 {
+        let mut state = tx
+            .lock_or_create_state(
+                program,
+                customer,
+                &TierState {
+                    earned_rank: 0,
+                    since: now,
+                    last_qualified_at: None,
+                    manual: None,
+                },
+            )
+            .await
+            .expect("state");
+        state.state.earned_rank = rank;
+        tx.save_state(program, customer, &state, now)
+            .await
+            .expect("save");
+    }
+    tx.commit().await.expect("commit");
+}
+
+pub(crate) async fn audiences_read_members_in_id_order_with_their_shown_rank(
+    store: Arc<dyn ScoringStore>,
+) {
+    let program = program("INNISFREE");
+    store.create_program(&program, None).await.expect("program");
+    let (vip, welcome) = (Uuid::now_v7(), Uuid::now_v7());
+    seed(&store, program.id, vip, 400_000, 1).await;
+    seed(&store, program.id, welcome, 20_000, 0).await;
+    let now = Utc::now();
+    let to = now.date_naive();
+    let page = store
+        .audience_page(program.id, None, 10, None, to, now)
+        .await
+        .expect("audience");
+    assert_eq!(
+        page.iter()
+            .map(|(input, rank)| (input.customer_id, *rank, input.values.monetary))
+            .collect::<Vec<_>>(),
+        [(vip, 1, 400_000), (welcome, 0, 20_000)],
+        "in id order, with the rank shown and the spend"
+    );
+    let after = store
+        .audience_page(program.id, Some(vip), 10, None, to, now)
+        .await
+        .expect("next page");
+    assert_eq!(after.len(), 1);
+    assert_eq!(page[0].0.values.recency_days, Some(3));
+    let mut counts = store.tier_counts(program.id, now).await.expect("counts");
+    counts.sort();
+    assert_eq!(
+        counts,
+        [(0, 1), (1, 1)],
+        "members without a state hold rank 0"
+    );
+    assert_eq!(
+        store
+            .customers_with_state(program.id, None, 10)
+            .await
+            .expect("with state"),
+        [vip]
+    );
+}
+
+pub(crate) async fn buckets_rebuild_from_counted_purchases(store: Arc<dyn ScoringStore>) {
+    let program = program("INNISFREE");
+    store.create_program(&program, None).await.expect("program");
+    let customer = Uuid::now_v7();
+    seed(&store, program.id, customer, 120_000, 0).await;
+    seed(&store, program.id, customer, 30_000, 0).await;
+    store
+        .rebuild_buckets(program.id, chrono_tz::Asia::Seoul)
+        .await
+        .expect("rebuild");
+    let records = store
+        .customer_records(program.id, &[customer])
+        .await
+        .expect("records");
+    let buckets = &records[0].buckets;
+    assert_eq!(
+        (
+            buckets.iter().map(|b| b.net_spend_minor).sum::<i64>(),
+            buckets.iter().map(|b| b.purchases).sum::<i64>()
+        ),
+        (150_000, 2),
+        "the same purchases, counted once each"
+    );
+}
+
+pub(crate) async fn cut_points_simulation_and_lifecycles_read_the_population(
+    store: Arc<dyn ScoringStore>,
+) {
+    let program = program("INNISFREE");
+    store.create_program(&program, None).await.expect("program");
+    // Spends of 100,000 to 500,000; the 400,000 and 500,000 buyers hold VIP.
+    let customers: Vec<Uuid> = (0..5).map(|_| Uuid::now_v7()).collect();
+    for (index, customer) in customers.iter().enumerate() {
+        let spend = 100_000 * (index as i64 + 1);
+        seed(&store, program.id, *customer, spend, u32::from(index >= 3)).await;
+    }
+    let now = Utc::now();
+    let to = now.date_naive();
+    let (cuts, population) = store
+        .compute_cut_points(program.id, None, to, now)
+        .await
+        .expect("cut points");
+    assert_eq!(population, 5, "every buyer");
+    assert!(
+        cuts.monetary.windows(2).all(|pair| pair[0] <= pair[1]),
+        "boundaries ascend: {cuts:?}"
+    );
+    assert!((100_000..=500_000).contains(&cuts.monetary[0]));
+    let version = store
+        .store_cut_points(program.id, &cuts, population, now)
+        .await
+        .expect("store");
+    let (stored_version, stored) = store
+        .cut_points(program.id)
+        .await
+        .expect("read")
+        .expect("stored");
+    assert_eq!((stored_version, stored), (version, cuts));
+
+    // Simulating a VIP threshold of 250,000: three would hold VIP, two held it.
+    let current = policy_document(350_000)
+        .validate(&program)
+        .expect("current rules");
+    let simulated = policy_document(250_000)
+        .validate(&program)
+        .expect("simulated rules");
+    let cells = store
+        .simulate(program.id, Some(&current), &simulated, now)
+        .await
+        .expect("simulate");
+    let count = |from: u32, to: u32| {
+        cells
+            .iter()
+            .filter(|cell| cell.current_rank == from && cell.simulated_rank == to)
+            .map(|cell| cell.customers)
+            .sum::<i64>()
+    };
+    assert_eq!(
+        (count(0, 0), count(0, 1), count(1, 1)),
+        (2, 1, 2),
+        "{cells:?}"
+    );
+
+    // Everyone bought 3 days ago and joined over a year ago: active, first classified now.
+    let settings = tierline_scoring::domain::policy::LifecycleSettings {
+        new_days: 90,
+        at_risk_days: 180,
+        dormant_days: 365,
+    };
+    let changed = store
+        .sweep_lifecycles(program.id, settings, now)
+        .await
+        .expect("sweep");
+    assert_eq!(changed, 5, "the first sweep classifies everyone");
+    let again = store
+        .sweep_lifecycles(program.id, settings, now)
+        .await
+        .expect("sweep again");
+    assert_eq!(again, 0, "nothing changed since");
+    let later = store
+        .sweep_lifecycles(program.id, settings, now + Duration::days(200))
+        .await
+        .expect("sweep later");
+    assert_eq!(later, 5, "200 days on, everyone is at risk");
+}
+
+pub(crate) async fn an_evaluation_page_skips_what_its_run_already_changed(
+    store: Arc<dyn ScoringStore>,
+) {
+    use tierline_scoring::storage::tx::RunProgress;
+
+    let program = program("INNISFREE");
+    store.create_program(&program, None).await.expect("program");
+    let Claimed::Done(policy) = store
+        .create_policy(&new_policy(program.id, 300_000), None)
+        .await
+        .expect("policy")
+    else {
+        panic!("no key, no replay");
+    };
+    let (first, second) = (Uuid::now_v7(), Uuid::now_v7());
+    seed(&store, program.id, first, 400_000, 1).await;
+    seed(&store, program.id, second, 500_000, 1).await;
+    let now = Utc::now().trunc_subsecs(6);
+    let run = store
+        .open_run(
+            Uuid::now_v7(),
+            program.id,
+            policy.id,
+            RunTrigger::Manual,
+            None,
+            "ops",
+            now,
+        )
+        .await
+        .expect("open")
+        .expect("a manual run always opens");
+
+    let mut tx = store.begin_evaluation().await.expect("tx");
+    let page = tx
+        .lock_evaluation_page(program.id, run.id, None, 10)
+        .await
+        .expect("page");
+    assert_eq!(
+        page.iter()
+            .map(|m| m.member.customer_id)
+            .collect::<Vec<_>>(),
+        [first, second],
+        "members with a state, in customer order"
+    );
+    assert_eq!(page[0].buckets.len(), 1);
+    // The run drops the first member to the base tier.
+    let mut dropped = page[0].stored.clone();
+    dropped.state.earned_rank = 0;
+    let versions = tx
+        .save_judged_states(program.id, run.id, &[(first, dropped)], now)
+        .await
+        .expect("save");
+    assert_eq!(versions, [page[0].stored.version + 1]);
+    tx.add_run_progress(
+        run.id,
+        RunProgress {
+            evaluated: 2,
+            upgrades: 0,
+            downgrades: 1,
+        },
+    )
+    .await
+    .expect("progress");
+    tx.commit().await.expect("commit");
+
+    // Resumed, the run does not judge the member it already changed.
+    let mut tx = store.begin_evaluation().await.expect("tx");
+    let again = tx
+        .lock_evaluation_page(program.id, run.id, None, 10)
+        .await
+        .expect("page");
+    assert_eq!(
+        again
+            .iter()
+            .map(|m| m.member.customer_id)
+            .collect::<Vec<_>>(),
+        [second]
+    );
+    drop(tx);
+    assert_eq!(
+        store.run_progress(run.id).await.expect("progress"),
+        RunProgress {
+            evaluated: 2,
+            upgrades: 0,
+            downgrades: 1,
+        }
+    );
+}
+
+pub(crate) async fn refunds_apply_once_and_counted_purchases_are_listed(
+    store: Arc<dyn ScoringStore>,
+) {
+    let program = program("INNISFREE");
+    store.create_program(&program, None).await.expect("program");
+    let customer = Uuid::now_v7();
+    seed(&store, program.id, customer, 80_000, 0).await;
+    let now = Utc::now();
+    let (listed, total) = store
+        .counted_purchases(program.id, customer, None, now + Duration::days(1), 10)
+        .await
+        .expect("purchases");
+    assert_eq!((listed.len(), total), (1, 1));
+    let purchase = listed[0].clone();
+    assert_eq!(purchase.amount_minor, 80_000);
+
+    let refund = Uuid::now_v7();
+    let apply = |amount: i64| {
+        let store = store.clone();
+        async move {
+            let mut tx = store.begin().await.expect("tx");
+            let fresh = tx
+                .mark_refund_applied(program.id, refund)
+                .await
+                .expect("mark");
+            if fresh {
+                let locked = tx
+                    .lock_counted_purchase(program.id, purchase.activity_id, chrono_tz::UTC)
+                    .await
+                    .expect("lock")
+                    .expect("the purchase");
+                tx.set_refunded(
+                    program.id,
+                    purchase.activity_id,
+                    locked.refunded_minor + amount,
+                )
+                .await
+                .expect("refunded");
+            }
+            tx.commit().await.expect("commit");
+            fresh
+        }
+    };
+    assert!(apply(30_000).await, "applied the first time");
+    assert!(!apply(30_000).await, "a replayed refund changes nothing");
+    let (after, _) = store
+        .counted_purchases(program.id, customer, None, now + Duration::days(1), 10)
+        .await
+        .expect("purchases");
+    assert_eq!(after[0].refunded_minor, 30_000);
+    let window_closed = store
+        .counted_purchases(
+            program.id,
+            customer,
+            Some(now + Duration::hours(1)),
+            now + Duration::days(1),
+            10,
+        )
+        .await
+        .expect("purchases");
+    assert_eq!(window_closed.1, 0, "only purchases inside [from, until)");
+}
+
+pub(crate) async fn overrides_end_and_the_tier_feed_filters_by_program(
+    store: Arc<dyn ScoringStore>,
+) {
+    let (first, second) = (program("INNISFREE"), program("STARBUCKS"));
+    store.create_program(&first, None).await.expect("program");
+    store.create_program(&second, None).await.expect("program");
+    let now = Utc::now().trunc_subsecs(6);
+    let (ending, lasting) = (Uuid::now_v7(), Uuid::now_v7());
+    let mut tx = store.begin().await.expect("tx");
+    for (customer, until) in [
+        (ending, now - Duration::minutes(1)),
+        (lasting, now + Duration::days(30)),
+    ] {
+        let mut state = tx
+            .lock_or_create_state(
+                first.id,
+                customer,
+                &TierState {
+                    earned_rank: 0,
+                    since: now,
+                    last_qualified_at: None,
+                    manual: None,
+                },
+            )
+            .await
+            .expect("state");
+        state.state.manual = Some(tierline_scoring::domain::decision::Override {
+            rank: 1,
+            until,
+            reason: "service recovery".into(),
+            operator: "ops".into(),
+            set_at: now - Duration::days(1),
+        });
+        tx.save_state(first.id, customer, &state, now)
+            .await
+            .expect("save");
+    }
+    for program_id in [first.id, second.id] {
+        tx.record(&HistoryRecord {
+            id: Uuid::now_v7(),
+            program_id,
+            customer_id: ending,
+            from_rank: 0,
+            to_rank: 1,
+            reason: Reason::Override,
+            policy_version_id: None,
+            policy_version: None,
+            totals: Totals {
+                net_spend_minor: 0,
+                points: 0,
+                purchases: 0,
+            },
+            occurred_at: now,
+        })
+        .await
+        .expect("history");
+    }
+    tx.commit().await.expect("commit");
+
+    assert_eq!(
+        store
+            .ended_overrides(first.id, now, 10)
+            .await
+            .expect("ended"),
+        [ending],
+        "only the override whose end has passed"
+    );
+    assert!(
+        store
+            .customer_records(first.id, &[lasting])
+            .await
+            .expect("records")
+            .is_empty(),
+        "customer records are of members: a tier state alone is not a member"
+    );
+    let everything = store
+        .read_tier_feed(FeedCursor::default(), None, 10)
+        .await
+        .expect("feed");
+    assert_eq!(everything.events.len(), 2);
+    let one = store
+        .read_tier_feed(FeedCursor::default(), Some(second.id), 10)
+        .await
+        .expect("feed");
+    assert!(
+        matches!(one.events.as_slice(), [(_, TierFeedItem::Tier(record))] if record.program_id == second.id),
+        "only the program asked for"
+    );
+}

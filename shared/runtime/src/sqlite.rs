@@ -1,0 +1,34 @@
+//! The embedded database of the development mode: a SQLite file (or memory) per service, opened
+//! the same way everywhere — created when missing, write-ahead log, foreign keys on, a generous
+//! busy timeout (the one writer may hold the lock for a whole chunk), migrations applied.
+
+use sqlx::{
+    SqlitePool,
+    migrate::Migrator,
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions},
+};
+
+/// Opens the database at `url` (`sqlite://path` or `sqlite::memory:`) and applies `migrator`.
+pub async fn open(url: &str, migrator: &Migrator) -> Result<SqlitePool, sqlx::Error> {
+    let options: SqliteConnectOptions = url
+        .parse::<SqliteConnectOptions>()?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .foreign_keys(true)
+        .busy_timeout(std::time::Duration::from_secs(30));
+    // An in-memory database lives as long as its one connection: the pool must never close it
+    // (idle timeout, lifetime), or the data would silently go with it.
+    let pool = if url.contains(":memory:") {
+        SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+    } else {
+        SqlitePoolOptions::new().max_connections(4)
+    }
+    .connect_with(options)
+    .await?;
+    migrator.run(&pool).await?;
+    Ok(pool)
+}

@@ -1,0 +1,331 @@
+//! Launching a one-shot campaign over a large audience, and its report: a program that prints
+//! figures (docs/BENCHMARKS.md).
+//!
+//! Starts the customer, scoring and campaign services on one fresh database (auth off, feeds and
+//! schedulers off so only the launch runs), creates an Innisfree-like program through the API,
+//! then seeds `BENCH_CUSTOMERS` customers (default 1,000,000) straight into the customer and
+//! scoring schemas: 90 % consent to e-mail, about half buy in each of the last 12 months. The
+//! campaign aims at every member with a 10 % holdout, so the launch resolves the whole audience
+//! through `QueryAudience`, reads consents in bulk, applies the frequency cap and the holdout, and
+//! writes every member, suppression and delivery. Then 20 % of the members are given attributed
+//! revenue and `GetCampaignReport` is timed `BENCH_RUNS` times (default 3).
+//!
+//! Run: `cargo bench -p tierline-e2e --bench campaign_launch`
+
+#![allow(clippy::print_stdout, clippy::unwrap_used)]
+
+use std::time::Instant;
+
+use sqlx::{Connection, Executor, PgConnection};
+use tierline_campaign::{Application as CampaignApp, CampaignConfig};
+use tierline_customer::{Application as CustomerApp, CustomerConfig};
+use tierline_proto::{
+    campaign::v1::{self as campaign, campaign_service_client::CampaignServiceClient},
+    common::v1::{Channel as ContactChannel, Money},
+    scoring::v1::{self as scoring, scoring_service_client::ScoringServiceClient},
+};
+use tierline_runtime::config::ConfigSource;
+use tierline_scoring::{Application as ScoringApp, ScoringConfig};
+use tierline_testkit::{TestDatabase, wait_until_serving};
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+fn knob(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn settings(database: &TestDatabase, extra: &[(&str, String)]) -> ConfigSource {
+    let mut pairs = vec![
+        ("TIERLINE_GRPC_ADDR", "127.0.0.1:0".to_owned()),
+        ("TIERLINE_METRICS_ADDR", "off".to_owned()),
+        ("TIERLINE_DATABASE_URL", database.url().to_owned()),
+        ("TIERLINE_AUTH_MODE", "disabled".to_owned()),
+        ("TIERLINE_LOG", "warn".to_owned()),
+        ("TIERLINE_FEED_CONSUMER", "false".to_owned()),
+        ("TIERLINE_SCHEDULER", "false".to_owned()),
+    ];
+    pairs.extend(extra.iter().cloned());
+    ConfigSource::from_pairs(pairs)
+}
+
+async fn channel(addr: std::net::SocketAddr) -> Channel {
+    wait_until_serving(addr).await;
+    Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
+async fn program(scoring_client: &mut ScoringServiceClient<Channel>) -> String {
+    let tier = |code: &str, rank| scoring::Tier {
+        code: code.into(),
+        name: code.to_lowercase(),
+        rank,
+        benefits: vec![],
+    };
+    let program = scoring_client
+        .create_program(scoring::CreateProgramRequest {
+            program: Some(scoring::Program {
+                code: "BENCH".into(),
+                name: "Bench".into(),
+                currency: "KRW".into(),
+                tiers: vec![tier("WELCOME", 0), tier("GREEN", 1), tier("VIP", 2)],
+                ..Default::default()
+            }),
+            idempotency_key: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let requirement = |threshold| {
+        vec![scoring::Requirement {
+            metric: scoring::MetricKind::NetSpend.into(),
+            threshold,
+        }]
+    };
+    let rule = |code: &str, requirements| scoring::TierRule {
+        tier_code: code.into(),
+        requirements,
+        points_earn_rate_bps: 0,
+    };
+    let draft = scoring_client
+        .create_policy_version(scoring::CreatePolicyVersionRequest {
+            program_id: program.id.clone(),
+            rules: Some(scoring::PolicyRules {
+                tiers: vec![
+                    rule("WELCOME", vec![]),
+                    rule("GREEN", requirement(100_000)),
+                    rule("VIP", requirement(600_000)),
+                ],
+                window: Some(scoring::QualificationWindow {
+                    kind: scoring::WindowKind::RollingMonths.into(),
+                    rolling_months: 12,
+                }),
+                time_zone: "Asia/Seoul".into(),
+                evaluation_schedule: Some(scoring::EvaluationSchedule {
+                    frequency: scoring::EvaluationFrequency::Monthly.into(),
+                    day_of_month: 1,
+                    month_of_year: 0,
+                    local_hour: 3,
+                    local_minute: 0,
+                }),
+                ..Default::default()
+            }),
+            created_by: "bench".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    scoring_client
+        .activate_policy(scoring::ActivatePolicyRequest {
+            policy_version_id: draft.id,
+            activated_by: "bench".into(),
+            expected_revision: None,
+        })
+        .await
+        .unwrap();
+    program.id
+}
+
+async fn seed(database: &TestDatabase, program_id: &str, customers: usize) {
+    let mut connection = PgConnection::connect(database.url()).await.unwrap();
+    let started = Instant::now();
+    sqlx::query(
+        "INSERT INTO customer.customers (id, name, joined_at, status, created_at, updated_at)
+         SELECT gen_random_uuid(), 'Bench', now() - random() * interval '730 days', 'active', now(), now()
+         FROM generate_series(1, $1)",
+    )
+    .bind(i64::try_from(customers).unwrap())
+    .execute(&mut connection)
+    .await
+    .unwrap();
+    connection
+        .execute(
+            "INSERT INTO customer.consents (customer_id, channel, granted, changed_at, source)
+             SELECT id, 'email', true, now(), 'bench' FROM customer.customers WHERE random() < 0.9;
+             INSERT INTO scoring.members (customer_id, joined_at, erased)
+             SELECT id, joined_at, false FROM customer.customers;",
+        )
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO scoring.buckets (program_id, customer_id, month, net_spend_minor, points, purchases)
+         SELECT $1::uuid, m.customer_id, (date_trunc('month', now()) - k * interval '1 month')::date,
+                (random() * 200000)::bigint, 0, 1 + (random() * 2)::int
+         FROM scoring.members m CROSS JOIN generate_series(0, 11) k WHERE random() < 0.5",
+    )
+    .bind(uuid::Uuid::parse_str(program_id).unwrap())
+    .execute(&mut connection)
+    .await
+    .unwrap();
+    connection
+        .execute(
+            "ANALYZE customer.customers; ANALYZE customer.consents; ANALYZE scoring.members; ANALYZE scoring.buckets",
+        )
+        .await
+        .unwrap();
+    println!(
+        "population: {customers} customers (90 % with e-mail consent) and their monthly buckets, generated in {:.1} s; machine: {} cores",
+        started.elapsed().as_secs_f64(),
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0)
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    let customers = knob("BENCH_CUSTOMERS", 1_000_000);
+    let runs = knob("BENCH_RUNS", 3);
+    let database = TestDatabase::create().await.unwrap();
+    let stop = CancellationToken::new();
+    let mut servers = Vec::new();
+
+    let customer_app =
+        CustomerApp::build(CustomerConfig::from_source(&settings(&database, &[])).unwrap())
+            .await
+            .unwrap();
+    let customer_addr = customer_app.local_addr();
+    let token = stop.clone();
+    servers.push(tokio::spawn(async move {
+        customer_app
+            .run_until(async move { token.cancelled().await })
+            .await
+            .unwrap();
+    }));
+    channel(customer_addr).await;
+
+    let scoring_app =
+        ScoringApp::build(ScoringConfig::from_source(&settings(&database, &[])).unwrap())
+            .await
+            .unwrap();
+    let scoring_addr = scoring_app.local_addr();
+    let token = stop.clone();
+    servers.push(tokio::spawn(async move {
+        scoring_app
+            .run_until(async move { token.cancelled().await })
+            .await
+            .unwrap();
+    }));
+    let mut scoring_client = ScoringServiceClient::new(channel(scoring_addr).await);
+
+    let campaign_app = CampaignApp::build(
+        CampaignConfig::from_source(&settings(
+            &database,
+            &[
+                (
+                    "TIERLINE_CUSTOMER_ENDPOINT",
+                    format!("http://{customer_addr}"),
+                ),
+                (
+                    "TIERLINE_SCORING_ENDPOINT",
+                    format!("http://{scoring_addr}"),
+                ),
+                ("TIERLINE_LAUNCH_WAIT", "1h".to_owned()),
+            ],
+        ))
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    let campaign_addr = campaign_app.local_addr();
+    let token = stop.clone();
+    servers.push(tokio::spawn(async move {
+        campaign_app
+            .run_until(async move { token.cancelled().await })
+            .await
+            .unwrap();
+    }));
+    let mut client = CampaignServiceClient::new(channel(campaign_addr).await);
+
+    let program_id = program(&mut scoring_client).await;
+    seed(&database, &program_id, customers).await;
+
+    let created = client
+        .create_campaign(campaign::CreateCampaignRequest {
+            campaign: Some(campaign::Campaign {
+                name: "Everyone".into(),
+                program_id: program_id.clone(),
+                kind: campaign::CampaignKind::OneShot.into(),
+                channel: ContactChannel::Email.into(),
+                holdout_bps: 1_000,
+                offer: Some(campaign::Offer {
+                    text: "Thank you".into(),
+                    benefit: None,
+                }),
+                cost_per_contact: Some(Money {
+                    amount_minor: 20,
+                    currency: "KRW".into(),
+                }),
+                attribution_window_days: 30,
+                ..Default::default()
+            }),
+            created_by: "bench".into(),
+            idempotency_key: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let started = Instant::now();
+    let launched = client
+        .launch_campaign(campaign::LaunchCampaignRequest {
+            campaign_id: created.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let seconds = started.elapsed().as_secs_f64();
+    let summary = launched.summary.unwrap();
+    println!(
+        "LaunchCampaign: {seconds:.1} s for {} matched ({:.0}/s): {} treatment, {} control, suppressed {:?}, complete {}",
+        summary.matched,
+        summary.matched as f64 / seconds,
+        summary.treatment_members,
+        summary.control_members,
+        summary
+            .suppressed
+            .iter()
+            .map(|s| (s.reason, s.customers))
+            .collect::<Vec<_>>(),
+        summary.complete
+    );
+
+    let mut connection = PgConnection::connect(database.url()).await.unwrap();
+    sqlx::query(
+        "UPDATE campaign.members SET conversions = 1, revenue_minor = (random() * 100000)::bigint
+         WHERE campaign_id = $1 AND random() < 0.2",
+    )
+    .bind(uuid::Uuid::parse_str(&created.id).unwrap())
+    .execute(&mut connection)
+    .await
+    .unwrap();
+    connection
+        .execute("ANALYZE campaign.members")
+        .await
+        .unwrap();
+    for run in 1..=runs {
+        let started = Instant::now();
+        let report = client
+            .get_campaign_report(campaign::GetCampaignReportRequest {
+                campaign_id: created.id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        println!(
+            "GetCampaignReport run {run}: {:.3} s over {} members (p = {:?})",
+            started.elapsed().as_secs_f64(),
+            report.treatment.map_or(0, |t| t.members) + report.control.map_or(0, |c| c.members),
+            report.p_value
+        );
+    }
+    stop.cancel();
+    for server in servers {
+        server.await.unwrap();
+    }
+}

@@ -1,0 +1,261 @@
+//! The command line: global flags (endpoints, token, `--json`) and one subcommand per thing
+//! operators do.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Operate a Tierline deployment over gRPC.
+#[derive(Debug, Parser)]
+#[command(name = "tierline", version, about)]
+pub(crate) struct Cli {
+    /// The customer service.
+    #[arg(
+        long = "customer-endpoint",
+        global = true,
+        env = "TIERLINE_CUSTOMER_ENDPOINT",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub(crate) customer_endpoint: String,
+    /// The scoring service.
+    #[arg(
+        long = "scoring-endpoint",
+        global = true,
+        env = "TIERLINE_SCORING_ENDPOINT",
+        default_value = "http://127.0.0.1:50052"
+    )]
+    pub(crate) scoring_endpoint: String,
+    /// The campaign service.
+    #[arg(
+        long = "campaign-endpoint",
+        global = true,
+        env = "TIERLINE_CAMPAIGN_ENDPOINT",
+        default_value = "http://127.0.0.1:50053"
+    )]
+    pub(crate) campaign_endpoint: String,
+    /// Bearer token presented to every service (not needed when auth is off).
+    #[arg(long, global = true, env = "TIERLINE_TOKEN", hide_env_values = true)]
+    pub(crate) token: Option<String>,
+    /// Print answers as protobuf JSON instead of tables.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Health of the three services (exit 7 when one is not serving).
+    Status,
+    /// Customers and consents.
+    #[command(subcommand)]
+    Customers(Customers),
+    /// Purchases and refunds.
+    #[command(subcommand)]
+    Activity(Activity),
+    /// Tiers: the current one, why, and the history.
+    #[command(subcommand)]
+    Tiers(Tiers),
+    /// Tier programs and their policies.
+    #[command(subcommand)]
+    Programs(Programs),
+    /// Campaigns.
+    #[command(subcommand)]
+    Campaigns(Campaigns),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Customers {
+    /// Creates a customer.
+    Create {
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// E-mail address.
+        #[arg(long, default_value = "")]
+        email: String,
+        /// E.164 phone number.
+        #[arg(long, default_value = "")]
+        phone: String,
+        /// Date of birth, YYYY-MM-DD.
+        #[arg(long)]
+        birth_date: Option<String>,
+        /// The caller's own id.
+        #[arg(long, default_value = "")]
+        external_id: String,
+        /// Attributes, `key=value`, repeatable.
+        #[arg(long = "attribute", value_name = "KEY=VALUE")]
+        attributes: Vec<String>,
+    },
+    /// Gets a customer by id.
+    Get {
+        /// Customer id.
+        id: String,
+    },
+    /// Grants or revokes consent for a channel.
+    Consent {
+        /// Customer id.
+        id: String,
+        /// The channel.
+        #[arg(long, value_enum)]
+        channel: ContactChannel,
+        /// Revoke instead of grant.
+        #[arg(long)]
+        revoke: bool,
+        /// Where the change comes from.
+        #[arg(long, default_value = "cli")]
+        source: String,
+    },
+}
+
+/// A contact channel.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum ContactChannel {
+    Email,
+    Sms,
+    Push,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct Money {
+    /// Amount in minor units (cents, won).
+    #[arg(long)]
+    pub(crate) amount: i64,
+    /// ISO 4217 currency.
+    #[arg(long)]
+    pub(crate) currency: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Activity {
+    /// Records a purchase.
+    Purchase {
+        /// Customer id.
+        #[arg(long)]
+        customer: String,
+        #[command(flatten)]
+        money: Money,
+        /// Idempotency key, unique per purchase.
+        #[arg(long)]
+        key: String,
+        /// When it happened (RFC 3339); now when absent.
+        #[arg(long)]
+        at: Option<String>,
+        /// Brand.
+        #[arg(long, default_value = "")]
+        brand: String,
+        /// Sales channel (store, online, app, …).
+        #[arg(long, default_value = "")]
+        sales_channel: String,
+    },
+    /// Records a refund of (part of) a purchase.
+    Refund {
+        /// Customer id.
+        #[arg(long)]
+        customer: String,
+        /// The purchase refunded.
+        #[arg(long)]
+        purchase: String,
+        #[command(flatten)]
+        money: Money,
+        /// Idempotency key, unique per refund.
+        #[arg(long)]
+        key: String,
+        /// When it happened (RFC 3339); now when absent.
+        #[arg(long)]
+        at: Option<String>,
+    },
+    /// Imports purchases and refunds from a CSV file with the header
+    /// `kind,key,customer_id,amount_minor,currency,occurred_at,brand,sales_channel,purchase_id`.
+    Import {
+        /// The CSV file.
+        file: String,
+        /// Rows per batch (1 to 10,000).
+        #[arg(long, default_value_t = 1_000)]
+        batch: usize,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TierTarget {
+    /// Program id.
+    #[arg(long)]
+    pub(crate) program: String,
+    /// Customer id.
+    pub(crate) customer: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Tiers {
+    /// The customer's tier now, with the gap to the next one.
+    Get(TierTarget),
+    /// Why the customer holds the tier.
+    Explain(TierTarget),
+    /// The customer's tier history, newest first.
+    History(TierTarget),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Programs {
+    /// Lists programs.
+    List,
+    /// Shows one program.
+    Show {
+        /// Program id.
+        id: String,
+    },
+    /// Creates a program from a protobuf JSON file (`tierline.scoring.v1.CreateProgramRequest`).
+    Create {
+        /// The file, e.g. examples/programs/innisfree/program.json.
+        file: String,
+    },
+    /// Loads a policy file (`tierline.scoring.v1.PolicyRules`) as a new draft version.
+    LoadPolicy {
+        /// Program id.
+        program: String,
+        /// The file, e.g. examples/programs/innisfree/policy.json.
+        file: String,
+    },
+    /// What activating a policy version would do: the migration matrix.
+    Simulate {
+        /// Program id.
+        program: String,
+        /// The policy version (usually a draft).
+        policy_version: String,
+    },
+    /// Activates a draft policy version.
+    Activate {
+        /// The policy version.
+        policy_version: String,
+    },
+    /// Starts an evaluation of every member now.
+    Evaluate {
+        /// Program id.
+        program: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Campaigns {
+    /// Creates a campaign from a protobuf JSON file (`tierline.campaign.v1.Campaign`).
+    Create {
+        /// The file.
+        file: String,
+        /// Idempotency key (a retry with the same key returns the first campaign).
+        #[arg(long, default_value = "")]
+        key: String,
+    },
+    /// Previews a stored campaign's audience.
+    Preview {
+        /// Campaign id.
+        id: String,
+    },
+    /// Launches a campaign now.
+    Launch {
+        /// Campaign id.
+        id: String,
+    },
+    /// The campaign's measured effect.
+    Report {
+        /// Campaign id.
+        id: String,
+    },
+}

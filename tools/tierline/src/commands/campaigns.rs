@@ -1,0 +1,131 @@
+//! `tierline campaigns`: create from a file, preview, launch, report.
+
+use tierline_proto::campaign::v1 as pb;
+
+use crate::{cli::Campaigns, connect::Endpoints, exit::Failure, json, render::Render};
+
+fn percent(value: Option<f64>) -> String {
+    value.map_or_else(|| "—".to_owned(), |v| format!("{:.2} %", v * 100.0))
+}
+
+fn report_rows(report: &pb::CampaignReport) -> Vec<Vec<String>> {
+    let arm = |name: &str, stats: Option<&pb::ArmStats>| {
+        let stats = stats.cloned().unwrap_or_default();
+        vec![
+            name.to_owned(),
+            stats.members.to_string(),
+            stats.converters.to_string(),
+            percent(stats.conversion_rate),
+            stats.revenue.map_or(0, |m| m.amount_minor).to_string(),
+            stats
+                .revenue_per_member_minor
+                .map_or_else(|| "—".to_owned(), |v| format!("{v:.1}")),
+        ]
+    };
+    vec![
+        arm("treatment", report.treatment.as_ref()),
+        arm("control", report.control.as_ref()),
+    ]
+}
+
+#[allow(clippy::print_stdout)]
+fn print_effect(report: &pb::CampaignReport) {
+    let measurability = pb::Measurability::try_from(report.measurability)
+        .map(|m| {
+            m.as_str_name()
+                .trim_start_matches("MEASURABILITY_")
+                .to_owned()
+        })
+        .unwrap_or_default();
+    println!();
+    println!("measurability   {measurability}");
+    if let (Some(uplift), Some(ci), Some(p)) = (
+        report.absolute_uplift,
+        report.absolute_uplift_ci,
+        report.p_value,
+    ) {
+        println!(
+            "uplift          {} (95 % CI {} to {}), p = {p:.4}",
+            percent(Some(uplift)),
+            percent(Some(ci.lower)),
+            percent(Some(ci.upper))
+        );
+    }
+    if let Some(incremental) = &report.incremental_revenue {
+        println!(
+            "incremental     {} {}",
+            incremental.amount_minor, report.currency
+        );
+    }
+    if let Some(cost) = &report.cost {
+        println!(
+            "cost            {} {} ({} contacts)",
+            cost.amount_minor, report.currency, report.contacts
+        );
+    }
+    if let Some(roi) = report.roi {
+        println!("ROI             {}", percent(Some(roi)));
+    }
+    println!("final           {}", report.figures_final);
+}
+
+pub(super) async fn run(
+    endpoints: &Endpoints,
+    render: Render,
+    command: Campaigns,
+) -> Result<(), Failure> {
+    let mut client = endpoints.campaign()?;
+    match command {
+        Campaigns::Create { file, key } => {
+            let campaign: pb::Campaign = json::read(&file)?;
+            let created = client
+                .create_campaign(pb::CreateCampaignRequest {
+                    campaign: Some(campaign),
+                    created_by: "tierline-cli".into(),
+                    idempotency_key: key,
+                })
+                .await?
+                .into_inner();
+            render.message(&created)
+        }
+        Campaigns::Preview { id } => {
+            let preview = client
+                .preview_audience(pb::PreviewAudienceRequest {
+                    target: Some(pb::preview_audience_request::Target::CampaignId(id)),
+                    sample_size: None,
+                })
+                .await?
+                .into_inner();
+            render.message(&preview)
+        }
+        Campaigns::Launch { id } => {
+            let launched = client
+                .launch_campaign(pb::LaunchCampaignRequest { campaign_id: id })
+                .await?
+                .into_inner();
+            render.message(&launched.summary.unwrap_or_default())
+        }
+        Campaigns::Report { id } => {
+            let report = client
+                .get_campaign_report(pb::GetCampaignReportRequest { campaign_id: id })
+                .await?
+                .into_inner();
+            render.table(
+                &report,
+                &[
+                    "ARM",
+                    "MEMBERS",
+                    "CONVERTERS",
+                    "CONVERSION",
+                    "REVENUE",
+                    "PER MEMBER",
+                ],
+                report_rows(&report),
+            )?;
+            if !render.json {
+                print_effect(&report);
+            }
+            Ok(())
+        }
+    }
+}

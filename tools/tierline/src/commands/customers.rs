@@ -1,0 +1,106 @@
+//! `tierline customers`: create, get, consent.
+
+use tierline_proto::{common::v1 as common, customer::v1 as pb};
+
+use crate::{
+    cli::{ContactChannel, Customers},
+    connect::Endpoints,
+    exit::Failure,
+    render::Render,
+};
+
+fn birth_date(text: &str) -> Result<common::Date, Failure> {
+    let parts: Vec<i32> = text
+        .split('-')
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .map_err(|_| Failure::Input(format!("--birth-date {text:?} is not YYYY-MM-DD")))?;
+    match parts.as_slice() {
+        [year, month, day] => Ok(common::Date {
+            year: *year,
+            month: *month,
+            day: *day,
+        }),
+        _ => Err(Failure::Input(format!(
+            "--birth-date {text:?} is not YYYY-MM-DD"
+        ))),
+    }
+}
+
+pub(crate) fn channel(channel: ContactChannel) -> i32 {
+    match channel {
+        ContactChannel::Email => common::Channel::Email,
+        ContactChannel::Sms => common::Channel::Sms,
+        ContactChannel::Push => common::Channel::Push,
+    }
+    .into()
+}
+
+pub(super) async fn run(
+    endpoints: &Endpoints,
+    render: Render,
+    command: Customers,
+) -> Result<(), Failure> {
+    let mut client = endpoints.customer()?;
+    match command {
+        Customers::Create {
+            name,
+            email,
+            phone,
+            birth_date: birth,
+            external_id,
+            attributes,
+        } => {
+            let attributes = attributes
+                .iter()
+                .map(|pair| {
+                    pair.split_once('=')
+                        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                        .ok_or_else(|| {
+                            Failure::Input(format!("--attribute {pair:?} is not KEY=VALUE"))
+                        })
+                })
+                .collect::<Result<_, _>>()?;
+            let customer = client
+                .create_customer(pb::CreateCustomerRequest {
+                    external_id,
+                    name,
+                    email,
+                    phone,
+                    birth_date: birth.as_deref().map(birth_date).transpose()?,
+                    joined_at: None,
+                    attributes,
+                })
+                .await?
+                .into_inner();
+            render.message(&customer)
+        }
+        Customers::Get { id } => {
+            let customer = client
+                .get_customer(pb::GetCustomerRequest {
+                    lookup: Some(pb::get_customer_request::Lookup::Id(id)),
+                })
+                .await?
+                .into_inner();
+            render.message(&customer)
+        }
+        Customers::Consent {
+            id,
+            channel: which,
+            revoke,
+            source,
+        } => {
+            let consent = client
+                .set_consent(pb::SetConsentRequest {
+                    customer_id: id,
+                    channel: channel(which),
+                    granted: !revoke,
+                    source,
+                    changed_at: None,
+                })
+                .await?
+                .into_inner();
+            render.message(&consent)
+        }
+    }
+}

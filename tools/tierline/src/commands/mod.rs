@@ -1,0 +1,44 @@
+//! One module per subcommand family; each sends its requests and renders the answers.
+
+mod activity;
+mod campaigns;
+mod customers;
+mod programs;
+mod status;
+mod tiers;
+
+use std::str::FromStr;
+
+use tierline_proto::prost_types::Timestamp;
+
+use crate::{
+    cli::{Cli, Command},
+    connect::Endpoints,
+    exit::Failure,
+    render::Render,
+};
+
+/// Runs the parsed command.
+pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
+    let endpoints = Endpoints {
+        customer: cli.customer_endpoint,
+        scoring: cli.scoring_endpoint,
+        campaign: cli.campaign_endpoint,
+        token: cli.token,
+    };
+    let render = Render { json: cli.json };
+    match cli.command {
+        Command::Status => status::run(&endpoints, render).await,
+        Command::Customers(command) => customers::run(&endpoints, render, command).await,
+        Command::Activity(command) => activity::run(&endpoints, render, command).await,
+        Command::Tiers(command) => tiers::run(&endpoints, render, command).await,
+        Command::Programs(command) => programs::run(&endpoints, render, command).await,
+        Command::Campaigns(command) => campaigns::run(&endpoints, render, command).await,
+    }
+}
+
+/// An RFC 3339 time flag.
+pub(crate) fn timestamp(flag: &str, text: &str) -> Result<Timestamp, Failure> {
+    Timestamp::from_str(text)
+        .map_err(|_| Failure::Input(format!("{flag} {text:?} is not an RFC 3339 time")))
+}

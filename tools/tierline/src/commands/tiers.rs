@@ -1,0 +1,74 @@
+//! `tierline tiers`: get, explain, history.
+
+use tierline_proto::scoring::v1 as pb;
+
+use crate::{cli::Tiers, connect::Endpoints, exit::Failure, render::Render};
+
+fn code(tier: Option<&pb::TierRef>) -> String {
+    tier.map_or_else(String::new, |t| t.code.clone())
+}
+
+pub(super) async fn run(
+    endpoints: &Endpoints,
+    render: Render,
+    command: Tiers,
+) -> Result<(), Failure> {
+    let mut client = endpoints.scoring()?;
+    match command {
+        Tiers::Get(target) => {
+            let tier = client
+                .get_tier(pb::GetTierRequest {
+                    program_id: target.program,
+                    customer_id: target.customer,
+                })
+                .await?
+                .into_inner();
+            render.message(&tier)
+        }
+        Tiers::Explain(target) => {
+            let explanation = client
+                .explain_tier(pb::ExplainTierRequest {
+                    program_id: target.program,
+                    customer_id: target.customer,
+                    max_history: None,
+                    max_activities: None,
+                })
+                .await?
+                .into_inner();
+            render.message(&explanation)
+        }
+        Tiers::History(target) => {
+            let history = client
+                .get_tier_history(pb::GetTierHistoryRequest {
+                    program_id: target.program,
+                    customer_id: target.customer,
+                    page_size: 100,
+                    page_token: String::new(),
+                })
+                .await?
+                .into_inner();
+            let rows = history
+                .records
+                .iter()
+                .map(|record| {
+                    vec![
+                        record
+                            .occurred_at
+                            .map(|t| t.to_string())
+                            .unwrap_or_default(),
+                        code(record.from_tier.as_ref()),
+                        code(record.to_tier.as_ref()),
+                        pb::TierChangeReason::try_from(record.reason)
+                            .map(|r| {
+                                r.as_str_name()
+                                    .trim_start_matches("TIER_CHANGE_REASON_")
+                                    .to_owned()
+                            })
+                            .unwrap_or_default(),
+                    ]
+                })
+                .collect();
+            render.table(&history, &["WHEN", "FROM", "TO", "WHY"], rows)
+        }
+    }
+}
