@@ -5,7 +5,11 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # CI logs are plain text: ANSI colours only add noise there.
-if [[ "${CI:-}" == true ]]; then export CARGO_TERM_COLOR=never; fi
+# Incremental caches only help a rebuild, which CI never does, and cost gigabytes of disk.
+if [[ "${CI:-}" == true ]]; then
+    export CARGO_TERM_COLOR=never
+    export CARGO_INCREMENTAL=0
+fi
 
 start=$SECONDS
 

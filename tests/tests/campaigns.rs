@@ -696,13 +696,10 @@ async fn a_birthday_offer_honours_consent_and_the_frequency_cap() {
 
 #[tokio::test]
 async fn the_retention_scenario_runs_the_same_on_the_embedded_stores() {
-    // The customer and campaign services on SQLite (the development mode's backends): the
+    // Every service on SQLite (the development mode's backends): tiers from the feed, the
     // launch, the arms, deliveries, attribution and the report behave as on Postgres.
-    let mut services = support::start_on(
-        support::Stores::SqliteWherePossible,
-        &[("TIERLINE_MIN_ARM_SIZE", "10")],
-    )
-    .await;
+    let mut services =
+        support::start_on(support::Stores::Sqlite, &[("TIERLINE_MIN_ARM_SIZE", "10")]).await;
     let program_id = innisfree(&mut services).await;
     let mut people = repeat(120, &person(true, &[(350_000, 240)]));
     people.extend(repeat(5, &person(false, &[(350_000, 240)])));

@@ -59,3 +59,50 @@ pub async fn try_session_lock(pool: &PgPool, key: i64) -> Result<Option<HeldLock
         Ok(None)
     }
 }
+
+/// Named locks inside one process, for the embedded stores of the development mode: the same
+/// "one at a time" as the advisory locks above where every replica is this one process.
+#[derive(Debug, Clone, Default)]
+pub struct LocalLocks(
+    std::sync::Arc<
+        std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>,
+    >,
+);
+
+impl LocalLocks {
+    fn named(&self, name: &str) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+        // A poisoned map only means another thread panicked while inserting: the map is intact.
+        let mut locks = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        locks.entry(name.to_owned()).or_default().clone()
+    }
+
+    /// Holds the lock `name` if nobody holds it now.
+    pub fn try_lock(&self, name: &str) -> Option<HeldLock> {
+        self.named(name).try_lock_owned().ok().map(HeldLock::new)
+    }
+
+    /// Waits for the lock `name` and holds it.
+    pub async fn lock(&self, name: &str) -> HeldLock {
+        HeldLock::new(self.named(name).lock_owned().await)
+    }
+}
+
+#[cfg(test)]
+mod local_tests {
+    use super::LocalLocks;
+
+    #[tokio::test]
+    async fn a_local_lock_is_held_once_until_dropped() {
+        let locks = LocalLocks::default();
+        let held = locks.try_lock("runs").expect("free at first");
+        assert!(locks.try_lock("runs").is_none(), "held");
+        assert!(locks.try_lock("other").is_some(), "names are independent");
+        drop(held);
+        let again = locks.lock("runs").await;
+        assert!(locks.try_lock("runs").is_none());
+        drop(again);
+    }
+}

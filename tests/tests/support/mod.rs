@@ -20,6 +20,7 @@ use tierline_runtime::{
     auth::scopes::{CUSTOMERS_READ, FEED_READ, PROGRAMS_ADMIN, TIERS_READ},
     config::ConfigSource,
 };
+use tierline_scoring::storage::sqlite::SqliteScoringStore;
 use tierline_scoring::{Application as ScoringApp, ScoringConfig};
 use tierline_testkit::{TestDatabase, TestSqliteFile, tokens, wait_until_serving};
 use tokio_util::sync::CancellationToken;
@@ -53,7 +54,7 @@ pub(crate) struct Services {
     pub(crate) database_url: String,
     stop: CancellationToken,
     _database: TestDatabase,
-    _files: [TestSqliteFile; 2],
+    _files: [TestSqliteFile; 3],
 }
 
 impl Drop for Services {
@@ -83,10 +84,9 @@ async fn connect(addr: SocketAddr) -> Channel {
 pub(crate) enum Stores {
     /// Every service on Postgres, as deployed.
     Postgres,
-    /// The development mode's topology as far as it is built: the customer and campaign services
-    /// on embedded SQLite, the scoring service on the embedded bootstrap with its in-process tier
-    /// cache over its Postgres store (its SQLite backend is not built yet).
-    SqliteWherePossible,
+    /// The development mode's topology: every service on the embedded bootstrap over its SQLite
+    /// store, the scoring service with its in-process tier cache.
+    Sqlite,
 }
 
 /// Starts the customer, scoring and campaign services; `campaign_extra` adds campaign settings.
@@ -97,7 +97,11 @@ pub(crate) async fn start(campaign_extra: &[(&str, &str)]) -> Services {
 /// As [`start`], with the services' data where `stores` says.
 pub(crate) async fn start_on(stores: Stores, campaign_extra: &[(&str, &str)]) -> Services {
     tierline_testkit::init_logging();
-    let files = [TestSqliteFile::new(), TestSqliteFile::new()];
+    let files = [
+        TestSqliteFile::new(),
+        TestSqliteFile::new(),
+        TestSqliteFile::new(),
+    ];
     let database = TestDatabase::create().await.expect("database");
     let stop = CancellationToken::new();
     let common = vec![
@@ -122,7 +126,7 @@ pub(crate) async fn start_on(stores: Stores, campaign_extra: &[(&str, &str)]) ->
         Stores::Postgres => {
             CustomerApp::build(CustomerConfig::from_source(&with(vec![])).expect("config")).await
         }
-        Stores::SqliteWherePossible => {
+        Stores::Sqlite => {
             let store = SqliteCustomerStore::open(&files[0].url())
                 .await
                 .expect("customer store");
@@ -158,13 +162,12 @@ pub(crate) async fn start_on(stores: Stores, campaign_extra: &[(&str, &str)]) ->
         Stores::Postgres => {
             ScoringApp::build(ScoringConfig::from_source(&scoring_source).expect("config")).await
         }
-        Stores::SqliteWherePossible => {
-            // No SQLite backend for the scoring service yet: its Postgres store, served through
-            // the embedded bootstrap with the in-process tier cache, as the development mode
-            // will serve it.
+        Stores::Sqlite => {
             let config = ScoringConfig::embedded_from_source(&scoring_source).expect("config");
-            let store = scoring_store(database.url(), stop.clone()).await;
-            ScoringApp::embedded(config, store).await
+            let store = SqliteScoringStore::open(&files[2].url())
+                .await
+                .expect("scoring store");
+            ScoringApp::embedded(config, Arc::new(store)).await
         }
     }
     .expect("scoring builds");
@@ -207,7 +210,7 @@ pub(crate) async fn start_on(stores: Stores, campaign_extra: &[(&str, &str)]) ->
         Stores::Postgres => {
             CampaignApp::build(CampaignConfig::from_source(&campaign_source).expect("config")).await
         }
-        Stores::SqliteWherePossible => {
+        Stores::Sqlite => {
             let store = SqliteCampaignStore::open(&files[1].url())
                 .await
                 .expect("campaign store");
@@ -238,24 +241,6 @@ pub(crate) async fn start_on(stores: Stores, campaign_extra: &[(&str, &str)]) ->
         _database: database,
         _files: files,
     }
-}
-
-/// The scoring service's Postgres store on `url`, migrated.
-async fn scoring_store(
-    url: &str,
-    shutdown: CancellationToken,
-) -> Arc<dyn tierline_scoring::storage::ScoringStore> {
-    use tierline_scoring::storage::postgres::{MIGRATOR, PgScoringStore, SCHEMA};
-    let source = ConfigSource::from_pairs([("TIERLINE_DATABASE_URL", url)]);
-    let mut reader = source.reader();
-    let settings = tierline_runtime::config::DatabaseSettings::read(&mut reader);
-    reader.finish().expect("settings");
-    let pool =
-        tierline_runtime::db::connect_lazy(&settings, "tierline-scoring", SCHEMA).expect("pool");
-    tierline_runtime::db::migrate(&pool, SCHEMA, &MIGRATOR)
-        .await
-        .expect("migrations");
-    Arc::new(PgScoringStore::new(pool, shutdown))
 }
 
 /// Polls `probe` until it returns `Some`: the feeds are asynchronous by design.

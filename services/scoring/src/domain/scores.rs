@@ -178,6 +178,16 @@ pub enum Lifecycle {
 }
 
 impl Lifecycle {
+    /// The stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::New => "new",
+            Self::Active => "active",
+            Self::AtRisk => "at_risk",
+            Self::Dormant => "dormant",
+        }
+    }
+
     /// Parses the stored form.
     pub fn parse(value: &str) -> Option<Self> {
         Some(match value {

@@ -4,6 +4,7 @@
 //! the backend inside its transactions.
 
 pub mod postgres;
+pub mod sqlite;
 pub mod tx;
 
 use async_trait::async_trait;

@@ -1,6 +1,6 @@
 //! One conformance suite for every scoring storage backend: each case runs against each backend
 //! on a fresh store (Postgres: a fresh database). The embedded backend of the development mode
-//! adds one line at the bottom. Set `TEST_LOG=debug` to see logs.
+//! (SQLite) runs the same cases. Set `TEST_LOG=debug` to see logs.
 
 mod suite;
 
@@ -10,16 +10,32 @@ use tierline_runtime::config::{ConfigSource, DatabaseSettings};
 use tierline_scoring::storage::{
     ScoringStore,
     postgres::{MIGRATOR, PgScoringStore, SCHEMA},
+    sqlite::SqliteScoringStore,
 };
-use tierline_testkit::TestDatabase;
+use tierline_testkit::{TestDatabase, TestSqliteFile};
 use tokio_util::sync::CancellationToken;
 
 /// A store under test and whatever must live as long as it.
 #[allow(missing_debug_implementations)]
 pub(crate) struct Backend {
     pub(crate) store: Arc<dyn ScoringStore>,
-    _database: TestDatabase,
-    _listener: tokio_util::sync::DropGuard,
+    _database: Option<TestDatabase>,
+    _listener: Option<tokio_util::sync::DropGuard>,
+    _file: Option<TestSqliteFile>,
+}
+
+async fn sqlite() -> Backend {
+    tierline_testkit::init_logging();
+    let file = TestSqliteFile::new();
+    let store = SqliteScoringStore::open(&file.url())
+        .await
+        .expect("sqlite store");
+    Backend {
+        store: Arc::new(store),
+        _database: None,
+        _listener: None,
+        _file: Some(file),
+    }
 }
 
 async fn postgres() -> Backend {
@@ -37,8 +53,9 @@ async fn postgres() -> Backend {
     let store = Arc::new(PgScoringStore::new(pool, shutdown.clone()));
     Backend {
         store,
-        _database: database,
-        _listener: shutdown.drop_guard(),
+        _database: Some(database),
+        _listener: Some(shutdown.drop_guard()),
+        _file: None,
     }
 }
 
@@ -69,3 +86,4 @@ macro_rules! conformance_suite {
 }
 
 conformance_suite!(postgres);
+conformance_suite!(sqlite);

@@ -12,10 +12,7 @@ mod enrolment;
 mod reads;
 mod time;
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
-};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -43,7 +40,7 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations-sqli
 pub struct SqliteCampaignStore {
     pool: SqlitePool,
     signal: Arc<watch::Sender<u64>>,
-    locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+    locks: tierline_runtime::lock::LocalLocks,
     enrolments: Arc<RwLock<()>>,
 }
 
@@ -57,14 +54,13 @@ impl SqliteCampaignStore {
         Ok(Self {
             pool,
             signal: Arc::new(watch::channel(0).0),
-            locks: Arc::new(Mutex::new(HashMap::new())),
+            locks: tierline_runtime::lock::LocalLocks::default(),
             enrolments: Arc::new(RwLock::new(())),
         })
     }
 
     fn try_lock(&self, name: String) -> Option<LaunchLock> {
-        let lock = self.locks.lock().ok()?.entry(name).or_default().clone();
-        lock.try_lock_owned().ok().map(LaunchLock::new)
+        self.locks.try_lock(&name)
     }
 
     /// Deliveries changed: wake the streams.

@@ -1,0 +1,76 @@
+//! Monthly buckets in SQLite: adding a purchase's delta, and rebuilding a program's buckets from
+//! its counted purchases (months in a policy's time zone, computed here rather than in SQL).
+
+use std::collections::BTreeMap;
+
+use chrono_tz::Tz;
+use sqlx::SqliteConnection;
+use uuid::Uuid;
+
+use super::{SqliteScoringStore, rows::instant};
+use crate::{
+    ScoringError,
+    domain::{accrual::BucketDelta, month::Month},
+};
+
+/// Adds `delta` to a customer's bucket of its month.
+pub(super) async fn add_to_bucket(
+    connection: &mut SqliteConnection,
+    program_id: Uuid,
+    customer_id: Uuid,
+    delta: &BucketDelta,
+) -> Result<(), ScoringError> {
+    sqlx::query(
+        "INSERT INTO buckets (program_id, customer_id, month, net_spend_minor, points, purchases) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (program_id, customer_id, month) DO UPDATE SET
+             net_spend_minor = buckets.net_spend_minor + excluded.net_spend_minor,
+             points = buckets.points + excluded.points,
+             purchases = buckets.purchases + excluded.purchases",
+    )
+    .bind(program_id)
+    .bind(customer_id)
+    .bind(delta.month.first_day())
+    .bind(delta.net_spend_minor)
+    .bind(delta.points)
+    .bind(delta.purchases)
+    .execute(&mut *connection)
+    .await?;
+    Ok(())
+}
+
+impl SqliteScoringStore {
+    #[tracing::instrument(skip(self))]
+    pub(super) async fn rebuild(&self, program_id: Uuid, zone: Tz) -> Result<(), ScoringError> {
+        // The write lock holds off the feed consumer's bucket writes until the rebuild commits.
+        let mut write = self.begin_write().await?;
+        let purchases: Vec<(Uuid, i64, i64, i64, i64)> = sqlx::query_as(
+            "SELECT customer_id, occurred_at, amount_minor, refunded_minor, points FROM counted_purchases WHERE program_id = ?1",
+        )
+        .bind(program_id)
+        .fetch_all(&mut *write.tx)
+        .await?;
+        // The same arithmetic as the Postgres rebuild: refunded points in proportion, rounded
+        // toward zero; a purchase counts unless fully refunded.
+        let mut totals: BTreeMap<(Uuid, Month), BucketDelta> = BTreeMap::new();
+        for (customer_id, occurred_at, amount, refunded, points) in purchases {
+            let month = Month::of(instant(occurred_at), zone);
+            let bucket = totals.entry((customer_id, month)).or_insert(BucketDelta {
+                month,
+                net_spend_minor: 0,
+                points: 0,
+                purchases: 0,
+            });
+            bucket.net_spend_minor += amount - refunded;
+            bucket.points += points - points * refunded / amount.max(1);
+            bucket.purchases += i64::from(refunded < amount);
+        }
+        sqlx::query("DELETE FROM buckets WHERE program_id = ?1")
+            .bind(program_id)
+            .execute(&mut *write.tx)
+            .await?;
+        for ((customer_id, _), delta) in &totals {
+            add_to_bucket(&mut write.tx, program_id, *customer_id, delta).await?;
+        }
+        write.commit().await
+    }
+}

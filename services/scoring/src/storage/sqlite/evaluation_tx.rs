@@ -1,0 +1,180 @@
+//! The SQLite unit of work of an evaluation run: a page of members read and saved under the one
+//! write lock.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{
+    Write,
+    rows::{BUCKET_COLUMNS, BucketRow, STATE_COLUMNS, StateRow, instant, micros},
+    tx::{db_rank, insert_history},
+};
+use crate::{
+    ScoringError,
+    domain::{
+        state::{HistoryRecord, Member, StoredState},
+        window::Bucket,
+    },
+    storage::tx::{EvaluationMember, EvaluationTx, RunProgress},
+};
+
+/// A transaction of an evaluation run.
+pub struct SqliteEvaluationTx {
+    pub(super) write: Write,
+}
+
+impl std::fmt::Debug for SqliteEvaluationTx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteEvaluationTx")
+            .field("xid", &self.write.xid)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct PageRow {
+    customer_id: Uuid,
+    joined_at: i64,
+    erased: bool,
+    #[sqlx(flatten)]
+    state: StateRow,
+}
+
+#[async_trait]
+impl EvaluationTx for SqliteEvaluationTx {
+    #[tracing::instrument(skip(self))]
+    async fn lock_evaluation_page(
+        &mut self,
+        program_id: Uuid,
+        run_id: Uuid,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<EvaluationMember>, ScoringError> {
+        let sql = format!(
+            "SELECT s.customer_id, COALESCE(m.joined_at, s.since) AS joined_at, COALESCE(m.erased, 0) AS erased, {STATE_COLUMNS}
+             FROM tier_states s LEFT JOIN members m ON m.customer_id = s.customer_id
+             WHERE s.program_id = ?1 AND (?2 IS NULL OR s.customer_id > ?2) AND s.changed_by_run IS NOT ?3
+             ORDER BY s.customer_id LIMIT ?4"
+        );
+        let rows: Vec<PageRow> = sqlx::query_as(&sql)
+            .bind(program_id)
+            .bind(after)
+            .bind(run_id)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *self.write.tx)
+            .await?;
+        let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
+            return Ok(Vec::new());
+        };
+        let sql = format!(
+            "SELECT {BUCKET_COLUMNS} FROM buckets WHERE program_id = ?1 AND customer_id BETWEEN ?2 AND ?3
+             ORDER BY customer_id, month"
+        );
+        let bucket_rows: Vec<BucketRow> = sqlx::query_as(&sql)
+            .bind(program_id)
+            .bind(first.customer_id)
+            .bind(last.customer_id)
+            .fetch_all(&mut *self.write.tx)
+            .await?;
+        let mut buckets = bucket_rows.into_iter().peekable();
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                // Both lists are in customer order; the bucket list also holds customers the page
+                // skipped, which are passed over.
+                while buckets
+                    .next_if(|bucket| bucket.customer_id < row.customer_id)
+                    .is_some()
+                {}
+                let mut own = Vec::new();
+                while let Some(bucket) =
+                    buckets.next_if(|bucket| bucket.customer_id == row.customer_id)
+                {
+                    own.push(Bucket::from(bucket));
+                }
+                EvaluationMember {
+                    member: Member {
+                        customer_id: row.customer_id,
+                        joined_at: instant(row.joined_at),
+                        erased: row.erased,
+                    },
+                    stored: StoredState::from(row.state),
+                    buckets: own,
+                }
+            })
+            .collect())
+    }
+
+    #[tracing::instrument(skip(self, states), fields(states = states.len()))]
+    async fn save_judged_states(
+        &mut self,
+        program_id: Uuid,
+        run_id: Uuid,
+        states: &[(Uuid, StoredState)],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<i64>, ScoringError> {
+        let mut versions = Vec::with_capacity(states.len());
+        for (customer_id, stored) in states {
+            let state = &stored.state;
+            let manual = state.manual.as_ref();
+            let version: Option<i64> = sqlx::query_scalar(
+                "UPDATE tier_states SET earned_rank = ?3, since = ?4, last_qualified_at = ?5, override_rank = ?6,
+                     override_until = ?7, override_reason = ?8, override_operator = ?9, override_set_at = ?10,
+                     version = version + 1, updated_at = ?11, changed_by_run = ?12
+                 WHERE program_id = ?1 AND customer_id = ?2 RETURNING version",
+            )
+            .bind(program_id)
+            .bind(customer_id)
+            .bind(db_rank(state.earned_rank))
+            .bind(micros(state.since))
+            .bind(state.last_qualified_at.map(micros))
+            .bind(manual.map(|m| db_rank(m.rank)))
+            .bind(manual.map(|m| micros(m.until)))
+            .bind(manual.map(|m| m.reason.clone()))
+            .bind(manual.map(|m| m.operator.clone()))
+            .bind(manual.map(|m| micros(m.set_at)))
+            .bind(micros(now))
+            .bind(run_id)
+            .fetch_optional(&mut *self.write.tx)
+            .await?;
+            versions.push(version.ok_or_else(|| {
+                ScoringError::Internal(format!(
+                    "tier state of {customer_id} vanished under its lock"
+                ))
+            })?);
+        }
+        Ok(versions)
+    }
+
+    #[tracing::instrument(skip_all, fields(records = records.len()))]
+    async fn record_many(&mut self, records: &[HistoryRecord]) -> Result<(), ScoringError> {
+        for record in records {
+            insert_history(&mut self.write, record).await?;
+        }
+        Ok(())
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn add_run_progress(
+        &mut self,
+        run_id: Uuid,
+        progress: RunProgress,
+    ) -> Result<(), ScoringError> {
+        sqlx::query(
+            "UPDATE evaluation_runs SET members_evaluated = members_evaluated + ?2, upgrades = upgrades + ?3,
+                 downgrades = downgrades + ?4 WHERE id = ?1",
+        )
+        .bind(run_id)
+        .bind(progress.evaluated)
+        .bind(progress.upgrades)
+        .bind(progress.downgrades)
+        .execute(&mut *self.write.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn commit(self: Box<Self>) -> Result<(), ScoringError> {
+        self.write.commit().await
+    }
+}

@@ -1,0 +1,198 @@
+//! Reads of tier state for lookups, history and explanations, outside any unit of work. Each
+//! runs in one read transaction, so it sees one snapshot.
+
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use super::{
+    SqliteScoringStore,
+    rows::{BUCKET_COLUMNS, BucketRow, STATE_COLUMNS, StateRow, instant, micros, rank},
+};
+use crate::{
+    ScoringError,
+    domain::{
+        accrual::CountedPurchase,
+        decision::Reason,
+        month::Month,
+        state::{HistoryRecord, Member, StoredState},
+        window::{Bucket, Totals},
+    },
+    storage::CustomerRecord,
+};
+
+impl SqliteScoringStore {
+    #[tracing::instrument(skip_all, fields(customers = customer_ids.len()))]
+    pub(super) async fn select_customer_records(
+        &self,
+        program_id: Uuid,
+        customer_ids: &[Uuid],
+    ) -> Result<Vec<CustomerRecord>, ScoringError> {
+        let mut tx = self.pool.begin().await?;
+        let state_sql = format!(
+            "SELECT {STATE_COLUMNS} FROM tier_states WHERE program_id = ?1 AND customer_id = ?2"
+        );
+        let bucket_sql = format!(
+            "SELECT {BUCKET_COLUMNS} FROM buckets WHERE program_id = ?1 AND customer_id = ?2 ORDER BY month"
+        );
+        let mut records = Vec::with_capacity(customer_ids.len());
+        for &customer_id in customer_ids {
+            let member: Option<(i64, bool)> =
+                sqlx::query_as("SELECT joined_at, erased FROM members WHERE customer_id = ?1")
+                    .bind(customer_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let Some((joined_at, erased)) = member else {
+                continue;
+            };
+            let state: Option<StateRow> = sqlx::query_as(&state_sql)
+                .bind(program_id)
+                .bind(customer_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let buckets: Vec<BucketRow> = sqlx::query_as(&bucket_sql)
+                .bind(program_id)
+                .bind(customer_id)
+                .fetch_all(&mut *tx)
+                .await?;
+            records.push(CustomerRecord {
+                member: Member {
+                    customer_id,
+                    joined_at: instant(joined_at),
+                    erased,
+                },
+                state: state.map(StoredState::from),
+                buckets: buckets.into_iter().map(Bucket::from).collect(),
+            });
+        }
+        tx.commit().await?;
+        Ok(records)
+    }
+
+    #[tracing::instrument(skip(self))]
+    pub(super) async fn select_history(
+        &self,
+        program_id: Uuid,
+        customer_id: Uuid,
+        before: Option<(DateTime<Utc>, Uuid)>,
+        limit: u32,
+    ) -> Result<Vec<HistoryRecord>, ScoringError> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            id: Uuid,
+            from_rank: i64,
+            to_rank: i64,
+            reason: String,
+            policy_version_id: Option<Uuid>,
+            policy_version: Option<i32>,
+            totals: Json<Totals>,
+            occurred_at: i64,
+        }
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT id, from_rank, to_rank, reason, policy_version_id, policy_version, totals, occurred_at FROM tier_history
+             WHERE program_id = ?1 AND customer_id = ?2 AND (?3 IS NULL OR (occurred_at, id) < (?3, ?4))
+             ORDER BY occurred_at DESC, id DESC LIMIT ?5",
+        )
+        .bind(program_id)
+        .bind(customer_id)
+        .bind(before.map(|(occurred_at, _)| micros(occurred_at)))
+        .bind(before.map(|(_, id)| id))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(HistoryRecord {
+                    id: row.id,
+                    program_id,
+                    customer_id,
+                    from_rank: rank(row.from_rank),
+                    to_rank: rank(row.to_rank),
+                    reason: Reason::parse(&row.reason).ok_or_else(|| {
+                        ScoringError::Internal(format!("reason {:?}", row.reason))
+                    })?,
+                    policy_version_id: row.policy_version_id,
+                    policy_version: row.policy_version,
+                    totals: row.totals.0,
+                    occurred_at: instant(row.occurred_at),
+                })
+            })
+            .collect()
+    }
+
+    pub(super) async fn select_cursor(
+        &self,
+        consumer: &str,
+    ) -> Result<Option<String>, ScoringError> {
+        Ok(
+            sqlx::query_scalar("SELECT position FROM feed_cursors WHERE consumer = ?1")
+                .bind(consumer)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    #[tracing::instrument(skip(self))]
+    pub(super) async fn select_counted_purchases(
+        &self,
+        program_id: Uuid,
+        customer_id: Uuid,
+        from: Option<DateTime<Utc>>,
+        until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<(Vec<CountedPurchase>, i64), ScoringError> {
+        let mut tx = self.pool.begin().await?;
+        let rows: Vec<(Uuid, i64, i64, i64, i64, String, String)> = sqlx::query_as(
+            "SELECT activity_id, occurred_at, amount_minor, refunded_minor, points, brand, sales_channel FROM counted_purchases
+             WHERE program_id = ?1 AND customer_id = ?2 AND (?3 IS NULL OR occurred_at >= ?3) AND occurred_at < ?4
+             ORDER BY occurred_at DESC LIMIT ?5",
+        )
+        .bind(program_id)
+        .bind(customer_id)
+        .bind(from.map(micros))
+        .bind(micros(until))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        let total: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM counted_purchases
+             WHERE program_id = ?1 AND customer_id = ?2 AND (?3 IS NULL OR occurred_at >= ?3) AND occurred_at < ?4",
+        )
+        .bind(program_id)
+        .bind(customer_id)
+        .bind(from.map(micros))
+        .bind(micros(until))
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let purchases = rows
+            .into_iter()
+            .map(
+                |(
+                    activity_id,
+                    occurred_at,
+                    amount_minor,
+                    refunded_minor,
+                    points,
+                    brand,
+                    sales_channel,
+                )| {
+                    let occurred_at = instant(occurred_at);
+                    CountedPurchase {
+                        activity_id,
+                        customer_id,
+                        occurred_at,
+                        // Months are not needed for explanations.
+                        month: Month::of(occurred_at, chrono_tz::Tz::UTC),
+                        amount_minor,
+                        refunded_minor,
+                        points,
+                        brand,
+                        sales_channel,
+                    }
+                },
+            )
+            .collect();
+        Ok((purchases, total))
+    }
+}

@@ -1,0 +1,186 @@
+//! Evaluation runs in SQLite: opened once per due time, closed, listed, and their counters. The
+//! run and feed-leader locks are in-process, since every "replica" is this one process.
+
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use super::{
+    SqliteScoringStore,
+    programs::select_run_on,
+    rows::{RUN_COLUMNS, RunRow, micros},
+};
+use crate::{
+    ScoringError,
+    domain::versions::{EvaluationRun, RunStatus, RunTrigger},
+    storage::{RunLock, tx::RunProgress},
+};
+
+fn run_lock_name(program_id: Uuid) -> String {
+    format!("runs:{program_id}")
+}
+
+impl SqliteScoringStore {
+    #[tracing::instrument(skip(self))]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn insert_run(
+        &self,
+        run_id: Uuid,
+        program_id: Uuid,
+        policy_version_id: Uuid,
+        trigger: RunTrigger,
+        due_at: Option<DateTime<Utc>>,
+        requested_by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<EvaluationRun>, ScoringError> {
+        let mut write = self.begin_write().await?;
+        // A second scheduled run for the same due time hits the partial unique index and is
+        // not opened.
+        let opened = sqlx::query(
+            "INSERT INTO evaluation_runs (id, program_id, policy_version_id, trigger, due_at, status, requested_by, started_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7)
+             ON CONFLICT (program_id, due_at) WHERE trigger = 'schedule' DO NOTHING",
+        )
+        .bind(run_id)
+        .bind(program_id)
+        .bind(policy_version_id)
+        .bind(trigger.as_str())
+        .bind(due_at.map(micros))
+        .bind(requested_by)
+        .bind(micros(now))
+        .execute(&mut *write.tx)
+        .await?
+        .rows_affected()
+            == 1;
+        let run = if opened {
+            select_run_on(&mut write.tx, run_id).await?
+        } else {
+            None
+        };
+        write.tx.commit().await?;
+        Ok(run)
+    }
+
+    #[tracing::instrument(skip(self, summary))]
+    pub(super) async fn finish_run(
+        &self,
+        run_id: Uuid,
+        summary: serde_json::Value,
+        error: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<(), ScoringError> {
+        let mut write = self.begin_write().await?;
+        sqlx::query(
+            "UPDATE evaluation_runs SET status = CASE WHEN ?3 IS NULL THEN 'succeeded' ELSE 'failed' END,
+                 summary = ?2, error = ?3, finished_at = ?4 WHERE id = ?1 AND status = 'running'",
+        )
+        .bind(run_id)
+        .bind(Json(summary))
+        .bind(error)
+        .bind(micros(now))
+        .execute(&mut *write.tx)
+        .await?;
+        write.tx.commit().await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip(self))]
+    pub(super) async fn select_run(&self, id: Uuid) -> Result<Option<EvaluationRun>, ScoringError> {
+        let mut connection = self.pool.acquire().await?;
+        select_run_on(&mut connection, id).await
+    }
+
+    #[tracing::instrument(skip(self))]
+    pub(super) async fn select_runs(
+        &self,
+        program_id: Uuid,
+        status: Option<RunStatus>,
+        before: Option<(DateTime<Utc>, Uuid)>,
+        limit: u32,
+    ) -> Result<Vec<EvaluationRun>, ScoringError> {
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM evaluation_runs
+             WHERE program_id = ?1 AND status = COALESCE(?2, status) AND (?3 IS NULL OR (started_at, id) < (?3, ?4))
+             ORDER BY started_at DESC, id DESC LIMIT ?5"
+        );
+        let rows: Vec<RunRow> = sqlx::query_as(&sql)
+            .bind(program_id)
+            .bind(status.map(RunStatus::as_str))
+            .bind(before.map(|(started_at, _)| micros(started_at)))
+            .bind(before.map(|(_, id)| id))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    pub(super) async fn lock_runs(&self, program_id: Uuid) -> RunLock {
+        self.locks.lock(&run_lock_name(program_id)).await
+    }
+
+    pub(super) fn try_lock_runs(&self, program_id: Uuid) -> Option<RunLock> {
+        self.locks.try_lock(&run_lock_name(program_id))
+    }
+
+    pub(super) fn try_lock_feed(&self) -> Option<RunLock> {
+        self.locks.try_lock("activity-feed")
+    }
+
+    #[tracing::instrument(skip(self))]
+    pub(super) async fn select_running_runs(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<EvaluationRun>, ScoringError> {
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM evaluation_runs WHERE status = 'running' ORDER BY started_at LIMIT ?1"
+        );
+        let rows: Vec<RunRow> = sqlx::query_as(&sql)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    #[tracing::instrument(skip(self, counts_before))]
+    pub(super) async fn keep_first_counts(
+        &self,
+        run_id: Uuid,
+        counts_before: serde_json::Value,
+    ) -> Result<(serde_json::Value, i32), ScoringError> {
+        let mut write = self.begin_write().await?;
+        // On a resume, the members the run already changed are skipped: they count as judged
+        // from the start, and the others are judged (and counted) again.
+        let (counts, resumed): (Json<serde_json::Value>, i32) = sqlx::query_as(
+            "UPDATE evaluation_runs SET resumed = resumed + (counts_before IS NOT NULL),
+                 members_evaluated = CASE WHEN counts_before IS NULL THEN 0
+                     ELSE (SELECT count(*) FROM tier_states s
+                           WHERE s.program_id = evaluation_runs.program_id AND s.changed_by_run = ?1) END,
+                 counts_before = COALESCE(counts_before, ?2)
+             WHERE id = ?1 RETURNING counts_before, resumed",
+        )
+        .bind(run_id)
+        .bind(Json(counts_before))
+        .fetch_one(&mut *write.tx)
+        .await?;
+        write.tx.commit().await?;
+        Ok((counts.0, resumed))
+    }
+
+    #[tracing::instrument(skip(self))]
+    pub(super) async fn select_run_progress(
+        &self,
+        run_id: Uuid,
+    ) -> Result<RunProgress, ScoringError> {
+        let (evaluated, upgrades, downgrades): (i64, i64, i64) = sqlx::query_as(
+            "SELECT members_evaluated, upgrades, downgrades FROM evaluation_runs WHERE id = ?1",
+        )
+        .bind(run_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(RunProgress {
+            evaluated,
+            upgrades,
+            downgrades,
+        })
+    }
+}

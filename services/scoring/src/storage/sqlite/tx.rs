@@ -1,0 +1,344 @@
+//! The SQLite unit of work. It holds SQLite's write lock from its first statement, so the row
+//! and table locks the Postgres unit of work takes (`FOR UPDATE`, the bucket guard) are already
+//! implied: nobody else writes until it ends.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use super::{
+    Write,
+    rows::{BUCKET_COLUMNS, BucketRow, STATE_COLUMNS, StateRow, instant, micros},
+};
+use crate::{
+    ScoringError,
+    domain::{
+        accrual::{BucketDelta, CountedPurchase},
+        decision::TierState,
+        idempotency::{IdempotentRequest, PriorRequest},
+        month::Month,
+        state::{HistoryRecord, Member, StoredState},
+        window::Bucket,
+    },
+    storage::tx::ScoringTx,
+};
+
+/// A writing transaction on the scoring tables.
+pub struct SqliteScoringTx {
+    pub(super) write: Write,
+}
+
+impl std::fmt::Debug for SqliteScoringTx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteScoringTx")
+            .field("xid", &self.write.xid)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(super) fn db_rank(value: u32) -> i64 {
+    i64::from(value)
+}
+
+/// Saves a state in a transaction: inserts at version 1, or raises the version by one.
+pub(super) async fn upsert_state(
+    write: &mut Write,
+    program_id: Uuid,
+    customer_id: Uuid,
+    stored: &StoredState,
+    now: DateTime<Utc>,
+    changed_by_run: Option<Uuid>,
+) -> Result<i64, ScoringError> {
+    let state = &stored.state;
+    let manual = state.manual.as_ref();
+    Ok(sqlx::query_scalar(
+        "INSERT INTO tier_states (program_id, customer_id, earned_rank, since, last_qualified_at, override_rank, override_until,
+                                  override_reason, override_operator, override_set_at, version, updated_at, changed_by_run)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1, ?11, ?12)
+         ON CONFLICT (program_id, customer_id) DO UPDATE SET
+             earned_rank = excluded.earned_rank, since = excluded.since, last_qualified_at = excluded.last_qualified_at,
+             override_rank = excluded.override_rank, override_until = excluded.override_until,
+             override_reason = excluded.override_reason, override_operator = excluded.override_operator,
+             override_set_at = excluded.override_set_at, version = tier_states.version + 1, updated_at = excluded.updated_at,
+             changed_by_run = COALESCE(excluded.changed_by_run, tier_states.changed_by_run)
+         RETURNING version",
+    )
+    .bind(program_id)
+    .bind(customer_id)
+    .bind(db_rank(state.earned_rank))
+    .bind(micros(state.since))
+    .bind(state.last_qualified_at.map(micros))
+    .bind(manual.map(|m| db_rank(m.rank)))
+    .bind(manual.map(|m| micros(m.until)))
+    .bind(manual.map(|m| m.reason.clone()))
+    .bind(manual.map(|m| m.operator.clone()))
+    .bind(manual.map(|m| micros(m.set_at)))
+    .bind(micros(now))
+    .bind(changed_by_run)
+    .fetch_one(&mut *write.tx)
+    .await?)
+}
+
+/// Appends a history record at the next feed position of this transaction.
+pub(super) async fn insert_history(
+    write: &mut Write,
+    record: &HistoryRecord,
+) -> Result<(), ScoringError> {
+    let seq = write.next_seq().await?;
+    sqlx::query(
+        "INSERT INTO tier_history (id, seq, xid, program_id, customer_id, from_rank, to_rank, reason, policy_version_id,
+                                   policy_version, totals, occurred_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )
+    .bind(record.id)
+    .bind(seq)
+    .bind(write.xid)
+    .bind(record.program_id)
+    .bind(record.customer_id)
+    .bind(db_rank(record.from_rank))
+    .bind(db_rank(record.to_rank))
+    .bind(record.reason.as_str())
+    .bind(record.policy_version_id)
+    .bind(record.policy_version)
+    .bind(Json(record.totals))
+    .bind(micros(record.occurred_at))
+    .execute(&mut *write.tx)
+    .await?;
+    Ok(())
+}
+
+#[async_trait]
+impl ScoringTx for SqliteScoringTx {
+    async fn upsert_member(&mut self, member: Member) -> Result<(), ScoringError> {
+        sqlx::query(
+            "INSERT INTO members (customer_id, joined_at, erased) VALUES (?1, ?2, ?3)
+             ON CONFLICT (customer_id) DO UPDATE SET erased = members.erased OR excluded.erased,
+                 joined_at = min(members.joined_at, excluded.joined_at)",
+        )
+        .bind(member.customer_id)
+        .bind(micros(member.joined_at))
+        .bind(member.erased)
+        .execute(&mut *self.write.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn member(&mut self, customer_id: Uuid) -> Result<Option<Member>, ScoringError> {
+        let row: Option<(i64, bool)> =
+            sqlx::query_as("SELECT joined_at, erased FROM members WHERE customer_id = ?1")
+                .bind(customer_id)
+                .fetch_optional(&mut *self.write.tx)
+                .await?;
+        Ok(row.map(|(joined_at, erased)| Member {
+            customer_id,
+            joined_at: instant(joined_at),
+            erased,
+        }))
+    }
+
+    async fn lock_or_create_state(
+        &mut self,
+        program_id: Uuid,
+        customer_id: Uuid,
+        initial: &TierState,
+    ) -> Result<StoredState, ScoringError> {
+        sqlx::query(
+            "INSERT INTO tier_states (program_id, customer_id, earned_rank, since, version, updated_at)
+             VALUES (?1, ?2, ?3, ?4, 0, ?4) ON CONFLICT (program_id, customer_id) DO NOTHING",
+        )
+        .bind(program_id)
+        .bind(customer_id)
+        .bind(db_rank(initial.earned_rank))
+        .bind(micros(initial.since))
+        .execute(&mut *self.write.tx)
+        .await?;
+        let sql = format!(
+            "SELECT {STATE_COLUMNS} FROM tier_states WHERE program_id = ?1 AND customer_id = ?2"
+        );
+        let row: StateRow = sqlx::query_as(&sql)
+            .bind(program_id)
+            .bind(customer_id)
+            .fetch_one(&mut *self.write.tx)
+            .await?;
+        Ok(StoredState::from(row))
+    }
+
+    async fn guard_buckets(&mut self) -> Result<(), ScoringError> {
+        // A rebuild is a writing transaction too: it cannot run while this one holds the lock.
+        Ok(())
+    }
+
+    async fn lock_states(&mut self, _pairs: &[(Uuid, Uuid)]) -> Result<(), ScoringError> {
+        // Held already: the write lock covers every row.
+        Ok(())
+    }
+
+    async fn save_state(
+        &mut self,
+        program_id: Uuid,
+        customer_id: Uuid,
+        stored: &StoredState,
+        now: DateTime<Utc>,
+    ) -> Result<i64, ScoringError> {
+        upsert_state(&mut self.write, program_id, customer_id, stored, now, None).await
+    }
+
+    async fn record(&mut self, record: &HistoryRecord) -> Result<(), ScoringError> {
+        insert_history(&mut self.write, record).await
+    }
+
+    async fn insert_counted_purchase(
+        &mut self,
+        program_id: Uuid,
+        purchase: &CountedPurchase,
+    ) -> Result<bool, ScoringError> {
+        let inserted = sqlx::query(
+            "INSERT INTO counted_purchases (program_id, activity_id, customer_id, occurred_at, amount_minor, refunded_minor, points,
+                                            brand, sales_channel)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING",
+        )
+        .bind(program_id)
+        .bind(purchase.activity_id)
+        .bind(purchase.customer_id)
+        .bind(micros(purchase.occurred_at))
+        .bind(purchase.amount_minor)
+        .bind(purchase.refunded_minor)
+        .bind(purchase.points)
+        .bind(&purchase.brand)
+        .bind(&purchase.sales_channel)
+        .execute(&mut *self.write.tx)
+        .await?
+        .rows_affected();
+        Ok(inserted == 1)
+    }
+
+    async fn lock_counted_purchase(
+        &mut self,
+        program_id: Uuid,
+        activity_id: Uuid,
+        zone: Tz,
+    ) -> Result<Option<CountedPurchase>, ScoringError> {
+        let row: Option<(Uuid, i64, i64, i64, i64, String, String)> = sqlx::query_as(
+            "SELECT customer_id, occurred_at, amount_minor, refunded_minor, points, brand, sales_channel FROM counted_purchases
+             WHERE program_id = ?1 AND activity_id = ?2",
+        )
+        .bind(program_id)
+        .bind(activity_id)
+        .fetch_optional(&mut *self.write.tx)
+        .await?;
+        Ok(row.map(
+            |(
+                customer_id,
+                occurred_at,
+                amount_minor,
+                refunded_minor,
+                points,
+                brand,
+                sales_channel,
+            )| {
+                let occurred_at = instant(occurred_at);
+                CountedPurchase {
+                    activity_id,
+                    customer_id,
+                    occurred_at,
+                    month: Month::of(occurred_at, zone),
+                    amount_minor,
+                    refunded_minor,
+                    points,
+                    brand,
+                    sales_channel,
+                }
+            },
+        ))
+    }
+
+    async fn set_refunded(
+        &mut self,
+        program_id: Uuid,
+        activity_id: Uuid,
+        refunded_minor: i64,
+    ) -> Result<(), ScoringError> {
+        sqlx::query(
+            "UPDATE counted_purchases SET refunded_minor = ?3 WHERE program_id = ?1 AND activity_id = ?2",
+        )
+        .bind(program_id)
+        .bind(activity_id)
+        .bind(refunded_minor)
+        .execute(&mut *self.write.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn mark_refund_applied(
+        &mut self,
+        program_id: Uuid,
+        refund_id: Uuid,
+    ) -> Result<bool, ScoringError> {
+        let inserted = sqlx::query(
+            "INSERT INTO applied_refunds (program_id, activity_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+        )
+        .bind(program_id)
+        .bind(refund_id)
+        .execute(&mut *self.write.tx)
+        .await?
+        .rows_affected();
+        Ok(inserted == 1)
+    }
+
+    async fn add_to_bucket(
+        &mut self,
+        program_id: Uuid,
+        customer_id: Uuid,
+        delta: &BucketDelta,
+    ) -> Result<(), ScoringError> {
+        super::buckets::add_to_bucket(&mut self.write.tx, program_id, customer_id, delta).await
+    }
+
+    async fn buckets(
+        &mut self,
+        program_id: Uuid,
+        customer_id: Uuid,
+    ) -> Result<Vec<Bucket>, ScoringError> {
+        let sql = format!(
+            "SELECT {BUCKET_COLUMNS} FROM buckets WHERE program_id = ?1 AND customer_id = ?2 ORDER BY month"
+        );
+        let rows: Vec<BucketRow> = sqlx::query_as(&sql)
+            .bind(program_id)
+            .bind(customer_id)
+            .fetch_all(&mut *self.write.tx)
+            .await?;
+        Ok(rows.into_iter().map(Bucket::from).collect())
+    }
+
+    async fn save_cursor(
+        &mut self,
+        consumer: &str,
+        position: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), ScoringError> {
+        sqlx::query(
+            "INSERT INTO feed_cursors (consumer, position, updated_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (consumer) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at",
+        )
+        .bind(consumer)
+        .bind(position)
+        .bind(micros(now))
+        .execute(&mut *self.write.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn claim(
+        &mut self,
+        request: &IdempotentRequest,
+        resource_id: Uuid,
+    ) -> Result<Option<PriorRequest>, ScoringError> {
+        super::idempotency::claim(&mut self.write.tx, request, resource_id).await
+    }
+
+    async fn commit(self: Box<Self>) -> Result<(), ScoringError> {
+        self.write.commit().await
+    }
+}
