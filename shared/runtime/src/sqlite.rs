@@ -1,11 +1,13 @@
 //! The embedded database of the development mode: a SQLite file (or memory) per service, opened
 //! the same way everywhere — created when missing, write-ahead log, foreign keys on, a generous
-//! busy timeout (the one writer may hold the lock for a whole chunk), migrations applied.
+//! busy timeout (the one writer may hold the lock for a whole chunk), migrations applied. An
+//! in-memory database has a single connection, so a store must never need a second connection
+//! while it holds one; the development mode's throwaway runs use temporary files instead.
 
 use sqlx::{
     SqlitePool,
     migrate::Migrator,
-    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions},
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 
 /// Opens the database at `url` (`sqlite://path` or `sqlite::memory:`) and applies `migrator`.
@@ -14,6 +16,9 @@ pub async fn open(url: &str, migrator: &Migrator) -> Result<SqlitePool, sqlx::Er
         .parse::<SqliteConnectOptions>()?
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
+        // With the write-ahead log this survives a crash of the process; only a power cut can
+        // lose the last commits, which a development database can afford for its speed.
+        .synchronous(SqliteSynchronous::Normal)
         .foreign_keys(true)
         .busy_timeout(std::time::Duration::from_secs(30));
     // An in-memory database lives as long as its one connection: the pool must never close it

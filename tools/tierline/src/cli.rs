@@ -60,6 +60,41 @@ pub(crate) enum Command {
     /// Campaigns.
     #[command(subcommand)]
     Campaigns(Campaigns),
+    /// Runs all three services in this process on embedded SQLite, with no Postgres and no
+    /// Redis, for trying Tierline (`--demo` loads a synthetic business).
+    Dev(DevArgs),
+}
+
+/// `tierline dev`.
+#[derive(Debug, Args)]
+pub(crate) struct DevArgs {
+    /// Directory of the SQLite files, kept across restarts.
+    #[arg(long, default_value = ".tierline")]
+    pub(crate) data_dir: std::path::PathBuf,
+    /// A throwaway run: nothing survives the process (the files live in a temporary directory).
+    #[arg(long)]
+    pub(crate) memory: bool,
+    /// Load a synthetic business first: customers, a year of purchases, both example programs
+    /// and a finished campaign with a holdout.
+    #[arg(long)]
+    pub(crate) demo: bool,
+    /// Customers the demo creates.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(100..=1_000_000))]
+    pub(crate) demo_customers: u32,
+    /// Address the services listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub(crate) host: std::net::IpAddr,
+    /// Port of the customer service; the scoring and campaign services take the next two. 0
+    /// picks three free ports (the banner says which).
+    #[arg(long, default_value_t = 50051)]
+    pub(crate) port: u16,
+    /// Turns authentication on: callers need HS256 tokens signed with this secret (at least 32
+    /// bytes; `tierline-token` mints them).
+    #[arg(long, env = "TIERLINE_AUTH_HS256_SECRET", hide_env_values = true)]
+    pub(crate) auth_secret: Option<tierline_runtime::config::Secret>,
+    /// Log filter of the services (`info`, `debug`, `tierline_scoring=debug`, …).
+    #[arg(long, env = "TIERLINE_LOG", default_value = "warn")]
+    pub(crate) log: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -176,10 +211,10 @@ pub(crate) enum Activity {
 
 #[derive(Debug, Args)]
 pub(crate) struct TierTarget {
-    /// Program id.
+    /// Program id or code.
     #[arg(long)]
     pub(crate) program: String,
-    /// Customer id.
+    /// Customer id or external id.
     pub(crate) customer: String,
 }
 
@@ -245,17 +280,17 @@ pub(crate) enum Campaigns {
     },
     /// Previews a stored campaign's audience.
     Preview {
-        /// Campaign id.
+        /// Campaign id or name.
         id: String,
     },
     /// Launches a campaign now.
     Launch {
-        /// Campaign id.
+        /// Campaign id or name.
         id: String,
     },
     /// The campaign's measured effect.
     Report {
-        /// Campaign id.
+        /// Campaign id or name.
         id: String,
     },
 }

@@ -1,89 +1,101 @@
-//! The `tierline` binary driven end to end against the three real services (auth off, one fresh
-//! database): what it prints, what `--json` gives scripts, and its exit codes.
+//! The `tierline` binary driven end to end against a `tierline dev` process (the three real
+//! services in one process on SQLite, auth off): what it prints, what `--json` gives scripts,
+//! its exit codes, the development mode's data kept across a restart, and the demo the README's
+//! first lines show.
 
-use std::{path::Path, process::Output, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    process::{Output, Stdio},
+    time::Duration,
+};
 
-use tierline_campaign::{Application as CampaignApp, CampaignConfig};
-use tierline_customer::{Application as CustomerApp, CustomerConfig};
-use tierline_runtime::config::ConfigSource;
-use tierline_scoring::{Application as ScoringApp, ScoringConfig};
-use tierline_testkit::{TestDatabase, wait_until_serving};
-use tokio_util::sync::CancellationToken;
+use tokio::io::{AsyncBufReadExt, BufReader};
 
+/// A `tierline dev` process and its three endpoints.
 struct Deployment {
     endpoints: [(String, String); 3],
-    stop: CancellationToken,
-    _database: TestDatabase,
+    dev: tokio::process::Child,
 }
 
 impl Drop for Deployment {
     fn drop(&mut self) {
-        self.stop.cancel();
+        // SIGTERM, as an operator's Ctrl-C: the process stops its services and removes its
+        // throwaway files.
+        if let Some(pid) = self.dev.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+    }
+}
+
+impl Deployment {
+    /// Waits until the process has exited after SIGTERM.
+    async fn stop(mut self) {
+        if let Some(pid) = self.dev.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+        let status = tokio::time::timeout(Duration::from_secs(30), self.dev.wait())
+            .await
+            .expect("tierline dev stops within 30 s")
+            .expect("exit status");
+        assert!(status.success(), "tierline dev exited with {status}");
+    }
+}
+
+/// Starts `tierline dev` with `args` (free ports, auth off) and waits until its three services
+/// are serving (and, with `--demo`, until the demo is loaded).
+async fn dev(args: &[&str]) -> Deployment {
+    tierline_testkit::init_logging();
+    let mut dev = tokio::process::Command::new(env!("CARGO_BIN_EXE_tierline"))
+        .arg("dev")
+        .args(["--port", "0"])
+        .args(args)
+        .env_remove("TIERLINE_AUTH_HS256_SECRET")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tierline dev starts");
+    let mut lines = BufReader::new(dev.stdout.take().expect("stdout")).lines();
+    let mut endpoints = Vec::new();
+    let ready = tokio::time::timeout(Duration::from_secs(300), async {
+        while let Some(line) = lines.next_line().await.expect("stdout") {
+            for (service, key) in [
+                ("customer", "TIERLINE_CUSTOMER_ENDPOINT"),
+                ("scoring", "TIERLINE_SCORING_ENDPOINT"),
+                ("campaign", "TIERLINE_CAMPAIGN_ENDPOINT"),
+            ] {
+                if let Some(url) = line.strip_prefix(service).map(str::trim)
+                    && url.starts_with("http://")
+                {
+                    endpoints.push((key.to_owned(), url.to_owned()));
+                }
+            }
+            if line.starts_with("Ready.") {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .expect("tierline dev is ready within 300 s");
+    assert!(ready, "tierline dev ended before it was ready");
+    // Keep reading, so the process never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    for (_, url) in &endpoints {
+        let addr = url.trim_start_matches("http://").parse().expect("address");
+        tierline_testkit::wait_until_serving(addr).await;
+    }
+    Deployment {
+        endpoints: endpoints.try_into().expect("three endpoints"),
+        dev,
     }
 }
 
 async fn deploy() -> Deployment {
-    tierline_testkit::init_logging();
-    let database = TestDatabase::create().await.expect("database");
-    let stop = CancellationToken::new();
-    let settings = |extra: Vec<(&str, String)>| {
-        let mut pairs = vec![
-            ("TIERLINE_GRPC_ADDR", "127.0.0.1:0".to_owned()),
-            ("TIERLINE_METRICS_ADDR", "off".to_owned()),
-            ("TIERLINE_DATABASE_URL", database.url().to_owned()),
-            ("TIERLINE_AUTH_MODE", "disabled".to_owned()),
-        ];
-        pairs.extend(extra);
-        ConfigSource::from_pairs(pairs)
-    };
-    let customer =
-        CustomerApp::build(CustomerConfig::from_source(&settings(vec![])).expect("config"))
-            .await
-            .expect("customer");
-    let customer_addr = customer.local_addr();
-    let token = stop.clone();
-    tokio::spawn(async move { customer.run_until(token.cancelled_owned()).await });
-    wait_until_serving(customer_addr).await;
-    let customer_url = format!("http://{customer_addr}");
-    let scoring = ScoringApp::build(
-        ScoringConfig::from_source(&settings(vec![(
-            "TIERLINE_CUSTOMER_ENDPOINT",
-            customer_url.clone(),
-        )]))
-        .expect("config"),
-    )
-    .await
-    .expect("scoring");
-    let scoring_addr = scoring.local_addr();
-    let token = stop.clone();
-    tokio::spawn(async move { scoring.run_until(token.cancelled_owned()).await });
-    wait_until_serving(scoring_addr).await;
-    let scoring_url = format!("http://{scoring_addr}");
-    let campaign = CampaignApp::build(
-        CampaignConfig::from_source(&settings(vec![
-            ("TIERLINE_CUSTOMER_ENDPOINT", customer_url.clone()),
-            ("TIERLINE_SCORING_ENDPOINT", scoring_url.clone()),
-        ]))
-        .expect("config"),
-    )
-    .await
-    .expect("campaign");
-    let campaign_addr = campaign.local_addr();
-    let token = stop.clone();
-    tokio::spawn(async move { campaign.run_until(token.cancelled_owned()).await });
-    wait_until_serving(campaign_addr).await;
-    Deployment {
-        endpoints: [
-            ("TIERLINE_CUSTOMER_ENDPOINT".into(), customer_url),
-            ("TIERLINE_SCORING_ENDPOINT".into(), scoring_url),
-            (
-                "TIERLINE_CAMPAIGN_ENDPOINT".into(),
-                format!("http://{campaign_addr}"),
-            ),
-        ],
-        stop,
-        _database: database,
-    }
+    dev(&["--memory"]).await
 }
 
 impl Deployment {
@@ -321,4 +333,88 @@ async fn a_csv_import_reports_accepted_duplicate_and_rejected_rows() {
     );
     assert_eq!(value["rejections"][0]["line"], "4");
     let _ = std::fs::remove_file(file);
+}
+
+fn scratch_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tierline-cli-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+#[tokio::test]
+async fn the_development_mode_keeps_its_data_across_a_restart() {
+    let dir = scratch_dir();
+    let data_dir = dir.to_string_lossy().into_owned();
+    let first = dev(&["--data-dir", &data_dir]).await;
+    let created = first
+        .json(&[
+            "customers",
+            "create",
+            "--name",
+            "Kept Across",
+            "--external-id",
+            "kept-1",
+        ])
+        .await;
+    first.stop().await;
+
+    let second = dev(&["--data-dir", &data_dir]).await;
+    let found = second
+        .json(&["customers", "get", created["id"].as_str().expect("id")])
+        .await;
+    assert_eq!(found["name"], "Kept Across");
+    second.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn the_demo_answers_the_readme_lines() {
+    let deployment = dev(&["--memory", "--demo", "--demo-customers", "300"]).await;
+    // The README's three lines, by program code, external id and campaign name.
+    let tier = deployment
+        .json(&["tiers", "get", "--program", "INNISFREE", "demo-00042"])
+        .await;
+    assert!(
+        tier["tier"]["code"]
+            .as_str()
+            .is_some_and(|code| code != "WELCOME"),
+        "the devoted buyer holds a tier above the base: {tier}"
+    );
+    let explanation = deployment
+        .json(&["tiers", "explain", "--program", "INNISFREE", "demo-00042"])
+        .await;
+    assert!(
+        explanation["activitiesTotal"]
+            .as_str()
+            .is_some_and(|n| n != "0"),
+        "the explanation lists the purchases: {explanation}"
+    );
+    let report = deployment
+        .tierline(&["campaigns", "report", "Members' week"])
+        .await;
+    assert!(
+        report.status.success(),
+        "{}",
+        String::from_utf8_lossy(&report.stderr)
+    );
+    let shown = text(&report);
+    assert!(
+        shown.contains("treatment") && shown.contains("control"),
+        "{shown}"
+    );
+    let as_json = deployment
+        .json(&["campaigns", "report", "Members' week"])
+        .await;
+    assert_eq!(as_json["status"], "CAMPAIGN_STATUS_COMPLETED", "{as_json}");
+    assert!(
+        as_json["treatment"]["converters"]
+            .as_str()
+            .is_some_and(|n| n != "0"),
+        "treatment members bought after the offer: {as_json}"
+    );
+    // An unknown name is not found, as an unknown id is.
+    let unknown = deployment
+        .tierline(&["campaigns", "report", "No such campaign"])
+        .await;
+    assert_eq!(unknown.status.code(), Some(3));
 }

@@ -89,6 +89,7 @@ pub(super) async fn run(
             render.message(&created)
         }
         Campaigns::Preview { id } => {
+            let id = super::resolve::campaign(endpoints, id).await?;
             let preview = client
                 .preview_audience(pb::PreviewAudienceRequest {
                     target: Some(pb::preview_audience_request::Target::CampaignId(id)),
@@ -99,6 +100,7 @@ pub(super) async fn run(
             render.message(&preview)
         }
         Campaigns::Launch { id } => {
+            let id = super::resolve::campaign(endpoints, id).await?;
             let launched = client
                 .launch_campaign(pb::LaunchCampaignRequest { campaign_id: id })
                 .await?
@@ -106,6 +108,7 @@ pub(super) async fn run(
             render.message(&launched.summary.unwrap_or_default())
         }
         Campaigns::Report { id } => {
+            let id = super::resolve::campaign(endpoints, id).await?;
             let report = client
                 .get_campaign_report(pb::GetCampaignReportRequest { campaign_id: id })
                 .await?

@@ -4,6 +4,7 @@ mod activity;
 mod campaigns;
 mod customers;
 mod programs;
+mod resolve;
 mod status;
 mod tiers;
 
@@ -34,6 +35,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Tiers(command) => tiers::run(&endpoints, render, command).await,
         Command::Programs(command) => programs::run(&endpoints, render, command).await,
         Command::Campaigns(command) => campaigns::run(&endpoints, render, command).await,
+        Command::Dev(args) => crate::dev::run(args).await,
     }
 }
 

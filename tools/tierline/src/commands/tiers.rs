@@ -14,22 +14,30 @@ pub(super) async fn run(
     command: Tiers,
 ) -> Result<(), Failure> {
     let mut client = endpoints.scoring()?;
+    let resolve = |target: crate::cli::TierTarget| async move {
+        Ok::<_, Failure>((
+            super::resolve::program(endpoints, target.program).await?,
+            super::resolve::customer(endpoints, target.customer).await?,
+        ))
+    };
     match command {
         Tiers::Get(target) => {
+            let (program_id, customer_id) = resolve(target).await?;
             let tier = client
                 .get_tier(pb::GetTierRequest {
-                    program_id: target.program,
-                    customer_id: target.customer,
+                    program_id: program_id.clone(),
+                    customer_id: customer_id.clone(),
                 })
                 .await?
                 .into_inner();
             render.message(&tier)
         }
         Tiers::Explain(target) => {
+            let (program_id, customer_id) = resolve(target).await?;
             let explanation = client
                 .explain_tier(pb::ExplainTierRequest {
-                    program_id: target.program,
-                    customer_id: target.customer,
+                    program_id: program_id.clone(),
+                    customer_id: customer_id.clone(),
                     max_history: None,
                     max_activities: None,
                 })
@@ -38,10 +46,11 @@ pub(super) async fn run(
             render.message(&explanation)
         }
         Tiers::History(target) => {
+            let (program_id, customer_id) = resolve(target).await?;
             let history = client
                 .get_tier_history(pb::GetTierHistoryRequest {
-                    program_id: target.program,
-                    customer_id: target.customer,
+                    program_id: program_id.clone(),
+                    customer_id: customer_id.clone(),
                     page_size: 100,
                     page_token: String::new(),
                 })

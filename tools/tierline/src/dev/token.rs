@@ -1,0 +1,40 @@
+//! Tokens the development mode mints for itself when auth is on: one per calling service with
+//! the scopes a deployment would grant it, and one with every scope for the demo loader.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::{EncodingKey, Header, encode};
+use tierline_runtime::auth::{Claims, scopes};
+
+/// Every scope Tierline knows.
+pub(crate) const ALL: &[&str] = &[
+    scopes::CUSTOMERS_READ,
+    scopes::CUSTOMERS_WRITE,
+    scopes::ACTIVITY_WRITE,
+    scopes::FEED_READ,
+    scopes::TIERS_READ,
+    scopes::PROGRAMS_ADMIN,
+    scopes::CAMPAIGNS_ADMIN,
+    scopes::DELIVERIES_WRITE,
+];
+
+/// A year: a dev process is restarted long before.
+const LIFETIME_SECONDS: u64 = 365 * 24 * 3600;
+
+/// An HS256 token for `subject` with `granted` scopes, signed with `secret`.
+pub(crate) fn mint(secret: &str, subject: &str, granted: &[&str]) -> anyhow::Result<String> {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+    let claims = Claims {
+        sub: subject.to_owned(),
+        exp: now + LIFETIME_SECONDS,
+        scope: Some(granted.join(" ")),
+        scopes: None,
+        iss: None,
+        aud: None,
+    };
+    Ok(encode(
+        &Header::default(),
+        &claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )?)
+}
