@@ -24,9 +24,9 @@ impl Habit {
     /// Purchases per month and the typical basket, KRW.
     fn cosmetics(self) -> (f64, i64) {
         match self {
-            Self::Devoted => (1.4, 75_000),
-            Self::Regular => (0.6, 48_000),
-            Self::Occasional => (0.25, 36_000),
+            Self::Devoted => (1.2, 80_000),
+            Self::Regular => (0.5, 50_000),
+            Self::Occasional => (0.2, 36_000),
             Self::Rare => (0.08, 28_000),
         }
     }
@@ -106,8 +106,8 @@ pub(crate) fn people(count: u32, now: DateTime<Utc>, rng: &mut StdRng) -> Vec<Pe
             } else {
                 Habit::Rare
             };
-            let coffee_per_month = if rng.random_bool(0.3) {
-                rng.random_range(0.5..3.0)
+            let coffee_per_month = if rng.random_bool(0.2) {
+                rng.random_range(0.5..2.0)
             } else {
                 0.0
             };
