@@ -9,7 +9,10 @@ use tierline_runtime::{
     },
 };
 
-use crate::{cache::CacheSettings, feed::ConsumerSettings};
+use crate::{
+    cache::{CacheSettings, RedisTopology},
+    feed::ConsumerSettings,
+};
 
 /// The gRPC port the scoring service listens on by default.
 pub const DEFAULT_GRPC_PORT: u16 = 50052;
@@ -67,6 +70,14 @@ impl ScoringConfig {
             ),
             cache: CacheSettings {
                 url: reader.optional_secret("TIERLINE_REDIS_URL"),
+                topology: match reader.choice(
+                    "TIERLINE_REDIS_TOPOLOGY",
+                    "standalone",
+                    &["standalone", "cluster"],
+                ) {
+                    "cluster" => RedisTopology::Cluster,
+                    _ => RedisTopology::Standalone,
+                },
                 timeout: reader.duration(
                     "TIERLINE_REDIS_TIMEOUT",
                     std::time::Duration::from_millis(50),

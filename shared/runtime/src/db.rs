@@ -58,6 +58,122 @@ pub async fn migrate(
         .map_err(|error| sqlx::Error::Migrate(Box::new(error)))
 }
 
+/// How a wait for the database ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Waited {
+    /// The schema is ready.
+    Ready,
+    /// The service was asked to stop first.
+    Stopped,
+}
+
+/// How long to wait between attempts while the database is not there yet.
+const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Waits `RETRY_PAUSE`, or less if the service is asked to stop; true when it was.
+async fn pause_or_stop(shutdown: &tokio_util::sync::CancellationToken) -> bool {
+    tokio::select! {
+        () = shutdown.cancelled() => true,
+        () = tokio::time::sleep(RETRY_PAUSE) => false,
+    }
+}
+
+/// Migrates as [`migrate`] does, retrying while the database is unreachable (it may start after
+/// the service, or be failing over); a migration that fails for any other reason is an error.
+pub async fn migrate_when_reachable(
+    pool: &PgPool,
+    schema: &str,
+    migrator: &sqlx::migrate::Migrator,
+    shutdown: &tokio_util::sync::CancellationToken,
+) -> Result<Waited, sqlx::Error> {
+    let mut logged = false;
+    loop {
+        match migrate(pool, schema, migrator).await {
+            Ok(()) => return Ok(Waited::Ready),
+            Err(error) if is_unreachable(&error) => {
+                if !logged {
+                    tracing::warn!(%error, schema, "database unreachable: migrations wait for it");
+                    logged = true;
+                }
+                if pause_or_stop(shutdown).await {
+                    return Ok(Waited::Stopped);
+                }
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+/// Whether `error` means the database could not be reached, as opposed to a failing statement.
+fn is_unreachable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Migrate(migrate_error) => match migrate_error.as_ref() {
+            sqlx::migrate::MigrateError::Execute(inner) => is_unreachable(inner),
+            _ => false,
+        },
+        error => classify(error) == DbFailure::Transient,
+    }
+}
+
+/// Waits until every migration `migrator` knows has been applied to `schema` by someone else
+/// (the migration Job), for services started with `TIERLINE_MIGRATE_ON_START=false`. Until then
+/// the service does not serve, so a rollout never routes calls to a replica whose schema is
+/// behind. Migrations newer than this binary's are fine: an older replica keeps running while
+/// a newer release rolls out, which is why migrations must only add (expand, then contract in a
+/// later release).
+pub async fn await_migrations(
+    pool: &PgPool,
+    schema: &str,
+    migrator: &sqlx::migrate::Migrator,
+    shutdown: &tokio_util::sync::CancellationToken,
+) -> Result<Waited, sqlx::Error> {
+    let expected: Vec<i64> = migrator
+        .iter()
+        .filter(|migration| !migration.migration_type.is_down_migration())
+        .map(|migration| migration.version)
+        .collect();
+    let query = format!(
+        "SELECT version FROM \"{}\"._sqlx_migrations WHERE success",
+        schema.replace('"', "")
+    );
+    let mut last_reported = None;
+    loop {
+        let applied: Vec<i64> = match sqlx::query_scalar(&query).fetch_all(pool).await {
+            Ok(applied) => applied,
+            // Not migrated at all yet: no schema or no history table.
+            Err(error)
+                if matches!(
+                    error.as_database_error().and_then(|e| e.code()).as_deref(),
+                    Some("42P01" | "3F000")
+                ) =>
+            {
+                Vec::new()
+            }
+            Err(error) if is_unreachable(&error) => Vec::new(),
+            Err(error) => return Err(error),
+        };
+        let done = expected
+            .iter()
+            .filter(|version| applied.contains(version))
+            .count();
+        if done == expected.len() {
+            return Ok(Waited::Ready);
+        }
+        if last_reported != Some(done) {
+            tracing::info!(
+                schema,
+                applied = done,
+                expected = expected.len(),
+                "waiting for the migration job"
+            );
+            last_reported = Some(done);
+        }
+        if pause_or_stop(shutdown).await {
+            return Ok(Waited::Stopped);
+        }
+    }
+}
+
 /// A one-connection pool for readiness probes, apart from the business pool: an exhausted
 /// business pool is load, not an unreachable database, and must not flip every replica to
 /// NOT_SERVING at once.

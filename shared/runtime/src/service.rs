@@ -1,6 +1,6 @@
 //! The life of a service process, the same for every Tierline service: bind the ports, open the
-//! database, then — when run — migrate, report readiness, serve the routes the service builds,
-//! and drain on shutdown. A service only says what is its own (name, schema, migrations, scope
+//! database, then — when run — answer probes at once, migrate (or wait for the migration job),
+//! report readiness, serve the routes the service builds, and drain on shutdown. A service only says what is its own (name, schema, migrations, scope
 //! table, and how to build its routes from the pool).
 
 use std::{future::Future, net::SocketAddr, sync::Arc};
@@ -13,7 +13,7 @@ use crate::{
     auth::{Authenticator, ScopeTable},
     config::{AuthMode, AuthSettings, DatabaseSettings, GrpcSettings},
     metrics::Metrics,
-    server::{GrpcServer, Health, ServerError},
+    server::{DeferredRoutes, GrpcServer, Health, ServerError},
 };
 
 /// What is particular to one service.
@@ -182,25 +182,62 @@ impl BoundService {
             });
         }
         metrics.watch_pool(pool.clone(), shutdown.clone());
-        if database.migrate_on_start {
-            crate::db::migrate(&pool, spec.schema, spec.migrator).await?;
-            tracing::info!(schema = spec.schema, "migrations applied");
-        }
-        health.monitor_database(
-            crate::db::connect_probe(&database, spec.name)?,
-            shutdown.clone(),
-        );
 
-        let context = ServiceContext {
-            pool,
-            shutdown: shutdown.clone(),
-            metrics: metrics.clone(),
+        // The server answers from the start: health says NOT_SERVING and business calls get
+        // UNAVAILABLE until the schema is this binary's and the routes are built.
+        let grpc_addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: grpc.addr,
+            source,
+        })?;
+        let deferred = DeferredRoutes::default();
+        let serving = GrpcServer::new(
+            grpc,
+            authenticator,
+            spec.scopes,
+            metrics.clone(),
+            health.clone(),
+        )
+        .serve(listener, deferred.routes(), shutdown.clone());
+        tokio::pin!(serving);
+        let start = async {
+            let waited = if database.migrate_on_start {
+                crate::db::migrate_when_reachable(&pool, spec.schema, spec.migrator, &shutdown)
+                    .await?
+            } else {
+                crate::db::await_migrations(&pool, spec.schema, spec.migrator, &shutdown).await?
+            };
+            if waited == crate::db::Waited::Stopped {
+                return Ok(());
+            }
+            tracing::info!(schema = spec.schema, "schema ready");
+            health.monitor_database(
+                crate::db::connect_probe(&database, spec.name)?,
+                shutdown.clone(),
+            );
+            let context = ServiceContext {
+                pool,
+                shutdown: shutdown.clone(),
+                metrics,
+            };
+            deferred.set(build(context).await?);
+            tracing::info!(service = spec.name, %grpc_addr, "serving");
+            Ok::<(), StartError>(())
         };
-        let routes = build(context).await?;
-        tracing::info!(service = spec.name, grpc_addr = %listener.local_addr().map_err(|source| StartError::Bind { addr: grpc.addr, source })?, "serving");
-        GrpcServer::new(grpc, authenticator, spec.scopes, metrics, health)
-            .serve(listener, routes, shutdown)
-            .await?;
+        tokio::select! {
+            served = &mut serving => {
+                // Stopped before the service was ready.
+                served?;
+                return Ok(());
+            }
+            started = start => {
+                if let Err(error) = started {
+                    shutdown.cancel();
+                    let _ = serving.await;
+                    return Err(error);
+                }
+            }
+        }
+        serving.await?;
         Ok(())
     }
 }

@@ -1,13 +1,17 @@
 //! Test support shared by every service's integration tests:
 //! - [`TestDatabase`]: a fresh Postgres database per test, dropped afterwards;
 //! - [`TestSqliteFile`]: a fresh SQLite file per test, removed afterwards;
+//! - [`RedisCluster`]: a throwaway three-node Redis Cluster;
 //! - [`tokens`]: signed test tokens (valid, expired, wrongly signed, with chosen scopes);
 //! - [`init_logging`]: quiet logs unless `TEST_LOG` is set.
 //!
 //! Tests reach Postgres at `TIERLINE_TEST_DATABASE_URL`, by default
 //! `postgres://postgres@127.0.0.1:5432/postgres` (`scripts/ensure-services.sh` starts it).
 
+mod redis_cluster;
 pub mod tokens;
+
+pub use redis_cluster::RedisCluster;
 
 use std::sync::Once;
 

@@ -182,3 +182,109 @@ async fn an_unreachable_database_keeps_the_service_not_serving() {
     stop.cancel();
     let _ = server.await;
 }
+
+#[tokio::test]
+async fn a_replica_waits_for_the_migration_job_before_serving() {
+    tierline_testkit::init_logging();
+    // A fresh database nobody has migrated, and a replica told to leave migrations to a Job.
+    let database = tierline_testkit::TestDatabase::create()
+        .await
+        .expect("test database");
+    let source = tierline_runtime::config::ConfigSource::from_pairs([
+        ("TIERLINE_GRPC_ADDR", "127.0.0.1:0"),
+        ("TIERLINE_METRICS_ADDR", "off"),
+        ("TIERLINE_DATABASE_URL", database.url()),
+        ("TIERLINE_AUTH_MODE", "disabled"),
+        ("TIERLINE_MIGRATE_ON_START", "false"),
+        ("TIERLINE_SHUTDOWN_GRACE", "1s"),
+    ]);
+    let config = tierline_customer::CustomerConfig::from_source(&source).expect("config");
+    let app = tierline_customer::Application::build(config.clone())
+        .await
+        .expect("builds");
+    let addr = app.local_addr();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let server = {
+        let stop = stop.clone();
+        tokio::spawn(async move { app.run_until(async move { stop.cancelled().await }).await })
+    };
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("the server answers before its schema is ready");
+    let mut health = HealthClient::new(channel.clone());
+    let status = |service: &str| {
+        let mut health = health.clone();
+        let request = HealthCheckRequest {
+            service: service.to_owned(),
+        };
+        async move {
+            health
+                .check(request)
+                .await
+                .expect("health answers")
+                .into_inner()
+                .status()
+        }
+    };
+    assert_eq!(
+        status("").await,
+        ServingStatus::NotServing,
+        "readiness before migrations"
+    );
+    assert_eq!(
+        status("liveness").await,
+        ServingStatus::Serving,
+        "liveness is the process"
+    );
+    let mut customers =
+        tierline_proto::customer::v1::customer_service_client::CustomerServiceClient::new(channel);
+    let early = customers
+        .get_customer(tierline_proto::customer::v1::GetCustomerRequest {
+            lookup: Some(
+                tierline_proto::customer::v1::get_customer_request::Lookup::Id(
+                    uuid::Uuid::now_v7().to_string(),
+                ),
+            ),
+        })
+        .await
+        .expect_err("no business calls before the schema is ready");
+    assert_eq!(early.code(), tonic::Code::Unavailable, "{early:?}");
+
+    // The migration Job runs; the replica notices and turns ready by itself.
+    tierline_customer::app::migrate_only(&config)
+        .await
+        .expect("migrations");
+    let mut watch = health
+        .watch(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(update) = watch.message().await.expect("update") {
+            if update.status() == ServingStatus::Serving {
+                return;
+            }
+        }
+        panic!("the health stream ended");
+    })
+    .await
+    .expect("SERVING once the schema is migrated");
+    drop(watch);
+    let unknown = customers
+        .get_customer(tierline_proto::customer::v1::GetCustomerRequest {
+            lookup: Some(
+                tierline_proto::customer::v1::get_customer_request::Lookup::Id(
+                    uuid::Uuid::now_v7().to_string(),
+                ),
+            ),
+        })
+        .await
+        .expect_err("an unknown customer");
+    assert_eq!(unknown.code(), tonic::Code::NotFound, "{unknown:?}");
+    stop.cancel();
+    server.await.expect("task").expect("server ran");
+}

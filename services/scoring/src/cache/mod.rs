@@ -25,11 +25,24 @@ use uuid::Uuid;
 
 use crate::storage::CustomerRecord;
 
+/// How Redis is deployed (`TIERLINE_REDIS_TOPOLOGY`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedisTopology {
+    /// One address: a single server, or the primary that Sentinel or an operator keeps behind
+    /// one service name.
+    Standalone,
+    /// A Redis Cluster: `TIERLINE_REDIS_URL` lists one or more seed nodes, comma-separated.
+    Cluster,
+}
+
 /// How the cache behaves.
 #[derive(Debug, Clone)]
 pub struct CacheSettings {
-    /// `TIERLINE_REDIS_URL`: `redis://host:port/db`; the cache is off when unset.
+    /// `TIERLINE_REDIS_URL`: `redis://host:port/db`, or the cluster's seed nodes separated by
+    /// commas; the cache is off when unset.
     pub url: Option<Secret>,
+    /// `TIERLINE_REDIS_TOPOLOGY`: a single server or a cluster.
+    pub topology: RedisTopology,
     /// `TIERLINE_REDIS_TIMEOUT`: longest wait for one Redis call before falling back.
     pub timeout: Duration,
     /// `TIERLINE_CACHE_TTL`: how long an entry lives without being rewritten.

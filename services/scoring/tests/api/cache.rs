@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::Utc;
 use tierline_runtime::{config::Secret, metrics::Metrics};
 use tierline_scoring::{
-    cache::{CacheSettings, TierCache},
+    cache::{CacheSettings, RedisTopology, TierCache},
     domain::{
         decision::TierState,
         state::{Member, StoredState},
@@ -32,9 +32,15 @@ fn record(customer_id: Uuid, version: i64, earned_rank: u32) -> CustomerRecord {
 async fn connected_cache(metrics: &Metrics) -> TierCache {
     let settings = CacheSettings {
         url: Some(Secret::new(tierline_testkit::redis_url())),
+        topology: RedisTopology::Standalone,
         timeout: Duration::from_millis(500),
         ttl: Duration::from_secs(60),
     };
+    connected(settings, metrics).await
+}
+
+/// Starts the cache and waits until its background connection is made.
+async fn connected(settings: CacheSettings, metrics: &Metrics) -> TierCache {
     let cache = TierCache::start(&settings, metrics);
     // The connection is made in the background: wait until a write lands.
     let probe = Uuid::now_v7();
@@ -45,7 +51,7 @@ async fn connected_cache(metrics: &Metrics) -> TierCache {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    panic!("Redis at {} did not answer", tierline_testkit::redis_url());
+    panic!("the Redis of {settings:?} did not answer");
 }
 
 #[tokio::test]
@@ -80,6 +86,7 @@ async fn an_unreachable_redis_reads_as_a_miss_within_the_timeout() {
     // Nothing listens on port 1.
     let settings = CacheSettings {
         url: Some(Secret::new("redis://127.0.0.1:1")),
+        topology: RedisTopology::Standalone,
         timeout: Duration::from_millis(50),
         ttl: Duration::from_secs(60),
     };
@@ -102,6 +109,51 @@ async fn an_unreachable_redis_reads_as_a_miss_within_the_timeout() {
         metrics
             .render()
             .contains("tierline_tier_cache_fallbacks_total 1"),
+        "{}",
+        metrics.render()
+    );
+}
+
+#[tokio::test]
+async fn a_redis_cluster_spreads_the_keys_and_keeps_the_newer_version() {
+    let cluster = tierline_testkit::RedisCluster::start();
+    let metrics = Metrics::new();
+    let settings = CacheSettings {
+        url: Some(Secret::new(cluster.url())),
+        topology: RedisTopology::Cluster,
+        timeout: Duration::from_millis(500),
+        ttl: Duration::from_secs(60),
+    };
+    let cache = connected(settings, &metrics).await;
+    let program = Uuid::now_v7();
+    let customers: Vec<Uuid> = (0..200).map(|_| Uuid::now_v7()).collect();
+    let records: Vec<CustomerRecord> = customers
+        .iter()
+        .map(|customer| record(*customer, 2, 1))
+        .collect();
+    cache.put_many(program, &records).await;
+    // Keys of one lookup batch live on different nodes, and one call still reads them all.
+    let keys = cluster.keys_per_node();
+    assert!(
+        keys.iter().all(|count| *count > 0),
+        "keys per node: {keys:?}"
+    );
+    assert_eq!(
+        cache.get_many(program, &customers).await.len(),
+        customers.len()
+    );
+
+    // Version compare-and-set holds on a cluster too: an older write after a newer one is refused.
+    let first = customers[0];
+    cache.put_many(program, &[record(first, 5, 3)]).await;
+    cache.put_many(program, &[record(first, 4, 0)]).await;
+    let cached = cache.get_many(program, &[first]).await;
+    let state = cached[&first].state.as_ref().expect("state");
+    assert_eq!((state.version, state.state.earned_rank), (5, 3));
+    assert!(
+        !metrics
+            .render()
+            .contains("tierline_tier_cache_write_errors_total 1"),
         "{}",
         metrics.render()
     );

@@ -22,6 +22,10 @@ const PROBE_INTERVAL: Duration = Duration::from_secs(2);
 /// How long one probe may take before the database counts as unreachable.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// The health name a liveness probe asks for: SERVING as long as the process answers at all,
+/// whatever the database does, so that a database outage never restarts every replica at once.
+pub const LIVENESS: &str = "liveness";
+
 /// The health state of one service, reported both for the service's name and for "" (the whole
 /// server), which is what Kubernetes' native gRPC probes ask by default.
 #[derive(Clone)]
@@ -53,6 +57,10 @@ impl Health {
             draining: Arc::new(AtomicBool::new(false)),
         };
         health.set(false).await;
+        health
+            .reporter
+            .set_service_status(LIVENESS, ServingStatus::Serving)
+            .await;
         health
     }
 

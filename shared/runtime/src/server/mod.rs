@@ -1,6 +1,7 @@
 //! The gRPC server bootstrap every service uses: health (grpc.health.v1), reflection, limits,
 //! auth, tracing and metrics layers, optional TLS, and a graceful drain on shutdown.
 
+mod deferred;
 mod health;
 mod limit;
 mod rpc_layer;
@@ -14,7 +15,8 @@ use tonic::{
     transport::{Certificate, Identity, Server, ServerTlsConfig, server::TcpIncoming},
 };
 
-pub use health::Health;
+pub use deferred::DeferredRoutes;
+pub use health::{Health, LIVENESS};
 pub use limit::{ConcurrencyLimit, ConcurrencyLimitLayer};
 pub use rpc_layer::{RpcLayer, RpcService};
 

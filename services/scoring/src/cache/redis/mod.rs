@@ -4,6 +4,8 @@
 //! - Never older over newer: every write is a compare-and-set in Lua that only replaces an absent
 //!   or lower version, so a slow cache-aside write of version 3 cannot overwrite version 4.
 //! - A TTL on every key is the safety net.
+//! - Redis Cluster is supported (`TIERLINE_REDIS_TOPOLOGY=cluster`): keys spread over the slots,
+//!   so a lookup batch is one command per key rather than one pipeline.
 //! - Redis is optional: every call has a timeout; when Redis fails or is slow, lookups are served
 //!   from Postgres, counted in `tierline_tier_cache_fallbacks_total`, and logged once per outage.
 
@@ -16,10 +18,13 @@ use std::{
     time::Duration,
 };
 
-use redis::{Script, aio::ConnectionManager};
+mod connection;
+
+use redis::Script;
 use tokio::sync::RwLock;
 use uuid::Uuid;
 
+use self::connection::Connection;
 use super::{CacheMetrics, CacheSettings, LookupLabels, key, version};
 use crate::storage::CustomerRecord;
 
@@ -38,7 +43,7 @@ return 1
 /// The Redis tier cache; cheap to clone.
 #[derive(Clone)]
 pub(super) struct RedisCache {
-    connection: Arc<RwLock<Option<ConnectionManager>>>,
+    connection: Arc<RwLock<Option<Connection>>>,
     enabled: bool,
     timeout: Duration,
     ttl_seconds: u64,
@@ -74,22 +79,19 @@ impl RedisCache {
                 tracing::info!("TIERLINE_REDIS_URL is not set: tier lookups read Postgres only")
             }
             Some(url) => {
-                let (url, slot, degraded) = (
+                let (url, topology, slot, degraded) = (
                     url.clone(),
+                    settings.topology,
                     cache.connection.clone(),
                     cache.degraded.clone(),
                 );
                 tokio::spawn(async move {
                     let mut delay = Duration::from_millis(100);
                     loop {
-                        let connected = match redis::Client::open(url.expose()) {
-                            Ok(client) => ConnectionManager::new(client).await,
-                            Err(error) => Err(error),
-                        };
-                        match connected {
+                        match Connection::open(topology, url.expose()).await {
                             Ok(connection) => {
                                 *slot.write().await = Some(connection);
-                                tracing::info!("tier cache connected to Redis");
+                                tracing::info!(?topology, "tier cache connected to Redis");
                                 return;
                             }
                             Err(error) => {
@@ -107,7 +109,7 @@ impl RedisCache {
         cache
     }
 
-    async fn connection(&self) -> Option<ConnectionManager> {
+    async fn connection(&self) -> Option<Connection> {
         if !self.enabled {
             return None;
         }
@@ -140,19 +142,15 @@ impl RedisCache {
         if !self.enabled {
             return found;
         }
-        let Some(mut connection) = self.connection().await else {
+        let Some(connection) = self.connection().await else {
             self.metrics.fallbacks.inc();
             return found;
         };
-        let mut pipeline = redis::pipe();
-        for customer_id in customer_ids {
-            pipeline
-                .cmd("HGET")
-                .arg(key(program_id, *customer_id))
-                .arg("d");
-        }
-        let answer: Result<Result<Vec<Option<String>>, redis::RedisError>, _> =
-            tokio::time::timeout(self.timeout, pipeline.query_async(&mut connection)).await;
+        let keys: Vec<String> = customer_ids
+            .iter()
+            .map(|customer_id| key(program_id, *customer_id))
+            .collect();
+        let answer = tokio::time::timeout(self.timeout, connection.hget_many(&keys, "d")).await;
         match answer {
             Ok(Ok(documents)) => {
                 self.succeeded();
@@ -194,7 +192,7 @@ impl RedisCache {
         if records.is_empty() {
             return;
         }
-        let Some(mut connection) = self.connection().await else {
+        let Some(connection) = self.connection().await else {
             return;
         };
         let mut invocations = Vec::with_capacity(records.len());
@@ -209,13 +207,7 @@ impl RedisCache {
                 .arg(self.ttl_seconds);
             invocations.push(invocation);
         }
-        let writes = async {
-            for invocation in &invocations {
-                invocation.invoke_async::<i64>(&mut connection).await?;
-            }
-            Ok::<(), redis::RedisError>(())
-        };
-        match tokio::time::timeout(self.timeout * 4, writes).await {
+        match tokio::time::timeout(self.timeout * 4, connection.invoke_all(&invocations)).await {
             Ok(Ok(())) => self.succeeded(),
             Ok(Err(error)) => {
                 self.metrics.write_errors.inc();

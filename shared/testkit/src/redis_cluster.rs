@@ -1,0 +1,137 @@
+//! A throwaway Redis Cluster of three primaries on free local ports, for tests of code that must
+//! work against a cluster (keys spread over slots, redirections). Needs `redis-server` and
+//! `redis-cli` on the PATH (`scripts/ensure-services.sh` installs them); the nodes are killed
+//! and their files removed when the value is dropped.
+
+use std::{
+    net::TcpListener,
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+/// A running three-node Redis Cluster.
+#[derive(Debug)]
+pub struct RedisCluster {
+    nodes: Vec<Child>,
+    ports: Vec<u16>,
+    dir: PathBuf,
+}
+
+/// A port that is free, and whose cluster bus port (port + 10000) is free too.
+fn free_node_port() -> u16 {
+    loop {
+        let Ok(listener) = TcpListener::bind("127.0.0.1:0") else {
+            continue;
+        };
+        let Ok(address) = listener.local_addr() else {
+            continue;
+        };
+        let port = address.port();
+        if port <= 55_535 && TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return port;
+        }
+    }
+}
+
+fn cli(port: u16, args: &[&str]) -> String {
+    let output = Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("redis-cli on the PATH (scripts/ensure-services.sh installs it)");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+impl RedisCluster {
+    /// Starts three nodes, joins them into one cluster covering every slot, and waits until
+    /// each node reports the cluster healthy.
+    pub fn start() -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("tierline-redis-cluster-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("cluster directory");
+        let mut cluster = Self {
+            nodes: Vec::new(),
+            ports: Vec::new(),
+            dir,
+        };
+        for _ in 0..3 {
+            let port = free_node_port();
+            let node = Command::new("redis-server")
+                .args(["--port", &port.to_string()])
+                .args(["--bind", "127.0.0.1", "--protected-mode", "no"])
+                .args(["--cluster-enabled", "yes"])
+                .args(["--cluster-config-file", &format!("nodes-{port}.conf")])
+                .args(["--save", "", "--appendonly", "no"])
+                .arg("--dir")
+                .arg(&cluster.dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server on the PATH (scripts/ensure-services.sh installs it)");
+            cluster.nodes.push(node);
+            cluster.ports.push(port);
+        }
+        cluster.await_condition("every node answers", |cluster| {
+            cluster
+                .ports
+                .iter()
+                .all(|port| cli(*port, &["PING"]).trim() == "PONG")
+        });
+        let addresses: Vec<String> = cluster
+            .ports
+            .iter()
+            .map(|port| format!("127.0.0.1:{port}"))
+            .collect();
+        let mut create = vec!["--cluster", "create"];
+        create.extend(addresses.iter().map(String::as_str));
+        create.extend(["--cluster-replicas", "0", "--cluster-yes"]);
+        cli(cluster.ports[0], &create);
+        cluster.await_condition("the cluster is healthy on every node", |cluster| {
+            cluster
+                .ports
+                .iter()
+                .all(|port| cli(*port, &["CLUSTER", "INFO"]).contains("cluster_state:ok"))
+        });
+        cluster
+    }
+
+    fn await_condition(&self, what: &str, condition: impl Fn(&Self) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !condition(self) {
+            assert!(
+                Instant::now() < deadline,
+                "Redis Cluster: timed out waiting until {what}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The seed URLs of every node, comma-separated, as `TIERLINE_REDIS_URL` takes them.
+    pub fn url(&self) -> String {
+        self.ports
+            .iter()
+            .map(|port| format!("redis://127.0.0.1:{port}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// How many keys each node holds.
+    pub fn keys_per_node(&self) -> Vec<u64> {
+        self.ports
+            .iter()
+            .map(|port| cli(*port, &["DBSIZE"]).trim().parse().unwrap_or(0))
+            .collect()
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            let _ = node.kill();
+            let _ = node.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
