@@ -14,123 +14,22 @@
 
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
+mod support;
+
 use std::time::Instant;
 
 use sqlx::{Connection, Executor, PgConnection};
+use support::{channel, knob, program, settings, spawn_until};
 use tierline_campaign::{Application as CampaignApp, CampaignConfig};
 use tierline_customer::{Application as CustomerApp, CustomerConfig};
 use tierline_proto::{
     campaign::v1::{self as campaign, campaign_service_client::CampaignServiceClient},
     common::v1::{Channel as ContactChannel, Money},
-    scoring::v1::{self as scoring, scoring_service_client::ScoringServiceClient},
+    scoring::v1::scoring_service_client::ScoringServiceClient,
 };
-use tierline_runtime::config::ConfigSource;
 use tierline_scoring::{Application as ScoringApp, ScoringConfig};
-use tierline_testkit::{TestDatabase, wait_until_serving};
+use tierline_testkit::TestDatabase;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Channel;
-
-fn knob(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn settings(database: &TestDatabase, extra: &[(&str, String)]) -> ConfigSource {
-    let mut pairs = vec![
-        ("TIERLINE_GRPC_ADDR", "127.0.0.1:0".to_owned()),
-        ("TIERLINE_METRICS_ADDR", "off".to_owned()),
-        ("TIERLINE_DATABASE_URL", database.url().to_owned()),
-        ("TIERLINE_AUTH_MODE", "disabled".to_owned()),
-        ("TIERLINE_LOG", "warn".to_owned()),
-        ("TIERLINE_FEED_CONSUMER", "false".to_owned()),
-        ("TIERLINE_SCHEDULER", "false".to_owned()),
-    ];
-    pairs.extend(extra.iter().cloned());
-    ConfigSource::from_pairs(pairs)
-}
-
-async fn channel(addr: std::net::SocketAddr) -> Channel {
-    wait_until_serving(addr).await;
-    Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap()
-}
-
-async fn program(scoring_client: &mut ScoringServiceClient<Channel>) -> String {
-    let tier = |code: &str, rank| scoring::Tier {
-        code: code.into(),
-        name: code.to_lowercase(),
-        rank,
-        benefits: vec![],
-    };
-    let program = scoring_client
-        .create_program(scoring::CreateProgramRequest {
-            program: Some(scoring::Program {
-                code: "BENCH".into(),
-                name: "Bench".into(),
-                currency: "KRW".into(),
-                tiers: vec![tier("WELCOME", 0), tier("GREEN", 1), tier("VIP", 2)],
-                ..Default::default()
-            }),
-            idempotency_key: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let requirement = |threshold| {
-        vec![scoring::Requirement {
-            metric: scoring::MetricKind::NetSpend.into(),
-            threshold,
-        }]
-    };
-    let rule = |code: &str, requirements| scoring::TierRule {
-        tier_code: code.into(),
-        requirements,
-        points_earn_rate_bps: 0,
-    };
-    let draft = scoring_client
-        .create_policy_version(scoring::CreatePolicyVersionRequest {
-            program_id: program.id.clone(),
-            rules: Some(scoring::PolicyRules {
-                tiers: vec![
-                    rule("WELCOME", vec![]),
-                    rule("GREEN", requirement(100_000)),
-                    rule("VIP", requirement(600_000)),
-                ],
-                window: Some(scoring::QualificationWindow {
-                    kind: scoring::WindowKind::RollingMonths.into(),
-                    rolling_months: 12,
-                }),
-                time_zone: "Asia/Seoul".into(),
-                evaluation_schedule: Some(scoring::EvaluationSchedule {
-                    frequency: scoring::EvaluationFrequency::Monthly.into(),
-                    day_of_month: 1,
-                    month_of_year: 0,
-                    local_hour: 3,
-                    local_minute: 0,
-                }),
-                ..Default::default()
-            }),
-            created_by: "bench".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    scoring_client
-        .activate_policy(scoring::ActivatePolicyRequest {
-            policy_version_id: draft.id,
-            activated_by: "bench".into(),
-            expected_revision: None,
-        })
-        .await
-        .unwrap();
-    program.id
-}
 
 async fn seed(database: &TestDatabase, program_id: &str, customers: usize) {
     let mut connection = PgConnection::connect(database.url()).await.unwrap();
@@ -191,12 +90,8 @@ async fn main() {
             .await
             .unwrap();
     let customer_addr = customer_app.local_addr();
-    let token = stop.clone();
-    servers.push(tokio::spawn(async move {
-        customer_app
-            .run_until(async move { token.cancelled().await })
-            .await
-            .unwrap();
+    servers.push(spawn_until(&stop, |stopped| async move {
+        customer_app.run_until(stopped).await.unwrap();
     }));
     channel(customer_addr).await;
 
@@ -205,12 +100,8 @@ async fn main() {
             .await
             .unwrap();
     let scoring_addr = scoring_app.local_addr();
-    let token = stop.clone();
-    servers.push(tokio::spawn(async move {
-        scoring_app
-            .run_until(async move { token.cancelled().await })
-            .await
-            .unwrap();
+    servers.push(spawn_until(&stop, |stopped| async move {
+        scoring_app.run_until(stopped).await.unwrap();
     }));
     let mut scoring_client = ScoringServiceClient::new(channel(scoring_addr).await);
 
@@ -234,12 +125,8 @@ async fn main() {
     .await
     .unwrap();
     let campaign_addr = campaign_app.local_addr();
-    let token = stop.clone();
-    servers.push(tokio::spawn(async move {
-        campaign_app
-            .run_until(async move { token.cancelled().await })
-            .await
-            .unwrap();
+    servers.push(spawn_until(&stop, |stopped| async move {
+        campaign_app.run_until(stopped).await.unwrap();
     }));
     let mut client = CampaignServiceClient::new(channel(campaign_addr).await);
 

@@ -1,0 +1,234 @@
+//! What the scoring benchmarks share: the service started in-process on a fresh database, an
+//! Innisfree-like program, and a population generated straight into the scoring schema
+//! (`BENCH_MEMBERS` members, about half buying in each of the last 12 months: ≈6 buckets each).
+
+#![allow(dead_code, clippy::print_stdout, clippy::unwrap_used)]
+
+use std::time::{Duration, Instant};
+
+use sqlx::{Connection, Executor, PgConnection};
+use tierline_proto::scoring::v1::{self as pb, scoring_service_client::ScoringServiceClient};
+use tierline_runtime::config::ConfigSource;
+use tierline_scoring::{Application, ScoringConfig};
+use tierline_testkit::{TestDatabase, wait_until_serving};
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+pub(crate) fn knob(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+pub(crate) fn rules(green_threshold: i64) -> pb::PolicyRules {
+    use pb::MetricKind::{NetSpend, PurchaseCount};
+    let requirement = |metric: pb::MetricKind, threshold| pb::Requirement {
+        metric: metric.into(),
+        threshold,
+    };
+    let rule = |code: &str, requirements| pb::TierRule {
+        tier_code: code.into(),
+        requirements,
+        points_earn_rate_bps: 0,
+    };
+    pb::PolicyRules {
+        tiers: vec![
+            rule("WELCOME", vec![]),
+            rule("GREEN", vec![requirement(NetSpend, green_threshold)]),
+            rule("VIP", vec![requirement(NetSpend, 600_000)]),
+            rule(
+                "VVIP",
+                vec![
+                    requirement(NetSpend, 1_000_000),
+                    requirement(PurchaseCount, 10),
+                ],
+            ),
+        ],
+        window: Some(pb::QualificationWindow {
+            kind: pb::WindowKind::RollingMonths.into(),
+            rolling_months: 12,
+        }),
+        time_zone: "Asia/Seoul".into(),
+        evaluation_schedule: Some(pb::EvaluationSchedule {
+            frequency: pb::EvaluationFrequency::Monthly.into(),
+            day_of_month: 1,
+            month_of_year: 0,
+            local_hour: 3,
+            local_minute: 0,
+        }),
+        grace_months: 3,
+        max_levels_dropped: Some(1),
+        ..Default::default()
+    }
+}
+
+/// The scoring service running in-process on 127.0.0.1:0.
+pub(crate) struct BenchService {
+    pub(crate) client: ScoringServiceClient<Channel>,
+    pub(crate) addr: std::net::SocketAddr,
+    stop: CancellationToken,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl BenchService {
+    /// Starts the service on `database` with the feed consumer and the scheduler off, and the
+    /// tier cache on `redis_url` when given.
+    pub(crate) async fn start(database: &TestDatabase, redis_url: Option<&str>) -> Self {
+        let mut source = ConfigSource::from_pairs([
+            ("TIERLINE_GRPC_ADDR", "127.0.0.1:0"),
+            ("TIERLINE_METRICS_ADDR", "off"),
+            ("TIERLINE_DATABASE_URL", database.url()),
+            ("TIERLINE_AUTH_MODE", "disabled"),
+            ("TIERLINE_FEED_CONSUMER", "false"),
+            ("TIERLINE_SCHEDULER", "false"),
+            ("TIERLINE_LOG", "warn"),
+            ("TIERLINE_GRPC_REQUEST_TIMEOUT", "300s"),
+        ]);
+        if let Some(url) = redis_url {
+            source.set("TIERLINE_REDIS_URL", url);
+        }
+        let app = Application::build(ScoringConfig::from_source(&source).unwrap())
+            .await
+            .unwrap();
+        let addr = app.local_addr();
+        let stop = CancellationToken::new();
+        let token = stop.clone();
+        let server = tokio::spawn(async move {
+            app.run_until(async move { token.cancelled().await })
+                .await
+                .unwrap()
+        });
+        wait_until_serving(addr).await;
+        let client = ScoringServiceClient::new(channel(addr).await);
+        Self {
+            client,
+            addr,
+            stop,
+            server,
+        }
+    }
+
+    /// Stops the service and waits for it.
+    pub(crate) async fn stop(self) {
+        self.stop.cancel();
+        self.server.await.unwrap();
+    }
+}
+
+/// A new HTTP/2 connection to `addr`.
+pub(crate) async fn channel(addr: std::net::SocketAddr) -> Channel {
+    Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .timeout(Duration::from_secs(600))
+        .connect()
+        .await
+        .unwrap()
+}
+
+/// Creates the program BENCH (WELCOME, GREEN, VIP, VVIP) with an active policy; its id.
+pub(crate) async fn create_program(client: &mut ScoringServiceClient<Channel>) -> String {
+    let tier = |code: &str, rank| pb::Tier {
+        code: code.into(),
+        name: code.into(),
+        rank,
+        benefits: vec![],
+    };
+    let program = client
+        .create_program(pb::CreateProgramRequest {
+            program: Some(pb::Program {
+                code: "BENCH".into(),
+                name: "Bench".into(),
+                currency: "KRW".into(),
+                tiers: vec![
+                    tier("WELCOME", 0),
+                    tier("GREEN", 1),
+                    tier("VIP", 2),
+                    tier("VVIP", 3),
+                ],
+                ..Default::default()
+            }),
+            idempotency_key: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let draft = client
+        .create_policy_version(pb::CreatePolicyVersionRequest {
+            program_id: program.id.clone(),
+            rules: Some(rules(100_000)),
+            created_by: "bench".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    client
+        .activate_policy(pb::ActivatePolicyRequest {
+            policy_version_id: draft.id,
+            activated_by: "bench".into(),
+            expected_revision: None,
+        })
+        .await
+        .unwrap();
+
+    program.id
+}
+
+/// Generates `members` members with buckets and tier states for `program_id`; prints and
+/// returns the number of buckets.
+pub(crate) async fn seed_population(
+    database: &TestDatabase,
+    program_id: &str,
+    members: usize,
+) -> i64 {
+    let mut connection = PgConnection::connect(database.url()).await.unwrap();
+    let started = Instant::now();
+    sqlx::query(
+        "INSERT INTO scoring.members (customer_id, joined_at, erased)
+         SELECT gen_random_uuid(), now() - random() * interval '730 days', false FROM generate_series(1, $1)",
+    )
+    .bind(i64::try_from(members).unwrap())
+    .execute(&mut connection)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO scoring.buckets (program_id, customer_id, month, net_spend_minor, points, purchases)
+         SELECT $1::uuid, m.customer_id, (date_trunc('month', now()) - k * interval '1 month')::date,
+                (random() * 200000)::bigint, 0, 1 + (random() * 2)::int
+         FROM scoring.members m CROSS JOIN generate_series(0, 11) k WHERE random() < 0.5",
+    )
+    .bind(uuid::Uuid::parse_str(program_id).unwrap())
+    .execute(&mut connection)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO scoring.tier_states (program_id, customer_id, earned_rank, since, version, updated_at)
+         SELECT $1::uuid, customer_id,
+                CASE WHEN s >= 1000000 THEN 3 WHEN s >= 600000 THEN 2 WHEN s >= 100000 THEN 1 ELSE 0 END
+                    + CASE WHEN random() < 0.1 AND s < 1000000 THEN 1 ELSE 0 END,
+                now() - interval '13 months', 1, now()
+         FROM (SELECT customer_id, sum(net_spend_minor) AS s FROM scoring.buckets GROUP BY customer_id) t WHERE s >= 100000",
+    )
+    .bind(uuid::Uuid::parse_str(program_id).unwrap())
+    .execute(&mut connection)
+    .await
+    .unwrap();
+    connection
+        .execute("ANALYZE scoring.members; ANALYZE scoring.buckets; ANALYZE scoring.tier_states")
+        .await
+        .unwrap();
+    let buckets: i64 = sqlx::query_scalar("SELECT count(*) FROM scoring.buckets")
+        .fetch_one(&mut connection)
+        .await
+        .unwrap();
+    println!(
+        "population: {members} members, {buckets} monthly buckets, generated in {:.1} s; machine: {} cores",
+        started.elapsed().as_secs_f64(),
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0)
+    );
+
+    buckets
+}

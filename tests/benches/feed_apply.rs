@@ -1,0 +1,198 @@
+//! How fast the scoring service applies purchases from the customer service's activity feed:
+//! the rate one leading consumer sustains, which every purchase in the business goes through. A
+//! program that prints figures (docs/BENCHMARKS.md), for the sizing in docs/DEPLOY.md.
+//!
+//! Starts the customer and scoring services on one fresh database (auth off; the scoring
+//! service with its feed consumer and the Redis tier cache on, as in production), creates an
+//! Innisfree-like program, seeds `BENCH_CUSTOMERS` customers (default 100,000) straight into both
+//! schemas, then imports `BENCH_PURCHASES` purchases (default 300,000) through `ImportActivities`
+//! in batches of 5,000 while the consumer runs. It prints when the import ended and when the
+//! consumer had counted every purchase (rows in `scoring.counted_purchases`).
+//!
+//! Run: `cargo bench -p tierline-e2e --bench feed_apply`
+
+#![allow(clippy::print_stdout, clippy::unwrap_used)]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use sqlx::{Connection, Executor, PgConnection};
+use support::{channel, knob, program, settings, spawn_until};
+use tierline_customer::{Application as CustomerApp, CustomerConfig};
+use tierline_proto::{
+    common::v1::Money,
+    customer::v1::{self as customer, customer_service_client::CustomerServiceClient},
+    prost_types::Timestamp,
+    scoring::v1::scoring_service_client::ScoringServiceClient,
+};
+use tierline_scoring::{Application as ScoringApp, ScoringConfig};
+use tierline_testkit::TestDatabase;
+use tokio_util::sync::CancellationToken;
+
+#[tokio::main]
+async fn main() {
+    let customers = knob("BENCH_CUSTOMERS", 100_000);
+    let purchases = knob("BENCH_PURCHASES", 300_000);
+    let database = TestDatabase::create().await.unwrap();
+    let stop = CancellationToken::new();
+    let mut servers = Vec::new();
+
+    let customer_app =
+        CustomerApp::build(CustomerConfig::from_source(&settings(&database, &[])).unwrap())
+            .await
+            .unwrap();
+    let customer_addr = customer_app.local_addr();
+    servers.push(spawn_until(&stop, |stopped| async move {
+        customer_app.run_until(stopped).await.unwrap();
+    }));
+    let mut customer_client = CustomerServiceClient::new(channel(customer_addr).await);
+
+    let scoring_app = ScoringApp::build(
+        ScoringConfig::from_source(&settings(
+            &database,
+            &[
+                ("TIERLINE_FEED_CONSUMER", "true".to_owned()),
+                (
+                    "TIERLINE_CUSTOMER_ENDPOINT",
+                    format!("http://{customer_addr}"),
+                ),
+                ("TIERLINE_REDIS_URL", tierline_testkit::redis_url()),
+            ],
+        ))
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    let scoring_addr = scoring_app.local_addr();
+    servers.push(spawn_until(&stop, |stopped| async move {
+        scoring_app.run_until(stopped).await.unwrap();
+    }));
+    let mut scoring_client = ScoringServiceClient::new(channel(scoring_addr).await);
+    program(&mut scoring_client).await;
+
+    let mut connection = PgConnection::connect(database.url()).await.unwrap();
+    sqlx::query(
+        "INSERT INTO customer.customers (id, name, joined_at, status, created_at, updated_at)
+         SELECT gen_random_uuid(), 'Bench', now() - interval '400 days', 'active', now(), now()
+         FROM generate_series(1, $1)",
+    )
+    .bind(i64::try_from(customers).unwrap())
+    .execute(&mut connection)
+    .await
+    .unwrap();
+    connection
+        .execute(
+            "INSERT INTO scoring.members (customer_id, joined_at, erased)
+             SELECT id, joined_at, false FROM customer.customers",
+        )
+        .await
+        .unwrap();
+    let ids: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT id FROM customer.customers")
+        .fetch_all(&mut connection)
+        .await
+        .unwrap();
+    println!(
+        "{customers} customers; importing {purchases} purchases while the scoring consumer runs; machine: {} cores",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0)
+    );
+
+    // Purchases spread over the last 12 months, each customer about as often as the next.
+    let now = chrono::Utc::now();
+    let requests: Vec<customer::ImportActivitiesRequest> = (0..purchases)
+        .collect::<Vec<_>>()
+        .chunks(5_000)
+        .map(|chunk| customer::ImportActivitiesRequest {
+            items: chunk
+                .iter()
+                .map(|n| {
+                    let occurred_at =
+                        now - chrono::Duration::minutes((*n as i64 * 7_919) % 525_000);
+                    let amount_minor = 10_000 + (*n as i64 * 37) % 90_000;
+                    customer::ImportItem {
+                        item: Some(customer::import_item::Item::Purchase(
+                            customer::RecordPurchaseRequest {
+                                idempotency_key: format!("bench-{n}"),
+                                customer_id: ids[(*n * 7_919) % ids.len()].to_string(),
+                                amount: Some(Money {
+                                    amount_minor,
+                                    currency: "KRW".into(),
+                                }),
+                                occurred_at: Some(Timestamp {
+                                    seconds: occurred_at.timestamp(),
+                                    nanos: 0,
+                                }),
+                                brand: "innisfree".into(),
+                                sales_channel: "store".into(),
+                                store_id: "seoul-01".into(),
+                                ..Default::default()
+                            },
+                        )),
+                    }
+                })
+                .collect(),
+        })
+        .collect();
+
+    let started = Instant::now();
+    let mut results = customer_client
+        .import_activities(tokio_stream::iter(requests))
+        .await
+        .unwrap()
+        .into_inner();
+    while results.message().await.unwrap().is_some() {}
+    let imported = started.elapsed().as_secs_f64();
+    println!(
+        "import: {purchases} purchases committed in {imported:.1} s ({:.0}/s)",
+        purchases as f64 / imported
+    );
+
+    let mut last_report = Instant::now();
+    loop {
+        let counted: i64 = sqlx::query_scalar("SELECT count(*) FROM scoring.counted_purchases")
+            .fetch_one(&mut connection)
+            .await
+            .unwrap();
+        if counted >= i64::try_from(purchases).unwrap() {
+            break;
+        }
+        if last_report.elapsed() > Duration::from_secs(10) {
+            println!(
+                "  {counted} counted after {:.0} s",
+                started.elapsed().as_secs_f64()
+            );
+            last_report = Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let applied = started.elapsed().as_secs_f64();
+    println!(
+        "applied: every purchase counted by the scoring consumer {applied:.1} s after the import began: {:.0} purchases/s sustained ({:.1} s after the import ended)",
+        purchases as f64 / applied,
+        applied - imported
+    );
+    // What the rows cost on disk (table, indexes and TOAST), for storage sizing.
+    for table in [
+        "customer.activities",
+        "scoring.counted_purchases",
+        "scoring.buckets",
+    ] {
+        let (bytes, rows): (i64, i64) = sqlx::query_as(&format!(
+            "SELECT pg_total_relation_size('{table}'), (SELECT count(*) FROM {table})"
+        ))
+        .fetch_one(&mut connection)
+        .await
+        .unwrap();
+        println!(
+            "  {table}: {rows} rows, {:.1} MiB with indexes, {} bytes per row",
+            bytes as f64 / 1_048_576.0,
+            bytes / rows.max(1)
+        );
+    }
+    stop.cancel();
+    for server in servers {
+        server.await.unwrap();
+    }
+}
