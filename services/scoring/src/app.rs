@@ -14,7 +14,7 @@ pub use tierline_runtime::service::StartError;
 use crate::{
     cache::TierCache,
     config::ScoringConfig,
-    domain::service::Scoring,
+    domain::{in_force::ProgramRegistry, service::Scoring},
     grpc::{SCOPES, ScoringApi},
     storage::{
         ScoringStore,
@@ -46,9 +46,6 @@ enum Runner {
     /// A store opened in this process (the development mode), with an in-process tier cache.
     Embedded(EmbeddedService, Arc<dyn ScoringStore>),
 }
-
-/// Records kept by the in-process tier cache of the embedded mode.
-const IN_PROCESS_CACHE_RECORDS: usize = 100_000;
 
 fn no_database() -> StartError {
     StartError::Service("TIERLINE_DATABASE_URL is required".into())
@@ -123,7 +120,7 @@ impl Application {
 }
 
 fn in_process_cache(config: &ScoringConfig, metrics: &Metrics) -> TierCache {
-    TierCache::in_process(IN_PROCESS_CACHE_RECORDS, config.cache.ttl, metrics)
+    TierCache::in_process(config.cache.near_records, config.cache.near_ttl, metrics)
 }
 
 fn routes(
@@ -140,7 +137,9 @@ fn routes(
             shutdown.clone(),
         );
     }
-    let scoring = Scoring::new(store.clone(), cache);
+    crate::domain::cache_writes::spawn_repairer(store.clone(), cache.clone(), shutdown.clone());
+    let programs = ProgramRegistry::start(store.clone(), shutdown.clone());
+    let scoring = Scoring::new(store.clone(), cache, programs);
     if config.scheduler {
         crate::scheduler::spawn(store.clone(), scoring.evaluator().clone(), shutdown.clone());
         crate::scheduler::spawn_lifecycle_sweep(store, config.lifecycle_sweep, shutdown.clone());

@@ -33,7 +33,7 @@ pub struct ScoringConfig {
     /// `TIERLINE_FEED_CONSUMER`: whether this replica takes part in consuming the activity feed
     /// (one replica leads at a time); `TIERLINE_CUSTOMER_*`: where the feed comes from.
     pub consumer: Option<ConsumerSettings>,
-    /// `TIERLINE_REDIS_*`, `TIERLINE_CACHE_TTL`: the tier cache.
+    /// `TIERLINE_REDIS_*`, `TIERLINE_CACHE_TTL`, `TIERLINE_NEAR_CACHE_*`: the tier cache.
     pub cache: CacheSettings,
     /// `TIERLINE_SCHEDULER`: whether this replica runs the evaluation scheduler (every replica
     /// may: each due time runs once).
@@ -83,6 +83,15 @@ impl ScoringConfig {
                     std::time::Duration::from_millis(50),
                 ),
                 ttl: reader.duration("TIERLINE_CACHE_TTL", std::time::Duration::from_secs(3600)),
+                near_records: reader.number_in(
+                    "TIERLINE_NEAR_CACHE_RECORDS",
+                    1_000_000,
+                    0..=100_000_000,
+                ),
+                near_ttl: reader.duration(
+                    "TIERLINE_NEAR_CACHE_TTL",
+                    std::time::Duration::from_secs(60),
+                ),
             },
         };
         let mut config = config;

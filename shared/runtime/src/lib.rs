@@ -14,6 +14,7 @@ pub mod db;
 pub mod embedded;
 pub mod lock;
 pub mod metrics;
+pub mod notify;
 pub mod paging;
 pub mod server;
 pub mod service;

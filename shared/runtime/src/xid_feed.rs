@@ -13,10 +13,11 @@
 use std::{fmt, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
-use sqlx::postgres::PgListener;
 use tokio::sync::{mpsc, watch as signal};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
+
+use crate::notify::Notice;
 
 /// A position in a feed: after the row written by transaction `xid` with number `seq`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -176,48 +177,19 @@ pub fn watch<S: FeedSource>(
     ReceiverStream::new(receiver)
 }
 
-/// Listens on `channel` until `shutdown` and ticks `signal` on each notification; reconnects after
-/// a lost connection and ticks then too, since notifications may have been missed meanwhile.
+/// Listens on `channel` until `shutdown` and ticks `signal` on each notification, and whenever
+/// listening starts again after a lost connection (notifications may have been missed meanwhile).
 pub fn spawn_listener(
     pool: sqlx::PgPool,
     channel: &'static str,
     signal: signal::Sender<u64>,
     shutdown: CancellationToken,
 ) {
+    let mut notices = crate::notify::listen(pool, channel, shutdown);
     tokio::spawn(async move {
-        let tick = |signal: &signal::Sender<u64>| {
-            signal.send_modify(|count| *count = count.wrapping_add(1))
-        };
-        while !shutdown.is_cancelled() {
-            let mut listener = match PgListener::connect_with(&pool).await {
-                Ok(listener) => listener,
-                Err(error) => {
-                    tracing::warn!(%error, channel, "feed listener cannot connect; retrying");
-                    tokio::select! {
-                        () = shutdown.cancelled() => break,
-                        () = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                    }
-                }
-            };
-            if let Err(error) = listener.listen(channel).await {
-                tracing::warn!(%error, channel, "feed listener cannot LISTEN; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-            tick(&signal);
-            loop {
-                tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    notification = listener.try_recv() => match notification {
-                        Ok(Some(_)) => tick(&signal),
-                        // The connection was lost and re-established by sqlx: we may have missed some.
-                        Ok(None) => tick(&signal),
-                        Err(error) => {
-                            tracing::warn!(%error, channel, "feed listener failed; reconnecting");
-                            break;
-                        }
-                    }
-                }
+        while let Some(notice) = notices.recv().await {
+            if notice != Notice::Lost {
+                signal.send_modify(|count| *count = count.wrapping_add(1));
             }
         }
     });

@@ -2,15 +2,18 @@
 //! - [`TestDatabase`]: a fresh Postgres database per test, dropped afterwards;
 //! - [`TestSqliteFile`]: a fresh SQLite file per test, removed afterwards;
 //! - [`RedisCluster`]: a throwaway three-node Redis Cluster;
+//! - [`Proxy`]: a TCP proxy a test can cut, to take a server away from a client and give it back;
 //! - [`tokens`]: signed test tokens (valid, expired, wrongly signed, with chosen scopes);
 //! - [`init_logging`]: quiet logs unless `TEST_LOG` is set.
 //!
 //! Tests reach Postgres at `TIERLINE_TEST_DATABASE_URL`, by default
 //! `postgres://postgres@127.0.0.1:5432/postgres` (`scripts/ensure-services.sh` starts it).
 
+mod proxy;
 mod redis_cluster;
 pub mod tokens;
 
+pub use proxy::Proxy;
 pub use redis_cluster::RedisCluster;
 
 use std::sync::Once;

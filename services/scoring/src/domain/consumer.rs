@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 use super::{
     accrual::{PurchaseEvent, purchase_effect, refund_effect},
+    cache_writes::write_through,
     decision::{Decision, TierState},
     policy::PolicyRules,
     program::Program,
@@ -28,7 +29,7 @@ use super::{
 };
 use crate::{
     ScoringError,
-    cache::TierCache,
+    cache::{Keyspace, TierCache},
     storage::{ScoringStore, tx::ScoringTx},
 };
 
@@ -83,6 +84,42 @@ impl ProgramInForce {
     }
 }
 
+impl ProgramInForce {
+    /// A program with its validated policy in force (if one is); NOT_FOUND for an unknown
+    /// program.
+    pub async fn load(store: &dyn ScoringStore, program_id: Uuid) -> Result<Self, ScoringError> {
+        let program = store
+            .program(program_id)
+            .await?
+            .ok_or_else(|| ScoringError::not_found("program", program_id))?;
+        Self::with_policy(store, program).await
+    }
+
+    async fn with_policy(store: &dyn ScoringStore, program: Program) -> Result<Self, ScoringError> {
+        let policy = match store.active_policy(program.id).await? {
+            Some(version) => {
+                let rules = version.document.clone().validate(&program)?;
+                Some((version, rules))
+            }
+            None => None,
+        };
+        Ok(Self { program, policy })
+    }
+
+    /// The policy in force and its rules; FAILED_PRECONDITION without one.
+    pub fn active(&self) -> Result<(&PolicyVersion, &PolicyRules), ScoringError> {
+        self.policy
+            .as_ref()
+            .map(|(version, rules)| (version, rules))
+            .ok_or_else(|| {
+                ScoringError::FailedPrecondition(format!(
+                    "program {} has no policy in force yet",
+                    self.program.code
+                ))
+            })
+    }
+}
+
 /// Loads every program with its validated policy in force.
 pub async fn programs_in_force(
     store: &dyn ScoringStore,
@@ -94,14 +131,7 @@ pub async fn programs_in_force(
         let full = page.len() == 1000;
         after = page.last().map(|program| program.id);
         for program in page {
-            let policy = match store.active_policy(program.id).await? {
-                Some(version) => {
-                    let rules = version.document.clone().validate(&program)?;
-                    Some((version, rules))
-                }
-                None => None,
-            };
-            programs.push(ProgramInForce { program, policy });
+            programs.push(ProgramInForce::with_policy(store, program).await?);
         }
         if !full {
             return Ok(programs);
@@ -242,13 +272,33 @@ impl FeedApplier {
                 touched.entry(program_id).or_default().insert(customer_id);
             }
         }
+        // The records each program's cache will be written for after commit, with their repairs.
+        let mut writes = Vec::new();
+        for program in programs {
+            let Some(customers) = touched.remove(&program.program.id) else {
+                continue;
+            };
+            let customers: Vec<Uuid> = customers.into_iter().collect();
+            let space = Keyspace::of(&program.program);
+            let repair = if self.cache.shared() {
+                Some(
+                    tx.queue_cache_repair(space.program_id, space.generation, &customers)
+                        .await?,
+                )
+            } else {
+                None
+            };
+            writes.push((space, customers, repair));
+        }
         tx.save_cursor(ACTIVITY_FEED, position, now).await?;
         tx.commit().await?;
-        // Write-through, after the commit: the cache never holds what Postgres may roll back.
-        for (program_id, customers) in touched {
-            let customers: Vec<Uuid> = customers.into_iter().collect();
-            let records = self.store.customer_records(program_id, &customers).await?;
-            self.cache.put_many(program_id, &records).await;
+        // Write-through, after the commit: the cache never holds what the store may roll back.
+        for (space, customers, repair) in writes {
+            let records = self
+                .store
+                .customer_records(space.program_id, &customers)
+                .await?;
+            write_through(self.store.as_ref(), &self.cache, space, &records, repair).await;
         }
         Ok(())
     }
@@ -285,11 +335,13 @@ async fn apply_event(
                 erased: true,
             })
             .await?;
-            touched.extend(
-                programs
-                    .iter()
-                    .map(|program| (program.program.id, *customer_id)),
-            );
+            // Lookups see the erasure: raise the version in every program, so that cached
+            // records are replaced.
+            for program in programs {
+                let (stored, _) = state_or_new(tx, program.program.id, *customer_id, now).await?;
+                save(tx, program, *customer_id, &stored, None, now).await?;
+                touched.push((program.program.id, *customer_id));
+            }
         }
         UpstreamEvent::Purchase(purchase) => {
             for program in programs.iter().filter(|p| {

@@ -21,6 +21,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{
+    cache_writes::write_through,
     consumer::{ProgramInForce, state_or_new},
     decision::Decision,
     lookup::tier_code,
@@ -31,7 +32,7 @@ use super::{
 };
 use crate::{
     ScoringError,
-    cache::TierCache,
+    cache::{Keyspace, TierCache},
     storage::{
         CustomerRecord, RunLock, ScoringStore,
         tx::{EvaluationMember, RunProgress},
@@ -191,8 +192,10 @@ impl Evaluator {
             started,
         )
         .await?;
+        let mut space = Keyspace::of(&program.program);
         if pass == Pass::PolicyChange {
-            self.store
+            space.generation = self
+                .store
                 .rebuild_buckets(program.program.id, rules.time_zone)
                 .await?;
         }
@@ -249,6 +252,15 @@ impl Evaluator {
                 .await?;
             tx.record_many(&records).await?;
             tx.add_run_progress(run.id, progress).await?;
+            let repair = if self.cache.shared() && !changed.is_empty() {
+                let customers: Vec<Uuid> = changed.iter().map(|(id, _)| *id).collect();
+                Some(
+                    tx.queue_cache_repair(space.program_id, space.generation, &customers)
+                        .await?,
+                )
+            } else {
+                None
+            };
             tx.commit().await?;
             let cached: Vec<CustomerRecord> = changed_members
                 .into_iter()
@@ -262,7 +274,7 @@ impl Evaluator {
                     buckets: judged.buckets,
                 })
                 .collect();
-            self.cache.put_many(program.program.id, &cached).await;
+            write_through(self.store.as_ref(), &self.cache, space, &cached, repair).await;
         }
         let progress = self.store.run_progress(run.id).await?;
         let after = self
@@ -349,12 +361,21 @@ impl Evaluator {
             super::consumer::save(tx.as_mut(), program, *customer_id, &stored, decision, now)
                 .await?;
         }
+        let space = Keyspace::of(&program.program);
+        let repair = if self.cache.shared() {
+            Some(
+                tx.queue_cache_repair(space.program_id, space.generation, &ended)
+                    .await?,
+            )
+        } else {
+            None
+        };
         tx.commit().await?;
         let records = self
             .store
             .customer_records(program.program.id, &ended)
             .await?;
-        self.cache.put_many(program.program.id, &records).await;
+        write_through(self.store.as_ref(), &self.cache, space, &records, repair).await;
         Ok(ended.len())
     }
 }

@@ -9,14 +9,17 @@
 //! - [`schedule`]: when the next evaluation is due;
 //! - [`versions`]: policy versions and evaluation runs as stored;
 //! - [`idempotency`]: retried writes;
+//! - [`in_force`]: programs and their policies in force, held in memory for lookups;
 //! - [`service`]: the operations the API offers.
 
 pub mod accrual;
 pub mod audience;
+pub mod cache_writes;
 pub mod consumer;
 pub mod decision;
 pub mod evaluation;
 pub mod idempotency;
+pub mod in_force;
 pub mod lookup;
 pub mod month;
 pub mod policy;

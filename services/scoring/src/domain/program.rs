@@ -67,6 +67,9 @@ pub struct Program {
     pub tiers: Vec<Tier>,
     /// When created.
     pub created_at: DateTime<Utc>,
+    /// Raised whenever every member's record changes at once (a bucket rebuild): cached records
+    /// are keyed by it, so none of an earlier generation is ever read.
+    pub cache_generation: i32,
 }
 
 impl Program {
@@ -175,6 +178,7 @@ impl ProgramInput {
             scope: self.scope,
             tiers,
             created_at: now,
+            cache_generation: 0,
         })
     }
 }

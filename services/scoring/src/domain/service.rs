@@ -9,10 +9,12 @@ use tierline_runtime::{paging, status::FieldViolation};
 use uuid::Uuid;
 
 use super::{
+    cache_writes::write_through,
     consumer::{ProgramInForce, state_or_new},
     decision::Override,
     evaluation::{Evaluator, Pass},
     idempotency::{Claimed, IdempotentRequest, Operation, replayed},
+    in_force::ProgramRegistry,
     lookup::{TierView, view},
     policy::{PolicyInput, PolicyRules},
     program::{Program, ProgramInput},
@@ -21,7 +23,7 @@ use super::{
 };
 use crate::{
     ScoringError,
-    cache::TierCache,
+    cache::{Keyspace, TierCache},
     storage::{Activation, DraftChange, NewPolicy, ScoringStore},
 };
 
@@ -30,6 +32,9 @@ use crate::{
 fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
 }
+
+/// The program in force, the views found, and the ids that are not members.
+pub type TierLookup = (Arc<ProgramInForce>, Vec<TierView>, Vec<Uuid>);
 
 /// How a caller picks a policy version.
 #[derive(Debug, Clone)]
@@ -45,6 +50,7 @@ pub enum PolicySelector {
 pub struct Scoring {
     store: Arc<dyn ScoringStore>,
     cache: TierCache,
+    programs: ProgramRegistry,
     evaluator: Evaluator,
 }
 
@@ -97,12 +103,13 @@ fn description(value: &str) -> Result<String, ScoringError> {
 }
 
 impl Scoring {
-    /// The service over `store`.
-    pub fn new(store: Arc<dyn ScoringStore>, cache: TierCache) -> Self {
+    /// The service over `store`, with programs in force held by `programs`.
+    pub fn new(store: Arc<dyn ScoringStore>, cache: TierCache, programs: ProgramRegistry) -> Self {
         let evaluator = Evaluator::new(store.clone(), cache.clone());
         Self {
             store,
             cache,
+            programs,
             evaluator,
         }
     }
@@ -306,6 +313,8 @@ impl Scoring {
             .store
             .activate_policy(draft.id, &by, expected_revision, Uuid::now_v7(), now)
             .await?;
+        // This replica's next lookup already sees it; the others hear the store's signal.
+        self.programs.forget(program.id);
         // Re-evaluating every member can take long: the run goes on in the background and
         // reports through GetEvaluationRun.
         let rules = activation.policy.document.clone().validate(&program)?;
@@ -322,9 +331,12 @@ impl Scoring {
     #[tracing::instrument(skip(self))]
     pub async fn retire(&self, id: &str, by: &str) -> Result<PolicyVersion, ScoringError> {
         let by = actor("retired_by", by)?;
-        self.store
+        let retired = self
+            .store
             .retire_draft(parse_id("policy_version_id", id)?, &by, now())
-            .await
+            .await?;
+        self.programs.forget(retired.program_id);
+        Ok(retired)
     }
 
     /// One evaluation run.
@@ -380,60 +392,83 @@ impl Scoring {
         Ok((runs, next))
     }
 
-    /// The program and its validated policy in force; FAILED_PRECONDITION without one.
+    /// The program with its policy in force, from this replica's memory; FAILED_PRECONDITION
+    /// without a policy.
+    async fn in_force(&self, program_id: &str) -> Result<Arc<ProgramInForce>, ScoringError> {
+        let in_force = self
+            .programs
+            .get(parse_id("program_id", program_id)?)
+            .await?;
+        in_force.active()?;
+        Ok(in_force)
+    }
+
+    /// The program and its validated policy in force, owned; FAILED_PRECONDITION without one.
     async fn program_in_force(
         &self,
         program_id: &str,
     ) -> Result<(Program, PolicyVersion, PolicyRules), ScoringError> {
-        let program = self
-            .load_program(parse_id("program_id", program_id)?)
-            .await?;
-        let policy = self.store.active_policy(program.id).await?.ok_or_else(|| {
-            ScoringError::FailedPrecondition(format!(
-                "program {} has no policy in force yet",
-                program.code
-            ))
-        })?;
-        let rules = policy.document.clone().validate(&program)?;
-        Ok((program, policy, rules))
+        let in_force = self.in_force(program_id).await?;
+        let (policy, rules) = in_force.active()?;
+        Ok((in_force.program.clone(), policy.clone(), rules.clone()))
     }
 
     /// The tiers of up to 1,000 customers in a program, and the ids that are not members.
+    ///
+    /// The hot path: the program comes from this replica's memory, the records from the near
+    /// cache, then Redis, then the store for what neither has (filled back without waiting).
     #[tracing::instrument(skip(self, customer_ids), fields(customers = customer_ids.len()))]
     pub async fn tiers(
         &self,
         program_id: &str,
         customer_ids: &[String],
-    ) -> Result<(Program, PolicyRules, Vec<TierView>, Vec<Uuid>), ScoringError> {
+    ) -> Result<TierLookup, ScoringError> {
         let ids = parse_customer_ids(customer_ids)?;
-        let (program, policy, rules) = self.program_in_force(program_id).await?;
-        // Cache-aside: what Redis has, then Postgres for the rest (written back to the cache).
-        let mut cached = self.cache.get_many(program.id, &ids).await;
-        let missed: Vec<Uuid> = ids
-            .iter()
-            .copied()
-            .filter(|id| !cached.contains_key(id))
-            .collect();
+        let in_force = self.in_force(program_id).await?;
+        let (views, missing) = self.views(&in_force, &ids).await?;
+        Ok((in_force, views, missing))
+    }
+
+    /// The views of `ids` (in their order, duplicates once) and the ids that are not members.
+    async fn views(
+        &self,
+        in_force: &ProgramInForce,
+        ids: &[Uuid],
+    ) -> Result<(Vec<TierView>, Vec<Uuid>), ScoringError> {
+        let (policy, rules) = in_force.active()?;
+        let space = Keyspace::of(&in_force.program);
+        let mut read = self.cache.get_many(space, ids).await;
+        let missed = read.missed();
         let loaded = if missed.is_empty() {
             Vec::new()
         } else {
-            self.store.customer_records(program.id, &missed).await?
+            self.store
+                .customer_records(in_force.program.id, &missed)
+                .await?
         };
-        self.cache.put_many(program.id, &loaded).await;
-        let records: Vec<_> = ids
-            .iter()
-            .filter_map(|id| cached.remove(id))
-            .chain(loaded)
-            .collect();
+        let mut records = std::mem::take(&mut read.found);
+        // The fill goes on in the background: this lookup does not wait for it.
+        drop(self.cache.fill(space, read, &loaded));
+        records.extend(
+            loaded
+                .into_iter()
+                .map(|record| (record.member.customer_id, record)),
+        );
         let now = now();
-        let views: Vec<TierView> = records
-            .iter()
-            .map(|record| view(&rules, &policy, record, now))
-            .collect();
-        let found: std::collections::HashSet<Uuid> = views.iter().map(|v| v.customer_id).collect();
-        let mut missing: Vec<Uuid> = ids.into_iter().filter(|id| !found.contains(id)).collect();
+        let mut views = Vec::with_capacity(ids.len());
+        let mut missing = Vec::new();
+        for id in ids {
+            match records.remove(id) {
+                Some(record) => views.push(view(rules, policy, &record, now)),
+                // Not a member, or a duplicate already answered.
+                None if !views.iter().any(|view: &TierView| view.customer_id == *id) => {
+                    missing.push(*id);
+                }
+                None => {}
+            }
+        }
         missing.dedup();
-        Ok((program, rules, views, missing))
+        Ok((views, missing))
     }
 
     /// One customer's tier; NOT_FOUND for a customer the feed has not brought yet.
@@ -442,13 +477,14 @@ impl Scoring {
         &self,
         program_id: &str,
         customer_id: &str,
-    ) -> Result<(Program, PolicyRules, TierView), ScoringError> {
+    ) -> Result<(Arc<ProgramInForce>, TierView), ScoringError> {
         let id = parse_id("customer_id", customer_id)?;
-        let (program, rules, mut views, _) = self.tiers(program_id, &[id.to_string()]).await?;
+        let in_force = self.in_force(program_id).await?;
+        let (mut views, _) = self.views(&in_force, &[id]).await?;
         let view = views
             .pop()
             .ok_or_else(|| ScoringError::not_found("customer", id))?;
-        Ok((program, rules, view))
+        Ok((in_force, view))
     }
 
     /// A page of one customer's tier history, newest first.
@@ -650,7 +686,7 @@ impl Scoring {
         if let Some(prior) = replay {
             replayed(request.as_ref(), &prior)?;
             drop(tx);
-            return self.current_view(in_force, customer_id, now).await;
+            return self.current_view(in_force, customer_id, now, None).await;
         }
         let (mut stored, member) =
             state_or_new(tx.as_mut(), in_force.program.id, customer_id, now).await?;
@@ -668,8 +704,17 @@ impl Scoring {
         .await?;
         let decision = change(&mut stored.state, totals);
         super::consumer::save(tx.as_mut(), &in_force, customer_id, &stored, decision, now).await?;
+        let space = Keyspace::of(&in_force.program);
+        let repair = if self.cache.shared() {
+            Some(
+                tx.queue_cache_repair(space.program_id, space.generation, &[customer_id])
+                    .await?,
+            )
+        } else {
+            None
+        };
         tx.commit().await?;
-        self.current_view(in_force, customer_id, now).await
+        self.current_view(in_force, customer_id, now, repair).await
     }
 
     /// A member's view after a change, written to the cache.
@@ -678,6 +723,7 @@ impl Scoring {
         in_force: ProgramInForce,
         customer_id: Uuid,
         now: DateTime<Utc>,
+        repair: Option<i64>,
     ) -> Result<(Program, PolicyRules, TierView), ScoringError> {
         let Some((policy, rules)) = &in_force.policy else {
             return Err(ScoringError::Internal("no policy".into()));
@@ -686,7 +732,14 @@ impl Scoring {
             .store
             .customer_records(in_force.program.id, &[customer_id])
             .await?;
-        self.cache.put_many(in_force.program.id, &records).await;
+        write_through(
+            self.store.as_ref(),
+            &self.cache,
+            Keyspace::of(&in_force.program),
+            &records,
+            repair,
+        )
+        .await;
         let record = records
             .first()
             .ok_or_else(|| ScoringError::not_found("customer", customer_id))?;
@@ -730,7 +783,10 @@ impl Scoring {
                 ));
             }
         };
-        let (program, rules, view) = self.tier(program_id, customer_id).await?;
+        let (in_force, view) = self.tier(program_id, customer_id).await?;
+        let program = in_force.program.clone();
+        let (_, rules) = in_force.active()?;
+        let rules = rules.clone();
         let trail = self
             .store
             .history(program.id, view.customer_id, None, history_limit)

@@ -211,12 +211,15 @@ impl ScoringService for ScoringApi {
         request: Request<pb::GetTierRequest>,
     ) -> Result<Response<pb::CustomerTier>, Status> {
         let request = request.into_inner();
-        let (program, rules, view) = self
+        let (in_force, view) = self
             .scoring
             .tier(&request.program_id, &request.customer_id)
             .await?;
+        let (_, rules) = in_force.active()?;
         Ok(Response::new(convert::tier_to_proto(
-            &program, &rules, view,
+            &in_force.program,
+            rules,
+            view,
         )))
     }
 
@@ -226,14 +229,15 @@ impl ScoringService for ScoringApi {
         request: Request<pb::BatchGetTiersRequest>,
     ) -> Result<Response<pb::BatchGetTiersResponse>, Status> {
         let request = request.into_inner();
-        let (program, rules, views, missing) = self
+        let (in_force, views, missing) = self
             .scoring
             .tiers(&request.program_id, &request.customer_ids)
             .await?;
+        let (_, rules) = in_force.active()?;
         Ok(Response::new(pb::BatchGetTiersResponse {
             tiers: views
                 .into_iter()
-                .map(|view| convert::tier_to_proto(&program, &rules, view))
+                .map(|view| convert::tier_to_proto(&in_force.program, rules, view))
                 .collect(),
             not_found_customer_ids: missing.into_iter().map(|id| id.to_string()).collect(),
         }))

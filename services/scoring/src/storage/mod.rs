@@ -98,6 +98,20 @@ pub struct DraftChange {
     pub now: DateTime<Utc>,
 }
 
+/// Cache writes that may have failed: the records of `customer_ids` in a program's cache
+/// generation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheRepair {
+    /// The queue's id.
+    pub id: i64,
+    /// The program.
+    pub program_id: Uuid,
+    /// Its cache generation when queued.
+    pub generation: i32,
+    /// The customers whose cached records to drop.
+    pub customer_ids: Vec<Uuid>,
+}
+
 /// The result of an activation.
 #[derive(Debug, Clone)]
 pub struct Activation {
@@ -262,8 +276,23 @@ pub trait ScoringStore: Send + Sync + std::fmt::Debug + 'static {
         tierline_runtime::xid_feed::FeedPage<crate::domain::state::TierFeedItem>,
         ScoringError,
     >;
+    /// Repairs queued before `queued_before` and still there, oldest first.
+    async fn cache_repairs(
+        &self,
+        queued_before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<CacheRepair>, ScoringError>;
+    /// Removes repairs that were done (or whose writes succeeded).
+    async fn cache_repaired(&self, ids: &[i64]) -> Result<(), ScoringError>;
     /// Ticks whenever tier changes may have committed.
     fn tier_feed_signal(&self) -> tokio::sync::watch::Receiver<u64>;
+    /// Announcements of every committed change of a program or its policies, by any replica,
+    /// until `shutdown`: `Listening` first (and again after any gap), `Lost` when some may be
+    /// missed.
+    fn program_signals(
+        &self,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> tokio::sync::mpsc::Receiver<crate::domain::in_force::ProgramSignal>;
     /// The population's RFM quintile boundaries over the months [`from`, `to`] at `as_of`, and
     /// how many buyers they cover.
     async fn compute_cut_points(
@@ -336,11 +365,12 @@ pub trait ScoringStore: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<Vec<Uuid>, ScoringError>;
     /// Rebuilds a program's monthly buckets from its counted purchases, with months in `zone`
     /// (a new policy may count months in another time zone). Bucket writers wait meanwhile.
+    /// Returns the program's new cache generation.
     async fn rebuild_buckets(
         &self,
         program_id: Uuid,
         zone: chrono_tz::Tz,
-    ) -> Result<(), ScoringError>;
+    ) -> Result<i32, ScoringError>;
 
     /// A program's runs (of one status when given), newest first, started before `before`.
     async fn list_runs(

@@ -102,6 +102,14 @@ pub trait ScoringTx: Send {
         request: &IdempotentRequest,
         resource_id: Uuid,
     ) -> Result<Option<PriorRequest>, ScoringError>;
+    /// Queues the repair of the cache writes this change will make after commit (kept only if
+    /// they fail); returns its id.
+    async fn queue_cache_repair(
+        &mut self,
+        program_id: Uuid,
+        generation: i32,
+        customer_ids: &[Uuid],
+    ) -> Result<i64, ScoringError>;
     /// Makes every change durable.
     async fn commit(self: Box<Self>) -> Result<(), ScoringError>;
 }
@@ -159,6 +167,14 @@ pub trait EvaluationTx: Send {
         run_id: Uuid,
         progress: RunProgress,
     ) -> Result<(), ScoringError>;
+    /// Queues the repair of the cache writes this change will make after commit (kept only if
+    /// they fail); returns its id.
+    async fn queue_cache_repair(
+        &mut self,
+        program_id: Uuid,
+        generation: i32,
+        customer_ids: &[Uuid],
+    ) -> Result<i64, ScoringError>;
     /// Makes every change durable.
     async fn commit(self: Box<Self>) -> Result<(), ScoringError>;
 }

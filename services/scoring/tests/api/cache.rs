@@ -1,18 +1,23 @@
-//! The tier cache against a real Redis: a newer version is never replaced by an older one, and
-//! an unreachable Redis falls back at once.
+//! The tier cache against a real Redis: versions only rise, a stale fill never lands (leases),
+//! and a Redis that is down or hangs costs lookups nothing once the breaker is open, with hits
+//! back soon after Redis answers again.
 
-use std::time::Duration;
+use std::{
+    net::SocketAddr,
+    time::{Duration, Instant},
+};
 
 use chrono::Utc;
 use tierline_runtime::{config::Secret, metrics::Metrics};
 use tierline_scoring::{
-    cache::{CacheSettings, RedisTopology, TierCache},
+    cache::{CacheSettings, Keyspace, RedisTopology, TierCache},
     domain::{
         decision::TierState,
         state::{Member, StoredState},
     },
     storage::CustomerRecord,
 };
+use tierline_testkit::Proxy;
 use uuid::Uuid;
 
 fn record(customer_id: Uuid, version: i64, earned_rank: u32) -> CustomerRecord {
@@ -29,50 +34,105 @@ fn record(customer_id: Uuid, version: i64, earned_rank: u32) -> CustomerRecord {
     }
 }
 
-async fn connected_cache(metrics: &Metrics) -> TierCache {
-    let settings = CacheSettings {
-        url: Some(Secret::new(tierline_testkit::redis_url())),
+fn settings(url: String, timeout: Duration) -> CacheSettings {
+    CacheSettings {
+        url: Some(Secret::new(url)),
         topology: RedisTopology::Standalone,
-        timeout: Duration::from_millis(500),
+        timeout,
         ttl: Duration::from_secs(60),
-    };
-    connected(settings, metrics).await
+        // Layers apart: these tests look at Redis alone.
+        near_records: 0,
+        near_ttl: Duration::from_secs(60),
+    }
 }
 
-/// Starts the cache and waits until its background connection is made.
+fn space() -> Keyspace {
+    Keyspace {
+        program_id: Uuid::now_v7(),
+        generation: 0,
+    }
+}
+
+/// The version and earned rank cached for `customer`, if any.
+async fn cached(cache: &TierCache, space: Keyspace, customer: Uuid) -> Option<(i64, u32)> {
+    let read = cache.get_many(space, &[customer]).await;
+    read.found.get(&customer).and_then(|record| {
+        record
+            .state
+            .as_ref()
+            .map(|s| (s.version, s.state.earned_rank))
+    })
+}
+
+/// Starts the cache and waits until Redis takes calls.
 async fn connected(settings: CacheSettings, metrics: &Metrics) -> TierCache {
     let cache = TierCache::start(&settings, metrics);
-    // The connection is made in the background: wait until a write lands.
-    let probe = Uuid::now_v7();
-    for _ in 0..200 {
-        cache.put_many(probe, &[record(probe, 1, 0)]).await;
-        if !cache.get_many(probe, &[probe]).await.is_empty() {
-            return cache;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    await_true("Redis takes calls", Duration::from_secs(10), || {
+        let ready = cache.redis_available();
+        async move { ready }
+    })
+    .await;
+    cache
+}
+
+async fn await_true<F, Fut>(what: &str, within: Duration, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    while !condition().await {
+        assert!(Instant::now() < deadline, "not within {within:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    panic!("the Redis of {settings:?} did not answer");
+}
+
+fn redis_addr() -> SocketAddr {
+    let url = tierline_testkit::redis_url();
+    let host_port = url
+        .trim_start_matches("redis://")
+        .split('/')
+        .next()
+        .unwrap_or("127.0.0.1:6379")
+        .to_owned();
+    std::net::ToSocketAddrs::to_socket_addrs(&host_port)
+        .expect("Redis address")
+        .next()
+        .expect("Redis address")
+}
+
+async fn raw_redis() -> redis::aio::MultiplexedConnection {
+    redis::Client::open(tierline_testkit::redis_url())
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("Redis")
+}
+
+/// The Redis key of a customer (`t`, program, generation, customer), for evictions by hand.
+fn redis_key(space: Keyspace, customer: Uuid) -> Vec<u8> {
+    let mut key = vec![b't'];
+    key.extend_from_slice(space.program_id.as_bytes());
+    key.extend_from_slice(&space.generation.to_be_bytes());
+    key.extend_from_slice(customer.as_bytes());
+    key
 }
 
 #[tokio::test]
 async fn an_older_version_never_overwrites_a_newer_one() {
     let metrics = Metrics::new();
-    let cache = connected_cache(&metrics).await;
-    let (program, customer) = (Uuid::now_v7(), Uuid::now_v7());
-    cache.put_many(program, &[record(customer, 4, 2)]).await;
-    // A slow cache-aside read of version 3 arrives after the write-through of version 4.
-    cache.put_many(program, &[record(customer, 3, 1)]).await;
-    let cached = cache.get_many(program, &[customer]).await;
-    let state = cached[&customer].state.as_ref().expect("state");
-    assert_eq!((state.version, state.state.earned_rank), (4, 2));
-    cache.put_many(program, &[record(customer, 5, 3)]).await;
-    assert_eq!(
-        cache.get_many(program, &[customer]).await[&customer]
-            .state
-            .as_ref()
-            .map(|s| s.version),
-        Some(5)
-    );
+    let cache = connected(
+        settings(tierline_testkit::redis_url(), Duration::from_millis(500)),
+        &metrics,
+    )
+    .await;
+    let (space, customer) = (space(), Uuid::now_v7());
+    assert!(cache.put_many(space, &[record(customer, 4, 2)]).await);
+    // A slow write of version 3 arrives after the write of version 4.
+    assert!(cache.put_many(space, &[record(customer, 3, 1)]).await);
+    assert_eq!(cached(&cache, space, customer).await, Some((4, 2)));
+    assert!(cache.put_many(space, &[record(customer, 5, 3)]).await);
+    assert_eq!(cached(&cache, space, customer).await, Some((5, 3)));
     assert!(
         metrics
             .render()
@@ -81,57 +141,187 @@ async fn an_older_version_never_overwrites_a_newer_one() {
 }
 
 #[tokio::test]
-async fn an_unreachable_redis_reads_as_a_miss_within_the_timeout() {
+async fn a_fill_lands_only_under_the_lease_its_read_took() {
     let metrics = Metrics::new();
-    // Nothing listens on port 1.
-    let settings = CacheSettings {
-        url: Some(Secret::new("redis://127.0.0.1:1")),
-        topology: RedisTopology::Standalone,
-        timeout: Duration::from_millis(50),
-        ttl: Duration::from_secs(60),
-    };
-    let cache = TierCache::start(&settings, &metrics);
-    let started = std::time::Instant::now();
-    assert!(
-        cache
-            .get_many(Uuid::now_v7(), &[Uuid::now_v7()])
-            .await
-            .is_empty()
-    );
+    let cache = connected(
+        settings(tierline_testkit::redis_url(), Duration::from_millis(500)),
+        &metrics,
+    )
+    .await;
+    let mut redis = raw_redis().await;
+
+    // A read misses and takes the lease; the store gives it version 3; it fills: that lands.
+    let (space, customer) = (space(), Uuid::now_v7());
+    let read = cache.get_many(space, &[customer]).await;
+    assert_eq!(read.missed(), vec![customer]);
     cache
-        .put_many(Uuid::now_v7(), &[record(Uuid::now_v7(), 1, 0)])
+        .fill(space, read, &[record(customer, 3, 1)])
+        .finished()
         .await;
+    assert_eq!(cached(&cache, space, customer).await, Some((3, 1)));
+
+    // A read misses and takes the lease, then reads version 3 from the store. Meanwhile a change
+    // commits version 4 and writes it through, and Redis evicts it. The reader's fill of version
+    // 3 comes last: it must not land over the eviction.
+    let customer = Uuid::now_v7();
+    let stale_read = cache.get_many(space, &[customer]).await;
+    assert!(cache.put_many(space, &[record(customer, 4, 2)]).await);
+    let _: () = redis::cmd("DEL")
+        .arg(redis_key(space, customer))
+        .query_async(&mut redis)
+        .await
+        .expect("evicted");
+    cache
+        .fill(space, stale_read, &[record(customer, 3, 1)])
+        .finished()
+        .await;
+    assert_eq!(cached(&cache, space, customer).await, None);
+
+    // While one reader holds the lease, another reader's fill does not land either: only the
+    // first reader may fill.
+    let customer = Uuid::now_v7();
+    let first = cache.get_many(space, &[customer]).await;
+    let second = cache.get_many(space, &[customer]).await;
+    assert_eq!(second.missed(), vec![customer]);
+    cache
+        .fill(space, second, &[record(customer, 1, 0)])
+        .finished()
+        .await;
+    assert_eq!(cached(&cache, space, customer).await, None);
+    cache
+        .fill(space, first, &[record(customer, 1, 0)])
+        .finished()
+        .await;
+    assert_eq!(cached(&cache, space, customer).await, Some((1, 0)));
+}
+
+#[tokio::test]
+async fn a_dropped_record_is_gone_and_its_leases_with_it() {
+    let metrics = Metrics::new();
+    let cache = connected(
+        settings(tierline_testkit::redis_url(), Duration::from_millis(500)),
+        &metrics,
+    )
+    .await;
+    let (space, customer) = (space(), Uuid::now_v7());
+    assert!(cache.put_many(space, &[record(customer, 2, 1)]).await);
+    assert!(cache.drop_many(space, &[customer]).await);
+    let read = cache.get_many(space, &[customer]).await;
+    assert_eq!(read.missed(), vec![customer]);
+    // A read that took its lease before the drop cannot fill after it.
+    assert!(cache.drop_many(space, &[customer]).await);
+    cache
+        .fill(space, read, &[record(customer, 1, 0)])
+        .finished()
+        .await;
+    assert_eq!(cached(&cache, space, customer).await, None);
+}
+
+#[tokio::test]
+async fn a_redis_that_is_down_costs_nothing_and_hits_resume_within_two_seconds_of_its_return() {
+    let proxy = Proxy::start(redis_addr()).await;
+    let metrics = Metrics::new();
+    let cache = connected(
+        settings(
+            format!("redis://{}", proxy.addr()),
+            Duration::from_millis(200),
+        ),
+        &metrics,
+    )
+    .await;
+    let (space, customer) = (space(), Uuid::now_v7());
+    assert!(cache.put_many(space, &[record(customer, 1, 1)]).await);
+    assert_eq!(cached(&cache, space, customer).await, Some((1, 1)));
+
+    proxy.cut();
+    // Refused connections fail at once; after a few the breaker opens and Redis is not called.
+    for _ in 0..5 {
+        assert_eq!(cached(&cache, space, customer).await, None);
+        assert!(!cache.put_many(space, &[record(customer, 2, 1)]).await);
+    }
+    assert!(!cache.redis_available(), "the breaker is open");
+    let started = Instant::now();
+    for _ in 0..100 {
+        assert_eq!(cached(&cache, space, customer).await, None);
+    }
     assert!(
-        started.elapsed() < Duration::from_secs(1),
-        "no waiting on a dead Redis"
+        started.elapsed() < Duration::from_millis(200),
+        "100 lookups with the breaker open took {:?}",
+        started.elapsed()
     );
+
+    proxy.restore();
+    await_true(
+        "a hit within 2 s of Redis answering again",
+        Duration::from_secs(2),
+        || async { cached(&cache, space, customer).await.is_some() },
+    )
+    .await;
     assert!(
         metrics
             .render()
-            .contains("tierline_tier_cache_fallbacks_total 1"),
+            .contains("tierline_tier_cache_fallbacks_total"),
         "{}",
         metrics.render()
     );
 }
 
 #[tokio::test]
+async fn a_redis_that_hangs_opens_the_breaker_after_a_few_timeouts() {
+    let proxy = Proxy::start(redis_addr()).await;
+    let metrics = Metrics::new();
+    let timeout = Duration::from_millis(100);
+    let cache = connected(
+        settings(format!("redis://{}", proxy.addr()), timeout),
+        &metrics,
+    )
+    .await;
+    let (space, customer) = (space(), Uuid::now_v7());
+    assert!(cache.put_many(space, &[record(customer, 1, 1)]).await);
+
+    proxy.stall();
+    // The connection was cut and the reconnection hangs: every call waits at most the timeout,
+    // and after a few the breaker opens.
+    let mut calls = 0;
+    while cache.redis_available() {
+        let started = Instant::now();
+        assert_eq!(cached(&cache, space, customer).await, None);
+        assert!(started.elapsed() < timeout * 3, "{:?}", started.elapsed());
+        calls += 1;
+        assert!(calls < 10, "the breaker did not open");
+    }
+    let started = Instant::now();
+    for _ in 0..100 {
+        assert_eq!(cached(&cache, space, customer).await, None);
+    }
+    assert!(
+        started.elapsed() < timeout,
+        "100 lookups with the breaker open took {:?}",
+        started.elapsed()
+    );
+    proxy.restore();
+    await_true(
+        "a hit within 2 s of Redis answering again",
+        Duration::from_secs(2),
+        || async { cached(&cache, space, customer).await.is_some() },
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn a_redis_cluster_spreads_the_keys_and_keeps_the_newer_version() {
     let cluster = tierline_testkit::RedisCluster::start();
     let metrics = Metrics::new();
-    let settings = CacheSettings {
-        url: Some(Secret::new(cluster.url())),
-        topology: RedisTopology::Cluster,
-        timeout: Duration::from_millis(500),
-        ttl: Duration::from_secs(60),
-    };
+    let mut settings = settings(cluster.url(), Duration::from_millis(500));
+    settings.topology = RedisTopology::Cluster;
     let cache = connected(settings, &metrics).await;
-    let program = Uuid::now_v7();
+    let space = space();
     let customers: Vec<Uuid> = (0..200).map(|_| Uuid::now_v7()).collect();
     let records: Vec<CustomerRecord> = customers
         .iter()
         .map(|customer| record(*customer, 2, 1))
         .collect();
-    cache.put_many(program, &records).await;
+    assert!(cache.put_many(space, &records).await);
     // Keys of one lookup batch live on different nodes, and one call still reads them all.
     let keys = cluster.keys_per_node();
     assert!(
@@ -139,22 +329,24 @@ async fn a_redis_cluster_spreads_the_keys_and_keeps_the_newer_version() {
         "keys per node: {keys:?}"
     );
     assert_eq!(
-        cache.get_many(program, &customers).await.len(),
+        cache.get_many(space, &customers).await.found.len(),
         customers.len()
     );
 
     // Version compare-and-set holds on a cluster too: an older write after a newer one is refused.
     let first = customers[0];
-    cache.put_many(program, &[record(first, 5, 3)]).await;
-    cache.put_many(program, &[record(first, 4, 0)]).await;
-    let cached = cache.get_many(program, &[first]).await;
-    let state = cached[&first].state.as_ref().expect("state");
-    assert_eq!((state.version, state.state.earned_rank), (5, 3));
-    assert!(
-        !metrics
-            .render()
-            .contains("tierline_tier_cache_write_errors_total 1"),
-        "{}",
-        metrics.render()
-    );
+    assert!(cache.put_many(space, &[record(first, 5, 3)]).await);
+    assert!(cache.put_many(space, &[record(first, 4, 0)]).await);
+    assert_eq!(cached(&cache, space, first).await, Some((5, 3)));
+
+    // Leases and drops work across slots.
+    let fresh = Uuid::now_v7();
+    let read = cache.get_many(space, &[fresh]).await;
+    cache
+        .fill(space, read, &[record(fresh, 1, 0)])
+        .finished()
+        .await;
+    assert_eq!(cached(&cache, space, fresh).await, Some((1, 0)));
+    assert!(cache.drop_many(space, &[fresh, first]).await);
+    assert_eq!(cached(&cache, space, first).await, None);
 }

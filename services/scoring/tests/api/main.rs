@@ -3,6 +3,7 @@
 
 mod cache;
 mod idempotency;
+mod lookups;
 mod policies;
 mod programs;
 mod runs;

@@ -1,6 +1,9 @@
 //! A real scoring service on 127.0.0.1:0 against a fresh database, and clients for it.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, time::Duration};
+
+use sqlx::PgConnection;
+use uuid::Uuid;
 
 use tierline_proto::scoring::v1::{self as pb, scoring_service_client::ScoringServiceClient};
 use tierline_runtime::{
@@ -47,26 +50,38 @@ impl Drop for TestApp {
 
 impl TestApp {
     pub(crate) async fn spawn() -> Self {
+        Self::spawn_with(&[]).await
+    }
+
+    /// The first replica, with `settings` added to the environment.
+    pub(crate) async fn spawn_with(settings: &[(&str, &str)]) -> Self {
         init_logging();
         let database = TestDatabase::create().await.expect("database");
-        let mut app = Self::start(database.url()).await;
+        let mut app = Self::start(database.url(), settings).await;
         app._database = Some(database);
         app
     }
 
     /// Another replica on the same database.
     pub(crate) async fn replica(&self) -> Self {
-        Self::start(&self.database_url).await
+        Self::start(&self.database_url, &[]).await
     }
 
-    async fn start(database_url: &str) -> Self {
-        let source = ConfigSource::from_pairs([
+    /// Another replica on the same database, with `settings` added to the environment.
+    pub(crate) async fn replica_with(&self, settings: &[(&str, &str)]) -> Self {
+        Self::start(&self.database_url, settings).await
+    }
+
+    async fn start(database_url: &str, settings: &[(&str, &str)]) -> Self {
+        let mut pairs = vec![
             ("TIERLINE_GRPC_ADDR", "127.0.0.1:0"),
             ("TIERLINE_METRICS_ADDR", "off"),
             ("TIERLINE_DATABASE_URL", database_url),
             ("TIERLINE_AUTH_MODE", "jwt"),
             ("TIERLINE_AUTH_HS256_SECRET", tokens::SECRET),
-        ]);
+        ];
+        pairs.extend_from_slice(settings);
+        let source = ConfigSource::from_pairs(pairs);
         let app = Application::build(ScoringConfig::from_source(&source).expect("config"))
             .await
             .expect("builds");
@@ -200,4 +215,116 @@ pub(crate) fn violated_fields(status: &Status) -> Vec<String> {
         .into_iter()
         .map(|v| v.field)
         .collect()
+}
+
+pub(crate) async fn finished_run(client: &mut Client, run_id: &str) -> pb::EvaluationRun {
+    // Bounded: a run that never finishes fails the test instead of hanging it.
+    for _ in 0..3_000 {
+        let run = client
+            .get_evaluation_run(pb::GetEvaluationRunRequest {
+                evaluation_run_id: run_id.to_owned(),
+            })
+            .await
+            .expect("run")
+            .into_inner();
+        if run.status() != pb::EvaluationRunStatus::Running {
+            return run;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("run {run_id} did not finish");
+}
+
+/// A customer's tier (`GetTier`).
+pub(crate) async fn lookup(
+    client: &mut Client,
+    program_id: &str,
+    customer_id: Uuid,
+) -> pb::CustomerTier {
+    client
+        .get_tier(pb::GetTierRequest {
+            program_id: program_id.to_owned(),
+            customer_id: customer_id.to_string(),
+        })
+        .await
+        .expect("tier")
+        .into_inner()
+}
+
+/// The code of a customer's tier.
+pub(crate) async fn tier_code(client: &mut Client, program_id: &str, customer_id: Uuid) -> String {
+    lookup(client, program_id, customer_id)
+        .await
+        .tier
+        .expect("tier")
+        .code
+}
+
+/// A program with `rules` in force, once the activation's own run has finished; returns the
+/// program and the active version's id.
+pub(crate) async fn program_in_force(
+    client: &mut Client,
+    code: &str,
+    rules: pb::PolicyRules,
+) -> (pb::Program, String) {
+    let program = create_program(client, code).await;
+    let version = activate(client, &program.id, rules).await;
+    (program, version)
+}
+
+/// Puts `rules` in force in a program, once the activation's own run has finished; returns the
+/// version's id.
+pub(crate) async fn activate(
+    client: &mut Client,
+    program_id: &str,
+    rules: pb::PolicyRules,
+) -> String {
+    let draft = client
+        .create_policy_version(pb::CreatePolicyVersionRequest {
+            program_id: program_id.to_owned(),
+            rules: Some(rules),
+            created_by: "ops".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("draft")
+        .into_inner();
+    let activation = client
+        .activate_policy(pb::ActivatePolicyRequest {
+            policy_version_id: draft.id.clone(),
+            activated_by: "ops".into(),
+            expected_revision: None,
+        })
+        .await
+        .expect("activate")
+        .into_inner();
+    finished_run(client, &activation.evaluation_run_id).await;
+    draft.id
+}
+
+/// A VIP member with nothing bought: with no grace, an evaluation drops them one level.
+pub(crate) async fn insert_vip(
+    db: &mut PgConnection,
+    program_id: Uuid,
+    changed_by_run: Option<Uuid>,
+    rank: i32,
+) -> Uuid {
+    let customer_id = Uuid::now_v7();
+    sqlx::query("INSERT INTO scoring.members (customer_id, joined_at) VALUES ($1, now() - interval '2 years')")
+        .bind(customer_id)
+        .execute(&mut *db)
+        .await
+        .expect("member");
+    sqlx::query(
+        "INSERT INTO scoring.tier_states (program_id, customer_id, earned_rank, since, version, updated_at, changed_by_run)
+         VALUES ($1, $2, $3, now() - interval '2 years', 1, now(), $4)",
+    )
+    .bind(program_id)
+    .bind(customer_id)
+    .bind(rank)
+    .bind(changed_by_run)
+    .execute(&mut *db)
+    .await
+    .expect("state");
+    customer_id
 }

@@ -81,6 +81,8 @@ macro_rules! conformance_suite {
             case!(an_evaluation_page_skips_what_its_run_already_changed);
             case!(refunds_apply_once_and_counted_purchases_are_listed);
             case!(overrides_end_and_the_tier_feed_filters_by_program);
+            case!(program_changes_are_announced_when_they_commit);
+            case!(cache_repairs_are_queued_with_the_change_and_listed_until_done);
         }
     };
 }

@@ -10,6 +10,7 @@ use tierline_scoring::{
         accrual::{BucketDelta, CountedPurchase},
         decision::{Reason, TierState},
         idempotency::{Claimed, IdempotentRequest, Operation},
+        in_force::ProgramSignal,
         month::Month,
         policy::{Frequency, Metric, PolicyInput, TierRuleInput, WindowKind},
         program::{Program, Scope, Tier},
@@ -36,6 +37,7 @@ fn program(code: &str) -> Program {
         scope: Scope::default(),
         tiers: vec![tier("WELCOME", 0), tier("VIP", 1)],
         created_at: Utc::now().trunc_subsecs(6),
+        cache_generation: 0,
     }
 }
 
@@ -539,10 +541,14 @@ pub(crate) async fn buckets_rebuild_from_counted_purchases(store: Arc<dyn Scorin
     let customer = Uuid::now_v7();
     seed(&store, program.id, customer, 120_000, 0).await;
     seed(&store, program.id, customer, 30_000, 0).await;
-    store
+    let generation = store
         .rebuild_buckets(program.id, chrono_tz::Asia::Seoul)
         .await
         .expect("rebuild");
+    // Every record changed: the program's cache generation moved on.
+    assert_eq!(generation, program.cache_generation + 1);
+    let reread = store.program(program.id).await.expect("program");
+    assert_eq!(reread.map(|p| p.cache_generation), Some(generation));
     let records = store
         .customer_records(program.id, &[customer])
         .await
@@ -556,6 +562,125 @@ pub(crate) async fn buckets_rebuild_from_counted_purchases(store: Arc<dyn Scorin
         (150_000, 2),
         "the same purchases, counted once each"
     );
+}
+
+/// The next signal, waited for at most a few seconds.
+async fn next_signal(
+    signals: &mut tokio::sync::mpsc::Receiver<ProgramSignal>,
+) -> Option<ProgramSignal> {
+    tokio::time::timeout(std::time::Duration::from_secs(5), signals.recv())
+        .await
+        .ok()
+        .flatten()
+}
+
+pub(crate) async fn program_changes_are_announced_when_they_commit(store: Arc<dyn ScoringStore>) {
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let _stop = shutdown.clone().drop_guard();
+    let mut signals = store.program_signals(shutdown);
+    assert_eq!(
+        next_signal(&mut signals).await,
+        Some(ProgramSignal::Listening)
+    );
+    let program = program("INNISFREE");
+    store.create_program(&program, None).await.expect("program");
+    let Claimed::Done(v1) = store
+        .create_policy(&new_policy(program.id, 300_000), None)
+        .await
+        .expect("v1")
+    else {
+        panic!("no key, no replay");
+    };
+    store
+        .activate_policy(
+            v1.id,
+            "ops",
+            None,
+            Uuid::now_v7(),
+            Utc::now().trunc_subsecs(6),
+        )
+        .await
+        .expect("activate");
+    // Whatever else is announced on the way, the activation is.
+    let mut heard = Vec::new();
+    while let Some(signal) = next_signal(&mut signals).await {
+        heard.push(signal);
+        if heard.contains(&ProgramSignal::Changed(program.id)) {
+            break;
+        }
+    }
+    assert!(
+        heard.contains(&ProgramSignal::Changed(program.id)),
+        "{heard:?}"
+    );
+    // So is a rebuild, which moves the cache generation.
+    store
+        .rebuild_buckets(program.id, chrono_tz::Asia::Seoul)
+        .await
+        .expect("rebuild");
+    assert_eq!(
+        next_signal(&mut signals).await,
+        Some(ProgramSignal::Changed(program.id))
+    );
+}
+
+pub(crate) async fn cache_repairs_are_queued_with_the_change_and_listed_until_done(
+    store: Arc<dyn ScoringStore>,
+) {
+    let (program, customers) = (Uuid::now_v7(), vec![Uuid::now_v7(), Uuid::now_v7()]);
+    // A repair queued by a change that rolled back is not there.
+    let mut tx = store.begin().await.expect("tx");
+    tx.queue_cache_repair(program, 3, &customers)
+        .await
+        .expect("queued");
+    drop(tx);
+    let mut tx = store.begin().await.expect("tx");
+    let kept = tx
+        .queue_cache_repair(program, 3, &customers)
+        .await
+        .expect("queued");
+    tx.commit().await.expect("commit");
+    let mut tx = store.begin_evaluation().await.expect("tx");
+    let page = tx
+        .queue_cache_repair(program, 4, &customers[..1])
+        .await
+        .expect("queued");
+    tx.commit().await.expect("commit");
+
+    // Young repairs are left to the writes they back.
+    let before_them = Utc::now() - Duration::seconds(60);
+    assert!(
+        store
+            .cache_repairs(before_them, 10)
+            .await
+            .expect("repairs")
+            .is_empty()
+    );
+    let due = store
+        .cache_repairs(Utc::now() + Duration::seconds(1), 10)
+        .await
+        .expect("repairs");
+    assert_eq!(
+        due.iter()
+            .map(|repair| (
+                repair.id,
+                repair.program_id,
+                repair.generation,
+                repair.customer_ids.clone()
+            ))
+            .collect::<Vec<_>>(),
+        vec![
+            (kept, program, 3, customers.clone()),
+            (page, program, 4, customers[..1].to_vec())
+        ],
+        "oldest first"
+    );
+    store.cache_repaired(&[kept]).await.expect("done");
+    let left = store
+        .cache_repairs(Utc::now() + Duration::seconds(1), 10)
+        .await
+        .expect("repairs");
+    assert_eq!(left.iter().map(|r| r.id).collect::<Vec<_>>(), vec![page]);
 }
 
 pub(crate) async fn cut_points_simulation_and_lifecycles_read_the_population(

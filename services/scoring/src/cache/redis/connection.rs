@@ -5,12 +5,15 @@
 use futures::future::try_join_all;
 use redis::{
     Cmd, Pipeline, RedisFuture, RedisResult, ScriptInvocation, Value,
-    aio::{ConnectionLike, ConnectionManager},
+    aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig},
     cluster::ClusterClient,
     cluster_async::ClusterConnection,
 };
 
 use crate::cache::RedisTopology;
+
+/// The longest wait for a connection to open.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A multiplexed connection, cheap to clone: concurrent commands share it.
 #[derive(Clone)]
@@ -28,7 +31,15 @@ impl Connection {
         match topology {
             RedisTopology::Standalone => {
                 let client = redis::Client::open(url)?;
-                Ok(Self::Single(ConnectionManager::new(client).await?))
+                // Reconnecting is the circuit breaker's work (it opens a new connection as soon
+                // as Redis answers): the manager only retries once, briefly.
+                let config = ConnectionManagerConfig::new()
+                    .set_number_of_retries(1)
+                    .set_max_delay(100)
+                    .set_connection_timeout(CONNECT_TIMEOUT);
+                Ok(Self::Single(
+                    ConnectionManager::new_with_config(client, config).await?,
+                ))
             }
             RedisTopology::Cluster => {
                 let seeds: Vec<&str> = url
@@ -36,41 +47,83 @@ impl Connection {
                     .map(str::trim)
                     .filter(|seed| !seed.is_empty())
                     .collect();
-                let client = ClusterClient::new(seeds)?;
+                let client = ClusterClient::builder(seeds)
+                    .connection_timeout(CONNECT_TIMEOUT)
+                    .build()?;
                 Ok(Self::Cluster(client.get_async_connection().await?))
             }
         }
     }
 
-    /// Field `field` of each hash in `keys`, in order. A single server answers one pipeline; a
-    /// cluster gets one command per key, sent at once, because a pipeline may not span slots.
-    pub(super) async fn hget_many(
+    /// Reads each key and, where nothing is there, takes a lease on it in the same round trip
+    /// (`SET key L{token} NX PX lease`): the lease lets only this reader fill the key, and only
+    /// until a write replaces it. Returns, per key, the value found and whether the lease was
+    /// taken. A single server answers one pipeline; a cluster gets one two-command pipeline per
+    /// key (both on the key's slot), sent at once.
+    pub(super) async fn read_leasing(
         &self,
-        keys: &[String],
-        field: &str,
-    ) -> RedisResult<Vec<Option<String>>> {
-        match self {
+        keys: &[Vec<u8>],
+        lease: &[u8],
+        lease_millis: u64,
+    ) -> RedisResult<Vec<(Option<Vec<u8>>, bool)>> {
+        let two_commands = |pipeline: &mut Pipeline, key: &[u8]| {
+            pipeline.cmd("GET").arg(key);
+            pipeline
+                .cmd("SET")
+                .arg(key)
+                .arg(lease)
+                .arg("NX")
+                .arg("PX")
+                .arg(lease_millis);
+        };
+        let answers: Vec<(Option<Vec<u8>>, Option<String>)> = match self {
             Self::Single(_) => {
                 let mut pipeline = redis::pipe();
                 for key in keys {
-                    pipeline.cmd("HGET").arg(key).arg(field);
+                    two_commands(&mut pipeline, key);
                 }
-                pipeline.query_async(&mut self.clone()).await
+                let flat: Vec<Value> = pipeline.query_async(&mut self.clone()).await?;
+                flat.chunks(2)
+                    .map(|pair| {
+                        Ok((
+                            redis::from_redis_value(&pair[0])?,
+                            redis::from_redis_value(&pair[1])?,
+                        ))
+                    })
+                    .collect::<RedisResult<_>>()?
             }
             Self::Cluster(_) => {
                 try_join_all(keys.iter().map(|key| {
                     let mut connection = self.clone();
-                    async move {
-                        redis::cmd("HGET")
-                            .arg(key)
-                            .arg(field)
-                            .query_async::<Option<String>>(&mut connection)
-                            .await
-                    }
+                    let mut pipeline = redis::pipe();
+                    two_commands(&mut pipeline, key);
+                    async move { pipeline.query_async(&mut connection).await }
                 }))
-                .await
+                .await?
             }
-        }
+        };
+        Ok(answers
+            .into_iter()
+            .map(|(value, leased)| (value, leased.is_some()))
+            .collect())
+    }
+
+    /// Publishes `payload` on `channel` (a cluster forwards it to every node's subscribers).
+    pub(super) async fn publish(&self, channel: &str, payload: &[u8]) -> RedisResult<()> {
+        redis::cmd("PUBLISH")
+            .arg(channel)
+            .arg(payload)
+            .query_async::<i64>(&mut self.clone())
+            .await
+            .map(drop)
+    }
+
+    /// Answers PING.
+    pub(super) async fn ping(&self) -> RedisResult<()> {
+        redis::cmd("PING")
+            .query_async::<String>(&mut self.clone())
+            .await
+            .map(drop)
     }
 
     /// Runs every script invocation, all sent at once (each touches one key, so each goes to its

@@ -78,7 +78,7 @@ impl PgScoringStore {
         &self,
         program_id: Uuid,
         zone: chrono_tz::Tz,
-    ) -> Result<(), ScoringError> {
+    ) -> Result<i32, ScoringError> {
         let mut tx = self.pool.begin().await?;
         // Holds off the feed consumer's bucket writes until the rebuild commits; its purchases
         // then add to the rebuilt rows (a purchase not yet committed is not in the rebuild).
@@ -102,7 +102,16 @@ impl PgScoringStore {
         .bind(zone.name())
         .execute(&mut *tx)
         .await?;
+        // Every record changed: cached ones are of the generation before (the trigger on
+        // programs tells every replica at commit).
+        let generation: i32 = sqlx::query_scalar(
+            "UPDATE programs SET cache_generation = cache_generation + 1 WHERE id = $1
+             RETURNING cache_generation",
+        )
+        .bind(program_id)
+        .fetch_one(&mut *tx)
+        .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(generation)
     }
 }

@@ -223,6 +223,15 @@ impl EvaluationTx for PgEvaluationTx {
         Ok(())
     }
 
+    async fn queue_cache_repair(
+        &mut self,
+        program_id: Uuid,
+        generation: i32,
+        customer_ids: &[Uuid],
+    ) -> Result<i64, ScoringError> {
+        super::cache_repairs::queue(&mut self.tx, program_id, generation, customer_ids).await
+    }
+
     async fn commit(self: Box<Self>) -> Result<(), ScoringError> {
         self.tx.commit().await?;
         Ok(())

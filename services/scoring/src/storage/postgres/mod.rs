@@ -1,6 +1,7 @@
 //! The Postgres backend: the record of truth. Tables live in the `scoring` schema; migrations
 //! are in `services/scoring/migrations`.
 
+mod cache_repairs;
 mod errors;
 mod evaluation;
 mod evaluation_tx;
@@ -21,6 +22,7 @@ pub use tx::PgScoringTx;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
+use tierline_runtime::notify::Notice;
 use uuid::Uuid;
 
 use super::{Activation, CustomerRecord, DraftChange, NewPolicy, ScoringStore, tx::ScoringTx};
@@ -28,6 +30,7 @@ use crate::{
     ScoringError,
     domain::{
         idempotency::{Claimed, IdempotentRequest},
+        in_force::ProgramSignal,
         program::Program,
         state::HistoryRecord,
         versions::{EvaluationRun, PolicyStatus, PolicyVersion, RunTrigger},
@@ -64,6 +67,10 @@ impl PgScoringStore {
         }
     }
 }
+
+/// The channel the triggers on programs and policy versions notify (migration
+/// `20261126100009_tier_cache.sql`).
+const PROGRAM_CHANNEL: &str = "scoring_programs";
 
 /// The advisory lock key of the activity-feed leader ("tierline" "feed" in ASCII).
 const FEED_LEADER_LOCK: i64 = 0x7469_6572_6c66_6565;
@@ -287,6 +294,47 @@ impl ScoringStore for PgScoringStore {
         self.tier_feed_signal.clone()
     }
 
+    async fn cache_repairs(
+        &self,
+        queued_before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<super::CacheRepair>, ScoringError> {
+        self.select_cache_repairs(queued_before, limit).await
+    }
+
+    async fn cache_repaired(&self, ids: &[i64]) -> Result<(), ScoringError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.delete_cache_repairs(ids).await
+    }
+
+    fn program_signals(
+        &self,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> tokio::sync::mpsc::Receiver<ProgramSignal> {
+        let mut notices =
+            tierline_runtime::notify::listen(self.pool.clone(), PROGRAM_CHANNEL, shutdown);
+        let (sender, receiver) = tokio::sync::mpsc::channel(1024);
+        tokio::spawn(async move {
+            while let Some(notice) = notices.recv().await {
+                let signal = match notice {
+                    Notice::Listening => ProgramSignal::Listening,
+                    Notice::Lost => ProgramSignal::Lost,
+                    Notice::Notified(payload) => match Uuid::parse_str(&payload) {
+                        Ok(program_id) => ProgramSignal::Changed(program_id),
+                        // Not ours to read: forget everything rather than miss a change.
+                        Err(_) => ProgramSignal::Listening,
+                    },
+                };
+                if sender.send(signal).await.is_err() {
+                    return;
+                }
+            }
+        });
+        receiver
+    }
+
     async fn compute_cut_points(
         &self,
         program_id: Uuid,
@@ -382,7 +430,7 @@ impl ScoringStore for PgScoringStore {
         &self,
         program_id: Uuid,
         zone: chrono_tz::Tz,
-    ) -> Result<(), ScoringError> {
+    ) -> Result<i32, ScoringError> {
         self.rebuild(program_id, zone).await
     }
 

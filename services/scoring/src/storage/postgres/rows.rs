@@ -13,7 +13,8 @@ use crate::{
     },
 };
 
-pub(super) const PROGRAM_COLUMNS: &str = "id, code, name, currency, scope, tiers, created_at";
+pub(super) const PROGRAM_COLUMNS: &str =
+    "id, code, name, currency, scope, tiers, created_at, cache_generation";
 
 pub(super) const POLICY_COLUMNS: &str = "id, program_id, version, status, rules, description, revision, created_by, \
      created_at, updated_at, activated_by, activated_at, retired_by, retired_at";
@@ -31,6 +32,7 @@ pub(super) struct ProgramRow {
     scope: Json<Scope>,
     tiers: Json<Vec<Tier>>,
     created_at: DateTime<Utc>,
+    cache_generation: i32,
 }
 
 impl From<ProgramRow> for Program {
@@ -43,6 +45,7 @@ impl From<ProgramRow> for Program {
             scope: row.scope.0,
             tiers: row.tiers.0,
             created_at: row.created_at,
+            cache_generation: row.cache_generation,
         }
     }
 }

@@ -40,7 +40,7 @@ pub(super) async fn add_to_bucket(
 
 impl SqliteScoringStore {
     #[tracing::instrument(skip(self))]
-    pub(super) async fn rebuild(&self, program_id: Uuid, zone: Tz) -> Result<(), ScoringError> {
+    pub(super) async fn rebuild(&self, program_id: Uuid, zone: Tz) -> Result<i32, ScoringError> {
         // The write lock holds off the feed consumer's bucket writes until the rebuild commits.
         let mut write = self.begin_write().await?;
         let purchases: Vec<(Uuid, i64, i64, i64, i64)> = sqlx::query_as(
@@ -71,6 +71,16 @@ impl SqliteScoringStore {
         for ((customer_id, _), delta) in &totals {
             add_to_bucket(&mut write.tx, program_id, *customer_id, delta).await?;
         }
-        write.commit().await
+        // Every record changed: cached ones are of the generation before.
+        let generation: i32 = sqlx::query_scalar(
+            "UPDATE programs SET cache_generation = cache_generation + 1 WHERE id = ?1
+             RETURNING cache_generation",
+        )
+        .bind(program_id)
+        .fetch_one(&mut *write.tx)
+        .await?;
+        write.commit().await?;
+        self.program_changed(program_id);
+        Ok(generation)
     }
 }

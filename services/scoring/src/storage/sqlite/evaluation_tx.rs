@@ -174,6 +174,15 @@ impl EvaluationTx for SqliteEvaluationTx {
         Ok(())
     }
 
+    async fn queue_cache_repair(
+        &mut self,
+        program_id: Uuid,
+        generation: i32,
+        customer_ids: &[Uuid],
+    ) -> Result<i64, ScoringError> {
+        super::cache_repairs::queue(&mut self.write.tx, program_id, generation, customer_ids).await
+    }
+
     async fn commit(self: Box<Self>) -> Result<(), ScoringError> {
         self.write.commit().await
     }

@@ -11,6 +11,7 @@
 //! thousands, not millions.
 
 mod buckets;
+mod cache_repairs;
 mod evaluation_tx;
 mod idempotency;
 mod lifecycle;
@@ -30,7 +31,7 @@ pub use tx::SqliteScoringTx;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{Sqlite, SqlitePool, Transaction};
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 use uuid::Uuid;
 
 use super::{Activation, CustomerRecord, DraftChange, NewPolicy, ScoringStore, tx::ScoringTx};
@@ -38,6 +39,7 @@ use crate::{
     ScoringError,
     domain::{
         idempotency::{Claimed, IdempotentRequest},
+        in_force::ProgramSignal,
         program::Program,
         state::HistoryRecord,
         versions::{EvaluationRun, PolicyStatus, PolicyVersion, RunTrigger},
@@ -52,6 +54,8 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations-sqli
 pub struct SqliteScoringStore {
     pool: SqlitePool,
     tier_feed_signal: Arc<watch::Sender<u64>>,
+    /// Programs changed by this process, the only writer of its file.
+    program_changes: Arc<broadcast::Sender<Uuid>>,
     locks: tierline_runtime::lock::LocalLocks,
 }
 
@@ -90,8 +94,15 @@ impl SqliteScoringStore {
         Ok(Self {
             pool,
             tier_feed_signal: Arc::new(watch::channel(0).0),
+            program_changes: Arc::new(broadcast::channel(1024).0),
             locks: tierline_runtime::lock::LocalLocks::default(),
         })
+    }
+
+    /// Announces a committed change of a program or its policies.
+    fn program_changed(&self, program_id: Uuid) {
+        // No receiver is not an error: nothing holds programs then.
+        let _ = self.program_changes.send(program_id);
     }
 
     /// Starts a writing transaction: the write lock and a number, from its first statement.
@@ -171,7 +182,11 @@ impl ScoringStore for SqliteScoringStore {
         run_id: Uuid,
         now: DateTime<Utc>,
     ) -> Result<Activation, ScoringError> {
-        self.activate(id, by, expected_revision, run_id, now).await
+        let activation = self
+            .activate(id, by, expected_revision, run_id, now)
+            .await?;
+        self.program_changed(activation.policy.program_id);
+        Ok(activation)
     }
 
     async fn retire_draft(
@@ -180,7 +195,9 @@ impl ScoringStore for SqliteScoringStore {
         by: &str,
         now: DateTime<Utc>,
     ) -> Result<PolicyVersion, ScoringError> {
-        self.retire(id, by, now).await
+        let retired = self.retire(id, by, now).await?;
+        self.program_changed(retired.program_id);
+        Ok(retired)
     }
 
     async fn open_run(
@@ -328,6 +345,52 @@ impl ScoringStore for SqliteScoringStore {
         self.tier_feed_signal.subscribe()
     }
 
+    async fn cache_repairs(
+        &self,
+        queued_before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<super::CacheRepair>, ScoringError> {
+        self.select_cache_repairs(queued_before, limit).await
+    }
+
+    async fn cache_repaired(&self, ids: &[i64]) -> Result<(), ScoringError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.delete_cache_repairs(ids).await
+    }
+
+    fn program_signals(
+        &self,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> tokio::sync::mpsc::Receiver<ProgramSignal> {
+        // This process is the file's only writer: its own announcements are all there are.
+        let mut changes = self.program_changes.subscribe();
+        let (sender, receiver) = tokio::sync::mpsc::channel(1024);
+        tokio::spawn(async move {
+            if sender.send(ProgramSignal::Listening).await.is_err() {
+                return;
+            }
+            loop {
+                let signal = tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    change = changes.recv() => match change {
+                        Ok(program_id) => ProgramSignal::Changed(program_id),
+                        Err(broadcast::error::RecvError::Lagged(_)) => ProgramSignal::Lost,
+                        Err(broadcast::error::RecvError::Closed) => return,
+                    }
+                };
+                let lost = signal == ProgramSignal::Lost;
+                if sender.send(signal).await.is_err()
+                    || (lost && sender.send(ProgramSignal::Listening).await.is_err())
+                {
+                    return;
+                }
+            }
+        });
+        receiver
+    }
+
     async fn compute_cut_points(
         &self,
         program_id: Uuid,
@@ -423,7 +486,7 @@ impl ScoringStore for SqliteScoringStore {
         &self,
         program_id: Uuid,
         zone: chrono_tz::Tz,
-    ) -> Result<(), ScoringError> {
+    ) -> Result<i32, ScoringError> {
         self.rebuild(program_id, zone).await
     }
 

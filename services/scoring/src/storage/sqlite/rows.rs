@@ -36,7 +36,8 @@ pub(super) fn rank(value: i64) -> u32 {
     u32::try_from(value).unwrap_or(0)
 }
 
-pub(super) const PROGRAM_COLUMNS: &str = "id, code, name, currency, scope, tiers, created_at";
+pub(super) const PROGRAM_COLUMNS: &str =
+    "id, code, name, currency, scope, tiers, created_at, cache_generation";
 
 pub(super) const POLICY_COLUMNS: &str = "id, program_id, version, status, rules, description, revision, created_by, \
      created_at, updated_at, activated_by, activated_at, retired_by, retired_at";
@@ -57,6 +58,7 @@ pub(super) struct ProgramRow {
     scope: Json<Scope>,
     tiers: Json<Vec<Tier>>,
     created_at: i64,
+    cache_generation: i32,
 }
 
 impl From<ProgramRow> for Program {
@@ -69,6 +71,7 @@ impl From<ProgramRow> for Program {
             scope: row.scope.0,
             tiers: row.tiers.0,
             created_at: instant(row.created_at),
+            cache_generation: row.cache_generation,
         }
     }
 }

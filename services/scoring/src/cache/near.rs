@@ -1,0 +1,321 @@
+//! The near cache: cached values in this replica's memory, in front of Redis (or alone, in the
+//! single-process development mode), so that a hot lookup costs no network round trip.
+//!
+//! - Keyed by program, the program's cache generation and customer; the value is the compact
+//!   encoding of [`super::codec`], kept as it came from Redis and decoded on each hit.
+//! - Never older over newer: a value replaces only a lower version.
+//! - Invalidation: every replica hears every committed change (Redis pub/sub, see
+//!   [`super::invalidation`]) and drops what is older. A read that raced with a change must not
+//!   store what it read: each shard counts the invalidations it received (its epoch), and a
+//!   value read from Redis or the store is kept only if its shard's epoch did not move since the
+//!   read began (a [`Ticket`]). A shard is 1/256th of the keys, so a change elsewhere rarely
+//!   costs a racing read its place.
+//! - Trusted only while invalidations are heard: when the subscription is lost the cache is
+//!   emptied and bypassed until it is back (then emptied again, since changes were missed).
+//! - Bounded: at most `capacity` values (the oldest of a few sampled go first when a shard is
+//!   full), each living at most the TTL, the net for what no signal can catch.
+
+use std::{
+    collections::HashMap,
+    hash::BuildHasher,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use uuid::Uuid;
+
+const SHARDS: usize = 256;
+/// How many entries a full shard looks at to choose the one to drop.
+const EVICTION_SAMPLE: usize = 8;
+
+/// Whose record a cached value is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Key {
+    pub(crate) program_id: Uuid,
+    pub(crate) generation: i32,
+    pub(crate) customer_id: Uuid,
+}
+
+struct Slot {
+    version: i64,
+    value: Bytes,
+    stored_at: Instant,
+}
+
+#[derive(Default)]
+struct Shard {
+    slots: HashMap<Key, Slot>,
+    /// Invalidations received; a read that began at another epoch may be stale.
+    epoch: u64,
+}
+
+/// Taken before a read: the shard's epoch then.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ticket {
+    shard: usize,
+    epoch: u64,
+}
+
+/// The near cache, shared by clones.
+#[derive(Clone)]
+pub(crate) struct NearCache {
+    shards: Arc<[Mutex<Shard>]>,
+    shard_capacity: usize,
+    ttl: Duration,
+    trusted: Arc<AtomicBool>,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+impl std::fmt::Debug for NearCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NearCache")
+            .field("capacity", &(self.shard_capacity * SHARDS))
+            .field("ttl", &self.ttl)
+            .field("trusted", &self.trusted.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl NearCache {
+    /// At most `capacity` values living `ttl` each; `trusted` says whether it may be used before
+    /// the first [`NearCache::set_trusted`] (true only when nothing else writes the records).
+    pub(crate) fn new(capacity: usize, ttl: Duration, trusted: bool) -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            shard_capacity: capacity.div_ceil(SHARDS).max(1),
+            ttl,
+            trusted: Arc::new(AtomicBool::new(trusted)),
+            hasher: std::collections::hash_map::RandomState::new(),
+        }
+    }
+
+    fn shard_of(&self, key: &Key) -> usize {
+        (self.hasher.hash_one(key) % SHARDS as u64) as usize
+    }
+
+    fn shard(&self, index: usize) -> std::sync::MutexGuard<'_, Shard> {
+        // A panic while holding a shard leaves plain data behind: keep using it.
+        self.shards[index]
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether lookups may use it now.
+    pub(crate) fn trusted(&self) -> bool {
+        self.trusted.load(Ordering::SeqCst)
+    }
+
+    /// Starts or stops trusting it; either way everything held is dropped (invalidations may
+    /// have been missed).
+    pub(crate) fn set_trusted(&self, trusted: bool) {
+        if !trusted {
+            self.trusted.store(false, Ordering::SeqCst);
+        }
+        for index in 0..SHARDS {
+            let mut shard = self.shard(index);
+            shard.epoch += 1;
+            shard.slots.clear();
+        }
+        if trusted {
+            self.trusted.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// The value held for `key`, if trusted and fresh.
+    pub(crate) fn get(&self, key: &Key) -> Option<Bytes> {
+        if !self.trusted() {
+            return None;
+        }
+        let shard = self.shard(self.shard_of(key));
+        shard
+            .slots
+            .get(key)
+            .filter(|slot| slot.stored_at.elapsed() < self.ttl)
+            .map(|slot| slot.value.clone())
+    }
+
+    /// Taken before reading `key` elsewhere, to offer what was read afterwards.
+    pub(crate) fn ticket(&self, key: &Key) -> Option<Ticket> {
+        if !self.trusted() {
+            return None;
+        }
+        let index = self.shard_of(key);
+        let epoch = self.shard(index).epoch;
+        Some(Ticket {
+            shard: index,
+            epoch,
+        })
+    }
+
+    /// Keeps what a read found, unless its shard heard of a change since `ticket` or a newer
+    /// version is held.
+    pub(crate) fn offer(&self, key: Key, version: i64, value: Bytes, ticket: Ticket) {
+        if !self.trusted() {
+            return;
+        }
+        let mut shard = self.shard(ticket.shard);
+        if shard.epoch != ticket.epoch {
+            return;
+        }
+        self.keep(&mut shard, key, version, value);
+    }
+
+    /// Keeps a value this replica committed (and invalidates any read racing with it).
+    pub(crate) fn write(&self, key: Key, version: i64, value: Bytes) {
+        if !self.trusted() {
+            return;
+        }
+        let mut shard = self.shard(self.shard_of(&key));
+        shard.epoch += 1;
+        self.keep(&mut shard, key, version, value);
+    }
+
+    /// Another replica committed `version` of `key`: drop anything older, and invalidate any
+    /// read racing with it.
+    pub(crate) fn invalidate(&self, key: &Key, version: i64) {
+        let mut shard = self.shard(self.shard_of(key));
+        shard.epoch += 1;
+        if shard
+            .slots
+            .get(key)
+            .is_some_and(|slot| slot.version < version)
+        {
+            shard.slots.remove(key);
+        }
+    }
+
+    /// Drops `key` whatever its version (an erasure).
+    pub(crate) fn remove(&self, key: &Key) {
+        let mut shard = self.shard(self.shard_of(key));
+        shard.epoch += 1;
+        shard.slots.remove(key);
+    }
+
+    fn keep(&self, shard: &mut Shard, key: Key, version: i64, value: Bytes) {
+        if let Some(slot) = shard.slots.get_mut(&key) {
+            if slot.version < version
+                || (slot.version == version && slot.stored_at.elapsed() >= self.ttl)
+            {
+                *slot = Slot {
+                    version,
+                    value,
+                    stored_at: Instant::now(),
+                };
+            }
+            return;
+        }
+        if shard.slots.len() >= self.shard_capacity {
+            let ttl = self.ttl;
+            shard.slots.retain(|_, slot| slot.stored_at.elapsed() < ttl);
+        }
+        if shard.slots.len() >= self.shard_capacity {
+            let oldest = shard
+                .slots
+                .iter()
+                .take(EVICTION_SAMPLE)
+                .min_by_key(|(_, slot)| slot.stored_at)
+                .map(|(key, _)| *key);
+            if let Some(oldest) = oldest {
+                shard.slots.remove(&oldest);
+            }
+        }
+        shard.slots.insert(
+            key,
+            Slot {
+                version,
+                value,
+                stored_at: Instant::now(),
+            },
+        );
+    }
+
+    /// How many values are held.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        (0..SHARDS).map(|index| self.shard(index).slots.len()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(customer: u128) -> Key {
+        Key {
+            program_id: Uuid::from_u128(1),
+            generation: 0,
+            customer_id: Uuid::from_u128(customer),
+        }
+    }
+
+    fn value(version: i64) -> Bytes {
+        Bytes::from(format!("{version}:"))
+    }
+
+    #[test]
+    fn a_newer_version_is_never_replaced_by_an_older_one() {
+        let near = NearCache::new(100, Duration::from_secs(60), true);
+        near.write(key(1), 4, value(4));
+        let ticket = near.ticket(&key(1)).expect("trusted");
+        near.offer(key(1), 3, value(3), ticket);
+        assert_eq!(near.get(&key(1)), Some(value(4)));
+        near.write(key(1), 3, value(3));
+        assert_eq!(near.get(&key(1)), Some(value(4)));
+        near.write(key(1), 5, value(5));
+        assert_eq!(near.get(&key(1)), Some(value(5)));
+    }
+
+    #[test]
+    fn a_read_that_raced_with_a_change_is_not_kept() {
+        let near = NearCache::new(100, Duration::from_secs(60), true);
+        // A lookup misses and starts reading version 3 ...
+        let ticket = near.ticket(&key(1)).expect("trusted");
+        // ... while another replica commits version 4 and says so ...
+        near.invalidate(&key(1), 4);
+        // ... so what the lookup read is not kept.
+        near.offer(key(1), 3, value(3), ticket);
+        assert_eq!(near.get(&key(1)), None);
+        // A read that began after the change is.
+        let ticket = near.ticket(&key(1)).expect("trusted");
+        near.offer(key(1), 4, value(4), ticket);
+        assert_eq!(near.get(&key(1)), Some(value(4)));
+        // An invalidation of an older or equal version keeps it.
+        near.invalidate(&key(1), 4);
+        assert_eq!(near.get(&key(1)), Some(value(4)));
+        near.invalidate(&key(1), 5);
+        assert_eq!(near.get(&key(1)), None);
+    }
+
+    #[test]
+    fn untrusted_it_holds_nothing_and_trusting_again_starts_empty() {
+        let near = NearCache::new(100, Duration::from_secs(60), false);
+        near.write(key(1), 1, value(1));
+        assert_eq!(near.get(&key(1)), None);
+        assert!(near.ticket(&key(1)).is_none());
+        near.set_trusted(true);
+        near.write(key(1), 1, value(1));
+        assert_eq!(near.get(&key(1)), Some(value(1)));
+        let ticket = near.ticket(&key(2)).expect("trusted");
+        near.set_trusted(false);
+        assert_eq!(near.get(&key(1)), None);
+        near.set_trusted(true);
+        near.offer(key(2), 1, value(1), ticket);
+        assert_eq!((near.get(&key(1)), near.get(&key(2))), (None, None));
+    }
+
+    #[test]
+    fn it_stays_within_its_capacity_and_its_ttl() {
+        let near = NearCache::new(SHARDS * 2, Duration::from_secs(60), true);
+        for customer in 0..10_000 {
+            near.write(key(customer), 1, value(1));
+        }
+        assert!(near.len() <= SHARDS * 2, "{}", near.len());
+        let near = NearCache::new(100, Duration::ZERO, true);
+        near.write(key(1), 1, value(1));
+        assert_eq!(near.get(&key(1)), None);
+    }
+}

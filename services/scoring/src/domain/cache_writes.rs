@@ -1,0 +1,99 @@
+//! Writing changed records to the tier cache after their change commits, so that no cached
+//! record outlives a change, whatever fails in between.
+//!
+//! 1. In the change's transaction, the change queues a repair naming the records it changed
+//!    (only when a shared cache is configured: the near cache alone dies with its process).
+//! 2. After commit, [`write_through`] writes the records to the cache and tells every replica;
+//!    when that succeeded, the repair is removed.
+//! 3. A repair left behind (Redis down or slow, the process killed between commit and write)
+//!    is done by [`spawn_repairer`], running in every replica: once Redis answers, it deletes
+//!    those keys from Redis and from every replica's near cache. The next lookup reads the store.
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::Utc;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    cache::{Keyspace, TierCache},
+    storage::{CustomerRecord, ScoringStore},
+};
+
+/// How often the repairer looks at the queue.
+const REPAIR_EVERY: Duration = Duration::from_millis(500);
+
+/// A repair younger than this is left to the write it backs (which is most likely in flight).
+const REPAIR_AFTER: chrono::Duration = chrono::Duration::seconds(1);
+
+/// Repairs done per look.
+const REPAIRS_PER_LOOK: u32 = 100;
+
+/// Writes `records` of `space` after their change committed; removes the change's `repair`
+/// when the cache took them. Failures are left to the repairer.
+pub(crate) async fn write_through(
+    store: &dyn ScoringStore,
+    cache: &TierCache,
+    space: Keyspace,
+    records: &[CustomerRecord],
+    repair: Option<i64>,
+) {
+    if !cache.put_many(space, records).await {
+        return;
+    }
+    if let Some(id) = repair
+        && let Err(error) = store.cache_repaired(&[id]).await
+    {
+        // The repairer will drop those keys: a few misses, nothing wrong.
+        tracing::debug!(%error, "cannot remove a cache repair");
+    }
+}
+
+/// Does the repairs left behind, in the background, until `shutdown`.
+pub fn spawn_repairer(store: Arc<dyn ScoringStore>, cache: TierCache, shutdown: CancellationToken) {
+    if !cache.shared() {
+        return;
+    }
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(REPAIR_EVERY) => {}
+            }
+            if !cache.redis_available() {
+                continue;
+            }
+            if let Err(error) = repair_once(store.as_ref(), &cache).await {
+                tracing::warn!(%error, "cache repairs failed; retrying");
+            }
+        }
+    });
+}
+
+/// Does the repairs queued more than [`REPAIR_AFTER`] ago; returns how many.
+pub async fn repair_once(
+    store: &dyn ScoringStore,
+    cache: &TierCache,
+) -> Result<usize, crate::ScoringError> {
+    let due = store
+        .cache_repairs(Utc::now() - REPAIR_AFTER, REPAIRS_PER_LOOK)
+        .await?;
+    let mut done = Vec::with_capacity(due.len());
+    for repair in due {
+        let space = Keyspace {
+            program_id: repair.program_id,
+            generation: repair.generation,
+        };
+        if !cache.drop_many(space, &repair.customer_ids).await {
+            break;
+        }
+        done.push(repair.id);
+    }
+    store.cache_repaired(&done).await?;
+    if !done.is_empty() {
+        tracing::info!(
+            repairs = done.len(),
+            "dropped cached records whose writes may have failed"
+        );
+    }
+    Ok(done.len())
+}
