@@ -24,7 +24,14 @@ mod invalidation;
 mod near;
 mod redis;
 
-use std::{collections::HashMap, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use bytes::Bytes;
 use prometheus_client::{
@@ -189,6 +196,8 @@ pub struct TierCache {
     near: Option<NearCache>,
     redis: Option<redis::RedisCache>,
     metrics: CacheMetrics,
+    /// Write-throughs Redis did not take, so far (the repairer looks harder after one).
+    write_failures: Arc<AtomicU64>,
 }
 
 impl TierCache {
@@ -202,6 +211,7 @@ impl TierCache {
                 near: None,
                 redis: None,
                 metrics,
+                write_failures: Arc::default(),
             };
         };
         let near = (settings.near_records > 0).then(|| {
@@ -217,6 +227,7 @@ impl TierCache {
                 metrics.clone(),
             )),
             metrics,
+            write_failures: Arc::default(),
         }
     }
 
@@ -227,6 +238,7 @@ impl TierCache {
             near: Some(NearCache::new(records, ttl, true)),
             redis: None,
             metrics: CacheMetrics::register(metrics),
+            write_failures: Arc::default(),
         }
     }
 
@@ -386,9 +398,13 @@ impl TierCache {
                 )
             })
             .collect();
-        redis
+        let written = redis
             .put(&values, invalidation::CHANNEL, &invalidation)
-            .await
+            .await;
+        if !written {
+            self.write_failures.fetch_add(1, Ordering::SeqCst);
+        }
+        written
     }
 
     /// Drops `customer_ids` of `space` from Redis and from every replica's near cache, whatever
@@ -420,6 +436,11 @@ impl TierCache {
     /// Whether a shared cache (Redis) is configured: only then do writes need repairs.
     pub fn shared(&self) -> bool {
         self.redis.is_some()
+    }
+
+    /// How many write-throughs Redis did not take since this process started.
+    pub fn write_failures(&self) -> u64 {
+        self.write_failures.load(Ordering::SeqCst)
     }
 
     /// Whether Redis takes calls now (configured, connected, breaker closed).

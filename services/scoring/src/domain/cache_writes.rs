@@ -8,8 +8,15 @@
 //! 3. A repair left behind (Redis down or slow, the process killed between commit and write)
 //!    is done by [`spawn_repairer`], running in every replica: once Redis answers, it deletes
 //!    those keys from Redis and from every replica's near cache. The next lookup reads the store.
+//!
+//! The repairer reads the queue every [`REPAIR_EVERY`] for [`LOOK_HARD_FOR`] after this replica
+//! saw a write fail or Redis come back, and otherwise once every [`SWEEP_EVERY`] (for what a
+//! killed replica left): a warm replica does not touch the database.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
@@ -19,8 +26,14 @@ use crate::{
     storage::{CustomerRecord, ScoringStore},
 };
 
-/// How often the repairer looks at the queue.
+/// How often the repairer looks at the queue while it looks hard.
 const REPAIR_EVERY: Duration = Duration::from_millis(500);
+
+/// How long it looks hard after a failed write or a Redis outage.
+const LOOK_HARD_FOR: Duration = Duration::from_secs(5);
+
+/// How often it looks otherwise.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 /// A repair younger than this is left to the write it backs (which is most likely in flight).
 const REPAIR_AFTER: chrono::Duration = chrono::Duration::seconds(1);
@@ -54,16 +67,30 @@ pub fn spawn_repairer(store: Arc<dyn ScoringStore>, cache: TierCache, shutdown: 
         return;
     }
     tokio::spawn(async move {
+        let (mut seen_failures, mut was_away) = (cache.write_failures(), true);
+        let (mut hard_until, mut next_sweep) = (Instant::now(), Instant::now());
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 () = tokio::time::sleep(REPAIR_EVERY) => {}
             }
             if !cache.redis_available() {
+                was_away = true;
                 continue;
             }
+            let now = Instant::now();
+            let failures = cache.write_failures();
+            if failures != seen_failures || was_away {
+                (seen_failures, was_away) = (failures, false);
+                hard_until = now + LOOK_HARD_FOR;
+            }
+            if now >= hard_until && now < next_sweep {
+                continue;
+            }
+            next_sweep = now + SWEEP_EVERY;
             if let Err(error) = repair_once(store.as_ref(), &cache).await {
                 tracing::warn!(%error, "cache repairs failed; retrying");
+                hard_until = now + LOOK_HARD_FOR;
             }
         }
     });

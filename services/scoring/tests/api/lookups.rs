@@ -293,8 +293,9 @@ async fn a_cache_write_that_failed_is_repaired_once_redis_answers() {
         .expect("repairs");
     assert_eq!(queued, 1);
 
-    // The second replica, which reaches Redis, repairs it: Redis and its near cache drop the
-    // stale record, and the lookup reads the change.
+    // Once Redis answers the first replica again, it repairs: Redis and every replica's near
+    // cache drop the stale record, and the second replica's lookup reads the change.
+    proxy.restore();
     lookup_until(
         &mut reader,
         &program.id,
