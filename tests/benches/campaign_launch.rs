@@ -77,6 +77,9 @@ async fn seed(database: &TestDatabase, program_id: &str, customers: usize) {
     );
 }
 
+// The services run in this process: with the allocator their binaries have.
+tierline_runtime::service_allocator!();
+
 #[tokio::main]
 async fn main() {
     let customers = knob("BENCH_CUSTOMERS", 1_000_000);

@@ -30,6 +30,9 @@ use tierline_scoring::{Application as ScoringApp, ScoringConfig};
 use tierline_testkit::TestDatabase;
 use tokio_util::sync::CancellationToken;
 
+// The services run in this process: with the allocator their binaries have.
+tierline_runtime::service_allocator!();
+
 #[tokio::main]
 async fn main() {
     let customers = knob("BENCH_CUSTOMERS", 100_000);

@@ -22,6 +22,8 @@ enum Command {
     Migrate,
 }
 
+tierline_runtime::service_allocator!();
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();

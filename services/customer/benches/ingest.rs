@@ -226,6 +226,9 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
 }
 
+// The services run in this process: with the allocator their binaries have.
+tierline_runtime::service_allocator!();
+
 #[tokio::main]
 async fn main() {
     let (rows_n, batch, streams) = (

@@ -20,6 +20,9 @@ use support::{BenchService, create_program, knob, rules, seed_population};
 use tierline_proto::scoring::v1 as pb;
 use tierline_testkit::TestDatabase;
 
+// The services run in this process: with the allocator their binaries have.
+tierline_runtime::service_allocator!();
+
 #[tokio::main]
 async fn main() {
     let members = knob("BENCH_MEMBERS", 1_000_000);
@@ -30,7 +33,7 @@ async fn main() {
     let service = BenchService::start(&database, Some(&redis_url)).await;
     let mut client = service.client.clone();
     let program_id = create_program(&mut client).await;
-    seed_population(&database, &program_id, members).await;
+    seed_population(&database, &program_id, members, 0.5).await;
 
     for run in 1..=runs {
         let started = Instant::now();

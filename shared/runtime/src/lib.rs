@@ -6,6 +6,7 @@
 //! [`metrics`] around them. Errors of invalid input are built with [`status`]; calls to other
 //! services go through [`client::channel`] (TLS and trace context).
 
+pub mod allocator;
 pub mod auth;
 pub mod client;
 pub mod config;

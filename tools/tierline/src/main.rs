@@ -15,6 +15,8 @@ mod render;
 
 use clap::Parser;
 
+tierline_runtime::service_allocator!();
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();

@@ -1,6 +1,6 @@
 //! What the scoring benchmarks share: the service started in-process on a fresh database, an
 //! Innisfree-like program, and a population generated straight into the scoring schema
-//! (`BENCH_MEMBERS` members, about half buying in each of the last 12 months: ≈6 buckets each).
+//! (`BENCH_MEMBERS` members, each buying in a given share of the last 12 months).
 
 #![allow(dead_code, clippy::print_stdout, clippy::unwrap_used)]
 
@@ -175,12 +175,14 @@ pub(crate) async fn create_program(client: &mut ScoringServiceClient<Channel>) -
     program.id
 }
 
-/// Generates `members` members with buckets and tier states for `program_id`; prints and
-/// returns the number of buckets.
+/// Generates `members` members with buckets and tier states for `program_id`, each member
+/// buying in about `months_share` of the last 12 months (1.0: a bucket in every month); prints
+/// and returns the number of buckets.
 pub(crate) async fn seed_population(
     database: &TestDatabase,
     program_id: &str,
     members: usize,
+    months_share: f64,
 ) -> i64 {
     let mut connection = PgConnection::connect(database.url()).await.unwrap();
     let started = Instant::now();
@@ -196,9 +198,10 @@ pub(crate) async fn seed_population(
         "INSERT INTO scoring.buckets (program_id, customer_id, month, net_spend_minor, points, purchases)
          SELECT $1::uuid, m.customer_id, (date_trunc('month', now()) - k * interval '1 month')::date,
                 (random() * 200000)::bigint, 0, 1 + (random() * 2)::int
-         FROM scoring.members m CROSS JOIN generate_series(0, 11) k WHERE random() < 0.5",
+         FROM scoring.members m CROSS JOIN generate_series(0, 11) k WHERE random() < $2",
     )
     .bind(uuid::Uuid::parse_str(program_id).unwrap())
+    .bind(months_share)
     .execute(&mut connection)
     .await
     .unwrap();

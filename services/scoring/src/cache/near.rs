@@ -29,6 +29,34 @@ use bytes::Bytes;
 use uuid::Uuid;
 
 const SHARDS: usize = 256;
+
+/// Hashes keys by folding their bytes with a multiply: the ids in a key are random (v4) or end in
+/// random bits (v7), and are made by the services, not by callers, so a keyed hash (SipHash, the
+/// standard one) would only cost time on the lookup path.
+#[derive(Debug, Default, Clone, Copy)]
+struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0_u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word))
+                .wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+
+    fn write_i32(&mut self, value: i32) {
+        self.write(&value.to_le_bytes());
+    }
+
+    fn finish(&self) -> u64 {
+        // The high bits are the best mixed; the table and the shard index use the low ones.
+        self.0 ^ (self.0 >> 29)
+    }
+}
+
+type KeyHash = std::hash::BuildHasherDefault<KeyHasher>;
 /// How many entries a full shard looks at to choose the one to drop.
 const EVICTION_SAMPLE: usize = 8;
 
@@ -48,7 +76,7 @@ struct Slot {
 
 #[derive(Default)]
 struct Shard {
-    slots: HashMap<Key, Slot>,
+    slots: HashMap<Key, Slot, KeyHash>,
     /// Invalidations received; a read that began at another epoch may be stale.
     epoch: u64,
 }
@@ -67,7 +95,6 @@ pub(crate) struct NearCache {
     shard_capacity: usize,
     ttl: Duration,
     trusted: Arc<AtomicBool>,
-    hasher: std::collections::hash_map::RandomState,
 }
 
 impl std::fmt::Debug for NearCache {
@@ -89,12 +116,13 @@ impl NearCache {
             shard_capacity: capacity.div_ceil(SHARDS).max(1),
             ttl,
             trusted: Arc::new(AtomicBool::new(trusted)),
-            hasher: std::collections::hash_map::RandomState::new(),
         }
     }
 
     fn shard_of(&self, key: &Key) -> usize {
-        (self.hasher.hash_one(key) % SHARDS as u64) as usize
+        // The table inside a shard uses the lowest bits for the slot and the highest 7 to tell
+        // keys apart: take the shard from bits in between.
+        (KeyHash::default().hash_one(key) >> 40) as usize % SHARDS
     }
 
     fn shard(&self, index: usize) -> std::sync::MutexGuard<'_, Shard> {
@@ -305,6 +333,28 @@ mod tests {
         near.set_trusted(true);
         near.offer(key(2), 1, value(1), ticket);
         assert_eq!((near.get(&key(1)), near.get(&key(2))), (None, None));
+    }
+
+    #[test]
+    fn keys_spread_over_every_shard() {
+        let near = NearCache::new(1_000_000, Duration::from_secs(60), true);
+        let mut per_shard = vec![0_usize; SHARDS];
+        for _ in 0..(SHARDS * 400) {
+            let key = Key {
+                program_id: Uuid::from_u128(7),
+                generation: 1,
+                customer_id: Uuid::now_v7(),
+            };
+            per_shard[near.shard_of(&key)] += 1;
+        }
+        let (least, most) = (
+            per_shard.iter().min().copied().unwrap_or(0),
+            per_shard.iter().max().copied().unwrap_or(0),
+        );
+        assert!(
+            least > 250 && most < 550,
+            "keys per shard from {least} to {most}"
+        );
     }
 
     #[test]

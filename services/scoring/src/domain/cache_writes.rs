@@ -9,9 +9,10 @@
 //!    is done by [`spawn_repairer`], running in every replica: once Redis answers, it deletes
 //!    those keys from Redis and from every replica's near cache. The next lookup reads the store.
 //!
-//! The repairer reads the queue every [`REPAIR_EVERY`] for [`LOOK_HARD_FOR`] after this replica
-//! saw a write fail or Redis come back, and otherwise once every [`SWEEP_EVERY`] (for what a
-//! killed replica left): a warm replica does not touch the database.
+//! The repairer reads the queue every [`REPAIR_EVERY`] for [`LOOK_HARD_FOR`] after its replica
+//! starts, saw a write fail, or saw Redis come back, and otherwise once every [`SWEEP_EVERY`]:
+//! a warm replica does not touch the database. What a killed replica left is repaired when a
+//! replica starts (Kubernetes restarts the killed one at once), at the latest by the next sweep.
 
 use std::{
     sync::Arc,
@@ -33,7 +34,7 @@ const REPAIR_EVERY: Duration = Duration::from_millis(500);
 const LOOK_HARD_FOR: Duration = Duration::from_secs(5);
 
 /// How often it looks otherwise.
-const SWEEP_EVERY: Duration = Duration::from_secs(60);
+const SWEEP_EVERY: Duration = Duration::from_secs(600);
 
 /// A repair younger than this is left to the write it backs (which is most likely in flight).
 const REPAIR_AFTER: chrono::Duration = chrono::Duration::seconds(1);
@@ -68,7 +69,7 @@ pub fn spawn_repairer(store: Arc<dyn ScoringStore>, cache: TierCache, shutdown: 
     }
     tokio::spawn(async move {
         let (mut seen_failures, mut was_away) = (cache.write_failures(), true);
-        let (mut hard_until, mut next_sweep) = (Instant::now(), Instant::now());
+        let (mut hard_until, mut next_sweep) = (Instant::now(), Instant::now() + SWEEP_EVERY);
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return,

@@ -35,8 +35,10 @@ use uuid::Uuid;
 use super::consumer::ProgramInForce;
 use crate::{ScoringError, storage::ScoringStore};
 
-/// The longest a replica keeps a program without hearing of it.
-pub const SAFETY_TTL: Duration = Duration::from_secs(30);
+/// The longest a replica keeps a program without hearing of it. Notifications are delivered to
+/// every connected listener, and a lost connection forgets everything, so this only bounds what
+/// no signal can catch (a change written with the triggers disabled).
+pub const SAFETY_TTL: Duration = Duration::from_secs(300);
 
 /// What the store announces about programs and their policies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
