@@ -90,7 +90,7 @@ impl ScoringConfig {
                 ),
                 near_ttl: reader.duration(
                     "TIERLINE_NEAR_CACHE_TTL",
-                    std::time::Duration::from_secs(60),
+                    std::time::Duration::from_secs(300),
                 ),
             },
         };
