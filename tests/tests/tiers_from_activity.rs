@@ -555,6 +555,43 @@ async fn lookups_are_cached_in_redis_and_still_answer_when_redis_stops() {
     .await;
 }
 
+#[tokio::test]
+async fn an_erasure_raises_the_version_so_cached_lookups_are_replaced() {
+    let mut services = start_with(&[("TIERLINE_REDIS_URL", tierline_testkit::redis_url())]).await;
+    let program_id = innisfree_program(&mut services.scoring).await;
+    let customer_id = new_customer(&mut services, "Erased").await;
+    purchase(
+        &mut services.customer,
+        "e-1",
+        &customer_id,
+        120_000,
+        months_ago(0),
+    )
+    .await;
+    // Looked up, so cached in Redis and in the replica's near cache.
+    let before = tier_when(&mut services.scoring, &program_id, &customer_id, |t| {
+        code(t) == "GREEN"
+    })
+    .await;
+    services
+        .customer
+        .erase_customer(authorized(
+            customer::EraseCustomerRequest {
+                id: customer_id.clone(),
+                reason: "customer request".into(),
+            },
+            &[CUSTOMERS_WRITE],
+        ))
+        .await
+        .expect("erase");
+    // The erasure reaches scoring through the feed as a change of the record: a newer version
+    // replaces the cached one.
+    tier_when(&mut services.scoring, &program_id, &customer_id, |t| {
+        t.version > before.version
+    })
+    .await;
+}
+
 async fn new_customer(services: &mut Services, name: &str) -> String {
     services
         .customer
