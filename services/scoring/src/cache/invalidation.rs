@@ -81,9 +81,13 @@ pub(super) fn follow(topology: RedisTopology, url: String, near: NearCache) {
                 .filter(|seed| !seed.is_empty())
                 .collect(),
         };
+        if seeds.is_empty() {
+            tracing::error!("TIERLINE_REDIS_URL names no Redis: the near cache stays off");
+            return;
+        }
         let mut attempt = 0_usize;
         loop {
-            let seed = &seeds[attempt % seeds.len().max(1)];
+            let seed = &seeds[attempt % seeds.len()];
             attempt += 1;
             if let Err(error) = subscribed(seed, &near).await {
                 tracing::debug!(%error, "tier invalidation subscription ended");

@@ -438,6 +438,14 @@ impl TierCache {
         self.redis.is_some()
     }
 
+    /// Counts a write-through that could not be made (its records could not be read), so that
+    /// the repairer looks for its repair soon.
+    pub fn note_write_failure(&self) {
+        if self.redis.is_some() {
+            self.write_failures.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
     /// How many write-throughs Redis did not take since this process started.
     pub fn write_failures(&self) -> u64 {
         self.write_failures.load(Ordering::SeqCst)

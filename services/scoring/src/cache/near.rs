@@ -60,6 +60,10 @@ type KeyHash = std::hash::BuildHasherDefault<KeyHasher>;
 /// How many entries a full shard looks at to choose the one to drop.
 const EVICTION_SAMPLE: usize = 8;
 
+/// The sample is taken where the shard's table starts, so a full shard also drops everything
+/// expired now and then, wherever it sits.
+const SWEEP_AFTER_EVICTIONS: u32 = 1024;
+
 /// Whose record a cached value is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct Key {
@@ -81,6 +85,8 @@ struct Shard {
     slots: HashMap<Key, Slot, KeyHash>,
     /// Invalidations received; a read that began at another epoch may be stale.
     epoch: u64,
+    /// Values dropped for room; every [`SWEEP_AFTER_EVICTIONS`] the shard drops what expired.
+    evictions: u32,
 }
 
 /// Taken before a read: the shard's epoch then.
@@ -265,6 +271,13 @@ impl NearCache {
                 .map(|(key, _)| *key);
             if let Some(oldest) = oldest {
                 self.drop_slot(shard, &oldest);
+            }
+            shard.evictions = shard.evictions.wrapping_add(1);
+            if shard.evictions.is_multiple_of(SWEEP_AFTER_EVICTIONS) {
+                let (now, before) = (Instant::now(), shard.slots.len());
+                shard.slots.retain(|_, slot| slot.expires_at > now);
+                self.held
+                    .fetch_sub(before - shard.slots.len(), Ordering::SeqCst);
             }
         }
         self.held.fetch_add(1, Ordering::SeqCst);

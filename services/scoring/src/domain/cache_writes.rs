@@ -22,7 +22,10 @@ use std::{
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
+use uuid::Uuid;
+
 use crate::{
+    ScoringError,
     cache::{Keyspace, TierCache},
     storage::{CustomerRecord, ScoringStore},
 };
@@ -62,6 +65,39 @@ pub(crate) async fn write_through(
     }
 }
 
+/// Reads the records of `customers` after their change committed and writes them through, in a
+/// task of its own: neither the caller going away (a cancelled RPC, a replica stopping between
+/// two awaits) nor a failed read skips the write silently. A failed read wakes the repairer,
+/// which drops those keys. Returns the records read, for the caller's answer.
+pub(crate) fn after_commit(
+    store: Arc<dyn ScoringStore>,
+    cache: TierCache,
+    space: Keyspace,
+    customers: Vec<Uuid>,
+    repair: Option<i64>,
+) -> tokio::task::JoinHandle<Result<Vec<CustomerRecord>, ScoringError>> {
+    tokio::spawn(async move {
+        match store.customer_records(space.program_id, &customers).await {
+            Ok(records) => {
+                write_through(store.as_ref(), &cache, space, &records, repair).await;
+                Ok(records)
+            }
+            Err(error) => {
+                cache.note_write_failure();
+                Err(error)
+            }
+        }
+    })
+}
+
+/// The records [`after_commit`] read; an internal error if its task panicked.
+pub(crate) async fn records_after_commit(
+    task: tokio::task::JoinHandle<Result<Vec<CustomerRecord>, ScoringError>>,
+) -> Result<Vec<CustomerRecord>, ScoringError> {
+    task.await
+        .map_err(|error| ScoringError::Internal(format!("cache write task: {error}")))?
+}
+
 /// Does the repairs left behind, in the background, until `shutdown`.
 pub fn spawn_repairer(store: Arc<dyn ScoringStore>, cache: TierCache, shutdown: CancellationToken) {
     if !cache.shared() {
@@ -97,11 +133,27 @@ pub fn spawn_repairer(store: Arc<dyn ScoringStore>, cache: TierCache, shutdown: 
     });
 }
 
-/// Does the repairs queued more than [`REPAIR_AFTER`] ago; returns how many.
+/// Does the repairs queued more than [`REPAIR_AFTER`] ago, a page at a time until none is
+/// left or Redis fails; returns how many.
 pub async fn repair_once(
     store: &dyn ScoringStore,
     cache: &TierCache,
-) -> Result<usize, crate::ScoringError> {
+) -> Result<usize, ScoringError> {
+    let mut repaired = 0;
+    loop {
+        let (done, whole_page) = repair_page(store, cache).await?;
+        repaired += done;
+        if !whole_page {
+            return Ok(repaired);
+        }
+    }
+}
+
+/// One page of repairs: how many were done, and whether the page was full and all done.
+async fn repair_page(
+    store: &dyn ScoringStore,
+    cache: &TierCache,
+) -> Result<(usize, bool), ScoringError> {
     let due = store
         .cache_repairs(Utc::now() - REPAIR_AFTER, REPAIRS_PER_LOOK)
         .await?;
@@ -123,5 +175,5 @@ pub async fn repair_once(
             "dropped cached records whose writes may have failed"
         );
     }
-    Ok(done.len())
+    Ok((done.len(), done.len() == REPAIRS_PER_LOOK as usize))
 }

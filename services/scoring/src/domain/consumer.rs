@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use super::{
     accrual::{PurchaseEvent, purchase_effect, refund_effect},
-    cache_writes::write_through,
+    cache_writes::{after_commit, records_after_commit},
     decision::{Decision, TierState},
     policy::PolicyRules,
     program::Program,
@@ -247,8 +247,10 @@ impl FeedApplier {
                         (Some(purchase.customer_id), Some(purchase))
                     }
                     UpstreamEvent::Refund { customer_id, .. }
-                    | UpstreamEvent::CustomerErased { customer_id } => (Some(*customer_id), None),
-                    UpstreamEvent::CustomerCreated { .. } => (None, None),
+                    | UpstreamEvent::CustomerErased { customer_id }
+                    | UpstreamEvent::CustomerCreated { customer_id, .. } => {
+                        (Some(*customer_id), None)
+                    }
                 };
                 programs
                     .iter()
@@ -293,12 +295,23 @@ impl FeedApplier {
         tx.save_cursor(ACTIVITY_FEED, position, now).await?;
         tx.commit().await?;
         // Write-through, after the commit: the cache never holds what the store may roll back.
-        for (space, customers, repair) in writes {
-            let records = self
-                .store
-                .customer_records(space.program_id, &customers)
-                .await?;
-            write_through(self.store.as_ref(), &self.cache, space, &records, repair).await;
+        // A write that cannot be made is left to the repairer: the batch is applied either way.
+        let tasks: Vec<_> = writes
+            .into_iter()
+            .map(|(space, customers, repair)| {
+                after_commit(
+                    self.store.clone(),
+                    self.cache.clone(),
+                    space,
+                    customers,
+                    repair,
+                )
+            })
+            .collect();
+        for task in tasks {
+            if let Err(error) = records_after_commit(task).await {
+                tracing::warn!(%error, "cache write after a feed batch failed; the repairer will drop those records");
+            }
         }
         Ok(())
     }
@@ -317,12 +330,24 @@ async fn apply_event(
             customer_id,
             joined_at,
         } => {
+            let provisional = tx.member(*customer_id).await?;
             tx.upsert_member(Member {
                 customer_id: *customer_id,
                 joined_at: *joined_at,
                 erased: false,
             })
             .await?;
+            // A provisional member (a purchase came first) joined when first seen: the Created
+            // event moves that earlier, which changes the windows a lookup shows. Raise the
+            // version in every program, so that cached records are replaced.
+            if provisional.is_some_and(|member| member.joined_at > *joined_at) {
+                for program in programs {
+                    let (stored, _) =
+                        state_or_new(tx, program.program.id, *customer_id, now).await?;
+                    save(tx, program, *customer_id, &stored, None, now).await?;
+                    touched.push((program.program.id, *customer_id));
+                }
+            }
         }
         UpstreamEvent::CustomerErased { customer_id } => {
             let joined_at = tx

@@ -21,7 +21,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{
-    cache_writes::write_through,
+    cache_writes::{after_commit, records_after_commit, write_through},
     consumer::{ProgramInForce, state_or_new},
     decision::Decision,
     lookup::tier_code,
@@ -344,6 +344,10 @@ impl Evaluator {
             return Ok(0);
         }
         let mut tx = self.store.begin().await?;
+        // The program as the store has it now, with no rebuild committing before this does (the
+        // one passed in was read at the scheduler's tick): its generation keys the cache writes.
+        tx.guard_buckets().await?;
+        let program = &ProgramInForce::load(self.store.as_ref(), program.program.id).await?;
         for customer_id in &ended {
             let (mut stored, member) =
                 state_or_new(tx.as_mut(), program.program.id, *customer_id, now).await?;
@@ -371,11 +375,14 @@ impl Evaluator {
             None
         };
         tx.commit().await?;
-        let records = self
-            .store
-            .customer_records(program.program.id, &ended)
-            .await?;
-        write_through(self.store.as_ref(), &self.cache, space, &records, repair).await;
+        records_after_commit(after_commit(
+            self.store.clone(),
+            self.cache.clone(),
+            space,
+            ended.clone(),
+            repair,
+        ))
+        .await?;
         Ok(ended.len())
     }
 }

@@ -9,7 +9,7 @@ use tierline_runtime::{paging, status::FieldViolation};
 use uuid::Uuid;
 
 use super::{
-    cache_writes::write_through,
+    cache_writes::{after_commit, records_after_commit},
     consumer::{ProgramInForce, state_or_new},
     decision::Override,
     evaluation::{Evaluator, Pass},
@@ -575,7 +575,9 @@ impl Scoring {
             operator,
             idempotency_key,
         } = request;
-        let (program, policy, rules) = self.program_in_force(program_id).await?;
+        let in_force = self.in_force(program_id).await?;
+        let (policy, _) = in_force.active()?;
+        let program = &in_force.program;
         let customer = parse_id("customer_id", customer_id)?;
         let now = now();
         let mut violations = Vec::new();
@@ -622,9 +624,8 @@ impl Scoring {
             }),
         )?;
         self.change_state(
-            program,
-            policy,
-            rules,
+            program.id,
+            policy.id,
             customer,
             request,
             move |state, totals| Some(state.set_override(manual, totals, now)),
@@ -641,13 +642,14 @@ impl Scoring {
         operator: &str,
     ) -> Result<(Program, PolicyRules, TierView), ScoringError> {
         actor("operator_name", operator)?;
-        let (program, policy, rules) = self.program_in_force(program_id).await?;
+        let in_force = self.in_force(program_id).await?;
+        let (policy, _) = in_force.active()?;
+        let program = &in_force.program;
         let customer = parse_id("customer_id", customer_id)?;
         let now = now();
         self.change_state(
-            program,
-            policy,
-            rules,
+            program.id,
+            policy.id,
             customer,
             None,
             move |state, totals| Some(state.clear_override(totals, now)),
@@ -660,9 +662,8 @@ impl Scoring {
     /// and returns the current view.
     async fn change_state(
         &self,
-        program: Program,
-        policy: PolicyVersion,
-        rules: PolicyRules,
+        program_id: Uuid,
+        policy_id: Uuid,
         customer_id: Uuid,
         request: Option<IdempotentRequest>,
         change: impl FnOnce(
@@ -671,11 +672,17 @@ impl Scoring {
         ) -> Option<super::decision::Decision>,
     ) -> Result<(Program, PolicyRules, TierView), ScoringError> {
         let now = now();
-        let in_force = ProgramInForce {
-            program,
-            policy: Some((policy, rules)),
-        };
         let mut tx = self.store.begin().await?;
+        // No bucket rebuild commits before this change does, and the program is read after any
+        // that did: the decision and the cache keys (the generation) are the store's, not a
+        // replica's memory's, which may lag.
+        tx.guard_buckets().await?;
+        let in_force = ProgramInForce::load(self.store.as_ref(), program_id).await?;
+        if in_force.policy.as_ref().map(|(version, _)| version.id) != Some(policy_id) {
+            return Err(ScoringError::Aborted(
+                "the program's policy changed meanwhile; retry".into(),
+            ));
+        }
         if tx.member(customer_id).await?.is_none() {
             return Err(ScoringError::not_found("customer", customer_id));
         }
@@ -728,18 +735,14 @@ impl Scoring {
         let Some((policy, rules)) = &in_force.policy else {
             return Err(ScoringError::Internal("no policy".into()));
         };
-        let records = self
-            .store
-            .customer_records(in_force.program.id, &[customer_id])
-            .await?;
-        write_through(
-            self.store.as_ref(),
-            &self.cache,
+        let records = records_after_commit(after_commit(
+            self.store.clone(),
+            self.cache.clone(),
             Keyspace::of(&in_force.program),
-            &records,
+            vec![customer_id],
             repair,
-        )
-        .await;
+        ))
+        .await?;
         let record = records
             .first()
             .ok_or_else(|| ScoringError::not_found("customer", customer_id))?;

@@ -97,14 +97,21 @@ impl Breaker {
         let state = &self.state;
         let mut announced = false;
         loop {
-            let attempt = tokio::time::timeout(state.timeout.max(PROBE_EVERY) * 4, async {
+            // Connecting may take a while; the PING must answer within a call's timeout, or a
+            // Redis that is alive but slow would close the breaker only to open it again.
+            let attempt = async {
                 let connection = Connection::open(state.topology, &state.url).await?;
-                connection.ping().await?;
-                Ok::<_, redis::RedisError>(connection)
-            })
+                match tokio::time::timeout(state.timeout, connection.ping()).await {
+                    Ok(answer) => answer.map(|()| connection),
+                    Err(_) => Err(redis::RedisError::from((
+                        redis::ErrorKind::IoError,
+                        "PING timed out",
+                    ))),
+                }
+            }
             .await;
-            match attempt {
-                Ok(Ok(connection)) => {
+            match attempt.map_err(Some) {
+                Ok(connection) => {
                     state.failures.store(0, Ordering::SeqCst);
                     *state
                         .connection
@@ -113,7 +120,7 @@ impl Breaker {
                     tracing::info!(topology = ?state.topology, "tier cache connected to Redis");
                     return;
                 }
-                Ok(Err(error)) if !announced => {
+                Err(Some(error)) if !announced => {
                     tracing::warn!(%error, "Redis unreachable: serving tier lookups from Postgres");
                     announced = true;
                 }
