@@ -282,18 +282,31 @@ pub(crate) async fn create(
 }
 
 /// Launches a campaign.
+/// Launches a campaign and waits until the launch is complete. A launch may go on in the
+/// background (past the call's wait, or run by the scheduler that took its lock first): calling
+/// `LaunchCampaign` again resumes or reports it, as a client would.
 pub(crate) async fn launch(services: &mut Services, id: &str) -> campaign::LaunchCampaignResponse {
-    services
-        .campaign
-        .launch_campaign(authorized(
-            campaign::LaunchCampaignRequest {
-                campaign_id: id.into(),
-            },
-            &[CAMPAIGNS_ADMIN],
-        ))
-        .await
-        .expect("launch")
-        .into_inner()
+    super::eventually("the launch to complete", || {
+        let mut client = services.campaign.clone();
+        async move {
+            let answer = client
+                .launch_campaign(authorized(
+                    campaign::LaunchCampaignRequest {
+                        campaign_id: id.into(),
+                    },
+                    &[CAMPAIGNS_ADMIN],
+                ))
+                .await
+                .expect("launch")
+                .into_inner();
+            answer
+                .summary
+                .as_ref()
+                .is_some_and(|summary| summary.complete)
+                .then_some(answer)
+        }
+    })
+    .await
 }
 
 /// Every member of a campaign.
