@@ -230,6 +230,19 @@ fn median(values: &[f64]) -> f64 {
     sorted.get(sorted.len() / 2).copied().unwrap_or(0.0)
 }
 
+/// Prints each round's ratio to Check and their median.
+fn print_ratios(label: &str, ratios: &[f64]) {
+    println!(
+        "{label}: {} x Check's calls/s by round; median {:.2}x",
+        ratios
+            .iter()
+            .map(|ratio| format!("{ratio:.2}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        median(ratios)
+    );
+}
+
 /// `BENCH_ROUNDS` rounds of Check then warm GetTier; the ratio of each round.
 async fn rounds(
     lines: &[tonic::transport::Channel],
@@ -378,15 +391,7 @@ async fn main() {
         Call::Batch(100),
     )
     .await;
-    println!(
-        "GetTier, warm: {} x Check's calls/s by round; median {:.2}x",
-        ratios
-            .iter()
-            .map(|ratio| format!("{ratio:.2}"))
-            .collect::<Vec<_>>()
-            .join(", "),
-        median(&ratios)
-    );
+    print_ratios("GetTier, warm", &ratios);
     println!(
         "Postgres transactions in the bench database during the Check and warm GetTier rounds: {}",
         after - before
@@ -495,14 +500,6 @@ async fn against_tierline_dev(callers: usize, seconds: u64) {
     }
     println!("tierline dev: GetTier of {} demo members", members.len());
     let ratios = rounds(&lines, &program.id, members.clone(), callers, seconds).await;
-    println!(
-        "tierline dev, GetTier, warm: {} x Check's calls/s by round; median {:.2}x",
-        ratios
-            .iter()
-            .map(|ratio| format!("{ratio:.2}"))
-            .collect::<Vec<_>>()
-            .join(", "),
-        median(&ratios)
-    );
+    print_ratios("tierline dev, GetTier, warm", &ratios);
     dev.kill().await.unwrap();
 }

@@ -457,9 +457,4 @@ impl TierCache {
             .as_ref()
             .is_some_and(redis::RedisCache::available)
     }
-
-    /// Whether this replica's near cache is in use now (for tests and readiness of benchmarks).
-    pub fn near_in_use(&self) -> bool {
-        self.near.as_ref().is_some_and(NearCache::trusted)
-    }
 }
