@@ -8,22 +8,20 @@
 //! month. Then the customer's window totals are computed from the buckets and the tier is raised
 //! at once if they qualify higher. Refunds never lower a tier: downgrades wait for evaluations.
 
-use std::{
-    collections::{HashMap, HashSet},
-    sync::Arc,
-};
+use std::{collections::HashMap, sync::Arc};
 
 use chrono::{DateTime, SubsecRound, Utc};
 use chrono_tz::Tz;
 use uuid::Uuid;
 
 use super::{
-    accrual::{PurchaseEvent, purchase_effect, refund_effect},
+    accrual::PurchaseEvent,
     cache_writes::{after_commit, records_after_commit},
     decision::{Decision, TierState},
+    feed_batch::{self, FeedKeys, history_record},
     policy::PolicyRules,
     program::Program,
-    state::{HistoryRecord, Member, StoredState},
+    state::{Member, StoredState},
     versions::PolicyVersion,
     window::{Totals, months_at},
 };
@@ -183,24 +181,8 @@ pub(crate) async fn save(
     tx.save_state(program.program.id, customer_id, stored, now)
         .await?;
     if let Some(decision) = decision {
-        let (policy_version_id, policy_version) = program
-            .policy
-            .as_ref()
-            .map(|(version, _)| (version.id, version.version))
-            .unzip();
-        tx.record(&HistoryRecord {
-            id: Uuid::now_v7(),
-            program_id: program.program.id,
-            customer_id,
-            from_rank: decision.from_rank,
-            to_rank: decision.to_rank,
-            reason: decision.reason,
-            policy_version_id,
-            policy_version,
-            totals: decision.totals,
-            occurred_at: decision.at,
-        })
-        .await?;
+        tx.record(&history_record(program, customer_id, decision))
+            .await?;
     }
     Ok(())
 }
@@ -236,43 +218,14 @@ impl FeedApplier {
         // activation and counts months in the new policy's time zone).
         tx.guard_buckets().await?;
         let programs = &programs_in_force(self.store.as_ref()).await?;
-        // Lock every state row the batch may change up front, in one sorted statement: events
-        // come in feed order, evaluations lock in customer order, and taking locks in two orders
-        // would deadlock.
-        let mut pairs: Vec<(Uuid, Uuid)> = events
-            .iter()
-            .flat_map(|event| {
-                let (customer_id, filter): (Option<Uuid>, Option<&PurchaseEvent>) = match event {
-                    UpstreamEvent::Purchase(purchase) => {
-                        (Some(purchase.customer_id), Some(purchase))
-                    }
-                    UpstreamEvent::Refund { customer_id, .. }
-                    | UpstreamEvent::CustomerErased { customer_id }
-                    | UpstreamEvent::CustomerCreated { customer_id, .. } => {
-                        (Some(*customer_id), None)
-                    }
-                };
-                programs
-                    .iter()
-                    .filter(move |program| {
-                        filter.is_none_or(|p| {
-                            p.currency == program.program.currency
-                                && program.program.scope.covers(&p.brand, &p.sales_channel)
-                        })
-                    })
-                    .filter_map(move |program| {
-                        customer_id.map(|customer| (program.program.id, customer))
-                    })
-            })
-            .collect();
-        pairs.sort_unstable();
-        pairs.dedup();
-        tx.lock_states(&pairs).await?;
-        let mut touched: HashMap<Uuid, HashSet<Uuid>> = HashMap::new();
-        for event in events {
-            for (program_id, customer_id) in apply_event(tx.as_mut(), event, programs, now).await? {
-                touched.entry(program_id).or_default().insert(customer_id);
-            }
+        let keys = FeedKeys::of(events, programs);
+        let loaded = tx.load_feed_batch(&keys).await?;
+        let writes = feed_batch::apply(events, programs, loaded, now);
+        tx.write_feed_batch(&writes, now).await?;
+        let mut touched: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+        for state in &writes.states {
+            let (program_id, customer_id) = state.pair;
+            touched.entry(program_id).or_default().push(customer_id);
         }
         // The records each program's cache will be written for after commit, with their repairs.
         let mut writes = Vec::new();
@@ -280,7 +233,6 @@ impl FeedApplier {
             let Some(customers) = touched.remove(&program.program.id) else {
                 continue;
             };
-            let customers: Vec<Uuid> = customers.into_iter().collect();
             let space = Keyspace::of(&program.program);
             let repair = if self.cache.shared() {
                 Some(
@@ -315,145 +267,6 @@ impl FeedApplier {
         }
         Ok(())
     }
-}
-
-/// Applies one event; returns the (program, customer) records it changed.
-async fn apply_event(
-    tx: &mut dyn ScoringTx,
-    event: &UpstreamEvent,
-    programs: &[ProgramInForce],
-    now: DateTime<Utc>,
-) -> Result<Vec<(Uuid, Uuid)>, ScoringError> {
-    let mut touched = Vec::new();
-    match event {
-        UpstreamEvent::CustomerCreated {
-            customer_id,
-            joined_at,
-        } => {
-            let provisional = tx.member(*customer_id).await?;
-            tx.upsert_member(Member {
-                customer_id: *customer_id,
-                joined_at: *joined_at,
-                erased: false,
-            })
-            .await?;
-            // A provisional member (a purchase came first) joined when first seen: the Created
-            // event moves that earlier, which changes the windows a lookup shows. Raise the
-            // version in every program, so that cached records are replaced.
-            if provisional.is_some_and(|member| member.joined_at > *joined_at) {
-                for program in programs {
-                    let (stored, _) =
-                        state_or_new(tx, program.program.id, *customer_id, now).await?;
-                    save(tx, program, *customer_id, &stored, None, now).await?;
-                    touched.push((program.program.id, *customer_id));
-                }
-            }
-        }
-        UpstreamEvent::CustomerErased { customer_id } => {
-            let joined_at = tx
-                .member(*customer_id)
-                .await?
-                .map_or(now, |member| member.joined_at);
-            tx.upsert_member(Member {
-                customer_id: *customer_id,
-                joined_at,
-                erased: true,
-            })
-            .await?;
-            // Lookups see the erasure: raise the version in every program, so that cached
-            // records are replaced.
-            for program in programs {
-                let (stored, _) = state_or_new(tx, program.program.id, *customer_id, now).await?;
-                save(tx, program, *customer_id, &stored, None, now).await?;
-                touched.push((program.program.id, *customer_id));
-            }
-        }
-        UpstreamEvent::Purchase(purchase) => {
-            for program in programs.iter().filter(|p| {
-                p.program.currency == purchase.currency
-                    && p.program
-                        .scope
-                        .covers(&purchase.brand, &purchase.sales_channel)
-            }) {
-                let (mut stored, member) = state_or_new(
-                    tx,
-                    program.program.id,
-                    purchase.customer_id,
-                    purchase.occurred_at,
-                )
-                .await?;
-                let rate = program
-                    .policy
-                    .as_ref()
-                    .and_then(|(_, rules)| {
-                        rules.rule(stored.state.shown_rank(purchase.occurred_at))
-                    })
-                    .map_or(0, |rule| rule.points_earn_rate_bps);
-                let Some((counted, delta)) =
-                    purchase_effect(&program.program, program.zone(), rate, purchase)
-                else {
-                    continue;
-                };
-                if !tx
-                    .insert_counted_purchase(program.program.id, &counted)
-                    .await?
-                {
-                    continue;
-                }
-                tx.add_to_bucket(program.program.id, purchase.customer_id, &delta)
-                    .await?;
-                let decision = match &program.policy {
-                    Some((_, rules)) => {
-                        let totals = totals_now(
-                            tx,
-                            program,
-                            rules,
-                            purchase.customer_id,
-                            member.joined_at,
-                            now,
-                        )
-                        .await?;
-                        stored.state.after_activity(rules, totals, now)
-                    }
-                    None => None,
-                };
-                save(tx, program, purchase.customer_id, &stored, decision, now).await?;
-                touched.push((program.program.id, purchase.customer_id));
-            }
-        }
-        UpstreamEvent::Refund {
-            activity_id,
-            customer_id,
-            purchase_id,
-            amount_minor,
-        } => {
-            for program in programs {
-                let Some(counted) = tx
-                    .lock_counted_purchase(program.program.id, *purchase_id, program.zone())
-                    .await?
-                else {
-                    continue;
-                };
-                if !tx
-                    .mark_refund_applied(program.program.id, *activity_id)
-                    .await?
-                {
-                    continue;
-                }
-                let (refunded, delta) = refund_effect(&counted, *amount_minor);
-                tx.set_refunded(program.program.id, *purchase_id, refunded)
-                    .await?;
-                tx.add_to_bucket(program.program.id, *customer_id, &delta)
-                    .await?;
-                // No decision (refunds never lower a tier), but the record changed: raise its
-                // version so cached lookups are replaced.
-                let (stored, _) = state_or_new(tx, program.program.id, *customer_id, now).await?;
-                save(tx, program, *customer_id, &stored, None, now).await?;
-                touched.push((program.program.id, *customer_id));
-            }
-        }
-    }
-    Ok(touched)
 }
 
 /// The customer's totals in the window that counts now.

@@ -18,6 +18,7 @@ pub mod cache_writes;
 pub mod consumer;
 pub mod decision;
 pub mod evaluation;
+pub mod feed_batch;
 pub mod idempotency;
 pub mod in_force;
 pub mod lookup;

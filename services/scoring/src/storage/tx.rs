@@ -3,14 +3,13 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
 use uuid::Uuid;
 
 use crate::{
     ScoringError,
     domain::{
-        accrual::{BucketDelta, CountedPurchase},
         decision::TierState,
+        feed_batch::{FeedKeys, FeedLoad, FeedWrites},
         idempotency::{IdempotentRequest, PriorRequest},
         state::{HistoryRecord, Member, StoredState},
         window::Bucket,
@@ -36,9 +35,6 @@ pub trait ScoringTx: Send {
     /// rebuild takes the buckets in SHARE ROW EXCLUSIVE mode). Call it before reading the
     /// programs in force, so their time zones match the buckets.
     async fn guard_buckets(&mut self) -> Result<(), ScoringError>;
-    /// Locks the existing states of these (program, customer) pairs, in (program, customer)
-    /// order, so that writers which lock several rows take them in one order and cannot deadlock.
-    async fn lock_states(&mut self, pairs: &[(Uuid, Uuid)]) -> Result<(), ScoringError>;
     /// Saves a state: inserts at version 1, or raises the version by one.
     async fn save_state(
         &mut self,
@@ -49,38 +45,17 @@ pub trait ScoringTx: Send {
     ) -> Result<i64, ScoringError>;
     /// Appends a history record.
     async fn record(&mut self, record: &HistoryRecord) -> Result<(), ScoringError>;
-    /// Stores a counted purchase; `false` when it was already stored (a replay).
-    async fn insert_counted_purchase(
+    /// Loads what a feed batch names (members, states, buckets, counted purchases, applied
+    /// refunds); the existing states and counted purchases among them stay locked until commit,
+    /// the states taken in the keys' order.
+    async fn load_feed_batch(&mut self, keys: &FeedKeys) -> Result<FeedLoad, ScoringError>;
+    /// Writes what a feed batch changed, a handful of statements whatever its size. ABORTED
+    /// when another writer created a state, counted a purchase or applied a refund of the batch
+    /// after it was loaded: the batch must then be applied again.
+    async fn write_feed_batch(
         &mut self,
-        program_id: Uuid,
-        purchase: &CountedPurchase,
-    ) -> Result<bool, ScoringError>;
-    /// A counted purchase, locked until commit.
-    async fn lock_counted_purchase(
-        &mut self,
-        program_id: Uuid,
-        activity_id: Uuid,
-        zone: Tz,
-    ) -> Result<Option<CountedPurchase>, ScoringError>;
-    /// Sets a counted purchase's refunded total.
-    async fn set_refunded(
-        &mut self,
-        program_id: Uuid,
-        activity_id: Uuid,
-        refunded_minor: i64,
-    ) -> Result<(), ScoringError>;
-    /// Marks a refund applied; `false` when it already was (a replay).
-    async fn mark_refund_applied(
-        &mut self,
-        program_id: Uuid,
-        refund_id: Uuid,
-    ) -> Result<bool, ScoringError>;
-    /// Adds a delta to a bucket.
-    async fn add_to_bucket(
-        &mut self,
-        program_id: Uuid,
-        customer_id: Uuid,
-        delta: &BucketDelta,
+        writes: &FeedWrites,
+        now: DateTime<Utc>,
     ) -> Result<(), ScoringError>;
     /// All of a customer's buckets in a program.
     async fn buckets(

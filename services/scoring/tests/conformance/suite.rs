@@ -9,12 +9,13 @@ use tierline_scoring::{
     domain::{
         accrual::{BucketDelta, CountedPurchase},
         decision::{Reason, TierState},
+        feed_batch::{FeedKeys, FeedWrites, StateWrite},
         idempotency::{Claimed, IdempotentRequest, Operation},
         in_force::ProgramSignal,
         month::Month,
         policy::{Frequency, Metric, PolicyInput, TierRuleInput, WindowKind},
         program::{Program, Scope, Tier},
-        state::{HistoryRecord, Member, TierFeedItem},
+        state::{HistoryRecord, Member, StoredState, TierFeedItem},
         versions::{PolicyStatus, RunTrigger},
         window::Totals,
     },
@@ -237,68 +238,73 @@ pub(crate) async fn a_unit_of_work_counts_a_purchase_once_and_versions_the_state
         brand: "innisfree".into(),
         sales_channel: "store".into(),
     };
-    let initial = TierState {
-        earned_rank: 0,
-        since: now,
-        last_qualified_at: None,
-        manual: None,
-    };
     let apply = |position: &'static str| {
-        let (store, purchase, initial) = (store.clone(), purchase.clone(), initial.clone());
+        let (store, purchase) = (store.clone(), purchase.clone());
         async move {
+            let pair = (program.id, customer);
             let mut tx = store.begin().await.expect("tx");
-            tx.upsert_member(Member {
-                customer_id: customer,
-                joined_at: now - Duration::days(400),
-                erased: false,
-            })
-            .await
-            .expect("member");
-            let mut state = tx
-                .lock_or_create_state(program.id, customer, &initial)
-                .await
-                .expect("state");
-            let fresh = tx
-                .insert_counted_purchase(program.id, &purchase)
-                .await
-                .expect("purchase");
-            if fresh {
-                tx.add_to_bucket(
-                    program.id,
-                    customer,
-                    &BucketDelta {
-                        month,
-                        net_spend_minor: purchase.amount_minor,
-                        points: 0,
-                        purchases: 1,
-                    },
-                )
-                .await
-                .expect("bucket");
-                state.state.earned_rank = 1;
-                let version = tx
-                    .save_state(program.id, customer, &state, now)
-                    .await
-                    .expect("save");
-                tx.record(&HistoryRecord {
-                    id: Uuid::now_v7(),
-                    program_id: program.id,
-                    customer_id: customer,
-                    from_rank: 0,
-                    to_rank: 1,
-                    reason: Reason::Qualified,
-                    policy_version_id: None,
-                    policy_version: None,
-                    totals: Totals {
-                        net_spend_minor: purchase.amount_minor,
-                        points: 0,
-                        purchases: 1,
-                    },
-                    occurred_at: now,
+            let loaded = tx
+                .load_feed_batch(&FeedKeys {
+                    customers: vec![customer],
+                    states: vec![pair],
+                    buckets: vec![pair],
+                    programs: vec![(program.id, chrono_tz::UTC)],
+                    purchases: vec![purchase.activity_id],
+                    refunds: vec![],
                 })
                 .await
-                .expect("history");
-                assert_eq!(version, 1, "the first save is version 1");
+                .expect("load");
+            let fresh = loaded.counted.is_empty();
+            if fresh {
+                let totals = Totals {
+                    net_spend_minor: purchase.amount_minor,
+                    points: 0,
+                    purchases: 1,
+                };
+                let writes = FeedWrites {
+                    members: vec![Member {
+                        customer_id: customer,
+                        joined_at: now - Duration::days(400),
+                        erased: false,
+                    }],
+                    counted: vec![(program.id, purchase.clone())],
+                    buckets: vec![(
+                        pair,
+                        BucketDelta {
+                            month,
+                            net_spend_minor: purchase.amount_minor,
+                            points: 0,
+                            purchases: 1,
+                        },
+                    )],
+                    states: vec![StateWrite {
+                        pair,
+                        stored: StoredState {
+                            state: TierState {
+                                earned_rank: 1,
+                                since: now,
+                                last_qualified_at: Some(now),
+                                manual: None,
+                            },
+                            version: 0,
+                        },
+                        is_new: loaded.states.is_empty(),
+                    }],
+                    history: vec![HistoryRecord {
+                        id: Uuid::now_v7(),
+                        program_id: program.id,
+                        customer_id: customer,
+                        from_rank: 0,
+                        to_rank: 1,
+                        reason: Reason::Qualified,
+                        policy_version_id: None,
+                        policy_version: None,
+                        totals,
+                        occurred_at: now,
+                    }],
+                    ..FeedWrites::default()
+                };
+                tx.write_feed_batch(&writes, now).await.expect("write");
             }
             tx.save_cursor("activities", position, now)
                 .await
@@ -434,61 +440,57 @@ async fn seed(
 ) {
     let now = Utc::now().trunc_subsecs(6);
     let month = Month::of(now, chrono_tz::UTC);
-    let mut tx = store.begin().await.expect("tx");
-    tx.upsert_member(Member {
-        customer_id: customer,
-        joined_at: now - Duration::days(400),
-        erased: false,
-    })
-    .await
-    .expect("member");
-    tx.insert_counted_purchase(
-        program,
-        &CountedPurchase {
-            activity_id: Uuid::now_v7(),
+    let pair = (program, customer);
+    let writes = FeedWrites {
+        members: vec![Member {
             customer_id: customer,
-            occurred_at: now - Duration::days(3),
-            month,
-            amount_minor: amount,
-            refunded_minor: 0,
-            points: 0,
-            brand: String::new(),
-            sales_channel: String::new(),
-        },
-    )
-    .await
-    .expect("purchase");
-    tx.add_to_bucket(
-        program,
-        customer,
-        &BucketDelta {
-            month,
-            net_spend_minor: amount,
-            points: 0,
-            purchases: 1,
-        },
-    )
-    .await
-    .expect("bucket");
-    if rank > 0 {
-        let mut state = tx
-            .lock_or_create_state(
-                program,
-                customer,
-                &TierState {
-                    earned_rank: 0,
-                    since: now,
-                    last_qualified_at: None,
-                    manual: None,
+            joined_at: now - Duration::days(400),
+            erased: false,
+        }],
+        counted: vec![(
+            program,
+            CountedPurchase {
+                activity_id: Uuid::now_v7(),
+                customer_id: customer,
+                occurred_at: now - Duration::days(3),
+                month,
+                amount_minor: amount,
+                refunded_minor: 0,
+                points: 0,
+                brand: String::new(),
+                sales_channel: String::new(),
+            },
+        )],
+        buckets: vec![(
+            pair,
+            BucketDelta {
+                month,
+                net_spend_minor: amount,
+                points: 0,
+                purchases: 1,
+            },
+        )],
+        states: if rank > 0 {
+            vec![StateWrite {
+                pair,
+                stored: StoredState {
+                    state: TierState {
+                        earned_rank: rank,
+                        since: now,
+                        last_qualified_at: None,
+                        manual: None,
+                    },
+                    version: 0,
                 },
-            )
-            .await
-            .expect("state");
-        state.state.earned_rank = rank;
-        tx.save_state(program, customer, &state, now)
-            .await
-            .expect("save");
-    }
+                is_new: true,
+            }]
+        } else {
+            vec![]
+        },
+        ..FeedWrites::default()
+    };
+    let mut tx = store.begin().await.expect("tx");
+    tx.write_feed_batch(&writes, now).await.expect("write");
     tx.commit().await.expect("commit");
 }
 
@@ -853,6 +855,134 @@ pub(crate) async fn an_evaluation_page_skips_what_its_run_already_changed(
     );
 }
 
+pub(crate) async fn a_feed_batch_loads_what_it_names_and_writes_sets(store: Arc<dyn ScoringStore>) {
+    let program = program("INNISFREE");
+    store.create_program(&program, None).await.expect("program");
+    let (known, new) = (Uuid::now_v7(), Uuid::now_v7());
+    seed(&store, program.id, known, 80_000, 1).await;
+    let keys = FeedKeys {
+        customers: vec![known, new],
+        states: vec![(program.id, known), (program.id, new)],
+        buckets: vec![(program.id, known), (program.id, new)],
+        programs: vec![(program.id, chrono_tz::UTC)],
+        purchases: vec![Uuid::now_v7()],
+        refunds: vec![Uuid::now_v7()],
+    };
+    let mut tx = store.begin().await.expect("tx");
+    let loaded = tx.load_feed_batch(&keys).await.expect("load");
+    assert_eq!(
+        loaded
+            .members
+            .iter()
+            .map(|m| m.customer_id)
+            .collect::<Vec<_>>(),
+        [known],
+        "only members that exist"
+    );
+    let [(pair, stored)] = loaded.states.as_slice() else {
+        panic!("one state: {:?}", loaded.states);
+    };
+    assert_eq!(
+        (*pair, stored.version, stored.state.earned_rank),
+        ((program.id, known), 1, 1)
+    );
+    assert_eq!(loaded.buckets.len(), 1, "the known customer's one bucket");
+    assert!(loaded.counted.is_empty() && loaded.applied_refunds.is_empty());
+
+    let now = Utc::now().trunc_subsecs(6);
+    let month = loaded.buckets[0].1.month;
+    let delta = |amount| BucketDelta {
+        month,
+        net_spend_minor: amount,
+        points: 0,
+        purchases: 1,
+    };
+    let joined = loaded.members[0].joined_at;
+    let writes = FeedWrites {
+        members: vec![
+            // A later join time never replaces an earlier one; erasure is kept.
+            Member {
+                customer_id: known,
+                joined_at: joined + Duration::days(30),
+                erased: true,
+            },
+            Member {
+                customer_id: new,
+                joined_at: now,
+                erased: false,
+            },
+        ],
+        buckets: vec![
+            ((program.id, known), delta(5_000)),
+            ((program.id, new), delta(7_000)),
+        ],
+        states: vec![
+            StateWrite {
+                pair: (program.id, known),
+                stored: stored.clone(),
+                is_new: false,
+            },
+            StateWrite {
+                pair: (program.id, new),
+                stored: StoredState {
+                    state: TierState::new_member(now),
+                    version: 0,
+                },
+                is_new: true,
+            },
+        ],
+        ..FeedWrites::default()
+    };
+    tx.write_feed_batch(&writes, now).await.expect("write");
+    tx.commit().await.expect("commit");
+
+    let records = store
+        .customer_records(program.id, &[known, new])
+        .await
+        .expect("records");
+    let of = |id: Uuid| {
+        records
+            .iter()
+            .find(|r| r.member.customer_id == id)
+            .expect("record")
+    };
+    let spend = |id: Uuid| {
+        of(id)
+            .buckets
+            .iter()
+            .map(|b| b.net_spend_minor)
+            .sum::<i64>()
+    };
+    assert_eq!(
+        (of(known).member.joined_at, of(known).member.erased),
+        (joined, true)
+    );
+    assert_eq!(
+        of(known).state.as_ref().map(|s| s.version),
+        Some(2),
+        "raised by one"
+    );
+    assert_eq!(
+        of(new).state.as_ref().map(|s| s.version),
+        Some(1),
+        "created at 1"
+    );
+    assert_eq!((spend(known), spend(new)), (85_000, 7_000), "deltas added");
+
+    // A batch that would create a state someone else created meanwhile must start over.
+    let mut tx = store.begin().await.expect("tx");
+    let again = tx
+        .write_feed_batch(
+            &FeedWrites {
+                states: vec![writes.states[1].clone()],
+                ..FeedWrites::default()
+            },
+            now,
+        )
+        .await;
+    assert!(matches!(again, Err(ScoringError::Aborted(_))), "{again:?}");
+}
+
 pub(crate) async fn refunds_apply_once_and_counted_purchases_are_listed(
     store: Arc<dyn ScoringStore>,
 ) {
@@ -874,23 +1004,35 @@ pub(crate) async fn refunds_apply_once_and_counted_purchases_are_listed(
         let store = store.clone();
         async move {
             let mut tx = store.begin().await.expect("tx");
-            let fresh = tx
-                .mark_refund_applied(program.id, refund)
+            let loaded = tx
+                .load_feed_batch(&FeedKeys {
+                    customers: vec![customer],
+                    programs: vec![(program.id, chrono_tz::UTC)],
+                    purchases: vec![purchase.activity_id],
+                    refunds: vec![refund],
+                    ..FeedKeys::default()
+                })
                 .await
-                .expect("mark");
+                .expect("load");
+            let fresh = loaded.applied_refunds.is_empty();
             if fresh {
-                let locked = tx
-                    .lock_counted_purchase(program.id, purchase.activity_id, chrono_tz::UTC)
-                    .await
-                    .expect("lock")
-                    .expect("the purchase");
-                tx.set_refunded(
-                    program.id,
-                    purchase.activity_id,
-                    locked.refunded_minor + amount,
+                let [(_, locked)] = loaded.counted.as_slice() else {
+                    panic!("the purchase, once: {:?}", loaded.counted);
+                };
+                tx.write_feed_batch(
+                    &FeedWrites {
+                        refunded: vec![(
+                            program.id,
+                            purchase.activity_id,
+                            locked.refunded_minor + amount,
+                        )],
+                        applied_refunds: vec![(program.id, refund)],
+                        ..FeedWrites::default()
+                    },
+                    now,
                 )
                 .await
-                .expect("refunded");
+                .expect("write");
             }
             tx.commit().await.expect("commit");
             fresh

@@ -3,10 +3,13 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
-use sqlx::{Postgres, Transaction, types::Json};
+use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
-use super::tx::{STATE_COLUMNS, StateRow};
+use super::{
+    feed_batch::StateColumns,
+    tx::{STATE_COLUMNS, StateRow},
+};
 use crate::{
     ScoringError,
     domain::{
@@ -21,10 +24,6 @@ use crate::{
 #[derive(Debug)]
 pub struct PgEvaluationTx {
     pub(super) tx: Transaction<'static, Postgres>,
-}
-
-fn db_rank(value: u32) -> i32 {
-    i32::try_from(value).unwrap_or(i32::MAX)
 }
 
 #[derive(sqlx::FromRow)]
@@ -111,24 +110,7 @@ impl EvaluationTx for PgEvaluationTx {
             return Ok(Vec::new());
         }
         let ids: Vec<Uuid> = states.iter().map(|(id, _)| *id).collect();
-        let column = |f: &dyn Fn(&StoredState) -> Option<i32>| -> Vec<Option<i32>> {
-            states.iter().map(|(_, s)| f(s)).collect()
-        };
-        let earned: Vec<Option<i32>> = column(&|s| Some(db_rank(s.state.earned_rank)));
-        let override_rank = column(&|s| s.state.manual.as_ref().map(|m| db_rank(m.rank)));
-        let since: Vec<DateTime<Utc>> = states.iter().map(|(_, s)| s.state.since).collect();
-        let times =
-            |f: &dyn Fn(&StoredState) -> Option<DateTime<Utc>>| -> Vec<Option<DateTime<Utc>>> {
-                states.iter().map(|(_, s)| f(s)).collect()
-            };
-        let last_qualified = times(&|s| s.state.last_qualified_at);
-        let override_until = times(&|s| s.state.manual.as_ref().map(|m| m.until));
-        let override_set_at = times(&|s| s.state.manual.as_ref().map(|m| m.set_at));
-        let texts = |f: &dyn Fn(&StoredState) -> Option<String>| -> Vec<Option<String>> {
-            states.iter().map(|(_, s)| f(s)).collect()
-        };
-        let override_reason = texts(&|s| s.state.manual.as_ref().map(|m| m.reason.clone()));
-        let override_operator = texts(&|s| s.state.manual.as_ref().map(|m| m.operator.clone()));
+        let columns = StateColumns::of(states.iter().map(|(_, stored)| stored));
         let rows: Vec<(Uuid, i64)> = sqlx::query_as(
             "UPDATE tier_states s SET earned_rank = u.earned_rank, since = u.since, last_qualified_at = u.last_qualified_at,
                  override_rank = u.override_rank, override_until = u.override_until, override_reason = u.override_reason,
@@ -145,14 +127,14 @@ impl EvaluationTx for PgEvaluationTx {
         .bind(run_id)
         .bind(now)
         .bind(&ids)
-        .bind(&earned)
-        .bind(&since)
-        .bind(&last_qualified)
-        .bind(&override_rank)
-        .bind(&override_until)
-        .bind(&override_reason)
-        .bind(&override_operator)
-        .bind(&override_set_at)
+        .bind(&columns.earned_rank)
+        .bind(&columns.since)
+        .bind(&columns.last_qualified_at)
+        .bind(&columns.override_rank)
+        .bind(&columns.override_until)
+        .bind(&columns.override_reason)
+        .bind(&columns.override_operator)
+        .bind(&columns.override_set_at)
         .fetch_all(&mut *self.tx)
         .await?;
         ids.iter()
@@ -168,40 +150,8 @@ impl EvaluationTx for PgEvaluationTx {
             .collect()
     }
 
-    #[tracing::instrument(skip_all, fields(records = records.len()))]
     async fn record_many(&mut self, records: &[HistoryRecord]) -> Result<(), ScoringError> {
-        if records.is_empty() {
-            return Ok(());
-        }
-        let list =
-            |f: &dyn Fn(&HistoryRecord) -> Uuid| -> Vec<Uuid> { records.iter().map(f).collect() };
-        let ranks = |f: &dyn Fn(&HistoryRecord) -> u32| -> Vec<i32> {
-            records.iter().map(|r| db_rank(f(r))).collect()
-        };
-        let reasons: Vec<&str> = records.iter().map(|r| r.reason.as_str()).collect();
-        let policy_ids: Vec<Option<Uuid>> = records.iter().map(|r| r.policy_version_id).collect();
-        let policy_versions: Vec<Option<i32>> = records.iter().map(|r| r.policy_version).collect();
-        let totals: Vec<Json<_>> = records.iter().map(|r| Json(r.totals)).collect();
-        let occurred: Vec<DateTime<Utc>> = records.iter().map(|r| r.occurred_at).collect();
-        sqlx::query(
-            "INSERT INTO tier_history (id, program_id, customer_id, from_rank, to_rank, reason, policy_version_id, policy_version,
-                                       totals, occurred_at)
-             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::int[], $5::int[], $6::text[], $7::uuid[], $8::int[],
-                                  $9::jsonb[], $10::timestamptz[])",
-        )
-        .bind(list(&|r| r.id))
-        .bind(list(&|r| r.program_id))
-        .bind(list(&|r| r.customer_id))
-        .bind(ranks(&|r| r.from_rank))
-        .bind(ranks(&|r| r.to_rank))
-        .bind(&reasons)
-        .bind(&policy_ids)
-        .bind(&policy_versions)
-        .bind(&totals)
-        .bind(&occurred)
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(())
+        super::history::insert(&mut self.tx, records).await
     }
 
     #[tracing::instrument(skip(self))]

@@ -5,6 +5,8 @@ mod cache_repairs;
 mod errors;
 mod evaluation;
 mod evaluation_tx;
+mod feed_batch;
+mod history;
 mod idempotency;
 mod lifecycle;
 mod lookups;

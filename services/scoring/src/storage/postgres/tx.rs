@@ -2,15 +2,14 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
-use chrono_tz::Tz;
-use sqlx::{Postgres, Transaction, types::Json};
+use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::{
     ScoringError,
     domain::{
-        accrual::{BucketDelta, CountedPurchase},
         decision::{Override, TierState},
+        feed_batch::{FeedKeys, FeedLoad, FeedWrites},
         idempotency::{IdempotentRequest, PriorRequest},
         month::Month,
         state::{HistoryRecord, Member, StoredState},
@@ -157,23 +156,6 @@ impl ScoringTx for PgScoringTx {
         Ok(())
     }
 
-    async fn lock_states(&mut self, pairs: &[(Uuid, Uuid)]) -> Result<(), ScoringError> {
-        if pairs.is_empty() {
-            return Ok(());
-        }
-        let (programs, customers): (Vec<Uuid>, Vec<Uuid>) = pairs.iter().copied().unzip();
-        sqlx::query(
-            "SELECT 1 FROM tier_states s JOIN unnest($1::uuid[], $2::uuid[]) AS t(program_id, customer_id)
-                 ON s.program_id = t.program_id AND s.customer_id = t.customer_id
-             ORDER BY s.program_id, s.customer_id FOR UPDATE OF s",
-        )
-        .bind(&programs)
-        .bind(&customers)
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(())
-    }
-
     async fn save_state(
         &mut self,
         program_id: Uuid,
@@ -211,139 +193,19 @@ impl ScoringTx for PgScoringTx {
     }
 
     async fn record(&mut self, record: &HistoryRecord) -> Result<(), ScoringError> {
-        sqlx::query(
-            "INSERT INTO tier_history (id, program_id, customer_id, from_rank, to_rank, reason, policy_version_id, policy_version,
-                                       totals, occurred_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(record.id)
-        .bind(record.program_id)
-        .bind(record.customer_id)
-        .bind(db_rank(record.from_rank))
-        .bind(db_rank(record.to_rank))
-        .bind(record.reason.as_str())
-        .bind(record.policy_version_id)
-        .bind(record.policy_version)
-        .bind(Json(record.totals))
-        .bind(record.occurred_at)
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(())
+        super::history::insert(&mut self.tx, std::slice::from_ref(record)).await
     }
 
-    async fn insert_counted_purchase(
-        &mut self,
-        program_id: Uuid,
-        purchase: &CountedPurchase,
-    ) -> Result<bool, ScoringError> {
-        let inserted = sqlx::query(
-                        "INSERT INTO counted_purchases (program_id, activity_id, customer_id, occurred_at, amount_minor, refunded_minor, points,
-                                            brand, sales_channel)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
-        )
-        .bind(program_id)
-        .bind(purchase.activity_id)
-        .bind(purchase.customer_id)
-        .bind(purchase.occurred_at)
-        .bind(purchase.amount_minor)
-        .bind(purchase.refunded_minor)
-                .bind(purchase.points)
-        .bind(&purchase.brand)
-        .bind(&purchase.sales_channel)
-        .execute(&mut *self.tx)
-        .await?
-        .rows_affected();
-        Ok(inserted == 1)
+    async fn load_feed_batch(&mut self, keys: &FeedKeys) -> Result<FeedLoad, ScoringError> {
+        super::feed_batch::load(&mut self.tx, keys).await
     }
 
-    async fn lock_counted_purchase(
+    async fn write_feed_batch(
         &mut self,
-        program_id: Uuid,
-        activity_id: Uuid,
-        zone: Tz,
-    ) -> Result<Option<CountedPurchase>, ScoringError> {
-        let row: Option<(Uuid, DateTime<Utc>, i64, i64, i64, String, String)> = sqlx::query_as(
-            "SELECT customer_id, occurred_at, amount_minor, refunded_minor, points, brand, sales_channel FROM counted_purchases
-             WHERE program_id = $1 AND activity_id = $2 FOR UPDATE",
-        )
-        .bind(program_id)
-        .bind(activity_id)
-        .fetch_optional(&mut *self.tx)
-        .await?;
-        Ok(row.map(
-            |(
-                customer_id,
-                occurred_at,
-                amount_minor,
-                refunded_minor,
-                points,
-                brand,
-                sales_channel,
-            )| CountedPurchase {
-                activity_id,
-                customer_id,
-                occurred_at,
-                month: Month::of(occurred_at, zone),
-                amount_minor,
-                refunded_minor,
-                points,
-                brand,
-                sales_channel,
-            },
-        ))
-    }
-
-    async fn set_refunded(
-        &mut self,
-        program_id: Uuid,
-        activity_id: Uuid,
-        refunded_minor: i64,
+        writes: &FeedWrites,
+        now: DateTime<Utc>,
     ) -> Result<(), ScoringError> {
-        sqlx::query("UPDATE counted_purchases SET refunded_minor = $3 WHERE program_id = $1 AND activity_id = $2")
-            .bind(program_id)
-            .bind(activity_id)
-            .bind(refunded_minor)
-            .execute(&mut *self.tx)
-            .await?;
-        Ok(())
-    }
-
-    async fn mark_refund_applied(
-        &mut self,
-        program_id: Uuid,
-        refund_id: Uuid,
-    ) -> Result<bool, ScoringError> {
-        let inserted = sqlx::query("INSERT INTO applied_refunds (program_id, activity_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-            .bind(program_id)
-            .bind(refund_id)
-            .execute(&mut *self.tx)
-            .await?
-            .rows_affected();
-        Ok(inserted == 1)
-    }
-
-    async fn add_to_bucket(
-        &mut self,
-        program_id: Uuid,
-        customer_id: Uuid,
-        delta: &BucketDelta,
-    ) -> Result<(), ScoringError> {
-        sqlx::query(
-            "INSERT INTO buckets (program_id, customer_id, month, net_spend_minor, points, purchases) VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (program_id, customer_id, month) DO UPDATE SET
-                 net_spend_minor = buckets.net_spend_minor + EXCLUDED.net_spend_minor,
-                 points = buckets.points + EXCLUDED.points,
-                 purchases = buckets.purchases + EXCLUDED.purchases",
-        )
-        .bind(program_id)
-        .bind(customer_id)
-        .bind(delta.month.first_day())
-        .bind(delta.net_spend_minor)
-        .bind(delta.points)
-        .bind(delta.purchases)
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(())
+        super::feed_batch::write(&mut self.tx, writes, now).await
     }
 
     async fn buckets(

@@ -13,6 +13,7 @@
 mod buckets;
 mod cache_repairs;
 mod evaluation_tx;
+mod feed_batch;
 mod idempotency;
 mod lifecycle;
 mod lookups;

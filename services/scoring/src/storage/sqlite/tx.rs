@@ -4,7 +4,6 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
 use sqlx::types::Json;
 use uuid::Uuid;
 
@@ -15,10 +14,9 @@ use super::{
 use crate::{
     ScoringError,
     domain::{
-        accrual::{BucketDelta, CountedPurchase},
         decision::TierState,
+        feed_batch::{FeedKeys, FeedLoad, FeedWrites},
         idempotency::{IdempotentRequest, PriorRequest},
-        month::Month,
         state::{HistoryRecord, Member, StoredState},
         window::Bucket,
     },
@@ -170,11 +168,6 @@ impl ScoringTx for SqliteScoringTx {
         Ok(())
     }
 
-    async fn lock_states(&mut self, _pairs: &[(Uuid, Uuid)]) -> Result<(), ScoringError> {
-        // Held already: the write lock covers every row.
-        Ok(())
-    }
-
     async fn save_state(
         &mut self,
         program_id: Uuid,
@@ -189,111 +182,16 @@ impl ScoringTx for SqliteScoringTx {
         insert_history(&mut self.write, record).await
     }
 
-    async fn insert_counted_purchase(
-        &mut self,
-        program_id: Uuid,
-        purchase: &CountedPurchase,
-    ) -> Result<bool, ScoringError> {
-        let inserted = sqlx::query(
-            "INSERT INTO counted_purchases (program_id, activity_id, customer_id, occurred_at, amount_minor, refunded_minor, points,
-                                            brand, sales_channel)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING",
-        )
-        .bind(program_id)
-        .bind(purchase.activity_id)
-        .bind(purchase.customer_id)
-        .bind(micros(purchase.occurred_at))
-        .bind(purchase.amount_minor)
-        .bind(purchase.refunded_minor)
-        .bind(purchase.points)
-        .bind(&purchase.brand)
-        .bind(&purchase.sales_channel)
-        .execute(&mut *self.write.tx)
-        .await?
-        .rows_affected();
-        Ok(inserted == 1)
+    async fn load_feed_batch(&mut self, keys: &FeedKeys) -> Result<FeedLoad, ScoringError> {
+        super::feed_batch::load(&mut self.write, keys).await
     }
 
-    async fn lock_counted_purchase(
+    async fn write_feed_batch(
         &mut self,
-        program_id: Uuid,
-        activity_id: Uuid,
-        zone: Tz,
-    ) -> Result<Option<CountedPurchase>, ScoringError> {
-        let row: Option<(Uuid, i64, i64, i64, i64, String, String)> = sqlx::query_as(
-            "SELECT customer_id, occurred_at, amount_minor, refunded_minor, points, brand, sales_channel FROM counted_purchases
-             WHERE program_id = ?1 AND activity_id = ?2",
-        )
-        .bind(program_id)
-        .bind(activity_id)
-        .fetch_optional(&mut *self.write.tx)
-        .await?;
-        Ok(row.map(
-            |(
-                customer_id,
-                occurred_at,
-                amount_minor,
-                refunded_minor,
-                points,
-                brand,
-                sales_channel,
-            )| {
-                let occurred_at = instant(occurred_at);
-                CountedPurchase {
-                    activity_id,
-                    customer_id,
-                    occurred_at,
-                    month: Month::of(occurred_at, zone),
-                    amount_minor,
-                    refunded_minor,
-                    points,
-                    brand,
-                    sales_channel,
-                }
-            },
-        ))
-    }
-
-    async fn set_refunded(
-        &mut self,
-        program_id: Uuid,
-        activity_id: Uuid,
-        refunded_minor: i64,
+        writes: &FeedWrites,
+        now: DateTime<Utc>,
     ) -> Result<(), ScoringError> {
-        sqlx::query(
-            "UPDATE counted_purchases SET refunded_minor = ?3 WHERE program_id = ?1 AND activity_id = ?2",
-        )
-        .bind(program_id)
-        .bind(activity_id)
-        .bind(refunded_minor)
-        .execute(&mut *self.write.tx)
-        .await?;
-        Ok(())
-    }
-
-    async fn mark_refund_applied(
-        &mut self,
-        program_id: Uuid,
-        refund_id: Uuid,
-    ) -> Result<bool, ScoringError> {
-        let inserted = sqlx::query(
-            "INSERT INTO applied_refunds (program_id, activity_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-        )
-        .bind(program_id)
-        .bind(refund_id)
-        .execute(&mut *self.write.tx)
-        .await?
-        .rows_affected();
-        Ok(inserted == 1)
-    }
-
-    async fn add_to_bucket(
-        &mut self,
-        program_id: Uuid,
-        customer_id: Uuid,
-        delta: &BucketDelta,
-    ) -> Result<(), ScoringError> {
-        super::buckets::add_to_bucket(&mut self.write.tx, program_id, customer_id, delta).await
+        super::feed_batch::write(&mut self.write, writes, now).await
     }
 
     async fn buckets(

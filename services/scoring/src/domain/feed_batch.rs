@@ -1,0 +1,685 @@
+//! A batch of feed events applied as a set. The keys the batch needs are found from its events;
+//! the store loads and locks everything they name in a handful of statements ([`FeedKeys`] →
+//! [`FeedLoad`]); the events are applied in memory, in feed order, by the same rules as one at a
+//! time; and the store writes the outcome in a handful more ([`FeedWrites`]). The number of round
+//! trips does not grow with the batch, which is what lets one consumer keep up with the import
+//! rate of the customer service (docs/SCORING.md, "Applying the feed").
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use uuid::Uuid;
+
+use super::{
+    accrual::{BucketDelta, CountedPurchase, purchase_effect, refund_effect},
+    consumer::{ProgramInForce, UpstreamEvent},
+    decision::{Decision, TierState},
+    month::Month,
+    state::{HistoryRecord, Member, StoredState},
+    window::{Bucket, Totals, months_at},
+};
+
+/// A (program, customer) pair.
+pub type Pair = (Uuid, Uuid);
+
+/// What a batch needs loaded, each list sorted and without repeats.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FeedKeys {
+    /// Every customer the batch names.
+    pub customers: Vec<Uuid>,
+    /// The states the batch may change; those that exist are locked, in this order (the order
+    /// every writer that locks several states uses, so that none can deadlock).
+    pub states: Vec<Pair>,
+    /// The pairs whose buckets decide a purchase's upgrade.
+    pub buckets: Vec<Pair>,
+    /// The programs in force and the zone each counts months in.
+    pub programs: Vec<(Uuid, Tz)>,
+    /// The batch's purchases and the purchases its refunds name: those counted already are
+    /// loaded and locked.
+    pub purchases: Vec<Uuid>,
+    /// The batch's refunds: those applied already are loaded.
+    pub refunds: Vec<Uuid>,
+}
+
+/// What the store holds of a batch's keys, read inside the batch's transaction.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FeedLoad {
+    /// Members among the keys' customers.
+    pub members: Vec<Member>,
+    /// Existing states among the keys' pairs, locked until commit.
+    pub states: Vec<(Pair, StoredState)>,
+    /// Buckets of the keys' bucket pairs.
+    pub buckets: Vec<(Pair, Bucket)>,
+    /// Counted purchases among the keys' purchases, by program, locked until commit.
+    pub counted: Vec<(Uuid, CountedPurchase)>,
+    /// (program, refund) pairs among the keys' refunds that were applied already.
+    pub applied_refunds: Vec<Pair>,
+}
+
+/// A tier state to save.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateWrite {
+    /// The (program, customer) it belongs to.
+    pub pair: Pair,
+    /// The state after the batch.
+    pub stored: StoredState,
+    /// Whether no state existed: inserted at version 1 (and the batch fails when someone else
+    /// created it meanwhile), else its version is raised by one.
+    pub is_new: bool,
+}
+
+/// Everything a batch changes, each list in the order the store should write it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FeedWrites {
+    /// Members to record: the join time only moves earlier and erasure is kept.
+    pub members: Vec<Member>,
+    /// New counted purchases, by program (with refunds of the same batch already netted).
+    pub counted: Vec<(Uuid, CountedPurchase)>,
+    /// (program, purchase, refunded total) of counted purchases loaded and refunded.
+    pub refunded: Vec<(Uuid, Uuid, i64)>,
+    /// (program, refund) pairs now applied.
+    pub applied_refunds: Vec<Pair>,
+    /// Bucket changes, one per (program, customer, month).
+    pub buckets: Vec<(Pair, BucketDelta)>,
+    /// The states the batch changed: exactly the records whose lookups changed.
+    pub states: Vec<StateWrite>,
+    /// Changes of the tier shown, in feed order.
+    pub history: Vec<HistoryRecord>,
+}
+
+impl FeedWrites {
+    /// Whether the batch changed nothing but the cursor.
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty() && self.states.is_empty() && self.counted.is_empty()
+    }
+}
+
+/// The programs a purchase counts toward (its currency and scope).
+fn counting<'a>(
+    programs: &'a [ProgramInForce],
+    purchase: &'a super::accrual::PurchaseEvent,
+) -> impl Iterator<Item = &'a ProgramInForce> + 'a {
+    programs.iter().filter(move |program| {
+        program.program.currency == purchase.currency
+            && program
+                .program
+                .scope
+                .covers(&purchase.brand, &purchase.sales_channel)
+    })
+}
+
+fn sorted<T: Ord>(set: BTreeSet<T>) -> Vec<T> {
+    set.into_iter().collect()
+}
+
+impl FeedKeys {
+    /// The keys of `events` under `programs`.
+    pub fn of(events: &[UpstreamEvent], programs: &[ProgramInForce]) -> Self {
+        let mut customers = BTreeSet::new();
+        let mut states = BTreeSet::new();
+        let mut buckets = BTreeSet::new();
+        let mut purchases = BTreeSet::new();
+        let mut refunds = BTreeSet::new();
+        let everywhere = |customer: Uuid, states: &mut BTreeSet<Pair>| {
+            for program in programs {
+                states.insert((program.program.id, customer));
+            }
+        };
+        for event in events {
+            match event {
+                UpstreamEvent::CustomerCreated { customer_id, .. }
+                | UpstreamEvent::CustomerErased { customer_id } => {
+                    customers.insert(*customer_id);
+                    everywhere(*customer_id, &mut states);
+                }
+                UpstreamEvent::Purchase(purchase) => {
+                    customers.insert(purchase.customer_id);
+                    purchases.insert(purchase.activity_id);
+                    for program in counting(programs, purchase) {
+                        states.insert((program.program.id, purchase.customer_id));
+                        buckets.insert((program.program.id, purchase.customer_id));
+                    }
+                }
+                UpstreamEvent::Refund {
+                    activity_id,
+                    customer_id,
+                    purchase_id,
+                    ..
+                } => {
+                    customers.insert(*customer_id);
+                    purchases.insert(*purchase_id);
+                    refunds.insert(*activity_id);
+                    everywhere(*customer_id, &mut states);
+                }
+            }
+        }
+        Self {
+            customers: sorted(customers),
+            states: sorted(states),
+            buckets: sorted(buckets),
+            programs: programs
+                .iter()
+                .map(|program| (program.program.id, program.zone()))
+                .collect(),
+            purchases: sorted(purchases),
+            refunds: sorted(refunds),
+        }
+    }
+}
+
+/// The history record of `decision` under the program's policy in force.
+pub(crate) fn history_record(
+    program: &ProgramInForce,
+    customer_id: Uuid,
+    decision: Decision,
+) -> HistoryRecord {
+    let (policy_version_id, policy_version) = program
+        .policy
+        .as_ref()
+        .map(|(version, _)| (version.id, version.version))
+        .unzip();
+    HistoryRecord {
+        id: Uuid::now_v7(),
+        program_id: program.program.id,
+        customer_id,
+        from_rank: decision.from_rank,
+        to_rank: decision.to_rank,
+        reason: decision.reason,
+        policy_version_id,
+        policy_version,
+        totals: decision.totals,
+        occurred_at: decision.at,
+    }
+}
+
+/// The batch being applied in memory.
+struct Batch<'a> {
+    programs: &'a [ProgramInForce],
+    now: DateTime<Utc>,
+    members: HashMap<Uuid, Member>,
+    changed_members: BTreeSet<Uuid>,
+    /// States by pair, with whether they are new.
+    states: HashMap<Pair, (StoredState, bool)>,
+    touched: BTreeSet<Pair>,
+    /// Buckets of the pairs purchases may upgrade, oldest month first.
+    buckets: HashMap<Pair, Vec<Bucket>>,
+    /// Counted purchases by (program, purchase): loaded ones and the batch's own.
+    counted: HashMap<Pair, CountedPurchase>,
+    loaded_counted: HashSet<Pair>,
+    new_counted: Vec<Pair>,
+    refunded: BTreeSet<Pair>,
+    applied: HashSet<Pair>,
+    new_applied: Vec<Pair>,
+    deltas: BTreeMap<(Pair, Month), BucketDelta>,
+    history: Vec<HistoryRecord>,
+}
+
+/// Applies `events` in feed order to what `load` holds; returns what to write.
+pub fn apply(
+    events: &[UpstreamEvent],
+    programs: &[ProgramInForce],
+    load: FeedLoad,
+    now: DateTime<Utc>,
+) -> FeedWrites {
+    let mut buckets: HashMap<Pair, Vec<Bucket>> = HashMap::new();
+    for (pair, bucket) in load.buckets {
+        buckets.entry(pair).or_default().push(bucket);
+    }
+    for list in buckets.values_mut() {
+        list.sort_unstable_by_key(|bucket| bucket.month);
+    }
+    let counted: HashMap<Pair, CountedPurchase> = load
+        .counted
+        .into_iter()
+        .map(|(program, purchase)| ((program, purchase.activity_id), purchase))
+        .collect();
+    let mut batch = Batch {
+        programs,
+        now,
+        members: load
+            .members
+            .into_iter()
+            .map(|member| (member.customer_id, member))
+            .collect(),
+        changed_members: BTreeSet::new(),
+        states: load
+            .states
+            .into_iter()
+            .map(|(pair, stored)| (pair, (stored, false)))
+            .collect(),
+        touched: BTreeSet::new(),
+        buckets,
+        loaded_counted: counted.keys().copied().collect(),
+        counted,
+        new_counted: Vec::new(),
+        refunded: BTreeSet::new(),
+        applied: load.applied_refunds.into_iter().collect(),
+        new_applied: Vec::new(),
+        deltas: BTreeMap::new(),
+        history: Vec::new(),
+    };
+    for event in events {
+        batch.event(event);
+    }
+    batch.into_writes()
+}
+
+impl Batch<'_> {
+    fn event(&mut self, event: &UpstreamEvent) {
+        match event {
+            UpstreamEvent::CustomerCreated {
+                customer_id,
+                joined_at,
+            } => self.created(*customer_id, *joined_at),
+            UpstreamEvent::CustomerErased { customer_id } => self.erased(*customer_id),
+            UpstreamEvent::Purchase(purchase) => self.purchase(purchase),
+            UpstreamEvent::Refund {
+                activity_id,
+                customer_id,
+                purchase_id,
+                amount_minor,
+            } => self.refund(*activity_id, *customer_id, *purchase_id, *amount_minor),
+        }
+    }
+
+    fn set_member(&mut self, member: Member) {
+        self.members.insert(member.customer_id, member);
+        self.changed_members.insert(member.customer_id);
+    }
+
+    /// The member; one the feed has not introduced yet becomes a provisional member who joined
+    /// at `seen_at` (the Created event corrects the join time later).
+    fn member(&mut self, customer_id: Uuid, seen_at: DateTime<Utc>) -> Member {
+        if let Some(member) = self.members.get(&customer_id) {
+            return *member;
+        }
+        let member = Member {
+            customer_id,
+            joined_at: seen_at,
+            erased: false,
+        };
+        self.set_member(member);
+        member
+    }
+
+    /// The state of `pair`; a new member gets the base tier since joining.
+    fn state(&mut self, pair: Pair, seen_at: DateTime<Utc>) -> &mut StoredState {
+        let member = self.member(pair.1, seen_at);
+        &mut self
+            .states
+            .entry(pair)
+            .or_insert_with(|| {
+                (
+                    StoredState {
+                        state: TierState::new_member(member.joined_at),
+                        version: 0,
+                    },
+                    true,
+                )
+            })
+            .0
+    }
+
+    /// Marks the record of `pair` changed (its version is raised, so cached lookups are
+    /// replaced), creating its state if needed.
+    fn touch(&mut self, pair: Pair) {
+        self.state(pair, self.now);
+        self.touched.insert(pair);
+    }
+
+    fn touch_everywhere(&mut self, customer_id: Uuid) {
+        for index in 0..self.programs.len() {
+            self.touch((self.programs[index].program.id, customer_id));
+        }
+    }
+
+    fn created(&mut self, customer_id: Uuid, joined_at: DateTime<Utc>) {
+        let provisional = self.members.get(&customer_id).copied();
+        self.set_member(Member {
+            customer_id,
+            joined_at: provisional.map_or(joined_at, |member| member.joined_at.min(joined_at)),
+            erased: provisional.is_some_and(|member| member.erased),
+        });
+        // A provisional member (a purchase came first) joined when first seen: the Created event
+        // moves that earlier, which changes the windows a lookup shows.
+        if provisional.is_some_and(|member| member.joined_at > joined_at) {
+            self.touch_everywhere(customer_id);
+        }
+    }
+
+    fn erased(&mut self, customer_id: Uuid) {
+        let joined_at = self
+            .members
+            .get(&customer_id)
+            .map_or(self.now, |member| member.joined_at);
+        self.set_member(Member {
+            customer_id,
+            joined_at,
+            erased: true,
+        });
+        // Lookups see the erasure.
+        self.touch_everywhere(customer_id);
+    }
+
+    fn add_to_bucket(&mut self, pair: Pair, delta: BucketDelta) {
+        let total = self
+            .deltas
+            .entry((pair, delta.month))
+            .or_insert(BucketDelta {
+                month: delta.month,
+                net_spend_minor: 0,
+                points: 0,
+                purchases: 0,
+            });
+        total.net_spend_minor += delta.net_spend_minor;
+        total.points += delta.points;
+        total.purchases += delta.purchases;
+        // The buckets of every pair a purchase of the batch counts toward were loaded, so they
+        // are whole when a purchase sums them; other pairs' are never summed.
+        let buckets = self.buckets.entry(pair).or_default();
+        match buckets.binary_search_by_key(&delta.month, |bucket| bucket.month) {
+            Ok(index) => {
+                let bucket = &mut buckets[index];
+                bucket.net_spend_minor += delta.net_spend_minor;
+                bucket.points += delta.points;
+                bucket.purchases += delta.purchases;
+            }
+            Err(index) => buckets.insert(
+                index,
+                Bucket {
+                    month: delta.month,
+                    net_spend_minor: delta.net_spend_minor,
+                    points: delta.points,
+                    purchases: delta.purchases,
+                },
+            ),
+        }
+    }
+
+    fn purchase(&mut self, purchase: &super::accrual::PurchaseEvent) {
+        let programs = self.programs;
+        for program in counting(programs, purchase) {
+            let pair = (program.program.id, purchase.customer_id);
+            let member = self.member(purchase.customer_id, purchase.occurred_at);
+            let shown = self
+                .state(pair, purchase.occurred_at)
+                .state
+                .shown_rank(purchase.occurred_at);
+            let rate = program
+                .policy
+                .as_ref()
+                .and_then(|(_, rules)| rules.rule(shown))
+                .map_or(0, |rule| rule.points_earn_rate_bps);
+            let Some((counted, delta)) =
+                purchase_effect(&program.program, program.zone(), rate, purchase)
+            else {
+                continue;
+            };
+            let key = (program.program.id, purchase.activity_id);
+            if self.counted.contains_key(&key) {
+                // A replay: counted the first time.
+                continue;
+            }
+            self.counted.insert(key, counted);
+            self.new_counted.push(key);
+            self.add_to_bucket(pair, delta);
+            if let Some((_, rules)) = &program.policy {
+                let range = months_at(rules.window, self.now, rules.time_zone, member.joined_at);
+                let totals = self
+                    .buckets
+                    .get(&pair)
+                    .map_or_else(Totals::default, |buckets| Totals::over(buckets, range));
+                let now = self.now;
+                let decision = self
+                    .state(pair, purchase.occurred_at)
+                    .state
+                    .after_activity(rules, totals, now);
+                if let Some(decision) = decision {
+                    self.history
+                        .push(history_record(program, purchase.customer_id, decision));
+                }
+            }
+            self.touched.insert(pair);
+        }
+    }
+
+    fn refund(&mut self, refund_id: Uuid, customer_id: Uuid, purchase_id: Uuid, amount: i64) {
+        for index in 0..self.programs.len() {
+            let program_id = self.programs[index].program.id;
+            let Some(counted) = self.counted.get_mut(&(program_id, purchase_id)) else {
+                continue;
+            };
+            if !self.applied.insert((program_id, refund_id)) {
+                // A replay: applied the first time.
+                continue;
+            }
+            self.new_applied.push((program_id, refund_id));
+            let (refunded, delta) = refund_effect(counted, amount);
+            counted.refunded_minor = refunded;
+            self.refunded.insert((program_id, purchase_id));
+            // No decision (refunds never lower a tier), but the record changed.
+            self.add_to_bucket((program_id, customer_id), delta);
+            self.touch((program_id, customer_id));
+        }
+    }
+
+    fn into_writes(mut self) -> FeedWrites {
+        let members = self
+            .changed_members
+            .iter()
+            .filter_map(|id| self.members.get(id).copied())
+            .collect();
+        let counted = self
+            .new_counted
+            .iter()
+            .filter_map(|key| Some((key.0, self.counted.get(key)?.clone())))
+            .collect();
+        let refunded = self
+            .refunded
+            .iter()
+            .filter(|key| self.loaded_counted.contains(key))
+            .filter_map(|key| Some((key.0, key.1, self.counted.get(key)?.refunded_minor)))
+            .collect();
+        let states = self
+            .touched
+            .iter()
+            .filter_map(|pair| {
+                let (stored, is_new) = self.states.remove(pair)?;
+                Some(StateWrite {
+                    pair: *pair,
+                    stored,
+                    is_new,
+                })
+            })
+            .collect();
+        FeedWrites {
+            members,
+            counted,
+            refunded,
+            applied_refunds: self.new_applied,
+            buckets: self
+                .deltas
+                .into_iter()
+                .map(|((pair, _), delta)| (pair, delta))
+                .collect(),
+            states,
+            history: self.history,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{
+        accrual::PurchaseEvent,
+        policy::tests::innisfree_policy,
+        program::tests::innisfree,
+        versions::{PolicyStatus, PolicyVersion},
+    };
+
+    const GREEN: u32 = 1;
+    const VIP: u32 = 2;
+
+    fn program() -> ProgramInForce {
+        let program = innisfree();
+        let mut document = innisfree_policy();
+        document.tiers[1].points_earn_rate_bps = 100;
+        document.tiers[2].points_earn_rate_bps = 300;
+        let rules = document.clone().validate(&program).expect("valid");
+        let now = Utc::now();
+        let version = PolicyVersion {
+            id: Uuid::now_v7(),
+            program_id: program.id,
+            version: 1,
+            status: PolicyStatus::Active,
+            document,
+            description: String::new(),
+            revision: 1,
+            created_by: "test".into(),
+            created_at: now,
+            updated_at: now,
+            activated_by: None,
+            activated_at: None,
+            retired_by: None,
+            retired_at: None,
+        };
+        ProgramInForce {
+            program,
+            policy: Some((version, rules)),
+        }
+    }
+
+    fn purchase(customer_id: Uuid, amount_minor: i64, now: DateTime<Utc>) -> UpstreamEvent {
+        UpstreamEvent::Purchase(PurchaseEvent {
+            activity_id: Uuid::now_v7(),
+            customer_id,
+            amount_minor,
+            currency: "KRW".into(),
+            brand: "innisfree".into(),
+            sales_channel: "store".into(),
+            occurred_at: now - chrono::Duration::hours(1),
+        })
+    }
+
+    fn activity_id(event: &UpstreamEvent) -> Uuid {
+        match event {
+            UpstreamEvent::Purchase(purchase) => purchase.activity_id,
+            other => panic!("not a purchase: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn purchases_of_one_batch_upgrade_in_feed_order_at_the_rate_of_the_tier_shown() {
+        let programs = [program()];
+        let id = programs[0].program.id;
+        let (customer, now) = (Uuid::now_v7(), Utc::now());
+        let events = [
+            purchase(customer, 150_000, now),
+            purchase(customer, 200_000, now),
+            purchase(customer, 10_000, now),
+        ];
+        let keys = FeedKeys::of(&events, &programs);
+        assert_eq!(keys.states, [(id, customer)]);
+        assert_eq!(keys.buckets, [(id, customer)]);
+        let writes = apply(&events, &programs, FeedLoad::default(), now);
+
+        assert_eq!(
+            writes.members.iter().map(|m| m.customer_id).collect::<Vec<_>>(),
+            [customer],
+            "a provisional member"
+        );
+        let ranks: Vec<(u32, u32)> = writes
+            .history
+            .iter()
+            .map(|r| (r.from_rank, r.to_rank))
+            .collect();
+        assert_eq!(ranks, [(0, GREEN), (GREEN, VIP)], "two upgrades, in order");
+        let points: Vec<i64> = writes.counted.iter().map(|(_, p)| p.points).collect();
+        assert_eq!(
+            points,
+            [0, 2_000, 300],
+            "each purchase earns at the rate of the tier shown when it is applied"
+        );
+        let [state] = writes.states.as_slice() else {
+            panic!("one state: {:?}", writes.states);
+        };
+        assert!(state.is_new);
+        assert_eq!(state.stored.state.earned_rank, VIP);
+        let [(_, bucket)] = writes.buckets.as_slice() else {
+            panic!("one bucket: {:?}", writes.buckets);
+        };
+        assert_eq!(
+            (bucket.net_spend_minor, bucket.purchases, bucket.points),
+            (360_000, 3, 2_300),
+            "one bucket write per month, the deltas summed"
+        );
+    }
+
+    #[test]
+    fn replays_and_refunds_count_once_and_a_refund_nets_a_purchase_of_the_same_batch() {
+        let programs = [program()];
+        let id = programs[0].program.id;
+        let (customer, now) = (Uuid::now_v7(), Utc::now());
+        let first = purchase(customer, 50_000, now);
+        let replayed = first.clone();
+        let refund_id = Uuid::now_v7();
+        let refund = UpstreamEvent::Refund {
+            activity_id: refund_id,
+            customer_id: customer,
+            purchase_id: activity_id(&first),
+            amount_minor: 20_000,
+        };
+        let events = [first, replayed, refund.clone(), refund];
+        let writes = apply(&events, &programs, FeedLoad::default(), now);
+        let [(_, counted)] = writes.counted.as_slice() else {
+            panic!("counted once: {:?}", writes.counted);
+        };
+        assert_eq!(counted.refunded_minor, 20_000, "inserted with its refund");
+        assert!(writes.refunded.is_empty(), "nothing loaded was refunded");
+        assert_eq!(writes.applied_refunds, [(id, refund_id)]);
+        assert_eq!(writes.buckets[0].1.net_spend_minor, 30_000);
+
+        // The same events again, now that the store holds their effects: nothing changes.
+        let load = FeedLoad {
+            members: writes.members.clone(),
+            counted: writes.counted.clone(),
+            applied_refunds: writes.applied_refunds.clone(),
+            ..FeedLoad::default()
+        };
+        let again = apply(&events, &programs, load, now);
+        assert!(again.is_empty() && again.buckets.is_empty(), "{again:?}");
+    }
+
+    #[test]
+    fn an_earlier_join_and_an_erasure_touch_every_program() {
+        let programs = [program()];
+        let id = programs[0].program.id;
+        let (customer, now) = (Uuid::now_v7(), Utc::now());
+        let events = [
+            purchase(customer, 10_000, now),
+            UpstreamEvent::CustomerCreated {
+                customer_id: customer,
+                joined_at: now - chrono::Duration::days(30),
+            },
+        ];
+        let writes = apply(&events, &programs, FeedLoad::default(), now);
+        assert_eq!(writes.members[0].joined_at, now - chrono::Duration::days(30));
+        assert_eq!(writes.states.len(), 1);
+
+        let erased = apply(
+            &[UpstreamEvent::CustomerErased {
+                customer_id: customer,
+            }],
+            &programs,
+            FeedLoad::default(),
+            now,
+        );
+        assert!(erased.members[0].erased);
+        assert_eq!(
+            erased.states.iter().map(|s| s.pair).collect::<Vec<_>>(),
+            [(id, customer)]
+        );
+    }
+}

@@ -1,0 +1,442 @@
+//! A feed batch's loads and writes on Postgres: one statement per kind of row, whatever the batch
+//! size (arrays bound as parameters and unnested), so a batch costs about a dozen round trips.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use chrono_tz::Tz;
+use sqlx::{Postgres, Transaction};
+use uuid::Uuid;
+
+use super::{
+    history,
+    tx::{STATE_COLUMNS, StateRow},
+};
+use crate::{
+    ScoringError,
+    domain::{
+        accrual::CountedPurchase,
+        feed_batch::{FeedKeys, FeedLoad, FeedWrites, Pair, StateWrite},
+        month::Month,
+        state::{Member, StoredState},
+        window::Bucket,
+    },
+};
+
+fn unzip(pairs: &[Pair]) -> (Vec<Uuid>, Vec<Uuid>) {
+    pairs.iter().copied().unzip()
+}
+
+#[derive(sqlx::FromRow)]
+struct KeyedState {
+    program_id: Uuid,
+    customer_id: Uuid,
+    #[sqlx(flatten)]
+    state: StateRow,
+}
+
+/// Loads what `keys` name; the existing states and counted purchases among them stay locked.
+#[tracing::instrument(skip_all, fields(customers = keys.customers.len(), states = keys.states.len()))]
+pub(super) async fn load(
+    tx: &mut Transaction<'static, Postgres>,
+    keys: &FeedKeys,
+) -> Result<FeedLoad, ScoringError> {
+    let members: Vec<(Uuid, DateTime<Utc>, bool)> = sqlx::query_as(
+        "SELECT customer_id, joined_at, erased FROM members WHERE customer_id = ANY($1)",
+    )
+    .bind(&keys.customers)
+    .fetch_all(&mut **tx)
+    .await?;
+    // Locked in (program, customer) order, as every writer that locks several states does.
+    let (programs, customers) = unzip(&keys.states);
+    let states: Vec<KeyedState> = sqlx::query_as(&format!(
+        "SELECT s.program_id, s.customer_id, {STATE_COLUMNS}
+         FROM tier_states s JOIN unnest($1::uuid[], $2::uuid[]) AS k(p, c) ON s.program_id = k.p AND s.customer_id = k.c
+         ORDER BY s.program_id, s.customer_id FOR UPDATE OF s"
+    ))
+    .bind(&programs)
+    .bind(&customers)
+    .fetch_all(&mut **tx)
+    .await?;
+    let (programs, customers) = unzip(&keys.buckets);
+    let buckets: Vec<(Uuid, Uuid, NaiveDate, i64, i64, i64)> = sqlx::query_as(
+        "SELECT b.program_id, b.customer_id, b.month, b.net_spend_minor, b.points, b.purchases
+         FROM buckets b JOIN unnest($1::uuid[], $2::uuid[]) AS k(p, c) ON b.program_id = k.p AND b.customer_id = k.c",
+    )
+    .bind(&programs)
+    .bind(&customers)
+    .fetch_all(&mut **tx)
+    .await?;
+    let zones: HashMap<Uuid, Tz> = keys.programs.iter().copied().collect();
+    let program_ids: Vec<Uuid> = keys.programs.iter().map(|(id, _)| *id).collect();
+    type CountedRow = (
+        Uuid,
+        Uuid,
+        Uuid,
+        DateTime<Utc>,
+        i64,
+        i64,
+        i64,
+        String,
+        String,
+    );
+    let counted: Vec<CountedRow> = sqlx::query_as(
+        "SELECT program_id, activity_id, customer_id, occurred_at, amount_minor, refunded_minor, points, brand, sales_channel
+         FROM counted_purchases WHERE program_id = ANY($1) AND activity_id = ANY($2)
+         ORDER BY program_id, activity_id FOR UPDATE",
+    )
+    .bind(&program_ids)
+    .bind(&keys.purchases)
+    .fetch_all(&mut **tx)
+    .await?;
+    let applied_refunds: Vec<(Uuid, Uuid)> = if keys.refunds.is_empty() {
+        Vec::new()
+    } else {
+        sqlx::query_as(
+            "SELECT program_id, activity_id FROM applied_refunds WHERE program_id = ANY($1) AND activity_id = ANY($2)",
+        )
+        .bind(&program_ids)
+        .bind(&keys.refunds)
+        .fetch_all(&mut **tx)
+        .await?
+    };
+    Ok(FeedLoad {
+        members: members
+            .into_iter()
+            .map(|(customer_id, joined_at, erased)| Member {
+                customer_id,
+                joined_at,
+                erased,
+            })
+            .collect(),
+        states: states
+            .into_iter()
+            .map(|row| {
+                (
+                    (row.program_id, row.customer_id),
+                    StoredState::from(row.state),
+                )
+            })
+            .collect(),
+        buckets: buckets
+            .into_iter()
+            .map(
+                |(program_id, customer_id, month, net_spend_minor, points, purchases)| {
+                    (
+                        (program_id, customer_id),
+                        Bucket {
+                            month: Month::of_date(month),
+                            net_spend_minor,
+                            points,
+                            purchases,
+                        },
+                    )
+                },
+            )
+            .collect(),
+        counted: counted
+            .into_iter()
+            .map(
+                |(
+                    program_id,
+                    activity_id,
+                    customer_id,
+                    occurred_at,
+                    amount_minor,
+                    refunded_minor,
+                    points,
+                    brand,
+                    sales_channel,
+                )| {
+                    let zone = zones.get(&program_id).copied().unwrap_or(Tz::UTC);
+                    (
+                        program_id,
+                        CountedPurchase {
+                            activity_id,
+                            customer_id,
+                            occurred_at,
+                            month: Month::of(occurred_at, zone),
+                            amount_minor,
+                            refunded_minor,
+                            points,
+                            brand,
+                            sales_channel,
+                        },
+                    )
+                },
+            )
+            .collect(),
+        applied_refunds,
+    })
+}
+
+/// Writes what a batch changed.
+#[tracing::instrument(skip_all, fields(states = writes.states.len(), purchases = writes.counted.len()))]
+pub(super) async fn write(
+    tx: &mut Transaction<'static, Postgres>,
+    writes: &FeedWrites,
+    now: DateTime<Utc>,
+) -> Result<(), ScoringError> {
+    write_members(tx, &writes.members).await?;
+    write_counted(tx, &writes.counted).await?;
+    write_refunds(tx, writes).await?;
+    write_buckets(tx, writes).await?;
+    write_states(tx, &writes.states, now).await?;
+    history::insert(tx, &writes.history).await
+}
+
+async fn write_members(
+    tx: &mut Transaction<'static, Postgres>,
+    members: &[Member],
+) -> Result<(), ScoringError> {
+    if members.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = members.iter().map(|m| m.customer_id).collect();
+    let joined: Vec<DateTime<Utc>> = members.iter().map(|m| m.joined_at).collect();
+    let erased: Vec<bool> = members.iter().map(|m| m.erased).collect();
+    sqlx::query(
+        "INSERT INTO members (customer_id, joined_at, erased) SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::bool[])
+         ON CONFLICT (customer_id) DO UPDATE SET erased = members.erased OR EXCLUDED.erased,
+             joined_at = LEAST(members.joined_at, EXCLUDED.joined_at)",
+    )
+    .bind(&ids)
+    .bind(&joined)
+    .bind(&erased)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn write_counted(
+    tx: &mut Transaction<'static, Postgres>,
+    counted: &[(Uuid, CountedPurchase)],
+) -> Result<(), ScoringError> {
+    if counted.is_empty() {
+        return Ok(());
+    }
+    let column = |f: &dyn Fn(&CountedPurchase) -> i64| -> Vec<i64> {
+        counted.iter().map(|(_, p)| f(p)).collect()
+    };
+    let programs: Vec<Uuid> = counted.iter().map(|(program, _)| *program).collect();
+    let activities: Vec<Uuid> = counted.iter().map(|(_, p)| p.activity_id).collect();
+    let customers: Vec<Uuid> = counted.iter().map(|(_, p)| p.customer_id).collect();
+    let occurred: Vec<DateTime<Utc>> = counted.iter().map(|(_, p)| p.occurred_at).collect();
+    let brands: Vec<&str> = counted.iter().map(|(_, p)| p.brand.as_str()).collect();
+    let channels: Vec<&str> = counted
+        .iter()
+        .map(|(_, p)| p.sales_channel.as_str())
+        .collect();
+    let inserted = sqlx::query(
+        "INSERT INTO counted_purchases (program_id, activity_id, customer_id, occurred_at, amount_minor, refunded_minor, points,
+                                        brand, sales_channel)
+         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::timestamptz[], $5::int8[], $6::int8[], $7::int8[],
+                              $8::text[], $9::text[])
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(&programs)
+    .bind(&activities)
+    .bind(&customers)
+    .bind(&occurred)
+    .bind(column(&|p| p.amount_minor))
+    .bind(column(&|p| p.refunded_minor))
+    .bind(column(&|p| p.points))
+    .bind(&brands)
+    .bind(&channels)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if inserted != counted.len() as u64 {
+        return Err(ScoringError::Aborted(
+            "purchases of the batch were counted by another writer meanwhile".into(),
+        ));
+    }
+    Ok(())
+}
+
+async fn write_refunds(
+    tx: &mut Transaction<'static, Postgres>,
+    writes: &FeedWrites,
+) -> Result<(), ScoringError> {
+    if !writes.refunded.is_empty() {
+        let programs: Vec<Uuid> = writes.refunded.iter().map(|r| r.0).collect();
+        let purchases: Vec<Uuid> = writes.refunded.iter().map(|r| r.1).collect();
+        let totals: Vec<i64> = writes.refunded.iter().map(|r| r.2).collect();
+        sqlx::query(
+            "UPDATE counted_purchases c SET refunded_minor = u.refunded
+             FROM unnest($1::uuid[], $2::uuid[], $3::int8[]) AS u(program_id, activity_id, refunded)
+             WHERE c.program_id = u.program_id AND c.activity_id = u.activity_id",
+        )
+        .bind(&programs)
+        .bind(&purchases)
+        .bind(&totals)
+        .execute(&mut **tx)
+        .await?;
+    }
+    if !writes.applied_refunds.is_empty() {
+        let (programs, refunds) = unzip(&writes.applied_refunds);
+        let inserted = sqlx::query(
+            "INSERT INTO applied_refunds (program_id, activity_id) SELECT * FROM unnest($1::uuid[], $2::uuid[])
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&programs)
+        .bind(&refunds)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+        if inserted != writes.applied_refunds.len() as u64 {
+            return Err(ScoringError::Aborted(
+                "refunds of the batch were applied by another writer meanwhile".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+async fn write_buckets(
+    tx: &mut Transaction<'static, Postgres>,
+    writes: &FeedWrites,
+) -> Result<(), ScoringError> {
+    if writes.buckets.is_empty() {
+        return Ok(());
+    }
+    let deltas = &writes.buckets;
+    let programs: Vec<Uuid> = deltas.iter().map(|((p, _), _)| *p).collect();
+    let customers: Vec<Uuid> = deltas.iter().map(|((_, c), _)| *c).collect();
+    let months: Vec<NaiveDate> = deltas.iter().map(|(_, d)| d.month.first_day()).collect();
+    let spend: Vec<i64> = deltas.iter().map(|(_, d)| d.net_spend_minor).collect();
+    let points: Vec<i64> = deltas.iter().map(|(_, d)| d.points).collect();
+    let purchases: Vec<i64> = deltas.iter().map(|(_, d)| d.purchases).collect();
+    sqlx::query(
+        "INSERT INTO buckets (program_id, customer_id, month, net_spend_minor, points, purchases)
+         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::date[], $4::int8[], $5::int8[], $6::int8[])
+         ON CONFLICT (program_id, customer_id, month) DO UPDATE SET
+             net_spend_minor = buckets.net_spend_minor + EXCLUDED.net_spend_minor,
+             points = buckets.points + EXCLUDED.points,
+             purchases = buckets.purchases + EXCLUDED.purchases",
+    )
+    .bind(&programs)
+    .bind(&customers)
+    .bind(&months)
+    .bind(&spend)
+    .bind(&points)
+    .bind(&purchases)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn write_states(
+    tx: &mut Transaction<'static, Postgres>,
+    states: &[StateWrite],
+    now: DateTime<Utc>,
+) -> Result<(), ScoringError> {
+    let (new, existing): (Vec<&StateWrite>, Vec<&StateWrite>) =
+        states.iter().partition(|write| write.is_new);
+    if !new.is_empty() {
+        let (programs, customers): (Vec<Uuid>, Vec<Uuid>) =
+            new.iter().map(|write| write.pair).unzip();
+        let columns = StateColumns::of(new.iter().map(|write| &write.stored));
+        let inserted = sqlx::query(
+            "INSERT INTO tier_states (program_id, customer_id, earned_rank, since, last_qualified_at, override_rank, override_until,
+                                      override_reason, override_operator, override_set_at, version, updated_at)
+             SELECT p, c, e, s, q, r, u, why, who, at, 1, $11
+             FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::timestamptz[], $5::timestamptz[], $6::int[], $7::timestamptz[],
+                         $8::text[], $9::text[], $10::timestamptz[]) AS n(p, c, e, s, q, r, u, why, who, at)
+             ON CONFLICT (program_id, customer_id) DO NOTHING",
+        )
+        .bind(&programs)
+        .bind(&customers)
+        .bind(&columns.earned_rank)
+        .bind(&columns.since)
+        .bind(&columns.last_qualified_at)
+        .bind(&columns.override_rank)
+        .bind(&columns.override_until)
+        .bind(&columns.override_reason)
+        .bind(&columns.override_operator)
+        .bind(&columns.override_set_at)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+        // Someone created one of these states after the batch looked: the batch decided on a
+        // state that was not the latest, so it is applied again from the start.
+        if inserted != new.len() as u64 {
+            return Err(ScoringError::Aborted(
+                "a tier state of the batch was created by another writer meanwhile".into(),
+            ));
+        }
+    }
+    if !existing.is_empty() {
+        let (programs, customers): (Vec<Uuid>, Vec<Uuid>) =
+            existing.iter().map(|write| write.pair).unzip();
+        let columns = StateColumns::of(existing.iter().map(|write| &write.stored));
+        sqlx::query(
+            "UPDATE tier_states s SET earned_rank = u.e, since = u.s, last_qualified_at = u.q, override_rank = u.r,
+                 override_until = u.u, override_reason = u.why, override_operator = u.who, override_set_at = u.at,
+                 version = s.version + 1, updated_at = $11
+             FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::timestamptz[], $5::timestamptz[], $6::int[], $7::timestamptz[],
+                         $8::text[], $9::text[], $10::timestamptz[]) AS u(p, c, e, s, q, r, u, why, who, at)
+             WHERE s.program_id = u.p AND s.customer_id = u.c",
+        )
+        .bind(&programs)
+        .bind(&customers)
+        .bind(&columns.earned_rank)
+        .bind(&columns.since)
+        .bind(&columns.last_qualified_at)
+        .bind(&columns.override_rank)
+        .bind(&columns.override_until)
+        .bind(&columns.override_reason)
+        .bind(&columns.override_operator)
+        .bind(&columns.override_set_at)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Tier states as column arrays, to bind and unnest.
+pub(super) struct StateColumns {
+    pub(super) earned_rank: Vec<i32>,
+    pub(super) since: Vec<DateTime<Utc>>,
+    pub(super) last_qualified_at: Vec<Option<DateTime<Utc>>>,
+    pub(super) override_rank: Vec<Option<i32>>,
+    pub(super) override_until: Vec<Option<DateTime<Utc>>>,
+    pub(super) override_reason: Vec<Option<String>>,
+    pub(super) override_operator: Vec<Option<String>>,
+    pub(super) override_set_at: Vec<Option<DateTime<Utc>>>,
+}
+
+impl StateColumns {
+    pub(super) fn of<'a>(states: impl Iterator<Item = &'a StoredState>) -> Self {
+        let rank = |value: u32| i32::try_from(value).unwrap_or(i32::MAX);
+        let mut columns = Self {
+            earned_rank: Vec::new(),
+            since: Vec::new(),
+            last_qualified_at: Vec::new(),
+            override_rank: Vec::new(),
+            override_until: Vec::new(),
+            override_reason: Vec::new(),
+            override_operator: Vec::new(),
+            override_set_at: Vec::new(),
+        };
+        for stored in states {
+            let state = &stored.state;
+            let manual = state.manual.as_ref();
+            columns.earned_rank.push(rank(state.earned_rank));
+            columns.since.push(state.since);
+            columns.last_qualified_at.push(state.last_qualified_at);
+            columns.override_rank.push(manual.map(|m| rank(m.rank)));
+            columns.override_until.push(manual.map(|m| m.until));
+            columns
+                .override_reason
+                .push(manual.map(|m| m.reason.clone()));
+            columns
+                .override_operator
+                .push(manual.map(|m| m.operator.clone()));
+            columns.override_set_at.push(manual.map(|m| m.set_at));
+        }
+        columns
+    }
+}
