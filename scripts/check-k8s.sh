@@ -30,10 +30,20 @@ render() {
 
 # kubernetes-validate in a virtualenv of its own, made once and reused.
 venv="${TIERLINE_K8S_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/tierline/k8s-validate-$validator_version}"
+# Several checks may start at once on a fresh machine (the tests run in parallel): one installs
+# under a lock while the others wait, and a half-made virtualenv is never left at "$venv".
 if [[ ! -x "$venv/bin/kubernetes-validate" ]]; then
-    echo "check-k8s: installing kubernetes-validate $validator_version into $venv" >&2
-    python3 -m venv "$venv" >&2
-    "$venv/bin/pip" install --quiet --disable-pip-version-check "kubernetes-validate==$validator_version" >&2
+    mkdir -p "$(dirname "$venv")"
+    exec 9>"$venv.lock"
+    flock 9
+    if [[ ! -x "$venv/bin/kubernetes-validate" ]]; then
+        echo "check-k8s: installing kubernetes-validate $validator_version into $venv" >&2
+        rm -rf "$venv"
+        python3 -m venv "$venv" >&2
+        "$venv/bin/pip" install --quiet --disable-pip-version-check "kubernetes-validate==$validator_version" >&2
+    fi
+    flock -u 9
+    exec 9>&-
 fi
 
 out="$(mktemp -d)"
