@@ -68,7 +68,14 @@ pub(super) async fn load(
     .fetch_all(&mut **tx)
     .await?;
     let zones: HashMap<Uuid, Tz> = keys.programs.iter().copied().collect();
-    let program_ids: Vec<Uuid> = keys.programs.iter().map(|(id, _)| *id).collect();
+    // Joined with the keys, not filtered by `= ANY`: each key is one primary-key lookup,
+    // whatever the statistics of a fast-growing table say about a program's share of it.
+    let every_program = |ids: &[Uuid]| -> (Vec<Uuid>, Vec<Uuid>) {
+        keys.programs
+            .iter()
+            .flat_map(|(program, _)| ids.iter().map(move |id| (*program, *id)))
+            .unzip()
+    };
     type CountedRow = (
         Uuid,
         Uuid,
@@ -80,23 +87,27 @@ pub(super) async fn load(
         String,
         String,
     );
+    let (programs, purchases) = every_program(&keys.purchases);
     let counted: Vec<CountedRow> = sqlx::query_as(
-        "SELECT program_id, activity_id, customer_id, occurred_at, amount_minor, refunded_minor, points, brand, sales_channel
-         FROM counted_purchases WHERE program_id = ANY($1) AND activity_id = ANY($2)
-         ORDER BY program_id, activity_id FOR UPDATE",
+        "SELECT c.program_id, c.activity_id, c.customer_id, c.occurred_at, c.amount_minor, c.refunded_minor, c.points,
+                c.brand, c.sales_channel
+         FROM counted_purchases c JOIN unnest($1::uuid[], $2::uuid[]) AS k(p, a) ON c.program_id = k.p AND c.activity_id = k.a
+         ORDER BY c.program_id, c.activity_id FOR UPDATE OF c",
     )
-    .bind(&program_ids)
-    .bind(&keys.purchases)
+    .bind(&programs)
+    .bind(&purchases)
     .fetch_all(&mut **tx)
     .await?;
     let applied_refunds: Vec<(Uuid, Uuid)> = if keys.refunds.is_empty() {
         Vec::new()
     } else {
+        let (programs, refunds) = every_program(&keys.refunds);
         sqlx::query_as(
-            "SELECT program_id, activity_id FROM applied_refunds WHERE program_id = ANY($1) AND activity_id = ANY($2)",
+            "SELECT r.program_id, r.activity_id
+             FROM applied_refunds r JOIN unnest($1::uuid[], $2::uuid[]) AS k(p, a) ON r.program_id = k.p AND r.activity_id = k.a",
         )
-        .bind(&program_ids)
-        .bind(&keys.refunds)
+        .bind(&programs)
+        .bind(&refunds)
         .fetch_all(&mut **tx)
         .await?
     };
