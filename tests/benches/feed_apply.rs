@@ -6,7 +6,7 @@
 //! service with its feed consumer and the Redis tier cache on, as in production), creates an
 //! Innisfree-like program, seeds `BENCH_CUSTOMERS` customers (default 100,000) straight into both
 //! schemas, then imports `BENCH_PURCHASES` purchases (default 300,000) through `ImportActivities`
-//! in batches of 5,000 while the consumer runs. It prints when the import ended and when the
+//! in batches of 5,000 while the consumer runs (`BENCH_CONSUMER_BATCH` sets the consumer's batch). It prints when the import ended and when the
 //! consumer had counted every purchase (rows in `scoring.counted_purchases`).
 //!
 //! Run: `cargo bench -p tierline-e2e --bench feed_apply`
@@ -51,19 +51,20 @@ async fn main() {
     }));
     let mut customer_client = CustomerServiceClient::new(channel(customer_addr).await);
 
+    let mut scoring_settings = vec![
+        ("TIERLINE_FEED_CONSUMER", "true".to_owned()),
+        (
+            "TIERLINE_CUSTOMER_ENDPOINT",
+            format!("http://{customer_addr}"),
+        ),
+        ("TIERLINE_REDIS_URL", tierline_testkit::redis_url()),
+    ];
+    // The consumer's batch, to try other sizes than the service's default.
+    if let Ok(batch) = std::env::var("BENCH_CONSUMER_BATCH") {
+        scoring_settings.push(("TIERLINE_FEED_CONSUMER_BATCH", batch));
+    }
     let scoring_app = ScoringApp::build(
-        ScoringConfig::from_source(&settings(
-            &database,
-            &[
-                ("TIERLINE_FEED_CONSUMER", "true".to_owned()),
-                (
-                    "TIERLINE_CUSTOMER_ENDPOINT",
-                    format!("http://{customer_addr}"),
-                ),
-                ("TIERLINE_REDIS_URL", tierline_testkit::redis_url()),
-            ],
-        ))
-        .unwrap(),
+        ScoringConfig::from_source(&settings(&database, &scoring_settings)).unwrap(),
     )
     .await
     .unwrap();

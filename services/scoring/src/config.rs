@@ -98,7 +98,7 @@ impl ScoringConfig {
         if reader.bool("TIERLINE_FEED_CONSUMER", true) {
             config.consumer = Some(ConsumerSettings {
                 customer: ClientSettings::read(&mut reader, "CUSTOMER", "http://127.0.0.1:50051"),
-                batch_size: reader.number_in("TIERLINE_FEED_CONSUMER_BATCH", 500, 1..=10_000),
+                batch_size: reader.number_in("TIERLINE_FEED_CONSUMER_BATCH", 5_000, 1..=10_000),
             });
         }
         reader.finish()?;

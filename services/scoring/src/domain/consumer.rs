@@ -28,7 +28,7 @@ use super::{
 use crate::{
     ScoringError,
     cache::{Keyspace, TierCache},
-    storage::{ScoringStore, tx::ScoringTx},
+    storage::{CustomerRecord, ScoringStore, tx::ScoringTx},
 };
 
 /// The consumer's name in `feed_cursors`.
@@ -187,17 +187,27 @@ pub(crate) async fn save(
     Ok(())
 }
 
+/// The cache writes of a committed batch, still running.
+type CacheWrites = Vec<tokio::task::JoinHandle<Result<Vec<CustomerRecord>, ScoringError>>>;
+
 /// Applies feed batches.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct FeedApplier {
     store: Arc<dyn ScoringStore>,
     cache: TierCache,
+    /// The previous batch's cache writes: they run while the next batch is applied, and are
+    /// awaited once it has committed, so at most two batches' writes are in flight.
+    in_flight: std::sync::Mutex<CacheWrites>,
 }
 
 impl FeedApplier {
     /// An applier on `store`.
     pub fn new(store: Arc<dyn ScoringStore>, cache: TierCache) -> Self {
-        Self { store, cache }
+        Self {
+            store,
+            cache,
+            in_flight: std::sync::Mutex::new(Vec::new()),
+        }
     }
 
     /// Where to resume.
@@ -248,7 +258,8 @@ impl FeedApplier {
         tx.commit().await?;
         // Write-through, after the commit: the cache never holds what the store may roll back.
         // A write that cannot be made is left to the repairer: the batch is applied either way.
-        let tasks: Vec<_> = writes
+        // Two batches' writes of one record may race; the record's version keeps the newer.
+        let tasks: CacheWrites = writes
             .into_iter()
             .map(|(space, customers, repair)| {
                 after_commit(
@@ -260,7 +271,14 @@ impl FeedApplier {
                 )
             })
             .collect();
-        for task in tasks {
+        let previous = std::mem::replace(
+            &mut *self
+                .in_flight
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+            tasks,
+        );
+        for task in previous {
             if let Err(error) = records_after_commit(task).await {
                 tracing::warn!(%error, "cache write after a feed batch failed; the repairer will drop those records");
             }

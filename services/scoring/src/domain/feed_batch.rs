@@ -586,7 +586,11 @@ mod tests {
         let writes = apply(&events, &programs, FeedLoad::default(), now);
 
         assert_eq!(
-            writes.members.iter().map(|m| m.customer_id).collect::<Vec<_>>(),
+            writes
+                .members
+                .iter()
+                .map(|m| m.customer_id)
+                .collect::<Vec<_>>(),
             [customer],
             "a provisional member"
         );
@@ -665,7 +669,10 @@ mod tests {
             },
         ];
         let writes = apply(&events, &programs, FeedLoad::default(), now);
-        assert_eq!(writes.members[0].joined_at, now - chrono::Duration::days(30));
+        assert_eq!(
+            writes.members[0].joined_at,
+            now - chrono::Duration::days(30)
+        );
         assert_eq!(writes.states.len(), 1);
 
         let erased = apply(
