@@ -52,12 +52,35 @@ impl fmt::Display for FeedCursor {
     }
 }
 
-/// The watermark: the oldest transaction still running. Rows written by older transactions can
-/// no longer appear, so a reader may consume rows with `xid` below it.
-pub async fn watermark(executor: impl sqlx::PgExecutor<'_>) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
-        .fetch_one(executor)
-        .await
+/// The watermark: the oldest transaction still running **in this database** (or the next
+/// transaction id when none is). Rows written by older transactions can no longer appear, so a
+/// reader may consume rows with `xid` below it.
+///
+/// A transaction in another database of the same server cannot write this database's tables, so
+/// it is left out: a backup, an analytics query or a migration elsewhere on a shared server does
+/// not hold the feed back (docs/FEED.md). The running transactions are read from
+/// `pg_stat_activity` (whose `backend_xid` any role may read) and `pg_prepared_xacts`; their
+/// 32-bit ids are widened to 64 bits against the statement's snapshot. Every transaction older
+/// than the snapshot's `xmax` that is still running is in those views when they are read, after the
+/// snapshot was taken, so none is missed.
+///
+/// It takes the pool, not a transaction: `pg_stat_activity` is read once per transaction and
+/// kept, so a second read in one transaction would miss transactions begun since.
+pub async fn watermark(pool: &sqlx::PgPool) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT LEAST(n.next, min(n.next + CASE WHEN d.ahead < 2147483648 THEN d.ahead ELSE d.ahead - 4294967296 END))
+         FROM (SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS next) n
+         LEFT JOIN LATERAL (
+             SELECT ((r.xid32 - n.next % 4294967296) + 4294967296) % 4294967296 AS ahead
+             FROM (SELECT backend_xid::text::bigint AS xid32 FROM pg_stat_activity
+                   WHERE datname = current_database() AND backend_xid IS NOT NULL
+                   UNION ALL
+                   SELECT transaction::text::bigint FROM pg_prepared_xacts WHERE database = current_database()) r
+         ) d ON true
+         GROUP BY n.next",
+    )
+    .fetch_one(pool)
+    .await
 }
 
 /// One read of a feed.

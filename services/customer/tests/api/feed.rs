@@ -117,6 +117,45 @@ async fn a_connected_watcher_gets_new_activity_at_once() {
     eprintln!("feed latency from RecordPurchase call to event: {latency:?}");
 }
 
+#[tokio::test]
+async fn a_transaction_left_open_in_another_database_does_not_hold_the_feed_back() {
+    let app = TestApp::spawn().await;
+    let mut client = app.client().await;
+    let customer = new_customer(&mut client).await;
+    let mut stream = watch(&mut client, "").await;
+    read_until(&mut stream, |events| events.len() == 1).await;
+
+    // Another database of the same server, with a transaction that has written (it holds a
+    // transaction id older than everything after it) and stays open, as a batch job or a backup
+    // would.
+    let mut elsewhere = sqlx::PgConnection::connect(&tierline_testkit::admin_database_url())
+        .await
+        .expect("admin database");
+    let mut open = elsewhere.begin().await.expect("begin");
+    let _: String = sqlx::query_scalar("SELECT pg_current_xact_id()::text")
+        .fetch_one(&mut *open)
+        .await
+        .expect("an xid");
+
+    let started = Instant::now();
+    let id = client
+        .record_purchase(purchase("while-open-elsewhere", &customer.id, 700))
+        .await
+        .expect("purchase")
+        .into_inner()
+        .activity
+        .expect("activity")
+        .id;
+    let events = read_until(&mut stream, |events| !events.is_empty()).await;
+    let latency = started.elapsed();
+    assert_eq!(activity_ids(&events), [id]);
+    assert!(
+        latency < Duration::from_secs(2),
+        "the purchase waited {latency:?} for a transaction that cannot write to this feed"
+    );
+    open.rollback().await.expect("rollback");
+}
+
 /// Many writers, some of which hold their transaction open for a random time after taking their
 /// sequence numbers, so commits land out of sequence order; one watcher must still see every
 /// activity exactly once.

@@ -27,10 +27,7 @@ impl PgCustomerStore {
         limit: u32,
     ) -> Result<FeedPage, CustomerError> {
         // Every transaction older than the watermark has ended: rows below it can no longer appear.
-        let watermark: i64 =
-            sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
-                .fetch_one(&self.pool)
-                .await?;
+        let watermark = tierline_runtime::xid_feed::watermark(&self.pool).await?;
         let limit_sql = i64::from(limit);
         let sql = format!(
             "SELECT {ACTIVITY_COLUMNS} FROM activities
