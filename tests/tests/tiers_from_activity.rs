@@ -634,19 +634,27 @@ async fn refund(
         .expect("refund");
 }
 
+/// Evaluates now and waits for the run to finish. The request is sent twice with one
+/// idempotency key, as a client retrying after a timeout would: one run is opened.
 async fn evaluate_now(services: &mut Services, program_id: &str) -> scoring::EvaluationRun {
-    let run = services
-        .scoring
-        .evaluate_now(authorized(
-            scoring::EvaluateNowRequest {
-                program_id: program_id.into(),
-                requested_by: "e2e".into(),
-            },
-            &[PROGRAMS_ADMIN],
-        ))
-        .await
-        .expect("evaluate")
-        .into_inner();
+    let request = scoring::EvaluateNowRequest {
+        program_id: program_id.into(),
+        requested_by: "e2e".into(),
+        idempotency_key: format!("evaluate-{}", uuid::Uuid::now_v7()),
+    };
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        runs.push(
+            services
+                .scoring
+                .evaluate_now(authorized(request.clone(), &[PROGRAMS_ADMIN]))
+                .await
+                .expect("evaluate")
+                .into_inner(),
+        );
+    }
+    assert_eq!(runs[0].id, runs[1].id, "the retry returns the first run");
+    let run = runs.remove(0);
     loop {
         let current = services
             .scoring
@@ -844,22 +852,32 @@ async fn an_override_shows_its_tier_and_can_be_cleared() {
         .collect();
     assert_eq!(fields, ["tier_code", "expires_at", "reason"]);
 
+    let clear = scoring::ClearTierOverrideRequest {
+        program_id: program_id.clone(),
+        customer_id: customer_id.clone(),
+        reason: "resolved".into(),
+        operator_name: "agent-7".into(),
+        idempotency_key: "clear-7".into(),
+    };
     let cleared = services
         .scoring
-        .clear_tier_override(authorized(
-            scoring::ClearTierOverrideRequest {
-                program_id: program_id.clone(),
-                customer_id: customer_id.clone(),
-                reason: "resolved".into(),
-                operator_name: "agent-7".into(),
-            },
-            &[PROGRAMS_ADMIN],
-        ))
+        .clear_tier_override(authorized(clear.clone(), &[PROGRAMS_ADMIN]))
         .await
         .expect("clear")
         .into_inner();
     assert_eq!(code(&cleared), "GREEN");
     assert!(cleared.tier_override.is_none());
+    // A retry changes nothing: same tier, same version, no second record.
+    let retried = services
+        .scoring
+        .clear_tier_override(authorized(clear, &[PROGRAMS_ADMIN]))
+        .await
+        .expect("clear again")
+        .into_inner();
+    assert_eq!(
+        (code(&retried), retried.version),
+        (code(&cleared), cleared.version)
+    );
     let history = services
         .scoring
         .get_tier_history(authorized(

@@ -59,6 +59,7 @@ async fn main() {
         .evaluate_now(pb::EvaluateNowRequest {
             program_id: program_id.clone(),
             requested_by: "bench".into(),
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -15,10 +15,11 @@ use crate::{
     domain::{
         consumer::{ProgramInForce, programs_in_force},
         evaluation::{Evaluator, Pass},
+        idempotency::Claimed,
         schedule::{last_due, next_due},
         versions::RunTrigger,
     },
-    storage::ScoringStore,
+    storage::{NewRun, ScoringStore},
 };
 
 /// Longest sleep between ticks (new policies and overrides are noticed within it).
@@ -78,17 +79,20 @@ async fn tick(store: &dyn ScoringStore, evaluator: &Evaluator) -> Result<Duratio
         if let Some(due) = due_to_run(program, now) {
             let opened = store
                 .open_run(
-                    Uuid::now_v7(),
-                    program.program.id,
-                    version.id,
-                    RunTrigger::Schedule,
-                    Some(due),
-                    "scheduler",
-                    now,
+                    &NewRun {
+                        id: Uuid::now_v7(),
+                        program_id: program.program.id,
+                        policy_version_id: version.id,
+                        trigger: RunTrigger::Schedule,
+                        due_at: Some(due),
+                        requested_by: "scheduler".into(),
+                        now,
+                    },
+                    None,
                 )
                 .await;
             match opened {
-                Ok(Some(run)) => {
+                Ok(Claimed::Done(Some(run))) => {
                     tracing::info!(program = %program.program.code, %due, "starting the scheduled evaluation");
                     // A run can take minutes: it goes on beside the ticks.
                     let (evaluator, program) = (evaluator.clone(), program.clone());
@@ -98,7 +102,7 @@ async fn tick(store: &dyn ScoringStore, evaluator: &Evaluator) -> Result<Duratio
                             .await
                     });
                 }
-                Ok(None) => {}
+                Ok(Claimed::Done(None) | Claimed::Replay(_)) => {}
                 Err(error) => {
                     tracing::warn!(%error, program = %program.program.code, "cannot open the scheduled run")
                 }

@@ -265,6 +265,10 @@ pub(crate) enum Programs {
     Evaluate {
         /// Program id.
         program: String,
+        /// Idempotency key (a retry with the same key returns the first run instead of opening
+        /// a second).
+        #[arg(long, default_value = "")]
+        key: String,
     },
 }
 

@@ -20,6 +20,10 @@ pub enum Operation {
     CreatePolicyVersion,
     /// `SetTierOverride`; the result is the customer's tier.
     SetTierOverride,
+    /// `ClearTierOverride`; the result is the customer's tier.
+    ClearTierOverride,
+    /// `EvaluateNow`; the result is the run it opened.
+    EvaluateNow,
 }
 
 impl Operation {
@@ -29,6 +33,8 @@ impl Operation {
             Self::CreateProgram => "create_program",
             Self::CreatePolicyVersion => "create_policy_version",
             Self::SetTierOverride => "set_tier_override",
+            Self::ClearTierOverride => "clear_tier_override",
+            Self::EvaluateNow => "evaluate_now",
         }
     }
 }

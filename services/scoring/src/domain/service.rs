@@ -24,7 +24,7 @@ use super::{
 use crate::{
     ScoringError,
     cache::{Keyspace, TierCache},
-    storage::{Activation, DraftChange, NewPolicy, ScoringStore},
+    storage::{Activation, DraftChange, NewPolicy, NewRun, ScoringStore},
 };
 
 /// The current time at the precision Postgres stores (microseconds), so that what an RPC returns
@@ -529,28 +529,51 @@ impl Scoring {
     }
 
     /// Starts an evaluation of a program now; it runs in the background and reports through
-    /// `GetEvaluationRun`.
+    /// `GetEvaluationRun`. A retry with the same idempotency key returns the run the first
+    /// request opened, as it stands, and opens nothing.
     #[tracing::instrument(skip(self))]
     pub async fn evaluate_now(
         &self,
         program_id: &str,
         requested_by: &str,
+        idempotency_key: &str,
     ) -> Result<EvaluationRun, ScoringError> {
         let requested_by = actor("requested_by", requested_by)?;
         let (program, policy, rules) = self.program_in_force(program_id).await?;
-        let run = self
+        let request = IdempotentRequest::new(
+            Operation::EvaluateNow,
+            idempotency_key,
+            &json!({ "program_id": program.id, "requested_by": requested_by }),
+        )?;
+        let opened = self
             .store
             .open_run(
-                Uuid::now_v7(),
-                program.id,
-                policy.id,
-                super::versions::RunTrigger::Manual,
-                None,
-                &requested_by,
-                now(),
+                &NewRun {
+                    id: Uuid::now_v7(),
+                    program_id: program.id,
+                    policy_version_id: policy.id,
+                    trigger: super::versions::RunTrigger::Manual,
+                    due_at: None,
+                    requested_by,
+                    now: now(),
+                },
+                request.as_ref(),
             )
-            .await?
-            .ok_or_else(|| ScoringError::Internal("a manual run was not opened".into()))?;
+            .await?;
+        let run = match opened {
+            Claimed::Done(Some(run)) => run,
+            Claimed::Done(None) => {
+                return Err(ScoringError::Internal("a manual run was not opened".into()));
+            }
+            Claimed::Replay(prior) => {
+                let run_id = replayed(request.as_ref(), &prior)?;
+                return self
+                    .store
+                    .run(run_id)
+                    .await?
+                    .ok_or_else(|| ScoringError::not_found("evaluation run", run_id));
+            }
+        };
         let in_force = ProgramInForce {
             program,
             policy: Some((policy, rules)),
@@ -633,25 +656,32 @@ impl Scoring {
         .await
     }
 
-    /// Ends an override now.
+    /// Ends an override now. A retry with the same idempotency key changes nothing and
+    /// returns the customer's tier.
     #[tracing::instrument(skip(self))]
     pub async fn clear_override(
         &self,
         program_id: &str,
         customer_id: &str,
         operator: &str,
+        idempotency_key: &str,
     ) -> Result<(Program, PolicyRules, TierView), ScoringError> {
-        actor("operator_name", operator)?;
+        let operator = actor("operator_name", operator)?;
         let in_force = self.in_force(program_id).await?;
         let (policy, _) = in_force.active()?;
         let program = &in_force.program;
         let customer = parse_id("customer_id", customer_id)?;
+        let request = IdempotentRequest::new(
+            Operation::ClearTierOverride,
+            idempotency_key,
+            &json!({ "program_id": program.id, "customer_id": customer, "operator": operator }),
+        )?;
         let now = now();
         self.change_state(
             program.id,
             policy.id,
             customer,
-            None,
+            request,
             move |state, totals| Some(state.clear_override(totals, now)),
         )
         .await

@@ -321,6 +321,7 @@ impl ScoringService for ScoringApi {
                 &request.program_id,
                 &request.customer_id,
                 &request.operator_name,
+                &request.idempotency_key,
             )
             .await?;
         Ok(Response::new(convert::tier_to_proto(
@@ -336,7 +337,11 @@ impl ScoringService for ScoringApi {
         let request = request.into_inner();
         let run = self
             .scoring
-            .evaluate_now(&request.program_id, &request.requested_by)
+            .evaluate_now(
+                &request.program_id,
+                &request.requested_by,
+                &request.idempotency_key,
+            )
             .await?;
         Ok(Response::new(convert::run_to_proto(run)))
     }

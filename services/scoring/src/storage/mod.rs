@@ -66,6 +66,25 @@ pub struct SimulationCell {
 /// Held while an evaluation runs on a program; dropping it lets the next run start.
 pub type RunLock = tierline_runtime::lock::HeldLock;
 
+/// An evaluation run to open.
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    /// Id to assign.
+    pub id: Uuid,
+    /// The program.
+    pub program_id: Uuid,
+    /// The policy it judges by.
+    pub policy_version_id: Uuid,
+    /// Why it runs.
+    pub trigger: RunTrigger,
+    /// For a scheduled run, the due time it is for.
+    pub due_at: Option<DateTime<Utc>>,
+    /// Who asked.
+    pub requested_by: String,
+    /// When.
+    pub now: DateTime<Utc>,
+}
+
 /// A new draft policy.
 #[derive(Debug, Clone)]
 pub struct NewPolicy {
@@ -181,18 +200,13 @@ pub trait ScoringStore: Send + Sync + std::fmt::Debug + 'static {
         now: DateTime<Utc>,
     ) -> Result<PolicyVersion, ScoringError>;
 
-    /// Opens a run; for a scheduled run, `None` when another replica already opened one for the
-    /// same due time.
+    /// Opens a run (claiming `request`'s key in the same transaction); for a scheduled run,
+    /// `None` when another replica already opened one for the same due time.
     async fn open_run(
         &self,
-        run_id: Uuid,
-        program_id: Uuid,
-        policy_version_id: Uuid,
-        trigger: RunTrigger,
-        due_at: Option<DateTime<Utc>>,
-        requested_by: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Option<EvaluationRun>, ScoringError>;
+        run: &NewRun,
+        request: Option<&IdempotentRequest>,
+    ) -> Result<Claimed<Option<EvaluationRun>>, ScoringError>;
     /// Closes a run with its summary, or its error.
     async fn close_run(
         &self,

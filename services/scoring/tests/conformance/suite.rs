@@ -19,7 +19,7 @@ use tierline_scoring::{
         versions::{PolicyStatus, RunTrigger},
         window::Totals,
     },
-    storage::{DraftChange, NewPolicy, ScoringStore},
+    storage::{DraftChange, NewPolicy, NewRun, ScoringStore},
 };
 use uuid::Uuid;
 
@@ -369,18 +369,25 @@ pub(crate) async fn scheduled_runs_open_once_per_due_time_and_runs_lock(
     let open = |run_id| {
         let store = store.clone();
         async move {
-            store
+            let opened = store
                 .open_run(
-                    run_id,
-                    program.id,
-                    policy.id,
-                    RunTrigger::Schedule,
-                    due,
-                    "scheduler",
-                    now,
+                    &NewRun {
+                        id: run_id,
+                        program_id: program.id,
+                        policy_version_id: policy.id,
+                        trigger: RunTrigger::Schedule,
+                        due_at: due,
+                        requested_by: "scheduler".into(),
+                        now,
+                    },
+                    None,
                 )
                 .await
-                .expect("open")
+                .expect("open");
+            let Claimed::Done(run) = opened else {
+                panic!("no key, no replay");
+            };
+            run
         }
     };
     let first = open(Uuid::now_v7()).await.expect("the first opens");
@@ -428,6 +435,54 @@ pub(crate) async fn scheduled_runs_open_once_per_due_time_and_runs_lock(
     assert!(store.running_runs(10).await.expect("running").is_empty());
     let closed = store.run(first.id).await.expect("run").expect("stored");
     assert_eq!(closed.id, first.id);
+
+    // A manual run asked for twice with one key is opened once.
+    let keyed = manual_run(&store, program.id, policy.id, now, Some("run-1")).await;
+    let again = manual_run(&store, program.id, policy.id, now, Some("run-1")).await;
+    assert_eq!(again.id, keyed.id, "the retry finds the first run");
+    assert_eq!(store.running_runs(10).await.expect("running").len(), 1);
+}
+
+/// Opens a manual run, with `key` as its idempotency key when given.
+async fn manual_run(
+    store: &Arc<dyn ScoringStore>,
+    program_id: Uuid,
+    policy_version_id: Uuid,
+    now: chrono::DateTime<Utc>,
+    key: Option<&str>,
+) -> tierline_scoring::domain::versions::EvaluationRun {
+    let request = key.map(|key| {
+        IdempotentRequest::new(
+            Operation::EvaluateNow,
+            key,
+            &serde_json::json!({ "p": program_id }),
+        )
+        .expect("key")
+        .expect("a claim")
+    });
+    let opened = store
+        .open_run(
+            &NewRun {
+                id: Uuid::now_v7(),
+                program_id,
+                policy_version_id,
+                trigger: RunTrigger::Manual,
+                due_at: None,
+                requested_by: "ops".into(),
+                now,
+            },
+            request.as_ref(),
+        )
+        .await
+        .expect("open");
+    match opened {
+        Claimed::Done(run) => run.expect("a manual run always opens"),
+        Claimed::Replay(prior) => store
+            .run(prior.resource_id)
+            .await
+            .expect("run")
+            .expect("the first run"),
+    }
 }
 
 /// A member of `program` who bought `amount` now, holding `rank` (a state only when above 0).
@@ -784,19 +839,7 @@ pub(crate) async fn an_evaluation_page_skips_what_its_run_already_changed(
     seed(&store, program.id, first, 400_000, 1).await;
     seed(&store, program.id, second, 500_000, 1).await;
     let now = Utc::now().trunc_subsecs(6);
-    let run = store
-        .open_run(
-            Uuid::now_v7(),
-            program.id,
-            policy.id,
-            RunTrigger::Manual,
-            None,
-            "ops",
-            now,
-        )
-        .await
-        .expect("open")
-        .expect("a manual run always opens");
+    let run = manual_run(&store, program.id, policy.id, now, None).await;
 
     let mut tx = store.begin_evaluation().await.expect("tx");
     let page = tx

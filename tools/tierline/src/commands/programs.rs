@@ -136,11 +136,12 @@ pub(super) async fn run(
                 .into_inner();
             render.message(&policy)
         }
-        Programs::Evaluate { program } => {
+        Programs::Evaluate { program, key } => {
             let run = client
                 .evaluate_now(pb::EvaluateNowRequest {
                     program_id: program,
                     requested_by: "tierline-cli".into(),
+                    idempotency_key: key,
                 })
                 .await?
                 .into_inner();

@@ -1,20 +1,19 @@
 //! Reads of tier state for lookups and history, outside any unit of work.
 
-use std::collections::HashMap;
-
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::types::Json;
 use uuid::Uuid;
 
 use super::{
     PgScoringStore,
-    tx::{BucketRow, STATE_COLUMNS, StateRow},
+    tx::{JoinedStateRow, STATE_COLUMNS},
 };
 use crate::{
     ScoringError,
     domain::{
         decision::Reason,
-        state::{HistoryRecord, Member, StoredState},
+        month::Month,
+        state::{HistoryRecord, Member},
         window::{Bucket, Totals},
     },
     storage::CustomerRecord,
@@ -27,61 +26,64 @@ impl PgScoringStore {
         program_id: Uuid,
         customer_ids: &[Uuid],
     ) -> Result<Vec<CustomerRecord>, ScoringError> {
-        let members: Vec<(Uuid, DateTime<Utc>, bool)> = sqlx::query_as(
-            "SELECT customer_id, joined_at, erased FROM members WHERE customer_id = ANY($1)",
-        )
-        .bind(customer_ids)
-        .fetch_all(&self.pool)
-        .await?;
+        // One statement, so one snapshot: the state and the buckets of a record are always of
+        // the same commit (three reads could pair a feed batch's buckets with the state before
+        // it, under the older version).
         #[derive(sqlx::FromRow)]
-        struct Keyed {
+        struct Row {
             customer_id: Uuid,
+            joined_at: DateTime<Utc>,
+            erased: bool,
             #[sqlx(flatten)]
-            state: StateRow,
+            state: JoinedStateRow,
+            months: Option<Vec<NaiveDate>>,
+            spend: Option<Vec<i64>>,
+            points: Option<Vec<i64>>,
+            purchases: Option<Vec<i64>>,
         }
         let sql = format!(
-            "SELECT customer_id, {STATE_COLUMNS} FROM tier_states WHERE program_id = $1 AND customer_id = ANY($2)"
+            "SELECT m.customer_id, m.joined_at, m.erased, {STATE_COLUMNS}, b.months, b.spend, b.points, b.purchases
+             FROM members m
+             LEFT JOIN tier_states s ON s.program_id = $1 AND s.customer_id = m.customer_id
+             LEFT JOIN LATERAL (
+                 SELECT array_agg(month ORDER BY month) AS months, array_agg(net_spend_minor ORDER BY month) AS spend,
+                        array_agg(points ORDER BY month) AS points, array_agg(purchases ORDER BY month) AS purchases
+                 FROM buckets WHERE program_id = $1 AND customer_id = m.customer_id) b ON true
+             WHERE m.customer_id = ANY($2)"
         );
-        let states: Vec<Keyed> = sqlx::query_as(&sql)
+        let rows: Vec<Row> = sqlx::query_as(&sql)
             .bind(program_id)
             .bind(customer_ids)
             .fetch_all(&self.pool)
             .await?;
-        let mut states: HashMap<Uuid, StoredState> = states
+        Ok(rows
             .into_iter()
-            .map(|k| (k.customer_id, StoredState::from(k.state)))
-            .collect();
-        #[derive(sqlx::FromRow)]
-        struct KeyedBucket {
-            customer_id: Uuid,
-            #[sqlx(flatten)]
-            bucket: BucketRow,
-        }
-        let buckets: Vec<KeyedBucket> = sqlx::query_as(
-            "SELECT customer_id, month, net_spend_minor, points, purchases FROM buckets
-             WHERE program_id = $1 AND customer_id = ANY($2) ORDER BY customer_id, month",
-        )
-        .bind(program_id)
-        .bind(customer_ids)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut by_customer: HashMap<Uuid, Vec<Bucket>> = HashMap::new();
-        for row in buckets {
-            by_customer
-                .entry(row.customer_id)
-                .or_default()
-                .push(Bucket::from(row.bucket));
-        }
-        Ok(members
-            .into_iter()
-            .map(|(customer_id, joined_at, erased)| CustomerRecord {
-                member: Member {
-                    customer_id,
-                    joined_at,
-                    erased,
-                },
-                state: states.remove(&customer_id),
-                buckets: by_customer.remove(&customer_id).unwrap_or_default(),
+            .map(|row| {
+                let months = row.months.unwrap_or_default();
+                let (spend, points, purchases) = (
+                    row.spend.unwrap_or_default(),
+                    row.points.unwrap_or_default(),
+                    row.purchases.unwrap_or_default(),
+                );
+                let buckets = months
+                    .iter()
+                    .enumerate()
+                    .map(|(index, month)| Bucket {
+                        month: Month::of_date(*month),
+                        net_spend_minor: spend.get(index).copied().unwrap_or(0),
+                        points: points.get(index).copied().unwrap_or(0),
+                        purchases: purchases.get(index).copied().unwrap_or(0),
+                    })
+                    .collect();
+                CustomerRecord {
+                    member: Member {
+                        customer_id: row.customer_id,
+                        joined_at: row.joined_at,
+                        erased: row.erased,
+                    },
+                    state: row.state.into_state(),
+                    buckets,
+                }
             })
             .collect())
     }

@@ -13,9 +13,9 @@ use crate::{
     domain::{
         idempotency::{Claimed, IdempotentRequest},
         program::Program,
-        versions::{PolicyStatus, PolicyVersion, RunTrigger},
+        versions::{PolicyStatus, PolicyVersion},
     },
-    storage::{Activation, DraftChange, NewPolicy},
+    storage::{Activation, DraftChange, NewPolicy, NewRun},
 };
 
 impl PgScoringStore {
@@ -293,18 +293,18 @@ impl PgScoringStore {
         row.try_into()
     }
 
-    #[tracing::instrument(skip(self))]
-    #[allow(clippy::too_many_arguments)]
+    #[tracing::instrument(skip_all, fields(run_id = %run.id, program_id = %run.program_id))]
     pub(super) async fn insert_run(
         &self,
-        run_id: Uuid,
-        program_id: Uuid,
-        policy_version_id: Uuid,
-        trigger: RunTrigger,
-        due_at: Option<DateTime<Utc>>,
-        requested_by: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Option<crate::domain::versions::EvaluationRun>, ScoringError> {
+        run: &NewRun,
+        request: Option<&IdempotentRequest>,
+    ) -> Result<Claimed<Option<crate::domain::versions::EvaluationRun>>, ScoringError> {
+        let mut tx = self.pool.begin().await?;
+        if let Some(request) = request
+            && let Some(prior) = super::idempotency::claim(&mut tx, request, run.id).await?
+        {
+            return Ok(Claimed::Replay(prior));
+        }
         let sql = format!(
             "INSERT INTO evaluation_runs (id, program_id, policy_version_id, trigger, due_at, status, requested_by, started_at)
              VALUES ($1, $2, $3, $4, $5, 'running', $6, $7)
@@ -312,16 +312,17 @@ impl PgScoringStore {
              RETURNING {RUN_COLUMNS}"
         );
         let row: Option<RunRow> = sqlx::query_as(&sql)
-            .bind(run_id)
-            .bind(program_id)
-            .bind(policy_version_id)
-            .bind(trigger.as_str())
-            .bind(due_at)
-            .bind(requested_by)
-            .bind(now)
-            .fetch_optional(&self.pool)
+            .bind(run.id)
+            .bind(run.program_id)
+            .bind(run.policy_version_id)
+            .bind(run.trigger.as_str())
+            .bind(run.due_at)
+            .bind(&run.requested_by)
+            .bind(run.now)
+            .fetch_optional(&mut *tx)
             .await?;
-        row.map(TryInto::try_into).transpose()
+        tx.commit().await?;
+        Ok(Claimed::Done(row.map(TryInto::try_into).transpose()?))
     }
 
     #[tracing::instrument(skip(self, summary))]

@@ -48,6 +48,37 @@ pub(super) struct StateRow {
 pub(super) const STATE_COLUMNS: &str = "earned_rank, since, last_qualified_at, override_rank, override_until, override_reason, \
      override_operator, override_set_at, version";
 
+/// A state's columns read through an outer join: all empty when there is no state.
+#[derive(sqlx::FromRow)]
+pub(super) struct JoinedStateRow {
+    earned_rank: Option<i32>,
+    since: Option<DateTime<Utc>>,
+    last_qualified_at: Option<DateTime<Utc>>,
+    override_rank: Option<i32>,
+    override_until: Option<DateTime<Utc>>,
+    override_reason: Option<String>,
+    override_operator: Option<String>,
+    override_set_at: Option<DateTime<Utc>>,
+    version: Option<i64>,
+}
+
+impl JoinedStateRow {
+    /// The state, when the join found one.
+    pub(super) fn into_state(self) -> Option<StoredState> {
+        Some(StoredState::from(StateRow {
+            earned_rank: self.earned_rank?,
+            since: self.since?,
+            last_qualified_at: self.last_qualified_at,
+            override_rank: self.override_rank,
+            override_until: self.override_until,
+            override_reason: self.override_reason,
+            override_operator: self.override_operator,
+            override_set_at: self.override_set_at,
+            version: self.version?,
+        }))
+    }
+}
+
 impl From<StateRow> for StoredState {
     fn from(row: StateRow) -> Self {
         let manual = match (row.override_rank, row.override_until, row.override_set_at) {

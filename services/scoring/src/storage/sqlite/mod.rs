@@ -35,7 +35,9 @@ use sqlx::{Sqlite, SqlitePool, Transaction};
 use tokio::sync::{broadcast, watch};
 use uuid::Uuid;
 
-use super::{Activation, CustomerRecord, DraftChange, NewPolicy, ScoringStore, tx::ScoringTx};
+use super::{
+    Activation, CustomerRecord, DraftChange, NewPolicy, NewRun, ScoringStore, tx::ScoringTx,
+};
 use crate::{
     ScoringError,
     domain::{
@@ -43,7 +45,7 @@ use crate::{
         in_force::ProgramSignal,
         program::Program,
         state::HistoryRecord,
-        versions::{EvaluationRun, PolicyStatus, PolicyVersion, RunTrigger},
+        versions::{EvaluationRun, PolicyStatus, PolicyVersion},
     },
 };
 
@@ -203,24 +205,10 @@ impl ScoringStore for SqliteScoringStore {
 
     async fn open_run(
         &self,
-        run_id: Uuid,
-        program_id: Uuid,
-        policy_version_id: Uuid,
-        trigger: RunTrigger,
-        due_at: Option<DateTime<Utc>>,
-        requested_by: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Option<EvaluationRun>, ScoringError> {
-        self.insert_run(
-            run_id,
-            program_id,
-            policy_version_id,
-            trigger,
-            due_at,
-            requested_by,
-            now,
-        )
-        .await
+        run: &NewRun,
+        request: Option<&IdempotentRequest>,
+    ) -> Result<Claimed<Option<EvaluationRun>>, ScoringError> {
+        self.insert_run(run, request).await
     }
 
     async fn close_run(

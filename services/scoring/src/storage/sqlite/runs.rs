@@ -12,8 +12,11 @@ use super::{
 };
 use crate::{
     ScoringError,
-    domain::versions::{EvaluationRun, RunStatus, RunTrigger},
-    storage::{RunLock, tx::RunProgress},
+    domain::{
+        idempotency::{Claimed, IdempotentRequest},
+        versions::{EvaluationRun, RunStatus},
+    },
+    storage::{NewRun, RunLock, tx::RunProgress},
 };
 
 fn run_lock_name(program_id: Uuid) -> String {
@@ -21,19 +24,18 @@ fn run_lock_name(program_id: Uuid) -> String {
 }
 
 impl SqliteScoringStore {
-    #[tracing::instrument(skip(self))]
-    #[allow(clippy::too_many_arguments)]
+    #[tracing::instrument(skip_all, fields(run_id = %run.id, program_id = %run.program_id))]
     pub(super) async fn insert_run(
         &self,
-        run_id: Uuid,
-        program_id: Uuid,
-        policy_version_id: Uuid,
-        trigger: RunTrigger,
-        due_at: Option<DateTime<Utc>>,
-        requested_by: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Option<EvaluationRun>, ScoringError> {
+        run: &NewRun,
+        request: Option<&IdempotentRequest>,
+    ) -> Result<Claimed<Option<EvaluationRun>>, ScoringError> {
         let mut write = self.begin_write().await?;
+        if let Some(request) = request
+            && let Some(prior) = super::idempotency::claim(&mut write.tx, request, run.id).await?
+        {
+            return Ok(Claimed::Replay(prior));
+        }
         // A second scheduled run for the same due time hits the partial unique index and is
         // not opened.
         let opened = sqlx::query(
@@ -41,24 +43,24 @@ impl SqliteScoringStore {
              VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7)
              ON CONFLICT (program_id, due_at) WHERE trigger = 'schedule' DO NOTHING",
         )
-        .bind(run_id)
-        .bind(program_id)
-        .bind(policy_version_id)
-        .bind(trigger.as_str())
-        .bind(due_at.map(micros))
-        .bind(requested_by)
-        .bind(micros(now))
+        .bind(run.id)
+        .bind(run.program_id)
+        .bind(run.policy_version_id)
+        .bind(run.trigger.as_str())
+        .bind(run.due_at.map(micros))
+        .bind(&run.requested_by)
+        .bind(micros(run.now))
         .execute(&mut *write.tx)
         .await?
         .rows_affected()
             == 1;
-        let run = if opened {
-            select_run_on(&mut write.tx, run_id).await?
+        let opened_run = if opened {
+            select_run_on(&mut write.tx, run.id).await?
         } else {
             None
         };
         write.tx.commit().await?;
-        Ok(run)
+        Ok(Claimed::Done(opened_run))
     }
 
     #[tracing::instrument(skip(self, summary))]

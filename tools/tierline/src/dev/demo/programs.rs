@@ -106,6 +106,7 @@ pub(crate) async fn evaluate(client: &mut ScoringClient, programs: &[&str]) -> R
             .evaluate_now(pb::EvaluateNowRequest {
                 program_id: (*program).to_owned(),
                 requested_by: "tierline-dev-demo".into(),
+                idempotency_key: String::new(),
             })
             .await?
             .into_inner();
