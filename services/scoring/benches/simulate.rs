@@ -6,7 +6,7 @@
 //! base tier (one in ten held a level above what they qualify for, last qualified over a year
 //! ago, so the evaluation drops them), an active Innisfree-like policy; then times
 //! `SimulatePolicy` of a stricter draft through the real gRPC API, `BENCH_RUNS` times (default
-//! 3), and one `EvaluateNow` run to its end.
+//! 3), and one `EvaluateNow` run to its end (`BENCH_EVALUATE=0` leaves it out).
 //!
 //! Run: `cargo bench -p tierline-scoring --bench simulate`
 
@@ -27,6 +27,8 @@ tierline_runtime::service_allocator!();
 async fn main() {
     let members = knob("BENCH_MEMBERS", 1_000_000);
     let runs = knob("BENCH_RUNS", 3);
+    // 0 skips the evaluation run (minutes at a million members), to time the simulation alone.
+    let evaluate = knob("BENCH_EVALUATE", 1) > 0;
     let database = TestDatabase::create().await.unwrap();
     // The evaluation writes every changed state through to Redis, as in production.
     let redis_url = tierline_testkit::redis_url();
@@ -54,6 +56,10 @@ async fn main() {
         );
     }
 
+    if !evaluate {
+        service.stop().await;
+        return;
+    }
     let started = Instant::now();
     let run = client
         .evaluate_now(pb::EvaluateNowRequest {
