@@ -1562,3 +1562,42 @@ async fn lifecycle_changes_join_the_tier_change_feed() {
     );
     assert_eq!(woke.days_since_last_purchase, Some(0));
 }
+
+#[tokio::test]
+async fn the_feed_tells_the_scoring_service_how_far_it_has_come() {
+    let mut services = start().await;
+    let _program_id = innisfree_program(&mut services.scoring).await;
+    let customer_id = new_customer(&mut services, "Checkpoint").await;
+    let recorded = chrono::Utc::now();
+    purchase(
+        &mut services.customer,
+        "checkpoint-1",
+        &customer_id,
+        10_000,
+        months_ago(0),
+    )
+    .await;
+    // The customer service sends a checkpoint after each read that found the feed complete; the
+    // scoring consumer stores it with its cursor. Both clocks are this machine's.
+    let mut db = <sqlx::PgConnection as sqlx::Connection>::connect(&services.database_url)
+        .await
+        .expect("db");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let caught_up_to: Option<chrono::DateTime<chrono::Utc>> = sqlx::query_scalar(
+            "SELECT caught_up_to FROM scoring.feed_cursors WHERE consumer = 'customer-activity-feed'",
+        )
+        .fetch_optional(&mut db)
+        .await
+        .expect("cursor")
+        .flatten();
+        if caught_up_to.is_some_and(|at| at >= recorded) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the feed never said it had come past the purchase: {caught_up_to:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

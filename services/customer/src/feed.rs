@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 pub use tierline_runtime::xid_feed::FeedSettings;
 use tierline_runtime::xid_feed::{self, FeedPage as RawPage, FeedSource};
 use tokio::sync::watch;
@@ -41,7 +42,12 @@ impl FeedSource for ActivityFeed {
                 .map(|event| (event.cursor, event.payload))
                 .collect(),
             held_back: page.held_back,
+            caught_up_to: page.caught_up_to,
         })
+    }
+
+    fn checkpoint(&self, at: DateTime<Utc>) -> Option<FeedPayload> {
+        Some(FeedPayload::CaughtUp(at))
     }
 
     fn signal(&self) -> watch::Receiver<u64> {

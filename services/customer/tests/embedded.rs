@@ -96,11 +96,17 @@ async fn the_service_serves_and_feeds_from_sqlite() {
         .into_inner()
         .activity
         .expect("activity");
-    let third = tokio::time::timeout(std::time::Duration::from_secs(10), feed.message())
-        .await
-        .expect("in time")
-        .expect("open")
-        .expect("live purchase");
+    // After the first page, a checkpoint says the feed is complete up to the read.
+    let third = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            let message = feed.message().await.expect("open").expect("live purchase");
+            if !matches!(message.event, Some(pb::feed_event::Event::Checkpoint(_))) {
+                return message;
+            }
+        }
+    })
+    .await
+    .expect("in time");
     assert!(matches!(
         third.event,
         Some(pb::feed_event::Event::Activity(ref activity)) if activity.id == later.id

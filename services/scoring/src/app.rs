@@ -139,7 +139,7 @@ fn routes(
     }
     crate::domain::cache_writes::spawn_repairer(store.clone(), cache.clone(), shutdown.clone());
     let programs = ProgramRegistry::start(store.clone(), shutdown.clone());
-    let scoring = Scoring::new(store.clone(), cache, programs);
+    let scoring = Scoring::new(store.clone(), cache, programs, config.evaluation_feed);
     if config.scheduler {
         crate::scheduler::spawn(store.clone(), scoring.evaluator().clone(), shutdown.clone());
         crate::scheduler::spawn_lifecycle_sweep(store, config.lifecycle_sweep, shutdown.clone());

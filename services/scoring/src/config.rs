@@ -11,6 +11,7 @@ use tierline_runtime::{
 
 use crate::{
     cache::{CacheSettings, RedisTopology},
+    domain::evaluation::FeedWait,
     feed::ConsumerSettings,
 };
 
@@ -41,6 +42,9 @@ pub struct ScoringConfig {
     /// `TIERLINE_LIFECYCLE_SWEEP`: how often members' lifecycle states are swept (with the
     /// scheduler).
     pub lifecycle_sweep: std::time::Duration,
+    /// `TIERLINE_EVALUATION_FEED_MARGIN`, `TIERLINE_EVALUATION_FEED_WAIT`: how long a scheduled
+    /// evaluation waits for the activity feed to bring the period it judges.
+    pub evaluation_feed: FeedWait,
 }
 
 impl ScoringConfig {
@@ -68,6 +72,16 @@ impl ScoringConfig {
                 "TIERLINE_LIFECYCLE_SWEEP",
                 std::time::Duration::from_secs(3600),
             ),
+            evaluation_feed: FeedWait {
+                margin: reader.duration(
+                    "TIERLINE_EVALUATION_FEED_MARGIN",
+                    std::time::Duration::from_secs(300),
+                ),
+                limit: reader.duration(
+                    "TIERLINE_EVALUATION_FEED_WAIT",
+                    std::time::Duration::from_secs(1800),
+                ),
+            },
             cache: CacheSettings {
                 url: reader.optional_secret("TIERLINE_REDIS_URL"),
                 topology: match reader.choice(

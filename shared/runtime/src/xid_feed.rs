@@ -13,6 +13,7 @@
 use std::{fmt, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, watch as signal};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
@@ -66,9 +67,10 @@ impl fmt::Display for FeedCursor {
 ///
 /// It takes the pool, not a transaction: `pg_stat_activity` is read once per transaction and
 /// kept, so a second read in one transaction would miss transactions begun since.
-pub async fn watermark(pool: &sqlx::PgPool) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT LEAST(n.next, min(n.next + CASE WHEN d.ahead < 2147483648 THEN d.ahead ELSE d.ahead - 4294967296 END))
+pub async fn watermark(pool: &sqlx::PgPool) -> Result<Watermark, sqlx::Error> {
+    let (xid, taken_at) = sqlx::query_as(
+        "SELECT LEAST(n.next, min(n.next + CASE WHEN d.ahead < 2147483648 THEN d.ahead ELSE d.ahead - 4294967296 END)),
+                statement_timestamp()
          FROM (SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS next) n
          LEFT JOIN LATERAL (
              SELECT ((r.xid32 - n.next % 4294967296) + 4294967296) % 4294967296 AS ahead
@@ -80,7 +82,29 @@ pub async fn watermark(pool: &sqlx::PgPool) -> Result<i64, sqlx::Error> {
          GROUP BY n.next",
     )
     .fetch_one(pool)
-    .await
+    .await?;
+    Ok(Watermark { xid, taken_at })
+}
+
+/// Where a feed could be read up to, and when that was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Watermark {
+    /// Rows of transactions below this id can be read: none of them can appear any more.
+    pub xid: i64,
+    /// When it was taken (the database's clock, at the start of the statement, so before its
+    /// snapshot): every transaction that committed before this instant is visible to reads made
+    /// after it.
+    pub taken_at: DateTime<Utc>,
+}
+
+impl Watermark {
+    /// The instant a read behind this watermark is complete up to: when the read returned fewer
+    /// rows than asked (nothing left below the watermark) and no committed row was held back
+    /// (every committed row was below it), every transaction committed before `taken_at` has been
+    /// read.
+    pub fn caught_up_to(self, full: bool, held_back: bool) -> Option<DateTime<Utc>> {
+        (!full && !held_back).then_some(self.taken_at)
+    }
 }
 
 /// One read of a feed.
@@ -91,6 +115,9 @@ pub struct FeedPage<E> {
     /// Whether committed events exist that cannot be delivered yet because an older transaction
     /// is still running.
     pub held_back: bool,
+    /// When set, this page and the ones before it hold every event committed before this instant
+    /// ([`Watermark::caught_up_to`]).
+    pub caught_up_to: Option<DateTime<Utc>>,
 }
 
 /// Something a feed can be read from.
@@ -110,6 +137,12 @@ pub trait FeedSource: Send + Sync + 'static {
     fn signal(&self) -> signal::Receiver<u64>;
     /// The error a watcher receives when the server shuts down (UNAVAILABLE: reconnect elsewhere).
     fn shutting_down(&self) -> Self::Error;
+    /// The event that tells a watcher the feed is complete up to `at` (sent after a page that
+    /// says so, with the cursor of the last event sent); `None` for a feed that sends none.
+    fn checkpoint(&self, at: DateTime<Utc>) -> Option<Self::Event> {
+        let _ = at;
+        None
+    }
 }
 
 /// How watchers read.
@@ -165,6 +198,7 @@ pub fn watch<S: FeedSource>(
                 }
             };
             let full = page.events.len() == settings.batch_size as usize;
+            let checkpoint = page.caught_up_to.and_then(|at| source.checkpoint(at));
             for (position, event) in page.events {
                 cursor = position;
                 tokio::select! {
@@ -173,6 +207,16 @@ pub fn watch<S: FeedSource>(
                         return;
                     }
                     sent = sender.send(Ok((position, event))) => if sent.is_err() { return },
+                }
+            }
+            // Sent at the position of the last event sent: resuming after it skips nothing.
+            if let Some(checkpoint) = checkpoint {
+                tokio::select! {
+                    () = shutdown.cancelled() => {
+                        let _ = sender.try_send(Err(source.shutting_down()));
+                        return;
+                    }
+                    sent = sender.send(Ok((cursor, checkpoint))) => if sent.is_err() { return },
                 }
             }
             if full {

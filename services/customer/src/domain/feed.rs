@@ -61,6 +61,8 @@ pub enum FeedPayload {
     Activity(Box<Activity>),
     /// A customer created or erased.
     Customer(CustomerEvent),
+    /// Not an event: every event committed before this instant has been sent.
+    CaughtUp(DateTime<Utc>),
 }
 
 /// One feed event at its position.
@@ -80,4 +82,7 @@ pub struct FeedPage {
     /// Whether committed events exist that cannot be delivered yet because an older transaction
     /// is still running; the reader should look again soon.
     pub held_back: bool,
+    /// When set, this page and the ones before it hold every event committed before this
+    /// instant.
+    pub caught_up_to: Option<DateTime<Utc>>,
 }

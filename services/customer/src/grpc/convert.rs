@@ -334,6 +334,9 @@ pub(crate) fn feed_event_to_proto(event: FeedEvent) -> pb::FeedEvent {
             occurred_at: Some(timestamp(customer.occurred_at)),
             joined_at: Some(timestamp(customer.joined_at)),
         }),
+        FeedPayload::CaughtUp(at) => pb::feed_event::Event::Checkpoint(pb::FeedCheckpoint {
+            caught_up_to: Some(timestamp(at)),
+        }),
     };
     pb::FeedEvent {
         cursor: event.cursor.to_string(),

@@ -24,12 +24,13 @@ async fn watch(client: &mut Client, after: &str) -> Streaming<pb::FeedEvent> {
         .into_inner()
 }
 
-/// Reads events until `done` says so, failing after 60 s.
+/// Reads events until `done` says so, failing after 60 s; checkpoints are left out (each must
+/// sit at the position of the event before it).
 async fn read_until(
     stream: &mut Streaming<pb::FeedEvent>,
     mut done: impl FnMut(&[pb::FeedEvent]) -> bool,
 ) -> Vec<pb::FeedEvent> {
-    let mut events = Vec::new();
+    let mut events: Vec<pb::FeedEvent> = Vec::new();
     tokio::time::timeout(Duration::from_secs(60), async {
         while !done(&events) {
             let event = stream
@@ -37,6 +38,12 @@ async fn read_until(
                 .await
                 .expect("feed stays healthy")
                 .expect("feed stays open");
+            if matches!(event.event, Some(Event::Checkpoint(_))) {
+                if let Some(last) = events.last() {
+                    assert_eq!(event.cursor, last.cursor, "a checkpoint moves no cursor");
+                }
+                continue;
+            }
             events.push(event);
         }
     })

@@ -489,8 +489,9 @@ pub(crate) async fn imports_report_each_item(store: Arc<dyn CustomerStore>) {
     );
 }
 
-/// Reads until `expected` events are there. The watermark is cluster-wide, so another test's open
-/// transaction may hold events back for a moment; events may only be missing while held back.
+/// Reads until `expected` events are there. A transaction of this database still running (a
+/// writer's, a moment after it answered) may hold events back; events may only be missing while
+/// held back.
 async fn read_settled(
     store: &Arc<dyn CustomerStore>,
     after: FeedCursor,
@@ -517,6 +518,7 @@ async fn read_settled(
 
 pub(crate) async fn the_feed_is_ordered_resumable_and_signalled(store: Arc<dyn CustomerStore>) {
     let mut signal = store.feed_signal();
+    let started = Utc::now();
     let person = customer(&store, "Fed").await;
     let mut keys = Vec::new();
     for index in 0..3 {
@@ -533,6 +535,20 @@ pub(crate) async fn the_feed_is_ordered_resumable_and_signalled(store: Arc<dyn C
     }
     let page = read_settled(&store, FeedCursor::START, 100, 4).await;
     assert_eq!(page.events.len(), 4);
+    // Everything was read and nothing held back: the page says up to when the feed is complete,
+    // which is after the writes above were made (both clocks are this machine's).
+    if !page.held_back {
+        let caught_up_to = page.caught_up_to.expect("a complete page says so");
+        assert!(caught_up_to >= started, "{caught_up_to} before {started}");
+    }
+    let limited_page = store
+        .read_feed(FeedCursor::START, 2)
+        .await
+        .expect("limited");
+    assert_eq!(
+        limited_page.caught_up_to, None,
+        "a full page cannot say the feed is complete"
+    );
     assert!(
         matches!(&page.events[0].payload, FeedPayload::Customer(event) if event.customer_id == person.id)
     );
@@ -540,7 +556,9 @@ pub(crate) async fn the_feed_is_ordered_resumable_and_signalled(store: Arc<dyn C
         .iter()
         .map(|event| match &event.payload {
             FeedPayload::Activity(activity) => activity.idempotency_key.clone(),
-            FeedPayload::Customer(_) => panic!("only activities after the creation"),
+            FeedPayload::Customer(_) | FeedPayload::CaughtUp(_) => {
+                panic!("only activities after the creation")
+            }
         })
         .collect();
     assert_eq!(seen, keys);

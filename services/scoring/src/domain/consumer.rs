@@ -28,7 +28,7 @@ use super::{
 use crate::{
     ScoringError,
     cache::{Keyspace, TierCache},
-    storage::{CustomerRecord, ScoringStore, tx::ScoringTx},
+    storage::{CustomerRecord, FeedProgress, ScoringStore, tx::ScoringTx},
 };
 
 /// The consumer's name in `feed_cursors`.
@@ -210,17 +210,19 @@ impl FeedApplier {
         }
     }
 
-    /// Where to resume.
-    pub async fn cursor(&self) -> Result<Option<String>, ScoringError> {
-        self.store.cursor(ACTIVITY_FEED).await
+    /// Where to resume, and how far the feed had come.
+    pub async fn progress(&self) -> Result<Option<FeedProgress>, ScoringError> {
+        self.store.feed_progress(ACTIVITY_FEED).await
     }
 
-    /// Applies `events` and stores `position` (the cursor after the last of them), atomically.
+    /// Applies `events` and stores `position` (the cursor after the last of them) and the
+    /// batch's checkpoint, if it carried one, atomically.
     #[tracing::instrument(skip_all, fields(events = events.len()))]
     pub async fn apply(
         &self,
         events: &[UpstreamEvent],
         position: &str,
+        caught_up_to: Option<DateTime<Utc>>,
     ) -> Result<(), ScoringError> {
         let now = Utc::now().trunc_subsecs(6);
         let mut tx = self.store.begin().await?;
@@ -254,7 +256,8 @@ impl FeedApplier {
             };
             writes.push((space, customers, repair));
         }
-        tx.save_cursor(ACTIVITY_FEED, position, now).await?;
+        tx.save_cursor(ACTIVITY_FEED, position, caught_up_to, now)
+            .await?;
         tx.commit().await?;
         // Write-through, after the commit: the cache never holds what the store may roll back.
         // A write that cannot be made is left to the repairer: the batch is applied either way.

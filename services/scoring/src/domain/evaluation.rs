@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use super::{
     cache_writes::{after_commit, records_after_commit, write_through},
-    consumer::{ProgramInForce, state_or_new},
+    consumer::{ACTIVITY_FEED, ProgramInForce, state_or_new},
     decision::Decision,
     lookup::tier_code,
     policy::PolicyRules,
@@ -38,6 +38,10 @@ use crate::{
         tx::{EvaluationMember, RunProgress},
     },
 };
+
+/// A manual run reports its feed complete when the feed had brought everything up to this long
+/// before it began (a feed that is caught up checks in every few seconds).
+const FEED_LAG: chrono::Duration = chrono::Duration::seconds(10);
 
 /// Members judged per transaction.
 const PAGE: u32 = 1_000;
@@ -56,11 +60,25 @@ pub enum Pass {
     PolicyChange,
 }
 
+/// How long a scheduled run waits for the activity feed to bring the period it judges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeedWait {
+    /// Added to the judged period's end: purchases may be recorded this much after they happened
+    /// (the customer service's clock skew).
+    pub margin: std::time::Duration,
+    /// The longest wait; after it the run judges on what has arrived and says so.
+    pub limit: std::time::Duration,
+}
+
+/// How often a waiting run looks at the feed's progress.
+const FEED_POLL: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// Runs evaluations.
 #[derive(Debug, Clone)]
 pub struct Evaluator {
     store: Arc<dyn ScoringStore>,
     cache: TierCache,
+    feed_wait: FeedWait,
 }
 
 fn counts_json(program: &ProgramInForce, counts: &[(u32, i64)]) -> serde_json::Value {
@@ -71,9 +89,60 @@ fn counts_json(program: &ProgramInForce, counts: &[(u32, i64)]) -> serde_json::V
 }
 
 impl Evaluator {
-    /// An evaluator on `store`, keeping `cache` current.
-    pub fn new(store: Arc<dyn ScoringStore>, cache: TierCache) -> Self {
-        Self { store, cache }
+    /// An evaluator on `store`, keeping `cache` current; scheduled runs wait for the feed as
+    /// `feed_wait` says.
+    pub fn new(store: Arc<dyn ScoringStore>, cache: TierCache, feed_wait: FeedWait) -> Self {
+        Self {
+            store,
+            cache,
+            feed_wait,
+        }
+    }
+
+    /// Waits, for a scheduled pass, until the activity feed has brought everything committed
+    /// before the judged period's end plus the margin, at most the wait limit; returns what the
+    /// run reports of the feed. A manual pass does not wait: it reports how far the feed was.
+    /// A deployment that has never consumed the feed (no cursor) has nothing to wait for.
+    async fn await_feed(
+        &self,
+        pass: Pass,
+        rules: &PolicyRules,
+    ) -> Result<serde_json::Value, ScoringError> {
+        let needed = match pass {
+            Pass::Scheduled(due) => Some(
+                judged_at(due, rules.time_zone)
+                    + chrono::Duration::from_std(self.feed_wait.margin)
+                        .unwrap_or(chrono::Duration::zero()),
+            ),
+            Pass::Manual | Pass::PolicyChange => None,
+        };
+        let started = std::time::Instant::now();
+        loop {
+            let progress = self.store.feed_progress(ACTIVITY_FEED).await?;
+            let caught_up_to = progress.as_ref().and_then(|p| p.caught_up_to);
+            let complete = match (needed, &progress) {
+                (_, None) => true,
+                (Some(needed), Some(_)) => caught_up_to.is_some_and(|at| at >= needed),
+                (None, Some(_)) => caught_up_to.is_some_and(|at| at >= Utc::now() - FEED_LAG),
+            };
+            let waited = started.elapsed();
+            if needed.is_none() || complete || waited >= self.feed_wait.limit {
+                if !complete {
+                    tracing::warn!(
+                        caught_up_to = ?caught_up_to,
+                        needed = ?needed,
+                        "judging before the activity feed brought the whole period"
+                    );
+                }
+                return Ok(json!({
+                    "caught_up_to": caught_up_to,
+                    "needed": needed,
+                    "waited_ms": u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+                    "complete": complete,
+                }));
+            }
+            tokio::time::sleep(FEED_POLL).await;
+        }
     }
 
     /// Runs `run` to the end and closes it with its summary (or its error). Waits while another
@@ -184,6 +253,9 @@ impl Evaluator {
             .store
             .start_run_counts(run.id, counts_json(program, &before))
             .await?;
+        // Started (its counts before are stored, which `GetEvaluationRun` shows), and now waits
+        // for the feed when it must.
+        let feed = self.await_feed(pass, rules).await?;
         // RFM cut points are recomputed at every evaluation; lookups between runs use these.
         let (cut_points_version, _) = super::service::refresh_cut_points(
             self.store.as_ref(),
@@ -289,6 +361,7 @@ impl Evaluator {
             "cut_points_version": cut_points_version,
             "counts_before": counts_before,
             "counts_after": counts_json(program, &after),
+            "feed": feed,
         }))
     }
 }

@@ -12,7 +12,7 @@ use super::{
     cache_writes::{after_commit, records_after_commit},
     consumer::{ProgramInForce, state_or_new},
     decision::Override,
-    evaluation::{Evaluator, Pass},
+    evaluation::{Evaluator, FeedWait, Pass},
     idempotency::{Claimed, IdempotentRequest, Operation, replayed},
     in_force::ProgramRegistry,
     lookup::{TierView, view},
@@ -104,8 +104,13 @@ fn description(value: &str) -> Result<String, ScoringError> {
 
 impl Scoring {
     /// The service over `store`, with programs in force held by `programs`.
-    pub fn new(store: Arc<dyn ScoringStore>, cache: TierCache, programs: ProgramRegistry) -> Self {
-        let evaluator = Evaluator::new(store.clone(), cache.clone());
+    pub fn new(
+        store: Arc<dyn ScoringStore>,
+        cache: TierCache,
+        programs: ProgramRegistry,
+        feed_wait: FeedWait,
+    ) -> Self {
+        let evaluator = Evaluator::new(store.clone(), cache.clone(), feed_wait);
         Self {
             store,
             cache,

@@ -69,6 +69,7 @@ impl FeedSource for TierFeed {
         Ok(FeedPage {
             events,
             held_back: page.held_back,
+            caught_up_to: None,
         })
     }
 

@@ -24,6 +24,16 @@ fn time(value: Option<&Timestamp>) -> Result<DateTime<Utc>, ScoringError> {
         .ok_or_else(|| ScoringError::Internal("the activity feed sent an invalid timestamp".into()))
 }
 
+/// The instant a checkpoint says the feed is complete up to; `None` for an event.
+pub(super) fn checkpoint(
+    event: &customer::FeedEvent,
+) -> Option<Result<DateTime<Utc>, ScoringError>> {
+    match &event.event {
+        Some(Event::Checkpoint(checkpoint)) => Some(time(checkpoint.caught_up_to.as_ref())),
+        _ => None,
+    }
+}
+
 /// The domain event of a feed event; `None` for events the scoring service does not use.
 pub(super) fn upstream(event: customer::FeedEvent) -> Result<Option<UpstreamEvent>, ScoringError> {
     Ok(match event.event {
@@ -58,6 +68,6 @@ pub(super) fn upstream(event: customer::FeedEvent) -> Result<Option<UpstreamEven
                 customer::ActivityKind::Unspecified => None,
             }
         }
-        None => None,
+        Some(Event::Checkpoint(_)) | None => None,
     })
 }

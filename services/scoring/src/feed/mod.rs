@@ -89,7 +89,11 @@ async fn consume(
         .map_err(|error| ScoringError::Unavailable(error.to_string()))?;
     let mut client =
         CustomerServiceClient::with_interceptor(channel, Outgoing::new(&settings.customer));
-    let after_cursor = applier.cursor().await?.unwrap_or_default();
+    let after_cursor = applier
+        .progress()
+        .await?
+        .map(|progress| progress.position)
+        .unwrap_or_default();
     let stream = client
         .watch_activities(WatchActivitiesRequest { after_cursor })
         .await
@@ -106,16 +110,19 @@ async fn consume(
         };
         let mut events = Vec::with_capacity(batch.len());
         let mut position = None;
+        let mut caught_up_to = None;
         for item in batch {
             let event = item.map_err(|status| {
                 ScoringError::Unavailable(format!("customer service: {status}"))
             })?;
             position = Some(event.cursor.clone());
-            if let Some(upstream) = convert::upstream(event)? {
+            if let Some(at) = convert::checkpoint(&event) {
+                caught_up_to = Some(at?);
+            } else if let Some(upstream) = convert::upstream(event)? {
                 events.push(upstream);
             }
         }
         let Some(position) = position else { continue };
-        applier.apply(&events, &position).await?;
+        applier.apply(&events, &position, caught_up_to).await?;
     }
 }

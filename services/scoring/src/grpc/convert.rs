@@ -315,6 +315,24 @@ pub(crate) fn run_to_proto(run: EvaluationRun) -> pb::EvaluationRun {
         resumed: run.resumed,
         error_message: run.error.unwrap_or_default(),
         cut_points_version: count("cut_points_version"),
+        feed_caught_up_to: run
+            .summary
+            .pointer("/feed/caught_up_to")
+            .and_then(|value| serde_json::from_value::<DateTime<Utc>>(value.clone()).ok())
+            .map(timestamp),
+        feed_wait: run
+            .summary
+            .pointer("/feed/waited_ms")
+            .and_then(serde_json::Value::as_u64)
+            .map(|millis| prost_types::Duration {
+                seconds: i64::try_from(millis / 1000).unwrap_or(i64::MAX),
+                nanos: i32::try_from((millis % 1000) * 1_000_000).unwrap_or(0),
+            }),
+        feed_complete: run
+            .summary
+            .pointer("/feed/complete")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false),
     }
 }
 

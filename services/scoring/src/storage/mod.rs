@@ -66,6 +66,16 @@ pub struct SimulationCell {
 /// Held while an evaluation runs on a program; dropping it lets the next run start.
 pub type RunLock = tierline_runtime::lock::HeldLock;
 
+/// How far a feed consumer has come.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedProgress {
+    /// The cursor after the last event applied.
+    pub position: String,
+    /// Every event committed before this instant has been applied (the feed's last checkpoint);
+    /// `None` before the first.
+    pub caught_up_to: Option<DateTime<Utc>>,
+}
+
 /// An evaluation run to open.
 #[derive(Debug, Clone)]
 pub struct NewRun {
@@ -251,8 +261,8 @@ pub trait ScoringStore: Send + Sync + std::fmt::Debug + 'static {
     async fn begin_evaluation(&self) -> Result<Box<dyn tx::EvaluationTx>, ScoringError>;
     /// Starts a unit of work.
     async fn begin(&self) -> Result<Box<dyn tx::ScoringTx>, ScoringError>;
-    /// A consumer's stored cursor.
-    async fn cursor(&self, consumer: &str) -> Result<Option<String>, ScoringError>;
+    /// How far a feed consumer has come; `None` before it applied anything.
+    async fn feed_progress(&self, consumer: &str) -> Result<Option<FeedProgress>, ScoringError>;
     /// Members, their tier state in `program_id` and their buckets, for the known ids among
     /// `customer_ids`.
     async fn customer_records(

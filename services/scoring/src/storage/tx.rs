@@ -63,11 +63,13 @@ pub trait ScoringTx: Send {
         program_id: Uuid,
         customer_id: Uuid,
     ) -> Result<Vec<Bucket>, ScoringError>;
-    /// Stores a consumer's cursor.
+    /// Stores a consumer's cursor and, when the batch carried a checkpoint, the instant the feed
+    /// is complete up to (kept as it was otherwise).
     async fn save_cursor(
         &mut self,
         consumer: &str,
         position: &str,
+        caught_up_to: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> Result<(), ScoringError>;
     /// Claims `request`'s key for `resource_id`; when the key was used before, nothing is

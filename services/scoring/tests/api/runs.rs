@@ -120,3 +120,107 @@ async fn a_run_someone_is_executing_is_left_alone() {
     let run = finished_run(&mut replica_client, &orphan.to_string()).await;
     assert_eq!(run.status(), pb::EvaluationRunStatus::Succeeded);
 }
+
+#[tokio::test]
+async fn a_scheduled_run_waits_until_the_feed_has_brought_the_period_it_judges() {
+    // No margin, so that the test need not wait minutes; a minute at most.
+    let settings = [
+        ("TIERLINE_EVALUATION_FEED_MARGIN", "0s"),
+        ("TIERLINE_EVALUATION_FEED_WAIT", "60s"),
+    ];
+    let app = TestApp::spawn_with(&settings).await;
+    let mut client = app.client().await;
+    let mut rules = innisfree_rules();
+    rules.grace_months = 0;
+    let (program, draft_id) = program_in_force(&mut client, "FEEDWAIT", rules).await;
+    let program_id = Uuid::parse_str(&program.id).expect("uuid");
+    let mut db = PgConnection::connect(&app.database_url).await.expect("db");
+
+    // A VIP whose purchases of last month are still in the feed: no bucket holds them yet, and
+    // the feed has brought everything up to two months ago only.
+    let member = insert_vip(&mut db, program_id, None, 2).await;
+    sqlx::query(
+        "INSERT INTO scoring.feed_cursors (consumer, position, caught_up_to, updated_at)
+         VALUES ('customer-activity-feed', 'v1.1.1', now() - interval '60 days', now())",
+    )
+    .execute(&mut db)
+    .await
+    .expect("cursor");
+    // This month's scheduled run (due at the month's start in Seoul), left by a replica that
+    // died before judging anyone: a scheduler resumes it.
+    let run_id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO scoring.evaluation_runs (id, program_id, policy_version_id, trigger, due_at, status, requested_by, started_at)
+         VALUES ($1, $2, $3, 'schedule', date_trunc('month', now() AT TIME ZONE 'Asia/Seoul') AT TIME ZONE 'Asia/Seoul',
+                 'running', 'scheduler', now())",
+    )
+    .bind(run_id)
+    .bind(program_id)
+    .bind(Uuid::parse_str(&draft_id).expect("uuid"))
+    .execute(&mut db)
+    .await
+    .expect("scheduled run");
+    let replica = app.replica_with(&settings).await;
+    let mut replica_client = replica.client().await;
+
+    // A scheduler picks the run up (its counts before are stored) once the program's run lock is
+    // free (a lifecycle sweep holds it a moment at start).
+    let picked_up = tokio::time::Instant::now();
+    loop {
+        let run = replica_client
+            .get_evaluation_run(pb::GetEvaluationRunRequest {
+                evaluation_run_id: run_id.to_string(),
+            })
+            .await
+            .expect("run")
+            .into_inner();
+        if !run.counts_before.is_empty() {
+            break;
+        }
+        assert!(
+            picked_up.elapsed() < Duration::from_secs(30),
+            "never picked up"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // While the feed lags, the run waits and nobody is judged. (Nothing can be awaited for
+    // something that must not happen: a second of it is the check.)
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let waiting = replica_client
+        .get_evaluation_run(pb::GetEvaluationRunRequest {
+            evaluation_run_id: run_id.to_string(),
+        })
+        .await
+        .expect("run")
+        .into_inner();
+    assert_eq!(waiting.status(), pb::EvaluationRunStatus::Running);
+    assert_eq!(waiting.members_evaluated, 0);
+
+    // The consumer applies last month's purchases, and its checkpoint passes the month's end.
+    sqlx::query(
+        "INSERT INTO scoring.buckets (program_id, customer_id, month, net_spend_minor, points, purchases)
+         VALUES ($1, $2, (date_trunc('month', now() AT TIME ZONE 'Asia/Seoul') - interval '1 month')::date, 400000, 0, 2)",
+    )
+    .bind(program_id)
+    .bind(member)
+    .execute(&mut db)
+    .await
+    .expect("bucket");
+    sqlx::query("UPDATE scoring.feed_cursors SET caught_up_to = now()")
+        .execute(&mut db)
+        .await
+        .expect("checkpoint");
+
+    let run = finished_run(&mut replica_client, &run_id.to_string()).await;
+    assert_eq!(run.status(), pb::EvaluationRunStatus::Succeeded, "{run:?}");
+    assert!(run.feed_complete, "{run:?}");
+    assert!(
+        run.feed_wait.is_some_and(|waited| waited.seconds >= 1),
+        "{run:?}"
+    );
+    assert_eq!(
+        run.downgrades, 0,
+        "judged on the purchases the feed brought"
+    );
+    assert_eq!(tier_code(&mut client, &program.id, member).await, "VIP");
+}

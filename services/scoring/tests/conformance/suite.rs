@@ -19,7 +19,7 @@ use tierline_scoring::{
         versions::{PolicyStatus, RunTrigger},
         window::Totals,
     },
-    storage::{DraftChange, NewPolicy, NewRun, ScoringStore},
+    storage::{DraftChange, FeedProgress, NewPolicy, NewRun, ScoringStore},
 };
 use uuid::Uuid;
 
@@ -306,7 +306,7 @@ pub(crate) async fn a_unit_of_work_counts_a_purchase_once_and_versions_the_state
                 };
                 tx.write_feed_batch(&writes, now).await.expect("write");
             }
-            tx.save_cursor("activities", position, now)
+            tx.save_cursor("activities", position, Some(now), now)
                 .await
                 .expect("cursor");
             tx.commit().await.expect("commit");
@@ -316,8 +316,11 @@ pub(crate) async fn a_unit_of_work_counts_a_purchase_once_and_versions_the_state
     assert!(apply("c-1").await, "counted the first time");
     assert!(!apply("c-2").await, "a replay counts nothing");
     assert_eq!(
-        store.cursor("activities").await.expect("cursor").as_deref(),
-        Some("c-2")
+        store.feed_progress("activities").await.expect("cursor"),
+        Some(FeedProgress {
+            position: "c-2".into(),
+            caught_up_to: Some(now)
+        })
     );
     let records = store
         .customer_records(program.id, &[customer, Uuid::now_v7()])

@@ -37,7 +37,7 @@ impl PgCustomerStore {
         let activities: Vec<ActivityRow> = sqlx::query_as(&sql)
             .bind(after.xid)
             .bind(after.seq)
-            .bind(watermark)
+            .bind(watermark.xid)
             .bind(limit_sql)
             .fetch_all(&self.pool)
             .await?;
@@ -58,7 +58,7 @@ impl PgCustomerStore {
         )
         .bind(after.xid)
         .bind(after.seq)
-        .bind(watermark)
+        .bind(watermark.xid)
         .bind(limit_sql)
         .fetch_all(&self.pool)
         .await?;
@@ -96,14 +96,19 @@ impl PgCustomerStore {
         events.sort_by_key(|event| event.cursor);
         events.truncate(limit as usize);
 
-        let held_back = events.len() < limit as usize
+        let full = events.len() == limit as usize;
+        let held_back = !full
             && sqlx::query_scalar::<_, bool>(
                 "SELECT EXISTS (SELECT 1 FROM activities WHERE xid >= $1)
                      OR EXISTS (SELECT 1 FROM customer_events WHERE xid >= $1)",
             )
-            .bind(watermark)
+            .bind(watermark.xid)
             .fetch_one(&self.pool)
             .await?;
-        Ok(FeedPage { events, held_back })
+        Ok(FeedPage {
+            events,
+            held_back,
+            caught_up_to: watermark.caught_up_to(full, held_back),
+        })
     }
 }

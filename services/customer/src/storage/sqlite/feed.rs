@@ -26,6 +26,8 @@ impl SqliteCustomerStore {
         // Both tables are read in one snapshot: read apart, a transaction committing between
         // the two reads could show its customer event but not an earlier transaction's
         // purchase, and the cursor would move past that purchase for good.
+        // One writer at a time, so everything committed before the read began is in its snapshot.
+        let read_at = chrono::Utc::now();
         let mut snapshot = self.pool.begin().await?;
         let sql = format!(
             "SELECT {ACTIVITY_COLUMNS} FROM activities
@@ -79,9 +81,11 @@ impl SqliteCustomerStore {
         // the merge are exactly the first `limit` of the feed.
         events.sort_by_key(|event| event.cursor);
         events.truncate(limit as usize);
+        let full = events.len() == limit as usize;
         Ok(FeedPage {
             events,
             held_back: false,
+            caught_up_to: (!full).then_some(read_at),
         })
     }
 }

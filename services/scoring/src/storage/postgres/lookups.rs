@@ -16,7 +16,7 @@ use crate::{
         state::{HistoryRecord, Member},
         window::{Bucket, Totals},
     },
-    storage::CustomerRecord,
+    storage::{CustomerRecord, FeedProgress},
 };
 
 impl PgScoringStore {
@@ -156,16 +156,19 @@ impl PgScoringStore {
             .collect()
     }
 
-    pub(super) async fn select_cursor(
+    pub(super) async fn select_feed_progress(
         &self,
         consumer: &str,
-    ) -> Result<Option<String>, ScoringError> {
-        Ok(
-            sqlx::query_scalar("SELECT position FROM feed_cursors WHERE consumer = $1")
+    ) -> Result<Option<FeedProgress>, ScoringError> {
+        let row: Option<(String, Option<DateTime<Utc>>)> =
+            sqlx::query_as("SELECT position, caught_up_to FROM feed_cursors WHERE consumer = $1")
                 .bind(consumer)
                 .fetch_optional(&self.pool)
-                .await?,
-        )
+                .await?;
+        Ok(row.map(|(position, caught_up_to)| FeedProgress {
+            position,
+            caught_up_to,
+        }))
     }
 
     #[tracing::instrument(skip(self))]

@@ -28,7 +28,8 @@ use tierline_runtime::notify::Notice;
 use uuid::Uuid;
 
 use super::{
-    Activation, CustomerRecord, DraftChange, NewPolicy, NewRun, ScoringStore, tx::ScoringTx,
+    Activation, CustomerRecord, DraftChange, FeedProgress, NewPolicy, NewRun, ScoringStore,
+    tx::ScoringTx,
 };
 use crate::{
     ScoringError,
@@ -233,8 +234,8 @@ impl ScoringStore for PgScoringStore {
         }))
     }
 
-    async fn cursor(&self, consumer: &str) -> Result<Option<String>, ScoringError> {
-        self.select_cursor(consumer).await
+    async fn feed_progress(&self, consumer: &str) -> Result<Option<FeedProgress>, ScoringError> {
+        self.select_feed_progress(consumer).await
     }
 
     async fn customer_records(

@@ -44,7 +44,7 @@ impl PgScoringStore {
         program_id: Option<Uuid>,
         limit: u32,
     ) -> Result<FeedPage<TierFeedItem>, ScoringError> {
-        let watermark = watermark(&self.pool).await?;
+        let watermark = watermark(&self.pool).await?.xid;
         let rows: Vec<Row> = sqlx::query_as(
             "SELECT xid, seq, id, program_id, customer_id, from_rank, to_rank, reason, policy_version_id, policy_version, totals,
                     occurred_at
@@ -145,6 +145,10 @@ impl PgScoringStore {
         // are the first `limit` of the feed.
         events.sort_by_key(|(cursor, _)| *cursor);
         events.truncate(limit as usize);
-        Ok(FeedPage { events, held_back })
+        Ok(FeedPage {
+            events,
+            held_back,
+            caught_up_to: None,
+        })
     }
 }

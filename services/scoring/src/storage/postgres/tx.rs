@@ -258,14 +258,17 @@ impl ScoringTx for PgScoringTx {
         &mut self,
         consumer: &str,
         position: &str,
+        caught_up_to: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> Result<(), ScoringError> {
         sqlx::query(
-            "INSERT INTO feed_cursors (consumer, position, updated_at) VALUES ($1, $2, $3)
-             ON CONFLICT (consumer) DO UPDATE SET position = EXCLUDED.position, updated_at = EXCLUDED.updated_at",
+            "INSERT INTO feed_cursors (consumer, position, caught_up_to, updated_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (consumer) DO UPDATE SET position = EXCLUDED.position,
+                 caught_up_to = COALESCE(EXCLUDED.caught_up_to, feed_cursors.caught_up_to), updated_at = EXCLUDED.updated_at",
         )
         .bind(consumer)
         .bind(position)
+        .bind(caught_up_to)
         .bind(now)
         .execute(&mut *self.tx)
         .await?;

@@ -18,7 +18,7 @@ use crate::{
         state::{HistoryRecord, Member, StoredState},
         window::{Bucket, Totals},
     },
-    storage::CustomerRecord,
+    storage::{CustomerRecord, FeedProgress},
 };
 
 impl SqliteScoringStore {
@@ -120,16 +120,19 @@ impl SqliteScoringStore {
             .collect()
     }
 
-    pub(super) async fn select_cursor(
+    pub(super) async fn select_feed_progress(
         &self,
         consumer: &str,
-    ) -> Result<Option<String>, ScoringError> {
-        Ok(
-            sqlx::query_scalar("SELECT position FROM feed_cursors WHERE consumer = ?1")
+    ) -> Result<Option<FeedProgress>, ScoringError> {
+        let row: Option<(String, Option<i64>)> =
+            sqlx::query_as("SELECT position, caught_up_to FROM feed_cursors WHERE consumer = ?1")
                 .bind(consumer)
                 .fetch_optional(&self.pool)
-                .await?,
-        )
+                .await?;
+        Ok(row.map(|(position, caught_up_to)| FeedProgress {
+            position,
+            caught_up_to: caught_up_to.map(instant),
+        }))
     }
 
     #[tracing::instrument(skip(self))]

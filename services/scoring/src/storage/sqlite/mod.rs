@@ -36,7 +36,8 @@ use tokio::sync::{broadcast, watch};
 use uuid::Uuid;
 
 use super::{
-    Activation, CustomerRecord, DraftChange, NewPolicy, NewRun, ScoringStore, tx::ScoringTx,
+    Activation, CustomerRecord, DraftChange, FeedProgress, NewPolicy, NewRun, ScoringStore,
+    tx::ScoringTx,
 };
 use crate::{
     ScoringError,
@@ -283,8 +284,8 @@ impl ScoringStore for SqliteScoringStore {
         }))
     }
 
-    async fn cursor(&self, consumer: &str) -> Result<Option<String>, ScoringError> {
-        self.select_cursor(consumer).await
+    async fn feed_progress(&self, consumer: &str) -> Result<Option<FeedProgress>, ScoringError> {
+        self.select_feed_progress(consumer).await
     }
 
     async fn customer_records(

@@ -138,6 +138,7 @@ impl SqliteScoringStore {
         Ok(FeedPage {
             events,
             held_back: false,
+            caught_up_to: None,
         })
     }
 }

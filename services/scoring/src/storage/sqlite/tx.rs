@@ -214,14 +214,17 @@ impl ScoringTx for SqliteScoringTx {
         &mut self,
         consumer: &str,
         position: &str,
+        caught_up_to: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> Result<(), ScoringError> {
         sqlx::query(
-            "INSERT INTO feed_cursors (consumer, position, updated_at) VALUES (?1, ?2, ?3)
-             ON CONFLICT (consumer) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at",
+            "INSERT INTO feed_cursors (consumer, position, caught_up_to, updated_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (consumer) DO UPDATE SET position = excluded.position,
+                 caught_up_to = COALESCE(excluded.caught_up_to, feed_cursors.caught_up_to), updated_at = excluded.updated_at",
         )
         .bind(consumer)
         .bind(position)
+        .bind(caught_up_to.map(micros))
         .bind(micros(now))
         .execute(&mut *self.write.tx)
         .await?;
