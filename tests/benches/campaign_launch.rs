@@ -19,9 +19,8 @@ mod support;
 use std::time::Instant;
 
 use sqlx::{Connection, Executor, PgConnection};
-use support::{channel, knob, program, settings, spawn_until};
+use support::{channel, knob, program, settings, spawn_until, start_customer};
 use tierline_campaign::{Application as CampaignApp, CampaignConfig};
-use tierline_customer::{Application as CustomerApp, CustomerConfig};
 use tierline_proto::{
     campaign::v1::{self as campaign, campaign_service_client::CampaignServiceClient},
     common::v1::{Channel as ContactChannel, Money},
@@ -88,15 +87,8 @@ async fn main() {
     let stop = CancellationToken::new();
     let mut servers = Vec::new();
 
-    let customer_app =
-        CustomerApp::build(CustomerConfig::from_source(&settings(&database, &[])).unwrap())
-            .await
-            .unwrap();
-    let customer_addr = customer_app.local_addr();
-    servers.push(spawn_until(&stop, |stopped| async move {
-        customer_app.run_until(stopped).await.unwrap();
-    }));
-    channel(customer_addr).await;
+    let (customer_addr, customer_task) = start_customer(&database, &stop).await;
+    servers.push(customer_task);
 
     let scoring_app =
         ScoringApp::build(ScoringConfig::from_source(&settings(&database, &[])).unwrap())

@@ -18,15 +18,13 @@ mod support;
 use std::time::{Duration, Instant};
 
 use sqlx::{Connection, Executor, PgConnection};
-use support::{channel, knob, program, settings, spawn_until};
-use tierline_customer::{Application as CustomerApp, CustomerConfig};
+use support::{channel, knob, program, start_customer, start_scoring_on_feed};
 use tierline_proto::{
     common::v1::Money,
     customer::v1::{self as customer, customer_service_client::CustomerServiceClient},
     prost_types::Timestamp,
     scoring::v1::scoring_service_client::ScoringServiceClient,
 };
-use tierline_scoring::{Application as ScoringApp, ScoringConfig};
 use tierline_testkit::TestDatabase;
 use tokio_util::sync::CancellationToken;
 
@@ -41,37 +39,16 @@ async fn main() {
     let stop = CancellationToken::new();
     let mut servers = Vec::new();
 
-    let customer_app =
-        CustomerApp::build(CustomerConfig::from_source(&settings(&database, &[])).unwrap())
-            .await
-            .unwrap();
-    let customer_addr = customer_app.local_addr();
-    servers.push(spawn_until(&stop, |stopped| async move {
-        customer_app.run_until(stopped).await.unwrap();
-    }));
+    let (customer_addr, customer_task) = start_customer(&database, &stop).await;
+    servers.push(customer_task);
     let mut customer_client = CustomerServiceClient::new(channel(customer_addr).await);
-
-    let mut scoring_settings = vec![
-        ("TIERLINE_FEED_CONSUMER", "true".to_owned()),
-        (
-            "TIERLINE_CUSTOMER_ENDPOINT",
-            format!("http://{customer_addr}"),
-        ),
-        ("TIERLINE_REDIS_URL", tierline_testkit::redis_url()),
-    ];
     // The consumer's batch, to try other sizes than the service's default.
-    if let Ok(batch) = std::env::var("BENCH_CONSUMER_BATCH") {
-        scoring_settings.push(("TIERLINE_FEED_CONSUMER_BATCH", batch));
-    }
-    let scoring_app = ScoringApp::build(
-        ScoringConfig::from_source(&settings(&database, &scoring_settings)).unwrap(),
-    )
-    .await
-    .unwrap();
-    let scoring_addr = scoring_app.local_addr();
-    servers.push(spawn_until(&stop, |stopped| async move {
-        scoring_app.run_until(stopped).await.unwrap();
-    }));
+    let batch: Vec<(&str, String)> = std::env::var("BENCH_CONSUMER_BATCH")
+        .map(|batch| vec![("TIERLINE_FEED_CONSUMER_BATCH", batch)])
+        .unwrap_or_default();
+    let (scoring_addr, scoring_task) =
+        start_scoring_on_feed(&database, &stop, customer_addr, &batch).await;
+    servers.push(scoring_task);
     let mut scoring_client = ScoringServiceClient::new(channel(scoring_addr).await);
     program(&mut scoring_client).await;
 

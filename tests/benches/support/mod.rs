@@ -19,6 +19,53 @@ where
     tokio::spawn(run(stop.clone().cancelled_owned()))
 }
 
+/// Starts the customer service on `database`, serving until `stop`; returns its address once it
+/// serves, and its task.
+pub(crate) async fn start_customer(
+    database: &TestDatabase,
+    stop: &CancellationToken,
+) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    let app = tierline_customer::Application::build(
+        tierline_customer::CustomerConfig::from_source(&settings(database, &[])).unwrap(),
+    )
+    .await
+    .unwrap();
+    let addr = app.local_addr();
+    let task = spawn_until(stop, |stopped| async move {
+        app.run_until(stopped).await.unwrap();
+    });
+    wait_until_serving(addr).await;
+    (addr, task)
+}
+
+/// Starts the scoring service on `database` consuming the activity feed of the customer service
+/// at `customer`, with the Redis tier cache, as in production (`extra` added to its settings),
+/// serving until `stop`; returns its address once it serves, and its task.
+pub(crate) async fn start_scoring_on_feed(
+    database: &TestDatabase,
+    stop: &CancellationToken,
+    customer: std::net::SocketAddr,
+    extra: &[(&str, String)],
+) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    let mut pairs = vec![
+        ("TIERLINE_FEED_CONSUMER", "true".to_owned()),
+        ("TIERLINE_CUSTOMER_ENDPOINT", format!("http://{customer}")),
+        ("TIERLINE_REDIS_URL", tierline_testkit::redis_url()),
+    ];
+    pairs.extend(extra.iter().cloned());
+    let app = tierline_scoring::Application::build(
+        tierline_scoring::ScoringConfig::from_source(&settings(database, &pairs)).unwrap(),
+    )
+    .await
+    .unwrap();
+    let addr = app.local_addr();
+    let task = spawn_until(stop, |stopped| async move {
+        app.run_until(stopped).await.unwrap();
+    });
+    wait_until_serving(addr).await;
+    (addr, task)
+}
+
 pub(crate) fn knob(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()

@@ -60,7 +60,9 @@ async fn shutdown_reports_not_serving_and_ends_feed_streams() {
                 Ok(Some(message))
                     if matches!(
                         message.event,
-                        Some(tierline_proto::customer::v1::feed_event::Event::Checkpoint(_))
+                        Some(tierline_proto::customer::v1::feed_event::Event::Checkpoint(
+                            _
+                        ))
                     ) => {}
                 other => return other,
             }

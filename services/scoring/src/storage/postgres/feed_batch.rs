@@ -348,7 +348,7 @@ async fn write_states(
         let (programs, customers): (Vec<Uuid>, Vec<Uuid>) =
             new.iter().map(|write| write.pair).unzip();
         let columns = StateColumns::of(new.iter().map(|write| &write.stored));
-        let inserted = sqlx::query(
+        let insert = sqlx::query(
             "INSERT INTO tier_states (program_id, customer_id, earned_rank, since, last_qualified_at, override_rank, override_until,
                                       override_reason, override_operator, override_set_at, version, updated_at)
              SELECT p, c, e, s, q, r, u, why, who, at, 1, $11
@@ -357,19 +357,13 @@ async fn write_states(
              ON CONFLICT (program_id, customer_id) DO NOTHING",
         )
         .bind(&programs)
-        .bind(&customers)
-        .bind(&columns.earned_rank)
-        .bind(&columns.since)
-        .bind(&columns.last_qualified_at)
-        .bind(&columns.override_rank)
-        .bind(&columns.override_until)
-        .bind(&columns.override_reason)
-        .bind(&columns.override_operator)
-        .bind(&columns.override_set_at)
-        .bind(now)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
+        .bind(&customers);
+        let inserted = columns
+            .bind(insert)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
         // Someone created one of these states after the batch looked: the batch decided on a
         // state that was not the latest, so it is applied again from the start.
         if inserted != new.len() as u64 {
@@ -382,7 +376,7 @@ async fn write_states(
         let (programs, customers): (Vec<Uuid>, Vec<Uuid>) =
             existing.iter().map(|write| write.pair).unzip();
         let columns = StateColumns::of(existing.iter().map(|write| &write.stored));
-        sqlx::query(
+        let update = sqlx::query(
             "UPDATE tier_states s SET earned_rank = u.e, since = u.s, last_qualified_at = u.q, override_rank = u.r,
                  override_until = u.u, override_reason = u.why, override_operator = u.who, override_set_at = u.at,
                  version = s.version + 1, updated_at = $11
@@ -391,18 +385,8 @@ async fn write_states(
              WHERE s.program_id = u.p AND s.customer_id = u.c",
         )
         .bind(&programs)
-        .bind(&customers)
-        .bind(&columns.earned_rank)
-        .bind(&columns.since)
-        .bind(&columns.last_qualified_at)
-        .bind(&columns.override_rank)
-        .bind(&columns.override_until)
-        .bind(&columns.override_reason)
-        .bind(&columns.override_operator)
-        .bind(&columns.override_set_at)
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
+        .bind(&customers);
+        columns.bind(update).bind(now).execute(&mut **tx).await?;
     }
     Ok(())
 }
@@ -420,6 +404,22 @@ pub(super) struct StateColumns {
 }
 
 impl StateColumns {
+    /// Binds the columns to `query` after what it has bound, in the order they are declared.
+    pub(super) fn bind<'q>(
+        &'q self,
+        query: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
+        query
+            .bind(&self.earned_rank)
+            .bind(&self.since)
+            .bind(&self.last_qualified_at)
+            .bind(&self.override_rank)
+            .bind(&self.override_until)
+            .bind(&self.override_reason)
+            .bind(&self.override_operator)
+            .bind(&self.override_set_at)
+    }
+
     pub(super) fn of<'a>(states: impl Iterator<Item = &'a StoredState>) -> Self {
         let rank = |value: u32| i32::try_from(value).unwrap_or(i32::MAX);
         let mut columns = Self {
