@@ -24,6 +24,7 @@ use super::{
     cache_writes::{after_commit, records_after_commit, write_through},
     consumer::{ACTIVITY_FEED, ProgramInForce, state_or_new},
     decision::Decision,
+    feed_batch::history_record,
     lookup::tier_code,
     policy::PolicyRules,
     state::{HistoryRecord, StoredState},
@@ -301,18 +302,7 @@ impl Evaluator {
                     } else {
                         progress.downgrades += 1;
                     }
-                    records.push(HistoryRecord {
-                        id: Uuid::now_v7(),
-                        program_id: program.program.id,
-                        customer_id,
-                        from_rank: decision.from_rank,
-                        to_rank: decision.to_rank,
-                        reason: decision.reason,
-                        policy_version_id: Some(version.id),
-                        policy_version: Some(version.version),
-                        totals: decision.totals,
-                        occurred_at: decision.at,
-                    });
+                    records.push(history_record(program, customer_id, decision.clone()));
                 }
                 if judged.stored.state != before || !decisions.is_empty() {
                     changed.push((customer_id, judged.stored.clone()));

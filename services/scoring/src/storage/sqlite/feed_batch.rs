@@ -9,7 +9,7 @@ use super::{
     Write,
     buckets::add_to_bucket,
     rows::{BUCKET_COLUMNS, BucketRow, STATE_COLUMNS, StateRow, instant, micros},
-    tx::{insert_history, upsert_state},
+    tx::{insert_history, upsert_member, upsert_state},
 };
 use crate::{
     ScoringError,
@@ -127,16 +127,7 @@ pub(super) async fn write(
     now: DateTime<Utc>,
 ) -> Result<(), ScoringError> {
     for member in &writes.members {
-        sqlx::query(
-            "INSERT INTO members (customer_id, joined_at, erased) VALUES (?1, ?2, ?3)
-             ON CONFLICT (customer_id) DO UPDATE SET erased = members.erased OR excluded.erased,
-                 joined_at = min(members.joined_at, excluded.joined_at)",
-        )
-        .bind(member.customer_id)
-        .bind(micros(member.joined_at))
-        .bind(member.erased)
-        .execute(&mut *write.tx)
-        .await?;
+        upsert_member(write, *member).await?;
     }
     for (program_id, purchase) in &writes.counted {
         let inserted = sqlx::query(

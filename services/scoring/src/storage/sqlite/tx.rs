@@ -107,20 +107,25 @@ pub(super) async fn insert_history(
     Ok(())
 }
 
+/// Records a member: the join time only moves earlier and erasure is kept.
+pub(super) async fn upsert_member(write: &mut Write, member: Member) -> Result<(), ScoringError> {
+    sqlx::query(
+        "INSERT INTO members (customer_id, joined_at, erased) VALUES (?1, ?2, ?3)
+         ON CONFLICT (customer_id) DO UPDATE SET erased = members.erased OR excluded.erased,
+             joined_at = min(members.joined_at, excluded.joined_at)",
+    )
+    .bind(member.customer_id)
+    .bind(micros(member.joined_at))
+    .bind(member.erased)
+    .execute(&mut *write.tx)
+    .await?;
+    Ok(())
+}
+
 #[async_trait]
 impl ScoringTx for SqliteScoringTx {
     async fn upsert_member(&mut self, member: Member) -> Result<(), ScoringError> {
-        sqlx::query(
-            "INSERT INTO members (customer_id, joined_at, erased) VALUES (?1, ?2, ?3)
-             ON CONFLICT (customer_id) DO UPDATE SET erased = members.erased OR excluded.erased,
-                 joined_at = min(members.joined_at, excluded.joined_at)",
-        )
-        .bind(member.customer_id)
-        .bind(micros(member.joined_at))
-        .bind(member.erased)
-        .execute(&mut *self.write.tx)
-        .await?;
-        Ok(())
+        upsert_member(&mut self.write, member).await
     }
 
     async fn member(&mut self, customer_id: Uuid) -> Result<Option<Member>, ScoringError> {
