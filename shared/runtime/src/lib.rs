@@ -13,6 +13,7 @@ pub mod config;
 pub mod currency;
 pub mod db;
 pub mod embedded;
+pub mod follower;
 pub mod lock;
 pub mod metrics;
 pub mod notify;

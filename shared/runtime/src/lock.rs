@@ -3,13 +3,29 @@
 //! use them for "one at a time across replicas" work (evaluation runs, campaign launches) and
 //! read a free lock on work marked in progress as "its owner died".
 
-use sqlx::{Connection, PgPool};
+use std::time::Duration;
+
+use sqlx::{Connection, PgConnection, PgPool};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+
+/// How often a held Postgres lock checks that its connection is alive.
+const LIVENESS_PING: Duration = Duration::from_secs(1);
+/// How long a liveness check may take before the lock counts as lost.
+const LIVENESS_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A held lock; dropping it releases the lock: at once for an in-process lock, and for a
 /// Postgres lock as soon as the server sees its connection close (a moment later: whoever waits
 /// for it must retry, not expect it free on the next line). Backend-neutral, so storage traits
 /// can return it.
-pub struct HeldLock(#[allow(dead_code)] Box<dyn Send + Sync>);
+///
+/// A Postgres lock lives as long as its connection. If that connection dies (the server
+/// restarted, a network cut, an operator's `pg_terminate_backend`), the server has released the
+/// lock and another replica may take it: [`HeldLock::lost`] resolves then, so the holder can stop
+/// the work the lock guarded.
+pub struct HeldLock {
+    _holder: Box<dyn Send + Sync>,
+    lost: CancellationToken,
+}
 
 impl std::fmt::Debug for HeldLock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -18,9 +34,50 @@ impl std::fmt::Debug for HeldLock {
 }
 
 impl HeldLock {
-    /// A lock kept alive by `holder` (a backend's connection, say).
+    /// A lock kept alive by `holder` (an in-process guard, say); it is never lost.
     pub fn new(holder: impl Send + Sync + 'static) -> Self {
-        Self(Box::new(holder))
+        Self {
+            _holder: Box::new(holder),
+            lost: CancellationToken::new(),
+        }
+    }
+
+    /// A lock held by the session of `connection`: a task owns the connection, checks every
+    /// second that it answers, and closes it when the lock is dropped.
+    fn on_connection(mut connection: PgConnection) -> Self {
+        let lost = CancellationToken::new();
+        let released = CancellationToken::new();
+        let (lost_signal, release) = (lost.clone(), released.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = release.cancelled() => {
+                        let _ = connection.close().await;
+                        return;
+                    }
+                    () = tokio::time::sleep(LIVENESS_PING) => {}
+                }
+                let alive = tokio::time::timeout(LIVENESS_TIMEOUT, connection.ping()).await;
+                if !matches!(alive, Ok(Ok(()))) {
+                    tracing::warn!(
+                        "a held advisory lock's connection stopped answering: the lock is lost"
+                    );
+                    lost_signal.cancel();
+                    return;
+                }
+            }
+        });
+        // Dropping the lock drops the guard, which stops the task, which closes the connection.
+        Self {
+            _holder: Box::new(released.drop_guard()),
+            lost,
+        }
+    }
+
+    /// Resolves when the lock is lost without being dropped (its connection died); never for a
+    /// lock that cannot be lost.
+    pub fn lost(&self) -> WaitForCancellationFutureOwned {
+        self.lost.clone().cancelled_owned()
     }
 }
 
@@ -31,7 +88,7 @@ pub async fn session_lock(pool: &PgPool, key: i64) -> Result<HeldLock, sqlx::Err
         .bind(key)
         .execute(&mut connection)
         .await?;
-    Ok(HeldLock::new(std::sync::Mutex::new(connection)))
+    Ok(HeldLock::on_connection(connection))
 }
 
 /// Waits for the advisory lock `key` in shared mode and holds it: any number of shared holders
@@ -42,7 +99,7 @@ pub async fn session_lock_shared(pool: &PgPool, key: i64) -> Result<HeldLock, sq
         .bind(key)
         .execute(&mut connection)
         .await?;
-    Ok(HeldLock::new(std::sync::Mutex::new(connection)))
+    Ok(HeldLock::on_connection(connection))
 }
 
 /// Holds the advisory lock `key` if nobody holds it now.
@@ -53,7 +110,7 @@ pub async fn try_session_lock(pool: &PgPool, key: i64) -> Result<Option<HeldLock
         .fetch_one(&mut connection)
         .await?;
     if locked {
-        Ok(Some(HeldLock::new(std::sync::Mutex::new(connection))))
+        Ok(Some(HeldLock::on_connection(connection)))
     } else {
         connection.close().await?;
         Ok(None)

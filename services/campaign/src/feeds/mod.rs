@@ -9,7 +9,7 @@
 mod activities;
 mod tier_changes;
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{future::Future, sync::Arc};
 
 use futures::{Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
@@ -50,8 +50,7 @@ pub fn spawn(
     });
 }
 
-/// Runs `consume` whenever this replica leads `name`; standby replicas look again every half
-/// second, failures back off up to 5 s.
+/// Runs `consume` whenever this replica leads `name` (`tierline_runtime::follower`).
 fn lead<F, Fut>(
     name: &'static str,
     store: Arc<dyn CampaignStore>,
@@ -61,36 +60,15 @@ fn lead<F, Fut>(
     F: Fn(CancellationToken) -> Fut + Send + 'static,
     Fut: Future<Output = Result<(), CampaignError>> + Send,
 {
-    tokio::spawn(async move {
-        let mut backoff = Duration::from_millis(100);
-        while !shutdown.is_cancelled() {
-            match store.try_lock_consumer(name).await {
-                Ok(Some(_leadership)) => {
-                    tracing::info!(feed = name, "leading the feed consumer");
-                    let outcome = tokio::select! {
-                        () = shutdown.cancelled() => break,
-                        outcome = consume(shutdown.clone()) => outcome,
-                    };
-                    match outcome {
-                        Ok(()) => backoff = Duration::from_millis(100),
-                        Err(error) => tracing::warn!(
-                            feed = name,
-                            %error,
-                            retry_in_ms = backoff.as_millis() as u64,
-                            "feed consumer failed"
-                        ),
-                    }
-                }
-                Ok(None) => backoff = Duration::from_millis(500),
-                Err(error) => tracing::warn!(feed = name, %error, "cannot take the feed lock"),
-            }
-            tokio::select! {
-                () = shutdown.cancelled() => break,
-                () = tokio::time::sleep(backoff) => {}
-            }
-            backoff = (backoff * 2).min(Duration::from_secs(5));
-        }
-    });
+    tierline_runtime::follower::lead(
+        name,
+        shutdown,
+        move || {
+            let store = store.clone();
+            async move { store.try_lock_consumer(name).await }
+        },
+        consume,
+    );
 }
 
 /// Reads a feed in batches of at most `batch_size` events, converts each event (dropping those

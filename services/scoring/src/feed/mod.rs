@@ -6,7 +6,7 @@
 
 mod convert;
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use futures::StreamExt;
 use tierline_proto::customer::v1::{
@@ -26,65 +26,35 @@ pub struct ConsumerSettings {
     pub batch_size: usize,
 }
 
-/// Starts the consumer; it stops at `shutdown`.
+/// Starts the consumer; it stops at `shutdown`. One replica leads at a time
+/// (`tierline_runtime::follower`).
 pub fn spawn(
     store: Arc<dyn ScoringStore>,
     cache: TierCache,
     settings: ConsumerSettings,
     shutdown: CancellationToken,
 ) {
-    tokio::spawn(async move {
-        let applier = FeedApplier::new(store.clone(), cache);
-        let mut backoff = Duration::from_millis(100);
-        while !shutdown.is_cancelled() {
-            let outcome = tokio::select! {
-                () = shutdown.cancelled() => break,
-                outcome = lead_and_consume(&applier, store.as_ref(), &settings, &shutdown) => outcome,
-            };
-            match outcome {
-                // Another replica leads: look again in half a second, not in a tight loop.
-                Ok(Leadership::Standby) => backoff = Duration::from_millis(500),
-                Ok(Leadership::Ended) => continue,
-                Err(error) => {
-                    tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "activity feed consumer failed")
-                }
-            }
-            tokio::select! {
-                () = shutdown.cancelled() => break,
-                () = tokio::time::sleep(backoff) => {}
-            }
-            backoff = (backoff * 2).min(Duration::from_secs(5));
-        }
-    });
+    let applier = Arc::new(FeedApplier::new(store.clone(), cache));
+    tierline_runtime::follower::lead(
+        "customer-activity-feed",
+        shutdown,
+        move || {
+            let store = store.clone();
+            async move { store.try_lock_feed_consumer().await }
+        },
+        move |shutdown| {
+            let (applier, settings) = (applier.clone(), settings.clone());
+            async move { consume(&applier, &settings, &shutdown).await }
+        },
+    );
 }
 
-enum Leadership {
-    /// Another replica leads; try again later.
-    Standby,
-    /// The stream ended cleanly (server shutting down); reconnect.
-    Ended,
-}
-
-async fn lead_and_consume(
-    applier: &FeedApplier,
-    store: &dyn ScoringStore,
-    settings: &ConsumerSettings,
-    shutdown: &CancellationToken,
-) -> Result<Leadership, ScoringError> {
-    // The lock lives as long as this value: it is released when it is dropped, also when this
-    // replica dies.
-    let Some(_leadership) = store.try_lock_feed_consumer().await? else {
-        return Ok(Leadership::Standby);
-    };
-    tracing::info!("leading the activity feed consumer");
-    consume(applier, settings, shutdown).await
-}
-
+/// Follows the feed until it ends (`Ok`), fails, or the service shuts down.
 async fn consume(
     applier: &FeedApplier,
     settings: &ConsumerSettings,
     shutdown: &CancellationToken,
-) -> Result<Leadership, ScoringError> {
+) -> Result<(), ScoringError> {
     let channel = channel(&settings.customer)
         .map_err(|error| ScoringError::Unavailable(error.to_string()))?;
     let mut client =
@@ -102,11 +72,11 @@ async fn consume(
     let mut batches = stream.ready_chunks(settings.batch_size.max(1));
     loop {
         let batch = tokio::select! {
-            () = shutdown.cancelled() => return Ok(Leadership::Ended),
+            () = shutdown.cancelled() => return Ok(()),
             batch = batches.next() => batch,
         };
         let Some(batch) = batch else {
-            return Ok(Leadership::Ended);
+            return Ok(());
         };
         let mut events = Vec::with_capacity(batch.len());
         let mut position = None;
