@@ -6,6 +6,7 @@ use std::{net::SocketAddr, sync::Arc};
 use tierline_proto::campaign::v1::campaign_service_server::{CampaignServiceServer, SERVICE_NAME};
 use tierline_runtime::{
     embedded::EmbeddedService,
+    follower::DeadLetterCounter,
     service::{BoundService, ServiceSpec},
 };
 
@@ -110,7 +111,14 @@ impl Application {
                                 context.pool.clone(),
                                 context.shutdown.clone(),
                             ));
-                            Ok(routes(&config, upstream, store, context.shutdown))
+                            let dead_letters = DeadLetterCounter::register(&context.metrics);
+                            Ok(routes(
+                                &config,
+                                upstream,
+                                store,
+                                dead_letters,
+                                context.shutdown,
+                            ))
                         },
                         stop,
                     )
@@ -119,7 +127,10 @@ impl Application {
             Runner::Embedded(service, store) => {
                 service
                     .run(
-                        move |context| routes(&config, upstream, store, context.shutdown),
+                        move |context| {
+                            let dead_letters = DeadLetterCounter::register(&context.metrics);
+                            routes(&config, upstream, store, dead_letters, context.shutdown)
+                        },
                         stop,
                     )
                     .await
@@ -132,6 +143,7 @@ fn routes(
     config: &CampaignConfig,
     upstream: Upstream,
     store: Arc<dyn CampaignStore>,
+    dead_letters: DeadLetterCounter,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> tonic::service::Routes {
     let enroller = Enroller::new(upstream, config.frequency_cap);
@@ -150,6 +162,7 @@ fn routes(
             enroller,
             &config.upstream,
             config.feed_batch,
+            dead_letters,
             shutdown.clone(),
         );
     }

@@ -5,6 +5,7 @@ use std::{net::SocketAddr, sync::Arc};
 use tierline_proto::scoring::v1::scoring_service_server::{SERVICE_NAME, ScoringServiceServer};
 use tierline_runtime::{
     embedded::EmbeddedService,
+    follower::DeadLetterCounter,
     metrics::Metrics,
     service::{BoundService, ServiceSpec},
 };
@@ -98,7 +99,14 @@ impl Application {
                                 context.shutdown.clone(),
                             ));
                             let cache = TierCache::start(&config.cache, &context.metrics);
-                            Ok(routes(&config, store, cache, context.shutdown))
+                            let dead_letters = DeadLetterCounter::register(&context.metrics);
+                            Ok(routes(
+                                &config,
+                                store,
+                                cache,
+                                dead_letters,
+                                context.shutdown,
+                            ))
                         },
                         stop,
                     )
@@ -109,7 +117,8 @@ impl Application {
                     .run(
                         move |context| {
                             let cache = in_process_cache(&config, &context.metrics);
-                            routes(&config, store, cache, context.shutdown)
+                            let dead_letters = DeadLetterCounter::register(&context.metrics);
+                            routes(&config, store, cache, dead_letters, context.shutdown)
                         },
                         stop,
                     )
@@ -127,6 +136,7 @@ fn routes(
     config: &ScoringConfig,
     store: Arc<dyn ScoringStore>,
     cache: TierCache,
+    dead_letters: DeadLetterCounter,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> tonic::service::Routes {
     if let Some(consumer) = &config.consumer {
@@ -134,6 +144,7 @@ fn routes(
             store.clone(),
             cache.clone(),
             consumer.clone(),
+            dead_letters,
             shutdown.clone(),
         );
     }

@@ -70,3 +70,252 @@ pub fn lead<E, L, LFut, C, CFut>(
         }
     });
 }
+
+/// An event a consumer could not read (a malformed id, a kind it does not know): parked with the
+/// reason instead of stopping the feed, so one bad event cannot hold back every event after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// The event's cursor.
+    pub position: String,
+    /// Why it could not be read.
+    pub reason: String,
+    /// The event as received (protobuf), to look at or replay by hand.
+    pub payload: Vec<u8>,
+}
+
+/// Parks `letters` of `consumer` in the `feed_dead_letters` table (of the pool's schema, which
+/// each service's migrations create); returns how many were not parked before.
+pub async fn park_in_postgres(
+    pool: &sqlx::PgPool,
+    consumer: &str,
+    letters: &[DeadLetter],
+) -> Result<u64, sqlx::Error> {
+    let positions: Vec<&str> = letters.iter().map(|l| l.position.as_str()).collect();
+    let reasons: Vec<&str> = letters.iter().map(|l| l.reason.as_str()).collect();
+    let payloads: Vec<&[u8]> = letters.iter().map(|l| l.payload.as_slice()).collect();
+    Ok(sqlx::query(
+        "INSERT INTO feed_dead_letters (consumer, position, reason, payload, parked_at)
+         SELECT $1, p, r, b, now() FROM unnest($2::text[], $3::text[], $4::bytea[]) AS l(p, r, b)
+         ON CONFLICT (consumer, position) DO NOTHING",
+    )
+    .bind(consumer)
+    .bind(&positions)
+    .bind(&reasons)
+    .bind(&payloads)
+    .execute(pool)
+    .await?
+    .rows_affected())
+}
+
+/// [`park_in_postgres`] for the embedded SQLite stores.
+pub async fn park_in_sqlite(
+    pool: &sqlx::SqlitePool,
+    consumer: &str,
+    letters: &[DeadLetter],
+) -> Result<u64, sqlx::Error> {
+    let mut parked = 0;
+    for letter in letters {
+        parked += sqlx::query(
+            "INSERT INTO feed_dead_letters (consumer, position, reason, payload, parked_at)
+             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (consumer, position) DO NOTHING",
+        )
+        .bind(consumer)
+        .bind(&letter.position)
+        .bind(&letter.reason)
+        .bind(&letter.payload)
+        .bind(chrono::Utc::now().timestamp_micros())
+        .execute(pool)
+        .await?
+        .rows_affected();
+    }
+    Ok(parked)
+}
+
+/// Labels of the dead-letter counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+struct FeedLabels {
+    feed: &'static str,
+}
+
+/// `tierline_feed_dead_letters_total{feed}`: events parked because they could not be read.
+#[derive(Clone, Debug, Default)]
+pub struct DeadLetterCounter(
+    prometheus_client::metrics::family::Family<
+        FeedLabels,
+        prometheus_client::metrics::counter::Counter,
+    >,
+);
+
+impl DeadLetterCounter {
+    /// The counter, registered in `metrics` (once per process; every feed of it shares it).
+    pub fn register(metrics: &crate::metrics::Metrics) -> Self {
+        let counter = Self::default();
+        metrics.register(
+            "tierline_feed_dead_letters",
+            "Feed events parked in the dead-letter table because they could not be read",
+            counter.0.clone(),
+        );
+        counter
+    }
+
+    fn add(&self, feed: &'static str, parked: u64) {
+        self.0.get_or_create(&FeedLabels { feed }).inc_by(parked);
+    }
+}
+
+/// How a follower takes its feed in.
+#[derive(Debug)]
+pub struct Batching<'a> {
+    /// The feed's name, in logs and the dead-letter counter.
+    pub feed: &'static str,
+    /// Most events applied at once (fewer when fewer are waiting).
+    pub batch_size: usize,
+    /// Stops the follower.
+    pub shutdown: &'a CancellationToken,
+    /// Counts the events parked.
+    pub dead_letters: &'a DeadLetterCounter,
+}
+
+/// Reads `feed` in batches of what is waiting (at most `batching.batch_size`), converts each
+/// message (`Ok(None)`: nothing for this consumer; `Err(reason)`: unreadable), parks the
+/// unreadable ones (`park` returns how many it had not parked before: a replay parks nothing
+/// twice, and each is logged and counted once), and applies each batch with the position of its
+/// last message, until the stream ends (`Ok`), fails, or the follower stops.
+pub async fn apply_batches<M, T, E, P, PFut, A, AFut>(
+    feed: impl futures::Stream<Item = Result<M, tonic::Status>>,
+    batching: Batching<'_>,
+    upstream_failed: impl Fn(tonic::Status) -> E,
+    position_of: impl Fn(&M) -> String,
+    convert: impl Fn(&M) -> Result<Option<T>, String>,
+    mut park: P,
+    mut apply: A,
+) -> Result<(), E>
+where
+    M: tierline_proto::prost::Message,
+    P: FnMut(Vec<DeadLetter>) -> PFut,
+    PFut: Future<Output = Result<u64, E>>,
+    A: FnMut(Vec<T>, String) -> AFut,
+    AFut: Future<Output = Result<(), E>>,
+{
+    use futures::StreamExt;
+
+    let mut batches = std::pin::pin!(feed.ready_chunks(batching.batch_size.max(1)));
+    loop {
+        let batch = tokio::select! {
+            () = batching.shutdown.cancelled() => return Ok(()),
+            batch = batches.next() => batch,
+        };
+        let Some(batch) = batch else {
+            return Ok(());
+        };
+        let mut items = Vec::with_capacity(batch.len());
+        let mut dead = Vec::new();
+        let mut position = None;
+        for message in batch {
+            let message = message.map_err(&upstream_failed)?;
+            let at = position_of(&message);
+            match convert(&message) {
+                Ok(Some(item)) => items.push(item),
+                Ok(None) => {}
+                Err(reason) => dead.push(DeadLetter {
+                    position: at.clone(),
+                    reason,
+                    payload: message.encode_to_vec(),
+                }),
+            }
+            position = Some(at);
+        }
+        if !dead.is_empty() {
+            let letters = dead.len();
+            let first = dead[0].clone();
+            let parked = park(dead).await?;
+            if parked > 0 {
+                batching.dead_letters.add(batching.feed, parked);
+                tracing::error!(
+                    feed = batching.feed,
+                    parked,
+                    letters,
+                    position = %first.position,
+                    reason = %first.reason,
+                    "feed events could not be read: parked in the dead-letter table"
+                );
+            }
+        }
+        if let Some(position) = position {
+            apply(items, position).await?;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use tierline_proto::prost_types::Timestamp;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn an_unreadable_event_is_parked_once_and_the_feed_goes_on() {
+        // Timestamps stand for feed messages: seconds are the position, a negative one is
+        // unreadable.
+        let messages: Vec<Result<Timestamp, tonic::Status>> = [1, 2, -3, 4]
+            .into_iter()
+            .map(|seconds| Ok(Timestamp { seconds, nanos: 0 }))
+            .collect();
+        let parked = Arc::new(Mutex::new(Vec::new()));
+        let applied = Arc::new(Mutex::new(Vec::new()));
+        let counter = DeadLetterCounter::default();
+        let shutdown = CancellationToken::new();
+        let outcome: Result<(), String> = apply_batches(
+            futures::stream::iter(messages),
+            Batching {
+                feed: "test",
+                batch_size: 10,
+                shutdown: &shutdown,
+                dead_letters: &counter,
+            },
+            |status| status.to_string(),
+            |message| message.seconds.to_string(),
+            |message| {
+                if message.seconds < 0 {
+                    Err("negative".to_owned())
+                } else {
+                    Ok(Some(message.seconds))
+                }
+            },
+            |letters| {
+                let parked = parked.clone();
+                async move {
+                    parked.lock().unwrap().extend(letters);
+                    Ok(1)
+                }
+            },
+            |items, position| {
+                let applied = applied.clone();
+                async move {
+                    applied.lock().unwrap().push((items, position));
+                    Ok(())
+                }
+            },
+        )
+        .await;
+        assert_eq!(outcome, Ok(()), "the stream ended");
+        let parked = parked.lock().unwrap().clone();
+        assert_eq!(parked.len(), 1);
+        assert_eq!(
+            (parked[0].position.as_str(), parked[0].reason.as_str()),
+            ("-3", "negative")
+        );
+        assert!(!parked[0].payload.is_empty(), "the message as received");
+        assert_eq!(
+            *applied.lock().unwrap(),
+            [(vec![1, 2, 4], "4".to_owned())],
+            "the others applied, the cursor past the parked one"
+        );
+        assert_eq!(
+            counter.0.get_or_create(&FeedLabels { feed: "test" }).get(),
+            1
+        );
+    }
+}

@@ -1,27 +1,35 @@
 //! The activity feed of the customer service, converted for attribution and applied in batches.
 
+use std::sync::Arc;
 use tierline_proto::customer::v1::{
     self as customer, WatchActivitiesRequest, customer_service_client::CustomerServiceClient,
 };
-use tierline_runtime::client::{ClientSettings, Outgoing, channel};
-use tokio_util::sync::CancellationToken;
+
+use tierline_runtime::{
+    client::{ClientSettings, Outgoing, channel},
+    follower::Batching,
+};
 use uuid::Uuid;
 
 use crate::{
     CampaignError,
     domain::attribution::{ActivityEvent, Attributor, Purchase, Refund},
+    storage::CampaignStore,
 };
 
 fn unavailable(status: tonic::Status) -> CampaignError {
     CampaignError::Unavailable(format!("customer service: {status}"))
 }
 
+/// The consumer's name, for its lock, cursor and dead letters.
+pub(super) const FEED: &str = "activities";
+
 /// Follows the feed until it ends (`Ok`) or fails.
 pub(super) async fn consume(
     attributor: &Attributor,
+    store: &Arc<dyn CampaignStore>,
     settings: &ClientSettings,
-    batch_size: usize,
-    shutdown: &CancellationToken,
+    batching: Batching<'_>,
 ) -> Result<(), CampaignError> {
     let channel =
         channel(settings).map_err(|error| CampaignError::Unavailable(error.to_string()))?;
@@ -32,29 +40,29 @@ pub(super) async fn consume(
         .await
         .map_err(unavailable)?
         .into_inner();
-    super::apply_batches(
+    tierline_runtime::follower::apply_batches(
         stream,
-        "customer service",
-        batch_size,
-        shutdown,
+        batching,
+        unavailable,
         |event| event.cursor.clone(),
         convert,
+        |letters| async move { store.park_dead_letters(FEED, &letters).await },
         |events, position| async move { attributor.apply(&events, &position).await },
     )
     .await
 }
 
-fn id(text: &str) -> Result<Uuid, CampaignError> {
-    Uuid::parse_str(text)
-        .map_err(|_| CampaignError::Internal(format!("activity feed sent a malformed id {text:?}")))
+fn id(field: &str, text: &str) -> Result<Uuid, String> {
+    Uuid::parse_str(text).map_err(|_| format!("{field} is not an id: {text:?}"))
 }
 
-/// The feed event as attribution sees it; customer events do not concern attribution.
-fn convert(event: customer::FeedEvent) -> Result<Option<ActivityEvent>, CampaignError> {
-    let Some(customer::feed_event::Event::Activity(activity)) = event.event else {
+/// The feed event as attribution sees it; customer events and checkpoints do not concern
+/// attribution; the reason when it cannot be read.
+fn convert(event: &customer::FeedEvent) -> Result<Option<ActivityEvent>, String> {
+    let Some(customer::feed_event::Event::Activity(activity)) = &event.event else {
         return Ok(None);
     };
-    let amount = activity.amount.unwrap_or_default();
+    let amount = activity.amount.clone().unwrap_or_default();
     match customer::ActivityKind::try_from(activity.kind) {
         Ok(customer::ActivityKind::Purchase) => {
             let occurred_at = activity
@@ -63,20 +71,23 @@ fn convert(event: customer::FeedEvent) -> Result<Option<ActivityEvent>, Campaign
                 .and_then(|t| {
                     chrono::DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).ok()?)
                 })
-                .ok_or_else(|| CampaignError::Internal("activity without a time".into()))?;
+                .ok_or_else(|| "activity.occurred_at is missing or not a time".to_owned())?;
             Ok(Some(ActivityEvent::Purchase(Purchase {
-                id: id(&activity.id)?,
-                customer_id: id(&activity.customer_id)?,
+                id: id("activity.id", &activity.id)?,
+                customer_id: id("activity.customer_id", &activity.customer_id)?,
                 amount_minor: amount.amount_minor,
                 currency: amount.currency,
                 occurred_at,
-                brand: activity.brand,
-                sales_channel: activity.sales_channel,
+                brand: activity.brand.clone(),
+                sales_channel: activity.sales_channel.clone(),
             })))
         }
         Ok(customer::ActivityKind::Refund) => Ok(Some(ActivityEvent::Refund(Refund {
-            id: id(&activity.id)?,
-            purchase_id: id(&activity.refunded_purchase_id)?,
+            id: id("activity.id", &activity.id)?,
+            purchase_id: id(
+                "activity.refunded_purchase_id",
+                &activity.refunded_purchase_id,
+            )?,
             amount_minor: amount.amount_minor,
         }))),
         _ => Ok(None),

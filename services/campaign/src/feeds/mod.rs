@@ -11,7 +11,7 @@ mod tier_changes;
 
 use std::{future::Future, sync::Arc};
 
-use futures::{Stream, StreamExt};
+use tierline_runtime::follower::{Batching, DeadLetterCounter};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -27,26 +27,45 @@ pub fn spawn(
     enroller: Enroller,
     upstream: &UpstreamSettings,
     batch_size: usize,
+    dead_letters: DeadLetterCounter,
     shutdown: CancellationToken,
 ) {
     let attributor = Attributor::new(store.clone());
     let customer = upstream.customer.clone();
+    let (feed_store, counter) = (store.clone(), dead_letters.clone());
     lead(
-        "activities",
+        activities::FEED,
         store.clone(),
         shutdown.clone(),
         move |shutdown| {
-            let attributor = attributor.clone();
-            let customer = customer.clone();
-            async move { activities::consume(&attributor, &customer, batch_size, &shutdown).await }
+            let (attributor, customer) = (attributor.clone(), customer.clone());
+            let (store, counter) = (feed_store.clone(), counter.clone());
+            async move {
+                let batching = Batching {
+                    feed: activities::FEED,
+                    batch_size,
+                    shutdown: &shutdown,
+                    dead_letters: &counter,
+                };
+                activities::consume(&attributor, &store, &customer, batching).await
+            }
         },
     );
     let applier = TriggerApplier::new(store.clone(), enroller);
     let scoring = upstream.scoring.clone();
-    lead("tier_changes", store, shutdown, move |shutdown| {
-        let applier = applier.clone();
-        let scoring = scoring.clone();
-        async move { tier_changes::consume(&applier, &scoring, batch_size, &shutdown).await }
+    let feed_store = store.clone();
+    lead(tier_changes::FEED, store, shutdown, move |shutdown| {
+        let (applier, scoring) = (applier.clone(), scoring.clone());
+        let (store, counter) = (feed_store.clone(), dead_letters.clone());
+        async move {
+            let batching = Batching {
+                feed: tier_changes::FEED,
+                batch_size,
+                shutdown: &shutdown,
+                dead_letters: &counter,
+            };
+            tier_changes::consume(&applier, &store, &scoring, batching).await
+        }
     });
 }
 
@@ -69,48 +88,4 @@ fn lead<F, Fut>(
         },
         consume,
     );
-}
-
-/// Reads a feed in batches of at most `batch_size` events, converts each event (dropping those
-/// that do not concern this service) and applies each batch with the cursor of its last event,
-/// until the stream ends (`Ok`), fails, or the service shuts down.
-async fn apply_batches<E, T, A, Fut>(
-    feed: impl Stream<Item = Result<E, tonic::Status>>,
-    upstream: &str,
-    batch_size: usize,
-    shutdown: &CancellationToken,
-    cursor_of: impl Fn(&E) -> String,
-    convert: impl Fn(E) -> Result<Option<T>, CampaignError>,
-    mut apply: A,
-) -> Result<(), CampaignError>
-where
-    A: FnMut(Vec<T>, String) -> Fut,
-    Fut: Future<Output = Result<(), CampaignError>>,
-{
-    let mut batches = std::pin::pin!(feed.ready_chunks(batch_size.max(1)));
-    loop {
-        let batch = tokio::select! {
-            () = shutdown.cancelled() => return Ok(()),
-            batch = batches.next() => batch,
-        };
-        let Some(batch) = batch else {
-            return Ok(());
-        };
-        let mut events = Vec::with_capacity(batch.len());
-        let mut position = None;
-        for item in batch {
-            let event =
-                item.map_err(|status| CampaignError::Unavailable(format!("{upstream}: {status}")))?;
-            position = Some(cursor_of(&event));
-            match convert(event) {
-                Ok(Some(event)) => events.push(event),
-                Ok(None) => {}
-                // A malformed event would fail every retry; one must not stop the feed.
-                Err(error) => tracing::error!(%error, upstream, "feed event skipped"),
-            }
-        }
-        if let Some(position) = position {
-            apply(events, position).await?;
-        }
-    }
 }

@@ -1,27 +1,35 @@
 //! The tier-change feed of the scoring service, converted for triggers and applied in batches.
 
+use std::sync::Arc;
 use tierline_proto::scoring::v1::{
     self as scoring, WatchTierChangesRequest, scoring_service_client::ScoringServiceClient,
 };
-use tierline_runtime::client::{ClientSettings, Outgoing, channel};
-use tokio_util::sync::CancellationToken;
+
+use tierline_runtime::{
+    client::{ClientSettings, Outgoing, channel},
+    follower::Batching,
+};
 use uuid::Uuid;
 
 use crate::{
     CampaignError,
     domain::triggers::{TierChange, TierEvent, TriggerApplier},
+    storage::CampaignStore,
 };
 
 fn unavailable(status: tonic::Status) -> CampaignError {
     CampaignError::Unavailable(format!("scoring service: {status}"))
 }
 
+/// The consumer's name, for its lock, cursor and dead letters.
+pub(super) const FEED: &str = "tier_changes";
+
 /// Follows the feed until it ends (`Ok`) or fails.
 pub(super) async fn consume(
     applier: &TriggerApplier,
+    store: &Arc<dyn CampaignStore>,
     settings: &ClientSettings,
-    batch_size: usize,
-    shutdown: &CancellationToken,
+    batching: Batching<'_>,
 ) -> Result<(), CampaignError> {
     let channel =
         channel(settings).map_err(|error| CampaignError::Unavailable(error.to_string()))?;
@@ -35,35 +43,36 @@ pub(super) async fn consume(
         .await
         .map_err(unavailable)?
         .into_inner();
-    super::apply_batches(
+    tierline_runtime::follower::apply_batches(
         stream,
-        "scoring service",
-        batch_size,
-        shutdown,
+        batching,
+        unavailable,
         |event| event.cursor.clone(),
         convert,
+        |letters| async move { store.park_dead_letters(FEED, &letters).await },
         |events, position| async move { applier.apply(&events, &position).await },
     )
     .await
 }
 
-fn id(text: &str) -> Result<Uuid, CampaignError> {
-    Uuid::parse_str(text).map_err(|_| {
-        CampaignError::Internal(format!("tier-change feed sent a malformed id {text:?}"))
-    })
+fn id(field: &str, text: &str) -> Result<Uuid, String> {
+    Uuid::parse_str(text).map_err(|_| format!("{field} is not an id: {text:?}"))
 }
 
-/// The feed event as triggers see it; changes no trigger fires on are dropped.
-fn convert(event: scoring::TierFeedEvent) -> Result<Option<TierEvent>, CampaignError> {
-    let change = match event.change {
+/// The feed event as triggers see it; changes no trigger fires on are dropped; the reason when
+/// it cannot be read.
+fn convert(event: &scoring::TierFeedEvent) -> Result<Option<TierEvent>, String> {
+    let change = match &event.change {
         Some(scoring::tier_feed_event::Change::TierChanged(changed)) => {
-            let code = |tier: Option<scoring::TierRef>| tier.map(|t| t.code).unwrap_or_default();
+            let code = |tier: &Option<scoring::TierRef>| {
+                tier.as_ref().map(|t| t.code.clone()).unwrap_or_default()
+            };
             match scoring::TierChangeDirection::try_from(changed.direction) {
                 Ok(scoring::TierChangeDirection::Upgrade) => TierChange::Upgrade {
-                    to_tier_code: code(changed.to_tier),
+                    to_tier_code: code(&changed.to_tier),
                 },
                 Ok(scoring::TierChangeDirection::Downgrade) => TierChange::Downgrade {
-                    from_tier_code: code(changed.from_tier),
+                    from_tier_code: code(&changed.from_tier),
                 },
                 _ => return Ok(None),
             }
@@ -79,10 +88,10 @@ fn convert(event: scoring::TierFeedEvent) -> Result<Option<TierEvent>, CampaignE
         .occurred_at
         .as_ref()
         .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).ok()?))
-        .ok_or_else(|| CampaignError::Internal("tier change without a time".into()))?;
+        .ok_or_else(|| "occurred_at is missing or not a time".to_owned())?;
     Ok(Some(TierEvent {
-        customer_id: id(&event.customer_id)?,
-        program_id: id(&event.program_id)?,
+        customer_id: id("customer_id", &event.customer_id)?,
+        program_id: id("program_id", &event.program_id)?,
         occurred_at,
         change,
     }))

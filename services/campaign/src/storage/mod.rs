@@ -290,6 +290,12 @@ pub trait CampaignStore: Send + Sync + std::fmt::Debug + 'static {
     async fn hold_enrolments(&self) -> Result<LaunchLock, CampaignError>;
     /// Holds the lock of a background consumer (a feed, a daily sweep) if no replica holds it.
     async fn try_lock_consumer(&self, consumer: &str) -> Result<Option<LaunchLock>, CampaignError>;
+    /// Parks feed events a consumer could not read; returns how many were not parked before.
+    async fn park_dead_letters(
+        &self,
+        consumer: &str,
+        letters: &[tierline_runtime::follower::DeadLetter],
+    ) -> Result<u64, CampaignError>;
     /// Marks a launch complete.
     async fn complete_launch(&self, id: Uuid) -> Result<(), CampaignError>;
     /// Starts the unit of work of an enrolment chunk.

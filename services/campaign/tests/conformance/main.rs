@@ -75,6 +75,7 @@ macro_rules! conformance_suite {
             case!(attribution_counts_each_purchase_once_and_nets_refunds);
             case!(the_scheduler_sees_due_campaigns_and_lists_filter_and_page);
             case!(members_page_in_order_and_the_report_aggregates_each_arm);
+            case!(unreadable_feed_events_are_parked_once);
         }
     };
 }

@@ -504,3 +504,26 @@ pub(crate) async fn members_page_in_order_and_the_report_aggregates_each_arm(
         .expect("contacts");
     assert_eq!((contacts, open), (0, true), "nothing sent yet");
 }
+
+pub(crate) async fn unreadable_feed_events_are_parked_once(store: Arc<dyn CampaignStore>) {
+    let letter = |position: &str| tierline_runtime::follower::DeadLetter {
+        position: position.to_owned(),
+        reason: "customer_id is not an id".to_owned(),
+        payload: vec![1, 2, 3],
+    };
+    let parked = store
+        .park_dead_letters("activities", &[letter("v1.1.1"), letter("v1.1.2")])
+        .await
+        .expect("park");
+    assert_eq!(parked, 2);
+    let replayed = store
+        .park_dead_letters("activities", &[letter("v1.1.2"), letter("v1.1.3")])
+        .await
+        .expect("park again");
+    assert_eq!(replayed, 1, "a replayed letter is parked once");
+    let other_feed = store
+        .park_dead_letters("tier_changes", &[letter("v1.1.1")])
+        .await
+        .expect("park");
+    assert_eq!(other_feed, 1, "positions are per feed");
+}

@@ -8,14 +8,22 @@ mod convert;
 
 use std::sync::Arc;
 
-use futures::StreamExt;
+use convert::Received;
 use tierline_proto::customer::v1::{
     WatchActivitiesRequest, customer_service_client::CustomerServiceClient,
 };
-use tierline_runtime::client::{ClientSettings, Outgoing, channel};
+use tierline_runtime::{
+    client::{ClientSettings, Outgoing, channel},
+    follower::{Batching, DeadLetterCounter},
+};
 use tokio_util::sync::CancellationToken;
 
-use crate::{ScoringError, cache::TierCache, domain::consumer::FeedApplier, storage::ScoringStore};
+use crate::{
+    ScoringError,
+    cache::TierCache,
+    domain::consumer::{ACTIVITY_FEED, FeedApplier},
+    storage::ScoringStore,
+};
 
 /// How the consumer runs.
 #[derive(Debug, Clone)]
@@ -32,27 +40,36 @@ pub fn spawn(
     store: Arc<dyn ScoringStore>,
     cache: TierCache,
     settings: ConsumerSettings,
+    dead_letters: DeadLetterCounter,
     shutdown: CancellationToken,
 ) {
     let applier = Arc::new(FeedApplier::new(store.clone(), cache));
+    let leader_store = store.clone();
     tierline_runtime::follower::lead(
-        "customer-activity-feed",
+        ACTIVITY_FEED,
         shutdown,
         move || {
-            let store = store.clone();
+            let store = leader_store.clone();
             async move { store.try_lock_feed_consumer().await }
         },
         move |shutdown| {
-            let (applier, settings) = (applier.clone(), settings.clone());
-            async move { consume(&applier, &settings, &shutdown).await }
+            let (store, applier, settings, dead_letters) = (
+                store.clone(),
+                applier.clone(),
+                settings.clone(),
+                dead_letters.clone(),
+            );
+            async move { consume(&store, &applier, &settings, &dead_letters, &shutdown).await }
         },
     );
 }
 
 /// Follows the feed until it ends (`Ok`), fails, or the service shuts down.
 async fn consume(
+    store: &Arc<dyn ScoringStore>,
     applier: &FeedApplier,
     settings: &ConsumerSettings,
+    dead_letters: &DeadLetterCounter,
     shutdown: &CancellationToken,
 ) -> Result<(), ScoringError> {
     let channel = channel(&settings.customer)
@@ -69,30 +86,29 @@ async fn consume(
         .await
         .map_err(|status| ScoringError::Unavailable(format!("customer service: {status}")))?
         .into_inner();
-    let mut batches = stream.ready_chunks(settings.batch_size.max(1));
-    loop {
-        let batch = tokio::select! {
-            () = shutdown.cancelled() => return Ok(()),
-            batch = batches.next() => batch,
-        };
-        let Some(batch) = batch else {
-            return Ok(());
-        };
-        let mut events = Vec::with_capacity(batch.len());
-        let mut position = None;
-        let mut caught_up_to = None;
-        for item in batch {
-            let event = item.map_err(|status| {
-                ScoringError::Unavailable(format!("customer service: {status}"))
-            })?;
-            position = Some(event.cursor.clone());
-            if let Some(at) = convert::checkpoint(&event) {
-                caught_up_to = Some(at?);
-            } else if let Some(upstream) = convert::upstream(event)? {
-                events.push(upstream);
+    tierline_runtime::follower::apply_batches(
+        stream,
+        Batching {
+            feed: ACTIVITY_FEED,
+            batch_size: settings.batch_size,
+            shutdown,
+            dead_letters,
+        },
+        |status| ScoringError::Unavailable(format!("customer service: {status}")),
+        |message| message.cursor.clone(),
+        convert::received,
+        |letters| async move { store.park_dead_letters(ACTIVITY_FEED, &letters).await },
+        |received, position| async move {
+            let mut events = Vec::with_capacity(received.len());
+            let mut caught_up_to = None;
+            for item in received {
+                match item {
+                    Received::Event(event) => events.push(event),
+                    Received::CaughtUp(at) => caught_up_to = Some(at),
+                }
             }
-        }
-        let Some(position) = position else { continue };
-        applier.apply(&events, &position, caught_up_to).await?;
-    }
+            applier.apply(&events, &position, caught_up_to).await
+        },
+    )
+    .await
 }

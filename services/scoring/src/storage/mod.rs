@@ -261,6 +261,12 @@ pub trait ScoringStore: Send + Sync + std::fmt::Debug + 'static {
     async fn begin_evaluation(&self) -> Result<Box<dyn tx::EvaluationTx>, ScoringError>;
     /// Starts a unit of work.
     async fn begin(&self) -> Result<Box<dyn tx::ScoringTx>, ScoringError>;
+    /// Parks feed events the consumer could not read; returns how many were not parked before.
+    async fn park_dead_letters(
+        &self,
+        consumer: &str,
+        letters: &[tierline_runtime::follower::DeadLetter],
+    ) -> Result<u64, ScoringError>;
     /// How far a feed consumer has come; `None` before it applied anything.
     async fn feed_progress(&self, consumer: &str) -> Result<Option<FeedProgress>, ScoringError>;
     /// Members, their tier state in `program_id` and their buckets, for the known ids among

@@ -84,6 +84,7 @@ macro_rules! conformance_suite {
             case!(overrides_end_and_the_tier_feed_filters_by_program);
             case!(program_changes_are_announced_when_they_commit);
             case!(cache_repairs_are_queued_with_the_change_and_listed_until_done);
+            case!(unreadable_feed_events_are_parked_once);
         }
     };
 }

@@ -121,6 +121,14 @@ impl CampaignStore for PgCampaignStore {
         Ok(tierline_runtime::lock::try_session_lock(&self.pool, consumer_key(consumer)).await?)
     }
 
+    async fn park_dead_letters(
+        &self,
+        consumer: &str,
+        letters: &[tierline_runtime::follower::DeadLetter],
+    ) -> Result<u64, CampaignError> {
+        Ok(tierline_runtime::follower::park_in_postgres(&self.pool, consumer, letters).await?)
+    }
+
     async fn complete_launch(&self, id: Uuid) -> Result<(), CampaignError> {
         self.mark_launch_complete(id).await
     }

@@ -234,6 +234,14 @@ impl ScoringStore for PgScoringStore {
         }))
     }
 
+    async fn park_dead_letters(
+        &self,
+        consumer: &str,
+        letters: &[tierline_runtime::follower::DeadLetter],
+    ) -> Result<u64, ScoringError> {
+        Ok(tierline_runtime::follower::park_in_postgres(&self.pool, consumer, letters).await?)
+    }
+
     async fn feed_progress(&self, consumer: &str) -> Result<Option<FeedProgress>, ScoringError> {
         self.select_feed_progress(consumer).await
     }
