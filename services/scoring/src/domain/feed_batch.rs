@@ -91,7 +91,13 @@ pub struct FeedWrites {
 impl FeedWrites {
     /// Whether the batch changed nothing but the cursor.
     pub fn is_empty(&self) -> bool {
-        self.members.is_empty() && self.states.is_empty() && self.counted.is_empty()
+        self.members.is_empty()
+            && self.counted.is_empty()
+            && self.refunded.is_empty()
+            && self.applied_refunds.is_empty()
+            && self.buckets.is_empty()
+            && self.states.is_empty()
+            && self.history.is_empty()
     }
 }
 
@@ -653,7 +659,7 @@ mod tests {
             ..FeedLoad::default()
         };
         let again = apply(&events, &programs, load, now);
-        assert!(again.is_empty() && again.buckets.is_empty(), "{again:?}");
+        assert!(again.is_empty(), "{again:?}");
     }
 
     #[test]
