@@ -226,6 +226,13 @@ impl FeedApplier {
     ) -> Result<(), ScoringError> {
         let now = Utc::now().trunc_subsecs(6);
         let mut tx = self.store.begin().await?;
+        // A batch of nothing but a checkpoint (an idle feed checks in every few seconds) moves
+        // the cursor and the checkpoint only.
+        if events.is_empty() {
+            tx.save_cursor(ACTIVITY_FEED, position, caught_up_to, now)
+                .await?;
+            return tx.commit().await;
+        }
         // Programs are read once no bucket rebuild can run (a rebuild follows a policy
         // activation and counts months in the new policy's time zone).
         tx.guard_buckets().await?;

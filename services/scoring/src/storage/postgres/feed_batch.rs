@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use super::{
     history,
+    rows::{COUNTED_COLUMNS, CountedRow},
     tx::{STATE_COLUMNS, StateRow},
 };
 use crate::{
@@ -76,24 +77,12 @@ pub(super) async fn load(
             .flat_map(|(program, _)| ids.iter().map(move |id| (*program, *id)))
             .unzip()
     };
-    type CountedRow = (
-        Uuid,
-        Uuid,
-        Uuid,
-        DateTime<Utc>,
-        i64,
-        i64,
-        i64,
-        String,
-        String,
-    );
     let (programs, purchases) = every_program(&keys.purchases);
-    let counted: Vec<CountedRow> = sqlx::query_as(
-        "SELECT c.program_id, c.activity_id, c.customer_id, c.occurred_at, c.amount_minor, c.refunded_minor, c.points,
-                c.brand, c.sales_channel
-         FROM counted_purchases c JOIN unnest($1::uuid[], $2::uuid[]) AS k(p, a) ON c.program_id = k.p AND c.activity_id = k.a
-         ORDER BY c.program_id, c.activity_id FOR UPDATE OF c",
-    )
+    let counted: Vec<CountedRow> = sqlx::query_as(&format!(
+        "SELECT {COUNTED_COLUMNS}
+         FROM counted_purchases JOIN unnest($1::uuid[], $2::uuid[]) AS k(p, a) ON program_id = k.p AND activity_id = k.a
+         ORDER BY program_id, activity_id FOR UPDATE OF counted_purchases"
+    ))
     .bind(&programs)
     .bind(&purchases)
     .fetch_all(&mut **tx)
@@ -147,35 +136,10 @@ pub(super) async fn load(
             .collect(),
         counted: counted
             .into_iter()
-            .map(
-                |(
-                    program_id,
-                    activity_id,
-                    customer_id,
-                    occurred_at,
-                    amount_minor,
-                    refunded_minor,
-                    points,
-                    brand,
-                    sales_channel,
-                )| {
-                    let zone = zones.get(&program_id).copied().unwrap_or(Tz::UTC);
-                    (
-                        program_id,
-                        CountedPurchase {
-                            activity_id,
-                            customer_id,
-                            occurred_at,
-                            month: Month::of(occurred_at, zone),
-                            amount_minor,
-                            refunded_minor,
-                            points,
-                            brand,
-                            sales_channel,
-                        },
-                    )
-                },
-            )
+            .map(|row| {
+                let zone = zones.get(&row.program_id).copied().unwrap_or(Tz::UTC);
+                (row.program_id, row.into_purchase(zone))
+            })
             .collect(),
         applied_refunds,
     })

@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use super::{
     PgScoringStore,
+    rows::{COUNTED_COLUMNS, CountedRow},
     tx::{JoinedStateRow, STATE_COLUMNS},
 };
 use crate::{
@@ -182,12 +183,12 @@ impl PgScoringStore {
     ) -> Result<(Vec<crate::domain::accrual::CountedPurchase>, i64), ScoringError> {
         // No start (a lifetime window) is no lower bound; chrono's minimum instant lies outside
         // Postgres's timestamp range, so it cannot stand in for one.
-        let rows: Vec<(Uuid, DateTime<Utc>, i64, i64, i64, String, String)> = sqlx::query_as(
-            "SELECT activity_id, occurred_at, amount_minor, refunded_minor, points, brand, sales_channel FROM counted_purchases
+        let rows: Vec<CountedRow> = sqlx::query_as(&format!(
+            "SELECT {COUNTED_COLUMNS} FROM counted_purchases
              WHERE program_id = $1 AND customer_id = $2 AND ($3::timestamptz IS NULL OR occurred_at >= $3)
                AND occurred_at < $4
-             ORDER BY occurred_at DESC LIMIT $5",
-        )
+             ORDER BY occurred_at DESC LIMIT $5"
+        ))
         .bind(program_id)
         .bind(customer_id)
         .bind(from)
@@ -205,32 +206,10 @@ impl PgScoringStore {
         .bind(until)
         .fetch_one(&self.pool)
         .await?;
+        // Months are not needed for explanations.
         let purchases = rows
             .into_iter()
-            .map(
-                |(
-                    activity_id,
-                    occurred_at,
-                    amount_minor,
-                    refunded_minor,
-                    points,
-                    brand,
-                    sales_channel,
-                )| {
-                    crate::domain::accrual::CountedPurchase {
-                        activity_id,
-                        customer_id,
-                        occurred_at,
-                        // Months are not needed for explanations.
-                        month: crate::domain::month::Month::of(occurred_at, chrono_tz::Tz::UTC),
-                        amount_minor,
-                        refunded_minor,
-                        points,
-                        brand,
-                        sales_channel,
-                    }
-                },
-            )
+            .map(|row| row.into_purchase(chrono_tz::Tz::UTC))
             .collect();
         Ok((purchases, total))
     }

@@ -7,11 +7,47 @@ use uuid::Uuid;
 use crate::{
     ScoringError,
     domain::{
+        accrual::CountedPurchase,
+        month::Month,
         policy::PolicyInput,
         program::{Program, Scope, Tier},
         versions::{EvaluationRun, PolicyStatus, PolicyVersion, RunStatus, RunTrigger},
     },
 };
+
+pub(super) const COUNTED_COLUMNS: &str = "program_id, activity_id, customer_id, occurred_at, amount_minor, \
+     refunded_minor, points, brand, sales_channel";
+
+/// A counted purchase as stored ([`COUNTED_COLUMNS`]).
+#[derive(Debug, sqlx::FromRow)]
+pub(super) struct CountedRow {
+    pub(super) program_id: Uuid,
+    activity_id: Uuid,
+    customer_id: Uuid,
+    occurred_at: DateTime<Utc>,
+    amount_minor: i64,
+    refunded_minor: i64,
+    points: i64,
+    brand: String,
+    sales_channel: String,
+}
+
+impl CountedRow {
+    /// The purchase, its month counted in `zone`.
+    pub(super) fn into_purchase(self, zone: chrono_tz::Tz) -> CountedPurchase {
+        CountedPurchase {
+            activity_id: self.activity_id,
+            customer_id: self.customer_id,
+            occurred_at: self.occurred_at,
+            month: Month::of(self.occurred_at, zone),
+            amount_minor: self.amount_minor,
+            refunded_minor: self.refunded_minor,
+            points: self.points,
+            brand: self.brand,
+            sales_channel: self.sales_channel,
+        }
+    }
+}
 
 pub(super) const PROGRAM_COLUMNS: &str =
     "id, code, name, currency, scope, tiers, created_at, cache_generation";
