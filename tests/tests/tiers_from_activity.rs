@@ -40,8 +40,8 @@ fn months_ago(months: i64) -> Timestamp {
 struct Services {
     customer: CustomerServiceClient<Channel>,
     scoring: ScoringServiceClient<Channel>,
-    customer_addr: std::net::SocketAddr,
     database_url: String,
+    scoring_settings: Vec<(String, String)>,
     stop: CancellationToken,
     _database: TestDatabase,
 }
@@ -85,8 +85,39 @@ async fn start_with(scoring_extra: &[(&str, String)]) -> Services {
         tokens::token("scoring", &[FEED_READ]),
     ));
     scoring_settings.extend(scoring_extra.iter().cloned());
+    let scoring_addr = spawn_scoring(&scoring_settings, &stop).await;
+
+    let connect = |addr: std::net::SocketAddr| async move {
+        Channel::from_shared(format!("http://{addr}"))
+            .expect("uri")
+            .connect()
+            .await
+            .expect("connect")
+    };
+    Services {
+        customer: CustomerServiceClient::new(connect(customer_addr).await),
+        scoring: ScoringServiceClient::new(connect(scoring_addr).await),
+        database_url: database.url().to_owned(),
+        scoring_settings: scoring_settings
+            .into_iter()
+            .map(|(key, value)| (key.to_owned(), value))
+            .collect(),
+        stop,
+        _database: database,
+    }
+}
+
+/// Starts a scoring replica with `settings` until `stop`; returns its address.
+async fn spawn_scoring<K: AsRef<str>>(
+    settings: &[(K, String)],
+    stop: &CancellationToken,
+) -> std::net::SocketAddr {
+    let pairs: Vec<(&str, &str)> = settings
+        .iter()
+        .map(|(key, value)| (key.as_ref(), value.as_str()))
+        .collect();
     let scoring_config =
-        ScoringConfig::from_source(&ConfigSource::from_pairs(scoring_settings)).expect("config");
+        ScoringConfig::from_source(&ConfigSource::from_pairs(pairs)).expect("config");
     let scoring_app = ScoringApp::build(scoring_config)
         .await
         .expect("scoring builds");
@@ -99,21 +130,19 @@ async fn start_with(scoring_extra: &[(&str, String)]) -> Services {
             .expect("scoring runs")
     });
     wait_until_serving(scoring_addr).await;
+    scoring_addr
+}
 
-    let connect = |addr: std::net::SocketAddr| async move {
-        Channel::from_shared(format!("http://{addr}"))
+impl Services {
+    /// Another scoring replica with the first one's settings (it stands by for the feed).
+    async fn scoring_replica(&self) -> ScoringServiceClient<Channel> {
+        let addr = spawn_scoring(&self.scoring_settings, &self.stop).await;
+        let channel = Channel::from_shared(format!("http://{addr}"))
             .expect("uri")
             .connect()
             .await
-            .expect("connect")
-    };
-    Services {
-        customer: CustomerServiceClient::new(connect(customer_addr).await),
-        scoring: ScoringServiceClient::new(connect(scoring_addr).await),
-        customer_addr,
-        database_url: database.url().to_owned(),
-        stop,
-        _database: database,
+            .expect("connect");
+        ScoringServiceClient::new(channel)
     }
 }
 
@@ -558,6 +587,7 @@ async fn lookups_are_cached_in_redis_and_still_answer_when_redis_stops() {
 #[tokio::test]
 async fn an_erasure_raises_the_version_so_cached_lookups_are_replaced() {
     let mut services = start_with(&[("TIERLINE_REDIS_URL", tierline_testkit::redis_url())]).await;
+    let mut replica = services.scoring_replica().await;
     let program_id = innisfree_program(&mut services.scoring).await;
     let customer_id = new_customer(&mut services, "Erased").await;
     purchase(
@@ -568,11 +598,16 @@ async fn an_erasure_raises_the_version_so_cached_lookups_are_replaced() {
         months_ago(0),
     )
     .await;
-    // Looked up, so cached in Redis and in the replica's near cache.
+    // Looked up on both replicas, so cached in Redis and in each replica's near cache.
     let before = tier_when(&mut services.scoring, &program_id, &customer_id, |t| {
         code(t) == "GREEN"
     })
     .await;
+    let on_replica = tier_when(&mut replica, &program_id, &customer_id, |t| {
+        code(t) == "GREEN"
+    })
+    .await;
+    assert_eq!(on_replica.version, before.version);
     services
         .customer
         .erase_customer(authorized(
@@ -585,11 +620,17 @@ async fn an_erasure_raises_the_version_so_cached_lookups_are_replaced() {
         .await
         .expect("erase");
     // The erasure reaches scoring through the feed as a change of the record: a newer version
-    // replaces the cached one.
-    tier_when(&mut services.scoring, &program_id, &customer_id, |t| {
-        t.version > before.version
-    })
-    .await;
+    // replaces the cached one on both replicas, and neither goes back to the older.
+    for client in [&mut services.scoring, &mut replica] {
+        let after = tier_when(client, &program_id, &customer_id, |t| {
+            t.version > before.version
+        })
+        .await;
+        for _ in 0..10 {
+            let again = tier_when(client, &program_id, &customer_id, |_| true).await;
+            assert!(again.version >= after.version, "{again:?} after {after:?}");
+        }
+    }
 }
 
 async fn new_customer(services: &mut Services, name: &str) -> String {
@@ -904,32 +945,7 @@ async fn two_scoring_replicas_never_apply_an_activity_twice() {
     let mut services = start().await;
     let program_id = innisfree_program(&mut services.scoring).await;
     // A second scoring replica on the same database, consuming the same feed.
-    let customer_endpoint = format!("http://{}", services.customer_addr);
-    let second_settings = vec![
-        ("TIERLINE_GRPC_ADDR", "127.0.0.1:0".to_owned()),
-        ("TIERLINE_METRICS_ADDR", "off".to_owned()),
-        ("TIERLINE_DATABASE_URL", services.database_url.clone()),
-        ("TIERLINE_AUTH_HS256_SECRET", tokens::SECRET.to_owned()),
-        ("TIERLINE_CUSTOMER_ENDPOINT", customer_endpoint),
-        (
-            "TIERLINE_CUSTOMER_TOKEN",
-            tokens::token("scoring", &[FEED_READ]),
-        ),
-    ];
-    let second = ScoringApp::build(
-        ScoringConfig::from_source(&ConfigSource::from_pairs(second_settings)).expect("config"),
-    )
-    .await
-    .expect("builds");
-    let second_addr = second.local_addr();
-    let stop = services.stop.clone();
-    tokio::spawn(async move {
-        second
-            .run_until(async move { stop.cancelled().await })
-            .await
-            .expect("runs")
-    });
-    wait_until_serving(second_addr).await;
+    let mut second_client = services.scoring_replica().await;
 
     let customer_id = new_customer(&mut services, "Twice?").await;
     for index in 0..30 {
@@ -942,13 +958,6 @@ async fn two_scoring_replicas_never_apply_an_activity_twice() {
         )
         .await;
     }
-    let mut second_client = ScoringServiceClient::new(
-        Channel::from_shared(format!("http://{second_addr}"))
-            .expect("uri")
-            .connect()
-            .await
-            .expect("connect"),
-    );
     let tier = tier_when(&mut second_client, &program_id, &customer_id, |t| {
         t.metrics.as_ref().is_some_and(|m| m.purchase_count >= 30)
     })

@@ -1,8 +1,10 @@
 //! Test support shared by every service's integration tests:
 //! - [`TestDatabase`]: a fresh Postgres database per test, dropped afterwards;
 //! - [`TestSqliteFile`]: a fresh SQLite file per test, removed afterwards;
+//! - [`RedisServer`]: a Redis of one test's own, which it can stop, start again or pause;
 //! - [`RedisCluster`]: a throwaway three-node Redis Cluster;
-//! - [`Proxy`]: a TCP proxy a test can cut, to take a server away from a client and give it back;
+//! - [`Proxy`]: a TCP proxy a test can cut, stall or slow down, to take a server away from a
+//!   client and give it back;
 //! - [`tokens`]: signed test tokens (valid, expired, wrongly signed, with chosen scopes);
 //! - [`init_logging`]: quiet logs unless `TEST_LOG` is set.
 //!
@@ -11,10 +13,12 @@
 
 mod proxy;
 mod redis_cluster;
+mod redis_server;
 pub mod tokens;
 
 pub use proxy::Proxy;
 pub use redis_cluster::RedisCluster;
+pub use redis_server::RedisServer;
 
 use std::sync::Once;
 

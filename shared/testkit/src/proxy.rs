@@ -1,19 +1,24 @@
-//! A TCP proxy a test can cut or stall, to take a server away from one client and give it back
-//! (an outage, a partition, a server that hangs) while the server itself keeps its data and its
-//! other clients.
+//! A TCP proxy a test can cut, stall or slow down, to take a server away from one client and give
+//! it back (an outage, a partition, a server that hangs, a slow network) while the server itself
+//! keeps its data and its other clients.
 
 use std::{
     net::SocketAddr,
     sync::{
         Arc,
-        atomic::{AtomicU8, Ordering},
+        atomic::{AtomicU8, AtomicU64, Ordering},
     },
+    time::Duration,
 };
 
 use tokio::{
-    io::copy_bidirectional,
-    net::{TcpListener, TcpStream},
-    sync::watch,
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{
+        TcpListener, TcpStream,
+        tcp::{OwnedReadHalf, OwnedWriteHalf},
+    },
+    sync::{mpsc, watch},
+    time::Instant,
 };
 
 const UP: u8 = 0;
@@ -25,8 +30,34 @@ const STALLED: u8 = 2;
 pub struct Proxy {
     addr: SocketAddr,
     mode: Arc<AtomicU8>,
+    delay_ms: Arc<AtomicU64>,
     cuts: watch::Sender<u64>,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// Copies what `from` reads to `to`, each chunk held back by the proxy's delay at the time it was
+/// read; order is kept.
+async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, delay_ms: Arc<AtomicU64>) {
+    let (chunks, mut queued) = mpsc::unbounded_channel::<(Instant, Vec<u8>)>();
+    let read = async move {
+        let mut buffer = vec![0_u8; 16 * 1024];
+        while let Ok(read @ 1..) = from.read(&mut buffer).await {
+            let due = Instant::now() + Duration::from_millis(delay_ms.load(Ordering::SeqCst));
+            if chunks.send((due, buffer[..read].to_vec())).is_err() {
+                return;
+            }
+        }
+    };
+    let write = async move {
+        while let Some((due, chunk)) = queued.recv().await {
+            tokio::time::sleep_until(due).await;
+            if to.write_all(&chunk).await.is_err() {
+                return;
+            }
+        }
+        let _ = to.shutdown().await;
+    };
+    tokio::join!(read, write);
 }
 
 impl Proxy {
@@ -35,11 +66,12 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let mode = Arc::new(AtomicU8::new(UP));
+        let delay_ms = Arc::new(AtomicU64::new(0));
         let (cuts, _) = watch::channel(0_u64);
         let task = {
-            let (mode, cuts) = (mode.clone(), cuts.clone());
+            let (mode, cuts, delay_ms) = (mode.clone(), cuts.clone(), delay_ms.clone());
             tokio::spawn(async move {
-                while let Ok((mut client, _)) = listener.accept().await {
+                while let Ok((client, _)) = listener.accept().await {
                     let mut cut = cuts.subscribe();
                     match mode.load(Ordering::SeqCst) {
                         // The connection is closed at once, as by a host that is down.
@@ -54,12 +86,20 @@ impl Proxy {
                         }
                         _ => {}
                     }
+                    let delay_ms = delay_ms.clone();
                     tokio::spawn(async move {
-                        let Ok(mut server) = TcpStream::connect(upstream).await else {
+                        let Ok(server) = TcpStream::connect(upstream).await else {
                             return;
                         };
+                        let (client_reads, client_writes) = client.into_split();
+                        let (server_reads, server_writes) = server.into_split();
                         tokio::select! {
-                            _ = copy_bidirectional(&mut client, &mut server) => {}
+                            _ = async {
+                                tokio::join!(
+                                    pump(client_reads, server_writes, delay_ms.clone()),
+                                    pump(server_reads, client_writes, delay_ms),
+                                )
+                            } => {}
                             _ = cut.changed() => {}
                         }
                     });
@@ -69,6 +109,7 @@ impl Proxy {
         Self {
             addr,
             mode,
+            delay_ms,
             cuts,
             task,
         }
@@ -89,6 +130,15 @@ impl Proxy {
     pub fn stall(&self) {
         self.mode.store(STALLED, Ordering::SeqCst);
         self.cuts.send_modify(|cuts| *cuts += 1);
+    }
+
+    /// Holds back everything forwarded from now on, both ways and on open connections too, by
+    /// `delay` (zero: forward at once again); order is kept.
+    pub fn delay(&self, delay: Duration) {
+        self.delay_ms.store(
+            u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+            Ordering::SeqCst,
+        );
     }
 
     /// Forwards new connections again.

@@ -3,12 +3,9 @@
 //! `redis-cli` on the PATH (`scripts/ensure-services.sh` installs them); the nodes are killed
 //! and their files removed when the value is dropped.
 
-use std::{
-    net::TcpListener,
-    path::PathBuf,
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::{net::TcpListener, path::PathBuf, process::Child};
+
+use crate::redis_server::{await_condition, cli, scratch_dir, spawn_node};
 
 /// A running three-node Redis Cluster.
 #[derive(Debug)]
@@ -34,46 +31,27 @@ fn free_node_port() -> u16 {
     }
 }
 
-fn cli(port: u16, args: &[&str]) -> String {
-    let output = Command::new("redis-cli")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("redis-cli on the PATH (scripts/ensure-services.sh installs it)");
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
 impl RedisCluster {
     /// Starts three nodes, joins them into one cluster covering every slot, and waits until
     /// each node reports the cluster healthy.
     pub fn start() -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("tierline-redis-cluster-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).expect("cluster directory");
         let mut cluster = Self {
             nodes: Vec::new(),
             ports: Vec::new(),
-            dir,
+            dir: scratch_dir("cluster"),
         };
         for _ in 0..3 {
             let port = free_node_port();
-            let node = Command::new("redis-server")
-                .args(["--port", &port.to_string()])
-                .args(["--bind", "127.0.0.1", "--protected-mode", "no"])
-                .args(["--cluster-enabled", "yes"])
-                .args(["--cluster-config-file", &format!("nodes-{port}.conf")])
-                .args(["--save", "", "--appendonly", "no"])
-                .arg("--dir")
-                .arg(&cluster.dir)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("redis-server on the PATH (scripts/ensure-services.sh installs it)");
+            let config = format!("nodes-{port}.conf");
+            let node = spawn_node(
+                port,
+                &cluster.dir,
+                &["--cluster-enabled", "yes", "--cluster-config-file", &config],
+            );
             cluster.nodes.push(node);
             cluster.ports.push(port);
         }
-        cluster.await_condition("every node answers", |cluster| {
+        await_condition("every node answers", || {
             cluster
                 .ports
                 .iter()
@@ -88,24 +66,13 @@ impl RedisCluster {
         create.extend(addresses.iter().map(String::as_str));
         create.extend(["--cluster-replicas", "0", "--cluster-yes"]);
         cli(cluster.ports[0], &create);
-        cluster.await_condition("the cluster is healthy on every node", |cluster| {
+        await_condition("the cluster is healthy on every node", || {
             cluster
                 .ports
                 .iter()
                 .all(|port| cli(*port, &["CLUSTER", "INFO"]).contains("cluster_state:ok"))
         });
         cluster
-    }
-
-    fn await_condition(&self, what: &str, condition: impl Fn(&Self) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !condition(self) {
-            assert!(
-                Instant::now() < deadline,
-                "Redis Cluster: timed out waiting until {what}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
     }
 
     /// The seed URLs of every node, comma-separated, as `TIERLINE_REDIS_URL` takes them.

@@ -2,15 +2,12 @@
 //! and a Redis that is down or hangs costs lookups nothing once the breaker is open, with hits
 //! back soon after Redis answers again.
 
-use std::{
-    net::SocketAddr,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use tierline_runtime::{config::Secret, metrics::Metrics};
+use tierline_runtime::metrics::Metrics;
 use tierline_scoring::{
-    cache::{CacheSettings, Keyspace, RedisTopology, TierCache},
+    cache::RedisTopology,
     domain::{
         decision::TierState,
         state::{Member, StoredState},
@@ -19,6 +16,10 @@ use tierline_scoring::{
 };
 use tierline_testkit::Proxy;
 use uuid::Uuid;
+
+use crate::redis_support::{
+    await_true, cached, connected, raw_redis, redis_addr, redis_key, settings, space,
+};
 
 fn record(customer_id: Uuid, version: i64, earned_rank: u32) -> CustomerRecord {
     let mut state = TierState::new_member(Utc::now());
@@ -32,90 +33,6 @@ fn record(customer_id: Uuid, version: i64, earned_rank: u32) -> CustomerRecord {
         state: Some(StoredState { state, version }),
         buckets: Vec::new(),
     }
-}
-
-fn settings(url: String, timeout: Duration) -> CacheSettings {
-    CacheSettings {
-        url: Some(Secret::new(url)),
-        topology: RedisTopology::Standalone,
-        timeout,
-        ttl: Duration::from_secs(60),
-        // Layers apart: these tests look at Redis alone.
-        near_records: 0,
-        near_ttl: Duration::from_secs(60),
-    }
-}
-
-fn space() -> Keyspace {
-    Keyspace {
-        program_id: Uuid::now_v7(),
-        generation: 0,
-    }
-}
-
-/// The version and earned rank cached for `customer`, if any.
-async fn cached(cache: &TierCache, space: Keyspace, customer: Uuid) -> Option<(i64, u32)> {
-    let read = cache.get_many(space, &[customer]).await;
-    read.found.get(&customer).and_then(|record| {
-        record
-            .state
-            .as_ref()
-            .map(|s| (s.version, s.state.earned_rank))
-    })
-}
-
-/// Starts the cache and waits until Redis takes calls.
-async fn connected(settings: CacheSettings, metrics: &Metrics) -> TierCache {
-    let cache = TierCache::start(&settings, metrics);
-    await_true("Redis takes calls", Duration::from_secs(10), || {
-        let ready = cache.redis_available();
-        async move { ready }
-    })
-    .await;
-    cache
-}
-
-async fn await_true<F, Fut>(what: &str, within: Duration, mut condition: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + within;
-    while !condition().await {
-        assert!(Instant::now() < deadline, "not within {within:?}: {what}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
-fn redis_addr() -> SocketAddr {
-    let url = tierline_testkit::redis_url();
-    let host_port = url
-        .trim_start_matches("redis://")
-        .split('/')
-        .next()
-        .unwrap_or("127.0.0.1:6379")
-        .to_owned();
-    std::net::ToSocketAddrs::to_socket_addrs(&host_port)
-        .expect("Redis address")
-        .next()
-        .expect("Redis address")
-}
-
-async fn raw_redis() -> redis::aio::MultiplexedConnection {
-    redis::Client::open(tierline_testkit::redis_url())
-        .expect("url")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("Redis")
-}
-
-/// The Redis key of a customer (`t`, program, generation, customer), for evictions by hand.
-fn redis_key(space: Keyspace, customer: Uuid) -> Vec<u8> {
-    let mut key = vec![b't'];
-    key.extend_from_slice(space.program_id.as_bytes());
-    key.extend_from_slice(&space.generation.to_be_bytes());
-    key.extend_from_slice(customer.as_bytes());
-    key
 }
 
 #[tokio::test]

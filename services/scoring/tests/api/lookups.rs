@@ -4,32 +4,17 @@
 use std::time::{Duration, Instant};
 
 use sqlx::{Connection, PgConnection};
-use tierline_proto::prost_types::Timestamp;
 use tierline_proto::scoring::v1 as pb;
 use tierline_testkit::Proxy;
 use uuid::Uuid;
 
-use crate::support::{
-    Client, TestApp, activate, innisfree_rules, insert_vip, lookup, program_in_force,
+use crate::{
+    redis_support::redis_addr,
+    support::{
+        Client, TestApp, activate, as_pairs, grant, innisfree_rules, insert_vip, lookup,
+        lookup_until, program_in_force, redis_settings, tier_of,
+    },
 };
-
-fn redis_settings(url: &str) -> Vec<(&'static str, String)> {
-    vec![
-        ("TIERLINE_REDIS_URL", url.to_owned()),
-        ("TIERLINE_REDIS_TIMEOUT", "200ms".to_owned()),
-    ]
-}
-
-fn as_pairs<'a>(settings: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
-    settings
-        .iter()
-        .map(|(key, value)| (*key, value.as_str()))
-        .collect()
-}
-
-fn tier_of(tier: &pb::CustomerTier) -> &str {
-    tier.tier.as_ref().map_or("", |tier| tier.code.as_str())
-}
 
 /// Two replicas on one database (the first with `first`, the second with `second` added to
 /// its settings), a program in force, and a GREEN member whom the second replica has looked up.
@@ -70,49 +55,6 @@ async fn replicas(
     }
 }
 
-/// Waits until `condition` holds of a lookup, at most `within`; returns how long it took.
-async fn lookup_until(
-    client: &mut Client,
-    program_id: &str,
-    customer_id: Uuid,
-    within: Duration,
-    condition: impl Fn(&pb::CustomerTier) -> bool,
-) -> Duration {
-    let started = Instant::now();
-    loop {
-        let tier = lookup(client, program_id, customer_id).await;
-        if condition(&tier) {
-            return started.elapsed();
-        }
-        assert!(
-            started.elapsed() < within,
-            "not within {within:?}; last answer {tier:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-}
-
-async fn grant(client: &mut Client, program_id: &str, customer_id: Uuid, tier: &str) -> i64 {
-    let until = chrono::Utc::now() + chrono::Duration::days(30);
-    client
-        .set_tier_override(pb::SetTierOverrideRequest {
-            program_id: program_id.to_owned(),
-            customer_id: customer_id.to_string(),
-            tier_code: tier.to_owned(),
-            expires_at: Some(Timestamp {
-                seconds: until.timestamp(),
-                nanos: 0,
-            }),
-            reason: "service recovery".into(),
-            operator_name: "agent".into(),
-            idempotency_key: String::new(),
-        })
-        .await
-        .expect("override")
-        .into_inner()
-        .version
-}
-
 #[tokio::test]
 async fn a_policy_put_in_force_on_one_replica_is_used_by_another_within_a_second() {
     let first = TestApp::spawn().await;
@@ -134,7 +76,6 @@ async fn a_policy_put_in_force_on_one_replica_is_used_by_another_within_a_second
 
     let mut rules = innisfree_rules();
     rules.grace_months = 6;
-    let started = Instant::now();
     let draft = admin
         .create_policy_version(pb::CreatePolicyVersionRequest {
             program_id: program.id.clone(),
@@ -153,8 +94,7 @@ async fn a_policy_put_in_force_on_one_replica_is_used_by_another_within_a_second
         })
         .await
         .expect("activate");
-    let activated = started.elapsed();
-    // Without the announcement the second replica would hold version 1 for its safety TTL (30 s).
+    // Without the announcement the second replica would hold version 1 for its safety TTL (5 min).
     lookup_until(
         &mut reader,
         &program.id,
@@ -163,7 +103,6 @@ async fn a_policy_put_in_force_on_one_replica_is_used_by_another_within_a_second
         |tier| tier.policy_version == 2,
     )
     .await;
-    assert!(activated < Duration::from_secs(30));
 }
 
 #[tokio::test]
@@ -264,14 +203,7 @@ async fn a_tier_change_reaches_every_replicas_near_cache_at_once_and_never_goes_
 async fn a_cache_write_that_failed_is_repaired_once_redis_answers() {
     // The first replica reaches Redis through a proxy the test cuts; the second directly.
     let redis = tierline_testkit::redis_url();
-    let address = redis.trim_start_matches("redis://");
-    let address = address.split('/').next().unwrap_or(address);
-    let upstream = tokio::net::lookup_host(address)
-        .await
-        .expect("Redis address")
-        .next()
-        .expect("Redis address");
-    let proxy = Proxy::start(upstream).await;
+    let proxy = Proxy::start(redis_addr()).await;
     let through_proxy = redis_settings(&format!("redis://{}", proxy.addr()));
     let direct = redis_settings(&redis);
     let Replicas {

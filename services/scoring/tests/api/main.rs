@@ -2,9 +2,11 @@
 //! Postgres database. Set `TEST_LOG=debug` to see logs.
 
 mod cache;
+mod cache_races;
 mod idempotency;
 mod lookups;
 mod policies;
 mod programs;
+mod redis_support;
 mod runs;
 mod support;

@@ -1,11 +1,17 @@
 //! A real scoring service on 127.0.0.1:0 against a fresh database, and clients for it.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{
+    net::SocketAddr,
+    time::{Duration, Instant},
+};
 
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use tierline_proto::scoring::v1::{self as pb, scoring_service_client::ScoringServiceClient};
+use tierline_proto::{
+    prost_types::Timestamp,
+    scoring::v1::{self as pb, scoring_service_client::ScoringServiceClient},
+};
 use tierline_runtime::{
     auth::scopes::{FEED_READ, PROGRAMS_ADMIN, TIERS_READ},
     config::ConfigSource,
@@ -327,4 +333,74 @@ pub(crate) async fn insert_vip(
     .await
     .expect("state");
     customer_id
+}
+
+/// Waits until `condition` holds of a lookup, at most `within`; returns how long it took.
+pub(crate) async fn lookup_until(
+    client: &mut Client,
+    program_id: &str,
+    customer_id: Uuid,
+    within: Duration,
+    condition: impl Fn(&pb::CustomerTier) -> bool,
+) -> Duration {
+    let started = Instant::now();
+    loop {
+        let tier = lookup(client, program_id, customer_id).await;
+        if condition(&tier) {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < within,
+            "not within {within:?}; last answer {tier:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// Grants `tier` to a customer for 30 days; returns the state's new version.
+pub(crate) async fn grant(
+    client: &mut Client,
+    program_id: &str,
+    customer_id: Uuid,
+    tier: &str,
+) -> i64 {
+    let until = chrono::Utc::now() + chrono::Duration::days(30);
+    client
+        .set_tier_override(pb::SetTierOverrideRequest {
+            program_id: program_id.to_owned(),
+            customer_id: customer_id.to_string(),
+            tier_code: tier.to_owned(),
+            expires_at: Some(Timestamp {
+                seconds: until.timestamp(),
+                nanos: 0,
+            }),
+            reason: "service recovery".into(),
+            operator_name: "agent".into(),
+            idempotency_key: String::new(),
+        })
+        .await
+        .expect("override")
+        .into_inner()
+        .version
+}
+
+/// Settings of a replica on Redis at `url`.
+pub(crate) fn redis_settings(url: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("TIERLINE_REDIS_URL", url.to_owned()),
+        ("TIERLINE_REDIS_TIMEOUT", "200ms".to_owned()),
+    ]
+}
+
+/// Settings as `TestApp` takes them.
+pub(crate) fn as_pairs<'a>(settings: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    settings
+        .iter()
+        .map(|(key, value)| (*key, value.as_str()))
+        .collect()
+}
+
+/// The code of the tier a lookup shows.
+pub(crate) fn tier_of(tier: &pb::CustomerTier) -> &str {
+    tier.tier.as_ref().map_or("", |tier| tier.code.as_str())
 }
