@@ -55,6 +55,8 @@ struct CachedState {
     last_qualified_at: Option<i64>,
     #[prost(message, optional, tag = "4")]
     manual: Option<CachedOverride>,
+    #[prost(sint64, optional, tag = "5")]
+    lapsed_at: Option<i64>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -118,6 +120,7 @@ pub(super) fn encode(record: &CustomerRecord) -> Bytes {
                 earned_rank: state.earned_rank,
                 since: micros(state.since),
                 last_qualified_at: state.last_qualified_at.map(micros),
+                lapsed_at: state.lapsed_at.map(micros),
                 manual: state.manual.as_ref().map(|manual| CachedOverride {
                     rank: manual.rank,
                     until: micros(manual.until),
@@ -158,6 +161,10 @@ pub(super) fn decode(customer_id: Uuid, value: &[u8]) -> Option<CustomerRecord> 
                 earned_rank: state.earned_rank,
                 since: instant(state.since)?,
                 last_qualified_at: match state.last_qualified_at {
+                    Some(at) => Some(instant(at)?),
+                    None => None,
+                },
+                lapsed_at: match state.lapsed_at {
                     Some(at) => Some(instant(at)?),
                     None => None,
                 },
@@ -226,6 +233,7 @@ mod tests {
                     earned_rank: 2,
                     since: at(2),
                     last_qualified_at: Some(at(3)),
+                    lapsed_at: with_override.then(|| at(4)),
                     manual: with_override.then(|| Override {
                         rank: 3,
                         until: at(28),

@@ -85,8 +85,14 @@ pub struct TierState {
     pub earned_rank: u32,
     /// When the tier shown last changed.
     pub since: DateTime<Utc>,
-    /// When the customer last qualified for the earned tier (grace counts from here).
+    /// When the customer was last seen qualifying for the earned tier by a decision that wrote
+    /// the state. An evaluation that finds them still qualifying writes nothing: while
+    /// `lapsed_at` is empty, the program's last evaluation counts as a later time they
+    /// qualified ([`TierState::last_qualified`]).
     pub last_qualified_at: Option<DateTime<Utc>>,
+    /// When an evaluation first found the customer below the earned tier (the start of grace, if
+    /// any); `None` while they qualify for it.
+    pub lapsed_at: Option<DateTime<Utc>>,
     /// The override in force, if any.
     pub manual: Option<Override>,
 }
@@ -134,6 +140,7 @@ impl TierState {
             earned_rank: 0,
             since: joined_at,
             last_qualified_at: None,
+            lapsed_at: None,
             manual: None,
         }
     }
@@ -146,14 +153,41 @@ impl TierState {
         }
     }
 
-    /// Until when grace keeps the earned tier, when the customer no longer qualifies for it.
-    pub fn grace_until(&self, rules: &PolicyRules) -> Option<DateTime<Utc>> {
+    /// When the customer last qualified for the earned tier, given when the program's last
+    /// finished evaluation began: a member not lapsed qualified at that evaluation too.
+    pub fn last_qualified(
+        &self,
+        last_evaluated_at: Option<DateTime<Utc>>,
+    ) -> Option<DateTime<Utc>> {
+        match (self.lapsed_at, last_evaluated_at) {
+            // A state that never recorded qualifying (earned by no decision) gains nothing.
+            (None, Some(evaluated)) => self.last_qualified_at.map(|at| at.max(evaluated)),
+            _ => self.last_qualified_at,
+        }
+    }
+
+    /// Until when grace keeps the earned tier, when the customer no longer qualifies for it
+    /// (`last_evaluated_at` as for [`TierState::last_qualified`]).
+    pub fn grace_until(
+        &self,
+        rules: &PolicyRules,
+        last_evaluated_at: Option<DateTime<Utc>>,
+    ) -> Option<DateTime<Utc>> {
         (rules.grace_months > 0 && self.earned_rank > 0).then(|| {
             add_months(
-                self.last_qualified_at.unwrap_or(self.since),
+                self.last_qualified(last_evaluated_at).unwrap_or(self.since),
                 rules.grace_months,
             )
         })
+    }
+
+    /// Marks the customer found below the earned tier at `now`, once: "last qualified" becomes
+    /// the last evaluation that found them qualifying, and grace counts from it.
+    fn lapse(&mut self, last_evaluated_at: Option<DateTime<Utc>>, now: DateTime<Utc>) {
+        if self.lapsed_at.is_none() {
+            self.last_qualified_at = self.last_qualified(last_evaluated_at);
+            self.lapsed_at = Some(now);
+        }
     }
 
     /// Applies `change` and records a decision when the tier shown moved.
@@ -190,14 +224,40 @@ impl TierState {
         self.raise_to_qualified(rules, totals, now, Reason::Qualified)
     }
 
-    /// After a new policy was activated: upgrades at once; downgrades wait for an evaluation.
+    /// After a new policy was activated: upgrades at once; downgrades wait for an evaluation,
+    /// but one who no longer qualifies has lapsed (grace counts from before the change).
+    /// `last_evaluated_at` as for [`TierState::last_qualified`].
     pub fn after_policy_change(
         &mut self,
         rules: &PolicyRules,
         totals: Totals,
         now: DateTime<Utc>,
+        last_evaluated_at: Option<DateTime<Utc>>,
     ) -> Option<Decision> {
-        self.raise_to_qualified(rules, totals, now, Reason::PolicyChange)
+        if qualified_rank(rules, &totals) < self.earned_rank {
+            self.lapse(last_evaluated_at, now);
+            return None;
+        }
+        self.keep_or_raise(rules, totals, now, Reason::PolicyChange)
+    }
+
+    /// A pass that finds the customer qualified for at least the earned tier. Keeping it writes
+    /// nothing (the pass itself is their last qualified time once it has finished), unless they
+    /// had lapsed: then their grace is over.
+    fn keep_or_raise(
+        &mut self,
+        rules: &PolicyRules,
+        totals: Totals,
+        now: DateTime<Utc>,
+        reason: Reason,
+    ) -> Option<Decision> {
+        if qualified_rank(rules, &totals) == self.earned_rank {
+            if self.lapsed_at.take().is_some() {
+                self.last_qualified_at = Some(now);
+            }
+            return None;
+        }
+        self.raise_to_qualified(rules, totals, now, reason)
     }
 
     fn raise_to_qualified(
@@ -211,6 +271,7 @@ impl TierState {
         self.decide(now, reason, totals, |state| {
             if qualified >= state.earned_rank && qualified > 0 {
                 state.last_qualified_at = Some(now);
+                state.lapsed_at = None;
             }
             state.earned_rank = state.earned_rank.max(qualified);
         })
@@ -218,17 +279,21 @@ impl TierState {
 
     /// At a scheduled evaluation: upgrade if qualified higher; keep the tier while grace lasts;
     /// otherwise drop toward the qualified tier, at most `max_levels_dropped` levels.
+    /// `last_evaluated_at` as for [`TierState::last_qualified`]. A customer who keeps qualifying
+    /// for the earned tier is left untouched, so the run writes nothing for them.
     pub fn at_evaluation(
         &mut self,
         rules: &PolicyRules,
         totals: Totals,
         now: DateTime<Utc>,
+        last_evaluated_at: Option<DateTime<Utc>>,
     ) -> Option<Decision> {
         let qualified = qualified_rank(rules, &totals);
         if qualified >= self.earned_rank {
-            return self.raise_to_qualified(rules, totals, now, Reason::Evaluation);
+            return self.keep_or_raise(rules, totals, now, Reason::Evaluation);
         }
-        let grace_until = self.grace_until(rules);
+        self.lapse(last_evaluated_at, now);
+        let grace_until = self.grace_until(rules, last_evaluated_at);
         if grace_until.is_some_and(|until| now < until) {
             return None;
         }
@@ -244,8 +309,11 @@ impl TierState {
             state.earned_rank = qualified.max(floor);
             // Landing on the tier the customer qualifies for starts its grace afresh; landing
             // above it (the drop limit) does not, so the next evaluation continues the descent.
-            if state.earned_rank == qualified && qualified > 0 {
-                state.last_qualified_at = Some(now);
+            if state.earned_rank == qualified {
+                state.lapsed_at = None;
+                if qualified > 0 {
+                    state.last_qualified_at = Some(now);
+                }
             }
         })
     }
@@ -366,6 +434,7 @@ pub fn retention(
     buckets: &[Bucket],
     joined_at: DateTime<Utc>,
     evaluation_at: DateTime<Utc>,
+    last_evaluated_at: Option<DateTime<Utc>>,
 ) -> Retention {
     let range = months_at(
         rules.window,
@@ -378,7 +447,7 @@ pub fn retention(
         evaluation_at,
         requirements: gaps(rules, state.earned_rank, &projected),
         kept_by_grace: state
-            .grace_until(rules)
+            .grace_until(rules, last_evaluated_at)
             .is_some_and(|until| evaluation_at < until),
     }
 }
@@ -464,28 +533,28 @@ mod tests {
         assert_eq!(state.earned_rank, VVIP);
         // Evaluations within three months of last qualifying keep VVIP although spend is gone.
         assert_eq!(
-            state.at_evaluation(&rules, spend(0, 0), at("2025-09-01T00:00:00Z")),
+            state.at_evaluation(&rules, spend(0, 0), at("2025-09-01T00:00:00Z"), None),
             None
         );
         assert_eq!(state.earned_rank, VVIP);
         // After the grace: one level at a time (VVIP → VIP), then VIP → GREEN, GREEN → WELCOME.
         let first = state
-            .at_evaluation(&rules, spend(0, 0), at("2025-10-01T00:00:00Z"))
+            .at_evaluation(&rules, spend(0, 0), at("2025-10-01T00:00:00Z"), None)
             .expect("drop");
         assert_eq!(
             (first.from_rank, first.to_rank, first.reason),
             (VVIP, VIP, Reason::GraceExpired)
         );
         let second = state
-            .at_evaluation(&rules, spend(0, 0), at("2025-11-01T00:00:00Z"))
+            .at_evaluation(&rules, spend(0, 0), at("2025-11-01T00:00:00Z"), None)
             .expect("drop");
         assert_eq!(second.to_rank, GREEN);
         let third = state
-            .at_evaluation(&rules, spend(0, 0), at("2025-12-01T00:00:00Z"))
+            .at_evaluation(&rules, spend(0, 0), at("2025-12-01T00:00:00Z"), None)
             .expect("drop");
         assert_eq!(third.to_rank, WELCOME);
         assert_eq!(
-            state.at_evaluation(&rules, spend(0, 0), at("2026-01-01T00:00:00Z")),
+            state.at_evaluation(&rules, spend(0, 0), at("2026-01-01T00:00:00Z"), None),
             None
         );
     }
@@ -499,38 +568,86 @@ mod tests {
             .expect("VVIP");
         // After the grace, the customer qualifies for VIP: one level down lands exactly there.
         let drop = state
-            .at_evaluation(&rules, spend(400_000, 3), at("2025-05-01T00:00:00Z"))
+            .at_evaluation(&rules, spend(400_000, 3), at("2025-05-01T00:00:00Z"), None)
             .expect("drop");
         assert_eq!(drop.to_rank, VIP);
         // A month later they only qualify for GREEN, but VIP's own grace (from May) keeps it.
         assert_eq!(
-            state.at_evaluation(&rules, spend(150_000, 1), at("2025-06-01T00:00:00Z")),
+            state.at_evaluation(&rules, spend(150_000, 1), at("2025-06-01T00:00:00Z"), None),
             None
         );
         assert_eq!(state.earned_rank, VIP);
     }
 
     #[test]
-    fn an_evaluation_that_finds_the_customer_still_qualified_renews_the_grace() {
+    fn an_evaluation_that_finds_the_customer_still_qualified_writes_nothing_and_renews_the_grace() {
         let rules = rules();
         let mut state = TierState::new_member(at("2025-01-01T00:00:00Z"));
         state
             .after_activity(&rules, spend(400_000, 3), at("2025-01-20T00:00:00Z"))
             .expect("VIP");
+        // June's evaluation finds VIP still qualified: the state stays as it is ...
+        let before = state.clone();
         assert_eq!(
-            state.at_evaluation(&rules, spend(400_000, 3), at("2025-06-01T00:00:00Z")),
+            state.at_evaluation(&rules, spend(400_000, 3), at("2025-06-01T00:00:00Z"), None),
             None
         );
-        assert_eq!(state.last_qualified_at, Some(at("2025-06-01T00:00:00Z")));
+        assert_eq!(state, before, "nothing to write");
+        // ... and once it has finished, it is the last time they qualified: grace counts from it.
+        let june = Some(at("2025-06-01T00:00:00Z"));
+        assert_eq!(state.last_qualified(june), june);
         assert_eq!(
-            state.at_evaluation(&rules, spend(10, 1), at("2025-08-01T00:00:00Z")),
+            state.at_evaluation(&rules, spend(10, 1), at("2025-08-01T00:00:00Z"), june),
             None,
             "grace until September"
         );
+        assert_eq!(
+            (state.lapsed_at, state.last_qualified_at),
+            (Some(at("2025-08-01T00:00:00Z")), june),
+            "lapsed in August, last qualified in June"
+        );
+        // Later evaluations do not move it: the lapse is what they count from.
+        let august = Some(at("2025-08-01T00:00:00Z"));
         let drop = state
-            .at_evaluation(&rules, spend(10, 1), at("2025-09-01T00:00:00Z"))
+            .at_evaluation(&rules, spend(10, 1), at("2025-09-01T00:00:00Z"), august)
             .expect("drop");
         assert_eq!(drop.to_rank, GREEN);
+        assert_eq!(
+            state.lapsed_at, august,
+            "still below GREEN (the drop limit): the descent goes on"
+        );
+    }
+
+    #[test]
+    fn a_lapsed_customer_who_qualifies_again_is_no_longer_in_grace() {
+        let rules = rules();
+        let mut state = TierState::new_member(at("2025-01-01T00:00:00Z"));
+        state
+            .after_activity(&rules, spend(400_000, 3), at("2025-01-20T00:00:00Z"))
+            .expect("VIP");
+        let june = Some(at("2025-06-01T00:00:00Z"));
+        state.at_evaluation(&rules, spend(10, 1), at("2025-07-01T00:00:00Z"), june);
+        assert!(state.lapsed_at.is_some());
+        // Back above VIP's threshold at August's evaluation: grace starts afresh from August.
+        assert_eq!(
+            state.at_evaluation(&rules, spend(300_000, 2), at("2025-08-01T00:00:00Z"), june),
+            None
+        );
+        assert_eq!(
+            (state.lapsed_at, state.last_qualified_at),
+            (None, Some(at("2025-08-01T00:00:00Z")))
+        );
+        // A policy change they fall short of lapses them from their last evaluation, and
+        // downgrades nobody.
+        let august = Some(at("2025-08-01T00:00:00Z"));
+        assert_eq!(
+            state.after_policy_change(&rules, spend(0, 0), at("2025-08-20T00:00:00Z"), august),
+            None
+        );
+        assert_eq!(
+            (state.earned_rank, state.lapsed_at, state.last_qualified_at),
+            (VIP, Some(at("2025-08-20T00:00:00Z")), august)
+        );
     }
 
     #[test]
@@ -544,7 +661,7 @@ mod tests {
             .after_activity(&rules, spend(1_100_000, 11), at("2025-02-01T00:00:00Z"))
             .expect("VVIP");
         let drop = state
-            .at_evaluation(&rules, spend(120_000, 2), at("2025-03-01T00:00:00Z"))
+            .at_evaluation(&rules, spend(120_000, 2), at("2025-03-01T00:00:00Z"), None)
             .expect("drop");
         assert_eq!((drop.to_rank, drop.reason), (GREEN, Reason::Evaluation));
     }
@@ -644,6 +761,7 @@ mod tests {
             &buckets,
             at("2025-01-01T00:00:00Z"),
             evaluation_at,
+            None,
         );
         assert_eq!(retention.requirements[0].current, 100_000);
         assert_eq!(

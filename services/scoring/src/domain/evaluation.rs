@@ -7,12 +7,15 @@
 //! - A run after a policy activation first rebuilds the buckets in the new policy's time zone,
 //!   then raises whoever qualifies higher under the new rules (downgrades wait for the next
 //!   scheduled evaluation).
-//! - Each page of members is one transaction of a few set-based statements; the cache is written
-//!   after each commit, for the members whose state changed.
+//! - Members are read in chunks of [`CHUNK`], each in one statement without locks, with their
+//!   window totals summed by the store. Only the states a run changes are written (a member who
+//!   keeps qualifying is left as is: the program's last evaluation is their last qualified
+//!   time), in one transaction per chunk, each at the version it was judged at; the cache is
+//!   written after each commit, for those members.
 //! - A run survives its replica: it holds the program's run lock while it goes on, so a run still
 //!   marked running whose lock is free is an orphan, and a scheduler tick resumes it. Each state
 //!   a run changes is marked with the run, and a resumed run skips those, so nobody is moved
-//!   twice by one run; its counters live in the run row and grow with each page's commit.
+//!   twice by one run; its counters live in the run row and grow with each chunk's commit.
 
 use std::sync::Arc;
 
@@ -21,7 +24,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{
-    cache_writes::{after_commit, records_after_commit, write_through},
+    cache_writes::{after_commit, records_after_commit},
     consumer::{ACTIVITY_FEED, ProgramInForce, state_or_new},
     decision::Decision,
     feed_batch::history_record,
@@ -35,8 +38,8 @@ use crate::{
     ScoringError,
     cache::{Keyspace, TierCache},
     storage::{
-        CustomerRecord, RunLock, ScoringStore,
-        tx::{EvaluationMember, RunProgress},
+        RunLock, ScoringStore,
+        tx::{EvaluationCandidate, EvaluationTx, RunProgress},
     },
 };
 
@@ -44,8 +47,8 @@ use crate::{
 /// before it began (a feed that is caught up checks in every few seconds).
 const FEED_LAG: chrono::Duration = chrono::Duration::seconds(10);
 
-/// Members judged per transaction.
-const PAGE: u32 = 1_000;
+/// Members read per chunk (one statement) and judged per transaction.
+const CHUNK: u32 = 10_000;
 
 /// Ended overrides handled per scheduler tick.
 const ENDED_OVERRIDES_PER_TICK: u32 = 200;
@@ -272,71 +275,45 @@ impl Evaluator {
                 .rebuild_buckets(program.program.id, rules.time_zone)
                 .await?;
         }
+        // Grace counts from the last evaluation that finished, for members it left untouched:
+        // read from the store, not the program in memory, which may predate that run's end.
+        let last_evaluated_at = self
+            .store
+            .program(program.program.id)
+            .await?
+            .and_then(|program| program.last_evaluated_at);
+        let judging = Judging {
+            program,
+            rules,
+            pass,
+            last_evaluated_at,
+            space,
+            run_id: run.id,
+        };
         let mut after: Option<Uuid> = None;
         loop {
-            let mut tx = self.store.begin_evaluation().await?;
-            let page = tx
-                .lock_evaluation_page(program.program.id, run.id, after, PAGE)
-                .await?;
-            let Some(last) = page.last() else {
-                break;
-            };
-            after = Some(last.member.customer_id);
             let now = Utc::now().trunc_subsecs(6);
             let judged_at_time = match pass {
                 Pass::Scheduled(due) => judged_at(due, rules.time_zone),
                 Pass::Manual | Pass::PolicyChange => now,
             };
-            let mut progress = RunProgress::default();
-            let mut changed: Vec<(Uuid, StoredState)> = Vec::new();
-            let mut records: Vec<HistoryRecord> = Vec::new();
-            let mut changed_members: Vec<EvaluationMember> = Vec::new();
-            for mut judged in page {
-                let customer_id = judged.member.customer_id;
-                let before = judged.stored.state.clone();
-                let decisions = judge(&mut judged, rules, pass, judged_at_time, now);
-                progress.evaluated += 1;
-                for decision in &decisions {
-                    if decision.to_rank > decision.from_rank {
-                        progress.upgrades += 1;
-                    } else {
-                        progress.downgrades += 1;
-                    }
-                    records.push(history_record(program, customer_id, decision.clone()));
-                }
-                if judged.stored.state != before || !decisions.is_empty() {
-                    changed.push((customer_id, judged.stored.clone()));
-                    changed_members.push(judged);
-                }
-            }
-            let versions = tx
-                .save_judged_states(program.program.id, run.id, &changed, now)
-                .await?;
-            tx.record_many(&records).await?;
-            tx.add_run_progress(run.id, progress).await?;
-            let repair = if self.cache.shared() && !changed.is_empty() {
-                let customers: Vec<Uuid> = changed.iter().map(|(id, _)| *id).collect();
-                Some(
-                    tx.queue_cache_repair(space.program_id, space.generation, &customers)
-                        .await?,
+            let chunk = self
+                .store
+                .evaluation_chunk(
+                    program.program.id,
+                    run.id,
+                    after,
+                    CHUNK,
+                    rules,
+                    judged_at_time,
                 )
-            } else {
-                None
+                .await?;
+            let Some(last) = chunk.last() else {
+                break;
             };
-            tx.commit().await?;
-            let cached: Vec<CustomerRecord> = changed_members
-                .into_iter()
-                .zip(versions)
-                .map(|(judged, version)| CustomerRecord {
-                    member: judged.member,
-                    state: Some(StoredState {
-                        state: judged.stored.state,
-                        version,
-                    }),
-                    buckets: judged.buckets,
-                })
-                .collect();
-            write_through(self.store.as_ref(), &self.cache, space, &cached, repair).await;
+            after = Some(last.member.customer_id);
+            self.judge_chunk(&judging, chunk, judged_at_time, now)
+                .await?;
         }
         let progress = self.store.run_progress(run.id).await?;
         let after = self
@@ -356,41 +333,206 @@ impl Evaluator {
     }
 }
 
-/// Judges one member in a pass: ends an expired override, then applies the pass's rule. Returns
-/// the decisions, oldest first; the state is changed in place.
-fn judge(
-    judged: &mut EvaluationMember,
-    rules: &PolicyRules,
+/// What every chunk of one run is judged with.
+struct Judging<'a> {
+    program: &'a ProgramInForce,
+    rules: &'a PolicyRules,
     pass: Pass,
-    judged_at_time: DateTime<Utc>,
-    now: DateTime<Utc>,
-) -> Vec<Decision> {
-    let totals = Totals::over(
-        &judged.buckets,
-        months_at(
-            rules.window,
-            judged_at_time,
-            rules.time_zone,
-            judged.member.joined_at,
-        ),
-    );
-    let state = &mut judged.stored.state;
-    let mut decisions: Vec<Decision> = state.expire_override(totals, now).into_iter().collect();
-    let judged_decision = match pass {
-        Pass::PolicyChange => state.after_policy_change(rules, totals, now),
-        // Someone who qualified after the judged window closed (a purchase between the month's
-        // end and this run) is not judged on the older window.
-        Pass::Scheduled(_)
-            if state
-                .last_qualified_at
-                .is_some_and(|at| at > judged_at_time) =>
-        {
-            None
+    last_evaluated_at: Option<DateTime<Utc>>,
+    space: Keyspace,
+    run_id: Uuid,
+}
+
+/// One member's judgement in a chunk: the state to save and the decisions it records.
+struct Judgement {
+    customer_id: Uuid,
+    stored: StoredState,
+    decisions: Vec<Decision>,
+}
+
+impl Judging<'_> {
+    /// Judges one member with their window totals; `Some` when the state changed.
+    fn judge(
+        &self,
+        customer_id: Uuid,
+        mut stored: StoredState,
+        totals: Totals,
+        judged_at_time: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Option<Judgement> {
+        let before = stored.state.clone();
+        let state = &mut stored.state;
+        let mut decisions: Vec<Decision> = state.expire_override(totals, now).into_iter().collect();
+        let judged_decision = match self.pass {
+            Pass::PolicyChange => {
+                state.after_policy_change(self.rules, totals, now, self.last_evaluated_at)
+            }
+            // Someone who qualified after the judged window closed (a purchase between the
+            // month's end and this run) is not judged on the older window.
+            Pass::Scheduled(_)
+                if state
+                    .last_qualified_at
+                    .is_some_and(|at| at > judged_at_time) =>
+            {
+                None
+            }
+            Pass::Scheduled(_) | Pass::Manual => {
+                state.at_evaluation(self.rules, totals, now, self.last_evaluated_at)
+            }
+        };
+        decisions.extend(judged_decision);
+        (stored.state != before || !decisions.is_empty()).then_some(Judgement {
+            customer_id,
+            stored,
+            decisions,
+        })
+    }
+}
+
+impl Evaluator {
+    /// Judges a chunk read without locks and saves what changed in one transaction: each state
+    /// only at the version it was judged at. The few that moved meanwhile (a purchase, an
+    /// operator) are locked, read again with their buckets and judged once more. The cache is
+    /// written after the commit, for the members whose state changed.
+    async fn judge_chunk(
+        &self,
+        judging: &Judging<'_>,
+        chunk: Vec<EvaluationCandidate>,
+        judged_at_time: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<(), ScoringError> {
+        let program_id = judging.program.program.id;
+        let evaluated = i64::try_from(chunk.len()).unwrap_or(i64::MAX);
+        let mut judged: Vec<Judgement> = chunk
+            .into_iter()
+            .filter_map(|candidate| {
+                judging.judge(
+                    candidate.member.customer_id,
+                    candidate.stored,
+                    candidate.totals,
+                    judged_at_time,
+                    now,
+                )
+            })
+            .collect();
+        let mut tx = self.store.begin_evaluation().await?;
+        let states: Vec<(Uuid, StoredState)> = judged
+            .iter()
+            .map(|judgement| (judgement.customer_id, judgement.stored.clone()))
+            .collect();
+        let saved = tx
+            .save_judged_states(program_id, judging.run_id, &states, now)
+            .await?;
+        let moved: Vec<Uuid> = states
+            .iter()
+            .zip(&saved)
+            .filter_map(|((customer_id, _), version)| version.is_none().then_some(*customer_id))
+            .collect();
+        judged.retain(|judgement| !moved.contains(&judgement.customer_id));
+        if !moved.is_empty() {
+            let again = self
+                .judge_locked(judging, tx.as_mut(), &moved, judged_at_time, now)
+                .await?;
+            judged.extend(again);
         }
-        Pass::Scheduled(_) | Pass::Manual => state.at_evaluation(rules, totals, now),
-    };
-    decisions.extend(judged_decision);
-    decisions
+        let mut progress = RunProgress {
+            evaluated,
+            ..RunProgress::default()
+        };
+        let mut records: Vec<HistoryRecord> = Vec::new();
+        for judgement in &judged {
+            for decision in &judgement.decisions {
+                if decision.to_rank > decision.from_rank {
+                    progress.upgrades += 1;
+                } else {
+                    progress.downgrades += 1;
+                }
+                records.push(history_record(
+                    judging.program,
+                    judgement.customer_id,
+                    decision.clone(),
+                ));
+            }
+        }
+        tx.record_many(&records).await?;
+        tx.add_run_progress(judging.run_id, progress).await?;
+        let changed: Vec<Uuid> = judged
+            .iter()
+            .map(|judgement| judgement.customer_id)
+            .collect();
+        let repair = if self.cache.shared() && !changed.is_empty() {
+            Some(
+                tx.queue_cache_repair(program_id, judging.space.generation, &changed)
+                    .await?,
+            )
+        } else {
+            None
+        };
+        tx.commit().await?;
+        if !changed.is_empty()
+            && let Err(error) = records_after_commit(after_commit(
+                self.store.clone(),
+                self.cache.clone(),
+                judging.space,
+                changed,
+                repair,
+            ))
+            .await
+        {
+            // The repairer drops those records: a few misses, nothing wrong.
+            tracing::warn!(%error, "cannot write an evaluation chunk through to the cache");
+        }
+        Ok(())
+    }
+
+    /// Judges again, under lock, the members whose state moved since their chunk was read, and
+    /// saves those that change.
+    async fn judge_locked(
+        &self,
+        judging: &Judging<'_>,
+        tx: &mut dyn EvaluationTx,
+        moved: &[Uuid],
+        judged_at_time: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Judgement>, ScoringError> {
+        let rules = judging.rules;
+        let again: Vec<Judgement> = tx
+            .lock_evaluation_members(judging.program.program.id, moved)
+            .await?
+            .into_iter()
+            .filter_map(|member| {
+                let totals = Totals::over(
+                    &member.buckets,
+                    months_at(
+                        rules.window,
+                        judged_at_time,
+                        rules.time_zone,
+                        member.member.joined_at,
+                    ),
+                );
+                judging.judge(
+                    member.member.customer_id,
+                    member.stored,
+                    totals,
+                    judged_at_time,
+                    now,
+                )
+            })
+            .collect();
+        let states: Vec<(Uuid, StoredState)> = again
+            .iter()
+            .map(|judgement| (judgement.customer_id, judgement.stored.clone()))
+            .collect();
+        let saved = tx
+            .save_judged_states(judging.program.program.id, judging.run_id, &states, now)
+            .await?;
+        if saved.iter().any(Option::is_none) {
+            return Err(ScoringError::Internal(
+                "a tier state moved under its lock".into(),
+            ));
+        }
+        Ok(again)
+    }
 }
 
 impl Evaluator {

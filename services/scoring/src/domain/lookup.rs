@@ -42,8 +42,9 @@ pub struct TierView {
     pub version: i64,
 }
 
-/// Computes the view of one customer record at `now`.
+/// Computes the view of one customer record of `program` at `now`.
 pub fn view(
+    program: &Program,
     rules: &PolicyRules,
     policy: &PolicyVersion,
     record: &CustomerRecord,
@@ -71,8 +72,16 @@ pub fn view(
         window,
         totals,
         next: gap_to_next(rules, rank, &totals),
-        retention: (state.earned_rank > 0)
-            .then(|| retention(rules, state, &record.buckets, joined_at, evaluation_at)),
+        retention: (state.earned_rank > 0).then(|| {
+            retention(
+                rules,
+                state,
+                &record.buckets,
+                joined_at,
+                evaluation_at,
+                program.last_evaluated_at,
+            )
+        }),
         policy_version: policy.version,
         version: stored.version,
     }

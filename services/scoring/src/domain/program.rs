@@ -70,6 +70,10 @@ pub struct Program {
     /// Raised whenever every member's record changes at once (a bucket rebuild): cached records
     /// are keyed by it, so none of an earlier generation is ever read.
     pub cache_generation: i32,
+    /// When the last evaluation of the program that finished began. A member whose state is not
+    /// marked lapsed qualified for their tier at that evaluation (their state was not rewritten
+    /// for it), so grace counts from it.
+    pub last_evaluated_at: Option<DateTime<Utc>>,
 }
 
 impl Program {
@@ -179,6 +183,7 @@ impl ProgramInput {
             tiers,
             created_at: now,
             cache_generation: 0,
+            last_evaluated_at: None,
         })
     }
 }

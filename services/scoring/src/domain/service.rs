@@ -464,7 +464,7 @@ impl Scoring {
         let mut missing = Vec::new();
         for id in ids {
             match records.remove(id) {
-                Some(record) => views.push(view(rules, policy, &record, now)),
+                Some(record) => views.push(view(&in_force.program, rules, policy, &record, now)),
                 // Not a member, or a duplicate already answered.
                 None if !views.iter().any(|view: &TierView| view.customer_id == *id) => {
                     missing.push(*id);
@@ -781,7 +781,7 @@ impl Scoring {
         let record = records
             .first()
             .ok_or_else(|| ScoringError::not_found("customer", customer_id))?;
-        let tier = view(rules, policy, record, now);
+        let tier = view(&in_force.program, rules, policy, record, now);
         let rules = rules.clone();
         Ok((in_force.program, rules, tier))
     }

@@ -380,6 +380,19 @@ pub trait ScoringStore: Send + Sync + std::fmt::Debug + 'static {
         after: Option<Uuid>,
         limit: u32,
     ) -> Result<Vec<Uuid>, ScoringError>;
+    /// The next chunk of an evaluation: up to `limit` members of `program_id` with a tier state,
+    /// in customer order after `after`, leaving out those run `run_id` already changed, each
+    /// with their totals over the window of `rules` as of `as_of`; read in one snapshot, not
+    /// locked.
+    async fn evaluation_chunk(
+        &self,
+        program_id: Uuid,
+        run_id: Uuid,
+        after: Option<Uuid>,
+        limit: u32,
+        rules: &crate::domain::policy::PolicyRules,
+        as_of: DateTime<Utc>,
+    ) -> Result<Vec<tx::EvaluationCandidate>, ScoringError>;
     /// How many members hold each shown rank at `now` (members without a state hold rank 0).
     async fn tier_counts(
         &self,

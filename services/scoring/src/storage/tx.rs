@@ -12,7 +12,7 @@ use crate::{
         feed_batch::{FeedKeys, FeedLoad, FeedWrites},
         idempotency::{IdempotentRequest, PriorRequest},
         state::{HistoryRecord, Member, StoredState},
-        window::Bucket,
+        window::{Bucket, Totals},
     },
 };
 
@@ -91,7 +91,7 @@ pub trait ScoringTx: Send {
     async fn commit(self: Box<Self>) -> Result<(), ScoringError>;
 }
 
-/// A member as an evaluation judges them: state (locked), membership and buckets.
+/// A member as an evaluation judges them under lock: state, membership and buckets.
 #[derive(Debug, Clone)]
 pub struct EvaluationMember {
     /// Membership (joined at the state's start when the member row is missing).
@@ -100,6 +100,18 @@ pub struct EvaluationMember {
     pub stored: StoredState,
     /// Monthly buckets, oldest first.
     pub buckets: Vec<Bucket>,
+}
+
+/// A member as an evaluation reads them, unlocked, in one snapshot: state, membership and the
+/// totals of the window judged.
+#[derive(Debug, Clone)]
+pub struct EvaluationCandidate {
+    /// Membership (joined at the state's start when the member row is missing).
+    pub member: Member,
+    /// The tier state as read; its version tells whether it moved before the save.
+    pub stored: StoredState,
+    /// The totals over the window judged.
+    pub totals: Totals,
 }
 
 /// What one page of an evaluation run did; added to the run's counters in the page's
@@ -117,25 +129,23 @@ pub struct RunProgress {
 /// The writes of an evaluation run, a page of members per transaction.
 #[async_trait]
 pub trait EvaluationTx: Send {
-    /// The next page of a program's members with a tier state, in customer order after `after`,
-    /// leaving out those whose state run `run_id` already changed; their states locked until
-    /// commit.
-    async fn lock_evaluation_page(
+    /// The members of `customer_ids` with a tier state in `program_id`, in customer order, their
+    /// states locked until commit.
+    async fn lock_evaluation_members(
         &mut self,
         program_id: Uuid,
-        run_id: Uuid,
-        after: Option<Uuid>,
-        limit: u32,
+        customer_ids: &[Uuid],
     ) -> Result<Vec<EvaluationMember>, ScoringError>;
-    /// Saves the states run `run_id` changed (each version raised by one, marked as changed by
-    /// the run) and returns their new versions in the order given.
+    /// Saves the states run `run_id` changed, each only if its version is still the one it was
+    /// judged at (`StoredState::version`): raised by one and marked as changed by the run.
+    /// Returns, in the order given, the new version, or `None` for a state that moved meanwhile.
     async fn save_judged_states(
         &mut self,
         program_id: Uuid,
         run_id: Uuid,
         states: &[(Uuid, StoredState)],
         now: DateTime<Utc>,
-    ) -> Result<Vec<i64>, ScoringError>;
+    ) -> Result<Vec<Option<i64>>, ScoringError>;
     /// Appends history records.
     async fn record_many(&mut self, records: &[HistoryRecord]) -> Result<(), ScoringError>;
     /// Adds a page's progress to the run's counters.

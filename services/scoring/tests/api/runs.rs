@@ -224,3 +224,85 @@ async fn a_scheduled_run_waits_until_the_feed_has_brought_the_period_it_judges()
     );
     assert_eq!(tier_code(&mut client, &program.id, member).await, "VIP");
 }
+
+/// Runs `EvaluateNow` on a program to its end.
+async fn evaluated(client: &mut crate::support::Client, program_id: &str) -> pb::EvaluationRun {
+    let run = client
+        .evaluate_now(pb::EvaluateNowRequest {
+            program_id: program_id.to_owned(),
+            requested_by: "ops".into(),
+            idempotency_key: String::new(),
+        })
+        .await
+        .expect("evaluate")
+        .into_inner();
+    let run = finished_run(client, &run.id).await;
+    assert_eq!(run.status(), pb::EvaluationRunStatus::Succeeded, "{run:?}");
+    run
+}
+
+#[tokio::test]
+async fn an_evaluation_writes_only_the_states_it_changes_and_grace_counts_from_the_last_one() {
+    let app = TestApp::spawn().await;
+    let mut client = app.client().await;
+    // Grace 3 months, drop limit 1.
+    let (program, _) = program_in_force(&mut client, "UNTOUCHED", innisfree_rules()).await;
+    let program_id = Uuid::parse_str(&program.id).expect("uuid");
+    let mut db = PgConnection::connect(&app.database_url).await.expect("db");
+    // A VIP who last qualified (by a purchase) two years ago and spends 400,000 this month.
+    let customer = insert_vip(&mut db, program_id, None, 2).await;
+    sqlx::query(
+        "UPDATE scoring.tier_states SET last_qualified_at = now() - interval '2 years' WHERE customer_id = $1",
+    )
+    .bind(customer)
+    .execute(&mut db)
+    .await
+    .expect("last qualified");
+    let bucket = "INSERT INTO scoring.buckets (program_id, customer_id, month, net_spend_minor, points, purchases)
+                  VALUES ($1, $2, date_trunc('month', now() AT TIME ZONE 'Asia/Seoul')::date, 400000, 0, 2)";
+    sqlx::query(bucket)
+        .bind(program_id)
+        .bind(customer)
+        .execute(&mut db)
+        .await
+        .expect("bucket");
+    let state =
+        "SELECT version, lapsed_at IS NOT NULL FROM scoring.tier_states WHERE customer_id = $1";
+
+    // Still qualified: the run judges the member and writes nothing.
+    let first = evaluated(&mut client, &program.id).await;
+    assert_eq!((first.members_evaluated, first.downgrades), (1, 0));
+    let (version, lapsed): (i64, bool) = sqlx::query_as(state)
+        .bind(customer)
+        .fetch_one(&mut db)
+        .await
+        .expect("state");
+    assert_eq!((version, lapsed), (1, false), "not rewritten");
+
+    // The spend goes away (a correction, say). The next run finds the member below VIP: they
+    // have lapsed, and grace counts from the first run, which found them qualified — not from
+    // two years ago, which would drop them at once.
+    sqlx::query("DELETE FROM scoring.buckets WHERE customer_id = $1")
+        .bind(customer)
+        .execute(&mut db)
+        .await
+        .expect("no spend");
+    let second = evaluated(&mut client, &program.id).await;
+    assert_eq!(second.downgrades, 0, "{second:?}");
+    let (version, lapsed): (i64, bool) = sqlx::query_as(state)
+        .bind(customer)
+        .fetch_one(&mut db)
+        .await
+        .expect("state");
+    assert_eq!((version, lapsed), (2, true), "the lapse is written once");
+    assert_eq!(tier_code(&mut client, &program.id, customer).await, "VIP");
+
+    // A third run inside the grace changes nothing again.
+    evaluated(&mut client, &program.id).await;
+    let (version, _): (i64, bool) = sqlx::query_as(state)
+        .bind(customer)
+        .fetch_one(&mut db)
+        .await
+        .expect("state");
+    assert_eq!(version, 2);
+}

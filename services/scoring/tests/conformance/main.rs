@@ -78,7 +78,7 @@ macro_rules! conformance_suite {
             case!(audiences_read_members_in_id_order_with_their_shown_rank);
             case!(buckets_rebuild_from_counted_purchases);
             case!(cut_points_simulation_and_lifecycles_read_the_population);
-            case!(an_evaluation_page_skips_what_its_run_already_changed);
+            case!(an_evaluation_chunk_sums_the_window_and_saves_only_unmoved_states);
             case!(a_feed_batch_loads_what_it_names_and_writes_sets);
             case!(refunds_apply_once_and_counted_purchases_are_listed);
             case!(overrides_end_and_the_tier_feed_filters_by_program);

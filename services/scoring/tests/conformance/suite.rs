@@ -39,6 +39,7 @@ fn program(code: &str) -> Program {
         tiers: vec![tier("WELCOME", 0), tier("VIP", 1)],
         created_at: Utc::now().trunc_subsecs(6),
         cache_generation: 0,
+        last_evaluated_at: None,
     }
 }
 
@@ -284,6 +285,7 @@ pub(crate) async fn a_unit_of_work_counts_a_purchase_once_and_versions_the_state
                                 earned_rank: 1,
                                 since: now,
                                 last_qualified_at: Some(now),
+                                lapsed_at: None,
                                 manual: None,
                             },
                             version: 0,
@@ -536,6 +538,7 @@ async fn seed(
                         earned_rank: rank,
                         since: now,
                         last_qualified_at: None,
+                        lapsed_at: None,
                         manual: None,
                     },
                     version: 0,
@@ -824,7 +827,7 @@ pub(crate) async fn cut_points_simulation_and_lifecycles_read_the_population(
     assert_eq!(later, 5, "200 days on, everyone is at risk");
 }
 
-pub(crate) async fn an_evaluation_page_skips_what_its_run_already_changed(
+pub(crate) async fn an_evaluation_chunk_sums_the_window_and_saves_only_unmoved_states(
     store: Arc<dyn ScoringStore>,
 ) {
     use tierline_scoring::storage::tx::RunProgress;
@@ -838,33 +841,77 @@ pub(crate) async fn an_evaluation_page_skips_what_its_run_already_changed(
     else {
         panic!("no key, no replay");
     };
+    let rules = policy.document.clone().validate(&program).expect("rules");
     let (first, second) = (Uuid::now_v7(), Uuid::now_v7());
     seed(&store, program.id, first, 400_000, 1).await;
     seed(&store, program.id, second, 500_000, 1).await;
     let now = Utc::now().trunc_subsecs(6);
     let run = manual_run(&store, program.id, policy.id, now, None).await;
 
-    let mut tx = store.begin_evaluation().await.expect("tx");
-    let page = tx
-        .lock_evaluation_page(program.id, run.id, None, 10)
+    let chunk = store
+        .evaluation_chunk(program.id, run.id, None, 10, &rules, now)
         .await
-        .expect("page");
+        .expect("chunk");
     assert_eq!(
-        page.iter()
+        chunk
+            .iter()
             .map(|m| m.member.customer_id)
             .collect::<Vec<_>>(),
         [first, second],
         "members with a state, in customer order"
     );
-    assert_eq!(page[0].buckets.len(), 1);
-    // The run drops the first member to the base tier.
-    let mut dropped = page[0].stored.clone();
+    assert_eq!(
+        (chunk[0].totals.net_spend_minor, chunk[0].totals.purchases),
+        (400_000, 1)
+    );
+    // A chunk goes on after `after`, at most `limit` long; a window judged as of an earlier
+    // month does not count a later month's spend.
+    let tail = store
+        .evaluation_chunk(program.id, run.id, Some(first), 1, &rules, now)
+        .await
+        .expect("chunk");
+    assert_eq!(tail.len(), 1);
+    assert_eq!(tail[0].member.customer_id, second);
+    let earlier = store
+        .evaluation_chunk(
+            program.id,
+            run.id,
+            None,
+            10,
+            &rules,
+            now - Duration::days(400),
+        )
+        .await
+        .expect("chunk");
+    assert!(earlier.iter().all(|m| m.totals.net_spend_minor == 0));
+
+    // The run drops the first member to the base tier. The second's state moved after the chunk
+    // was read (it is saved at an older version than the store's): it is not saved, and reads
+    // again under lock with its buckets.
+    let mut tx = store.begin_evaluation().await.expect("tx");
+    let mut dropped = chunk[0].stored.clone();
     dropped.state.earned_rank = 0;
+    let mut moved = chunk[1].stored.clone();
+    moved.version -= 1;
     let versions = tx
-        .save_judged_states(program.id, run.id, &[(first, dropped)], now)
+        .save_judged_states(
+            program.id,
+            run.id,
+            &[(first, dropped), (second, moved)],
+            now,
+        )
         .await
         .expect("save");
-    assert_eq!(versions, [page[0].stored.version + 1]);
+    assert_eq!(versions, [Some(chunk[0].stored.version + 1), None]);
+    let locked = tx
+        .lock_evaluation_members(program.id, &[second])
+        .await
+        .expect("locked");
+    assert_eq!(locked.len(), 1);
+    assert_eq!(
+        (locked[0].stored.version, locked[0].buckets.len()),
+        (chunk[1].stored.version, 1)
+    );
     tx.add_run_progress(
         run.id,
         RunProgress {
@@ -878,11 +925,10 @@ pub(crate) async fn an_evaluation_page_skips_what_its_run_already_changed(
     tx.commit().await.expect("commit");
 
     // Resumed, the run does not judge the member it already changed.
-    let mut tx = store.begin_evaluation().await.expect("tx");
-    let again = tx
-        .lock_evaluation_page(program.id, run.id, None, 10)
+    let again = store
+        .evaluation_chunk(program.id, run.id, None, 10, &rules, now)
         .await
-        .expect("page");
+        .expect("chunk");
     assert_eq!(
         again
             .iter()
@@ -890,7 +936,6 @@ pub(crate) async fn an_evaluation_page_skips_what_its_run_already_changed(
             .collect::<Vec<_>>(),
         [second]
     );
-    drop(tx);
     assert_eq!(
         store.run_progress(run.id).await.expect("progress"),
         RunProgress {
@@ -1125,6 +1170,7 @@ pub(crate) async fn overrides_end_and_the_tier_feed_filters_by_program(
                     earned_rank: 0,
                     since: now,
                     last_qualified_at: None,
+                    lapsed_at: None,
                     manual: None,
                 },
             )

@@ -3,10 +3,99 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::PgScoringStore;
-use crate::ScoringError;
+use super::{
+    PgScoringStore,
+    tx::{STATE_COLUMNS, StateRow},
+    window_sql::window_condition,
+};
+use crate::{
+    ScoringError,
+    domain::{
+        policy::{PolicyRules, WindowKind},
+        state::{Member, StoredState},
+        window::Totals,
+    },
+    storage::tx::EvaluationCandidate,
+};
+
+#[derive(sqlx::FromRow)]
+struct CandidateRow {
+    customer_id: Uuid,
+    joined_at: DateTime<Utc>,
+    erased: bool,
+    #[sqlx(flatten)]
+    state: StateRow,
+    net_spend_minor: i64,
+    points: i64,
+    purchases: i64,
+}
 
 impl PgScoringStore {
+    /// One statement: the chunk's states by primary key, the window totals of its customers from
+    /// one range scan of the buckets (aggregated in key order, so no hash table), joined in
+    /// customer order.
+    #[tracing::instrument(skip(self, rules))]
+    pub(super) async fn select_evaluation_chunk(
+        &self,
+        program_id: Uuid,
+        run_id: Uuid,
+        after: Option<Uuid>,
+        limit: u32,
+        rules: &PolicyRules,
+        as_of: DateTime<Utc>,
+    ) -> Result<Vec<EvaluationCandidate>, ScoringError> {
+        let window = window_condition(rules, as_of);
+        // Only a membership year needs each member's join time inside the sums.
+        let buckets = if rules.window == WindowKind::MembershipYear {
+            "buckets b JOIN members m ON m.customer_id = b.customer_id"
+        } else {
+            "buckets b"
+        };
+        let sql = format!(
+            "WITH chunk AS (
+                 SELECT customer_id, {STATE_COLUMNS} FROM tier_states
+                 WHERE program_id = $1 AND customer_id > $2 AND changed_by_run IS DISTINCT FROM $3
+                 ORDER BY customer_id LIMIT $4),
+             totals AS (
+                 SELECT b.customer_id, sum(b.net_spend_minor)::bigint AS net_spend_minor,
+                        sum(b.points)::bigint AS points, sum(b.purchases)::bigint AS purchases
+                 FROM {buckets}
+                 WHERE b.program_id = $1 AND b.customer_id > $2
+                   AND b.customer_id <= (SELECT customer_id FROM chunk ORDER BY customer_id DESC LIMIT 1)
+                   AND {window}
+                 GROUP BY b.customer_id)
+             SELECT c.*, COALESCE(m.joined_at, c.since) AS joined_at, COALESCE(m.erased, false) AS erased,
+                    COALESCE(t.net_spend_minor, 0) AS net_spend_minor, COALESCE(t.points, 0) AS points,
+                    COALESCE(t.purchases, 0) AS purchases
+             FROM chunk c LEFT JOIN members m ON m.customer_id = c.customer_id
+                  LEFT JOIN totals t ON t.customer_id = c.customer_id
+             ORDER BY c.customer_id"
+        );
+        let rows: Vec<CandidateRow> = sqlx::query_as(&sql)
+            .bind(program_id)
+            .bind(after.unwrap_or(Uuid::nil()))
+            .bind(run_id)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| EvaluationCandidate {
+                member: Member {
+                    customer_id: row.customer_id,
+                    joined_at: row.joined_at,
+                    erased: row.erased,
+                },
+                stored: StoredState::from(row.state),
+                totals: Totals {
+                    net_spend_minor: row.net_spend_minor,
+                    points: row.points,
+                    purchases: row.purchases,
+                },
+            })
+            .collect())
+    }
+
     #[tracing::instrument(skip(self))]
     pub(super) async fn select_customers_with_state(
         &self,

@@ -1,9 +1,12 @@
-//! The Postgres unit of work of an evaluation run: one page of members read, locked and saved in
-//! a handful of set-based statements, whatever the page size.
+//! The Postgres unit of work of an evaluation run: a chunk's changed states saved in one
+//! statement, each only at the version it was judged at, and the few that moved meanwhile
+//! locked and read again for a second judgement.
+
+use std::collections::HashMap;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
-use sqlx::{Postgres, Transaction};
+use sqlx::{Postgres, Row, Transaction};
 use uuid::Uuid;
 
 use super::{
@@ -37,33 +40,31 @@ struct PageRow {
 
 #[async_trait]
 impl EvaluationTx for PgEvaluationTx {
-    #[tracing::instrument(skip(self))]
-    async fn lock_evaluation_page(
+    #[tracing::instrument(skip(self, customer_ids), fields(customers = customer_ids.len()))]
+    async fn lock_evaluation_members(
         &mut self,
         program_id: Uuid,
-        run_id: Uuid,
-        after: Option<Uuid>,
-        limit: u32,
+        customer_ids: &[Uuid],
     ) -> Result<Vec<EvaluationMember>, ScoringError> {
         // Locked in customer order, as every writer that locks several states does.
         let sql = format!(
             "SELECT s.customer_id, COALESCE(m.joined_at, s.since) AS joined_at, COALESCE(m.erased, false) AS erased, {STATE_COLUMNS}
-             FROM tier_states s LEFT JOIN members m ON m.customer_id = s.customer_id
-             WHERE s.program_id = $1 AND s.customer_id > COALESCE($2, '00000000-0000-0000-0000-000000000000'::uuid)
-               AND s.changed_by_run IS DISTINCT FROM $3
-             ORDER BY s.customer_id LIMIT $4 FOR UPDATE OF s"
+             FROM unnest($2::uuid[]) AS k(customer_id)
+                  JOIN tier_states s ON s.program_id = $1 AND s.customer_id = k.customer_id
+                  LEFT JOIN members m ON m.customer_id = s.customer_id
+             ORDER BY s.customer_id FOR UPDATE OF s"
         );
         let rows: Vec<PageRow> = sqlx::query_as(&sql)
             .bind(program_id)
-            .bind(after)
-            .bind(run_id)
-            .bind(i64::from(limit))
+            .bind(customer_ids)
             .fetch_all(&mut *self.tx)
             .await?;
         let ids: Vec<Uuid> = rows.iter().map(|row| row.customer_id).collect();
         let bucket_rows: Vec<(Uuid, NaiveDate, i64, i64, i64)> = sqlx::query_as(
-            "SELECT customer_id, month, net_spend_minor, points, purchases FROM buckets
-             WHERE program_id = $1 AND customer_id = ANY($2) ORDER BY customer_id, month",
+            "SELECT b.customer_id, b.month, b.net_spend_minor, b.points, b.purchases
+             FROM unnest($2::uuid[]) AS k(customer_id)
+                  JOIN buckets b ON b.program_id = $1 AND b.customer_id = k.customer_id
+             ORDER BY b.customer_id, b.month",
         )
         .bind(program_id)
         .bind(&ids)
@@ -105,49 +106,38 @@ impl EvaluationTx for PgEvaluationTx {
         run_id: Uuid,
         states: &[(Uuid, StoredState)],
         now: DateTime<Utc>,
-    ) -> Result<Vec<i64>, ScoringError> {
+    ) -> Result<Vec<Option<i64>>, ScoringError> {
         if states.is_empty() {
             return Ok(Vec::new());
         }
         let ids: Vec<Uuid> = states.iter().map(|(id, _)| *id).collect();
+        let judged_versions: Vec<i64> = states.iter().map(|(_, stored)| stored.version).collect();
         let columns = StateColumns::of(states.iter().map(|(_, stored)| stored));
-        let rows: Vec<(Uuid, i64)> = sqlx::query_as(
-            "UPDATE tier_states s SET earned_rank = u.earned_rank, since = u.since, last_qualified_at = u.last_qualified_at,
-                 override_rank = u.override_rank, override_until = u.override_until, override_reason = u.override_reason,
-                 override_operator = u.override_operator, override_set_at = u.override_set_at,
-                 version = s.version + 1, updated_at = $3, changed_by_run = $2
-             FROM unnest($4::uuid[], $5::int[], $6::timestamptz[], $7::timestamptz[], $8::int[], $9::timestamptz[],
-                         $10::text[], $11::text[], $12::timestamptz[])
-                  AS u(customer_id, earned_rank, since, last_qualified_at, override_rank, override_until,
-                       override_reason, override_operator, override_set_at)
-             WHERE s.program_id = $1 AND s.customer_id = u.customer_id
+        // A state is saved only at the version it was judged at: one the feed or an operator
+        // changed since is left for the caller to judge again under lock.
+        let update = sqlx::query(
+            "UPDATE tier_states s SET earned_rank = n.e, since = n.s, last_qualified_at = n.q, override_rank = n.r,
+                 override_until = n.u, override_reason = n.why, override_operator = n.who, override_set_at = n.at,
+                 lapsed_at = n.l, version = s.version + 1, updated_at = $3, changed_by_run = $2
+             FROM unnest($4::uuid[], $5::bigint[], $6::int[], $7::timestamptz[], $8::timestamptz[], $9::int[],
+                         $10::timestamptz[], $11::text[], $12::text[], $13::timestamptz[], $14::timestamptz[])
+                  AS n(c, v, e, s, q, r, u, why, who, at, l)
+             WHERE s.program_id = $1 AND s.customer_id = n.c AND s.version = n.v
              RETURNING s.customer_id, s.version",
         )
         .bind(program_id)
         .bind(run_id)
         .bind(now)
         .bind(&ids)
-        .bind(&columns.earned_rank)
-        .bind(&columns.since)
-        .bind(&columns.last_qualified_at)
-        .bind(&columns.override_rank)
-        .bind(&columns.override_until)
-        .bind(&columns.override_reason)
-        .bind(&columns.override_operator)
-        .bind(&columns.override_set_at)
-        .fetch_all(&mut *self.tx)
-        .await?;
-        ids.iter()
-            .map(|id| {
-                rows.iter()
-                    .find_map(|(customer_id, version)| (customer_id == id).then_some(*version))
-                    .ok_or_else(|| {
-                        ScoringError::Internal(format!(
-                            "tier state of {id} vanished under its lock"
-                        ))
-                    })
-            })
-            .collect()
+        .bind(&judged_versions);
+        let saved: HashMap<Uuid, i64> = columns
+            .bind(update)
+            .fetch_all(&mut *self.tx)
+            .await?
+            .iter()
+            .map(|row| Ok((row.try_get("customer_id")?, row.try_get("version")?)))
+            .collect::<Result<_, sqlx::Error>>()?;
+        Ok(ids.iter().map(|id| saved.get(id).copied()).collect())
     }
 
     async fn record_many(&mut self, records: &[HistoryRecord]) -> Result<(), ScoringError> {

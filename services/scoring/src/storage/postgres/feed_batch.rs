@@ -314,10 +314,10 @@ async fn write_states(
         let columns = StateColumns::of(new.iter().map(|write| &write.stored));
         let insert = sqlx::query(
             "INSERT INTO tier_states (program_id, customer_id, earned_rank, since, last_qualified_at, override_rank, override_until,
-                                      override_reason, override_operator, override_set_at, version, updated_at)
-             SELECT p, c, e, s, q, r, u, why, who, at, 1, $11
+                                      override_reason, override_operator, override_set_at, lapsed_at, version, updated_at)
+             SELECT p, c, e, s, q, r, u, why, who, at, l, 1, $12
              FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::timestamptz[], $5::timestamptz[], $6::int[], $7::timestamptz[],
-                         $8::text[], $9::text[], $10::timestamptz[]) AS n(p, c, e, s, q, r, u, why, who, at)
+                         $8::text[], $9::text[], $10::timestamptz[], $11::timestamptz[]) AS n(p, c, e, s, q, r, u, why, who, at, l)
              ON CONFLICT (program_id, customer_id) DO NOTHING",
         )
         .bind(&programs)
@@ -343,9 +343,9 @@ async fn write_states(
         let update = sqlx::query(
             "UPDATE tier_states s SET earned_rank = u.e, since = u.s, last_qualified_at = u.q, override_rank = u.r,
                  override_until = u.u, override_reason = u.why, override_operator = u.who, override_set_at = u.at,
-                 version = s.version + 1, updated_at = $11
+                 lapsed_at = u.l, version = s.version + 1, updated_at = $12
              FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::timestamptz[], $5::timestamptz[], $6::int[], $7::timestamptz[],
-                         $8::text[], $9::text[], $10::timestamptz[]) AS u(p, c, e, s, q, r, u, why, who, at)
+                         $8::text[], $9::text[], $10::timestamptz[], $11::timestamptz[]) AS u(p, c, e, s, q, r, u, why, who, at, l)
              WHERE s.program_id = u.p AND s.customer_id = u.c",
         )
         .bind(&programs)
@@ -365,6 +365,7 @@ pub(super) struct StateColumns {
     pub(super) override_reason: Vec<Option<String>>,
     pub(super) override_operator: Vec<Option<String>>,
     pub(super) override_set_at: Vec<Option<DateTime<Utc>>>,
+    pub(super) lapsed_at: Vec<Option<DateTime<Utc>>>,
 }
 
 impl StateColumns {
@@ -382,6 +383,7 @@ impl StateColumns {
             .bind(&self.override_reason)
             .bind(&self.override_operator)
             .bind(&self.override_set_at)
+            .bind(&self.lapsed_at)
     }
 
     pub(super) fn of<'a>(states: impl Iterator<Item = &'a StoredState>) -> Self {
@@ -395,6 +397,7 @@ impl StateColumns {
             override_reason: Vec::new(),
             override_operator: Vec::new(),
             override_set_at: Vec::new(),
+            lapsed_at: Vec::new(),
         };
         for stored in states {
             let state = &stored.state;
@@ -411,6 +414,7 @@ impl StateColumns {
                 .override_operator
                 .push(manual.map(|m| m.operator.clone()));
             columns.override_set_at.push(manual.map(|m| m.set_at));
+            columns.lapsed_at.push(state.lapsed_at);
         }
         columns
     }

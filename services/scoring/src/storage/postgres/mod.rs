@@ -17,6 +17,7 @@ mod scores;
 mod simulation;
 mod tier_feed;
 mod tx;
+mod window_sql;
 
 pub use evaluation_tx::PgEvaluationTx;
 pub use tx::PgScoringTx;
@@ -405,6 +406,19 @@ impl ScoringStore for PgScoringStore {
         limit: u32,
     ) -> Result<Vec<Uuid>, ScoringError> {
         self.select_customers_with_state(program_id, after, limit)
+            .await
+    }
+
+    async fn evaluation_chunk(
+        &self,
+        program_id: Uuid,
+        run_id: Uuid,
+        after: Option<Uuid>,
+        limit: u32,
+        rules: &crate::domain::policy::PolicyRules,
+        as_of: DateTime<Utc>,
+    ) -> Result<Vec<crate::storage::tx::EvaluationCandidate>, ScoringError> {
+        self.select_evaluation_chunk(program_id, run_id, after, limit, rules, as_of)
             .await
     }
 

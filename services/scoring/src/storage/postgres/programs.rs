@@ -333,9 +333,14 @@ impl PgScoringStore {
         error: Option<String>,
         now: DateTime<Utc>,
     ) -> Result<(), ScoringError> {
+        // A run that succeeded judged every member: the program records when it began.
         sqlx::query(
-            "UPDATE evaluation_runs SET status = CASE WHEN $3::text IS NULL THEN 'succeeded' ELSE 'failed' END,
-                 summary = $2, error = $3, finished_at = $4 WHERE id = $1 AND status = 'running'",
+            "WITH closed AS (
+                 UPDATE evaluation_runs SET status = CASE WHEN $3::text IS NULL THEN 'succeeded' ELSE 'failed' END,
+                     summary = $2, error = $3, finished_at = $4 WHERE id = $1 AND status = 'running'
+                 RETURNING program_id, started_at, status)
+             UPDATE programs p SET last_evaluated_at = GREATEST(p.last_evaluated_at, c.started_at)
+             FROM closed c WHERE p.id = c.program_id AND c.status = 'succeeded'",
         )
         .bind(run_id)
         .bind(Json(summary))

@@ -50,7 +50,7 @@ impl CountedRow {
 }
 
 pub(super) const PROGRAM_COLUMNS: &str =
-    "id, code, name, currency, scope, tiers, created_at, cache_generation";
+    "id, code, name, currency, scope, tiers, created_at, cache_generation, last_evaluated_at";
 
 pub(super) const POLICY_COLUMNS: &str = "id, program_id, version, status, rules, description, revision, created_by, \
      created_at, updated_at, activated_by, activated_at, retired_by, retired_at";
@@ -69,6 +69,7 @@ pub(super) struct ProgramRow {
     tiers: Json<Vec<Tier>>,
     created_at: DateTime<Utc>,
     cache_generation: i32,
+    last_evaluated_at: Option<DateTime<Utc>>,
 }
 
 impl From<ProgramRow> for Program {
@@ -82,6 +83,7 @@ impl From<ProgramRow> for Program {
             tiers: row.tiers.0,
             created_at: row.created_at,
             cache_generation: row.cache_generation,
+            last_evaluated_at: row.last_evaluated_at,
         }
     }
 }

@@ -6,13 +6,10 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::PgScoringStore;
+use super::{PgScoringStore, window_sql::window_condition};
 use crate::{
     ScoringError,
-    domain::{
-        policy::{Metric, PolicyRules, WindowKind},
-        scores::rfm_months,
-    },
+    domain::policy::{Metric, PolicyRules, WindowKind},
     storage::SimulationCell,
 };
 
@@ -41,32 +38,6 @@ fn ladder(rules: &PolicyRules) -> String {
     }
     sql.push_str(" ELSE 0 END");
     sql
-}
-
-/// The condition on `b.month` for `window` at `now`: a global range, or per member for a
-/// membership year (from the last anniversary month of `m.joined_at`).
-fn window_condition(rules: &PolicyRules, now: DateTime<Utc>) -> String {
-    let zone = rules.time_zone.name().replace('\'', "");
-    match rules.window {
-        WindowKind::Lifetime => "TRUE".to_owned(),
-        WindowKind::MembershipYear => {
-            let current = crate::domain::month::Month::of(now, rules.time_zone).first_day();
-            format!(
-                "b.month <= DATE '{current}' AND b.month >= (
-                     date_trunc('month', m.joined_at AT TIME ZONE '{zone}')::date
-                     + make_interval(months => (floor(greatest(0,
-                         (extract(year FROM DATE '{current}') - extract(year FROM m.joined_at AT TIME ZONE '{zone}')) * 12
-                         + extract(month FROM DATE '{current}') - extract(month FROM m.joined_at AT TIME ZONE '{zone}')) / 12) * 12)::int))::date"
-            )
-        }
-        WindowKind::RollingMonths(_) | WindowKind::CalendarYear => {
-            let (from, to) = rfm_months(rules.window, now, rules.time_zone);
-            format!(
-                "b.month >= DATE '{}' AND b.month <= DATE '{to}'",
-                from.unwrap_or(to)
-            )
-        }
-    }
 }
 
 impl PgScoringStore {

@@ -42,11 +42,12 @@ pub(super) struct StateRow {
     override_reason: Option<String>,
     override_operator: Option<String>,
     override_set_at: Option<DateTime<Utc>>,
+    lapsed_at: Option<DateTime<Utc>>,
     version: i64,
 }
 
 pub(super) const STATE_COLUMNS: &str = "earned_rank, since, last_qualified_at, override_rank, override_until, override_reason, \
-     override_operator, override_set_at, version";
+     override_operator, override_set_at, lapsed_at, version";
 
 /// A state's columns read through an outer join: all empty when there is no state.
 #[derive(sqlx::FromRow)]
@@ -59,6 +60,7 @@ pub(super) struct JoinedStateRow {
     override_reason: Option<String>,
     override_operator: Option<String>,
     override_set_at: Option<DateTime<Utc>>,
+    lapsed_at: Option<DateTime<Utc>>,
     version: Option<i64>,
 }
 
@@ -74,6 +76,7 @@ impl JoinedStateRow {
             override_reason: self.override_reason,
             override_operator: self.override_operator,
             override_set_at: self.override_set_at,
+            lapsed_at: self.lapsed_at,
             version: self.version?,
         }))
     }
@@ -96,6 +99,7 @@ impl From<StateRow> for StoredState {
                 earned_rank: rank(row.earned_rank),
                 since: row.since,
                 last_qualified_at: row.last_qualified_at,
+                lapsed_at: row.lapsed_at,
                 manual,
             },
             version: row.version,
@@ -198,13 +202,14 @@ impl ScoringTx for PgScoringTx {
         let manual = state.manual.as_ref();
         let version: i64 = sqlx::query_scalar(
             "INSERT INTO tier_states (program_id, customer_id, earned_rank, since, last_qualified_at, override_rank, override_until,
-                                      override_reason, override_operator, override_set_at, version, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1, $11)
+                                      override_reason, override_operator, override_set_at, lapsed_at, version, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1, $12)
              ON CONFLICT (program_id, customer_id) DO UPDATE SET
                  earned_rank = EXCLUDED.earned_rank, since = EXCLUDED.since, last_qualified_at = EXCLUDED.last_qualified_at,
                  override_rank = EXCLUDED.override_rank, override_until = EXCLUDED.override_until,
                  override_reason = EXCLUDED.override_reason, override_operator = EXCLUDED.override_operator,
-                 override_set_at = EXCLUDED.override_set_at, version = tier_states.version + 1, updated_at = EXCLUDED.updated_at
+                 override_set_at = EXCLUDED.override_set_at, lapsed_at = EXCLUDED.lapsed_at,
+                 version = tier_states.version + 1, updated_at = EXCLUDED.updated_at
              RETURNING version",
         )
         .bind(program_id)
@@ -217,6 +222,7 @@ impl ScoringTx for PgScoringTx {
         .bind(manual.map(|m| m.reason.clone()))
         .bind(manual.map(|m| m.operator.clone()))
         .bind(manual.map(|m| m.set_at))
+        .bind(state.lapsed_at)
         .bind(now)
         .fetch_one(&mut *self.tx)
         .await?;

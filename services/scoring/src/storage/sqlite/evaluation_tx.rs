@@ -1,22 +1,24 @@
-//! The SQLite unit of work of an evaluation run: a page of members read and saved under the one
-//! write lock.
+//! The SQLite side of an evaluation run: chunks read in a read transaction, changed states saved
+//! under the one write lock, each only at the version it was judged at.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use sqlx::SqliteConnection;
 use uuid::Uuid;
 
 use super::{
-    Write,
+    SqliteScoringStore, Write,
     rows::{BUCKET_COLUMNS, BucketRow, STATE_COLUMNS, StateRow, instant, micros},
     tx::{db_rank, insert_history},
 };
 use crate::{
     ScoringError,
     domain::{
+        policy::PolicyRules,
         state::{HistoryRecord, Member, StoredState},
-        window::Bucket,
+        window::{Bucket, Totals, months_at},
     },
-    storage::tx::{EvaluationMember, EvaluationTx, RunProgress},
+    storage::tx::{EvaluationCandidate, EvaluationMember, EvaluationTx, RunProgress},
 };
 
 /// A transaction of an evaluation run.
@@ -41,18 +43,72 @@ struct PageRow {
     state: StateRow,
 }
 
-#[async_trait]
-impl EvaluationTx for SqliteEvaluationTx {
-    #[tracing::instrument(skip(self))]
-    async fn lock_evaluation_page(
-        &mut self,
+/// The page's rows with their buckets (read between the first and last customer of the page).
+async fn with_buckets(
+    connection: &mut SqliteConnection,
+    program_id: Uuid,
+    rows: Vec<PageRow>,
+) -> Result<Vec<EvaluationMember>, ScoringError> {
+    let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
+        return Ok(Vec::new());
+    };
+    let sql = format!(
+        "SELECT {BUCKET_COLUMNS} FROM buckets WHERE program_id = ?1 AND customer_id BETWEEN ?2 AND ?3
+         ORDER BY customer_id, month"
+    );
+    let bucket_rows: Vec<BucketRow> = sqlx::query_as(&sql)
+        .bind(program_id)
+        .bind(first.customer_id)
+        .bind(last.customer_id)
+        .fetch_all(&mut *connection)
+        .await?;
+    let mut buckets = bucket_rows.into_iter().peekable();
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            // Both lists are in customer order; the bucket list also holds customers the page
+            // skipped, which are passed over.
+            while buckets
+                .next_if(|bucket| bucket.customer_id < row.customer_id)
+                .is_some()
+            {}
+            let mut own = Vec::new();
+            while let Some(bucket) = buckets.next_if(|bucket| bucket.customer_id == row.customer_id)
+            {
+                own.push(Bucket::from(bucket));
+            }
+            EvaluationMember {
+                member: Member {
+                    customer_id: row.customer_id,
+                    joined_at: instant(row.joined_at),
+                    erased: row.erased,
+                },
+                stored: StoredState::from(row.state),
+                buckets: own,
+            }
+        })
+        .collect())
+}
+
+const PAGE_COLUMNS: &str =
+    "s.customer_id, COALESCE(m.joined_at, s.since) AS joined_at, COALESCE(m.erased, 0) AS erased";
+
+impl SqliteScoringStore {
+    /// An evaluation chunk: the page's states and buckets in one read transaction, totals summed
+    /// by the domain's own window.
+    #[tracing::instrument(skip(self, rules))]
+    pub(super) async fn select_evaluation_chunk(
+        &self,
         program_id: Uuid,
         run_id: Uuid,
         after: Option<Uuid>,
         limit: u32,
-    ) -> Result<Vec<EvaluationMember>, ScoringError> {
+        rules: &PolicyRules,
+        as_of: DateTime<Utc>,
+    ) -> Result<Vec<EvaluationCandidate>, ScoringError> {
+        let mut snapshot = self.pool.begin().await?;
         let sql = format!(
-            "SELECT s.customer_id, COALESCE(m.joined_at, s.since) AS joined_at, COALESCE(m.erased, 0) AS erased, {STATE_COLUMNS}
+            "SELECT {PAGE_COLUMNS}, {STATE_COLUMNS}
              FROM tier_states s LEFT JOIN members m ON m.customer_id = s.customer_id
              WHERE s.program_id = ?1 AND (?2 IS NULL OR s.customer_id > ?2) AND s.changed_by_run IS NOT ?3
              ORDER BY s.customer_id LIMIT ?4"
@@ -62,48 +118,55 @@ impl EvaluationTx for SqliteEvaluationTx {
             .bind(after)
             .bind(run_id)
             .bind(i64::from(limit))
-            .fetch_all(&mut *self.write.tx)
+            .fetch_all(&mut *snapshot)
             .await?;
-        let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
-            return Ok(Vec::new());
-        };
-        let sql = format!(
-            "SELECT {BUCKET_COLUMNS} FROM buckets WHERE program_id = ?1 AND customer_id BETWEEN ?2 AND ?3
-             ORDER BY customer_id, month"
-        );
-        let bucket_rows: Vec<BucketRow> = sqlx::query_as(&sql)
-            .bind(program_id)
-            .bind(first.customer_id)
-            .bind(last.customer_id)
-            .fetch_all(&mut *self.write.tx)
-            .await?;
-        let mut buckets = bucket_rows.into_iter().peekable();
-        Ok(rows
+        let members = with_buckets(&mut snapshot, program_id, rows).await?;
+        snapshot.commit().await?;
+        Ok(members
             .into_iter()
-            .map(|row| {
-                // Both lists are in customer order; the bucket list also holds customers the page
-                // skipped, which are passed over.
-                while buckets
-                    .next_if(|bucket| bucket.customer_id < row.customer_id)
-                    .is_some()
-                {}
-                let mut own = Vec::new();
-                while let Some(bucket) =
-                    buckets.next_if(|bucket| bucket.customer_id == row.customer_id)
-                {
-                    own.push(Bucket::from(bucket));
-                }
-                EvaluationMember {
-                    member: Member {
-                        customer_id: row.customer_id,
-                        joined_at: instant(row.joined_at),
-                        erased: row.erased,
-                    },
-                    stored: StoredState::from(row.state),
-                    buckets: own,
-                }
+            .map(|judged| EvaluationCandidate {
+                totals: Totals::over(
+                    &judged.buckets,
+                    months_at(
+                        rules.window,
+                        as_of,
+                        rules.time_zone,
+                        judged.member.joined_at,
+                    ),
+                ),
+                member: judged.member,
+                stored: judged.stored,
             })
             .collect())
+    }
+}
+
+#[async_trait]
+impl EvaluationTx for SqliteEvaluationTx {
+    #[tracing::instrument(skip(self, customer_ids), fields(customers = customer_ids.len()))]
+    async fn lock_evaluation_members(
+        &mut self,
+        program_id: Uuid,
+        customer_ids: &[Uuid],
+    ) -> Result<Vec<EvaluationMember>, ScoringError> {
+        // The write lock is held: nobody else changes a state until commit.
+        let sql = format!(
+            "SELECT {PAGE_COLUMNS}, {STATE_COLUMNS}
+             FROM tier_states s LEFT JOIN members m ON m.customer_id = s.customer_id
+             WHERE s.program_id = ?1 AND s.customer_id = ?2"
+        );
+        let mut ids = customer_ids.to_vec();
+        ids.sort_unstable();
+        let mut members = Vec::with_capacity(ids.len());
+        for customer_id in ids {
+            let rows: Vec<PageRow> = sqlx::query_as(&sql)
+                .bind(program_id)
+                .bind(customer_id)
+                .fetch_all(&mut *self.write.tx)
+                .await?;
+            members.extend(with_buckets(&mut self.write.tx, program_id, rows).await?);
+        }
+        Ok(members)
     }
 
     #[tracing::instrument(skip(self, states), fields(states = states.len()))]
@@ -113,16 +176,17 @@ impl EvaluationTx for SqliteEvaluationTx {
         run_id: Uuid,
         states: &[(Uuid, StoredState)],
         now: DateTime<Utc>,
-    ) -> Result<Vec<i64>, ScoringError> {
+    ) -> Result<Vec<Option<i64>>, ScoringError> {
         let mut versions = Vec::with_capacity(states.len());
         for (customer_id, stored) in states {
             let state = &stored.state;
             let manual = state.manual.as_ref();
+            // Saved only at the version it was judged at (see the trait).
             let version: Option<i64> = sqlx::query_scalar(
                 "UPDATE tier_states SET earned_rank = ?3, since = ?4, last_qualified_at = ?5, override_rank = ?6,
                      override_until = ?7, override_reason = ?8, override_operator = ?9, override_set_at = ?10,
-                     version = version + 1, updated_at = ?11, changed_by_run = ?12
-                 WHERE program_id = ?1 AND customer_id = ?2 RETURNING version",
+                     lapsed_at = ?13, version = version + 1, updated_at = ?11, changed_by_run = ?12
+                 WHERE program_id = ?1 AND customer_id = ?2 AND version = ?14 RETURNING version",
             )
             .bind(program_id)
             .bind(customer_id)
@@ -136,13 +200,11 @@ impl EvaluationTx for SqliteEvaluationTx {
             .bind(manual.map(|m| micros(m.set_at)))
             .bind(micros(now))
             .bind(run_id)
+            .bind(state.lapsed_at.map(micros))
+            .bind(stored.version)
             .fetch_optional(&mut *self.write.tx)
             .await?;
-            versions.push(version.ok_or_else(|| {
-                ScoringError::Internal(format!(
-                    "tier state of {customer_id} vanished under its lock"
-                ))
-            })?);
+            versions.push(version);
         }
         Ok(versions)
     }

@@ -463,6 +463,19 @@ impl ScoringStore for SqliteScoringStore {
             .await
     }
 
+    async fn evaluation_chunk(
+        &self,
+        program_id: Uuid,
+        run_id: Uuid,
+        after: Option<Uuid>,
+        limit: u32,
+        rules: &crate::domain::policy::PolicyRules,
+        as_of: DateTime<Utc>,
+    ) -> Result<Vec<crate::storage::tx::EvaluationCandidate>, ScoringError> {
+        self.select_evaluation_chunk(program_id, run_id, after, limit, rules, as_of)
+            .await
+    }
+
     async fn tier_counts(
         &self,
         program_id: Uuid,

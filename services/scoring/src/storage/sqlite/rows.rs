@@ -37,7 +37,7 @@ pub(super) fn rank(value: i64) -> u32 {
 }
 
 pub(super) const PROGRAM_COLUMNS: &str =
-    "id, code, name, currency, scope, tiers, created_at, cache_generation";
+    "id, code, name, currency, scope, tiers, created_at, cache_generation, last_evaluated_at";
 
 pub(super) const POLICY_COLUMNS: &str = "id, program_id, version, status, rules, description, revision, created_by, \
      created_at, updated_at, activated_by, activated_at, retired_by, retired_at";
@@ -47,7 +47,7 @@ pub(super) const RUN_COLUMNS: &str = "id, program_id, policy_version_id, \
      requested_by, started_at, finished_at, summary, error, members_evaluated, upgrades, downgrades, counts_before, resumed";
 
 pub(super) const STATE_COLUMNS: &str = "earned_rank, since, last_qualified_at, override_rank, override_until, override_reason, \
-     override_operator, override_set_at, version";
+     override_operator, override_set_at, lapsed_at, version";
 
 #[derive(Debug, sqlx::FromRow)]
 pub(super) struct ProgramRow {
@@ -59,6 +59,7 @@ pub(super) struct ProgramRow {
     tiers: Json<Vec<Tier>>,
     created_at: i64,
     cache_generation: i32,
+    last_evaluated_at: Option<i64>,
 }
 
 impl From<ProgramRow> for Program {
@@ -72,6 +73,7 @@ impl From<ProgramRow> for Program {
             tiers: row.tiers.0,
             created_at: instant(row.created_at),
             cache_generation: row.cache_generation,
+            last_evaluated_at: row.last_evaluated_at.map(instant),
         }
     }
 }
@@ -179,6 +181,7 @@ pub(super) struct StateRow {
     override_reason: Option<String>,
     override_operator: Option<String>,
     override_set_at: Option<i64>,
+    lapsed_at: Option<i64>,
     version: i64,
 }
 
@@ -199,6 +202,7 @@ impl From<StateRow> for StoredState {
                 earned_rank: rank(row.earned_rank),
                 since: instant(row.since),
                 last_qualified_at: row.last_qualified_at.map(instant),
+                lapsed_at: row.lapsed_at.map(instant),
                 manual,
             },
             version: row.version,

@@ -82,6 +82,15 @@ impl SqliteScoringStore {
         .bind(micros(now))
         .execute(&mut *write.tx)
         .await?;
+        // A run that succeeded judged every member: the program records when it began.
+        sqlx::query(
+            "UPDATE programs SET last_evaluated_at = max(COALESCE(last_evaluated_at, r.started_at), r.started_at)
+             FROM (SELECT program_id, started_at FROM evaluation_runs WHERE id = ?1 AND status = 'succeeded') AS r
+             WHERE programs.id = r.program_id",
+        )
+        .bind(run_id)
+        .execute(&mut *write.tx)
+        .await?;
         write.tx.commit().await?;
         Ok(())
     }

@@ -53,13 +53,15 @@ pub(super) async fn upsert_state(
     let manual = state.manual.as_ref();
     Ok(sqlx::query_scalar(
         "INSERT INTO tier_states (program_id, customer_id, earned_rank, since, last_qualified_at, override_rank, override_until,
-                                  override_reason, override_operator, override_set_at, version, updated_at, changed_by_run)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1, ?11, ?12)
+                                  override_reason, override_operator, override_set_at, version, updated_at, changed_by_run,
+                                  lapsed_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1, ?11, ?12, ?13)
          ON CONFLICT (program_id, customer_id) DO UPDATE SET
              earned_rank = excluded.earned_rank, since = excluded.since, last_qualified_at = excluded.last_qualified_at,
              override_rank = excluded.override_rank, override_until = excluded.override_until,
              override_reason = excluded.override_reason, override_operator = excluded.override_operator,
-             override_set_at = excluded.override_set_at, version = tier_states.version + 1, updated_at = excluded.updated_at,
+             override_set_at = excluded.override_set_at, lapsed_at = excluded.lapsed_at,
+             version = tier_states.version + 1, updated_at = excluded.updated_at,
              changed_by_run = COALESCE(excluded.changed_by_run, tier_states.changed_by_run)
          RETURNING version",
     )
@@ -75,6 +77,7 @@ pub(super) async fn upsert_state(
     .bind(manual.map(|m| micros(m.set_at)))
     .bind(micros(now))
     .bind(changed_by_run)
+    .bind(state.lapsed_at.map(micros))
     .fetch_one(&mut *write.tx)
     .await?)
 }
