@@ -65,6 +65,26 @@ pub(crate) async fn write_through(
     }
 }
 
+/// Drops `customers` of `space` from every cache after a change to them committed that is
+/// cheaper to read again than to write (a bucket rebuild); removes the change's `repair` when
+/// the cache took it. Failures are left to the repairer.
+pub(crate) async fn drop_after_commit(
+    store: &dyn ScoringStore,
+    cache: &TierCache,
+    space: Keyspace,
+    customers: &[Uuid],
+    repair: Option<i64>,
+) {
+    if customers.is_empty() || !cache.drop_many(space, customers).await {
+        return;
+    }
+    if let Some(id) = repair
+        && let Err(error) = store.cache_repaired(&[id]).await
+    {
+        tracing::debug!(%error, "cannot remove a cache repair");
+    }
+}
+
 /// Reads the records of `customers` after their change committed and writes them through, in a
 /// task of its own: neither the caller going away (a cancelled RPC, a replica stopping between
 /// two awaits) nor a failed read skips the write silently. A failed read wakes the repairer,

@@ -24,7 +24,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{
-    cache_writes::{after_commit, records_after_commit},
+    cache_writes::{after_commit, drop_after_commit, records_after_commit},
     consumer::{ACTIVITY_FEED, ProgramInForce, state_or_new},
     decision::Decision,
     feed_batch::history_record,
@@ -49,6 +49,9 @@ const FEED_LAG: chrono::Duration = chrono::Duration::seconds(10);
 
 /// Members read per chunk (one statement) and judged per transaction.
 const CHUNK: u32 = 10_000;
+
+/// Customers whose buckets are rebuilt per transaction.
+const REBUILD_CHUNK: u32 = 10_000;
 
 /// Ended overrides handled per scheduler tick.
 const ENDED_OVERRIDES_PER_TICK: u32 = 200;
@@ -271,7 +274,6 @@ impl Evaluator {
         let mut space = Keyspace::of(&program.program);
         if pass == Pass::PolicyChange {
             space.generation = self
-                .store
                 .rebuild_buckets(program.program.id, rules.time_zone)
                 .await?;
         }
@@ -390,6 +392,49 @@ impl Judging<'_> {
 }
 
 impl Evaluator {
+    /// Rebuilds a program's buckets with months in `zone`, a chunk of customers per
+    /// transaction (bucket writers wait for one chunk at a time, never for the whole program);
+    /// returns the new cache generation. Records cached in the new generation before their
+    /// chunk was rebuilt are dropped after it commits.
+    async fn rebuild_buckets(
+        &self,
+        program_id: Uuid,
+        zone: chrono_tz::Tz,
+    ) -> Result<i32, ScoringError> {
+        let generation = self.store.start_bucket_rebuild(program_id).await?;
+        let space = Keyspace {
+            program_id,
+            generation,
+        };
+        let mut after = None;
+        loop {
+            let chunk = self
+                .store
+                .rebuild_bucket_chunk(
+                    program_id,
+                    zone,
+                    after,
+                    REBUILD_CHUNK,
+                    self.cache.shared().then_some(generation),
+                )
+                .await?;
+            drop_after_commit(
+                self.store.as_ref(),
+                &self.cache,
+                space,
+                &chunk.customers,
+                chunk.repair,
+            )
+            .await;
+            match chunk.customers.last() {
+                Some(last) if chunk.customers.len() == REBUILD_CHUNK as usize => {
+                    after = Some(*last);
+                }
+                _ => return Ok(generation),
+            }
+        }
+    }
+
     /// Judges a chunk read without locks and saves what changed in one transaction: each state
     /// only at the version it was judged at. The few that moved meanwhile (a purchase, an
     /// operator) are locked, read again with their buckets and judged once more. The cache is

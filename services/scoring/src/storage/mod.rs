@@ -127,6 +127,15 @@ pub struct DraftChange {
     pub now: DateTime<Utc>,
 }
 
+/// One chunk of a bucket rebuild.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RebuiltChunk {
+    /// The customers whose buckets were rebuilt, in id order.
+    pub customers: Vec<Uuid>,
+    /// The cache repair queued for them, if one was asked for.
+    pub repair: Option<i64>,
+}
+
 /// Cache writes that may have failed: the records of `customer_ids` in a program's cache
 /// generation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -406,14 +415,23 @@ pub trait ScoringStore: Send + Sync + std::fmt::Debug + 'static {
         now: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<Uuid>, ScoringError>;
-    /// Rebuilds a program's monthly buckets from its counted purchases, with months in `zone`
-    /// (a new policy may count months in another time zone). Bucket writers wait meanwhile.
-    /// Returns the program's new cache generation.
-    async fn rebuild_buckets(
+    /// Begins rebuilding a program's monthly buckets (a new policy may count months in another
+    /// time zone): raises the program's cache generation, so no record cached before is read
+    /// again, and returns it. The buckets are then rebuilt a chunk of customers at a time.
+    async fn start_bucket_rebuild(&self, program_id: Uuid) -> Result<i32, ScoringError>;
+    /// Rebuilds, from their counted purchases with months in `zone`, the buckets of the next
+    /// `limit` customers with counted purchases in the program (in id order after `after`), in
+    /// one transaction during which bucket writers wait. The last chunk (fewer than `limit`
+    /// customers) also removes any bucket after its customers. With `repair_generation`, queues
+    /// in the same transaction the cache repair of those customers' records of that generation.
+    async fn rebuild_bucket_chunk(
         &self,
         program_id: Uuid,
         zone: chrono_tz::Tz,
-    ) -> Result<i32, ScoringError>;
+        after: Option<Uuid>,
+        limit: u32,
+        repair_generation: Option<i32>,
+    ) -> Result<RebuiltChunk, ScoringError>;
 
     /// A program's runs (of one status when given), newest first, started before `before`.
     async fn list_runs(

@@ -76,7 +76,7 @@ macro_rules! conformance_suite {
             case!(a_unit_of_work_counts_a_purchase_once_and_versions_the_state);
             case!(scheduled_runs_open_once_per_due_time_and_runs_lock);
             case!(audiences_read_members_in_id_order_with_their_shown_rank);
-            case!(buckets_rebuild_from_counted_purchases);
+            case!(buckets_rebuild_from_counted_purchases_a_chunk_at_a_time);
             case!(cut_points_simulation_and_lifecycles_read_the_population);
             case!(an_evaluation_chunk_sums_the_window_and_saves_only_unmoved_states);
             case!(a_feed_batch_loads_what_it_names_and_writes_sets);

@@ -598,31 +598,71 @@ pub(crate) async fn audiences_read_members_in_id_order_with_their_shown_rank(
     );
 }
 
-pub(crate) async fn buckets_rebuild_from_counted_purchases(store: Arc<dyn ScoringStore>) {
+pub(crate) async fn buckets_rebuild_from_counted_purchases_a_chunk_at_a_time(
+    store: Arc<dyn ScoringStore>,
+) {
     let program = program("INNISFREE");
     store.create_program(&program, None).await.expect("program");
-    let customer = Uuid::now_v7();
-    seed(&store, program.id, customer, 120_000, 0).await;
-    seed(&store, program.id, customer, 30_000, 0).await;
+    let (first, second) = (Uuid::now_v7(), Uuid::now_v7());
+    seed(&store, program.id, first, 120_000, 0).await;
+    seed(&store, program.id, first, 30_000, 0).await;
+    seed(&store, program.id, second, 50_000, 0).await;
     let generation = store
-        .rebuild_buckets(program.id, chrono_tz::Asia::Seoul)
+        .start_bucket_rebuild(program.id)
         .await
         .expect("rebuild");
-    // Every record changed: the program's cache generation moved on.
+    // Every record changes: the program's cache generation moved on.
     assert_eq!(generation, program.cache_generation + 1);
     let reread = store.program(program.id).await.expect("program");
     assert_eq!(reread.map(|p| p.cache_generation), Some(generation));
+
+    // A customer per chunk; the first chunk queues the repair of its customer's records.
+    let seoul = chrono_tz::Asia::Seoul;
+    let chunk = store
+        .rebuild_bucket_chunk(program.id, seoul, None, 1, Some(generation))
+        .await
+        .expect("chunk");
+    assert_eq!(chunk.customers, [first]);
+    let repairs = store
+        .cache_repairs(Utc::now() + Duration::minutes(1), 10)
+        .await
+        .expect("repairs");
+    assert_eq!(
+        repairs
+            .iter()
+            .map(|r| (r.id, r.generation, r.customer_ids.clone()))
+            .collect::<Vec<_>>(),
+        [(chunk.repair.expect("queued"), generation, vec![first])]
+    );
+    let chunk = store
+        .rebuild_bucket_chunk(program.id, seoul, Some(first), 1, None)
+        .await
+        .expect("chunk");
+    assert_eq!((chunk.customers, chunk.repair), (vec![second], None));
+    let chunk = store
+        .rebuild_bucket_chunk(program.id, seoul, Some(second), 1, None)
+        .await
+        .expect("chunk");
+    assert!(chunk.customers.is_empty(), "the end");
+
     let records = store
-        .customer_records(program.id, &[customer])
+        .customer_records(program.id, &[first, second])
         .await
         .expect("records");
-    let buckets = &records[0].buckets;
-    assert_eq!(
+    let totals = |customer: Uuid| {
+        let buckets = &records
+            .iter()
+            .find(|r| r.member.customer_id == customer)
+            .expect("record")
+            .buckets;
         (
             buckets.iter().map(|b| b.net_spend_minor).sum::<i64>(),
-            buckets.iter().map(|b| b.purchases).sum::<i64>()
-        ),
-        (150_000, 2),
+            buckets.iter().map(|b| b.purchases).sum::<i64>(),
+        )
+    };
+    assert_eq!(
+        (totals(first), totals(second)),
+        ((150_000, 2), (50_000, 1)),
         "the same purchases, counted once each"
     );
 }
@@ -678,7 +718,7 @@ pub(crate) async fn program_changes_are_announced_when_they_commit(store: Arc<dy
     );
     // So is a rebuild, which moves the cache generation.
     store
-        .rebuild_buckets(program.id, chrono_tz::Asia::Seoul)
+        .start_bucket_rebuild(program.id)
         .await
         .expect("rebuild");
     assert_eq!(

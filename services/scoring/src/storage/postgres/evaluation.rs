@@ -15,7 +15,7 @@ use crate::{
         state::{Member, StoredState},
         window::Totals,
     },
-    storage::tx::EvaluationCandidate,
+    storage::{RebuiltChunk, tx::EvaluationCandidate},
 };
 
 #[derive(sqlx::FromRow)]
@@ -163,44 +163,77 @@ impl PgScoringStore {
     }
 
     #[tracing::instrument(skip(self))]
-    pub(super) async fn rebuild(
-        &self,
-        program_id: Uuid,
-        zone: chrono_tz::Tz,
-    ) -> Result<i32, ScoringError> {
-        let mut tx = self.pool.begin().await?;
-        // Holds off the feed consumer's bucket writes until the rebuild commits; its purchases
-        // then add to the rebuilt rows (a purchase not yet committed is not in the rebuild).
-        sqlx::query("LOCK TABLE buckets IN SHARE ROW EXCLUSIVE MODE")
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM buckets WHERE program_id = $1")
-            .bind(program_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "INSERT INTO buckets (program_id, customer_id, month, net_spend_minor, points, purchases)
-             SELECT program_id, customer_id, date_trunc('month', occurred_at AT TIME ZONE $2)::date,
-                    sum(amount_minor - refunded_minor),
-                    sum(points - points * refunded_minor / amount_minor),
-                    count(*) FILTER (WHERE refunded_minor < amount_minor)
-             FROM counted_purchases WHERE program_id = $1
-             GROUP BY 1, 2, 3",
-        )
-        .bind(program_id)
-        .bind(zone.name())
-        .execute(&mut *tx)
-        .await?;
-        // Every record changed: cached ones are of the generation before (the trigger on
-        // programs tells every replica at commit).
-        let generation: i32 = sqlx::query_scalar(
+    pub(super) async fn start_rebuild(&self, program_id: Uuid) -> Result<i32, ScoringError> {
+        // The trigger on programs tells every replica at commit.
+        Ok(sqlx::query_scalar(
             "UPDATE programs SET cache_generation = cache_generation + 1 WHERE id = $1
              RETURNING cache_generation",
         )
         .bind(program_id)
-        .fetch_one(&mut *tx)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    #[tracing::instrument(skip(self))]
+    pub(super) async fn rebuild_chunk(
+        &self,
+        program_id: Uuid,
+        zone: chrono_tz::Tz,
+        after: Option<Uuid>,
+        limit: u32,
+        repair_generation: Option<i32>,
+    ) -> Result<RebuiltChunk, ScoringError> {
+        let mut tx = self.pool.begin().await?;
+        // Holds off the feed consumer's bucket writes until the chunk commits; its purchases
+        // then add to the rebuilt rows (a purchase not yet committed is not in the rebuild).
+        sqlx::query("LOCK TABLE buckets IN SHARE ROW EXCLUSIVE MODE")
+            .execute(&mut *tx)
+            .await?;
+        let after = after.unwrap_or(Uuid::nil());
+        let customers: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT DISTINCT customer_id FROM counted_purchases WHERE program_id = $1 AND customer_id > $2
+             ORDER BY customer_id LIMIT $3",
+        )
+        .bind(program_id)
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
         .await?;
+        // The last chunk reaches to the end of the id space.
+        let through = match customers.last() {
+            Some(last) if customers.len() == limit as usize => *last,
+            _ => Uuid::max(),
+        };
+        sqlx::query(
+            "DELETE FROM buckets WHERE program_id = $1 AND customer_id > $2 AND customer_id <= $3",
+        )
+        .bind(program_id)
+        .bind(after)
+        .bind(through)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO buckets (program_id, customer_id, month, net_spend_minor, points, purchases)
+             SELECT program_id, customer_id, date_trunc('month', occurred_at AT TIME ZONE $4)::date,
+                    sum(amount_minor - refunded_minor),
+                    sum(points - points * refunded_minor / amount_minor),
+                    count(*) FILTER (WHERE refunded_minor < amount_minor)
+             FROM counted_purchases WHERE program_id = $1 AND customer_id > $2 AND customer_id <= $3
+             GROUP BY 1, 2, 3",
+        )
+        .bind(program_id)
+        .bind(after)
+        .bind(through)
+        .bind(zone.name())
+        .execute(&mut *tx)
+        .await?;
+        let repair = match repair_generation {
+            Some(generation) if !customers.is_empty() => Some(
+                super::cache_repairs::queue(&mut tx, program_id, generation, &customers).await?,
+            ),
+            _ => None,
+        };
         tx.commit().await?;
-        Ok(generation)
+        Ok(RebuiltChunk { customers, repair })
     }
 }

@@ -493,12 +493,20 @@ impl ScoringStore for SqliteScoringStore {
         self.select_ended_overrides(program_id, now, limit).await
     }
 
-    async fn rebuild_buckets(
+    async fn start_bucket_rebuild(&self, program_id: Uuid) -> Result<i32, ScoringError> {
+        self.start_rebuild(program_id).await
+    }
+
+    async fn rebuild_bucket_chunk(
         &self,
         program_id: Uuid,
         zone: chrono_tz::Tz,
-    ) -> Result<i32, ScoringError> {
-        self.rebuild(program_id, zone).await
+        after: Option<Uuid>,
+        limit: u32,
+        repair_generation: Option<i32>,
+    ) -> Result<crate::storage::RebuiltChunk, ScoringError> {
+        self.rebuild_chunk(program_id, zone, after, limit, repair_generation)
+            .await
     }
 
     async fn run(&self, id: Uuid) -> Result<Option<EvaluationRun>, ScoringError> {
