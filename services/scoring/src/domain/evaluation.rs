@@ -299,6 +299,7 @@ impl Evaluator {
                 Pass::Scheduled(due) => judged_at(due, rules.time_zone),
                 Pass::Manual | Pass::PolicyChange => now,
             };
+            let t0 = std::time::Instant::now();
             let chunk = self
                 .store
                 .evaluation_chunk(
@@ -313,9 +314,11 @@ impl Evaluator {
             let Some(last) = chunk.last() else {
                 break;
             };
-            after = Some(last.member.customer_id);
+            after = Some(last.customer_id);
+            let t1 = t0.elapsed();
             self.judge_chunk(&judging, chunk, judged_at_time, now)
                 .await?;
+            eprintln!("TIMING read {:?} total {:?}", t1, t0.elapsed());
         }
         let progress = self.store.run_progress(run.id).await?;
         let after = self
@@ -452,7 +455,7 @@ impl Evaluator {
             .into_iter()
             .filter_map(|candidate| {
                 judging.judge(
-                    candidate.member.customer_id,
+                    candidate.customer_id,
                     candidate.stored,
                     candidate.totals,
                     judged_at_time,
@@ -460,6 +463,7 @@ impl Evaluator {
                 )
             })
             .collect();
+        let tj = std::time::Instant::now();
         let mut tx = self.store.begin_evaluation().await?;
         let states: Vec<(Uuid, StoredState)> = judged
             .iter()
@@ -514,6 +518,7 @@ impl Evaluator {
             None
         };
         tx.commit().await?;
+        eprintln!("TIMING write {:?} changed {}", tj.elapsed(), changed.len());
         if !changed.is_empty()
             && let Err(error) = records_after_commit(after_commit(
                 self.store.clone(),

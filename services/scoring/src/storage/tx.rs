@@ -102,12 +102,12 @@ pub struct EvaluationMember {
     pub buckets: Vec<Bucket>,
 }
 
-/// A member as an evaluation reads them, unlocked, in one snapshot: state, membership and the
-/// totals of the window judged.
+/// A member as an evaluation reads them, unlocked, in one snapshot: state and the totals of the
+/// window judged.
 #[derive(Debug, Clone)]
 pub struct EvaluationCandidate {
-    /// Membership (joined at the state's start when the member row is missing).
-    pub member: Member,
+    /// The customer.
+    pub customer_id: Uuid,
     /// The tier state as read; its version tells whether it moved before the save.
     pub stored: StoredState,
     /// The totals over the window judged.

@@ -893,10 +893,7 @@ pub(crate) async fn an_evaluation_chunk_sums_the_window_and_saves_only_unmoved_s
         .await
         .expect("chunk");
     assert_eq!(
-        chunk
-            .iter()
-            .map(|m| m.member.customer_id)
-            .collect::<Vec<_>>(),
+        chunk.iter().map(|m| m.customer_id).collect::<Vec<_>>(),
         [first, second],
         "members with a state, in customer order"
     );
@@ -911,7 +908,7 @@ pub(crate) async fn an_evaluation_chunk_sums_the_window_and_saves_only_unmoved_s
         .await
         .expect("chunk");
     assert_eq!(tail.len(), 1);
-    assert_eq!(tail[0].member.customer_id, second);
+    assert_eq!(tail[0].customer_id, second);
     let earlier = store
         .evaluation_chunk(
             program.id,
@@ -970,10 +967,7 @@ pub(crate) async fn an_evaluation_chunk_sums_the_window_and_saves_only_unmoved_s
         .await
         .expect("chunk");
     assert_eq!(
-        again
-            .iter()
-            .map(|m| m.member.customer_id)
-            .collect::<Vec<_>>(),
+        again.iter().map(|m| m.customer_id).collect::<Vec<_>>(),
         [second]
     );
     assert_eq!(

@@ -12,7 +12,7 @@ use crate::{
     ScoringError,
     domain::{
         policy::{PolicyRules, WindowKind},
-        state::{Member, StoredState},
+        state::StoredState,
         window::Totals,
     },
     storage::{RebuiltChunk, tx::EvaluationCandidate},
@@ -21,8 +21,6 @@ use crate::{
 #[derive(sqlx::FromRow)]
 struct CandidateRow {
     customer_id: Uuid,
-    joined_at: DateTime<Utc>,
-    erased: bool,
     #[sqlx(flatten)]
     state: StateRow,
     net_spend_minor: i64,
@@ -32,8 +30,9 @@ struct CandidateRow {
 
 impl PgScoringStore {
     /// One statement: the chunk's states by primary key, the window totals of its customers from
-    /// one range scan of the buckets (aggregated in key order, so no hash table), joined in
-    /// customer order.
+    /// one range of the buckets' covering key (an index-only scan, aggregated in key order, so no
+    /// hash table), joined in customer order. Not JIT-compiled: compiling costs more than the
+    /// chunk.
     #[tracing::instrument(skip(self, rules))]
     pub(super) async fn select_evaluation_chunk(
         &self,
@@ -64,28 +63,25 @@ impl PgScoringStore {
                    AND b.customer_id <= (SELECT customer_id FROM chunk ORDER BY customer_id DESC LIMIT 1)
                    AND {window}
                  GROUP BY b.customer_id)
-             SELECT c.*, COALESCE(m.joined_at, c.since) AS joined_at, COALESCE(m.erased, false) AS erased,
-                    COALESCE(t.net_spend_minor, 0) AS net_spend_minor, COALESCE(t.points, 0) AS points,
+             SELECT c.*, COALESCE(t.net_spend_minor, 0) AS net_spend_minor, COALESCE(t.points, 0) AS points,
                     COALESCE(t.purchases, 0) AS purchases
-             FROM chunk c LEFT JOIN members m ON m.customer_id = c.customer_id
-                  LEFT JOIN totals t ON t.customer_id = c.customer_id
+             FROM chunk c LEFT JOIN totals t ON t.customer_id = c.customer_id
              ORDER BY c.customer_id"
         );
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET LOCAL jit = off").execute(&mut *tx).await?;
         let rows: Vec<CandidateRow> = sqlx::query_as(&sql)
             .bind(program_id)
             .bind(after.unwrap_or(Uuid::nil()))
             .bind(run_id)
             .bind(i64::from(limit))
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(rows
             .into_iter()
             .map(|row| EvaluationCandidate {
-                member: Member {
-                    customer_id: row.customer_id,
-                    joined_at: row.joined_at,
-                    erased: row.erased,
-                },
+                customer_id: row.customer_id,
                 stored: StoredState::from(row.state),
                 totals: Totals {
                     net_spend_minor: row.net_spend_minor,

@@ -134,7 +134,7 @@ impl SqliteScoringStore {
                         judged.member.joined_at,
                     ),
                 ),
-                member: judged.member,
+                customer_id: judged.member.customer_id,
                 stored: judged.stored,
             })
             .collect())
