@@ -39,7 +39,7 @@ use crate::{
     cache::{Keyspace, TierCache},
     storage::{
         RunLock, ScoringStore,
-        tx::{EvaluationCandidate, EvaluationTx, RunProgress},
+        tx::{EvaluationChunk, EvaluationTx, RunProgress},
     },
 };
 
@@ -48,7 +48,7 @@ use crate::{
 const FEED_LAG: chrono::Duration = chrono::Duration::seconds(10);
 
 /// Members read per chunk (one statement) and judged per transaction.
-const CHUNK: u32 = 10_000;
+const CHUNK: u32 = 20_000;
 
 /// Customers whose buckets are rebuilt per transaction.
 const REBUILD_CHUNK: u32 = 10_000;
@@ -299,7 +299,6 @@ impl Evaluator {
                 Pass::Scheduled(due) => judged_at(due, rules.time_zone),
                 Pass::Manual | Pass::PolicyChange => now,
             };
-            let t0 = std::time::Instant::now();
             let chunk = self
                 .store
                 .evaluation_chunk(
@@ -309,16 +308,15 @@ impl Evaluator {
                     CHUNK,
                     rules,
                     judged_at_time,
+                    now,
                 )
                 .await?;
-            let Some(last) = chunk.last() else {
+            let Some(last) = chunk.last else {
                 break;
             };
-            after = Some(last.customer_id);
-            let t1 = t0.elapsed();
+            after = Some(last);
             self.judge_chunk(&judging, chunk, judged_at_time, now)
                 .await?;
-            eprintln!("TIMING read {:?} total {:?}", t1, t0.elapsed());
         }
         let progress = self.store.run_progress(run.id).await?;
         let after = self
@@ -438,20 +436,20 @@ impl Evaluator {
         }
     }
 
-    /// Judges a chunk read without locks and saves what changed in one transaction: each state
-    /// only at the version it was judged at. The few that moved meanwhile (a purchase, an
-    /// operator) are locked, read again with their buckets and judged once more. The cache is
-    /// written after the commit, for the members whose state changed.
+    /// Judges a chunk's candidates, read without locks, and saves what changed in one
+    /// transaction: each state only at the version it was judged at. The few that moved
+    /// meanwhile (a purchase, an operator) are locked, read again with their buckets and judged
+    /// once more. After the commit, the changed members' records are dropped from every cache.
     async fn judge_chunk(
         &self,
         judging: &Judging<'_>,
-        chunk: Vec<EvaluationCandidate>,
+        chunk: EvaluationChunk,
         judged_at_time: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<(), ScoringError> {
         let program_id = judging.program.program.id;
-        let evaluated = i64::try_from(chunk.len()).unwrap_or(i64::MAX);
         let mut judged: Vec<Judgement> = chunk
+            .candidates
             .into_iter()
             .filter_map(|candidate| {
                 judging.judge(
@@ -463,7 +461,6 @@ impl Evaluator {
                 )
             })
             .collect();
-        let tj = std::time::Instant::now();
         let mut tx = self.store.begin_evaluation().await?;
         let states: Vec<(Uuid, StoredState)> = judged
             .iter()
@@ -485,7 +482,7 @@ impl Evaluator {
             judged.extend(again);
         }
         let mut progress = RunProgress {
-            evaluated,
+            evaluated: chunk.members,
             ..RunProgress::default()
         };
         let mut records: Vec<HistoryRecord> = Vec::new();
@@ -518,20 +515,16 @@ impl Evaluator {
             None
         };
         tx.commit().await?;
-        eprintln!("TIMING write {:?} changed {}", tj.elapsed(), changed.len());
-        if !changed.is_empty()
-            && let Err(error) = records_after_commit(after_commit(
-                self.store.clone(),
-                self.cache.clone(),
-                judging.space,
-                changed,
-                repair,
-            ))
-            .await
-        {
-            // The repairer drops those records: a few misses, nothing wrong.
-            tracing::warn!(%error, "cannot write an evaluation chunk through to the cache");
-        }
+        // Dropped rather than written through: reading a chunk's changed records back costs
+        // more than the one miss each of them takes at its next lookup.
+        drop_after_commit(
+            self.store.as_ref(),
+            &self.cache,
+            judging.space,
+            &changed,
+            repair,
+        )
+        .await;
         Ok(())
     }
 

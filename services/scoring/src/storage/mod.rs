@@ -390,9 +390,10 @@ pub trait ScoringStore: Send + Sync + std::fmt::Debug + 'static {
         limit: u32,
     ) -> Result<Vec<Uuid>, ScoringError>;
     /// The next chunk of an evaluation: up to `limit` members of `program_id` with a tier state,
-    /// in customer order after `after`, leaving out those run `run_id` already changed, each
-    /// with their totals over the window of `rules` as of `as_of`; read in one snapshot, not
-    /// locked.
+    /// in customer order after `after`, leaving out those run `run_id` already changed; the
+    /// candidates among them (see [`tx::EvaluationChunk`], overrides ended by `now`) with their
+    /// totals over the window of `rules` as of `as_of`. Read in one snapshot, not locked.
+    #[allow(clippy::too_many_arguments)]
     async fn evaluation_chunk(
         &self,
         program_id: Uuid,
@@ -401,7 +402,8 @@ pub trait ScoringStore: Send + Sync + std::fmt::Debug + 'static {
         limit: u32,
         rules: &crate::domain::policy::PolicyRules,
         as_of: DateTime<Utc>,
-    ) -> Result<Vec<tx::EvaluationCandidate>, ScoringError>;
+        now: DateTime<Utc>,
+    ) -> Result<tx::EvaluationChunk, ScoringError>;
     /// How many members hold each shown rank at `now` (members without a state hold rank 0).
     async fn tier_counts(
         &self,

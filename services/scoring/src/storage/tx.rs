@@ -114,6 +114,19 @@ pub struct EvaluationCandidate {
     pub totals: Totals,
 }
 
+/// A chunk of an evaluation: how many members it covers, where it ends, and those whose state
+/// the rules may change.
+#[derive(Debug, Clone, Default)]
+pub struct EvaluationChunk {
+    /// Members with a state in the chunk (judged, whether read or not).
+    pub members: i64,
+    /// The chunk's last customer: the next chunk begins after it. `None` when it is empty.
+    pub last: Option<Uuid>,
+    /// The members to judge: at least those whose qualified tier differs from the earned one,
+    /// who have lapsed, or whose override has ended; a backend may send more.
+    pub candidates: Vec<EvaluationCandidate>,
+}
+
 /// What one page of an evaluation run did; added to the run's counters in the page's
 /// transaction.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -874,8 +874,9 @@ pub(crate) async fn an_evaluation_chunk_sums_the_window_and_saves_only_unmoved_s
 
     let program = program("INNISFREE");
     store.create_program(&program, None).await.expect("program");
+    // VIP needs 450,000.
     let Claimed::Done(policy) = store
-        .create_policy(&new_policy(program.id, 300_000), None)
+        .create_policy(&new_policy(program.id, 450_000), None)
         .await
         .expect("policy")
     else {
@@ -883,32 +884,46 @@ pub(crate) async fn an_evaluation_chunk_sums_the_window_and_saves_only_unmoved_s
     };
     let rules = policy.document.clone().validate(&program).expect("rules");
     let (first, second) = (Uuid::now_v7(), Uuid::now_v7());
+    // Two VIPs: the first no longer qualifies, the second does.
     seed(&store, program.id, first, 400_000, 1).await;
     seed(&store, program.id, second, 500_000, 1).await;
     let now = Utc::now().trunc_subsecs(6);
     let run = manual_run(&store, program.id, policy.id, now, None).await;
+    let ids = |chunk: &tierline_scoring::storage::tx::EvaluationChunk| {
+        chunk
+            .candidates
+            .iter()
+            .map(|m| m.customer_id)
+            .collect::<Vec<_>>()
+    };
 
+    // Both are counted; the one whose tier may change is sent with the totals of the window (a
+    // backend may send the other too).
     let chunk = store
-        .evaluation_chunk(program.id, run.id, None, 10, &rules, now)
+        .evaluation_chunk(program.id, run.id, None, 10, &rules, now, now)
         .await
         .expect("chunk");
-    assert_eq!(
-        chunk.iter().map(|m| m.customer_id).collect::<Vec<_>>(),
-        [first, second],
-        "members with a state, in customer order"
-    );
-    assert_eq!(
-        (chunk[0].totals.net_spend_minor, chunk[0].totals.purchases),
-        (400_000, 1)
-    );
-    // A chunk goes on after `after`, at most `limit` long; a window judged as of an earlier
-    // month does not count a later month's spend.
+    assert_eq!((chunk.members, chunk.last), (2, Some(second)));
+    assert!(ids(&chunk).contains(&first), "{:?}", ids(&chunk));
+    for candidate in &chunk.candidates {
+        let spend = if candidate.customer_id == first {
+            400_000
+        } else {
+            500_000
+        };
+        assert_eq!(
+            (candidate.totals.net_spend_minor, candidate.totals.purchases),
+            (spend, 1)
+        );
+    }
+    // A chunk goes on after `after`, at most `limit` long.
     let tail = store
-        .evaluation_chunk(program.id, run.id, Some(first), 1, &rules, now)
+        .evaluation_chunk(program.id, run.id, Some(first), 1, &rules, now, now)
         .await
         .expect("chunk");
-    assert_eq!(tail.len(), 1);
-    assert_eq!(tail[0].customer_id, second);
+    assert_eq!((tail.members, tail.last), (1, Some(second)));
+    // A window judged as of an earlier month does not count a later month's spend: neither
+    // qualifies then, so both are sent, with nothing in their windows.
     let earlier = store
         .evaluation_chunk(
             program.id,
@@ -917,18 +932,25 @@ pub(crate) async fn an_evaluation_chunk_sums_the_window_and_saves_only_unmoved_s
             10,
             &rules,
             now - Duration::days(400),
+            now,
         )
         .await
         .expect("chunk");
-    assert!(earlier.iter().all(|m| m.totals.net_spend_minor == 0));
+    assert_eq!(ids(&earlier), [first, second]);
+    assert!(
+        earlier
+            .candidates
+            .iter()
+            .all(|m| m.totals.net_spend_minor == 0)
+    );
 
     // The run drops the first member to the base tier. The second's state moved after the chunk
     // was read (it is saved at an older version than the store's): it is not saved, and reads
     // again under lock with its buckets.
     let mut tx = store.begin_evaluation().await.expect("tx");
-    let mut dropped = chunk[0].stored.clone();
+    let mut dropped = earlier.candidates[0].stored.clone();
     dropped.state.earned_rank = 0;
-    let mut moved = chunk[1].stored.clone();
+    let mut moved = earlier.candidates[1].stored.clone();
     moved.version -= 1;
     let versions = tx
         .save_judged_states(
@@ -939,7 +961,10 @@ pub(crate) async fn an_evaluation_chunk_sums_the_window_and_saves_only_unmoved_s
         )
         .await
         .expect("save");
-    assert_eq!(versions, [Some(chunk[0].stored.version + 1), None]);
+    assert_eq!(
+        versions,
+        [Some(earlier.candidates[0].stored.version + 1), None]
+    );
     let locked = tx
         .lock_evaluation_members(program.id, &[second])
         .await
@@ -947,7 +972,7 @@ pub(crate) async fn an_evaluation_chunk_sums_the_window_and_saves_only_unmoved_s
     assert_eq!(locked.len(), 1);
     assert_eq!(
         (locked[0].stored.version, locked[0].buckets.len()),
-        (chunk[1].stored.version, 1)
+        (earlier.candidates[1].stored.version, 1)
     );
     tx.add_run_progress(
         run.id,
@@ -963,13 +988,11 @@ pub(crate) async fn an_evaluation_chunk_sums_the_window_and_saves_only_unmoved_s
 
     // Resumed, the run does not judge the member it already changed.
     let again = store
-        .evaluation_chunk(program.id, run.id, None, 10, &rules, now)
+        .evaluation_chunk(program.id, run.id, None, 10, &rules, now, now)
         .await
         .expect("chunk");
-    assert_eq!(
-        again.iter().map(|m| m.customer_id).collect::<Vec<_>>(),
-        [second]
-    );
+    assert_eq!((again.members, again.last), (1, Some(second)));
+    assert!(!ids(&again).contains(&first));
     assert_eq!(
         store.run_progress(run.id).await.expect("progress"),
         RunProgress {

@@ -5,34 +5,52 @@ use uuid::Uuid;
 
 use super::{
     PgScoringStore,
-    tx::{STATE_COLUMNS, StateRow},
-    window_sql::window_condition,
+    rules_sql::{ladder, window_condition},
+    tx::{JoinedStateRow, STATE_COLUMNS},
 };
 use crate::{
     ScoringError,
     domain::{
-        policy::{PolicyRules, WindowKind},
-        state::StoredState,
+        policy::{Metric, PolicyRules, WindowKind},
         window::Totals,
     },
-    storage::{RebuiltChunk, tx::EvaluationCandidate},
+    storage::{
+        RebuiltChunk,
+        tx::{EvaluationCandidate, EvaluationChunk},
+    },
 };
 
 #[derive(sqlx::FromRow)]
-struct CandidateRow {
-    customer_id: Uuid,
+struct ChunkRow {
+    members: i64,
+    last: Option<Uuid>,
+    customer_id: Option<Uuid>,
     #[sqlx(flatten)]
-    state: StateRow,
-    net_spend_minor: i64,
-    points: i64,
-    purchases: i64,
+    state: JoinedStateRow,
+    net_spend_minor: Option<i64>,
+    points: Option<i64>,
+    purchases: Option<i64>,
+}
+
+/// The judged row's column of each metric's total.
+fn judged_column(metric: Metric) -> &'static str {
+    match metric {
+        Metric::NetSpend => "j.net_spend_minor",
+        Metric::Points => "j.points",
+        Metric::PurchaseCount => "j.purchases",
+    }
 }
 
 impl PgScoringStore {
-    /// One statement: the chunk's states by primary key, the window totals of its customers from
+    /// One statement: the chunk's states by primary key; the window totals of its customers from
     /// one range of the buckets' covering key (an index-only scan, aggregated in key order, so no
-    /// hash table), joined in customer order. Not JIT-compiled: compiling costs more than the
+    /// hash table); and, of those, only the candidates leave Postgres: the rules' ladder
+    /// (`rules_sql::ladder`, the domain's `qualified_rank`) differs from the earned tier, the
+    /// member has lapsed, or their override has ended. A member who keeps their tier, the most
+    /// of a population, is counted and not sent. One row always comes back (the chunk's count
+    /// and end, with no candidate when none is). Not JIT-compiled: compiling costs more than the
     /// chunk.
+    #[allow(clippy::too_many_arguments)]
     #[tracing::instrument(skip(self, rules))]
     pub(super) async fn select_evaluation_chunk(
         &self,
@@ -42,8 +60,10 @@ impl PgScoringStore {
         limit: u32,
         rules: &PolicyRules,
         as_of: DateTime<Utc>,
-    ) -> Result<Vec<EvaluationCandidate>, ScoringError> {
+        now: DateTime<Utc>,
+    ) -> Result<EvaluationChunk, ScoringError> {
         let window = window_condition(rules, as_of);
+        let ladder = ladder(rules, judged_column);
         // Only a membership year needs each member's join time inside the sums.
         let buckets = if rules.window == WindowKind::MembershipYear {
             "buckets b JOIN members m ON m.customer_id = b.customer_id"
@@ -55,41 +75,55 @@ impl PgScoringStore {
                  SELECT customer_id, {STATE_COLUMNS} FROM tier_states
                  WHERE program_id = $1 AND customer_id > $2 AND changed_by_run IS DISTINCT FROM $3
                  ORDER BY customer_id LIMIT $4),
+             bounds AS (
+                 SELECT count(*) AS members,
+                        (SELECT customer_id FROM chunk ORDER BY customer_id DESC LIMIT 1) AS last
+                 FROM chunk),
              totals AS (
                  SELECT b.customer_id, sum(b.net_spend_minor)::bigint AS net_spend_minor,
                         sum(b.points)::bigint AS points, sum(b.purchases)::bigint AS purchases
                  FROM {buckets}
-                 WHERE b.program_id = $1 AND b.customer_id > $2
-                   AND b.customer_id <= (SELECT customer_id FROM chunk ORDER BY customer_id DESC LIMIT 1)
+                 WHERE b.program_id = $1 AND b.customer_id > $2 AND b.customer_id <= (SELECT last FROM bounds)
                    AND {window}
-                 GROUP BY b.customer_id)
-             SELECT c.*, COALESCE(t.net_spend_minor, 0) AS net_spend_minor, COALESCE(t.points, 0) AS points,
-                    COALESCE(t.purchases, 0) AS purchases
-             FROM chunk c LEFT JOIN totals t ON t.customer_id = c.customer_id
-             ORDER BY c.customer_id"
+                 GROUP BY b.customer_id),
+             judged AS (
+                 SELECT c.*, COALESCE(t.net_spend_minor, 0) AS net_spend_minor, COALESCE(t.points, 0) AS points,
+                        COALESCE(t.purchases, 0) AS purchases
+                 FROM chunk c LEFT JOIN totals t ON t.customer_id = c.customer_id)
+             SELECT b.members, b.last, j.*
+             FROM bounds b LEFT JOIN judged j
+                  ON {ladder} <> j.earned_rank OR j.lapsed_at IS NOT NULL OR j.override_until <= $5
+             ORDER BY j.customer_id"
         );
         let mut tx = self.pool.begin().await?;
         sqlx::query("SET LOCAL jit = off").execute(&mut *tx).await?;
-        let rows: Vec<CandidateRow> = sqlx::query_as(&sql)
+        let rows: Vec<ChunkRow> = sqlx::query_as(&sql)
             .bind(program_id)
             .bind(after.unwrap_or(Uuid::nil()))
             .bind(run_id)
             .bind(i64::from(limit))
+            .bind(now)
             .fetch_all(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(rows
-            .into_iter()
-            .map(|row| EvaluationCandidate {
-                customer_id: row.customer_id,
-                stored: StoredState::from(row.state),
+        let mut chunk = EvaluationChunk::default();
+        for row in rows {
+            (chunk.members, chunk.last) = (row.members, row.last);
+            let (Some(customer_id), Some(stored)) = (row.customer_id, row.state.into_state())
+            else {
+                continue;
+            };
+            chunk.candidates.push(EvaluationCandidate {
+                customer_id,
+                stored,
                 totals: Totals {
-                    net_spend_minor: row.net_spend_minor,
-                    points: row.points,
-                    purchases: row.purchases,
+                    net_spend_minor: row.net_spend_minor.unwrap_or(0),
+                    points: row.points.unwrap_or(0),
+                    purchases: row.purchases.unwrap_or(0),
                 },
-            })
-            .collect())
+            });
+        }
+        Ok(chunk)
     }
 
     #[tracing::instrument(skip(self))]

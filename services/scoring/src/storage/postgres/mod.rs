@@ -12,12 +12,12 @@ mod lifecycle;
 mod lookups;
 mod programs;
 mod rows;
+mod rules_sql;
 mod runs;
 mod scores;
 mod simulation;
 mod tier_feed;
 mod tx;
-mod window_sql;
 
 pub use evaluation_tx::PgEvaluationTx;
 pub use tx::PgScoringTx;
@@ -417,8 +417,9 @@ impl ScoringStore for PgScoringStore {
         limit: u32,
         rules: &crate::domain::policy::PolicyRules,
         as_of: DateTime<Utc>,
-    ) -> Result<Vec<crate::storage::tx::EvaluationCandidate>, ScoringError> {
-        self.select_evaluation_chunk(program_id, run_id, after, limit, rules, as_of)
+        now: DateTime<Utc>,
+    ) -> Result<crate::storage::tx::EvaluationChunk, ScoringError> {
+        self.select_evaluation_chunk(program_id, run_id, after, limit, rules, as_of, now)
             .await
     }
 

@@ -6,38 +6,23 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{PgScoringStore, window_sql::window_condition};
+use super::{
+    PgScoringStore,
+    rules_sql::{ladder, window_condition},
+};
 use crate::{
     ScoringError,
     domain::policy::{Metric, PolicyRules, WindowKind},
     storage::SimulationCell,
 };
 
+/// The simulation's column of each metric's total.
 fn column(metric: Metric) -> &'static str {
     match metric {
         Metric::NetSpend => "sim_net",
         Metric::Points => "sim_points",
         Metric::PurchaseCount => "sim_count",
     }
-}
-
-/// `CASE WHEN <top tier's requirements> THEN <rank> … ELSE 0 END`; thresholds are validated
-/// integers, so they are written into the SQL text.
-fn ladder(rules: &PolicyRules) -> String {
-    let mut sql = String::from("CASE");
-    for (rank, rule) in rules.tiers.iter().enumerate().rev() {
-        if rank == 0 {
-            continue;
-        }
-        let conditions: Vec<String> = rule
-            .requirements
-            .iter()
-            .map(|r| format!("{} >= {}", column(r.metric), r.threshold))
-            .collect();
-        sql.push_str(&format!(" WHEN {} THEN {rank}", conditions.join(" AND ")));
-    }
-    sql.push_str(" ELSE 0 END");
-    sql
 }
 
 impl PgScoringStore {
@@ -89,7 +74,7 @@ impl PgScoringStore {
              SELECT current, simulated, count(*)::bigint AS customers, sum(cur_net)::bigint AS current_spend,
                     sum(sim_net)::bigint AS simulated_spend
              FROM ranked GROUP BY current, simulated",
-            ladder = ladder(simulated),
+            ladder = ladder(simulated, column),
         );
         let mut tx = self.pool.begin().await?;
         // A million groups do not fit the default 4 MB of work memory; spilling to disk is what

@@ -18,7 +18,9 @@ use crate::{
         state::{HistoryRecord, Member, StoredState},
         window::{Bucket, Totals, months_at},
     },
-    storage::tx::{EvaluationCandidate, EvaluationMember, EvaluationTx, RunProgress},
+    storage::tx::{
+        EvaluationCandidate, EvaluationChunk, EvaluationMember, EvaluationTx, RunProgress,
+    },
 };
 
 /// A transaction of an evaluation run.
@@ -95,7 +97,9 @@ const PAGE_COLUMNS: &str =
 
 impl SqliteScoringStore {
     /// An evaluation chunk: the page's states and buckets in one read transaction, totals summed
-    /// by the domain's own window.
+    /// by the domain's own window; every member is a candidate (the embedded store's populations
+    /// are small).
+    #[allow(clippy::too_many_arguments)]
     #[tracing::instrument(skip(self, rules))]
     pub(super) async fn select_evaluation_chunk(
         &self,
@@ -105,7 +109,8 @@ impl SqliteScoringStore {
         limit: u32,
         rules: &PolicyRules,
         as_of: DateTime<Utc>,
-    ) -> Result<Vec<EvaluationCandidate>, ScoringError> {
+        _now: DateTime<Utc>,
+    ) -> Result<EvaluationChunk, ScoringError> {
         let mut snapshot = self.pool.begin().await?;
         let sql = format!(
             "SELECT {PAGE_COLUMNS}, {STATE_COLUMNS}
@@ -122,7 +127,7 @@ impl SqliteScoringStore {
             .await?;
         let members = with_buckets(&mut snapshot, program_id, rows).await?;
         snapshot.commit().await?;
-        Ok(members
+        let candidates: Vec<EvaluationCandidate> = members
             .into_iter()
             .map(|judged| EvaluationCandidate {
                 totals: Totals::over(
@@ -137,7 +142,12 @@ impl SqliteScoringStore {
                 customer_id: judged.member.customer_id,
                 stored: judged.stored,
             })
-            .collect())
+            .collect();
+        Ok(EvaluationChunk {
+            members: i64::try_from(candidates.len()).unwrap_or(i64::MAX),
+            last: candidates.last().map(|candidate| candidate.customer_id),
+            candidates,
+        })
     }
 }
 

@@ -471,8 +471,9 @@ impl ScoringStore for SqliteScoringStore {
         limit: u32,
         rules: &crate::domain::policy::PolicyRules,
         as_of: DateTime<Utc>,
-    ) -> Result<Vec<crate::storage::tx::EvaluationCandidate>, ScoringError> {
-        self.select_evaluation_chunk(program_id, run_id, after, limit, rules, as_of)
+        now: DateTime<Utc>,
+    ) -> Result<crate::storage::tx::EvaluationChunk, ScoringError> {
+        self.select_evaluation_chunk(program_id, run_id, after, limit, rules, as_of, now)
             .await
     }
 

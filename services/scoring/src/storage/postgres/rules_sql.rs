@@ -1,13 +1,39 @@
-//! A qualification window as SQL: the condition on a bucket's month (`b.month`) that keeps
-//! the months the domain's `window::months_at` counts, for the simulation's and the evaluation's
-//! set-based sums. A membership year needs the member's join time as `m.joined_at`.
+//! Policy rules as SQL, for the simulation's and the evaluation's set-based statements: the
+//! qualification window as a condition on a bucket's month (`b.month`), keeping the months the
+//! domain's `window::months_at` counts (a membership year needs the member's join time as
+//! `m.joined_at`), and the domain's `decision::qualified_rank` as a `CASE` ladder. Thresholds are
+//! validated integers and zones validated names, so they are written into the SQL text.
 
 use chrono::{DateTime, Utc};
 
 use crate::domain::{
-    policy::{PolicyRules, WindowKind},
+    policy::{Metric, PolicyRules, WindowKind},
     scores::rfm_months,
 };
+
+/// `CASE WHEN <top tier's requirements> THEN <rank> … ELSE 0 END`: the highest rank whose
+/// requirements all hold, with each metric's total in the column `column` names.
+pub(super) fn ladder(rules: &PolicyRules, column: fn(Metric) -> &'static str) -> String {
+    let mut sql = String::from("CASE");
+    for (rank, rule) in rules.tiers.iter().enumerate().rev() {
+        if rank == 0 {
+            continue;
+        }
+        let conditions: Vec<String> = rule
+            .requirements
+            .iter()
+            .map(|r| format!("{} >= {}", column(r.metric), r.threshold))
+            .collect();
+        let all = if conditions.is_empty() {
+            "TRUE".to_owned()
+        } else {
+            conditions.join(" AND ")
+        };
+        sql.push_str(&format!(" WHEN {all} THEN {rank}"));
+    }
+    sql.push_str(" ELSE 0 END");
+    sql
+}
 
 /// The condition on `b.month` for `window` at `now`: a global range, or per member for a
 /// membership year (from the last anniversary month of `m.joined_at`).
