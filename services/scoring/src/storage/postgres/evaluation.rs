@@ -72,9 +72,7 @@ impl PgScoringStore {
             "buckets b"
         };
         // Picked from the covering keys of both tables (index-only scans); only the candidates'
-        // state rows are read, each by its key: the picks are materialized and each looked up
-        // through a lateral `LIMIT 1` (the planner cannot estimate the ladder's selectivity and
-        // would otherwise hash the whole table).
+        // state rows are read.
         let sql = format!(
             "WITH keys AS (
                  SELECT customer_id, earned_rank, lapsed_at, override_until FROM tier_states
@@ -91,17 +89,15 @@ impl PgScoringStore {
                  WHERE b.program_id = $1 AND b.customer_id > $2 AND b.customer_id <= (SELECT last FROM bounds)
                    AND {window}
                  GROUP BY b.customer_id),
-             picked AS MATERIALIZED (
+             picked AS (
                  SELECT j.customer_id, j.net_spend_minor, j.points, j.purchases
                  FROM (SELECT k.*, COALESCE(t.net_spend_minor, 0) AS net_spend_minor, COALESCE(t.points, 0) AS points,
                               COALESCE(t.purchases, 0) AS purchases
                        FROM keys k LEFT JOIN totals t ON t.customer_id = k.customer_id) j
                  WHERE {ladder} <> j.earned_rank OR j.lapsed_at IS NOT NULL OR j.override_until <= $5),
              judged AS (
-                 SELECT p.*, s.*
-                 FROM picked p CROSS JOIN LATERAL (
-                     SELECT {STATE_COLUMNS} FROM tier_states
-                     WHERE program_id = $1 AND customer_id = p.customer_id LIMIT 1) s)
+                 SELECT p.*, {STATE_COLUMNS}
+                 FROM picked p JOIN tier_states s ON s.program_id = $1 AND s.customer_id = p.customer_id)
              SELECT b.members, b.last, j.*
              FROM bounds b LEFT JOIN judged j ON true
              ORDER BY j.customer_id"
