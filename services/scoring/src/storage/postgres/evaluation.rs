@@ -42,10 +42,9 @@ fn judged_column(metric: Metric) -> &'static str {
 }
 
 impl PgScoringStore {
-    /// One statement: the chunk's keys from the tier states' covering key and the window totals
-    /// of its customers from one range of the buckets' covering key (index-only scans, the sums
-    /// aggregated in key order, so no hash table); of those, only the candidates' states are read
-    /// and leave Postgres: the rules' ladder
+    /// One statement: the chunk's states by primary key; the window totals of its customers from
+    /// one range of the buckets' covering key (an index-only scan, aggregated in key order, so no
+    /// hash table); and, of those, only the candidates leave Postgres: the rules' ladder
     /// (`rules_sql::ladder`, the domain's `qualified_rank`) differs from the earned tier, the
     /// member has lapsed, or their override has ended. A member who keeps their tier, the most
     /// of a population, is counted and not sent. One row always comes back (the chunk's count
@@ -71,17 +70,15 @@ impl PgScoringStore {
         } else {
             "buckets b"
         };
-        // Picked from the covering keys of both tables (index-only scans); only the candidates'
-        // state rows are read.
         let sql = format!(
-            "WITH keys AS (
-                 SELECT customer_id, earned_rank, lapsed_at, override_until FROM tier_states
+            "WITH chunk AS (
+                 SELECT customer_id, {STATE_COLUMNS} FROM tier_states
                  WHERE program_id = $1 AND customer_id > $2 AND changed_by_run IS DISTINCT FROM $3
                  ORDER BY customer_id LIMIT $4),
              bounds AS (
                  SELECT count(*) AS members,
-                        (SELECT customer_id FROM keys ORDER BY customer_id DESC LIMIT 1) AS last
-                 FROM keys),
+                        (SELECT customer_id FROM chunk ORDER BY customer_id DESC LIMIT 1) AS last
+                 FROM chunk),
              totals AS (
                  SELECT b.customer_id, sum(b.net_spend_minor)::bigint AS net_spend_minor,
                         sum(b.points)::bigint AS points, sum(b.purchases)::bigint AS purchases
@@ -89,17 +86,13 @@ impl PgScoringStore {
                  WHERE b.program_id = $1 AND b.customer_id > $2 AND b.customer_id <= (SELECT last FROM bounds)
                    AND {window}
                  GROUP BY b.customer_id),
-             picked AS (
-                 SELECT j.customer_id, j.net_spend_minor, j.points, j.purchases
-                 FROM (SELECT k.*, COALESCE(t.net_spend_minor, 0) AS net_spend_minor, COALESCE(t.points, 0) AS points,
-                              COALESCE(t.purchases, 0) AS purchases
-                       FROM keys k LEFT JOIN totals t ON t.customer_id = k.customer_id) j
-                 WHERE {ladder} <> j.earned_rank OR j.lapsed_at IS NOT NULL OR j.override_until <= $5),
              judged AS (
-                 SELECT p.*, {STATE_COLUMNS}
-                 FROM picked p JOIN tier_states s ON s.program_id = $1 AND s.customer_id = p.customer_id)
+                 SELECT c.*, COALESCE(t.net_spend_minor, 0) AS net_spend_minor, COALESCE(t.points, 0) AS points,
+                        COALESCE(t.purchases, 0) AS purchases
+                 FROM chunk c LEFT JOIN totals t ON t.customer_id = c.customer_id)
              SELECT b.members, b.last, j.*
-             FROM bounds b LEFT JOIN judged j ON true
+             FROM bounds b LEFT JOIN judged j
+                  ON {ladder} <> j.earned_rank OR j.lapsed_at IS NOT NULL OR j.override_until <= $5
              ORDER BY j.customer_id"
         );
         let mut tx = self.pool.begin().await?;
