@@ -84,6 +84,13 @@ impl PgScoringStore {
             .await?;
         // Compiling this one-off plan costs more than it saves (0.2 to 0.5 s measured).
         sqlx::query("SET LOCAL jit = off").execute(&mut *tx).await?;
+        // The buckets' covering key hands the rows over in customer order: summed as they come
+        // (an index-only scan into a sorted aggregate) rather than into a hash table of a million
+        // groups, which the planner prefers by its estimates (6.3 to 6.6 s against 4.6 to 5.1 s
+        // for a million members in psql).
+        sqlx::query("SET LOCAL enable_hashagg = off")
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("SET TRANSACTION READ ONLY")
             .execute(&mut *tx)
             .await?;
