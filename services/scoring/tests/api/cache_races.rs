@@ -10,7 +10,7 @@ use tierline_testkit::{Proxy, RedisServer};
 use uuid::Uuid;
 
 use crate::{
-    redis_support::{Held, evict, held, keyspace_of, raw_redis, redis_addr},
+    redis_support::{Held, await_true, evict, held, keyspace_of, raw_redis, redis_addr},
     support::{
         Client, TestApp, activate, as_pairs, grant, innisfree_rules, insert_vip, lookup,
         lookup_until, program_in_force, redis_settings, tier_of,
@@ -19,23 +19,20 @@ use crate::{
 
 /// Waits until Redis holds `wanted` for `customer`, at most 10 s.
 async fn until_held(
-    redis: &mut redis::aio::MultiplexedConnection,
+    redis: &redis::aio::MultiplexedConnection,
     space: tierline_scoring::cache::Keyspace,
     customer: Uuid,
     wanted: Held,
 ) {
-    let started = Instant::now();
-    loop {
-        let now = held(redis, space, customer).await;
-        if now == wanted {
-            return;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "Redis holds {now:?}, not {wanted:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    await_true(
+        &format!("Redis holds {wanted:?}"),
+        Duration::from_secs(10),
+        || {
+            let mut redis = redis.clone();
+            async move { held(&mut redis, space, customer).await == wanted }
+        },
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -62,7 +59,7 @@ async fn a_fill_that_read_before_a_change_never_lands_after_an_eviction() {
 
     // The writer's lookup caches version 1; Redis evicts it.
     assert_eq!(lookup(&mut writer, &program.id, customer).await.version, 1);
-    until_held(&mut redis, space, customer, Held::Version(1)).await;
+    until_held(&redis, space, customer, Held::Version(1)).await;
     evict(&mut redis, space, customer).await;
 
     // The reader misses, takes the lease and reads version 1 from Postgres. Its answer does not
@@ -76,7 +73,7 @@ async fn a_fill_that_read_before_a_change_never_lands_after_an_eviction() {
     // Redis evicts that too: the reader's fill of version 1 then finds an empty key.
     let version = grant(&mut writer, &program.id, customer, "VVIP").await;
     assert_eq!(version, 2);
-    until_held(&mut redis, space, customer, Held::Version(2)).await;
+    until_held(&redis, space, customer, Held::Version(2)).await;
     evict(&mut redis, space, customer).await;
 
     // The reader hears of the change after its fill reached Redis (both came down the same slow
@@ -127,7 +124,7 @@ async fn a_change_whose_replica_died_before_its_cache_write_is_repaired_by_the_n
     let mut redis = raw_redis().await;
     // Cached in Redis and in the reader's near cache.
     assert_eq!(lookup(&mut reader, &program.id, customer).await.version, 1);
-    until_held(&mut redis, space, customer, Held::Version(1)).await;
+    until_held(&redis, space, customer, Held::Version(1)).await;
 
     // Redis hangs for the writer: its change commits, its write-through times out, and its
     // replica dies before Redis answers again. The repair queued with the change stays.
