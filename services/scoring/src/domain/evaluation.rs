@@ -292,29 +292,41 @@ impl Evaluator {
             space,
             run_id: run.id,
         };
-        let mut after: Option<Uuid> = None;
+        // Each chunk is read (on a connection of its own) while the one before is judged and
+        // written: the reads and the writes share the time rather than add up. The ranges are
+        // disjoint, and a chunk is saved only at the versions it read.
+        let read_after = |after: Option<Uuid>| {
+            let (store, rules) = (self.store.clone(), rules.clone());
+            let (program_id, run_id) = (program.program.id, run.id);
+            tokio::spawn(async move {
+                let now = Utc::now().trunc_subsecs(6);
+                let judged_at_time = match pass {
+                    Pass::Scheduled(due) => judged_at(due, rules.time_zone),
+                    Pass::Manual | Pass::PolicyChange => now,
+                };
+                let chunk = store
+                    .evaluation_chunk(
+                        program_id,
+                        run_id,
+                        after,
+                        CHUNK,
+                        &rules,
+                        judged_at_time,
+                        now,
+                    )
+                    .await?;
+                Ok::<_, ScoringError>((chunk, judged_at_time, now))
+            })
+        };
+        let mut next = read_after(None);
         loop {
-            let now = Utc::now().trunc_subsecs(6);
-            let judged_at_time = match pass {
-                Pass::Scheduled(due) => judged_at(due, rules.time_zone),
-                Pass::Manual | Pass::PolicyChange => now,
-            };
-            let chunk = self
-                .store
-                .evaluation_chunk(
-                    program.program.id,
-                    run.id,
-                    after,
-                    CHUNK,
-                    rules,
-                    judged_at_time,
-                    now,
-                )
-                .await?;
+            let (chunk, judged_at_time, now) = next.await.map_err(|error| {
+                ScoringError::Internal(format!("evaluation chunk read task: {error}"))
+            })??;
             let Some(last) = chunk.last else {
                 break;
             };
-            after = Some(last);
+            next = read_after(Some(last));
             self.judge_chunk(&judging, chunk, judged_at_time, now)
                 .await?;
         }
