@@ -86,11 +86,23 @@ impl RedisCluster {
 
     /// How many keys each node holds.
     pub fn keys_per_node(&self) -> Vec<u64> {
-        self.ports
-            .iter()
-            .map(|port| cli(*port, &["DBSIZE"]).trim().parse().unwrap_or(0))
-            .collect()
+        self.ports.iter().map(|port| dbsize(*port)).collect()
     }
+}
+
+/// How many keys the node on `port` holds. `redis-cli` on a loaded machine can fail to connect
+/// and print nothing: it is asked again, and an answer that never comes fails the test rather
+/// than reading as zero keys.
+fn dbsize(port: u16) -> u64 {
+    let mut last = String::new();
+    for _ in 0..20 {
+        last = cli(port, &["DBSIZE"]);
+        if let Ok(keys) = last.trim().parse() {
+            return keys;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("DBSIZE on port {port} answered {last:?}");
 }
 
 impl Drop for RedisCluster {
