@@ -369,7 +369,7 @@ impl PolicyInput {
             &mut violations,
             "rules.grace_months",
             self.grace_months,
-            0..=60,
+            0..=36,
         );
         let max_levels_dropped = self
             .max_levels_dropped

@@ -81,12 +81,21 @@ fn parse_customer_ids(values: &[String]) -> Result<Vec<Uuid>, ScoringError> {
         .collect()
 }
 
+/// The longest operator name the contract allows.
+const ACTOR_CHARS: usize = 128;
+
+/// The longest override the contract allows: five years.
+const OVERRIDE_MONTHS: u32 = 60;
+
 fn actor(field: &str, value: &str) -> Result<String, ScoringError> {
     let value = value.trim();
-    if value.is_empty() || value.chars().count() > 100 || value.chars().any(char::is_control) {
+    if value.is_empty()
+        || value.chars().count() > ACTOR_CHARS
+        || value.chars().any(char::is_control)
+    {
         return Err(ScoringError::invalid(
             field,
-            "is required: who does this (1 to 100 characters)",
+            format!("is required: who does this (1 to {ACTOR_CHARS} characters)"),
         ));
     }
     Ok(value.to_owned())
@@ -616,11 +625,14 @@ impl Scoring {
                 format!("{tier:?} is not a tier of program {}", program.code),
             ));
         }
+        let latest = now
+            .checked_add_months(chrono::Months::new(OVERRIDE_MONTHS))
+            .unwrap_or(now);
         match until {
-            Some(until) if until > now => {}
+            Some(until) if until > now && until <= latest => {}
             _ => violations.push(FieldViolation::new(
                 "expires_at",
-                "is required and must be in the future",
+                "is required: in the future, at most 5 years ahead",
             )),
         }
         if reason.trim().is_empty() || reason.chars().count() > 500 {

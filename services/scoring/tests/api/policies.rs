@@ -287,3 +287,75 @@ async fn concurrent_activations_leave_exactly_one_version_in_force() {
         .into_inner();
     assert_eq!(active.policy_versions.len(), 1);
 }
+
+#[tokio::test]
+async fn the_contracts_limits_hold_for_grace_operators_and_overrides() {
+    use sqlx::Connection;
+
+    let app = TestApp::spawn().await;
+    let mut client = app.client().await;
+    let program = create_program(&mut client, "LIMITS").await;
+    // Grace: at most 36 months.
+    let mut rules = innisfree_rules();
+    rules.grace_months = 37;
+    let status = draft(&mut client, &program.id, rules.clone())
+        .await
+        .expect_err("37 months");
+    assert_eq!(violated_fields(&status), ["rules.grace_months"]);
+    rules.grace_months = 36;
+    draft(&mut client, &program.id, rules)
+        .await
+        .expect("36 months");
+
+    // Operator names: up to 128 characters.
+    let named = |name: String| pb::CreatePolicyVersionRequest {
+        program_id: program.id.clone(),
+        rules: Some(innisfree_rules()),
+        created_by: name,
+        ..Default::default()
+    };
+    client
+        .create_policy_version(named("상".repeat(128)))
+        .await
+        .expect("128 characters");
+    let too_long = client
+        .create_policy_version(named("상".repeat(129)))
+        .await
+        .expect_err("129 characters");
+    assert_eq!(violated_fields(&too_long), ["created_by"]);
+
+    // Overrides: at most five years ahead.
+    let (program, _) =
+        crate::support::program_in_force(&mut client, "LIMITS2", innisfree_rules()).await;
+    let mut db = sqlx::PgConnection::connect(&app.database_url)
+        .await
+        .expect("db");
+    let customer = crate::support::insert_vip(
+        &mut db,
+        uuid::Uuid::parse_str(&program.id).expect("uuid"),
+        None,
+        1,
+    )
+    .await;
+    let grant = |years: i64| pb::SetTierOverrideRequest {
+        program_id: program.id.clone(),
+        customer_id: customer.to_string(),
+        tier_code: "VIP".into(),
+        expires_at: Some(tierline_proto::prost_types::Timestamp {
+            seconds: (chrono::Utc::now() + chrono::Duration::days(365 * years - 2)).timestamp(),
+            nanos: 0,
+        }),
+        reason: "goodwill".into(),
+        operator_name: "agent".into(),
+        idempotency_key: String::new(),
+    };
+    client
+        .set_tier_override(grant(5))
+        .await
+        .expect("just under five years");
+    let ten_years = client
+        .set_tier_override(grant(10))
+        .await
+        .expect_err("ten years");
+    assert_eq!(violated_fields(&ten_years), ["expires_at"]);
+}
