@@ -30,6 +30,8 @@ async fn main() {
     let runs = knob("BENCH_RUNS", 3);
     // 0 skips the evaluation run (minutes at a million members), to time the simulation alone.
     let evaluate = knob("BENCH_EVALUATE", 1) > 0;
+    // 1 leaves the database in place at the end (its URL printed), to study plans in psql.
+    let keep = knob("BENCH_KEEP", 0) > 0;
     let database = TestDatabase::create().await.unwrap();
     // The evaluation writes every changed state through to Redis, as in production.
     let redis_url = tierline_testkit::redis_url();
@@ -59,6 +61,7 @@ async fn main() {
 
     if !evaluate {
         service.stop().await;
+        keep_if_asked(database, keep);
         return;
     }
     let started = Instant::now();
@@ -119,4 +122,13 @@ async fn main() {
         seconds / rfm
     );
     service.stop().await;
+    keep_if_asked(database, keep);
+}
+
+/// Leaves the database behind (not dropped) when `BENCH_KEEP` asks for it.
+fn keep_if_asked(database: TestDatabase, keep: bool) {
+    if keep {
+        println!("database kept: {}", database.url());
+        std::mem::forget(database);
+    }
 }
