@@ -216,7 +216,8 @@ pub struct Definition {
     pub start_at: Option<DateTime<Utc>>,
     /// When a running campaign completes by itself.
     pub end_at: Option<DateTime<Utc>>,
-    /// Days of attribution after entry, 1 to 365.
+    /// Days of attribution after entry, 1 to 365; 0 while a draft has none (required to schedule
+    /// or launch).
     pub attribution_window_days: u32,
     /// Triggered: days before a customer may enter again; 0 = once.
     pub re_entry_period_days: u32,
@@ -443,7 +444,8 @@ impl Definition {
                 "must be after start_at",
             ));
         }
-        if !(1..=365).contains(&self.attribution_window_days) {
+        // 0 is proto3's "not set": a draft may lack it (missing_for_launch asks for it).
+        if self.attribution_window_days > 365 {
             v.push(FieldViolation::new(
                 "campaign.attribution_window_days",
                 "must be 1 to 365",
@@ -522,6 +524,12 @@ impl Definition {
             missing.push(FieldViolation::new(
                 "campaign.offer",
                 "is required to schedule or launch",
+            ));
+        }
+        if self.attribution_window_days == 0 {
+            missing.push(FieldViolation::new(
+                "campaign.attribution_window_days",
+                "is required to schedule or launch, 1 to 365",
             ));
         }
         if self.kind == Kind::Triggered && self.trigger.is_none() {
@@ -675,7 +683,7 @@ pub(crate) mod tests {
             max: Some(2),
         });
         bad.audience.birthday_months = vec![13];
-        bad.attribution_window_days = 0;
+        bad.attribution_window_days = 366;
         bad.re_entry_period_days = 7;
         assert_eq!(
             fields(bad.validate(&program())),
@@ -689,6 +697,19 @@ pub(crate) mod tests {
                 "campaign.re_entry_period_days",
             ]
         );
+    }
+
+    #[test]
+    fn a_draft_may_lack_its_attribution_window_until_launch() {
+        let mut draft = definition();
+        draft.attribution_window_days = 0;
+        assert!(draft.validate(&program()).is_ok());
+        let missing: Vec<_> = draft
+            .missing_for_launch()
+            .into_iter()
+            .map(|v| v.field)
+            .collect();
+        assert_eq!(missing, ["campaign.attribution_window_days"]);
     }
 
     #[test]

@@ -274,7 +274,12 @@ impl CustomerService for CustomerApi {
                     None => return,
                     Some(Ok(batch)) => batch,
                     Some(Err(status)) => {
-                        tracing::debug!(%status, "import stream ended by the client");
+                        // A batch over the size limit (or a broken request stream) must not end
+                        // the call with OK; if the client has gone, the send just fails.
+                        tracing::debug!(%status, "import stream ended by a request error");
+                        let status =
+                            tierline_runtime::server::resource_exhausted_if_size_limit(status);
+                        let _ = sender.send(Err(status)).await;
                         return;
                     }
                 };

@@ -118,7 +118,15 @@ async fn oversized_messages_are_refused() {
         })
         .await
         .expect_err("too large");
-    assert_eq!(status.code(), tonic::Code::OutOfRange, "{status:?}");
+    // gRPC's status-code table: a message over the size limit is RESOURCE_EXHAUSTED (tonic says
+    // OUT_OF_RANGE; the runtime's RpcService rewrites it).
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+    assert!(
+        status
+            .message()
+            .contains("decoded message length too large"),
+        "{status:?}"
+    );
 }
 
 /// A minimal HTTP/1.1 GET, enough for `/metrics`.

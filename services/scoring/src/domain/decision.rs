@@ -16,7 +16,7 @@ use chrono::{DateTime, Months, Utc};
 
 use super::{
     policy::{Metric, PolicyRules},
-    window::{Bucket, Totals, judged_at, months_at},
+    window::{Bucket, MonthRange, Totals, judged_at, months_at},
 };
 
 /// Why the tier shown changed.
@@ -415,19 +415,30 @@ pub fn gap_to_next(
     rules.rule(next).map(|_| (next, gaps(rules, next, totals)))
 }
 
-/// What keeping the earned tier at the next evaluation takes.
+/// What keeping the earned tier at the next review takes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Retention {
-    /// The next evaluation.
+    /// The next scheduled run that reviews the customer (for a year window, the one at the
+    /// year's close).
     pub evaluation_at: DateTime<Utc>,
-    /// Each requirement against the activity that will still be in the window then.
+    /// The window that run judges.
+    pub window: MonthRange,
+    /// Each requirement of the earned tier against the activity that will still be in that
+    /// window (none at the base tier).
     pub requirements: Vec<RequirementGap>,
-    /// Whether grace keeps the tier at that evaluation even if the requirements are not met.
-    pub kept_by_grace: bool,
+    /// Until when grace would keep the earned tier of a customer who stopped qualifying; `None`
+    /// without grace or at the base tier.
+    pub grace_until: Option<DateTime<Utc>>,
+    /// Whether the tier shown is safe at that run whatever happens: the base tier, requirements
+    /// already met, grace lasting past it, or an override that does.
+    pub secured: bool,
+    /// The lowest tier the customer could hold after that run (the drop limit respected);
+    /// `None` when secured.
+    pub lowest_possible_rank: Option<u32>,
 }
 
 /// What keeping the earned tier at `evaluation_at` takes, counting only the months that will
-/// still be inside the window that evaluation judges.
+/// still be inside the window that evaluation judges; for every tier, the base included.
 pub fn retention(
     rules: &PolicyRules,
     state: &TierState,
@@ -436,19 +447,37 @@ pub fn retention(
     evaluation_at: DateTime<Utc>,
     last_evaluated_at: Option<DateTime<Utc>>,
 ) -> Retention {
-    let range = months_at(
+    let window = months_at(
         rules.window,
         judged_at(evaluation_at, rules.time_zone),
         rules.time_zone,
         joined_at,
     );
-    let projected = Totals::over(buckets, range);
+    let projected = Totals::over(buckets, window);
+    let requirements = if state.earned_rank > 0 {
+        gaps(rules, state.earned_rank, &projected)
+    } else {
+        Vec::new()
+    };
+    let grace_until = state.grace_until(rules, last_evaluated_at);
+    let override_lasts = state
+        .manual
+        .as_ref()
+        .is_some_and(|manual| manual.until > evaluation_at);
+    let secured = state.earned_rank == 0
+        || requirements.iter().all(|gap| gap.missing == 0)
+        || grace_until.is_some_and(|until| evaluation_at < until)
+        || override_lasts;
+    let floor = state
+        .earned_rank
+        .saturating_sub(rules.max_levels_dropped.unwrap_or(u32::MAX));
     Retention {
         evaluation_at,
-        requirements: gaps(rules, state.earned_rank, &projected),
-        kept_by_grace: state
-            .grace_until(rules, last_evaluated_at)
-            .is_some_and(|until| evaluation_at < until),
+        window,
+        requirements,
+        grace_until,
+        secured,
+        lowest_possible_rank: (!secured).then(|| qualified_rank(rules, &projected).max(floor)),
     }
 }
 
@@ -755,7 +784,7 @@ mod tests {
             },
         ];
         let evaluation_at = month(2026, 12).start_in(seoul) + chrono::Duration::hours(3);
-        let retention = retention(
+        let kept = retention(
             &rules,
             &state,
             &buckets,
@@ -763,11 +792,57 @@ mod tests {
             evaluation_at,
             None,
         );
-        assert_eq!(retention.requirements[0].current, 100_000);
+        assert_eq!(kept.requirements[0].current, 100_000);
         assert_eq!(
-            retention.requirements[0].missing, 200_000,
+            kept.requirements[0].missing, 200_000,
             "needs 200,000 more to keep VIP"
         );
-        assert!(!retention.kept_by_grace, "grace ended in March 2026");
+        assert_eq!(
+            kept.grace_until,
+            Some(at("2026-03-20T00:00:00Z")),
+            "three months from the last time VIP was earned"
+        );
+        assert!(!kept.secured, "grace ended in March 2026");
+        assert_eq!(kept.lowest_possible_rank, Some(GREEN));
+        assert_eq!(kept.window.from, Some(month(2025, 12)));
+
+        // An override lasting past the evaluation keeps the tier shown.
+        let mut held = state.clone();
+        held.manual = Some(Override {
+            rank: VIP,
+            until: evaluation_at + chrono::Duration::days(1),
+            reason: "service recovery".into(),
+            operator: "agent".into(),
+            set_at: at("2026-11-01T00:00:00Z"),
+        });
+        let retention_held = retention(
+            &rules,
+            &held,
+            &buckets,
+            at("2025-01-01T00:00:00Z"),
+            evaluation_at,
+            None,
+        );
+        assert!(retention_held.secured);
+        assert_eq!(retention_held.lowest_possible_rank, None);
+
+        // The base tier is always kept, and says so.
+        let base = TierState::new_member(at("2025-01-01T00:00:00Z"));
+        let retention_base = retention(
+            &rules,
+            &base,
+            &buckets,
+            at("2025-01-01T00:00:00Z"),
+            evaluation_at,
+            None,
+        );
+        assert!(retention_base.secured && retention_base.requirements.is_empty());
+        assert_eq!(
+            (
+                retention_base.grace_until,
+                retention_base.lowest_possible_rank
+            ),
+            (None, None)
+        );
     }
 }

@@ -32,7 +32,7 @@ use super::{
     policy::PolicyRules,
     state::{HistoryRecord, StoredState},
     versions::{EvaluationRun, RunStatus, RunTrigger},
-    window::{Totals, judged_at, months_at},
+    window::{Totals, judged_at, months_at, reviews},
 };
 use crate::{
     ScoringError,
@@ -358,6 +358,15 @@ struct Judging<'a> {
     run_id: Uuid,
 }
 
+/// A member to judge: the state as read, the window totals and, where the window needs it, when
+/// they joined.
+struct JudgedMember {
+    customer_id: Uuid,
+    stored: StoredState,
+    totals: Totals,
+    joined_at: Option<DateTime<Utc>>,
+}
+
 /// One member's judgement in a chunk: the state to save and the decisions it records.
 struct Judgement {
     customer_id: Uuid,
@@ -366,21 +375,34 @@ struct Judgement {
 }
 
 impl Judging<'_> {
-    /// Judges one member with their window totals; `Some` when the state changed.
+    /// Judges one member with their window totals; `Some` when the state changed. A year window
+    /// still in progress at the judged instant is not judged (only an ended override is).
     fn judge(
         &self,
-        customer_id: Uuid,
-        mut stored: StoredState,
-        totals: Totals,
+        member: JudgedMember,
         judged_at_time: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Option<Judgement> {
+        let JudgedMember {
+            customer_id,
+            mut stored,
+            totals,
+            joined_at,
+        } = member;
         let before = stored.state.clone();
         let state = &mut stored.state;
         let mut decisions: Vec<Decision> = state.expire_override(totals, now).into_iter().collect();
+        let rules = self.rules;
+        // Only a membership year reads the join time, and stores read it for one.
+        let joined_at = joined_at.unwrap_or(DateTime::<Utc>::MIN_UTC);
         let judged_decision = match self.pass {
             Pass::PolicyChange => {
                 state.after_policy_change(self.rules, totals, now, self.last_evaluated_at)
+            }
+            Pass::Scheduled(_) | Pass::Manual
+                if !reviews(rules.window, judged_at_time, rules.time_zone, joined_at) =>
+            {
+                None
             }
             // Someone who qualified after the judged window closed (a purchase between the
             // month's end and this run) is not judged on the older window.
@@ -465,9 +487,12 @@ impl Evaluator {
             .into_iter()
             .filter_map(|candidate| {
                 judging.judge(
-                    candidate.customer_id,
-                    candidate.stored,
-                    candidate.totals,
+                    JudgedMember {
+                        customer_id: candidate.customer_id,
+                        stored: candidate.stored,
+                        totals: candidate.totals,
+                        joined_at: candidate.joined_at,
+                    },
                     judged_at_time,
                     now,
                 )
@@ -566,9 +591,12 @@ impl Evaluator {
                     ),
                 );
                 judging.judge(
-                    member.member.customer_id,
-                    member.stored,
-                    totals,
+                    JudgedMember {
+                        customer_id: member.member.customer_id,
+                        stored: member.stored,
+                        totals,
+                        joined_at: Some(member.member.joined_at),
+                    },
                     judged_at_time,
                     now,
                 )

@@ -8,7 +8,7 @@ use super::{
     decision::{Override, RequirementGap, Retention, gap_to_next, retention},
     policy::PolicyRules,
     program::Program,
-    schedule::next_due,
+    schedule::next_review,
     state::StoredState,
     versions::PolicyVersion,
     window::{MonthRange, Totals, months_at},
@@ -34,8 +34,8 @@ pub struct TierView {
     pub totals: Totals,
     /// The next tier and what it takes.
     pub next: Option<(u32, Vec<RequirementGap>)>,
-    /// What keeping the earned tier takes at the next evaluation (none at the base tier).
-    pub retention: Option<Retention>,
+    /// What keeping the earned tier takes at the next review (the base tier's is always kept).
+    pub retention: Retention,
     /// The policy version the view was computed under.
     pub policy_version: i32,
     /// The state's version (0 for a member never changed).
@@ -60,7 +60,7 @@ pub fn view(
     let totals = Totals::over(&record.buckets, window);
     let rank = state.shown_rank(now);
     let manual = state.manual.clone().filter(|manual| manual.until > now);
-    let evaluation_at = next_due(&rules.schedule, rules.time_zone, now);
+    let evaluation_at = next_review(rules, joined_at, now);
     TierView {
         customer_id: record.member.customer_id,
         rank,
@@ -72,16 +72,14 @@ pub fn view(
         window,
         totals,
         next: gap_to_next(rules, rank, &totals),
-        retention: (state.earned_rank > 0).then(|| {
-            retention(
-                rules,
-                state,
-                &record.buckets,
-                joined_at,
-                evaluation_at,
-                program.last_evaluated_at,
-            )
-        }),
+        retention: retention(
+            rules,
+            state,
+            &record.buckets,
+            joined_at,
+            evaluation_at,
+            program.last_evaluated_at,
+        ),
         policy_version: policy.version,
         version: stored.version,
     }

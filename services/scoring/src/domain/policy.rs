@@ -327,44 +327,7 @@ impl PolicyInput {
             );
             Tz::UTC
         });
-        let frequency = self.frequency.unwrap_or_else(|| {
-            violations.add(
-                "rules.evaluation_schedule.frequency",
-                "must be MONTHLY, QUARTERLY or YEARLY",
-            );
-            Frequency::Monthly
-        });
-        let schedule = EvaluationSchedule {
-            frequency,
-            day_of_month: in_range(
-                &mut violations,
-                "rules.evaluation_schedule.day_of_month",
-                self.day_of_month,
-                1..=28,
-            ),
-            month_of_year: if frequency == Frequency::Monthly && self.month_of_year == 0 {
-                1
-            } else {
-                in_range(
-                    &mut violations,
-                    "rules.evaluation_schedule.month_of_year",
-                    self.month_of_year,
-                    1..=12,
-                )
-            },
-            local_hour: in_range(
-                &mut violations,
-                "rules.evaluation_schedule.local_hour",
-                self.local_hour,
-                0..=23,
-            ),
-            local_minute: in_range(
-                &mut violations,
-                "rules.evaluation_schedule.local_minute",
-                self.local_minute,
-                0..=59,
-            ),
-        };
+        let schedule = self.schedule(&mut violations);
         let grace_months = in_range(
             &mut violations,
             "rules.grace_months",
@@ -374,6 +337,7 @@ impl PolicyInput {
         let max_levels_dropped = self
             .max_levels_dropped
             .map(|levels| in_range(&mut violations, "rules.max_levels_dropped", levels, 1..=20));
+        judgeable(window, &schedule, grace_months, &mut violations);
         let defaults = LifecycleSettings::default();
         let lifecycle = LifecycleSettings {
             new_days: in_range(
@@ -411,6 +375,91 @@ impl PolicyInput {
             max_levels_dropped,
             lifecycle,
         })
+    }
+
+    /// The evaluation schedule. `month_of_year` anchors a yearly schedule only: monthly runs
+    /// are every month and quarterly ones in January, April, July and October, so it must be 0
+    /// for them.
+    fn schedule(&self, violations: &mut Violations) -> EvaluationSchedule {
+        const FIELD: &str = "rules.evaluation_schedule.month_of_year";
+        let frequency = self.frequency.unwrap_or_else(|| {
+            violations.add(
+                "rules.evaluation_schedule.frequency",
+                "must be MONTHLY, QUARTERLY or YEARLY",
+            );
+            Frequency::Monthly
+        });
+        let month_of_year = match frequency {
+            Frequency::Yearly => in_range(violations, FIELD, self.month_of_year, 1..=12),
+            Frequency::Monthly | Frequency::Quarterly => {
+                if self.month_of_year != 0 {
+                    violations.add(FIELD, "must be 0 unless the frequency is YEARLY");
+                }
+                1
+            }
+        };
+        EvaluationSchedule {
+            frequency,
+            day_of_month: in_range(
+                violations,
+                "rules.evaluation_schedule.day_of_month",
+                self.day_of_month,
+                1..=28,
+            ),
+            month_of_year,
+            local_hour: in_range(
+                violations,
+                "rules.evaluation_schedule.local_hour",
+                self.local_hour,
+                0..=23,
+            ),
+            local_minute: in_range(
+                violations,
+                "rules.evaluation_schedule.local_minute",
+                self.local_minute,
+                0..=59,
+            ),
+        }
+    }
+}
+
+/// Refuses a window that the schedule cannot judge when it closes (docs/SCORING.md, "Year
+/// windows"). A year window is reviewed only when it is complete: a membership year at each
+/// member's anniversary, which any month can be, so only a monthly schedule reaches everyone on
+/// time; a calendar year by a run in January. Between reviews nobody is judged on a year in
+/// progress, so grace is counted in whole reviews: 0, 12, 24 or 36 months.
+fn judgeable(
+    window: WindowKind,
+    schedule: &EvaluationSchedule,
+    grace_months: u32,
+    violations: &mut Violations,
+) {
+    let year_window = match window {
+        WindowKind::MembershipYear => {
+            if schedule.frequency != Frequency::Monthly {
+                violations.add(
+                    "rules.evaluation_schedule.frequency",
+                    "must be MONTHLY for a MEMBERSHIP_YEAR window: members' anniversaries fall in every month",
+                );
+            }
+            true
+        }
+        WindowKind::CalendarYear => {
+            if schedule.frequency == Frequency::Yearly && schedule.month_of_year != 1 {
+                violations.add(
+                    "rules.evaluation_schedule.month_of_year",
+                    "must be 1 for a yearly CALENDAR_YEAR review: the year is complete when January begins",
+                );
+            }
+            true
+        }
+        WindowKind::RollingMonths(_) | WindowKind::Lifetime => false,
+    };
+    if year_window && grace_months % 12 != 0 {
+        violations.add(
+            "rules.grace_months",
+            "must be 0, 12, 24 or 36 for a year window, which is reviewed once a year",
+        );
     }
 }
 
@@ -476,6 +525,93 @@ pub(crate) mod tests {
             "monthly schedules need no anchor month"
         );
         assert_eq!(rules.lifecycle, LifecycleSettings::default());
+    }
+
+    #[test]
+    fn each_window_is_accepted_only_with_schedules_that_review_it_when_it_closes() {
+        use Frequency::{Monthly, Quarterly, Yearly};
+        use WindowKind::{CalendarYear, Lifetime, MembershipYear, RollingMonths};
+        // (window, frequency, month_of_year, grace) and the fields refused, if any.
+        let cases: [(WindowKind, Frequency, i32, i32, &[&str]); 17] = [
+            (RollingMonths(12), Monthly, 0, 3, &[]),
+            (RollingMonths(12), Quarterly, 0, 3, &[]),
+            (RollingMonths(12), Yearly, 7, 3, &[]),
+            (Lifetime, Yearly, 1, 5, &[]),
+            (MembershipYear, Monthly, 0, 12, &[]),
+            (MembershipYear, Monthly, 0, 0, &[]),
+            (
+                MembershipYear,
+                Quarterly,
+                0,
+                12,
+                &["rules.evaluation_schedule.frequency"],
+            ),
+            (
+                MembershipYear,
+                Yearly,
+                1,
+                12,
+                &["rules.evaluation_schedule.frequency"],
+            ),
+            (MembershipYear, Monthly, 0, 3, &["rules.grace_months"]),
+            (CalendarYear, Monthly, 0, 12, &[]),
+            (CalendarYear, Quarterly, 0, 24, &[]),
+            (CalendarYear, Yearly, 1, 0, &[]),
+            (
+                CalendarYear,
+                Yearly,
+                7,
+                0,
+                &["rules.evaluation_schedule.month_of_year"],
+            ),
+            (CalendarYear, Monthly, 0, 6, &["rules.grace_months"]),
+            // month_of_year anchors a yearly schedule only, as the proto says.
+            (
+                RollingMonths(12),
+                Monthly,
+                3,
+                3,
+                &["rules.evaluation_schedule.month_of_year"],
+            ),
+            (
+                RollingMonths(12),
+                Quarterly,
+                1,
+                3,
+                &["rules.evaluation_schedule.month_of_year"],
+            ),
+            (
+                RollingMonths(12),
+                Yearly,
+                0,
+                3,
+                &["rules.evaluation_schedule.month_of_year"],
+            ),
+        ];
+        for (window, frequency, month_of_year, grace_months, refused) in cases {
+            let input = PolicyInput {
+                window: Some(window),
+                frequency: Some(frequency),
+                month_of_year,
+                grace_months,
+                ..innisfree_policy()
+            };
+            let outcome = input.validate(&innisfree()).map_err(fields);
+            let case =
+                format!("{window:?} {frequency:?} month {month_of_year} grace {grace_months}");
+            match outcome {
+                Ok(rules) => {
+                    assert!(refused.is_empty(), "{case}: accepted, expected {refused:?}");
+                    if frequency == Quarterly {
+                        assert_eq!(
+                            rules.schedule.month_of_year, 1,
+                            "January, April, July, October"
+                        );
+                    }
+                }
+                Err(fields) => assert_eq!(fields, refused, "{case}"),
+            }
+        }
     }
 
     #[test]

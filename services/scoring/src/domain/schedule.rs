@@ -7,7 +7,8 @@ use chrono_tz::Tz;
 
 use super::{
     month::Month,
-    policy::{EvaluationSchedule, Frequency},
+    policy::{EvaluationSchedule, Frequency, PolicyRules},
+    window::{judged_at, reviews},
 };
 
 /// The due instant of `schedule` in `month`, if the schedule is due that month.
@@ -39,6 +40,25 @@ pub fn next_due(schedule: &EvaluationSchedule, zone: Tz, after: DateTime<Utc>) -
         .filter_map(|offset| due_in(schedule, zone, start.plus(offset)))
         .find(|due| *due > after)
         .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// The first scheduled run after `after` that reviews a member who joined at `joined_at`: the
+/// next run for a rolling or lifetime window; for a year window, the first whose judged month
+/// closes the member's year (validation keeps that within a year of runs).
+pub fn next_review(
+    rules: &PolicyRules,
+    joined_at: DateTime<Utc>,
+    after: DateTime<Utc>,
+) -> DateTime<Utc> {
+    let zone = rules.time_zone;
+    let mut due = next_due(&rules.schedule, zone, after);
+    for _ in 0..12 {
+        if reviews(rules.window, judged_at(due, zone), zone, joined_at) {
+            break;
+        }
+        due = next_due(&rules.schedule, zone, due);
+    }
+    due
 }
 
 /// The latest due instant at or before `at`, if any in the past 13 months.

@@ -58,6 +58,22 @@ pub fn months_at(
     MonthRange { from, to: current }
 }
 
+/// Whether a judgement as of `as_of` reviews the member's window, which it does only when the
+/// window is complete then: a rolling or lifetime window always; a year window (calendar or
+/// membership) when `as_of` ends its twelfth month, as a scheduled run's judged instant
+/// ([`judged_at`]) does for the members whose year closes in that month. Nobody is judged on a
+/// year still in progress (docs/SCORING.md, "Year windows").
+pub fn reviews(kind: WindowKind, as_of: DateTime<Utc>, zone: Tz, joined_at: DateTime<Utc>) -> bool {
+    match kind {
+        WindowKind::RollingMonths(_) | WindowKind::Lifetime => true,
+        WindowKind::CalendarYear | WindowKind::MembershipYear => {
+            let range = months_at(kind, as_of, zone, joined_at);
+            let month_ends = Month::of(as_of + chrono::Duration::nanoseconds(1), zone) != range.to;
+            month_ends && range.from.is_some_and(|from| range.to == from.plus(11))
+        }
+    }
+}
+
 /// The instant whose window an evaluation due at `due` judges: the end of the month before the
 /// due month. An evaluation due on December 1st judges the window as it stood on November 30th —
 /// for a 12-month rolling window, December to November — which is also what a lookup showed just
@@ -103,6 +119,63 @@ impl Totals {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_year_window_is_reviewed_only_at_the_end_of_its_twelfth_month() {
+        let seoul = chrono_tz::Asia::Seoul;
+        let joined = at("2024-11-20T03:00:00Z");
+        // Runs due on the 1st judge the last instant of the month before.
+        let end_of = |due: &str| judged_at(at(due), seoul);
+        let membership = WindowKind::MembershipYear;
+        assert!(
+            reviews(membership, end_of("2025-11-01T00:00:00Z"), seoul, joined),
+            "first anniversary"
+        );
+        assert!(
+            reviews(membership, end_of("2026-11-01T00:00:00Z"), seoul, joined),
+            "second"
+        );
+        for due in [
+            "2025-10-01T00:00:00Z",
+            "2025-12-01T00:00:00Z",
+            "2026-06-01T00:00:00Z",
+        ] {
+            assert!(
+                !reviews(membership, end_of(due), seoul, joined),
+                "{due}: a year in progress"
+            );
+        }
+        // A run by hand judges a month still running.
+        assert!(!reviews(
+            membership,
+            at("2026-10-31T12:00:00Z"),
+            seoul,
+            joined
+        ));
+        let calendar = WindowKind::CalendarYear;
+        assert!(reviews(
+            calendar,
+            end_of("2027-01-01T00:00:00Z"),
+            seoul,
+            joined
+        ));
+        assert!(!reviews(
+            calendar,
+            end_of("2026-12-01T00:00:00Z"),
+            seoul,
+            joined
+        ));
+        assert!(!reviews(
+            calendar,
+            end_of("2026-04-01T00:00:00Z"),
+            seoul,
+            joined
+        ));
+        for kind in [WindowKind::RollingMonths(12), WindowKind::Lifetime] {
+            assert!(reviews(kind, end_of("2026-04-01T00:00:00Z"), seoul, joined));
+            assert!(reviews(kind, at("2026-04-15T00:00:00Z"), seoul, joined));
+        }
+    }
 
     fn at(text: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(text)

@@ -13,7 +13,7 @@ use crate::domain::{
     service::Explanation,
     state::HistoryRecord,
     versions::{EvaluationRun, PolicyStatus, PolicyVersion, RunStatus, RunTrigger},
-    window::{MonthRange, Totals, judged_at, months_at},
+    window::{MonthRange, Totals},
 };
 
 pub(crate) fn datetime(value: &prost_types::Timestamp) -> Option<DateTime<Utc>> {
@@ -391,22 +391,16 @@ pub(crate) fn tier_to_proto(
                 .collect()
         })
         .unwrap_or_default();
-    let retention = view.retention.as_ref().map(|retention| {
-        let next_window = months_at(
-            rules.window,
-            judged_at(retention.evaluation_at, rules.time_zone),
-            rules.time_zone,
-            DateTime::<Utc>::MIN_UTC,
-        );
-        pb::TierRetention {
-            next_evaluation_at: Some(timestamp(retention.evaluation_at)),
-            window_at_next_evaluation: Some(time_range(next_window, rules)),
-            gaps: gaps(&retention.requirements),
-            secured: retention.kept_by_grace
-                || retention.requirements.iter().all(|gap| gap.missing == 0),
-            grace_until: None,
-            lowest_possible_tier: None,
-        }
+    let retention = &view.retention;
+    let retention = Some(pb::TierRetention {
+        next_evaluation_at: Some(timestamp(retention.evaluation_at)),
+        window_at_next_evaluation: Some(time_range(retention.window, rules)),
+        gaps: gaps(&retention.requirements),
+        secured: retention.secured,
+        grace_until: retention.grace_until.map(timestamp),
+        lowest_possible_tier: retention
+            .lowest_possible_rank
+            .map(|rank| tier_ref(program, rank)),
     });
     pb::CustomerTier {
         customer_id: view.customer_id.to_string(),

@@ -112,6 +112,9 @@ pub struct EvaluationCandidate {
     pub stored: StoredState,
     /// The totals over the window judged.
     pub totals: Totals,
+    /// When the member joined, where the window depends on it (a membership year); a store may
+    /// leave it out for other windows.
+    pub joined_at: Option<DateTime<Utc>>,
 }
 
 /// A chunk of an evaluation: how many members it covers, where it ends, and those whose state

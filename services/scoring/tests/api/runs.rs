@@ -8,7 +8,7 @@ use tierline_proto::scoring::v1 as pb;
 use uuid::Uuid;
 
 use crate::support::{
-    TestApp, finished_run, innisfree_rules, insert_vip, program_in_force, tier_code,
+    TestApp, finished_run, innisfree_rules, insert_vip, lookup, program_in_force, tier_code,
 };
 
 #[tokio::test]
@@ -305,4 +305,113 @@ async fn an_evaluation_writes_only_the_states_it_changes_and_grace_counts_from_t
         .await
         .expect("state");
     assert_eq!(version, 2);
+}
+
+/// A member of `program_id` at `rank` with nothing bought, who joined `months_ago` months
+/// before this month began (Seoul), ten days into that month.
+async fn member_joined(
+    db: &mut PgConnection,
+    program_id: Uuid,
+    rank: i32,
+    months_ago: i32,
+) -> Uuid {
+    let customer_id = insert_vip(db, program_id, None, rank).await;
+    sqlx::query(
+        "UPDATE scoring.members SET joined_at = (date_trunc('month', now() AT TIME ZONE 'Asia/Seoul')
+             - make_interval(months => $2) + interval '10 days') AT TIME ZONE 'Asia/Seoul'
+         WHERE customer_id = $1",
+    )
+    .bind(customer_id)
+    .bind(months_ago)
+    .execute(&mut *db)
+    .await
+    .expect("joined");
+    customer_id
+}
+
+#[tokio::test]
+async fn a_membership_year_is_reviewed_at_each_members_anniversary_and_never_mid_year() {
+    let settings = [
+        ("TIERLINE_EVALUATION_FEED_MARGIN", "0s"),
+        ("TIERLINE_EVALUATION_FEED_WAIT", "60s"),
+    ];
+    let app = TestApp::spawn_with(&settings).await;
+    let mut client = app.client().await;
+    let mut rules = innisfree_rules();
+    rules.window = Some(pb::QualificationWindow {
+        kind: pb::WindowKind::MembershipYear.into(),
+        rolling_months: 0,
+    });
+    rules.grace_months = 0;
+    rules.max_levels_dropped = None;
+    let (program, draft_id) = program_in_force(&mut client, "ANNIVERSARY", rules).await;
+    let program_id = Uuid::parse_str(&program.id).expect("uuid");
+    let mut db = PgConnection::connect(&app.database_url).await.expect("db");
+    // Two VIPs who bought nothing in their current membership year. One joined two years ago
+    // this month: their second year closed with last month, which this month's run judges.
+    // The other joined 29 months ago: five months into their third year.
+    let closing = member_joined(&mut db, program_id, 2, 24).await;
+    let mid_year = member_joined(&mut db, program_id, 2, 29).await;
+
+    // A run by hand judges a month still running: nobody's year is complete, nobody moves.
+    let manual = evaluated(&mut client, &program.id).await;
+    assert_eq!(manual.downgrades, 0, "{manual:?}");
+
+    // The mid-year member's next review is the run due in their anniversary month.
+    let retention = lookup(&mut client, &program.id, mid_year)
+        .await
+        .retention
+        .expect("retention");
+    let anniversary_month: (chrono::DateTime<chrono::Utc>,) = sqlx::query_as(
+        "SELECT ((date_trunc('month', now() AT TIME ZONE 'Asia/Seoul') + interval '7 months' + interval '3 hours')
+                 AT TIME ZONE 'Asia/Seoul')",
+    )
+    .fetch_one(&mut db)
+    .await
+    .expect("due");
+    assert_eq!(
+        retention.next_evaluation_at.map(|t| t.seconds),
+        Some(anniversary_month.0.timestamp()),
+        "{retention:?}"
+    );
+    assert!(!retention.secured);
+    assert_eq!(
+        retention.lowest_possible_tier.map(|tier| tier.code),
+        Some("WELCOME".to_owned())
+    );
+
+    // This month's scheduled run, with the feed caught up.
+    sqlx::query(
+        "INSERT INTO scoring.feed_cursors (consumer, position, caught_up_to, updated_at)
+         VALUES ('customer-activity-feed', 'v1.1.1', now(), now())",
+    )
+    .execute(&mut db)
+    .await
+    .expect("cursor");
+    let run_id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO scoring.evaluation_runs (id, program_id, policy_version_id, trigger, due_at, status, requested_by, started_at)
+         VALUES ($1, $2, $3, 'schedule', date_trunc('month', now() AT TIME ZONE 'Asia/Seoul') AT TIME ZONE 'Asia/Seoul',
+                 'running', 'scheduler', now())",
+    )
+    .bind(run_id)
+    .bind(program_id)
+    .bind(Uuid::parse_str(&draft_id).expect("uuid"))
+    .execute(&mut db)
+    .await
+    .expect("scheduled run");
+    let replica = app.replica_with(&settings).await;
+    let mut replica_client = replica.client().await;
+    let run = finished_run(&mut replica_client, &run_id.to_string()).await;
+    assert_eq!(run.status(), pb::EvaluationRunStatus::Succeeded, "{run:?}");
+    assert_eq!(run.downgrades, 1, "{run:?}");
+    assert_eq!(
+        tier_code(&mut client, &program.id, closing).await,
+        "WELCOME"
+    );
+    assert_eq!(
+        tier_code(&mut client, &program.id, mid_year).await,
+        "VIP",
+        "judged at their own anniversary, not on five months"
+    );
 }

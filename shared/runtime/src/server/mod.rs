@@ -1,9 +1,11 @@
-//! The gRPC server bootstrap every service uses: health (grpc.health.v1), reflection, limits,
-//! auth, tracing and metrics layers, optional TLS, and a graceful drain on shutdown.
+//! The gRPC server bootstrap every service uses: health (grpc.health.v1), reflection, limits
+//! (RESOURCE_EXHAUSTED for oversized messages), auth, tracing and metrics layers, optional TLS,
+//! and a graceful drain on shutdown.
 
 mod deferred;
 mod health;
 mod limit;
+mod message_size;
 mod rpc_layer;
 
 use std::{sync::Arc, time::Duration};
@@ -18,6 +20,7 @@ use tonic::{
 pub use deferred::DeferredRoutes;
 pub use health::{Health, LIVENESS};
 pub use limit::{ConcurrencyLimit, ConcurrencyLimitLayer};
+pub use message_size::resource_exhausted_if_size_limit;
 pub use rpc_layer::{RpcLayer, RpcService};
 
 use crate::{

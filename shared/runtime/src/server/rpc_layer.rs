@@ -82,8 +82,11 @@ where
         async move {
             let started = Instant::now();
             metrics.rpc_in_flight.inc();
-            let result = inner.call(request).await;
+            let mut result = inner.call(request).await;
             metrics.rpc_in_flight.dec();
+            if let Ok(response) = &mut result {
+                super::message_size::resource_exhausted_for_size_limit(response.headers_mut());
+            }
             let code = match &result {
                 Ok(response) => status_code_name(response.headers()),
                 Err(_) => "INTERNAL",

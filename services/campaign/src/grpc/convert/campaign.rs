@@ -345,9 +345,16 @@ pub(crate) fn patch(request: pb::UpdateCampaignRequest) -> Result<DefinitionPatc
         cost_per_contact: request.cost_per_contact.map(amount),
         fixed_cost: request.fixed_cost.map(amount),
         schedule,
-        attribution_window_days: request
-            .attribution_window_days
-            .map(|value| nonnegative(value, "attribution_window_days", &mut v)),
+        attribution_window_days: request.attribution_window_days.map(|value| {
+            // Set in an update means a new window: 0 would silently unset it.
+            if value == 0 {
+                v.push(FieldViolation::new(
+                    "attribution_window_days",
+                    "must be 1 to 365",
+                ));
+            }
+            nonnegative(value, "attribution_window_days", &mut v)
+        }),
         re_entry_period_days: request
             .re_entry_period_days
             .map(|value| nonnegative(value, "re_entry_period_days", &mut v)),

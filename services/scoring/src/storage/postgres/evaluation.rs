@@ -25,6 +25,7 @@ struct ChunkRow {
     members: i64,
     last: Option<Uuid>,
     customer_id: Option<Uuid>,
+    joined_at: Option<DateTime<Utc>>,
     #[sqlx(flatten)]
     state: JoinedStateRow,
     net_spend_minor: Option<i64>,
@@ -64,15 +65,19 @@ impl PgScoringStore {
     ) -> Result<EvaluationChunk, ScoringError> {
         let window = window_condition(rules, as_of);
         let ladder = ladder(rules, judged_column);
-        // Only a membership year needs each member's join time inside the sums.
-        let buckets = if rules.window == WindowKind::MembershipYear {
-            "buckets b JOIN members m ON m.customer_id = b.customer_id"
+        // Only a membership year needs each member's join time, inside the sums and to tell
+        // whose year closes.
+        let (buckets, joined_at) = if rules.window == WindowKind::MembershipYear {
+            (
+                "buckets b JOIN members m ON m.customer_id = b.customer_id",
+                "(SELECT m.joined_at FROM members m WHERE m.customer_id = tier_states.customer_id)",
+            )
         } else {
-            "buckets b"
+            ("buckets b", "NULL::timestamptz")
         };
         let sql = format!(
             "WITH chunk AS (
-                 SELECT customer_id, {STATE_COLUMNS} FROM tier_states
+                 SELECT customer_id, {joined_at} AS joined_at, {STATE_COLUMNS} FROM tier_states
                  WHERE program_id = $1 AND customer_id > $2 AND changed_by_run IS DISTINCT FROM $3
                  ORDER BY customer_id LIMIT $4),
              bounds AS (
@@ -115,6 +120,7 @@ impl PgScoringStore {
             };
             chunk.candidates.push(EvaluationCandidate {
                 customer_id,
+                joined_at: row.joined_at,
                 stored,
                 totals: Totals {
                     net_spend_minor: row.net_spend_minor.unwrap_or(0),

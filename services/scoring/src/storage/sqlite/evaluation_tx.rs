@@ -140,6 +140,7 @@ impl SqliteScoringStore {
                     ),
                 ),
                 customer_id: judged.member.customer_id,
+                joined_at: Some(judged.member.joined_at),
                 stored: judged.stored,
             })
             .collect();
