@@ -391,7 +391,7 @@ async fn purchases_raise_the_tier_at_once_and_refunds_wait_for_evaluation() {
             customer::RecordRefundRequest {
                 idempotency_key: "refund-big".into(),
                 customer_id: customer_id.clone(),
-                purchase_id: big,
+                purchase_id: big.clone(),
                 amount: Some(Money {
                     amount_minor: 150_000,
                     currency: "KRW".into(),
@@ -454,6 +454,20 @@ async fn purchases_raise_the_tier_at_once_and_refunds_wait_for_evaluation() {
         Some(320_000),
         "the totals that decided it"
     );
+    // What decided it: the purchase that crossed the threshold, over the window it was summed in
+    // (12 months, the last ending with the month after this one begins).
+    let upgrade = &history.records[0];
+    assert_eq!(
+        upgrade.activity_id.as_deref(),
+        Some(big.as_str()),
+        "{upgrade:?}"
+    );
+    assert!(upgrade.evaluation_run_id.is_none() && upgrade.operator_name.is_none());
+    let window = upgrade.window.as_ref().expect("window");
+    let days = (window.end.as_ref().expect("end").seconds
+        - window.start.as_ref().expect("start").seconds)
+        / 86_400;
+    assert!((365..=366).contains(&days), "{window:?}");
 }
 
 /// A Redis of this test's own, so that stopping it disturbs no other test.
@@ -932,12 +946,33 @@ async fn an_override_shows_its_tier_and_can_be_cleared() {
         .await
         .expect("history")
         .into_inner();
-    let overrides = history
-        .records
-        .iter()
-        .filter(|r| r.reason() == scoring::TierChangeReason::Override)
-        .count();
-    assert_eq!(overrides, 2, "the grant and the clearing are both audited");
+    // The grant and the clearing are both audited, each with who, why and the override's end.
+    let of = |reason: scoring::TierChangeReason| -> Vec<&scoring::TierHistoryRecord> {
+        history
+            .records
+            .iter()
+            .filter(|r| r.reason() == reason)
+            .collect()
+    };
+    let granted = of(scoring::TierChangeReason::Override);
+    assert_eq!(granted.len(), 1, "{history:?}");
+    assert!(
+        granted[0].operator_name.is_some()
+            && granted[0].operator_reason.is_some()
+            && granted[0].override_expires_at.is_some(),
+        "{:?}",
+        granted[0]
+    );
+    let cleared_by_hand = of(scoring::TierChangeReason::OverrideExpired);
+    assert_eq!(cleared_by_hand.len(), 1, "{history:?}");
+    assert_eq!(
+        (
+            cleared_by_hand[0].operator_name.as_deref(),
+            cleared_by_hand[0].operator_reason.as_deref()
+        ),
+        (Some("agent-7"), Some("resolved"))
+    );
+    assert!(cleared_by_hand[0].window.is_some());
 }
 
 #[tokio::test]

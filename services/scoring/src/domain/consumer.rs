@@ -18,12 +18,12 @@ use super::{
     accrual::PurchaseEvent,
     cache_writes::{after_commit, records_after_commit},
     decision::{Decision, TierState},
-    feed_batch::{self, FeedKeys, history_record},
+    feed_batch::{self, FeedKeys, Origin, history_record},
     policy::PolicyRules,
     program::Program,
     state::{Member, StoredState},
     versions::PolicyVersion,
-    window::{Totals, months_at},
+    window::{MonthRange, Totals, months_at},
 };
 use crate::{
     ScoringError,
@@ -169,19 +169,19 @@ pub(crate) async fn state_or_new(
     Ok((stored, member))
 }
 
-/// Saves the state and records the decision, if any.
+/// Saves the state and records the decision, if any, with what caused it.
 pub(crate) async fn save(
     tx: &mut dyn ScoringTx,
     program: &ProgramInForce,
     customer_id: Uuid,
     stored: &StoredState,
-    decision: Option<Decision>,
+    decision: Option<(Decision, Origin)>,
     now: DateTime<Utc>,
 ) -> Result<(), ScoringError> {
     tx.save_state(program.program.id, customer_id, stored, now)
         .await?;
-    if let Some(decision) = decision {
-        tx.record(&history_record(program, customer_id, decision))
+    if let Some((decision, origin)) = decision {
+        tx.record(&history_record(program, customer_id, decision, origin))
             .await?;
     }
     Ok(())
@@ -297,7 +297,7 @@ impl FeedApplier {
     }
 }
 
-/// The customer's totals in the window that counts now.
+/// The customer's totals in the window that counts now, and that window.
 pub(crate) async fn totals_now(
     tx: &mut dyn ScoringTx,
     program: &ProgramInForce,
@@ -305,10 +305,8 @@ pub(crate) async fn totals_now(
     customer_id: Uuid,
     joined_at: DateTime<Utc>,
     now: DateTime<Utc>,
-) -> Result<Totals, ScoringError> {
+) -> Result<(Totals, MonthRange), ScoringError> {
     let buckets = tx.buckets(program.program.id, customer_id).await?;
-    Ok(Totals::over(
-        &buckets,
-        months_at(rules.window, now, rules.time_zone, joined_at),
-    ))
+    let window = months_at(rules.window, now, rules.time_zone, joined_at);
+    Ok((Totals::over(&buckets, window), window))
 }

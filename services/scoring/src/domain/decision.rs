@@ -110,6 +110,20 @@ pub struct Decision {
     pub totals: Totals,
     /// When.
     pub at: DateTime<Utc>,
+    /// For a decision about an override: who acted, why, and the override's end.
+    pub override_note: Option<OverrideNote>,
+}
+
+/// What a decision about an override records besides the ranks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OverrideNote {
+    /// The operator who set, replaced or cleared it; `None` when it ended by its date.
+    pub operator: Option<String>,
+    /// The operator's reason (`None` as for `operator`).
+    pub reason: Option<String>,
+    /// The override's end: the granted one's when set or replaced, the ended one's when cleared
+    /// or expired.
+    pub expires_at: DateTime<Utc>,
 }
 
 /// The highest rank whose requirements all hold; the base tier (0) has none.
@@ -209,6 +223,7 @@ impl TierState {
                 reason,
                 totals,
                 at: now,
+                override_note: None,
             }
         })
     }
@@ -326,18 +341,45 @@ impl TierState {
         totals: Totals,
         now: DateTime<Utc>,
     ) -> Decision {
-        self.operator_change(totals, now, |state| state.manual = Some(manual))
+        let note = OverrideNote {
+            operator: Some(manual.operator.clone()),
+            reason: Some(manual.reason.clone()),
+            expires_at: manual.until,
+        };
+        self.operator_change(totals, now, Reason::Override, note, |state| {
+            state.manual = Some(manual);
+        })
     }
 
-    /// An operator removes the override; always a decision, as [`TierState::set_override`].
-    pub fn clear_override(&mut self, totals: Totals, now: DateTime<Utc>) -> Decision {
-        self.operator_change(totals, now, |state| state.manual = None)
+    /// An operator ends the override now, for `reason`; always a decision, as
+    /// [`TierState::set_override`], recorded as the override's end (`OverrideExpired`) with who
+    /// ended it and why.
+    pub fn clear_override(
+        &mut self,
+        operator: String,
+        reason: String,
+        totals: Totals,
+        now: DateTime<Utc>,
+    ) -> Decision {
+        let note = OverrideNote {
+            expires_at: self
+                .manual
+                .as_ref()
+                .map_or(now, |manual| manual.until.min(now)),
+            operator: Some(operator),
+            reason: Some(reason),
+        };
+        self.operator_change(totals, now, Reason::OverrideExpired, note, |state| {
+            state.manual = None;
+        })
     }
 
     fn operator_change(
         &mut self,
         totals: Totals,
         now: DateTime<Utc>,
+        reason: Reason,
+        note: OverrideNote,
         change: impl FnOnce(&mut Self),
     ) -> Decision {
         let before = self.shown_rank(now);
@@ -349,9 +391,10 @@ impl TierState {
         Decision {
             from_rank: before,
             to_rank: after,
-            reason: Reason::Override,
+            reason,
             totals,
             at: now,
+            override_note: Some(note),
         }
     }
 
@@ -367,6 +410,11 @@ impl TierState {
                 reason: Reason::OverrideExpired,
                 totals,
                 at: manual.until,
+                override_note: Some(OverrideNote {
+                    operator: None,
+                    reason: None,
+                    expires_at: manual.until,
+                }),
             }
         })
     }

@@ -27,12 +27,12 @@ use super::{
     cache_writes::{after_commit, drop_after_commit, records_after_commit},
     consumer::{ACTIVITY_FEED, ProgramInForce, state_or_new},
     decision::Decision,
-    feed_batch::history_record,
+    feed_batch::{Origin, history_record},
     lookup::tier_code,
     policy::PolicyRules,
     state::{HistoryRecord, StoredState},
     versions::{EvaluationRun, RunStatus, RunTrigger},
-    window::{Totals, judged_at, months_at, reviews},
+    window::{MonthRange, Totals, judged_at, months_at, reviews},
 };
 use crate::{
     ScoringError,
@@ -372,6 +372,8 @@ struct Judgement {
     customer_id: Uuid,
     stored: StoredState,
     decisions: Vec<Decision>,
+    /// The window the decisions' totals were summed over.
+    window: MonthRange,
 }
 
 impl Judging<'_> {
@@ -418,10 +420,11 @@ impl Judging<'_> {
             }
         };
         decisions.extend(judged_decision);
-        (stored.state != before || !decisions.is_empty()).then_some(Judgement {
+        (stored.state != before || !decisions.is_empty()).then(|| Judgement {
             customer_id,
             stored,
             decisions,
+            window: months_at(rules.window, judged_at_time, rules.time_zone, joined_at),
         })
     }
 }
@@ -530,10 +533,16 @@ impl Evaluator {
                 } else {
                     progress.downgrades += 1;
                 }
+                let origin = Origin {
+                    window: Some(judgement.window),
+                    evaluation_run_id: Some(judging.run_id),
+                    activity_id: None,
+                };
                 records.push(history_record(
                     judging.program,
                     judgement.customer_id,
                     decision.clone(),
+                    origin,
                 ));
             }
         }
@@ -639,17 +648,22 @@ impl Evaluator {
         for customer_id in &ended {
             let (mut stored, member) =
                 state_or_new(tx.as_mut(), program.program.id, *customer_id, now).await?;
-            let totals = match &program.policy {
+            let (totals, window) = match &program.policy {
                 Some((_, rules)) => {
                     let buckets = tx.buckets(program.program.id, *customer_id).await?;
-                    Totals::over(
-                        &buckets,
-                        months_at(rules.window, now, rules.time_zone, member.joined_at),
-                    )
+                    let window = months_at(rules.window, now, rules.time_zone, member.joined_at);
+                    (Totals::over(&buckets, window), Some(window))
                 }
-                None => Totals::default(),
+                None => (Totals::default(), None),
             };
-            let decision = stored.state.expire_override(totals, now);
+            let origin = Origin {
+                window,
+                ..Origin::default()
+            };
+            let decision = stored
+                .state
+                .expire_override(totals, now)
+                .map(|decision| (decision, origin));
             super::consumer::save(tx.as_mut(), program, *customer_id, &stored, decision, now)
                 .await?;
         }

@@ -15,9 +15,10 @@ use super::{
     accrual::{BucketDelta, CountedPurchase, purchase_effect, refund_effect},
     consumer::{ProgramInForce, UpstreamEvent},
     decision::{Decision, TierState},
+    lookup::range_bounds,
     month::Month,
-    state::{HistoryRecord, Member, StoredState},
-    window::{Bucket, Totals, months_at},
+    state::{HistoryRecord, HistoryWindow, Member, StoredState},
+    window::{Bucket, MonthRange, Totals, months_at},
 };
 
 /// A (program, customer) pair.
@@ -174,17 +175,37 @@ impl FeedKeys {
     }
 }
 
+/// What caused a decision, beyond the decision itself.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Origin {
+    /// The window the decision's totals were summed over.
+    pub window: Option<MonthRange>,
+    /// The evaluation run that decided it.
+    pub evaluation_run_id: Option<Uuid>,
+    /// The purchase that decided it.
+    pub activity_id: Option<Uuid>,
+}
+
 /// The history record of `decision` under the program's policy in force.
 pub(crate) fn history_record(
     program: &ProgramInForce,
     customer_id: Uuid,
     decision: Decision,
+    origin: Origin,
 ) -> HistoryRecord {
     let (policy_version_id, policy_version) = program
         .policy
         .as_ref()
         .map(|(version, _)| (version.id, version.version))
         .unzip();
+    let window = origin
+        .window
+        .zip(program.policy.as_ref())
+        .map(|(range, (_, rules))| {
+            let (start, end) = range_bounds(range, rules);
+            HistoryWindow { start, end }
+        });
+    let note = decision.override_note;
     HistoryRecord {
         id: Uuid::now_v7(),
         program_id: program.program.id,
@@ -196,6 +217,12 @@ pub(crate) fn history_record(
         policy_version,
         totals: decision.totals,
         occurred_at: decision.at,
+        window,
+        evaluation_run_id: origin.evaluation_run_id,
+        activity_id: origin.activity_id,
+        override_expires_at: note.as_ref().map(|note| note.expires_at),
+        operator_name: note.as_ref().and_then(|note| note.operator.clone()),
+        operator_reason: note.and_then(|note| note.reason),
     }
 }
 
@@ -442,8 +469,17 @@ impl Batch<'_> {
                     .state
                     .after_activity(rules, totals, now);
                 if let Some(decision) = decision {
-                    self.history
-                        .push(history_record(program, purchase.customer_id, decision));
+                    let origin = Origin {
+                        window: Some(range),
+                        activity_id: Some(purchase.activity_id),
+                        evaluation_run_id: None,
+                    };
+                    self.history.push(history_record(
+                        program,
+                        purchase.customer_id,
+                        decision,
+                        origin,
+                    ));
                 }
             }
             self.touched.insert(pair);

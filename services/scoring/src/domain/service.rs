@@ -13,6 +13,7 @@ use super::{
     consumer::{ProgramInForce, state_or_new},
     decision::Override,
     evaluation::{Evaluator, FeedWait, Pass},
+    feed_batch::Origin,
     idempotency::{Claimed, IdempotentRequest, Operation, replayed},
     in_force::ProgramRegistry,
     lookup::{TierView, view},
@@ -86,6 +87,18 @@ const ACTOR_CHARS: usize = 128;
 
 /// The longest override the contract allows: five years.
 const OVERRIDE_MONTHS: u32 = 60;
+
+/// An operator's reason for an override or its end: required, at most 500 characters, trimmed.
+fn operator_reason(reason: &str) -> Result<String, FieldViolation> {
+    let reason = reason.trim();
+    if reason.is_empty() || reason.chars().count() > 500 {
+        return Err(FieldViolation::new(
+            "reason",
+            "is required (at most 500 characters)",
+        ));
+    }
+    Ok(reason.to_owned())
+}
 
 fn actor(field: &str, value: &str) -> Result<String, ScoringError> {
     let value = value.trim();
@@ -635,12 +648,7 @@ impl Scoring {
                 "is required: in the future, at most 5 years ahead",
             )),
         }
-        if reason.trim().is_empty() || reason.chars().count() > 500 {
-            violations.push(FieldViolation::new(
-                "reason",
-                "is required (at most 500 characters)",
-            ));
-        }
+        let reason = operator_reason(reason).map_err(|violation| violations.push(violation));
         let operator = actor("operator_name", operator).map_err(|error| {
             violations.push(FieldViolation::new("operator_name", "is required"));
             error
@@ -651,7 +659,7 @@ impl Scoring {
         let manual = Override {
             rank: rank.unwrap_or(0),
             until: until.unwrap_or(now),
-            reason: reason.trim().to_owned(),
+            reason: reason.unwrap_or_default(),
             operator: operator?,
             set_at: now,
         };
@@ -680,18 +688,31 @@ impl Scoring {
         &self,
         program_id: &str,
         customer_id: &str,
+        reason: &str,
         operator: &str,
         idempotency_key: &str,
     ) -> Result<(Program, PolicyRules, TierView), ScoringError> {
-        let operator = actor("operator_name", operator)?;
+        let mut violations = Vec::new();
+        let reason = operator_reason(reason).map_err(|violation| violations.push(violation));
+        let operator = actor("operator_name", operator).map_err(|_| {
+            violations.push(FieldViolation::new("operator_name", "is required"));
+        });
+        let (Ok(reason), Ok(operator)) = (reason, operator) else {
+            return Err(ScoringError::InvalidArgument(violations));
+        };
         let in_force = self.in_force(program_id).await?;
         let (policy, _) = in_force.active()?;
         let program = &in_force.program;
         let customer = parse_id("customer_id", customer_id)?;
+        // The reason joined the digest when it became required: a key first used without one
+        // cannot be replayed with one.
         let request = IdempotentRequest::new(
             Operation::ClearTierOverride,
             idempotency_key,
-            &json!({ "program_id": program.id, "customer_id": customer, "operator": operator }),
+            &json!({
+                "program_id": program.id, "customer_id": customer, "operator": operator,
+                "reason": reason,
+            }),
         )?;
         let now = now();
         self.change_state(
@@ -699,7 +720,7 @@ impl Scoring {
             policy.id,
             customer,
             request,
-            move |state, totals| Some(state.clear_override(totals, now)),
+            move |state, totals| Some(state.clear_override(operator, reason, totals, now)),
         )
         .await
     }
@@ -747,7 +768,7 @@ impl Scoring {
         let Some((_, rules)) = &in_force.policy else {
             return Err(ScoringError::Internal("no policy".into()));
         };
-        let totals = super::consumer::totals_now(
+        let (totals, window) = super::consumer::totals_now(
             tx.as_mut(),
             &in_force,
             rules,
@@ -756,7 +777,13 @@ impl Scoring {
             now,
         )
         .await?;
-        let decision = change(&mut stored.state, totals);
+        let decision = change(&mut stored.state, totals).map(|decision| {
+            let origin = Origin {
+                window: Some(window),
+                ..Origin::default()
+            };
+            (decision, origin)
+        });
         super::consumer::save(tx.as_mut(), &in_force, customer_id, &stored, decision, now).await?;
         let space = Keyspace::of(&in_force.program);
         let repair = if self.cache.shared() {

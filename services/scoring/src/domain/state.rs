@@ -52,6 +52,30 @@ pub struct HistoryRecord {
     pub totals: Totals,
     /// When.
     pub occurred_at: DateTime<Utc>,
+    /// The window those totals were summed over; `None` on records written before it was kept
+    /// (or with no policy in force).
+    pub window: Option<HistoryWindow>,
+    /// The evaluation run that decided it.
+    pub evaluation_run_id: Option<Uuid>,
+    /// The purchase that decided it (an upgrade at once).
+    pub activity_id: Option<Uuid>,
+    /// The operator who set, replaced or cleared an override.
+    pub operator_name: Option<String>,
+    /// Their reason.
+    pub operator_reason: Option<String>,
+    /// The override's end: the granted one's on a set or replace, the ended one's on a clear or
+    /// expiry.
+    pub override_expires_at: Option<DateTime<Utc>>,
+}
+
+/// The instants a history record's window covers, `[start, end)`; no start for a lifetime
+/// window. Kept as instants, not months: a later policy may move the program's time zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryWindow {
+    /// Start of the first month counted.
+    pub start: Option<DateTime<Utc>>,
+    /// Start of the month after the last one counted.
+    pub end: DateTime<Utc>,
 }
 
 /// A change of lifecycle state found by a sweep.

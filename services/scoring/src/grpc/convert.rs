@@ -466,12 +466,16 @@ pub(crate) fn history_to_proto(program: &Program, record: HistoryRecord) -> pb::
             .map(|id| id.to_string())
             .unwrap_or_default(),
         policy_version: record.policy_version.unwrap_or_default(),
-        window: None,
+        window: record.window.map(|window| common::TimeRange {
+            start: window.start.map(timestamp),
+            end: Some(timestamp(window.end)),
+        }),
         metrics: Some(metrics(&record.totals)),
-        evaluation_run_id: None,
-        activity_id: None,
-        operator_name: None,
-        operator_reason: None,
+        evaluation_run_id: record.evaluation_run_id.map(|id| id.to_string()),
+        activity_id: record.activity_id.map(|id| id.to_string()),
+        operator_name: record.operator_name,
+        operator_reason: record.operator_reason,
+        override_expires_at: record.override_expires_at.map(timestamp),
     }
 }
 

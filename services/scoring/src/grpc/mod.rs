@@ -320,6 +320,7 @@ impl ScoringService for ScoringApi {
             .clear_override(
                 &request.program_id,
                 &request.customer_id,
+                &request.reason,
                 &request.operator_name,
                 &request.idempotency_key,
             )

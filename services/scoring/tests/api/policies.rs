@@ -358,4 +358,51 @@ async fn the_contracts_limits_hold_for_grace_operators_and_overrides() {
         .await
         .expect_err("ten years");
     assert_eq!(violated_fields(&ten_years), ["expires_at"]);
+
+    // Clearing an override needs a reason, as granting one does; both are recorded.
+    let clear = |reason: &str| pb::ClearTierOverrideRequest {
+        program_id: program.id.clone(),
+        customer_id: customer.to_string(),
+        reason: reason.to_owned(),
+        operator_name: "agent".into(),
+        idempotency_key: String::new(),
+    };
+    let no_reason = client
+        .clear_tier_override(clear("  "))
+        .await
+        .expect_err("no reason");
+    assert_eq!(violated_fields(&no_reason), ["reason"]);
+    client
+        .clear_tier_override(clear("complaint withdrawn"))
+        .await
+        .expect("cleared");
+    let history = client
+        .get_tier_history(pb::GetTierHistoryRequest {
+            program_id: program.id.clone(),
+            customer_id: customer.to_string(),
+            ..Default::default()
+        })
+        .await
+        .expect("history")
+        .into_inner();
+    let (cleared, granted) = (&history.records[0], &history.records[1]);
+    assert_eq!(cleared.reason(), pb::TierChangeReason::OverrideExpired);
+    assert_eq!(
+        (
+            cleared.operator_name.as_deref(),
+            cleared.operator_reason.as_deref()
+        ),
+        (Some("agent"), Some("complaint withdrawn"))
+    );
+    assert_eq!(granted.reason(), pb::TierChangeReason::Override);
+    assert_eq!(granted.operator_reason.as_deref(), Some("goodwill"));
+    assert_eq!(
+        cleared.override_expires_at.map(|t| t.seconds),
+        Some(cleared.occurred_at.expect("at").seconds),
+        "ended by hand, now"
+    );
+    assert!(
+        granted.override_expires_at.expect("end").seconds
+            > granted.occurred_at.expect("at").seconds
+    );
 }

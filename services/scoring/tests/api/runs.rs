@@ -67,6 +67,16 @@ async fn a_run_whose_replica_died_is_resumed_and_moves_nobody_twice() {
         .expect("history")
         .into_inner();
     assert_eq!(history.records.len(), 1, "{history:?}");
+    let record = &history.records[0];
+    assert_eq!(
+        record.evaluation_run_id,
+        Some(orphan.to_string()),
+        "{record:?}"
+    );
+    assert!(
+        record.window.is_some() && record.activity_id.is_none(),
+        "{record:?}"
+    );
 }
 
 #[tokio::test]

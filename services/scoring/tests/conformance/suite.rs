@@ -15,7 +15,7 @@ use tierline_scoring::{
         month::Month,
         policy::{Frequency, Metric, PolicyInput, TierRuleInput, WindowKind},
         program::{Program, Scope, Tier},
-        state::{HistoryRecord, Member, StoredState, TierFeedItem},
+        state::{HistoryRecord, HistoryWindow, Member, StoredState, TierFeedItem},
         versions::{PolicyStatus, RunTrigger},
         window::Totals,
     },
@@ -239,6 +239,11 @@ pub(crate) async fn a_unit_of_work_counts_a_purchase_once_and_versions_the_state
         brand: "innisfree".into(),
         sales_channel: "store".into(),
     };
+    // Where its totals were summed: kept as instants.
+    let qualified_window = HistoryWindow {
+        start: Some(now - Duration::days(365)),
+        end: now + Duration::days(3),
+    };
     let apply = |position: &'static str| {
         let (store, purchase) = (store.clone(), purchase.clone());
         async move {
@@ -303,6 +308,12 @@ pub(crate) async fn a_unit_of_work_counts_a_purchase_once_and_versions_the_state
                         policy_version: None,
                         totals,
                         occurred_at: now,
+                        window: Some(qualified_window),
+                        evaluation_run_id: None,
+                        activity_id: Some(purchase.activity_id),
+                        operator_name: None,
+                        operator_reason: None,
+                        override_expires_at: None,
                     }],
                     ..FeedWrites::default()
                 };
@@ -350,6 +361,15 @@ pub(crate) async fn a_unit_of_work_counts_a_purchase_once_and_versions_the_state
         .await
         .expect("history");
     assert_eq!(history.len(), 1);
+    assert_eq!(
+        (
+            history[0].window,
+            history[0].activity_id,
+            history[0].evaluation_run_id
+        ),
+        (Some(qualified_window), Some(purchase.activity_id), None),
+        "what decided it is kept"
+    );
     let feed = settled_feed(&store, Some(program.id)).await;
     assert!(
         matches!(feed.events.as_slice(), [event] if matches!(&event.1, TierFeedItem::Tier(r) if r.to_rank == 1)),
@@ -1260,6 +1280,12 @@ pub(crate) async fn overrides_end_and_the_tier_feed_filters_by_program(
                 purchases: 0,
             },
             occurred_at: now,
+            window: None,
+            evaluation_run_id: None,
+            activity_id: None,
+            operator_name: Some("ops".into()),
+            operator_reason: Some("complaint".into()),
+            override_expires_at: Some(now - Duration::hours(1)),
         })
         .await
         .expect("history");
@@ -1286,7 +1312,11 @@ pub(crate) async fn overrides_end_and_the_tier_feed_filters_by_program(
     assert_eq!(everything.events.len(), 2);
     let one = settled_feed(&store, Some(second.id)).await;
     assert!(
-        matches!(one.events.as_slice(), [(_, TierFeedItem::Tier(record))] if record.program_id == second.id),
+        matches!(one.events.as_slice(), [(_, TierFeedItem::Tier(record))]
+            if record.program_id == second.id
+                && record.operator_name.as_deref() == Some("ops")
+                && record.operator_reason.as_deref() == Some("complaint")
+                && record.override_expires_at == Some(now - Duration::hours(1))),
         "only the program asked for"
     );
 }

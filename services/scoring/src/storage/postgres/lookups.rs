@@ -1,21 +1,19 @@
 //! Reads of tier state for lookups and history, outside any unit of work.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use sqlx::types::Json;
 use uuid::Uuid;
 
 use super::{
     PgScoringStore,
-    rows::{COUNTED_COLUMNS, CountedRow},
+    rows::{COUNTED_COLUMNS, CountedRow, HISTORY_COLUMNS, HistoryRow},
     tx::{JoinedStateRow, STATE_COLUMNS},
 };
 use crate::{
     ScoringError,
     domain::{
-        decision::Reason,
         month::Month,
         state::{HistoryRecord, Member},
-        window::{Bucket, Totals},
+        window::Bucket,
     },
     storage::{CustomerRecord, FeedProgress},
 };
@@ -97,19 +95,8 @@ impl PgScoringStore {
         before: Option<(DateTime<Utc>, Uuid)>,
         limit: u32,
     ) -> Result<Vec<HistoryRecord>, ScoringError> {
-        #[derive(sqlx::FromRow)]
-        struct Row {
-            id: Uuid,
-            from_rank: i32,
-            to_rank: i32,
-            reason: String,
-            policy_version_id: Option<Uuid>,
-            policy_version: Option<i32>,
-            totals: Json<Totals>,
-            occurred_at: DateTime<Utc>,
-        }
-        let columns = "id, from_rank, to_rank, reason, policy_version_id, policy_version, totals, occurred_at";
-        let rows: Vec<Row> = match before {
+        let columns = HISTORY_COLUMNS;
+        let rows: Vec<HistoryRow> = match before {
             None => {
                 let sql = format!(
                     "SELECT {columns} FROM tier_history WHERE program_id = $1 AND customer_id = $2
@@ -137,24 +124,7 @@ impl PgScoringStore {
                     .await?
             }
         };
-        rows.into_iter()
-            .map(|row| {
-                Ok(HistoryRecord {
-                    id: row.id,
-                    program_id,
-                    customer_id,
-                    from_rank: u32::try_from(row.from_rank).unwrap_or(0),
-                    to_rank: u32::try_from(row.to_rank).unwrap_or(0),
-                    reason: Reason::parse(&row.reason).ok_or_else(|| {
-                        ScoringError::Internal(format!("reason {:?}", row.reason))
-                    })?,
-                    policy_version_id: row.policy_version_id,
-                    policy_version: row.policy_version,
-                    totals: row.totals.0,
-                    occurred_at: row.occurred_at,
-                })
-            })
-            .collect()
+        rows.into_iter().map(HistoryRow::into_record).collect()
     }
 
     pub(super) async fn select_feed_progress(

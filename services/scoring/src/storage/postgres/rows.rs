@@ -8,12 +8,69 @@ use crate::{
     ScoringError,
     domain::{
         accrual::CountedPurchase,
+        decision::Reason,
         month::Month,
         policy::PolicyInput,
         program::{Program, Scope, Tier},
+        state::{HistoryRecord, HistoryWindow},
         versions::{EvaluationRun, PolicyStatus, PolicyVersion, RunStatus, RunTrigger},
+        window::Totals,
     },
 };
+
+pub(super) const HISTORY_COLUMNS: &str = "id, program_id, customer_id, from_rank, to_rank, reason, \
+     policy_version_id, policy_version, totals, occurred_at, window_start, window_end, evaluation_run_id, \
+     activity_id, operator_name, operator_reason, override_expires_at";
+
+/// A tier history record as stored ([`HISTORY_COLUMNS`]).
+#[derive(Debug, sqlx::FromRow)]
+pub(super) struct HistoryRow {
+    id: Uuid,
+    program_id: Uuid,
+    customer_id: Uuid,
+    from_rank: i32,
+    to_rank: i32,
+    reason: String,
+    policy_version_id: Option<Uuid>,
+    policy_version: Option<i32>,
+    totals: Json<Totals>,
+    occurred_at: DateTime<Utc>,
+    window_start: Option<DateTime<Utc>>,
+    window_end: Option<DateTime<Utc>>,
+    evaluation_run_id: Option<Uuid>,
+    activity_id: Option<Uuid>,
+    operator_name: Option<String>,
+    operator_reason: Option<String>,
+    override_expires_at: Option<DateTime<Utc>>,
+}
+
+impl HistoryRow {
+    /// The record; a reason this build does not know is an internal error.
+    pub(super) fn into_record(self) -> Result<HistoryRecord, ScoringError> {
+        Ok(HistoryRecord {
+            id: self.id,
+            program_id: self.program_id,
+            customer_id: self.customer_id,
+            from_rank: u32::try_from(self.from_rank).unwrap_or(0),
+            to_rank: u32::try_from(self.to_rank).unwrap_or(0),
+            reason: Reason::parse(&self.reason)
+                .ok_or_else(|| ScoringError::Internal(format!("reason {:?}", self.reason)))?,
+            policy_version_id: self.policy_version_id,
+            policy_version: self.policy_version,
+            totals: self.totals.0,
+            occurred_at: self.occurred_at,
+            window: self.window_end.map(|end| HistoryWindow {
+                start: self.window_start,
+                end,
+            }),
+            evaluation_run_id: self.evaluation_run_id,
+            activity_id: self.activity_id,
+            operator_name: self.operator_name,
+            operator_reason: self.operator_reason,
+            override_expires_at: self.override_expires_at,
+        })
+    }
+}
 
 pub(super) const COUNTED_COLUMNS: &str = "program_id, activity_id, customer_id, occurred_at, amount_minor, \
      refunded_minor, points, brand, sales_channel";

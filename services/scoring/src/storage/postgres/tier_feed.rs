@@ -2,18 +2,18 @@
 //! watermark, as the customer service's activity feed is (docs/FEED.md).
 
 use chrono::{DateTime, Utc};
-use sqlx::types::Json;
 use tierline_runtime::xid_feed::{FeedCursor, FeedPage, watermark};
 use uuid::Uuid;
 
-use super::PgScoringStore;
+use super::{
+    PgScoringStore,
+    rows::{HISTORY_COLUMNS, HistoryRow},
+};
 use crate::{
     ScoringError,
     domain::{
-        decision::Reason,
         scores::Lifecycle,
-        state::{HistoryRecord, LifecycleChange, TierFeedItem},
-        window::Totals,
+        state::{LifecycleChange, TierFeedItem},
     },
 };
 
@@ -24,16 +24,8 @@ pub(super) const TIER_FEED_CHANNEL: &str = "scoring_feed";
 struct Row {
     xid: i64,
     seq: i64,
-    id: Uuid,
-    program_id: Uuid,
-    customer_id: Uuid,
-    from_rank: i32,
-    to_rank: i32,
-    reason: String,
-    policy_version_id: Option<Uuid>,
-    policy_version: Option<i32>,
-    totals: Json<Totals>,
-    occurred_at: DateTime<Utc>,
+    #[sqlx(flatten)]
+    record: HistoryRow,
 }
 
 impl PgScoringStore {
@@ -45,15 +37,14 @@ impl PgScoringStore {
         limit: u32,
     ) -> Result<FeedPage<TierFeedItem>, ScoringError> {
         let watermark = watermark(&self.pool).await?.xid;
-        let rows: Vec<Row> = sqlx::query_as(
-            "SELECT xid, seq, id, program_id, customer_id, from_rank, to_rank, reason, policy_version_id, policy_version, totals,
-                    occurred_at
+        let rows: Vec<Row> = sqlx::query_as(&format!(
+            "SELECT xid, seq, {HISTORY_COLUMNS}
              FROM tier_history
              WHERE (xid, seq) > ($1, $2) AND xid < $3 AND program_id = COALESCE($4, program_id)
                -- Audited operator acts that left the tier shown as it was are not changes.
                AND from_rank <> to_rank
-             ORDER BY xid, seq LIMIT $5",
-        )
+             ORDER BY xid, seq LIMIT $5"
+        ))
         .bind(after.xid)
         .bind(after.seq)
         .bind(watermark)
@@ -97,25 +88,12 @@ impl PgScoringStore {
         let events = rows
             .into_iter()
             .map(|row| {
-                let reason = Reason::parse(&row.reason)
-                    .ok_or_else(|| ScoringError::Internal(format!("reason {:?}", row.reason)))?;
                 Ok((
                     FeedCursor {
                         xid: row.xid,
                         seq: row.seq,
                     },
-                    TierFeedItem::Tier(HistoryRecord {
-                        id: row.id,
-                        program_id: row.program_id,
-                        customer_id: row.customer_id,
-                        from_rank: u32::try_from(row.from_rank).unwrap_or(0),
-                        to_rank: u32::try_from(row.to_rank).unwrap_or(0),
-                        reason,
-                        policy_version_id: row.policy_version_id,
-                        policy_version: row.policy_version,
-                        totals: row.totals.0,
-                        occurred_at: row.occurred_at,
-                    }),
+                    TierFeedItem::Tier(row.record.into_record()?),
                 ))
             })
             .collect::<Result<Vec<_>, ScoringError>>()?;

@@ -2,21 +2,22 @@
 //! runs in one read transaction, so it sees one snapshot.
 
 use chrono::{DateTime, Utc};
-use sqlx::types::Json;
 use uuid::Uuid;
 
 use super::{
     SqliteScoringStore,
-    rows::{BUCKET_COLUMNS, BucketRow, STATE_COLUMNS, StateRow, instant, micros, rank},
+    rows::{
+        BUCKET_COLUMNS, BucketRow, HISTORY_COLUMNS, HistoryRow, STATE_COLUMNS, StateRow, instant,
+        micros,
+    },
 };
 use crate::{
     ScoringError,
     domain::{
         accrual::CountedPurchase,
-        decision::Reason,
         month::Month,
         state::{HistoryRecord, Member, StoredState},
-        window::{Bucket, Totals},
+        window::Bucket,
     },
     storage::{CustomerRecord, FeedProgress},
 };
@@ -77,22 +78,11 @@ impl SqliteScoringStore {
         before: Option<(DateTime<Utc>, Uuid)>,
         limit: u32,
     ) -> Result<Vec<HistoryRecord>, ScoringError> {
-        #[derive(sqlx::FromRow)]
-        struct Row {
-            id: Uuid,
-            from_rank: i64,
-            to_rank: i64,
-            reason: String,
-            policy_version_id: Option<Uuid>,
-            policy_version: Option<i32>,
-            totals: Json<Totals>,
-            occurred_at: i64,
-        }
-        let rows: Vec<Row> = sqlx::query_as(
-            "SELECT id, from_rank, to_rank, reason, policy_version_id, policy_version, totals, occurred_at FROM tier_history
+        let rows: Vec<HistoryRow> = sqlx::query_as(&format!(
+            "SELECT {HISTORY_COLUMNS} FROM tier_history
              WHERE program_id = ?1 AND customer_id = ?2 AND (?3 IS NULL OR (occurred_at, id) < (?3, ?4))
-             ORDER BY occurred_at DESC, id DESC LIMIT ?5",
-        )
+             ORDER BY occurred_at DESC, id DESC LIMIT ?5"
+        ))
         .bind(program_id)
         .bind(customer_id)
         .bind(before.map(|(occurred_at, _)| micros(occurred_at)))
@@ -100,24 +90,7 @@ impl SqliteScoringStore {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter()
-            .map(|row| {
-                Ok(HistoryRecord {
-                    id: row.id,
-                    program_id,
-                    customer_id,
-                    from_rank: rank(row.from_rank),
-                    to_rank: rank(row.to_rank),
-                    reason: Reason::parse(&row.reason).ok_or_else(|| {
-                        ScoringError::Internal(format!("reason {:?}", row.reason))
-                    })?,
-                    policy_version_id: row.policy_version_id,
-                    policy_version: row.policy_version,
-                    totals: row.totals.0,
-                    occurred_at: instant(row.occurred_at),
-                })
-            })
-            .collect()
+        rows.into_iter().map(HistoryRow::into_record).collect()
     }
 
     pub(super) async fn select_feed_progress(

@@ -8,15 +8,69 @@ use uuid::Uuid;
 use crate::{
     ScoringError,
     domain::{
-        decision::{Override, TierState},
+        decision::{Override, Reason, TierState},
         month::Month,
         policy::PolicyInput,
         program::{Program, Scope, Tier},
-        state::StoredState,
+        state::{HistoryRecord, HistoryWindow, StoredState},
         versions::{EvaluationRun, PolicyStatus, PolicyVersion, RunStatus, RunTrigger},
-        window::Bucket,
+        window::{Bucket, Totals},
     },
 };
+
+pub(super) const HISTORY_COLUMNS: &str = "id, program_id, customer_id, from_rank, to_rank, reason, \
+     policy_version_id, policy_version, totals, occurred_at, window_start, window_end, evaluation_run_id, \
+     activity_id, operator_name, operator_reason, override_expires_at";
+
+/// A tier history record as stored ([`HISTORY_COLUMNS`]).
+#[derive(Debug, sqlx::FromRow)]
+pub(super) struct HistoryRow {
+    id: Uuid,
+    program_id: Uuid,
+    customer_id: Uuid,
+    from_rank: i64,
+    to_rank: i64,
+    reason: String,
+    policy_version_id: Option<Uuid>,
+    policy_version: Option<i32>,
+    totals: Json<Totals>,
+    occurred_at: i64,
+    window_start: Option<i64>,
+    window_end: Option<i64>,
+    evaluation_run_id: Option<Uuid>,
+    activity_id: Option<Uuid>,
+    operator_name: Option<String>,
+    operator_reason: Option<String>,
+    override_expires_at: Option<i64>,
+}
+
+impl HistoryRow {
+    /// The record; a reason this build does not know is an internal error.
+    pub(super) fn into_record(self) -> Result<HistoryRecord, ScoringError> {
+        Ok(HistoryRecord {
+            id: self.id,
+            program_id: self.program_id,
+            customer_id: self.customer_id,
+            from_rank: rank(self.from_rank),
+            to_rank: rank(self.to_rank),
+            reason: Reason::parse(&self.reason)
+                .ok_or_else(|| ScoringError::Internal(format!("reason {:?}", self.reason)))?,
+            policy_version_id: self.policy_version_id,
+            policy_version: self.policy_version,
+            totals: self.totals.0,
+            occurred_at: instant(self.occurred_at),
+            window: self.window_end.map(|end| HistoryWindow {
+                start: self.window_start.map(instant),
+                end: instant(end),
+            }),
+            evaluation_run_id: self.evaluation_run_id,
+            activity_id: self.activity_id,
+            operator_name: self.operator_name,
+            operator_reason: self.operator_reason,
+            override_expires_at: self.override_expires_at.map(instant),
+        })
+    }
+}
 
 pub(super) fn micros(at: DateTime<Utc>) -> i64 {
     at.timestamp_micros()

@@ -3,21 +3,18 @@
 //! needs a watermark, and both tables are read in one snapshot so neither runs ahead of the
 //! other.
 
-use sqlx::types::Json;
 use tierline_runtime::xid_feed::{FeedCursor, FeedPage};
 use uuid::Uuid;
 
 use super::{
     SqliteScoringStore,
-    rows::{instant, rank},
+    rows::{HISTORY_COLUMNS, HistoryRow, instant},
 };
 use crate::{
     ScoringError,
     domain::{
-        decision::Reason,
         scores::Lifecycle,
-        state::{HistoryRecord, LifecycleChange, TierFeedItem},
-        window::Totals,
+        state::{LifecycleChange, TierFeedItem},
     },
 };
 
@@ -25,16 +22,8 @@ use crate::{
 struct TierRow {
     xid: i64,
     seq: i64,
-    id: Uuid,
-    program_id: Uuid,
-    customer_id: Uuid,
-    from_rank: i64,
-    to_rank: i64,
-    reason: String,
-    policy_version_id: Option<Uuid>,
-    policy_version: Option<i32>,
-    totals: Json<Totals>,
-    occurred_at: i64,
+    #[sqlx(flatten)]
+    record: HistoryRow,
 }
 
 #[derive(sqlx::FromRow)]
@@ -63,15 +52,14 @@ impl SqliteScoringStore {
         limit: u32,
     ) -> Result<FeedPage<TierFeedItem>, ScoringError> {
         let mut snapshot = self.pool.begin().await?;
-        let tiers: Vec<TierRow> = sqlx::query_as(
-            "SELECT xid, seq, id, program_id, customer_id, from_rank, to_rank, reason, policy_version_id, policy_version, totals,
-                    occurred_at
+        let tiers: Vec<TierRow> = sqlx::query_as(&format!(
+            "SELECT xid, seq, {HISTORY_COLUMNS}
              FROM tier_history
              WHERE (xid, seq) > (?1, ?2) AND (?3 IS NULL OR program_id = ?3)
                -- Audited operator acts that left the tier shown as it was are not changes.
                AND from_rank <> to_rank
-             ORDER BY xid, seq LIMIT ?4",
-        )
+             ORDER BY xid, seq LIMIT ?4"
+        ))
         .bind(after.xid)
         .bind(after.seq)
         .bind(program_id)
@@ -93,25 +81,12 @@ impl SqliteScoringStore {
         snapshot.commit().await?;
         let mut events = Vec::with_capacity(tiers.len() + lifecycles.len());
         for row in tiers {
-            let reason = Reason::parse(&row.reason)
-                .ok_or_else(|| ScoringError::Internal(format!("reason {:?}", row.reason)))?;
             events.push((
                 FeedCursor {
                     xid: row.xid,
                     seq: row.seq,
                 },
-                TierFeedItem::Tier(HistoryRecord {
-                    id: row.id,
-                    program_id: row.program_id,
-                    customer_id: row.customer_id,
-                    from_rank: rank(row.from_rank),
-                    to_rank: rank(row.to_rank),
-                    reason,
-                    policy_version_id: row.policy_version_id,
-                    policy_version: row.policy_version,
-                    totals: row.totals.0,
-                    occurred_at: instant(row.occurred_at),
-                }),
+                TierFeedItem::Tier(row.record.into_record()?),
             ));
         }
         for row in lifecycles {

@@ -90,8 +90,9 @@ pub(super) async fn insert_history(
     let seq = write.next_seq().await?;
     sqlx::query(
         "INSERT INTO tier_history (id, seq, xid, program_id, customer_id, from_rank, to_rank, reason, policy_version_id,
-                                   policy_version, totals, occurred_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                                   policy_version, totals, occurred_at, window_start, window_end, evaluation_run_id,
+                                   activity_id, operator_name, operator_reason, override_expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
     )
     .bind(record.id)
     .bind(seq)
@@ -105,6 +106,13 @@ pub(super) async fn insert_history(
     .bind(record.policy_version)
     .bind(Json(record.totals))
     .bind(micros(record.occurred_at))
+    .bind(record.window.and_then(|window| window.start).map(micros))
+    .bind(record.window.map(|window| micros(window.end)))
+    .bind(record.evaluation_run_id)
+    .bind(record.activity_id)
+    .bind(record.operator_name.as_deref())
+    .bind(record.operator_reason.as_deref())
+    .bind(record.override_expires_at.map(micros))
     .execute(&mut *write.tx)
     .await?;
     Ok(())
