@@ -6,7 +6,7 @@ use std::{net::SocketAddr, sync::Arc};
 use tierline_proto::campaign::v1::campaign_service_server::{CampaignServiceServer, SERVICE_NAME};
 use tierline_runtime::{
     embedded::EmbeddedService,
-    follower::DeadLetterCounter,
+    follower::FeedCounters,
     service::{BoundService, ServiceSpec},
 };
 
@@ -111,14 +111,8 @@ impl Application {
                                 context.pool.clone(),
                                 context.shutdown.clone(),
                             ));
-                            let dead_letters = DeadLetterCounter::register(&context.metrics);
-                            Ok(routes(
-                                &config,
-                                upstream,
-                                store,
-                                dead_letters,
-                                context.shutdown,
-                            ))
+                            let counters = FeedCounters::register(&context.metrics);
+                            Ok(routes(&config, upstream, store, counters, context.shutdown))
                         },
                         stop,
                     )
@@ -128,8 +122,8 @@ impl Application {
                 service
                     .run(
                         move |context| {
-                            let dead_letters = DeadLetterCounter::register(&context.metrics);
-                            routes(&config, upstream, store, dead_letters, context.shutdown)
+                            let counters = FeedCounters::register(&context.metrics);
+                            routes(&config, upstream, store, counters, context.shutdown)
                         },
                         stop,
                     )
@@ -143,7 +137,7 @@ fn routes(
     config: &CampaignConfig,
     upstream: Upstream,
     store: Arc<dyn CampaignStore>,
-    dead_letters: DeadLetterCounter,
+    counters: FeedCounters,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> tonic::service::Routes {
     let enroller = Enroller::new(upstream, config.frequency_cap);
@@ -162,7 +156,7 @@ fn routes(
             enroller,
             &config.upstream,
             config.feed_batch,
-            dead_letters,
+            counters,
             shutdown.clone(),
         );
     }

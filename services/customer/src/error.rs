@@ -46,6 +46,10 @@ pub enum CustomerError {
         /// What remains.
         remaining_minor: i64,
     },
+    /// A feed cursor this feed cannot resume after: it comes from another database cluster or
+    /// lies beyond the feed (docs/FEED.md).
+    #[error("after_cursor {0}")]
+    CursorRefused(tierline_runtime::xid_feed::CursorRefusal),
     /// The database cannot be reached or timed out; retrying may succeed.
     #[error("database unavailable: {0}")]
     Unavailable(String),
@@ -85,7 +89,8 @@ impl From<CustomerError> for tonic::Status {
                 tonic::Status::already_exists(error.to_string())
             }
             error @ (CustomerError::CustomerErased { .. }
-            | CustomerError::RefundExceedsPurchase { .. }) => {
+            | CustomerError::RefundExceedsPurchase { .. }
+            | CustomerError::CursorRefused(_)) => {
                 tonic::Status::failed_precondition(error.to_string())
             }
             CustomerError::Unavailable(detail) => {

@@ -5,7 +5,7 @@ use std::{net::SocketAddr, sync::Arc};
 use tierline_proto::scoring::v1::scoring_service_server::{SERVICE_NAME, ScoringServiceServer};
 use tierline_runtime::{
     embedded::EmbeddedService,
-    follower::DeadLetterCounter,
+    follower::FeedCounters,
     metrics::Metrics,
     service::{BoundService, ServiceSpec},
 };
@@ -99,14 +99,8 @@ impl Application {
                                 context.shutdown.clone(),
                             ));
                             let cache = TierCache::start(&config.cache, &context.metrics);
-                            let dead_letters = DeadLetterCounter::register(&context.metrics);
-                            Ok(routes(
-                                &config,
-                                store,
-                                cache,
-                                dead_letters,
-                                context.shutdown,
-                            ))
+                            let counters = FeedCounters::register(&context.metrics);
+                            Ok(routes(&config, store, cache, counters, context.shutdown))
                         },
                         stop,
                     )
@@ -117,8 +111,8 @@ impl Application {
                     .run(
                         move |context| {
                             let cache = in_process_cache(&config, &context.metrics);
-                            let dead_letters = DeadLetterCounter::register(&context.metrics);
-                            routes(&config, store, cache, dead_letters, context.shutdown)
+                            let counters = FeedCounters::register(&context.metrics);
+                            routes(&config, store, cache, counters, context.shutdown)
                         },
                         stop,
                     )
@@ -136,7 +130,7 @@ fn routes(
     config: &ScoringConfig,
     store: Arc<dyn ScoringStore>,
     cache: TierCache,
-    dead_letters: DeadLetterCounter,
+    counters: FeedCounters,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> tonic::service::Routes {
     if let Some(consumer) = &config.consumer {
@@ -144,7 +138,7 @@ fn routes(
             store.clone(),
             cache.clone(),
             consumer.clone(),
-            dead_letters,
+            counters,
             shutdown.clone(),
         );
     }

@@ -20,13 +20,49 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// How often a standby replica looks whether it can lead.
 const STANDBY_RECHECK: Duration = Duration::from_millis(500);
 
+/// How a consumer's run ended, when not by its stream's end.
+#[derive(Debug)]
+pub enum Stopped<E> {
+    /// A failure a pause may mend (the upstream or the database away, a stream cut).
+    Failed(E),
+    /// The upstream refused the stored cursor (FAILED_PRECONDITION: it comes from another
+    /// database cluster, or lies beyond the feed, after a restore or a move). No retry mends it:
+    /// an operator must say where to resume (docs/FEED.md).
+    Refused(String),
+}
+
+impl<E> From<E> for Stopped<E> {
+    fn from(error: E) -> Self {
+        Self::Failed(error)
+    }
+}
+
+impl<E> Stopped<E> {
+    /// The outcome of an upstream's refusal to open the feed: `Refused` for
+    /// FAILED_PRECONDITION, `Failed` (as `other` says) for anything else.
+    pub fn opening(status: tonic::Status, other: impl FnOnce(tonic::Status) -> E) -> Self {
+        if status.code() == tonic::Code::FailedPrecondition {
+            Self::Refused(status.message().to_owned())
+        } else {
+            Self::Failed(other(status))
+        }
+    }
+}
+
+/// How long a consumer whose cursor was refused waits before it asks again: an operator's fix
+/// is picked up without a restart, and the log says why once a minute, not ten times a second.
+const REFUSED_RECHECK: Duration = Duration::from_secs(60);
+
 /// Runs `consume` on a task of its own whenever this replica leads the feed `name` (holds the
 /// lock `try_lead` takes), until `shutdown`. `consume` returns when its stream ends (`Ok`: the
 /// upstream shut down; it is followed again at once) or fails (after a pause that grows with
-/// each failure); it gets a token that is cancelled at shutdown.
+/// each failure); it gets a token that is cancelled at shutdown. A refused cursor stops the
+/// consumer: counted, logged as an error with the upstream's reason, and asked again only after
+/// [`REFUSED_RECHECK`].
 pub fn lead<E, L, LFut, C, CFut>(
     name: &'static str,
     shutdown: CancellationToken,
+    counters: FeedCounters,
     try_lead: L,
     consume: C,
 ) where
@@ -34,11 +70,12 @@ pub fn lead<E, L, LFut, C, CFut>(
     L: Fn() -> LFut + Send + 'static,
     LFut: Future<Output = Result<Option<HeldLock>, E>> + Send,
     C: Fn(CancellationToken) -> CFut + Send + 'static,
-    CFut: Future<Output = Result<(), E>> + Send,
+    CFut: Future<Output = Result<(), Stopped<E>>> + Send,
 {
     tokio::spawn(async move {
         let mut backoff = FIRST_BACKOFF;
         while !shutdown.is_cancelled() {
+            let mut refused = false;
             match try_lead().await {
                 Ok(Some(lock)) => {
                     tracing::info!(feed = name, "leading the feed consumer");
@@ -50,21 +87,32 @@ pub fn lead<E, L, LFut, C, CFut>(
                         ),
                         outcome = consume(shutdown.clone()) => match outcome {
                             Ok(()) => backoff = FIRST_BACKOFF,
-                            Err(error) => tracing::warn!(
+                            Err(Stopped::Failed(error)) => tracing::warn!(
                                 feed = name,
                                 %error,
                                 retry_in_ms = u64::try_from(backoff.as_millis()).unwrap_or(u64::MAX),
                                 "feed consumer failed"
                             ),
+                            Err(Stopped::Refused(reason)) => {
+                                counters.refused(name);
+                                tracing::error!(
+                                    feed = name,
+                                    %reason,
+                                    "the upstream refused this consumer's cursor: consuming stopped; \
+                                     see docs/FEED.md, \"Cursors that know their cluster\""
+                                );
+                                refused = true;
+                            }
                         },
                     }
                 }
                 Ok(None) => backoff = STANDBY_RECHECK,
                 Err(error) => tracing::warn!(feed = name, %error, "cannot take the feed lock"),
             }
+            let pause = if refused { REFUSED_RECHECK } else { backoff };
             tokio::select! {
                 () = shutdown.cancelled() => break,
-                () = tokio::time::sleep(backoff) => {}
+                () = tokio::time::sleep(pause) => {}
             }
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
@@ -137,29 +185,45 @@ struct FeedLabels {
     feed: &'static str,
 }
 
-/// `tierline_feed_dead_letters_total{feed}`: events parked because they could not be read.
-#[derive(Clone, Debug, Default)]
-pub struct DeadLetterCounter(
-    prometheus_client::metrics::family::Family<
-        FeedLabels,
-        prometheus_client::metrics::counter::Counter,
-    >,
-);
+type FeedCounter = prometheus_client::metrics::family::Family<
+    FeedLabels,
+    prometheus_client::metrics::counter::Counter,
+>;
 
-impl DeadLetterCounter {
-    /// The counter, registered in `metrics` (once per process; every feed of it shares it).
+/// The counters of every feed a service follows, by feed:
+/// `tierline_feed_dead_letters_total{feed}`, events parked because they could not be read, and
+/// `tierline_feed_cursor_refusals_total{feed}`, times the upstream refused the stored cursor.
+#[derive(Clone, Debug, Default)]
+pub struct FeedCounters {
+    dead_letters: FeedCounter,
+    refusals: FeedCounter,
+}
+
+impl FeedCounters {
+    /// The counters, registered in `metrics` (once per process; every feed of it shares them).
     pub fn register(metrics: &crate::metrics::Metrics) -> Self {
-        let counter = Self::default();
+        let counters = Self::default();
         metrics.register(
             "tierline_feed_dead_letters",
             "Feed events parked in the dead-letter table because they could not be read",
-            counter.0.clone(),
+            counters.dead_letters.clone(),
         );
-        counter
+        metrics.register(
+            "tierline_feed_cursor_refusals",
+            "Times the upstream refused a feed consumer's stored cursor (another database cluster, or beyond the feed)",
+            counters.refusals.clone(),
+        );
+        counters
     }
 
     fn add(&self, feed: &'static str, parked: u64) {
-        self.0.get_or_create(&FeedLabels { feed }).inc_by(parked);
+        self.dead_letters
+            .get_or_create(&FeedLabels { feed })
+            .inc_by(parked);
+    }
+
+    fn refused(&self, feed: &'static str) {
+        self.refusals.get_or_create(&FeedLabels { feed }).inc();
     }
 }
 
@@ -173,7 +237,7 @@ pub struct Batching<'a> {
     /// Stops the follower.
     pub shutdown: &'a CancellationToken,
     /// Counts the events parked.
-    pub dead_letters: &'a DeadLetterCounter,
+    pub counters: &'a FeedCounters,
 }
 
 /// Reads `feed` in batches of what is waiting (at most `batching.batch_size`), converts each
@@ -230,7 +294,7 @@ where
             let first = dead[0].clone();
             let parked = park(dead).await?;
             if parked > 0 {
-                batching.dead_letters.add(batching.feed, parked);
+                batching.counters.add(batching.feed, parked);
                 tracing::error!(
                     feed = batching.feed,
                     parked,
@@ -255,6 +319,52 @@ mod tests {
 
     use super::*;
 
+    #[tokio::test(start_paused = true)]
+    async fn a_refused_cursor_stops_the_consumer_counts_and_asks_again_only_a_minute_later() {
+        let attempts = Arc::new(Mutex::new(Vec::new()));
+        let counters = FeedCounters::default();
+        let shutdown = CancellationToken::new();
+        let seen = attempts.clone();
+        lead(
+            "test",
+            shutdown.clone(),
+            counters.clone(),
+            || async { Ok::<_, String>(Some(HeldLock::new(()))) },
+            move |_| {
+                let seen = seen.clone();
+                async move {
+                    seen.lock().unwrap().push(tokio::time::Instant::now());
+                    Err(Stopped::Refused(
+                        "after_cursor is ahead of this feed".to_owned(),
+                    ))
+                }
+            },
+        );
+        tokio::time::sleep(Duration::from_secs(150)).await;
+        shutdown.cancel();
+        let attempts = attempts.lock().unwrap().clone();
+        assert_eq!(attempts.len(), 3, "at 0, 60 and 120 s: {attempts:?}");
+        assert!(
+            attempts
+                .windows(2)
+                .all(|pair| pair[1] - pair[0] >= REFUSED_RECHECK)
+        );
+        assert_eq!(
+            counters
+                .refusals
+                .get_or_create(&FeedLabels { feed: "test" })
+                .get(),
+            3
+        );
+        // An upstream's FAILED_PRECONDITION is a refusal; anything else a failure to retry.
+        let refused =
+            Stopped::<String>::opening(tonic::Status::failed_precondition("x"), |s| s.to_string());
+        assert!(matches!(refused, Stopped::Refused(reason) if reason == "x"));
+        let failed =
+            Stopped::<String>::opening(tonic::Status::unavailable("y"), |_| "retry".to_owned());
+        assert!(matches!(failed, Stopped::Failed(error) if error == "retry"));
+    }
+
     #[tokio::test]
     async fn an_unreadable_event_is_parked_once_and_the_feed_goes_on() {
         // Timestamps stand for feed messages: seconds are the position, a negative one is
@@ -265,7 +375,7 @@ mod tests {
             .collect();
         let parked = Arc::new(Mutex::new(Vec::new()));
         let applied = Arc::new(Mutex::new(Vec::new()));
-        let counter = DeadLetterCounter::default();
+        let counter = FeedCounters::default();
         let shutdown = CancellationToken::new();
         let outcome: Result<(), String> = apply_batches(
             futures::stream::iter(messages),
@@ -273,7 +383,7 @@ mod tests {
                 feed: "test",
                 batch_size: 10,
                 shutdown: &shutdown,
-                dead_letters: &counter,
+                counters: &counter,
             },
             |status| status.to_string(),
             |message| message.seconds.to_string(),
@@ -314,7 +424,10 @@ mod tests {
             "the others applied, the cursor past the parked one"
         );
         assert_eq!(
-            counter.0.get_or_create(&FeedLabels { feed: "test" }).get(),
+            counter
+                .dead_letters
+                .get_or_create(&FeedLabels { feed: "test" })
+                .get(),
             1
         );
     }

@@ -33,23 +33,139 @@ impl FeedCursor {
     /// The position before every event.
     pub const START: Self = Self { xid: 0, seq: 0 };
 
-    /// Parses the opaque text form; empty means [`FeedCursor::START`].
-    pub fn parse(text: &str) -> Option<Self> {
+    /// Parses the opaque text form, with the identity of the feed it came from when it says
+    /// (`v2.<identity>.<xid>.<seq>`; `v1.<xid>.<seq>` cursors, from before feeds had one, do
+    /// not); empty means [`FeedCursor::START`].
+    pub fn parse(text: &str) -> Option<(Option<FeedIdentity>, Self)> {
         if text.is_empty() {
-            return Some(Self::START);
+            return Some((None, Self::START));
         }
-        let (xid, seq) = text.strip_prefix("v1.")?.split_once('.')?;
+        let (identity, position) = match text.strip_prefix("v2.") {
+            Some(rest) => {
+                let (identity, position) = rest.split_once('.')?;
+                (
+                    Some(FeedIdentity(u64::from_str_radix(identity, 16).ok()?)),
+                    position,
+                )
+            }
+            None => (None, text.strip_prefix("v1.")?),
+        };
+        let (xid, seq) = position.split_once('.')?;
         let cursor = Self {
             xid: xid.parse().ok()?,
             seq: seq.parse().ok()?,
         };
-        (cursor.xid >= 0 && cursor.seq >= 0).then_some(cursor)
+        (cursor.xid >= 0 && cursor.seq >= 0).then_some((identity, cursor))
+    }
+
+    /// The cursor a watcher asks to resume after, checked against the feed it asks: refused
+    /// when it is not a cursor, comes from another database cluster (a restore or a move to a
+    /// new cluster starts transaction ids afresh, so its position means nothing here), or lies
+    /// beyond anything this feed has written. Refusing is what keeps a consumer from skipping
+    /// every event silently (docs/FEED.md, "Cursors that know their cluster").
+    pub fn resume(text: &str, origin: FeedOrigin) -> Result<Self, CursorRefusal> {
+        let (identity, cursor) = Self::parse(text).ok_or(CursorRefusal::Malformed)?;
+        if let Some(identity) = identity.filter(|identity| *identity != origin.identity) {
+            return Err(CursorRefusal::OtherCluster {
+                cursor: identity,
+                feed: origin.identity,
+            });
+        }
+        if cursor.xid >= origin.next_xid {
+            return Err(CursorRefusal::Ahead {
+                cursor_xid: cursor.xid,
+                next_xid: origin.next_xid,
+            });
+        }
+        Ok(cursor)
+    }
+
+    /// The text form a watcher gets, naming the feed's identity.
+    pub fn served(self, identity: FeedIdentity) -> String {
+        format!("v2.{:x}.{}.{}", identity.0, self.xid, self.seq)
     }
 }
 
 impl fmt::Display for FeedCursor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "v1.{}.{}", self.xid, self.seq)
+    }
+}
+
+/// The database cluster a feed's transaction ids come from: Postgres's system identifier,
+/// which every cluster gets at `initdb` and a streaming replica shares with its primary (so a
+/// failover keeps it, as it keeps the ids), while a restore from a dump or a logical-replication
+/// move lands in a cluster with another. The embedded SQLite stores have [`FeedIdentity::EMBEDDED`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FeedIdentity(pub u64);
+
+impl FeedIdentity {
+    /// The identity of an embedded (SQLite) feed: its file carries its own counter along.
+    pub const EMBEDDED: Self = Self(0);
+}
+
+/// Where a feed stands: whose transaction ids it orders by, and the next one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeedOrigin {
+    /// The cluster.
+    pub identity: FeedIdentity,
+    /// No row of the feed has a transaction id at or above this.
+    pub next_xid: i64,
+}
+
+/// Reads a Postgres feed's origin (any role may call `pg_control_system`).
+pub async fn origin(pool: &sqlx::PgPool) -> Result<FeedOrigin, sqlx::Error> {
+    let (identity, next_xid): (i64, i64) = sqlx::query_as(
+        "SELECT system_identifier, pg_snapshot_xmax(pg_current_snapshot())::text::bigint FROM pg_control_system()",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(FeedOrigin {
+        identity: FeedIdentity(identity.cast_unsigned()),
+        next_xid,
+    })
+}
+
+/// Why a cursor to resume after was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CursorRefusal {
+    /// Not a cursor of any feed.
+    Malformed,
+    /// A cursor of the same feed in another database cluster.
+    OtherCluster {
+        /// The cluster the cursor names.
+        cursor: FeedIdentity,
+        /// This feed's.
+        feed: FeedIdentity,
+    },
+    /// A position this feed has not reached: its transaction ids restarted below it.
+    Ahead {
+        /// The cursor's transaction id.
+        cursor_xid: i64,
+        /// The next id this feed will give.
+        next_xid: i64,
+    },
+}
+
+impl fmt::Display for CursorRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Malformed => write!(f, "is not a cursor from this feed"),
+            Self::OtherCluster { cursor, feed } => write!(
+                f,
+                "comes from another database cluster (system identifier {:x}, this feed's is {:x}): \
+                 the database was restored or moved; see docs/FEED.md to resume",
+                cursor.0, feed.0
+            ),
+            Self::Ahead {
+                cursor_xid,
+                next_xid,
+            } => write!(
+                f,
+                "is ahead of this feed (transaction {cursor_xid}, the feed's next is {next_xid}): \
+                 the database was restored or moved; see docs/FEED.md to resume"
+            ),
+        }
     }
 }
 
@@ -275,11 +391,66 @@ mod tests {
             xid: 7_345,
             seq: 99,
         };
-        assert_eq!(FeedCursor::parse(&cursor.to_string()), Some(cursor));
-        assert_eq!(FeedCursor::parse(""), Some(FeedCursor::START));
-        for bad in ["7345.99", "v1.x.1", "v1.1", "v1.-1.2", "v2.1.2"] {
+        assert_eq!(FeedCursor::parse(&cursor.to_string()), Some((None, cursor)));
+        let identity = FeedIdentity(0x6b09_46d1_a2f3_0001);
+        assert_eq!(
+            FeedCursor::parse(&cursor.served(identity)),
+            Some((Some(identity), cursor))
+        );
+        assert_eq!(FeedCursor::parse(""), Some((None, FeedCursor::START)));
+        for bad in [
+            "7345.99",
+            "v1.x.1",
+            "v1.1",
+            "v1.-1.2",
+            "v2.1.2",
+            "v2.zz.1.2",
+            "v3.1.1.2",
+        ] {
             assert_eq!(FeedCursor::parse(bad), None, "{bad}");
         }
         assert!(FeedCursor { xid: 5, seq: 100 } < FeedCursor { xid: 6, seq: 1 });
+    }
+
+    #[test]
+    fn a_cursor_from_another_cluster_or_beyond_the_feed_is_refused() {
+        let here = FeedOrigin {
+            identity: FeedIdentity(0xaaaa),
+            next_xid: 1_000,
+        };
+        let cursor = FeedCursor { xid: 900, seq: 3 };
+        assert_eq!(
+            FeedCursor::resume(&cursor.served(here.identity), here),
+            Ok(cursor)
+        );
+        assert_eq!(FeedCursor::resume("", here), Ok(FeedCursor::START));
+        assert_eq!(
+            FeedCursor::resume(&cursor.to_string(), here),
+            Ok(cursor),
+            "a cursor from before identities is still taken where it can be"
+        );
+        assert_eq!(
+            FeedCursor::resume(&cursor.served(FeedIdentity(0xbbbb)), here),
+            Err(CursorRefusal::OtherCluster {
+                cursor: FeedIdentity(0xbbbb),
+                feed: here.identity
+            })
+        );
+        // A restored cluster counts its transactions afresh: the stored position lies ahead.
+        let restored = FeedOrigin {
+            identity: here.identity,
+            next_xid: 40,
+        };
+        assert_eq!(
+            FeedCursor::resume(&cursor.to_string(), restored),
+            Err(CursorRefusal::Ahead {
+                cursor_xid: 900,
+                next_xid: 40
+            })
+        );
+        assert_eq!(
+            FeedCursor::resume("v1.x", here),
+            Err(CursorRefusal::Malformed)
+        );
     }
 }

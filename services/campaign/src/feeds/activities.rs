@@ -7,7 +7,7 @@ use tierline_proto::customer::v1::{
 
 use tierline_runtime::{
     client::{ClientSettings, Outgoing, channel},
-    follower::Batching,
+    follower::{Batching, Stopped},
 };
 use uuid::Uuid;
 
@@ -24,13 +24,13 @@ fn unavailable(status: tonic::Status) -> CampaignError {
 /// The consumer's name, for its lock, cursor and dead letters.
 pub(super) const FEED: &str = "activities";
 
-/// Follows the feed until it ends (`Ok`) or fails.
+/// Follows the feed until it ends (`Ok`), fails, or its cursor is refused.
 pub(super) async fn consume(
     attributor: &Attributor,
     store: &Arc<dyn CampaignStore>,
     settings: &ClientSettings,
     batching: Batching<'_>,
-) -> Result<(), CampaignError> {
+) -> Result<(), Stopped<CampaignError>> {
     let channel =
         channel(settings).map_err(|error| CampaignError::Unavailable(error.to_string()))?;
     let mut client = CustomerServiceClient::with_interceptor(channel, Outgoing::new(settings));
@@ -38,7 +38,7 @@ pub(super) async fn consume(
     let stream = client
         .watch_activities(WatchActivitiesRequest { after_cursor })
         .await
-        .map_err(unavailable)?
+        .map_err(|status| Stopped::opening(status, unavailable))?
         .into_inner();
     tierline_runtime::follower::apply_batches(
         stream,
@@ -49,7 +49,8 @@ pub(super) async fn consume(
         |letters| async move { store.park_dead_letters(FEED, &letters).await },
         |events, position| async move { attributor.apply(&events, &position).await },
     )
-    .await
+    .await?;
+    Ok(())
 }
 
 fn id(field: &str, text: &str) -> Result<Uuid, String> {

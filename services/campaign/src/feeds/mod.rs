@@ -11,7 +11,7 @@ mod tier_changes;
 
 use std::{future::Future, sync::Arc};
 
-use tierline_runtime::follower::{Batching, DeadLetterCounter};
+use tierline_runtime::follower::{Batching, FeedCounters, Stopped};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -27,16 +27,17 @@ pub fn spawn(
     enroller: Enroller,
     upstream: &UpstreamSettings,
     batch_size: usize,
-    dead_letters: DeadLetterCounter,
+    counters: FeedCounters,
     shutdown: CancellationToken,
 ) {
     let attributor = Attributor::new(store.clone());
     let customer = upstream.customer.clone();
-    let (feed_store, counter) = (store.clone(), dead_letters.clone());
+    let (feed_store, counter) = (store.clone(), counters.clone());
     lead(
         activities::FEED,
         store.clone(),
         shutdown.clone(),
+        counters.clone(),
         move |shutdown| {
             let (attributor, customer) = (attributor.clone(), customer.clone());
             let (store, counter) = (feed_store.clone(), counter.clone());
@@ -45,7 +46,7 @@ pub fn spawn(
                     feed: activities::FEED,
                     batch_size,
                     shutdown: &shutdown,
-                    dead_letters: &counter,
+                    counters: &counter,
                 };
                 activities::consume(&attributor, &store, &customer, batching).await
             }
@@ -54,19 +55,26 @@ pub fn spawn(
     let applier = TriggerApplier::new(store.clone(), enroller);
     let scoring = upstream.scoring.clone();
     let feed_store = store.clone();
-    lead(tier_changes::FEED, store, shutdown, move |shutdown| {
-        let (applier, scoring) = (applier.clone(), scoring.clone());
-        let (store, counter) = (feed_store.clone(), dead_letters.clone());
-        async move {
-            let batching = Batching {
-                feed: tier_changes::FEED,
-                batch_size,
-                shutdown: &shutdown,
-                dead_letters: &counter,
-            };
-            tier_changes::consume(&applier, &store, &scoring, batching).await
-        }
-    });
+    let counter = counters.clone();
+    lead(
+        tier_changes::FEED,
+        store,
+        shutdown,
+        counters,
+        move |shutdown| {
+            let (applier, scoring) = (applier.clone(), scoring.clone());
+            let (store, counter) = (feed_store.clone(), counter.clone());
+            async move {
+                let batching = Batching {
+                    feed: tier_changes::FEED,
+                    batch_size,
+                    shutdown: &shutdown,
+                    counters: &counter,
+                };
+                tier_changes::consume(&applier, &store, &scoring, batching).await
+            }
+        },
+    );
 }
 
 /// Runs `consume` whenever this replica leads `name` (`tierline_runtime::follower`).
@@ -74,14 +82,16 @@ fn lead<F, Fut>(
     name: &'static str,
     store: Arc<dyn CampaignStore>,
     shutdown: CancellationToken,
+    counters: FeedCounters,
     consume: F,
 ) where
     F: Fn(CancellationToken) -> Fut + Send + 'static,
-    Fut: Future<Output = Result<(), CampaignError>> + Send,
+    Fut: Future<Output = Result<(), Stopped<CampaignError>>> + Send,
 {
     tierline_runtime::follower::lead(
         name,
         shutdown,
+        counters,
         move || {
             let store = store.clone();
             async move { store.try_lock_consumer(name).await }

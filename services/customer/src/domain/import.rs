@@ -85,8 +85,10 @@ impl ImportOutcome {
                 Self::rejected("amount.amount_minor", error.to_string())
             }
             error @ CustomerError::AlreadyExists { .. } => Self::rejected("", error.to_string()),
+            // Not an item's error: the feed's, which no import produces.
             error @ (CustomerError::Unavailable(_)
             | CustomerError::ShuttingDown
+            | CustomerError::CursorRefused(_)
             | CustomerError::Internal(_)) => return Err(error),
         })
     }

@@ -4,6 +4,7 @@
 use std::{collections::HashSet, sync::Arc};
 
 use chrono::{DateTime, Utc};
+use tierline_runtime::xid_feed::{CursorRefusal, FeedIdentity};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -443,15 +444,25 @@ impl Customers {
             .collect()
     }
 
-    /// The feed after `after_cursor`, live until the caller goes away or the server shuts down.
-    pub fn watch(
+    /// The feed after `after_cursor`, live until the caller goes away or the server shuts down,
+    /// with the feed's identity (which every cursor it serves names). A cursor from another
+    /// database cluster, or beyond the feed, is refused rather than followed past every event.
+    pub async fn watch(
         &self,
         after_cursor: &str,
         shutdown: CancellationToken,
-    ) -> Result<crate::feed::FeedStream, CustomerError> {
-        let cursor = FeedCursor::parse(after_cursor).ok_or_else(|| {
-            CustomerError::invalid("after_cursor", "is not a cursor from this feed")
+    ) -> Result<(FeedIdentity, crate::feed::FeedStream), CustomerError> {
+        let origin = self.store.feed_origin().await?;
+        let cursor = FeedCursor::resume(after_cursor, origin).map_err(|refusal| match refusal {
+            CursorRefusal::Malformed => CustomerError::invalid("after_cursor", refusal.to_string()),
+            CursorRefusal::OtherCluster { .. } | CursorRefusal::Ahead { .. } => {
+                tracing::error!(%refusal, after_cursor, "a watcher's cursor was refused");
+                CustomerError::CursorRefused(refusal)
+            }
         })?;
-        Ok(self.feed.watch(self.store.clone(), cursor, shutdown))
+        Ok((
+            origin.identity,
+            self.feed.watch(self.store.clone(), cursor, shutdown),
+        ))
     }
 }

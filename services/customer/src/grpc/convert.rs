@@ -319,7 +319,10 @@ pub(crate) fn import_response(
     response
 }
 
-pub(crate) fn feed_event_to_proto(event: FeedEvent) -> pb::FeedEvent {
+pub(crate) fn feed_event_to_proto(
+    event: FeedEvent,
+    identity: tierline_runtime::xid_feed::FeedIdentity,
+) -> pb::FeedEvent {
     let payload = match event.payload {
         FeedPayload::Activity(activity) => {
             pb::feed_event::Event::Activity(activity_to_proto(*activity))
@@ -339,7 +342,7 @@ pub(crate) fn feed_event_to_proto(event: FeedEvent) -> pb::FeedEvent {
         }),
     };
     pb::FeedEvent {
-        cursor: event.cursor.to_string(),
+        cursor: event.cursor.served(identity),
         event: Some(payload),
     }
 }

@@ -306,13 +306,17 @@ impl CustomerService for CustomerApi {
         &self,
         request: Request<pb::WatchActivitiesRequest>,
     ) -> Result<Response<Self::WatchActivitiesStream>, Status> {
-        let events = self
+        let (identity, events) = self
             .customers
-            .watch(&request.into_inner().after_cursor, self.shutdown.clone())?;
-        let stream = events.map(|event| {
+            .watch(&request.into_inner().after_cursor, self.shutdown.clone())
+            .await?;
+        let stream = events.map(move |event| {
             event
                 .map(|(cursor, payload)| {
-                    convert::feed_event_to_proto(crate::domain::feed::FeedEvent { cursor, payload })
+                    convert::feed_event_to_proto(
+                        crate::domain::feed::FeedEvent { cursor, payload },
+                        identity,
+                    )
                 })
                 .map_err(Status::from)
         });

@@ -105,4 +105,6 @@ pub trait CustomerStore: Send + Sync + std::fmt::Debug + 'static {
     async fn read_feed(&self, after: FeedCursor, limit: u32) -> Result<FeedPage, CustomerError>;
     /// Ticks whenever new feed events may have committed.
     fn feed_signal(&self) -> watch::Receiver<u64>;
+    /// Whose transaction ids the feed orders by, and the next one.
+    async fn feed_origin(&self) -> Result<tierline_runtime::xid_feed::FeedOrigin, CustomerError>;
 }

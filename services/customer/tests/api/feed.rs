@@ -10,6 +10,7 @@ use futures::future::join_all;
 use rand::Rng;
 use sqlx::Connection;
 use tierline_proto::customer::v1::{self as pb, feed_event::Event};
+use tierline_runtime::xid_feed::{FeedCursor, FeedIdentity};
 use tonic::Streaming;
 
 use crate::support::{Client, TestApp, new_customer, purchase, violated_fields};
@@ -98,6 +99,61 @@ async fn the_feed_carries_customers_and_activities_and_resumes_after_any_cursor(
         .await
         .expect_err("bad cursor");
     assert_eq!(violated_fields(&status), ["after_cursor"]);
+}
+
+#[tokio::test]
+async fn a_cursor_from_another_cluster_or_beyond_the_feed_is_refused_not_followed() {
+    let app = TestApp::spawn().await;
+    let mut client = app.client().await;
+    let customer = new_customer(&mut client).await;
+    client
+        .record_purchase(purchase("cluster", &customer.id, 1_000))
+        .await
+        .expect("purchase");
+    let mut stream = watch(&mut client, "").await;
+    let events = read_until(&mut stream, |events| events.len() == 2).await;
+    // Every cursor names the cluster the feed's transaction ids come from.
+    let (identity, position) = FeedCursor::parse(&events[1].cursor).expect("a cursor");
+    let identity = identity.expect("an identity");
+    let refused = |after_cursor: String| {
+        let mut client = client.clone();
+        async move {
+            client
+                .watch_activities(pb::WatchActivitiesRequest { after_cursor })
+                .await
+                .expect_err("refused")
+        }
+    };
+    // Stored by a consumer before the database was restored into another cluster.
+    let elsewhere = refused(position.served(FeedIdentity(identity.0 ^ 1))).await;
+    assert_eq!(
+        elsewhere.code(),
+        tonic::Code::FailedPrecondition,
+        "{elsewhere:?}"
+    );
+    assert!(
+        elsewhere.message().contains("another database cluster"),
+        "{elsewhere:?}"
+    );
+    // Or a position this feed never reached: its transaction ids started again below it.
+    let ahead = FeedCursor {
+        xid: position.xid + 1_000_000_000,
+        seq: 0,
+    };
+    for cursor in [ahead.served(identity), ahead.to_string()] {
+        let status = refused(cursor).await;
+        assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
+        assert!(
+            status.message().contains("ahead of this feed"),
+            "{status:?}"
+        );
+    }
+    // A cursor from before cursors named their cluster is still followed.
+    let mut legacy = watch(&mut client, &FeedCursor::START.to_string()).await;
+    assert_eq!(
+        read_until(&mut legacy, |events| events.len() == 2).await,
+        events
+    );
 }
 
 #[tokio::test]
@@ -235,12 +291,8 @@ async fn no_event_is_skipped_or_repeated_under_concurrent_out_of_order_commits()
     let cursors: Vec<(i64, i64)> = events
         .iter()
         .map(|event| {
-            let mut parts = event
-                .cursor
-                .trim_start_matches("v1.")
-                .split('.')
-                .map(|p| p.parse::<i64>().expect("number"));
-            (parts.next().expect("xid"), parts.next().expect("seq"))
+            let (_, cursor) = FeedCursor::parse(&event.cursor).expect("cursor");
+            (cursor.xid, cursor.seq)
         })
         .collect();
     assert!(

@@ -22,6 +22,8 @@ use super::{
     state::HistoryRecord,
     versions::{EvaluationRun, PolicyStatus, PolicyVersion},
 };
+use tierline_runtime::xid_feed::{CursorRefusal, FeedCursor, FeedIdentity};
+
 use crate::{
     ScoringError,
     cache::{Keyspace, TierCache},
@@ -883,27 +885,31 @@ impl Scoring {
         })
     }
 
-    /// The tier-change feed after `after_cursor`, of one program when `program_id` is not empty.
-    pub fn watch_tier_changes(
+    /// The tier-change feed after `after_cursor`, of one program when `program_id` is not empty,
+    /// with the feed's identity (which every cursor it serves names). A cursor from another
+    /// database cluster, or beyond the feed, is refused rather than followed past every event.
+    pub async fn watch_tier_changes(
         &self,
         after_cursor: &str,
         program_id: &str,
         shutdown: tokio_util::sync::CancellationToken,
-    ) -> Result<super::tier_feed::TierChangeStream, ScoringError> {
-        let cursor =
-            tierline_runtime::xid_feed::FeedCursor::parse(after_cursor).ok_or_else(|| {
-                ScoringError::invalid("after_cursor", "is not a cursor from this feed")
-            })?;
+    ) -> Result<(FeedIdentity, super::tier_feed::TierChangeStream), ScoringError> {
+        let origin = self.store.tier_feed_origin().await?;
+        let cursor = FeedCursor::resume(after_cursor, origin).map_err(|refusal| match refusal {
+            CursorRefusal::Malformed => ScoringError::invalid("after_cursor", refusal.to_string()),
+            CursorRefusal::OtherCluster { .. } | CursorRefusal::Ahead { .. } => {
+                tracing::error!(%refusal, after_cursor, "a watcher's cursor was refused");
+                ScoringError::FailedPrecondition(format!("after_cursor {refusal}"))
+            }
+        })?;
         let program = if program_id.is_empty() {
             None
         } else {
             Some(parse_id("program_id", program_id)?)
         };
-        Ok(super::tier_feed::watch_tier_changes(
-            self.store.clone(),
-            cursor,
-            program,
-            shutdown,
+        Ok((
+            origin.identity,
+            super::tier_feed::watch_tier_changes(self.store.clone(), cursor, program, shutdown),
         ))
     }
 

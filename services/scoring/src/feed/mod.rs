@@ -14,7 +14,7 @@ use tierline_proto::customer::v1::{
 };
 use tierline_runtime::{
     client::{ClientSettings, Outgoing, channel},
-    follower::{Batching, DeadLetterCounter},
+    follower::{Batching, FeedCounters, Stopped},
 };
 use tokio_util::sync::CancellationToken;
 
@@ -40,7 +40,7 @@ pub fn spawn(
     store: Arc<dyn ScoringStore>,
     cache: TierCache,
     settings: ConsumerSettings,
-    dead_letters: DeadLetterCounter,
+    counters: FeedCounters,
     shutdown: CancellationToken,
 ) {
     let applier = Arc::new(FeedApplier::new(store.clone(), cache));
@@ -48,30 +48,31 @@ pub fn spawn(
     tierline_runtime::follower::lead(
         ACTIVITY_FEED,
         shutdown,
+        counters.clone(),
         move || {
             let store = leader_store.clone();
             async move { store.try_lock_feed_consumer().await }
         },
         move |shutdown| {
-            let (store, applier, settings, dead_letters) = (
+            let (store, applier, settings, counters) = (
                 store.clone(),
                 applier.clone(),
                 settings.clone(),
-                dead_letters.clone(),
+                counters.clone(),
             );
-            async move { consume(&store, &applier, &settings, &dead_letters, &shutdown).await }
+            async move { consume(&store, &applier, &settings, &counters, &shutdown).await }
         },
     );
 }
 
-/// Follows the feed until it ends (`Ok`), fails, or the service shuts down.
+/// Follows the feed until it ends (`Ok`), fails, is refused, or the service shuts down.
 async fn consume(
     store: &Arc<dyn ScoringStore>,
     applier: &FeedApplier,
     settings: &ConsumerSettings,
-    dead_letters: &DeadLetterCounter,
+    counters: &FeedCounters,
     shutdown: &CancellationToken,
-) -> Result<(), ScoringError> {
+) -> Result<(), Stopped<ScoringError>> {
     let channel = channel(&settings.customer)
         .map_err(|error| ScoringError::Unavailable(error.to_string()))?;
     let mut client =
@@ -84,7 +85,11 @@ async fn consume(
     let stream = client
         .watch_activities(WatchActivitiesRequest { after_cursor })
         .await
-        .map_err(|status| ScoringError::Unavailable(format!("customer service: {status}")))?
+        .map_err(|status| {
+            Stopped::opening(status, |status| {
+                ScoringError::Unavailable(format!("customer service: {status}"))
+            })
+        })?
         .into_inner();
     tierline_runtime::follower::apply_batches(
         stream,
@@ -92,7 +97,7 @@ async fn consume(
             feed: ACTIVITY_FEED,
             batch_size: settings.batch_size,
             shutdown,
-            dead_letters,
+            counters,
         },
         |status| ScoringError::Unavailable(format!("customer service: {status}")),
         |message| message.cursor.clone(),
@@ -110,5 +115,6 @@ async fn consume(
             applier.apply(&events, &position, caught_up_to).await
         },
     )
-    .await
+    .await?;
+    Ok(())
 }

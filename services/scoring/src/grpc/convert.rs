@@ -521,13 +521,13 @@ pub(crate) fn explanation_to_proto(explanation: Explanation) -> pb::ExplainTierR
 }
 
 pub(crate) fn tier_change_to_proto(
-    cursor: tierline_runtime::xid_feed::FeedCursor,
+    cursor: String,
     change: crate::domain::tier_feed::TierChange,
 ) -> pb::TierFeedEvent {
     let program = change.program;
     match change.item {
         crate::domain::state::TierFeedItem::Tier(record) => pb::TierFeedEvent {
-            cursor: cursor.to_string(),
+            cursor,
             customer_id: record.customer_id.to_string(),
             program_id: record.program_id.to_string(),
             occurred_at: Some(timestamp(record.occurred_at)),
@@ -540,7 +540,7 @@ pub(crate) fn tier_change_to_proto(
             })),
         },
         crate::domain::state::TierFeedItem::Lifecycle(change) => pb::TierFeedEvent {
-            cursor: cursor.to_string(),
+            cursor,
             customer_id: change.customer_id.to_string(),
             program_id: change.program_id.to_string(),
             occurred_at: Some(timestamp(change.occurred_at)),

@@ -459,14 +459,19 @@ impl ScoringService for ScoringApi {
         request: Request<pb::WatchTierChangesRequest>,
     ) -> Result<Response<Self::WatchTierChangesStream>, Status> {
         let request = request.into_inner();
-        let changes = self.scoring.watch_tier_changes(
-            &request.after_cursor,
-            &request.program_id,
-            self.shutdown.clone(),
-        )?;
-        let stream = changes.map(|item| {
-            item.map(|(cursor, change)| convert::tier_change_to_proto(cursor, change))
-                .map_err(Status::from)
+        let (identity, changes) = self
+            .scoring
+            .watch_tier_changes(
+                &request.after_cursor,
+                &request.program_id,
+                self.shutdown.clone(),
+            )
+            .await?;
+        let stream = changes.map(move |item| {
+            item.map(|(cursor, change)| {
+                convert::tier_change_to_proto(cursor.served(identity), change)
+            })
+            .map_err(Status::from)
         });
         Ok(Response::new(Box::pin(stream)))
     }

@@ -325,6 +325,10 @@ pub trait ScoringStore: Send + Sync + std::fmt::Debug + 'static {
     async fn cache_repaired(&self, ids: &[i64]) -> Result<(), ScoringError>;
     /// Ticks whenever tier changes may have committed.
     fn tier_feed_signal(&self) -> tokio::sync::watch::Receiver<u64>;
+    /// Whose transaction ids the tier-change feed orders by, and the next one.
+    async fn tier_feed_origin(
+        &self,
+    ) -> Result<tierline_runtime::xid_feed::FeedOrigin, ScoringError>;
     /// Announcements of every committed change of a program or its policies, by any replica,
     /// until `shutdown`: `Listening` first (and again after any gap), `Lost` when some may be
     /// missed.

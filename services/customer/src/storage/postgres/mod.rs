@@ -169,4 +169,8 @@ impl CustomerStore for PgCustomerStore {
     fn feed_signal(&self) -> watch::Receiver<u64> {
         self.feed_signal.clone()
     }
+
+    async fn feed_origin(&self) -> Result<tierline_runtime::xid_feed::FeedOrigin, CustomerError> {
+        Ok(tierline_runtime::xid_feed::origin(&self.pool).await?)
+    }
 }

@@ -294,6 +294,12 @@ impl ScoringStore for PgScoringStore {
         self.tier_feed_signal.clone()
     }
 
+    async fn tier_feed_origin(
+        &self,
+    ) -> Result<tierline_runtime::xid_feed::FeedOrigin, ScoringError> {
+        Ok(tierline_runtime::xid_feed::origin(&self.pool).await?)
+    }
+
     async fn cache_repairs(
         &self,
         queued_before: DateTime<Utc>,

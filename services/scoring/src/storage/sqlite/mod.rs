@@ -343,6 +343,18 @@ impl ScoringStore for SqliteScoringStore {
         self.tier_feed_signal.subscribe()
     }
 
+    async fn tier_feed_origin(
+        &self,
+    ) -> Result<tierline_runtime::xid_feed::FeedOrigin, ScoringError> {
+        let next_xid: i64 = sqlx::query_scalar("SELECT writes + 1 FROM write_gate WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(tierline_runtime::xid_feed::FeedOrigin {
+            identity: tierline_runtime::xid_feed::FeedIdentity::EMBEDDED,
+            next_xid,
+        })
+    }
+
     async fn cache_repairs(
         &self,
         queued_before: DateTime<Utc>,
