@@ -340,7 +340,7 @@ async fn the_scheduler_launches_and_ends_campaigns_and_cancelling_withdraws_pend
         Some(6)
     );
 
-    // Acks: the first outcome wins; the rest are told what happened.
+    // Acks: the lease holder's first outcome wins; the rest are told what happened.
     let mut stream = services
         .campaign
         .stream_deliveries(authorized(
@@ -364,6 +364,21 @@ async fn the_scheduler_launches_and_ends_campaigns_and_cancelling_withdraws_pend
         failure_reason: reason.into(),
         ..Default::default()
     };
+    // Only the adapter holding the lease may acknowledge; a refused batch records nothing (the
+    // mailer's own ack below is the first).
+    let refused = services
+        .campaign
+        .ack_deliveries(authorized(
+            campaign::AckDeliveriesRequest {
+                adapter_id: "another-mailer".into(),
+                acks: vec![ack(&first.delivery_id, campaign::DeliveryOutcome::Sent, "")],
+            },
+            &[DELIVERIES_WRITE],
+        ))
+        .await
+        .expect_err("not the lease holder");
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+    assert_eq!(fields(&refused), ["acks[0].delivery_id"]);
     let results = services
         .campaign
         .ack_deliveries(authorized(

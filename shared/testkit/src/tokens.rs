@@ -35,6 +35,18 @@ pub fn token(subject: &str, scopes: &[&str]) -> String {
     sign(SECRET, &claims)
 }
 
+/// A valid token for `subject` with `scopes`, expiring `seconds` from now (for streams that must
+/// end when their token expires).
+pub fn token_expiring_in(subject: &str, scopes: &[&str], seconds: u64) -> String {
+    let claims = Claims {
+        sub: subject.to_owned(),
+        exp: now() + seconds,
+        scope: Some(scopes.join(" ")),
+        ..Claims::default()
+    };
+    sign(SECRET, &claims)
+}
+
 /// A token that expired ten minutes ago.
 pub fn expired_token(scopes: &[&str]) -> String {
     let claims = Claims {

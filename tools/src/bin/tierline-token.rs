@@ -52,7 +52,7 @@ fn main() -> anyhow::Result<()> {
         scope: Some(args.scopes.join(" ")),
         scopes: None,
         iss: args.issuer,
-        aud: args.audience,
+        aud: args.audience.map(Into::into),
     };
     let token = encode(
         &Header::default(),

@@ -1,10 +1,11 @@
 //! Deliveries for channel adapters: a stream that keeps at most `max_in_flight` of its leases
 //! unacknowledged, wakes when deliveries change (and at least every second, for expired leases),
-//! and acks whose first outcome wins.
+//! and acks whose first outcome wins, taken only from the adapter holding the lease.
 
 use std::{collections::HashMap, time::Duration};
 
 use chrono::{DateTime, SubsecRound, Utc};
+use tierline_runtime::status::FieldViolation;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -233,7 +234,9 @@ impl Campaigns {
         Ok(contactable)
     }
 
-    /// Records up to 1,000 acks; one result per ack, in order.
+    /// Records up to 1,000 acks; one result per ack, in order. FAILED_PRECONDITION, recording
+    /// nothing, when any acknowledged delivery is leased to another adapter (naming each as
+    /// `acks[i].delivery_id`).
     #[tracing::instrument(skip(self, acks), fields(acks = acks.len()))]
     pub async fn ack(
         &self,
@@ -264,7 +267,21 @@ impl Campaigns {
                 Err(message) => results.push((id, Err(message))),
             }
         }
-        let outcomes = self.store.ack(&valid, now).await?;
+        let outcomes = self.store.ack(adapter_id, &valid, now).await?;
+        let not_held = not_lease_holder(&positions, &outcomes);
+        if !not_held.is_empty() {
+            tracing::info!(
+                adapter_id,
+                refused = not_held.len(),
+                "acks refused: deliveries leased to another adapter"
+            );
+            return Err(CampaignError::FailedPrecondition {
+                message: "only the adapter holding a delivery's lease may acknowledge it; \
+                          nothing was recorded"
+                    .into(),
+                fields: not_held,
+            });
+        }
         for (position, outcome) in positions.into_iter().zip(outcomes) {
             results[position].1 = match outcome {
                 AckOutcome::Withdrawn => {
@@ -275,6 +292,21 @@ impl Campaigns {
         }
         Ok(results)
     }
+}
+
+/// The acks (by their position in the request) whose delivery another adapter holds.
+fn not_lease_holder(positions: &[usize], outcomes: &[AckOutcome]) -> Vec<FieldViolation> {
+    positions
+        .iter()
+        .zip(outcomes)
+        .filter(|(_, outcome)| **outcome == AckOutcome::NotLeaseHolder)
+        .map(|(position, _)| {
+            FieldViolation::new(
+                format!("acks[{position}].delivery_id"),
+                "is leased to another adapter",
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -301,6 +333,24 @@ mod tests {
         let mut bad_id = input(Some(true), "");
         bad_id.delivery_id = "x".into();
         assert!(check_ack(bad_id, now).is_err());
+    }
+
+    #[test]
+    fn acks_of_deliveries_another_adapter_holds_are_named_by_position() {
+        // Positions 0, 2 and 3 reached the store (1 was malformed); 2 is another adapter's.
+        let named = not_lease_holder(
+            &[0, 2, 3],
+            &[
+                AckOutcome::Accepted,
+                AckOutcome::NotLeaseHolder,
+                AckOutcome::AlreadyAcked,
+            ],
+        );
+        assert_eq!(
+            named.into_iter().map(|v| v.field).collect::<Vec<_>>(),
+            ["acks[2].delivery_id"]
+        );
+        assert!(not_lease_holder(&[0], &[AckOutcome::Conflict]).is_empty());
     }
 
     #[test]

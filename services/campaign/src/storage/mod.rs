@@ -173,6 +173,33 @@ pub enum AckOutcome {
     NotFound,
     /// Withdrawn before it was ever leased.
     Withdrawn,
+    /// Leased to another adapter than the one acknowledging it.
+    NotLeaseHolder,
+}
+
+/// What an ack by `adapter_id` that changed nothing met: `current` is the delivery's status and
+/// lease holder now (`None`: no such delivery), `outcome` the status the ack asked for (`sent` or
+/// `failed`). Both backends decide the same way.
+fn unrecorded_ack(
+    current: Option<(String, Option<String>)>,
+    outcome: &str,
+    adapter_id: &str,
+) -> AckOutcome {
+    let Some((status, holder)) = current else {
+        return AckOutcome::NotFound;
+    };
+    match status.as_str() {
+        // Pending (never leased) or withdrawn: nothing was sent on a lease.
+        "pending" | "withdrawn" => AckOutcome::Withdrawn,
+        // Leased again to another adapter after this one's lease expired, or acknowledged by
+        // the adapter that held it: not this adapter's to acknowledge or to learn about.
+        _ if holder.as_deref() != Some(adapter_id) => AckOutcome::NotLeaseHolder,
+        current if current == outcome => AckOutcome::AlreadyAcked,
+        "sent" | "failed" => AckOutcome::Conflict,
+        // Still leased to this adapter, yet not updated: the row changed under the ack (a
+        // concurrent lease of the same adapter); it is not acknowledged.
+        _ => AckOutcome::NotLeaseHolder,
+    }
 }
 
 /// Filters of a campaign listing.
@@ -340,9 +367,17 @@ pub trait CampaignStore: Send + Sync + std::fmt::Debug + 'static {
         adapter_id: &str,
         now: DateTime<Utc>,
     ) -> Result<Vec<Uuid>, CampaignError>;
-    /// Records acks; one outcome per ack, in order.
-    async fn ack(&self, acks: &[Ack], now: DateTime<Utc>)
-    -> Result<Vec<AckOutcome>, CampaignError>;
+    /// Records the acks of `adapter_id`; one outcome per ack, in order. Only the adapter a
+    /// delivery is leased to (also after the lease expired, unless it was leased again) records
+    /// its outcome; a delivery leased to another adapter is [`AckOutcome::NotLeaseHolder`], and
+    /// when any is, nothing at all is recorded (the transaction is rolled back) and the other
+    /// outcomes only say what would have happened.
+    async fn ack(
+        &self,
+        adapter_id: &str,
+        acks: &[Ack],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<AckOutcome>, CampaignError>;
     /// Ticks whenever deliveries may have changed.
     fn delivery_signal(&self) -> tokio::sync::watch::Receiver<u64>;
     /// The report's aggregates per arm: treatment, control.
@@ -373,4 +408,33 @@ pub trait CampaignStore: Send + Sync + std::fmt::Debug + 'static {
         position: &str,
         now: DateTime<Utc>,
     ) -> Result<(), CampaignError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unrecorded_ack_is_told_apart_and_others_learn_nothing() {
+        let row = |status: &str, holder: Option<&str>| {
+            Some((status.to_owned(), holder.map(str::to_owned)))
+        };
+        let cases = [
+            (None, AckOutcome::NotFound),
+            (row("pending", None), AckOutcome::Withdrawn),
+            (row("withdrawn", Some("a")), AckOutcome::Withdrawn),
+            (row("leased", Some("b")), AckOutcome::NotLeaseHolder),
+            (row("sent", Some("b")), AckOutcome::NotLeaseHolder),
+            (row("sent", Some("a")), AckOutcome::AlreadyAcked),
+            (row("failed", Some("a")), AckOutcome::Conflict),
+            (row("leased", Some("a")), AckOutcome::NotLeaseHolder),
+        ];
+        for (current, expected) in cases {
+            assert_eq!(
+                unrecorded_ack(current.clone(), "sent", "a"),
+                expected,
+                "{current:?}"
+            );
+        }
+    }
 }

@@ -71,7 +71,7 @@ macro_rules! conformance_suite {
             }
             case!(campaigns_are_created_once_per_key_and_saved_by_revision);
             case!(a_replayed_enrolment_creates_nothing_twice);
-            case!(leases_are_exclusive_expire_and_the_first_ack_wins);
+            case!(leases_are_exclusive_expire_and_the_first_ack_of_the_holder_wins);
             case!(attribution_counts_each_purchase_once_and_nets_refunds);
             case!(the_scheduler_sees_due_campaigns_and_lists_filter_and_page);
             case!(members_page_in_order_and_the_report_aggregates_each_arm);

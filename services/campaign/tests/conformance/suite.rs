@@ -186,7 +186,7 @@ pub(crate) async fn a_replayed_enrolment_creates_nothing_twice(store: Arc<dyn Ca
     );
 }
 
-pub(crate) async fn leases_are_exclusive_expire_and_the_first_ack_wins(
+pub(crate) async fn leases_are_exclusive_expire_and_the_first_ack_of_the_holder_wins(
     store: Arc<dyn CampaignStore>,
 ) {
     let campaign = campaign();
@@ -218,6 +218,33 @@ pub(crate) async fn leases_are_exclusive_expire_and_the_first_ack_wins(
             .expect("lease")
             .is_empty()
     );
+    let sent = |id: Uuid, failure: Option<&str>| Ack {
+        delivery_id: id,
+        failure: failure.map(str::to_owned),
+        occurred_at: now,
+        provider_message_id: String::new(),
+    };
+    // Only the lease holder acknowledges, and a batch with another adapter's delivery records
+    // nothing: adapter-a's own delivery stays leased to it.
+    assert_eq!(
+        store
+            .ack(
+                "adapter-a",
+                &[sent(first[1].id, None), sent(second[0].id, None)],
+                now
+            )
+            .await
+            .expect("ack"),
+        [AckOutcome::Accepted, AckOutcome::NotLeaseHolder]
+    );
+    assert_eq!(
+        store
+            .still_leased(&[first[1].id], "adapter-a", now)
+            .await
+            .expect("leased"),
+        [first[1].id],
+        "rolled back"
+    );
     // After the lease expires, another adapter gets it with the next attempt.
     let later = now + Duration::seconds(61);
     let again = store
@@ -234,14 +261,17 @@ pub(crate) async fn leases_are_exclusive_expire_and_the_first_ack_wins(
             .is_empty()
     );
 
-    let sent = |id: Uuid, failure: Option<&str>| Ack {
-        delivery_id: id,
-        failure: failure.map(str::to_owned),
-        occurred_at: later,
-        provider_message_id: String::new(),
-    };
+    // The adapter whose lease expired and was given to another may no longer acknowledge.
+    assert_eq!(
+        store
+            .ack("adapter-a", &[sent(first[0].id, None)], later)
+            .await
+            .expect("ack"),
+        [AckOutcome::NotLeaseHolder]
+    );
     let outcomes = store
         .ack(
+            "adapter-c",
             &[
                 sent(first[0].id, None),
                 sent(first[0].id, None),
@@ -272,6 +302,30 @@ pub(crate) async fn leases_are_exclusive_expire_and_the_first_ack_wins(
         store.withdraw_pending(campaign.id).await.expect("withdraw"),
         0,
         "all are leased"
+    );
+    // Others do not learn the outcome: still not theirs.
+    assert_eq!(
+        store
+            .ack("adapter-b", &[sent(first[0].id, None)], later)
+            .await
+            .expect("ack"),
+        [AckOutcome::NotLeaseHolder]
+    );
+    // The holder's ack counts after its lease expired, as long as nobody leased it again.
+    let other = again
+        .iter()
+        .find(|delivery| delivery.id != first[0].id)
+        .expect("another delivery");
+    assert_eq!(
+        store
+            .ack(
+                "adapter-c",
+                &[sent(other.id, Some("bounced"))],
+                later + Duration::seconds(120)
+            )
+            .await
+            .expect("ack"),
+        [AckOutcome::Accepted]
     );
 }
 

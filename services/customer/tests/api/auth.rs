@@ -1,5 +1,7 @@
 //! Authentication and authorisation at the API boundary.
 
+use std::time::{Duration, Instant};
+
 use tierline_proto::{
     customer::v1 as pb,
     tonic_health::pb::{HealthCheckRequest, health_client::HealthClient},
@@ -64,6 +66,47 @@ async fn a_token_without_the_scope_is_permission_denied() {
         .watch_activities(pb::WatchActivitiesRequest::default())
         .await
         .expect("feed allowed");
+}
+
+#[tokio::test]
+async fn a_feed_ends_unauthenticated_when_its_token_expires() {
+    // No leeway: the token stops being accepted at its `exp`.
+    let app = TestApp::spawn_with(&[("TIERLINE_AUTH_LEEWAY", "0s")]).await;
+    let mut client = app
+        .client_with(Some(tokens::token_expiring_in("scoring", &[FEED_READ], 3)))
+        .await;
+    let opened = Instant::now();
+    let mut feed = client
+        .watch_activities(pb::WatchActivitiesRequest::default())
+        .await
+        .expect("the feed opens")
+        .into_inner();
+    let status = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match feed.message().await {
+                Ok(Some(_)) => {}
+                Ok(None) => panic!("the feed ended without a status"),
+                Err(status) => return status,
+            }
+        }
+    })
+    .await
+    .expect("the feed ends once its token expired");
+    assert_eq!(status.code(), Code::Unauthenticated);
+    assert_eq!(status.message(), "token expired");
+    assert!(
+        opened.elapsed() >= Duration::from_secs(1),
+        "not before the token expired"
+    );
+
+    // The consumer reconnects with a fresh token.
+    let mut renewed = app
+        .client_with(Some(tokens::token("scoring", &[FEED_READ])))
+        .await;
+    renewed
+        .watch_activities(pb::WatchActivitiesRequest::default())
+        .await
+        .expect("a fresh token opens the feed again");
 }
 
 #[tokio::test]

@@ -2,18 +2,22 @@
 //!
 //! Callers present `authorization: Bearer <JWT>`. Tokens are HS256 (shared secret) or RS256 (public
 //! keys from configuration) and carry scopes in `scope` (space-separated, OAuth 2 style) or `scopes`
-//! (a list). Each service declares the scope every RPC needs in one [`ScopeTable`]; a method missing
-//! from the table is refused, so a new RPC cannot be exposed by accident. Health checks and
+//! (a list), and, when an audience is configured, that audience in `aud` (a string, or an array
+//! holding it). Each service declares the scope every RPC needs in one [`ScopeTable`]; a method
+//! missing from the table is refused, so a new RPC cannot be exposed by accident. Health checks and
 //! reflection need no token.
 //!
 //! Missing, malformed, expired or wrongly signed token → UNAUTHENTICATED; valid token without the
-//! scope → PERMISSION_DENIED.
+//! scope → PERMISSION_DENIED. A call is checked when it opens; a streaming call whose token
+//! expires while it is open ends with UNAUTHENTICATED at that instant ([`ExpiringBody`]).
 
+mod expiry;
 mod layer;
 mod token;
 
+pub use expiry::ExpiringBody;
 pub use layer::{AuthLayer, AuthService};
-pub use token::{AuthError, Authenticator, Claims, Principal};
+pub use token::{Audience, AuthError, Authenticator, Claims, Principal};
 
 /// The scopes Tierline knows. A token carries the ones its holder may use.
 pub mod scopes {
@@ -42,6 +46,31 @@ pub type ScopeTable = &'static [(&'static str, &'static str)];
 /// Paths served without a token: health checks (probes) and server reflection (tooling).
 pub fn is_public_path(path: &str) -> bool {
     path.starts_with("/grpc.health.v1.Health/") || path.starts_with("/grpc.reflection.")
+}
+
+/// The full paths (`/package.Service/Method`) of the methods in the encoded descriptor set whose
+/// responses stream (server-streaming and bidirectional), e.g.
+/// `/tierline.customer.v1.CustomerService/WatchActivities`.
+pub fn streaming_methods(descriptor_set: &[u8]) -> Vec<String> {
+    use tierline_proto::prost::Message as _;
+    let Ok(descriptors) = tierline_proto::prost_types::FileDescriptorSet::decode(descriptor_set)
+    else {
+        return Vec::new();
+    };
+    let mut methods = Vec::new();
+    for file in &descriptors.file {
+        for service in &file.service {
+            for method in service.method.iter().filter(|m| m.server_streaming()) {
+                methods.push(format!(
+                    "/{}.{}/{}",
+                    file.package(),
+                    service.name(),
+                    method.name()
+                ));
+            }
+        }
+    }
+    methods
 }
 
 /// The methods of `service` in `package` (read from the encoded descriptor set) that `table`

@@ -1,5 +1,7 @@
 //! Verifying bearer tokens.
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
 use serde::{Deserialize, Serialize};
 
@@ -40,9 +42,33 @@ pub struct Claims {
     /// Issuer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,
-    /// Audience.
+    /// Audience: one, or several (the token is for each of them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub aud: Option<String>,
+    pub aud: Option<Audience>,
+}
+
+/// The `aud` claim, which RFC 7519 (4.1.3) allows as one string or an array of strings. With an
+/// audience configured, a token is accepted when its `aud` is that audience or an array holding
+/// it (jsonwebtoken checks it; this type only has to read both forms).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    /// `"aud": "tierline"`.
+    One(String),
+    /// `"aud": ["tierline", "billing"]`.
+    Many(Vec<String>),
+}
+
+impl From<&str> for Audience {
+    fn from(audience: &str) -> Self {
+        Self::One(audience.to_owned())
+    }
+}
+
+impl From<String> for Audience {
+    fn from(audience: String) -> Self {
+        Self::One(audience)
+    }
 }
 
 /// The authenticated caller, put in the request extensions for handlers that record who acted.
@@ -52,6 +78,9 @@ pub struct Principal {
     pub subject: String,
     /// The scopes granted.
     pub scopes: Vec<String>,
+    /// The last instant the token is accepted: its `exp` plus the configured leeway; `None` when
+    /// auth is disabled. A streaming call ends with UNAUTHENTICATED when it passes.
+    pub valid_until: Option<SystemTime>,
 }
 
 impl Principal {
@@ -139,6 +168,7 @@ impl Authenticator {
             return Ok(Principal {
                 subject: "anonymous".to_owned(),
                 scopes: vec![scope.to_owned()],
+                valid_until: None,
             });
         }
         let token = authorization
@@ -182,9 +212,15 @@ impl Authenticator {
                         .map(str::to_owned)
                         .collect();
                     scopes.extend(claims.scopes.unwrap_or_default());
+                    // Accepted while `now - leeway <= exp` (jsonwebtoken's rule), so until
+                    // `exp + leeway`; an instant too far to represent means "never".
+                    let valid_until = UNIX_EPOCH.checked_add(Duration::from_secs(
+                        claims.exp.saturating_add(validation.leeway),
+                    ));
                     return Ok(Principal {
                         subject: claims.sub,
                         scopes,
+                        valid_until,
                     });
                 }
                 Err(error) => last_error = Some(error),
@@ -197,8 +233,6 @@ impl Authenticator {
 
 #[cfg(test)]
 mod tests {
-    use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
     use jsonwebtoken::{EncodingKey, Header, encode};
 
     use super::*;
@@ -245,6 +279,32 @@ mod tests {
             .authorize(Some(&bearer), "feed:read")
             .expect("authorized");
         assert_eq!(principal.subject, "pos");
+        // Valid until `exp` plus the leeway (0 here): 59 to 60 s from now.
+        let left = principal
+            .valid_until
+            .expect("an expiry")
+            .duration_since(SystemTime::now())
+            .expect("in the future");
+        assert!(left <= Duration::from_secs(60) && left > Duration::from_secs(58));
+        let lenient = Authenticator::new(&AuthSettings {
+            leeway: Duration::from_secs(30),
+            ..settings()
+        })
+        .expect("builds")
+        .authorize(Some(&bearer), "feed:read")
+        .expect("authorized");
+        assert_eq!(
+            lenient
+                .valid_until
+                .and_then(|t| t.checked_sub(Duration::from_secs(30))),
+            principal.valid_until
+        );
+        assert_eq!(
+            Authenticator::disabled()
+                .authorize(None, "feed:read")
+                .map(|p| p.valid_until),
+            Ok(None)
+        );
     }
 
     #[test]
@@ -321,6 +381,91 @@ mod tests {
             auth.authorize(Some(&format!("Bearer {with}")), "customers:read")
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn an_audience_array_is_accepted_when_it_holds_ours() {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("clock")
+            .as_secs();
+        // As an identity provider mints it: raw JSON, `aud` an array.
+        let with_aud = |aud: serde_json::Value| {
+            let claims = serde_json::json!({
+                "sub": "pos",
+                "exp": now + 60,
+                "scope": "customers:read",
+                "aud": aud,
+            });
+            let token = encode(
+                &Header::default(),
+                &claims,
+                &EncodingKey::from_secret(SECRET.as_bytes()),
+            )
+            .expect("encode");
+            format!("Bearer {token}")
+        };
+        let auth = Authenticator::new(&AuthSettings {
+            audience: Some("tierline".into()),
+            ..settings()
+        })
+        .expect("builds");
+        for accepted in [
+            serde_json::json!(["billing", "tierline"]),
+            serde_json::json!(["tierline"]),
+            serde_json::json!("tierline"),
+        ] {
+            assert!(
+                auth.authorize(Some(&with_aud(accepted.clone())), "customers:read")
+                    .is_ok(),
+                "aud {accepted}"
+            );
+        }
+        for refused in [
+            serde_json::json!(["billing", "crm"]),
+            serde_json::json!([]),
+            serde_json::json!("billing"),
+            serde_json::json!(42),
+        ] {
+            assert_eq!(
+                auth.authorize(Some(&with_aud(refused.clone())), "customers:read"),
+                Err(AuthError::Invalid),
+                "aud {refused}"
+            );
+        }
+        // Without a configured audience the claim is not checked, in either form.
+        let open = Authenticator::new(&settings()).expect("builds");
+        assert!(
+            open.authorize(
+                Some(&with_aud(serde_json::json!(["billing"]))),
+                "customers:read"
+            )
+            .is_ok()
+        );
+        // Both forms round-trip through `Claims`.
+        for aud in [
+            Audience::from("tierline"),
+            Audience::Many(vec!["billing".into(), "tierline".into()]),
+        ] {
+            let claims = Claims {
+                sub: "pos".into(),
+                exp: now + 60,
+                scope: Some("customers:read".into()),
+                aud: Some(aud.clone()),
+                ..Claims::default()
+            };
+            let token = encode(
+                &Header::default(),
+                &claims,
+                &EncodingKey::from_secret(SECRET.as_bytes()),
+            )
+            .expect("encode");
+            assert!(
+                auth.authorize(Some(&format!("Bearer {token}")), "customers:read")
+                    .is_ok(),
+                "{aud:?}"
+            );
+        }
     }
 
     #[test]

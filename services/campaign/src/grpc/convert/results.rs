@@ -163,6 +163,11 @@ pub(crate) fn ack_result((delivery_id, result): (String, AckResult)) -> pb::AckI
             pb::AckStatus::Invalid,
             "the delivery was withdrawn before it was leased".to_owned(),
         ),
+        // The domain refuses the whole call (FAILED_PRECONDITION) before it gets here.
+        Ok(AckOutcome::NotLeaseHolder) => (
+            pb::AckStatus::Invalid,
+            "the delivery is leased to another adapter".to_owned(),
+        ),
         Err(message) => (pb::AckStatus::Invalid, message),
     };
     pb::AckItemResult {

@@ -1,5 +1,5 @@
 //! Deliveries: leases to channel adapters (skip-locked, so adapters never share one), acks
-//! (first outcome wins) and withdrawal.
+//! (by the lease holder only; first outcome wins) and withdrawal.
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -8,7 +8,7 @@ use super::PgCampaignStore;
 use crate::{
     CampaignError,
     domain::campaign::Channel,
-    storage::{Ack, AckOutcome, LeasedDelivery},
+    storage::{Ack, AckOutcome, LeasedDelivery, unrecorded_ack},
 };
 
 impl PgCampaignStore {
@@ -74,9 +74,10 @@ impl PgCampaignStore {
         .await?)
     }
 
-    #[tracing::instrument(skip_all, fields(acks = acks.len()))]
+    #[tracing::instrument(skip_all, fields(adapter_id = %adapter_id, acks = acks.len()))]
     pub(super) async fn record_acks(
         &self,
+        adapter_id: &str,
         acks: &[Ack],
         now: DateTime<Utc>,
     ) -> Result<Vec<AckOutcome>, CampaignError> {
@@ -88,11 +89,12 @@ impl PgCampaignStore {
             } else {
                 "sent"
             };
-            // A leased delivery takes the first outcome, also after its lease expired.
+            // A leased delivery takes the first outcome of the adapter holding its lease, also
+            // after the lease expired (as long as it was not leased again).
             let recorded = sqlx::query(
                 "UPDATE deliveries SET status = $2, acked_at = $3, occurred_at = $4, failure_reason = $5,
                      provider_message_id = NULLIF($6, '')
-                 WHERE id = $1 AND status = 'leased'",
+                 WHERE id = $1 AND status = 'leased' AND leased_to = $7",
             )
             .bind(ack.delivery_id)
             .bind(status)
@@ -100,6 +102,7 @@ impl PgCampaignStore {
             .bind(ack.occurred_at)
             .bind(&ack.failure)
             .bind(&ack.provider_message_id)
+            .bind(adapter_id)
             .execute(&mut *tx)
             .await?
             .rows_affected()
@@ -107,22 +110,21 @@ impl PgCampaignStore {
             let outcome = if recorded {
                 AckOutcome::Accepted
             } else {
-                let current: Option<String> =
-                    sqlx::query_scalar("SELECT status FROM deliveries WHERE id = $1")
+                let current: Option<(String, Option<String>)> =
+                    sqlx::query_as("SELECT status, leased_to FROM deliveries WHERE id = $1")
                         .bind(ack.delivery_id)
                         .fetch_optional(&mut *tx)
                         .await?;
-                match current.as_deref() {
-                    None => AckOutcome::NotFound,
-                    Some(current) if current == status => AckOutcome::AlreadyAcked,
-                    Some("sent" | "failed") => AckOutcome::Conflict,
-                    // Pending (never leased) or withdrawn: nothing was sent on this lease.
-                    Some(_) => AckOutcome::Withdrawn,
-                }
+                unrecorded_ack(current, status, adapter_id)
             };
             outcomes.push(outcome);
         }
-        tx.commit().await?;
+        if outcomes.contains(&AckOutcome::NotLeaseHolder) {
+            // All or nothing: the caller is refused and records nothing.
+            tx.rollback().await?;
+        } else {
+            tx.commit().await?;
+        }
         Ok(outcomes)
     }
 

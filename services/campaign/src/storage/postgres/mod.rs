@@ -200,10 +200,11 @@ impl CampaignStore for PgCampaignStore {
 
     async fn ack(
         &self,
+        adapter_id: &str,
         acks: &[Ack],
         now: DateTime<Utc>,
     ) -> Result<Vec<AckOutcome>, CampaignError> {
-        self.record_acks(acks, now).await
+        self.record_acks(adapter_id, acks, now).await
     }
 
     fn delivery_signal(&self) -> tokio::sync::watch::Receiver<u64> {

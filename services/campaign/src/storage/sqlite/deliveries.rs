@@ -1,5 +1,5 @@
-//! Deliveries: leases (the one writer makes them exclusive), acks (first outcome wins) and
-//! withdrawal. Every change that can give a stream work signals it.
+//! Deliveries: leases (the one writer makes them exclusive), acks (by the lease holder only; first
+//! outcome wins) and withdrawal. Every change that can give a stream work signals it.
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -11,7 +11,7 @@ use super::{
 use crate::{
     CampaignError,
     domain::campaign::Channel,
-    storage::{Ack, AckOutcome, LeasedDelivery},
+    storage::{Ack, AckOutcome, LeasedDelivery, unrecorded_ack},
 };
 
 impl SqliteCampaignStore {
@@ -93,6 +93,7 @@ impl SqliteCampaignStore {
 
     pub(super) async fn record_acks(
         &self,
+        adapter_id: &str,
         acks: &[Ack],
         now: DateTime<Utc>,
     ) -> Result<Vec<AckOutcome>, CampaignError> {
@@ -104,11 +105,12 @@ impl SqliteCampaignStore {
             } else {
                 "sent"
             };
-            // A leased delivery takes the first outcome, also after its lease expired.
+            // A leased delivery takes the first outcome of the adapter holding its lease, also
+            // after the lease expired (as long as it was not leased again).
             let recorded = sqlx::query(
                 "UPDATE deliveries SET status = ?2, acked_at = ?3, occurred_at = ?4, failure_reason = ?5,
                      provider_message_id = NULLIF(?6, '')
-                 WHERE id = ?1 AND status = 'leased'",
+                 WHERE id = ?1 AND status = 'leased' AND leased_to = ?7",
             )
             .bind(ack.delivery_id)
             .bind(status)
@@ -116,6 +118,7 @@ impl SqliteCampaignStore {
             .bind(micros(ack.occurred_at))
             .bind(&ack.failure)
             .bind(&ack.provider_message_id)
+            .bind(adapter_id)
             .execute(&mut *tx)
             .await?
             .rows_affected()
@@ -123,19 +126,19 @@ impl SqliteCampaignStore {
             let outcome = if recorded {
                 AckOutcome::Accepted
             } else {
-                let current: Option<String> =
-                    sqlx::query_scalar("SELECT status FROM deliveries WHERE id = ?")
+                let current: Option<(String, Option<String>)> =
+                    sqlx::query_as("SELECT status, leased_to FROM deliveries WHERE id = ?")
                         .bind(ack.delivery_id)
                         .fetch_optional(&mut *tx)
                         .await?;
-                match current.as_deref() {
-                    None => AckOutcome::NotFound,
-                    Some(current) if current == status => AckOutcome::AlreadyAcked,
-                    Some("sent" | "failed") => AckOutcome::Conflict,
-                    Some(_) => AckOutcome::Withdrawn,
-                }
+                unrecorded_ack(current, status, adapter_id)
             };
             outcomes.push(outcome);
+        }
+        if outcomes.contains(&AckOutcome::NotLeaseHolder) {
+            // All or nothing: the caller is refused and records nothing.
+            tx.rollback().await?;
+            return Ok(outcomes);
         }
         tx.commit().await?;
         // Acks make room in the adapters' in-flight windows.
