@@ -312,6 +312,12 @@ async fn vip_retention_with_a_holdout_reports_an_injected_effect_as_significant(
     assert!(p_value < 0.05, "p = {p_value}");
     let ci = report.absolute_uplift_ci.expect("interval");
     assert!(ci.lower > 0.0, "the interval excludes no effect: {ci:?}");
+    let relative = report.relative_uplift.expect("relative uplift");
+    let relative_ci = report.relative_uplift_ci.expect("relative interval");
+    assert!(
+        relative_ci.lower > 0.0 && relative_ci.lower < relative && relative < relative_ci.upper,
+        "the relative interval holds the estimate and excludes no effect: {relative_ci:?}"
+    );
     let t = report.treatment.as_ref().expect("treatment");
     let c = report.control.as_ref().expect("control");
     let rate = |x: i64, n: usize| x as f64 / n as f64;
@@ -416,6 +422,11 @@ async fn win_back_of_dormant_customers_with_no_effect_is_not_significant() {
     assert!(p_value > 0.05, "p = {p_value}");
     let ci = report.absolute_uplift_ci.expect("interval");
     assert!(ci.lower < 0.0 && ci.upper > 0.0, "{ci:?}");
+    let relative_ci = report.relative_uplift_ci.expect("relative interval");
+    assert!(
+        relative_ci.lower > -1.0 && relative_ci.lower < 0.0 && relative_ci.upper > 0.0,
+        "{relative_ci:?}"
+    );
     let revenue_ci = report.revenue_per_member_diff_ci.expect("interval");
     assert!(
         revenue_ci.lower < 0.0 && revenue_ci.upper > 0.0,
@@ -538,7 +549,10 @@ async fn upgrade_welcome_enrols_those_who_reach_gold_after_launch() {
         campaign::Measurability::NoControlGroup as i32
     );
     assert_eq!(report.p_value, None);
-    assert_eq!(report.treatment.map(|t| t.members), Some(1));
+    assert_eq!(
+        report.treatment.map(|t| (t.members, t.entries)),
+        Some((1, 1))
+    );
     let campaign_now = services
         .campaign
         .get_campaign(authorized(

@@ -72,6 +72,7 @@ impl CampaignConfig {
             upstream: UpstreamSettings {
                 scoring: ClientSettings::read(&mut reader, "SCORING", "http://127.0.0.1:50052"),
                 customer: ClientSettings::read(&mut reader, "CUSTOMER", "http://127.0.0.1:50051"),
+                clock_skew: reader.duration("TIERLINE_CLOCK_SKEW", Duration::from_secs(300)),
             },
             frequency_cap: FrequencyCap {
                 contacts: reader.number_in("TIERLINE_FREQUENCY_CAP_CONTACTS", 3, 1..=1_000),
@@ -86,6 +87,9 @@ impl CampaignConfig {
         };
         if config.scheduler_tick.is_zero() {
             reader.problem("TIERLINE_SCHEDULER_TICK must be longer than 0");
+        }
+        if config.upstream.clock_skew > Duration::from_secs(24 * 3600) {
+            reader.problem("TIERLINE_CLOCK_SKEW must be at most 24h");
         }
         reader.finish()?;
         Ok(config)
@@ -121,6 +125,7 @@ mod tests {
             }
         );
         assert_eq!(config.min_arm_size, 30);
+        assert_eq!(config.upstream.clock_skew, Duration::from_secs(300));
         assert_eq!(config.upstream.scoring.endpoint, "http://127.0.0.1:50052");
 
         let error = CampaignConfig::from_source(&ConfigSource::from_pairs([
@@ -128,10 +133,15 @@ mod tests {
             required[1],
             ("TIERLINE_FREQUENCY_CAP_CONTACTS", "0"),
             ("TIERLINE_SCORING_ENDPOINT", "scoring:50052"),
+            ("TIERLINE_CLOCK_SKEW", "25h"),
         ]))
         .expect_err("invalid");
         let text = error.to_string();
         assert!(text.contains("TIERLINE_FREQUENCY_CAP_CONTACTS"), "{text}");
+        assert!(
+            text.contains("TIERLINE_CLOCK_SKEW must be at most 24h"),
+            "{text}"
+        );
         assert!(text.contains("TIERLINE_SCORING_ENDPOINT"), "{text}");
     }
 }

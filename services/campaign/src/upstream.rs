@@ -28,6 +28,10 @@ pub struct UpstreamSettings {
     pub scoring: ClientSettings,
     /// The customer service (scopes customers:read, feed:read).
     pub customer: ClientSettings,
+    /// `TIERLINE_CLOCK_SKEW`: how far ahead of its now the customer service accepts a purchase's
+    /// date (keep it at the customer service's value). Attribution waits for such a date, at most
+    /// this long.
+    pub clock_skew: std::time::Duration,
 }
 
 /// What the customer service says about one customer.

@@ -4,10 +4,17 @@
 //! nets against the purchases it refunds wherever they were attributed. Applying is exactly
 //! once: attributed purchases and applied refunds are keyed by activity id, and the feed cursor is
 //! stored in the same transaction.
+//!
+//! A purchase may be dated up to the customer service's clock skew ahead of the time it is
+//! recorded, so it can reach attribution before its own date. A batch then waits until the
+//! clock has passed the date of its latest purchase before it reads the members (see
+//! [`wait_for_purchase_dates`]): an entry made while it waits is read, an entry made after lies
+//! after every purchase of the batch. Without the wait, an entry made between the batch and the
+//! purchase's date would never count the purchase.
 
 use std::{collections::HashMap, sync::Arc};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
 use super::campaign::ProgramFacts;
@@ -91,16 +98,40 @@ pub fn attribute(
     attributed
 }
 
+/// Entries are stamped to the microsecond; a batch waits this much past its latest purchase so
+/// that an entry stamped after the wait lies strictly after it.
+const PAST_THE_DATE: Duration = Duration::milliseconds(1);
+
+/// How long a batch whose latest purchase is dated `latest` must wait at `now` before it reads
+/// the members: until the clock is past that date, and at most `clock_skew` (how far ahead the
+/// customer service accepts a date; a purchase dated further ahead of this replica's clock means
+/// the clocks disagree). `None` when the date has passed.
+pub fn wait_for_purchase_dates(
+    latest: DateTime<Utc>,
+    now: DateTime<Utc>,
+    clock_skew: Duration,
+) -> Option<std::time::Duration> {
+    let until = latest + PAST_THE_DATE;
+    (until > now).then(|| {
+        (until - now)
+            .min(clock_skew.max(Duration::zero()) + PAST_THE_DATE)
+            .to_std()
+            .unwrap_or_default()
+    })
+}
+
 /// Applies batches of the activity feed.
 #[derive(Debug, Clone)]
 pub struct Attributor {
     store: Arc<dyn CampaignStore>,
+    clock_skew: Duration,
 }
 
 impl Attributor {
-    /// An attributor over `store`.
-    pub fn new(store: Arc<dyn CampaignStore>) -> Self {
-        Self { store }
+    /// An attributor over `store`; purchases may be dated up to `clock_skew` ahead
+    /// (`TIERLINE_CLOCK_SKEW`, as the customer service's).
+    pub fn new(store: Arc<dyn CampaignStore>, clock_skew: Duration) -> Self {
+        Self { store, clock_skew }
     }
 
     /// Where the last applied batch ended.
@@ -131,8 +162,26 @@ impl Attributor {
                 ActivityEvent::Purchase(_) => None,
             })
             .collect();
-        // While held, no enrolment commits: every member whose window could hold these
-        // purchases is visible, and later members enter after them.
+        // Wait (without the lock: enrolments go on) until the clock has passed every purchase's
+        // date. Then, while the lock is held, no enrolment commits: every member whose window
+        // could hold these purchases is visible, and members entering later are stamped after
+        // the lock was taken, so after every purchase of the batch. (Cancelled with the feed:
+        // nothing is written before the wait ends.)
+        if let Some(latest) = purchases.iter().map(|p| p.occurred_at).max() {
+            let now = Utc::now();
+            if latest - now > self.clock_skew {
+                tracing::warn!(
+                    %latest,
+                    %now,
+                    "a purchase is dated further ahead than TIERLINE_CLOCK_SKEW: an entry made \
+                     before its date but after the wait may not count it"
+                );
+            }
+            if let Some(wait) = wait_for_purchase_dates(latest, now, self.clock_skew) {
+                tracing::debug!(?wait, "waiting for the date of a purchase dated ahead");
+                tokio::time::sleep(wait).await;
+            }
+        }
         let _enrolments = self.store.hold_enrolments().await?;
         let attributed = match purchases.iter().map(|p| p.occurred_at).min() {
             Some(earliest) => {
@@ -158,9 +207,33 @@ impl Attributor {
 
 #[cfg(test)]
 mod tests {
-    use chrono::Duration;
-
     use super::*;
+
+    #[test]
+    fn a_batch_waits_for_the_date_of_its_latest_purchase_within_the_skew() {
+        let now = Utc::now();
+        let skew = Duration::minutes(5);
+        let ms = std::time::Duration::from_millis;
+        assert_eq!(
+            wait_for_purchase_dates(now - Duration::seconds(1), now, skew),
+            None
+        );
+        assert_eq!(wait_for_purchase_dates(now, now, skew), Some(ms(1)));
+        assert_eq!(
+            wait_for_purchase_dates(now + Duration::minutes(3), now, skew),
+            Some(ms(180_001))
+        );
+        // Dated further ahead than the customer service accepts: the clocks disagree; the wait
+        // is bounded all the same.
+        assert_eq!(
+            wait_for_purchase_dates(now + Duration::hours(1), now, skew),
+            Some(ms(300_001))
+        );
+        assert_eq!(
+            wait_for_purchase_dates(now + Duration::seconds(1), now, Duration::zero()),
+            Some(ms(1))
+        );
+    }
 
     fn program(brands: &[&str]) -> ProgramFacts {
         ProgramFacts {

@@ -170,7 +170,11 @@ impl Enroller {
             });
         }
         // Stamped under the contacts lock, which attribution holds (shared) while it reads the
-        // members: a purchase it has passed cannot fall into a window that starts later.
+        // members, and takes only once the clock has passed the date of every purchase of its
+        // batch (purchases may be dated up to TIERLINE_CLOCK_SKEW ahead; see
+        // `attribution::wait_for_purchase_dates`): an entry stamped before is read by that batch,
+        // an entry stamped after lies after every purchase the batch passes (replicas' clocks
+        // are assumed to agree, as everywhere entries and purchases are compared).
         let now = Utc::now().trunc_subsecs(6);
         let ids: Vec<Uuid> = decision.eligible.iter().map(|(id, _)| *id).collect();
         let one_shot = campaign.definition.kind == Kind::OneShot;

@@ -15,11 +15,13 @@ pub enum Measurability {
     SampleTooSmall,
 }
 
-/// One arm's figures.
+/// One arm's figures; the unit is the customer (see [`ArmAggregate`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ArmFigures {
-    /// Members.
+    /// Members (customers).
     pub members: i64,
+    /// Their entries.
+    pub entries: i64,
     /// Converters.
     pub converters: i64,
     /// Conversion rate; `None` without members.
@@ -56,10 +58,12 @@ pub struct Report {
 }
 
 fn moments(arm: &ArmAggregate) -> Moments {
+    let n = u64::try_from(arm.members).unwrap_or(0);
     Moments {
-        n: u64::try_from(arm.members).unwrap_or(0),
-        sum: arm.revenue as f64,
-        sum_of_squares: arm.revenue_squares,
+        n,
+        // The exact integer sum over n (an empty arm has revenue 0): as precise as f64 allows.
+        mean: arm.revenue as f64 / n.max(1) as f64,
+        m2: arm.revenue_m2,
     }
 }
 
@@ -67,6 +71,7 @@ fn figures(arm: &ArmAggregate) -> ArmFigures {
     let m = moments(arm);
     ArmFigures {
         members: arm.members,
+        entries: arm.entries,
         converters: arm.converters,
         conversion_rate: (arm.members > 0).then(|| arm.converters as f64 / arm.members as f64),
         revenue: arm.revenue,
@@ -128,12 +133,13 @@ pub fn report(
 mod tests {
     use super::*;
 
-    fn arm(members: i64, converters: i64, revenue: i64, squares: f64) -> ArmAggregate {
+    fn arm(members: i64, converters: i64, revenue: i64, m2: f64) -> ArmAggregate {
         ArmAggregate {
             members,
+            entries: members,
             converters,
             revenue,
-            revenue_squares: squares,
+            revenue_m2: m2,
         }
     }
 
@@ -165,15 +171,16 @@ mod tests {
 
     #[test]
     fn incremental_revenue_and_roi_by_hand() {
-        // Treatment: 1,000 members, 200 converters each spending 5,000 → revenue 1,000,000,
-        //   squares 200 × 25,000,000 = 5e9; revenue per member 1,000.
-        // Control: 1,000 members, 150 converters × 5,000 → 750,000, squares 3.75e9; per member 750.
+        // Treatment: 1,000 members, 200 converters each spending 5,000 → revenue 1,000,000;
+        //   revenue per member 1,000; M2 = 200 × 4,000² + 800 × 1,000² = 4e9.
+        // Control: 1,000 members, 150 converters × 5,000 → 750,000; per member 750;
+        //   M2 = 150 × 4,250² + 850 × 750² = 3.1875e9.
         // Difference 250 per member → incremental revenue 250 × 1,000 = 250,000.
         // Cost: fixed 50,000 + 100 per contact × 1,000 contacts = 150,000.
         // ROI = (250,000 − 150,000) / 150,000 = 0.6667.
         let r = report(
-            arm(1_000, 200, 1_000_000, 5e9),
-            arm(1_000, 150, 750_000, 3.75e9),
+            arm(1_000, 200, 1_000_000, 4e9),
+            arm(1_000, 150, 750_000, 3.1875e9),
             1_000,
             30,
             1_000,
@@ -187,13 +194,34 @@ mod tests {
         let conversion = r.conversion.expect("measurable");
         assert!((conversion.absolute - 0.05).abs() < 1e-12);
         assert!(conversion.p_value < 0.01);
-        // Variance of treatment revenue: (5e9 − 1,000 × 1,000²) / 999 = 4e9 / 999 = 4,004,004;
-        // of control: (3.75e9 − 1,000 × 750²) / 999 = 3.1875e9 / 999 = 3,190,690.7.
-        // SE = sqrt(4,004.004 + 3,190.691) = 84.822; df ≈ 1,958, t ≈ 1.96115;
-        // CI = 250 ± 166.35 = [83.65, 416.35].
+        // Variance of treatment revenue: 4e9 / 999 = 4,004,004; of control: 3.1875e9 / 999
+        // = 3,190,690.7. SE = sqrt(4,004.004 + 3,190.691) = 84.822; df ≈ 1,958, t ≈ 1.96115;
+        // CI = 250 ± 166.35 = [83.65, 416.35] (statsmodels' Welch interval of the same 0/5,000
+        // samples: [83.6508, 416.3492]).
         let (difference, ci) = r.revenue_difference.expect("measurable");
         assert!((difference - 250.0).abs() < 1e-9);
         assert!((ci.lower - 83.65).abs() < 0.1, "{ci:?}");
         assert!((ci.upper - 416.35).abs() < 0.1, "{ci:?}");
+    }
+
+    #[test]
+    fn large_similar_revenues_keep_their_interval() {
+        // Treatment 1e9 + {10, 20, 30, 40}: revenue 4,000,000,100, M2 500; control
+        // 1e9 + {5, 10, 15}: 3,000,000,030, M2 50 (what the stores return). Welch interval as in
+        // stats.rs (statsmodels): [-4.489877, 34.489877]; with Σx² − n·x̄² both variances were
+        // garbage (170.67 and −256 → 0).
+        let r = report(
+            arm(4, 2, 4_000_000_100, 500.0),
+            arm(3, 1, 3_000_000_030, 50.0),
+            5_000,
+            2,
+            0,
+            0,
+            0,
+        );
+        let (difference, ci) = r.revenue_difference.expect("measurable");
+        assert!((difference - 15.0).abs() < 1e-6);
+        assert!((ci.lower + 4.489_877_255).abs() < 1e-6, "{ci:?}");
+        assert!((ci.upper - 34.489_877_255).abs() < 1e-6, "{ci:?}");
     }
 }

@@ -1,6 +1,8 @@
-//! The statistics of the effect report: the two-proportion z-test, Wald and Welch intervals, and
-//! the distributions they need (normal via `erfc`, Student's t via the regularized incomplete
-//! beta function). Pure functions; the tests check them against hand-computed examples.
+//! The statistics of the effect report: the two-proportion z-test, Wald, Katz (log rate ratio)
+//! and Welch intervals, and the distributions they need (normal via `erfc`, Student's t via the
+//! regularized incomplete beta function). Pure functions; the tests check them against
+//! hand-computed examples and against statsmodels (the reference values and how they were
+//! obtained are written beside each test).
 
 /// The 97.5th percentile of the standard normal: a two-sided 95 % interval is ± this many
 /// standard errors.
@@ -131,6 +133,8 @@ pub struct ConversionUplift {
     pub absolute_ci: Interval,
     /// `absolute` / control rate; `None` when the control rate is 0.
     pub relative: Option<f64>,
+    /// Its 95 % interval (see [`relative_uplift_ci`]); `None` when either arm has no converter.
+    pub relative_ci: Option<Interval>,
     /// Two-sided p-value of the two-proportion z-test (pooled standard error).
     pub p_value: f64,
 }
@@ -158,35 +162,73 @@ pub fn conversion_uplift(arms: Proportions) -> Option<ConversionUplift> {
         absolute,
         absolute_ci: Interval::around(absolute, Z_975 * unpooled),
         relative: (p2 > 0.0).then(|| absolute / p2),
+        relative_ci: relative_uplift_ci(arms),
         p_value: p_value.min(1.0),
     })
 }
 
-/// Mean, variance (n - 1) and size of a sample, from its sum and sum of squares.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// The 95 % interval of the relative uplift p_t / p_c − 1, by the delta method on the log of the
+/// rate ratio (the Katz interval): log(p_t / p_c) ± z · sqrt(1/x_t − 1/n_t + 1/x_c − 1/n_c),
+/// mapped back with exp, less 1. On the log scale the ratio is near normal already at moderate
+/// counts; the interval is asymmetric like the ratio, never below −1 (−100 %) and always finite.
+/// Not Fieller's: unbounded unless the control rate is itself clearly above 0. Not the delta
+/// method on the ratio itself: symmetric, and it can fall below −1. `None` when either arm has no
+/// converter (the logarithm is undefined) or is empty.
+pub fn relative_uplift_ci(arms: Proportions) -> Option<Interval> {
+    let (x1, n1) = arms.treatment;
+    let (x2, n2) = arms.control;
+    if x1 == 0 || x2 == 0 || n1 == 0 || n2 == 0 {
+        return None;
+    }
+    let (x1, n1, x2, n2) = (x1 as f64, n1 as f64, x2 as f64, n2 as f64);
+    let log_ratio = (x1 / n1).ln() - (x2 / n2).ln();
+    let standard_error = (1.0 / x1 - 1.0 / n1 + 1.0 / x2 - 1.0 / n2).max(0.0).sqrt();
+    Some(Interval {
+        lower: (log_ratio - Z_975 * standard_error).exp_m1(),
+        upper: (log_ratio + Z_975 * standard_error).exp_m1(),
+    })
+}
+
+/// Size, mean and M2 (the sum of squared deviations from the mean) of a sample: Welford's form.
+/// The variance is M2 / (n − 1), with no subtraction of two large, nearly equal numbers — the
+/// textbook Σx² − n·x̄² loses every significant digit when the values are large and alike (for
+/// 1e9 + {4, 7, 13, 16} it gives −170.7 in f64 instead of 30).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Moments {
     /// Size.
     pub n: u64,
-    /// Sum of values.
-    pub sum: f64,
-    /// Sum of squared values.
-    pub sum_of_squares: f64,
+    /// Mean; 0 for an empty sample.
+    pub mean: f64,
+    /// Σ (x − mean)².
+    pub m2: f64,
 }
 
 impl Moments {
+    /// The moments of `values` in one pass (Welford's update).
+    pub fn of(values: impl IntoIterator<Item = f64>) -> Self {
+        let mut moments = Self::default();
+        for value in values {
+            moments.push(value);
+        }
+        moments
+    }
+
+    /// Adds one value (Welford's update).
+    pub fn push(&mut self, value: f64) {
+        self.n += 1;
+        let delta = value - self.mean;
+        self.mean += delta / self.n as f64;
+        self.m2 += delta * (value - self.mean);
+    }
+
     /// The mean; `None` for an empty sample.
     pub fn mean(&self) -> Option<f64> {
-        (self.n > 0).then(|| self.sum / self.n as f64)
+        (self.n > 0).then_some(self.mean)
     }
 
     /// The sample variance; `None` with fewer than 2 values.
     pub fn variance(&self) -> Option<f64> {
-        if self.n < 2 {
-            return None;
-        }
-        let n = self.n as f64;
-        let mean = self.sum / n;
-        Some(((self.sum_of_squares - n * mean * mean) / (n - 1.0)).max(0.0))
+        (self.n >= 2).then(|| (self.m2 / (self.n as f64 - 1.0)).max(0.0))
     }
 
     /// The 95 % t-interval of the mean; `None` with fewer than 2 values.
@@ -260,6 +302,49 @@ mod tests {
         close(uplift.p_value, 0.003_257, 2e-6);
         close(uplift.absolute_ci.lower, 0.016_767, 1e-6);
         close(uplift.absolute_ci.upper, 0.083_233, 1e-6);
+        // Relative uplift 1/3 with its Katz interval (statsmodels, below): [0.099637, 0.616695].
+        let relative = uplift.relative_ci.expect("both arms convert");
+        close(relative.lower, 0.099_636_824_489_044, 1e-12);
+        close(relative.upper, 0.616_695_383_590_703, 1e-12);
+    }
+
+    #[test]
+    fn relative_uplift_interval_matches_statsmodels() {
+        // Reference: statsmodels 0.15.0, the Katz log interval of the rate ratio, minus 1:
+        //   from statsmodels.stats.proportion import confint_proportions_2indep
+        //   lo, hi = confint_proportions_2indep(x1, n1, x2, n2, method="log", compare="ratio")
+        //   (lo - 1, hi - 1)
+        // (services/campaign/tests/reference/report_statistics.py prints every value used here.)
+        let cases = [
+            // x_t, n_t, x_c, n_c, lower, upper
+            (
+                200,
+                1_000,
+                150,
+                1_000,
+                0.099_636_824_489_044,
+                0.616_695_383_590_703,
+            ),
+            (36, 120, 9, 60, 0.032_217_858_827_291, 2.875_150_934_265_393),
+            (3, 50, 7, 50, -0.882_550_936_889_527, 0.563_856_403_137_006),
+            (1, 40, 1, 40, -0.935_231_814_178_316, 14.439_679_023_172_562),
+        ];
+        for (x1, n1, x2, n2, lower, upper) in cases {
+            let ci = relative_uplift_ci(Proportions {
+                treatment: (x1, n1),
+                control: (x2, n2),
+            })
+            .expect("both arms convert");
+            close(ci.lower, lower, 1e-9 * lower.abs().max(1.0));
+            close(ci.upper, upper, 1e-9 * upper.abs().max(1.0));
+            assert!(ci.lower > -1.0, "never below -100 %");
+        }
+        // Fieller's interval for 1/40 vs 1/40 is unbounded, and the delta method on the ratio
+        // itself gives [-2.737, 2.737] for it and [-1.126, -0.017] for 3/50 vs 7/50 (below
+        // -100 %): the reasons for the log scale.
+        for (treatment, control) in [((0, 50), (7, 50)), ((5, 50), (0, 50)), ((0, 50), (0, 50))] {
+            assert_eq!(relative_uplift_ci(Proportions { treatment, control }), None);
+        }
     }
 
     #[test]
@@ -276,7 +361,10 @@ mod tests {
             control: (0, 100),
         })
         .expect("both arms");
-        assert_eq!((nobody.p_value, nobody.relative), (1.0, None));
+        assert_eq!(
+            (nobody.p_value, nobody.relative, nobody.relative_ci),
+            (1.0, None, None)
+        );
         assert!(
             conversion_uplift(Proportions {
                 treatment: (1, 10),
@@ -295,11 +383,7 @@ mod tests {
         // df = 50² / (41.667² / 3 + 8.333² / 2) = 2,500 / (578.70 + 34.72) = 4.0755.
         // t(0.975; 4.0755) = 2.7566 (between 2.776 at 4 and 2.571 at 5);
         // CI = 15 ± 2.7566 × 7.0711 = 15 ± 19.492 = [-4.492, 34.492].
-        let moments = |values: &[f64]| Moments {
-            n: values.len() as u64,
-            sum: values.iter().sum(),
-            sum_of_squares: values.iter().map(|v| v * v).sum(),
-        };
+        let moments = |values: &[f64]| Moments::of(values.iter().copied());
         let treatment = moments(&[10.0, 20.0, 30.0, 40.0]);
         let control = moments(&[5.0, 10.0, 15.0]);
         close(treatment.variance().expect("n ≥ 2"), 166.666_667, 1e-5);
@@ -313,5 +397,35 @@ mod tests {
         close(single.lower, 4.457, 2e-3);
         close(single.upper, 45.543, 2e-3);
         assert!(moments(&[1.0]).mean_ci().is_none());
+    }
+
+    #[test]
+    fn large_similar_values_keep_their_variance() {
+        // Exact (fractions): 1e9 + {4, 7, 13, 16} has mean 1e9 + 10, M2 = 36 + 9 + 9 + 36 = 90,
+        // variance 30; numpy.var(ddof=1) agrees; Σx² − n·x̄² in f64 gives −170.67.
+        let big = Moments::of([4.0, 7.0, 13.0, 16.0].map(|v| 1e9 + v));
+        assert_eq!((big.n, big.mean, big.m2), (4, 1e9 + 10.0, 90.0));
+        assert_eq!(big.variance(), Some(30.0));
+        // The Welch example shifted by 1e9 gives the same interval; statsmodels 0.15.0:
+        //   CompareMeans(DescrStatsW(t), DescrStatsW(c)).tconfint_diff(usevar="unequal")
+        //   = (-4.489877255415642, 34.48987725541564) for t = 1e9 + {10, 20, 30, 40},
+        //   c = 1e9 + {5, 10, 15} (and for the unshifted values);
+        //   DescrStatsW(t).tconfint_mean() = (1000000004.4573975, 1000000045.5426025).
+        // The sum-of-squares variances of these were 170.67 and −256 instead of 166.67 and 25.
+        let treatment = Moments::of([10.0, 20.0, 30.0, 40.0].map(|v| 1e9 + v));
+        let control = Moments::of([5.0, 10.0, 15.0].map(|v| 1e9 + v));
+        close(
+            treatment.variance().expect("n ≥ 2"),
+            166.666_666_666_667,
+            1e-9,
+        );
+        close(control.variance().expect("n ≥ 2"), 25.0, 1e-9);
+        let (difference, ci) = welch_difference(treatment, control).expect("n ≥ 2");
+        close(difference, 15.0, 1e-6);
+        close(ci.lower, -4.489_877_255_415_642, 1e-6);
+        close(ci.upper, 34.489_877_255_416, 1e-6);
+        let single = treatment.mean_ci().expect("n ≥ 2");
+        close(single.lower, 1_000_000_004.457_398, 1e-5);
+        close(single.upper, 1_000_000_045.542_602, 1e-5);
     }
 }

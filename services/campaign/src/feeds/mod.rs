@@ -30,7 +30,10 @@ pub fn spawn(
     counters: FeedCounters,
     shutdown: CancellationToken,
 ) {
-    let attributor = Attributor::new(store.clone());
+    let attributor = Attributor::new(
+        store.clone(),
+        chrono::Duration::from_std(upstream.clock_skew).unwrap_or(chrono::Duration::minutes(5)),
+    );
     let customer = upstream.customer.clone();
     let (feed_store, counter) = (store.clone(), counters.clone());
     lead(

@@ -117,17 +117,23 @@ pub struct MembershipCounts {
     pub suppressed: Vec<(SuppressionReason, i64)>,
 }
 
-/// One arm's aggregates for the report.
+/// One arm's aggregates for the report. The unit is the customer, the unit the holdout draws: a
+/// customer who entered a triggered campaign several times is one observation, with every
+/// purchase attributed to any of their entries counted once (windows of successive entries may
+/// overlap).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct ArmAggregate {
-    /// Entries.
+    /// Customers.
     pub members: i64,
-    /// Entries with a conversion.
+    /// Their entries (as many as `members` in a one-shot campaign).
+    pub entries: i64,
+    /// Customers with an attributed purchase not refunded in full.
     pub converters: i64,
-    /// Sum of net revenue per entry (minor units).
+    /// Sum of net revenue per customer (minor units).
     pub revenue: i64,
-    /// Sum of squared net revenue per entry.
-    pub revenue_squares: f64,
+    /// Σ (revenue − the arm's mean revenue)² over the customers, computed by the store without
+    /// cancellation (never as Σx² − n·x̄²); 0 for an empty arm.
+    pub revenue_m2: f64,
 }
 
 /// A delivery leased to an adapter.

@@ -4,8 +4,9 @@
 use super::{ArmAggregate, MembershipCounts, SuppressionReason};
 use crate::domain::holdout::Arm;
 
-/// One arm's row of the report aggregate: arm, members, converters, Σ revenue, Σ revenue².
-pub(crate) type ArmRow = (String, i64, i64, Option<i64>, Option<f64>);
+/// One arm's row of the report aggregate, per customer: arm, customers, entries, converters,
+/// Σ revenue, Σ (revenue − mean)².
+pub(crate) type ArmRow = (String, i64, i64, i64, Option<i64>, Option<f64>);
 
 /// Members per arm and suppressions per reason, from `(arm, count)` and `(reason, count)` rows.
 pub(crate) fn membership_counts(
@@ -34,12 +35,15 @@ pub(crate) fn arm_aggregates(rows: &[ArmRow]) -> (ArmAggregate, ArmAggregate) {
     let of = |arm: Arm| {
         rows.iter()
             .find(|row| row.0 == arm.as_str())
-            .map(|(_, members, converters, revenue, squares)| ArmAggregate {
-                members: *members,
-                converters: *converters,
-                revenue: revenue.unwrap_or(0),
-                revenue_squares: squares.unwrap_or(0.0),
-            })
+            .map(
+                |(_, members, entries, converters, revenue, m2)| ArmAggregate {
+                    members: *members,
+                    entries: *entries,
+                    converters: *converters,
+                    revenue: revenue.unwrap_or(0),
+                    revenue_m2: m2.unwrap_or(0.0),
+                },
+            )
             .unwrap_or_default()
     };
     (of(Arm::Treatment), of(Arm::Control))

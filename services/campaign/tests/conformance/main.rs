@@ -75,6 +75,9 @@ macro_rules! conformance_suite {
             case!(attribution_counts_each_purchase_once_and_nets_refunds);
             case!(the_scheduler_sees_due_campaigns_and_lists_filter_and_page);
             case!(members_page_in_order_and_the_report_aggregates_each_arm);
+            case!(the_revenue_variance_survives_large_similar_amounts);
+            case!(the_report_counts_each_customer_once_and_each_purchase_once);
+            case!(a_purchase_dated_ahead_counts_for_an_entry_made_before_its_date);
             case!(unreadable_feed_events_are_parked_once);
         }
     };

@@ -6,6 +6,7 @@ use chrono::{Duration, SubsecRound, Utc};
 use tierline_campaign::{
     CampaignError,
     domain::{
+        attribution::{ActivityEvent, Attributor, Purchase},
         campaign::{Audience, Campaign, Channel, Definition, Kind, ProgramFacts, Status},
         holdout::Arm,
     },
@@ -538,7 +539,12 @@ pub(crate) async fn members_page_in_order_and_the_report_aggregates_each_arm(
         (treatment.members, treatment.converters, treatment.revenue),
         (3, 2, 400)
     );
-    assert!((treatment.revenue_squares - 100_000.0).abs() < 1e-9);
+    // Revenues 100, 300, 0: mean 133.33, M2 = 33.33² + 166.67² + 133.33² = 46,666.67.
+    assert!(
+        (treatment.revenue_m2 - 140_000.0 / 3.0).abs() < 1e-6,
+        "{}",
+        treatment.revenue_m2
+    );
     assert_eq!(
         (control.members, control.converters, control.revenue),
         (2, 1, 50)
@@ -580,4 +586,205 @@ pub(crate) async fn unreadable_feed_events_are_parked_once(store: Arc<dyn Campai
         .await
         .expect("park");
     assert_eq!(other_feed, 1, "positions are per feed");
+}
+
+pub(crate) async fn the_revenue_variance_survives_large_similar_amounts(
+    store: Arc<dyn CampaignStore>,
+) {
+    let campaign = campaign();
+    store.create(&campaign, None).await.expect("create");
+    let customers: Vec<Uuid> = (0..5).map(|_| Uuid::now_v7()).collect();
+    let members: Vec<NewMember> = customers
+        .iter()
+        .enumerate()
+        .map(|(i, c)| member(*c, if i < 4 { Arm::Treatment } else { Arm::Control }))
+        .collect();
+    enrol(&store, &campaign, &members, customers[4]).await;
+    let purchases: Vec<(Uuid, AttributionTarget, i64)> = customers[..4]
+        .iter()
+        .zip([1_000_000_004, 1_000_000_007, 1_000_000_013, 1_000_000_016])
+        .map(|(customer, amount)| {
+            let target = AttributionTarget {
+                campaign_id: campaign.id,
+                customer_id: *customer,
+                entry: 1,
+                entered_at: members[0].entered_at,
+                attribution_ends_at: members[0].attribution_ends_at,
+            };
+            (Uuid::now_v7(), target, amount)
+        })
+        .collect();
+    store
+        .apply_attribution(&purchases, &[], "activities", "c-1", Utc::now())
+        .await
+        .expect("attribution");
+    let (treatment, control) = store.arm_aggregates(campaign.id).await.expect("aggregates");
+    // Exact: mean 1,000,000,010, M2 = 36 + 9 + 9 + 36 = 90 (variance 30; numpy agrees). Σx² in
+    // float8 is about 4e18, whose spacing is 512: the old Σx² − n·x̄² could not even see it.
+    assert_eq!((treatment.members, treatment.revenue), (4, 4_000_000_040));
+    assert!(
+        (treatment.revenue_m2 - 90.0).abs() < 1e-6,
+        "{}",
+        treatment.revenue_m2
+    );
+    assert_eq!(
+        (control.members, control.revenue, control.revenue_m2),
+        (1, 0, 0.0)
+    );
+}
+
+pub(crate) async fn the_report_counts_each_customer_once_and_each_purchase_once(
+    store: Arc<dyn CampaignStore>,
+) {
+    // A triggered campaign whose customers may enter again before their window closes.
+    let mut campaign = campaign();
+    campaign.definition.kind = Kind::Triggered;
+    campaign.definition.re_entry_period_days = 7;
+    store.create(&campaign, None).await.expect("create");
+    let customers: Vec<Uuid> = (0..5).map(|_| Uuid::now_v7()).collect();
+    let (twice, once, idle, control_buyer, control_idle) = (
+        customers[0],
+        customers[1],
+        customers[2],
+        customers[3],
+        customers[4],
+    );
+    let first = member(twice, Arm::Treatment);
+    let second = NewMember {
+        entry: 2,
+        entered_at: first.entered_at + Duration::hours(1),
+        ..first.clone()
+    };
+    let members = vec![
+        first.clone(),
+        second.clone(),
+        member(once, Arm::Treatment),
+        member(idle, Arm::Treatment),
+        member(control_buyer, Arm::Control),
+        member(control_idle, Arm::Control),
+    ];
+    enrol(&store, &campaign, &members, control_idle).await;
+    let target = |m: &NewMember| AttributionTarget {
+        campaign_id: campaign.id,
+        customer_id: m.customer_id,
+        entry: m.entry,
+        entered_at: m.entered_at,
+        attribution_ends_at: m.attribution_ends_at,
+    };
+    // One purchase of 10,000 inside both windows of the customer who entered twice: attribution
+    // counts it for each entry, the report once for the customer.
+    let big = Uuid::now_v7();
+    store
+        .apply_attribution(
+            &[
+                (big, target(&first), 10_000),
+                (big, target(&second), 10_000),
+                (Uuid::now_v7(), target(&members[2]), 300),
+                (Uuid::now_v7(), target(&members[4]), 50),
+            ],
+            &[],
+            "activities",
+            "c-1",
+            Utc::now(),
+        )
+        .await
+        .expect("attribution");
+    let (treatment, control) = store.arm_aggregates(campaign.id).await.expect("aggregates");
+    // Per customer (numpy, services/campaign/tests/reference/report_statistics.py): treatment
+    // revenues 10,000, 300, 0 → M2 64,726,666.67; control 50, 0 → M2 1,250.
+    assert_eq!(
+        (
+            treatment.members,
+            treatment.entries,
+            treatment.converters,
+            treatment.revenue
+        ),
+        (3, 4, 2, 10_300)
+    );
+    assert!(
+        (treatment.revenue_m2 - 194_180_000.0 / 3.0).abs() < 1e-6,
+        "{}",
+        treatment.revenue_m2
+    );
+    assert_eq!(
+        (
+            control.members,
+            control.entries,
+            control.converters,
+            control.revenue
+        ),
+        (2, 2, 1, 50)
+    );
+    assert!((control.revenue_m2 - 1_250.0).abs() < 1e-9);
+    // Refunded in full: the customer no longer converts, in either entry.
+    store
+        .apply_attribution(
+            &[],
+            &[(Uuid::now_v7(), big, 10_000)],
+            "activities",
+            "c-2",
+            Utc::now(),
+        )
+        .await
+        .expect("refund");
+    let (treatment, _) = store.arm_aggregates(campaign.id).await.expect("aggregates");
+    assert_eq!(
+        (treatment.members, treatment.converters, treatment.revenue),
+        (3, 1, 300)
+    );
+}
+
+pub(crate) async fn a_purchase_dated_ahead_counts_for_an_entry_made_before_its_date(
+    store: Arc<dyn CampaignStore>,
+) {
+    let campaign = campaign();
+    store.create(&campaign, None).await.expect("create");
+    let customer = Uuid::now_v7();
+    // Recorded with a date 1.5 s ahead (the customer service accepts up to its clock skew) and
+    // read by attribution at once.
+    let purchase = Purchase {
+        id: Uuid::now_v7(),
+        customer_id: customer,
+        amount_minor: 7_000,
+        currency: "KRW".into(),
+        occurred_at: Utc::now() + Duration::milliseconds(1_500),
+        brand: "innisfree".into(),
+        sales_channel: "store".into(),
+    };
+    let attributor = Attributor::new(store.clone(), Duration::minutes(5));
+    let applying = {
+        let attributor = attributor.clone();
+        tokio::spawn(async move {
+            attributor
+                .apply(&[ActivityEvent::Purchase(purchase)], "c-1")
+                .await
+        })
+    };
+    // The customer enters after the batch was read but before the purchase's date: the purchase
+    // lies in the window. Without the wait the batch had already passed it, for good.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let entered_at = Utc::now().trunc_subsecs(6);
+    enrol(
+        &store,
+        &campaign,
+        &[NewMember {
+            customer_id: customer,
+            entry: 1,
+            arm: Arm::Treatment,
+            entered_at,
+            attribution_ends_at: entered_at + Duration::days(30),
+        }],
+        customer,
+    )
+    .await;
+    applying.await.expect("task").expect("apply");
+    let (treatment, _) = store.arm_aggregates(campaign.id).await.expect("aggregates");
+    assert_eq!(
+        (treatment.members, treatment.converters, treatment.revenue),
+        (1, 1, 7_000)
+    );
+    assert_eq!(
+        store.cursor("activities").await.expect("cursor").as_deref(),
+        Some("c-1")
+    );
 }

@@ -51,6 +51,14 @@ fn print_effect(report: &pb::CampaignReport) {
             percent(Some(ci.upper))
         );
     }
+    if let (Some(relative), Some(ci)) = (report.relative_uplift, report.relative_uplift_ci) {
+        println!(
+            "relative uplift {} (95 % CI {} to {})",
+            percent(Some(relative)),
+            percent(Some(ci.lower)),
+            percent(Some(ci.upper))
+        );
+    }
     if let Some(incremental) = &report.incremental_revenue {
         println!(
             "incremental     {} {}",

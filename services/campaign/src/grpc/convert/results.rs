@@ -199,6 +199,7 @@ fn interval(value: Interval) -> pb::ConfidenceInterval {
 fn arm_stats(figures: &ArmFigures, currency: &str) -> pb::ArmStats {
     pb::ArmStats {
         members: figures.members,
+        entries: figures.entries,
         converters: figures.converters,
         conversion_rate: figures.conversion_rate,
         revenue: Some(money(figures.revenue, currency)),
@@ -228,6 +229,7 @@ pub(crate) fn report_to_proto(at: ReportAt) -> pb::CampaignReport {
         absolute_uplift: conversion.map(|c| c.absolute),
         absolute_uplift_ci: conversion.map(|c| interval(c.absolute_ci)),
         relative_uplift: conversion.and_then(|c| c.relative),
+        relative_uplift_ci: conversion.and_then(|c| c.relative_ci).map(interval),
         p_value: conversion.map(|c| c.p_value),
         revenue_per_member_diff_minor: report.revenue_difference.map(|(d, _)| d),
         revenue_per_member_diff_ci: report.revenue_difference.map(|(_, ci)| interval(ci)),

@@ -135,10 +135,32 @@ impl PgCampaignStore {
         &self,
         id: Uuid,
     ) -> Result<(ArmAggregate, ArmAggregate), CampaignError> {
+        // One observation per customer and arm: their entries counted, each attributed purchase
+        // once however many of their entries' windows it fell into. var_pop of the customers'
+        // revenue is computed in numeric from exact sums, so n · var_pop is Σ (x − x̄)² without
+        // the cancellation of Σx² − n·x̄² in floating point.
         let rows: Vec<crate::storage::tallies::ArmRow> = sqlx::query_as(
-            "SELECT arm, count(*), count(*) FILTER (WHERE conversions > 0), sum(revenue_minor)::bigint,
-                    sum(revenue_minor::float8 * revenue_minor::float8)
-             FROM members WHERE campaign_id = $1 GROUP BY arm",
+            "WITH entries AS (
+                 SELECT arm, customer_id, count(*) AS entries
+                 FROM members WHERE campaign_id = $1 GROUP BY arm, customer_id),
+             purchases AS (
+                 SELECT m.arm, a.customer_id, a.activity_id,
+                        max(a.amount_minor - a.refunded_minor) AS net,
+                        bool_or(a.refunded_minor < a.amount_minor) AS live
+                 FROM attributed_purchases a
+                 JOIN members m
+                     ON m.campaign_id = a.campaign_id AND m.customer_id = a.customer_id AND m.entry = a.entry
+                 WHERE a.campaign_id = $1
+                 GROUP BY m.arm, a.customer_id, a.activity_id),
+             customers AS (
+                 SELECT e.arm, e.customer_id, e.entries,
+                        COALESCE(bool_or(p.live), false) AS converted,
+                        COALESCE(sum(p.net), 0) AS revenue
+                 FROM entries e LEFT JOIN purchases p ON p.arm = e.arm AND p.customer_id = e.customer_id
+                 GROUP BY e.arm, e.customer_id, e.entries)
+             SELECT arm, count(*), sum(entries)::bigint, count(*) FILTER (WHERE converted),
+                    sum(revenue)::bigint, (var_pop(revenue) * count(*))::float8
+             FROM customers GROUP BY arm",
         )
         .bind(id)
         .fetch_all(&self.pool)

@@ -134,10 +134,36 @@ impl SqliteCampaignStore {
         &self,
         id: Uuid,
     ) -> Result<(ArmAggregate, ArmAggregate), CampaignError> {
+        // One observation per customer and arm: their entries counted, each attributed purchase
+        // once however many of their entries' windows it fell into. The variance in two passes:
+        // the arm's mean first, then Σ (x − mean)² less (Σ (x − mean))² / n, the correction for
+        // the rounding of the mean (the corrected two-pass algorithm); Σx² − n·x̄² in floating
+        // point loses every digit when amounts are large and alike.
         let rows: Vec<crate::storage::tallies::ArmRow> = sqlx::query_as(
-            "SELECT arm, count(*), sum(conversions > 0), sum(revenue_minor),
-                    sum(CAST(revenue_minor AS REAL) * CAST(revenue_minor AS REAL))
-             FROM members WHERE campaign_id = ? GROUP BY arm",
+            "WITH entries AS (
+                 SELECT arm, customer_id, count(*) AS entries
+                 FROM members WHERE campaign_id = ?1 GROUP BY arm, customer_id),
+             purchases AS (
+                 SELECT m.arm, a.customer_id, a.activity_id,
+                        max(a.amount_minor - a.refunded_minor) AS net,
+                        max(a.refunded_minor < a.amount_minor) AS live
+                 FROM attributed_purchases a
+                 JOIN members m
+                     ON m.campaign_id = a.campaign_id AND m.customer_id = a.customer_id AND m.entry = a.entry
+                 WHERE a.campaign_id = ?1
+                 GROUP BY m.arm, a.customer_id, a.activity_id),
+             customers AS (
+                 SELECT e.arm, e.customer_id, e.entries,
+                        COALESCE(max(p.live), 0) AS converted,
+                        COALESCE(sum(p.net), 0) AS revenue
+                 FROM entries e LEFT JOIN purchases p ON p.arm = e.arm AND p.customer_id = e.customer_id
+                 GROUP BY e.arm, e.customer_id, e.entries),
+             means AS (SELECT arm, avg(revenue) AS mean FROM customers GROUP BY arm)
+             SELECT c.arm, count(*), sum(c.entries), sum(c.converted), sum(c.revenue),
+                    sum((c.revenue - a.mean) * (c.revenue - a.mean))
+                        - sum(c.revenue - a.mean) * sum(c.revenue - a.mean) / count(*)
+             FROM customers c JOIN means a ON a.arm = c.arm
+             GROUP BY c.arm",
         )
         .bind(id)
         .fetch_all(&self.pool)
