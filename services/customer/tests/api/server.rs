@@ -310,3 +310,70 @@ async fn a_replica_waits_for_the_migration_job_before_serving() {
     stop.cancel();
     server.await.expect("task").expect("server ran");
 }
+
+#[tokio::test]
+async fn both_reflection_protocols_list_the_services() {
+    use tokio_stream::StreamExt as _;
+    use tonic_reflection::pb::{v1, v1alpha};
+
+    let app = TestApp::spawn().await;
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", app.addr))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    let expected = [
+        "grpc.health.v1.Health",
+        "tierline.customer.v1.CustomerService",
+    ];
+
+    // grpc.reflection.v1, which grpcurl 1.9 and later ask for.
+    let request = v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(
+            String::new(),
+        )),
+    };
+    let mut answers = v1::server_reflection_client::ServerReflectionClient::new(channel.clone())
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .expect("v1")
+        .into_inner();
+    let answer = answers.next().await.expect("an answer").expect("v1 answer");
+    let Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
+        answer.message_response
+    else {
+        panic!("not a list: {answer:?}");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    for service in expected {
+        assert!(names.iter().any(|name| name == service), "v1: {names:?}");
+    }
+
+    // grpc.reflection.v1alpha, which grpcurl before 1.9, Postman and grpcui ask for.
+    let request = v1alpha::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(
+            v1alpha::server_reflection_request::MessageRequest::ListServices(String::new()),
+        ),
+    };
+    let mut answers = v1alpha::server_reflection_client::ServerReflectionClient::new(channel)
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .expect("v1alpha")
+        .into_inner();
+    let answer = answers
+        .next()
+        .await
+        .expect("an answer")
+        .expect("v1alpha answer");
+    let Some(v1alpha::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
+        answer.message_response
+    else {
+        panic!("not a list: {answer:?}");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    for service in expected {
+        assert!(names.iter().any(|name| name == service), "v1alpha: {names:?}");
+    }
+}

@@ -17,7 +17,8 @@ pub struct GrpcSettings {
     pub concurrency_limit: usize,
     /// `TIERLINE_GRPC_REQUEST_TIMEOUT`: unary calls still running after this fail with CANCELLED.
     pub request_timeout: Duration,
-    /// `TIERLINE_GRPC_REFLECTION`: serve grpc.reflection.v1 (for grpcurl and similar tools).
+    /// `TIERLINE_GRPC_REFLECTION`: serve grpc.reflection.v1 and v1alpha (for grpcurl and similar
+    /// tools).
     pub reflection: bool,
     /// `TIERLINE_SHUTDOWN_GRACE`: how long in-flight calls may take to finish after SIGTERM.
     pub shutdown_grace: Duration,

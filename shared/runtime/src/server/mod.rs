@@ -111,15 +111,20 @@ impl GrpcServer {
             builder = builder.tls_config(tls_config)?;
         }
 
-        let reflection = if settings.reflection {
-            Some(
-                tonic_reflection::server::Builder::configure()
-                    .register_encoded_file_descriptor_set(tierline_proto::FILE_DESCRIPTOR_SET)
-                    .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-                    .build_v1()?,
+        // Both protocols: grpcurl before 1.9, Postman, grpcui and most tools still ask for
+        // v1alpha, newer ones for v1.
+        let reflection = |builder: tonic_reflection::server::Builder<'static>| {
+            builder
+                .register_encoded_file_descriptor_set(tierline_proto::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        };
+        let (reflection_v1, reflection_v1alpha) = if settings.reflection {
+            (
+                Some(reflection(tonic_reflection::server::Builder::configure()).build_v1()?),
+                Some(reflection(tonic_reflection::server::Builder::configure()).build_v1alpha()?),
             )
         } else {
-            None
+            (None, None)
         };
 
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
@@ -145,7 +150,8 @@ impl GrpcServer {
             .layer(ConcurrencyLimitLayer::new(settings.concurrency_limit))
             .add_routes(routes)
             .add_service(health.server())
-            .add_optional_service(reflection);
+            .add_optional_service(reflection_v1)
+            .add_optional_service(reflection_v1alpha);
 
         let serving = router.serve_with_incoming_shutdown(incoming, drain_signal);
         let grace = settings.shutdown_grace;
