@@ -13,7 +13,7 @@ use crate::{
     config::{AuthSettings, GrpcSettings},
     metrics::Metrics,
     server::{GrpcServer, Health},
-    service::{ServiceSpec, StartError, authenticator, bind},
+    service::{AuthOffNotice, ServiceSpec, StartError, authenticator, bind},
 };
 
 /// What an embedded service gets to build its routes.
@@ -45,7 +45,7 @@ impl EmbeddedService {
     ) -> Result<Self, StartError> {
         Ok(Self {
             listener: bind(grpc.addr).await?,
-            authenticator: authenticator(&spec, auth)?,
+            authenticator: authenticator(&spec, auth, AuthOffNotice::HostSaysSo)?,
             spec,
             grpc: grpc.clone(),
         })

@@ -333,7 +333,7 @@ mod tests {
             move |_| {
                 let seen = seen.clone();
                 async move {
-                    seen.lock().unwrap().push(tokio::time::Instant::now());
+                    seen.lock().expect("lock").push(tokio::time::Instant::now());
                     Err(Stopped::Refused(
                         "after_cursor is ahead of this feed".to_owned(),
                     ))
@@ -342,7 +342,7 @@ mod tests {
         );
         tokio::time::sleep(Duration::from_secs(150)).await;
         shutdown.cancel();
-        let attempts = attempts.lock().unwrap().clone();
+        let attempts = attempts.lock().expect("lock").clone();
         assert_eq!(attempts.len(), 3, "at 0, 60 and 120 s: {attempts:?}");
         assert!(
             attempts

@@ -80,18 +80,30 @@ pub struct BoundService {
     authenticator: Arc<Authenticator>,
 }
 
-/// The token checker `auth` asks for (warning loudly when auth is off).
+/// How a service tells that auth is off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AuthOffNotice {
+    /// A warning in the log: a deployed service must not run so unnoticed.
+    Warn,
+    /// An info line: the embedding host (`tierline dev`) says so itself, in its banner.
+    HostSaysSo,
+}
+
+/// The token checker `auth` asks for (warning loudly when auth is off, unless `notice` says the
+/// host tells).
 pub(crate) fn authenticator(
     spec: &ServiceSpec,
     auth: &AuthSettings,
+    notice: AuthOffNotice,
 ) -> Result<Arc<Authenticator>, StartError> {
     Ok(match auth.mode {
         AuthMode::Jwt => Arc::new(Authenticator::new(auth).map_err(StartError::Auth)?),
         AuthMode::Disabled => {
-            tracing::warn!(
-                service = spec.name,
-                "authentication is DISABLED by TIERLINE_AUTH_MODE=disabled: every caller may do everything"
-            );
+            const MESSAGE: &str = "authentication is DISABLED by TIERLINE_AUTH_MODE=disabled: every caller may do everything";
+            match notice {
+                AuthOffNotice::Warn => tracing::warn!(service = spec.name, "{MESSAGE}"),
+                AuthOffNotice::HostSaysSo => tracing::info!(service = spec.name, "{MESSAGE}"),
+            }
             Arc::new(Authenticator::disabled())
         }
     })
@@ -117,7 +129,7 @@ impl BoundService {
             Some(addr) => Some(bind(addr).await?),
             None => None,
         };
-        let authenticator = authenticator(&spec, auth)?;
+        let authenticator = authenticator(&spec, auth, AuthOffNotice::Warn)?;
         let pool = crate::db::connect_lazy(database, spec.name, spec.schema)?;
         Ok(Self {
             spec,

@@ -60,8 +60,10 @@ async fn dev(args: &[&str]) -> Deployment {
         .expect("tierline dev starts");
     let mut lines = BufReader::new(dev.stdout.take().expect("stdout")).lines();
     let mut endpoints = Vec::new();
+    let mut before_ready = Vec::new();
     let ready = tokio::time::timeout(Duration::from_secs(300), async {
         while let Some(line) = lines.next_line().await.expect("stdout") {
+            before_ready.push(line.clone());
             for (service, key) in [
                 ("customer", "TIERLINE_CUSTOMER_ENDPOINT"),
                 ("scoring", "TIERLINE_SCORING_ENDPOINT"),
@@ -82,6 +84,17 @@ async fn dev(args: &[&str]) -> Deployment {
     .await
     .expect("tierline dev is ready within 300 s");
     assert!(ready, "tierline dev ended before it was ready");
+    // A quiet start: the banner first, no log line before it, no escape codes off a terminal.
+    assert!(
+        before_ready[0].starts_with("Tierline dev:"),
+        "{before_ready:#?}"
+    );
+    assert!(
+        before_ready
+            .iter()
+            .all(|line| !line.contains('\u{1b}') && !line.contains("WARN")),
+        "{before_ready:#?}"
+    );
     // Keep reading, so the process never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     for (_, url) in &endpoints {

@@ -374,6 +374,9 @@ async fn both_reflection_protocols_list_the_services() {
     };
     let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
     for service in expected {
-        assert!(names.iter().any(|name| name == service), "v1alpha: {names:?}");
+        assert!(
+            names.iter().any(|name| name == service),
+            "v1alpha: {names:?}"
+        );
     }
 }

@@ -455,7 +455,7 @@ fn judgeable(
         }
         WindowKind::RollingMonths(_) | WindowKind::Lifetime => false,
     };
-    if year_window && grace_months % 12 != 0 {
+    if year_window && !grace_months.is_multiple_of(12) {
         violations.add(
             "rules.grace_months",
             "must be 0, 12, 24 or 36 for a year window, which is reviewed once a year",

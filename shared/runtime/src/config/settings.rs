@@ -126,11 +126,18 @@ pub struct TelemetrySettings {
     pub service_name: String,
     /// `TIERLINE_LOG_FORMAT`: `text` or `json`.
     pub log_format: LogFormat,
-    /// `TIERLINE_LOG`: a tracing filter such as `info` or `info,tierline_customer=debug`.
+    /// `TIERLINE_LOG`: a filter of the logs only, such as `info` or
+    /// `info,tierline_customer=debug`.
     pub log_filter: String,
     /// `TIERLINE_OTLP_ENDPOINT`: OTLP/gRPC collector (e.g. `http://otel-collector:4317`); traces are
     /// not exported when unset.
     pub otlp_endpoint: Option<String>,
+    /// `TIERLINE_TRACE_FILTER`: which spans are traced, as a filter of its own (the logs' does not
+    /// apply to traces).
+    pub trace_filter: String,
+    /// `TIERLINE_TRACE_SAMPLE_RATIO`: the share of new traces kept, 0 to 1; a call that arrives
+    /// inside a trace follows its caller's sampled flag.
+    pub trace_sample_ratio: f64,
 }
 
 impl TelemetrySettings {
@@ -145,6 +152,8 @@ impl TelemetrySettings {
             log_format,
             log_filter: reader.string("TIERLINE_LOG", "info"),
             otlp_endpoint: reader.optional_string("TIERLINE_OTLP_ENDPOINT"),
+            trace_filter: reader.string("TIERLINE_TRACE_FILTER", "info"),
+            trace_sample_ratio: reader.number_in("TIERLINE_TRACE_SAMPLE_RATIO", 1.0, 0.0..=1.0),
         }
     }
 }

@@ -6,7 +6,11 @@ pub mod propagation;
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig as _;
-use opentelemetry_sdk::{Resource, propagation::TraceContextPropagator, trace::SdkTracerProvider};
+use opentelemetry_sdk::{
+    Resource,
+    propagation::TraceContextPropagator,
+    trace::{Sampler, SdkTracerProvider},
+};
 use tracing_subscriber::{EnvFilter, Layer, layer::SubscriberExt, util::SubscriberInitExt};
 
 use crate::config::{LogFormat, TelemetrySettings};
@@ -14,8 +18,8 @@ use crate::config::{LogFormat, TelemetrySettings};
 /// Telemetry could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
-    /// `TIERLINE_LOG` is not a valid filter.
-    #[error("TIERLINE_LOG is not a valid filter: {0}")]
+    /// `TIERLINE_LOG` or `TIERLINE_TRACE_FILTER` is not a valid filter.
+    #[error("TIERLINE_LOG or TIERLINE_TRACE_FILTER is not a valid filter: {0}")]
     Filter(#[from] tracing_subscriber::filter::ParseError),
     /// The OTLP exporter could not be built.
     #[error("cannot build the OTLP exporter: {0}")]
@@ -43,16 +47,28 @@ impl Drop for TelemetryGuard {
 
 /// Installs the global subscriber (logs, and traces when `otlp_endpoint` is set) and the W3C trace
 /// context propagator. Call once, at the start of `main`.
+///
+/// Logs and traces are filtered apart: `TIERLINE_LOG=warn` quiets the logs and leaves the traces
+/// as `TIERLINE_TRACE_FILTER` says. Which traces are kept is the sampler's: a ratio of new
+/// traces, and the caller's decision for a call that arrives inside a trace, so one trace is kept
+/// or dropped whole across the services. Text logs are coloured only on a terminal.
 pub fn init(settings: &TelemetrySettings) -> Result<TelemetryGuard, TelemetryError> {
+    use std::io::IsTerminal as _;
+
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
-    let filter = EnvFilter::builder().parse(&settings.log_filter)?;
+    let log_filter = EnvFilter::builder().parse(&settings.log_filter)?;
 
     let fmt_layer = match settings.log_format {
-        LogFormat::Text => tracing_subscriber::fmt::layer().with_target(true).boxed(),
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_target(true)
+            .with_ansi(std::io::stdout().is_terminal())
+            .with_filter(log_filter)
+            .boxed(),
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
             .flatten_event(true)
             .with_current_span(true)
+            .with_filter(log_filter)
             .boxed(),
     };
 
@@ -64,6 +80,9 @@ pub fn init(settings: &TelemetrySettings) -> Result<TelemetryGuard, TelemetryErr
                 .build()?;
             let provider = SdkTracerProvider::builder()
                 .with_batch_exporter(exporter)
+                .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
+                    settings.trace_sample_ratio,
+                ))))
                 .with_resource(
                     Resource::builder()
                         .with_service_name(settings.service_name.clone())
@@ -72,8 +91,13 @@ pub fn init(settings: &TelemetrySettings) -> Result<TelemetryGuard, TelemetryErr
                 .build();
             opentelemetry::global::set_tracer_provider(provider.clone());
             let tracer = provider.tracer(settings.service_name.clone());
+            let trace_filter = EnvFilter::builder().parse(&settings.trace_filter)?;
             (
-                Some(tracing_opentelemetry::layer().with_tracer(tracer)),
+                Some(
+                    tracing_opentelemetry::layer()
+                        .with_tracer(tracer)
+                        .with_filter(trace_filter),
+                ),
                 Some(provider),
             )
         }
@@ -81,7 +105,6 @@ pub fn init(settings: &TelemetrySettings) -> Result<TelemetryGuard, TelemetryErr
     };
 
     tracing_subscriber::registry()
-        .with(filter)
         .with(fmt_layer)
         .with(otel_layer)
         .try_init()?;
