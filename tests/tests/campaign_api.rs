@@ -138,7 +138,7 @@ async fn fields_are_validated_and_each_transition_is_checked() {
         }))
         .await
         .expect_err("holdout over 50 %");
-    assert_eq!(fields(&invalid), ["campaign.holdout_bps"]);
+    assert_eq!(fields(&invalid), ["holdout_bps"]);
     let updated = services
         .campaign
         .update_campaign(admin(campaign::UpdateCampaignRequest {

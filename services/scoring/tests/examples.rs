@@ -144,6 +144,7 @@ fn policy(path: &str) -> PolicyInput {
             .get("dormant_days")
             .and_then(Value::as_i64)
             .map(|v| i32::try_from(v).expect("days")),
+        ..PolicyInput::default()
     }
 }
 

@@ -37,3 +37,16 @@ pub async fn open(url: &str, migrator: &Migrator) -> Result<SqlitePool, sqlx::Er
     migrator.run(&pool).await?;
     Ok(pool)
 }
+
+/// The origin of an embedded feed ([`crate::xid_feed::FeedIdentity::EMBEDDED`]): its next
+/// transaction number is one past the `write_gate` counter every writing transaction of the
+/// store draws from.
+pub async fn feed_origin(pool: &SqlitePool) -> Result<crate::xid_feed::FeedOrigin, sqlx::Error> {
+    let next_xid: i64 = sqlx::query_scalar("SELECT writes + 1 FROM write_gate WHERE id = 1")
+        .fetch_one(pool)
+        .await?;
+    Ok(crate::xid_feed::FeedOrigin {
+        identity: crate::xid_feed::FeedIdentity::EMBEDDED,
+        next_xid,
+    })
+}

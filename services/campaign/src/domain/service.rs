@@ -123,6 +123,26 @@ fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
 }
 
+/// `UpdateCampaign` carries the campaign's fields at the top of its request: a violation found in
+/// the updated campaign is named as that request spells it (`holdout_bps`, not
+/// `campaign.holdout_bps`), as the request's own checks name it.
+fn as_update_fields(error: CampaignError) -> CampaignError {
+    match error {
+        CampaignError::InvalidArgument(violations) => CampaignError::InvalidArgument(
+            violations
+                .into_iter()
+                .map(|mut violation| {
+                    if let Some(field) = violation.field.strip_prefix("campaign.") {
+                        violation.field = field.to_owned();
+                    }
+                    violation
+                })
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
 impl Campaigns {
     /// The use cases over `store`, reading the other services through `upstream`.
     pub fn new(
@@ -282,11 +302,15 @@ impl Campaigns {
                 .upstream()
                 .program(campaign.definition.program_id)
                 .await?;
-            check_costs_survive(&campaign, &program, &amounts)?;
+            check_costs_survive(&campaign, &program, &amounts).map_err(as_update_fields)?;
             campaign.program = program;
         }
-        apply_amounts(&mut campaign.definition, amounts, &campaign.program)?;
-        campaign.definition.validate(&campaign.program)?;
+        apply_amounts(&mut campaign.definition, amounts, &campaign.program)
+            .map_err(as_update_fields)?;
+        campaign
+            .definition
+            .validate(&campaign.program)
+            .map_err(as_update_fields)?;
         self.save(campaign).await
     }
 

@@ -198,25 +198,25 @@ fn optional(value: &str) -> Option<String> {
     (!trimmed.is_empty()).then(|| trimmed.to_owned())
 }
 
-fn check_external_id(violations: &mut Violations, value: &str) {
+fn check_external_id(violations: &mut Violations, field: &str, value: &str) {
     if !value.is_empty() {
-        violations.token("external_id", value, 1, 128);
+        violations.token(field, value, 1, 128);
     }
 }
 
-fn check_email(violations: &mut Violations, value: &str) -> Option<String> {
+fn check_email(violations: &mut Violations, field: &str, value: &str) -> Option<String> {
     let email = optional(value)?.to_lowercase();
     if !is_email(&email) {
-        violations.add("email", "is not a valid e-mail address");
+        violations.add(field, "is not a valid e-mail address");
     }
     Some(email)
 }
 
-fn check_phone(violations: &mut Violations, value: &str) -> Option<String> {
+fn check_phone(violations: &mut Violations, field: &str, value: &str) -> Option<String> {
     let phone = optional(value)?;
     if !is_e164(&phone) {
         violations.add(
-            "phone",
+            field,
             "must be in E.164 form: + and 8 to 15 digits, e.g. +821012345678",
         );
     }
@@ -225,6 +225,7 @@ fn check_phone(violations: &mut Violations, value: &str) -> Option<String> {
 
 fn check_birth_date(
     violations: &mut Violations,
+    field: &str,
     value: Option<DateParts>,
     now: DateTime<Utc>,
 ) -> Option<NaiveDate> {
@@ -232,7 +233,7 @@ fn check_birth_date(
     match birth_date(parts.year, parts.month, parts.day, now.date_naive()) {
         Ok(date) => Some(date),
         Err(reason) => {
-            violations.add("birth_date", reason);
+            violations.add(field, reason);
             None
         }
     }
@@ -270,12 +271,12 @@ impl ProfileInput {
         skew: chrono::Duration,
     ) -> Result<NewCustomer, CustomerError> {
         let mut violations = Violations::default();
-        check_external_id(&mut violations, &self.external_id);
+        check_external_id(&mut violations, "external_id", &self.external_id);
         let name = self.name.trim().to_owned();
         violations.text("name", &name, 1, 200);
-        let email = check_email(&mut violations, &self.email);
-        let phone = check_phone(&mut violations, &self.phone);
-        let birth_date = check_birth_date(&mut violations, self.birth_date, now);
+        let email = check_email(&mut violations, "email", &self.email);
+        let phone = check_phone(&mut violations, "phone", &self.phone);
+        let birth_date = check_birth_date(&mut violations, "birth_date", self.birth_date, now);
         let joined_at = self.joined_at.unwrap_or(now);
         violations.not_future("joined_at", joined_at, now, skew);
         check_attributes(&mut violations, "attributes", &self.attributes);
@@ -294,6 +295,7 @@ impl ProfileInput {
     }
 
     /// Validates an update of the `fields` named in the mask, taking their values from `self`.
+    /// Violations name the fields as the request spells them, inside `customer`.
     pub fn into_patch(
         self,
         fields: &[ProfileField],
@@ -305,7 +307,7 @@ impl ProfileInput {
         for field in fields {
             match field {
                 ProfileField::ExternalId => {
-                    check_external_id(&mut violations, &self.external_id);
+                    check_external_id(&mut violations, "customer.external_id", &self.external_id);
                     patch.external_id = Some(optional(&self.external_id));
                 }
                 ProfileField::Name => {
@@ -314,13 +316,18 @@ impl ProfileInput {
                     patch.name = Some(name);
                 }
                 ProfileField::Email => {
-                    patch.email = Some(check_email(&mut violations, &self.email))
+                    patch.email = Some(check_email(&mut violations, "customer.email", &self.email))
                 }
                 ProfileField::Phone => {
-                    patch.phone = Some(check_phone(&mut violations, &self.phone))
+                    patch.phone = Some(check_phone(&mut violations, "customer.phone", &self.phone))
                 }
                 ProfileField::BirthDate => {
-                    patch.birth_date = Some(check_birth_date(&mut violations, self.birth_date, now))
+                    patch.birth_date = Some(check_birth_date(
+                        &mut violations,
+                        "customer.birth_date",
+                        self.birth_date,
+                        now,
+                    ))
                 }
                 ProfileField::JoinedAt => match self.joined_at {
                     Some(joined_at) => {

@@ -134,8 +134,11 @@ pub(crate) fn filter_from_list(request: &pb::ListCustomersRequest) -> CustomerFi
             .and_then(|range| range.end.as_ref())
             .and_then(datetime),
         attributes: request.attributes.clone().into_iter().collect(),
-        birth_month: (request.birth_month != 0).then(|| request.birth_month.unsigned_abs()),
-        birth_day: (request.birth_day != 0).then(|| request.birth_day.unsigned_abs()),
+        // Negative values become 0, which the domain's validation names (not their absolute
+        // value, which would filter on another month or day).
+        birth_month: (request.birth_month != 0)
+            .then(|| u32::try_from(request.birth_month).unwrap_or(0)),
+        birth_day: (request.birth_day != 0).then(|| u32::try_from(request.birth_day).unwrap_or(0)),
     }
 }
 

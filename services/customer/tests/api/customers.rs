@@ -236,7 +236,7 @@ async fn update_changes_only_the_masked_fields() {
         ))
         .await
         .expect_err("bad email");
-    assert_eq!(violated_fields(&status), ["email"]);
+    assert_eq!(violated_fields(&status), ["customer.email"]);
     let status = client
         .update_customer(pb::UpdateCustomerRequest {
             id: uuid::Uuid::now_v7().to_string(),

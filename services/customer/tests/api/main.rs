@@ -5,6 +5,7 @@
 
 mod activities;
 mod auth;
+mod bounds;
 mod consents;
 mod customers;
 mod feed;

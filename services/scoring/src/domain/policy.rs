@@ -167,6 +167,19 @@ pub struct PolicyInput {
     pub at_risk_days: Option<i32>,
     /// Dormant threshold.
     pub dormant_days: Option<i32>,
+    /// `window.rolling_months` as sent with a window kind that takes none (it must be 0 then).
+    /// Checked, never stored: a document carrying one is refused.
+    #[serde(skip)]
+    pub stray_rolling_months: i32,
+    /// `rfm.window_months` as sent. Checked, not stored (the RFM window follows the policy's).
+    #[serde(skip)]
+    pub rfm_window_months: Option<i32>,
+    /// `rfm.min_population` as sent. Checked, not stored.
+    #[serde(skip)]
+    pub rfm_min_population: Option<i32>,
+    /// `value_model.horizon_months` as sent. Checked, not stored (no value model yet).
+    #[serde(skip)]
+    pub value_horizon_months: Option<i32>,
 }
 
 fn in_range(
@@ -320,6 +333,12 @@ impl PolicyInput {
                 WindowKind::Lifetime
             }
         };
+        if self.stray_rolling_months != 0 {
+            violations.add(
+                "rules.window.rolling_months",
+                "must be 0 unless the window kind is ROLLING_MONTHS",
+            );
+        }
         let time_zone = self.time_zone.parse::<Tz>().unwrap_or_else(|_| {
             violations.add(
                 "rules.time_zone",
@@ -359,10 +378,34 @@ impl PolicyInput {
                 1..=3650,
             ),
         };
-        if lifecycle.at_risk_days >= lifecycle.dormant_days {
+        // Compared only when both are in range, so that one bad value is named once.
+        let in_days = |days: u32| (1..=3650).contains(&days);
+        if in_days(lifecycle.at_risk_days)
+            && in_days(lifecycle.dormant_days)
+            && lifecycle.at_risk_days >= lifecycle.dormant_days
+        {
             violations.add(
                 "rules.lifecycle.at_risk_days",
                 "must be less than dormant_days",
+            );
+        }
+        if let Some(months) = self.rfm_window_months {
+            in_range(&mut violations, "rules.rfm.window_months", months, 1..=120);
+        }
+        if let Some(population) = self.rfm_min_population {
+            in_range(
+                &mut violations,
+                "rules.rfm.min_population",
+                population,
+                5..=1_000_000,
+            );
+        }
+        if let Some(months) = self.value_horizon_months {
+            in_range(
+                &mut violations,
+                "rules.value_model.horizon_months",
+                months,
+                1..=60,
             );
         }
         violations.into_result()?;

@@ -10,6 +10,9 @@ use uuid::Uuid;
 use super::violations::Violations;
 use crate::ScoringError;
 
+/// Most benefits one tier may grant.
+pub const MAX_BENEFITS: usize = 50;
+
 /// A benefit a tier grants.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Benefit {
@@ -115,8 +118,8 @@ impl ProgramInput {
     /// Validates the program; every bad field is reported.
     pub fn validate(self, now: DateTime<Utc>) -> Result<Program, ScoringError> {
         let mut violations = Violations::default();
-        violations.code("program.code", &self.code);
-        violations.text("program.name", &self.name, 100);
+        violations.code("program.code", &self.code, 32);
+        violations.text("program.name", &self.name, 200);
         if !is_iso_4217(&self.currency) {
             violations.add(
                 "program.currency",
@@ -144,8 +147,8 @@ impl ProgramInput {
         let mut tiers = Vec::with_capacity(self.tiers.len());
         for (index, tier) in self.tiers.into_iter().enumerate() {
             let field = format!("program.tiers[{index}]");
-            violations.code(&format!("{field}.code"), &tier.code);
-            violations.text(&format!("{field}.name"), &tier.name, 64);
+            violations.code(&format!("{field}.code"), &tier.code, 32);
+            violations.text(&format!("{field}.name"), &tier.name, 100);
             if !codes.insert(tier.code.clone()) {
                 violations.add(format!("{field}.code"), "tier codes must be unique");
             }
@@ -156,9 +159,15 @@ impl ProgramInput {
                     format!("must be {rank}: list tiers base first, ranks 0, 1, 2…"),
                 );
             }
+            if tier.benefits.len() > MAX_BENEFITS {
+                violations.add(
+                    format!("{field}.benefits"),
+                    format!("at most {MAX_BENEFITS} benefits"),
+                );
+            }
             let mut benefit_codes = HashSet::new();
             for (b, benefit) in tier.benefits.iter().enumerate() {
-                violations.code(&format!("{field}.benefits[{b}].code"), &benefit.code);
+                violations.code(&format!("{field}.benefits[{b}].code"), &benefit.code, 64);
                 violations.text(
                     &format!("{field}.benefits[{b}].description"),
                     &benefit.description,

@@ -371,7 +371,7 @@ impl Scoring {
     /// One evaluation run.
     #[tracing::instrument(skip(self))]
     pub async fn run(&self, id: &str) -> Result<EvaluationRun, ScoringError> {
-        let id = parse_id("run_id", id)?;
+        let id = parse_id("evaluation_run_id", id)?;
         self.store
             .run(id)
             .await?
@@ -953,6 +953,8 @@ impl Scoring {
         after_customer_id: &str,
         limit: Option<i64>,
     ) -> Result<(Program, super::audience::AudienceStream), ScoringError> {
+        // The program is named inside the rule.
+        parse_id("rule.program_id", program_id)?;
         let (program, _, rules) = self.program_in_force(program_id).await?;
         let rule = rule.validate(&program)?;
         let after = if after_customer_id.is_empty() {

@@ -20,14 +20,18 @@ impl Violations {
         }
     }
 
-    /// A code: `[A-Z0-9_]{1,32}` (tier and program codes are shown to operators and used in rules).
-    pub(crate) fn code(&mut self, field: &str, value: &str) {
-        let valid = (1..=32).contains(&value.len())
+    /// A code: `[A-Z0-9_]{1,max}` (program, tier and benefit codes are shown to operators and
+    /// used in rules).
+    pub(crate) fn code(&mut self, field: &str, value: &str, max: usize) {
+        let valid = (1..=max).contains(&value.len())
             && value
                 .bytes()
                 .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
         if !valid {
-            self.add(field, "must be 1 to 32 characters of A-Z, 0-9 and _");
+            self.add(
+                field,
+                format!("must be 1 to {max} characters of A-Z, 0-9 and _"),
+            );
         }
     }
 

@@ -109,8 +109,11 @@ pub(crate) fn metric_to_proto(metric: Metric) -> pb::MetricKind {
 
 pub(crate) fn policy_input(rules: pb::PolicyRules) -> PolicyInput {
     let window = rules.window.unwrap_or_default();
+    let window_kind = pb::WindowKind::try_from(window.kind).unwrap_or(pb::WindowKind::Unspecified);
     let schedule = rules.evaluation_schedule.unwrap_or_default();
     let lifecycle = rules.lifecycle.unwrap_or_default();
+    let rfm = rules.rfm.unwrap_or_default();
+    let value_model = rules.value_model.unwrap_or_default();
     PolicyInput {
         tiers: rules
             .tiers
@@ -125,7 +128,7 @@ pub(crate) fn policy_input(rules: pb::PolicyRules) -> PolicyInput {
                 points_earn_rate_bps: rule.points_earn_rate_bps,
             })
             .collect(),
-        window: match pb::WindowKind::try_from(window.kind).unwrap_or(pb::WindowKind::Unspecified) {
+        window: match window_kind {
             pb::WindowKind::RollingMonths => Some(WindowKind::RollingMonths(
                 u32::try_from(window.rolling_months).unwrap_or(0),
             )),
@@ -152,6 +155,13 @@ pub(crate) fn policy_input(rules: pb::PolicyRules) -> PolicyInput {
         new_days: lifecycle.new_days,
         at_risk_days: lifecycle.at_risk_days,
         dormant_days: lifecycle.dormant_days,
+        stray_rolling_months: match window_kind {
+            pb::WindowKind::RollingMonths | pb::WindowKind::Unspecified => 0,
+            _ => window.rolling_months,
+        },
+        rfm_window_months: rfm.window_months,
+        rfm_min_population: rfm.min_population,
+        value_horizon_months: value_model.horizon_months,
     }
 }
 

@@ -23,6 +23,11 @@ use crate::{
     },
 };
 
+/// The columns of a tier history record, in the order both backends' row types read them.
+pub(crate) const HISTORY_COLUMNS: &str = "id, program_id, customer_id, from_rank, to_rank, reason, \
+     policy_version_id, policy_version, totals, occurred_at, window_start, window_end, evaluation_run_id, \
+     activity_id, operator_name, operator_reason, override_expires_at";
+
 /// One customer's view in one program, as lookups read it (and the tier cache keeps it).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct CustomerRecord {

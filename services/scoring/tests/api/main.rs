@@ -1,6 +1,7 @@
 //! Integration tests of the scoring service through its real gRPC API, each against a fresh
 //! Postgres database. Set `TEST_LOG=debug` to see logs.
 
+mod bounds;
 mod cache;
 mod cache_races;
 mod idempotency;

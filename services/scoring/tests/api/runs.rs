@@ -149,27 +149,10 @@ async fn a_scheduled_run_waits_until_the_feed_has_brought_the_period_it_judges()
     // A VIP whose purchases of last month are still in the feed: no bucket holds them yet, and
     // the feed has brought everything up to two months ago only.
     let member = insert_vip(&mut db, program_id, None, 2).await;
-    sqlx::query(
-        "INSERT INTO scoring.feed_cursors (consumer, position, caught_up_to, updated_at)
-         VALUES ('customer-activity-feed', 'v1.1.1', now() - interval '60 days', now())",
-    )
-    .execute(&mut db)
-    .await
-    .expect("cursor");
-    // This month's scheduled run (due at the month's start in Seoul), left by a replica that
-    // died before judging anyone: a scheduler resumes it.
-    let run_id = Uuid::now_v7();
-    sqlx::query(
-        "INSERT INTO scoring.evaluation_runs (id, program_id, policy_version_id, trigger, due_at, status, requested_by, started_at)
-         VALUES ($1, $2, $3, 'schedule', date_trunc('month', now() AT TIME ZONE 'Asia/Seoul') AT TIME ZONE 'Asia/Seoul',
-                 'running', 'scheduler', now())",
-    )
-    .bind(run_id)
-    .bind(program_id)
-    .bind(Uuid::parse_str(&draft_id).expect("uuid"))
-    .execute(&mut db)
-    .await
-    .expect("scheduled run");
+    feed_caught_up_to(&mut db, "now() - interval '60 days'").await;
+    // This month's scheduled run, left by a replica that died before judging anyone: a
+    // scheduler resumes it.
+    let run_id = orphaned_scheduled_run(&mut db, program_id, &draft_id).await;
     let replica = app.replica_with(&settings).await;
     let mut replica_client = replica.client().await;
 
@@ -233,6 +216,36 @@ async fn a_scheduled_run_waits_until_the_feed_has_brought_the_period_it_judges()
         "judged on the purchases the feed brought"
     );
     assert_eq!(tier_code(&mut client, &program.id, member).await, "VIP");
+}
+
+/// The activity consumer's checkpoint: the feed has brought everything committed before `at`
+/// (an SQL expression).
+async fn feed_caught_up_to(db: &mut PgConnection, at: &str) {
+    sqlx::query(&format!(
+        "INSERT INTO scoring.feed_cursors (consumer, position, caught_up_to, updated_at)
+         VALUES ('customer-activity-feed', 'v1.1.1', {at}, now())"
+    ))
+    .execute(&mut *db)
+    .await
+    .expect("cursor");
+}
+
+/// This month's scheduled run of `program_id` (due at the month's start in Seoul), "running" with
+/// no replica holding it, as one that died leaves it: a scheduler resumes it. Returns its id.
+async fn orphaned_scheduled_run(db: &mut PgConnection, program_id: Uuid, draft_id: &str) -> Uuid {
+    let run_id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO scoring.evaluation_runs (id, program_id, policy_version_id, trigger, due_at, status, requested_by, started_at)
+         VALUES ($1, $2, $3, 'schedule', date_trunc('month', now() AT TIME ZONE 'Asia/Seoul') AT TIME ZONE 'Asia/Seoul',
+                 'running', 'scheduler', now())",
+    )
+    .bind(run_id)
+    .bind(program_id)
+    .bind(Uuid::parse_str(draft_id).expect("uuid"))
+    .execute(&mut *db)
+    .await
+    .expect("scheduled run");
+    run_id
 }
 
 /// Runs `EvaluateNow` on a program to its end.
@@ -391,25 +404,8 @@ async fn a_membership_year_is_reviewed_at_each_members_anniversary_and_never_mid
     );
 
     // This month's scheduled run, with the feed caught up.
-    sqlx::query(
-        "INSERT INTO scoring.feed_cursors (consumer, position, caught_up_to, updated_at)
-         VALUES ('customer-activity-feed', 'v1.1.1', now(), now())",
-    )
-    .execute(&mut db)
-    .await
-    .expect("cursor");
-    let run_id = Uuid::now_v7();
-    sqlx::query(
-        "INSERT INTO scoring.evaluation_runs (id, program_id, policy_version_id, trigger, due_at, status, requested_by, started_at)
-         VALUES ($1, $2, $3, 'schedule', date_trunc('month', now() AT TIME ZONE 'Asia/Seoul') AT TIME ZONE 'Asia/Seoul',
-                 'running', 'scheduler', now())",
-    )
-    .bind(run_id)
-    .bind(program_id)
-    .bind(Uuid::parse_str(&draft_id).expect("uuid"))
-    .execute(&mut db)
-    .await
-    .expect("scheduled run");
+    feed_caught_up_to(&mut db, "now()").await;
+    let run_id = orphaned_scheduled_run(&mut db, program_id, &draft_id).await;
     let replica = app.replica_with(&settings).await;
     let mut replica_client = replica.client().await;
     let run = finished_run(&mut replica_client, &run_id.to_string()).await;

@@ -69,6 +69,7 @@ fn policy_document(vip_spend: i64) -> PolicyInput {
         new_days: None,
         at_risk_days: None,
         dormant_days: None,
+        ..PolicyInput::default()
     }
 }
 

@@ -146,6 +146,7 @@ pub(crate) fn offer_to_proto(offer: &Offer) -> pb::Offer {
 
 fn trigger_from_proto(
     trigger: pb::CampaignTrigger,
+    field: &str,
     violations: &mut Vec<FieldViolation>,
 ) -> Option<Trigger> {
     match trigger.event {
@@ -164,10 +165,7 @@ fn trigger_from_proto(
             time_zone: t.time_zone,
         }),
         None => {
-            violations.push(FieldViolation::new(
-                "campaign.trigger",
-                "must name exactly one event",
-            ));
+            violations.push(FieldViolation::new(field, "must name exactly one event"));
             None
         }
     }
@@ -262,7 +260,7 @@ pub(crate) fn campaign_input(campaign: pb::Campaign) -> Result<CampaignInput, Ca
     let end_at = checked_datetime(schedule.end_at.as_ref(), "campaign.schedule.end_at", &mut v);
     let trigger = campaign
         .trigger
-        .and_then(|trigger| trigger_from_proto(trigger, &mut v));
+        .and_then(|trigger| trigger_from_proto(trigger, "campaign.trigger", &mut v));
     let definition = Definition {
         name: campaign.name,
         description: campaign.description,
@@ -330,7 +328,7 @@ pub(crate) fn patch(request: pb::UpdateCampaignRequest) -> Result<DefinitionPatc
     });
     let trigger = request
         .trigger
-        .and_then(|trigger| trigger_from_proto(trigger, &mut v));
+        .and_then(|trigger| trigger_from_proto(trigger, "trigger", &mut v));
     let patch = DefinitionPatch {
         name: request.name,
         description: request.description,

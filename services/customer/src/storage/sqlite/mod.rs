@@ -203,12 +203,6 @@ impl CustomerStore for SqliteCustomerStore {
     }
 
     async fn feed_origin(&self) -> Result<tierline_runtime::xid_feed::FeedOrigin, CustomerError> {
-        let next_xid: i64 = sqlx::query_scalar("SELECT writes + 1 FROM write_gate WHERE id = 1")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(tierline_runtime::xid_feed::FeedOrigin {
-            identity: tierline_runtime::xid_feed::FeedIdentity::EMBEDDED,
-            next_xid,
-        })
+        Ok(tierline_runtime::sqlite::feed_origin(&self.pool).await?)
     }
 }

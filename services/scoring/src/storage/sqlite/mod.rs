@@ -346,13 +346,7 @@ impl ScoringStore for SqliteScoringStore {
     async fn tier_feed_origin(
         &self,
     ) -> Result<tierline_runtime::xid_feed::FeedOrigin, ScoringError> {
-        let next_xid: i64 = sqlx::query_scalar("SELECT writes + 1 FROM write_gate WHERE id = 1")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(tierline_runtime::xid_feed::FeedOrigin {
-            identity: tierline_runtime::xid_feed::FeedIdentity::EMBEDDED,
-            next_xid,
-        })
+        Ok(tierline_runtime::sqlite::feed_origin(&self.pool).await?)
     }
 
     async fn cache_repairs(

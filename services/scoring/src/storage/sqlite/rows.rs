@@ -18,9 +18,7 @@ use crate::{
     },
 };
 
-pub(super) const HISTORY_COLUMNS: &str = "id, program_id, customer_id, from_rank, to_rank, reason, \
-     policy_version_id, policy_version, totals, occurred_at, window_start, window_end, evaluation_run_id, \
-     activity_id, operator_name, operator_reason, override_expires_at";
+pub(super) use crate::storage::HISTORY_COLUMNS;
 
 /// A tier history record as stored ([`HISTORY_COLUMNS`]).
 #[derive(Debug, sqlx::FromRow)]
