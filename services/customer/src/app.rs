@@ -132,6 +132,7 @@ fn routes(
     let rules = Rules {
         clock_skew: chrono::Duration::from_std(config.clock_skew)
             .unwrap_or(chrono::Duration::minutes(5)),
+        phone_region: config.phone_region,
     };
     let customers = Customers::new(store, rules, FeedWatcher::new(config.feed));
     let service = CustomerServiceServer::new(CustomerApi::new(customers, shutdown))

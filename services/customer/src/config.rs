@@ -7,7 +7,7 @@ use tierline_runtime::config::{
     AuthSettings, ConfigError, ConfigSource, DatabaseSettings, GrpcSettings, TelemetrySettings,
 };
 
-use crate::feed::FeedSettings;
+use crate::{domain::validate::PhoneRegion, feed::FeedSettings};
 
 /// The gRPC port the customer service listens on by default.
 pub const DEFAULT_GRPC_PORT: u16 = 50051;
@@ -29,6 +29,9 @@ pub struct CustomerConfig {
     pub clock_skew: Duration,
     /// `TIERLINE_FEED_*`: how feed watchers read.
     pub feed: FeedSettings,
+    /// `TIERLINE_PHONE_REGION`: the region (ISO 3166 code such as `KR`) whose national phone
+    /// formats are accepted (`010-1234-5678`); unset, only international forms are.
+    pub phone_region: Option<PhoneRegion>,
     /// `TIERLINE_PURCHASE_WRITERS`: transactions writing single purchases at once; concurrent
     /// calls beyond that are coalesced into these transactions.
     pub purchase_writers: usize,
@@ -55,6 +58,17 @@ impl CustomerConfig {
             auth: AuthSettings::read(&mut reader),
             database: with_database.then(|| DatabaseSettings::read(&mut reader)),
             clock_skew: reader.duration("TIERLINE_CLOCK_SKEW", Duration::from_secs(300)),
+            phone_region: reader
+                .optional_string("TIERLINE_PHONE_REGION")
+                .and_then(|region| match PhoneRegion::parse(&region) {
+                    Some(region) => Some(region),
+                    None => {
+                        reader.problem(format!(
+                            "TIERLINE_PHONE_REGION={region} is not a region code such as KR or US"
+                        ));
+                        None
+                    }
+                }),
             purchase_writers: reader.number_in("TIERLINE_PURCHASE_WRITERS", 2, 1..=64),
             feed: FeedSettings {
                 batch_size: reader.number_in(

@@ -5,7 +5,10 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 
-use super::validate::{Violations, birth_date, is_attribute_key, is_e164, is_email};
+use super::service::Rules;
+use super::validate::{
+    PhoneRegion, Violations, birth_date, is_attribute_key, is_email, phone_in_e164,
+};
 use crate::CustomerError;
 
 /// Most attributes one customer may carry.
@@ -212,15 +215,27 @@ fn check_email(violations: &mut Violations, field: &str, value: &str) -> Option<
     Some(email)
 }
 
-fn check_phone(violations: &mut Violations, field: &str, value: &str) -> Option<String> {
-    let phone = optional(value)?;
-    if !is_e164(&phone) {
-        violations.add(
-            field,
-            "must be in E.164 form: + and 8 to 15 digits, e.g. +821012345678",
-        );
+fn check_phone(
+    violations: &mut Violations,
+    field: &str,
+    value: &str,
+    region: Option<PhoneRegion>,
+) -> Option<String> {
+    let typed = optional(value)?;
+    match phone_in_e164(&typed, region) {
+        Some(e164) => Some(e164),
+        None => {
+            let national = region.map_or("", |_| " or the configured region's national form");
+            violations.add(
+                field,
+                format!(
+                    "is not a valid phone number: E.164 (+821012345678), an international form \
+                     (+82 10-1234-5678){national}"
+                ),
+            );
+            Some(typed)
+        }
     }
-    Some(phone)
 }
 
 fn check_birth_date(
@@ -268,14 +283,15 @@ impl ProfileInput {
     pub fn into_new_customer(
         self,
         now: DateTime<Utc>,
-        skew: chrono::Duration,
+        rules: &Rules,
     ) -> Result<NewCustomer, CustomerError> {
+        let skew = rules.clock_skew;
         let mut violations = Violations::default();
         check_external_id(&mut violations, "external_id", &self.external_id);
         let name = self.name.trim().to_owned();
         violations.text("name", &name, 1, 200);
         let email = check_email(&mut violations, "email", &self.email);
-        let phone = check_phone(&mut violations, "phone", &self.phone);
+        let phone = check_phone(&mut violations, "phone", &self.phone, rules.phone_region);
         let birth_date = check_birth_date(&mut violations, "birth_date", self.birth_date, now);
         let joined_at = self.joined_at.unwrap_or(now);
         violations.not_future("joined_at", joined_at, now, skew);
@@ -300,8 +316,9 @@ impl ProfileInput {
         self,
         fields: &[ProfileField],
         now: DateTime<Utc>,
-        skew: chrono::Duration,
+        rules: &Rules,
     ) -> Result<CustomerPatch, CustomerError> {
+        let skew = rules.clock_skew;
         let mut violations = Violations::default();
         let mut patch = CustomerPatch::default();
         for field in fields {
@@ -319,7 +336,12 @@ impl ProfileInput {
                     patch.email = Some(check_email(&mut violations, "customer.email", &self.email))
                 }
                 ProfileField::Phone => {
-                    patch.phone = Some(check_phone(&mut violations, "customer.phone", &self.phone))
+                    patch.phone = Some(check_phone(
+                        &mut violations,
+                        "customer.phone",
+                        &self.phone,
+                        rules.phone_region,
+                    ))
                 }
                 ProfileField::BirthDate => {
                     patch.birth_date = Some(check_birth_date(
@@ -380,7 +402,7 @@ mod tests {
             ..ProfileInput::default()
         };
         let customer = input
-            .into_new_customer(now(), chrono::Duration::minutes(5))
+            .into_new_customer(now(), &Rules::new(chrono::Duration::minutes(5)))
             .expect("valid");
         assert_eq!(customer.name, "Ji-woo Kim");
         assert_eq!(customer.email.as_deref(), Some("ji-woo@example.com"));
@@ -406,7 +428,7 @@ mod tests {
             attributes,
         };
         let error = input
-            .into_new_customer(now(), chrono::Duration::minutes(5))
+            .into_new_customer(now(), &Rules::new(chrono::Duration::minutes(5)))
             .expect_err("invalid");
         assert_eq!(
             fields(error),
@@ -433,7 +455,7 @@ mod tests {
             .into_patch(
                 &[ProfileField::Email, ProfileField::Name],
                 now(),
-                chrono::Duration::minutes(5),
+                &Rules::new(chrono::Duration::minutes(5)),
             )
             .expect("valid");
         assert_eq!(patch.email, Some(None));
@@ -444,7 +466,11 @@ mod tests {
     #[test]
     fn a_patch_cannot_clear_the_name() {
         let error = ProfileInput::default()
-            .into_patch(&[ProfileField::Name], now(), chrono::Duration::minutes(5))
+            .into_patch(
+                &[ProfileField::Name],
+                now(),
+                &Rules::new(chrono::Duration::minutes(5)),
+            )
             .expect_err("invalid");
         assert_eq!(fields(error), ["customer.name"]);
     }

@@ -42,6 +42,18 @@ pub struct CustomerExport {
 pub struct Rules {
     /// How far in the future an occurred_at may lie (clients' clocks drift).
     pub clock_skew: chrono::Duration,
+    /// The region whose national phone formats are accepted; none: international forms only.
+    pub phone_region: Option<super::validate::PhoneRegion>,
+}
+
+impl Rules {
+    /// Rules with `clock_skew` and no phone region.
+    pub fn new(clock_skew: chrono::Duration) -> Self {
+        Self {
+            clock_skew,
+            phone_region: None,
+        }
+    }
 }
 
 /// The customer service's domain API.
@@ -93,7 +105,7 @@ impl Customers {
     /// Creates a customer.
     #[tracing::instrument(skip_all)]
     pub async fn create(&self, input: ProfileInput) -> Result<Customer, CustomerError> {
-        let customer = input.into_new_customer(Utc::now(), self.rules.clock_skew)?;
+        let customer = input.into_new_customer(Utc::now(), &self.rules)?;
         self.store.create_customer(&customer).await
     }
 
@@ -168,7 +180,7 @@ impl Customers {
         }
         violations.into_result()?;
         let now = Utc::now();
-        let patch = input.into_patch(&fields, now, self.rules.clock_skew)?;
+        let patch = input.into_patch(&fields, now, &self.rules)?;
         self.store.update_customer(id, &patch, now).await
     }
 

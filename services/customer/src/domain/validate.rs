@@ -110,6 +110,33 @@ pub fn is_email(value: &str) -> bool {
     local_ok && domain_ok && value.len() <= 254
 }
 
+/// A region whose national phone formats are accepted (`010-1234-5678` in KR), by
+/// libphonenumber's rules (the `phonenumber` crate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PhoneRegion(phonenumber::country::Id);
+
+impl PhoneRegion {
+    /// The region of an ISO 3166 code such as `KR`; `None` for a code libphonenumber does not
+    /// know.
+    pub fn parse(code: &str) -> Option<Self> {
+        code.trim().to_ascii_uppercase().parse().ok().map(Self)
+    }
+}
+
+/// A phone number as people type it, in E.164. An E.164 number (`+` then 8 to 15 digits) is kept
+/// as given, as the contract always accepted; any other form (`+82 10-1234-5678`,
+/// `(02) 555-0123`, and national forms of `region` such as `010-1234-5678`) is parsed by
+/// libphonenumber's rules and kept when it is a valid number. `None` otherwise.
+pub fn phone_in_e164(value: &str, region: Option<PhoneRegion>) -> Option<String> {
+    if is_e164(value) {
+        return Some(value.to_owned());
+    }
+    let number = phonenumber::parse(region.map(|region| region.0), value).ok()?;
+    phonenumber::is_valid(&number)
+        .then(|| number.format().mode(phonenumber::Mode::E164).to_string())
+        .filter(|e164| is_e164(e164))
+}
+
 /// Whether `value` is an E.164 phone number: `+` then 8 to 15 digits, the first not 0.
 pub fn is_e164(value: &str) -> bool {
     let Some(digits) = value.strip_prefix('+') else {
@@ -150,6 +177,51 @@ pub fn birth_date(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn phones_as_people_type_them_are_stored_in_e164() {
+        let korea = PhoneRegion::parse("kr");
+        assert!(korea.is_some());
+        // National forms of the configured region.
+        for typed in [
+            "010-1234-5678",
+            "01012345678",
+            "010 1234 5678",
+            "(010) 1234-5678",
+        ] {
+            assert_eq!(
+                phone_in_e164(typed, korea).as_deref(),
+                Some("+821012345678"),
+                "{typed}"
+            );
+        }
+        assert_eq!(
+            phone_in_e164("02-312-3456", korea).as_deref(),
+            Some("+8223123456")
+        );
+        // International forms, with or without a region.
+        for region in [None, korea] {
+            assert_eq!(
+                phone_in_e164("+82 10-1234-5678", region).as_deref(),
+                Some("+821012345678")
+            );
+            assert_eq!(
+                phone_in_e164("+1 (415) 555-2671", region).as_deref(),
+                Some("+14155552671")
+            );
+            // E.164 is kept as given, as the contract always accepted.
+            assert_eq!(
+                phone_in_e164("+829999999999", region).as_deref(),
+                Some("+829999999999")
+            );
+        }
+        // Without a region a national form has no country; invalid numbers never pass.
+        assert_eq!(phone_in_e164("010-1234-5678", None), None);
+        for bad in ["12345", "010-12", "phone", "+82 10-1234", "+0123456789"] {
+            assert_eq!(phone_in_e164(bad, korea), None, "{bad}");
+        }
+        assert_eq!(PhoneRegion::parse("Mars"), None);
+    }
 
     #[test]
     fn emails() {

@@ -57,6 +57,65 @@ async fn create_then_get_by_id_and_by_external_id() {
 }
 
 #[tokio::test]
+async fn phones_as_koreans_type_them_and_hangul_round_trip() {
+    let app = TestApp::spawn_with(&[("TIERLINE_PHONE_REGION", "KR")]).await;
+    let mut client = app.client().await;
+    let created = client
+        .create_customer(pb::CreateCustomerRequest {
+            external_id: "card-0002".into(),
+            name: "김지우".into(),
+            phone: "010-1234-5678".into(),
+            attributes: HashMap::from([("favourite_store".into(), "명동 1호점".into())]),
+            ..Default::default()
+        })
+        .await
+        .expect("created")
+        .into_inner();
+    assert_eq!(created.phone, "+821012345678", "stored in E.164");
+    let read = client
+        .get_customer(pb::GetCustomerRequest {
+            lookup: Some(pb::get_customer_request::Lookup::Id(created.id.clone())),
+        })
+        .await
+        .expect("read")
+        .into_inner();
+    assert_eq!(read.name, "김지우");
+    assert_eq!(read.attributes["favourite_store"], "명동 1호점");
+
+    // An update takes the same forms; a number that is none is refused, naming the field.
+    let update = |phone: &str| pb::UpdateCustomerRequest {
+        id: created.id.clone(),
+        customer: Some(pb::Customer {
+            phone: phone.into(),
+            ..Default::default()
+        }),
+        update_mask: Some(FieldMask {
+            paths: vec!["phone".into()],
+        }),
+    };
+    let updated = client
+        .update_customer(update("+82 10-9876-5432"))
+        .await
+        .expect("updated")
+        .into_inner();
+    assert_eq!(updated.phone, "+821098765432");
+    let refused = client
+        .update_customer(update("010-12"))
+        .await
+        .expect_err("not a number");
+    assert_eq!(violated_fields(&refused), ["customer.phone"]);
+    let refused = client
+        .create_customer(pb::CreateCustomerRequest {
+            name: "Nobody".into(),
+            phone: "12345".into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("not a number");
+    assert_eq!(violated_fields(&refused), ["phone"]);
+}
+
+#[tokio::test]
 async fn invalid_profiles_name_every_bad_field() {
     let app = TestApp::spawn().await;
     let mut client = app.client().await;

@@ -11,6 +11,7 @@ use tierline_customer::{
         customer::{Customer, CustomerFilter, CustomerPatch, CustomerStatus, ProfileInput},
         feed::{FeedCursor, FeedPage, FeedPayload},
         import::{ImportCommand, ImportOutcome},
+        service::Rules,
     },
     storage::CustomerStore,
 };
@@ -26,7 +27,11 @@ async fn customer(store: &Arc<dyn CustomerStore>, name: &str) -> Customer {
         ..ProfileInput::default()
     };
     store
-        .create_customer(&input.into_new_customer(Utc::now(), skew()).expect("valid"))
+        .create_customer(
+            &input
+                .into_new_customer(Utc::now(), &Rules::new(skew()))
+                .expect("valid"),
+        )
         .await
         .expect("created")
 }
@@ -61,7 +66,9 @@ pub(crate) async fn customers_round_trip(store: Arc<dyn CustomerStore>) {
         attributes: BTreeMap::from([("city".into(), "seoul".into())]),
         ..ProfileInput::default()
     };
-    let new = input.into_new_customer(Utc::now(), skew()).expect("valid");
+    let new = input
+        .into_new_customer(Utc::now(), &Rules::new(skew()))
+        .expect("valid");
     let created = store.create_customer(&new).await.expect("created");
     assert_eq!(
         (created.id, created.status),
@@ -117,13 +124,17 @@ pub(crate) async fn external_ids_are_unique(store: Arc<dyn CustomerStore>) {
         .create_customer(
             &input
                 .clone()
-                .into_new_customer(Utc::now(), skew())
+                .into_new_customer(Utc::now(), &Rules::new(skew()))
                 .expect("valid"),
         )
         .await
         .expect("first");
     let second = store
-        .create_customer(&input.into_new_customer(Utc::now(), skew()).expect("valid"))
+        .create_customer(
+            &input
+                .into_new_customer(Utc::now(), &Rules::new(skew()))
+                .expect("valid"),
+        )
         .await;
     assert!(
         matches!(
@@ -154,7 +165,11 @@ pub(crate) async fn listing_filters_and_pages(store: Arc<dyn CustomerStore>) {
         };
         ids.push(
             store
-                .create_customer(&input.into_new_customer(Utc::now(), skew()).expect("valid"))
+                .create_customer(
+                    &input
+                        .into_new_customer(Utc::now(), &Rules::new(skew()))
+                        .expect("valid"),
+                )
                 .await
                 .expect("c")
                 .id,

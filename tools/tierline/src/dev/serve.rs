@@ -144,8 +144,13 @@ pub(crate) async fn run(args: DevArgs) -> Result<(), Failure> {
         .await
         .map_err(|error| anyhow::anyhow!("customer store: {error}"))?;
     let customer = CustomerApp::embedded(
-        CustomerConfig::embedded_from_source(&settings.source(args.port, &args, vec![]))
-            .context("customer settings")?,
+        // Phone numbers as Korean customers type them (010-1234-5678), as in the demo business.
+        CustomerConfig::embedded_from_source(&settings.source(
+            args.port,
+            &args,
+            vec![("TIERLINE_PHONE_REGION".to_owned(), "KR".to_owned())],
+        ))
+        .context("customer settings")?,
         Arc::new(customer_store),
     )
     .await
