@@ -234,7 +234,7 @@ pub(crate) enum Programs {
     List,
     /// Shows one program.
     Show {
-        /// Program id.
+        /// Program code or id.
         id: String,
     },
     /// Creates a program from a protobuf JSON file (`tierline.scoring.v1.CreateProgramRequest`).
@@ -244,14 +244,14 @@ pub(crate) enum Programs {
     },
     /// Loads a policy file (`tierline.scoring.v1.PolicyRules`) as a new draft version.
     LoadPolicy {
-        /// Program id.
+        /// Program code or id.
         program: String,
         /// The file, e.g. examples/programs/innisfree/policy.json.
         file: String,
     },
     /// What activating a policy version would do: the migration matrix.
     Simulate {
-        /// Program id.
+        /// Program code or id.
         program: String,
         /// The policy version (usually a draft).
         policy_version: String,
@@ -263,7 +263,7 @@ pub(crate) enum Programs {
     },
     /// Starts an evaluation of every member now.
     Evaluate {
-        /// Program id.
+        /// Program code or id.
         program: String,
         /// Idempotency key (a retry with the same key returns the first run instead of opening
         /// a second).

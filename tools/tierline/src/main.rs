@@ -11,6 +11,7 @@ mod connect;
 mod dev;
 mod exit;
 mod json;
+mod output;
 mod render;
 
 use clap::Parser;

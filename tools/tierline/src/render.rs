@@ -4,6 +4,7 @@
 use prost::{Message, Name};
 use serde_json::Value;
 
+use crate::output::outln;
 use crate::{exit::Failure, json};
 
 /// How to print.
@@ -44,7 +45,7 @@ impl Render {
 
 #[allow(clippy::print_stdout)]
 fn print_json(value: &Value) {
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
     );
@@ -107,7 +108,7 @@ pub(crate) fn table(headers: &[&str], rows: &[Vec<String>]) {
             .enumerate()
             .map(|(i, cell)| format!("{cell:<width$}", width = widths[i]))
             .collect();
-        println!("{}", cells.join("  ").trim_end());
+        outln!("{}", cells.join("  ").trim_end());
     };
     if !headers.is_empty() {
         line(&header_row);

@@ -167,7 +167,8 @@ async fn an_operator_loads_a_program_records_purchases_and_reads_tiers() {
         .json(&[
             "programs",
             "load-policy",
-            &program_id,
+            // A program by its code, as every command takes it.
+            program["code"].as_str().expect("code"),
             &example("innisfree/policy.json"),
         ])
         .await;
@@ -352,6 +353,33 @@ fn scratch_dir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("tierline-cli-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     dir
+}
+
+#[tokio::test]
+async fn a_closed_pipe_ends_a_command_quietly() {
+    let deployment = deploy().await;
+    for args in [&["status"][..], &["--json", "status"][..]] {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_tierline"));
+        command
+            .args(args)
+            .env_remove("TIERLINE_TOKEN")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (key, value) in &deployment.endpoints {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("tierline runs");
+        // `| head -0`: the reader is gone before the command writes.
+        drop(child.stdout.take());
+        let output = child.wait_with_output().await.expect("tierline ends");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
+            "{args:?}: {stderr}"
+        );
+        assert_eq!(output.status.code(), Some(141), "{args:?}: {stderr}");
+    }
+    deployment.stop().await;
 }
 
 #[tokio::test]

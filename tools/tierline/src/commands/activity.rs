@@ -7,6 +7,7 @@ use std::io::Write;
 use tierline_proto::{common::v1::Money, customer::v1 as pb, prost_types::Timestamp};
 
 use super::timestamp;
+use crate::output::outln;
 use crate::{
     cli::Activity,
     connect::Endpoints,
@@ -221,7 +222,7 @@ async fn import(
         });
         #[allow(clippy::print_stdout)]
         {
-            println!("{value}");
+            outln!("{value}");
         }
     } else {
         table(&[], &summary);

@@ -2,6 +2,7 @@
 
 use tierline_proto::campaign::v1 as pb;
 
+use crate::output::outln;
 use crate::{cli::Campaigns, connect::Endpoints, exit::Failure, json, render::Render};
 
 fn percent(value: Option<f64>) -> String {
@@ -37,14 +38,14 @@ fn print_effect(report: &pb::CampaignReport) {
                 .to_owned()
         })
         .unwrap_or_default();
-    println!();
-    println!("measurability   {measurability}");
+    outln!();
+    outln!("measurability   {measurability}");
     if let (Some(uplift), Some(ci), Some(p)) = (
         report.absolute_uplift,
         report.absolute_uplift_ci,
         report.p_value,
     ) {
-        println!(
+        outln!(
             "uplift          {} (95 % CI {} to {}), p = {p:.4}",
             percent(Some(uplift)),
             percent(Some(ci.lower)),
@@ -52,7 +53,7 @@ fn print_effect(report: &pb::CampaignReport) {
         );
     }
     if let (Some(relative), Some(ci)) = (report.relative_uplift, report.relative_uplift_ci) {
-        println!(
+        outln!(
             "relative uplift {} (95 % CI {} to {})",
             percent(Some(relative)),
             percent(Some(ci.lower)),
@@ -60,21 +61,24 @@ fn print_effect(report: &pb::CampaignReport) {
         );
     }
     if let Some(incremental) = &report.incremental_revenue {
-        println!(
+        outln!(
             "incremental     {} {}",
-            incremental.amount_minor, report.currency
+            incremental.amount_minor,
+            report.currency
         );
     }
     if let Some(cost) = &report.cost {
-        println!(
+        outln!(
             "cost            {} {} ({} contacts)",
-            cost.amount_minor, report.currency, report.contacts
+            cost.amount_minor,
+            report.currency,
+            report.contacts
         );
     }
     if let Some(roi) = report.roi {
-        println!("ROI             {}", percent(Some(roi)));
+        outln!("ROI             {}", percent(Some(roi)));
     }
-    println!("final           {}", report.figures_final);
+    outln!("final           {}", report.figures_final);
 }
 
 pub(super) async fn run(

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 
 use tierline_proto::scoring::v1 as pb;
 
+use crate::output::outln;
 use crate::{cli::Programs, connect::Endpoints, exit::Failure, json, render::Render};
 
 /// The migration matrix: one row per current tier, one column per simulated tier.
@@ -74,8 +75,9 @@ pub(super) async fn run(
             render.table(&listed, &["ID", "CODE", "NAME", "CURRENCY"], rows)
         }
         Programs::Show { id } => {
+            let program_id = super::resolve::program(endpoints, id).await?;
             let program = client
-                .get_program(pb::GetProgramRequest { program_id: id })
+                .get_program(pb::GetProgramRequest { program_id })
                 .await?
                 .into_inner();
             render.message(&program)
@@ -87,9 +89,10 @@ pub(super) async fn run(
         }
         Programs::LoadPolicy { program, file } => {
             let rules: pb::PolicyRules = json::read(&file)?;
+            let program_id = super::resolve::program(endpoints, program).await?;
             let policy = client
                 .create_policy_version(pb::CreatePolicyVersionRequest {
-                    program_id: program,
+                    program_id,
                     rules: Some(rules),
                     description: format!("loaded from {file}"),
                     created_by: "tierline-cli".into(),
@@ -103,9 +106,10 @@ pub(super) async fn run(
             program,
             policy_version,
         } => {
+            let program_id = super::resolve::program(endpoints, program).await?;
             let simulation = client
                 .simulate_policy(pb::SimulatePolicyRequest {
-                    program_id: program,
+                    program_id,
                     policy: Some(pb::simulate_policy_request::Policy::PolicyVersionId(
                         policy_version,
                     )),
@@ -116,9 +120,11 @@ pub(super) async fn run(
             if !render.json {
                 #[allow(clippy::print_stdout)]
                 {
-                    println!(
+                    outln!(
                         "{} members: {} would move up, {} down",
-                        simulation.members, simulation.upgrades, simulation.downgrades
+                        simulation.members,
+                        simulation.upgrades,
+                        simulation.downgrades
                     );
                 }
             }
@@ -137,9 +143,10 @@ pub(super) async fn run(
             render.message(&policy)
         }
         Programs::Evaluate { program, key } => {
+            let program_id = super::resolve::program(endpoints, program).await?;
             let run = client
                 .evaluate_now(pb::EvaluateNowRequest {
-                    program_id: program,
+                    program_id,
                     requested_by: "tierline-cli".into(),
                     idempotency_key: key,
                 })

@@ -4,6 +4,7 @@ use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 
+use crate::output::outln;
 use crate::{
     connect::Endpoints,
     exit::Failure,
@@ -62,7 +63,7 @@ pub(super) async fn run(endpoints: &Endpoints, render: Render) -> Result<(), Fai
             .collect();
         #[allow(clippy::print_stdout)]
         {
-            println!("{}", serde_json::Value::Array(value));
+            outln!("{}", serde_json::Value::Array(value));
         }
     } else {
         table(&["SERVICE", "ENDPOINT", "STATUS"], &rows);
