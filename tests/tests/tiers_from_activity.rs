@@ -1645,3 +1645,131 @@ async fn the_feed_tells_the_scoring_service_how_far_it_has_come() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn a_program_created_after_two_years_of_purchases_counts_them() {
+    let mut services = start().await;
+    // Two years of purchases before the program exists: (amount, months ago) per customer.
+    let histories: [(&str, &[(i64, i64)]); 4] = [
+        ("Regular", &[(150_000, 1), (200_000, 5), (400_000, 20)]),
+        ("Lapsed", &[(500_000, 18), (900_000, 23), (50_000, 3)]),
+        ("Newcomer", &[(120_000, 0)]),
+        ("Quiet", &[]),
+    ];
+    let mut customers = Vec::new();
+    for (name, purchases) in histories {
+        let customer_id = new_customer(&mut services, name).await;
+        for (index, (amount, months)) in purchases.iter().enumerate() {
+            purchase(
+                &mut services.customer,
+                &format!("{name}-{index}"),
+                &customer_id,
+                *amount,
+                months_ago(*months),
+            )
+            .await;
+        }
+        customers.push((customer_id, purchases));
+    }
+
+    // Then the program. Its first run (the activation's) counts that history before judging.
+    let program_id = innisfree_program(&mut services.scoring).await;
+    let run = loop {
+        let runs = services
+            .scoring
+            .list_evaluation_runs(authorized(
+                scoring::ListEvaluationRunsRequest {
+                    program_id: program_id.clone(),
+                    ..Default::default()
+                },
+                &[PROGRAMS_ADMIN],
+            ))
+            .await
+            .expect("runs")
+            .into_inner()
+            .runs;
+        if let Some(run) = runs
+            .into_iter()
+            .find(|run| run.status() != scoring::EvaluationRunStatus::Running)
+        {
+            break run;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(
+        run.status(),
+        scoring::EvaluationRunStatus::Succeeded,
+        "{run:?}"
+    );
+    assert!(run.history_complete, "{run:?}");
+    assert!(run.history_events >= 10, "{run:?}");
+
+    // Every tier equals a recomputation from the raw purchases: net spend in the last 12 months
+    // against the ladder (GREEN 100,000, VIP 300,000; VVIP also needs 10 purchases).
+    for (customer_id, purchases) in &customers {
+        let spend: i64 = purchases
+            .iter()
+            .filter(|(_, months)| *months < 12)
+            .map(|(amount, _)| amount)
+            .sum();
+        let expected = match spend {
+            300_000.. => "VIP",
+            100_000.. => "GREEN",
+            _ => "WELCOME",
+        };
+        let tier = services
+            .scoring
+            .get_tier(authorized(
+                scoring::GetTierRequest {
+                    program_id: program_id.clone(),
+                    customer_id: customer_id.clone(),
+                },
+                &[TIERS_READ],
+            ))
+            .await
+            .expect("tier")
+            .into_inner();
+        assert_eq!(code(&tier), expected, "{customer_id}: {tier:?}");
+        assert_eq!(
+            tier.metrics.as_ref().map(|m| m.net_spend_minor),
+            Some(spend),
+            "{customer_id}"
+        );
+    }
+
+    // A later run reads no history again.
+    let again = services
+        .scoring
+        .evaluate_now(authorized(
+            scoring::EvaluateNowRequest {
+                program_id: program_id.clone(),
+                requested_by: "e2e".into(),
+                idempotency_key: String::new(),
+            },
+            &[PROGRAMS_ADMIN],
+        ))
+        .await
+        .expect("evaluate")
+        .into_inner();
+    let again = loop {
+        let run = services
+            .scoring
+            .get_evaluation_run(authorized(
+                scoring::GetEvaluationRunRequest {
+                    evaluation_run_id: again.id.clone(),
+                },
+                &[PROGRAMS_ADMIN],
+            ))
+            .await
+            .expect("run")
+            .into_inner();
+        if run.status() != scoring::EvaluationRunStatus::Running {
+            break run;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(
+        again.history_complete && again.history_events == 0,
+        "{again:?}"
+    );
+}

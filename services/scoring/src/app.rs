@@ -133,18 +133,31 @@ fn routes(
     counters: FeedCounters,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> tonic::service::Routes {
-    if let Some(consumer) = &config.consumer {
+    let history = config.consumer.as_ref().map(|consumer| {
         crate::feed::spawn(
+            store.clone(),
+            cache.clone(),
+            consumer.clone(),
+            counters.clone(),
+            shutdown.clone(),
+        );
+        Arc::new(crate::feed::FeedHistory::new(
             store.clone(),
             cache.clone(),
             consumer.clone(),
             counters,
             shutdown.clone(),
-        );
-    }
+        )) as Arc<dyn crate::domain::backfill::ActivityHistory>
+    });
     crate::domain::cache_writes::spawn_repairer(store.clone(), cache.clone(), shutdown.clone());
     let programs = ProgramRegistry::start(store.clone(), shutdown.clone());
-    let scoring = Scoring::new(store.clone(), cache, programs, config.evaluation_feed);
+    let scoring = Scoring::new(
+        store.clone(),
+        cache,
+        programs,
+        config.evaluation_feed,
+        history,
+    );
     if config.scheduler {
         crate::scheduler::spawn(store.clone(), scoring.evaluator().clone(), shutdown.clone());
         crate::scheduler::spawn_lifecycle_sweep(store, config.lifecycle_sweep, shutdown.clone());

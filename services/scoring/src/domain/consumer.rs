@@ -195,24 +195,40 @@ type CacheWrites = Vec<tokio::task::JoinHandle<Result<Vec<CustomerRecord>, Scori
 pub struct FeedApplier {
     store: Arc<dyn ScoringStore>,
     cache: TierCache,
+    /// Whose cursor the batches move: the consumer's, or a program's backfill.
+    consumer: String,
+    /// The one program a backfill applies the feed for; every program for the consumer.
+    only: Option<Uuid>,
     /// The previous batch's cache writes: they run while the next batch is applied, and are
     /// awaited once it has committed, so at most two batches' writes are in flight.
     in_flight: std::sync::Mutex<CacheWrites>,
 }
 
 impl FeedApplier {
-    /// An applier on `store`.
+    /// The consumer's applier on `store`: every program, the consumer's cursor.
     pub fn new(store: Arc<dyn ScoringStore>, cache: TierCache) -> Self {
         Self {
             store,
             cache,
+            consumer: ACTIVITY_FEED.to_owned(),
+            only: None,
             in_flight: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// A backfill's applier: the feed applied for `program_id` alone, with the backfill's cursor
+    /// (`backfill::consumer_of`).
+    pub fn for_backfill(store: Arc<dyn ScoringStore>, cache: TierCache, program_id: Uuid) -> Self {
+        Self {
+            consumer: super::backfill::consumer_of(program_id),
+            only: Some(program_id),
+            ..Self::new(store, cache)
         }
     }
 
     /// Where to resume, and how far the feed had come.
     pub async fn progress(&self) -> Result<Option<FeedProgress>, ScoringError> {
-        self.store.feed_progress(ACTIVITY_FEED).await
+        self.store.feed_progress(&self.consumer).await
     }
 
     /// Applies `events` and stores `position` (the cursor after the last of them) and the
@@ -229,14 +245,18 @@ impl FeedApplier {
         // A batch of nothing but a checkpoint (an idle feed checks in every few seconds) moves
         // the cursor and the checkpoint only.
         if events.is_empty() {
-            tx.save_cursor(ACTIVITY_FEED, position, caught_up_to, now)
+            tx.save_cursor(&self.consumer, position, caught_up_to, now)
                 .await?;
             return tx.commit().await;
         }
         // Programs are read once no bucket rebuild can run (a rebuild follows a policy
         // activation and counts months in the new policy's time zone).
         tx.guard_buckets().await?;
-        let programs = &programs_in_force(self.store.as_ref()).await?;
+        let mut programs = programs_in_force(self.store.as_ref()).await?;
+        if let Some(only) = self.only {
+            programs.retain(|program| program.program.id == only);
+        }
+        let programs = &programs;
         let keys = FeedKeys::of(events, programs);
         let loaded = tx.load_feed_batch(&keys).await?;
         let writes = feed_batch::apply(events, programs, loaded, now);
@@ -263,7 +283,7 @@ impl FeedApplier {
             };
             writes.push((space, customers, repair));
         }
-        tx.save_cursor(ACTIVITY_FEED, position, caught_up_to, now)
+        tx.save_cursor(&self.consumer, position, caught_up_to, now)
             .await?;
         tx.commit().await?;
         // Write-through, after the commit: the cache never holds what the store may roll back.

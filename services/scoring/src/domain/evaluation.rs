@@ -24,6 +24,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{
+    backfill::ActivityHistory,
     cache_writes::{after_commit, drop_after_commit, records_after_commit},
     consumer::{ACTIVITY_FEED, ProgramInForce, state_or_new},
     decision::Decision,
@@ -86,6 +87,9 @@ pub struct Evaluator {
     store: Arc<dyn ScoringStore>,
     cache: TierCache,
     feed_wait: FeedWait,
+    /// Where a program's history is read from before its first run judges anyone; `None` when
+    /// the service follows no activity feed.
+    history: Option<Arc<dyn ActivityHistory>>,
 }
 
 fn counts_json(program: &ProgramInForce, counts: &[(u32, i64)]) -> serde_json::Value {
@@ -98,12 +102,33 @@ fn counts_json(program: &ProgramInForce, counts: &[(u32, i64)]) -> serde_json::V
 impl Evaluator {
     /// An evaluator on `store`, keeping `cache` current; scheduled runs wait for the feed as
     /// `feed_wait` says.
-    pub fn new(store: Arc<dyn ScoringStore>, cache: TierCache, feed_wait: FeedWait) -> Self {
+    pub fn new(
+        store: Arc<dyn ScoringStore>,
+        cache: TierCache,
+        feed_wait: FeedWait,
+        history: Option<Arc<dyn ActivityHistory>>,
+    ) -> Self {
         Self {
             store,
             cache,
             feed_wait,
+            history,
         }
+    }
+
+    /// Counts the program's history if it has not been (`domain::backfill`); what the run
+    /// reports of it.
+    async fn backfill(&self, program_id: Uuid) -> Result<serde_json::Value, ScoringError> {
+        if super::backfill::complete(self.store.as_ref(), program_id).await? {
+            return Ok(json!({ "complete": true, "events": 0 }));
+        }
+        let Some(history) = &self.history else {
+            return Ok(
+                json!({ "complete": false, "reason": "this service follows no activity feed" }),
+            );
+        };
+        let outcome = history.count_history(program_id).await?;
+        Ok(json!({ "complete": outcome.complete, "events": outcome.events }))
     }
 
     /// Waits, for a scheduled pass, until the activity feed has brought everything committed
@@ -271,6 +296,8 @@ impl Evaluator {
             started,
         )
         .await?;
+        // Purchases from before the program existed count before anyone is judged.
+        let backfill = self.backfill(program.program.id).await?;
         let mut space = Keyspace::of(&program.program);
         if pass == Pass::PolicyChange {
             space.generation = self
@@ -344,6 +371,7 @@ impl Evaluator {
             "counts_before": counts_before,
             "counts_after": counts_json(program, &after),
             "feed": feed,
+            "backfill": backfill,
         }))
     }
 }

@@ -14,6 +14,7 @@
 
 pub mod accrual;
 pub mod audience;
+pub mod backfill;
 pub mod cache_writes;
 pub mod consumer;
 pub mod decision;

@@ -133,8 +133,9 @@ impl Scoring {
         cache: TierCache,
         programs: ProgramRegistry,
         feed_wait: FeedWait,
+        history: Option<Arc<dyn super::backfill::ActivityHistory>>,
     ) -> Self {
-        let evaluator = Evaluator::new(store.clone(), cache.clone(), feed_wait);
+        let evaluator = Evaluator::new(store.clone(), cache.clone(), feed_wait, history);
         Self {
             store,
             cache,

@@ -4,7 +4,10 @@
 //! choice: even two appliers at once could not apply an activity twice, because counted purchases
 //! and applied refunds are keyed by activity id — the lock only avoids wasted work.
 
+mod backfill;
 mod convert;
+
+pub use backfill::FeedHistory;
 
 use std::sync::Arc;
 

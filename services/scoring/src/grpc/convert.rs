@@ -343,6 +343,16 @@ pub(crate) fn run_to_proto(run: EvaluationRun) -> pb::EvaluationRun {
             .pointer("/feed/complete")
             .and_then(serde_json::Value::as_bool)
             .unwrap_or(false),
+        history_complete: run
+            .summary
+            .pointer("/backfill/complete")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false),
+        history_events: run
+            .summary
+            .pointer("/backfill/events")
+            .and_then(serde_json::Value::as_i64)
+            .unwrap_or(0),
     }
 }
 

@@ -85,6 +85,9 @@ impl TestApp {
             ("TIERLINE_DATABASE_URL", database_url),
             ("TIERLINE_AUTH_MODE", "jwt"),
             ("TIERLINE_AUTH_HS256_SECRET", tokens::SECRET),
+            // No customer service here: the feed is written into the tables by the tests, and no
+            // program's history is read (docs/SCORING.md, "History before the program").
+            ("TIERLINE_FEED_CONSUMER", "false"),
         ];
         pairs.extend_from_slice(settings);
         let source = ConfigSource::from_pairs(pairs);
