@@ -32,7 +32,7 @@ pub async fn complete(store: &dyn ScoringStore, program_id: Uuid) -> Result<bool
 /// What one backfill read.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct BackfillOutcome {
-    /// Feed events read (and applied for the program) by this run.
+    /// Feed events the run has read (and applied for the program), over all its attempts.
     pub events: u64,
     /// Whether the feed's live end was reached.
     pub complete: bool,
@@ -42,6 +42,10 @@ pub struct BackfillOutcome {
 #[async_trait]
 pub trait ActivityHistory: Debug + Send + Sync {
     /// Applies, for `program_id` only, the activity feed after the program's backfill cursor up
-    /// to its live end.
-    async fn count_history(&self, program_id: Uuid) -> Result<BackfillOutcome, ScoringError>;
+    /// to its live end, adding the events of each batch to `run_id`'s progress as it goes.
+    async fn count_history(
+        &self,
+        program_id: Uuid,
+        run_id: Uuid,
+    ) -> Result<BackfillOutcome, ScoringError>;
 }

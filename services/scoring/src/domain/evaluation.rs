@@ -118,7 +118,11 @@ impl Evaluator {
 
     /// Counts the program's history if it has not been (`domain::backfill`); what the run
     /// reports of it.
-    async fn backfill(&self, program_id: Uuid) -> Result<serde_json::Value, ScoringError> {
+    async fn backfill(
+        &self,
+        program_id: Uuid,
+        run_id: Uuid,
+    ) -> Result<serde_json::Value, ScoringError> {
         if super::backfill::complete(self.store.as_ref(), program_id).await? {
             return Ok(json!({ "complete": true, "events": 0 }));
         }
@@ -127,7 +131,7 @@ impl Evaluator {
                 json!({ "complete": false, "reason": "this service follows no activity feed" }),
             );
         };
-        let outcome = history.count_history(program_id).await?;
+        let outcome = history.count_history(program_id, run_id).await?;
         Ok(json!({ "complete": outcome.complete, "events": outcome.events }))
     }
 
@@ -297,7 +301,7 @@ impl Evaluator {
         )
         .await?;
         // Purchases from before the program existed count before anyone is judged.
-        let backfill = self.backfill(program.program.id).await?;
+        let backfill = self.backfill(program.program.id, run.id).await?;
         let mut space = Keyspace::of(&program.program);
         if pass == Pass::PolicyChange {
             space.generation = self

@@ -1,6 +1,7 @@
 //! A program's backfill read from the customer service's activity feed (`domain::backfill`): the
 //! consumer's reading and batching, for one program and with the backfill's own cursor, ending
-//! at the feed's first checkpoint (its live end).
+//! where the consumer stood when the backfill began (or, before the consumer's first event, at
+//! the feed's live end).
 
 use std::sync::{
     Arc,
@@ -8,12 +9,14 @@ use std::sync::{
 };
 
 use async_trait::async_trait;
+use chrono::Utc;
 use tierline_proto::customer::v1::{
     WatchActivitiesRequest, customer_service_client::CustomerServiceClient,
 };
 use tierline_runtime::{
     client::{Outgoing, channel},
     follower::{Batching, FeedCounters},
+    xid_feed::FeedCursor,
 };
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -27,7 +30,7 @@ use crate::{
     cache::TierCache,
     domain::{
         backfill::{ActivityHistory, BackfillOutcome, consumer_of},
-        consumer::FeedApplier,
+        consumer::{ACTIVITY_FEED, FeedApplier},
     },
     storage::ScoringStore,
 };
@@ -64,19 +67,46 @@ impl FeedHistory {
     }
 }
 
+/// Where a cursor stands in the feed, to compare two (`None` for text that is not a cursor).
+fn position(cursor: &str) -> Option<FeedCursor> {
+    FeedCursor::parse(cursor).map(|(_, position)| position)
+}
+
 #[async_trait]
 impl ActivityHistory for FeedHistory {
     #[tracing::instrument(skip(self))]
-    async fn count_history(&self, program_id: Uuid) -> Result<BackfillOutcome, ScoringError> {
+    async fn count_history(
+        &self,
+        program_id: Uuid,
+        run_id: Uuid,
+    ) -> Result<BackfillOutcome, ScoringError> {
         let unavailable = |status: tonic::Status| {
             ScoringError::Unavailable(format!("customer service: {status}"))
         };
+        // The consumer counts this program from wherever it stands now: the history ends there.
+        // Reading no further keeps the two from applying the same events at once (which would
+        // make one of them roll back and retry). With no consumer position yet, the history
+        // ends at the feed's live end.
+        let until = self
+            .store
+            .feed_progress(ACTIVITY_FEED)
+            .await?
+            .and_then(|progress| position(&progress.position));
         let applier = FeedApplier::for_backfill(self.store.clone(), self.cache.clone(), program_id);
         let after_cursor = applier
             .progress()
             .await?
             .map(|progress| progress.position)
             .unwrap_or_default();
+        if let (Some(until), Some(after)) = (until, position(&after_cursor))
+            && after >= until
+        {
+            applier.apply(&[], &after_cursor, Some(Utc::now())).await?;
+            return Ok(BackfillOutcome {
+                events: 0,
+                complete: true,
+            });
+        }
         let channel = channel(&self.settings.customer)
             .map_err(|error| ScoringError::Unavailable(error.to_string()))?;
         let mut client = CustomerServiceClient::with_interceptor(
@@ -88,8 +118,6 @@ impl ActivityHistory for FeedHistory {
             .await
             .map_err(unavailable)?
             .into_inner();
-        // The read ends after the batch that carries the feed's first checkpoint: everything
-        // committed before it has been applied, and the consumer counts what comes after.
         let end = self.shutdown.child_token();
         let (events, complete) = (AtomicU64::new(0), AtomicBool::new(false));
         let consumer = consumer_of(program_id);
@@ -103,25 +131,47 @@ impl ActivityHistory for FeedHistory {
             },
             unavailable,
             |message| message.cursor.clone(),
-            convert::received,
+            // Each item with its own position, so a batch is cut where the history ends.
+            |message| {
+                convert::received(message)
+                    .map(|item| item.map(|item| (position(&message.cursor), item)))
+            },
             |letters| {
                 let (store, consumer) = (self.store.clone(), consumer.clone());
                 async move { store.park_dead_letters(&consumer, &letters).await }
             },
-            |received, position| {
+            |received, last| {
                 let (applier, events, complete, end) = (&applier, &events, &complete, &end);
+                let store = self.store.clone();
                 async move {
                     let mut applied = Vec::with_capacity(received.len());
-                    let mut caught_up_to = None;
-                    for item in received {
+                    let mut through = last;
+                    let mut ended = false;
+                    for (at, item) in received {
+                        if let (Some(until), Some(at)) = (until, at)
+                            && at > until
+                        {
+                            // The consumer's from here on.
+                            ended = true;
+                            through = until_text(until);
+                            break;
+                        }
                         match item {
                             Received::Event(event) => applied.push(event),
-                            Received::CaughtUp(at) => caught_up_to = Some(at),
+                            Received::CaughtUp(_) => {
+                                ended = true;
+                                break;
+                            }
                         }
                     }
-                    applier.apply(&applied, &position, caught_up_to).await?;
-                    events.fetch_add(applied.len() as u64, Ordering::Relaxed);
-                    if caught_up_to.is_some() {
+                    // The backfill's cursor carries a checkpoint once the history is read.
+                    let done = ended.then(Utc::now);
+                    applier.apply(&applied, &through, done).await?;
+                    // Shown by GetEvaluationRun while the run reads.
+                    let read = i64::try_from(applied.len()).unwrap_or(i64::MAX);
+                    let total = store.add_run_history_events(run_id, read).await?;
+                    events.store(u64::try_from(total).unwrap_or(0), Ordering::Relaxed);
+                    if ended {
                         complete.store(true, Ordering::Relaxed);
                         end.cancel();
                     }
@@ -142,4 +192,9 @@ impl ActivityHistory for FeedHistory {
             complete: true,
         })
     }
+}
+
+/// The text of the position the history ends at, as the backfill's cursor stores it.
+fn until_text(until: FeedCursor) -> String {
+    until.to_string()
 }

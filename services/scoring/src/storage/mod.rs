@@ -271,6 +271,9 @@ pub trait ScoringStore: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<(serde_json::Value, i32), ScoringError>;
     /// A run's counters so far.
     async fn run_progress(&self, run_id: Uuid) -> Result<tx::RunProgress, ScoringError>;
+    /// Adds `events` to the history events a run has read (its summary's `backfill`, shown while
+    /// it runs); returns the run's total.
+    async fn add_run_history_events(&self, run_id: Uuid, events: i64) -> Result<i64, ScoringError>;
     /// Starts a unit of work of an evaluation run.
     async fn begin_evaluation(&self) -> Result<Box<dyn tx::EvaluationTx>, ScoringError>;
     /// Starts a unit of work.

@@ -72,6 +72,24 @@ impl PgScoringStore {
     }
 
     #[tracing::instrument(skip(self))]
+    pub(super) async fn add_history_events(
+        &self,
+        run_id: Uuid,
+        events: i64,
+    ) -> Result<i64, ScoringError> {
+        Ok(sqlx::query_scalar(
+            "UPDATE evaluation_runs SET summary = jsonb_set(summary, '{backfill}', jsonb_build_object(
+                 'complete', false,
+                 'events', COALESCE((summary #>> '{backfill,events}')::bigint, 0) + $2))
+             WHERE id = $1 RETURNING (summary #>> '{backfill,events}')::bigint",
+        )
+        .bind(run_id)
+        .bind(events)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    #[tracing::instrument(skip(self))]
     pub(super) async fn select_run_progress(
         &self,
         run_id: Uuid,

@@ -263,6 +263,10 @@ impl ScoringStore for SqliteScoringStore {
         self.keep_first_counts(run_id, counts_before).await
     }
 
+    async fn add_run_history_events(&self, run_id: Uuid, events: i64) -> Result<i64, ScoringError> {
+        self.add_history_events(run_id, events).await
+    }
+
     async fn run_progress(
         &self,
         run_id: Uuid,

@@ -178,6 +178,27 @@ impl SqliteScoringStore {
     }
 
     #[tracing::instrument(skip(self))]
+    pub(super) async fn add_history_events(
+        &self,
+        run_id: Uuid,
+        events: i64,
+    ) -> Result<i64, ScoringError> {
+        let mut write = self.begin_write().await?;
+        let total: i64 = sqlx::query_scalar(
+            "UPDATE evaluation_runs SET summary = json_set(summary, '$.backfill', json_object(
+                 'complete', json('false'),
+                 'events', COALESCE(json_extract(summary, '$.backfill.events'), 0) + ?2))
+             WHERE id = ?1 RETURNING json_extract(summary, '$.backfill.events')",
+        )
+        .bind(run_id)
+        .bind(events)
+        .fetch_one(&mut *write.tx)
+        .await?;
+        write.tx.commit().await?;
+        Ok(total)
+    }
+
+    #[tracing::instrument(skip(self))]
     pub(super) async fn select_run_progress(
         &self,
         run_id: Uuid,
