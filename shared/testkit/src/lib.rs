@@ -11,6 +11,7 @@
 //! Tests reach Postgres at `TIERLINE_TEST_DATABASE_URL`, by default
 //! `postgres://postgres@127.0.0.1:5432/postgres` (`scripts/ensure-services.sh` starts it).
 
+pub mod bounds;
 mod proxy;
 mod redis_cluster;
 mod redis_server;

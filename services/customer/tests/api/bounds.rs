@@ -13,20 +13,12 @@ use tierline_proto::{
 };
 use tonic::{Code, Status};
 
-use crate::support::{Client, TestApp, ago, new_customer, purchase, refund, violated_fields};
+use crate::support::{Client, TestApp, ago, new_customer, purchase, refund};
 
-/// What the contract promises for one case.
-#[derive(Debug, Clone, Copy)]
-enum Expect {
-    /// The call succeeds.
-    Accepted,
-    /// INVALID_ARGUMENT whose BadRequest names exactly this field.
-    Invalid(&'static str),
-    /// Another code the contract gives for this value.
-    Refused(Code),
-}
-
-use Expect::{Accepted, Invalid, Refused};
+use tierline_testkit::bounds::{
+    Expect::{self, Accepted, Invalid, Refused},
+    verdict,
+};
 
 /// One request, of any RPC.
 #[derive(Debug)]
@@ -71,30 +63,6 @@ async fn send(client: &mut Client, call: Call) -> Result<(), Status> {
                 None => Err(Status::internal("the import ended without an answer")),
             }
         }
-    }
-}
-
-/// Why `outcome` breaks `expect`, if it does.
-fn verdict(expect: Expect, outcome: &Result<(), Status>) -> Result<(), String> {
-    match (expect, outcome) {
-        (Accepted, Ok(())) => Ok(()),
-        (Invalid(field), Err(status)) if status.code() == Code::InvalidArgument => {
-            let fields = violated_fields(status);
-            if fields == [field] {
-                Ok(())
-            } else {
-                Err(format!(
-                    "INVALID_ARGUMENT naming {fields:?}, expected only {field:?}"
-                ))
-            }
-        }
-        (Refused(code), Err(status)) if status.code() == code => Ok(()),
-        (expect, Ok(())) => Err(format!("accepted, expected {expect:?}")),
-        (expect, Err(status)) => Err(format!(
-            "{:?} ({}), expected {expect:?}",
-            status.code(),
-            status.message()
-        )),
     }
 }
 

@@ -8,22 +8,12 @@ use tierline_proto::{prost_types::Timestamp, scoring::v1 as pb};
 use tonic::{Code, Status};
 use uuid::Uuid;
 
-use crate::support::{
-    Client, TestApp, innisfree, innisfree_rules, insert_vip, program_in_force, violated_fields,
+use crate::support::{Client, TestApp, innisfree, innisfree_rules, insert_vip, program_in_force};
+
+use tierline_testkit::bounds::{
+    Expect::{self, Accepted, Invalid, Refused},
+    verdict,
 };
-
-/// What the contract promises for one case.
-#[derive(Debug, Clone, Copy)]
-enum Expect {
-    /// The call succeeds.
-    Accepted,
-    /// INVALID_ARGUMENT whose BadRequest names exactly this field.
-    Invalid(&'static str),
-    /// Another code the contract gives for this value.
-    Refused(Code),
-}
-
-use Expect::{Accepted, Invalid, Refused};
 
 /// One request, of any RPC.
 #[derive(Debug)]
@@ -71,30 +61,6 @@ async fn send(client: &mut Client, call: Call) -> Result<(), Status> {
         // A refused query fails the call; an accepted one opens the stream.
         Call::Audience(request) => client.query_audience(request).await.map(|_| ()),
         Call::Simulate(request) => client.simulate_policy(request).await.map(|_| ()),
-    }
-}
-
-/// Why `outcome` breaks `expect`, if it does.
-fn verdict(expect: Expect, outcome: &Result<(), Status>) -> Result<(), String> {
-    match (expect, outcome) {
-        (Accepted, Ok(())) => Ok(()),
-        (Invalid(field), Err(status)) if status.code() == Code::InvalidArgument => {
-            let fields = violated_fields(status);
-            if fields == [field] {
-                Ok(())
-            } else {
-                Err(format!(
-                    "INVALID_ARGUMENT naming {fields:?}, expected only {field:?}"
-                ))
-            }
-        }
-        (Refused(code), Err(status)) if status.code() == code => Ok(()),
-        (expect, Ok(())) => Err(format!("accepted, expected {expect:?}")),
-        (expect, Err(status)) => Err(format!(
-            "{:?} ({}), expected {expect:?}",
-            status.code(),
-            status.message()
-        )),
     }
 }
 
