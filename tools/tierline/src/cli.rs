@@ -107,7 +107,7 @@ pub(crate) enum Customers {
         /// E-mail address.
         #[arg(long, default_value = "")]
         email: String,
-        /// E.164 phone number.
+        /// Phone number: E.164, an international form, or the service region's national form.
         #[arg(long, default_value = "")]
         phone: String,
         /// Date of birth, YYYY-MM-DD.
@@ -124,6 +124,20 @@ pub(crate) enum Customers {
     Get {
         /// Customer id.
         id: String,
+    },
+    /// Finds customers by e-mail, phone (any accepted form) or external id: the call centre's
+    /// first question.
+    #[command(group(clap::ArgGroup::new("by").required(true).multiple(true)))]
+    Find {
+        /// E-mail address (any case).
+        #[arg(long, group = "by")]
+        email: Option<String>,
+        /// Phone number, e.g. 010-1234-5678 or +82 10-1234-5678.
+        #[arg(long, group = "by")]
+        phone: Option<String>,
+        /// The caller's own id (a card number).
+        #[arg(long, group = "by")]
+        external_id: Option<String>,
     },
     /// Grants or revokes consent for a channel.
     Consent {

@@ -356,6 +356,44 @@ fn scratch_dir() -> PathBuf {
 }
 
 #[tokio::test]
+async fn the_call_centre_finds_a_customer_by_phone_as_it_is_typed() {
+    let deployment = deploy().await;
+    let created = deployment
+        .json(&[
+            "customers",
+            "create",
+            "--name",
+            "김민지",
+            "--phone",
+            "010-2468-1357",
+            "--email",
+            "Minji@Example.com",
+        ])
+        .await;
+    assert_eq!(created["phone"], "+821024681357", "stored in E.164");
+    let id = created["id"].as_str().expect("id");
+    for by in [
+        ["--phone", "010 2468 1357"],
+        ["--phone", "+82 10-2468-1357"],
+        ["--email", "MINJI@example.com"],
+    ] {
+        let found = deployment.json(&["customers", "find", by[0], by[1]]).await;
+        assert_eq!(found["customers"][0]["id"], id, "{by:?}: {found}");
+        let table = deployment
+            .tierline(&["customers", "find", by[0], by[1]])
+            .await;
+        assert!(text(&table).contains("김민지"), "{}", text(&table));
+    }
+    let nothing = deployment.tierline(&["customers", "find"]).await;
+    assert_eq!(
+        nothing.status.code(),
+        Some(2),
+        "one of --email, --phone, --external-id"
+    );
+    deployment.stop().await;
+}
+
+#[tokio::test]
 async fn a_closed_pipe_ends_a_command_quietly() {
     let deployment = deploy().await;
     for args in [&["status"][..], &["--json", "status"][..]] {

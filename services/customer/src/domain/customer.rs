@@ -194,6 +194,12 @@ pub struct CustomerFilter {
     pub birth_month: Option<u32>,
     /// Born on this day of the month.
     pub birth_day: Option<u32>,
+    /// This e-mail address (as typed; the service compares it as stored).
+    pub email: Option<String>,
+    /// This phone number, in any accepted form (the service turns it into E.164).
+    pub phone: Option<String>,
+    /// This external id.
+    pub external_id: Option<String>,
 }
 
 fn optional(value: &str) -> Option<String> {

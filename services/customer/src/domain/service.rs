@@ -188,13 +188,21 @@ impl Customers {
     #[tracing::instrument(skip(self))]
     pub async fn list(
         &self,
-        filter: CustomerFilter,
+        mut filter: CustomerFilter,
         page_size: i32,
         page_token: &str,
     ) -> Result<(Vec<Customer>, String), CustomerError> {
         let limit = paging::page_size(page_size)?;
         let after = paging::parse_customer_token(page_token)?;
         let mut violations = Violations::default();
+        // Looked up as stored: e-mail lower-cased, phone in E.164.
+        filter.email = filter.email.map(|email| email.trim().to_lowercase());
+        if let Some(typed) = filter.phone.take() {
+            match super::validate::phone_in_e164(typed.trim(), self.rules.phone_region) {
+                Some(e164) => filter.phone = Some(e164),
+                None => violations.add("phone", "is not a valid phone number"),
+            }
+        }
         if filter
             .birth_month
             .is_some_and(|month| !(1..=12).contains(&month))

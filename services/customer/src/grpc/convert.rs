@@ -139,6 +139,9 @@ pub(crate) fn filter_from_list(request: &pb::ListCustomersRequest) -> CustomerFi
         birth_month: (request.birth_month != 0)
             .then(|| u32::try_from(request.birth_month).unwrap_or(0)),
         birth_day: (request.birth_day != 0).then(|| u32::try_from(request.birth_day).unwrap_or(0)),
+        email: (!request.email.is_empty()).then(|| request.email.clone()),
+        phone: (!request.phone.is_empty()).then(|| request.phone.clone()),
+        external_id: (!request.external_id.is_empty()).then(|| request.external_id.clone()),
     }
 }
 

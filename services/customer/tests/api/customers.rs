@@ -116,6 +116,87 @@ async fn phones_as_koreans_type_them_and_hangul_round_trip() {
 }
 
 #[tokio::test]
+async fn the_call_centre_finds_a_customer_by_email_phone_or_external_id() {
+    let app = TestApp::spawn_with(&[("TIERLINE_PHONE_REGION", "KR")]).await;
+    let mut client = app.client().await;
+    let wanted = client
+        .create_customer(pb::CreateCustomerRequest {
+            external_id: "card-7777".into(),
+            name: "박서준".into(),
+            email: "Seo-Jun.Park@Example.com".into(),
+            phone: "010-5555-7777".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("created")
+        .into_inner();
+    for other in ["a", "b"] {
+        client
+            .create_customer(pb::CreateCustomerRequest {
+                name: format!("Other {other}"),
+                email: format!("{other}@example.com"),
+                phone: format!("+8210555500{}", if other == "a" { "01" } else { "02" }),
+                ..Default::default()
+            })
+            .await
+            .expect("other");
+    }
+    let find = |request: pb::ListCustomersRequest| {
+        let mut client = client.clone();
+        async move {
+            client.list_customers(request).await.map(|found| {
+                found
+                    .into_inner()
+                    .customers
+                    .into_iter()
+                    .map(|c| c.id)
+                    .collect::<Vec<_>>()
+            })
+        }
+    };
+    let by = [
+        pb::ListCustomersRequest {
+            email: "SEO-JUN.PARK@example.com".into(),
+            ..Default::default()
+        },
+        // Any form the phone was typed in: national, international, E.164.
+        pb::ListCustomersRequest {
+            phone: "010 5555 7777".into(),
+            ..Default::default()
+        },
+        pb::ListCustomersRequest {
+            phone: "+82 10-5555-7777".into(),
+            ..Default::default()
+        },
+        pb::ListCustomersRequest {
+            external_id: "card-7777".into(),
+            ..Default::default()
+        },
+    ];
+    for request in by {
+        assert_eq!(
+            find(request.clone()).await.expect("found"),
+            [wanted.id.clone()],
+            "{request:?}"
+        );
+    }
+    let nobody = find(pb::ListCustomersRequest {
+        email: "nobody@example.com".into(),
+        ..Default::default()
+    })
+    .await
+    .expect("empty");
+    assert!(nobody.is_empty());
+    let refused = find(pb::ListCustomersRequest {
+        phone: "12".into(),
+        ..Default::default()
+    })
+    .await
+    .expect_err("not a phone number");
+    assert_eq!(violated_fields(&refused), ["phone"]);
+}
+
+#[tokio::test]
 async fn invalid_profiles_name_every_bad_field() {
     let app = TestApp::spawn().await;
     let mut client = app.client().await;

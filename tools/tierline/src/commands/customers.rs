@@ -84,6 +84,40 @@ pub(super) async fn run(
                 .into_inner();
             render.message(&customer)
         }
+        Customers::Find {
+            email,
+            phone,
+            external_id,
+        } => {
+            let found = client
+                .list_customers(pb::ListCustomersRequest {
+                    email: email.unwrap_or_default(),
+                    phone: phone.unwrap_or_default(),
+                    external_id: external_id.unwrap_or_default(),
+                    page_size: 100,
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            let rows = found
+                .customers
+                .iter()
+                .map(|c| {
+                    vec![
+                        c.id.clone(),
+                        c.external_id.clone(),
+                        c.name.clone(),
+                        c.email.clone(),
+                        c.phone.clone(),
+                    ]
+                })
+                .collect();
+            render.table(
+                &found,
+                &["ID", "EXTERNAL ID", "NAME", "E-MAIL", "PHONE"],
+                rows,
+            )
+        }
         Customers::Consent {
             id,
             channel: which,

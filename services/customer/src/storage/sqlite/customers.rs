@@ -201,6 +201,17 @@ impl SqliteCustomerStore {
         if let Some(status) = filter.status {
             query.push(" AND status = ").push_bind(status.as_str());
         }
+        if let Some(email) = &filter.email {
+            query.push(" AND email = ").push_bind(email.clone());
+        }
+        if let Some(phone) = &filter.phone {
+            query.push(" AND phone = ").push_bind(phone.clone());
+        }
+        if let Some(external_id) = &filter.external_id {
+            query
+                .push(" AND external_id = ")
+                .push_bind(external_id.clone());
+        }
         if let Some(from) = filter.joined_from {
             query.push(" AND joined_at >= ").push_bind(micros(from));
         }
