@@ -125,6 +125,19 @@ pub(crate) enum Customers {
         /// Customer id.
         id: String,
     },
+    /// Lists customers in creation order, a page at a time (the next page's token goes to
+    /// stderr).
+    List {
+        /// Only active or only erased customers.
+        #[arg(long, value_enum)]
+        status: Option<CustomerState>,
+        /// Customers per page, 1 to 1,000.
+        #[arg(long, default_value_t = 100)]
+        page_size: i32,
+        /// The token a previous page printed.
+        #[arg(long, default_value = "")]
+        page_token: String,
+    },
     /// Finds customers by e-mail, phone (any accepted form) or external id: the call centre's
     /// first question.
     #[command(group(clap::ArgGroup::new("by").required(true).multiple(true)))]
@@ -156,6 +169,15 @@ pub(crate) enum Customers {
 }
 
 /// A contact channel.
+/// A customer's status, as a filter.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum CustomerState {
+    /// Not erased.
+    Active,
+    /// Erased (personal data removed).
+    Erased,
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub(crate) enum ContactChannel {
     Email,

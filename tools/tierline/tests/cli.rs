@@ -390,6 +390,39 @@ async fn the_call_centre_finds_a_customer_by_phone_as_it_is_typed() {
         Some(2),
         "one of --email, --phone, --external-id"
     );
+
+    // Listing, a page at a time: the next page's token goes to stderr.
+    deployment
+        .json(&["customers", "create", "--name", "Second"])
+        .await;
+    let first_page = deployment
+        .tierline(&["customers", "list", "--page-size", "1"])
+        .await;
+    assert!(first_page.status.success());
+    assert!(
+        text(&first_page).contains("김민지"),
+        "{}",
+        text(&first_page)
+    );
+    let stderr = String::from_utf8_lossy(&first_page.stderr).into_owned();
+    let token = stderr
+        .trim()
+        .strip_prefix("next page: --page-token ")
+        .expect("a next page");
+    let second_page = deployment
+        .json(&[
+            "customers",
+            "list",
+            "--page-size",
+            "1",
+            "--page-token",
+            token,
+        ])
+        .await;
+    assert_eq!(
+        second_page["customers"][0]["name"], "Second",
+        "{second_page}"
+    );
     deployment.stop().await;
 }
 

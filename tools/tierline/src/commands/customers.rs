@@ -3,7 +3,7 @@
 use tierline_proto::{common::v1 as common, customer::v1 as pb};
 
 use crate::{
-    cli::{ContactChannel, Customers},
+    cli::{ContactChannel, CustomerState, Customers},
     connect::Endpoints,
     exit::Failure,
     render::Render,
@@ -99,24 +99,31 @@ pub(super) async fn run(
                 })
                 .await?
                 .into_inner();
-            let rows = found
-                .customers
-                .iter()
-                .map(|c| {
-                    vec![
-                        c.id.clone(),
-                        c.external_id.clone(),
-                        c.name.clone(),
-                        c.email.clone(),
-                        c.phone.clone(),
-                    ]
+            render.table(&found, &CUSTOMER_HEADERS, customer_rows(&found.customers))
+        }
+        Customers::List {
+            status,
+            page_size,
+            page_token,
+        } => {
+            let listed = client
+                .list_customers(pb::ListCustomersRequest {
+                    status: match status {
+                        None => pb::CustomerStatus::Unspecified,
+                        Some(CustomerState::Active) => pb::CustomerStatus::Active,
+                        Some(CustomerState::Erased) => pb::CustomerStatus::Erased,
+                    }
+                    .into(),
+                    page_size,
+                    page_token,
+                    ..Default::default()
                 })
-                .collect();
-            render.table(
-                &found,
-                &["ID", "EXTERNAL ID", "NAME", "E-MAIL", "PHONE"],
-                rows,
-            )
+                .await?
+                .into_inner();
+            if !render.json && !listed.next_page_token.is_empty() {
+                eprintln!("next page: --page-token {}", listed.next_page_token);
+            }
+            render.table(&listed, &CUSTOMER_HEADERS, customer_rows(&listed.customers))
         }
         Customers::Consent {
             id,
@@ -137,4 +144,23 @@ pub(super) async fn run(
             render.message(&consent)
         }
     }
+}
+
+/// The columns of a customer table.
+const CUSTOMER_HEADERS: [&str; 5] = ["ID", "EXTERNAL ID", "NAME", "E-MAIL", "PHONE"];
+
+/// One row per customer, as [`CUSTOMER_HEADERS`] name them.
+fn customer_rows(customers: &[pb::Customer]) -> Vec<Vec<String>> {
+    customers
+        .iter()
+        .map(|c| {
+            vec![
+                c.id.clone(),
+                c.external_id.clone(),
+                c.name.clone(),
+                c.email.clone(),
+                c.phone.clone(),
+            ]
+        })
+        .collect()
 }
