@@ -63,6 +63,12 @@ pub(crate) enum Command {
     /// Runs all three services in this process on embedded SQLite, with no Postgres and no
     /// Redis, for trying Tierline (`--demo` loads a synthetic business).
     Dev(DevArgs),
+    /// Prints the completion script of a shell, e.g.
+    /// `tierline completions bash > /etc/bash_completion.d/tierline`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 /// `tierline dev`.

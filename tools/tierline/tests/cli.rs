@@ -427,6 +427,34 @@ async fn the_call_centre_finds_a_customer_by_phone_as_it_is_typed() {
 }
 
 #[tokio::test]
+async fn completions_for_bash_zsh_and_fish_name_every_command() {
+    for (shell, marker) in [
+        ("bash", "_tierline()"),
+        ("zsh", "#compdef tierline"),
+        ("fish", "complete -c tierline"),
+    ] {
+        let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_tierline"))
+            .args(["completions", shell])
+            .output()
+            .await
+            .expect("tierline runs");
+        assert!(output.status.success(), "{shell}");
+        let script = text(&output);
+        assert!(script.contains(marker), "{shell}: {script}");
+        for word in [
+            "customers",
+            "find",
+            "programs",
+            "load-policy",
+            "campaigns",
+            "completions",
+        ] {
+            assert!(script.contains(word), "{shell} lacks {word}");
+        }
+    }
+}
+
+#[tokio::test]
 async fn a_closed_pipe_ends_a_command_quietly() {
     let deployment = deploy().await;
     for args in [&["status"][..], &["--json", "status"][..]] {

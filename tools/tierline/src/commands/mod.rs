@@ -36,7 +36,20 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Programs(command) => programs::run(&endpoints, render, command).await,
         Command::Campaigns(command) => campaigns::run(&endpoints, render, command).await,
         Command::Dev(args) => crate::dev::run(args).await,
+        Command::Completions { shell } => {
+            completions(shell);
+            Ok(())
+        }
     }
+}
+
+/// Writes the completion script of `shell` to stdout (through the output's writer, so a closed
+/// pipe ends it quietly).
+fn completions(shell: clap_complete::Shell) {
+    use clap::CommandFactory as _;
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "tierline", &mut script);
+    crate::output::outln!("{}", String::from_utf8_lossy(&script).trim_end());
 }
 
 /// An RFC 3339 time flag.
