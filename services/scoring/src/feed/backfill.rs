@@ -153,7 +153,7 @@ impl ActivityHistory for FeedHistory {
                         {
                             // The consumer's from here on.
                             ended = true;
-                            through = until_text(until);
+                            through = until.to_string();
                             break;
                         }
                         match item {
@@ -192,9 +192,4 @@ impl ActivityHistory for FeedHistory {
             complete: true,
         })
     }
-}
-
-/// The text of the position the history ends at, as the backfill's cursor stores it.
-fn until_text(until: FeedCursor) -> String {
-    until.to_string()
 }
