@@ -118,6 +118,11 @@ pub fn audience_rule(program_id: Uuid, rule: &ScoringRule) -> scoring::AudienceR
         m_score: score_range(rule.m_score),
         net_spend_minor: int_range(rule.net_spend_minor),
         days_since_last_purchase: int_range(rule.days_since_last_purchase),
+        probability_alive: rule.probability_alive.map(|r| scoring::DoubleRange {
+            min: r.min,
+            max: r.max,
+        }),
+        predicted_value_minor: int_range(rule.predicted_value_minor),
     }
 }
 

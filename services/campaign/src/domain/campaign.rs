@@ -100,9 +100,18 @@ pub struct Range {
     pub max: Option<i64>,
 }
 
+/// An inclusive range of probabilities, 0 to 1; a missing bound is open.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ProbabilityRange {
+    /// Lowest value, when bounded.
+    pub min: Option<f64>,
+    /// Highest value, when bounded.
+    pub max: Option<f64>,
+}
+
 /// The scoring-side rule, passed to the scoring service's `QueryAudience` (enum values are the
 /// scoring contract's numbers).
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ScoringRule {
     /// Tier codes (any of them).
     pub tier_codes: Vec<String>,
@@ -120,10 +129,16 @@ pub struct ScoringRule {
     pub net_spend_minor: Option<Range>,
     /// Days since the last purchase.
     pub days_since_last_purchase: Option<Range>,
+    /// Probability alive (the scoring service's value model); absent in rules stored before it.
+    #[serde(default)]
+    pub probability_alive: Option<ProbabilityRange>,
+    /// Predicted value over the policy's horizon, minor units (value model).
+    #[serde(default)]
+    pub predicted_value_minor: Option<Range>,
 }
 
 /// Who is aimed at: all parts combine with AND, lists within a part with OR.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Audience {
     /// Tiers, segments, lifecycle, scores, spend, recency (scoring service).
     pub scoring: ScoringRule,
@@ -190,7 +205,7 @@ pub enum Trigger {
 }
 
 /// Everything an operator defines; editable while a draft.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Definition {
     /// Display name.
     pub name: String,
@@ -250,7 +265,7 @@ pub struct LaunchProgress {
 }
 
 /// A stored campaign.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Campaign {
     /// Id.
     pub id: Uuid,
@@ -376,6 +391,23 @@ impl Definition {
             rule.days_since_last_purchase,
             (0, i64::MAX),
         );
+        check_range(
+            &mut v,
+            "campaign.audience.scoring_rule.predicted_value_minor",
+            rule.predicted_value_minor,
+            (i64::MIN, i64::MAX),
+        );
+        if let Some(alive) = rule.probability_alive {
+            const FIELD: &str = "campaign.audience.scoring_rule.probability_alive";
+            let out = |v: Option<f64>| v.is_some_and(|v| !(0.0..=1.0).contains(&v));
+            if out(alive.min) || out(alive.max) {
+                v.push(FieldViolation::new(FIELD, "must lie within 0 to 1"));
+            } else if let (Some(min), Some(max)) = (alive.min, alive.max)
+                && min > max
+            {
+                v.push(FieldViolation::new(FIELD, "min must not exceed max"));
+            }
+        }
         if self.audience.attributes.len() > 20
             || self
                 .audience

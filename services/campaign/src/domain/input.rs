@@ -19,7 +19,7 @@ pub struct Amount {
 }
 
 /// A campaign as sent to `CreateCampaign`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CampaignInput {
     /// The definition; its cost fields are filled from the amounts below once checked.
     pub definition: Definition,
@@ -33,7 +33,7 @@ pub struct CampaignInput {
 pub type Schedule = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
 
 /// The fields of `UpdateCampaign` that are set; each replaces the campaign's value.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct DefinitionPatch {
     /// New name.
     pub name: Option<String>,

@@ -17,7 +17,7 @@ use super::{
 use crate::{CampaignError, storage::SuppressionReason};
 
 /// What to preview.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum PreviewTarget {
     /// A stored campaign, by id as sent.
     Campaign(String),

@@ -2,7 +2,7 @@
 //! spend and days since the last purchase, streamed in customer id order (the campaign service
 //! resolves its audiences with it).
 
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 
 use chrono::{SubsecRound, Utc};
 use tokio::sync::mpsc;
@@ -13,6 +13,7 @@ use super::{
     policy::PolicyRules,
     program::Program,
     scores::{CutPoints, Lifecycle, ScoreView, Segment, rfm_months, score},
+    value::{CustomerValue, FittedModel, customer_value},
 };
 use crate::{ScoringError, storage::ScoringStore};
 
@@ -30,6 +31,25 @@ pub struct Range {
 
 impl Range {
     fn contains(&self, value: i64) -> bool {
+        self.min.is_none_or(|min| value >= min) && self.max.is_none_or(|max| value <= max)
+    }
+
+    fn is_open(&self) -> bool {
+        self.min.is_none() && self.max.is_none()
+    }
+}
+
+/// An inclusive range of fractions (probabilities); a missing bound is open.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct FractionRange {
+    /// Lowest.
+    pub min: Option<f64>,
+    /// Highest.
+    pub max: Option<f64>,
+}
+
+impl FractionRange {
+    fn contains(&self, value: f64) -> bool {
         self.min.is_none_or(|min| value >= min) && self.max.is_none_or(|max| value <= max)
     }
 
@@ -58,11 +78,32 @@ pub struct AudienceRule {
     pub net_spend: Range,
     /// Days since the last purchase.
     pub days_since_last_purchase: Range,
+    /// Probability alive (value model).
+    pub probability_alive: FractionRange,
+    /// Predicted value, minor units (value model).
+    pub predicted_value: Range,
 }
 
 impl AudienceRule {
-    /// Whether a member with `rank` and `view` matches.
-    pub fn matches(&self, rank: u32, view: &ScoreView) -> bool {
+    /// Whether the rule asks for the value model's figures (which cost a summary per member).
+    pub fn needs_value(&self) -> bool {
+        !self.probability_alive.is_open() || !self.predicted_value.is_open()
+    }
+
+    /// Whether a member with `rank`, `view` and, when the model has it, `value` matches; a
+    /// member without a value never matches a value range.
+    pub fn matches(&self, rank: u32, view: &ScoreView, value: Option<&CustomerValue>) -> bool {
+        self.matches_scores(rank, view)
+            && (self.probability_alive.is_open()
+                || value
+                    .is_some_and(|value| self.probability_alive.contains(value.probability_alive)))
+            && (self.predicted_value.is_open()
+                || value
+                    .and_then(|value| value.predicted_value_minor)
+                    .is_some_and(|predicted| self.predicted_value.contains(predicted)))
+    }
+
+    fn matches_scores(&self, rank: u32, view: &ScoreView) -> bool {
         let bought = view.values.recency_days.is_some();
         let score_matches = |range: &Range, score: u8| {
             range.is_open() || (bought && range.contains(i64::from(score)))
@@ -100,6 +141,10 @@ pub struct AudienceRuleInput {
     pub net_spend: Range,
     /// Days since the last purchase.
     pub days_since_last_purchase: Range,
+    /// Probability alive.
+    pub probability_alive: FractionRange,
+    /// Predicted value, minor units.
+    pub predicted_value: Range,
 }
 
 impl AudienceRuleInput {
@@ -140,12 +185,22 @@ impl AudienceRuleInput {
             ("m_score", self.scores[2]),
             ("net_spend_minor", self.net_spend),
             ("days_since_last_purchase", self.days_since_last_purchase),
+            ("predicted_value_minor", self.predicted_value),
         ] {
             if let (Some(min), Some(max)) = (range.min, range.max)
                 && min > max
             {
                 bad(format!("rule.{name}"), "min must not exceed max");
             }
+        }
+        let alive = self.probability_alive;
+        let in_unit = |bound: Option<f64>| bound.is_none_or(|value| (0.0..=1.0).contains(&value));
+        if !in_unit(alive.min) || !in_unit(alive.max) {
+            bad("rule.probability_alive".into(), "bounds are 0 to 1");
+        } else if let (Some(min), Some(max)) = (alive.min, alive.max)
+            && min > max
+        {
+            bad("rule.probability_alive".into(), "min must not exceed max");
         }
         if !violations.is_empty() {
             return Err(ScoringError::InvalidArgument(violations));
@@ -159,6 +214,8 @@ impl AudienceRuleInput {
             m_score: self.scores[2],
             net_spend: self.net_spend,
             days_since_last_purchase: self.days_since_last_purchase,
+            probability_alive: self.probability_alive,
+            predicted_value: self.predicted_value,
         })
     }
 }
@@ -179,12 +236,15 @@ pub struct AudienceMember {
 /// Chunks of matches, ascending customer id.
 pub type AudienceStream = ReceiverStream<Result<Vec<AudienceMember>, ScoringError>>;
 
-/// Streams the members of `program` matching `rule`, after `after`, at most `limit`.
+/// Streams the members of `program` matching `rule`, after `after`, at most `limit`; value
+/// ranges are judged with `model` (nobody matches them without one).
+#[allow(clippy::too_many_arguments)]
 pub fn query(
     store: Arc<dyn ScoringStore>,
     program: Program,
     rules: PolicyRules,
     cuts: CutPoints,
+    model: Option<FittedModel>,
     rule: AudienceRule,
     after: Option<Uuid>,
     limit: Option<u64>,
@@ -209,10 +269,32 @@ pub fn query(
             let Some((last, _)) = page.last() else { return };
             cursor = Some(last.customer_id);
             let full = page.len() == PAGE as usize;
+            let values = match (&model, rule.needs_value()) {
+                (Some(model), true) => {
+                    let ids: Vec<Uuid> = page.iter().map(|(input, _)| input.customer_id).collect();
+                    match store
+                        .purchase_summaries(program.id, &ids, rules.time_zone, now)
+                        .await
+                    {
+                        Ok(summaries) => summaries
+                            .into_iter()
+                            .map(|(id, summary)| {
+                                (id, customer_value(model, &summary, &rules.value_model))
+                            })
+                            .collect(),
+                        Err(error) => {
+                            let _ = sender.send(Err(error)).await;
+                            return;
+                        }
+                    }
+                }
+                _ => HashMap::new(),
+            };
             let mut matches = Vec::new();
             for (input, rank) in &page {
                 let view = score(input, &cuts, 0, &rules.lifecycle, now);
-                if remaining > 0 && rule.matches(*rank, &view) {
+                let value = values.get(&input.customer_id);
+                if remaining > 0 && rule.matches(*rank, &view, value) {
                     remaining -= 1;
                     matches.push(AudienceMember {
                         customer_id: input.customer_id,
@@ -266,7 +348,8 @@ mod tests {
     #[test]
     fn an_empty_rule_matches_everyone() {
         assert!(
-            AudienceRule::default().matches(0, &view(None, (1, 1, 1), None, Lifecycle::Dormant, 0))
+            AudienceRule::default()
+                .matches_scores(0, &view(None, (1, 1, 1), None, Lifecycle::Dormant, 0))
         );
     }
 
@@ -277,7 +360,7 @@ mod tests {
             lifecycles: vec![Lifecycle::AtRisk, Lifecycle::Dormant],
             ..AudienceRule::default()
         };
-        assert!(rule.matches(
+        assert!(rule.matches_scores(
             2,
             &view(
                 Some(200),
@@ -288,7 +371,7 @@ mod tests {
             )
         ));
         assert!(
-            !rule.matches(
+            !rule.matches_scores(
                 1,
                 &view(
                     Some(200),
@@ -301,7 +384,7 @@ mod tests {
             "tier"
         );
         assert!(
-            !rule.matches(
+            !rule.matches_scores(
                 3,
                 &view(
                     Some(20),
@@ -324,7 +407,7 @@ mod tests {
             },
             ..AudienceRule::default()
         };
-        assert!(rule.matches(
+        assert!(rule.matches_scores(
             0,
             &view(
                 Some(120),
@@ -334,7 +417,7 @@ mod tests {
                 1
             )
         ));
-        assert!(!rule.matches(
+        assert!(!rule.matches_scores(
             0,
             &view(
                 Some(30),
@@ -345,7 +428,7 @@ mod tests {
             )
         ));
         assert!(
-            !rule.matches(0, &view(None, (1, 1, 1), None, Lifecycle::Dormant, 0)),
+            !rule.matches_scores(0, &view(None, (1, 1, 1), None, Lifecycle::Dormant, 0)),
             "never bought never matches"
         );
         let scored = AudienceRule {
@@ -356,7 +439,7 @@ mod tests {
             segments: vec![Segment::Champions],
             ..AudienceRule::default()
         };
-        assert!(scored.matches(
+        assert!(scored.matches_scores(
             0,
             &view(
                 Some(5),
@@ -366,6 +449,69 @@ mod tests {
                 9
             )
         ));
-        assert!(!scored.matches(0, &view(None, (1, 1, 1), None, Lifecycle::New, 0)));
+        assert!(!scored.matches_scores(0, &view(None, (1, 1, 1), None, Lifecycle::New, 0)));
+    }
+
+    #[test]
+    fn value_ranges_match_only_members_the_model_scored() {
+        let rule = AudienceRuleInput {
+            probability_alive: FractionRange {
+                min: None,
+                max: Some(0.5),
+            },
+            predicted_value: Range {
+                min: Some(100_000),
+                max: None,
+            },
+            ..AudienceRuleInput::default()
+        }
+        .validate(&crate::domain::program::tests::innisfree())
+        .expect("valid");
+        assert!(rule.needs_value());
+        let member = view(Some(200), (1, 4, 5), None, Lifecycle::AtRisk, 500_000);
+        let value = |probability_alive: f64, predicted: Option<i64>| CustomerValue {
+            probability_alive,
+            expected_purchases: vec![(90, 0.4)],
+            horizon_purchases: 1.2,
+            expected_spend_minor: predicted.map(|_| 90_000.0),
+            predicted_value_minor: predicted,
+        };
+        assert!(rule.matches(0, &member, Some(&value(0.3, Some(150_000)))));
+        assert!(
+            !rule.matches(0, &member, Some(&value(0.7, Some(150_000)))),
+            "alive"
+        );
+        assert!(
+            !rule.matches(0, &member, Some(&value(0.3, Some(50_000)))),
+            "low value"
+        );
+        assert!(
+            !rule.matches(0, &member, Some(&value(0.3, None))),
+            "no spend model"
+        );
+        assert!(!rule.matches(0, &member, None), "never bought or no model");
+        assert!(AudienceRule::default().matches(0, &member, None));
+        let inverted = AudienceRuleInput {
+            probability_alive: FractionRange {
+                min: Some(0.8),
+                max: Some(0.2),
+            },
+            ..AudienceRuleInput::default()
+        };
+        let outside = AudienceRuleInput {
+            probability_alive: FractionRange {
+                min: Some(-0.1),
+                max: None,
+            },
+            ..AudienceRuleInput::default()
+        };
+        for input in [inverted, outside] {
+            let Err(ScoringError::InvalidArgument(violations)) =
+                input.validate(&crate::domain::program::tests::innisfree())
+            else {
+                panic!("a bad probability range is refused");
+            };
+            assert_eq!(violations[0].field, "rule.probability_alive");
+        }
     }
 }

@@ -302,6 +302,20 @@ impl Evaluator {
         .await?;
         // Purchases from before the program existed count before anyone is judged.
         let backfill = self.backfill(program.program.id, run.id).await?;
+        // Customer value is refitted at every evaluation too, beside the judging (the fit is
+        // mostly the service's CPU, the judging mostly Postgres's). A program too small to fit,
+        // or a fit that fails, leaves the last model in use and does not stop the run.
+        let value_fit = {
+            let (store, program_id, zone, run_id) = (
+                self.store.clone(),
+                program.program.id,
+                rules.time_zone,
+                run.id,
+            );
+            tokio::spawn(async move {
+                super::value::refit(store.as_ref(), program_id, zone, started, Some(run_id)).await
+            })
+        };
         let mut space = Keyspace::of(&program.program);
         if pass == Pass::PolicyChange {
             space.generation = self
@@ -361,6 +375,21 @@ impl Evaluator {
             self.judge_chunk(&judging, chunk, judged_at_time, now)
                 .await?;
         }
+        let value_model_version = match value_fit.await {
+            Ok(Ok(model)) => model.version,
+            Ok(Err(ScoringError::FailedPrecondition(reason))) => {
+                tracing::info!(%reason, "value model not fitted");
+                0
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "value model not fitted");
+                0
+            }
+            Err(error) => {
+                tracing::warn!(%error, "value model fit task failed");
+                0
+            }
+        };
         let progress = self.store.run_progress(run.id).await?;
         let after = self
             .store
@@ -372,6 +401,7 @@ impl Evaluator {
             "downgrades": progress.downgrades,
             "resumed": resumed,
             "cut_points_version": cut_points_version,
+            "value_model_version": value_model_version,
             "counts_before": counts_before,
             "counts_after": counts_json(program, &after),
             "feed": feed,

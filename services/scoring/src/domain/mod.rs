@@ -31,6 +31,7 @@ pub mod scores;
 pub mod service;
 pub mod state;
 pub mod tier_feed;
+pub mod value;
 pub mod versions;
 pub mod window;
 

@@ -100,6 +100,27 @@ impl Default for LifecycleSettings {
     }
 }
 
+/// How customer value is predicted (`domain::value`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValueModelSettings {
+    /// Months of the predicted value.
+    pub horizon_months: u32,
+    /// Horizons, in days, of the expected purchase counts reported; ascending, distinct.
+    pub expected_purchase_days: Vec<u32>,
+    /// Monthly discount rate of the predicted value, in basis points.
+    pub monthly_discount_bps: u32,
+}
+
+impl Default for ValueModelSettings {
+    fn default() -> Self {
+        Self {
+            horizon_months: 12,
+            expected_purchase_days: vec![90, 365],
+            monthly_discount_bps: 0,
+        }
+    }
+}
+
 /// A validated policy.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PolicyRules {
@@ -117,6 +138,8 @@ pub struct PolicyRules {
     pub max_levels_dropped: Option<u32>,
     /// Lifecycle thresholds.
     pub lifecycle: LifecycleSettings,
+    /// Customer value settings.
+    pub value_model: ValueModelSettings,
 }
 
 impl PolicyRules {
@@ -177,9 +200,15 @@ pub struct PolicyInput {
     /// `rfm.min_population` as sent. Checked, not stored.
     #[serde(skip)]
     pub rfm_min_population: Option<i32>,
-    /// `value_model.horizon_months` as sent. Checked, not stored (no value model yet).
-    #[serde(skip)]
+    /// `value_model.horizon_months`; absent takes the default (12).
+    #[serde(default)]
     pub value_horizon_months: Option<i32>,
+    /// `value_model.expected_purchase_days`; empty takes the defaults (90 and 365).
+    #[serde(default)]
+    pub value_purchase_days: Vec<i32>,
+    /// `value_model.monthly_discount_bps`; absent means 0.
+    #[serde(default)]
+    pub value_discount_bps: Option<i32>,
 }
 
 fn in_range(
@@ -400,14 +429,7 @@ impl PolicyInput {
                 5..=1_000_000,
             );
         }
-        if let Some(months) = self.value_horizon_months {
-            in_range(
-                &mut violations,
-                "rules.value_model.horizon_months",
-                months,
-                1..=60,
-            );
-        }
+        let value_model = self.value_model(&mut violations);
         violations.into_result()?;
         Ok(PolicyRules {
             tiers: rules.into_iter().flatten().collect(),
@@ -417,7 +439,54 @@ impl PolicyInput {
             grace_months,
             max_levels_dropped,
             lifecycle,
+            value_model,
         })
+    }
+
+    /// The value model settings, defaults for what is absent.
+    fn value_model(&self, violations: &mut Violations) -> ValueModelSettings {
+        let defaults = ValueModelSettings::default();
+        let horizon_months = self
+            .value_horizon_months
+            .map_or(defaults.horizon_months, |months| {
+                in_range(
+                    violations,
+                    "rules.value_model.horizon_months",
+                    months,
+                    1..=60,
+                )
+            });
+        let monthly_discount_bps = self.value_discount_bps.map_or(0, |bps| {
+            in_range(
+                violations,
+                "rules.value_model.monthly_discount_bps",
+                bps,
+                0..=10_000,
+            )
+        });
+        const DAYS: &str = "rules.value_model.expected_purchase_days";
+        let mut expected_purchase_days = if self.value_purchase_days.is_empty() {
+            defaults.expected_purchase_days
+        } else {
+            if self.value_purchase_days.len() > 5 {
+                violations.add(DAYS, "must have at most 5 values");
+            }
+            self.value_purchase_days
+                .iter()
+                .map(|days| in_range(violations, DAYS, *days, 1..=3650))
+                .collect()
+        };
+        expected_purchase_days.sort_unstable();
+        let given = expected_purchase_days.len();
+        expected_purchase_days.dedup();
+        if expected_purchase_days.len() != given {
+            violations.add(DAYS, "must not repeat a value");
+        }
+        ValueModelSettings {
+            horizon_months,
+            expected_purchase_days,
+            monthly_discount_bps,
+        }
     }
 
     /// The evaluation schedule. `month_of_year` anchors a yearly schedule only: monthly runs

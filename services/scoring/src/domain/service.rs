@@ -1,7 +1,7 @@
 //! The scoring service's operations on programs, policies and evaluation runs: validate input,
 //! apply the rules, call storage. The gRPC adapter converts messages and calls these.
 
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 
 use chrono::{DateTime, SubsecRound, Utc};
 use serde_json::json;
@@ -20,6 +20,7 @@ use super::{
     policy::{PolicyInput, PolicyRules},
     program::{Program, ProgramInput},
     state::HistoryRecord,
+    value::{ValueModel, summary::PurchaseSummary},
     versions::{EvaluationRun, PolicyStatus, PolicyVersion},
 };
 use tierline_runtime::xid_feed::{CursorRefusal, FeedCursor, FeedIdentity};
@@ -915,13 +916,14 @@ impl Scoring {
     }
 
     /// The scores of up to 1,000 customers, with the latest cut points (computed now when no
-    /// evaluation has computed any yet), and the ids that are not members.
+    /// evaluation has computed any yet) and the latest value model (none until one was
+    /// fitted), and the ids that are not members.
     #[tracing::instrument(skip(self, customer_ids), fields(customers = customer_ids.len()))]
     pub async fn scores(
         &self,
         program_id: &str,
         customer_ids: &[String],
-    ) -> Result<(Program, Vec<super::scores::ScoreView>, Vec<Uuid>), ScoringError> {
+    ) -> Result<Scores, ScoringError> {
         let ids = parse_customer_ids(customer_ids)?;
         let (program, _, rules) = self.program_in_force(program_id).await?;
         let now = now();
@@ -934,14 +936,65 @@ impl Scoring {
             .store
             .rfm_inputs(program.id, &ids, from, to, now)
             .await?;
-        let views: Vec<_> = inputs
+        let model = self.store.value_model(program.id).await?;
+        let summaries: HashMap<Uuid, PurchaseSummary> = match &model {
+            Some(_) => self
+                .store
+                .purchase_summaries(program.id, &ids, rules.time_zone, now)
+                .await?
+                .into_iter()
+                .collect(),
+            None => HashMap::new(),
+        };
+        let customers: Vec<_> = inputs
             .iter()
-            .map(|input| super::scores::score(input, &cuts, version, &rules.lifecycle, now))
+            .map(|input| {
+                let view = super::scores::score(input, &cuts, version, &rules.lifecycle, now);
+                let value = model.as_ref().zip(summaries.get(&input.customer_id)).map(
+                    |(model, summary)| {
+                        super::value::customer_value(&model.fitted, summary, &rules.value_model)
+                    },
+                );
+                (view, value)
+            })
             .collect();
         let found: std::collections::HashSet<Uuid> =
-            views.iter().map(|view| view.customer_id).collect();
+            customers.iter().map(|(view, _)| view.customer_id).collect();
         let missing = ids.into_iter().filter(|id| !found.contains(id)).collect();
-        Ok((program, views, missing))
+        Ok(Scores {
+            program,
+            value_settings: rules.value_model,
+            value_model_version: model.map_or(0, |model| model.version),
+            customers,
+            missing,
+        })
+    }
+
+    /// The program's latest value model; NOT_FOUND before the first fit.
+    #[tracing::instrument(skip(self))]
+    pub async fn value_model(&self, program_id: &str) -> Result<ValueModel, ScoringError> {
+        let program = self
+            .load_program(parse_id("program_id", program_id)?)
+            .await?;
+        self.store
+            .value_model(program.id)
+            .await?
+            // "value model of program <id> not found": none has been fitted yet.
+            .ok_or_else(|| ScoringError::not_found("value model of program", program.id))
+    }
+
+    /// Fits the program's value model now, on its whole population.
+    #[tracing::instrument(skip(self))]
+    pub async fn fit_value_model(&self, program_id: &str) -> Result<ValueModel, ScoringError> {
+        let (program, _, rules) = self.program_in_force(program_id).await?;
+        super::value::refit(
+            self.store.as_ref(),
+            program.id,
+            rules.time_zone,
+            now(),
+            None,
+        )
+        .await
     }
 
     /// Streams the members of a program matching `rule` (ascending customer id), after
@@ -972,11 +1025,20 @@ impl Scoring {
             Some(latest) => latest,
             None => refresh_cut_points(self.store.as_ref(), &program, &rules, now()).await?,
         };
+        let model = if rule.needs_value() {
+            self.store
+                .value_model(program.id)
+                .await?
+                .map(|model| model.fitted)
+        } else {
+            None
+        };
         let stream = super::audience::query(
             self.store.clone(),
             program.clone(),
             rules,
             cuts,
+            model,
             rule,
             after,
             limit,
@@ -1059,6 +1121,24 @@ pub struct Simulation {
     pub cells: Vec<crate::storage::SimulationCell>,
     /// Data as of.
     pub as_of: DateTime<Utc>,
+}
+
+/// The scores of some customers of a program.
+#[derive(Debug, Clone)]
+pub struct Scores {
+    /// The program.
+    pub program: Program,
+    /// The policy's value settings the values follow.
+    pub value_settings: super::policy::ValueModelSettings,
+    /// The value model used; 0 without one.
+    pub value_model_version: i64,
+    /// Each known customer's scores and, when a model is fitted and they have bought, value.
+    pub customers: Vec<(
+        super::scores::ScoreView,
+        Option<super::value::CustomerValue>,
+    )>,
+    /// Requested ids that are not members.
+    pub missing: Vec<Uuid>,
 }
 
 /// Computes the population's cut points now and stores them as the next version.

@@ -162,6 +162,8 @@ pub(crate) fn policy_input(rules: pb::PolicyRules) -> PolicyInput {
         rfm_window_months: rfm.window_months,
         rfm_min_population: rfm.min_population,
         value_horizon_months: value_model.horizon_months,
+        value_purchase_days: value_model.expected_purchase_days,
+        value_discount_bps: value_model.monthly_discount_bps,
     }
 }
 
@@ -221,7 +223,11 @@ fn policy_rules_to_proto(document: PolicyInput) -> pb::PolicyRules {
             dormant_days: document.dormant_days,
         }),
         rfm: None,
-        value_model: None,
+        value_model: Some(pb::ValueModelSettings {
+            horizon_months: document.value_horizon_months,
+            expected_purchase_days: document.value_purchase_days,
+            monthly_discount_bps: document.value_discount_bps,
+        }),
     }
 }
 
@@ -325,6 +331,7 @@ pub(crate) fn run_to_proto(run: EvaluationRun) -> pb::EvaluationRun {
         resumed: run.resumed,
         error_message: run.error.unwrap_or_default(),
         cut_points_version: count("cut_points_version"),
+        value_model_version: count("value_model_version"),
         feed_caught_up_to: run
             .summary
             .pointer("/feed/caught_up_to")
@@ -605,9 +612,35 @@ fn lifecycle_to_proto(lifecycle: crate::domain::scores::Lifecycle) -> pb::Lifecy
     }
 }
 
-pub(crate) fn scores_to_proto(
+fn proto_duration(duration: std::time::Duration) -> prost_types::Duration {
+    prost_types::Duration::try_from(duration).unwrap_or_default()
+}
+
+pub(crate) fn scores_response(scores: crate::domain::service::Scores) -> pb::GetScoresResponse {
+    let crate::domain::service::Scores {
+        program,
+        value_settings,
+        value_model_version,
+        customers,
+        missing,
+    } = scores;
+    pb::GetScoresResponse {
+        scores: customers
+            .into_iter()
+            .map(|(view, value)| {
+                scores_to_proto(&program, &value_settings, value_model_version, view, value)
+            })
+            .collect(),
+        not_found_customer_ids: missing.into_iter().map(|id| id.to_string()).collect(),
+    }
+}
+
+fn scores_to_proto(
     program: &Program,
+    value_settings: &crate::domain::policy::ValueModelSettings,
+    value_model_version: i64,
     view: crate::domain::scores::ScoreView,
+    value: Option<crate::domain::value::CustomerValue>,
 ) -> pb::CustomerScores {
     let bought = view.values.recency_days.is_some();
     let money = |amount_minor: i64| common::Money {
@@ -629,13 +662,64 @@ pub(crate) fn scores_to_proto(
         segment: view.segment.map(|segment| segment_to_proto(segment).into()),
         lifecycle: lifecycle_to_proto(view.lifecycle).into(),
         historic_value: Some(money(view.historic_value)),
-        // The probabilistic value model (BG/NBD with Gamma-Gamma) is not built yet.
-        predicted_value: None,
-        predicted_purchases: None,
-        probability_alive: None,
-        prediction_horizon_months: 0,
+        predicted_value: value
+            .as_ref()
+            .and_then(|value| value.predicted_value_minor)
+            .map(money),
+        predicted_purchases: value.as_ref().map(|value| value.horizon_purchases),
+        probability_alive: value.as_ref().map(|value| value.probability_alive),
+        prediction_horizon_months: i32::try_from(value_settings.horizon_months).unwrap_or(0),
         cut_points_version: view.cut_points_version,
         computed_at: Some(timestamp(view.computed_at)),
+        expected_purchases: value
+            .as_ref()
+            .map(|value| {
+                value
+                    .expected_purchases
+                    .iter()
+                    .map(|(days, purchases)| pb::ExpectedPurchases {
+                        days: i32::try_from(*days).unwrap_or(i32::MAX),
+                        purchases: *purchases,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        expected_spend_per_purchase: value
+            .as_ref()
+            .and_then(|value| value.expected_spend_minor)
+            .map(|spend| money(spend.round() as i64)),
+        value_model_version,
+    }
+}
+
+pub(crate) fn value_model_to_proto(model: crate::domain::value::ValueModel) -> pb::ValueModel {
+    let fitted = model.fitted;
+    pb::ValueModel {
+        program_id: model.program_id.to_string(),
+        version: model.version,
+        time_unit: "days".into(),
+        bg_nbd: Some(pb::BgNbdParameters {
+            r: fitted.bg_nbd.r,
+            alpha: fitted.bg_nbd.alpha,
+            a: fitted.bg_nbd.a,
+            b: fitted.bg_nbd.b,
+        }),
+        bg_nbd_log_likelihood: fitted.bg_nbd_log_likelihood,
+        customers: model.customers,
+        gamma_gamma: fitted.gamma_gamma.map(|spend| pb::GammaGammaParameters {
+            p: spend.p,
+            q: spend.q,
+            gamma: spend.gamma,
+        }),
+        gamma_gamma_log_likelihood: fitted.gamma_gamma_log_likelihood,
+        repeat_customers: model.repeat_customers,
+        as_of: Some(timestamp(model.as_of)),
+        summary_duration: Some(proto_duration(model.summary_duration)),
+        fit_duration: Some(proto_duration(model.fit_duration)),
+        evaluation_run_id: model
+            .evaluation_run_id
+            .map(|id| id.to_string())
+            .unwrap_or_default(),
     }
 }
 
@@ -700,6 +784,15 @@ pub(crate) fn audience_rule(rule: pb::AudienceRule) -> crate::domain::audience::
         ],
         net_spend,
         days_since_last_purchase: days,
+        probability_alive: rule.probability_alive.map_or_else(Default::default, |r| {
+            crate::domain::audience::FractionRange {
+                min: r.min,
+                max: r.max,
+            }
+        }),
+        predicted_value: rule
+            .predicted_value_minor
+            .map_or_else(Default::default, |r| range(r.min, r.max)),
     }
 }
 

@@ -387,17 +387,31 @@ impl ScoringService for ScoringApi {
         request: Request<pb::GetScoresRequest>,
     ) -> Result<Response<pb::GetScoresResponse>, Status> {
         let request = request.into_inner();
-        let (program, views, missing) = self
+        let scores = self
             .scoring
             .scores(&request.program_id, &request.customer_ids)
             .await?;
-        Ok(Response::new(pb::GetScoresResponse {
-            scores: views
-                .into_iter()
-                .map(|view| convert::scores_to_proto(&program, view))
-                .collect(),
-            not_found_customer_ids: missing.into_iter().map(|id| id.to_string()).collect(),
-        }))
+        Ok(Response::new(convert::scores_response(scores)))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get_value_model(
+        &self,
+        request: Request<pb::GetValueModelRequest>,
+    ) -> Result<Response<pb::ValueModel>, Status> {
+        let request = request.into_inner();
+        let model = self.scoring.value_model(&request.program_id).await?;
+        Ok(Response::new(convert::value_model_to_proto(model)))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn fit_value_model(
+        &self,
+        request: Request<pb::FitValueModelRequest>,
+    ) -> Result<Response<pb::ValueModel>, Status> {
+        let request = request.into_inner();
+        let model = self.scoring.fit_value_model(&request.program_id).await?;
+        Ok(Response::new(convert::value_model_to_proto(model)))
     }
 
     type QueryAudienceStream = ResponseStream<pb::QueryAudienceResponse>;

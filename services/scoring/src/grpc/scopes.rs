@@ -78,6 +78,14 @@ pub const SCOPES: ScopeTable = &[
     ),
     ("/tierline.scoring.v1.ScoringService/GetScores", TIERS_READ),
     (
+        "/tierline.scoring.v1.ScoringService/GetValueModel",
+        TIERS_READ,
+    ),
+    (
+        "/tierline.scoring.v1.ScoringService/FitValueModel",
+        PROGRAMS_ADMIN,
+    ),
+    (
         "/tierline.scoring.v1.ScoringService/QueryAudience",
         TIERS_READ,
     ),

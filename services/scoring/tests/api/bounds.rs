@@ -910,6 +910,7 @@ fn cases(f: &Fixtures) -> Vec<(String, Call, Expect)> {
             rules(p, |r| {
                 r.value_model = Some(pb::ValueModelSettings {
                     horizon_months: Some(1),
+                    ..Default::default()
                 })
             }),
             Accepted,
@@ -919,6 +920,7 @@ fn cases(f: &Fixtures) -> Vec<(String, Call, Expect)> {
             rules(p, |r| {
                 r.value_model = Some(pb::ValueModelSettings {
                     horizon_months: Some(60),
+                    ..Default::default()
                 })
             }),
             Accepted,
@@ -928,6 +930,7 @@ fn cases(f: &Fixtures) -> Vec<(String, Call, Expect)> {
             rules(p, |r| {
                 r.value_model = Some(pb::ValueModelSettings {
                     horizon_months: Some(0),
+                    ..Default::default()
                 })
             }),
             Invalid("rules.value_model.horizon_months"),
@@ -937,9 +940,90 @@ fn cases(f: &Fixtures) -> Vec<(String, Call, Expect)> {
             rules(p, |r| {
                 r.value_model = Some(pb::ValueModelSettings {
                     horizon_months: Some(61),
+                    ..Default::default()
                 })
             }),
             Invalid("rules.value_model.horizon_months"),
+        ),
+        (
+            "rules: purchase horizons 1 and 3650, five of them",
+            rules(p, |r| {
+                r.value_model = Some(pb::ValueModelSettings {
+                    expected_purchase_days: vec![1, 30, 90, 365, 3650],
+                    ..Default::default()
+                })
+            }),
+            Accepted,
+        ),
+        (
+            "rules: six purchase horizons",
+            rules(p, |r| {
+                r.value_model = Some(pb::ValueModelSettings {
+                    expected_purchase_days: vec![1, 2, 3, 4, 5, 6],
+                    ..Default::default()
+                })
+            }),
+            Invalid("rules.value_model.expected_purchase_days"),
+        ),
+        (
+            "rules: purchase horizon 0",
+            rules(p, |r| {
+                r.value_model = Some(pb::ValueModelSettings {
+                    expected_purchase_days: vec![0],
+                    ..Default::default()
+                })
+            }),
+            Invalid("rules.value_model.expected_purchase_days"),
+        ),
+        (
+            "rules: purchase horizon 3651",
+            rules(p, |r| {
+                r.value_model = Some(pb::ValueModelSettings {
+                    expected_purchase_days: vec![3651],
+                    ..Default::default()
+                })
+            }),
+            Invalid("rules.value_model.expected_purchase_days"),
+        ),
+        (
+            "rules: a purchase horizon twice",
+            rules(p, |r| {
+                r.value_model = Some(pb::ValueModelSettings {
+                    expected_purchase_days: vec![90, 90],
+                    ..Default::default()
+                })
+            }),
+            Invalid("rules.value_model.expected_purchase_days"),
+        ),
+        (
+            "rules: discount 0 and 10,000 bps",
+            rules(p, |r| {
+                r.value_model = Some(pb::ValueModelSettings {
+                    monthly_discount_bps: Some(10_000),
+                    ..Default::default()
+                })
+            }),
+            Accepted,
+        ),
+        (
+            "rules: discount -1 bps",
+            rules(p, |r| {
+                r.value_model = Some(pb::ValueModelSettings {
+                    monthly_discount_bps: Some(-1),
+                    ..Default::default()
+                })
+            }),
+            Invalid("rules.value_model.monthly_discount_bps"),
+        ),
+        (
+            "rules: discount 10,001 bps",
+            rules(p, |r| {
+                r.value_model = Some(pb::ValueModelSettings {
+                    monthly_discount_bps: Some(10_001),
+                    ..Default::default()
+                })
+            }),
+            Invalid("rules.value_model.monthly_discount_bps"),
         ),
         // ---- GetPolicy ----
         (
@@ -1259,6 +1343,43 @@ fn cases(f: &Fixtures) -> Vec<(String, Call, Expect)> {
             "audience: net spend min above max",
             audience(f, None, |r| r.net_spend_minor = int64s(Some(11), Some(10))),
             Invalid("rule.net_spend_minor"),
+        ),
+        (
+            "audience: probability alive 0 to 1",
+            audience(f, None, |r| {
+                r.probability_alive = Some(pb::DoubleRange {
+                    min: Some(0.0),
+                    max: Some(1.0),
+                })
+            }),
+            Accepted,
+        ),
+        (
+            "audience: probability alive above 1",
+            audience(f, None, |r| {
+                r.probability_alive = Some(pb::DoubleRange {
+                    min: None,
+                    max: Some(1.5),
+                })
+            }),
+            Invalid("rule.probability_alive"),
+        ),
+        (
+            "audience: probability alive min above max",
+            audience(f, None, |r| {
+                r.probability_alive = Some(pb::DoubleRange {
+                    min: Some(0.6),
+                    max: Some(0.4),
+                })
+            }),
+            Invalid("rule.probability_alive"),
+        ),
+        (
+            "audience: predicted value min above max",
+            audience(f, None, |r| {
+                r.predicted_value_minor = int64s(Some(11), Some(10))
+            }),
+            Invalid("rule.predicted_value_minor"),
         ),
         (
             "audience: recency min above max",

@@ -11,3 +11,4 @@ mod programs;
 mod redis_support;
 mod runs;
 mod support;
+mod value_model;

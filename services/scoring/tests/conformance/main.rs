@@ -3,6 +3,7 @@
 //! (SQLite) runs the same cases. Set `TEST_LOG=debug` to see logs.
 
 mod suite;
+mod value_model;
 
 use std::sync::Arc;
 
@@ -85,6 +86,9 @@ macro_rules! conformance_suite {
             case!(program_changes_are_announced_when_they_commit);
             case!(cache_repairs_are_queued_with_the_change_and_listed_until_done);
             case!(unreadable_feed_events_are_parked_once);
+            case!(
+                value_summaries_count_purchase_days_in_the_programs_zone_and_models_are_versioned
+            );
         }
     };
 }

@@ -23,7 +23,9 @@ use tierline_scoring::{
 };
 use uuid::Uuid;
 
-fn program(code: &str) -> Program {
+pub(crate) use crate::value_model::value_summaries_count_purchase_days_in_the_programs_zone_and_models_are_versioned;
+
+pub(crate) fn program(code: &str) -> Program {
     let tier = |code: &str, rank| Tier {
         code: code.into(),
         name: code.to_lowercase(),

@@ -9,8 +9,8 @@ use crate::{
     CampaignError,
     domain::{
         campaign::{
-            Audience, Benefit, Campaign, Definition, Kind, Offer, Range, ScoringRule, Status,
-            Trigger,
+            Audience, Benefit, Campaign, Definition, Kind, Offer, ProbabilityRange, Range,
+            ScoringRule, Status, Trigger,
         },
         input::{Amount, CampaignInput, DefinitionPatch},
         preview::PreviewTarget,
@@ -98,6 +98,11 @@ fn audience_from_proto(
             m_score: range32(rule.m_score),
             net_spend_minor: range64(rule.net_spend_minor),
             days_since_last_purchase: range64(rule.days_since_last_purchase),
+            probability_alive: rule.probability_alive.map(|r| ProbabilityRange {
+                min: r.min,
+                max: r.max,
+            }),
+            predicted_value_minor: range64(rule.predicted_value_minor),
         },
         attributes: audience.attributes.into_iter().collect(),
         birthday_months: audience

@@ -18,6 +18,7 @@ mod scores;
 mod simulation;
 mod tier_feed;
 mod tx;
+mod value_model;
 
 pub use evaluation_tx::PgEvaluationTx;
 pub use tx::PgScoringTx;

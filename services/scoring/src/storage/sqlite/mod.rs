@@ -23,6 +23,7 @@ mod rows;
 mod runs;
 mod tier_feed;
 mod tx;
+mod value_model;
 
 use std::sync::Arc;
 

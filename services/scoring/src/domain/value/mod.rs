@@ -1,0 +1,279 @@
+//! Predicted customer value: BG/NBD for the purchase process and Gamma-Gamma for spend per
+//! purchase, fitted by maximum likelihood on a program's whole population.
+//!
+//! - [`summary`]: what a customer's history is reduced to (purchase days, recency, age, mean
+//!   repeat spend), in days in the program's time zone;
+//! - [`store`]: the port to storage;
+//! - the models themselves, their likelihoods, fits and conditional expectations, are the
+//!   `tierline-value-model` crate (pure computation, checked against the literature).
+//!
+//! A program's model is fitted at every evaluation and on demand (`FitValueModel`), stored as a
+//! version, and customers scored between fits use the latest one, as RFM cut points are. The
+//! fit runs on a blocking thread: a million customers take about a second of CPU.
+
+pub mod store;
+pub mod summary;
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use uuid::Uuid;
+
+use tierline_value_model::{
+    BgNbdParams, ClvModel, FitOptions, GammaGammaParams, RfmSummary, Scores, ScoringPlan,
+    fit_bg_nbd, fit_gamma_gamma,
+};
+
+use self::summary::{PopulationSummary, PurchaseSummary};
+use super::policy::ValueModelSettings;
+use crate::{ScoringError, storage::ScoringStore};
+
+/// Least buyers a model is fitted on: fewer say little about a population.
+pub const MIN_CUSTOMERS: usize = 100;
+
+/// Least repeat buyers the spend model is fitted on; with fewer, a model has no spend part
+/// and customers get no predicted value (probability alive and purchases still).
+pub const MIN_REPEAT_CUSTOMERS: usize = 30;
+
+/// Days in a month of the predicted value's horizon, as `lifetimes` counts them.
+const DAYS_PER_MONTH: f64 = 30.0;
+
+/// The model's time unit: days (one model unit is this many days).
+const DAYS_PER_UNIT: f64 = 1.0;
+
+/// The fitted parameters, as stored.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FittedModel {
+    /// The purchase process.
+    pub bg_nbd: BgNbdParams,
+    /// Its log-likelihood at the fitted parameters.
+    pub bg_nbd_log_likelihood: f64,
+    /// Spend per purchase; `None` with too few repeat buyers.
+    pub gamma_gamma: Option<GammaGammaParams>,
+    /// Its log-likelihood; 0 without it.
+    pub gamma_gamma_log_likelihood: f64,
+}
+
+/// A program's model, as stored and shown.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValueModel {
+    /// The program.
+    pub program_id: Uuid,
+    /// From 1, raised at every fit (set by the store).
+    pub version: i64,
+    /// The parameters.
+    pub fitted: FittedModel,
+    /// Buyers the purchase model was fitted on.
+    pub customers: i64,
+    /// Repeat buyers the spend model was fitted on.
+    pub repeat_customers: i64,
+    /// The instant the histories were summarised at.
+    pub as_of: DateTime<Utc>,
+    /// Time spent summarising.
+    pub summary_duration: Duration,
+    /// Time spent fitting both models.
+    pub fit_duration: Duration,
+    /// The evaluation run that fitted it, if one did.
+    pub evaluation_run_id: Option<Uuid>,
+}
+
+/// What the model says of one customer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CustomerValue {
+    /// Probability the customer still buys.
+    pub probability_alive: f64,
+    /// Expected purchase days over each of the policy's horizons in days: `(days, purchases)`.
+    pub expected_purchases: Vec<(u32, f64)>,
+    /// Expected purchase days over the value horizon.
+    pub horizon_purchases: f64,
+    /// Expected net spend per future purchase day, minor units; `None` without a spend model.
+    pub expected_spend_minor: Option<f64>,
+    /// Expected net spend over the horizon, discounted, minor units; as `expected_spend_minor`.
+    pub predicted_value_minor: Option<i64>,
+}
+
+/// Fits both models on `population`. FAILED_PRECONDITION with fewer than [`MIN_CUSTOMERS`]
+/// buyers; the spend model is left out with fewer than [`MIN_REPEAT_CUSTOMERS`] repeat buyers.
+pub fn fit(population: &PopulationSummary) -> Result<(FittedModel, i64), ScoringError> {
+    if population.len() < MIN_CUSTOMERS {
+        return Err(ScoringError::FailedPrecondition(format!(
+            "the value model needs at least {MIN_CUSTOMERS} customers with a purchase; the program has {}",
+            population.len()
+        )));
+    }
+    let days = |values: &[u32]| values.iter().map(|v| f64::from(*v)).collect::<Vec<f64>>();
+    // Customers with the same (frequency, recency, age) are one weighted record: a million
+    // buyers are a few hundred thousand records in whole days.
+    let compressed = RfmSummary::compress(
+        &population.frequency,
+        &days(&population.recency_days),
+        &days(&population.age_days),
+    )
+    .map_err(|error| ScoringError::Internal(format!("value model summary: {error}")))?;
+    let purchases = fit_bg_nbd(
+        &compressed.frequency,
+        &compressed.recency,
+        &compressed.age,
+        Some(&compressed.weight),
+        &FitOptions::default(),
+    )
+    .map_err(|error| ScoringError::Internal(format!("BG/NBD fit: {error}")))?;
+    let repeat: Vec<(u32, f64)> = population
+        .frequency
+        .iter()
+        .zip(&population.repeat_spend_minor)
+        .filter(|(frequency, spend)| **frequency > 0 && **spend > 0.0)
+        .map(|(frequency, spend)| (*frequency, *spend))
+        .collect();
+    let spend = if repeat.len() >= MIN_REPEAT_CUSTOMERS {
+        let (frequency, mean_spend): (Vec<u32>, Vec<f64>) = repeat.iter().copied().unzip();
+        Some(
+            fit_gamma_gamma(&frequency, &mean_spend, None, &FitOptions::default())
+                .map_err(|error| ScoringError::Internal(format!("Gamma-Gamma fit: {error}")))?,
+        )
+    } else {
+        None
+    };
+    Ok((
+        FittedModel {
+            bg_nbd: purchases.params,
+            bg_nbd_log_likelihood: purchases.log_likelihood,
+            gamma_gamma: spend.as_ref().map(|fit| fit.params),
+            gamma_gamma_log_likelihood: spend.as_ref().map_or(0.0, |fit| fit.log_likelihood),
+        },
+        i64::try_from(repeat.len()).unwrap_or(i64::MAX),
+    ))
+}
+
+/// Scores one customer with `model` under the policy's `settings` (about 2 µs: for a whole
+/// population, [`population_values`] shares the work between customers).
+pub fn customer_value(
+    model: &FittedModel,
+    summary: &PurchaseSummary,
+    settings: &ValueModelSettings,
+) -> CustomerValue {
+    let (x, t_x, age) = (
+        summary.frequency,
+        f64::from(summary.recency_days),
+        f64::from(summary.age_days),
+    );
+    let purchases = &model.bg_nbd;
+    let expected_in = |days: f64| purchases.expected_purchases(days / DAYS_PER_UNIT, x, t_x, age);
+    let spend = model.gamma_gamma.map(|spend| ClvModel {
+        purchases: *purchases,
+        spend,
+    });
+    CustomerValue {
+        probability_alive: purchases.probability_alive(x, t_x, age),
+        expected_purchases: settings
+            .expected_purchase_days
+            .iter()
+            .map(|days| (*days, expected_in(f64::from(*days))))
+            .collect(),
+        horizon_purchases: expected_in(f64::from(settings.horizon_months) * DAYS_PER_MONTH),
+        expected_spend_minor: spend.map(|model| {
+            model
+                .spend
+                .expected_spend_per_purchase(x, summary.repeat_spend_minor)
+        }),
+        predicted_value_minor: spend.map(|model| {
+            model
+                .predicted_value(
+                    settings.horizon_months,
+                    discount_rate(settings),
+                    DAYS_PER_UNIT,
+                    x,
+                    t_x,
+                    age,
+                    summary.repeat_spend_minor,
+                )
+                .round() as i64
+        }),
+    }
+}
+
+fn discount_rate(settings: &ValueModelSettings) -> f64 {
+    f64::from(settings.monthly_discount_bps) / 10_000.0
+}
+
+/// Scores a whole population at once (`ClvModel::score_all`: the costly part once per distinct
+/// frequency and age); `None` without a spend model.
+pub fn population_values(
+    model: &FittedModel,
+    population: &PopulationSummary,
+    settings: &ValueModelSettings,
+) -> Option<Result<Scores, ScoringError>> {
+    let spend = model.gamma_gamma?;
+    let days = |values: &[u32]| values.iter().map(|v| f64::from(*v)).collect::<Vec<f64>>();
+    let plan = ScoringPlan {
+        purchase_horizons: settings
+            .expected_purchase_days
+            .iter()
+            .map(|days| f64::from(*days) / DAYS_PER_UNIT)
+            .collect(),
+        value_months: settings.horizon_months,
+        monthly_discount_rate: discount_rate(settings),
+        time_unit_days_per_unit: DAYS_PER_UNIT,
+    };
+    Some(
+        ClvModel {
+            purchases: model.bg_nbd,
+            spend,
+        }
+        .score_all(
+            &plan,
+            &population.frequency,
+            &days(&population.recency_days),
+            &days(&population.age_days),
+            &population.repeat_spend_minor,
+        )
+        .map_err(|error| ScoringError::Internal(format!("value scoring: {error}"))),
+    )
+}
+
+fn whole_micros(duration: Duration) -> Duration {
+    Duration::from_micros(u64::try_from(duration.as_micros()).unwrap_or(u64::MAX))
+}
+
+/// Summarises the program's population at `as_of`, fits both models and stores them as the
+/// next version; `run` names the evaluation that asked, if one did.
+#[tracing::instrument(skip(store))]
+pub async fn refit(
+    store: &dyn ScoringStore,
+    program_id: Uuid,
+    zone: Tz,
+    as_of: DateTime<Utc>,
+    run: Option<Uuid>,
+) -> Result<ValueModel, ScoringError> {
+    let started = Instant::now();
+    let population = store.population_summary(program_id, zone, as_of).await?;
+    let summary_duration = started.elapsed();
+    let customers = i64::try_from(population.len()).unwrap_or(i64::MAX);
+    let started = Instant::now();
+    let (fitted, repeat_customers) = tokio::task::spawn_blocking(move || fit(&population))
+        .await
+        .map_err(|error| ScoringError::Internal(format!("value model fit task: {error}")))??;
+    let mut model = ValueModel {
+        program_id,
+        version: 0,
+        fitted,
+        customers,
+        repeat_customers,
+        as_of,
+        // Whole microseconds, as stored: the model returned is the model read back.
+        summary_duration: whole_micros(summary_duration),
+        fit_duration: whole_micros(started.elapsed()),
+        evaluation_run_id: run,
+    };
+    model.version = store.store_value_model(&model).await?;
+    tracing::info!(
+        version = model.version,
+        customers,
+        repeat_customers,
+        summary_ms = summary_duration.as_millis() as u64,
+        fit_ms = model.fit_duration.as_millis() as u64,
+        "value model fitted"
+    );
+    Ok(model)
+}

@@ -1,0 +1,176 @@
+//! The value model's port in SQLite: purchases folded into summaries by the domain's
+//! [`Summariser`] (days in a time zone are not SQLite's), and fitted models as versioned rows.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use futures::TryStreamExt;
+use uuid::Uuid;
+
+use super::{
+    SqliteScoringStore,
+    rows::{instant, micros},
+};
+use crate::{
+    ScoringError,
+    domain::value::{
+        ValueModel,
+        store::ValueModelStore,
+        summary::{PopulationSummary, PurchaseSummary, Summariser},
+    },
+    storage::{VALUE_MODEL_PARAMETERS, ValueModelParameters, duration_micros, micros_duration},
+};
+
+/// Counted purchases not refunded in full, by customer then time: `(customer, micros, net)`.
+const PURCHASES: &str =
+    "SELECT customer_id, occurred_at, amount_minor - refunded_minor FROM counted_purchases
+     WHERE program_id = ?1 AND refunded_minor < amount_minor AND occurred_at <= ?2";
+
+#[derive(sqlx::FromRow)]
+struct ModelRow {
+    program_id: Uuid,
+    version: i64,
+    #[sqlx(flatten)]
+    parameters: ValueModelParameters,
+    customers: i64,
+    repeat_customers: i64,
+    as_of: i64,
+    summary_micros: i64,
+    fit_micros: i64,
+    evaluation_run_id: Option<Uuid>,
+}
+
+impl SqliteScoringStore {
+    /// Folds the purchases `sql` returns (ordered by customer, then time) into summaries.
+    async fn summaries(
+        &self,
+        sql: &str,
+        program_id: Uuid,
+        customer: Option<Uuid>,
+        zone: Tz,
+        as_of: DateTime<Utc>,
+        mut each: impl FnMut(Uuid, PurchaseSummary),
+    ) -> Result<(), ScoringError> {
+        let mut rows = sqlx::query_as::<_, (Uuid, i64, i64)>(sql)
+            .bind(program_id)
+            .bind(micros(as_of))
+            .bind(customer)
+            .fetch(&self.pool);
+        let mut summariser = Summariser::new(zone, as_of);
+        let mut current: Option<Uuid> = None;
+        while let Some((customer_id, occurred_at, net)) = rows.try_next().await? {
+            if current != Some(customer_id) {
+                if let (Some(done), Some(summary)) = (current, summariser.finish()) {
+                    each(done, summary);
+                }
+                current = Some(customer_id);
+            }
+            summariser.add(instant(occurred_at), net);
+        }
+        if let (Some(done), Some(summary)) = (current, summariser.finish()) {
+            each(done, summary);
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ValueModelStore for SqliteScoringStore {
+    #[tracing::instrument(skip(self))]
+    async fn population_summary(
+        &self,
+        program_id: Uuid,
+        zone: Tz,
+        as_of: DateTime<Utc>,
+    ) -> Result<PopulationSummary, ScoringError> {
+        let sql = format!("{PURCHASES} AND ?3 IS NULL ORDER BY customer_id, occurred_at");
+        let mut population = PopulationSummary::default();
+        self.summaries(&sql, program_id, None, zone, as_of, |_, summary| {
+            population.push(summary);
+        })
+        .await?;
+        Ok(population)
+    }
+
+    #[tracing::instrument(skip_all, fields(%program_id, customers = customer_ids.len()))]
+    async fn purchase_summaries(
+        &self,
+        program_id: Uuid,
+        customer_ids: &[Uuid],
+        zone: Tz,
+        as_of: DateTime<Utc>,
+    ) -> Result<Vec<(Uuid, PurchaseSummary)>, ScoringError> {
+        let sql = format!("{PURCHASES} AND customer_id = ?3 ORDER BY occurred_at");
+        let mut found = Vec::with_capacity(customer_ids.len());
+        for &customer_id in customer_ids {
+            self.summaries(
+                &sql,
+                program_id,
+                Some(customer_id),
+                zone,
+                as_of,
+                |id, summary| {
+                    found.push((id, summary));
+                },
+            )
+            .await?;
+        }
+        Ok(found)
+    }
+
+    #[tracing::instrument(skip_all, fields(program_id = %model.program_id))]
+    async fn store_value_model(&self, model: &ValueModel) -> Result<i64, ScoringError> {
+        let parameters = ValueModelParameters::from(&model.fitted);
+        let mut write = self.begin_write().await?;
+        let version: i64 = sqlx::query_scalar(&format!(
+            "INSERT INTO value_models (program_id, version, {VALUE_MODEL_PARAMETERS}, customers, repeat_customers,
+                                       as_of, summary_micros, fit_micros, evaluation_run_id)
+             SELECT ?1, COALESCE(MAX(version), 0) + 1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16
+             FROM value_models WHERE program_id = ?1
+             RETURNING version"
+        ))
+        .bind(model.program_id)
+        .bind(parameters.bg_r)
+        .bind(parameters.bg_alpha)
+        .bind(parameters.bg_a)
+        .bind(parameters.bg_b)
+        .bind(parameters.bg_log_likelihood)
+        .bind(parameters.gg_p)
+        .bind(parameters.gg_q)
+        .bind(parameters.gg_gamma)
+        .bind(parameters.gg_log_likelihood)
+        .bind(model.customers)
+        .bind(model.repeat_customers)
+        .bind(micros(model.as_of))
+        .bind(duration_micros(model.summary_duration))
+        .bind(duration_micros(model.fit_duration))
+        .bind(model.evaluation_run_id)
+        .fetch_one(&mut *write.tx)
+        .await?;
+        write.tx.commit().await?;
+        Ok(version)
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn value_model(&self, program_id: Uuid) -> Result<Option<ValueModel>, ScoringError> {
+        let row: Option<ModelRow> = sqlx::query_as(
+            &format!("SELECT program_id, version, {VALUE_MODEL_PARAMETERS}, customers, repeat_customers, as_of,
+                    summary_micros, fit_micros, evaluation_run_id
+             FROM value_models WHERE program_id = ?1 ORDER BY version DESC LIMIT 1"),
+        )
+        .bind(program_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|row| ValueModel {
+            program_id: row.program_id,
+            version: row.version,
+            fitted: row.parameters.into(),
+            customers: row.customers,
+            repeat_customers: row.repeat_customers,
+            as_of: instant(row.as_of),
+            summary_duration: micros_duration(row.summary_micros),
+            fit_duration: micros_duration(row.fit_micros),
+            evaluation_run_id: row.evaluation_run_id,
+        }))
+    }
+}
