@@ -19,15 +19,28 @@ except Exception as error:  # noqa: BLE001 - any import failure means "not insta
     sys.exit(2)
 
 summary = pd.read_csv(sys.argv[1])
+print(f"customers {len(summary)}")
+
+# As its documentation shows it: one row per customer.
 fitter = BetaGeoFitter(penalizer_coef=0.0)
 started = time.perf_counter()
 fitter.fit(summary["frequency"], summary["recency"], summary["T"])
 elapsed = time.perf_counter() - started
 params = fitter.params_
-print(f"customers {len(summary)}")
 print(
     "lifetimes params r {:.4f} alpha {:.3f} a {:.4f} b {:.4f}".format(
         params["r"], params["alpha"], params["a"], params["b"]
     )
 )
 print(f"fit_seconds {elapsed:.3f}")
+
+# Its faster form: identical customers grouped, with weights (the grouping timed apart).
+started = time.perf_counter()
+grouped = summary.groupby(["frequency", "recency", "T"]).size().reset_index(name="weights")
+grouping = time.perf_counter() - started
+started = time.perf_counter()
+BetaGeoFitter(penalizer_coef=0.0).fit(
+    grouped["frequency"], grouped["recency"], grouped["T"], weights=grouped["weights"]
+)
+print(f"grouped_rows {len(grouped)} grouping_seconds {grouping:.3f}")
+print(f"fit_grouped_seconds {time.perf_counter() - started:.3f}")

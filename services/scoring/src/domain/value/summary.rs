@@ -11,12 +11,47 @@
 //! - repeat spend: mean net spend of the repeat purchase days (the first day's spend is left
 //!   out, as Gamma-Gamma is fitted on repeat purchases).
 //!
-//! Postgres computes the summary in SQL; SQLite folds time-ordered purchases with
-//! [`Summariser`]. Both follow this definition, and the conformance suite checks them on the
-//! same purchases.
+//! Both backends read the purchases and [`summarise`] them here, so there is one definition:
+//! sorting a program's purchases and folding them costs less than Postgres's grouping by
+//! customer and day (docs/BENCHMARKS.md, "Customer value").
 
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
+use uuid::Uuid;
+
+/// One counted purchase as the summary reads it (refunded in full ones are left out by the
+/// store).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DatedPurchase {
+    /// The customer.
+    pub customer_id: Uuid,
+    /// When it happened.
+    pub occurred_at: DateTime<Utc>,
+    /// Amount less refunds, minor units.
+    pub net_minor: i64,
+}
+
+/// The summaries of everyone in `purchases` (any order; sorted here by customer and time),
+/// days in `zone`, at `as_of`; in customer id order.
+pub fn summarise(
+    purchases: &mut [DatedPurchase],
+    zone: Tz,
+    as_of: DateTime<Utc>,
+) -> Vec<(Uuid, PurchaseSummary)> {
+    purchases.sort_unstable_by_key(|purchase| (purchase.customer_id, purchase.occurred_at));
+    let mut summaries = Vec::new();
+    let mut summariser = Summariser::new(zone, as_of);
+    for (index, purchase) in purchases.iter().enumerate() {
+        summariser.add(purchase.occurred_at, purchase.net_minor);
+        let last_of_customer = purchases
+            .get(index + 1)
+            .is_none_or(|next| next.customer_id != purchase.customer_id);
+        if last_of_customer && let Some(summary) = summariser.finish() {
+            summaries.push((purchase.customer_id, summary));
+        }
+    }
+    summaries
+}
 
 /// One customer's purchase history, summarised.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -66,6 +101,15 @@ impl PopulationSummary {
         }
     }
 
+    /// The summaries of a population, in the order given.
+    pub fn of(summaries: impl IntoIterator<Item = (Uuid, PurchaseSummary)>) -> Self {
+        let mut population = Self::default();
+        for (_, summary) in summaries {
+            population.push(summary);
+        }
+        population
+    }
+
     /// Adds one customer.
     pub fn push(&mut self, summary: PurchaseSummary) {
         self.frequency.push(summary.frequency);
@@ -76,13 +120,13 @@ impl PopulationSummary {
 }
 
 /// The day of `at` in `zone`.
-pub fn day_of(at: DateTime<Utc>, zone: Tz) -> NaiveDate {
+fn day_of(at: DateTime<Utc>, zone: Tz) -> NaiveDate {
     at.with_timezone(&zone).date_naive()
 }
 
 /// Folds one customer's purchases, oldest first, into their summary.
 #[derive(Debug, Clone)]
-pub struct Summariser {
+struct Summariser {
     zone: Tz,
     as_of_day: NaiveDate,
     first_day: Option<NaiveDate>,
@@ -95,7 +139,7 @@ pub struct Summariser {
 
 impl Summariser {
     /// A summary at `as_of`, days in `zone`.
-    pub fn new(zone: Tz, as_of: DateTime<Utc>) -> Self {
+    fn new(zone: Tz, as_of: DateTime<Utc>) -> Self {
         Self {
             zone,
             as_of_day: day_of(as_of, zone),
@@ -108,7 +152,7 @@ impl Summariser {
 
     /// Adds a purchase of `net_minor` (amount less refunds) made at `at`, no earlier than the
     /// one before; a purchase refunded in full is left out by the caller.
-    pub fn add(&mut self, at: DateTime<Utc>, net_minor: i64) {
+    fn add(&mut self, at: DateTime<Utc>, net_minor: i64) {
         let day = day_of(at, self.zone);
         match self.first_day {
             None => self.first_day = Some(day),
@@ -125,7 +169,7 @@ impl Summariser {
     }
 
     /// The summary, `None` without a purchase; the summariser is ready for the next customer.
-    pub fn finish(&mut self) -> Option<PurchaseSummary> {
+    fn finish(&mut self) -> Option<PurchaseSummary> {
         let (first, last) = (self.first_day.take()?, self.last_day.take()?);
         let days_between =
             |from: NaiveDate, to: NaiveDate| u32::try_from((to - from).num_days()).unwrap_or(0);
@@ -186,6 +230,38 @@ mod tests {
                 age_days: 11,
                 repeat_spend_minor: 0.0,
             })
+        );
+    }
+
+    #[test]
+    fn purchases_in_any_order_are_summarised_per_customer() {
+        let utc: Tz = "UTC".parse().expect("zone");
+        let (first, second) = (Uuid::now_v7(), Uuid::now_v7());
+        let purchase = |customer_id, time: &str, net_minor| DatedPurchase {
+            customer_id,
+            occurred_at: at(time),
+            net_minor,
+        };
+        let mut purchases = [
+            purchase(second, "2026-03-05T10:00:00Z", 2_000),
+            purchase(first, "2026-03-09T10:00:00Z", 3_000),
+            purchase(second, "2026-03-01T10:00:00Z", 1_000),
+            purchase(first, "2026-03-02T10:00:00Z", 9_000),
+            purchase(first, "2026-03-04T10:00:00Z", 5_000),
+        ];
+        let summaries = summarise(&mut purchases, utc, at("2026-03-10T00:00:00Z"));
+        let summary = |frequency, recency_days, age_days, repeat_spend_minor| PurchaseSummary {
+            frequency,
+            recency_days,
+            age_days,
+            repeat_spend_minor,
+        };
+        assert_eq!(
+            summaries,
+            [
+                (first, summary(2, 7, 8, 4_000.0)),
+                (second, summary(1, 4, 9, 2_000.0)),
+            ]
         );
     }
 }

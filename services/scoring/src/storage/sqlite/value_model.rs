@@ -1,10 +1,9 @@
-//! The value model's port in SQLite: purchases folded into summaries by the domain's
-//! [`Summariser`] (days in a time zone are not SQLite's), and fitted models as versioned rows.
+//! The value model's port in SQLite: purchases summarised by the domain's [`summarise`], and
+//! fitted models as versioned rows.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use futures::TryStreamExt;
 use uuid::Uuid;
 
 use super::{
@@ -16,15 +15,25 @@ use crate::{
     domain::value::{
         ValueModel,
         store::ValueModelStore,
-        summary::{PopulationSummary, PurchaseSummary, Summariser},
+        summary::{DatedPurchase, PopulationSummary, PurchaseSummary, summarise},
     },
     storage::{VALUE_MODEL_PARAMETERS, ValueModelParameters, duration_micros, micros_duration},
 };
 
-/// Counted purchases not refunded in full, by customer then time: `(customer, micros, net)`.
+/// Counted purchases not refunded in full up to an instant: `(customer, micros, net)`.
 const PURCHASES: &str =
     "SELECT customer_id, occurred_at, amount_minor - refunded_minor FROM counted_purchases
      WHERE program_id = ?1 AND refunded_minor < amount_minor AND occurred_at <= ?2";
+
+fn dated(rows: Vec<(Uuid, i64, i64)>) -> Vec<DatedPurchase> {
+    rows.into_iter()
+        .map(|(customer_id, occurred_at, net_minor)| DatedPurchase {
+            customer_id,
+            occurred_at: instant(occurred_at),
+            net_minor,
+        })
+        .collect()
+}
 
 #[derive(sqlx::FromRow)]
 struct ModelRow {
@@ -40,40 +49,6 @@ struct ModelRow {
     evaluation_run_id: Option<Uuid>,
 }
 
-impl SqliteScoringStore {
-    /// Folds the purchases `sql` returns (ordered by customer, then time) into summaries.
-    async fn summaries(
-        &self,
-        sql: &str,
-        program_id: Uuid,
-        customer: Option<Uuid>,
-        zone: Tz,
-        as_of: DateTime<Utc>,
-        mut each: impl FnMut(Uuid, PurchaseSummary),
-    ) -> Result<(), ScoringError> {
-        let mut rows = sqlx::query_as::<_, (Uuid, i64, i64)>(sql)
-            .bind(program_id)
-            .bind(micros(as_of))
-            .bind(customer)
-            .fetch(&self.pool);
-        let mut summariser = Summariser::new(zone, as_of);
-        let mut current: Option<Uuid> = None;
-        while let Some((customer_id, occurred_at, net)) = rows.try_next().await? {
-            if current != Some(customer_id) {
-                if let (Some(done), Some(summary)) = (current, summariser.finish()) {
-                    each(done, summary);
-                }
-                current = Some(customer_id);
-            }
-            summariser.add(instant(occurred_at), net);
-        }
-        if let (Some(done), Some(summary)) = (current, summariser.finish()) {
-            each(done, summary);
-        }
-        Ok(())
-    }
-}
-
 #[async_trait]
 impl ValueModelStore for SqliteScoringStore {
     #[tracing::instrument(skip(self))]
@@ -83,13 +58,16 @@ impl ValueModelStore for SqliteScoringStore {
         zone: Tz,
         as_of: DateTime<Utc>,
     ) -> Result<PopulationSummary, ScoringError> {
-        let sql = format!("{PURCHASES} AND ?3 IS NULL ORDER BY customer_id, occurred_at");
-        let mut population = PopulationSummary::default();
-        self.summaries(&sql, program_id, None, zone, as_of, |_, summary| {
-            population.push(summary);
-        })
-        .await?;
-        Ok(population)
+        let rows: Vec<(Uuid, i64, i64)> = sqlx::query_as(PURCHASES)
+            .bind(program_id)
+            .bind(micros(as_of))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(PopulationSummary::of(summarise(
+            &mut dated(rows),
+            zone,
+            as_of,
+        )))
     }
 
     #[tracing::instrument(skip_all, fields(%program_id, customers = customer_ids.len()))]
@@ -100,22 +78,18 @@ impl ValueModelStore for SqliteScoringStore {
         zone: Tz,
         as_of: DateTime<Utc>,
     ) -> Result<Vec<(Uuid, PurchaseSummary)>, ScoringError> {
-        let sql = format!("{PURCHASES} AND customer_id = ?3 ORDER BY occurred_at");
-        let mut found = Vec::with_capacity(customer_ids.len());
+        let sql = format!("{PURCHASES} AND customer_id = ?3");
+        let mut rows = Vec::new();
         for &customer_id in customer_ids {
-            self.summaries(
-                &sql,
-                program_id,
-                Some(customer_id),
-                zone,
-                as_of,
-                |id, summary| {
-                    found.push((id, summary));
-                },
-            )
-            .await?;
+            let found: Vec<(Uuid, i64, i64)> = sqlx::query_as(&sql)
+                .bind(program_id)
+                .bind(micros(as_of))
+                .bind(customer_id)
+                .fetch_all(&self.pool)
+                .await?;
+            rows.extend(found);
         }
-        Ok(found)
+        Ok(summarise(&mut dated(rows), zone, as_of))
     }
 
     #[tracing::instrument(skip_all, fields(program_id = %model.program_id))]
