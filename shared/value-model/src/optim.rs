@@ -219,6 +219,74 @@ pub(crate) fn minimise<M: Objective, P>(
             gradient_norm: gn0,
         });
     }
+    // L-BFGS can stop on a line search that finds no descent although the gradient is not yet
+    // small: its curvature pairs, built from noisy or ridge-shaped likelihoods (a small
+    // population, spends that barely vary), point it the wrong way. A restart from the best
+    // point forgets them and starts again with a steepest-descent step; it is repeated while it
+    // makes progress.
+    let (mut point, mut value, mut gradient) = (start, f0, g0);
+    let (mut iterations, mut evaluations) = (0, 0);
+    for _ in 0..=RESTARTS {
+        let descent = descend(model, point, value, gradient, opts, &to_params)?;
+        iterations += descent.iterations;
+        evaluations += descent.evaluations;
+        if descent.gradient_norm <= opts.acceptable_gradient {
+            return Ok(Minimum {
+                log_params: descent.best,
+                mean_nll: descent.value,
+                iterations,
+                evaluations,
+                gradient_norm: descent.gradient_norm,
+            });
+        }
+        let progress = descent.value < value;
+        if !progress || descent.gradient_norm.is_nan() {
+            return Err(ModelError::DidNotConverge {
+                iterations,
+                gradient_norm: descent.gradient_norm,
+                reason: descent.reason,
+            });
+        }
+        (point, value) = (descent.best, descent.value);
+        gradient = vec![0.0; M::DIM];
+        model.mean_nll_and_grad(&point, &mut gradient);
+        if iterations >= opts.max_iterations {
+            return Err(ModelError::DidNotConverge {
+                iterations,
+                gradient_norm: descent.gradient_norm,
+                reason: descent.reason,
+            });
+        }
+    }
+    Err(ModelError::DidNotConverge {
+        iterations,
+        gradient_norm: norm(&gradient),
+        reason: format!("no convergence after {RESTARTS} restarts"),
+    })
+}
+
+/// Restarts of L-BFGS from its best point after it stopped short (see [`minimise`]).
+const RESTARTS: usize = 10;
+
+/// Where one L-BFGS run ended.
+struct Descent {
+    best: Vec<f64>,
+    value: f64,
+    gradient_norm: f64,
+    iterations: u64,
+    evaluations: u64,
+    reason: String,
+}
+
+/// One L-BFGS run from `start` (whose value and gradient are known).
+fn descend<M: Objective, P>(
+    model: &M,
+    start: Vec<f64>,
+    f0: f64,
+    g0: Vec<f64>,
+    opts: &FitOptions<P>,
+    to_params: &impl Fn(&[f64]) -> Vec<f64>,
+) -> Result<Descent, ModelError> {
     let tracker = RefCell::new(Tracker {
         last: Some((start.clone(), f0, g0)),
         best_grad: None,
@@ -287,19 +355,12 @@ pub(crate) fn minimise<M: Objective, P>(
             params: to_params(&best),
         });
     }
-    // NaN gradients must fail too, hence not `>`.
-    if gradient_norm.is_nan() || gradient_norm > opts.acceptable_gradient {
-        return Err(ModelError::DidNotConverge {
-            iterations,
-            gradient_norm,
-            reason,
-        });
-    }
-    Ok(Minimum {
-        log_params: best,
-        mean_nll: f,
+    Ok(Descent {
+        best,
+        value: f,
+        gradient_norm,
         iterations,
         evaluations,
-        gradient_norm,
+        reason,
     })
 }

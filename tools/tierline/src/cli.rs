@@ -268,6 +268,8 @@ pub(crate) enum Tiers {
     Explain(TierTarget),
     /// The customer's tier history, newest first.
     History(TierTarget),
+    /// The customer's scores: RFM, segment, lifecycle and predicted value.
+    Scores(TierTarget),
 }
 
 #[derive(Debug, Subcommand)]
@@ -302,6 +304,14 @@ pub(crate) enum Programs {
     Activate {
         /// The policy version.
         policy_version: String,
+    },
+    /// The program's customer value model (BG/NBD and Gamma-Gamma) as last fitted.
+    ValueModel {
+        /// Program code or id.
+        program: String,
+        /// Fit it again now, on the whole population, first.
+        #[arg(long)]
+        fit: bool,
     },
     /// Starts an evaluation of every member now.
     Evaluate {

@@ -529,6 +529,25 @@ async fn the_demo_answers_the_readme_lines() {
             .is_some_and(|n| n != "0"),
         "the explanation lists the purchases: {explanation}"
     );
+    // The demo's evaluation fitted the value model on its population (SQLite here), and the
+    // devoted buyer has a predicted value.
+    let model = deployment
+        .json(&["programs", "value-model", "INNISFREE"])
+        .await;
+    assert!(
+        model["customers"]
+            .as_str()
+            .and_then(|n| n.parse::<i64>().ok())
+            .is_some_and(|n| n >= 100),
+        "fitted on the demo's buyers: {model}"
+    );
+    let scores = deployment
+        .json(&["tiers", "scores", "--program", "INNISFREE", "demo-00042"])
+        .await;
+    assert!(
+        scores["probabilityAlive"].as_f64().is_some() && scores["predictedValue"].is_object(),
+        "{scores}"
+    );
     let report = deployment
         .tierline(&["campaigns", "report", "Members' week"])
         .await;

@@ -142,6 +142,20 @@ pub(super) async fn run(
                 .into_inner();
             render.message(&policy)
         }
+        Programs::ValueModel { program, fit } => {
+            let program_id = super::resolve::program(endpoints, program).await?;
+            let model = if fit {
+                client
+                    .fit_value_model(pb::FitValueModelRequest { program_id })
+                    .await?
+            } else {
+                client
+                    .get_value_model(pb::GetValueModelRequest { program_id })
+                    .await?
+            }
+            .into_inner();
+            render.message(&model)
+        }
         Programs::Evaluate { program, key } => {
             let program_id = super::resolve::program(endpoints, program).await?;
             let run = client

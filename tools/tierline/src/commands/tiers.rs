@@ -1,4 +1,4 @@
-//! `tierline tiers`: get, explain, history.
+//! `tierline tiers`: get, explain, history, scores.
 
 use tierline_proto::scoring::v1 as pb;
 
@@ -44,6 +44,23 @@ pub(super) async fn run(
                 .await?
                 .into_inner();
             render.message(&explanation)
+        }
+        Tiers::Scores(target) => {
+            let (program_id, customer_id) = resolve(target).await?;
+            let scores = client
+                .get_scores(pb::GetScoresRequest {
+                    program_id,
+                    customer_ids: vec![customer_id],
+                })
+                .await?
+                .into_inner();
+            match scores.scores.first() {
+                Some(found) => render.message(found),
+                // As the server says an unknown customer elsewhere: exit code 3.
+                None => Err(Failure::Server(tonic::Status::not_found(
+                    "the customer is not a member of the program",
+                ))),
+            }
         }
         Tiers::History(target) => {
             let (program_id, customer_id) = resolve(target).await?;

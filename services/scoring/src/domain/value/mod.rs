@@ -93,6 +93,19 @@ pub struct CustomerValue {
     pub predicted_value_minor: Option<i64>,
 }
 
+/// How a fit on `customers` stops. A small population's likelihood can rise along a ridge
+/// towards a boundary (spends that barely vary between customers send q and gamma off
+/// together) without a maximum inside it; the fit is then accepted where moving any
+/// log-parameter by 1 changes the whole log-likelihood by less than 0.01 (nothing any
+/// estimate could tell apart), and never looser than the literature's tolerance.
+fn options<P>(customers: usize) -> FitOptions<P> {
+    let defaults = FitOptions::default();
+    FitOptions {
+        acceptable_gradient: (0.01 / customers.max(1) as f64).max(defaults.acceptable_gradient),
+        ..defaults
+    }
+}
+
 /// Fits both models on `population`. FAILED_PRECONDITION with fewer than [`MIN_CUSTOMERS`]
 /// buyers; the spend model is left out with fewer than [`MIN_REPEAT_CUSTOMERS`] repeat buyers.
 pub fn fit(population: &PopulationSummary) -> Result<(FittedModel, i64), ScoringError> {
@@ -116,7 +129,7 @@ pub fn fit(population: &PopulationSummary) -> Result<(FittedModel, i64), Scoring
         &compressed.recency,
         &compressed.age,
         Some(&compressed.weight),
-        &FitOptions::default(),
+        &options(population.len()),
     )
     .map_err(|error| ScoringError::Internal(format!("BG/NBD fit: {error}")))?;
     let repeat: Vec<(u32, f64)> = population
@@ -129,7 +142,7 @@ pub fn fit(population: &PopulationSummary) -> Result<(FittedModel, i64), Scoring
     let spend = if repeat.len() >= MIN_REPEAT_CUSTOMERS {
         let (frequency, mean_spend): (Vec<u32>, Vec<f64>) = repeat.iter().copied().unzip();
         Some(
-            fit_gamma_gamma(&frequency, &mean_spend, None, &FitOptions::default())
+            fit_gamma_gamma(&frequency, &mean_spend, None, &options(repeat.len()))
                 .map_err(|error| ScoringError::Internal(format!("Gamma-Gamma fit: {error}")))?,
         )
     } else {
