@@ -1,7 +1,7 @@
 //! Timing on a synthetic population of 1,000,000 customers (release build):
 //!
 //! ```text
-//! CARGO_TARGET_DIR=/tmp/clv-target nice -n 10 cargo run --release --example fit_1m [-- summary.csv]
+//! cargo run -p tierline-value-model --release --example fit_1m [-- summary.csv]
 //! ```
 //!
 //! Customers are drawn from a known BG/NBD + Gamma-Gamma process with time
@@ -12,7 +12,7 @@
 //!
 //! If a path is given as the first argument (or in `CLV_SUMMARY_CSV`), the
 //! synthetic per-customer summary is written there as
-//! `frequency,recency,T,monetary_value` for `examples/lifetimes_fit.py`.
+//! `frequency,recency,T,monetary_value` for `scripts/lifetimes_fit.py`.
 
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
