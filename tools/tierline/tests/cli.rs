@@ -544,9 +544,13 @@ async fn the_demo_answers_the_readme_lines() {
     let scores = deployment
         .json(&["tiers", "scores", "--program", "INNISFREE", "demo-00042"])
         .await;
-    assert!(
-        scores["probabilityAlive"].as_f64().is_some() && scores["predictedValue"].is_object(),
-        "{scores}"
+    assert!(scores["probabilityAlive"].as_f64().is_some(), "{scores}");
+    // The demo's spends are drawn around a few basket sizes, which the spend model may not
+    // fit; when it did, every buyer has a predicted value.
+    assert_eq!(
+        model["gammaGamma"].is_object(),
+        scores["predictedValue"].is_object(),
+        "{model} {scores}"
     );
     let report = deployment
         .tierline(&["campaigns", "report", "Members' week"])

@@ -96,18 +96,21 @@ pub struct CustomerValue {
 /// How a fit on `customers` stops. A small population's likelihood can rise along a ridge
 /// towards a boundary (spends that barely vary between customers send q and gamma off
 /// together) without a maximum inside it; the fit is then accepted where moving any
-/// log-parameter by 1 changes the whole log-likelihood by less than 0.01 (nothing any
-/// estimate could tell apart), and never looser than the literature's tolerance.
+/// log-parameter by 1 changes the whole log-likelihood by less than 0.1 (a likelihood-ratio
+/// interval spans about 2: no estimate could tell such points apart), and never looser than
+/// the tolerance that reproduces the literature.
 fn options<P>(customers: usize) -> FitOptions<P> {
     let defaults = FitOptions::default();
     FitOptions {
-        acceptable_gradient: (0.01 / customers.max(1) as f64).max(defaults.acceptable_gradient),
+        acceptable_gradient: (0.1 / customers.max(1) as f64).max(defaults.acceptable_gradient),
         ..defaults
     }
 }
 
-/// Fits both models on `population`. FAILED_PRECONDITION with fewer than [`MIN_CUSTOMERS`]
-/// buyers; the spend model is left out with fewer than [`MIN_REPEAT_CUSTOMERS`] repeat buyers.
+/// Fits both models on `population`, and says how many repeat buyers the spend model was
+/// fitted on. FAILED_PRECONDITION with fewer than [`MIN_CUSTOMERS`] buyers; the spend model is
+/// left out (0 repeat buyers) with fewer than [`MIN_REPEAT_CUSTOMERS`] repeat buyers or when
+/// spend does not fit it.
 pub fn fit(population: &PopulationSummary) -> Result<(FittedModel, i64), ScoringError> {
     if population.len() < MIN_CUSTOMERS {
         return Err(ScoringError::FailedPrecondition(format!(
@@ -139,12 +142,19 @@ pub fn fit(population: &PopulationSummary) -> Result<(FittedModel, i64), Scoring
         .filter(|(frequency, spend)| **frequency > 0 && **spend > 0.0)
         .map(|(frequency, spend)| (*frequency, *spend))
         .collect();
+    // Spend that does not follow the Gamma-Gamma model well enough to fit leaves the model
+    // without its spend part (probability alive and purchases stand), rather than without a
+    // model.
     let spend = if repeat.len() >= MIN_REPEAT_CUSTOMERS {
         let (frequency, mean_spend): (Vec<u32>, Vec<f64>) = repeat.iter().copied().unzip();
-        Some(
-            fit_gamma_gamma(&frequency, &mean_spend, None, &options(repeat.len()))
-                .map_err(|error| ScoringError::Internal(format!("Gamma-Gamma fit: {error}")))?,
-        )
+        match fit_gamma_gamma(&frequency, &mean_spend, None, &options(repeat.len())) {
+            Ok(fit) => Some(fit),
+            // What the data is like, not a fault: said at info.
+            Err(error) => {
+                tracing::info!(%error, repeat_customers = repeat.len(), "spend model not fitted");
+                None
+            }
+        }
     } else {
         None
     };
@@ -155,7 +165,9 @@ pub fn fit(population: &PopulationSummary) -> Result<(FittedModel, i64), Scoring
             gamma_gamma: spend.as_ref().map(|fit| fit.params),
             gamma_gamma_log_likelihood: spend.as_ref().map_or(0.0, |fit| fit.log_likelihood),
         },
-        i64::try_from(repeat.len()).unwrap_or(i64::MAX),
+        spend
+            .as_ref()
+            .map_or(0, |_| i64::try_from(repeat.len()).unwrap_or(i64::MAX)),
     ))
 }
 
