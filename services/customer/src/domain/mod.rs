@@ -5,6 +5,7 @@ pub mod consent;
 pub mod customer;
 pub mod feed;
 pub mod import;
+pub mod onboarding;
 pub mod paging;
 pub mod service;
 pub mod validate;

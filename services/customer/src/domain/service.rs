@@ -318,6 +318,32 @@ impl Customers {
         self.store.set_consent(&change).await
     }
 
+    /// Onboards a batch of customers with their consents (`domain::onboarding`): one outcome
+    /// per item, in order, once the batch has committed.
+    #[tracing::instrument(skip_all, fields(items = items.len()))]
+    pub async fn onboard_batch(
+        &self,
+        items: Vec<super::onboarding::OnboardingInput>,
+    ) -> Result<Vec<super::onboarding::OnboardingOutcome>, CustomerError> {
+        let (valid, mut outcomes) =
+            super::onboarding::validate_batch(items, Utc::now(), &self.rules)?;
+        if !valid.is_empty() {
+            let (positions, batch): (Vec<usize>, Vec<_>) = valid.into_iter().unzip();
+            let stored = self.store.onboard(&batch).await?;
+            for (position, outcome) in positions.into_iter().zip(stored) {
+                outcomes[position] = Some(outcome);
+            }
+        }
+        outcomes
+            .into_iter()
+            .map(|outcome| {
+                outcome.ok_or_else(|| {
+                    CustomerError::Internal("an onboarded item got no outcome".into())
+                })
+            })
+            .collect()
+    }
+
     /// Parses a customer id given as text, naming `field` when it is bad.
     pub fn customer_id(field: &str, value: &str) -> Result<Uuid, CustomerError> {
         parse_customer_id(field, value)

@@ -325,6 +325,86 @@ pub(crate) fn import_response(
     response
 }
 
+pub(crate) fn onboarding_input(
+    item: pb::ImportCustomerItem,
+) -> crate::domain::onboarding::OnboardingInput {
+    crate::domain::onboarding::OnboardingInput {
+        profile: profile_from_create(item.customer.unwrap_or_default()),
+        consents: item
+            .consents
+            .into_iter()
+            .map(|consent| ConsentInput {
+                // Set by the store, which knows whose consents they are.
+                customer_id: uuid::Uuid::nil(),
+                channel: channel_from_proto(consent.channel),
+                granted: consent.granted,
+                source: consent.source,
+                changed_at: consent.changed_at.as_ref().and_then(datetime),
+            })
+            .collect(),
+    }
+}
+
+pub(crate) fn onboarding_response(
+    batch: i64,
+    outcomes: Vec<crate::domain::onboarding::OnboardingOutcome>,
+) -> pb::ImportCustomersResponse {
+    use crate::domain::onboarding::OnboardingOutcome;
+    let mut response = pb::ImportCustomersResponse {
+        batch,
+        ..Default::default()
+    };
+    for (index, outcome) in outcomes.into_iter().enumerate() {
+        let index = i32::try_from(index).unwrap_or(i32::MAX);
+        let (outcome, customer_id, field, reason) = match outcome {
+            OnboardingOutcome::Created { customer_id } => {
+                response.created += 1;
+                (
+                    pb::ImportCustomerOutcome::Created,
+                    customer_id.to_string(),
+                    String::new(),
+                    String::new(),
+                )
+            }
+            OnboardingOutcome::Unchanged { customer_id } => {
+                response.unchanged += 1;
+                (
+                    pb::ImportCustomerOutcome::Unchanged,
+                    customer_id.to_string(),
+                    String::new(),
+                    String::new(),
+                )
+            }
+            OnboardingOutcome::Updated { customer_id } => {
+                response.updated += 1;
+                (
+                    pb::ImportCustomerOutcome::Updated,
+                    customer_id.to_string(),
+                    String::new(),
+                    String::new(),
+                )
+            }
+            OnboardingOutcome::Rejected { field, reason } => {
+                response.rejected += 1;
+                (
+                    pb::ImportCustomerOutcome::Rejected,
+                    String::new(),
+                    field,
+                    reason,
+                )
+            }
+        };
+        response.results.push(pb::ImportCustomerResult {
+            index,
+            outcome: outcome.into(),
+            customer_id,
+            field,
+            reason,
+        });
+    }
+    response
+}
+
 pub(crate) fn feed_event_to_proto(
     event: FeedEvent,
     identity: tierline_runtime::xid_feed::FeedIdentity,

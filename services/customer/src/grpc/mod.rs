@@ -256,47 +256,49 @@ impl CustomerService for CustomerApi {
         &self,
         request: Request<Streaming<pb::ImportActivitiesRequest>>,
     ) -> Result<Response<Self::ImportActivitiesStream>, Status> {
-        let mut batches = request.into_inner();
         let customers = self.customers.clone();
-        let shutdown = self.shutdown.clone();
-        let (sender, receiver) = mpsc::channel(4);
-        tokio::spawn(async move {
-            let mut batch_number = 0_i64;
-            loop {
-                let message = tokio::select! {
-                    () = shutdown.cancelled() => {
-                        let _ = sender.send(Err(Status::from(crate::CustomerError::ShuttingDown))).await;
-                        return;
-                    }
-                    message = batches.next() => message,
-                };
-                let batch = match message {
-                    None => return,
-                    Some(Ok(batch)) => batch,
-                    Some(Err(status)) => {
-                        // A batch over the size limit (or a broken request stream) must not end
-                        // the call with OK; if the client has gone, the send just fails.
-                        tracing::debug!(%status, "import stream ended by a request error");
-                        let status =
-                            tierline_runtime::server::resource_exhausted_if_size_limit(status);
-                        let _ = sender.send(Err(status)).await;
-                        return;
-                    }
-                };
-                let items = batch.items.into_iter().map(convert::import_input).collect();
-                let response = customers
-                    .import_batch(items)
-                    .await
-                    .map(|outcomes| convert::import_response(batch_number, outcomes))
-                    .map_err(Status::from);
-                let failed = response.is_err();
-                if sender.send(response).await.is_err() || failed {
-                    return;
+        Ok(Response::new(batch_stream(
+            request.into_inner(),
+            self.shutdown.clone(),
+            move |number, batch: pb::ImportActivitiesRequest| {
+                let customers = customers.clone();
+                async move {
+                    let items = batch.items.into_iter().map(convert::import_input).collect();
+                    customers
+                        .import_batch(items)
+                        .await
+                        .map(|outcomes| convert::import_response(number, outcomes))
                 }
-                batch_number += 1;
-            }
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+            },
+        )))
+    }
+
+    type ImportCustomersStream = ResponseStream<pb::ImportCustomersResponse>;
+
+    #[tracing::instrument(skip_all)]
+    async fn import_customers(
+        &self,
+        request: Request<Streaming<pb::ImportCustomersRequest>>,
+    ) -> Result<Response<Self::ImportCustomersStream>, Status> {
+        let customers = self.customers.clone();
+        Ok(Response::new(batch_stream(
+            request.into_inner(),
+            self.shutdown.clone(),
+            move |number, batch: pb::ImportCustomersRequest| {
+                let customers = customers.clone();
+                async move {
+                    let items = batch
+                        .items
+                        .into_iter()
+                        .map(convert::onboarding_input)
+                        .collect();
+                    customers
+                        .onboard_batch(items)
+                        .await
+                        .map(|outcomes| convert::onboarding_response(number, outcomes))
+                }
+            },
+        )))
     }
 
     type WatchActivitiesStream = ResponseStream<pb::FeedEvent>;
@@ -322,4 +324,53 @@ impl CustomerService for CustomerApi {
         });
         Ok(Response::new(Box::pin(stream)))
     }
+}
+
+/// Answers a stream of batches one response per batch, in order, each once `apply` has
+/// committed it; the stream ends at the first failed batch (its error is the last message), at
+/// shutdown (UNAVAILABLE), or with RESOURCE_EXHAUSTED for a batch over the message size limit.
+fn batch_stream<B, R, F, Fut>(
+    mut batches: Streaming<B>,
+    shutdown: tokio_util::sync::CancellationToken,
+    apply: F,
+) -> ResponseStream<R>
+where
+    B: Send + 'static,
+    R: Send + 'static,
+    F: Fn(i64, B) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<R, crate::CustomerError>> + Send,
+    Streaming<B>: futures::Stream<Item = Result<B, Status>> + Unpin + Send,
+{
+    let (sender, receiver) = mpsc::channel(4);
+    tokio::spawn(async move {
+        let mut batch_number = 0_i64;
+        loop {
+            let message = tokio::select! {
+                () = shutdown.cancelled() => {
+                    let _ = sender.send(Err(Status::from(crate::CustomerError::ShuttingDown))).await;
+                    return;
+                }
+                message = batches.next() => message,
+            };
+            let batch = match message {
+                None => return,
+                Some(Ok(batch)) => batch,
+                Some(Err(status)) => {
+                    // A batch over the size limit (or a broken request stream) must not end the
+                    // call with OK; if the client has gone, the send just fails.
+                    tracing::debug!(%status, "import stream ended by a request error");
+                    let status = tierline_runtime::server::resource_exhausted_if_size_limit(status);
+                    let _ = sender.send(Err(status)).await;
+                    return;
+                }
+            };
+            let response = apply(batch_number, batch).await.map_err(Status::from);
+            let failed = response.is_err();
+            if sender.send(response).await.is_err() || failed {
+                return;
+            }
+            batch_number += 1;
+        }
+    });
+    Box::pin(ReceiverStream::new(receiver))
 }

@@ -65,6 +65,10 @@ pub const SCOPES: ScopeTable = &[
         CUSTOMERS_READ,
     ),
     (
+        "/tierline.customer.v1.CustomerService/ImportCustomers",
+        CUSTOMERS_WRITE,
+    ),
+    (
         "/tierline.customer.v1.CustomerService/ImportActivities",
         ACTIVITY_WRITE,
     ),

@@ -101,6 +101,14 @@ pub trait CustomerStore: Send + Sync + std::fmt::Debug + 'static {
         commands: &[ImportCommand],
     ) -> Result<Vec<ImportOutcome>, CustomerError>;
 
+    /// Onboards customers in one transaction (`domain::onboarding`): creates the unknown ones
+    /// with their CREATED events, updates those whose profile differs, records the consents
+    /// whose state differs; one outcome per item, in order.
+    async fn onboard(
+        &self,
+        batch: &[crate::domain::onboarding::Onboarding],
+    ) -> Result<Vec<crate::domain::onboarding::OnboardingOutcome>, CustomerError>;
+
     /// Feed events after `after`, at most `limit`.
     async fn read_feed(&self, after: FeedCursor, limit: u32) -> Result<FeedPage, CustomerError>;
     /// Ticks whenever new feed events may have committed.

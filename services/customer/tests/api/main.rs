@@ -10,6 +10,7 @@ mod consents;
 mod customers;
 mod feed;
 mod import;
+mod onboarding;
 mod server;
 mod support;
 mod tls;

@@ -2,6 +2,7 @@
 //! once and instantiated per backend with `conformance_suite!`: Postgres (a fresh database per
 //! case) and SQLite, the embedded backend of the development mode (a fresh file per case).
 
+mod onboarding;
 mod suite;
 
 use std::sync::Arc;
@@ -80,6 +81,7 @@ macro_rules! conformance_suite {
             case!(purchases_need_an_active_customer);
             case!(refunds_are_checked_against_their_purchase);
             case!(imports_report_each_item);
+            case!(onboarding_is_idempotent_by_external_id);
             case!(the_feed_is_ordered_resumable_and_signalled);
             case!(a_reader_racing_writers_misses_nothing);
         }

@@ -17,6 +17,8 @@ use tierline_customer::{
 };
 use uuid::Uuid;
 
+pub(crate) use crate::onboarding::onboarding_is_idempotent_by_external_id;
+
 fn skew() -> Duration {
     Duration::minutes(5)
 }
@@ -507,7 +509,7 @@ pub(crate) async fn imports_report_each_item(store: Arc<dyn CustomerStore>) {
 /// Reads until `expected` events are there. A transaction of this database still running (a
 /// writer's, a moment after it answered) may hold events back; events may only be missing while
 /// held back.
-async fn read_settled(
+pub(crate) async fn read_settled(
     store: &Arc<dyn CustomerStore>,
     after: FeedCursor,
     limit: u32,

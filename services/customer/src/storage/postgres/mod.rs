@@ -8,6 +8,7 @@ mod customers;
 mod errors;
 mod feed;
 mod import;
+mod onboarding;
 mod purchases;
 mod rows;
 
@@ -160,6 +161,13 @@ impl CustomerStore for PgCustomerStore {
         commands: &[ImportCommand],
     ) -> Result<Vec<ImportOutcome>, CustomerError> {
         self.import(commands).await
+    }
+
+    async fn onboard(
+        &self,
+        batch: &[crate::domain::onboarding::Onboarding],
+    ) -> Result<Vec<crate::domain::onboarding::OnboardingOutcome>, CustomerError> {
+        self.onboard_batch(batch).await
     }
 
     async fn read_feed(&self, after: FeedCursor, limit: u32) -> Result<FeedPage, CustomerError> {

@@ -41,32 +41,7 @@ impl SqliteCustomerStore {
     ) -> Result<Consent, CustomerError> {
         let mut write = self.begin_write().await?;
         ensure_active(&mut write.tx, change.customer_id).await?;
-        sqlx::query(
-            "INSERT INTO consent_changes (customer_id, channel, granted, changed_at, source, recorded_at)
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(change.customer_id)
-        .bind(change.channel.as_str())
-        .bind(change.granted)
-        .bind(micros(change.changed_at))
-        .bind(&change.source)
-        .bind(micros(change.recorded_at))
-        .execute(&mut *write.tx)
-        .await?;
-        // A change that arrives late joins the history but does not overwrite a newer state.
-        sqlx::query(
-            "INSERT INTO consents (customer_id, channel, granted, changed_at, source) VALUES (?, ?, ?, ?, ?)
-             ON CONFLICT (customer_id, channel) DO UPDATE
-                 SET granted = excluded.granted, changed_at = excluded.changed_at, source = excluded.source
-                 WHERE consents.changed_at <= excluded.changed_at",
-        )
-        .bind(change.customer_id)
-        .bind(change.channel.as_str())
-        .bind(change.granted)
-        .bind(micros(change.changed_at))
-        .bind(&change.source)
-        .execute(&mut *write.tx)
-        .await?;
+        record_consent(&mut write.tx, change).await?;
         let (granted, changed_at, source): (bool, i64, String) = sqlx::query_as(
             "SELECT granted, changed_at, source FROM consents WHERE customer_id = ? AND channel = ?",
         )
@@ -161,4 +136,37 @@ impl SqliteCustomerStore {
         }
         Ok(by_customer.into_values().collect())
     }
+}
+
+/// Records one consent change: the history, and the current state unless it is newer.
+pub(super) async fn record_consent(
+    connection: &mut sqlx::SqliteConnection,
+    change: &ConsentChange,
+) -> Result<(), CustomerError> {
+    sqlx::query(
+        "INSERT INTO consent_changes (customer_id, channel, granted, changed_at, source, recorded_at)
+         VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(change.customer_id)
+    .bind(change.channel.as_str())
+    .bind(change.granted)
+    .bind(micros(change.changed_at))
+    .bind(&change.source)
+    .bind(micros(change.recorded_at))
+    .execute(&mut *connection)
+    .await?;
+    sqlx::query(
+        "INSERT INTO consents (customer_id, channel, granted, changed_at, source) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (customer_id, channel) DO UPDATE
+             SET granted = excluded.granted, changed_at = excluded.changed_at, source = excluded.source
+             WHERE consents.changed_at <= excluded.changed_at",
+    )
+    .bind(change.customer_id)
+    .bind(change.channel.as_str())
+    .bind(change.granted)
+    .bind(micros(change.changed_at))
+    .bind(&change.source)
+    .execute(&mut *connection)
+    .await?;
+    Ok(())
 }

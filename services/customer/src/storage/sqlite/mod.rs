@@ -9,6 +9,7 @@ mod activities;
 mod consents;
 mod customers;
 mod feed;
+mod onboarding;
 mod rows;
 
 use std::sync::Arc;
@@ -192,6 +193,13 @@ impl CustomerStore for SqliteCustomerStore {
         commands: &[ImportCommand],
     ) -> Result<Vec<ImportOutcome>, CustomerError> {
         self.import(commands).await
+    }
+
+    async fn onboard(
+        &self,
+        batch: &[crate::domain::onboarding::Onboarding],
+    ) -> Result<Vec<crate::domain::onboarding::OnboardingOutcome>, CustomerError> {
+        self.onboard_batch(batch).await
     }
 
     async fn read_feed(&self, after: FeedCursor, limit: u32) -> Result<FeedPage, CustomerError> {
