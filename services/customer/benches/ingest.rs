@@ -4,12 +4,17 @@
 //!    `COPY` of the same rows into a table of the same layout (same columns, defaults, checks and
 //!    indexes), measured in the same run on the same database.
 //! 2. Single: `RecordPurchase` latency p50/p99 with 32 concurrent callers.
+//! 3. Onboarding: customers per second through `ImportCustomers` (each with a profile in Hangul,
+//!    an e-mail, a phone, a birth date, an attribute and an e-mail consent), next to a `COPY` of
+//!    the same customer rows into a table of the customers' layout, in the same run.
 //!
 //! Run: `cargo bench -p tierline-customer --bench ingest` (Postgres from
 //! `TIERLINE_TEST_DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`).
 //! Knobs: `BENCH_ROWS` (bulk rows, default 500000), `BENCH_BATCH` (items per batch, 5000),
 //! `BENCH_STREAMS` (parallel import streams, 2), `BENCH_SINGLE` (single calls, 20000),
-//! `BENCH_CALLERS` (concurrent callers, 32), `BENCH_WRITERS` (`TIERLINE_PURCHASE_WRITERS`, 2).
+//! `BENCH_CALLERS` (concurrent callers, 32), `BENCH_WRITERS` (`TIERLINE_PURCHASE_WRITERS`, 2),
+//! `BENCH_ONBOARD` (customers onboarded, 200000; 0 skips), `BENCH_ONBOARD_BATCH` (5000). A knob of
+//! 0 skips its part.
 
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
@@ -222,6 +227,115 @@ async fn single_latency(
     (started.elapsed(), latencies)
 }
 
+/// The `i`-th member of the onboarded membership.
+fn member(i: usize) -> pb::ImportCustomerItem {
+    pb::ImportCustomerItem {
+        customer: Some(pb::CreateCustomerRequest {
+            external_id: format!("M-{i:09}"),
+            name: format!("김민지 {i}"),
+            email: format!("member{i}@example.com"),
+            phone: format!("+8210{:08}", i % 100_000_000),
+            birth_date: Some(tierline_proto::common::v1::Date {
+                year: 1960 + (i % 45) as i32,
+                month: 1 + (i % 12) as i32,
+                day: 1 + (i % 28) as i32,
+            }),
+            joined_at: Some(timestamp(
+                chrono::Utc::now() - chrono::Duration::days((i % 2_000) as i64),
+            )),
+            attributes: [("city".to_owned(), "Seoul".to_owned())].into(),
+        }),
+        consents: vec![pb::ImportedConsent {
+            channel: tierline_proto::common::v1::Channel::Email.into(),
+            granted: i % 4 != 0,
+            source: "crm-migration".into(),
+            changed_at: None,
+        }],
+    }
+}
+
+async fn onboard_grpc(
+    addr: std::net::SocketAddr,
+    count: usize,
+    batch: usize,
+    streams: usize,
+) -> Duration {
+    let started = Instant::now();
+    let tasks = (0..streams).map(|stream| {
+        tokio::spawn(async move {
+            let mut client = connect(addr).await;
+            let numbers: Vec<usize> = (stream..count.div_ceil(batch)).step_by(streams).collect();
+            let requests =
+                futures::stream::iter(numbers).map(move |number| pb::ImportCustomersRequest {
+                    items: (number * batch..((number + 1) * batch).min(count))
+                        .map(member)
+                        .collect(),
+                });
+            let mut responses = client
+                .import_customers(requests)
+                .await
+                .unwrap()
+                .into_inner();
+            let mut created = 0_i64;
+            while let Some(response) = responses.next().await {
+                let response = response.unwrap();
+                assert_eq!(
+                    response.rejected,
+                    0,
+                    "{:?}",
+                    response.results.iter().find(|r| !r.reason.is_empty())
+                );
+                created += i64::from(response.created);
+            }
+            created
+        })
+    });
+    let created: i64 = futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(|t| t.unwrap())
+        .sum();
+    assert_eq!(created as usize, count);
+    started.elapsed()
+}
+
+async fn onboard_copy(url: &str, count: usize) -> Duration {
+    let mut connection = PgConnection::connect(url).await.unwrap();
+    connection
+        .execute("CREATE TABLE customer.bench_customers (LIKE customer.customers INCLUDING ALL)")
+        .await
+        .unwrap();
+    let now = chrono::Utc::now();
+    let mut data = String::with_capacity(count * 250);
+    for i in 0..count {
+        data.push_str(&format!(
+            "{}	C-{i:09}	김민지 {i}	member{i}@example.com	+8210{:08}	{}-{:02}-{:02}	{}	{{\"city\": \"Seoul\"}}	active	{}	{}
+",
+            uuid::Uuid::now_v7(),
+            i % 100_000_000,
+            1960 + i % 45,
+            1 + i % 12,
+            1 + i % 28,
+            (now - chrono::Duration::days((i % 2_000) as i64)).to_rfc3339(),
+            now.to_rfc3339(),
+            now.to_rfc3339(),
+        ));
+    }
+    let started = Instant::now();
+    let mut copy = connection
+        .copy_in_raw(
+            "COPY customer.bench_customers (id, external_id, name, email, phone, birth_date, joined_at, attributes,
+                 status, created_at, updated_at) FROM STDIN",
+        )
+        .await
+        .unwrap();
+    for chunk in data.as_bytes().chunks(1 << 20) {
+        copy.send(chunk).await.unwrap();
+    }
+    assert_eq!(copy.finish().await.unwrap() as usize, count);
+    started.elapsed()
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
 }
@@ -289,6 +403,32 @@ async fn main() {
             .map(|n| n.get())
             .unwrap_or(0)
     );
+    let (onboard_n, onboard_batch) = (
+        knob("BENCH_ONBOARD", 200_000),
+        knob("BENCH_ONBOARD_BATCH", 5_000),
+    );
+    if onboard_n > 0 {
+        let grpc_time = onboard_grpc(addr, onboard_n, onboard_batch, streams).await;
+        let copy_time = onboard_copy(database.url(), onboard_n).await;
+        let (grpc_rate, copy_rate) = (
+            onboard_n as f64 / grpc_time.as_secs_f64(),
+            onboard_n as f64 / copy_time.as_secs_f64(),
+        );
+        println!(
+            "bulk ImportCustomers: {onboard_n} customers (with an e-mail consent and a CREATED event each) in {:.2} s = {grpc_rate:.0} customers/s (target >= 20,000)",
+            grpc_time.as_secs_f64()
+        );
+        println!(
+            "raw COPY of the same customer rows (same layout): {:.2} s = {copy_rate:.0} rows/s; ImportCustomers / COPY = {:.1}%",
+            copy_time.as_secs_f64(),
+            100.0 * grpc_rate / copy_rate
+        );
+    }
+    if rows_n == 0 {
+        stop.cancel();
+        server.await.unwrap();
+        return;
+    }
     let grpc_rows = Arc::new(rows(rows_n, "bulk", &customers));
     let (grpc_time, accepted) = bulk_grpc(addr, grpc_rows, batch, streams).await;
     assert_eq!(accepted as usize, rows_n);

@@ -158,6 +158,20 @@ pub(crate) enum Customers {
         #[arg(long, group = "by")]
         external_id: Option<String>,
     },
+    /// Onboards customers from a CSV file through ImportCustomers, idempotent by external id
+    /// (header: external_id,name,email,phone,birth_date,joined_at,attributes,email_consent,
+    /// sms_consent,push_consent); progress on stderr, then created, unchanged, updated and
+    /// rejected rows.
+    Import {
+        /// The CSV file.
+        file: String,
+        /// Customers per batch (one transaction each), 1 to 10,000.
+        #[arg(long, default_value_t = 5_000)]
+        batch: usize,
+        /// The source recorded with the consents.
+        #[arg(long, default_value = "csv-import")]
+        source: String,
+    },
     /// Grants or revokes consent for a channel.
     Consent {
         /// Customer id.

@@ -349,6 +349,47 @@ async fn a_csv_import_reports_accepted_duplicate_and_rejected_rows() {
     let _ = std::fs::remove_file(file);
 }
 
+#[tokio::test]
+async fn a_membership_is_onboarded_from_csv_once() {
+    let deployment = deploy().await;
+    let csv = "external_id,name,email,phone,birth_date,joined_at,attributes,email_consent,sms_consent,push_consent\n\
+               M-1,김민지,minji@example.com,+821012345678,1990-03-14,2020-01-02T00:00:00Z,city=Seoul;grade=gold,yes,no,\n\
+               M-2,이서준,,,,,,no,,\n\
+               M-3,Bad Phone,,12,,,,,,\n";
+    let file = std::env::temp_dir().join(format!("tierline-onboard-{}.csv", std::process::id()));
+    std::fs::write(&file, csv).expect("csv");
+    let path = file.to_string_lossy().into_owned();
+    let first = deployment
+        .tierline(&["--json", "customers", "import", &path])
+        .await;
+    assert_eq!(first.status.code(), Some(2), "a rejected row");
+    let value: serde_json::Value = serde_json::from_slice(&first.stdout).expect("JSON");
+    assert_eq!(
+        (value["created"].as_i64(), value["rejected"].as_i64()),
+        (Some(2), Some(1)),
+        "{value}"
+    );
+    assert_eq!(value["rejections"][0]["line"], "4");
+    assert_eq!(value["rejections"][0]["field"], "customer.phone");
+    // Run again: nothing changes for the rows that went in.
+    let again = deployment
+        .tierline(&["--json", "customers", "import", &path])
+        .await;
+    let value: serde_json::Value = serde_json::from_slice(&again.stdout).expect("JSON");
+    assert_eq!(
+        (value["created"].as_i64(), value["unchanged"].as_i64()),
+        (Some(0), Some(2)),
+        "{value}"
+    );
+    let found = deployment
+        .json(&["customers", "find", "--external-id", "M-1"])
+        .await;
+    let _ = std::fs::remove_file(file);
+    let minji = &found["customers"][0];
+    assert_eq!(minji["name"], "김민지", "{found}");
+    assert_eq!(minji["attributes"]["grade"], "gold", "{found}");
+}
+
 fn scratch_dir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("tierline-cli-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

@@ -2,18 +2,13 @@
 //! `ImportActivities`, with progress and a summary of accepted, duplicate and rejected rows.
 //! Exit code 2 when any row was rejected.
 
-use std::io::Write;
-
 use tierline_proto::{common::v1::Money, customer::v1 as pb, prost_types::Timestamp};
 
-use super::timestamp;
-use crate::output::outln;
-use crate::{
-    cli::Activity,
-    connect::Endpoints,
-    exit::Failure,
-    render::{Render, table},
+use super::{
+    csv_import::{Tally, batch_size, read_rows},
+    timestamp,
 };
+use crate::{cli::Activity, connect::Endpoints, exit::Failure, render::Render};
 
 fn now() -> Timestamp {
     Timestamp::from(std::time::SystemTime::now())
@@ -142,97 +137,41 @@ async fn import(
     file: &str,
     batch: usize,
 ) -> Result<(), Failure> {
-    if !(1..=10_000).contains(&batch) {
-        return Err(Failure::Input("--batch must be 1 to 10,000".into()));
-    }
-    let mut reader =
-        csv::Reader::from_path(file).map_err(|e| Failure::Input(format!("{file}: {e}")))?;
-    let headers = reader
-        .headers()
-        .map_err(|e| Failure::Input(format!("{file}: {e}")))?
-        .clone();
-    if headers.iter().map(str::trim).ne(COLUMNS) {
-        return Err(Failure::Input(format!(
-            "{file}: the header must be {}",
-            COLUMNS.join(",")
-        )));
-    }
-    let mut items = Vec::new();
-    let mut lines: Vec<u64> = Vec::new();
-    for record in reader.records() {
-        let record = record.map_err(|e| Failure::Input(format!("{file}: {e}")))?;
-        let line = record.position().map_or(0, csv::Position::line);
-        items.push(item(&record, line)?);
-        lines.push(line);
-    }
+    let batch = batch_size(batch)?;
+    let rows = read_rows(file, &COLUMNS)?;
+    let lines: Vec<u64> = rows.iter().map(|(line, _)| *line).collect();
+    let items = rows
+        .iter()
+        .map(|(line, record)| item(record, *line))
+        .collect::<Result<Vec<_>, _>>()?;
     let batches: Vec<pb::ImportActivitiesRequest> = items
         .chunks(batch)
         .map(|chunk| pb::ImportActivitiesRequest {
             items: chunk.to_vec(),
         })
         .collect();
-    let total = lines.len();
-    let mut client = endpoints.customer()?;
     let sizes: Vec<usize> = batches.iter().map(|b| b.items.len()).collect();
+    let mut client = endpoints.customer()?;
     let mut responses = client
         .import_activities(tokio_stream::iter(batches))
         .await?
         .into_inner();
-    let (mut accepted, mut duplicates, mut rejected, mut done) = (0_i64, 0_i64, 0_i64, 0_usize);
-    let mut problems = Vec::new();
-    let mut offset = 0;
+    let mut tally = Tally::new(lines.len(), &["accepted", "duplicates", "rejected"]);
     while let Some(response) = responses.message().await? {
-        accepted += i64::from(response.accepted);
-        duplicates += i64::from(response.duplicates);
-        rejected += i64::from(response.rejected);
+        tally.add("accepted", response.accepted);
+        tally.add("duplicates", response.duplicates);
+        tally.add("rejected", response.rejected);
         for result in &response.results {
             if result.outcome == pb::ImportOutcome::Rejected as i32 {
-                let index = offset + usize::try_from(result.index).unwrap_or(0);
-                problems.push(vec![
-                    lines
-                        .get(index)
-                        .map_or_else(String::new, ToString::to_string),
-                    result.field.clone(),
-                    result.reason.clone(),
-                ]);
+                let index = tally.done + usize::try_from(result.index).unwrap_or(0);
+                tally.reject(lines.get(index).copied(), &result.field, &result.reason);
             }
         }
-        let size = sizes.get(done).copied().unwrap_or(0);
-        offset += size;
-        done += 1;
-        if !render.json {
-            let mut stderr = std::io::stderr();
-            let _ = write!(stderr, "\r{offset}/{total} rows imported");
-            let _ = stderr.flush();
-        }
+        let size = sizes
+            .get(usize::try_from(response.batch).unwrap_or(0))
+            .copied()
+            .unwrap_or(0);
+        tally.batch_done(size, render, "rows imported");
     }
-    if !render.json {
-        eprintln!();
-    }
-    let summary = vec![
-        vec!["rows".to_owned(), total.to_string()],
-        vec!["accepted".to_owned(), accepted.to_string()],
-        vec!["duplicate".to_owned(), duplicates.to_string()],
-        vec!["rejected".to_owned(), rejected.to_string()],
-    ];
-    if render.json {
-        let value = serde_json::json!({
-            "rows": total, "accepted": accepted, "duplicates": duplicates, "rejected": rejected,
-            "rejections": problems.iter().map(|p| serde_json::json!({"line": p[0], "field": p[1], "reason": p[2]})).collect::<Vec<_>>(),
-        });
-        #[allow(clippy::print_stdout)]
-        {
-            outln!("{value}");
-        }
-    } else {
-        table(&[], &summary);
-        if !problems.is_empty() {
-            table(&["LINE", "FIELD", "REASON"], &problems);
-        }
-    }
-    if rejected > 0 {
-        Err(Failure::Input(format!("{rejected} rows were rejected")))
-    } else {
-        Ok(())
-    }
+    tally.finish(render)
 }

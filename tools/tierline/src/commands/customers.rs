@@ -1,4 +1,4 @@
-//! `tierline customers`: create, get, consent.
+//! `tierline customers`: create, get, list, find, consent; `import` is `customers_import`.
 
 use tierline_proto::{common::v1 as common, customer::v1 as pb};
 
@@ -9,7 +9,7 @@ use crate::{
     render::Render,
 };
 
-fn birth_date(text: &str) -> Result<common::Date, Failure> {
+pub(super) fn birth_date(text: &str) -> Result<common::Date, Failure> {
     let parts: Vec<i32> = text
         .split('-')
         .map(str::parse)
@@ -43,6 +43,11 @@ pub(super) async fn run(
 ) -> Result<(), Failure> {
     let mut client = endpoints.customer()?;
     match command {
+        Customers::Import {
+            file,
+            batch,
+            source,
+        } => super::customers_import::import(endpoints, render, &file, batch, &source).await,
         Customers::Create {
             name,
             email,

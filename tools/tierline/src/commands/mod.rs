@@ -2,7 +2,9 @@
 
 mod activity;
 mod campaigns;
+mod csv_import;
 mod customers;
+mod customers_import;
 mod programs;
 mod resolve;
 mod status;

@@ -1,0 +1,138 @@
+//! What the CSV imports share (`activity import`, `customers import`): reading the file with
+//! its header checked, progress on stderr, and the summary of outcomes with each rejected row's
+//! line, field and reason. Exit code 2 when any row was rejected.
+
+use std::io::Write;
+
+use crate::output::outln;
+use crate::{
+    exit::Failure,
+    render::{Render, table},
+};
+
+/// The rows of `file` after its header, which must be `columns`, with their line numbers.
+pub(super) fn read_rows(
+    file: &str,
+    columns: &[&str],
+) -> Result<Vec<(u64, csv::StringRecord)>, Failure> {
+    let mut reader =
+        csv::Reader::from_path(file).map_err(|e| Failure::Input(format!("{file}: {e}")))?;
+    let headers = reader
+        .headers()
+        .map_err(|e| Failure::Input(format!("{file}: {e}")))?
+        .clone();
+    if headers.iter().map(str::trim).ne(columns.iter().copied()) {
+        return Err(Failure::Input(format!(
+            "{file}: the header must be {}",
+            columns.join(",")
+        )));
+    }
+    reader
+        .records()
+        .map(|record| {
+            let record = record.map_err(|e| Failure::Input(format!("{file}: {e}")))?;
+            Ok((record.position().map_or(0, csv::Position::line), record))
+        })
+        .collect()
+}
+
+/// Checks a `--batch` size.
+pub(super) fn batch_size(batch: usize) -> Result<usize, Failure> {
+    if (1..=10_000).contains(&batch) {
+        Ok(batch)
+    } else {
+        Err(Failure::Input("--batch must be 1 to 10,000".into()))
+    }
+}
+
+/// Outcomes counted so far, and the rejected rows.
+#[derive(Debug)]
+pub(super) struct Tally {
+    /// Rows in the file.
+    pub(super) rows: usize,
+    /// Rows answered so far.
+    pub(super) done: usize,
+    /// Count of each outcome, in the order shown; the last is "rejected".
+    pub(super) counts: Vec<(&'static str, i64)>,
+    /// Line, field and reason of each rejected row.
+    pub(super) rejections: Vec<[String; 3]>,
+}
+
+impl Tally {
+    /// A tally of `rows` rows with these outcomes.
+    pub(super) fn new(rows: usize, outcomes: &[&'static str]) -> Self {
+        Self {
+            rows,
+            done: 0,
+            counts: outcomes.iter().map(|name| (*name, 0)).collect(),
+            rejections: Vec::new(),
+        }
+    }
+
+    /// Adds `count` to `outcome`.
+    pub(super) fn add(&mut self, outcome: &str, count: i32) {
+        if let Some((_, total)) = self.counts.iter_mut().find(|(name, _)| *name == outcome) {
+            *total += i64::from(count);
+        }
+    }
+
+    /// Records a rejected row.
+    pub(super) fn reject(&mut self, line: Option<u64>, field: &str, reason: &str) {
+        self.rejections.push([
+            line.map_or_else(String::new, |line| line.to_string()),
+            field.to_owned(),
+            reason.to_owned(),
+        ]);
+    }
+
+    /// A batch of `size` rows was answered: the progress line on stderr for a person.
+    pub(super) fn batch_done(&mut self, size: usize, render: Render, what: &str) {
+        self.done += size;
+        if !render.json {
+            let mut stderr = std::io::stderr();
+            let _ = write!(stderr, "\r{}/{} {what}", self.done, self.rows);
+            let _ = stderr.flush();
+        }
+    }
+
+    /// Prints the summary (a table, or one JSON object with `--json`); an error when any row
+    /// was rejected.
+    pub(super) fn finish(self, render: Render) -> Result<(), Failure> {
+        let rejected = self
+            .counts
+            .iter()
+            .find(|(name, _)| *name == "rejected")
+            .map_or(0, |(_, count)| *count);
+        if render.json {
+            let mut value = serde_json::json!({ "rows": self.rows });
+            for (name, count) in &self.counts {
+                value[name] = (*count).into();
+            }
+            value["rejections"] = self
+                .rejections
+                .iter()
+                .map(|[line, field, reason]| serde_json::json!({"line": line, "field": field, "reason": reason}))
+                .collect();
+            outln!("{value}");
+        } else {
+            eprintln!();
+            let mut summary = vec![vec!["rows".to_owned(), self.rows.to_string()]];
+            summary.extend(
+                self.counts
+                    .iter()
+                    .map(|(name, count)| vec![(*name).to_owned(), count.to_string()]),
+            );
+            table(&[], &summary);
+            if !self.rejections.is_empty() {
+                let rows: Vec<Vec<String>> =
+                    self.rejections.iter().map(|row| row.to_vec()).collect();
+                table(&["LINE", "FIELD", "REASON"], &rows);
+            }
+        }
+        if rejected > 0 {
+            Err(Failure::Input(format!("{rejected} rows were rejected")))
+        } else {
+            Ok(())
+        }
+    }
+}
