@@ -1,7 +1,6 @@
-//! The demo's customers, created through the customer service with their e-mail consents, a few
-//! calls in flight at a time.
+//! The demo's customers, onboarded through the customer service's `ImportCustomers` with their
+//! e-mail consents, as a migration from an existing CRM would bring them.
 
-use futures::{StreamExt, TryStreamExt};
 use tierline_proto::{
     common::v1::{Channel, Date},
     customer::v1 as pb,
@@ -11,65 +10,75 @@ use tierline_proto::{
 use super::{business::Person, progress::Progress};
 use crate::{connect::Endpoints, exit::Failure};
 
-/// Calls in flight: enough to keep the service busy, few enough to leave it responsive.
-const IN_FLIGHT: usize = 16;
+/// Customers per batch (one transaction each).
+const BATCH: usize = 2_000;
+
+fn item(person: &Person) -> pb::ImportCustomerItem {
+    let joined = Timestamp {
+        seconds: person.joined_at.timestamp(),
+        nanos: 0,
+    };
+    pb::ImportCustomerItem {
+        customer: Some(pb::CreateCustomerRequest {
+            external_id: person.external_id.clone(),
+            name: person.name.clone(),
+            email: person.email.clone(),
+            phone: String::new(),
+            birth_date: Some(Date {
+                year: chrono::Datelike::year(&person.birth_date),
+                month: i32::try_from(chrono::Datelike::month(&person.birth_date)).unwrap_or(1),
+                day: i32::try_from(chrono::Datelike::day(&person.birth_date)).unwrap_or(1),
+            }),
+            joined_at: Some(joined),
+            attributes: [("city".to_owned(), person.city.to_owned())].into(),
+        }),
+        consents: person
+            .email_consent
+            .then(|| pb::ImportedConsent {
+                channel: Channel::Email.into(),
+                granted: true,
+                source: "signup-form".into(),
+                changed_at: Some(joined),
+            })
+            .into_iter()
+            .collect(),
+    }
+}
 
 /// Creates `people` (consents included) and returns their ids, in the same order.
 pub(crate) async fn create(
     endpoints: &Endpoints,
     people: &[Person],
 ) -> Result<Vec<String>, Failure> {
-    let client = endpoints.customer()?;
-    let progress = std::sync::Mutex::new(Progress::start("customers", people.len() as u64));
-    let ids: Vec<String> = futures::stream::iter(people)
-        .map(|person| {
-            let mut client = client.clone();
-            let progress = &progress;
-            async move {
-                let joined = Timestamp {
-                    seconds: person.joined_at.timestamp(),
-                    nanos: 0,
-                };
-                let created = client
-                    .create_customer(pb::CreateCustomerRequest {
-                        external_id: person.external_id.clone(),
-                        name: person.name.clone(),
-                        email: person.email.clone(),
-                        phone: String::new(),
-                        birth_date: Some(Date {
-                            year: chrono::Datelike::year(&person.birth_date),
-                            month: i32::try_from(chrono::Datelike::month(&person.birth_date))
-                                .unwrap_or(1),
-                            day: i32::try_from(chrono::Datelike::day(&person.birth_date))
-                                .unwrap_or(1),
-                        }),
-                        joined_at: Some(joined),
-                        attributes: [("city".to_owned(), person.city.to_owned())].into(),
-                    })
-                    .await?
-                    .into_inner();
-                if person.email_consent {
-                    client
-                        .set_consent(pb::SetConsentRequest {
-                            customer_id: created.id.clone(),
-                            channel: Channel::Email.into(),
-                            granted: true,
-                            source: "signup-form".into(),
-                            changed_at: Some(joined),
-                        })
-                        .await?;
-                }
-                if let Ok(mut progress) = progress.lock() {
-                    progress.advance(1);
-                }
-                Ok::<_, Failure>(created.id)
-            }
+    let mut client = endpoints.customer()?;
+    let mut progress = Progress::start("customers", people.len() as u64);
+    let batches: Vec<pb::ImportCustomersRequest> = people
+        .chunks(BATCH)
+        .map(|chunk| pb::ImportCustomersRequest {
+            items: chunk.iter().map(item).collect(),
         })
-        .buffered(IN_FLIGHT)
-        .try_collect()
-        .await?;
-    if let Ok(progress) = progress.into_inner() {
-        progress.finish();
+        .collect();
+    let mut responses = client
+        .import_customers(tokio_stream::iter(batches))
+        .await?
+        .into_inner();
+    let mut ids = Vec::with_capacity(people.len());
+    while let Some(response) = responses.message().await? {
+        if let Some(rejected) = response.results.iter().find(|r| !r.reason.is_empty()) {
+            return Err(Failure::Other(anyhow::anyhow!(
+                "a demo customer was refused: {} {}",
+                rejected.field,
+                rejected.reason
+            )));
+        }
+        progress.advance(response.results.len() as u64);
+        ids.extend(
+            response
+                .results
+                .into_iter()
+                .map(|result| result.customer_id),
+        );
     }
+    progress.finish();
     Ok(ids)
 }
