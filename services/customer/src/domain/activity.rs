@@ -173,6 +173,31 @@ pub struct NewPurchase {
     pub line_items: Vec<LineItem>,
 }
 
+impl NewPurchase {
+    /// The activity this purchase becomes once stored (what a store returns without reading
+    /// the row back): times in whole microseconds, as both backends keep them.
+    pub fn as_stored(&self) -> Activity {
+        use chrono::SubsecRound;
+        Activity {
+            id: self.id,
+            customer_id: self.customer_id,
+            kind: ActivityKind::Purchase,
+            idempotency_key: self.idempotency_key.clone(),
+            amount_minor: self.amount_minor,
+            currency: self.currency.clone(),
+            occurred_at: self.occurred_at.trunc_subsecs(6),
+            recorded_at: self.recorded_at.trunc_subsecs(6),
+            brand: self.brand.clone(),
+            sales_channel: self.sales_channel.clone(),
+            store_id: self.store_id.clone(),
+            line_items: self.line_items.clone(),
+            refunded_purchase_id: None,
+            refunded_amount_minor: 0,
+            purchase_occurred_at: self.occurred_at.trunc_subsecs(6),
+        }
+    }
+}
+
 /// A validated refund, ready to store; the checks against its purchase happen in the same
 /// transaction that records it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -16,31 +16,10 @@ use super::{
 use crate::{
     CustomerError,
     domain::{
-        activity::{Activity, ActivityKind, NewPurchase, Recorded},
+        activity::{NewPurchase, Recorded},
         customer::CustomerStatus,
     },
 };
-
-/// The activity a purchase becomes once stored.
-fn stored(purchase: &NewPurchase) -> Activity {
-    Activity {
-        id: purchase.id,
-        customer_id: purchase.customer_id,
-        kind: ActivityKind::Purchase,
-        idempotency_key: purchase.idempotency_key.clone(),
-        amount_minor: purchase.amount_minor,
-        currency: purchase.currency.clone(),
-        occurred_at: purchase.occurred_at,
-        recorded_at: purchase.recorded_at,
-        brand: purchase.brand.clone(),
-        sales_channel: purchase.sales_channel.clone(),
-        store_id: purchase.store_id.clone(),
-        line_items: purchase.line_items.clone(),
-        refunded_purchase_id: None,
-        refunded_amount_minor: 0,
-        purchase_occurred_at: purchase.occurred_at,
-    }
-}
 
 /// Records `purchases` in one transaction; one result per purchase, in order. The outer error
 /// is for the whole batch (database unavailable); the inner ones are each purchase's own.
@@ -129,7 +108,7 @@ pub(super) async fn record_purchase_batch(
         let purchase = purchases[index];
         results[index] = Some(if inserted.contains(purchase.idempotency_key.as_str()) {
             Ok(Recorded {
-                activity: stored(purchase),
+                activity: purchase.as_stored(),
                 replayed: false,
             })
         } else {

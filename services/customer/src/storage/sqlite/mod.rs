@@ -46,16 +46,24 @@ pub struct SqliteCustomerStore {
 struct Write {
     tx: Transaction<'static, Sqlite>,
     xid: i64,
+    /// The last feed position this transaction handed out: positions are counted here and
+    /// stored once at commit (the transaction holds the write lock, so nobody else counts).
+    last_seq: Option<i64>,
 }
 
 impl Write {
     /// The feed position of the next row this transaction writes.
     async fn next_seq(&mut self) -> Result<i64, CustomerError> {
-        Ok(sqlx::query_scalar(
-            "UPDATE write_gate SET feed_seq = feed_seq + 1 WHERE id = 1 RETURNING feed_seq",
-        )
-        .fetch_one(&mut *self.tx)
-        .await?)
+        let last = match self.last_seq {
+            Some(last) => last,
+            None => {
+                sqlx::query_scalar("SELECT feed_seq FROM write_gate WHERE id = 1")
+                    .fetch_one(&mut *self.tx)
+                    .await?
+            }
+        };
+        self.last_seq = Some(last + 1);
+        Ok(last + 1)
     }
 }
 
@@ -80,11 +88,21 @@ impl SqliteCustomerStore {
         )
         .fetch_one(&mut *tx)
         .await?;
-        Ok(Write { tx, xid })
+        Ok(Write {
+            tx,
+            xid,
+            last_seq: None,
+        })
     }
 
     /// Commits a transaction that wrote feed events, then wakes the feed's watchers.
-    async fn commit_feed(&self, write: Write) -> Result<(), CustomerError> {
+    async fn commit_feed(&self, mut write: Write) -> Result<(), CustomerError> {
+        if let Some(last) = write.last_seq {
+            sqlx::query("UPDATE write_gate SET feed_seq = ? WHERE id = 1")
+                .bind(last)
+                .execute(&mut *write.tx)
+                .await?;
+        }
         write.tx.commit().await?;
         self.feed_signal.send_modify(|n| *n = n.wrapping_add(1));
         Ok(())
