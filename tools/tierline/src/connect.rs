@@ -16,7 +16,7 @@ use tonic::{service::interceptor::InterceptedService, transport::Channel};
 use crate::exit::Failure;
 
 /// A channel with the bearer token on every call.
-type Authorized = InterceptedService<Channel, Outgoing>;
+pub(crate) type Authorized = InterceptedService<Channel, Outgoing>;
 
 /// The three endpoints and the token.
 #[derive(Debug, Clone)]

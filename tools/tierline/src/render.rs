@@ -27,6 +27,22 @@ impl Render {
         Ok(())
     }
 
+    /// Prints `message` as JSON, or the given lines written for a person.
+    pub(crate) fn lines<T: Message + Name>(
+        &self,
+        message: &T,
+        lines: &[String],
+    ) -> Result<(), Failure> {
+        if self.json {
+            print_json(&json::to_value(message)?);
+        } else {
+            for line in lines {
+                outln!("{line}");
+            }
+        }
+        Ok(())
+    }
+
     /// Prints `message` as JSON, or the given table.
     pub(crate) fn table<T: Message + Name>(
         &self,

@@ -561,6 +561,17 @@ async fn the_demo_answers_the_readme_lines() {
             .is_some_and(|code| code != "WELCOME"),
         "the devoted buyer holds a tier above the base: {tier}"
     );
+    // For a person: a card in the program's time zone, money as people write it.
+    let card = deployment
+        .tierline(&["tiers", "get", "--program", "INNISFREE", "demo-00042"])
+        .await;
+    let shown = text(&card);
+    assert!(
+        shown.starts_with("demo-00042: ")
+            && shown.contains(" KST")
+            && shown.contains(" KRW net spend"),
+        "{shown}"
+    );
     let explanation = deployment
         .json(&["tiers", "explain", "--program", "INNISFREE", "demo-00042"])
         .await;

@@ -8,6 +8,7 @@ mod customers_import;
 mod programs;
 mod resolve;
 mod status;
+mod tier_card;
 mod tiers;
 
 use std::str::FromStr;

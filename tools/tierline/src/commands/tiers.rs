@@ -8,6 +8,33 @@ fn code(tier: Option<&pb::TierRef>) -> String {
     tier.map_or_else(String::new, |t| t.code.clone())
 }
 
+/// A program's currency and the time zone of its policy in force (UTC without one).
+async fn program_locale(
+    client: &mut tierline_proto::scoring::v1::scoring_service_client::ScoringServiceClient<
+        crate::connect::Authorized,
+    >,
+    program_id: &str,
+) -> Result<(String, chrono_tz::Tz), Failure> {
+    let program = client
+        .get_program(pb::GetProgramRequest {
+            program_id: program_id.to_owned(),
+        })
+        .await?
+        .into_inner();
+    let zone = client
+        .get_policy(pb::GetPolicyRequest {
+            selector: Some(pb::get_policy_request::Selector::ActiveForProgramId(
+                program_id.to_owned(),
+            )),
+        })
+        .await
+        .ok()
+        .and_then(|policy| policy.into_inner().rules)
+        .and_then(|rules| rules.time_zone.parse().ok())
+        .unwrap_or(chrono_tz::UTC);
+    Ok((program.currency, zone))
+}
+
 pub(super) async fn run(
     endpoints: &Endpoints,
     render: Render,
@@ -22,6 +49,7 @@ pub(super) async fn run(
     };
     match command {
         Tiers::Get(target) => {
+            let shown = target.customer.clone();
             let (program_id, customer_id) = resolve(target).await?;
             let tier = client
                 .get_tier(pb::GetTierRequest {
@@ -30,7 +58,14 @@ pub(super) async fn run(
                 })
                 .await?
                 .into_inner();
-            render.message(&tier)
+            if render.json {
+                return render.message(&tier);
+            }
+            let (currency, zone) = program_locale(&mut client, &program_id).await?;
+            render.lines(
+                &tier,
+                &super::tier_card::card(&tier, &shown, &currency, zone),
+            )
         }
         Tiers::Explain(target) => {
             let (program_id, customer_id) = resolve(target).await?;

@@ -1,0 +1,249 @@
+//! `tierline tiers get` for a person: a short card instead of protobuf field paths. The tier
+//! and since when (in the program's time zone), the window and its totals, what is missing for
+//! the next tier, whether the tier is kept at the next evaluation and when that is, and the
+//! benefits; money with the currency's minor unit and digit grouping. `--json` keeps the
+//! protobuf JSON.
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use tierline_proto::{prost_types::Timestamp, scoring::v1 as pb};
+
+/// Digits after the decimal point of a currency (ISO 4217); 2 for those not listed.
+fn exponent(currency: &str) -> u32 {
+    match currency {
+        "KRW" | "JPY" | "VND" | "CLP" | "ISK" | "PYG" | "UGX" | "XAF" | "XOF" | "IDR" => 0,
+        "BHD" | "KWD" | "OMR" | "JOD" | "TND" | "IQD" | "LYD" => 3,
+        _ => 2,
+    }
+}
+
+/// `digits` with a comma every three from the right.
+fn grouped(digits: &str) -> String {
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+/// An amount in minor units as people write it: `1,082,400 KRW`, `12,345.67 USD`.
+pub(super) fn money(amount_minor: i64, currency: &str) -> String {
+    let sign = if amount_minor < 0 { "-" } else { "" };
+    let magnitude = amount_minor.unsigned_abs();
+    let scale = 10_u64.pow(exponent(currency));
+    let whole = grouped(&(magnitude / scale).to_string());
+    if scale == 1 {
+        format!("{sign}{whole} {currency}")
+    } else {
+        let width = exponent(currency) as usize;
+        format!("{sign}{whole}.{:0width$} {currency}", magnitude % scale)
+    }
+}
+
+fn instant(timestamp: Option<&Timestamp>) -> Option<DateTime<Utc>> {
+    let timestamp = timestamp?;
+    DateTime::from_timestamp(timestamp.seconds, u32::try_from(timestamp.nanos).ok()?)
+}
+
+/// An instant in the program's zone: `2026-11-26 14:30 KST`.
+pub(super) fn local(timestamp: Option<&Timestamp>, zone: Tz) -> String {
+    instant(timestamp).map_or_else(
+        || "-".to_owned(),
+        |at| {
+            at.with_timezone(&zone)
+                .format("%Y-%m-%d %H:%M %Z")
+                .to_string()
+        },
+    )
+}
+
+/// A requirement's value in its unit.
+fn value(metric: i32, amount: i64, currency: &str) -> String {
+    match pb::MetricKind::try_from(metric) {
+        Ok(pb::MetricKind::NetSpend) => format!("{} net spend", money(amount, currency)),
+        Ok(pb::MetricKind::Points) => format!("{} points", grouped(&amount.to_string())),
+        Ok(pb::MetricKind::PurchaseCount) => format!("{amount} purchases"),
+        _ => amount.to_string(),
+    }
+}
+
+fn missing(gaps: &[pb::RequirementGap], currency: &str) -> Vec<String> {
+    gaps.iter()
+        .filter(|gap| gap.missing > 0)
+        .filter_map(|gap| {
+            let requirement = gap.requirement.as_ref()?;
+            Some(value(requirement.metric, gap.missing, currency))
+        })
+        .collect()
+}
+
+fn code(tier: Option<&pb::TierRef>) -> String {
+    tier.map_or_else(|| "-".to_owned(), |tier| tier.code.clone())
+}
+
+/// The card's lines for a customer's tier in a program of `currency` living in `zone`.
+pub(super) fn card(
+    tier: &pb::CustomerTier,
+    customer: &str,
+    currency: &str,
+    zone: Tz,
+) -> Vec<String> {
+    let mut lines = vec![format!("{customer}: {}", code(tier.tier.as_ref()))];
+    lines.push(format!("  since      {}", local(tier.since.as_ref(), zone)));
+    if let Some(manual) = &tier.tier_override {
+        lines.push(format!(
+            "  override   {} until {} by {} ({}); computed tier {}",
+            code(manual.tier.as_ref()),
+            local(manual.expires_at.as_ref(), zone),
+            manual.operator_name,
+            manual.reason,
+            code(manual.computed_tier.as_ref()),
+        ));
+    }
+    let window = tier.window.as_ref();
+    let metrics = tier.metrics.unwrap_or_default();
+    lines.push(format!(
+        "  window     {} to {}: {} net spend, {} purchases, {} points",
+        local(window.and_then(|w| w.start.as_ref()), zone),
+        local(window.and_then(|w| w.end.as_ref()), zone),
+        money(metrics.net_spend_minor, currency),
+        metrics.purchase_count,
+        grouped(&metrics.points.to_string()),
+    ));
+    match &tier.next_tier {
+        Some(next) => {
+            let needs = missing(&next.gaps, currency);
+            lines.push(if needs.is_empty() {
+                format!(
+                    "  next tier  {}: every requirement met",
+                    code(next.tier.as_ref())
+                )
+            } else {
+                format!(
+                    "  next tier  {}: {} more",
+                    code(next.tier.as_ref()),
+                    needs.join(" and ")
+                )
+            });
+        }
+        None => lines.push("  next tier  none: the top of the ladder".to_owned()),
+    }
+    if let Some(retention) = &tier.retention {
+        let when = local(retention.next_evaluation_at.as_ref(), zone);
+        let kept = if retention.secured {
+            match &retention.grace_until {
+                Some(grace) => format!(
+                    "kept at the next evaluation ({when}); grace until {}",
+                    local(Some(grace), zone)
+                ),
+                None => format!("kept at the next evaluation ({when})"),
+            }
+        } else {
+            let needs = missing(&retention.gaps, currency);
+            format!(
+                "at risk at the next evaluation ({when}): {} more to keep it, or down to {}",
+                needs.join(" and "),
+                code(retention.lowest_possible_tier.as_ref())
+            )
+        };
+        lines.push(format!("  keeps      {kept}"));
+    }
+    let benefits: Vec<String> = tier
+        .benefits
+        .iter()
+        .map(|benefit| format!("{} ({})", benefit.code, benefit.description))
+        .collect();
+    lines.push(format!(
+        "  benefits   {}",
+        if benefits.is_empty() {
+            "none".to_owned()
+        } else {
+            benefits.join(", ")
+        }
+    ));
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn money_has_the_currencys_minor_unit_and_groups_its_digits() {
+        assert_eq!(money(19_304_000, "KRW"), "19,304,000 KRW");
+        assert_eq!(money(1_234_567, "USD"), "12,345.67 USD");
+        assert_eq!(money(5, "EUR"), "0.05 EUR");
+        assert_eq!(money(-1_000, "JPY"), "-1,000 JPY");
+        assert_eq!(money(1_234_567, "KWD"), "1,234.567 KWD");
+        assert_eq!(money(0, "KRW"), "0 KRW");
+    }
+
+    #[test]
+    fn a_card_says_the_tier_the_gap_and_what_keeps_it_in_the_programs_zone() {
+        let seoul: Tz = "Asia/Seoul".parse().expect("zone");
+        let at = |text: &str| {
+            let instant = DateTime::parse_from_rfc3339(text).expect("time");
+            Some(Timestamp {
+                seconds: instant.timestamp(),
+                nanos: 0,
+            })
+        };
+        let tier_ref = |code: &str| pb::TierRef {
+            code: code.into(),
+            ..Default::default()
+        };
+        let gap = |metric: pb::MetricKind, missing| pb::RequirementGap {
+            requirement: Some(pb::Requirement {
+                metric: metric.into(),
+                threshold: 0,
+            }),
+            current: 0,
+            missing,
+        };
+        let tier = pb::CustomerTier {
+            tier: Some(tier_ref("VIP")),
+            since: at("2026-11-26T05:30:00Z"),
+            window: Some(tierline_proto::common::v1::TimeRange {
+                start: at("2025-11-30T15:00:00Z"),
+                end: at("2026-11-30T15:00:00Z"),
+            }),
+            metrics: Some(pb::MetricValues {
+                net_spend_minor: 1_082_400,
+                points: 0,
+                purchase_count: 9,
+            }),
+            next_tier: Some(pb::NextTierGap {
+                tier: Some(tier_ref("VVIP")),
+                gaps: vec![
+                    gap(pb::MetricKind::NetSpend, 917_600),
+                    gap(pb::MetricKind::PurchaseCount, 1),
+                ],
+            }),
+            retention: Some(pb::TierRetention {
+                next_evaluation_at: at("2026-11-30T18:00:00Z"),
+                secured: true,
+                ..Default::default()
+            }),
+            benefits: vec![pb::Benefit {
+                code: "VIP_GIFT".into(),
+                description: "a VIP gift".into(),
+            }],
+            ..Default::default()
+        };
+        let lines = card(&tier, "demo-00042", "KRW", seoul);
+        assert_eq!(
+            lines,
+            [
+                "demo-00042: VIP",
+                "  since      2026-11-26 14:30 KST",
+                "  window     2025-12-01 00:00 KST to 2026-12-01 00:00 KST: 1,082,400 KRW net spend, 9 purchases, 0 points",
+                "  next tier  VVIP: 917,600 KRW net spend and 1 purchases more",
+                "  keeps      kept at the next evaluation (2026-12-01 03:00 KST)",
+                "  benefits   VIP_GIFT (a VIP gift)",
+            ]
+        );
+    }
+}
