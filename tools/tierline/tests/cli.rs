@@ -572,6 +572,18 @@ async fn the_demo_answers_the_readme_lines() {
             && shown.contains(" KRW net spend"),
         "{shown}"
     );
+    let trail = deployment
+        .tierline(&["tiers", "explain", "--program", "INNISFREE", "demo-00042"])
+        .await;
+    let told = text(&trail);
+    assert!(
+        told.contains("upgraded from ")
+            && told.contains(" KST")
+            && told.contains(", policy v1")
+            && told.contains("activities count in the window")
+            && told.contains("NET SPEND"),
+        "{told}"
+    );
     let explanation = deployment
         .json(&["tiers", "explain", "--program", "INNISFREE", "demo-00042"])
         .await;

@@ -9,6 +9,7 @@ mod programs;
 mod resolve;
 mod status;
 mod tier_card;
+mod tier_trail;
 mod tiers;
 
 use std::str::FromStr;

@@ -8,6 +8,65 @@ fn code(tier: Option<&pb::TierRef>) -> String {
     tier.map_or_else(String::new, |t| t.code.clone())
 }
 
+/// The decision trail as sentences (each citing its policy version's thresholds), then the
+/// activities that counted.
+async fn explain_for_people(
+    client: &mut tierline_proto::scoring::v1::scoring_service_client::ScoringServiceClient<
+        crate::connect::Authorized,
+    >,
+    explanation: &pb::ExplainTierResponse,
+    currency: &str,
+    zone: chrono_tz::Tz,
+) -> Result<(), Failure> {
+    let mut ladders = std::collections::HashMap::new();
+    for record in &explanation.decision_trail {
+        let id = &record.policy_version_id;
+        if id.is_empty() || ladders.contains_key(id) {
+            continue;
+        }
+        let policy = client
+            .get_policy(pb::GetPolicyRequest {
+                selector: Some(pb::get_policy_request::Selector::PolicyVersionId(
+                    id.clone(),
+                )),
+            })
+            .await?
+            .into_inner();
+        if let Some(rules) = &policy.rules {
+            ladders.insert(id.clone(), super::tier_trail::ladder(rules));
+        }
+    }
+    let current = explanation.current.clone().unwrap_or_default();
+    let holds = current
+        .tier
+        .as_ref()
+        .map_or_else(|| "-".to_owned(), |tier| tier.code.clone());
+    crate::output::outln!("holds {holds}");
+    for record in &explanation.decision_trail {
+        crate::output::outln!(
+            "  {}",
+            super::tier_trail::sentence(record, &ladders, currency, zone)
+        );
+    }
+    if explanation.decision_trail.is_empty() {
+        crate::output::outln!("  since becoming known to the program; no change of tier yet");
+    }
+    crate::output::outln!(
+        "{} activities count in the window{}:",
+        explanation.activities_total,
+        if (explanation.activities.len() as i64) < explanation.activities_total {
+            format!(" (the {} newest shown)", explanation.activities.len())
+        } else {
+            String::new()
+        }
+    );
+    crate::render::table(
+        &["WHEN", "KIND", "AMOUNT", "NET SPEND", "BRAND", "CHANNEL"],
+        &super::tier_trail::activity_rows(&explanation.activities, currency, zone),
+    );
+    Ok(())
+}
+
 /// A program's currency and the time zone of its policy in force (UTC without one).
 async fn program_locale(
     client: &mut tierline_proto::scoring::v1::scoring_service_client::ScoringServiceClient<
@@ -78,7 +137,11 @@ pub(super) async fn run(
                 })
                 .await?
                 .into_inner();
-            render.message(&explanation)
+            if render.json {
+                return render.message(&explanation);
+            }
+            let (currency, zone) = program_locale(&mut client, &program_id).await?;
+            explain_for_people(&mut client, &explanation, &currency, zone).await
         }
         Tiers::Scores(target) => {
             let (program_id, customer_id) = resolve(target).await?;
