@@ -616,6 +616,22 @@ async fn the_demo_answers_the_readme_lines() {
         scores["predictedValue"].is_object(),
         "{model} {scores}"
     );
+    let card = deployment
+        .tierline(&["tiers", "scores", "--program", "INNISFREE", "demo-00042"])
+        .await;
+    let shown = text(&card);
+    assert!(
+        shown.starts_with("demo-00042: ") && shown.contains("likely still a customer"),
+        "{shown}"
+    );
+    let history = deployment
+        .tierline(&["tiers", "history", "--program", "INNISFREE", "demo-00042"])
+        .await;
+    let shown = text(&history);
+    assert!(
+        shown.contains("NET SPEND") && shown.contains(" KST"),
+        "{shown}"
+    );
     let report = deployment
         .tierline(&["campaigns", "report", "Members' week"])
         .await;

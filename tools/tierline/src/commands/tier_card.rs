@@ -167,6 +167,89 @@ pub(super) fn card(
     lines
 }
 
+fn segment(value: Option<i32>) -> String {
+    value
+        .and_then(|v| pb::RfmSegment::try_from(v).ok())
+        .map_or_else(
+            || "-".to_owned(),
+            |segment| {
+                segment
+                    .as_str_name()
+                    .trim_start_matches("RFM_SEGMENT_")
+                    .to_lowercase()
+                    .replace('_', " ")
+            },
+        )
+}
+
+/// The card of a customer's scores: RFM, segment, lifecycle, and the value model's figures.
+pub(super) fn scores_card(scores: &pb::CustomerScores, customer: &str, zone: Tz) -> Vec<String> {
+    let shown_money = |money: Option<&tierline_proto::common::v1::Money>| {
+        money.map_or_else(
+            || "-".to_owned(),
+            |money| self::money(money.amount_minor, &money.currency),
+        )
+    };
+    let score = |value: Option<i32>| value.map_or_else(|| "-".to_owned(), |v| v.to_string());
+    let mut lines = vec![
+        format!(
+            "{customer}: {} ({})",
+            segment(scores.segment),
+            pb::LifecycleState::try_from(scores.lifecycle)
+                .map(|state| state
+                    .as_str_name()
+                    .trim_start_matches("LIFECYCLE_STATE_")
+                    .to_lowercase()
+                    .replace('_', " "))
+                .unwrap_or_default()
+        ),
+        format!(
+            "  RFM        R {} F {} M {}: last bought {} days ago, {} purchases and {} in the window",
+            score(scores.r_score),
+            score(scores.f_score),
+            score(scores.m_score),
+            scores
+                .recency_days
+                .map_or_else(|| "-".to_owned(), |d| d.to_string()),
+            scores.frequency,
+            shown_money(scores.monetary.as_ref()),
+        ),
+        format!(
+            "  history    {} spent in all",
+            shown_money(scores.historic_value.as_ref())
+        ),
+    ];
+    match scores.probability_alive {
+        Some(alive) => {
+            let purchases: Vec<String> = scores
+                .expected_purchases
+                .iter()
+                .map(|e| format!("{:.1} in {} days", e.purchases, e.days))
+                .collect();
+            lines.push(format!(
+                "  value      {:.0} % likely still a customer; expected purchases {}",
+                alive * 100.0,
+                purchases.join(", ")
+            ));
+            lines.push(format!(
+                "             {} a purchase, {} over {} months (model v{})",
+                shown_money(scores.expected_spend_per_purchase.as_ref()),
+                shown_money(scores.predicted_value.as_ref()),
+                scores.prediction_horizon_months,
+                scores.value_model_version
+            ));
+        }
+        None => {
+            lines.push("  value      none yet (no purchase, or no value model fitted)".to_owned())
+        }
+    }
+    lines.push(format!(
+        "  computed   {}",
+        local(scores.computed_at.as_ref(), zone)
+    ));
+    lines
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -144,21 +144,26 @@ pub(super) async fn run(
             explain_for_people(&mut client, &explanation, &currency, zone).await
         }
         Tiers::Scores(target) => {
+            let shown = target.customer.clone();
             let (program_id, customer_id) = resolve(target).await?;
             let scores = client
                 .get_scores(pb::GetScoresRequest {
-                    program_id,
+                    program_id: program_id.clone(),
                     customer_ids: vec![customer_id],
                 })
                 .await?
                 .into_inner();
-            match scores.scores.first() {
-                Some(found) => render.message(found),
+            let Some(found) = scores.scores.first() else {
                 // As the server says an unknown customer elsewhere: exit code 3.
-                None => Err(Failure::Server(tonic::Status::not_found(
+                return Err(Failure::Server(tonic::Status::not_found(
                     "the customer is not a member of the program",
-                ))),
+                )));
+            };
+            if render.json {
+                return render.message(found);
             }
+            let (_, zone) = program_locale(&mut client, &program_id).await?;
+            render.lines(found, &super::tier_card::scores_card(found, &shown, zone))
         }
         Tiers::History(target) => {
             let (program_id, customer_id) = resolve(target).await?;
@@ -171,28 +176,38 @@ pub(super) async fn run(
                 })
                 .await?
                 .into_inner();
+            let (currency, zone) = if render.json {
+                (String::new(), chrono_tz::UTC)
+            } else {
+                program_locale(&mut client, &program_id).await?
+            };
             let rows = history
                 .records
                 .iter()
                 .map(|record| {
+                    let metrics = record.metrics.unwrap_or_default();
                     vec![
-                        record
-                            .occurred_at
-                            .map(|t| t.to_string())
-                            .unwrap_or_default(),
+                        super::tier_card::local(record.occurred_at.as_ref(), zone),
                         code(record.from_tier.as_ref()),
                         code(record.to_tier.as_ref()),
                         pb::TierChangeReason::try_from(record.reason)
                             .map(|r| {
                                 r.as_str_name()
                                     .trim_start_matches("TIER_CHANGE_REASON_")
-                                    .to_owned()
+                                    .to_lowercase()
+                                    .replace('_', " ")
                             })
                             .unwrap_or_default(),
+                        super::tier_card::money(metrics.net_spend_minor, &currency),
+                        metrics.purchase_count.to_string(),
                     ]
                 })
                 .collect();
-            render.table(&history, &["WHEN", "FROM", "TO", "WHY"], rows)
+            render.table(
+                &history,
+                &["WHEN", "FROM", "TO", "WHY", "NET SPEND", "PURCHASES"],
+                rows,
+            )
         }
     }
 }
