@@ -2,6 +2,7 @@
 
 use tierline_proto::campaign::v1 as pb;
 
+use super::format::money;
 use crate::output::outln;
 use crate::{cli::Campaigns, connect::Endpoints, exit::Failure, json, render::Render};
 
@@ -17,10 +18,14 @@ fn report_rows(report: &pb::CampaignReport) -> Vec<Vec<String>> {
             stats.members.to_string(),
             stats.converters.to_string(),
             percent(stats.conversion_rate),
-            stats.revenue.map_or(0, |m| m.amount_minor).to_string(),
-            stats
-                .revenue_per_member_minor
-                .map_or_else(|| "—".to_owned(), |v| format!("{v:.1}")),
+            money(
+                stats.revenue.map_or(0, |m| m.amount_minor),
+                &report.currency,
+            ),
+            stats.revenue_per_member_minor.map_or_else(
+                || "—".to_owned(),
+                |v| money(v.round() as i64, &report.currency),
+            ),
         ]
     };
     vec![
@@ -62,16 +67,14 @@ fn print_effect(report: &pb::CampaignReport) {
     }
     if let Some(incremental) = &report.incremental_revenue {
         outln!(
-            "incremental     {} {}",
-            incremental.amount_minor,
-            report.currency
+            "incremental     {}",
+            money(incremental.amount_minor, &report.currency)
         );
     }
     if let Some(cost) = &report.cost {
         outln!(
-            "cost            {} {} ({} contacts)",
-            cost.amount_minor,
-            report.currency,
+            "cost            {} ({} contacts)",
+            money(cost.amount_minor, &report.currency),
             report.contacts
         );
     }

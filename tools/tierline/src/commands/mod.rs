@@ -5,6 +5,7 @@ mod campaigns;
 mod csv_import;
 mod customers;
 mod customers_import;
+mod format;
 mod programs;
 mod resolve;
 mod status;

@@ -4,61 +4,10 @@
 //! benefits; money with the currency's minor unit and digit grouping. `--json` keeps the
 //! protobuf JSON.
 
-use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use tierline_proto::{prost_types::Timestamp, scoring::v1 as pb};
+use tierline_proto::scoring::v1 as pb;
 
-/// Digits after the decimal point of a currency (ISO 4217); 2 for those not listed.
-fn exponent(currency: &str) -> u32 {
-    match currency {
-        "KRW" | "JPY" | "VND" | "CLP" | "ISK" | "PYG" | "UGX" | "XAF" | "XOF" | "IDR" => 0,
-        "BHD" | "KWD" | "OMR" | "JOD" | "TND" | "IQD" | "LYD" => 3,
-        _ => 2,
-    }
-}
-
-/// `digits` with a comma every three from the right.
-fn grouped(digits: &str) -> String {
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (index, digit) in digits.chars().enumerate() {
-        if index > 0 && (digits.len() - index).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(digit);
-    }
-    out
-}
-
-/// An amount in minor units as people write it: `1,082,400 KRW`, `12,345.67 USD`.
-pub(super) fn money(amount_minor: i64, currency: &str) -> String {
-    let sign = if amount_minor < 0 { "-" } else { "" };
-    let magnitude = amount_minor.unsigned_abs();
-    let scale = 10_u64.pow(exponent(currency));
-    let whole = grouped(&(magnitude / scale).to_string());
-    if scale == 1 {
-        format!("{sign}{whole} {currency}")
-    } else {
-        let width = exponent(currency) as usize;
-        format!("{sign}{whole}.{:0width$} {currency}", magnitude % scale)
-    }
-}
-
-fn instant(timestamp: Option<&Timestamp>) -> Option<DateTime<Utc>> {
-    let timestamp = timestamp?;
-    DateTime::from_timestamp(timestamp.seconds, u32::try_from(timestamp.nanos).ok()?)
-}
-
-/// An instant in the program's zone: `2026-11-26 14:30 KST`.
-pub(super) fn local(timestamp: Option<&Timestamp>, zone: Tz) -> String {
-    instant(timestamp).map_or_else(
-        || "-".to_owned(),
-        |at| {
-            at.with_timezone(&zone)
-                .format("%Y-%m-%d %H:%M %Z")
-                .to_string()
-        },
-    )
-}
+use super::format::{grouped, local, money};
 
 /// A requirement's value in its unit.
 fn value(metric: i32, amount: i64, currency: &str) -> String {
@@ -252,17 +201,10 @@ pub(super) fn scores_card(scores: &pb::CustomerScores, customer: &str, zone: Tz)
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use chrono::DateTime;
+    use tierline_proto::prost_types::Timestamp;
 
-    #[test]
-    fn money_has_the_currencys_minor_unit_and_groups_its_digits() {
-        assert_eq!(money(19_304_000, "KRW"), "19,304,000 KRW");
-        assert_eq!(money(1_234_567, "USD"), "12,345.67 USD");
-        assert_eq!(money(5, "EUR"), "0.05 EUR");
-        assert_eq!(money(-1_000, "JPY"), "-1,000 JPY");
-        assert_eq!(money(1_234_567, "KWD"), "1,234.567 KWD");
-        assert_eq!(money(0, "KRW"), "0 KRW");
-    }
+    use super::*;
 
     #[test]
     fn a_card_says_the_tier_the_gap_and_what_keeps_it_in_the_programs_zone() {

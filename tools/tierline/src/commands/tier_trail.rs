@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use chrono_tz::Tz;
 use tierline_proto::scoring::v1 as pb;
 
-use super::tier_card::{local, money};
+use super::format::{local, money};
 
 /// The requirements of each tier code under one policy version.
 pub(super) type Ladder = HashMap<String, Vec<pb::Requirement>>;

@@ -187,7 +187,7 @@ pub(super) async fn run(
                 .map(|record| {
                     let metrics = record.metrics.unwrap_or_default();
                     vec![
-                        super::tier_card::local(record.occurred_at.as_ref(), zone),
+                        super::format::local(record.occurred_at.as_ref(), zone),
                         code(record.from_tier.as_ref()),
                         code(record.to_tier.as_ref()),
                         pb::TierChangeReason::try_from(record.reason)
@@ -198,7 +198,7 @@ pub(super) async fn run(
                                     .replace('_', " ")
                             })
                             .unwrap_or_default(),
-                        super::tier_card::money(metrics.net_spend_minor, &currency),
+                        super::format::money(metrics.net_spend_minor, &currency),
                         metrics.purchase_count.to_string(),
                     ]
                 })
