@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::{
     accrual::PurchaseEvent,
-    cache_writes::{after_commit, records_after_commit},
+    cache_writes::write_through,
     decision::{Decision, TierState},
     feed_batch::{self, FeedKeys, Origin, history_record},
     policy::PolicyRules,
@@ -188,7 +188,7 @@ pub(crate) async fn save(
 }
 
 /// The cache writes of a committed batch, still running.
-type CacheWrites = Vec<tokio::task::JoinHandle<Result<Vec<CustomerRecord>, ScoringError>>>;
+type CacheWrites = Vec<tokio::task::JoinHandle<()>>;
 
 /// Applies feed batches.
 #[derive(Debug)]
@@ -259,21 +259,25 @@ impl FeedApplier {
         let programs = &programs;
         let keys = FeedKeys::of(events, programs);
         let loaded = tx.load_feed_batch(&keys).await?;
-        let writes = feed_batch::apply(events, programs, loaded, now);
+        let mut writes = feed_batch::apply(events, programs, loaded, now);
         tx.write_feed_batch(&writes, now).await?;
-        let mut touched: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
-        for state in &writes.states {
-            let (program_id, customer_id) = state.pair;
-            touched.entry(program_id).or_default().push(customer_id);
+        let mut records: HashMap<Uuid, Vec<CustomerRecord>> = HashMap::new();
+        for (program_id, record) in std::mem::take(&mut writes.records) {
+            records.entry(program_id).or_default().push(record);
         }
-        // The records each program's cache will be written for after commit, with their repairs.
-        let mut writes = Vec::new();
+        // The records each program's cache will be written with after commit, with their
+        // repairs.
+        let mut cache_writes = Vec::new();
         for program in programs {
-            let Some(customers) = touched.remove(&program.program.id) else {
+            let Some(records) = records.remove(&program.program.id) else {
                 continue;
             };
             let space = Keyspace::of(&program.program);
             let repair = if self.cache.shared() {
+                let customers: Vec<Uuid> = records
+                    .iter()
+                    .map(|record| record.member.customer_id)
+                    .collect();
                 Some(
                     tx.queue_cache_repair(space.program_id, space.generation, &customers)
                         .await?,
@@ -281,24 +285,23 @@ impl FeedApplier {
             } else {
                 None
             };
-            writes.push((space, customers, repair));
+            cache_writes.push((space, records, repair));
         }
         tx.save_cursor(&self.consumer, position, caught_up_to, now)
             .await?;
         tx.commit().await?;
         // Write-through, after the commit: the cache never holds what the store may roll back.
-        // A write that cannot be made is left to the repairer: the batch is applied either way.
-        // Two batches' writes of one record may race; the record's version keeps the newer.
-        let tasks: CacheWrites = writes
+        // The batch knows every record it left (it held the states locked and loaded their
+        // buckets), so nothing is read back. A write that cannot be made is left to the
+        // repairer: the batch is applied either way. Two batches' writes of one record may race;
+        // the record's version keeps the newer.
+        let tasks: CacheWrites = cache_writes
             .into_iter()
-            .map(|(space, customers, repair)| {
-                after_commit(
-                    self.store.clone(),
-                    self.cache.clone(),
-                    space,
-                    customers,
-                    repair,
-                )
+            .map(|(space, records, repair)| {
+                let (store, cache) = (self.store.clone(), self.cache.clone());
+                tokio::spawn(async move {
+                    write_through(store.as_ref(), &cache, space, &records, repair).await;
+                })
             })
             .collect();
         let previous = std::mem::replace(
@@ -309,8 +312,8 @@ impl FeedApplier {
             tasks,
         );
         for task in previous {
-            if let Err(error) = records_after_commit(task).await {
-                tracing::warn!(%error, "cache write after a feed batch failed; the repairer will drop those records");
+            if let Err(error) = task.await {
+                tracing::warn!(%error, "a cache write task of a feed batch panicked; the repairer will drop those records");
             }
         }
         Ok(())

@@ -20,6 +20,7 @@ use super::{
     state::{HistoryRecord, HistoryWindow, Member, StoredState},
     window::{Bucket, MonthRange, Totals, months_at},
 };
+use crate::storage::CustomerRecord;
 
 /// A (program, customer) pair.
 pub type Pair = (Uuid, Uuid);
@@ -30,10 +31,10 @@ pub struct FeedKeys {
     /// Every customer the batch names.
     pub customers: Vec<Uuid>,
     /// The states the batch may change; those that exist are locked, in this order (the order
-    /// every writer that locks several states uses, so that none can deadlock).
+    /// every writer that locks several states uses, so that none can deadlock). Their buckets
+    /// are loaded too: a purchase's upgrade is decided on them, and the records the batch
+    /// leaves are written to the cache from memory, not read back after the commit.
     pub states: Vec<Pair>,
-    /// The pairs whose buckets decide a purchase's upgrade.
-    pub buckets: Vec<Pair>,
     /// The programs in force and the zone each counts months in.
     pub programs: Vec<(Uuid, Tz)>,
     /// The batch's purchases and the purchases its refunds name: those counted already are
@@ -50,7 +51,7 @@ pub struct FeedLoad {
     pub members: Vec<Member>,
     /// Existing states among the keys' pairs, locked until commit.
     pub states: Vec<(Pair, StoredState)>,
-    /// Buckets of the keys' bucket pairs.
+    /// Buckets of the keys' state pairs.
     pub buckets: Vec<(Pair, Bucket)>,
     /// Counted purchases among the keys' purchases, by program, locked until commit.
     pub counted: Vec<(Uuid, CountedPurchase)>,
@@ -87,6 +88,9 @@ pub struct FeedWrites {
     pub states: Vec<StateWrite>,
     /// Changes of the tier shown, in feed order.
     pub history: Vec<HistoryRecord>,
+    /// The record of every state written, by program, as the batch's commit leaves it (the
+    /// state at its new version, the member, every bucket): what the cache is written with.
+    pub records: Vec<(Uuid, CustomerRecord)>,
 }
 
 impl FeedWrites {
@@ -99,6 +103,21 @@ impl FeedWrites {
             && self.buckets.is_empty()
             && self.states.is_empty()
             && self.history.is_empty()
+    }
+}
+
+impl StateWrite {
+    /// The state as the store holds it once the write commits: a new one at version 1, an
+    /// existing one a version higher.
+    pub fn saved(&self) -> StoredState {
+        StoredState {
+            state: self.stored.state.clone(),
+            version: if self.is_new {
+                1
+            } else {
+                self.stored.version + 1
+            },
+        }
     }
 }
 
@@ -125,7 +144,6 @@ impl FeedKeys {
     pub fn of(events: &[UpstreamEvent], programs: &[ProgramInForce]) -> Self {
         let mut customers = BTreeSet::new();
         let mut states = BTreeSet::new();
-        let mut buckets = BTreeSet::new();
         let mut purchases = BTreeSet::new();
         let mut refunds = BTreeSet::new();
         let everywhere = |customer: Uuid, states: &mut BTreeSet<Pair>| {
@@ -145,7 +163,6 @@ impl FeedKeys {
                     purchases.insert(purchase.activity_id);
                     for program in counting(programs, purchase) {
                         states.insert((program.program.id, purchase.customer_id));
-                        buckets.insert((program.program.id, purchase.customer_id));
                     }
                 }
                 UpstreamEvent::Refund {
@@ -164,7 +181,6 @@ impl FeedKeys {
         Self {
             customers: sorted(customers),
             states: sorted(states),
-            buckets: sorted(buckets),
             programs: programs
                 .iter()
                 .map(|program| (program.program.id, program.zone()))
@@ -408,8 +424,8 @@ impl Batch<'_> {
         total.net_spend_minor += delta.net_spend_minor;
         total.points += delta.points;
         total.purchases += delta.purchases;
-        // The buckets of every pair a purchase of the batch counts toward were loaded, so they
-        // are whole when a purchase sums them; other pairs' are never summed.
+        // The buckets of every pair the batch may touch were loaded, so they are whole when a
+        // purchase sums them and when the pair's record is written to the cache.
         let buckets = self.buckets.entry(pair).or_default();
         match buckets.binary_search_by_key(&delta.month, |bucket| bucket.month) {
             Ok(index) => {
@@ -523,7 +539,7 @@ impl Batch<'_> {
             .filter(|key| self.loaded_counted.contains(key))
             .filter_map(|key| Some((key.0, key.1, self.counted.get(key)?.refunded_minor)))
             .collect();
-        let states = self
+        let states: Vec<StateWrite> = self
             .touched
             .iter()
             .filter_map(|pair| {
@@ -533,6 +549,20 @@ impl Batch<'_> {
                     stored,
                     is_new,
                 })
+            })
+            .collect();
+        let records = states
+            .iter()
+            .filter_map(|write| {
+                let (program_id, customer_id) = write.pair;
+                Some((
+                    program_id,
+                    CustomerRecord {
+                        member: *self.members.get(&customer_id)?,
+                        state: Some(write.saved()),
+                        buckets: self.buckets.remove(&write.pair).unwrap_or_default(),
+                    },
+                ))
             })
             .collect();
         FeedWrites {
@@ -547,6 +577,7 @@ impl Batch<'_> {
                 .collect(),
             states,
             history: self.history,
+            records,
         }
     }
 }
@@ -624,7 +655,6 @@ mod tests {
         ];
         let keys = FeedKeys::of(&events, &programs);
         assert_eq!(keys.states, [(id, customer)]);
-        assert_eq!(keys.buckets, [(id, customer)]);
         let writes = apply(&events, &programs, FeedLoad::default(), now);
 
         assert_eq!(

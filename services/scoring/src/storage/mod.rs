@@ -95,7 +95,7 @@ pub(crate) fn micros_duration(micros: i64) -> std::time::Duration {
 }
 
 /// One customer's view in one program, as lookups read it (and the tier cache keeps it).
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CustomerRecord {
     /// Membership.
     pub member: Member,

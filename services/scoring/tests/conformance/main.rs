@@ -40,6 +40,11 @@ async fn sqlite() -> Backend {
 }
 
 async fn postgres() -> Backend {
+    postgres_with(|store| store).await
+}
+
+/// A Postgres backend whose store `configure` sets up.
+async fn postgres_with(configure: impl FnOnce(PgScoringStore) -> PgScoringStore) -> Backend {
     tierline_testkit::init_logging();
     let database = TestDatabase::create().await.expect("database");
     let source = ConfigSource::from_pairs([("TIERLINE_DATABASE_URL", database.url())]);
@@ -51,7 +56,7 @@ async fn postgres() -> Backend {
         .await
         .expect("migrations");
     let shutdown = CancellationToken::new();
-    let store = Arc::new(PgScoringStore::new(pool, shutdown.clone()));
+    let store = Arc::new(configure(PgScoringStore::new(pool, shutdown.clone())));
     Backend {
         store,
         _database: Some(database),
@@ -81,6 +86,7 @@ macro_rules! conformance_suite {
             case!(cut_points_simulation_and_lifecycles_read_the_population);
             case!(an_evaluation_chunk_sums_the_window_and_saves_only_unmoved_states);
             case!(a_feed_batch_loads_what_it_names_and_writes_sets);
+            case!(the_records_a_feed_batch_leaves_are_what_the_store_then_holds);
             case!(refunds_apply_once_and_counted_purchases_are_listed);
             case!(overrides_end_and_the_tier_feed_filters_by_program);
             case!(program_changes_are_announced_when_they_commit);
@@ -95,3 +101,17 @@ macro_rules! conformance_suite {
 
 conformance_suite!(postgres);
 conformance_suite!(sqlite);
+
+/// A simulation runs in parts on a large membership only: here the parts are forced on a small
+/// one, and must find the same cells as one statement.
+mod postgres_in_parts {
+    #[tokio::test]
+    async fn cut_points_simulation_and_lifecycles_read_the_population() {
+        let backend =
+            super::postgres_with(|store| store.with_simulation_in_parts_from(f32::MIN)).await;
+        crate::suite::cut_points_simulation_and_lifecycles_read_the_population(
+            backend.store.clone(),
+        )
+        .await;
+    }
+}

@@ -256,7 +256,6 @@ pub(crate) async fn a_unit_of_work_counts_a_purchase_once_and_versions_the_state
                 .load_feed_batch(&FeedKeys {
                     customers: vec![customer],
                     states: vec![pair],
-                    buckets: vec![pair],
                     programs: vec![(program.id, chrono_tz::UTC)],
                     purchases: vec![purchase.activity_id],
                     refunds: vec![],
@@ -1034,7 +1033,6 @@ pub(crate) async fn a_feed_batch_loads_what_it_names_and_writes_sets(store: Arc<
     let keys = FeedKeys {
         customers: vec![known, new],
         states: vec![(program.id, known), (program.id, new)],
-        buckets: vec![(program.id, known), (program.id, new)],
         programs: vec![(program.id, chrono_tz::UTC)],
         purchases: vec![Uuid::now_v7()],
         refunds: vec![Uuid::now_v7()],
@@ -1365,4 +1363,104 @@ pub(crate) async fn unreadable_feed_events_are_parked_once(store: Arc<dyn Scorin
         .await
         .expect("park");
     assert_eq!(other_feed, 1, "positions are per feed");
+}
+
+/// The records a feed batch hands to the cache come from memory, not from a read after the
+/// commit: they must be exactly what a lookup then reads from the store (version, member,
+/// every bucket), for a member the store knew, a new one, and one whose purchase the same
+/// batch refunds.
+pub(crate) async fn the_records_a_feed_batch_leaves_are_what_the_store_then_holds(
+    store: Arc<dyn ScoringStore>,
+) {
+    use tierline_scoring::domain::{
+        accrual::PurchaseEvent,
+        consumer::{ProgramInForce, UpstreamEvent},
+        feed_batch,
+    };
+
+    let program = program("INNISFREE");
+    store.create_program(&program, None).await.expect("program");
+    let Claimed::Done(v1) = store
+        .create_policy(&new_policy(program.id, 300_000), None)
+        .await
+        .expect("v1")
+    else {
+        panic!("no key, no replay");
+    };
+    let now = Utc::now().trunc_subsecs(6);
+    store
+        .activate_policy(v1.id, "ops", None, Uuid::now_v7(), now)
+        .await
+        .expect("activate");
+    let (known, new, refunded) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    // The known member holds VIP on 320,000 spent now; last month's purchase adds a bucket.
+    seed(&store, program.id, known, 320_000, 1).await;
+    let purchase = |customer_id, amount_minor, occurred_at| PurchaseEvent {
+        activity_id: Uuid::now_v7(),
+        customer_id,
+        amount_minor,
+        currency: "KRW".into(),
+        brand: String::new(),
+        sales_channel: String::new(),
+        occurred_at,
+    };
+    let bought = purchase(refunded, 400_000, now - Duration::days(1));
+    let events = [
+        UpstreamEvent::Purchase(purchase(known, 10_000, now - Duration::days(40))),
+        UpstreamEvent::Purchase(purchase(new, 50_000, now - Duration::hours(2))),
+        UpstreamEvent::Purchase(bought.clone()),
+        UpstreamEvent::Refund {
+            activity_id: Uuid::now_v7(),
+            customer_id: refunded,
+            purchase_id: bought.activity_id,
+            amount_minor: 100_000,
+        },
+    ];
+    let programs = [ProgramInForce::load(store.as_ref(), program.id)
+        .await
+        .expect("in force")];
+    let mut tx = store.begin().await.expect("tx");
+    let loaded = tx
+        .load_feed_batch(&feed_batch::FeedKeys::of(&events, &programs))
+        .await
+        .expect("load");
+    let writes = feed_batch::apply(&events, &programs, loaded, now);
+    tx.write_feed_batch(&writes, now).await.expect("write");
+    tx.commit().await.expect("commit");
+
+    let mut in_memory: Vec<_> = writes
+        .records
+        .iter()
+        .map(|(program_id, record)| {
+            assert_eq!(*program_id, program.id);
+            record.clone()
+        })
+        .collect();
+    let mut stored = store
+        .customer_records(program.id, &[known, new, refunded])
+        .await
+        .expect("records");
+    in_memory.sort_by_key(|record| record.member.customer_id);
+    stored.sort_by_key(|record| record.member.customer_id);
+    assert_eq!(in_memory.len(), 3, "every customer the batch touched");
+    assert_eq!(in_memory, stored);
+    let record = |id: Uuid| {
+        stored
+            .iter()
+            .find(|record| record.member.customer_id == id)
+            .expect("record")
+    };
+    assert_eq!(
+        record(known).buckets.len(),
+        2,
+        "this month's and last month's"
+    );
+    assert_eq!(
+        record(refunded)
+            .state
+            .as_ref()
+            .map(|s| (s.version, s.state.earned_rank)),
+        Some((1, 1)),
+        "a new state; 400,000 crossed VIP before the refund"
+    );
 }

@@ -59,7 +59,6 @@ pub(super) async fn load(
     .bind(&customers)
     .fetch_all(&mut **tx)
     .await?;
-    let (programs, customers) = unzip(&keys.buckets);
     let buckets: Vec<(Uuid, Uuid, NaiveDate, i64, i64, i64)> = sqlx::query_as(
         "SELECT b.program_id, b.customer_id, b.month, b.net_spend_minor, b.points, b.purchases
          FROM buckets b JOIN unnest($1::uuid[], $2::uuid[]) AS k(p, c) ON b.program_id = k.p AND b.customer_id = k.c",

@@ -55,6 +55,8 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 pub struct PgScoringStore {
     pool: PgPool,
     tier_feed_signal: tokio::sync::watch::Receiver<u64>,
+    /// From how many members (the planner's estimate) a simulation runs in parts.
+    simulation_in_parts_from: f32,
 }
 
 impl PgScoringStore {
@@ -71,7 +73,16 @@ impl PgScoringStore {
         Self {
             pool,
             tier_feed_signal,
+            simulation_in_parts_from: simulation::PARTS_FROM_MEMBERS,
         }
+    }
+
+    /// The store, running simulations in parts from `members` members on (the conformance
+    /// suite forces the parts on a small population, where one statement is the default).
+    #[must_use]
+    pub fn with_simulation_in_parts_from(mut self, members: f32) -> Self {
+        self.simulation_in_parts_from = members;
+        self
     }
 }
 

@@ -56,7 +56,7 @@ pub(super) async fn load(write: &mut Write, keys: &FeedKeys) -> Result<FeedLoad,
     let bucket_sql = format!(
         "SELECT {BUCKET_COLUMNS} FROM buckets WHERE program_id = ?1 AND customer_id = ?2 ORDER BY month"
     );
-    for &(program_id, customer_id) in &keys.buckets {
+    for &(program_id, customer_id) in &keys.states {
         let rows: Vec<BucketRow> = sqlx::query_as(&bucket_sql)
             .bind(program_id)
             .bind(customer_id)
