@@ -624,6 +624,37 @@ async fn the_demo_answers_the_readme_lines() {
         shown.starts_with("demo-00042: ") && shown.contains("likely still a customer"),
         "{shown}"
     );
+    // Programs, value models and runs read as cards, not protobuf paths.
+    let shown = text(
+        &deployment
+            .tierline(&["programs", "show", "INNISFREE"])
+            .await,
+    );
+    assert!(
+        shown.starts_with("INNISFREE (")
+            && shown.contains("QUALIFIES WITH")
+            && shown.contains(" KRW net spend")
+            && shown.contains("Asia/Seoul"),
+        "{shown}"
+    );
+    let shown = text(
+        &deployment
+            .tierline(&["programs", "value-model", "INNISFREE"])
+            .await,
+    );
+    assert!(
+        shown.starts_with("INNISFREE value model v") && shown.contains("BG/NBD r "),
+        "{shown}"
+    );
+    let shown = text(
+        &deployment
+            .tierline(&["programs", "evaluate", "INNISFREE"])
+            .await,
+    );
+    assert!(
+        shown.starts_with("evaluation run ") && shown.contains("BEFORE") && !shown.contains('{'),
+        "{shown}"
+    );
     let history = deployment
         .tierline(&["tiers", "history", "--program", "INNISFREE", "demo-00042"])
         .await;

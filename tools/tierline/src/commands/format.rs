@@ -40,6 +40,25 @@ pub(super) fn money(amount_minor: i64, currency: &str) -> String {
     }
 }
 
+/// An enum value's protobuf name as a word: `EVALUATION_RUN_STATUS_SUCCEEDED` with the prefix
+/// `EVALUATION_RUN_STATUS_` reads `succeeded`.
+pub(super) fn word(name: &str, prefix: &str) -> String {
+    name.trim_start_matches(prefix)
+        .to_lowercase()
+        .replace('_', " ")
+}
+
+/// An amount of a policy metric in its unit: `1,000,000 KRW net spend`, `10 purchases`.
+pub(super) fn metric_amount(metric: i32, amount: i64, currency: &str) -> String {
+    use tierline_proto::scoring::v1::MetricKind;
+    match MetricKind::try_from(metric) {
+        Ok(MetricKind::NetSpend) => format!("{} net spend", money(amount, currency)),
+        Ok(MetricKind::Points) => format!("{} points", grouped(&amount.to_string())),
+        Ok(MetricKind::PurchaseCount) => format!("{amount} purchases"),
+        _ => amount.to_string(),
+    }
+}
+
 fn instant(timestamp: Option<&Timestamp>) -> Option<DateTime<Utc>> {
     let timestamp = timestamp?;
     DateTime::from_timestamp(timestamp.seconds, u32::try_from(timestamp.nanos).ok()?)

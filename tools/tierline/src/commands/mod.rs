@@ -6,6 +6,7 @@ mod csv_import;
 mod customers;
 mod customers_import;
 mod format;
+mod program_card;
 mod programs;
 mod resolve;
 mod status;

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 
 use tierline_proto::scoring::v1 as pb;
 
+use super::program_card;
 use crate::output::outln;
 use crate::{cli::Programs, connect::Endpoints, exit::Failure, json, render::Render};
 
@@ -76,16 +77,15 @@ pub(super) async fn run(
         }
         Programs::Show { id } => {
             let program_id = super::resolve::program(endpoints, id).await?;
-            let program = client
-                .get_program(pb::GetProgramRequest { program_id })
-                .await?
-                .into_inner();
-            render.message(&program)
+            let (program, policy) = program_and_policy(&mut client, &program_id).await?;
+            let (lines, rows) = program_card::program_card(&program, policy.as_ref());
+            card(render, &program, &lines, &program_card::TIER_HEADERS, rows)
         }
         Programs::Create { file } => {
             let request: pb::CreateProgramRequest = json::read(&file)?;
             let created = client.create_program(request).await?.into_inner();
-            render.message(&created)
+            let (lines, rows) = program_card::program_card(&created, None);
+            card(render, &created, &lines, &program_card::TIER_HEADERS, rows)
         }
         Programs::LoadPolicy { program, file } => {
             let rules: pb::PolicyRules = json::read(&file)?;
@@ -100,7 +100,12 @@ pub(super) async fn run(
                 })
                 .await?
                 .into_inner();
-            render.message(&policy)
+            if render.json {
+                return render.message(&policy);
+            }
+            let (program, _) = program_and_policy(&mut client, &policy.program_id).await?;
+            let (lines, rows) = program_card::policy_card(&policy, &program);
+            card(render, &policy, &lines, &program_card::TIER_HEADERS, rows)
         }
         Programs::Simulate {
             program,
@@ -132,7 +137,7 @@ pub(super) async fn run(
             render.table(&simulation, &headers, rows)
         }
         Programs::Activate { policy_version } => {
-            let policy = client
+            let activated = client
                 .activate_policy(pb::ActivatePolicyRequest {
                     policy_version_id: policy_version,
                     activated_by: "tierline-cli".into(),
@@ -140,7 +145,24 @@ pub(super) async fn run(
                 })
                 .await?
                 .into_inner();
-            render.message(&policy)
+            let Some(policy) = activated.policy_version.as_ref().filter(|_| !render.json) else {
+                return render.message(&activated);
+            };
+            let (program, _) = program_and_policy(&mut client, &policy.program_id).await?;
+            let (mut lines, rows) = program_card::policy_card(policy, &program);
+            if !activated.evaluation_run_id.is_empty() {
+                lines.push(format!(
+                    "  run       {} raises whoever qualifies higher now",
+                    activated.evaluation_run_id
+                ));
+            }
+            card(
+                render,
+                &activated,
+                &lines,
+                &program_card::TIER_HEADERS,
+                rows,
+            )
         }
         Programs::ValueModel { program, fit } => {
             let program_id = super::resolve::program(endpoints, program).await?;
@@ -154,7 +176,13 @@ pub(super) async fn run(
                     .await?
             }
             .into_inner();
-            render.message(&model)
+            if render.json {
+                return render.message(&model);
+            }
+            let (program, policy) = program_and_policy(&mut client, &model.program_id).await?;
+            let lines =
+                program_card::value_model_card(&model, &program.code, zone_of(policy.as_ref()));
+            render.lines(&model, &lines)
         }
         Programs::Evaluate { program, key } => {
             let program_id = super::resolve::program(endpoints, program).await?;
@@ -166,9 +194,71 @@ pub(super) async fn run(
                 })
                 .await?
                 .into_inner();
-            render.message(&run)
+            if render.json {
+                return render.message(&run);
+            }
+            let (_, policy) = program_and_policy(&mut client, &run.program_id).await?;
+            let (lines, rows) = program_card::run_card(&run, zone_of(policy.as_ref()));
+            card(render, &run, &lines, &["TIER", "BEFORE", "AFTER"], rows)
         }
     }
+}
+
+/// Prints `message` as JSON, or its card: `lines`, then a table.
+fn card<T: prost::Message + prost::Name>(
+    render: Render,
+    message: &T,
+    lines: &[String],
+    headers: &[&str],
+    rows: Vec<Vec<String>>,
+) -> Result<(), Failure> {
+    render.lines(message, lines)?;
+    if !render.json {
+        crate::render::table(headers, &rows);
+    }
+    Ok(())
+}
+
+/// The program and its policy in force, if one is.
+async fn program_and_policy(
+    client: &mut pb::scoring_service_client::ScoringServiceClient<crate::connect::Authorized>,
+    program_id: &str,
+) -> Result<(pb::Program, Option<pb::PolicyVersion>), Failure> {
+    let program = client
+        .get_program(pb::GetProgramRequest {
+            program_id: program_id.to_owned(),
+        })
+        .await?
+        .into_inner();
+    let policy = match client
+        .get_policy(pb::GetPolicyRequest {
+            selector: Some(pb::get_policy_request::Selector::ActiveForProgramId(
+                program_id.to_owned(),
+            )),
+        })
+        .await
+    {
+        Ok(policy) => Some(policy.into_inner()),
+        // No policy in force yet.
+        Err(status)
+            if matches!(
+                status.code(),
+                tonic::Code::NotFound | tonic::Code::FailedPrecondition
+            ) =>
+        {
+            None
+        }
+        Err(status) => return Err(status.into()),
+    };
+    Ok((program, policy))
+}
+
+/// The time zone of a policy's rules; UTC without a policy.
+fn zone_of(policy: Option<&pb::PolicyVersion>) -> chrono_tz::Tz {
+    policy
+        .and_then(|policy| policy.rules.as_ref())
+        .and_then(|rules| rules.time_zone.parse().ok())
+        .unwrap_or(chrono_tz::UTC)
 }
 
 #[cfg(test)]

@@ -7,17 +7,7 @@
 use chrono_tz::Tz;
 use tierline_proto::scoring::v1 as pb;
 
-use super::format::{grouped, local, money};
-
-/// A requirement's value in its unit.
-fn value(metric: i32, amount: i64, currency: &str) -> String {
-    match pb::MetricKind::try_from(metric) {
-        Ok(pb::MetricKind::NetSpend) => format!("{} net spend", money(amount, currency)),
-        Ok(pb::MetricKind::Points) => format!("{} points", grouped(&amount.to_string())),
-        Ok(pb::MetricKind::PurchaseCount) => format!("{amount} purchases"),
-        _ => amount.to_string(),
-    }
-}
+use super::format::{grouped, local, metric_amount as value, money, word};
 
 fn missing(gaps: &[pb::RequirementGap], currency: &str) -> Vec<String> {
     gaps.iter()
@@ -121,13 +111,7 @@ fn segment(value: Option<i32>) -> String {
         .and_then(|v| pb::RfmSegment::try_from(v).ok())
         .map_or_else(
             || "-".to_owned(),
-            |segment| {
-                segment
-                    .as_str_name()
-                    .trim_start_matches("RFM_SEGMENT_")
-                    .to_lowercase()
-                    .replace('_', " ")
-            },
+            |segment| word(segment.as_str_name(), "RFM_SEGMENT_"),
         )
 }
 
@@ -145,11 +129,7 @@ pub(super) fn scores_card(scores: &pb::CustomerScores, customer: &str, zone: Tz)
             "{customer}: {} ({})",
             segment(scores.segment),
             pb::LifecycleState::try_from(scores.lifecycle)
-                .map(|state| state
-                    .as_str_name()
-                    .trim_start_matches("LIFECYCLE_STATE_")
-                    .to_lowercase()
-                    .replace('_', " "))
+                .map(|state| word(state.as_str_name(), "LIFECYCLE_STATE_"))
                 .unwrap_or_default()
         ),
         format!(
