@@ -425,6 +425,12 @@ async fn the_call_centre_finds_a_customer_by_phone_as_it_is_typed() {
             .await;
         assert!(text(&table).contains("김민지"), "{}", text(&table));
     }
+    let card = text(&deployment.tierline(&["customers", "get", id]).await);
+    assert!(
+        card.starts_with("김민지: active, joined ")
+            && card.contains("  phone     +821024681357"),
+        "a card, not field paths: {card}"
+    );
     let nothing = deployment.tierline(&["customers", "find"]).await;
     assert_eq!(
         nothing.status.code(),

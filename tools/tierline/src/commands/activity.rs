@@ -57,7 +57,7 @@ pub(super) async fn run(
                 })
                 .await?
                 .into_inner();
-            render.message(&recorded)
+            render.lines(&recorded, &[super::customer_card::recorded_line(&recorded)])
         }
         Activity::Refund {
             customer,
@@ -79,7 +79,7 @@ pub(super) async fn run(
                 })
                 .await?
                 .into_inner();
-            render.message(&recorded)
+            render.lines(&recorded, &[super::customer_card::recorded_line(&recorded)])
         }
         Activity::Import { file, batch } => import(endpoints, render, &file, batch).await,
     }

@@ -78,7 +78,7 @@ pub(super) async fn run(
                 })
                 .await?
                 .into_inner();
-            render.message(&customer)
+            render.lines(&customer, &super::customer_card::customer_card(&customer))
         }
         Customers::Get { id } => {
             let customer = client
@@ -87,7 +87,7 @@ pub(super) async fn run(
                 })
                 .await?
                 .into_inner();
-            render.message(&customer)
+            render.lines(&customer, &super::customer_card::customer_card(&customer))
         }
         Customers::Find {
             email,
@@ -146,7 +146,7 @@ pub(super) async fn run(
                 })
                 .await?
                 .into_inner();
-            render.message(&consent)
+            render.lines(&consent, &[super::customer_card::consent_line(&consent)])
         }
     }
 }

@@ -3,6 +3,7 @@
 mod activity;
 mod campaigns;
 mod csv_import;
+mod customer_card;
 mod customers;
 mod customers_import;
 mod format;
