@@ -427,8 +427,7 @@ async fn the_call_centre_finds_a_customer_by_phone_as_it_is_typed() {
     }
     let card = text(&deployment.tierline(&["customers", "get", id]).await);
     assert!(
-        card.starts_with("김민지: active, joined ")
-            && card.contains("  phone     +821024681357"),
+        card.starts_with("김민지: active, joined ") && card.contains("  phone     +821024681357"),
         "a card, not field paths: {card}"
     );
     let nothing = deployment.tierline(&["customers", "find"]).await;

@@ -30,10 +30,12 @@ use super::{
     decision::Decision,
     feed_batch::{Origin, history_record},
     lookup::tier_code,
+    month::Month,
     policy::PolicyRules,
+    review::{Review, first_open_month},
     state::{HistoryRecord, StoredState},
     versions::{EvaluationRun, RunStatus, RunTrigger},
-    window::{MonthRange, Totals, judged_at, months_at, reviews},
+    window::{Bucket, MonthRange, Totals, judged_at, months_at, reviews},
 };
 use crate::{
     ScoringError,
@@ -332,6 +334,7 @@ impl Evaluator {
         let judging = Judging {
             program,
             rules,
+            policy_version_id: version.id,
             pass,
             last_evaluated_at,
             space,
@@ -342,12 +345,21 @@ impl Evaluator {
         // disjoint, and a chunk is saved only at the versions it read.
         let read_after = |after: Option<Uuid>| {
             let (store, rules) = (self.store.clone(), rules.clone());
-            let (program_id, run_id) = (program.program.id, run.id);
+            let (program_id, run_id, policy_version_id) = (program.program.id, run.id, version.id);
             tokio::spawn(async move {
                 let now = Utc::now().trunc_subsecs(6);
                 let judged_at_time = match pass {
                     Pass::Scheduled(due) => judged_at(due, rules.time_zone),
                     Pass::Manual | Pass::PolicyChange => now,
+                };
+                // Reviews are found from the earliest month a run still to come may judge; a
+                // scheduled run overdue by more than that (the scheduler was down) reads everyone.
+                let overdue = Month::of(judged_at_time, rules.time_zone)
+                    < first_open_month(now, rules.time_zone);
+                let reviewed_under = if overdue {
+                    Uuid::nil()
+                } else {
+                    policy_version_id
                 };
                 let chunk = store
                     .evaluation_chunk(
@@ -355,7 +367,7 @@ impl Evaluator {
                         run_id,
                         after,
                         CHUNK,
-                        &rules,
+                        (reviewed_under, &rules),
                         judged_at_time,
                         now,
                     )
@@ -414,6 +426,8 @@ impl Evaluator {
 struct Judging<'a> {
     program: &'a ProgramInForce,
     rules: &'a PolicyRules,
+    /// The policy version in force, whose reviews the run finds.
+    policy_version_id: Uuid,
     pass: Pass,
     last_evaluated_at: Option<DateTime<Utc>>,
     space: Keyspace,
@@ -429,16 +443,44 @@ struct JudgedMember {
     joined_at: Option<DateTime<Utc>>,
 }
 
-/// One member's judgement in a chunk: the state to save and the decisions it records.
+/// One member's judgement in a chunk: the state to save, with its review, and the decisions it
+/// records.
 struct Judgement {
     customer_id: Uuid,
     stored: StoredState,
+    review: Review,
     decisions: Vec<Decision>,
     /// The window the decisions' totals were summed over.
     window: MonthRange,
 }
 
 impl Judging<'_> {
+    /// The month reviews are looked for from: the judged month, or the earliest a run still to
+    /// come may judge, whichever is earlier.
+    fn review_from(&self, judged_at_time: DateTime<Utc>, now: DateTime<Utc>) -> Month {
+        Month::of(judged_at_time, self.rules.time_zone)
+            .min(first_open_month(now, self.rules.time_zone))
+    }
+
+    /// The review of a member holding `earned_rank` with `buckets` after the run, from
+    /// `review_from` on.
+    fn review(
+        &self,
+        earned_rank: u32,
+        buckets: &[Bucket],
+        joined_at: DateTime<Utc>,
+        review_from: Month,
+    ) -> Review {
+        Review::of(
+            self.rules,
+            self.policy_version_id,
+            earned_rank,
+            buckets,
+            joined_at,
+            review_from,
+        )
+    }
+
     /// Judges one member with their window totals; `Some` when the state changed. A year window
     /// still in progress at the judged instant is not judged (only an ended override is).
     fn judge(
@@ -485,6 +527,11 @@ impl Judging<'_> {
         (stored.state != before || !decisions.is_empty()).then(|| Judgement {
             customer_id,
             stored,
+            // Found by the caller, which holds the buckets.
+            review: Review {
+                policy_version_id: self.policy_version_id,
+                month: None,
+            },
             decisions,
             window: months_at(rules.window, judged_at_time, rules.time_zone, joined_at),
         })
@@ -547,26 +594,60 @@ impl Evaluator {
         now: DateTime<Utc>,
     ) -> Result<(), ScoringError> {
         let program_id = judging.program.program.id;
-        let mut judged: Vec<Judgement> = chunk
-            .candidates
-            .into_iter()
-            .filter_map(|candidate| {
-                judging.judge(
-                    JudgedMember {
-                        customer_id: candidate.customer_id,
-                        stored: candidate.stored,
-                        totals: candidate.totals,
-                        joined_at: candidate.joined_at,
-                    },
-                    judged_at_time,
-                    now,
+        let review_from = judging.review_from(judged_at_time, now);
+        // Each candidate is judged; whoever keeps their state still gets the review month their
+        // buckets now give, saved without a new version when it changed.
+        let mut judged: Vec<Judgement> = Vec::new();
+        let mut reviews: Vec<(Uuid, i64, Review)> = Vec::new();
+        for candidate in chunk.candidates {
+            let joined_at = candidate.joined_at.unwrap_or(DateTime::<Utc>::MIN_UTC);
+            let rules = judging.rules;
+            let totals = Totals::over(
+                &candidate.buckets,
+                months_at(rules.window, judged_at_time, rules.time_zone, joined_at),
+            );
+            let (earned_rank, version) =
+                (candidate.stored.state.earned_rank, candidate.stored.version);
+            let judgement = judging.judge(
+                JudgedMember {
+                    customer_id: candidate.customer_id,
+                    stored: candidate.stored,
+                    totals,
+                    joined_at: candidate.joined_at,
+                },
+                judged_at_time,
+                now,
+            );
+            match judgement {
+                Some(mut judgement) => {
+                    judgement.review = judging.review(
+                        judgement.stored.state.earned_rank,
+                        &candidate.buckets,
+                        joined_at,
+                        review_from,
+                    );
+                    judged.push(judgement);
+                }
+                None => {
+                    let review =
+                        judging.review(earned_rank, &candidate.buckets, joined_at, review_from);
+                    if candidate.review != Some(review) {
+                        reviews.push((candidate.customer_id, version, review));
+                    }
+                }
+            }
+        }
+        let mut tx = self.store.begin_evaluation().await?;
+        tx.save_reviews(program_id, &reviews).await?;
+        let states: Vec<(Uuid, StoredState, Review)> = judged
+            .iter()
+            .map(|judgement| {
+                (
+                    judgement.customer_id,
+                    judgement.stored.clone(),
+                    judgement.review,
                 )
             })
-            .collect();
-        let mut tx = self.store.begin_evaluation().await?;
-        let states: Vec<(Uuid, StoredState)> = judged
-            .iter()
-            .map(|judgement| (judgement.customer_id, judgement.stored.clone()))
             .collect();
         let saved = tx
             .save_judged_states(program_id, judging.run_id, &states, now)
@@ -574,7 +655,7 @@ impl Evaluator {
         let moved: Vec<Uuid> = states
             .iter()
             .zip(&saved)
-            .filter_map(|((customer_id, _), version)| version.is_none().then_some(*customer_id))
+            .filter_map(|((customer_id, ..), version)| version.is_none().then_some(*customer_id))
             .collect();
         judged.retain(|judgement| !moved.contains(&judgement.customer_id));
         if !moved.is_empty() {
@@ -647,35 +728,60 @@ impl Evaluator {
         now: DateTime<Utc>,
     ) -> Result<Vec<Judgement>, ScoringError> {
         let rules = judging.rules;
-        let again: Vec<Judgement> = tx
+        let review_from = judging.review_from(judged_at_time, now);
+        let mut again: Vec<Judgement> = Vec::new();
+        let mut reviews: Vec<(Uuid, i64, Review)> = Vec::new();
+        for member in tx
             .lock_evaluation_members(judging.program.program.id, moved)
             .await?
-            .into_iter()
-            .filter_map(|member| {
-                let totals = Totals::over(
-                    &member.buckets,
-                    months_at(
-                        rules.window,
-                        judged_at_time,
-                        rules.time_zone,
-                        member.member.joined_at,
-                    ),
-                );
-                judging.judge(
-                    JudgedMember {
-                        customer_id: member.member.customer_id,
-                        stored: member.stored,
-                        totals,
-                        joined_at: Some(member.member.joined_at),
-                    },
-                    judged_at_time,
-                    now,
+        {
+            let joined_at = member.member.joined_at;
+            let totals = Totals::over(
+                &member.buckets,
+                months_at(rules.window, judged_at_time, rules.time_zone, joined_at),
+            );
+            let (customer_id, earned_rank, version) = (
+                member.member.customer_id,
+                member.stored.state.earned_rank,
+                member.stored.version,
+            );
+            match judging.judge(
+                JudgedMember {
+                    customer_id,
+                    stored: member.stored,
+                    totals,
+                    joined_at: Some(joined_at),
+                },
+                judged_at_time,
+                now,
+            ) {
+                Some(mut judgement) => {
+                    judgement.review = judging.review(
+                        judgement.stored.state.earned_rank,
+                        &member.buckets,
+                        joined_at,
+                        review_from,
+                    );
+                    again.push(judgement);
+                }
+                None => reviews.push((
+                    customer_id,
+                    version,
+                    judging.review(earned_rank, &member.buckets, joined_at, review_from),
+                )),
+            }
+        }
+        tx.save_reviews(judging.program.program.id, &reviews)
+            .await?;
+        let states: Vec<(Uuid, StoredState, Review)> = again
+            .iter()
+            .map(|judgement| {
+                (
+                    judgement.customer_id,
+                    judgement.stored.clone(),
+                    judgement.review,
                 )
             })
-            .collect();
-        let states: Vec<(Uuid, StoredState)> = again
-            .iter()
-            .map(|judgement| (judgement.customer_id, judgement.stored.clone()))
             .collect();
         let saved = tx
             .save_judged_states(judging.program.program.id, judging.run_id, &states, now)

@@ -17,6 +17,7 @@ use super::{
     decision::{Decision, TierState},
     lookup::range_bounds,
     month::Month,
+    review::Review,
     state::{HistoryRecord, HistoryWindow, Member, StoredState},
     window::{Bucket, MonthRange, Totals, months_at},
 };
@@ -69,6 +70,9 @@ pub struct StateWrite {
     /// Whether no state existed: inserted at version 1 (and the batch fails when someone else
     /// created it meanwhile), else its version is raised by one.
     pub is_new: bool,
+    /// When an evaluation must look at the member again, from the buckets the batch leaves;
+    /// `None` without a policy in force.
+    pub review: Option<Review>,
 }
 
 /// Everything a batch changes, each list in the order the store should write it.
@@ -522,6 +526,24 @@ impl Batch<'_> {
         }
     }
 
+    /// The review of `pair`'s state after the batch, from its buckets (all loaded).
+    fn review(&self, pair: Pair, stored: &StoredState) -> Option<Review> {
+        let program = self.programs.iter().find(|p| p.program.id == pair.0)?;
+        let (version, rules) = program.policy.as_ref()?;
+        let joined_at = self
+            .members
+            .get(&pair.1)
+            .map_or(self.now, |member| member.joined_at);
+        Some(Review::of(
+            rules,
+            version.id,
+            stored.state.earned_rank,
+            self.buckets.get(&pair).map_or(&[][..], Vec::as_slice),
+            joined_at,
+            super::review::first_open_month(self.now, rules.time_zone),
+        ))
+    }
+
     fn into_writes(mut self) -> FeedWrites {
         let members = self
             .changed_members
@@ -539,15 +561,17 @@ impl Batch<'_> {
             .filter(|key| self.loaded_counted.contains(key))
             .filter_map(|key| Some((key.0, key.1, self.counted.get(key)?.refunded_minor)))
             .collect();
-        let states: Vec<StateWrite> = self
-            .touched
+        let touched = std::mem::take(&mut self.touched);
+        let states: Vec<StateWrite> = touched
             .iter()
             .filter_map(|pair| {
                 let (stored, is_new) = self.states.remove(pair)?;
+                let review = self.review(*pair, &stored);
                 Some(StateWrite {
                     pair: *pair,
                     stored,
                     is_new,
+                    review,
                 })
             })
             .collect();

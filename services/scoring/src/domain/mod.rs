@@ -26,6 +26,7 @@ pub mod lookup;
 pub mod month;
 pub mod policy;
 pub mod program;
+pub mod review;
 pub mod schedule;
 pub mod scores;
 pub mod service;

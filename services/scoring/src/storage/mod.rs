@@ -471,8 +471,9 @@ pub trait ScoringStore:
     ) -> Result<Vec<Uuid>, ScoringError>;
     /// The next chunk of an evaluation: up to `limit` members of `program_id` with a tier state,
     /// in customer order after `after`, leaving out those run `run_id` already changed; the
-    /// candidates among them (see [`tx::EvaluationChunk`], overrides ended by `now`) with their
-    /// totals over the window of `rules` as of `as_of`. Read in one snapshot, not locked.
+    /// candidates among them (see [`tx::EvaluationChunk`]: reviews due under `policy`, the
+    /// version in force and its rules, for the month of `as_of`; overrides ended by `now`) with
+    /// their buckets. Read in one snapshot, not locked.
     #[allow(clippy::too_many_arguments)]
     async fn evaluation_chunk(
         &self,
@@ -480,7 +481,7 @@ pub trait ScoringStore:
         run_id: Uuid,
         after: Option<Uuid>,
         limit: u32,
-        rules: &crate::domain::policy::PolicyRules,
+        policy: (Uuid, &crate::domain::policy::PolicyRules),
         as_of: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<tx::EvaluationChunk, ScoringError>;

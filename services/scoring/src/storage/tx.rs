@@ -11,8 +11,9 @@ use crate::{
         decision::TierState,
         feed_batch::{FeedKeys, FeedLoad, FeedWrites},
         idempotency::{IdempotentRequest, PriorRequest},
+        review::Review,
         state::{HistoryRecord, Member, StoredState},
-        window::{Bucket, Totals},
+        window::Bucket,
     },
 };
 
@@ -110,8 +111,10 @@ pub struct EvaluationCandidate {
     pub customer_id: Uuid,
     /// The tier state as read; its version tells whether it moved before the save.
     pub stored: StoredState,
-    /// The totals over the window judged.
-    pub totals: Totals,
+    /// The state's review month as stored, if any.
+    pub review: Option<Review>,
+    /// Monthly buckets, oldest first.
+    pub buckets: Vec<Bucket>,
     /// When the member joined, where the window depends on it (a membership year); a store may
     /// leave it out for other windows.
     pub joined_at: Option<DateTime<Utc>>,
@@ -125,8 +128,9 @@ pub struct EvaluationChunk {
     pub members: i64,
     /// The chunk's last customer: the next chunk begins after it. `None` when it is empty.
     pub last: Option<Uuid>,
-    /// The members to judge: at least those whose qualified tier differs from the earned one,
-    /// who have lapsed, or whose override has ended; a backend may send more.
+    /// The members to judge: those whose review is due (`Review::due`: never reviewed, under
+    /// another policy version, or their review month has come), who have lapsed, or whose
+    /// override has ended.
     pub candidates: Vec<EvaluationCandidate>,
 }
 
@@ -152,16 +156,25 @@ pub trait EvaluationTx: Send {
         program_id: Uuid,
         customer_ids: &[Uuid],
     ) -> Result<Vec<EvaluationMember>, ScoringError>;
-    /// Saves the states run `run_id` changed, each only if its version is still the one it was
-    /// judged at (`StoredState::version`): raised by one and marked as changed by the run.
-    /// Returns, in the order given, the new version, or `None` for a state that moved meanwhile.
+    /// Saves the states run `run_id` changed, with their reviews, each only if its version is
+    /// still the one it was judged at (`StoredState::version`): raised by one and marked as
+    /// changed by the run. Returns, in the order given, the new version, or `None` for a state
+    /// that moved meanwhile.
     async fn save_judged_states(
         &mut self,
         program_id: Uuid,
         run_id: Uuid,
-        states: &[(Uuid, StoredState)],
+        states: &[(Uuid, StoredState, Review)],
         now: DateTime<Utc>,
     ) -> Result<Vec<Option<i64>>, ScoringError>;
+    /// Saves the reviews of states a run judged and left as they were, each only if its version
+    /// is still `version` (one that moved was reviewed by whoever moved it); the version stays,
+    /// as lookups do not show a review.
+    async fn save_reviews(
+        &mut self,
+        program_id: Uuid,
+        reviews: &[(Uuid, i64, Review)],
+    ) -> Result<(), ScoringError>;
     /// Appends history records.
     async fn record_many(&mut self, records: &[HistoryRecord]) -> Result<(), ScoringError>;
     /// Adds a page's progress to the run's counters.

@@ -15,6 +15,7 @@ use tierline_scoring::{
         month::Month,
         policy::{Frequency, Metric, PolicyInput, TierRuleInput, WindowKind},
         program::{Program, Scope, Tier},
+        review::Review,
         state::{HistoryRecord, HistoryWindow, Member, StoredState, TierFeedItem},
         versions::{PolicyStatus, RunTrigger},
         window::Totals,
@@ -298,6 +299,7 @@ pub(crate) async fn a_unit_of_work_counts_a_purchase_once_and_versions_the_state
                             version: 0,
                         },
                         is_new: loaded.states.is_empty(),
+                        review: None,
                     }],
                     history: vec![HistoryRecord {
                         id: Uuid::now_v7(),
@@ -566,6 +568,7 @@ async fn seed(
                     version: 0,
                 },
                 is_new: true,
+                review: None,
             }]
         } else {
             vec![]
@@ -919,52 +922,104 @@ pub(crate) async fn an_evaluation_chunk_sums_the_window_and_saves_only_unmoved_s
             .collect::<Vec<_>>()
     };
 
-    // Both are counted; the one whose tier may change is sent with the totals of the window (a
-    // backend may send the other too).
+    // Both are counted; neither was reviewed yet, so both are sent, with their buckets.
+    let policy_in_force = (policy.id, &rules);
     let chunk = store
-        .evaluation_chunk(program.id, run.id, None, 10, &rules, now, now)
+        .evaluation_chunk(program.id, run.id, None, 10, policy_in_force, now, now)
         .await
         .expect("chunk");
     assert_eq!((chunk.members, chunk.last), (2, Some(second)));
-    assert!(ids(&chunk).contains(&first), "{:?}", ids(&chunk));
+    assert_eq!(ids(&chunk), [first, second]);
     for candidate in &chunk.candidates {
         let spend = if candidate.customer_id == first {
             400_000
         } else {
             500_000
         };
-        assert_eq!(
-            (candidate.totals.net_spend_minor, candidate.totals.purchases),
-            (spend, 1)
-        );
+        let [bucket] = candidate.buckets.as_slice() else {
+            panic!("one bucket: {:?}", candidate.buckets);
+        };
+        assert_eq!((bucket.net_spend_minor, bucket.purchases), (spend, 1));
+        assert_eq!(candidate.review, None);
     }
     // A chunk goes on after `after`, at most `limit` long.
     let tail = store
-        .evaluation_chunk(program.id, run.id, Some(first), 1, &rules, now, now)
+        .evaluation_chunk(
+            program.id,
+            run.id,
+            Some(first),
+            1,
+            policy_in_force,
+            now,
+            now,
+        )
         .await
         .expect("chunk");
     assert_eq!((tail.members, tail.last), (1, Some(second)));
-    // A window judged as of an earlier month does not count a later month's spend: neither
-    // qualifies then, so both are sent, with nothing in their windows.
-    let earlier = store
+
+    // A review saves without a new version, only at the version given. The second member's
+    // review lies a year ahead: counted, not sent, until its month comes or another policy is
+    // in force.
+    let this_month = Month::of(now, chrono_tz::UTC);
+    let ahead = Review {
+        policy_version_id: policy.id,
+        month: Some(this_month.plus(12)),
+    };
+    let second_version = chunk.candidates[1].stored.version;
+    let mut tx = store.begin_evaluation().await.expect("tx");
+    tx.save_reviews(
+        program.id,
+        &[(second, second_version, ahead), (first, -1, ahead)],
+    )
+    .await
+    .expect("reviews");
+    tx.commit().await.expect("commit");
+    let reviewed = store
+        .evaluation_chunk(program.id, run.id, None, 10, policy_in_force, now, now)
+        .await
+        .expect("chunk");
+    assert_eq!(
+        (reviewed.members, ids(&reviewed)),
+        (2, vec![first]),
+        "the first's version did not match"
+    );
+    let a_year_on = now + Duration::days(370);
+    let due = store
         .evaluation_chunk(
             program.id,
             run.id,
             None,
             10,
-            &rules,
-            now - Duration::days(400),
+            policy_in_force,
+            a_year_on,
             now,
         )
         .await
         .expect("chunk");
-    assert_eq!(ids(&earlier), [first, second]);
-    assert!(
-        earlier
-            .candidates
-            .iter()
-            .all(|m| m.totals.net_spend_minor == 0)
+    assert_eq!(ids(&due), [first, second], "its month has come");
+    assert_eq!(due.candidates[1].review, Some(ahead));
+    assert_eq!(
+        due.candidates[1].stored.version, second_version,
+        "no new version"
     );
+    let other_policy = store
+        .evaluation_chunk(
+            program.id,
+            run.id,
+            None,
+            10,
+            (Uuid::now_v7(), &rules),
+            now,
+            now,
+        )
+        .await
+        .expect("chunk");
+    assert_eq!(
+        ids(&other_policy),
+        [first, second],
+        "found under another policy"
+    );
+    let earlier = chunk;
 
     // The run drops the first member to the base tier. The second's state moved after the chunk
     // was read (it is saved at an older version than the store's): it is not saved, and reads
@@ -974,11 +1029,15 @@ pub(crate) async fn an_evaluation_chunk_sums_the_window_and_saves_only_unmoved_s
     dropped.state.earned_rank = 0;
     let mut moved = earlier.candidates[1].stored.clone();
     moved.version -= 1;
+    let never = Review {
+        policy_version_id: policy.id,
+        month: None,
+    };
     let versions = tx
         .save_judged_states(
             program.id,
             run.id,
-            &[(first, dropped), (second, moved)],
+            &[(first, dropped, never), (second, moved, ahead)],
             now,
         )
         .await
@@ -1010,7 +1069,7 @@ pub(crate) async fn an_evaluation_chunk_sums_the_window_and_saves_only_unmoved_s
 
     // Resumed, the run does not judge the member it already changed.
     let again = store
-        .evaluation_chunk(program.id, run.id, None, 10, &rules, now, now)
+        .evaluation_chunk(program.id, run.id, None, 10, policy_in_force, now, now)
         .await
         .expect("chunk");
     assert_eq!((again.members, again.last), (1, Some(second)));
@@ -1090,6 +1149,7 @@ pub(crate) async fn a_feed_batch_loads_what_it_names_and_writes_sets(store: Arc<
                 pair: (program.id, known),
                 stored: stored.clone(),
                 is_new: false,
+                review: None,
             },
             StateWrite {
                 pair: (program.id, new),
@@ -1098,6 +1158,7 @@ pub(crate) async fn a_feed_batch_loads_what_it_names_and_writes_sets(store: Arc<
                     version: 0,
                 },
                 is_new: true,
+                review: None,
             },
         ],
         ..FeedWrites::default()
@@ -1463,4 +1524,32 @@ pub(crate) async fn the_records_a_feed_batch_leaves_are_what_the_store_then_hold
         Some((1, 1)),
         "a new state; 400,000 crossed VIP before the refund"
     );
+    // The batch found each state's review. The two VIPs qualify on this month's spend, which a
+    // scheduled run judging last month (this month's may not have run yet) would not count: their
+    // review is last month, and a run now reads them. The new member holds the base tier, which
+    // no run can lower: never read.
+    let rules = programs[0]
+        .policy
+        .as_ref()
+        .map(|(_, rules)| rules.clone())
+        .expect("rules");
+    let run = manual_run(&store, program.id, v1.id, now, None).await;
+    let chunk = store
+        .evaluation_chunk(program.id, run.id, None, 10, (v1.id, &rules), now, now)
+        .await
+        .expect("chunk");
+    assert_eq!(chunk.members, 3);
+    let mut read: Vec<(Uuid, Option<Review>)> = chunk
+        .candidates
+        .iter()
+        .map(|candidate| (candidate.customer_id, candidate.review))
+        .collect();
+    read.sort_by_key(|(id, _)| *id);
+    let last_month = Review {
+        policy_version_id: v1.id,
+        month: Some(Month::of(now, chrono_tz::UTC).plus(-1)),
+    };
+    let mut expected = vec![(known, Some(last_month)), (refunded, Some(last_month))];
+    expected.sort_by_key(|(id, _)| *id);
+    assert_eq!(read, expected);
 }

@@ -1,18 +1,18 @@
 //! Reads and rebuilds that evaluations need.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 
 use super::{
     PgScoringStore,
-    rules_sql::{ladder, window_condition},
     tx::{JoinedStateRow, STATE_COLUMNS},
 };
 use crate::{
     ScoringError,
     domain::{
-        policy::{Metric, PolicyRules, WindowKind},
-        window::Totals,
+        month::Month,
+        policy::{PolicyRules, WindowKind},
+        review::Review,
     },
     storage::{
         RebuiltChunk,
@@ -28,29 +28,21 @@ struct ChunkRow {
     joined_at: Option<DateTime<Utc>>,
     #[sqlx(flatten)]
     state: JoinedStateRow,
-    net_spend_minor: Option<i64>,
-    points: Option<i64>,
-    purchases: Option<i64>,
-}
-
-/// The judged row's column of each metric's total.
-fn judged_column(metric: Metric) -> &'static str {
-    match metric {
-        Metric::NetSpend => "j.net_spend_minor",
-        Metric::Points => "j.points",
-        Metric::PurchaseCount => "j.purchases",
-    }
+    review_month: Option<NaiveDate>,
+    reviewed_under: Option<Uuid>,
+    months: Option<Vec<NaiveDate>>,
+    spend: Option<Vec<i64>>,
+    points: Option<Vec<i64>>,
+    purchases: Option<Vec<i64>>,
 }
 
 impl PgScoringStore {
-    /// One statement: the chunk's states by primary key; the window totals of its customers from
-    /// one range of the buckets' covering key (an index-only scan, aggregated in key order, so no
-    /// hash table); and, of those, only the candidates leave Postgres: the rules' ladder
-    /// (`rules_sql::ladder`, the domain's `qualified_rank`) differs from the earned tier, the
-    /// member has lapsed, or their override has ended. A member who keeps their tier, the most
-    /// of a population, is counted and not sent. One row always comes back (the chunk's count
-    /// and end, with no candidate when none is). Not JIT-compiled: compiling costs more than the
-    /// chunk.
+    /// One statement: the chunk's states by primary key, and of those only the candidates
+    /// leave Postgres, each with its buckets: a review not known under the policy in force, or
+    /// whose month has come (`Review::due`), a lapse, or an ended override. A member whose review
+    /// lies ahead, the most of a population, is counted and neither read further nor sent. One
+    /// row always comes back (the chunk's count and end, with no candidate when none is). Not
+    /// JIT-compiled: compiling costs more than the chunk.
     #[allow(clippy::too_many_arguments)]
     #[tracing::instrument(skip(self, rules))]
     pub(super) async fn select_evaluation_chunk(
@@ -59,47 +51,37 @@ impl PgScoringStore {
         run_id: Uuid,
         after: Option<Uuid>,
         limit: u32,
-        rules: &PolicyRules,
+        (policy_version_id, rules): (Uuid, &PolicyRules),
         as_of: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<EvaluationChunk, ScoringError> {
-        let window = window_condition(rules, as_of);
-        let ladder = ladder(rules, judged_column);
-        // Only a membership year needs each member's join time, inside the sums and to tell
-        // whose year closes.
-        let (buckets, joined_at) = if rules.window == WindowKind::MembershipYear {
-            (
-                "buckets b JOIN members m ON m.customer_id = b.customer_id",
-                "(SELECT m.joined_at FROM members m WHERE m.customer_id = tier_states.customer_id)",
-            )
+        // Only a membership year needs each member's join time.
+        let joined_at = if rules.window == WindowKind::MembershipYear {
+            "(SELECT m.joined_at FROM members m WHERE m.customer_id = tier_states.customer_id)"
         } else {
-            ("buckets b", "NULL::timestamptz")
+            "NULL::timestamptz"
         };
         let sql = format!(
             "WITH chunk AS (
-                 SELECT customer_id, {joined_at} AS joined_at, {STATE_COLUMNS} FROM tier_states
+                 SELECT customer_id, {joined_at} AS joined_at, review_month, reviewed_under, {STATE_COLUMNS}
+                 FROM tier_states
                  WHERE program_id = $1 AND customer_id > $2 AND changed_by_run IS DISTINCT FROM $3
                  ORDER BY customer_id LIMIT $4),
              bounds AS (
                  SELECT count(*) AS members,
                         (SELECT customer_id FROM chunk ORDER BY customer_id DESC LIMIT 1) AS last
                  FROM chunk),
-             totals AS (
-                 SELECT b.customer_id, sum(b.net_spend_minor)::bigint AS net_spend_minor,
-                        sum(b.points)::bigint AS points, sum(b.purchases)::bigint AS purchases
-                 FROM {buckets}
-                 WHERE b.program_id = $1 AND b.customer_id > $2 AND b.customer_id <= (SELECT last FROM bounds)
-                   AND {window}
-                 GROUP BY b.customer_id),
-             judged AS (
-                 SELECT c.*, COALESCE(t.net_spend_minor, 0) AS net_spend_minor, COALESCE(t.points, 0) AS points,
-                        COALESCE(t.purchases, 0) AS purchases
-                 FROM chunk c LEFT JOIN totals t ON t.customer_id = c.customer_id)
-             SELECT b.members, b.last, j.*
-             FROM bounds b LEFT JOIN judged j
-                  ON {ladder} <> j.earned_rank OR j.lapsed_at IS NOT NULL OR j.override_until <= $5
-             ORDER BY j.customer_id"
+             candidates AS (
+                 SELECT * FROM chunk
+                 WHERE reviewed_under IS DISTINCT FROM $6 OR review_month <= $7
+                       OR lapsed_at IS NOT NULL OR override_until <= $5)
+             SELECT bounds.members, bounds.last, c.*, b.months, b.spend, b.points, b.purchases
+             FROM bounds LEFT JOIN candidates c ON true
+                  LEFT JOIN LATERAL ({buckets}) b ON c.customer_id IS NOT NULL
+             ORDER BY c.customer_id",
+            buckets = super::rows::bucket_arrays("c.customer_id"),
         );
+        let judged_month = Month::of(as_of, rules.time_zone).first_day();
         let mut tx = self.pool.begin().await?;
         sqlx::query("SET LOCAL jit = off").execute(&mut *tx).await?;
         let rows: Vec<ChunkRow> = sqlx::query_as(&sql)
@@ -108,6 +90,8 @@ impl PgScoringStore {
             .bind(run_id)
             .bind(i64::from(limit))
             .bind(now)
+            .bind(policy_version_id)
+            .bind(judged_month)
             .fetch_all(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -122,11 +106,16 @@ impl PgScoringStore {
                 customer_id,
                 joined_at: row.joined_at,
                 stored,
-                totals: Totals {
-                    net_spend_minor: row.net_spend_minor.unwrap_or(0),
-                    points: row.points.unwrap_or(0),
-                    purchases: row.purchases.unwrap_or(0),
-                },
+                review: row.reviewed_under.map(|policy_version_id| Review {
+                    policy_version_id,
+                    month: row.review_month.map(Month::of_date),
+                }),
+                buckets: super::rows::buckets_from_arrays(
+                    row.months,
+                    row.spend,
+                    row.points,
+                    row.purchases,
+                ),
             });
         }
         Ok(chunk)

@@ -17,6 +17,7 @@ use crate::{
     ScoringError,
     domain::{
         month::Month,
+        review::Review,
         state::{HistoryRecord, Member, StoredState},
         window::Bucket,
     },
@@ -104,24 +105,31 @@ impl EvaluationTx for PgEvaluationTx {
         &mut self,
         program_id: Uuid,
         run_id: Uuid,
-        states: &[(Uuid, StoredState)],
+        states: &[(Uuid, StoredState, Review)],
         now: DateTime<Utc>,
     ) -> Result<Vec<Option<i64>>, ScoringError> {
         if states.is_empty() {
             return Ok(Vec::new());
         }
-        let ids: Vec<Uuid> = states.iter().map(|(id, _)| *id).collect();
-        let judged_versions: Vec<i64> = states.iter().map(|(_, stored)| stored.version).collect();
-        let columns = StateColumns::of(states.iter().map(|(_, stored)| stored));
+        let ids: Vec<Uuid> = states.iter().map(|(id, ..)| *id).collect();
+        let judged_versions: Vec<i64> =
+            states.iter().map(|(_, stored, _)| stored.version).collect();
+        let columns = StateColumns::of(
+            states
+                .iter()
+                .map(|(_, stored, review)| (stored, Some(review))),
+        );
         // A state is saved only at the version it was judged at: one the feed or an operator
         // changed since is left for the caller to judge again under lock.
         let update = sqlx::query(
             "UPDATE tier_states s SET earned_rank = n.e, since = n.s, last_qualified_at = n.q, override_rank = n.r,
                  override_until = n.u, override_reason = n.why, override_operator = n.who, override_set_at = n.at,
-                 lapsed_at = n.l, version = s.version + 1, updated_at = $3, changed_by_run = $2
+                 lapsed_at = n.l, review_month = n.rm, reviewed_under = n.ru, version = s.version + 1,
+                 updated_at = $3, changed_by_run = $2
              FROM unnest($4::uuid[], $5::bigint[], $6::int[], $7::timestamptz[], $8::timestamptz[], $9::int[],
-                         $10::timestamptz[], $11::text[], $12::text[], $13::timestamptz[], $14::timestamptz[])
-                  AS n(c, v, e, s, q, r, u, why, who, at, l)
+                         $10::timestamptz[], $11::text[], $12::text[], $13::timestamptz[], $14::timestamptz[],
+                         $15::date[], $16::uuid[])
+                  AS n(c, v, e, s, q, r, u, why, who, at, l, rm, ru)
              WHERE s.program_id = $1 AND s.customer_id = n.c AND s.version = n.v
              RETURNING s.customer_id, s.version",
         )
@@ -138,6 +146,40 @@ impl EvaluationTx for PgEvaluationTx {
             .map(|row| Ok((row.try_get("customer_id")?, row.try_get("version")?)))
             .collect::<Result<_, sqlx::Error>>()?;
         Ok(ids.iter().map(|id| saved.get(id).copied()).collect())
+    }
+
+    #[tracing::instrument(skip(self, reviews), fields(reviews = reviews.len()))]
+    async fn save_reviews(
+        &mut self,
+        program_id: Uuid,
+        reviews: &[(Uuid, i64, Review)],
+    ) -> Result<(), ScoringError> {
+        if reviews.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<Uuid> = reviews.iter().map(|(id, ..)| *id).collect();
+        let versions: Vec<i64> = reviews.iter().map(|(_, version, _)| *version).collect();
+        let months: Vec<Option<NaiveDate>> = reviews
+            .iter()
+            .map(|(.., review)| review.month.map(Month::first_day))
+            .collect();
+        let policies: Vec<Uuid> = reviews
+            .iter()
+            .map(|(.., review)| review.policy_version_id)
+            .collect();
+        sqlx::query(
+            "UPDATE tier_states s SET review_month = n.rm, reviewed_under = n.ru
+             FROM unnest($2::uuid[], $3::bigint[], $4::date[], $5::uuid[]) AS n(c, v, rm, ru)
+             WHERE s.program_id = $1 AND s.customer_id = n.c AND s.version = n.v",
+        )
+        .bind(program_id)
+        .bind(&ids)
+        .bind(&versions)
+        .bind(&months)
+        .bind(&policies)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
     }
 
     async fn record_many(&mut self, records: &[HistoryRecord]) -> Result<(), ScoringError> {

@@ -19,6 +19,7 @@ use crate::{
         accrual::CountedPurchase,
         feed_batch::{FeedKeys, FeedLoad, FeedWrites, Pair, StateWrite},
         month::Month,
+        review::Review,
         state::{Member, StoredState},
         window::Bucket,
     },
@@ -310,13 +311,18 @@ async fn write_states(
     if !new.is_empty() {
         let (programs, customers): (Vec<Uuid>, Vec<Uuid>) =
             new.iter().map(|write| write.pair).unzip();
-        let columns = StateColumns::of(new.iter().map(|write| &write.stored));
+        let columns = StateColumns::of(
+            new.iter()
+                .map(|write| (&write.stored, write.review.as_ref())),
+        );
         let insert = sqlx::query(
             "INSERT INTO tier_states (program_id, customer_id, earned_rank, since, last_qualified_at, override_rank, override_until,
-                                      override_reason, override_operator, override_set_at, lapsed_at, version, updated_at)
-             SELECT p, c, e, s, q, r, u, why, who, at, l, 1, $12
+                                      override_reason, override_operator, override_set_at, lapsed_at, review_month,
+                                      reviewed_under, version, updated_at)
+             SELECT p, c, e, s, q, r, u, why, who, at, l, rm, ru, 1, $14
              FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::timestamptz[], $5::timestamptz[], $6::int[], $7::timestamptz[],
-                         $8::text[], $9::text[], $10::timestamptz[], $11::timestamptz[]) AS n(p, c, e, s, q, r, u, why, who, at, l)
+                         $8::text[], $9::text[], $10::timestamptz[], $11::timestamptz[], $12::date[], $13::uuid[])
+                  AS n(p, c, e, s, q, r, u, why, who, at, l, rm, ru)
              ON CONFLICT (program_id, customer_id) DO NOTHING",
         )
         .bind(&programs)
@@ -338,13 +344,18 @@ async fn write_states(
     if !existing.is_empty() {
         let (programs, customers): (Vec<Uuid>, Vec<Uuid>) =
             existing.iter().map(|write| write.pair).unzip();
-        let columns = StateColumns::of(existing.iter().map(|write| &write.stored));
+        let columns = StateColumns::of(
+            existing
+                .iter()
+                .map(|write| (&write.stored, write.review.as_ref())),
+        );
         let update = sqlx::query(
             "UPDATE tier_states s SET earned_rank = u.e, since = u.s, last_qualified_at = u.q, override_rank = u.r,
                  override_until = u.u, override_reason = u.why, override_operator = u.who, override_set_at = u.at,
-                 lapsed_at = u.l, version = s.version + 1, updated_at = $12
+                 lapsed_at = u.l, review_month = u.rm, reviewed_under = u.ru, version = s.version + 1, updated_at = $14
              FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::timestamptz[], $5::timestamptz[], $6::int[], $7::timestamptz[],
-                         $8::text[], $9::text[], $10::timestamptz[], $11::timestamptz[]) AS u(p, c, e, s, q, r, u, why, who, at, l)
+                         $8::text[], $9::text[], $10::timestamptz[], $11::timestamptz[], $12::date[], $13::uuid[])
+                  AS u(p, c, e, s, q, r, u, why, who, at, l, rm, ru)
              WHERE s.program_id = u.p AND s.customer_id = u.c",
         )
         .bind(&programs)
@@ -365,6 +376,8 @@ pub(super) struct StateColumns {
     pub(super) override_operator: Vec<Option<String>>,
     pub(super) override_set_at: Vec<Option<DateTime<Utc>>>,
     pub(super) lapsed_at: Vec<Option<DateTime<Utc>>>,
+    pub(super) review_month: Vec<Option<NaiveDate>>,
+    pub(super) reviewed_under: Vec<Option<Uuid>>,
 }
 
 impl StateColumns {
@@ -383,9 +396,14 @@ impl StateColumns {
             .bind(&self.override_operator)
             .bind(&self.override_set_at)
             .bind(&self.lapsed_at)
+            .bind(&self.review_month)
+            .bind(&self.reviewed_under)
     }
 
-    pub(super) fn of<'a>(states: impl Iterator<Item = &'a StoredState>) -> Self {
+    /// The columns of `states`, each with its review (none: not known).
+    pub(super) fn of<'a>(
+        states: impl Iterator<Item = (&'a StoredState, Option<&'a Review>)>,
+    ) -> Self {
         let rank = |value: u32| i32::try_from(value).unwrap_or(i32::MAX);
         let mut columns = Self {
             earned_rank: Vec::new(),
@@ -397,8 +415,10 @@ impl StateColumns {
             override_operator: Vec::new(),
             override_set_at: Vec::new(),
             lapsed_at: Vec::new(),
+            review_month: Vec::new(),
+            reviewed_under: Vec::new(),
         };
-        for stored in states {
+        for (stored, review) in states {
             let state = &stored.state;
             let manual = state.manual.as_ref();
             columns.earned_rank.push(rank(state.earned_rank));
@@ -414,6 +434,12 @@ impl StateColumns {
                 .push(manual.map(|m| m.operator.clone()));
             columns.override_set_at.push(manual.map(|m| m.set_at));
             columns.lapsed_at.push(state.lapsed_at);
+            columns
+                .review_month
+                .push(review.and_then(|review| review.month).map(Month::first_day));
+            columns
+                .reviewed_under
+                .push(review.map(|review| review.policy_version_id));
         }
         columns
     }

@@ -10,11 +10,7 @@ use super::{
 };
 use crate::{
     ScoringError,
-    domain::{
-        month::Month,
-        state::{HistoryRecord, Member},
-        window::Bucket,
-    },
+    domain::state::{HistoryRecord, Member},
     storage::{CustomerRecord, FeedProgress},
 };
 
@@ -44,11 +40,9 @@ impl PgScoringStore {
             "SELECT m.customer_id, m.joined_at, m.erased, {STATE_COLUMNS}, b.months, b.spend, b.points, b.purchases
              FROM members m
              LEFT JOIN tier_states s ON s.program_id = $1 AND s.customer_id = m.customer_id
-             LEFT JOIN LATERAL (
-                 SELECT array_agg(month ORDER BY month) AS months, array_agg(net_spend_minor ORDER BY month) AS spend,
-                        array_agg(points ORDER BY month) AS points, array_agg(purchases ORDER BY month) AS purchases
-                 FROM buckets WHERE program_id = $1 AND customer_id = m.customer_id) b ON true
-             WHERE m.customer_id = ANY($2)"
+             LEFT JOIN LATERAL ({buckets}) b ON true
+             WHERE m.customer_id = ANY($2)",
+            buckets = super::rows::bucket_arrays("m.customer_id"),
         );
         let rows: Vec<Row> = sqlx::query_as(&sql)
             .bind(program_id)
@@ -58,22 +52,12 @@ impl PgScoringStore {
         Ok(rows
             .into_iter()
             .map(|row| {
-                let months = row.months.unwrap_or_default();
-                let (spend, points, purchases) = (
-                    row.spend.unwrap_or_default(),
-                    row.points.unwrap_or_default(),
-                    row.purchases.unwrap_or_default(),
+                let buckets = super::rows::buckets_from_arrays(
+                    row.months,
+                    row.spend,
+                    row.points,
+                    row.purchases,
                 );
-                let buckets = months
-                    .iter()
-                    .enumerate()
-                    .map(|(index, month)| Bucket {
-                        month: Month::of_date(*month),
-                        net_spend_minor: spend.get(index).copied().unwrap_or(0),
-                        points: points.get(index).copied().unwrap_or(0),
-                        purchases: purchases.get(index).copied().unwrap_or(0),
-                    })
-                    .collect();
                 CustomerRecord {
                     member: Member {
                         customer_id: row.customer_id,

@@ -437,11 +437,11 @@ impl ScoringStore for PgScoringStore {
         run_id: Uuid,
         after: Option<Uuid>,
         limit: u32,
-        rules: &crate::domain::policy::PolicyRules,
+        policy: (Uuid, &crate::domain::policy::PolicyRules),
         as_of: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<crate::storage::tx::EvaluationChunk, ScoringError> {
-        self.select_evaluation_chunk(program_id, run_id, after, limit, rules, as_of, now)
+        self.select_evaluation_chunk(program_id, run_id, after, limit, policy, as_of, now)
             .await
     }
 

@@ -2,7 +2,7 @@
 //! under the one write lock, each only at the version it was judged at.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::SqliteConnection;
 use uuid::Uuid;
 
@@ -14,9 +14,11 @@ use super::{
 use crate::{
     ScoringError,
     domain::{
+        month::Month,
         policy::PolicyRules,
+        review::Review,
         state::{HistoryRecord, Member, StoredState},
-        window::{Bucket, Totals, months_at},
+        window::Bucket,
     },
     storage::tx::{
         EvaluationCandidate, EvaluationChunk, EvaluationMember, EvaluationTx, RunProgress,
@@ -96,9 +98,8 @@ const PAGE_COLUMNS: &str =
     "s.customer_id, COALESCE(m.joined_at, s.since) AS joined_at, COALESCE(m.erased, 0) AS erased";
 
 impl SqliteScoringStore {
-    /// An evaluation chunk: the page's states and buckets in one read transaction, totals summed
-    /// by the domain's own window; every member is a candidate (the embedded store's populations
-    /// are small).
+    /// An evaluation chunk: the page's states, reviews and buckets in one read transaction; the
+    /// candidates are those the domain says must be judged (`Review::must_judge`).
     #[allow(clippy::too_many_arguments)]
     #[tracing::instrument(skip(self, rules))]
     pub(super) async fn select_evaluation_chunk(
@@ -107,46 +108,75 @@ impl SqliteScoringStore {
         run_id: Uuid,
         after: Option<Uuid>,
         limit: u32,
-        rules: &PolicyRules,
+        (policy_version_id, rules): (Uuid, &PolicyRules),
         as_of: DateTime<Utc>,
-        _now: DateTime<Utc>,
+        now: DateTime<Utc>,
     ) -> Result<EvaluationChunk, ScoringError> {
+        #[derive(sqlx::FromRow)]
+        struct ChunkRow {
+            #[sqlx(flatten)]
+            page: PageRow,
+            review_month: Option<NaiveDate>,
+            reviewed_under: Option<Uuid>,
+        }
         let mut snapshot = self.pool.begin().await?;
         let sql = format!(
-            "SELECT {PAGE_COLUMNS}, {STATE_COLUMNS}
+            "SELECT {PAGE_COLUMNS}, s.review_month, s.reviewed_under, {STATE_COLUMNS}
              FROM tier_states s LEFT JOIN members m ON m.customer_id = s.customer_id
              WHERE s.program_id = ?1 AND (?2 IS NULL OR s.customer_id > ?2) AND s.changed_by_run IS NOT ?3
              ORDER BY s.customer_id LIMIT ?4"
         );
-        let rows: Vec<PageRow> = sqlx::query_as(&sql)
+        let rows: Vec<ChunkRow> = sqlx::query_as(&sql)
             .bind(program_id)
             .bind(after)
             .bind(run_id)
             .bind(i64::from(limit))
             .fetch_all(&mut *snapshot)
             .await?;
-        let members = with_buckets(&mut snapshot, program_id, rows).await?;
-        snapshot.commit().await?;
-        let candidates: Vec<EvaluationCandidate> = members
+        let members = i64::try_from(rows.len()).unwrap_or(i64::MAX);
+        let last = rows.last().map(|row| row.page.customer_id);
+        let mut reviews = std::collections::HashMap::new();
+        let pages: Vec<PageRow> = rows
             .into_iter()
-            .map(|judged| EvaluationCandidate {
-                totals: Totals::over(
-                    &judged.buckets,
-                    months_at(
-                        rules.window,
-                        as_of,
-                        rules.time_zone,
-                        judged.member.joined_at,
-                    ),
-                ),
-                customer_id: judged.member.customer_id,
-                joined_at: Some(judged.member.joined_at),
-                stored: judged.stored,
+            .map(|row| {
+                if let Some(policy_version_id) = row.reviewed_under {
+                    reviews.insert(
+                        row.page.customer_id,
+                        Review {
+                            policy_version_id,
+                            month: row.review_month.map(Month::of_date),
+                        },
+                    );
+                }
+                row.page
+            })
+            .collect();
+        let judged = with_buckets(&mut snapshot, program_id, pages).await?;
+        snapshot.commit().await?;
+        let judged_month = Month::of(as_of, rules.time_zone);
+        let candidates = judged
+            .into_iter()
+            .filter_map(|member| {
+                let review = reviews.get(&member.member.customer_id).copied();
+                Review::must_judge(
+                    &member.stored,
+                    review.as_ref(),
+                    policy_version_id,
+                    judged_month,
+                    now,
+                )
+                .then_some(EvaluationCandidate {
+                    customer_id: member.member.customer_id,
+                    joined_at: Some(member.member.joined_at),
+                    stored: member.stored,
+                    review,
+                    buckets: member.buckets,
+                })
             })
             .collect();
         Ok(EvaluationChunk {
-            members: i64::try_from(candidates.len()).unwrap_or(i64::MAX),
-            last: candidates.last().map(|candidate| candidate.customer_id),
+            members,
+            last,
             candidates,
         })
     }
@@ -185,18 +215,19 @@ impl EvaluationTx for SqliteEvaluationTx {
         &mut self,
         program_id: Uuid,
         run_id: Uuid,
-        states: &[(Uuid, StoredState)],
+        states: &[(Uuid, StoredState, Review)],
         now: DateTime<Utc>,
     ) -> Result<Vec<Option<i64>>, ScoringError> {
         let mut versions = Vec::with_capacity(states.len());
-        for (customer_id, stored) in states {
+        for (customer_id, stored, review) in states {
             let state = &stored.state;
             let manual = state.manual.as_ref();
             // Saved only at the version it was judged at (see the trait).
             let version: Option<i64> = sqlx::query_scalar(
                 "UPDATE tier_states SET earned_rank = ?3, since = ?4, last_qualified_at = ?5, override_rank = ?6,
                      override_until = ?7, override_reason = ?8, override_operator = ?9, override_set_at = ?10,
-                     lapsed_at = ?13, version = version + 1, updated_at = ?11, changed_by_run = ?12
+                     lapsed_at = ?13, review_month = ?15, reviewed_under = ?16, version = version + 1,
+                     updated_at = ?11, changed_by_run = ?12
                  WHERE program_id = ?1 AND customer_id = ?2 AND version = ?14 RETURNING version",
             )
             .bind(program_id)
@@ -213,11 +244,35 @@ impl EvaluationTx for SqliteEvaluationTx {
             .bind(run_id)
             .bind(state.lapsed_at.map(micros))
             .bind(stored.version)
+            .bind(review.month.map(Month::first_day))
+            .bind(review.policy_version_id)
             .fetch_optional(&mut *self.write.tx)
             .await?;
             versions.push(version);
         }
         Ok(versions)
+    }
+
+    #[tracing::instrument(skip(self, reviews), fields(reviews = reviews.len()))]
+    async fn save_reviews(
+        &mut self,
+        program_id: Uuid,
+        reviews: &[(Uuid, i64, Review)],
+    ) -> Result<(), ScoringError> {
+        for (customer_id, version, review) in reviews {
+            sqlx::query(
+                "UPDATE tier_states SET review_month = ?4, reviewed_under = ?5
+                 WHERE program_id = ?1 AND customer_id = ?2 AND version = ?3",
+            )
+            .bind(program_id)
+            .bind(customer_id)
+            .bind(version)
+            .bind(review.month.map(Month::first_day))
+            .bind(review.policy_version_id)
+            .execute(&mut *self.write.tx)
+            .await?;
+        }
+        Ok(())
     }
 
     #[tracing::instrument(skip_all, fields(records = records.len()))]

@@ -198,6 +198,21 @@ pub(super) async fn write(
             }
         }
         upsert_state(write, program_id, customer_id, &state.stored, now, None).await?;
+        sqlx::query(
+            "UPDATE tier_states SET review_month = ?3, reviewed_under = ?4
+             WHERE program_id = ?1 AND customer_id = ?2",
+        )
+        .bind(program_id)
+        .bind(customer_id)
+        .bind(
+            state
+                .review
+                .and_then(|review| review.month)
+                .map(crate::domain::month::Month::first_day),
+        )
+        .bind(state.review.map(|review| review.policy_version_id))
+        .execute(&mut *write.tx)
+        .await?;
     }
     for record in &writes.history {
         insert_history(write, record).await?;

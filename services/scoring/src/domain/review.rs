@@ -1,0 +1,233 @@
+//! When an evaluation must look at a member again.
+//!
+//! Between two writes of a member's state, their buckets only change by purchases (which add)
+//! and refunds (which the feed applies by writing the state again); time only takes months out
+//! of the window. So whoever writes a state can tell, from the buckets it holds, the first month
+//! at whose end a judgement would find the member below their earned tier: their *review
+//! month*. Until then no run can change their tier, and a run reads only the members whose review
+//! month has come, who have lapsed or whose override has ended, instead of summing every
+//! member's window (docs/SCORING.md, "Evaluations and the scheduler"). A review month holds for
+//! the policy version it was found under; under another (an activation) the member is read again.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{
+    decision::qualified_rank,
+    month::Month,
+    policy::PolicyRules,
+    state::StoredState,
+    window::{Bucket, Totals, months_at, reviews},
+};
+
+/// How far ahead a review month is looked for: beyond the longest window that can still drop a
+/// member (a year window closing up to two years on). A member whose tier holds that long (a
+/// lifetime window, the base tier) has none.
+const HORIZON_MONTHS: i32 = 36;
+
+/// A member's review month and the policy version it was found under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Review {
+    /// The policy version in force when it was found.
+    pub policy_version_id: Uuid,
+    /// The first month at whose end a judgement could lower the earned tier; `None`: never, with
+    /// the buckets held.
+    pub month: Option<Month>,
+}
+
+/// The earliest month a run still to come may judge at `now`: a scheduled run judges the month
+/// before the one it is due in, and this month's may not have run yet. A review is looked for
+/// from here on. (A scheduled run due longer ago than that, after the scheduler was down for
+/// over a month, reads every member: `domain::evaluation`.)
+pub fn first_open_month(now: DateTime<Utc>, zone: chrono_tz::Tz) -> Month {
+    Month::of(now, zone).plus(-1)
+}
+
+impl Review {
+    /// The review of a member holding `earned_rank` with `buckets` (oldest first), who joined at
+    /// `joined_at` (only a membership year reads it), from month `from` on, under `rules` of the
+    /// policy version `policy_version_id`.
+    pub fn of(
+        rules: &PolicyRules,
+        policy_version_id: Uuid,
+        earned_rank: u32,
+        buckets: &[Bucket],
+        joined_at: DateTime<Utc>,
+        from: Month,
+    ) -> Self {
+        let month = (earned_rank > 0)
+            .then(|| {
+                (0..=HORIZON_MONTHS)
+                    .map(|ahead| from.plus(ahead))
+                    .find(|month| {
+                        // The last instant of the month: what a run due the month after judges.
+                        let end = month.plus(1).start_in(rules.time_zone)
+                            - chrono::Duration::nanoseconds(1);
+                        reviews(rules.window, end, rules.time_zone, joined_at)
+                            && qualified_rank(
+                                rules,
+                                &Totals::over(
+                                    buckets,
+                                    months_at(rules.window, end, rules.time_zone, joined_at),
+                                ),
+                            ) < earned_rank
+                    })
+            })
+            .flatten();
+        Self {
+            policy_version_id,
+            month,
+        }
+    }
+
+    /// Whether a run judging month `judged` under `policy_version_id` must read the member for
+    /// their review: never reviewed, reviewed under another version, or their month has come.
+    pub fn due(review: Option<&Self>, policy_version_id: Uuid, judged: Month) -> bool {
+        review.is_none_or(|review| {
+            review.policy_version_id != policy_version_id
+                || review.month.is_some_and(|month| month <= judged)
+        })
+    }
+
+    /// Whether a run judging month `judged` under `policy_version_id` at `now` must judge the
+    /// member with `stored` state and `review`: their review is due, they have lapsed (grace
+    /// runs out by the clock), or their override has ended. Everyone else keeps their state.
+    /// (The Postgres store says the same in SQL, `storage/postgres/evaluation.rs`.)
+    pub fn must_judge(
+        stored: &StoredState,
+        review: Option<&Self>,
+        policy_version_id: Uuid,
+        judged: Month,
+        now: DateTime<Utc>,
+    ) -> bool {
+        Self::due(review, policy_version_id, judged)
+            || stored.state.lapsed_at.is_some()
+            || stored
+                .state
+                .manual
+                .as_ref()
+                .is_some_and(|manual| manual.until <= now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{
+        policy::{WindowKind, tests::innisfree_policy},
+        program::tests::innisfree,
+    };
+
+    fn bucket(month: Month, net_spend_minor: i64) -> Bucket {
+        Bucket {
+            month,
+            net_spend_minor,
+            points: 0,
+            purchases: 1,
+        }
+    }
+
+    fn rules(window: WindowKind) -> PolicyRules {
+        let mut document = innisfree_policy();
+        document.window = Some(window);
+        if window != WindowKind::RollingMonths(12) {
+            // A year window is reviewed once a year: grace in whole years, or none.
+            document.grace_months = 0;
+        }
+        document.validate(&innisfree()).expect("valid")
+    }
+
+    #[test]
+    fn a_rolling_window_is_reviewed_when_the_spend_that_holds_the_tier_leaves_it() {
+        let rules = rules(WindowKind::RollingMonths(12));
+        let version = Uuid::now_v7();
+        let now = Month::new(2026, 11).expect("month");
+        let joined = DateTime::<Utc>::MIN_UTC;
+        // What each tier needs in the Innisfree policy.
+        let green = rules.tiers[1].requirements[0].threshold;
+        let rank_of = |buckets: &[Bucket], month: Month| {
+            let end = month.plus(1).start_in(rules.time_zone) - chrono::Duration::nanoseconds(1);
+            qualified_rank(
+                &rules,
+                &Totals::over(
+                    buckets,
+                    months_at(rules.window, end, rules.time_zone, joined),
+                ),
+            )
+        };
+        // Half of GREEN in March, half in August: GREEN until the window loses March, at the
+        // end of the next February.
+        let buckets = [
+            bucket(Month::new(2026, 3).expect("month"), green / 2),
+            bucket(Month::new(2026, 8).expect("month"), green - green / 2),
+        ];
+        assert_eq!(rank_of(&buckets, now), 1, "GREEN now");
+        let review = Review::of(&rules, version, 1, &buckets, joined, now);
+        assert_eq!(
+            review.month,
+            Month::new(2027, 3),
+            "the first month without March"
+        );
+        assert_eq!(rank_of(&buckets, Month::new(2027, 2).expect("month")), 1);
+        assert_eq!(rank_of(&buckets, Month::new(2027, 3).expect("month")), 0);
+        // Due from that month on, under that policy only; always due under another.
+        assert!(!Review::due(
+            Some(&review),
+            version,
+            Month::new(2027, 2).expect("month")
+        ));
+        assert!(Review::due(
+            Some(&review),
+            version,
+            Month::new(2027, 3).expect("month")
+        ));
+        assert!(Review::due(Some(&review), Uuid::now_v7(), now));
+        assert!(Review::due(None, version, now), "never reviewed");
+        // Someone already below their tier is due now; the base tier never is.
+        assert_eq!(
+            Review::of(&rules, version, 2, &buckets, joined, now).month,
+            Some(now)
+        );
+        let base = Review::of(&rules, version, 0, &buckets, joined, now);
+        assert_eq!(base.month, None);
+        assert!(!Review::due(Some(&base), version, now.plus(60)));
+    }
+
+    #[test]
+    fn a_year_window_is_reviewed_at_the_end_of_the_year_that_fails() {
+        let rules = rules(WindowKind::CalendarYear);
+        let version = Uuid::now_v7();
+        let green = rules.tiers[1].requirements[0].threshold;
+        let joined = DateTime::<Utc>::MIN_UTC;
+        // GREEN on 2026's spend: 2026 is judged at its end and holds; 2027 has nothing, so the
+        // review is December 2027, not any month in between.
+        let buckets = [bucket(Month::new(2026, 5).expect("month"), green)];
+        let review = Review::of(
+            &rules,
+            version,
+            1,
+            &buckets,
+            joined,
+            Month::new(2026, 11).expect("month"),
+        );
+        assert_eq!(review.month, Month::new(2027, 12));
+        // A lifetime window never drops anyone without a refund.
+        let lifetime = rules_lifetime();
+        assert_eq!(
+            Review::of(
+                &lifetime,
+                version,
+                1,
+                &buckets,
+                joined,
+                Month::new(2026, 11).expect("month")
+            )
+            .month,
+            None
+        );
+    }
+
+    fn rules_lifetime() -> PolicyRules {
+        rules(WindowKind::Lifetime)
+    }
+}
