@@ -21,6 +21,7 @@ use super::{
     feed_batch::{self, FeedKeys, Origin, history_record},
     policy::PolicyRules,
     program::Program,
+    review::first_open_month,
     state::{Member, StoredState},
     versions::PolicyVersion,
     window::{MonthRange, Totals, months_at},
@@ -258,7 +259,19 @@ impl FeedApplier {
         }
         let programs = &programs;
         let keys = FeedKeys::of(events, programs);
-        let loaded = tx.load_feed_batch(&keys).await?;
+        let mut loaded = tx.load_feed_batch(&keys).await?;
+        for program in programs {
+            if let Some((version, rules)) = &program.policy {
+                let closed = self
+                    .store
+                    .last_closed_scheduled_due(program.program.id)
+                    .await?;
+                loaded.open_months.push((
+                    program.program.id,
+                    first_open_month(rules, version.activated_at, closed, now),
+                ));
+            }
+        }
         let mut writes = feed_batch::apply(events, programs, loaded, now);
         tx.write_feed_batch(&writes, now).await?;
         let mut records: HashMap<Uuid, Vec<CustomerRecord>> = HashMap::new();

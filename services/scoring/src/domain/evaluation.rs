@@ -331,10 +331,18 @@ impl Evaluator {
             .program(program.program.id)
             .await?
             .and_then(|program| program.last_evaluated_at);
+        // Reviews are found from the earliest month a run still to come may judge (this run's
+        // own, if it is the scheduled one).
+        let last_closed_due = self
+            .store
+            .last_closed_scheduled_due(program.program.id)
+            .await?;
+        let open_month = first_open_month(rules, version.activated_at, last_closed_due, started);
         let judging = Judging {
             program,
             rules,
             policy_version_id: version.id,
+            open_month,
             pass,
             last_evaluated_at,
             space,
@@ -352,10 +360,9 @@ impl Evaluator {
                     Pass::Scheduled(due) => judged_at(due, rules.time_zone),
                     Pass::Manual | Pass::PolicyChange => now,
                 };
-                // Reviews are found from the earliest month a run still to come may judge; a
-                // scheduled run overdue by more than that (the scheduler was down) reads everyone.
-                let overdue = Month::of(judged_at_time, rules.time_zone)
-                    < first_open_month(now, rules.time_zone);
+                // A scheduled run overdue by more than the open month (the scheduler was down)
+                // reads everyone: reviews were found from later months.
+                let overdue = Month::of(judged_at_time, rules.time_zone) < open_month;
                 let reviewed_under = if overdue {
                     Uuid::nil()
                 } else {
@@ -428,6 +435,8 @@ struct Judging<'a> {
     rules: &'a PolicyRules,
     /// The policy version in force, whose reviews the run finds.
     policy_version_id: Uuid,
+    /// The earliest month a run still to come may judge (`review::first_open_month`).
+    open_month: Month,
     pass: Pass,
     last_evaluated_at: Option<DateTime<Utc>>,
     space: Keyspace,
@@ -457,9 +466,8 @@ struct Judgement {
 impl Judging<'_> {
     /// The month reviews are looked for from: the judged month, or the earliest a run still to
     /// come may judge, whichever is earlier.
-    fn review_from(&self, judged_at_time: DateTime<Utc>, now: DateTime<Utc>) -> Month {
-        Month::of(judged_at_time, self.rules.time_zone)
-            .min(first_open_month(now, self.rules.time_zone))
+    fn review_from(&self, judged_at_time: DateTime<Utc>) -> Month {
+        Month::of(judged_at_time, self.rules.time_zone).min(self.open_month)
     }
 
     /// The review of a member holding `earned_rank` with `buckets` after the run, from
@@ -594,7 +602,7 @@ impl Evaluator {
         now: DateTime<Utc>,
     ) -> Result<(), ScoringError> {
         let program_id = judging.program.program.id;
-        let review_from = judging.review_from(judged_at_time, now);
+        let review_from = judging.review_from(judged_at_time);
         // Each candidate is judged; whoever keeps their state still gets the review month their
         // buckets now give, saved without a new version when it changed.
         let mut judged: Vec<Judgement> = Vec::new();
@@ -728,7 +736,7 @@ impl Evaluator {
         now: DateTime<Utc>,
     ) -> Result<Vec<Judgement>, ScoringError> {
         let rules = judging.rules;
-        let review_from = judging.review_from(judged_at_time, now);
+        let review_from = judging.review_from(judged_at_time);
         let mut again: Vec<Judgement> = Vec::new();
         let mut reviews: Vec<(Uuid, i64, Review)> = Vec::new();
         for member in tx

@@ -58,6 +58,10 @@ pub struct FeedLoad {
     pub counted: Vec<(Uuid, CountedPurchase)>,
     /// (program, refund) pairs among the keys' refunds that were applied already.
     pub applied_refunds: Vec<Pair>,
+    /// Each program's first open month (`review::first_open_month`), from which the batch looks
+    /// for reviews; the applier adds it from the runs, not the store's load. A program left out
+    /// is looked at from the month before the current one, which is never later.
+    pub open_months: Vec<(Uuid, Month)>,
 }
 
 /// A tier state to save.
@@ -266,6 +270,7 @@ struct Batch<'a> {
     new_applied: Vec<Pair>,
     deltas: BTreeMap<(Pair, Month), BucketDelta>,
     history: Vec<HistoryRecord>,
+    open_months: HashMap<Uuid, Month>,
 }
 
 /// Applies `events` in feed order to what `load` holds; returns what to write.
@@ -311,6 +316,7 @@ pub fn apply(
         new_applied: Vec::new(),
         deltas: BTreeMap::new(),
         history: Vec::new(),
+        open_months: load.open_months.into_iter().collect(),
     };
     for event in events {
         batch.event(event);
@@ -540,7 +546,10 @@ impl Batch<'_> {
             stored.state.earned_rank,
             self.buckets.get(&pair).map_or(&[][..], Vec::as_slice),
             joined_at,
-            super::review::first_open_month(self.now, rules.time_zone),
+            self.open_months
+                .get(&pair.0)
+                .copied()
+                .unwrap_or_else(|| Month::of(self.now, rules.time_zone).plus(-1)),
         ))
     }
 

@@ -16,8 +16,9 @@ use super::{
     decision::qualified_rank,
     month::Month,
     policy::PolicyRules,
+    schedule::{last_due, next_due},
     state::StoredState,
-    window::{Bucket, Totals, months_at, reviews},
+    window::{Bucket, Totals, judged_at, months_at, reviews},
 };
 
 /// How far ahead a review month is looked for: beyond the longest window that can still drop a
@@ -35,12 +36,38 @@ pub struct Review {
     pub month: Option<Month>,
 }
 
-/// The earliest month a run still to come may judge at `now`: a scheduled run judges the month
-/// before the one it is due in, and this month's may not have run yet. A review is looked for
-/// from here on. (A scheduled run due longer ago than that, after the scheduler was down for
-/// over a month, reads every member: `domain::evaluation`.)
-pub fn first_open_month(now: DateTime<Utc>, zone: chrono_tz::Tz) -> Month {
-    Month::of(now, zone).plus(-1)
+/// The earliest month a run still to come may judge at `now`, under `rules` activated at
+/// `activated_at`, when the program's latest scheduled run that has ended was due at
+/// `last_closed_due`: a run by hand judges the current month; the scheduler runs the last due
+/// time once (when it came after the activation), and that run judges the month before its due
+/// month. While it has not ended, its month is open; once it has, the next due time's is. A
+/// review is looked for from here on. (A run overdue longer than that, after the scheduler was
+/// down for a whole period, reads every member: `domain::evaluation`.)
+pub fn first_open_month(
+    rules: &PolicyRules,
+    activated_at: Option<DateTime<Utc>>,
+    last_closed_due: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Month {
+    let zone = rules.time_zone;
+    let current = Month::of(now, zone);
+    let judged = |due: DateTime<Utc>| Month::of(judged_at(due, zone), zone);
+    let pending = last_due(&rules.schedule, zone, now).filter(|due| {
+        activated_at.is_some_and(|activated| *due > activated)
+            && last_closed_due.is_none_or(|closed| closed < *due)
+    });
+    let scheduled = match pending {
+        Some(due) => judged(due),
+        None => {
+            let next = next_due(&rules.schedule, zone, now);
+            if next == DateTime::<Utc>::MAX_UTC {
+                current
+            } else {
+                judged(next)
+            }
+        }
+    };
+    scheduled.min(current)
 }
 
 impl Review {
@@ -224,6 +251,41 @@ mod tests {
             )
             .month,
             None
+        );
+    }
+
+    #[test]
+    fn the_first_open_month_is_the_scheduled_runs_until_it_has_ended() {
+        // Monthly on the 1st at 03:00 in Seoul.
+        let rules = rules(WindowKind::RollingMonths(12));
+        let at = |text: &str| {
+            DateTime::parse_from_rfc3339(text)
+                .expect("instant")
+                .with_timezone(&Utc)
+        };
+        let november = Month::new(2026, 11).expect("month");
+        let now = at("2026-11-20T00:00:00Z");
+        let due = at("2026-10-31T18:00:00Z"); // 2026-11-01 03:00 KST
+        let activated = Some(at("2026-01-01T00:00:00Z"));
+        // November's run (judging October) has not ended: October is open.
+        assert_eq!(
+            first_open_month(&rules, activated, None, now),
+            november.plus(-1)
+        );
+        assert_eq!(
+            first_open_month(&rules, activated, Some(at("2026-09-30T18:00:00Z")), now),
+            november.plus(-1),
+            "only October's run ended"
+        );
+        // It has ended: the next run judges November, as a run by hand does.
+        assert_eq!(
+            first_open_month(&rules, activated, Some(due), now),
+            november
+        );
+        // A policy activated after the due time never runs it.
+        assert_eq!(
+            first_open_month(&rules, Some(at("2026-11-05T00:00:00Z")), None, now),
+            november
         );
     }
 

@@ -330,6 +330,11 @@ pub trait ScoringStore:
     async fn try_lock_feed_consumer(&self) -> Result<Option<RunLock>, ScoringError>;
     /// Runs still marked running (in any program), oldest first.
     async fn running_runs(&self, limit: u32) -> Result<Vec<EvaluationRun>, ScoringError>;
+    /// The due time of the program's latest scheduled run that has ended (succeeded or failed).
+    async fn last_closed_scheduled_due(
+        &self,
+        program_id: Uuid,
+    ) -> Result<Option<DateTime<Utc>>, ScoringError>;
     /// Stores the tier counts before a run unless they are already stored (a resumed run keeps
     /// those of its first start); returns the stored counts and how many times the run resumed.
     async fn start_run_counts(

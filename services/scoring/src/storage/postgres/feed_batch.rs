@@ -142,6 +142,7 @@ pub(super) async fn load(
             })
             .collect(),
         applied_refunds,
+        open_months: Vec::new(),
     })
 }
 

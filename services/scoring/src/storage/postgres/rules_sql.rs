@@ -1,4 +1,4 @@
-//! Policy rules as SQL, for the simulation's and the evaluation's set-based statements: the
+//! Policy rules as SQL, for the simulation's set-based statement: the
 //! qualification window as a condition on a bucket's month (`b.month`), keeping the months the
 //! domain's `window::months_at` counts (a membership year needs the member's join time as
 //! `m.joined_at`), and the domain's `decision::qualified_rank` as a `CASE` ladder. Thresholds are

@@ -1,5 +1,6 @@
 //! Evaluation runs: the per-program run lock, and what lets a run resume after its replica died.
 
+use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use tierline_runtime::lock;
 use uuid::Uuid;
@@ -47,6 +48,20 @@ impl PgScoringStore {
             .fetch_all(&self.pool)
             .await?;
         rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    #[tracing::instrument(skip(self))]
+    pub(super) async fn select_last_closed_scheduled_due(
+        &self,
+        program_id: Uuid,
+    ) -> Result<Option<DateTime<Utc>>, ScoringError> {
+        Ok(sqlx::query_scalar(
+            "SELECT max(due_at) FROM evaluation_runs
+             WHERE program_id = $1 AND trigger = 'schedule' AND status <> 'running'",
+        )
+        .bind(program_id)
+        .fetch_one(&self.pool)
+        .await?)
     }
 
     #[tracing::instrument(skip(self, counts_before))]

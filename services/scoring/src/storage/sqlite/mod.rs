@@ -256,6 +256,13 @@ impl ScoringStore for SqliteScoringStore {
         self.select_running_runs(limit).await
     }
 
+    async fn last_closed_scheduled_due(
+        &self,
+        program_id: Uuid,
+    ) -> Result<Option<DateTime<Utc>>, ScoringError> {
+        self.select_last_closed_scheduled_due(program_id).await
+    }
+
     async fn start_run_counts(
         &self,
         run_id: Uuid,

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::{
     SqliteScoringStore,
     programs::select_run_on,
-    rows::{RUN_COLUMNS, RunRow, micros},
+    rows::{RUN_COLUMNS, RunRow, instant, micros},
 };
 use crate::{
     ScoringError,
@@ -150,6 +150,21 @@ impl SqliteScoringStore {
             .fetch_all(&self.pool)
             .await?;
         rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    #[tracing::instrument(skip(self))]
+    pub(super) async fn select_last_closed_scheduled_due(
+        &self,
+        program_id: Uuid,
+    ) -> Result<Option<DateTime<Utc>>, ScoringError> {
+        let due: Option<i64> = sqlx::query_scalar(
+            "SELECT max(due_at) FROM evaluation_runs
+             WHERE program_id = ?1 AND trigger = 'schedule' AND status <> 'running'",
+        )
+        .bind(program_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(due.map(instant))
     }
 
     #[tracing::instrument(skip(self, counts_before))]
