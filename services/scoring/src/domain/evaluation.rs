@@ -42,7 +42,7 @@ use crate::{
     cache::{Keyspace, TierCache},
     storage::{
         RunLock, ScoringStore,
-        tx::{EvaluationChunk, EvaluationTx, RunProgress},
+        tx::{ChunkEnd, EvaluationChunk, EvaluationTx, RunProgress},
     },
 };
 
@@ -351,7 +351,7 @@ impl Evaluator {
         // Each chunk is read (on a connection of its own) while the one before is judged and
         // written: the reads and the writes share the time rather than add up. The ranges are
         // disjoint, and a chunk is saved only at the versions it read.
-        let read_after = |after: Option<Uuid>| {
+        let read_after = |after: Option<ChunkEnd>| {
             let (store, rules) = (self.store.clone(), rules.clone());
             let (program_id, run_id, policy_version_id) = (program.program.id, run.id, version.id);
             tokio::spawn(async move {

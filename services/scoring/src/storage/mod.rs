@@ -474,8 +474,8 @@ pub trait ScoringStore:
         after: Option<Uuid>,
         limit: u32,
     ) -> Result<Vec<Uuid>, ScoringError>;
-    /// The next chunk of an evaluation: up to `limit` members of `program_id` with a tier state,
-    /// in customer order after `after`, leaving out those run `run_id` already changed; the
+    /// The next chunk of an evaluation: about `limit` members of `program_id` with a tier state,
+    /// after `after` (`None`: from the start), leaving out those run `run_id` already changed; the
     /// candidates among them (see [`tx::EvaluationChunk`]: reviews due under `policy`, the
     /// version in force and its rules, for the month of `as_of`; overrides ended by `now`) with
     /// their buckets. Read in one snapshot, not locked.
@@ -484,7 +484,7 @@ pub trait ScoringStore:
         &self,
         program_id: Uuid,
         run_id: Uuid,
-        after: Option<Uuid>,
+        after: Option<crate::storage::tx::ChunkEnd>,
         limit: u32,
         policy: (Uuid, &crate::domain::policy::PolicyRules),
         as_of: DateTime<Utc>,

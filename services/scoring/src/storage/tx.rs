@@ -120,14 +120,24 @@ pub struct EvaluationCandidate {
     pub joined_at: Option<DateTime<Utc>>,
 }
 
+/// Where an evaluation chunk ended, so the next begins after it; how the store walks its states
+/// (by customer id, or by the blocks of its table) is its own business: the domain hands it back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChunkEnd {
+    /// After this customer.
+    Customer(Uuid),
+    /// From this block of the states' table on.
+    Block(u32),
+}
+
 /// A chunk of an evaluation: how many members it covers, where it ends, and those whose state
 /// the rules may change.
 #[derive(Debug, Clone, Default)]
 pub struct EvaluationChunk {
     /// Members with a state in the chunk (judged, whether read or not).
     pub members: i64,
-    /// The chunk's last customer: the next chunk begins after it. `None` when it is empty.
-    pub last: Option<Uuid>,
+    /// Where the chunk ended: the next chunk begins after it. `None` after the last chunk.
+    pub last: Option<ChunkEnd>,
     /// The members to judge: those whose review is due (`Review::due`: never reviewed, under
     /// another policy version, or their review month has come), who have lapsed, or whose
     /// override has ended.

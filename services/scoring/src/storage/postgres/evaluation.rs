@@ -16,14 +16,13 @@ use crate::{
     },
     storage::{
         RebuiltChunk,
-        tx::{EvaluationCandidate, EvaluationChunk},
+        tx::{ChunkEnd, EvaluationCandidate, EvaluationChunk},
     },
 };
 
 #[derive(sqlx::FromRow)]
 struct ChunkRow {
     members: i64,
-    last: Option<Uuid>,
     customer_id: Option<Uuid>,
     joined_at: Option<DateTime<Utc>>,
     #[sqlx(flatten)]
@@ -36,46 +35,76 @@ struct ChunkRow {
     purchases: Option<Vec<i64>>,
 }
 
+/// States per block assumed before the table was ever analysed.
+const STATES_PER_BLOCK: f32 = 50.0;
+
 impl PgScoringStore {
-    /// One statement: the chunk's states by primary key, and of those only the candidates
-    /// leave Postgres, each with its buckets: a review not known under the policy in force, or
-    /// whose month has come (`Review::due`), a lapse, or an ended override. A member whose review
-    /// lies ahead, the most of a population, is counted and neither read further nor sent. One
-    /// row always comes back (the chunk's count and end, with no candidate when none is). Not
-    /// JIT-compiled: compiling costs more than the chunk.
+    /// A chunk is a range of the states table's blocks, read in one statement without locks
+    /// (a TID range scan: the heap in its own order, where walking the primary key visited a
+    /// page at random per state); the blocks hold about `limit` states. Of the program's states
+    /// there, only the candidates leave Postgres, each with its buckets: a review not known
+    /// under the policy in force, or whose month has come (`Review::due`), a lapse, or an ended
+    /// override (`Review::must_judge`). A member whose review lies ahead, the most of a
+    /// population, is counted and neither read further nor sent.
+    ///
+    /// A state rewritten during the run may move to a block already passed; so after the last
+    /// block one more chunk reads, by the same rule, the states written since the run started
+    /// (a member met twice is judged twice: the second finds nothing to change, and the run
+    /// never changes a state twice). Not JIT-compiled: compiling costs more than the chunk.
     #[allow(clippy::too_many_arguments)]
     #[tracing::instrument(skip(self, rules))]
     pub(super) async fn select_evaluation_chunk(
         &self,
         program_id: Uuid,
         run_id: Uuid,
-        after: Option<Uuid>,
+        after: Option<ChunkEnd>,
         limit: u32,
         (policy_version_id, rules): (Uuid, &PolicyRules),
         as_of: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<EvaluationChunk, ScoringError> {
+        let from = match after {
+            None => 0,
+            Some(ChunkEnd::Block(block)) => block,
+            // This store walks its states by block.
+            Some(ChunkEnd::Customer(_)) => return Ok(EvaluationChunk::default()),
+        };
+        let (blocks, pages, tuples): (i64, i32, f32) = sqlx::query_as(
+            "SELECT pg_relation_size('tier_states') / current_setting('block_size')::int, relpages, reltuples
+             FROM pg_class WHERE oid = 'tier_states'::regclass",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let per_block = if tuples > 0.0 && pages > 0 {
+            tuples / pages as f32
+        } else {
+            STATES_PER_BLOCK
+        };
+        let span = ((limit as f32 / per_block.max(1.0)).ceil() as i64).max(1);
+        let until = i64::from(from) + span;
+        let moved_pass = i64::from(from) >= blocks;
         // Only a membership year needs each member's join time.
         let joined_at = if rules.window == WindowKind::MembershipYear {
             "(SELECT m.joined_at FROM members m WHERE m.customer_id = tier_states.customer_id)"
         } else {
             "NULL::timestamptz"
         };
+        let range = if moved_pass {
+            "updated_at >= (SELECT started_at FROM evaluation_runs WHERE id = $3)"
+        } else {
+            "ctid >= format('(%s,0)', $6::bigint)::tid AND ctid < format('(%s,0)', $7::bigint)::tid"
+        };
         let sql = format!(
             "WITH chunk AS (
                  SELECT customer_id, {joined_at} AS joined_at, review_month, reviewed_under, {STATE_COLUMNS}
                  FROM tier_states
-                 WHERE program_id = $1 AND customer_id > $2 AND changed_by_run IS DISTINCT FROM $3
-                 ORDER BY customer_id LIMIT $4),
-             bounds AS (
-                 SELECT count(*) AS members,
-                        (SELECT customer_id FROM chunk ORDER BY customer_id DESC LIMIT 1) AS last
-                 FROM chunk),
+                 WHERE {range} AND program_id = $1 AND changed_by_run IS DISTINCT FROM $3),
+             bounds AS (SELECT count(*) AS members FROM chunk),
              candidates AS (
                  SELECT * FROM chunk
-                 WHERE reviewed_under IS DISTINCT FROM $6 OR review_month <= $7
-                       OR lapsed_at IS NOT NULL OR override_until <= $5)
-             SELECT bounds.members, bounds.last, c.*, b.months, b.spend, b.points, b.purchases
+                 WHERE reviewed_under IS DISTINCT FROM $4 OR review_month <= $5
+                       OR lapsed_at IS NOT NULL OR override_until <= $2)
+             SELECT bounds.members, c.*, b.months, b.spend, b.points, b.purchases
              FROM bounds LEFT JOIN candidates c ON true
                   LEFT JOIN LATERAL ({buckets}) b ON c.customer_id IS NOT NULL
              ORDER BY c.customer_id",
@@ -84,20 +113,29 @@ impl PgScoringStore {
         let judged_month = Month::of(as_of, rules.time_zone).first_day();
         let mut tx = self.pool.begin().await?;
         sqlx::query("SET LOCAL jit = off").execute(&mut *tx).await?;
-        let rows: Vec<ChunkRow> = sqlx::query_as(&sql)
+        let query = sqlx::query_as(&sql)
             .bind(program_id)
-            .bind(after.unwrap_or(Uuid::nil()))
-            .bind(run_id)
-            .bind(i64::from(limit))
             .bind(now)
+            .bind(run_id)
             .bind(policy_version_id)
-            .bind(judged_month)
-            .fetch_all(&mut *tx)
-            .await?;
+            .bind(judged_month);
+        let query = if moved_pass {
+            query
+        } else {
+            query.bind(i64::from(from)).bind(until)
+        };
+        let rows: Vec<ChunkRow> = query.fetch_all(&mut *tx).await?;
         tx.commit().await?;
-        let mut chunk = EvaluationChunk::default();
+        let mut chunk = EvaluationChunk {
+            // The pass over what moved counts nobody again.
+            members: 0,
+            last: (!moved_pass).then(|| ChunkEnd::Block(u32::try_from(until).unwrap_or(u32::MAX))),
+            candidates: Vec::new(),
+        };
         for row in rows {
-            (chunk.members, chunk.last) = (row.members, row.last);
+            if !moved_pass {
+                chunk.members = row.members;
+            }
             let (Some(customer_id), Some(stored)) = (row.customer_id, row.state.into_state())
             else {
                 continue;

@@ -442,7 +442,7 @@ impl ScoringStore for PgScoringStore {
         &self,
         program_id: Uuid,
         run_id: Uuid,
-        after: Option<Uuid>,
+        after: Option<crate::storage::tx::ChunkEnd>,
         limit: u32,
         policy: (Uuid, &crate::domain::policy::PolicyRules),
         as_of: DateTime<Utc>,

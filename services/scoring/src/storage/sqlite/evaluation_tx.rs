@@ -21,7 +21,7 @@ use crate::{
         window::Bucket,
     },
     storage::tx::{
-        EvaluationCandidate, EvaluationChunk, EvaluationMember, EvaluationTx, RunProgress,
+        ChunkEnd, EvaluationCandidate, EvaluationChunk, EvaluationMember, EvaluationTx, RunProgress,
     },
 };
 
@@ -106,12 +106,18 @@ impl SqliteScoringStore {
         &self,
         program_id: Uuid,
         run_id: Uuid,
-        after: Option<Uuid>,
+        after: Option<ChunkEnd>,
         limit: u32,
         (policy_version_id, rules): (Uuid, &PolicyRules),
         as_of: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<EvaluationChunk, ScoringError> {
+        // This store walks its states in customer order.
+        let after = match after {
+            None => None,
+            Some(ChunkEnd::Customer(customer_id)) => Some(customer_id),
+            Some(ChunkEnd::Block(_)) => return Ok(EvaluationChunk::default()),
+        };
         #[derive(sqlx::FromRow)]
         struct ChunkRow {
             #[sqlx(flatten)]
@@ -134,7 +140,9 @@ impl SqliteScoringStore {
             .fetch_all(&mut *snapshot)
             .await?;
         let members = i64::try_from(rows.len()).unwrap_or(i64::MAX);
-        let last = rows.last().map(|row| row.page.customer_id);
+        let last = rows
+            .last()
+            .map(|row| ChunkEnd::Customer(row.page.customer_id));
         let mut reviews = std::collections::HashMap::new();
         let pages: Vec<PageRow> = rows
             .into_iter()
