@@ -443,13 +443,21 @@ struct Judging<'a> {
     run_id: Uuid,
 }
 
-/// A member to judge: the state as read, the window totals and, where the window needs it, when
+/// A member to judge: the state as read, their buckets and, where the window needs it, when
 /// they joined.
-struct JudgedMember {
+struct JudgedMember<'a> {
     customer_id: Uuid,
     stored: StoredState,
-    totals: Totals,
+    buckets: &'a [Bucket],
     joined_at: Option<DateTime<Utc>>,
+}
+
+/// What judging a member came to.
+enum Outcome {
+    /// The state changed: save it.
+    Changed(Judgement),
+    /// The state stays as it was; its review, from the buckets it holds now.
+    Kept(Review),
 }
 
 /// One member's judgement in a chunk: the state to save, with its review, and the decisions it
@@ -470,45 +478,28 @@ impl Judging<'_> {
         Month::of(judged_at_time, self.rules.time_zone).min(self.open_month)
     }
 
-    /// The review of a member holding `earned_rank` with `buckets` after the run, from
-    /// `review_from` on.
-    fn review(
-        &self,
-        earned_rank: u32,
-        buckets: &[Bucket],
-        joined_at: DateTime<Utc>,
-        review_from: Month,
-    ) -> Review {
-        Review::of(
-            self.rules,
-            self.policy_version_id,
-            earned_rank,
-            buckets,
-            joined_at,
-            review_from,
-        )
-    }
-
     /// Judges one member with their window totals; `Some` when the state changed. A year window
     /// still in progress at the judged instant is not judged (only an ended override is).
     fn judge(
         &self,
-        member: JudgedMember,
+        member: JudgedMember<'_>,
         judged_at_time: DateTime<Utc>,
         now: DateTime<Utc>,
-    ) -> Option<Judgement> {
+    ) -> Outcome {
         let JudgedMember {
             customer_id,
             mut stored,
-            totals,
+            buckets,
             joined_at,
         } = member;
-        let before = stored.state.clone();
-        let state = &mut stored.state;
-        let mut decisions: Vec<Decision> = state.expire_override(totals, now).into_iter().collect();
         let rules = self.rules;
         // Only a membership year reads the join time, and stores read it for one.
         let joined_at = joined_at.unwrap_or(DateTime::<Utc>::MIN_UTC);
+        let window = months_at(rules.window, judged_at_time, rules.time_zone, joined_at);
+        let totals = Totals::over(buckets, window);
+        let before = stored.state.clone();
+        let state = &mut stored.state;
+        let mut decisions: Vec<Decision> = state.expire_override(totals, now).into_iter().collect();
         let judged_decision = match self.pass {
             Pass::PolicyChange => {
                 state.after_policy_change(self.rules, totals, now, self.last_evaluated_at)
@@ -532,16 +523,23 @@ impl Judging<'_> {
             }
         };
         decisions.extend(judged_decision);
-        (stored.state != before || !decisions.is_empty()).then(|| Judgement {
+        let review = Review::of(
+            rules,
+            self.policy_version_id,
+            stored.state.earned_rank,
+            buckets,
+            joined_at,
+            self.review_from(judged_at_time),
+        );
+        if stored.state == before && decisions.is_empty() {
+            return Outcome::Kept(review);
+        }
+        Outcome::Changed(Judgement {
             customer_id,
             stored,
-            // Found by the caller, which holds the buckets.
-            review: Review {
-                policy_version_id: self.policy_version_id,
-                month: None,
-            },
+            review,
             decisions,
-            window: months_at(rules.window, judged_at_time, rules.time_zone, joined_at),
+            window,
         })
     }
 }
@@ -602,51 +600,29 @@ impl Evaluator {
         now: DateTime<Utc>,
     ) -> Result<(), ScoringError> {
         let program_id = judging.program.program.id;
-        let review_from = judging.review_from(judged_at_time);
         // Each candidate is judged; whoever keeps their state still gets the review month their
         // buckets now give, saved without a new version when it changed.
         let mut judged: Vec<Judgement> = Vec::new();
         let mut reviews: Vec<(Uuid, i64, Review)> = Vec::new();
         for candidate in chunk.candidates {
-            let joined_at = candidate.joined_at.unwrap_or(DateTime::<Utc>::MIN_UTC);
-            let rules = judging.rules;
-            let totals = Totals::over(
-                &candidate.buckets,
-                months_at(rules.window, judged_at_time, rules.time_zone, joined_at),
-            );
-            let (earned_rank, version) =
-                (candidate.stored.state.earned_rank, candidate.stored.version);
-            let judgement = judging.judge(
-                JudgedMember {
-                    customer_id: candidate.customer_id,
-                    stored: candidate.stored,
-                    totals,
-                    joined_at: candidate.joined_at,
-                },
-                judged_at_time,
-                now,
-            );
-            match judgement {
-                Some(mut judgement) => {
-                    judgement.review = judging.review(
-                        judgement.stored.state.earned_rank,
-                        &candidate.buckets,
-                        joined_at,
-                        review_from,
-                    );
-                    judged.push(judgement);
+            let (customer_id, version) = (candidate.customer_id, candidate.stored.version);
+            let member = JudgedMember {
+                customer_id,
+                stored: candidate.stored,
+                buckets: &candidate.buckets,
+                joined_at: candidate.joined_at,
+            };
+            match judging.judge(member, judged_at_time, now) {
+                Outcome::Changed(judgement) => judged.push(judgement),
+                Outcome::Kept(review) if candidate.review != Some(review) => {
+                    reviews.push((customer_id, version, review));
                 }
-                None => {
-                    let review =
-                        judging.review(earned_rank, &candidate.buckets, joined_at, review_from);
-                    if candidate.review != Some(review) {
-                        reviews.push((candidate.customer_id, version, review));
-                    }
-                }
+                Outcome::Kept(_) => {}
             }
         }
         let mut tx = self.store.begin_evaluation().await?;
-        tx.save_reviews(program_id, &reviews).await?;
+        tx.save_reviews(program_id, judging.run_id, &reviews)
+            .await?;
         let states: Vec<(Uuid, StoredState, Review)> = judged
             .iter()
             .map(|judgement| {
@@ -735,51 +711,25 @@ impl Evaluator {
         judged_at_time: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Vec<Judgement>, ScoringError> {
-        let rules = judging.rules;
-        let review_from = judging.review_from(judged_at_time);
         let mut again: Vec<Judgement> = Vec::new();
         let mut reviews: Vec<(Uuid, i64, Review)> = Vec::new();
         for member in tx
             .lock_evaluation_members(judging.program.program.id, moved)
             .await?
         {
-            let joined_at = member.member.joined_at;
-            let totals = Totals::over(
-                &member.buckets,
-                months_at(rules.window, judged_at_time, rules.time_zone, joined_at),
-            );
-            let (customer_id, earned_rank, version) = (
-                member.member.customer_id,
-                member.stored.state.earned_rank,
-                member.stored.version,
-            );
-            match judging.judge(
-                JudgedMember {
-                    customer_id,
-                    stored: member.stored,
-                    totals,
-                    joined_at: Some(joined_at),
-                },
-                judged_at_time,
-                now,
-            ) {
-                Some(mut judgement) => {
-                    judgement.review = judging.review(
-                        judgement.stored.state.earned_rank,
-                        &member.buckets,
-                        joined_at,
-                        review_from,
-                    );
-                    again.push(judgement);
-                }
-                None => reviews.push((
-                    customer_id,
-                    version,
-                    judging.review(earned_rank, &member.buckets, joined_at, review_from),
-                )),
+            let (customer_id, version) = (member.member.customer_id, member.stored.version);
+            let judged = JudgedMember {
+                customer_id,
+                stored: member.stored,
+                buckets: &member.buckets,
+                joined_at: Some(member.member.joined_at),
+            };
+            match judging.judge(judged, judged_at_time, now) {
+                Outcome::Changed(judgement) => again.push(judgement),
+                Outcome::Kept(review) => reviews.push((customer_id, version, review)),
             }
         }
-        tx.save_reviews(judging.program.program.id, &reviews)
+        tx.save_reviews(judging.program.program.id, judging.run_id, &reviews)
             .await?;
         let states: Vec<(Uuid, StoredState, Review)> = again
             .iter()

@@ -126,8 +126,14 @@ pub struct EvaluationCandidate {
 pub enum ChunkEnd {
     /// After this customer.
     Customer(Uuid),
-    /// From this block of the states' table on.
-    Block(u32),
+    /// From block `next` of the states' table on, up to `end` (where the table ended when the
+    /// pass began: what is written after that is read by the pass over what moved).
+    Block {
+        /// The next chunk's first block.
+        next: u32,
+        /// The pass's last block, excluded.
+        end: u32,
+    },
 }
 
 /// A chunk of an evaluation: how many members it covers, where it ends, and those whose state
@@ -177,12 +183,14 @@ pub trait EvaluationTx: Send {
         states: &[(Uuid, StoredState, Review)],
         now: DateTime<Utc>,
     ) -> Result<Vec<Option<i64>>, ScoringError>;
-    /// Saves the reviews of states a run judged and left as they were, each only if its version
-    /// is still `version` (one that moved was reviewed by whoever moved it); the version stays,
-    /// as lookups do not show a review.
+    /// Saves the reviews of states run `run_id` judged and left as they were, each only if its
+    /// version is still `version` (one that moved was reviewed by whoever moved it); the version
+    /// stays, as lookups do not show a review. Each is marked with the run as a changed state
+    /// is, so the run (resumed or not) does not read it again.
     async fn save_reviews(
         &mut self,
         program_id: Uuid,
+        run_id: Uuid,
         reviews: &[(Uuid, i64, Review)],
     ) -> Result<(), ScoringError>;
     /// Appends history records.

@@ -994,6 +994,7 @@ pub(crate) async fn an_evaluation_chunk_sums_the_window_and_saves_only_unmoved_s
     let mut tx = store.begin_evaluation().await.expect("tx");
     tx.save_reviews(
         program.id,
+        Uuid::now_v7(),
         &[(second, second_version, ahead), (first, -1, ahead)],
     )
     .await

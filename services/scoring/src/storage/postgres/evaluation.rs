@@ -63,12 +63,6 @@ impl PgScoringStore {
         as_of: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<EvaluationChunk, ScoringError> {
-        let from = match after {
-            None => 0,
-            Some(ChunkEnd::Block(block)) => block,
-            // This store walks its states by block.
-            Some(ChunkEnd::Customer(_)) => return Ok(EvaluationChunk::default()),
-        };
         let (blocks, pages, tuples): (i64, i32, f32) = sqlx::query_as(
             "SELECT pg_relation_size('tier_states') / current_setting('block_size')::int, relpages, reltuples
              FROM pg_class WHERE oid = 'tier_states'::regclass",
@@ -80,9 +74,16 @@ impl PgScoringStore {
         } else {
             STATES_PER_BLOCK
         };
+        // The pass ends where the table ended when it began.
+        let (from, end) = match after {
+            None => (0, blocks),
+            Some(ChunkEnd::Block { next, end }) => (i64::from(next), i64::from(end)),
+            // This store walks its states by block.
+            Some(ChunkEnd::Customer(_)) => return Ok(EvaluationChunk::default()),
+        };
         let span = ((limit as f32 / per_block.max(1.0)).ceil() as i64).max(1);
-        let until = i64::from(from) + span;
-        let moved_pass = i64::from(from) >= blocks;
+        let until = (from + span).min(end);
+        let moved_pass = from >= end;
         // Only a membership year needs each member's join time.
         let joined_at = if rules.window == WindowKind::MembershipYear {
             "(SELECT m.joined_at FROM members m WHERE m.customer_id = tier_states.customer_id)"
@@ -122,14 +123,17 @@ impl PgScoringStore {
         let query = if moved_pass {
             query
         } else {
-            query.bind(i64::from(from)).bind(until)
+            query.bind(from).bind(until)
         };
         let rows: Vec<ChunkRow> = query.fetch_all(&mut *tx).await?;
         tx.commit().await?;
         let mut chunk = EvaluationChunk {
             // The pass over what moved counts nobody again.
             members: 0,
-            last: (!moved_pass).then(|| ChunkEnd::Block(u32::try_from(until).unwrap_or(u32::MAX))),
+            last: (!moved_pass).then(|| ChunkEnd::Block {
+                next: u32::try_from(until).unwrap_or(u32::MAX),
+                end: u32::try_from(end).unwrap_or(u32::MAX),
+            }),
             candidates: Vec::new(),
         };
         for row in rows {

@@ -152,6 +152,7 @@ impl EvaluationTx for PgEvaluationTx {
     async fn save_reviews(
         &mut self,
         program_id: Uuid,
+        run_id: Uuid,
         reviews: &[(Uuid, i64, Review)],
     ) -> Result<(), ScoringError> {
         if reviews.is_empty() {
@@ -168,7 +169,7 @@ impl EvaluationTx for PgEvaluationTx {
             .map(|(.., review)| review.policy_version_id)
             .collect();
         sqlx::query(
-            "UPDATE tier_states s SET review_month = n.rm, reviewed_under = n.ru
+            "UPDATE tier_states s SET review_month = n.rm, reviewed_under = n.ru, changed_by_run = $6
              FROM unnest($2::uuid[], $3::bigint[], $4::date[], $5::uuid[]) AS n(c, v, rm, ru)
              WHERE s.program_id = $1 AND s.customer_id = n.c AND s.version = n.v",
         )
@@ -177,6 +178,7 @@ impl EvaluationTx for PgEvaluationTx {
         .bind(&versions)
         .bind(&months)
         .bind(&policies)
+        .bind(run_id)
         .execute(&mut *self.tx)
         .await?;
         Ok(())

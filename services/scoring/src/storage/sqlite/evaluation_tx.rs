@@ -116,7 +116,7 @@ impl SqliteScoringStore {
         let after = match after {
             None => None,
             Some(ChunkEnd::Customer(customer_id)) => Some(customer_id),
-            Some(ChunkEnd::Block(_)) => return Ok(EvaluationChunk::default()),
+            Some(ChunkEnd::Block { .. }) => return Ok(EvaluationChunk::default()),
         };
         #[derive(sqlx::FromRow)]
         struct ChunkRow {
@@ -265,11 +265,12 @@ impl EvaluationTx for SqliteEvaluationTx {
     async fn save_reviews(
         &mut self,
         program_id: Uuid,
+        run_id: Uuid,
         reviews: &[(Uuid, i64, Review)],
     ) -> Result<(), ScoringError> {
         for (customer_id, version, review) in reviews {
             sqlx::query(
-                "UPDATE tier_states SET review_month = ?4, reviewed_under = ?5
+                "UPDATE tier_states SET review_month = ?4, reviewed_under = ?5, changed_by_run = ?6
                  WHERE program_id = ?1 AND customer_id = ?2 AND version = ?3",
             )
             .bind(program_id)
@@ -277,6 +278,7 @@ impl EvaluationTx for SqliteEvaluationTx {
             .bind(version)
             .bind(review.month.map(Month::first_day))
             .bind(review.policy_version_id)
+            .bind(run_id)
             .execute(&mut *self.write.tx)
             .await?;
         }
