@@ -294,16 +294,18 @@ impl Evaluator {
         // Started (its counts before are stored, which `GetEvaluationRun` shows), and now waits
         // for the feed when it must.
         let feed = self.await_feed(pass, rules).await?;
-        // RFM cut points are recomputed at every evaluation; lookups between runs use these.
-        let (cut_points_version, _) = super::service::refresh_cut_points(
-            self.store.as_ref(),
-            &program.program,
-            rules,
-            started,
-        )
-        .await?;
         // Purchases from before the program existed count before anyone is judged.
         let backfill = self.backfill(program.program.id, run.id).await?;
+        // RFM cut points are recomputed at every evaluation (lookups between runs use these),
+        // beside the judging: an RFM-sized query that does not touch the tier states.
+        let cut_points = {
+            let (store, program, rules) =
+                (self.store.clone(), program.program.clone(), rules.clone());
+            tokio::spawn(async move {
+                super::service::refresh_cut_points(store.as_ref(), &program, &rules, started)
+                    .await
+            })
+        };
         // Customer value is refitted at every evaluation too, beside the judging (the fit is
         // mostly the service's CPU, the judging mostly Postgres's). A program too small to fit,
         // or a fit that fails, leaves the last model in use and does not stop the run.
@@ -394,6 +396,9 @@ impl Evaluator {
             self.judge_chunk(&judging, chunk, judged_at_time, now)
                 .await?;
         }
+        let (cut_points_version, _) = cut_points.await.map_err(|error| {
+            ScoringError::Internal(format!("RFM cut points task: {error}"))
+        })??;
         let value_model_version = match value_fit.await {
             Ok(Ok(model)) => model.version,
             Ok(Err(ScoringError::FailedPrecondition(reason))) => {
