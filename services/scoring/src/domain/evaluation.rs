@@ -302,8 +302,7 @@ impl Evaluator {
             let (store, program, rules) =
                 (self.store.clone(), program.program.clone(), rules.clone());
             tokio::spawn(async move {
-                super::service::refresh_cut_points(store.as_ref(), &program, &rules, started)
-                    .await
+                super::service::refresh_cut_points(store.as_ref(), &program, &rules, started).await
             })
         };
         // Customer value is refitted at every evaluation too, beside the judging (the fit is
@@ -396,9 +395,9 @@ impl Evaluator {
             self.judge_chunk(&judging, chunk, judged_at_time, now)
                 .await?;
         }
-        let (cut_points_version, _) = cut_points.await.map_err(|error| {
-            ScoringError::Internal(format!("RFM cut points task: {error}"))
-        })??;
+        let (cut_points_version, _) = cut_points
+            .await
+            .map_err(|error| ScoringError::Internal(format!("RFM cut points task: {error}")))??;
         let value_model_version = match value_fit.await {
             Ok(Ok(model)) => model.version,
             Ok(Err(ScoringError::FailedPrecondition(reason))) => {
