@@ -262,6 +262,15 @@ async fn an_operator_loads_a_program_records_purchases_and_reads_tiers() {
         preview["eligible"], "1",
         "int64 is a string in protobuf JSON"
     );
+    let shown = text(
+        &deployment
+            .tierline(&["campaigns", "preview", &campaign_id])
+            .await,
+    );
+    assert!(
+        shown.starts_with("audience: 1 matched, 1 can be contacted"),
+        "a card, not field paths: {shown}"
+    );
     let launched = deployment
         .json(&["campaigns", "launch", &campaign_id])
         .await;

@@ -2,7 +2,7 @@
 
 use tierline_proto::campaign::v1 as pb;
 
-use super::format::money;
+use super::{campaign_card, format::money};
 use crate::output::outln;
 use crate::{cli::Campaigns, connect::Endpoints, exit::Failure, json, render::Render};
 
@@ -101,7 +101,7 @@ pub(super) async fn run(
                 })
                 .await?
                 .into_inner();
-            render.message(&created)
+            render.lines(&created, &campaign_card::campaign_card(&created))
         }
         Campaigns::Preview { id } => {
             let id = super::resolve::campaign(endpoints, id).await?;
@@ -112,7 +112,14 @@ pub(super) async fn run(
                 })
                 .await?
                 .into_inner();
-            render.message(&preview)
+            render.lines(&preview, &campaign_card::preview_lines(&preview))?;
+            if !render.json && !preview.suppressed.is_empty() {
+                crate::render::table(
+                    &["LEFT OUT", "CUSTOMERS"],
+                    &campaign_card::suppressed_rows(&preview.suppressed),
+                );
+            }
+            Ok(())
         }
         Campaigns::Launch { id } => {
             let id = super::resolve::campaign(endpoints, id).await?;
@@ -120,7 +127,18 @@ pub(super) async fn run(
                 .launch_campaign(pb::LaunchCampaignRequest { campaign_id: id })
                 .await?
                 .into_inner();
-            render.message(&launched.summary.unwrap_or_default())
+            let summary = launched.summary.unwrap_or_default();
+            render.lines(
+                &summary,
+                &[campaign_card::launch_line(&summary).trim_start().to_owned()],
+            )?;
+            if !render.json && !summary.suppressed.is_empty() {
+                crate::render::table(
+                    &["LEFT OUT", "CUSTOMERS"],
+                    &campaign_card::suppressed_rows(&summary.suppressed),
+                );
+            }
+            Ok(())
         }
         Campaigns::Report { id } => {
             let id = super::resolve::campaign(endpoints, id).await?;

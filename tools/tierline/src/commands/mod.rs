@@ -1,6 +1,7 @@
 //! One module per subcommand family; each sends its requests and renders the answers.
 
 mod activity;
+mod campaign_card;
 mod campaigns;
 mod csv_import;
 mod customer_card;
