@@ -7,14 +7,16 @@
 //! - A run after a policy activation first rebuilds the buckets in the new policy's time zone,
 //!   then raises whoever qualifies higher under the new rules (downgrades wait for the next
 //!   scheduled evaluation).
-//! - Members are read in chunks of [`CHUNK`], each in one statement without locks, with their
-//!   window totals summed by the store. Only the states a run changes are written (a member who
-//!   keeps qualifying is left as is: the program's last evaluation is their last qualified
-//!   time), in one transaction per chunk, each at the version it was judged at; the cache is
-//!   written after each commit, for those members.
+//! - Members are read in chunks of about [`CHUNK`], each in one statement without locks, and of
+//!   those only the ones whose review month has come (`domain::review`), who have lapsed or
+//!   whose override has ended are sent, with their buckets; the window is summed here. Only the
+//!   states a run changes are written (a member who keeps qualifying is left as is: the
+//!   program's last evaluation is their last qualified time), in one transaction per chunk, each
+//!   at the version it was judged at; a kept member's new review is saved without a new
+//!   version; the cache is written after each commit, for the members changed.
 //! - A run survives its replica: it holds the program's run lock while it goes on, so a run still
 //!   marked running whose lock is free is an orphan, and a scheduler tick resumes it. Each state
-//!   a run changes is marked with the run, and a resumed run skips those, so nobody is moved
+//!   a run writes is marked with the run, and a resumed run skips those, so nobody is moved
 //!   twice by one run; its counters live in the run row and grow with each chunk's commit.
 
 use std::sync::Arc;
