@@ -4,10 +4,7 @@
 
 use tierline_proto::{common::v1::Money, customer::v1 as pb, prost_types::Timestamp};
 
-use super::{
-    csv_import::{Tally, batch_size, read_rows},
-    timestamp,
-};
+use super::{csv_import::Batches, timestamp};
 use crate::{cli::Activity, connect::Endpoints, exit::Failure, render::Render};
 
 fn now() -> Timestamp {
@@ -137,41 +134,30 @@ async fn import(
     file: &str,
     batch: usize,
 ) -> Result<(), Failure> {
-    let batch = batch_size(batch)?;
-    let rows = read_rows(file, &COLUMNS)?;
-    let lines: Vec<u64> = rows.iter().map(|(line, _)| *line).collect();
-    let items = rows
+    let read = Batches::read(file, &COLUMNS, batch, item)?;
+    let requests = read
+        .batches
         .iter()
-        .map(|(line, record)| item(record, *line))
-        .collect::<Result<Vec<_>, _>>()?;
-    let batches: Vec<pb::ImportActivitiesRequest> = items
-        .chunks(batch)
-        .map(|chunk| pb::ImportActivitiesRequest {
-            items: chunk.to_vec(),
-        })
-        .collect();
-    let sizes: Vec<usize> = batches.iter().map(|b| b.items.len()).collect();
+        .map(|items| pb::ImportActivitiesRequest {
+            items: items.clone(),
+        });
     let mut client = endpoints.customer()?;
     let mut responses = client
-        .import_activities(tokio_stream::iter(batches))
+        .import_activities(tokio_stream::iter(requests.collect::<Vec<_>>()))
         .await?
         .into_inner();
-    let mut tally = Tally::new(lines.len(), &["accepted", "duplicates", "rejected"]);
+    let mut tally = read.tally(&["accepted", "duplicates", "rejected"]);
     while let Some(response) = responses.message().await? {
         tally.add("accepted", response.accepted);
         tally.add("duplicates", response.duplicates);
         tally.add("rejected", response.rejected);
         for result in &response.results {
             if result.outcome == pb::ImportOutcome::Rejected as i32 {
-                let index = tally.done + usize::try_from(result.index).unwrap_or(0);
-                tally.reject(lines.get(index).copied(), &result.field, &result.reason);
+                let line = read.line(&tally, result.index);
+                tally.reject(line, &result.field, &result.reason);
             }
         }
-        let size = sizes
-            .get(usize::try_from(response.batch).unwrap_or(0))
-            .copied()
-            .unwrap_or(0);
-        tally.batch_done(size, render, "rows imported");
+        tally.batch_done(read.size(response.batch), render, "rows imported");
     }
     tally.finish(render)
 }

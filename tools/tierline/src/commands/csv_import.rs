@@ -11,10 +11,7 @@ use crate::{
 };
 
 /// The rows of `file` after its header, which must be `columns`, with their line numbers.
-pub(super) fn read_rows(
-    file: &str,
-    columns: &[&str],
-) -> Result<Vec<(u64, csv::StringRecord)>, Failure> {
+fn read_rows(file: &str, columns: &[&str]) -> Result<Vec<(u64, csv::StringRecord)>, Failure> {
     let mut reader =
         csv::Reader::from_path(file).map_err(|e| Failure::Input(format!("{file}: {e}")))?;
     let headers = reader
@@ -37,11 +34,61 @@ pub(super) fn read_rows(
 }
 
 /// Checks a `--batch` size.
-pub(super) fn batch_size(batch: usize) -> Result<usize, Failure> {
+fn batch_size(batch: usize) -> Result<usize, Failure> {
     if (1..=10_000).contains(&batch) {
         Ok(batch)
     } else {
         Err(Failure::Input("--batch must be 1 to 10,000".into()))
+    }
+}
+
+/// A CSV file read for a bulk import: each data row's line, and the rows, converted, cut into
+/// the batches sent one after another on the import's stream.
+#[derive(Debug)]
+pub(super) struct Batches<T> {
+    lines: Vec<u64>,
+    /// The converted rows, `--batch` at a time.
+    pub(super) batches: Vec<Vec<T>>,
+}
+
+impl<T: Clone> Batches<T> {
+    /// Reads `file` (its header must be `columns`), converts each row with its line by `item`,
+    /// and cuts them into batches of `batch` (checked as `--batch`).
+    pub(super) fn read(
+        file: &str,
+        columns: &[&str],
+        batch: usize,
+        item: impl Fn(&csv::StringRecord, u64) -> Result<T, Failure>,
+    ) -> Result<Self, Failure> {
+        let batch = batch_size(batch)?;
+        let rows = read_rows(file, columns)?;
+        let items = rows
+            .iter()
+            .map(|(line, record)| item(record, *line))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            lines: rows.iter().map(|(line, _)| *line).collect(),
+            batches: items.chunks(batch).map(<[T]>::to_vec).collect(),
+        })
+    }
+
+    /// A tally of these rows with these outcomes.
+    pub(super) fn tally(&self, outcomes: &[&'static str]) -> Tally {
+        Tally::new(self.lines.len(), outcomes)
+    }
+
+    /// The line of item `index` of the batch `tally` is answering.
+    pub(super) fn line(&self, tally: &Tally, index: i32) -> Option<u64> {
+        self.lines
+            .get(tally.done + usize::try_from(index).unwrap_or(0))
+            .copied()
+    }
+
+    /// How many rows batch `batch` (as an answer numbers it) carried.
+    pub(super) fn size(&self, batch: i64) -> usize {
+        self.batches
+            .get(usize::try_from(batch).unwrap_or(0))
+            .map_or(0, Vec::len)
     }
 }
 

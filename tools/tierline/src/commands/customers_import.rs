@@ -7,11 +7,7 @@
 
 use tierline_proto::{common::v1 as common, customer::v1 as pb};
 
-use super::{
-    csv_import::{Tally, batch_size, read_rows},
-    customers::birth_date,
-    timestamp,
-};
+use super::{csv_import::Batches, customers::birth_date, timestamp};
 use crate::{connect::Endpoints, exit::Failure, render::Render};
 
 const COLUMNS: [&str; 10] = [
@@ -96,29 +92,18 @@ pub(super) async fn import(
     batch: usize,
     source: &str,
 ) -> Result<(), Failure> {
-    let batch = batch_size(batch)?;
-    let rows = read_rows(file, &COLUMNS)?;
-    let lines: Vec<u64> = rows.iter().map(|(line, _)| *line).collect();
-    let items = rows
-        .iter()
-        .map(|(line, record)| item(record, *line, source))
-        .collect::<Result<Vec<_>, _>>()?;
-    let batches: Vec<pb::ImportCustomersRequest> = items
-        .chunks(batch)
-        .map(|chunk| pb::ImportCustomersRequest {
-            items: chunk.to_vec(),
-        })
-        .collect();
-    let sizes: Vec<usize> = batches.iter().map(|b| b.items.len()).collect();
+    let read = Batches::read(file, &COLUMNS, batch, |record, line| {
+        item(record, line, source)
+    })?;
+    let requests = read.batches.iter().map(|items| pb::ImportCustomersRequest {
+        items: items.clone(),
+    });
     let mut client = endpoints.customer()?;
     let mut responses = client
-        .import_customers(tokio_stream::iter(batches))
+        .import_customers(tokio_stream::iter(requests.collect::<Vec<_>>()))
         .await?
         .into_inner();
-    let mut tally = Tally::new(
-        lines.len(),
-        &["created", "unchanged", "updated", "rejected"],
-    );
+    let mut tally = read.tally(&["created", "unchanged", "updated", "rejected"]);
     while let Some(response) = responses.message().await? {
         tally.add("created", response.created);
         tally.add("unchanged", response.unchanged);
@@ -126,15 +111,11 @@ pub(super) async fn import(
         tally.add("rejected", response.rejected);
         for result in &response.results {
             if result.outcome == pb::ImportCustomerOutcome::Rejected as i32 {
-                let index = tally.done + usize::try_from(result.index).unwrap_or(0);
-                tally.reject(lines.get(index).copied(), &result.field, &result.reason);
+                let line = read.line(&tally, result.index);
+                tally.reject(line, &result.field, &result.reason);
             }
         }
-        let size = sizes
-            .get(usize::try_from(response.batch).unwrap_or(0))
-            .copied()
-            .unwrap_or(0);
-        tally.batch_done(size, render, "customers imported");
+        tally.batch_done(read.size(response.batch), render, "customers imported");
     }
     tally.finish(render)
 }
