@@ -6,7 +6,8 @@
 //! service with its feed consumer and the Redis tier cache on, as in production), creates an
 //! Innisfree-like program, seeds `BENCH_CUSTOMERS` customers (default 100,000) straight into both
 //! schemas, then imports `BENCH_PURCHASES` purchases (default 300,000) through `ImportActivities`
-//! in batches of 5,000 while the consumer runs (`BENCH_CONSUMER_BATCH` sets the consumer's batch). It prints when the import ended and when the
+//! in batches of 5,000 while the consumer runs (`BENCH_CONSUMER_BATCH` and
+//! `BENCH_CONSUMER_PARTITIONS` set the consumer's batch and partitions). It prints when the import ended and when the
 //! consumer had counted every purchase (rows in `scoring.counted_purchases`).
 //!
 //! Run: `cargo bench -p tierline-e2e --bench feed_apply`
@@ -42,10 +43,17 @@ async fn main() {
     let (customer_addr, customer_task) = start_customer(&database, &stop).await;
     servers.push(customer_task);
     let mut customer_client = CustomerServiceClient::new(channel(customer_addr).await);
-    // The consumer's batch, to try other sizes than the service's default.
-    let batch: Vec<(&str, String)> = std::env::var("BENCH_CONSUMER_BATCH")
-        .map(|batch| vec![("TIERLINE_FEED_CONSUMER_BATCH", batch)])
-        .unwrap_or_default();
+    // The consumer's batch and partitions, to try others than the service's defaults.
+    let batch: Vec<(&str, String)> = [
+        ("BENCH_CONSUMER_BATCH", "TIERLINE_FEED_CONSUMER_BATCH"),
+        (
+            "BENCH_CONSUMER_PARTITIONS",
+            "TIERLINE_FEED_CONSUMER_PARTITIONS",
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(knob, setting)| std::env::var(knob).ok().map(|value| (setting, value)))
+    .collect();
     let (scoring_addr, scoring_task) =
         start_scoring_on_feed(&database, &stop, customer_addr, &batch).await;
     servers.push(scoring_task);

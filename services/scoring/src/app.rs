@@ -65,9 +65,14 @@ impl Application {
 
     /// Binds the API port over a store already open in this process (the development mode).
     pub async fn embedded(
-        config: ScoringConfig,
+        mut config: ScoringConfig,
         store: Arc<dyn ScoringStore>,
     ) -> Result<Self, StartError> {
+        // The embedded store has one writer: a second partition's transaction would only wait
+        // for the first.
+        if let Some(consumer) = config.consumer.as_mut() {
+            consumer.partitions = 1;
+        }
         let service = EmbeddedService::bind(SPEC, &config.grpc, &config.auth).await?;
         Ok(Self {
             config,

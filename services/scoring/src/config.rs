@@ -113,6 +113,7 @@ impl ScoringConfig {
             config.consumer = Some(ConsumerSettings {
                 customer: ClientSettings::read(&mut reader, "CUSTOMER", "http://127.0.0.1:50051"),
                 batch_size: reader.number_in("TIERLINE_FEED_CONSUMER_BATCH", 5_000, 1..=10_000),
+                partitions: reader.number_in("TIERLINE_FEED_CONSUMER_PARTITIONS", 2, 1..=16),
             });
         }
         reader.finish()?;

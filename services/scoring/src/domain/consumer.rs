@@ -65,6 +65,18 @@ pub enum UpstreamEvent {
     },
 }
 
+impl UpstreamEvent {
+    /// The customer the event is about: everything an event changes belongs to them.
+    pub fn customer_id(&self) -> Uuid {
+        match self {
+            Self::CustomerCreated { customer_id, .. }
+            | Self::CustomerErased { customer_id }
+            | Self::Refund { customer_id, .. } => *customer_id,
+            Self::Purchase(purchase) => purchase.customer_id,
+        }
+    }
+}
+
 /// A program and the policy in force (validated), as the consumer applies them.
 #[derive(Debug, Clone)]
 pub struct ProgramInForce {
@@ -234,20 +246,36 @@ impl FeedApplier {
 
     /// Applies `events` and stores `position` (the cursor after the last of them) and the
     /// batch's checkpoint, if it carried one, atomically.
-    #[tracing::instrument(skip_all, fields(events = events.len()))]
     pub async fn apply(
         &self,
         events: &[UpstreamEvent],
         position: &str,
         caught_up_to: Option<DateTime<Utc>>,
     ) -> Result<(), ScoringError> {
+        self.apply_then_commit(events, Some((position, caught_up_to)), Vec::new())
+            .await
+    }
+
+    /// Applies `events`, stores `cursor` (position and checkpoint) if given, and commits only
+    /// once every one of `others` (the other partitions of the batch, `super::partitions`) has
+    /// committed; if one of them failed, nothing of this transaction is committed.
+    #[tracing::instrument(skip_all, fields(events = events.len(), others = others.len()))]
+    pub(crate) async fn apply_then_commit(
+        &self,
+        events: &[UpstreamEvent],
+        cursor: Option<(&str, Option<DateTime<Utc>>)>,
+        others: Vec<Partition>,
+    ) -> Result<(), ScoringError> {
         let now = Utc::now().trunc_subsecs(6);
         let mut tx = self.store.begin().await?;
         // A batch of nothing but a checkpoint (an idle feed checks in every few seconds) moves
         // the cursor and the checkpoint only.
         if events.is_empty() {
-            tx.save_cursor(&self.consumer, position, caught_up_to, now)
-                .await?;
+            if let Some((position, caught_up_to)) = cursor {
+                tx.save_cursor(&self.consumer, position, caught_up_to, now)
+                    .await?;
+            }
+            committed(others).await?;
             return tx.commit().await;
         }
         // Programs are read once no bucket rebuild can run (a rebuild follows a policy
@@ -300,8 +328,11 @@ impl FeedApplier {
             };
             cache_writes.push((space, records, repair));
         }
-        tx.save_cursor(&self.consumer, position, caught_up_to, now)
-            .await?;
+        if let Some((position, caught_up_to)) = cursor {
+            tx.save_cursor(&self.consumer, position, caught_up_to, now)
+                .await?;
+        }
+        committed(others).await?;
         tx.commit().await?;
         // Write-through, after the commit: the cache never holds what the store may roll back.
         // The batch knows every record it left (it held the states locked and loaded their
@@ -334,6 +365,25 @@ impl FeedApplier {
 }
 
 /// The customer's totals in the window that counts now, and that window.
+/// Another partition's transaction of the same batch, running in its own task.
+pub(crate) type Partition = tokio::task::JoinHandle<Result<(), ScoringError>>;
+
+/// Waits for every one of `others`; the first failure among them, if any.
+async fn committed(others: Vec<Partition>) -> Result<(), ScoringError> {
+    let mut failure = None;
+    for other in others {
+        let outcome = other.await.unwrap_or_else(|error| {
+            Err(ScoringError::Internal(format!(
+                "feed partition task: {error}"
+            )))
+        });
+        if let Err(error) = outcome {
+            failure.get_or_insert(error);
+        }
+    }
+    failure.map_or(Ok(()), Err)
+}
+
 pub(crate) async fn totals_now(
     tx: &mut dyn ScoringTx,
     program: &ProgramInForce,

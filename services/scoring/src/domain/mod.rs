@@ -24,6 +24,7 @@ pub mod idempotency;
 pub mod in_force;
 pub mod lookup;
 pub mod month;
+pub mod partitions;
 pub mod policy;
 pub mod program;
 pub mod review;

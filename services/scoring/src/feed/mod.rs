@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     ScoringError,
     cache::TierCache,
-    domain::consumer::{ACTIVITY_FEED, FeedApplier},
+    domain::{consumer::ACTIVITY_FEED, partitions::PartitionedApplier},
     storage::ScoringStore,
 };
 
@@ -33,8 +33,10 @@ use crate::{
 pub struct ConsumerSettings {
     /// Where the customer service is, and the token to present (scope feed:read).
     pub customer: ClientSettings,
-    /// Most events applied in one transaction.
+    /// Most events applied in one batch.
     pub batch_size: usize,
+    /// Transactions a batch is applied in at once, split by customer (`domain::partitions`).
+    pub partitions: usize,
 }
 
 /// Starts the consumer; it stops at `shutdown`. One replica leads at a time
@@ -46,7 +48,11 @@ pub fn spawn(
     counters: FeedCounters,
     shutdown: CancellationToken,
 ) {
-    let applier = Arc::new(FeedApplier::new(store.clone(), cache));
+    let applier = Arc::new(PartitionedApplier::new(
+        store.clone(),
+        cache,
+        settings.partitions,
+    ));
     let leader_store = store.clone();
     tierline_runtime::follower::lead(
         ACTIVITY_FEED,
@@ -71,7 +77,7 @@ pub fn spawn(
 /// Follows the feed until it ends (`Ok`), fails, is refused, or the service shuts down.
 async fn consume(
     store: &Arc<dyn ScoringStore>,
-    applier: &FeedApplier,
+    applier: &PartitionedApplier,
     settings: &ConsumerSettings,
     counters: &FeedCounters,
     shutdown: &CancellationToken,
@@ -115,7 +121,7 @@ async fn consume(
                     Received::CaughtUp(at) => caught_up_to = Some(at),
                 }
             }
-            applier.apply(&events, &position, caught_up_to).await
+            applier.apply(events, &position, caught_up_to).await
         },
     )
     .await?;

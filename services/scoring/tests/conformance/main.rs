@@ -106,6 +106,15 @@ conformance_suite!(sqlite);
 /// one, and must find the same cells as one statement.
 mod postgres_in_parts {
     #[tokio::test]
+    async fn a_batch_applied_in_partitions_counts_each_purchase_once_even_read_again() {
+        let backend = super::postgres().await;
+        crate::suite::a_batch_applied_in_partitions_counts_each_purchase_once_even_read_again(
+            backend.store.clone(),
+        )
+        .await;
+    }
+
+    #[tokio::test]
     async fn cut_points_simulation_and_lifecycles_read_the_population() {
         let backend =
             super::postgres_with(|store| store.with_simulation_in_parts_from(f32::MIN)).await;

@@ -1540,3 +1540,102 @@ pub(crate) async fn the_records_a_feed_batch_leaves_are_what_the_store_then_hold
     expected.sort_by_key(|(id, _)| *id);
     assert_eq!(read, expected);
 }
+
+/// A batch applied in partitions (one transaction per part, the cursor in the first, which
+/// commits after the others) counts each purchase once; and when the feed is read again after a
+/// partition had committed without the cursor (a failure between the two), the events met again
+/// change nothing. Postgres only: the embedded store has one writer and applies in one part.
+pub(crate) async fn a_batch_applied_in_partitions_counts_each_purchase_once_even_read_again(
+    store: Arc<dyn ScoringStore>,
+) {
+    use tierline_runtime::metrics::Metrics;
+    use tierline_scoring::{
+        cache::TierCache,
+        domain::{
+            accrual::PurchaseEvent,
+            consumer::{ACTIVITY_FEED, FeedApplier, UpstreamEvent},
+            partitions::PartitionedApplier,
+        },
+    };
+
+    let program = program("INNISFREE");
+    store.create_program(&program, None).await.expect("program");
+    let Claimed::Done(v1) = store
+        .create_policy(&new_policy(program.id, 300_000), None)
+        .await
+        .expect("v1")
+    else {
+        panic!("no key, no replay");
+    };
+    let now = Utc::now().trunc_subsecs(6);
+    store
+        .activate_policy(v1.id, "ops", None, Uuid::now_v7(), now)
+        .await
+        .expect("activate");
+    let customers: Vec<Uuid> = (0..60).map(|_| Uuid::now_v7()).collect();
+    let events: Vec<UpstreamEvent> = customers
+        .iter()
+        .flat_map(|customer_id| {
+            [
+                UpstreamEvent::CustomerCreated {
+                    customer_id: *customer_id,
+                    joined_at: now - Duration::days(30),
+                },
+                UpstreamEvent::Purchase(PurchaseEvent {
+                    activity_id: Uuid::now_v7(),
+                    customer_id: *customer_id,
+                    amount_minor: 350_000,
+                    currency: "KRW".into(),
+                    brand: String::new(),
+                    sales_channel: String::new(),
+                    occurred_at: now - Duration::days(1),
+                }),
+            ]
+        })
+        .collect();
+    let cache = TierCache::in_process(1_000, std::time::Duration::from_secs(60), &Metrics::new());
+    // Another partition committed a third of the batch, and the cursor did not move.
+    let committed_alone: Vec<UpstreamEvent> = events.iter().step_by(3).cloned().collect();
+    FeedApplier::new(store.clone(), cache.clone())
+        .apply(&committed_alone, "before", None)
+        .await
+        .expect("a part committed");
+    // The feed is read again from the cursor: the whole batch, in three partitions.
+    let applier = PartitionedApplier::new(store.clone(), cache, 3);
+    applier
+        .apply(events, "after", Some(now))
+        .await
+        .expect("the batch in partitions");
+    let progress = store
+        .feed_progress(ACTIVITY_FEED)
+        .await
+        .expect("progress")
+        .expect("a cursor");
+    assert_eq!(progress.position, "after");
+    assert_eq!(progress.caught_up_to, Some(now));
+    let records = store
+        .customer_records(program.id, &customers)
+        .await
+        .expect("records");
+    assert_eq!(records.len(), customers.len());
+    for record in records {
+        let spent: i64 = record
+            .buckets
+            .iter()
+            .map(|bucket| bucket.net_spend_minor)
+            .sum();
+        assert_eq!(spent, 350_000, "counted once: {:?}", record.member);
+        // (A Created event met again raises the record's version for the caches, as after any
+        // replay; the tier is what one purchase gives.)
+        assert_eq!(
+            record.state.as_ref().map(|s| s.state.earned_rank),
+            Some(1),
+            "VIP on 350,000"
+        );
+        let (counted, total) = store
+            .counted_purchases(program.id, record.member.customer_id, None, now, 10)
+            .await
+            .expect("counted");
+        assert_eq!((counted.len(), total), (1, 1));
+    }
+}
