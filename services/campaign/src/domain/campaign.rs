@@ -327,6 +327,21 @@ impl Definition {
     /// Checks the fields that are set against `program`; every bad field is reported.
     pub fn validate(&self, program: &ProgramFacts) -> Result<(), CampaignError> {
         let mut v = Vec::new();
+        self.check_basics(&mut v);
+        self.check_scoring_rule(program, &mut v);
+        self.check_audience_profile(&mut v);
+        self.check_offer(&mut v);
+        self.check_terms(&mut v);
+        self.check_kind(program, &mut v);
+        if v.is_empty() {
+            Ok(())
+        } else {
+            Err(CampaignError::InvalidArgument(v))
+        }
+    }
+
+    /// Name, description and holdout.
+    fn check_basics(&self, v: &mut Vec<FieldViolation>) {
         let name_chars = self.name.trim().chars().count();
         if name_chars == 0 || self.name.chars().count() > 200 {
             v.push(FieldViolation::new(
@@ -346,6 +361,10 @@ impl Definition {
                 "must be 0 to 5,000 (0 % to 50 %)",
             ));
         }
+    }
+
+    /// The audience's rule over the scoring service's figures.
+    fn check_scoring_rule(&self, program: &ProgramFacts, v: &mut Vec<FieldViolation>) {
         let rule = &self.audience.scoring;
         for code in &rule.tier_codes {
             if !program.tier_codes.contains(code) {
@@ -373,26 +392,26 @@ impl Definition {
             ("m_score", rule.m_score),
         ] {
             check_range(
-                &mut v,
+                v,
                 &format!("campaign.audience.scoring_rule.{field}"),
                 range,
                 (1, 5),
             );
         }
         check_range(
-            &mut v,
+            v,
             "campaign.audience.scoring_rule.net_spend_minor",
             rule.net_spend_minor,
             (i64::MIN, i64::MAX),
         );
         check_range(
-            &mut v,
+            v,
             "campaign.audience.scoring_rule.days_since_last_purchase",
             rule.days_since_last_purchase,
             (0, i64::MAX),
         );
         check_range(
-            &mut v,
+            v,
             "campaign.audience.scoring_rule.predicted_value_minor",
             rule.predicted_value_minor,
             (i64::MIN, i64::MAX),
@@ -408,6 +427,10 @@ impl Definition {
                 v.push(FieldViolation::new(FIELD, "min must not exceed max"));
             }
         }
+    }
+
+    /// The audience's rule over the customer profile.
+    fn check_audience_profile(&self, v: &mut Vec<FieldViolation>) {
         if self.audience.attributes.len() > 20
             || self
                 .audience
@@ -431,6 +454,10 @@ impl Definition {
                 "months are 1 to 12",
             ));
         }
+    }
+
+    /// The offer, when one is set.
+    fn check_offer(&self, v: &mut Vec<FieldViolation>) {
         if let Some(offer) = &self.offer {
             if offer.text.trim().is_empty() || offer.text.chars().count() > 2_000 {
                 v.push(FieldViolation::new(
@@ -456,6 +483,10 @@ impl Definition {
                 _ => {}
             }
         }
+    }
+
+    /// Costs, schedule and attribution window.
+    fn check_terms(&self, v: &mut Vec<FieldViolation>) {
         if self.cost_per_contact_minor < 0 {
             v.push(FieldViolation::new(
                 "campaign.cost_per_contact.amount_minor",
@@ -483,6 +514,10 @@ impl Definition {
                 "must be 1 to 365",
             ));
         }
+    }
+
+    /// What the kind of campaign allows: a trigger and re-entry for a triggered one only.
+    fn check_kind(&self, program: &ProgramFacts, v: &mut Vec<FieldViolation>) {
         match self.kind {
             Kind::OneShot => {
                 if self.re_entry_period_days != 0 {
@@ -541,11 +576,6 @@ impl Definition {
                     _ => {}
                 }
             }
-        }
-        if v.is_empty() {
-            Ok(())
-        } else {
-            Err(CampaignError::InvalidArgument(v))
         }
     }
 

@@ -226,14 +226,151 @@ fn in_range(
     u32::try_from(value).unwrap_or(0)
 }
 
+/// The rule of one tier as sent at `field`, for the tier of `rank`.
+fn tier_rule(
+    input: &TierRuleInput,
+    rank: u32,
+    field: &str,
+    violations: &mut Violations,
+) -> TierRule {
+    if rank == 0 && !input.requirements.is_empty() {
+        violations.add(
+            format!("{field}.requirements"),
+            "the base tier is held without requirements",
+        );
+    }
+    if rank > 0 && input.requirements.is_empty() {
+        violations.add(
+            format!("{field}.requirements"),
+            "a tier above the base needs at least one requirement",
+        );
+    }
+    if !(0..=1_000_000).contains(&input.points_earn_rate_bps) {
+        violations.add(
+            format!("{field}.points_earn_rate_bps"),
+            "must be between 0 and 1000000",
+        );
+    }
+    let mut metrics = HashSet::new();
+    let mut requirements = Vec::new();
+    for (r, (metric, threshold)) in input.requirements.iter().enumerate() {
+        let field = format!("{field}.requirements[{r}]");
+        match metric {
+            None => violations.add(
+                format!("{field}.metric"),
+                "must be NET_SPEND, POINTS or PURCHASE_COUNT",
+            ),
+            Some(metric) => {
+                if !metrics.insert(*metric) {
+                    violations.add(
+                        format!("{field}.metric"),
+                        "each metric at most once per tier",
+                    );
+                }
+                requirements.push(Requirement {
+                    metric: *metric,
+                    threshold: *threshold,
+                });
+            }
+        }
+        if *threshold <= 0 {
+            violations.add(format!("{field}.threshold"), "must be positive");
+        }
+    }
+    TierRule {
+        tier_code: input.tier_code.clone(),
+        requirements,
+        points_earn_rate_bps: input.points_earn_rate_bps,
+    }
+}
+
+/// Thresholds must rise with the `ladder` (each rule with where it stood in the request, lowest
+/// rank first): a metric a tier shares with a lower tier needs more than there. And POINTS
+/// requirements need some tier to earn points.
+fn check_ladder(ladder: &[(usize, &TierRule)], violations: &mut Violations) {
+    for (upper_index, (position, upper)) in ladder.iter().enumerate() {
+        for (_, lower) in &ladder[..upper_index] {
+            for requirement in &upper.requirements {
+                if let Some(lower_requirement) = lower
+                    .requirements
+                    .iter()
+                    .find(|r| r.metric == requirement.metric)
+                    && requirement.threshold <= lower_requirement.threshold
+                {
+                    violations.add(
+                        format!("rules.tiers[{position}].requirements"),
+                        format!(
+                            "{:?} threshold must be above {}'s ({})",
+                            requirement.metric, lower.tier_code, lower_requirement.threshold
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    let uses_points = ladder.iter().any(|(_, rule)| {
+        rule.requirements
+            .iter()
+            .any(|requirement| requirement.metric == Metric::Points)
+    });
+    if uses_points
+        && ladder
+            .iter()
+            .all(|(_, rule)| rule.points_earn_rate_bps == 0)
+    {
+        violations.add(
+            "rules.tiers",
+            "POINTS requirements need a positive earn rate on some tier",
+        );
+    }
+}
+
 impl PolicyInput {
     /// Validates the policy against `program`; every bad field is reported.
     pub fn validate(self, program: &Program) -> Result<PolicyRules, ScoringError> {
         let mut violations = Violations::default();
+        let tiers = self.tier_rules(program, &mut violations);
+        let window = self.window(&mut violations);
+        let time_zone = self.time_zone.parse::<Tz>().unwrap_or_else(|_| {
+            violations.add(
+                "rules.time_zone",
+                "must be an IANA time zone such as Asia/Seoul or UTC",
+            );
+            Tz::UTC
+        });
+        let schedule = self.schedule(&mut violations);
+        let grace_months = in_range(
+            &mut violations,
+            "rules.grace_months",
+            self.grace_months,
+            0..=36,
+        );
+        let max_levels_dropped = self
+            .max_levels_dropped
+            .map(|levels| in_range(&mut violations, "rules.max_levels_dropped", levels, 1..=20));
+        judgeable(window, &schedule, grace_months, &mut violations);
+        let lifecycle = self.lifecycle(&mut violations);
+        self.check_rfm(&mut violations);
+        let value_model = self.value_model(&mut violations);
+        violations.into_result()?;
+        Ok(PolicyRules {
+            tiers,
+            window,
+            time_zone,
+            schedule,
+            grace_months,
+            max_levels_dropped,
+            lifecycle,
+            value_model,
+        })
+    }
+
+    /// One rule per tier of `program`, in rank order, each with its requirements; thresholds
+    /// rising with the ladder.
+    fn tier_rules(&self, program: &Program, violations: &mut Violations) -> Vec<TierRule> {
         let mut rules: Vec<Option<TierRule>> = vec![None; program.tiers.len()];
         // Where each rank's rule stood in the request, to name fields as the caller sent them.
         let mut positions: Vec<usize> = vec![0; program.tiers.len()];
-        let mut uses_points = false;
         for (index, input) in self.tiers.iter().enumerate() {
             let field = format!("rules.tiers[{index}]");
             let Some(rank) = program.rank_of(&input.tier_code) else {
@@ -250,57 +387,8 @@ impl PolicyInput {
                 violations.add(format!("{field}.tier_code"), "each tier has one rule");
                 continue;
             }
-            if rank == 0 && !input.requirements.is_empty() {
-                violations.add(
-                    format!("{field}.requirements"),
-                    "the base tier is held without requirements",
-                );
-            }
-            if rank > 0 && input.requirements.is_empty() {
-                violations.add(
-                    format!("{field}.requirements"),
-                    "a tier above the base needs at least one requirement",
-                );
-            }
-            if !(0..=1_000_000).contains(&input.points_earn_rate_bps) {
-                violations.add(
-                    format!("{field}.points_earn_rate_bps"),
-                    "must be between 0 and 1000000",
-                );
-            }
-            let mut metrics = HashSet::new();
-            let mut requirements = Vec::new();
-            for (r, (metric, threshold)) in input.requirements.iter().enumerate() {
-                let field = format!("{field}.requirements[{r}]");
-                match metric {
-                    None => violations.add(
-                        format!("{field}.metric"),
-                        "must be NET_SPEND, POINTS or PURCHASE_COUNT",
-                    ),
-                    Some(metric) => {
-                        if !metrics.insert(*metric) {
-                            violations.add(
-                                format!("{field}.metric"),
-                                "each metric at most once per tier",
-                            );
-                        }
-                        uses_points |= *metric == Metric::Points;
-                        requirements.push(Requirement {
-                            metric: *metric,
-                            threshold: *threshold,
-                        });
-                    }
-                }
-                if *threshold <= 0 {
-                    violations.add(format!("{field}.threshold"), "must be positive");
-                }
-            }
             positions[rank as usize] = index;
-            rules[rank as usize] = Some(TierRule {
-                tier_code: input.tier_code.clone(),
-                requirements,
-                points_earn_rate_bps: input.points_earn_rate_bps,
-            });
+            rules[rank as usize] = Some(tier_rule(input, rank, &field, violations));
         }
         for (rank, rule) in rules.iter().enumerate() {
             if rule.is_none() {
@@ -310,44 +398,17 @@ impl PolicyInput {
                 );
             }
         }
-        // Thresholds must rise with the ladder: a metric a tier shares with a lower tier needs
-        // more than there.
         let ladder: Vec<(usize, &TierRule)> = rules
             .iter()
             .enumerate()
             .filter_map(|(rank, rule)| rule.as_ref().map(|rule| (positions[rank], rule)))
             .collect();
-        for (upper_index, (position, upper)) in ladder.iter().enumerate() {
-            for (_, lower) in &ladder[..upper_index] {
-                for requirement in &upper.requirements {
-                    if let Some(lower_requirement) = lower
-                        .requirements
-                        .iter()
-                        .find(|r| r.metric == requirement.metric)
-                        && requirement.threshold <= lower_requirement.threshold
-                    {
-                        violations.add(
-                            format!("rules.tiers[{position}].requirements"),
-                            format!(
-                                "{:?} threshold must be above {}'s ({})",
-                                requirement.metric, lower.tier_code, lower_requirement.threshold
-                            ),
-                        );
-                    }
-                }
-            }
-        }
-        if uses_points
-            && ladder
-                .iter()
-                .all(|(_, rule)| rule.points_earn_rate_bps == 0)
-        {
-            violations.add(
-                "rules.tiers",
-                "POINTS requirements need a positive earn rate on some tier",
-            );
-        }
+        check_ladder(&ladder, violations);
+        rules.into_iter().flatten().collect()
+    }
 
+    /// The window of months that counts.
+    fn window(&self, violations: &mut Violations) -> WindowKind {
         let window = match self.window {
             Some(WindowKind::RollingMonths(months)) if !(1..=120).contains(&months) => {
                 violations.add("rules.window.rolling_months", "must be between 1 and 120");
@@ -368,40 +429,27 @@ impl PolicyInput {
                 "must be 0 unless the window kind is ROLLING_MONTHS",
             );
         }
-        let time_zone = self.time_zone.parse::<Tz>().unwrap_or_else(|_| {
-            violations.add(
-                "rules.time_zone",
-                "must be an IANA time zone such as Asia/Seoul or UTC",
-            );
-            Tz::UTC
-        });
-        let schedule = self.schedule(&mut violations);
-        let grace_months = in_range(
-            &mut violations,
-            "rules.grace_months",
-            self.grace_months,
-            0..=36,
-        );
-        let max_levels_dropped = self
-            .max_levels_dropped
-            .map(|levels| in_range(&mut violations, "rules.max_levels_dropped", levels, 1..=20));
-        judgeable(window, &schedule, grace_months, &mut violations);
+        window
+    }
+
+    /// The lifecycle thresholds, defaults for what is absent; at risk before dormant.
+    fn lifecycle(&self, violations: &mut Violations) -> LifecycleSettings {
         let defaults = LifecycleSettings::default();
         let lifecycle = LifecycleSettings {
             new_days: in_range(
-                &mut violations,
+                violations,
                 "rules.lifecycle.new_days",
                 self.new_days.unwrap_or(defaults.new_days as i32),
                 1..=3650,
             ),
             at_risk_days: in_range(
-                &mut violations,
+                violations,
                 "rules.lifecycle.at_risk_days",
                 self.at_risk_days.unwrap_or(defaults.at_risk_days as i32),
                 1..=3650,
             ),
             dormant_days: in_range(
-                &mut violations,
+                violations,
                 "rules.lifecycle.dormant_days",
                 self.dormant_days.unwrap_or(defaults.dormant_days as i32),
                 1..=3650,
@@ -418,29 +466,22 @@ impl PolicyInput {
                 "must be less than dormant_days",
             );
         }
+        lifecycle
+    }
+
+    /// The RFM settings as sent: checked, not stored.
+    fn check_rfm(&self, violations: &mut Violations) {
         if let Some(months) = self.rfm_window_months {
-            in_range(&mut violations, "rules.rfm.window_months", months, 1..=120);
+            in_range(violations, "rules.rfm.window_months", months, 1..=120);
         }
         if let Some(population) = self.rfm_min_population {
             in_range(
-                &mut violations,
+                violations,
                 "rules.rfm.min_population",
                 population,
                 5..=1_000_000,
             );
         }
-        let value_model = self.value_model(&mut violations);
-        violations.into_result()?;
-        Ok(PolicyRules {
-            tiers: rules.into_iter().flatten().collect(),
-            window,
-            time_zone,
-            schedule,
-            grace_months,
-            max_levels_dropped,
-            lifecycle,
-            value_model,
-        })
     }
 
     /// The value model settings, defaults for what is absent.
