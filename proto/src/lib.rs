@@ -13,6 +13,8 @@ pub use tonic;
 pub use tonic_health;
 pub use tonic_types;
 
+pub mod time;
+
 /// Encoded `FileDescriptorSet` of every Tierline package, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/tierline_descriptor.bin"));

@@ -1,11 +1,10 @@
 //! Conversions between protobuf messages and domain types. No rules live here: inputs are
 //! carried over as sent and validated by the domain.
 
-use chrono::{DateTime, Datelike, Utc};
+use chrono::Datelike;
 use tierline_proto::{
     common::v1::{Channel, Date, Money},
     customer::v1 as pb,
-    prost_types::Timestamp,
 };
 
 use crate::domain::{
@@ -17,19 +16,7 @@ use crate::domain::{
     service::CustomerExport,
 };
 
-/// A protobuf timestamp as a `DateTime`; `None` when out of range.
-pub(crate) fn datetime(timestamp: &Timestamp) -> Option<DateTime<Utc>> {
-    let nanos = u32::try_from(timestamp.nanos).ok()?;
-    DateTime::from_timestamp(timestamp.seconds, nanos)
-}
-
-/// A `DateTime` as a protobuf timestamp.
-pub(crate) fn timestamp(value: DateTime<Utc>) -> Timestamp {
-    Timestamp {
-        seconds: value.timestamp(),
-        nanos: i32::try_from(value.timestamp_subsec_nanos()).unwrap_or(0),
-    }
-}
+pub(crate) use tierline_proto::time::{datetime, timestamp};
 
 fn money(amount_minor: i64, currency: &str) -> Money {
     Money {

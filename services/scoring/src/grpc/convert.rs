@@ -16,16 +16,7 @@ use crate::domain::{
     window::{MonthRange, Totals},
 };
 
-pub(crate) fn datetime(value: &prost_types::Timestamp) -> Option<DateTime<Utc>> {
-    DateTime::from_timestamp(value.seconds, u32::try_from(value.nanos).ok()?)
-}
-
-pub(crate) fn timestamp(value: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: value.timestamp(),
-        nanos: i32::try_from(value.timestamp_subsec_nanos()).unwrap_or(0),
-    }
-}
+pub(crate) use tierline_proto::time::{datetime, timestamp};
 
 pub(crate) fn program_input(program: pb::Program) -> ProgramInput {
     let scope = program.scope.unwrap_or_default();

@@ -60,8 +60,7 @@ pub(super) fn metric_amount(metric: i32, amount: i64, currency: &str) -> String 
 }
 
 fn instant(timestamp: Option<&Timestamp>) -> Option<DateTime<Utc>> {
-    let timestamp = timestamp?;
-    DateTime::from_timestamp(timestamp.seconds, u32::try_from(timestamp.nanos).ok()?)
+    tierline_proto::time::datetime(timestamp?)
 }
 
 /// An instant in the program's zone: `2026-11-26 14:30 KST`.

@@ -18,16 +18,7 @@ use tierline_runtime::status::FieldViolation;
 
 use crate::domain::campaign::Channel;
 
-pub(crate) fn datetime(value: &prost_types::Timestamp) -> Option<DateTime<Utc>> {
-    DateTime::from_timestamp(value.seconds, u32::try_from(value.nanos).ok()?)
-}
-
-pub(crate) fn timestamp(value: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: value.timestamp(),
-        nanos: i32::try_from(value.timestamp_subsec_nanos()).unwrap_or(0),
-    }
-}
+pub(crate) use tierline_proto::time::{datetime, timestamp};
 
 /// A timestamp field, or a violation naming it.
 pub(crate) fn checked_datetime(

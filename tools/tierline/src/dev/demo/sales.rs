@@ -5,11 +5,9 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use rand::{Rng, rngs::StdRng};
-use tierline_proto::{
-    common::v1::Money, customer::v1 as pb, prost_types::Timestamp, scoring::v1 as scoring,
-};
+use tierline_proto::{common::v1::Money, customer::v1 as pb, scoring::v1 as scoring};
 
 use super::{
     ScoringClient,
@@ -32,12 +30,7 @@ pub(crate) struct LastPurchase {
     pub(crate) activity_id: String,
 }
 
-pub(super) fn timestamp(at: DateTime<Utc>) -> Timestamp {
-    Timestamp {
-        seconds: at.timestamp(),
-        nanos: i32::try_from(at.timestamp_subsec_nanos()).unwrap_or(0),
-    }
-}
+pub(super) use tierline_proto::time::timestamp;
 
 fn won(amount_minor: i64) -> Option<Money> {
     Some(Money {
