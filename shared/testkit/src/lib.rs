@@ -12,6 +12,7 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres` (`scripts/ensure-services.sh` starts it).
 
 pub mod bounds;
+pub mod conformance;
 mod proxy;
 mod redis_cluster;
 mod redis_server;
