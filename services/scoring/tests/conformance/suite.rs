@@ -17,7 +17,7 @@ use tierline_scoring::{
         program::{Program, Scope, Tier},
         review::Review,
         state::{HistoryRecord, HistoryWindow, Member, StoredState, TierFeedItem},
-        versions::{PolicyStatus, RunTrigger},
+        versions::{PolicyStatus, PolicyVersion, RunTrigger},
         window::Totals,
     },
     storage::{DraftChange, FeedProgress, NewPolicy, NewRun, ScoringStore},
@@ -87,6 +87,30 @@ fn new_policy(program_id: Uuid, vip_spend: i64) -> NewPolicy {
     }
 }
 
+/// The Innisfree program and a draft policy whose VIP needs `vip` (minor units).
+async fn innisfree_with_draft(store: &Arc<dyn ScoringStore>, vip: i64) -> (Program, PolicyVersion) {
+    let program = program("INNISFREE");
+    store.create_program(&program, None).await.expect("program");
+    let Claimed::Done(policy) = store
+        .create_policy(&new_policy(program.id, vip), None)
+        .await
+        .expect("policy")
+    else {
+        panic!("no key, no replay");
+    };
+    (program, policy)
+}
+
+/// Activates `policy_id` now (to the microsecond, as stored); returns when.
+async fn activate(store: &Arc<dyn ScoringStore>, policy_id: Uuid) -> chrono::DateTime<Utc> {
+    let now = Utc::now().trunc_subsecs(6);
+    store
+        .activate_policy(policy_id, "ops", None, Uuid::now_v7(), now)
+        .await
+        .expect("activate");
+    now
+}
+
 pub(crate) async fn programs_are_unique_by_code_and_claimed_once_per_key(
     store: Arc<dyn ScoringStore>,
 ) {
@@ -142,15 +166,7 @@ pub(crate) async fn programs_are_unique_by_code_and_claimed_once_per_key(
 pub(crate) async fn policies_are_numbered_drafted_activated_and_retired(
     store: Arc<dyn ScoringStore>,
 ) {
-    let program = program("INNISFREE");
-    store.create_program(&program, None).await.expect("program");
-    let Claimed::Done(v1) = store
-        .create_policy(&new_policy(program.id, 300_000), None)
-        .await
-        .expect("v1")
-    else {
-        panic!("no key, no replay");
-    };
+    let (program, v1) = innisfree_with_draft(&store, 300_000).await;
     let Claimed::Done(v2) = store
         .create_policy(&new_policy(program.id, 500_000), None)
         .await
@@ -384,15 +400,7 @@ pub(crate) async fn a_unit_of_work_counts_a_purchase_once_and_versions_the_state
 pub(crate) async fn scheduled_runs_open_once_per_due_time_and_runs_lock(
     store: Arc<dyn ScoringStore>,
 ) {
-    let program = program("INNISFREE");
-    store.create_program(&program, None).await.expect("program");
-    let Claimed::Done(policy) = store
-        .create_policy(&new_policy(program.id, 300_000), None)
-        .await
-        .expect("policy")
-    else {
-        panic!("no key, no replay");
-    };
+    let (program, policy) = innisfree_with_draft(&store, 300_000).await;
     let now = Utc::now().trunc_subsecs(6);
     let due = Some(now - Duration::minutes(5));
     let open = |run_id| {
@@ -737,15 +745,7 @@ pub(crate) async fn program_changes_are_announced_when_they_commit(store: Arc<dy
         next_signal(&mut signals).await,
         Some(ProgramSignal::Listening)
     );
-    let program = program("INNISFREE");
-    store.create_program(&program, None).await.expect("program");
-    let Claimed::Done(v1) = store
-        .create_policy(&new_policy(program.id, 300_000), None)
-        .await
-        .expect("v1")
-    else {
-        panic!("no key, no replay");
-    };
+    let (program, v1) = innisfree_with_draft(&store, 300_000).await;
     store
         .activate_policy(
             v1.id,
@@ -924,16 +924,8 @@ pub(crate) async fn an_evaluation_chunk_sums_the_window_and_saves_only_unmoved_s
 ) {
     use tierline_scoring::storage::tx::RunProgress;
 
-    let program = program("INNISFREE");
-    store.create_program(&program, None).await.expect("program");
     // VIP needs 450,000.
-    let Claimed::Done(policy) = store
-        .create_policy(&new_policy(program.id, 450_000), None)
-        .await
-        .expect("policy")
-    else {
-        panic!("no key, no replay");
-    };
+    let (program, policy) = innisfree_with_draft(&store, 450_000).await;
     let rules = policy.document.clone().validate(&program).expect("rules");
     let (first, second) = (Uuid::now_v7(), Uuid::now_v7());
     // Two VIPs: the first no longer qualifies, the second does.
@@ -1427,20 +1419,8 @@ pub(crate) async fn the_records_a_feed_batch_leaves_are_what_the_store_then_hold
         feed_batch,
     };
 
-    let program = program("INNISFREE");
-    store.create_program(&program, None).await.expect("program");
-    let Claimed::Done(v1) = store
-        .create_policy(&new_policy(program.id, 300_000), None)
-        .await
-        .expect("v1")
-    else {
-        panic!("no key, no replay");
-    };
-    let now = Utc::now().trunc_subsecs(6);
-    store
-        .activate_policy(v1.id, "ops", None, Uuid::now_v7(), now)
-        .await
-        .expect("activate");
+    let (program, v1) = innisfree_with_draft(&store, 300_000).await;
+    let now = activate(&store, v1.id).await;
     let (known, new, refunded) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
     // The known member holds VIP on 320,000 spent now; last month's purchase adds a bucket.
     seed(&store, program.id, known, 320_000, 1).await;
@@ -1558,20 +1538,8 @@ pub(crate) async fn a_batch_applied_in_partitions_counts_each_purchase_once_even
         },
     };
 
-    let program = program("INNISFREE");
-    store.create_program(&program, None).await.expect("program");
-    let Claimed::Done(v1) = store
-        .create_policy(&new_policy(program.id, 300_000), None)
-        .await
-        .expect("v1")
-    else {
-        panic!("no key, no replay");
-    };
-    let now = Utc::now().trunc_subsecs(6);
-    store
-        .activate_policy(v1.id, "ops", None, Uuid::now_v7(), now)
-        .await
-        .expect("activate");
+    let (program, v1) = innisfree_with_draft(&store, 300_000).await;
+    let now = activate(&store, v1.id).await;
     let customers: Vec<Uuid> = (0..60).map(|_| Uuid::now_v7()).collect();
     let events: Vec<UpstreamEvent> = customers
         .iter()
