@@ -7,7 +7,8 @@
 //! Innisfree-like program, seeds `BENCH_CUSTOMERS` customers (default 100,000) straight into both
 //! schemas, then imports `BENCH_PURCHASES` purchases (default 300,000) through `ImportActivities`
 //! in batches of 5,000 while the consumer runs (`BENCH_CONSUMER_BATCH` and
-//! `BENCH_CONSUMER_PARTITIONS` set the consumer's batch and partitions). It prints when the import ended and when the
+//! `BENCH_CONSUMER_PARTITIONS` set the consumer's batch and partitions, `BENCH_FEED_PAGE` the
+//! customer service's feed page). It prints when the import ended and when the
 //! consumer had counted every purchase (rows in `scoring.counted_purchases`).
 //!
 //! Run: `cargo bench -p tierline-e2e --bench feed_apply`
@@ -40,7 +41,11 @@ async fn main() {
     let stop = CancellationToken::new();
     let mut servers = Vec::new();
 
-    let (customer_addr, customer_task) = start_customer(&database, &stop).await;
+    // The customer service's feed page (events per read), to try others than its default.
+    let page: Vec<(&str, String)> = std::env::var("BENCH_FEED_PAGE")
+        .map(|page| vec![("TIERLINE_FEED_BATCH_SIZE", page)])
+        .unwrap_or_default();
+    let (customer_addr, customer_task) = start_customer(&database, &stop, &page).await;
     servers.push(customer_task);
     let mut customer_client = CustomerServiceClient::new(channel(customer_addr).await);
     // The consumer's batch and partitions, to try others than the service's defaults.

@@ -138,7 +138,7 @@ async fn main() {
     let stop = CancellationToken::new();
     let mut servers = Vec::new();
 
-    let (customer_addr, customer_task) = start_customer(&database, &stop).await;
+    let (customer_addr, customer_task) = start_customer(&database, &stop, &[]).await;
     servers.push(customer_task);
     let (scoring_addr, scoring_task) =
         start_scoring_on_feed(&database, &stop, customer_addr, &[]).await;

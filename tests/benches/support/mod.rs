@@ -19,14 +19,15 @@ where
     tokio::spawn(run(stop.clone().cancelled_owned()))
 }
 
-/// Starts the customer service on `database`, serving until `stop`; returns its address once it
-/// serves, and its task.
+/// Starts the customer service on `database` (`extra` added to its settings), serving until
+/// `stop`; returns its address once it serves, and its task.
 pub(crate) async fn start_customer(
     database: &TestDatabase,
     stop: &CancellationToken,
+    extra: &[(&str, String)],
 ) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
     let app = tierline_customer::Application::build(
-        tierline_customer::CustomerConfig::from_source(&settings(database, &[])).unwrap(),
+        tierline_customer::CustomerConfig::from_source(&settings(database, extra)).unwrap(),
     )
     .await
     .unwrap();
