@@ -252,19 +252,17 @@ impl FeedApplier {
         position: &str,
         caught_up_to: Option<DateTime<Utc>>,
     ) -> Result<(), ScoringError> {
-        self.apply_then_commit(events, Some((position, caught_up_to)), Vec::new())
+        self.apply_with_cursor(events, Some((position, caught_up_to)))
             .await
     }
 
-    /// Applies `events`, stores `cursor` (position and checkpoint) if given, and commits only
-    /// once every one of `others` (the other partitions of the batch, `super::partitions`) has
-    /// committed; if one of them failed, nothing of this transaction is committed.
-    #[tracing::instrument(skip_all, fields(events = events.len(), others = others.len()))]
-    pub(crate) async fn apply_then_commit(
+    /// Applies `events` and stores `cursor` (position and checkpoint) if given, in one
+    /// transaction. A part of a batch is applied without the cursor (`super::partitions`).
+    #[tracing::instrument(skip_all, fields(events = events.len(), cursor = cursor.is_some()))]
+    pub(crate) async fn apply_with_cursor(
         &self,
         events: &[UpstreamEvent],
         cursor: Option<(&str, Option<DateTime<Utc>>)>,
-        others: Vec<Partition>,
     ) -> Result<(), ScoringError> {
         let now = Utc::now().trunc_subsecs(6);
         let mut tx = self.store.begin().await?;
@@ -275,7 +273,6 @@ impl FeedApplier {
                 tx.save_cursor(&self.consumer, position, caught_up_to, now)
                     .await?;
             }
-            committed(others).await?;
             return tx.commit().await;
         }
         // Programs are read once no bucket rebuild can run (a rebuild follows a policy
@@ -332,7 +329,6 @@ impl FeedApplier {
             tx.save_cursor(&self.consumer, position, caught_up_to, now)
                 .await?;
         }
-        committed(others).await?;
         tx.commit().await?;
         // Write-through, after the commit: the cache never holds what the store may roll back.
         // The batch knows every record it left (it held the states locked and loaded their
@@ -365,25 +361,6 @@ impl FeedApplier {
 }
 
 /// The customer's totals in the window that counts now, and that window.
-/// Another partition's transaction of the same batch, running in its own task.
-pub(crate) type Partition = tokio::task::JoinHandle<Result<(), ScoringError>>;
-
-/// Waits for every one of `others`; the first failure among them, if any.
-async fn committed(others: Vec<Partition>) -> Result<(), ScoringError> {
-    let mut failure = None;
-    for other in others {
-        let outcome = other.await.unwrap_or_else(|error| {
-            Err(ScoringError::Internal(format!(
-                "feed partition task: {error}"
-            )))
-        });
-        if let Err(error) = outcome {
-            failure.get_or_insert(error);
-        }
-    }
-    failure.map_or(Ok(()), Err)
-}
-
 pub(crate) async fn totals_now(
     tx: &mut dyn ScoringTx,
     program: &ProgramInForce,

@@ -4,28 +4,30 @@
 //! Each batch is split by a hash of the customer; each part is applied in its own transaction on
 //! its own connection, all at once.
 //!
-//! Exactly once still holds, with one cursor: partition 0 holds it and commits last, only after
-//! every other partition of the batch has committed. So the stored cursor never passes an event
-//! whose effects are not committed, and after any failure the feed is read again from it. An
-//! event some other partition had already committed is then met again and changes nothing
-//! (counted purchases and applied refunds are keyed by activity id; members are upserts), as after
-//! any crash. The parts cannot wait for each other's rows: everything an event changes belongs to
-//! its customer, and a customer is always in the same partition, so one customer's events are
-//! still applied in feed order.
+//! Exactly once still holds, with one cursor: every part commits on its own, and only once all
+//! of them have, a small transaction of its own stores the cursor after the batch. So the stored
+//! cursor never passes an event whose effects are not committed, and after any failure the feed
+//! is read again from it: what a part had committed is then met again and changes nothing
+//! (counted purchases and applied refunds are keyed by activity id; members are upserts), as
+//! after any crash. No part holds its locks while it waits for another: the parts cannot make a
+//! wait cycle with each other or with another writer (an evaluation, a backfill), which Postgres
+//! could not see. Nor can they wait for each other's rows: everything an event changes belongs to
+//! its customer, and a customer is always in the same part, so one customer's events are still
+//! applied in feed order. With one partition, the batch and its cursor are one transaction.
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::consumer::{FeedApplier, Partition, UpstreamEvent};
+use super::consumer::{FeedApplier, UpstreamEvent};
 use crate::{
     ScoringError,
     cache::TierCache,
     storage::{FeedProgress, ScoringStore},
 };
 
-/// The consumer's appliers, one per partition; the first holds the cursor.
+/// The consumer's appliers, one per partition; the first also stores the cursor.
 #[derive(Debug)]
 pub struct PartitionedApplier {
     appliers: Vec<Arc<FeedApplier>>,
@@ -41,13 +43,13 @@ impl PartitionedApplier {
         }
     }
 
-    /// Where to resume, and how far the feed had come: partition 0's cursor, the oldest.
+    /// Where to resume, and how far the feed had come.
     pub async fn progress(&self) -> Result<Option<FeedProgress>, ScoringError> {
         self.appliers[0].progress().await
     }
 
     /// Applies `events` and stores `position` and the checkpoint, as `FeedApplier::apply` does
-    /// for one transaction.
+    /// in one transaction; with several partitions, the cursor only once every part committed.
     #[tracing::instrument(skip_all, fields(events = events.len(), partitions = self.appliers.len()))]
     pub async fn apply(
         &self,
@@ -55,20 +57,39 @@ impl PartitionedApplier {
         position: &str,
         caught_up_to: Option<DateTime<Utc>>,
     ) -> Result<(), ScoringError> {
-        let mut parts = split(events, self.appliers.len()).into_iter();
-        let own = parts.next().unwrap_or_default();
-        let others: Vec<Partition> = parts
-            .zip(&self.appliers[1..])
-            .filter(|(events, _)| !events.is_empty())
-            .map(|(events, applier)| {
-                let applier = applier.clone();
-                tokio::spawn(
-                    async move { applier.apply_then_commit(&events, None, Vec::new()).await },
-                )
-            })
-            .collect();
+        if self.appliers.len() == 1 {
+            return self.appliers[0]
+                .apply(&events, position, caught_up_to)
+                .await;
+        }
+        let parts: Vec<tokio::task::JoinHandle<Result<(), ScoringError>>> =
+            split(events, self.appliers.len())
+                .into_iter()
+                .zip(&self.appliers)
+                .filter(|(events, _)| !events.is_empty())
+                .map(|(events, applier)| {
+                    let applier = applier.clone();
+                    tokio::spawn(async move { applier.apply_with_cursor(&events, None).await })
+                })
+                .collect();
+        // Every part is awaited, failed or not, so that none still runs when the batch is
+        // applied again.
+        let mut failure = None;
+        for part in parts {
+            let outcome = part.await.unwrap_or_else(|error| {
+                Err(ScoringError::Internal(format!(
+                    "feed partition task: {error}"
+                )))
+            });
+            if let Err(error) = outcome {
+                failure.get_or_insert(error);
+            }
+        }
+        if let Some(error) = failure {
+            return Err(error);
+        }
         self.appliers[0]
-            .apply_then_commit(&own, Some((position, caught_up_to)), others)
+            .apply_with_cursor(&[], Some((position, caught_up_to)))
             .await
     }
 }

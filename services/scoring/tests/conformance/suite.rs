@@ -1521,10 +1521,10 @@ pub(crate) async fn the_records_a_feed_batch_leaves_are_what_the_store_then_hold
     assert_eq!(read, expected);
 }
 
-/// A batch applied in partitions (one transaction per part, the cursor in the first, which
-/// commits after the others) counts each purchase once; and when the feed is read again after a
-/// partition had committed without the cursor (a failure between the two), the events met again
-/// change nothing. Postgres only: the embedded store has one writer and applies in one part.
+/// A batch applied in partitions (one transaction per part, then the cursor once all committed)
+/// counts each purchase once; and when the feed is read again after a part had committed but the
+/// cursor had not moved (a failure between the two), the events met again change nothing.
+/// Postgres only: the embedded store has one writer and applies in one part.
 pub(crate) async fn a_batch_applied_in_partitions_counts_each_purchase_once_even_read_again(
     store: Arc<dyn ScoringStore>,
 ) {
