@@ -637,7 +637,7 @@ async fn a_birthday_offer_honours_consent_and_the_frequency_cap() {
     )
     .await
     .sample_customer_ids;
-    assert_eq!(&contacted, &[capped.clone()]);
+    assert_eq!(contacted.as_slice(), std::slice::from_ref(capped));
     let summary = business::launch(&mut services, &earlier.id)
         .await
         .summary

@@ -509,6 +509,9 @@ impl OwnRedis {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        let mut child = child;
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("redis-server did not start");
     }
 
@@ -1421,7 +1424,7 @@ async fn audiences_select_members_by_tier_lifecycle_and_recency() {
     .await;
     assert_eq!(
         ids_of(quiet),
-        [faded.clone()],
+        std::slice::from_ref(&faded),
         "customers without a purchase never match a recency range"
     );
     let everyone = audience(&mut services, rule(&|_| {}), None).await;

@@ -247,7 +247,7 @@ fn member(i: usize) -> pb::ImportCustomerItem {
         }),
         consents: vec![pb::ImportedConsent {
             channel: tierline_proto::common::v1::Channel::Email.into(),
-            granted: i % 4 != 0,
+            granted: !i.is_multiple_of(4),
             source: "crm-migration".into(),
             changed_at: None,
         }],

@@ -397,21 +397,21 @@ mod tests {
             |letters| {
                 let parked = parked.clone();
                 async move {
-                    parked.lock().unwrap().extend(letters);
+                    parked.lock().expect("lock").extend(letters);
                     Ok(1)
                 }
             },
             |items, position| {
                 let applied = applied.clone();
                 async move {
-                    applied.lock().unwrap().push((items, position));
+                    applied.lock().expect("lock").push((items, position));
                     Ok(())
                 }
             },
         )
         .await;
         assert_eq!(outcome, Ok(()), "the stream ended");
-        let parked = parked.lock().unwrap().clone();
+        let parked = parked.lock().expect("lock").clone();
         assert_eq!(parked.len(), 1);
         assert_eq!(
             (parked[0].position.as_str(), parked[0].reason.as_str()),
@@ -419,7 +419,7 @@ mod tests {
         );
         assert!(!parked[0].payload.is_empty(), "the message as received");
         assert_eq!(
-            *applied.lock().unwrap(),
+            *applied.lock().expect("lock"),
             [(vec![1, 2, 4], "4".to_owned())],
             "the others applied, the cursor past the parked one"
         );

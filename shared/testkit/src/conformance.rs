@@ -62,6 +62,8 @@ pub async fn sqlite<S: ?Sized, F: Future<Output = Arc<S>>>(
 /// `crate::suite::<case>(store)` on the store that the test crate's `async fn <backend>()`
 /// returns (a [`Backend`]).
 #[macro_export]
+// The cases live in the calling crate's `suite` module: `crate` there is meant.
+#[allow(clippy::crate_in_macro_def)]
 macro_rules! conformance_suite {
     (backends: [$($backend:ident),+ $(,)?], cases: $cases:tt) => {
         $($crate::conformance_suite!(@backend $backend $cases);)+

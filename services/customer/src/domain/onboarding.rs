@@ -166,6 +166,10 @@ impl OnboardingInput {
     }
 }
 
+/// A batch as validated: the items to write with their positions, and each position's outcome
+/// where validation already decided it.
+pub type ValidatedBatch = (Vec<(usize, Onboarding)>, Vec<Option<OnboardingOutcome>>);
+
 /// Validates a batch: the valid items with their positions, and an outcome already decided
 /// (a rejection) for each other position. An external id repeated in the batch is rejected
 /// after its first occurrence.
@@ -173,7 +177,7 @@ pub fn validate_batch(
     items: Vec<OnboardingInput>,
     now: DateTime<Utc>,
     rules: &Rules,
-) -> Result<(Vec<(usize, Onboarding)>, Vec<Option<OnboardingOutcome>>), CustomerError> {
+) -> Result<ValidatedBatch, CustomerError> {
     if items.is_empty() || items.len() > MAX_CUSTOMERS_PER_BATCH {
         return Err(CustomerError::invalid(
             "items",

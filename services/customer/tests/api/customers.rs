@@ -176,7 +176,7 @@ async fn the_call_centre_finds_a_customer_by_email_phone_or_external_id() {
     for request in by {
         assert_eq!(
             find(request.clone()).await.expect("found"),
-            [wanted.id.clone()],
+            std::slice::from_ref(&wanted.id),
             "{request:?}"
         );
     }

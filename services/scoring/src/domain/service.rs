@@ -127,6 +127,8 @@ fn description(value: &str) -> Result<String, ScoringError> {
     Ok(value.to_owned())
 }
 
+/// A program and its policy in force, if one is.
+pub type ProgramWithPolicy = (Program, Option<PolicyVersion>);
 impl Scoring {
     /// The service over `store`, with programs in force held by `programs`.
     pub fn new(
@@ -202,7 +204,7 @@ impl Scoring {
         &self,
         page_size: i32,
         page_token: &str,
-    ) -> Result<(Vec<(Program, Option<PolicyVersion>)>, String), ScoringError> {
+    ) -> Result<(Vec<ProgramWithPolicy>, String), ScoringError> {
         let limit = paging::page_size(page_size).map_err(invalid)?;
         let after = paging::decode_parsed::<Uuid>(page_token, 'p').map_err(invalid)?;
         let programs = self.store.list_programs(after, limit).await?;
@@ -653,9 +655,8 @@ impl Scoring {
             )),
         }
         let reason = operator_reason(reason).map_err(|violation| violations.push(violation));
-        let operator = actor("operator_name", operator).map_err(|error| {
+        let operator = actor("operator_name", operator).inspect_err(|_| {
             violations.push(FieldViolation::new("operator_name", "is required"));
-            error
         });
         if !violations.is_empty() {
             return Err(ScoringError::InvalidArgument(violations));

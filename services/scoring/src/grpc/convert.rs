@@ -283,7 +283,7 @@ pub(crate) fn run_to_proto(run: EvaluationRun) -> pb::EvaluationRun {
         let elapsed = finished - run.started_at;
         prost_types::Duration {
             seconds: elapsed.num_seconds(),
-            nanos: i32::try_from(elapsed.subsec_nanos()).unwrap_or(0),
+            nanos: elapsed.subsec_nanos(),
         }
     });
     let count = |key: &str| {

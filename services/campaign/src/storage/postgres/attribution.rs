@@ -15,7 +15,16 @@ impl PgCampaignStore {
         customers: &[Uuid],
         from: DateTime<Utc>,
     ) -> Result<Vec<(AttributionTarget, ProgramFacts)>, CampaignError> {
-        let rows: Vec<(Uuid, Uuid, i32, DateTime<Utc>, DateTime<Utc>, Json<ProgramFacts>)> = sqlx::query_as(
+        // Campaign, customer, entry, entered, attribution end, the campaign's program.
+        type Row = (
+            Uuid,
+            Uuid,
+            i32,
+            DateTime<Utc>,
+            DateTime<Utc>,
+            Json<ProgramFacts>,
+        );
+        let rows: Vec<Row> = sqlx::query_as(
             "SELECT m.campaign_id, m.customer_id, m.entry, m.entered_at, m.attribution_ends_at, c.program
              FROM members m JOIN campaigns c ON c.id = m.campaign_id
              WHERE m.customer_id = ANY($1) AND m.attribution_ends_at > $2",

@@ -24,7 +24,8 @@ impl PgCampaignStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let rows: Vec<(Uuid, Uuid, Uuid, DateTime<Utc>, i32, DateTime<Utc>)> = sqlx::query_as(
+        type Row = (Uuid, Uuid, Uuid, DateTime<Utc>, i32, DateTime<Utc>);
+        let rows: Vec<Row> = sqlx::query_as(
             "UPDATE deliveries d SET status = 'leased', leased_to = $2, lease_expires_at = $4, attempt = d.attempt + 1
              FROM (SELECT id FROM deliveries
                    WHERE channel = $1 AND (status = 'pending' OR (status = 'leased' AND lease_expires_at <= $3))

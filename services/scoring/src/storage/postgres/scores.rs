@@ -26,7 +26,9 @@ impl PgScoringStore {
         to: NaiveDate,
         as_of: DateTime<Utc>,
     ) -> Result<(CutPoints, i64), ScoringError> {
-        let row: (Option<Vec<i64>>, Option<Vec<i64>>, Option<Vec<i64>>, i64) = sqlx::query_as(
+        // The three sets of boundaries (recency, frequency, monetary) and the population.
+        type Quintiles = (Option<Vec<i64>>, Option<Vec<i64>>, Option<Vec<i64>>, i64);
+        let row: Quintiles = sqlx::query_as(
             "WITH recency AS (
                  SELECT customer_id, floor(extract(epoch FROM $4 - max(occurred_at)) / 86400)::bigint AS days
                  FROM counted_purchases WHERE program_id = $1 AND refunded_minor < amount_minor GROUP BY customer_id),

@@ -95,9 +95,7 @@ pub(crate) fn people(count: u32, now: DateTime<Utc>, rng: &mut StdRng) -> Vec<Pe
             let given = GIVEN[rng.random_range(0..GIVEN.len())];
             let family = FAMILY[rng.random_range(0..FAMILY.len())];
             let draw: f64 = rng.random();
-            let habit = if index == 42 {
-                Habit::Devoted
-            } else if draw < 0.07 {
+            let habit = if index == 42 || draw < 0.07 {
                 Habit::Devoted
             } else if draw < 0.25 {
                 Habit::Regular

@@ -22,7 +22,7 @@ use super::serve::say;
 use crate::{connect::Endpoints, exit::Failure};
 
 /// The seed of the synthetic business.
-const SEED: u64 = 2026_11_24;
+const SEED: u64 = 20_261_124;
 
 /// The name of the demo's campaign (the README's example reads its report by name).
 pub(crate) const CAMPAIGN_NAME: &str = "Members' week";
