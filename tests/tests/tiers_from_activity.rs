@@ -15,7 +15,7 @@ use tierline_runtime::{
     config::ConfigSource,
 };
 use tierline_scoring::{Application as ScoringApp, ScoringConfig};
-use tierline_testkit::{TestDatabase, tokens, wait_until_serving};
+use tierline_testkit::{RedisServer, TestDatabase, tokens, wait_until_serving};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, metadata::MetadataValue, transport::Channel};
 
@@ -470,91 +470,35 @@ async fn purchases_raise_the_tier_at_once_and_refunds_wait_for_evaluation() {
     assert!((365..=366).contains(&days), "{window:?}");
 }
 
-/// A Redis of this test's own, so that stopping it disturbs no other test.
-struct OwnRedis {
-    child: std::process::Child,
-    url: String,
-}
-
-impl OwnRedis {
-    async fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let child = std::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (scripts/ensure-services.sh installs it)");
-        let url = format!("redis://127.0.0.1:{port}");
-        let client = redis::Client::open(url.as_str()).expect("url");
-        for _ in 0..500 {
-            if let Ok(mut connection) = client.get_multiplexed_async_connection().await
-                && redis::cmd("PING")
-                    .query_async::<String>(&mut connection)
-                    .await
-                    .is_ok()
-            {
-                return Self { child, url };
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        let mut child = child;
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("redis-server did not start");
-    }
-
-    /// Whether a record of `customer_id` in `program_id` is cached, in any cache generation
-    /// (keys are `t`, the program's 16 bytes, the generation's 4, the customer's 16).
-    async fn caches(&self, program_id: &str, customer_id: &str) -> bool {
-        let client = redis::Client::open(self.url.as_str()).expect("url");
-        let mut connection = client
-            .get_multiplexed_async_connection()
-            .await
-            .expect("connect");
-        let keys: Vec<Vec<u8>> = redis::cmd("KEYS")
-            .arg("*")
-            .query_async(&mut connection)
-            .await
-            .expect("keys");
-        let program = uuid::Uuid::parse_str(program_id).expect("uuid");
-        let customer = uuid::Uuid::parse_str(customer_id).expect("uuid");
-        keys.iter().any(|key| {
-            key.len() == 37
-                && key[0] == b't'
-                && key[1..17] == *program.as_bytes()
-                && key[21..] == *customer.as_bytes()
-        })
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        self.stop();
-    }
+/// Whether a record of `customer_id` in `program_id` is cached, in any cache generation
+/// (keys are `t`, the program's 16 bytes, the generation's 4, the customer's 16).
+async fn caches(redis: &RedisServer, program_id: &str, customer_id: &str) -> bool {
+    let client = redis::Client::open(redis.url().as_str()).expect("url");
+    let mut connection = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let keys: Vec<Vec<u8>> = redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut connection)
+        .await
+        .expect("keys");
+    let program = uuid::Uuid::parse_str(program_id).expect("uuid");
+    let customer = uuid::Uuid::parse_str(customer_id).expect("uuid");
+    keys.iter().any(|key| {
+        key.len() == 37
+            && key[0] == b't'
+            && key[1..17] == *program.as_bytes()
+            && key[21..] == *customer.as_bytes()
+    })
 }
 
 #[tokio::test]
 async fn lookups_are_cached_in_redis_and_still_answer_when_redis_stops() {
-    let mut redis = OwnRedis::start().await;
+    // A Redis of this test's own, so that stopping it disturbs no other test.
+    let mut redis = RedisServer::start();
     let mut services = start_with(&[
-        ("TIERLINE_REDIS_URL", redis.url.clone()),
+        ("TIERLINE_REDIS_URL", redis.url()),
         ("TIERLINE_REDIS_TIMEOUT", "100ms".into()),
     ])
     .await;
@@ -573,7 +517,7 @@ async fn lookups_are_cached_in_redis_and_still_answer_when_redis_stops() {
     })
     .await;
     assert!(
-        redis.caches(&program_id, &customer_id).await,
+        caches(&redis, &program_id, &customer_id).await,
         "the lookup is cached"
     );
 
