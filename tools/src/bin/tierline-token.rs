@@ -5,11 +5,8 @@
 //! Example: `TIERLINE_AUTH_HS256_SECRET=... cargo run -q -p tierline-tools --bin tierline-token -- \
 //!     --subject pos-17 --scope customers:read --scope activity:write`
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use clap::Parser;
-use jsonwebtoken::{EncodingKey, Header, encode};
-use tierline_runtime::auth::Claims;
+use tierline_runtime::auth::{Claims, epoch_seconds};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -45,20 +42,12 @@ fn main() -> anyhow::Result<()> {
         args.secret.len() >= 32,
         "the secret must be at least 32 bytes"
     );
-    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
     let claims = Claims {
-        sub: args.subject,
-        exp: now + args.ttl,
-        scope: Some(args.scopes.join(" ")),
-        scopes: None,
         iss: args.issuer,
         aud: args.audience.map(Into::into),
+        ..Claims::granting(&args.subject, &args.scopes, epoch_seconds() + args.ttl)
     };
-    let token = encode(
-        &Header::default(),
-        &claims,
-        &EncodingKey::from_secret(args.secret.as_bytes()),
-    )?;
+    let token = claims.sign_hs256(&args.secret)?;
     #[allow(clippy::print_stdout)]
     {
         println!("{token}");

@@ -17,7 +17,7 @@ mod token;
 
 pub use expiry::ExpiringBody;
 pub use layer::{AuthLayer, AuthService};
-pub use token::{Audience, AuthError, Authenticator, Claims, Principal};
+pub use token::{Audience, AuthError, Authenticator, Claims, Principal, epoch_seconds};
 
 /// The scopes Tierline knows. A token carries the ones its holder may use.
 pub mod scopes {

@@ -1,10 +1,7 @@
 //! Tokens the development mode mints for itself when auth is on: one per calling service with
 //! the scopes a deployment would grant it, and one with every scope for the demo loader.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use jsonwebtoken::{EncodingKey, Header, encode};
-use tierline_runtime::auth::{Claims, scopes};
+use tierline_runtime::auth::{Claims, epoch_seconds, scopes};
 
 /// Every scope Tierline knows.
 pub(crate) const ALL: &[&str] = &[
@@ -23,18 +20,8 @@ const LIFETIME_SECONDS: u64 = 365 * 24 * 3600;
 
 /// An HS256 token for `subject` with `granted` scopes, signed with `secret`.
 pub(crate) fn mint(secret: &str, subject: &str, granted: &[&str]) -> anyhow::Result<String> {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
-    let claims = Claims {
-        sub: subject.to_owned(),
-        exp: now + LIFETIME_SECONDS,
-        scope: Some(granted.join(" ")),
-        scopes: None,
-        iss: None,
-        aud: None,
-    };
-    Ok(encode(
-        &Header::default(),
-        &claims,
-        &EncodingKey::from_secret(secret.as_bytes()),
-    )?)
+    Ok(
+        Claims::granting(subject, granted, epoch_seconds() + LIFETIME_SECONDS)
+            .sign_hs256(secret)?,
+    )
 }
