@@ -85,7 +85,7 @@ pub(crate) struct DevArgs {
     #[arg(long)]
     pub(crate) demo: bool,
     /// Customers the demo creates.
-    #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u32).range(100..=1_000_000))]
+    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(100..=1_000_000))]
     pub(crate) demo_customers: u32,
     /// Address the services listen on.
     #[arg(long, default_value = "127.0.0.1")]

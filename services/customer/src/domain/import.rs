@@ -1,6 +1,6 @@
 //! Bulk ingestion: items of a batch and their outcomes.
 
-use super::activity::{NewPurchase, NewRefund, PurchaseInput, RefundInput};
+use super::activity::{NewPurchase, NewRefund, PurchaseInput, Recorded, RefundInput};
 use crate::CustomerError;
 use uuid::Uuid;
 
@@ -27,6 +27,21 @@ pub enum ImportCommand {
     Refund(NewRefund),
 }
 
+impl ImportCommand {
+    /// The purchases of `commands` with their positions: a batch's purchases are recorded
+    /// together, before its refunds.
+    pub fn purchases(commands: &[Self]) -> (Vec<usize>, Vec<&NewPurchase>) {
+        commands
+            .iter()
+            .enumerate()
+            .filter_map(|(index, command)| match command {
+                Self::Purchase(purchase) => Some((index, purchase)),
+                Self::Refund(_) => None,
+            })
+            .unzip()
+    }
+}
+
 /// What happened to one item.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ImportOutcome {
@@ -50,6 +65,19 @@ pub enum ImportOutcome {
 }
 
 impl ImportOutcome {
+    /// The outcome of an item, from what recording it gave; the error is the whole batch's.
+    pub fn of(result: Result<Recorded, CustomerError>) -> Result<Self, CustomerError> {
+        match result {
+            Ok(recorded) if recorded.replayed => Ok(Self::Duplicate {
+                activity_id: recorded.activity.id,
+            }),
+            Ok(recorded) => Ok(Self::Accepted {
+                activity_id: recorded.activity.id,
+            }),
+            Err(error) => Self::from_item_error(error),
+        }
+    }
+
     /// The outcome of an item whose recording failed: a rejection naming the field at fault when
     /// the error is about the item, or the error itself when it is about the database (the
     /// whole batch fails then).

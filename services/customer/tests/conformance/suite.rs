@@ -6,7 +6,7 @@ use chrono::{Duration, Utc};
 use tierline_customer::{
     CustomerError,
     domain::{
-        activity::{ActivityKind, PurchaseInput, RefundInput},
+        activity::{ActivityKind, LineItem, PurchaseInput, RefundInput},
         consent::{ConsentChannel, ConsentInput, HistoryPage},
         customer::{Customer, CustomerFilter, CustomerPatch, CustomerStatus, ProfileInput},
         feed::{FeedCursor, FeedPage, FeedPayload},
@@ -459,9 +459,20 @@ pub(crate) async fn refunds_are_checked_against_their_purchase(store: Arc<dyn Cu
 pub(crate) async fn imports_report_each_item(store: Arc<dyn CustomerStore>) {
     let person = customer(&store, "Importer").await;
     let now = Utc::now();
-    let purchase = purchase_input("i-1", person.id, 500)
-        .validate(now, skew())
-        .expect("v");
+    let purchase = PurchaseInput {
+        brand: "이니스프리".into(),
+        sales_channel: "app".into(),
+        store_id: "명동점".into(),
+        line_items: vec![LineItem {
+            category: "스킨케어".into(),
+            sku: "GT-01".into(),
+            quantity: 2,
+            amount_minor: 500,
+        }],
+        ..purchase_input("i-1", person.id, 500)
+    }
+    .validate(now, skew())
+    .expect("v");
     let commands = vec![
         ImportCommand::Purchase(purchase.clone()),
         ImportCommand::Purchase(purchase.clone()),
@@ -475,8 +486,25 @@ pub(crate) async fn imports_report_each_item(store: Arc<dyn CustomerStore>) {
                 .validate(now, skew())
                 .expect("v"),
         ),
+        // The key of the first item with other content.
+        ImportCommand::Purchase(
+            purchase_input("i-1", person.id, 501)
+                .validate(now, skew())
+                .expect("v"),
+        ),
     ];
     let outcomes = store.import_batch(&commands).await.expect("batch");
+    assert!(
+        matches!(&outcomes[4], ImportOutcome::Rejected { field, .. } if field == "idempotency_key"),
+        "{outcomes:?}"
+    );
+    // Stored as sent, every column.
+    let mut stored = purchase.as_stored();
+    stored.refunded_amount_minor = 200;
+    assert_eq!(
+        store.activity(purchase.id).await.expect("read"),
+        Some(stored)
+    );
     assert_eq!(
         outcomes[0],
         ImportOutcome::Accepted {

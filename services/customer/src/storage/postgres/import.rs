@@ -7,10 +7,7 @@
 use super::{PgCustomerStore, purchases::record_purchase_batch};
 use crate::{
     CustomerError,
-    domain::{
-        activity::NewPurchase,
-        import::{ImportCommand, ImportOutcome},
-    },
+    domain::import::{ImportCommand, ImportOutcome},
 };
 
 impl PgCustomerStore {
@@ -20,26 +17,11 @@ impl PgCustomerStore {
         commands: &[ImportCommand],
     ) -> Result<Vec<ImportOutcome>, CustomerError> {
         let mut outcomes: Vec<Option<ImportOutcome>> = vec![None; commands.len()];
-        let (positions, purchases): (Vec<usize>, Vec<&NewPurchase>) = commands
-            .iter()
-            .enumerate()
-            .filter_map(|(index, command)| match command {
-                ImportCommand::Purchase(purchase) => Some((index, purchase)),
-                ImportCommand::Refund(_) => None,
-            })
-            .unzip();
+        let (positions, purchases) = ImportCommand::purchases(commands);
         if !purchases.is_empty() {
             let results = record_purchase_batch(&self.pool, &purchases).await?;
             for (index, result) in positions.into_iter().zip(results) {
-                outcomes[index] = Some(match result {
-                    Ok(recorded) if recorded.replayed => ImportOutcome::Duplicate {
-                        activity_id: recorded.activity.id,
-                    },
-                    Ok(recorded) => ImportOutcome::Accepted {
-                        activity_id: recorded.activity.id,
-                    },
-                    Err(error) => ImportOutcome::from_item_error(error)?,
-                });
+                outcomes[index] = Some(ImportOutcome::of(result)?);
             }
         }
 
@@ -50,15 +32,7 @@ impl PgCustomerStore {
             let ImportCommand::Refund(refund) = command else {
                 continue;
             };
-            outcomes[index] = Some(match self.insert_refund(refund).await {
-                Ok(recorded) if recorded.replayed => ImportOutcome::Duplicate {
-                    activity_id: recorded.activity.id,
-                },
-                Ok(recorded) => ImportOutcome::Accepted {
-                    activity_id: recorded.activity.id,
-                },
-                Err(error) => ImportOutcome::from_item_error(error)?,
-            });
+            outcomes[index] = Some(ImportOutcome::of(self.insert_refund(refund).await)?);
         }
         outcomes
             .into_iter()

@@ -1,10 +1,8 @@
 //! Recording many purchases in one transaction: the path of bulk imports and of coalesced
-//! single purchases. The rules are those of a single purchase: the customer must exist and be
-//! active (locked `FOR SHARE` against a concurrent erasure), a stored key with the same content
-//! is a replay, with other content a conflict; a key repeated inside the batch resolves against
-//! its first occurrence.
+//! single purchases, by the rules of `domain::purchase_batch`; the customers are locked
+//! `FOR SHARE` against a concurrent erasure.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use sqlx::{PgConnection, PgPool, types::Json};
 use uuid::Uuid;
@@ -16,8 +14,8 @@ use super::{
 use crate::{
     CustomerError,
     domain::{
-        activity::{NewPurchase, Recorded},
-        customer::CustomerStatus,
+        activity::{Activity, NewPurchase},
+        purchase_batch::{BatchResults, PurchaseBatch},
     },
 };
 
@@ -26,128 +24,47 @@ use crate::{
 pub(super) async fn record_purchase_batch(
     pool: &PgPool,
     purchases: &[&NewPurchase],
-) -> Result<Vec<Result<Recorded, CustomerError>>, CustomerError> {
-    let mut results: Vec<Option<Result<Recorded, CustomerError>>> =
-        (0..purchases.len()).map(|_| None).collect();
-    let mut first_by_key: HashMap<&str, usize> = HashMap::new();
-    let mut repeats: Vec<(usize, usize)> = Vec::new();
-    for (index, purchase) in purchases.iter().enumerate() {
-        match first_by_key.get(purchase.idempotency_key.as_str()) {
-            Some(&first) => repeats.push((index, first)),
-            None => {
-                first_by_key.insert(&purchase.idempotency_key, index);
-            }
-        }
-    }
-    let firsts: Vec<usize> = {
-        let mut firsts: Vec<usize> = first_by_key.values().copied().collect();
-        firsts.sort_unstable();
-        firsts
-    };
-
+) -> BatchResults {
+    let mut batch = PurchaseBatch::new(purchases);
     let mut tx = pool.begin().await?;
-    // Sorted, so that concurrent batches lock customers in the same order and cannot deadlock.
-    let mut customer_ids: Vec<Uuid> = firsts
-        .iter()
-        .map(|&i| purchases[i].customer_id)
-        .collect::<HashSet<_>>()
-        .into_iter()
-        .collect();
-    customer_ids.sort_unstable();
     let statuses: Vec<(Uuid, String)> =
         sqlx::query_as("SELECT id, status FROM customers WHERE id = ANY($1) ORDER BY id FOR SHARE")
-            .bind(&customer_ids)
+            .bind(batch.customer_ids())
             .fetch_all(&mut *tx)
             .await?;
-    let status_of: HashMap<Uuid, Option<CustomerStatus>> = statuses
-        .into_iter()
-        .map(|(id, status)| (id, CustomerStatus::parse(&status)))
-        .collect();
-
-    let keys: Vec<&str> = firsts
-        .iter()
-        .map(|&i| purchases[i].idempotency_key.as_str())
-        .collect();
     let sql = format!("SELECT {ACTIVITY_COLUMNS} FROM activities WHERE idempotency_key = ANY($1)");
-    let existing: Vec<ActivityRow> = sqlx::query_as(&sql).bind(&keys).fetch_all(&mut *tx).await?;
-    let mut existing: HashMap<String, ActivityRow> = existing
+    let existing: Vec<ActivityRow> = sqlx::query_as(&sql)
+        .bind(batch.keys())
+        .fetch_all(&mut *tx)
+        .await?;
+    let existing = existing
         .into_iter()
-        .map(|row| (row.idempotency_key().to_owned(), row))
-        .collect();
+        .map(|row| Ok((row.fingerprint.clone(), Activity::try_from(row)?)))
+        .collect::<Result<Vec<_>, CustomerError>>()?;
 
-    let mut to_insert: Vec<usize> = Vec::with_capacity(firsts.len());
-    for &index in &firsts {
-        let purchase = purchases[index];
-        results[index] = if let Some(row) = existing.remove(&purchase.idempotency_key) {
-            Some(if row.fingerprint == purchase.fingerprint.as_slice() {
-                row.try_into().map(|activity| Recorded {
-                    activity,
-                    replayed: true,
-                })
-            } else {
-                Err(CustomerError::IdempotencyKeyReused {
-                    key: purchase.idempotency_key.clone(),
-                })
-            })
-        } else {
-            match status_of.get(&purchase.customer_id) {
-                None => Some(Err(CustomerError::customer_not_found(purchase.customer_id))),
-                Some(Some(CustomerStatus::Active)) => {
-                    to_insert.push(index);
-                    None
-                }
-                Some(_) => Some(Err(CustomerError::CustomerErased {
-                    id: purchase.customer_id.to_string(),
-                })),
-            }
-        };
-    }
-    let batch: Vec<&NewPurchase> = to_insert.iter().map(|&i| purchases[i]).collect();
-    let inserted = insert_purchases(&mut tx, &batch).await?;
+    let to_insert = batch.judge(statuses, existing);
+    let rows: Vec<&NewPurchase> = to_insert.iter().map(|&i| batch.purchase(i)).collect();
+    let inserted = insert_purchases(&mut tx, &rows).await?;
     for index in to_insert {
-        let purchase = purchases[index];
-        results[index] = Some(if inserted.contains(purchase.idempotency_key.as_str()) {
-            Ok(Recorded {
-                activity: purchase.as_stored(),
-                replayed: false,
-            })
-        } else {
-            // Another writer stored the key after our look-up and committed first.
-            match replay(&mut tx, &purchase.idempotency_key, &purchase.fingerprint).await {
-                Ok(Some(recorded)) => Ok(recorded),
-                Ok(None) => {
-                    return Err(CustomerError::Unavailable(
-                        "idempotency key contended; retry".into(),
-                    ));
-                }
-                Err(error) => Err(error),
+        let purchase = batch.purchase(index);
+        if inserted.contains(purchase.idempotency_key.as_str()) {
+            batch.inserted(index);
+            continue;
+        }
+        // Another writer stored the key after our look-up and committed first.
+        let result = match replay(&mut tx, &purchase.idempotency_key, &purchase.fingerprint).await {
+            Ok(Some(recorded)) => Ok(recorded),
+            Ok(None) => {
+                return Err(CustomerError::Unavailable(
+                    "idempotency key contended; retry".into(),
+                ));
             }
-        });
+            Err(error) => Err(error),
+        };
+        batch.settle(index, result);
     }
     tx.commit().await?;
-
-    for (index, first) in repeats {
-        results[index] = Some(match &results[first] {
-            Some(Ok(recorded)) if purchases[index].fingerprint == purchases[first].fingerprint => {
-                Ok(Recorded {
-                    activity: recorded.activity.clone(),
-                    replayed: true,
-                })
-            }
-            Some(Err(error)) if purchases[index].fingerprint == purchases[first].fingerprint => {
-                Err(error.clone())
-            }
-            _ => Err(CustomerError::IdempotencyKeyReused {
-                key: purchases[index].idempotency_key.clone(),
-            }),
-        });
-    }
-    results
-        .into_iter()
-        .map(|result| {
-            result.ok_or_else(|| CustomerError::Internal("a purchase got no result".into()))
-        })
-        .collect()
+    batch.finish()
 }
 
 /// Inserts the purchases in one statement; returns the keys actually inserted.

@@ -84,12 +84,6 @@ pub(super) struct ActivityRow {
     pub(super) seq: i64,
 }
 
-impl ActivityRow {
-    pub(super) fn idempotency_key(&self) -> &str {
-        &self.idempotency_key
-    }
-}
-
 impl TryFrom<ActivityRow> for Activity {
     type Error = CustomerError;
 

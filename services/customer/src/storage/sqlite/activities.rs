@@ -1,8 +1,9 @@
 //! Purchases and refunds in SQLite: idempotent recording (the key is checked first, inside the
-//! writing transaction, so no race can slip between check and insert), the refund rule, reads
-//! and bulk imports (one transaction per batch, items in order: a purchase precedes its refunds
-//! in the feed).
+//! writing transaction, so no race can slip between check and insert), purchases many at a time
+//! by the rules of `domain::purchase_batch`, the refund rule, reads and bulk imports (one
+//! transaction per batch: a purchase precedes its refunds in the feed).
 
+use tierline_runtime::sqlite::rows_param;
 use uuid::Uuid;
 
 use super::{
@@ -15,6 +16,7 @@ use crate::{
     domain::{
         activity::{Activity, ActivityKind, NewPurchase, NewRefund, Recorded, RefundTarget},
         import::{ImportCommand, ImportOutcome},
+        purchase_batch::{BatchResults, PurchaseBatch},
     },
     storage::ActivityPosition,
 };
@@ -59,37 +61,74 @@ pub(super) async fn purchase(
     write: &mut Write,
     purchase: &NewPurchase,
 ) -> Result<Recorded, CustomerError> {
-    if let Some(recorded) = replay(write, &purchase.idempotency_key, &purchase.fingerprint).await? {
-        return Ok(recorded);
+    purchase_batch(write, &[purchase])
+        .await?
+        .pop()
+        .unwrap_or_else(|| Err(CustomerError::Internal("a purchase got no result".into())))
+}
+
+/// Records `purchases` in `write` by the rules of `domain::purchase_batch`, in three statements
+/// whatever their number; one result per purchase, in order. The write lock is held, so no
+/// other writer can store a key between the look-up and the insert.
+pub(super) async fn purchase_batch(write: &mut Write, purchases: &[&NewPurchase]) -> BatchResults {
+    let mut batch = PurchaseBatch::new(purchases);
+    let statuses: Vec<(Uuid, String)> = sqlx::query_as(
+        "SELECT id, status FROM customers WHERE id IN (SELECT unhex(value, '-') FROM json_each(?1))",
+    )
+    .bind(rows_param(&batch.customer_ids()))
+    .fetch_all(&mut *write.tx)
+    .await?;
+    let sql = format!(
+        "SELECT {ACTIVITY_COLUMNS} FROM activities WHERE idempotency_key IN (SELECT value FROM json_each(?1))"
+    );
+    let existing: Vec<ActivityRow> = sqlx::query_as(&sql)
+        .bind(rows_param(&batch.keys()))
+        .fetch_all(&mut *write.tx)
+        .await?;
+    let existing = existing
+        .into_iter()
+        .map(|row| Ok((row.fingerprint.clone(), Activity::try_from(row)?)))
+        .collect::<Result<Vec<_>, CustomerError>>()?;
+    let to_insert = batch.judge(statuses, existing);
+    if to_insert.is_empty() {
+        return batch.finish();
     }
-    ensure_active(&mut write.tx, purchase.customer_id).await?;
-    let seq = write.next_seq().await?;
+    let mut rows = Vec::with_capacity(to_insert.len());
+    for &index in &to_insert {
+        let p = batch.purchase(index);
+        rows.push((
+            p.id,
+            write.next_seq().await?,
+            p.customer_id,
+            &p.idempotency_key,
+            hex::encode(p.fingerprint),
+            p.amount_minor,
+            &p.currency,
+            micros(p.occurred_at),
+            micros(p.recorded_at),
+            &p.brand,
+            &p.sales_channel,
+            &p.store_id,
+            serde_json::to_string(&p.line_items)
+                .map_err(|error| CustomerError::Internal(format!("line items: {error}")))?,
+        ));
+    }
     sqlx::query(
         "INSERT INTO activities (id, seq, xid, customer_id, kind, idempotency_key, fingerprint, amount_minor, currency,
                                  occurred_at, recorded_at, brand, sales_channel, store_id, line_items, purchase_occurred_at)
-         VALUES (?1, ?2, ?3, ?4, 'purchase', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?9)",
+         SELECT unhex(value ->> 0, '-'), value ->> 1, ?2, unhex(value ->> 2, '-'), 'purchase', value ->> 3, unhex(value ->> 4),
+                value ->> 5, value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10, value ->> 11, value ->> 12,
+                value ->> 7
+         FROM json_each(?1)",
     )
-    .bind(purchase.id)
-    .bind(seq)
+    .bind(rows_param(&rows))
     .bind(write.xid)
-    .bind(purchase.customer_id)
-    .bind(&purchase.idempotency_key)
-    .bind(purchase.fingerprint.as_slice())
-    .bind(purchase.amount_minor)
-    .bind(&purchase.currency)
-    .bind(micros(purchase.occurred_at))
-    .bind(micros(purchase.recorded_at))
-    .bind(&purchase.brand)
-    .bind(&purchase.sales_channel)
-    .bind(&purchase.store_id)
-    .bind(sqlx::types::Json(&purchase.line_items))
     .execute(&mut *write.tx)
     .await?;
-    // What was written, without reading it back (as Postgres does).
-    Ok(Recorded {
-        activity: purchase.as_stored(),
-        replayed: false,
-    })
+    for index in to_insert {
+        batch.inserted(index);
+    }
+    batch.finish()
 }
 
 /// Records a refund in `write` after checking it against its purchase, or replays one.
@@ -210,37 +249,44 @@ impl SqliteCustomerStore {
         rows.into_iter().map(Activity::try_from).collect()
     }
 
+    /// Imports a batch in one transaction: its purchases together, then its refunds one by one,
+    /// each checked against its purchase as the batch leaves it, so that a purchase precedes its
+    /// refunds in the feed (as on Postgres).
     pub(super) async fn import(
         &self,
         commands: &[ImportCommand],
     ) -> Result<Vec<ImportOutcome>, CustomerError> {
         let mut write = self.begin_write().await?;
-        let mut outcomes = Vec::with_capacity(commands.len());
+        let mut outcomes: Vec<Option<ImportOutcome>> = vec![None; commands.len()];
         let mut wrote = false;
-        for command in commands {
-            let result = match command {
-                ImportCommand::Purchase(p) => purchase(&mut write, p).await,
-                ImportCommand::Refund(r) => refund(&mut write, r).await,
+        let (positions, purchases) = ImportCommand::purchases(commands);
+        if !purchases.is_empty() {
+            let results = purchase_batch(&mut write, &purchases).await?;
+            for (index, result) in positions.into_iter().zip(results) {
+                wrote |= matches!(&result, Ok(recorded) if !recorded.replayed);
+                outcomes[index] = Some(ImportOutcome::of(result)?);
+            }
+        }
+        for (index, command) in commands.iter().enumerate() {
+            let ImportCommand::Refund(r) = command else {
+                continue;
             };
-            outcomes.push(match result {
-                Ok(recorded) if recorded.replayed => ImportOutcome::Duplicate {
-                    activity_id: recorded.activity.id,
-                },
-                Ok(recorded) => {
-                    wrote = true;
-                    ImportOutcome::Accepted {
-                        activity_id: recorded.activity.id,
-                    }
-                }
-                // Every item check runs before its first write: a refused item wrote nothing.
-                Err(error) => ImportOutcome::from_item_error(error)?,
-            });
+            // Every item check runs before its first write: a refused item wrote nothing.
+            let result = refund(&mut write, r).await;
+            wrote |= matches!(&result, Ok(recorded) if !recorded.replayed);
+            outcomes[index] = Some(ImportOutcome::of(result)?);
         }
         if wrote {
             self.commit_feed(write).await?;
         } else {
             write.tx.rollback().await?;
         }
-        Ok(outcomes)
+        outcomes
+            .into_iter()
+            .map(|outcome| {
+                outcome
+                    .ok_or_else(|| CustomerError::Internal("an import item got no outcome".into()))
+            })
+            .collect()
     }
 }

@@ -1,4 +1,4 @@
-//! Monthly buckets in SQLite: adding a purchase's delta, and rebuilding a program's buckets from
+//! Monthly buckets in SQLite: adding purchases' deltas, and rebuilding a program's buckets from
 //! its counted purchases (months in a policy's time zone, computed here rather than in SQL).
 
 use std::collections::BTreeMap;
@@ -7,33 +7,46 @@ use chrono_tz::Tz;
 use sqlx::SqliteConnection;
 use uuid::Uuid;
 
+use tierline_runtime::sqlite::rows_param;
+
 use super::{SqliteScoringStore, rows::instant};
 use crate::{
     ScoringError,
-    domain::{accrual::BucketDelta, month::Month},
+    domain::{accrual::BucketDelta, feed_batch::Pair, month::Month},
     storage::RebuiltChunk,
 };
 
-/// Adds `delta` to a customer's bucket of its month.
-pub(super) async fn add_to_bucket(
+/// Adds each delta to its customer's bucket of its month, in one statement.
+pub(super) async fn add_to_buckets(
     connection: &mut SqliteConnection,
-    program_id: Uuid,
-    customer_id: Uuid,
-    delta: &BucketDelta,
+    deltas: &[(Pair, BucketDelta)],
 ) -> Result<(), ScoringError> {
+    if deltas.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<_> = deltas
+        .iter()
+        .map(|((program_id, customer_id), delta)| {
+            (
+                program_id,
+                customer_id,
+                delta.month.first_day(),
+                delta.net_spend_minor,
+                delta.points,
+                delta.purchases,
+            )
+        })
+        .collect();
     sqlx::query(
-        "INSERT INTO buckets (program_id, customer_id, month, net_spend_minor, points, purchases) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+        "INSERT INTO buckets (program_id, customer_id, month, net_spend_minor, points, purchases)
+         SELECT unhex(value ->> 0, '-'), unhex(value ->> 1, '-'), value ->> 2, value ->> 3, value ->> 4, value ->> 5
+         FROM json_each(?1) WHERE true
          ON CONFLICT (program_id, customer_id, month) DO UPDATE SET
              net_spend_minor = buckets.net_spend_minor + excluded.net_spend_minor,
              points = buckets.points + excluded.points,
              purchases = buckets.purchases + excluded.purchases",
     )
-    .bind(program_id)
-    .bind(customer_id)
-    .bind(delta.month.first_day())
-    .bind(delta.net_spend_minor)
-    .bind(delta.points)
-    .bind(delta.purchases)
+    .bind(rows_param(&rows))
     .execute(&mut *connection)
     .await?;
     Ok(())
@@ -113,9 +126,11 @@ impl SqliteScoringStore {
         .bind(through)
         .execute(&mut *write.tx)
         .await?;
-        for ((customer_id, _), delta) in &totals {
-            add_to_bucket(&mut write.tx, program_id, *customer_id, delta).await?;
-        }
+        let deltas: Vec<(Pair, BucketDelta)> = totals
+            .into_iter()
+            .map(|((customer_id, _), delta)| ((program_id, customer_id), delta))
+            .collect();
+        add_to_buckets(&mut write.tx, &deltas).await?;
         let repair = match repair_generation {
             Some(generation) if !customers.is_empty() => Some(
                 super::cache_repairs::queue(&mut write.tx, program_id, generation, &customers)

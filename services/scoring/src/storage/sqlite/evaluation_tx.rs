@@ -287,10 +287,7 @@ impl EvaluationTx for SqliteEvaluationTx {
 
     #[tracing::instrument(skip_all, fields(records = records.len()))]
     async fn record_many(&mut self, records: &[HistoryRecord]) -> Result<(), ScoringError> {
-        for record in records {
-            insert_history(&mut self.write, record).await?;
-        }
-        Ok(())
+        insert_history(&mut self.write, records).await
     }
 
     #[tracing::instrument(skip(self))]

@@ -1,221 +1,356 @@
-//! A feed batch's loads and writes on SQLite. The embedded store is in-process, so a statement
-//! costs no round trip and a row at a time is as fast as a set; the transaction holds SQLite's
-//! write lock, so the locks Postgres takes row by row are implied.
+//! A feed batch's loads and writes on SQLite: one statement per kind of row, whatever the batch
+//! size, the keys and rows bound as one JSON parameter each (`tierline_runtime::sqlite::rows_param`:
+//! a statement is a round trip to sqlx's worker thread, which is what a row at a time paid for).
+//! The transaction holds SQLite's write lock, so the locks Postgres takes row by row are implied.
+
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use tierline_runtime::sqlite::rows_param;
 use uuid::Uuid;
 
 use super::{
     Write,
-    buckets::add_to_bucket,
-    rows::{BUCKET_COLUMNS, BucketRow, STATE_COLUMNS, StateRow, instant, micros},
-    tx::{insert_history, upsert_member, upsert_state},
+    buckets::add_to_buckets,
+    rows::{BucketRow, STATE_COLUMNS, StateRow, instant, micros},
+    tx::{db_rank, insert_history},
 };
 use crate::{
     ScoringError,
     domain::{
         accrual::CountedPurchase,
-        feed_batch::{FeedKeys, FeedLoad, FeedWrites},
+        feed_batch::{FeedKeys, FeedLoad, FeedWrites, Pair, StateWrite},
         month::Month,
         state::{Member, StoredState},
         window::Bucket,
     },
 };
 
+#[derive(sqlx::FromRow)]
+struct KeyedState {
+    program_id: Uuid,
+    customer_id: Uuid,
+    #[sqlx(flatten)]
+    state: StateRow,
+}
+
+#[derive(sqlx::FromRow)]
+struct KeyedBucket {
+    program_id: Uuid,
+    #[sqlx(flatten)]
+    bucket: BucketRow,
+}
+
+type CountedRow = (Uuid, Uuid, Uuid, i64, i64, i64, i64, String, String);
+
+/// Every (program, id) pair of the programs in force and `ids`.
+fn every_program(keys: &FeedKeys, ids: &[Uuid]) -> Vec<Pair> {
+    keys.programs
+        .iter()
+        .flat_map(|(program, _)| ids.iter().map(move |id| (*program, *id)))
+        .collect()
+}
+
 /// Loads what `keys` name.
+#[tracing::instrument(skip_all, fields(customers = keys.customers.len(), states = keys.states.len()))]
 pub(super) async fn load(write: &mut Write, keys: &FeedKeys) -> Result<FeedLoad, ScoringError> {
-    let mut load = FeedLoad::default();
-    for customer_id in &keys.customers {
-        let row: Option<(i64, bool)> =
-            sqlx::query_as("SELECT joined_at, erased FROM members WHERE customer_id = ?1")
-                .bind(customer_id)
-                .fetch_optional(&mut *write.tx)
-                .await?;
-        if let Some((joined_at, erased)) = row {
-            load.members.push(Member {
-                customer_id: *customer_id,
+    let members: Vec<(Uuid, i64, bool)> = sqlx::query_as(
+        "SELECT customer_id, joined_at, erased FROM members
+         WHERE customer_id IN (SELECT unhex(value, '-') FROM json_each(?1))",
+    )
+    .bind(rows_param(&keys.customers))
+    .fetch_all(&mut *write.tx)
+    .await?;
+    let states_param = rows_param(&keys.states);
+    let states: Vec<KeyedState> = sqlx::query_as(&format!(
+        "SELECT s.program_id, s.customer_id, {STATE_COLUMNS}
+         FROM json_each(?1) k
+              JOIN tier_states s ON s.program_id = unhex(k.value ->> 0, '-') AND s.customer_id = unhex(k.value ->> 1, '-')"
+    ))
+    .bind(&states_param)
+    .fetch_all(&mut *write.tx)
+    .await?;
+    let buckets: Vec<KeyedBucket> = sqlx::query_as(
+        "SELECT b.program_id, b.customer_id, b.month, b.net_spend_minor, b.points, b.purchases
+         FROM json_each(?1) k
+              JOIN buckets b ON b.program_id = unhex(k.value ->> 0, '-') AND b.customer_id = unhex(k.value ->> 1, '-')
+         ORDER BY b.program_id, b.customer_id, b.month",
+    )
+    .bind(&states_param)
+    .fetch_all(&mut *write.tx)
+    .await?;
+    let counted: Vec<CountedRow> = sqlx::query_as(
+        "SELECT c.program_id, c.activity_id, c.customer_id, c.occurred_at, c.amount_minor, c.refunded_minor, c.points,
+                c.brand, c.sales_channel
+         FROM json_each(?1) k
+              JOIN counted_purchases c
+                   ON c.program_id = unhex(k.value ->> 0, '-') AND c.activity_id = unhex(k.value ->> 1, '-')",
+    )
+    .bind(rows_param(&every_program(keys, &keys.purchases)))
+    .fetch_all(&mut *write.tx)
+    .await?;
+    let applied_refunds: Vec<Pair> = if keys.refunds.is_empty() {
+        Vec::new()
+    } else {
+        sqlx::query_as(
+            "SELECT r.program_id, r.activity_id
+             FROM json_each(?1) k
+                  JOIN applied_refunds r
+                       ON r.program_id = unhex(k.value ->> 0, '-') AND r.activity_id = unhex(k.value ->> 1, '-')",
+        )
+        .bind(rows_param(&every_program(keys, &keys.refunds)))
+        .fetch_all(&mut *write.tx)
+        .await?
+    };
+    let zones: HashMap<Uuid, Tz> = keys.programs.iter().copied().collect();
+    Ok(FeedLoad {
+        members: members
+            .into_iter()
+            .map(|(customer_id, joined_at, erased)| Member {
+                customer_id,
                 joined_at: instant(joined_at),
                 erased,
-            });
-        }
-    }
-    let state_sql = format!(
-        "SELECT {STATE_COLUMNS} FROM tier_states WHERE program_id = ?1 AND customer_id = ?2"
-    );
-    for &(program_id, customer_id) in &keys.states {
-        let row: Option<StateRow> = sqlx::query_as(&state_sql)
-            .bind(program_id)
-            .bind(customer_id)
-            .fetch_optional(&mut *write.tx)
-            .await?;
-        if let Some(row) = row {
-            load.states
-                .push(((program_id, customer_id), StoredState::from(row)));
-        }
-    }
-    let bucket_sql = format!(
-        "SELECT {BUCKET_COLUMNS} FROM buckets WHERE program_id = ?1 AND customer_id = ?2 ORDER BY month"
-    );
-    for &(program_id, customer_id) in &keys.states {
-        let rows: Vec<BucketRow> = sqlx::query_as(&bucket_sql)
-            .bind(program_id)
-            .bind(customer_id)
-            .fetch_all(&mut *write.tx)
-            .await?;
-        load.buckets.extend(
-            rows.into_iter()
-                .map(|row| ((program_id, customer_id), Bucket::from(row))),
-        );
-    }
-    for &(program_id, zone) in &keys.programs {
-        for activity_id in &keys.purchases {
-            let row: Option<(Uuid, i64, i64, i64, i64, String, String)> = sqlx::query_as(
-                "SELECT customer_id, occurred_at, amount_minor, refunded_minor, points, brand, sales_channel
-                 FROM counted_purchases WHERE program_id = ?1 AND activity_id = ?2",
-            )
-            .bind(program_id)
-            .bind(activity_id)
-            .fetch_optional(&mut *write.tx)
-            .await?;
-            if let Some((
-                customer_id,
-                occurred_at,
-                amount_minor,
-                refunded_minor,
-                points,
-                brand,
-                sales_channel,
-            )) = row
-            {
-                let occurred_at = instant(occurred_at);
-                load.counted.push((
+            })
+            .collect(),
+        states: states
+            .into_iter()
+            .map(|row| {
+                (
+                    (row.program_id, row.customer_id),
+                    StoredState::from(row.state),
+                )
+            })
+            .collect(),
+        buckets: buckets
+            .into_iter()
+            .map(|row| {
+                (
+                    (row.program_id, row.bucket.customer_id),
+                    Bucket::from(row.bucket),
+                )
+            })
+            .collect(),
+        counted: counted
+            .into_iter()
+            .map(
+                |(
                     program_id,
-                    CountedPurchase {
-                        activity_id: *activity_id,
-                        customer_id,
-                        occurred_at,
-                        month: Month::of(occurred_at, zone),
-                        amount_minor,
-                        refunded_minor,
-                        points,
-                        brand,
-                        sales_channel,
-                    },
-                ));
-            }
-        }
-        for refund_id in &keys.refunds {
-            let applied: Option<i64> = sqlx::query_scalar(
-                "SELECT 1 FROM applied_refunds WHERE program_id = ?1 AND activity_id = ?2",
+                    activity_id,
+                    customer_id,
+                    occurred_at,
+                    amount,
+                    refunded,
+                    points,
+                    brand,
+                    channel,
+                )| {
+                    let occurred_at = instant(occurred_at);
+                    let zone = zones.get(&program_id).copied().unwrap_or(Tz::UTC);
+                    (
+                        program_id,
+                        CountedPurchase {
+                            activity_id,
+                            customer_id,
+                            occurred_at,
+                            month: Month::of(occurred_at, zone),
+                            amount_minor: amount,
+                            refunded_minor: refunded,
+                            points,
+                            brand,
+                            sales_channel: channel,
+                        },
+                    )
+                },
             )
-            .bind(program_id)
-            .bind(refund_id)
-            .fetch_optional(&mut *write.tx)
-            .await?;
-            if applied.is_some() {
-                load.applied_refunds.push((program_id, *refund_id));
-            }
-        }
-    }
-    Ok(load)
+            .collect(),
+        applied_refunds,
+        open_months: Vec::new(),
+    })
 }
 
 /// Writes what a batch changed.
+#[tracing::instrument(skip_all, fields(states = writes.states.len(), purchases = writes.counted.len()))]
 pub(super) async fn write(
     write: &mut Write,
     writes: &FeedWrites,
     now: DateTime<Utc>,
 ) -> Result<(), ScoringError> {
-    for member in &writes.members {
-        upsert_member(write, *member).await?;
+    write_members(write, &writes.members).await?;
+    write_counted(write, &writes.counted).await?;
+    write_refunds(write, writes).await?;
+    add_to_buckets(&mut write.tx, &writes.buckets).await?;
+    write_states(write, &writes.states, now).await?;
+    insert_history(write, &writes.history).await
+}
+
+async fn write_members(write: &mut Write, members: &[Member]) -> Result<(), ScoringError> {
+    if members.is_empty() {
+        return Ok(());
     }
-    for (program_id, purchase) in &writes.counted {
-        let inserted = sqlx::query(
-            "INSERT INTO counted_purchases (program_id, activity_id, customer_id, occurred_at, amount_minor, refunded_minor, points,
-                                            brand, sales_channel)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING",
-        )
-        .bind(program_id)
-        .bind(purchase.activity_id)
-        .bind(purchase.customer_id)
-        .bind(micros(purchase.occurred_at))
-        .bind(purchase.amount_minor)
-        .bind(purchase.refunded_minor)
-        .bind(purchase.points)
-        .bind(&purchase.brand)
-        .bind(&purchase.sales_channel)
-        .execute(&mut *write.tx)
-        .await?
-        .rows_affected();
-        if inserted != 1 {
-            return Err(ScoringError::Aborted(
-                "purchases of the batch were counted by another writer meanwhile".into(),
-            ));
-        }
+    let rows: Vec<_> = members
+        .iter()
+        .map(|m| (m.customer_id, micros(m.joined_at), m.erased))
+        .collect();
+    sqlx::query(
+        "INSERT INTO members (customer_id, joined_at, erased)
+         SELECT unhex(value ->> 0, '-'), value ->> 1, value ->> 2 FROM json_each(?1) WHERE true
+         ON CONFLICT (customer_id) DO UPDATE SET erased = members.erased OR excluded.erased,
+             joined_at = min(members.joined_at, excluded.joined_at)",
+    )
+    .bind(rows_param(&rows))
+    .execute(&mut *write.tx)
+    .await?;
+    Ok(())
+}
+
+async fn write_counted(
+    write: &mut Write,
+    counted: &[(Uuid, CountedPurchase)],
+) -> Result<(), ScoringError> {
+    if counted.is_empty() {
+        return Ok(());
     }
-    for (program_id, activity_id, refunded_minor) in &writes.refunded {
+    let rows: Vec<_> = counted
+        .iter()
+        .map(|(program_id, p)| {
+            (
+                program_id,
+                p.activity_id,
+                p.customer_id,
+                micros(p.occurred_at),
+                p.amount_minor,
+                p.refunded_minor,
+                p.points,
+                &p.brand,
+                &p.sales_channel,
+            )
+        })
+        .collect();
+    let inserted = sqlx::query(
+        "INSERT INTO counted_purchases (program_id, activity_id, customer_id, occurred_at, amount_minor, refunded_minor, points,
+                                        brand, sales_channel)
+         SELECT unhex(value ->> 0, '-'), unhex(value ->> 1, '-'), unhex(value ->> 2, '-'), value ->> 3, value ->> 4,
+                value ->> 5, value ->> 6, value ->> 7, value ->> 8
+         FROM json_each(?1) WHERE true
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(rows_param(&rows))
+    .execute(&mut *write.tx)
+    .await?
+    .rows_affected();
+    if inserted != counted.len() as u64 {
+        return Err(ScoringError::Aborted(
+            "purchases of the batch were counted by another writer meanwhile".into(),
+        ));
+    }
+    Ok(())
+}
+
+async fn write_refunds(write: &mut Write, writes: &FeedWrites) -> Result<(), ScoringError> {
+    if !writes.refunded.is_empty() {
         sqlx::query(
-            "UPDATE counted_purchases SET refunded_minor = ?3 WHERE program_id = ?1 AND activity_id = ?2",
+            "UPDATE counted_purchases SET refunded_minor = k.value ->> 2
+             FROM json_each(?1) k
+             WHERE counted_purchases.program_id = unhex(k.value ->> 0, '-')
+               AND counted_purchases.activity_id = unhex(k.value ->> 1, '-')",
         )
-        .bind(program_id)
-        .bind(activity_id)
-        .bind(refunded_minor)
+        .bind(rows_param(&writes.refunded))
         .execute(&mut *write.tx)
         .await?;
     }
-    for (program_id, refund_id) in &writes.applied_refunds {
+    if !writes.applied_refunds.is_empty() {
         let inserted = sqlx::query(
-            "INSERT INTO applied_refunds (program_id, activity_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+            "INSERT INTO applied_refunds (program_id, activity_id)
+             SELECT unhex(value ->> 0, '-'), unhex(value ->> 1, '-') FROM json_each(?1) WHERE true
+             ON CONFLICT DO NOTHING",
         )
-        .bind(program_id)
-        .bind(refund_id)
+        .bind(rows_param(&writes.applied_refunds))
         .execute(&mut *write.tx)
         .await?
         .rows_affected();
-        if inserted != 1 {
+        if inserted != writes.applied_refunds.len() as u64 {
             return Err(ScoringError::Aborted(
                 "refunds of the batch were applied by another writer meanwhile".into(),
             ));
         }
     }
-    for ((program_id, customer_id), delta) in &writes.buckets {
-        add_to_bucket(&mut write.tx, *program_id, *customer_id, delta).await?;
+    Ok(())
+}
+
+/// Saves the states in one statement: a new one at version 1, an existing one a version higher,
+/// each with its review.
+async fn write_states(
+    write: &mut Write,
+    states: &[StateWrite],
+    now: DateTime<Utc>,
+) -> Result<(), ScoringError> {
+    if states.is_empty() {
+        return Ok(());
     }
-    for state in &writes.states {
-        let (program_id, customer_id) = state.pair;
-        if state.is_new {
-            let exists: Option<i64> = sqlx::query_scalar(
-                "SELECT 1 FROM tier_states WHERE program_id = ?1 AND customer_id = ?2",
-            )
-            .bind(program_id)
-            .bind(customer_id)
-            .fetch_optional(&mut *write.tx)
-            .await?;
-            if exists.is_some() {
-                return Err(ScoringError::Aborted(
-                    "a tier state of the batch was created by another writer meanwhile".into(),
-                ));
-            }
-        }
-        upsert_state(write, program_id, customer_id, &state.stored, now, None).await?;
-        sqlx::query(
-            "UPDATE tier_states SET review_month = ?3, reviewed_under = ?4
-             WHERE program_id = ?1 AND customer_id = ?2",
+    let new: Vec<Pair> = states
+        .iter()
+        .filter(|state| state.is_new)
+        .map(|state| state.pair)
+        .collect();
+    if !new.is_empty() {
+        let created: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM json_each(?1) k
+                 JOIN tier_states s ON s.program_id = unhex(k.value ->> 0, '-') AND s.customer_id = unhex(k.value ->> 1, '-')",
         )
-        .bind(program_id)
-        .bind(customer_id)
-        .bind(
-            state
-                .review
-                .and_then(|review| review.month)
-                .map(crate::domain::month::Month::first_day),
-        )
-        .bind(state.review.map(|review| review.policy_version_id))
-        .execute(&mut *write.tx)
+        .bind(rows_param(&new))
+        .fetch_one(&mut *write.tx)
         .await?;
+        if created > 0 {
+            return Err(ScoringError::Aborted(
+                "a tier state of the batch was created by another writer meanwhile".into(),
+            ));
+        }
     }
-    for record in &writes.history {
-        insert_history(write, record).await?;
-    }
+    let rows: Vec<serde_json::Value> = states
+        .iter()
+        .map(|write| {
+            let state = &write.stored.state;
+            let manual = state.manual.as_ref();
+            serde_json::json!([
+                write.pair.0,
+                write.pair.1,
+                db_rank(state.earned_rank),
+                micros(state.since),
+                state.last_qualified_at.map(micros),
+                manual.map(|m| db_rank(m.rank)),
+                manual.map(|m| micros(m.until)),
+                manual.map(|m| &m.reason),
+                manual.map(|m| &m.operator),
+                manual.map(|m| micros(m.set_at)),
+                state.lapsed_at.map(micros),
+                write
+                    .review
+                    .and_then(|review| review.month)
+                    .map(Month::first_day),
+                write.review.map(|review| review.policy_version_id),
+            ])
+        })
+        .collect();
+    sqlx::query(
+        "INSERT INTO tier_states (program_id, customer_id, earned_rank, since, last_qualified_at, override_rank, override_until,
+                                  override_reason, override_operator, override_set_at, lapsed_at, review_month, reviewed_under,
+                                  version, updated_at)
+         SELECT unhex(value ->> 0, '-'), unhex(value ->> 1, '-'), value ->> 2, value ->> 3, value ->> 4, value ->> 5,
+                value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10, value ->> 11, unhex(value ->> 12, '-'),
+                1, ?2
+         FROM json_each(?1) WHERE true
+         ON CONFLICT (program_id, customer_id) DO UPDATE SET
+             earned_rank = excluded.earned_rank, since = excluded.since, last_qualified_at = excluded.last_qualified_at,
+             override_rank = excluded.override_rank, override_until = excluded.override_until,
+             override_reason = excluded.override_reason, override_operator = excluded.override_operator,
+             override_set_at = excluded.override_set_at, lapsed_at = excluded.lapsed_at,
+             review_month = excluded.review_month, reviewed_under = excluded.reviewed_under,
+             version = tier_states.version + 1, updated_at = excluded.updated_at",
+    )
+    .bind(rows_param(&rows))
+    .bind(micros(now))
+    .execute(&mut *write.tx)
+    .await?;
     Ok(())
 }

@@ -74,11 +74,24 @@ pub(super) struct Write {
 impl Write {
     /// The feed position of the next row this transaction writes.
     async fn next_seq(&mut self) -> Result<i64, ScoringError> {
-        Ok(sqlx::query_scalar(
-            "UPDATE write_gate SET feed_seq = feed_seq + 1 WHERE id = 1 RETURNING feed_seq",
+        Ok(self.take_seqs(1).await?.unwrap_or_default())
+    }
+
+    /// Reserves the next `count` feed positions of this transaction in one statement; the first
+    /// of them, or `None` for none.
+    async fn take_seqs(&mut self, count: usize) -> Result<Option<i64>, ScoringError> {
+        if count == 0 {
+            return Ok(None);
+        }
+        let count = i64::try_from(count)
+            .map_err(|_| ScoringError::Internal("too many feed positions at once".into()))?;
+        let last: i64 = sqlx::query_scalar(
+            "UPDATE write_gate SET feed_seq = feed_seq + ?1 WHERE id = 1 RETURNING feed_seq",
         )
+        .bind(count)
         .fetch_one(&mut *self.tx)
-        .await?)
+        .await?;
+        Ok(Some(last - count + 1))
     }
 
     /// Makes every change durable, then wakes the tier feed's watchers.

@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::types::Json;
+use tierline_runtime::sqlite::rows_param;
 use uuid::Uuid;
 
 use super::{
@@ -82,37 +82,53 @@ pub(super) async fn upsert_state(
     .await?)
 }
 
-/// Appends a history record at the next feed position of this transaction.
+/// Appends history records at the next feed positions of this transaction, in their order, in
+/// one statement.
 pub(super) async fn insert_history(
     write: &mut Write,
-    record: &HistoryRecord,
+    records: &[HistoryRecord],
 ) -> Result<(), ScoringError> {
-    let seq = write.next_seq().await?;
+    let Some(first) = write.take_seqs(records.len()).await? else {
+        return Ok(());
+    };
+    let rows: Vec<serde_json::Value> = records
+        .iter()
+        .zip(first..)
+        .map(|(record, seq)| {
+            serde_json::json!([
+                record.id,
+                seq,
+                record.program_id,
+                record.customer_id,
+                db_rank(record.from_rank),
+                db_rank(record.to_rank),
+                record.reason.as_str(),
+                record.policy_version_id,
+                record.policy_version,
+                // Stored as the JSON text Postgres keeps as jsonb.
+                serde_json::to_string(&record.totals).unwrap_or_default(),
+                micros(record.occurred_at),
+                record.window.and_then(|window| window.start).map(micros),
+                record.window.map(|window| micros(window.end)),
+                record.evaluation_run_id,
+                record.activity_id,
+                record.operator_name,
+                record.operator_reason,
+                record.override_expires_at.map(micros),
+            ])
+        })
+        .collect();
     sqlx::query(
         "INSERT INTO tier_history (id, seq, xid, program_id, customer_id, from_rank, to_rank, reason, policy_version_id,
                                    policy_version, totals, occurred_at, window_start, window_end, evaluation_run_id,
                                    activity_id, operator_name, operator_reason, override_expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+         SELECT unhex(value ->> 0, '-'), value ->> 1, ?2, unhex(value ->> 2, '-'), unhex(value ->> 3, '-'), value ->> 4,
+                value ->> 5, value ->> 6, unhex(value ->> 7, '-'), value ->> 8, value ->> 9, value ->> 10, value ->> 11,
+                value ->> 12, unhex(value ->> 13, '-'), unhex(value ->> 14, '-'), value ->> 15, value ->> 16, value ->> 17
+         FROM json_each(?1)",
     )
-    .bind(record.id)
-    .bind(seq)
+    .bind(rows_param(&rows))
     .bind(write.xid)
-    .bind(record.program_id)
-    .bind(record.customer_id)
-    .bind(db_rank(record.from_rank))
-    .bind(db_rank(record.to_rank))
-    .bind(record.reason.as_str())
-    .bind(record.policy_version_id)
-    .bind(record.policy_version)
-    .bind(Json(record.totals))
-    .bind(micros(record.occurred_at))
-    .bind(record.window.and_then(|window| window.start).map(micros))
-    .bind(record.window.map(|window| micros(window.end)))
-    .bind(record.evaluation_run_id)
-    .bind(record.activity_id)
-    .bind(record.operator_name.as_deref())
-    .bind(record.operator_reason.as_deref())
-    .bind(record.override_expires_at.map(micros))
     .execute(&mut *write.tx)
     .await?;
     Ok(())
@@ -195,7 +211,7 @@ impl ScoringTx for SqliteScoringTx {
     }
 
     async fn record(&mut self, record: &HistoryRecord) -> Result<(), ScoringError> {
-        insert_history(&mut self.write, record).await
+        insert_history(&mut self.write, std::slice::from_ref(record)).await
     }
 
     async fn load_feed_batch(&mut self, keys: &FeedKeys) -> Result<FeedLoad, ScoringError> {
