@@ -9,7 +9,9 @@
 //! in batches of 5,000 while the consumer runs (`BENCH_CONSUMER_BATCH` and
 //! `BENCH_CONSUMER_PARTITIONS` set the consumer's batch and partitions, `BENCH_FEED_PAGE` the
 //! customer service's feed page). It prints when the import ended and when the
-//! consumer had counted every purchase (rows in `scoring.counted_purchases`).
+//! consumer had counted every purchase (rows in `scoring.counted_purchases`). Then, for the
+//! consumer's own rate, it stops the scoring service, imports as many purchases again, starts a
+//! new scoring service and times it through that backlog.
 //!
 //! Run: `cargo bench -p tierline-e2e --bench feed_apply`
 
@@ -59,9 +61,9 @@ async fn main() {
     .into_iter()
     .filter_map(|(knob, setting)| std::env::var(knob).ok().map(|value| (setting, value)))
     .collect();
+    let scoring_stop = CancellationToken::new();
     let (scoring_addr, scoring_task) =
-        start_scoring_on_feed(&database, &stop, customer_addr, &batch).await;
-    servers.push(scoring_task);
+        start_scoring_on_feed(&database, &scoring_stop, customer_addr, &batch).await;
     let mut scoring_client = ScoringServiceClient::new(channel(scoring_addr).await);
     program(&mut scoring_client).await;
 
@@ -93,9 +95,76 @@ async fn main() {
             .unwrap_or(0)
     );
 
-    // Purchases spread over the last 12 months, each customer about as often as the next.
     let now = chrono::Utc::now();
-    let requests: Vec<customer::ImportActivitiesRequest> = (0..purchases)
+    let started = Instant::now();
+    let imported = import(&mut customer_client, &ids, 0..purchases, now).await;
+    println!(
+        "import: {purchases} purchases committed in {imported:.1} s ({:.0}/s)",
+        purchases as f64 / imported
+    );
+    let applied = until_counted(&mut connection, purchases, started).await;
+    println!(
+        "applied: every purchase counted by the scoring consumer {applied:.1} s after the import began: {:.0} purchases/s sustained ({:.1} s after the import ended)",
+        purchases as f64 / applied,
+        applied - imported
+    );
+
+    // The consumer alone on a backlog: the same number of new purchases imported while the
+    // scoring service is stopped, then a scoring service started on them (as after an outage
+    // or a backfill). Its rate counts from its start, startup included.
+    scoring_stop.cancel();
+    scoring_task.await.unwrap();
+    let imported = import(&mut customer_client, &ids, purchases..2 * purchases, now).await;
+    println!(
+        "backlog: {purchases} more purchases imported with the consumer stopped in {imported:.1} s ({:.0}/s)",
+        purchases as f64 / imported
+    );
+    let scoring_stop = CancellationToken::new();
+    let started = Instant::now();
+    let (_, scoring_task) =
+        start_scoring_on_feed(&database, &scoring_stop, customer_addr, &batch).await;
+    let drained = until_counted(&mut connection, 2 * purchases, started).await;
+    println!(
+        "backlog applied: a new scoring service counted all {purchases} in {drained:.1} s: {:.0} purchases/s",
+        purchases as f64 / drained
+    );
+    scoring_stop.cancel();
+    scoring_task.await.unwrap();
+
+    // What the rows cost on disk (table, indexes and TOAST), for storage sizing.
+    for table in [
+        "customer.activities",
+        "scoring.counted_purchases",
+        "scoring.buckets",
+    ] {
+        let (bytes, rows): (i64, i64) = sqlx::query_as(&format!(
+            "SELECT pg_total_relation_size('{table}'), (SELECT count(*) FROM {table})"
+        ))
+        .fetch_one(&mut connection)
+        .await
+        .unwrap();
+        println!(
+            "  {table}: {rows} rows, {:.1} MiB with indexes, {} bytes per row",
+            bytes as f64 / 1_048_576.0,
+            bytes / rows.max(1)
+        );
+    }
+    stop.cancel();
+    for server in servers {
+        server.await.unwrap();
+    }
+}
+
+/// Imports purchases number `range` (keys `bench-{n}`) through `ImportActivities` in batches of
+/// 5,000, spread over the last 12 months, each customer about as often as the next; returns the
+/// seconds it took.
+async fn import(
+    client: &mut CustomerServiceClient<tonic::transport::Channel>,
+    ids: &[uuid::Uuid],
+    range: std::ops::Range<usize>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> f64 {
+    let requests: Vec<customer::ImportActivitiesRequest> = range
         .collect::<Vec<_>>()
         .chunks(5_000)
         .map(|chunk| customer::ImportActivitiesRequest {
@@ -129,28 +198,26 @@ async fn main() {
                 .collect(),
         })
         .collect();
-
     let started = Instant::now();
-    let mut results = customer_client
+    let mut results = client
         .import_activities(tokio_stream::iter(requests))
         .await
         .unwrap()
         .into_inner();
     while results.message().await.unwrap().is_some() {}
-    let imported = started.elapsed().as_secs_f64();
-    println!(
-        "import: {purchases} purchases committed in {imported:.1} s ({:.0}/s)",
-        purchases as f64 / imported
-    );
+    started.elapsed().as_secs_f64()
+}
 
+/// Waits until the scoring service has counted `target` purchases; the seconds since `started`.
+async fn until_counted(connection: &mut PgConnection, target: usize, started: Instant) -> f64 {
     let mut last_report = Instant::now();
     loop {
         let counted: i64 = sqlx::query_scalar("SELECT count(*) FROM scoring.counted_purchases")
-            .fetch_one(&mut connection)
+            .fetch_one(&mut *connection)
             .await
             .unwrap();
-        if counted >= i64::try_from(purchases).unwrap() {
-            break;
+        if counted >= i64::try_from(target).unwrap() {
+            return started.elapsed().as_secs_f64();
         }
         if last_report.elapsed() > Duration::from_secs(10) {
             println!(
@@ -160,33 +227,5 @@ async fn main() {
             last_report = Instant::now();
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let applied = started.elapsed().as_secs_f64();
-    println!(
-        "applied: every purchase counted by the scoring consumer {applied:.1} s after the import began: {:.0} purchases/s sustained ({:.1} s after the import ended)",
-        purchases as f64 / applied,
-        applied - imported
-    );
-    // What the rows cost on disk (table, indexes and TOAST), for storage sizing.
-    for table in [
-        "customer.activities",
-        "scoring.counted_purchases",
-        "scoring.buckets",
-    ] {
-        let (bytes, rows): (i64, i64) = sqlx::query_as(&format!(
-            "SELECT pg_total_relation_size('{table}'), (SELECT count(*) FROM {table})"
-        ))
-        .fetch_one(&mut connection)
-        .await
-        .unwrap();
-        println!(
-            "  {table}: {rows} rows, {:.1} MiB with indexes, {} bytes per row",
-            bytes as f64 / 1_048_576.0,
-            bytes / rows.max(1)
-        );
-    }
-    stop.cancel();
-    for server in servers {
-        server.await.unwrap();
     }
 }
