@@ -63,12 +63,40 @@ pub(crate) enum Command {
     /// Runs all three services in this process on embedded SQLite, with no Postgres and no
     /// Redis, for trying Tierline (`--demo` loads a synthetic business).
     Dev(DevArgs),
+    /// Mints an HS256 bearer token signed with the secret a deployment trusts
+    /// (`TIERLINE_AUTH_HS256_SECRET`), for development and smoke tests; production tokens come
+    /// from your identity provider (RS256).
+    Token(TokenArgs),
     /// Prints the completion script of a shell, e.g.
     /// `tierline completions bash > /etc/bash_completion.d/tierline`.
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
     },
+}
+
+/// `tierline token`.
+#[derive(Debug, Args)]
+pub(crate) struct TokenArgs {
+    /// Who the token is for (the `sub` claim).
+    #[arg(long, default_value = "developer")]
+    pub(crate) subject: String,
+    /// A scope to grant; repeat for several (customers:read, customers:write, activity:write,
+    /// feed:read, tiers:read, programs:admin, campaigns:admin, deliveries:write).
+    #[arg(long = "scope", required = true)]
+    pub(crate) scopes: Vec<String>,
+    /// Lifetime in seconds.
+    #[arg(long, default_value_t = 3600)]
+    pub(crate) ttl: u64,
+    /// The signing secret (at least 32 bytes).
+    #[arg(long, env = "TIERLINE_AUTH_HS256_SECRET", hide_env_values = true)]
+    pub(crate) secret: String,
+    /// Issuer claim, when the deployment requires one.
+    #[arg(long)]
+    pub(crate) issuer: Option<String>,
+    /// Audience claim, when the deployment requires one.
+    #[arg(long)]
+    pub(crate) audience: Option<String>,
 }
 
 /// `tierline dev`.
@@ -95,7 +123,7 @@ pub(crate) struct DevArgs {
     #[arg(long, default_value_t = 50051)]
     pub(crate) port: u16,
     /// Turns authentication on: callers need HS256 tokens signed with this secret (at least 32
-    /// bytes; `tierline-token` mints them).
+    /// bytes; `tierline token` mints them).
     #[arg(long, env = "TIERLINE_AUTH_HS256_SECRET", hide_env_values = true)]
     pub(crate) auth_secret: Option<tierline_runtime::config::Secret>,
     /// Log filter of the services (`info`, `debug`, `tierline_scoring=debug`, …).

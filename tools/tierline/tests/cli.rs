@@ -510,6 +510,68 @@ async fn completions_for_bash_zsh_and_fish_name_every_command() {
 }
 
 #[tokio::test]
+async fn a_minted_token_opens_what_its_scopes_allow_and_nothing_else() {
+    const SECRET: &str = "a-development-secret-of-32-bytes-or-more";
+    let deployment = dev(&["--memory", "--auth-secret", SECRET]).await;
+    let mint = |scope: &'static str| {
+        let deployment = &deployment;
+        async move {
+            let output = deployment
+                .tierline(&[
+                    "token",
+                    "--scope",
+                    scope,
+                    "--subject",
+                    "ops",
+                    "--secret",
+                    SECRET,
+                ])
+                .await;
+            assert!(output.status.success(), "{output:?}");
+            text(&output).trim().to_owned()
+        }
+    };
+    let admin = mint("programs:admin").await;
+    let reader = mint("customers:read").await;
+    assert_eq!(admin.split('.').count(), 3, "a JWT: {admin}");
+
+    let allowed = deployment
+        .tierline(&["--token", &admin, "programs", "list"])
+        .await;
+    assert!(allowed.status.success(), "{allowed:?}");
+    let without = deployment.tierline(&["programs", "list"]).await;
+    assert_eq!(without.status.code(), Some(6), "{without:?}");
+    let wrong_scope = deployment
+        .tierline(&["--token", &reader, "programs", "list"])
+        .await;
+    assert_eq!(wrong_scope.status.code(), Some(6), "{wrong_scope:?}");
+    let signed_elsewhere = deployment
+        .tierline(&[
+            "token",
+            "--scope",
+            "programs:admin",
+            "--secret",
+            "another-secret-that-is-also-32-bytes-long",
+        ])
+        .await;
+    let forged = text(&signed_elsewhere).trim().to_owned();
+    let refused = deployment
+        .tierline(&["--token", &forged, "programs", "list"])
+        .await;
+    assert_eq!(refused.status.code(), Some(6), "{refused:?}");
+
+    let short = deployment
+        .tierline(&["token", "--scope", "tiers:read", "--secret", "too-short"])
+        .await;
+    assert_eq!(short.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&short.stderr).contains("--secret"),
+        "{short:?}"
+    );
+    deployment.stop().await;
+}
+
+#[tokio::test]
 async fn a_closed_pipe_ends_a_command_quietly() {
     let deployment = deploy().await;
     for args in [&["status"][..], &["--json", "status"][..]] {

@@ -17,7 +17,9 @@ mod token;
 
 pub use expiry::ExpiringBody;
 pub use layer::{AuthLayer, AuthService};
-pub use token::{Audience, AuthError, Authenticator, Claims, Principal, epoch_seconds};
+pub use token::{
+    Audience, AuthError, Authenticator, Claims, MIN_HS256_SECRET_BYTES, Principal, epoch_seconds,
+};
 
 /// The scopes Tierline knows. A token carries the ones its holder may use.
 pub mod scopes {

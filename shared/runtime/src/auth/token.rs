@@ -59,7 +59,7 @@ impl Claims {
         }
     }
 
-    /// The claims signed with HS256 under `secret`: how the development mode, `tierline-token`
+    /// The claims signed with HS256 under `secret`: how the development mode, `tierline token`
     /// and the tests mint tokens (production tokens come from the identity provider).
     pub fn sign_hs256(&self, secret: &str) -> Result<String, jsonwebtoken::errors::Error> {
         jsonwebtoken::encode(
@@ -69,6 +69,10 @@ impl Claims {
         )
     }
 }
+
+/// The shortest HS256 secret a deployment accepts (RFC 7518 asks for a key at least as long as
+/// the hash: 256 bits).
+pub const MIN_HS256_SECRET_BYTES: usize = 32;
 
 /// Seconds since the epoch, now (0 before it): the clock token expiries count in.
 pub fn epoch_seconds() -> u64 {

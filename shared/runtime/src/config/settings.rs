@@ -195,9 +195,12 @@ impl AuthSettings {
         let hs256_secret = reader.optional_secret("TIERLINE_AUTH_HS256_SECRET");
         if hs256_secret
             .as_ref()
-            .is_some_and(|secret| secret.expose().len() < 32)
+            .is_some_and(|secret| secret.expose().len() < crate::auth::MIN_HS256_SECRET_BYTES)
         {
-            reader.problem("TIERLINE_AUTH_HS256_SECRET must be at least 32 bytes");
+            reader.problem(format!(
+                "TIERLINE_AUTH_HS256_SECRET must be at least {} bytes",
+                crate::auth::MIN_HS256_SECRET_BYTES
+            ));
         }
         let mut rs256_public_keys_pem = Vec::new();
         for path in reader

@@ -15,6 +15,7 @@ mod status;
 mod tier_card;
 mod tier_trail;
 mod tiers;
+mod token;
 
 use std::str::FromStr;
 
@@ -44,6 +45,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Programs(command) => programs::run(&endpoints, render, command).await,
         Command::Campaigns(command) => campaigns::run(&endpoints, render, command).await,
         Command::Dev(args) => crate::dev::run(args).await,
+        Command::Token(args) => token::run(&args),
         Command::Completions { shell } => {
             completions(shell);
             Ok(())

@@ -269,7 +269,7 @@ fn banner(args: &DevArgs, endpoints: &Endpoints) {
         format!("in {} (kept across restarts)", display(&args.data_dir))
     };
     let auth = if args.auth_secret.is_some() {
-        "ON: callers need a token signed with the dev secret (tierline-token)"
+        "ON: callers need a token signed with the dev secret (tierline token)"
     } else {
         "OFF: every caller may do everything (--auth-secret turns it on)"
     };
