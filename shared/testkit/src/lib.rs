@@ -6,6 +6,7 @@
 //! - [`Proxy`]: a TCP proxy a test can cut, stall or slow down, to take a server away from a
 //!   client and give it back;
 //! - [`tokens`]: signed test tokens (valid, expired, wrongly signed, with chosen scopes);
+//! - [`eventually`]: waiting for what happens asynchronously, with a deadline;
 //! - [`init_logging`]: quiet logs unless `TEST_LOG` is set.
 //!
 //! Tests reach Postgres at `TIERLINE_TEST_DATABASE_URL`, by default
@@ -13,11 +14,13 @@
 
 pub mod bounds;
 pub mod conformance;
+mod eventually;
 mod proxy;
 mod redis_cluster;
 mod redis_server;
 pub mod tokens;
 
+pub use eventually::{PATIENCE, eventually, eventually_within};
 pub use proxy::Proxy;
 pub use redis_cluster::RedisCluster;
 pub use redis_server::RedisServer;

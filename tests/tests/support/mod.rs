@@ -5,7 +5,7 @@
 
 pub(crate) mod business;
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{net::SocketAddr, sync::Arc};
 
 use tierline_campaign::storage::sqlite::SqliteCampaignStore;
 use tierline_campaign::{Application as CampaignApp, CampaignConfig};
@@ -22,6 +22,7 @@ use tierline_runtime::{
 };
 use tierline_scoring::storage::sqlite::SqliteScoringStore;
 use tierline_scoring::{Application as ScoringApp, ScoringConfig};
+pub(crate) use tierline_testkit::eventually;
 use tierline_testkit::{TestDatabase, TestSqliteFile, tokens, wait_until_serving};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, metadata::MetadataValue, transport::Channel};
@@ -240,24 +241,5 @@ pub(crate) async fn start_on(stores: Stores, campaign_extra: &[(&str, &str)]) ->
         stop,
         _database: database,
         _files: files,
-    }
-}
-
-/// Polls `probe` until it returns `Some`: the feeds are asynchronous by design.
-pub(crate) async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

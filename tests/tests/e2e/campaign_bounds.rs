@@ -4,11 +4,11 @@
 //! field ("campaign.…" inside CreateCampaign's campaign, "definition.…" inside a previewed
 //! definition, the request's own paths in UpdateCampaign), or for an ack the item's status.
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 
-use support::{Services, authorized, business, days_ago};
+use crate::support::{Services, authorized, business, days_ago};
 use tierline_proto::{
     campaign::v1::{self as campaign, campaign_service_client::CampaignServiceClient},
     common::v1::{Channel as ContactChannel, Money},

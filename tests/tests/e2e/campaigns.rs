@@ -4,18 +4,18 @@
 //! upgrade-welcome campaign triggered by reaching Gold, and a birthday offer that honours consent
 //! and the frequency cap. Set `TEST_LOG=info` to see the services' logs.
 
-mod support;
+use crate::support;
 
 use std::{collections::HashSet, time::Duration};
 
-use chrono::Datelike;
-use futures::StreamExt;
-use sha2::{Digest, Sha256};
-use support::{
+use crate::support::{
     Services, authorized,
     business::{self, Person},
     days_ago, eventually,
 };
+use chrono::Datelike;
+use futures::StreamExt;
+use sha2::{Digest, Sha256};
 use tierline_proto::{
     campaign::v1 as campaign,
     common::v1::{Channel as ContactChannel, Money},

@@ -15,7 +15,9 @@ use tierline_runtime::{
     config::ConfigSource,
 };
 use tierline_scoring::{Application as ScoringApp, ScoringConfig};
-use tierline_testkit::{RedisServer, TestDatabase, tokens, wait_until_serving};
+use tierline_testkit::{
+    RedisServer, TestDatabase, eventually, eventually_within, tokens, wait_until_serving,
+};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, metadata::MetadataValue, transport::Channel};
 
@@ -281,36 +283,57 @@ async fn purchase(
         .id
 }
 
-/// Polls the lookup until `done` holds: the feed is asynchronous by design, and the tier-change
-/// feed a test could await is not built yet.
+/// Polls the lookup until `done` holds: the feed is asynchronous by design.
 async fn tier_when(
     client: &mut ScoringServiceClient<Channel>,
     program_id: &str,
     customer_id: &str,
     done: impl Fn(&scoring::CustomerTier) -> bool,
 ) -> scoring::CustomerTier {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let answer = client
-            .get_tier(authorized(
-                scoring::GetTierRequest {
-                    program_id: program_id.into(),
-                    customer_id: customer_id.into(),
-                },
-                &[TIERS_READ],
-            ))
-            .await;
-        if let Ok(tier) = &answer
-            && done(tier.get_ref())
-        {
-            return answer.expect("ok").into_inner();
+    let done = &done;
+    eventually_within(
+        &format!("the tier of {customer_id} to get there"),
+        Duration::from_secs(20),
+        || {
+            let mut client = client.clone();
+            async move {
+                let answer = client
+                    .get_tier(authorized(
+                        scoring::GetTierRequest {
+                            program_id: program_id.into(),
+                            customer_id: customer_id.into(),
+                        },
+                        &[TIERS_READ],
+                    ))
+                    .await
+                    .ok()?
+                    .into_inner();
+                done(&answer).then_some(answer)
+            }
+        },
+    )
+    .await
+}
+
+/// Waits until the run has finished (whatever its end).
+async fn finished_run(services: &Services, run_id: &str) -> scoring::EvaluationRun {
+    eventually("the evaluation run to finish", || {
+        let mut client = services.scoring.clone();
+        async move {
+            let run = client
+                .get_evaluation_run(authorized(
+                    scoring::GetEvaluationRunRequest {
+                        evaluation_run_id: run_id.to_owned(),
+                    },
+                    &[PROGRAMS_ADMIN],
+                ))
+                .await
+                .expect("run")
+                .into_inner();
+            (run.status() != scoring::EvaluationRunStatus::Running).then_some(run)
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the tier never got there: last answer {answer:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    })
+    .await
 }
 
 fn code(tier: &scoring::CustomerTier) -> &str {
@@ -656,24 +679,7 @@ async fn evaluate_now(services: &mut Services, program_id: &str) -> scoring::Eva
         );
     }
     assert_eq!(runs[0].id, runs[1].id, "the retry returns the first run");
-    let run = runs.remove(0);
-    loop {
-        let current = services
-            .scoring
-            .get_evaluation_run(authorized(
-                scoring::GetEvaluationRunRequest {
-                    evaluation_run_id: run.id.clone(),
-                },
-                &[PROGRAMS_ADMIN],
-            ))
-            .await
-            .expect("run")
-            .into_inner();
-        if current.status() != scoring::EvaluationRunStatus::Running {
-            return current;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    finished_run(services, &runs[0].id).await
 }
 
 #[tokio::test]
@@ -1576,27 +1582,26 @@ async fn the_feed_tells_the_scoring_service_how_far_it_has_come() {
 /// Waits (at most 15 s) until the scoring service's activity-feed cursor says everything
 /// committed before `recorded` has been applied.
 async fn feed_caught_up_past(database_url: &str, recorded: chrono::DateTime<chrono::Utc>) {
-    let mut db = <sqlx::PgConnection as sqlx::Connection>::connect(database_url)
-        .await
-        .expect("db");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    loop {
-        let caught_up_to: Option<chrono::DateTime<chrono::Utc>> = sqlx::query_scalar(
-            "SELECT caught_up_to FROM scoring.feed_cursors WHERE consumer = 'customer-activity-feed'",
-        )
-        .fetch_optional(&mut db)
-        .await
-        .expect("cursor")
-        .flatten();
-        if caught_up_to.is_some_and(|at| at >= recorded) {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the feed never said it had come past {recorded}: {caught_up_to:?}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let db = tokio::sync::Mutex::new(
+        <sqlx::PgConnection as sqlx::Connection>::connect(database_url)
+            .await
+            .expect("db"),
+    );
+    eventually_within(
+        &format!("the feed to say it had come past {recorded}"),
+        Duration::from_secs(15),
+        || async {
+            let caught_up_to: Option<chrono::DateTime<chrono::Utc>> = sqlx::query_scalar(
+                "SELECT caught_up_to FROM scoring.feed_cursors WHERE consumer = 'customer-activity-feed'",
+            )
+            .fetch_optional(&mut *db.lock().await)
+            .await
+            .expect("cursor")
+            .flatten();
+            caught_up_to.is_some_and(|at| at >= recorded).then_some(())
+        },
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -1630,28 +1635,26 @@ async fn a_program_created_after_two_years_of_purchases_counts_them() {
 
     // Then the program. Its first run (the activation's) counts that history before judging.
     let program_id = innisfree_program(&mut services.scoring).await;
-    let run = loop {
-        let runs = services
-            .scoring
-            .list_evaluation_runs(authorized(
-                scoring::ListEvaluationRunsRequest {
-                    program_id: program_id.clone(),
-                    ..Default::default()
-                },
-                &[PROGRAMS_ADMIN],
-            ))
-            .await
-            .expect("runs")
-            .into_inner()
-            .runs;
-        if let Some(run) = runs
-            .into_iter()
-            .find(|run| run.status() != scoring::EvaluationRunStatus::Running)
-        {
-            break run;
+    let run = eventually("the activation's run to finish", || {
+        let (mut client, program_id) = (services.scoring.clone(), program_id.clone());
+        async move {
+            client
+                .list_evaluation_runs(authorized(
+                    scoring::ListEvaluationRunsRequest {
+                        program_id,
+                        ..Default::default()
+                    },
+                    &[PROGRAMS_ADMIN],
+                ))
+                .await
+                .expect("runs")
+                .into_inner()
+                .runs
+                .into_iter()
+                .find(|run| run.status() != scoring::EvaluationRunStatus::Running)
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    })
+    .await;
     assert_eq!(
         run.status(),
         scoring::EvaluationRunStatus::Succeeded,
@@ -1707,23 +1710,7 @@ async fn a_program_created_after_two_years_of_purchases_counts_them() {
         .await
         .expect("evaluate")
         .into_inner();
-    let again = loop {
-        let run = services
-            .scoring
-            .get_evaluation_run(authorized(
-                scoring::GetEvaluationRunRequest {
-                    evaluation_run_id: again.id.clone(),
-                },
-                &[PROGRAMS_ADMIN],
-            ))
-            .await
-            .expect("run")
-            .into_inner();
-        if run.status() != scoring::EvaluationRunStatus::Running {
-            break run;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let again = finished_run(&services, &again.id).await;
     assert!(
         again.history_complete && again.history_events == 0,
         "{again:?}"

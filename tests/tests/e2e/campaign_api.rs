@@ -2,9 +2,9 @@
 //! lifecycle's transitions, idempotent creation, optimistic revisions, the scheduler launching
 //! and completing by itself, acks, and cancellation withdrawing what was not sent.
 
-mod support;
+use crate::support;
 
-use support::{
+use crate::support::{
     authorized,
     business::{self, Person},
     days_ago, eventually,
