@@ -207,17 +207,13 @@ async fn an_operator_loads_a_program_records_purchases_and_reads_tiers() {
         .await;
 
     // The purchase reaches the scoring service through the feed: ask until it shows.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
+    tierline_testkit::eventually_within("VIP", Duration::from_secs(30), || async {
         let tier = deployment
             .json(&["tiers", "get", "--program", &program_id, &customer_id])
             .await;
-        if tier["tier"]["code"] == "VIP" {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "never VIP: {tier}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        (tier["tier"]["code"] == "VIP").then_some(())
+    })
+    .await;
     let history = deployment
         .tierline(&["tiers", "history", "--program", &program_id, &customer_id])
         .await;

@@ -543,22 +543,22 @@ pub(crate) async fn read_settled(
     limit: u32,
     expected: usize,
 ) -> FeedPage {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let page = store.read_feed(after, limit).await.expect("read");
-        if page.events.len() >= expected {
-            return page;
-        }
-        assert!(
-            page.held_back,
-            "events missing without being held back: {page:?}"
-        );
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "events held back for 10 s"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    tierline_testkit::eventually_within(
+        "the held-back events",
+        std::time::Duration::from_secs(10),
+        || async {
+            let page = store.read_feed(after, limit).await.expect("read");
+            if page.events.len() >= expected {
+                return Some(page);
+            }
+            assert!(
+                page.held_back,
+                "events missing without being held back: {page:?}"
+            );
+            None
+        },
+    )
+    .await
 }
 
 pub(crate) async fn the_feed_is_ordered_resumable_and_signalled(store: Arc<dyn CustomerStore>) {

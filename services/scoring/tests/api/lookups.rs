@@ -1,7 +1,7 @@
 //! The hot tier lookup across replicas: programs and policies from memory (no database on a
 //! hit), near caches kept right by invalidations, and cache writes that failed repaired.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sqlx::{Connection, PgConnection};
 use tierline_proto::scoring::v1 as pb;
@@ -242,21 +242,19 @@ async fn a_cache_write_that_failed_is_repaired_once_redis_answers() {
     );
     // The repairer drops the records first and deletes its queue rows after, so the reader
     // can see the change a moment before the queue is empty.
-    let started = Instant::now();
-    loop {
-        let left: i64 = sqlx::query_scalar("SELECT count(*) FROM scoring.cache_repairs")
-            .fetch_one(&mut db)
-            .await
-            .expect("repairs");
-        if left == 0 {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "{left} repairs still queued"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let db = tokio::sync::Mutex::new(db);
+    tierline_testkit::eventually_within(
+        "the repair queue to empty",
+        Duration::from_secs(10),
+        || async {
+            let left: i64 = sqlx::query_scalar("SELECT count(*) FROM scoring.cache_repairs")
+                .fetch_one(&mut *db.lock().await)
+                .await
+                .expect("repairs");
+            (left == 0).then_some(())
+        },
+    )
+    .await;
 }
 
 #[tokio::test]

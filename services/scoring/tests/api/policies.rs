@@ -4,7 +4,9 @@ use futures::future::join_all;
 use tierline_proto::scoring::v1 as pb;
 use tonic::Code;
 
-use crate::support::{Client, TestApp, create_program, innisfree_rules, violated_fields};
+use crate::support::{
+    Client, TestApp, create_program, finished_run, innisfree_rules, violated_fields,
+};
 
 async fn draft(
     client: &mut Client,
@@ -92,19 +94,7 @@ async fn a_draft_is_edited_activated_and_replaced() {
     );
     assert!(active.activated_at.is_some());
     // The re-evaluation runs in the background: poll its run until it ends.
-    let run = loop {
-        let run = client
-            .get_evaluation_run(pb::GetEvaluationRunRequest {
-                evaluation_run_id: activation.evaluation_run_id.clone(),
-            })
-            .await
-            .expect("run")
-            .into_inner();
-        if run.status() != pb::EvaluationRunStatus::Running {
-            break run;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    };
+    let run = finished_run(&mut client, &activation.evaluation_run_id).await;
     assert_eq!(
         (run.trigger(), run.status(), run.policy_version),
         (

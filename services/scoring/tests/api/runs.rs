@@ -158,24 +158,24 @@ async fn a_scheduled_run_waits_until_the_feed_has_brought_the_period_it_judges()
 
     // A scheduler picks the run up (its counts before are stored) once the program's run lock is
     // free (a lifecycle sweep holds it a moment at start).
-    let picked_up = tokio::time::Instant::now();
-    loop {
-        let run = replica_client
-            .get_evaluation_run(pb::GetEvaluationRunRequest {
-                evaluation_run_id: run_id.to_string(),
-            })
-            .await
-            .expect("run")
-            .into_inner();
-        if !run.counts_before.is_empty() {
-            break;
-        }
-        assert!(
-            picked_up.elapsed() < Duration::from_secs(30),
-            "never picked up"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    tierline_testkit::eventually_within(
+        "a scheduler to pick the run up",
+        Duration::from_secs(30),
+        || {
+            let mut client = replica_client.clone();
+            async move {
+                let run = client
+                    .get_evaluation_run(pb::GetEvaluationRunRequest {
+                        evaluation_run_id: run_id.to_string(),
+                    })
+                    .await
+                    .expect("run")
+                    .into_inner();
+                (!run.counts_before.is_empty()).then_some(())
+            }
+        },
+    )
+    .await;
     // While the feed lags, the run waits and nobody is judged. (Nothing can be awaited for
     // something that must not happen: a second of it is the check.)
     tokio::time::sleep(Duration::from_secs(1)).await;

@@ -227,21 +227,20 @@ pub(crate) fn violated_fields(status: &Status) -> Vec<String> {
 }
 
 pub(crate) async fn finished_run(client: &mut Client, run_id: &str) -> pb::EvaluationRun {
-    // Bounded: a run that never finishes fails the test instead of hanging it.
-    for _ in 0..3_000 {
-        let run = client
-            .get_evaluation_run(pb::GetEvaluationRunRequest {
-                evaluation_run_id: run_id.to_owned(),
-            })
-            .await
-            .expect("run")
-            .into_inner();
-        if run.status() != pb::EvaluationRunStatus::Running {
-            return run;
+    tierline_testkit::eventually(&format!("run {run_id} to finish"), || {
+        let mut client = client.clone();
+        async move {
+            let run = client
+                .get_evaluation_run(pb::GetEvaluationRunRequest {
+                    evaluation_run_id: run_id.to_owned(),
+                })
+                .await
+                .expect("run")
+                .into_inner();
+            (run.status() != pb::EvaluationRunStatus::Running).then_some(run)
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("run {run_id} did not finish");
+    })
+    .await
 }
 
 /// A customer's tier (`GetTier`).

@@ -451,19 +451,12 @@ pub(crate) async fn scheduled_runs_open_once_per_due_time_and_runs_lock(
     );
     drop(held);
     // Released when the holder's connection is gone, which the server sees a moment later.
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
-    while store
-        .try_lock_program_runs(program.id)
-        .await
-        .expect("try")
-        .is_none()
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the lock was never released"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    tierline_testkit::eventually_within(
+        "the lock to be released",
+        std::time::Duration::from_secs(5),
+        || async { store.try_lock_program_runs(program.id).await.expect("try") },
+    )
+    .await;
 
     store
         .close_run(first.id, serde_json::json!({"members": 0}), None, now)
