@@ -1,14 +1,17 @@
 //! Wiring: configuration → store, upstream clients, domain, background work and gRPC routes, on
-//! the runtime's service bootstrap.
+//! the runtime's one application (`tierline_runtime::app`).
 
-use std::{net::SocketAddr, sync::Arc};
+use std::sync::Arc;
 
+use sqlx::PgPool;
 use tierline_proto::campaign::v1::campaign_service_server::{CampaignServiceServer, SERVICE_NAME};
 use tierline_runtime::{
-    embedded::EmbeddedService,
+    app::{Backend, CommonSettings, RunContext, Service},
+    config::ConfigError,
     follower::FeedCounters,
-    service::{BoundService, ServiceSpec},
+    service::ServiceSpec,
 };
+use tokio_util::sync::CancellationToken;
 
 pub use tierline_runtime::service::StartError;
 
@@ -26,151 +29,92 @@ use crate::{
     upstream::Upstream,
 };
 
-/// What the runtime needs to know about the campaign service.
-pub const SPEC: ServiceSpec = ServiceSpec {
-    name: "tierline-campaign",
-    grpc_service: SERVICE_NAME,
-    schema: SCHEMA,
-    migrator: &MIGRATOR,
-    scopes: SCOPES,
-};
+/// The campaign service, as the runtime runs it.
+#[derive(Debug)]
+pub struct CampaignService;
 
 /// A built campaign service, bound to its ports and ready to run.
-#[derive(Debug)]
-pub struct Application {
-    config: CampaignConfig,
-    upstream: Upstream,
-    runner: Runner,
-}
+pub type Application = tierline_runtime::app::Application<CampaignService>;
 
-#[derive(Debug)]
-enum Runner {
-    /// Postgres, the deployment: pool, migrations and readiness from the runtime.
-    Postgres(BoundService),
-    /// A store opened in this process (the development mode).
-    Embedded(EmbeddedService, Arc<dyn CampaignStore>),
-}
+impl Service for CampaignService {
+    type Config = CampaignConfig;
+    type Store = dyn CampaignStore;
+    /// The channels to the customer and scoring services (opened lazily).
+    type Prepared = Upstream;
+    const SPEC: ServiceSpec = ServiceSpec {
+        name: "tierline-campaign",
+        grpc_service: SERVICE_NAME,
+        schema: SCHEMA,
+        migrator: &MIGRATOR,
+        scopes: SCOPES,
+    };
+    const ABOUT: &'static str = "Tierline campaign service";
 
-fn no_database() -> StartError {
-    StartError::Service("TIERLINE_DATABASE_URL is required".into())
-}
-
-impl Application {
-    /// Binds the ports, opens the pool (lazily) and the upstream channels (lazily).
-    pub async fn build(config: CampaignConfig) -> Result<Self, StartError> {
-        let upstream = Upstream::connect(&config.upstream)
-            .map_err(|error| StartError::Service(error.to_string()))?;
-        let database = config.database.as_ref().ok_or_else(no_database)?;
-        let bound = BoundService::bind(SPEC, &config.grpc, &config.auth, database).await?;
-        Ok(Self {
-            config,
-            upstream,
-            runner: Runner::Postgres(bound),
-        })
+    fn from_env() -> Result<CampaignConfig, ConfigError> {
+        CampaignConfig::from_env()
     }
 
-    /// Binds the API port over a store already open in this process (the development mode).
-    pub async fn embedded(
+    fn common(config: &CampaignConfig) -> CommonSettings<'_> {
+        CommonSettings {
+            grpc: &config.grpc,
+            auth: &config.auth,
+            telemetry: &config.telemetry,
+            database: config.database.as_ref(),
+        }
+    }
+
+    fn prepare(config: &mut CampaignConfig, _: Backend) -> Result<Upstream, StartError> {
+        Upstream::connect(&config.upstream).map_err(|error| StartError::Service(error.to_string()))
+    }
+
+    fn postgres_store(
+        _: &CampaignConfig,
+        pool: PgPool,
+        shutdown: CancellationToken,
+    ) -> Arc<dyn CampaignStore> {
+        Arc::new(PgCampaignStore::new(pool, shutdown))
+    }
+
+    fn routes(
         config: CampaignConfig,
+        upstream: Upstream,
         store: Arc<dyn CampaignStore>,
-    ) -> Result<Self, StartError> {
-        let upstream = Upstream::connect(&config.upstream)
-            .map_err(|error| StartError::Service(error.to_string()))?;
-        let service = EmbeddedService::bind(SPEC, &config.grpc, &config.auth).await?;
-        Ok(Self {
-            config,
-            upstream,
-            runner: Runner::Embedded(service, store),
-        })
-    }
-
-    /// The address the gRPC API listens on.
-    pub fn local_addr(&self) -> SocketAddr {
-        match &self.runner {
-            Runner::Postgres(bound) => bound.local_addr(),
-            Runner::Embedded(service, _) => service.local_addr(),
-        }
-    }
-
-    /// Runs until `stop` resolves.
-    pub async fn run_until(
-        self,
-        stop: impl std::future::Future<Output = ()> + Send + 'static,
-    ) -> Result<(), StartError> {
-        let Self {
-            config,
-            upstream,
-            runner,
-        } = self;
-        match runner {
-            Runner::Postgres(bound) => {
-                bound
-                    .run(
-                        move |context| async move {
-                            let store: Arc<dyn CampaignStore> = Arc::new(PgCampaignStore::new(
-                                context.pool.clone(),
-                                context.shutdown.clone(),
-                            ));
-                            let counters = FeedCounters::register(&context.metrics);
-                            Ok(routes(&config, upstream, store, counters, context.shutdown))
-                        },
-                        stop,
-                    )
-                    .await
-            }
-            Runner::Embedded(service, store) => {
-                service
-                    .run(
-                        move |context| {
-                            let counters = FeedCounters::register(&context.metrics);
-                            routes(&config, upstream, store, counters, context.shutdown)
-                        },
-                        stop,
-                    )
-                    .await
-            }
-        }
-    }
-}
-
-fn routes(
-    config: &CampaignConfig,
-    upstream: Upstream,
-    store: Arc<dyn CampaignStore>,
-    counters: FeedCounters,
-    shutdown: tokio_util::sync::CancellationToken,
-) -> tonic::service::Routes {
-    let enroller = Enroller::new(upstream, config.frequency_cap);
-    let campaigns = Campaigns::new(
-        store.clone(),
-        enroller.clone(),
-        Settings {
-            min_arm_size: config.min_arm_size,
-            launch_wait: config.launch_wait,
-        },
-        shutdown.clone(),
-    );
-    if config.feed_consumer {
-        crate::feeds::spawn(
-            store,
-            enroller,
-            &config.upstream,
-            config.feed_batch,
-            counters,
+        context: RunContext,
+    ) -> tonic::service::Routes {
+        let RunContext {
+            shutdown, metrics, ..
+        } = context;
+        let enroller = Enroller::new(upstream, config.frequency_cap);
+        let campaigns = Campaigns::new(
+            store.clone(),
+            enroller.clone(),
+            Settings {
+                min_arm_size: config.min_arm_size,
+                launch_wait: config.launch_wait,
+            },
             shutdown.clone(),
         );
+        if config.feed_consumer {
+            crate::feeds::spawn(
+                store,
+                enroller,
+                &config.upstream,
+                config.feed_batch,
+                FeedCounters::register(&metrics),
+                shutdown.clone(),
+            );
+        }
+        if config.scheduler {
+            crate::scheduler::spawn(campaigns.clone(), config.scheduler_tick, shutdown.clone());
+        }
+        let service = CampaignServiceServer::new(CampaignApi::new(campaigns, shutdown))
+            .max_decoding_message_size(config.grpc.max_message_bytes)
+            .max_encoding_message_size(config.grpc.max_message_bytes);
+        tonic::service::Routes::new(service)
     }
-    if config.scheduler {
-        crate::scheduler::spawn(campaigns.clone(), config.scheduler_tick, shutdown.clone());
-    }
-    let service = CampaignServiceServer::new(CampaignApi::new(campaigns, shutdown))
-        .max_decoding_message_size(config.grpc.max_message_bytes)
-        .max_encoding_message_size(config.grpc.max_message_bytes);
-    tonic::service::Routes::new(service)
 }
 
 /// Applies pending migrations and returns (the `migrate` subcommand).
 pub async fn migrate_only(config: &CampaignConfig) -> Result<(), StartError> {
-    let database = config.database.as_ref().ok_or_else(no_database)?;
-    tierline_runtime::service::migrate_only(SPEC, database).await
+    tierline_runtime::app::migrate_only::<CampaignService>(config).await
 }

@@ -1,14 +1,18 @@
-//! Wiring: configuration → store, domain and gRPC routes, on the runtime's service bootstrap.
+//! Wiring: configuration → store, cache, domain, background work and gRPC routes, on the
+//! runtime's one application (`tierline_runtime::app`).
 
-use std::{net::SocketAddr, sync::Arc};
+use std::sync::Arc;
 
+use sqlx::PgPool;
 use tierline_proto::scoring::v1::scoring_service_server::{SERVICE_NAME, ScoringServiceServer};
 use tierline_runtime::{
-    embedded::EmbeddedService,
+    app::{Backend, CommonSettings, RunContext, Service},
+    config::ConfigError,
     follower::FeedCounters,
     metrics::Metrics,
-    service::{BoundService, ServiceSpec},
+    service::ServiceSpec,
 };
+use tokio_util::sync::CancellationToken;
 
 pub use tierline_runtime::service::StartError;
 
@@ -23,107 +27,71 @@ use crate::{
     },
 };
 
-/// What the runtime needs to know about the scoring service.
-pub const SPEC: ServiceSpec = ServiceSpec {
-    name: "tierline-scoring",
-    grpc_service: SERVICE_NAME,
-    schema: SCHEMA,
-    migrator: &MIGRATOR,
-    scopes: SCOPES,
-};
+/// The scoring service, as the runtime runs it.
+#[derive(Debug)]
+pub struct ScoringService;
 
 /// A built scoring service, bound to its ports and ready to run.
-#[derive(Debug)]
-pub struct Application {
-    config: ScoringConfig,
-    runner: Runner,
-}
+pub type Application = tierline_runtime::app::Application<ScoringService>;
 
-#[derive(Debug)]
-enum Runner {
-    /// Postgres, the deployment: pool, migrations and readiness from the runtime; the tier
-    /// cache from the configuration (Redis or none).
-    Postgres(BoundService),
-    /// A store opened in this process (the development mode), with an in-process tier cache.
-    Embedded(EmbeddedService, Arc<dyn ScoringStore>),
-}
+impl Service for ScoringService {
+    type Config = ScoringConfig;
+    type Store = dyn ScoringStore;
+    type Prepared = ();
+    const SPEC: ServiceSpec = ServiceSpec {
+        name: "tierline-scoring",
+        grpc_service: SERVICE_NAME,
+        schema: SCHEMA,
+        migrator: &MIGRATOR,
+        scopes: SCOPES,
+    };
+    const ABOUT: &'static str = "Tierline scoring service";
 
-fn no_database() -> StartError {
-    StartError::Service("TIERLINE_DATABASE_URL is required".into())
-}
-
-impl Application {
-    /// Binds the ports and opens the pool (lazily).
-    pub async fn build(config: ScoringConfig) -> Result<Self, StartError> {
-        let database = config.database.as_ref().ok_or_else(no_database)?;
-        let bound = BoundService::bind(SPEC, &config.grpc, &config.auth, database).await?;
-        Ok(Self {
-            config,
-            runner: Runner::Postgres(bound),
-        })
+    fn from_env() -> Result<ScoringConfig, ConfigError> {
+        ScoringConfig::from_env()
     }
 
-    /// Binds the API port over a store already open in this process (the development mode).
-    pub async fn embedded(
-        mut config: ScoringConfig,
-        store: Arc<dyn ScoringStore>,
-    ) -> Result<Self, StartError> {
+    fn common(config: &ScoringConfig) -> CommonSettings<'_> {
+        CommonSettings {
+            grpc: &config.grpc,
+            auth: &config.auth,
+            telemetry: &config.telemetry,
+            database: config.database.as_ref(),
+        }
+    }
+
+    fn prepare(config: &mut ScoringConfig, backend: Backend) -> Result<(), StartError> {
         // The embedded store has one writer: a second partition's transaction would only wait
         // for the first.
-        if let Some(consumer) = config.consumer.as_mut() {
+        if backend == Backend::Embedded
+            && let Some(consumer) = config.consumer.as_mut()
+        {
             consumer.partitions = 1;
         }
-        let service = EmbeddedService::bind(SPEC, &config.grpc, &config.auth).await?;
-        Ok(Self {
-            config,
-            runner: Runner::Embedded(service, store),
-        })
+        Ok(())
     }
 
-    /// The address the gRPC API listens on.
-    pub fn local_addr(&self) -> SocketAddr {
-        match &self.runner {
-            Runner::Postgres(bound) => bound.local_addr(),
-            Runner::Embedded(service, _) => service.local_addr(),
-        }
+    fn postgres_store(
+        _: &ScoringConfig,
+        pool: PgPool,
+        shutdown: CancellationToken,
+    ) -> Arc<dyn ScoringStore> {
+        Arc::new(PgScoringStore::new(pool, shutdown))
     }
 
-    /// Runs until `stop` resolves.
-    pub async fn run_until(
-        self,
-        stop: impl std::future::Future<Output = ()> + Send + 'static,
-    ) -> Result<(), StartError> {
-        let config = self.config;
-        match self.runner {
-            Runner::Postgres(bound) => {
-                bound
-                    .run(
-                        move |context| async move {
-                            let store: Arc<dyn ScoringStore> = Arc::new(PgScoringStore::new(
-                                context.pool.clone(),
-                                context.shutdown.clone(),
-                            ));
-                            let cache = TierCache::start(&config.cache, &context.metrics);
-                            let counters = FeedCounters::register(&context.metrics);
-                            Ok(routes(&config, store, cache, counters, context.shutdown))
-                        },
-                        stop,
-                    )
-                    .await
-            }
-            Runner::Embedded(service, store) => {
-                service
-                    .run(
-                        move |context| {
-                            let cache = in_process_cache(&config, &context.metrics);
-                            let counters = FeedCounters::register(&context.metrics);
-                            routes(&config, store, cache, counters, context.shutdown)
-                        },
-                        stop,
-                    )
-                    .await
-            }
-        }
+    fn routes(
+        config: ScoringConfig,
+        (): (),
+        store: Arc<dyn ScoringStore>,
+        context: RunContext,
+    ) -> tonic::service::Routes {
+        // Redis (or none) as configured on Postgres; in this process beside an embedded store.
+        let cache = match context.backend {
+            Backend::Postgres => TierCache::start(&config.cache, &context.metrics),
+            Backend::Embedded => in_process_cache(&config, &context.metrics),
+        };
+        let counters = FeedCounters::register(&context.metrics);
+        routes(&config, store, cache, counters, context.shutdown)
     }
 }
 
@@ -175,6 +143,5 @@ fn routes(
 
 /// Applies pending migrations and returns (the `migrate` subcommand).
 pub async fn migrate_only(config: &ScoringConfig) -> Result<(), StartError> {
-    let database = config.database.as_ref().ok_or_else(no_database)?;
-    tierline_runtime::service::migrate_only(SPEC, database).await
+    tierline_runtime::app::migrate_only::<ScoringService>(config).await
 }

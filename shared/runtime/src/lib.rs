@@ -7,6 +7,7 @@
 //! services go through [`client::channel`] (TLS and trace context).
 
 pub mod allocator;
+pub mod app;
 pub mod auth;
 pub mod client;
 pub mod config;
