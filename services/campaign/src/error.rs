@@ -83,22 +83,6 @@ impl From<CampaignError> for tonic::Status {
     }
 }
 
-impl From<sqlx::Error> for CampaignError {
-    fn from(error: sqlx::Error) -> Self {
-        use tierline_runtime::db::{DbFailure, classify};
-        match classify(&error) {
-            DbFailure::UniqueViolation(_)
-            | DbFailure::ForeignKeyViolation(_)
-            | DbFailure::Other => Self::Internal(error.to_string()),
-            DbFailure::UnstorableText => Self::invalid(
-                "campaign",
-                "contains characters that cannot be stored (NUL)",
-            ),
-            DbFailure::Transient => Self::Unavailable(error.to_string()),
-        }
-    }
-}
-
 impl From<serde_json::Error> for CampaignError {
     fn from(error: serde_json::Error) -> Self {
         Self::Internal(format!("stored document unreadable: {error}"))

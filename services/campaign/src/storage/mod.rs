@@ -4,6 +4,7 @@
 //! backend's transactions; the decisions themselves are the domain's.
 
 mod campaign_row;
+mod errors;
 pub mod postgres;
 pub mod sqlite;
 mod tallies;

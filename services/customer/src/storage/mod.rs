@@ -6,6 +6,7 @@
 //! per idempotency key, a feed that never skips) are enforced by the backend inside its
 //! transactions; the domain validates everything else before calling it.
 
+mod errors;
 pub mod postgres;
 pub mod sqlite;
 

@@ -3,6 +3,7 @@
 //! policy per program, a scheduled run once per due time, optimistic revisions) are enforced by
 //! the backend inside its transactions.
 
+mod errors;
 pub mod postgres;
 pub mod sqlite;
 pub mod tx;

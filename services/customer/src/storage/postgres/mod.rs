@@ -5,7 +5,6 @@ mod activities;
 mod coalescer;
 mod consents;
 mod customers;
-mod errors;
 mod feed;
 mod import;
 mod onboarding;

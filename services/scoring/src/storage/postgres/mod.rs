@@ -2,7 +2,6 @@
 //! are in `services/scoring/migrations`.
 
 mod cache_repairs;
-mod errors;
 mod evaluation;
 mod evaluation_tx;
 mod feed_batch;

@@ -1,4 +1,5 @@
-//! The one place where database errors become [`ScoringError`]s.
+//! The one place where database errors of either backend (the runtime's `classify` reads
+//! Postgres's SQLSTATEs and SQLite's result codes alike) become [`ScoringError`]s.
 
 use tierline_runtime::db::{DbFailure, classify};
 

@@ -1,5 +1,7 @@
-//! The one place where database errors become [`CustomerError`]s: unique violations become
-//! ALREADY_EXISTS, foreign-key violations NOT_FOUND, lost connections and timeouts UNAVAILABLE.
+//! The one place where database errors of either backend (the runtime's `classify` reads
+//! Postgres's SQLSTATEs and SQLite's result codes alike) become [`CustomerError`]s: unique
+//! violations become ALREADY_EXISTS, foreign-key violations NOT_FOUND, lost connections and
+//! timeouts UNAVAILABLE.
 
 use tierline_runtime::db::{DbFailure, classify};
 
