@@ -13,6 +13,8 @@ pub use tonic;
 pub use tonic_health;
 pub use tonic_types;
 
+#[cfg(feature = "json")]
+pub mod json;
 pub mod time;
 
 /// Encoded `FileDescriptorSet` of every Tierline package, for gRPC server reflection.

@@ -6,6 +6,7 @@
 //! - [`Proxy`]: a TCP proxy a test can cut, stall or slow down, to take a server away from a
 //!   client and give it back;
 //! - [`tokens`]: signed test tokens (valid, expired, wrongly signed, with chosen scopes);
+//! - [`fixtures`]: the example programs (Innisfree) as tests load them;
 //! - [`eventually`]: waiting for what happens asynchronously, with a deadline;
 //! - [`init_logging`]: quiet logs unless `TEST_LOG` is set.
 //!
@@ -15,6 +16,7 @@
 pub mod bounds;
 pub mod conformance;
 mod eventually;
+pub mod fixtures;
 mod proxy;
 mod redis_cluster;
 mod redis_server;

@@ -16,7 +16,9 @@ use tierline_runtime::{
 };
 use tierline_scoring::{Application as ScoringApp, ScoringConfig};
 use tierline_testkit::{
-    RedisServer, TestDatabase, eventually, eventually_within, tokens, wait_until_serving,
+    RedisServer, TestDatabase, eventually, eventually_within,
+    fixtures::{innisfree_program, innisfree_rules},
+    tokens, wait_until_serving,
 };
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, metadata::MetadataValue, transport::Channel};
@@ -154,70 +156,12 @@ impl Drop for Services {
     }
 }
 
-fn rules() -> scoring::PolicyRules {
-    use scoring::MetricKind::{NetSpend, PurchaseCount};
-    let requirement = |metric: scoring::MetricKind, threshold| scoring::Requirement {
-        metric: metric.into(),
-        threshold,
-    };
-    let rule = |code: &str, requirements| scoring::TierRule {
-        tier_code: code.into(),
-        requirements,
-        points_earn_rate_bps: 0,
-    };
-    scoring::PolicyRules {
-        tiers: vec![
-            rule("WELCOME", vec![]),
-            rule("GREEN", vec![requirement(NetSpend, 100_000)]),
-            rule("VIP", vec![requirement(NetSpend, 300_000)]),
-            rule(
-                "VVIP",
-                vec![
-                    requirement(NetSpend, 1_000_000),
-                    requirement(PurchaseCount, 10),
-                ],
-            ),
-        ],
-        window: Some(scoring::QualificationWindow {
-            kind: scoring::WindowKind::RollingMonths.into(),
-            rolling_months: 12,
-        }),
-        time_zone: "Asia/Seoul".into(),
-        evaluation_schedule: Some(scoring::EvaluationSchedule {
-            frequency: scoring::EvaluationFrequency::Monthly.into(),
-            day_of_month: 1,
-            month_of_year: 0,
-            local_hour: 3,
-            local_minute: 0,
-        }),
-        grace_months: 3,
-        max_levels_dropped: Some(1),
-        ..Default::default()
-    }
-}
-
-async fn innisfree_program(scoring_client: &mut ScoringServiceClient<Channel>) -> String {
-    let tier = |code: &str, rank| scoring::Tier {
-        code: code.into(),
-        name: code.to_lowercase(),
-        rank,
-        benefits: vec![],
-    };
+/// Creates the example Innisfree program and activates its policy; its id.
+async fn create_innisfree(scoring_client: &mut ScoringServiceClient<Channel>) -> String {
     let program = scoring_client
         .create_program(authorized(
             scoring::CreateProgramRequest {
-                program: Some(scoring::Program {
-                    code: "INNISFREE".into(),
-                    name: "Innisfree membership".into(),
-                    currency: "KRW".into(),
-                    tiers: vec![
-                        tier("WELCOME", 0),
-                        tier("GREEN", 1),
-                        tier("VIP", 2),
-                        tier("VVIP", 3),
-                    ],
-                    ..Default::default()
-                }),
+                program: Some(innisfree_program("INNISFREE")),
                 idempotency_key: String::new(),
             },
             &[PROGRAMS_ADMIN],
@@ -229,7 +173,7 @@ async fn innisfree_program(scoring_client: &mut ScoringServiceClient<Channel>) -
         .create_policy_version(authorized(
             scoring::CreatePolicyVersionRequest {
                 program_id: program.id.clone(),
-                rules: Some(rules()),
+                rules: Some(innisfree_rules()),
                 description: String::new(),
                 created_by: "e2e".into(),
                 idempotency_key: String::new(),
@@ -343,7 +287,7 @@ fn code(tier: &scoring::CustomerTier) -> &str {
 #[tokio::test]
 async fn purchases_raise_the_tier_at_once_and_refunds_wait_for_evaluation() {
     let mut services = start().await;
-    let program_id = innisfree_program(&mut services.scoring).await;
+    let program_id = create_innisfree(&mut services.scoring).await;
     let customer_id = new_customer(&mut services, "Ji-woo").await;
 
     // A known customer without activity holds the base tier; an unknown one is NOT_FOUND.
@@ -525,7 +469,7 @@ async fn lookups_are_cached_in_redis_and_still_answer_when_redis_stops() {
         ("TIERLINE_REDIS_TIMEOUT", "100ms".into()),
     ])
     .await;
-    let program_id = innisfree_program(&mut services.scoring).await;
+    let program_id = create_innisfree(&mut services.scoring).await;
     let customer_id = new_customer(&mut services, "Cached").await;
     purchase(
         &mut services.customer,
@@ -572,7 +516,7 @@ async fn lookups_are_cached_in_redis_and_still_answer_when_redis_stops() {
 async fn an_erasure_raises_the_version_so_cached_lookups_are_replaced() {
     let mut services = start_with(&[("TIERLINE_REDIS_URL", tierline_testkit::redis_url())]).await;
     let mut replica = services.scoring_replica().await;
-    let program_id = innisfree_program(&mut services.scoring).await;
+    let program_id = create_innisfree(&mut services.scoring).await;
     let customer_id = new_customer(&mut services, "Erased").await;
     purchase(
         &mut services.customer,
@@ -685,7 +629,7 @@ async fn evaluate_now(services: &mut Services, program_id: &str) -> scoring::Eva
 #[tokio::test]
 async fn grace_keeps_a_tier_at_evaluation_and_without_grace_it_drops_one_level() {
     let mut services = start().await;
-    let program_id = innisfree_program(&mut services.scoring).await;
+    let program_id = create_innisfree(&mut services.scoring).await;
     let customer_id = new_customer(&mut services, "Graceful").await;
     let bought = purchase(
         &mut services.customer,
@@ -717,7 +661,7 @@ async fn grace_keeps_a_tier_at_evaluation_and_without_grace_it_drops_one_level()
     assert_eq!(code(&kept), "VIP", "grace keeps the tier");
 
     // A new policy without grace: the next evaluation drops one level (the drop limit), VIP → GREEN.
-    let mut no_grace = rules();
+    let mut no_grace = innisfree_rules();
     no_grace.grace_months = 0;
     let draft = services
         .scoring
@@ -790,7 +734,7 @@ async fn grace_keeps_a_tier_at_evaluation_and_without_grace_it_drops_one_level()
 #[tokio::test]
 async fn an_override_shows_its_tier_and_can_be_cleared() {
     let mut services = start().await;
-    let program_id = innisfree_program(&mut services.scoring).await;
+    let program_id = create_innisfree(&mut services.scoring).await;
     let customer_id = new_customer(&mut services, "Overridden").await;
     purchase(
         &mut services.customer,
@@ -931,7 +875,7 @@ async fn an_override_shows_its_tier_and_can_be_cleared() {
 #[tokio::test]
 async fn two_scoring_replicas_never_apply_an_activity_twice() {
     let mut services = start().await;
-    let program_id = innisfree_program(&mut services.scoring).await;
+    let program_id = create_innisfree(&mut services.scoring).await;
     // A second scoring replica on the same database, consuming the same feed.
     let mut second_client = services.scoring_replica().await;
 
@@ -962,7 +906,7 @@ async fn two_scoring_replicas_never_apply_an_activity_twice() {
 #[tokio::test]
 async fn explain_tier_shows_the_decisions_and_the_purchases_that_counted() {
     let mut services = start().await;
-    let program_id = innisfree_program(&mut services.scoring).await;
+    let program_id = create_innisfree(&mut services.scoring).await;
     let customer_id = new_customer(&mut services, "Why VIP?").await;
     purchase(
         &mut services.customer,
@@ -1041,7 +985,7 @@ async fn explain_tier_shows_the_decisions_and_the_purchases_that_counted() {
 #[tokio::test]
 async fn tier_changes_stream_live_and_resume_from_any_cursor() {
     let mut services = start().await;
-    let program_id = innisfree_program(&mut services.scoring).await;
+    let program_id = create_innisfree(&mut services.scoring).await;
     let customer_id = new_customer(&mut services, "Watched").await;
     let mut changes = services
         .scoring
@@ -1123,7 +1067,7 @@ async fn tier_changes_stream_live_and_resume_from_any_cursor() {
 #[tokio::test]
 async fn scores_rank_customers_against_the_population_with_lifecycle_states() {
     let mut services = start().await;
-    let program_id = innisfree_program(&mut services.scoring).await;
+    let program_id = create_innisfree(&mut services.scoring).await;
     let two_years_ago = months_ago(24);
     let joined_long_ago = |name: &str| customer::CreateCustomerRequest {
         name: name.into(),
@@ -1272,7 +1216,7 @@ async fn audience(
 #[tokio::test]
 async fn audiences_select_members_by_tier_lifecycle_and_recency() {
     let mut services = start().await;
-    let program_id = innisfree_program(&mut services.scoring).await;
+    let program_id = create_innisfree(&mut services.scoring).await;
     let long_ago = |name: &str| customer::CreateCustomerRequest {
         name: name.into(),
         joined_at: Some(months_ago(24)),
@@ -1403,7 +1347,7 @@ async fn audiences_select_members_by_tier_lifecycle_and_recency() {
 #[tokio::test]
 async fn simulating_a_draft_shows_the_migration_and_changes_nothing() {
     let mut services = start().await;
-    let program_id = innisfree_program(&mut services.scoring).await;
+    let program_id = create_innisfree(&mut services.scoring).await;
     let green = new_customer(&mut services, "Green").await;
     let vip = new_customer(&mut services, "Vip").await;
     new_customer(&mut services, "Welcome").await;
@@ -1433,7 +1377,7 @@ async fn simulating_a_draft_shows_the_migration_and_changes_nothing() {
     .await;
 
     // A stricter draft: GREEN needs 200,000.
-    let mut stricter = rules();
+    let mut stricter = innisfree_rules();
     stricter.tiers[1].requirements[0].threshold = 200_000;
     let simulation = services
         .scoring
@@ -1492,7 +1436,7 @@ async fn simulating_a_draft_shows_the_migration_and_changes_nothing() {
 #[tokio::test]
 async fn lifecycle_changes_join_the_tier_change_feed() {
     let mut services = start_with(&[("TIERLINE_LIFECYCLE_SWEEP", "200ms".to_owned())]).await;
-    let program_id = innisfree_program(&mut services.scoring).await;
+    let program_id = create_innisfree(&mut services.scoring).await;
     let customer_id = services
         .customer
         .create_customer(authorized(
@@ -1563,7 +1507,7 @@ async fn lifecycle_changes_join_the_tier_change_feed() {
 #[tokio::test]
 async fn the_feed_tells_the_scoring_service_how_far_it_has_come() {
     let mut services = start().await;
-    let _program_id = innisfree_program(&mut services.scoring).await;
+    let _program_id = create_innisfree(&mut services.scoring).await;
     let customer_id = new_customer(&mut services, "Checkpoint").await;
     let recorded = chrono::Utc::now();
     purchase(
@@ -1634,7 +1578,7 @@ async fn a_program_created_after_two_years_of_purchases_counts_them() {
     feed_caught_up_past(&services.database_url, chrono::Utc::now()).await;
 
     // Then the program. Its first run (the activation's) counts that history before judging.
-    let program_id = innisfree_program(&mut services.scoring).await;
+    let program_id = create_innisfree(&mut services.scoring).await;
     let run = eventually("the activation's run to finish", || {
         let (mut client, program_id) = (services.scoring.clone(), program_id.clone());
         async move {

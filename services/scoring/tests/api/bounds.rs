@@ -8,7 +8,9 @@ use tierline_proto::{prost_types::Timestamp, scoring::v1 as pb};
 use tonic::{Code, Status};
 use uuid::Uuid;
 
-use crate::support::{Client, TestApp, innisfree, innisfree_rules, insert_vip, program_in_force};
+use crate::support::{
+    Client, TestApp, innisfree_program, innisfree_rules, insert_vip, program_in_force,
+};
 
 use tierline_testkit::bounds::{
     Expect::{self, Accepted, Invalid, Refused},
@@ -158,7 +160,7 @@ fn benefits(n: usize) -> Vec<pb::Benefit> {
 
 /// CreateProgram of the Innisfree ladder under `code` (each case its own, as codes are unique).
 fn program(code: &str, edit: impl FnOnce(&mut pb::Program)) -> Call {
-    let mut program = innisfree(code);
+    let mut program = innisfree_program(code);
     edit(&mut program);
     Call::CreateProgram(pb::CreateProgramRequest {
         program: Some(program),
@@ -494,7 +496,7 @@ fn cases(f: &Fixtures) -> Vec<(String, Call, Expect)> {
         (
             "program: idempotency_key of 128",
             Call::CreateProgram(pb::CreateProgramRequest {
-                program: Some(innisfree("KEY_128")),
+                program: Some(innisfree_program("KEY_128")),
                 idempotency_key: "k".repeat(128),
             }),
             Accepted,
@@ -502,7 +504,7 @@ fn cases(f: &Fixtures) -> Vec<(String, Call, Expect)> {
         (
             "program: idempotency_key of 129",
             Call::CreateProgram(pb::CreateProgramRequest {
-                program: Some(innisfree("KEY_129")),
+                program: Some(innisfree_program("KEY_129")),
                 idempotency_key: "k".repeat(129),
             }),
             Invalid("idempotency_key"),

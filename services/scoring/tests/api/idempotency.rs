@@ -6,7 +6,7 @@ use sqlx::{Connection, PgConnection};
 use tierline_proto::scoring::v1 as pb;
 use uuid::Uuid;
 
-use crate::support::{TestApp, innisfree, innisfree_rules, violated_fields};
+use crate::support::{TestApp, innisfree_program, innisfree_rules, violated_fields};
 
 #[tokio::test]
 async fn a_retried_program_creation_returns_the_first_program() {
@@ -15,7 +15,7 @@ async fn a_retried_program_creation_returns_the_first_program() {
     let create = |code: &str| {
         let mut client = client.clone();
         let request = pb::CreateProgramRequest {
-            program: Some(innisfree(code)),
+            program: Some(innisfree_program(code)),
             idempotency_key: "create-innisfree".into(),
         };
         async move {
@@ -45,7 +45,7 @@ async fn a_retried_program_creation_returns_the_first_program() {
     // Without a key, the same code is taken.
     let status = client
         .create_program(pb::CreateProgramRequest {
-            program: Some(innisfree("INNISFREE")),
+            program: Some(innisfree_program("INNISFREE")),
             idempotency_key: String::new(),
         })
         .await
@@ -59,7 +59,7 @@ async fn a_retried_draft_and_override_are_made_once() {
     let mut client = app.client().await;
     let program = client
         .create_program(pb::CreateProgramRequest {
-            program: Some(innisfree("RETRY")),
+            program: Some(innisfree_program("RETRY")),
             idempotency_key: String::new(),
         })
         .await

@@ -4,7 +4,7 @@ use tierline_proto::scoring::v1 as pb;
 use tierline_runtime::auth::scopes::TIERS_READ;
 use tonic::Code;
 
-use crate::support::{TestApp, create_program, innisfree, violated_fields};
+use crate::support::{TestApp, create_program, innisfree_program, violated_fields};
 
 #[tokio::test]
 async fn a_program_is_created_read_and_listed() {
@@ -61,14 +61,14 @@ async fn invalid_duplicate_and_unknown_programs_are_refused() {
     create_program(&mut client, "INNISFREE").await;
     let duplicate = client
         .create_program(pb::CreateProgramRequest {
-            program: Some(innisfree("INNISFREE")),
+            program: Some(innisfree_program("INNISFREE")),
             idempotency_key: String::new(),
         })
         .await
         .expect_err("duplicate");
     assert_eq!(duplicate.code(), Code::AlreadyExists);
 
-    let mut bad = innisfree("bad code");
+    let mut bad = innisfree_program("bad code");
     bad.currency = "WON".into();
     bad.tiers.truncate(1);
     let status = client
@@ -105,7 +105,7 @@ async fn managing_programs_needs_the_admin_scope() {
     let mut reader = app.client_with(&[TIERS_READ]).await;
     let status = reader
         .create_program(pb::CreateProgramRequest {
-            program: Some(innisfree("X")),
+            program: Some(innisfree_program("X")),
             idempotency_key: String::new(),
         })
         .await

@@ -129,88 +129,12 @@ impl TestApp {
     }
 }
 
-fn tier(code: &str, rank: i32) -> pb::Tier {
-    pb::Tier {
-        code: code.to_owned(),
-        name: code.to_lowercase(),
-        rank,
-        benefits: vec![pb::Benefit {
-            code: format!("{code}_GIFT"),
-            description: format!("a {code} gift"),
-        }],
-    }
-}
-
-/// An Innisfree-like program: WELCOME, GREEN, VIP, VVIP in KRW.
-pub(crate) fn innisfree(code: &str) -> pb::Program {
-    pb::Program {
-        code: code.to_owned(),
-        name: "Innisfree membership".into(),
-        currency: "KRW".into(),
-        scope: Some(pb::ProgramScope {
-            brands: vec!["innisfree".into()],
-            sales_channels: vec![],
-        }),
-        tiers: vec![
-            tier("WELCOME", 0),
-            tier("GREEN", 1),
-            tier("VIP", 2),
-            tier("VVIP", 3),
-        ],
-        ..Default::default()
-    }
-}
-
-fn requirement(metric: pb::MetricKind, threshold: i64) -> pb::Requirement {
-    pb::Requirement {
-        metric: metric.into(),
-        threshold,
-    }
-}
-
-/// Innisfree-like rules: 12 rolling months of spend; VVIP also needs 10 purchases.
-pub(crate) fn innisfree_rules() -> pb::PolicyRules {
-    use pb::MetricKind::{NetSpend, PurchaseCount};
-    let rule = |code: &str, requirements: Vec<pb::Requirement>| pb::TierRule {
-        tier_code: code.to_owned(),
-        requirements,
-        points_earn_rate_bps: 0,
-    };
-    pb::PolicyRules {
-        tiers: vec![
-            rule("WELCOME", vec![]),
-            rule("GREEN", vec![requirement(NetSpend, 100_000)]),
-            rule("VIP", vec![requirement(NetSpend, 300_000)]),
-            rule(
-                "VVIP",
-                vec![
-                    requirement(NetSpend, 1_000_000),
-                    requirement(PurchaseCount, 10),
-                ],
-            ),
-        ],
-        window: Some(pb::QualificationWindow {
-            kind: pb::WindowKind::RollingMonths.into(),
-            rolling_months: 12,
-        }),
-        time_zone: "Asia/Seoul".into(),
-        evaluation_schedule: Some(pb::EvaluationSchedule {
-            frequency: pb::EvaluationFrequency::Monthly.into(),
-            day_of_month: 1,
-            month_of_year: 0,
-            local_hour: 3,
-            local_minute: 0,
-        }),
-        grace_months: 3,
-        max_levels_dropped: Some(1),
-        ..Default::default()
-    }
-}
+pub(crate) use tierline_testkit::fixtures::{innisfree_program, innisfree_rules};
 
 pub(crate) async fn create_program(client: &mut Client, code: &str) -> pb::Program {
     client
         .create_program(pb::CreateProgramRequest {
-            program: Some(innisfree(code)),
+            program: Some(innisfree_program(code)),
             idempotency_key: String::new(),
         })
         .await
