@@ -1,7 +1,7 @@
 //! Outgoing gRPC connections between services: one place that applies TLS (optionally mutual)
 //! and forwards the caller's trace context, so every internal call is configured alike.
 
-use std::path::PathBuf;
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use tonic::{
     metadata::AsciiMetadataValue,
@@ -82,6 +82,46 @@ pub enum ClientError {
     /// The endpoint or TLS settings are invalid.
     #[error(transparent)]
     Transport(#[from] tonic::transport::Error),
+    /// The server did not report SERVING in time.
+    #[error("{0}")]
+    NotServing(String),
+}
+
+/// Waits, on the grpc.health.v1 watch stream of the plaintext server at `addr`, until it reports
+/// SERVING (its migrations done, its database reachable), for at most `limit`: how a process that
+/// starts services in dependency order knows the next may rely on the last.
+pub async fn until_serving(addr: SocketAddr, limit: Duration) -> Result<(), ClientError> {
+    use tierline_proto::tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
+    let serving = async {
+        let channel = Channel::from_shared(format!("http://{addr}"))
+            .map_err(|error| ClientError::NotServing(error.to_string()))?
+            .connect()
+            .await?;
+        let mut updates = HealthClient::new(channel)
+            .watch(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .map_err(|status| ClientError::NotServing(format!("health watch: {status}")))?
+            .into_inner();
+        while let Some(update) = updates
+            .message()
+            .await
+            .map_err(|status| ClientError::NotServing(format!("health update: {status}")))?
+        {
+            if update.status() == ServingStatus::Serving {
+                return Ok(());
+            }
+        }
+        Err(ClientError::NotServing(format!(
+            "{addr}: the health stream ended before SERVING"
+        )))
+    };
+    tokio::time::timeout(limit, serving).await.map_err(|_| {
+        ClientError::NotServing(format!("{addr} did not report SERVING within {limit:?}"))
+    })?
 }
 
 /// Builds a lazily connecting channel: the other service may start after this one, and tonic

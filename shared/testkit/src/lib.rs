@@ -61,34 +61,12 @@ pub fn init_logging() {
     });
 }
 
-/// Waits, on the grpc.health.v1 watch stream of the server at `addr`, until it reports SERVING
-/// (migrations done, database reachable). Panics after 30 s.
+/// Waits until the server at `addr` reports SERVING (migrations done, database reachable)
+/// (`tierline_runtime::client::until_serving`). Panics after 30 s.
 pub async fn wait_until_serving(addr: std::net::SocketAddr) {
-    use tierline_proto::tonic_health::pb::{
-        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
-    };
-    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
-        .expect("valid uri")
-        .connect()
+    tierline_runtime::client::until_serving(addr, std::time::Duration::from_secs(30))
         .await
-        .expect("the server accepts connections");
-    let mut updates = HealthClient::new(channel)
-        .watch(HealthCheckRequest {
-            service: String::new(),
-        })
-        .await
-        .expect("health watch")
-        .into_inner();
-    let serving = tokio::time::timeout(std::time::Duration::from_secs(30), async {
-        while let Some(update) = updates.message().await.expect("health update") {
-            if update.status() == ServingStatus::Serving {
-                return;
-            }
-        }
-        panic!("health stream ended before SERVING");
-    })
-    .await;
-    serving.expect("the service reports SERVING within 30 s");
+        .expect("the service reports SERVING within 30 s");
 }
 
 /// A database that exists for one test and is dropped when this value is.

@@ -5,25 +5,18 @@
 
 pub(crate) mod business;
 
-use std::{net::SocketAddr, sync::Arc};
+use std::net::SocketAddr;
 
-use tierline_campaign::storage::sqlite::SqliteCampaignStore;
-use tierline_campaign::{Application as CampaignApp, CampaignConfig};
-use tierline_customer::storage::sqlite::SqliteCustomerStore;
-use tierline_customer::{Application as CustomerApp, CustomerConfig};
 use tierline_proto::{
     campaign::v1::campaign_service_client::CampaignServiceClient,
     customer::v1::customer_service_client::CustomerServiceClient, prost_types::Timestamp,
     scoring::v1::scoring_service_client::ScoringServiceClient,
 };
-use tierline_runtime::{
-    auth::scopes::{CUSTOMERS_READ, FEED_READ, PROGRAMS_ADMIN, TIERS_READ},
-    config::ConfigSource,
-};
-use tierline_scoring::storage::sqlite::SqliteScoringStore;
-use tierline_scoring::{Application as ScoringApp, ScoringConfig};
+use tierline_runtime::service::StartError;
 pub(crate) use tierline_testkit::eventually;
-use tierline_testkit::{TestDatabase, TestSqliteFile, tokens, wait_until_serving};
+use tierline_testkit::{TestDatabase, TestSqliteFile, tokens};
+use tierline_topology::{Storage, Topology};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, metadata::MetadataValue, transport::Channel};
 
@@ -54,6 +47,7 @@ pub(crate) struct Services {
     pub(crate) campaign: CampaignServiceClient<Channel>,
     pub(crate) database_url: String,
     stop: CancellationToken,
+    _tasks: JoinSet<Result<(), StartError>>,
     _database: TestDatabase,
     _files: [TestSqliteFile; 3],
 }
@@ -62,14 +56,6 @@ impl Drop for Services {
     fn drop(&mut self) {
         self.stop.cancel();
     }
-}
-
-async fn serve<F>(addr: SocketAddr, run: F)
-where
-    F: std::future::Future<Output = ()> + Send + 'static,
-{
-    tokio::spawn(run);
-    wait_until_serving(addr).await;
 }
 
 async fn connect(addr: SocketAddr) -> Channel {
@@ -95,7 +81,8 @@ pub(crate) async fn start(campaign_extra: &[(&str, &str)]) -> Services {
     start_on(Stores::Postgres, campaign_extra).await
 }
 
-/// As [`start`], with the services' data where `stores` says.
+/// As [`start`], with the services' data where `stores` says: the one topology `tierline dev`
+/// runs too (`tierline_topology`), with auth on (the test tokens' secret).
 pub(crate) async fn start_on(stores: Stores, campaign_extra: &[(&str, &str)]) -> Services {
     tierline_testkit::init_logging();
     let files = [
@@ -104,141 +91,31 @@ pub(crate) async fn start_on(stores: Stores, campaign_extra: &[(&str, &str)]) ->
         TestSqliteFile::new(),
     ];
     let database = TestDatabase::create().await.expect("database");
-    let stop = CancellationToken::new();
-    let common = vec![
-        ("TIERLINE_GRPC_ADDR".to_owned(), "127.0.0.1:0".to_owned()),
-        ("TIERLINE_METRICS_ADDR".to_owned(), "off".to_owned()),
-        (
-            "TIERLINE_DATABASE_URL".to_owned(),
-            database.url().to_owned(),
-        ),
-        (
-            "TIERLINE_AUTH_HS256_SECRET".to_owned(),
-            tokens::SECRET.to_owned(),
-        ),
-    ];
-    let with = |extra: Vec<(String, String)>| {
-        let mut pairs = common.clone();
-        pairs.extend(extra);
-        ConfigSource::from_pairs(pairs)
+    let storage = match stores {
+        Stores::Postgres => Storage::Postgres {
+            url: database.url().to_owned(),
+        },
+        Stores::Sqlite => Storage::Sqlite {
+            customer: files[0].url(),
+            scoring: files[2].url(),
+            campaign: files[1].url(),
+        },
     };
-
-    let customer = match stores {
-        Stores::Postgres => {
-            CustomerApp::build(CustomerConfig::from_source(&with(vec![])).expect("config")).await
-        }
-        Stores::Sqlite => {
-            let store = SqliteCustomerStore::open(&files[0].url())
-                .await
-                .expect("customer store");
-            CustomerApp::embedded(
-                CustomerConfig::embedded_from_source(&with(vec![])).expect("config"),
-                Arc::new(store),
-            )
-            .await
-        }
+    let mut topology = Topology::new(storage)
+        .with_auth(tokens::SECRET)
+        .campaign_setting("TIERLINE_SCHEDULER_TICK", "200ms");
+    for (key, value) in campaign_extra {
+        topology = topology.campaign_setting(key, value);
     }
-    .expect("customer builds");
-    let customer_addr = customer.local_addr();
-    let token = stop.clone();
-    serve(customer_addr, async move {
-        customer
-            .run_until(async move { token.cancelled().await })
-            .await
-            .expect("customer runs");
-    })
-    .await;
-
-    let scoring_source = with(vec![
-        (
-            "TIERLINE_CUSTOMER_ENDPOINT".into(),
-            format!("http://{customer_addr}"),
-        ),
-        (
-            "TIERLINE_CUSTOMER_TOKEN".into(),
-            tokens::token("scoring", &[FEED_READ]),
-        ),
-    ]);
-    let scoring = match stores {
-        Stores::Postgres => {
-            ScoringApp::build(ScoringConfig::from_source(&scoring_source).expect("config")).await
-        }
-        Stores::Sqlite => {
-            let config = ScoringConfig::embedded_from_source(&scoring_source).expect("config");
-            let store = SqliteScoringStore::open(&files[2].url())
-                .await
-                .expect("scoring store");
-            ScoringApp::embedded(config, Arc::new(store)).await
-        }
-    }
-    .expect("scoring builds");
-    let scoring_addr = scoring.local_addr();
-    let token = stop.clone();
-    serve(scoring_addr, async move {
-        scoring
-            .run_until(async move { token.cancelled().await })
-            .await
-            .expect("scoring runs");
-    })
-    .await;
-
-    let mut campaign_settings = vec![
-        (
-            "TIERLINE_CUSTOMER_ENDPOINT".to_owned(),
-            format!("http://{customer_addr}"),
-        ),
-        (
-            "TIERLINE_CUSTOMER_TOKEN".to_owned(),
-            tokens::token("campaign", &[CUSTOMERS_READ, FEED_READ]),
-        ),
-        (
-            "TIERLINE_SCORING_ENDPOINT".to_owned(),
-            format!("http://{scoring_addr}"),
-        ),
-        (
-            "TIERLINE_SCORING_TOKEN".to_owned(),
-            tokens::token("campaign", &[PROGRAMS_ADMIN, TIERS_READ, FEED_READ]),
-        ),
-        ("TIERLINE_SCHEDULER_TICK".to_owned(), "200ms".to_owned()),
-    ];
-    campaign_settings.extend(
-        campaign_extra
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-    );
-    let campaign_source = with(campaign_settings);
-    let campaign = match stores {
-        Stores::Postgres => {
-            CampaignApp::build(CampaignConfig::from_source(&campaign_source).expect("config")).await
-        }
-        Stores::Sqlite => {
-            let store = SqliteCampaignStore::open(&files[1].url())
-                .await
-                .expect("campaign store");
-            CampaignApp::embedded(
-                CampaignConfig::embedded_from_source(&campaign_source).expect("config"),
-                Arc::new(store),
-            )
-            .await
-        }
-    }
-    .expect("campaign builds");
-    let campaign_addr = campaign.local_addr();
-    let token = stop.clone();
-    serve(campaign_addr, async move {
-        campaign
-            .run_until(async move { token.cancelled().await })
-            .await
-            .expect("campaign runs");
-    })
-    .await;
-
+    let stop = CancellationToken::new();
+    let running = topology.start(&stop).await.expect("the services start");
     Services {
-        customer: CustomerServiceClient::new(connect(customer_addr).await),
-        scoring: ScoringServiceClient::new(connect(scoring_addr).await),
-        campaign: CampaignServiceClient::new(connect(campaign_addr).await),
+        customer: CustomerServiceClient::new(connect(running.customer).await),
+        scoring: ScoringServiceClient::new(connect(running.scoring).await),
+        campaign: CampaignServiceClient::new(connect(running.campaign).await),
         database_url: database.url().to_owned(),
         stop,
+        _tasks: running.tasks,
         _database: database,
         _files: files,
     }

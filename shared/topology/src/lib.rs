@@ -1,0 +1,298 @@
+//! The three services wired to one another in one process, as `tierline dev`, the end-to-end
+//! tests and the benchmarks run them: each service's store (Postgres or its SQLite file), where
+//! it listens, the endpoints each caller reaches the others at, and, with auth on, the token each
+//! presents, with the scopes a deployment would grant it (docs/CONFIGURATION.md). One place to
+//! change when a service gains a setting or a caller a scope.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use tierline_campaign::{
+    Application as CampaignApp, CampaignConfig, storage::sqlite::SqliteCampaignStore,
+};
+use tierline_customer::{
+    Application as CustomerApp, CustomerConfig, storage::sqlite::SqliteCustomerStore,
+};
+use tierline_runtime::{
+    auth::{Claims, epoch_seconds, scopes},
+    client::until_serving,
+    config::ConfigSource,
+    service::StartError,
+};
+use tierline_scoring::{
+    Application as ScoringApp, ScoringConfig, storage::sqlite::SqliteScoringStore,
+};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// The scopes the scoring service's token for the customer service carries.
+pub const SCORING_TO_CUSTOMER: &[&str] = &[scopes::FEED_READ];
+/// The scopes the campaign service's token for the customer service carries.
+pub const CAMPAIGN_TO_CUSTOMER: &[&str] = &[scopes::CUSTOMERS_READ, scopes::FEED_READ];
+/// The scopes the campaign service's token for the scoring service carries.
+pub const CAMPAIGN_TO_SCORING: &[&str] = &[
+    scopes::PROGRAMS_ADMIN,
+    scopes::TIERS_READ,
+    scopes::FEED_READ,
+];
+
+/// How long a service may take to report SERVING (its migrations) before the start fails.
+const READY_WITHIN: Duration = Duration::from_secs(60);
+
+/// Service-to-service tokens outlive any process that mints them here.
+const TOKEN_LIFETIME_SECONDS: u64 = 365 * 24 * 3600;
+
+/// Where the services keep their data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Storage {
+    /// Every service on one Postgres database (each in its own schema), as deployed.
+    Postgres {
+        /// The database.
+        url: String,
+    },
+    /// The development mode's: each service on its own SQLite file (`sqlite://path`).
+    Sqlite {
+        /// The customer service's file.
+        customer: String,
+        /// The scoring service's file.
+        scoring: String,
+        /// The campaign service's file.
+        campaign: String,
+    },
+}
+
+/// The three services to start: settings for all, settings for each, and the auth secret.
+#[derive(Debug, Clone)]
+pub struct Topology {
+    storage: Storage,
+    /// Where the customer service listens; the scoring and campaign services take the next two
+    /// ports (port 0: any free port for each).
+    customer_addr: SocketAddr,
+    all: Vec<(String, String)>,
+    customer: Vec<(String, String)>,
+    scoring: Vec<(String, String)>,
+    campaign: Vec<(String, String)>,
+    secret: Option<String>,
+}
+
+/// The services running, until the stop token given to [`Topology::start`] is cancelled.
+#[derive(Debug)]
+pub struct Running {
+    /// Where the customer service listens.
+    pub customer: SocketAddr,
+    /// Where the scoring service listens.
+    pub scoring: SocketAddr,
+    /// Where the campaign service listens.
+    pub campaign: SocketAddr,
+    /// The three services; each ends when the stop token is cancelled, or on its own error.
+    pub tasks: JoinSet<Result<(), StartError>>,
+}
+
+fn pair(key: &str, value: impl Into<String>) -> (String, String) {
+    (key.to_owned(), value.into())
+}
+
+impl Topology {
+    /// The three services on `storage`, on 127.0.0.1 with free ports, metrics off, auth off.
+    pub fn new(storage: Storage) -> Self {
+        let mut all = vec![
+            pair("TIERLINE_METRICS_ADDR", "off"),
+            pair("TIERLINE_AUTH_MODE", "disabled"),
+        ];
+        if let Storage::Postgres { url } = &storage {
+            all.push(pair("TIERLINE_DATABASE_URL", url.clone()));
+        }
+        Self {
+            storage,
+            customer_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            all,
+            customer: Vec::new(),
+            scoring: Vec::new(),
+            campaign: Vec::new(),
+            secret: None,
+        }
+    }
+
+    /// Listens at `customer_addr`, and the next two ports (any free ports when its port is 0).
+    #[must_use]
+    pub fn listening_at(mut self, customer_addr: SocketAddr) -> Self {
+        self.customer_addr = customer_addr;
+        self
+    }
+
+    /// Turns auth on: callers need HS256 tokens signed with `secret`, and each service presents
+    /// one to the others, with the scopes a deployment grants it.
+    #[must_use]
+    pub fn with_auth(mut self, secret: &str) -> Self {
+        self.all.retain(|(key, _)| key != "TIERLINE_AUTH_MODE");
+        self.all.push(pair("TIERLINE_AUTH_HS256_SECRET", secret));
+        self.secret = Some(secret.to_owned());
+        self
+    }
+
+    /// A setting for every service.
+    #[must_use]
+    pub fn setting(mut self, key: &str, value: &str) -> Self {
+        self.all.push(pair(key, value));
+        self
+    }
+
+    /// A setting for the customer service.
+    #[must_use]
+    pub fn customer_setting(mut self, key: &str, value: &str) -> Self {
+        self.customer.push(pair(key, value));
+        self
+    }
+
+    /// A setting for the scoring service.
+    #[must_use]
+    pub fn scoring_setting(mut self, key: &str, value: &str) -> Self {
+        self.scoring.push(pair(key, value));
+        self
+    }
+
+    /// A setting for the campaign service.
+    #[must_use]
+    pub fn campaign_setting(mut self, key: &str, value: &str) -> Self {
+        self.campaign.push(pair(key, value));
+        self
+    }
+
+    /// The address the service `offset` places after the customer service listens at.
+    fn addr(&self, offset: u16) -> SocketAddr {
+        let port = match self.customer_addr.port() {
+            0 => 0,
+            port => port.saturating_add(offset),
+        };
+        SocketAddr::new(self.customer_addr.ip(), port)
+    }
+
+    /// The settings of one service: all, its address, what it reaches, its own.
+    fn source(
+        &self,
+        addr: SocketAddr,
+        upstreams: Vec<(String, String)>,
+        own: &[(String, String)],
+    ) -> ConfigSource {
+        let mut pairs = self.all.clone();
+        pairs.push(pair("TIERLINE_GRPC_ADDR", addr.to_string()));
+        pairs.extend(upstreams);
+        pairs.extend(own.iter().cloned());
+        ConfigSource::from_pairs(pairs)
+    }
+
+    /// The endpoint (and, with auth on, the token) `caller` reaches the service `name`
+    /// (CUSTOMER, SCORING) at.
+    fn upstream(
+        &self,
+        name: &str,
+        addr: SocketAddr,
+        caller: &str,
+        granted: &[&str],
+    ) -> anyhow::Result<Vec<(String, String)>> {
+        let mut pairs = vec![pair(
+            &format!("TIERLINE_{name}_ENDPOINT"),
+            format!("http://{addr}"),
+        )];
+        if let Some(secret) = &self.secret {
+            let token = Claims::granting(caller, granted, epoch_seconds() + TOKEN_LIFETIME_SECONDS)
+                .sign_hs256(secret)?;
+            pairs.push(pair(&format!("TIERLINE_{name}_TOKEN"), token));
+        }
+        Ok(pairs)
+    }
+
+    /// Starts the customer, scoring and campaign services, in that order, each once the one
+    /// before it reports SERVING (its migrations done): each reaches the ones before it, and a
+    /// feed follower that starts against a service still migrating only backs off and starts
+    /// late. They run until `stop` is cancelled.
+    pub async fn start(self, stop: &CancellationToken) -> anyhow::Result<Running> {
+        let mut tasks = JoinSet::new();
+
+        let source = self.source(self.addr(0), Vec::new(), &self.customer);
+        let customer = match &self.storage {
+            Storage::Postgres { .. } => {
+                CustomerApp::build(
+                    CustomerConfig::from_source(&source).context("customer settings")?,
+                )
+                .await
+            }
+            Storage::Sqlite { customer, .. } => {
+                let store = SqliteCustomerStore::open(customer)
+                    .await
+                    .map_err(|error| anyhow::anyhow!("customer store: {error}"))?;
+                CustomerApp::embedded(
+                    CustomerConfig::embedded_from_source(&source).context("customer settings")?,
+                    Arc::new(store),
+                )
+                .await
+            }
+        }
+        .context("starting the customer service")?;
+        let customer_addr = customer.local_addr();
+        tasks.spawn(customer.run_until(stop.clone().cancelled_owned()));
+        until_serving(customer_addr, READY_WITHIN).await?;
+
+        let upstreams = self.upstream("CUSTOMER", customer_addr, "scoring", SCORING_TO_CUSTOMER)?;
+        let source = self.source(self.addr(1), upstreams, &self.scoring);
+        let scoring = match &self.storage {
+            Storage::Postgres { .. } => {
+                ScoringApp::build(ScoringConfig::from_source(&source).context("scoring settings")?)
+                    .await
+            }
+            Storage::Sqlite { scoring, .. } => {
+                let store = SqliteScoringStore::open(scoring)
+                    .await
+                    .map_err(|error| anyhow::anyhow!("scoring store: {error}"))?;
+                ScoringApp::embedded(
+                    ScoringConfig::embedded_from_source(&source).context("scoring settings")?,
+                    Arc::new(store),
+                )
+                .await
+            }
+        }
+        .context("starting the scoring service")?;
+        let scoring_addr = scoring.local_addr();
+        tasks.spawn(scoring.run_until(stop.clone().cancelled_owned()));
+        until_serving(scoring_addr, READY_WITHIN).await?;
+
+        let mut upstreams =
+            self.upstream("CUSTOMER", customer_addr, "campaign", CAMPAIGN_TO_CUSTOMER)?;
+        upstreams.extend(self.upstream(
+            "SCORING",
+            scoring_addr,
+            "campaign",
+            CAMPAIGN_TO_SCORING,
+        )?);
+        let source = self.source(self.addr(2), upstreams, &self.campaign);
+        let campaign = match &self.storage {
+            Storage::Postgres { .. } => {
+                CampaignApp::build(
+                    CampaignConfig::from_source(&source).context("campaign settings")?,
+                )
+                .await
+            }
+            Storage::Sqlite { campaign, .. } => {
+                let store = SqliteCampaignStore::open(campaign)
+                    .await
+                    .map_err(|error| anyhow::anyhow!("campaign store: {error}"))?;
+                CampaignApp::embedded(
+                    CampaignConfig::embedded_from_source(&source).context("campaign settings")?,
+                    Arc::new(store),
+                )
+                .await
+            }
+        }
+        .context("starting the campaign service")?;
+        let campaign_addr = campaign.local_addr();
+        tasks.spawn(campaign.run_until(stop.clone().cancelled_owned()));
+        until_serving(campaign_addr, READY_WITHIN).await?;
+
+        Ok(Running {
+            customer: customer_addr,
+            scoring: scoring_addr,
+            campaign: campaign_addr,
+            tasks,
+        })
+    }
+}
