@@ -7,7 +7,7 @@ use sqlx::PgPool;
 use tierline_proto::campaign::v1::campaign_service_server::{CampaignServiceServer, SERVICE_NAME};
 use tierline_runtime::{
     app::{Backend, CommonSettings, RunContext, Service},
-    config::ConfigError,
+    config::{ConfigError, ConfigSource},
     follower::FeedCounters,
     service::ServiceSpec,
 };
@@ -25,6 +25,7 @@ use crate::{
     storage::{
         CampaignStore,
         postgres::{MIGRATOR, PgCampaignStore, SCHEMA},
+        sqlite::SqliteCampaignStore,
     },
     upstream::Upstream,
 };
@@ -50,8 +51,18 @@ impl Service for CampaignService {
     };
     const ABOUT: &'static str = "Tierline campaign service";
 
-    fn from_env() -> Result<CampaignConfig, ConfigError> {
-        CampaignConfig::from_env()
+    fn config(source: &ConfigSource, backend: Backend) -> Result<CampaignConfig, ConfigError> {
+        match backend {
+            Backend::Postgres => CampaignConfig::from_source(source),
+            Backend::Embedded => CampaignConfig::embedded_from_source(source),
+        }
+    }
+
+    async fn open_embedded(url: &str) -> Result<Arc<dyn CampaignStore>, StartError> {
+        let store = SqliteCampaignStore::open(url)
+            .await
+            .map_err(|error| StartError::Service(format!("opening {url}: {error}")))?;
+        Ok(Arc::new(store))
     }
 
     fn common(config: &CampaignConfig) -> CommonSettings<'_> {

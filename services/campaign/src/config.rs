@@ -94,11 +94,6 @@ impl CampaignConfig {
         reader.finish()?;
         Ok(config)
     }
-
-    /// Reads the configuration from the environment (and `TIERLINE_CONFIG_FILE`).
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_source(&ConfigSource::from_env()?)
-    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use sqlx::PgPool;
 use tierline_proto::customer::v1::customer_service_server::{CustomerServiceServer, SERVICE_NAME};
 use tierline_runtime::{
     app::{Backend, CommonSettings, RunContext, Service},
-    config::ConfigError,
+    config::{ConfigError, ConfigSource},
     service::ServiceSpec,
 };
 use tokio_util::sync::CancellationToken;
@@ -22,6 +22,7 @@ use crate::{
     storage::{
         CustomerStore,
         postgres::{MIGRATOR, PgCustomerStore, SCHEMA},
+        sqlite::SqliteCustomerStore,
     },
 };
 
@@ -45,8 +46,18 @@ impl Service for CustomerService {
     };
     const ABOUT: &'static str = "Tierline customer service";
 
-    fn from_env() -> Result<CustomerConfig, ConfigError> {
-        CustomerConfig::from_env()
+    fn config(source: &ConfigSource, backend: Backend) -> Result<CustomerConfig, ConfigError> {
+        match backend {
+            Backend::Postgres => CustomerConfig::from_source(source),
+            Backend::Embedded => CustomerConfig::embedded_from_source(source),
+        }
+    }
+
+    async fn open_embedded(url: &str) -> Result<Arc<dyn CustomerStore>, StartError> {
+        let store = SqliteCustomerStore::open(url)
+            .await
+            .map_err(|error| StartError::Service(format!("opening {url}: {error}")))?;
+        Ok(Arc::new(store))
     }
 
     fn common(config: &CustomerConfig) -> CommonSettings<'_> {

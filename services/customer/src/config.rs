@@ -86,11 +86,6 @@ impl CustomerConfig {
         reader.finish()?;
         Ok(config)
     }
-
-    /// Reads the configuration from the environment (and `TIERLINE_CONFIG_FILE`).
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_source(&ConfigSource::from_env()?)
-    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use sqlx::PgPool;
 use tierline_proto::scoring::v1::scoring_service_server::{SERVICE_NAME, ScoringServiceServer};
 use tierline_runtime::{
     app::{Backend, CommonSettings, RunContext, Service},
-    config::ConfigError,
+    config::{ConfigError, ConfigSource},
     follower::FeedCounters,
     metrics::Metrics,
     service::ServiceSpec,
@@ -24,6 +24,7 @@ use crate::{
     storage::{
         ScoringStore,
         postgres::{MIGRATOR, PgScoringStore, SCHEMA},
+        sqlite::SqliteScoringStore,
     },
 };
 
@@ -47,8 +48,18 @@ impl Service for ScoringService {
     };
     const ABOUT: &'static str = "Tierline scoring service";
 
-    fn from_env() -> Result<ScoringConfig, ConfigError> {
-        ScoringConfig::from_env()
+    fn config(source: &ConfigSource, backend: Backend) -> Result<ScoringConfig, ConfigError> {
+        match backend {
+            Backend::Postgres => ScoringConfig::from_source(source),
+            Backend::Embedded => ScoringConfig::embedded_from_source(source),
+        }
+    }
+
+    async fn open_embedded(url: &str) -> Result<Arc<dyn ScoringStore>, StartError> {
+        let store = SqliteScoringStore::open(url)
+            .await
+            .map_err(|error| StartError::Service(format!("opening {url}: {error}")))?;
+        Ok(Arc::new(store))
     }
 
     fn common(config: &ScoringConfig) -> CommonSettings<'_> {

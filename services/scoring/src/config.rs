@@ -119,9 +119,4 @@ impl ScoringConfig {
         reader.finish()?;
         Ok(config)
     }
-
-    /// Reads the configuration from the environment (and `TIERLINE_CONFIG_FILE`).
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_source(&ConfigSource::from_env()?)
-    }
 }

@@ -11,7 +11,9 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    config::{AuthSettings, ConfigError, DatabaseSettings, GrpcSettings, TelemetrySettings},
+    config::{
+        AuthSettings, ConfigError, ConfigSource, DatabaseSettings, GrpcSettings, TelemetrySettings,
+    },
     embedded::EmbeddedService,
     metrics::Metrics,
     service::{BoundService, ServiceSpec, StartError},
@@ -63,8 +65,14 @@ pub trait Service: 'static {
     /// One line for `--help`.
     const ABOUT: &'static str;
 
-    /// Reads the configuration from the environment.
-    fn from_env() -> Result<Self::Config, ConfigError>;
+    /// Reads and checks the configuration for `backend` (an embedded store needs no database
+    /// settings).
+    fn config(source: &ConfigSource, backend: Backend) -> Result<Self::Config, ConfigError>;
+
+    /// Opens the service's embedded store at `url` (`sqlite://path`), applying its migrations.
+    fn open_embedded(
+        url: &str,
+    ) -> impl Future<Output = Result<Arc<Self::Store>, StartError>> + Send;
 
     /// The settings every service has.
     fn common(config: &Self::Config) -> CommonSettings<'_>;
@@ -233,7 +241,7 @@ pub async fn main<S: Service>() -> anyhow::Result<()> {
             clap::Command::new("migrate").about("Apply pending database migrations, then exit"),
         )
         .get_matches();
-    let config = S::from_env()?;
+    let config = S::config(&ConfigSource::from_env()?, Backend::Postgres)?;
     let _telemetry = crate::telemetry::init(S::common(&config).telemetry)?;
     if matches.subcommand_name() == Some("migrate") {
         migrate_only::<S>(&config).await?;

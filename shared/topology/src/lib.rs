@@ -4,24 +4,19 @@
 //! presents, with the scopes a deployment would grant it (docs/CONFIGURATION.md). One place to
 //! change when a service gains a setting or a caller a scope.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{net::SocketAddr, time::Duration};
 
 use anyhow::Context;
-use tierline_campaign::{
-    Application as CampaignApp, CampaignConfig, storage::sqlite::SqliteCampaignStore,
-};
-use tierline_customer::{
-    Application as CustomerApp, CustomerConfig, storage::sqlite::SqliteCustomerStore,
-};
+use tierline_campaign::app::CampaignService;
+use tierline_customer::app::CustomerService;
 use tierline_runtime::{
+    app::{Application, Backend, Service},
     auth::{Claims, epoch_seconds, scopes},
     client::until_serving,
     config::ConfigSource,
     service::StartError,
 };
-use tierline_scoring::{
-    Application as ScoringApp, ScoringConfig, storage::sqlite::SqliteScoringStore,
-};
+use tierline_scoring::app::ScoringService;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -208,91 +203,64 @@ impl Topology {
     /// late. They run until `stop` is cancelled.
     pub async fn start(self, stop: &CancellationToken) -> anyhow::Result<Running> {
         let mut tasks = JoinSet::new();
+        let (customer_file, scoring_file, campaign_file) = match &self.storage {
+            Storage::Postgres { .. } => (None, None, None),
+            Storage::Sqlite {
+                customer,
+                scoring,
+                campaign,
+            } => (Some(customer), Some(scoring), Some(campaign)),
+        };
 
         let source = self.source(self.addr(0), Vec::new(), &self.customer);
-        let customer = match &self.storage {
-            Storage::Postgres { .. } => {
-                CustomerApp::build(
-                    CustomerConfig::from_source(&source).context("customer settings")?,
-                )
-                .await
-            }
-            Storage::Sqlite { customer, .. } => {
-                let store = SqliteCustomerStore::open(customer)
-                    .await
-                    .map_err(|error| anyhow::anyhow!("customer store: {error}"))?;
-                CustomerApp::embedded(
-                    CustomerConfig::embedded_from_source(&source).context("customer settings")?,
-                    Arc::new(store),
-                )
-                .await
-            }
-        }
-        .context("starting the customer service")?;
-        let customer_addr = customer.local_addr();
-        tasks.spawn(customer.run_until(stop.clone().cancelled_owned()));
-        until_serving(customer_addr, READY_WITHIN).await?;
+        let customer =
+            start_one::<CustomerService>(customer_file, &source, stop, &mut tasks).await?;
 
-        let upstreams = self.upstream("CUSTOMER", customer_addr, "scoring", SCORING_TO_CUSTOMER)?;
+        let upstreams = self.upstream("CUSTOMER", customer, "scoring", SCORING_TO_CUSTOMER)?;
         let source = self.source(self.addr(1), upstreams, &self.scoring);
-        let scoring = match &self.storage {
-            Storage::Postgres { .. } => {
-                ScoringApp::build(ScoringConfig::from_source(&source).context("scoring settings")?)
-                    .await
-            }
-            Storage::Sqlite { scoring, .. } => {
-                let store = SqliteScoringStore::open(scoring)
-                    .await
-                    .map_err(|error| anyhow::anyhow!("scoring store: {error}"))?;
-                ScoringApp::embedded(
-                    ScoringConfig::embedded_from_source(&source).context("scoring settings")?,
-                    Arc::new(store),
-                )
-                .await
-            }
-        }
-        .context("starting the scoring service")?;
-        let scoring_addr = scoring.local_addr();
-        tasks.spawn(scoring.run_until(stop.clone().cancelled_owned()));
-        until_serving(scoring_addr, READY_WITHIN).await?;
+        let scoring = start_one::<ScoringService>(scoring_file, &source, stop, &mut tasks).await?;
 
         let mut upstreams =
-            self.upstream("CUSTOMER", customer_addr, "campaign", CAMPAIGN_TO_CUSTOMER)?;
-        upstreams.extend(self.upstream(
-            "SCORING",
-            scoring_addr,
-            "campaign",
-            CAMPAIGN_TO_SCORING,
-        )?);
+            self.upstream("CUSTOMER", customer, "campaign", CAMPAIGN_TO_CUSTOMER)?;
+        upstreams.extend(self.upstream("SCORING", scoring, "campaign", CAMPAIGN_TO_SCORING)?);
         let source = self.source(self.addr(2), upstreams, &self.campaign);
-        let campaign = match &self.storage {
-            Storage::Postgres { .. } => {
-                CampaignApp::build(
-                    CampaignConfig::from_source(&source).context("campaign settings")?,
-                )
-                .await
-            }
-            Storage::Sqlite { campaign, .. } => {
-                let store = SqliteCampaignStore::open(campaign)
-                    .await
-                    .map_err(|error| anyhow::anyhow!("campaign store: {error}"))?;
-                CampaignApp::embedded(
-                    CampaignConfig::embedded_from_source(&source).context("campaign settings")?,
-                    Arc::new(store),
-                )
-                .await
-            }
-        }
-        .context("starting the campaign service")?;
-        let campaign_addr = campaign.local_addr();
-        tasks.spawn(campaign.run_until(stop.clone().cancelled_owned()));
-        until_serving(campaign_addr, READY_WITHIN).await?;
+        let campaign =
+            start_one::<CampaignService>(campaign_file, &source, stop, &mut tasks).await?;
 
         Ok(Running {
-            customer: customer_addr,
-            scoring: scoring_addr,
-            campaign: campaign_addr,
+            customer,
+            scoring,
+            campaign,
             tasks,
         })
     }
+}
+
+/// Starts one service on Postgres, or on its SQLite file when there is one, runs it in `tasks`
+/// until `stop`, and waits until it reports SERVING; where it listens.
+async fn start_one<S: Service>(
+    sqlite_file: Option<&String>,
+    source: &ConfigSource,
+    stop: &CancellationToken,
+    tasks: &mut JoinSet<Result<(), StartError>>,
+) -> anyhow::Result<SocketAddr> {
+    let name = S::SPEC.name;
+    let app = match sqlite_file {
+        None => {
+            let config =
+                S::config(source, Backend::Postgres).with_context(|| format!("{name} settings"))?;
+            Application::<S>::build(config).await
+        }
+        Some(file) => {
+            let config =
+                S::config(source, Backend::Embedded).with_context(|| format!("{name} settings"))?;
+            let store = S::open_embedded(file).await?;
+            Application::<S>::embedded(config, store).await
+        }
+    }
+    .with_context(|| format!("starting {name}"))?;
+    let addr = app.local_addr();
+    tasks.spawn(app.run_until(stop.clone().cancelled_owned()));
+    until_serving(addr, READY_WITHIN).await?;
+    Ok(addr)
 }
