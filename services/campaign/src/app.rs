@@ -106,7 +106,7 @@ impl Service for CampaignService {
             shutdown.clone(),
         );
         if config.feed_consumer {
-            crate::feeds::spawn(
+            crate::followers::spawn(
                 store,
                 enroller,
                 &config.upstream,

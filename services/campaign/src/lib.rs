@@ -11,14 +11,14 @@
 //!
 //! Background work runs in every replica that enables it, safely at once: the [`scheduler`]
 //! (scheduled launches, ends, interrupted launches, birthday sweeps; per-campaign locks) and the
-//! [`feeds`] (attribution from the activity feed, triggers from the tier-change feed; one leader
+//! [`followers`] (attribution from the activity feed, triggers from the tier-change feed; one leader
 //! each).
 
 pub mod app;
 pub mod config;
 pub mod domain;
 pub mod error;
-pub mod feeds;
+pub mod followers;
 pub mod grpc;
 pub mod scheduler;
 pub mod storage;

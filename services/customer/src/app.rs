@@ -17,7 +17,7 @@ pub use tierline_runtime::service::StartError;
 use crate::{
     config::CustomerConfig,
     domain::{Customers, service::Rules},
-    feed::FeedWatcher,
+    feed_server::FeedWatcher,
     grpc::{CustomerApi, SCOPES},
     storage::{
         CustomerStore,

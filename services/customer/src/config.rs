@@ -7,7 +7,7 @@ use tierline_runtime::config::{
     AuthSettings, ConfigError, ConfigSource, DatabaseSettings, GrpcSettings, TelemetrySettings,
 };
 
-use crate::{domain::validate::PhoneRegion, feed::FeedSettings};
+use crate::{domain::validate::PhoneRegion, feed_server::FeedSettings};
 
 /// The gRPC port the customer service listens on by default.
 pub const DEFAULT_GRPC_PORT: u16 = 50051;

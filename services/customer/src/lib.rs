@@ -2,7 +2,7 @@
 //!
 //! It owns customer profiles, channel consents, purchase and refund activity (idempotent by a
 //! client key), bulk ingestion, GDPR-style erase and export, and the activity feed that the
-//! scoring and campaign services consume (`WatchActivities`).
+//! scoring and campaign services follow (`WatchActivities`, served by [`feed_server`]).
 //!
 //! Layers: [`grpc`] converts messages and maps errors → [`domain`] validates and applies the
 //! rules → [`storage`] persists behind the [`storage::CustomerStore`] trait ([`storage::postgres`]
@@ -13,7 +13,7 @@ pub mod app;
 pub mod config;
 pub mod domain;
 pub mod error;
-pub mod feed;
+pub mod feed_server;
 pub mod grpc;
 pub mod storage;
 

@@ -118,14 +118,14 @@ fn routes(
     shutdown: tokio_util::sync::CancellationToken,
 ) -> tonic::service::Routes {
     let history = config.consumer.as_ref().map(|consumer| {
-        crate::feed::spawn(
+        crate::activity_follower::spawn(
             store.clone(),
             cache.clone(),
             consumer.clone(),
             counters.clone(),
             shutdown.clone(),
         );
-        Arc::new(crate::feed::FeedHistory::new(
+        Arc::new(crate::activity_follower::FeedHistory::new(
             store.clone(),
             cache.clone(),
             consumer.clone(),

@@ -10,9 +10,9 @@ use tierline_runtime::{
 };
 
 use crate::{
+    activity_follower::ConsumerSettings,
     cache::{CacheSettings, RedisTopology},
     domain::evaluation::FeedWait,
-    feed::ConsumerSettings,
 };
 
 /// The gRPC port the scoring service listens on by default.

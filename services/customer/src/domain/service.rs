@@ -17,7 +17,7 @@ use super::{
     paging,
     validate::Violations,
 };
-use crate::{CustomerError, feed::FeedWatcher, storage::CustomerStore};
+use crate::{CustomerError, feed_server::FeedWatcher, storage::CustomerStore};
 
 /// Most ids in one batch read.
 pub const MAX_BATCH_IDS: usize = 1000;
@@ -497,7 +497,7 @@ impl Customers {
         &self,
         after_cursor: &str,
         shutdown: CancellationToken,
-    ) -> Result<(FeedIdentity, crate::feed::FeedStream), CustomerError> {
+    ) -> Result<(FeedIdentity, crate::feed_server::FeedStream), CustomerError> {
         let origin = self.store.feed_origin().await?;
         let cursor = FeedCursor::resume(after_cursor, origin).map_err(|refusal| match refusal {
             CursorRefusal::Malformed => CustomerError::invalid("after_cursor", refusal.to_string()),
