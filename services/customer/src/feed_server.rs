@@ -12,8 +12,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     CustomerError,
-    domain::feed::{FeedCursor, FeedPayload},
-    storage::CustomerStore,
+    domain::{
+        feed::{FeedCursor, FeedPayload},
+        ports::CustomerStore,
+    },
 };
 
 /// The stream a watcher reads: events with their cursors; it ends when the server shuts down

@@ -5,7 +5,7 @@
 //! scoring and campaign services follow (`WatchActivities`, served by [`feed_server`]).
 //!
 //! Layers: [`grpc`] converts messages and maps errors → [`domain`] validates and applies the
-//! rules → [`storage`] persists behind the [`storage::CustomerStore`] trait ([`storage::postgres`]
+//! rules → [`storage`] implements the domain's ports ([`domain::ports`]; [`storage::postgres`]
 //! is the record of truth). [`app`] wires them into a running server; `main.rs` only loads
 //! configuration and runs it.
 

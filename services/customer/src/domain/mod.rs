@@ -7,6 +7,7 @@ pub mod feed;
 pub mod import;
 pub mod onboarding;
 pub mod paging;
+pub mod ports;
 pub mod purchase_batch;
 pub mod service;
 pub mod validate;

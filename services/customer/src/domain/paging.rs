@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::{CustomerError, storage::ActivityPosition};
+use crate::{CustomerError, domain::ports::ActivityPosition};
 
 #[cfg(test)]
 use tierline_runtime::paging::DEFAULT_PAGE_SIZE;

@@ -17,7 +17,7 @@ use super::{
     paging,
     validate::Violations,
 };
-use crate::{CustomerError, feed_server::FeedWatcher, storage::CustomerStore};
+use crate::{CustomerError, domain::ports::CustomerStore, feed_server::FeedWatcher};
 
 /// Most ids in one batch read.
 pub const MAX_BATCH_IDS: usize = 1000;
@@ -293,7 +293,7 @@ impl Customers {
                 .list_activities(customer.id, after, paging::MAX_PAGE_SIZE)
                 .await?;
             let full = page.len() == paging::MAX_PAGE_SIZE as usize;
-            after = page.last().map(|a| crate::storage::ActivityPosition {
+            after = page.last().map(|a| crate::domain::ports::ActivityPosition {
                 occurred_at: a.occurred_at,
                 id: a.id,
             });
@@ -427,7 +427,7 @@ impl Customers {
             .await?;
         let next = match activities.last() {
             Some(last) if activities.len() == limit as usize => {
-                paging::activity_token(crate::storage::ActivityPosition {
+                paging::activity_token(crate::domain::ports::ActivityPosition {
                     occurred_at: last.occurred_at,
                     id: last.id,
                 })

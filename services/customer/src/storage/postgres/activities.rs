@@ -1,5 +1,7 @@
 //! Purchases and refunds in Postgres: idempotent recording and the refund rule under a row lock.
 
+use crate::storage::ActivityRecords;
+use async_trait::async_trait;
 use sqlx::{PgConnection, PgPool, types::Json};
 use uuid::Uuid;
 
@@ -141,12 +143,15 @@ async fn apply_refund(
     })
 }
 
-impl PgCustomerStore {
+#[async_trait]
+impl ActivityRecords for PgCustomerStore {
+    /// Through the coalescer: purchases that arrive together are written together.
+    async fn record_purchase(&self, purchase: &NewPurchase) -> Result<Recorded, CustomerError> {
+        self.purchases.record(purchase.clone()).await
+    }
+
     #[tracing::instrument(skip_all, fields(customer_id = %refund.customer_id, purchase_id = %refund.purchase_id))]
-    pub(super) async fn insert_refund(
-        &self,
-        refund: &NewRefund,
-    ) -> Result<Recorded, CustomerError> {
+    async fn record_refund(&self, refund: &NewRefund) -> Result<Recorded, CustomerError> {
         let mut tx = self.pool.begin().await?;
         match apply_refund(&mut tx, refund).await {
             Ok(recorded) => {
@@ -176,10 +181,7 @@ impl PgCustomerStore {
     }
 
     #[tracing::instrument(skip(self))]
-    pub(super) async fn select_activity(
-        &self,
-        id: Uuid,
-    ) -> Result<Option<Activity>, CustomerError> {
+    async fn activity(&self, id: Uuid) -> Result<Option<Activity>, CustomerError> {
         let sql = format!("SELECT {ACTIVITY_COLUMNS} FROM activities WHERE id = $1");
         let row: Option<ActivityRow> = sqlx::query_as(&sql)
             .bind(id)
@@ -191,7 +193,7 @@ impl PgCustomerStore {
     /// Two statements, with and without a position, so that each keeps an index range scan on
     /// `(customer_id, occurred_at DESC, id DESC)` under a generic plan.
     #[tracing::instrument(skip(self))]
-    pub(super) async fn select_activity_page(
+    async fn list_activities(
         &self,
         customer_id: Uuid,
         after: Option<ActivityPosition>,

@@ -1,5 +1,7 @@
 //! Consents and their history in Postgres.
 
+use crate::storage::ConsentRecords;
+use async_trait::async_trait;
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
@@ -45,12 +47,10 @@ impl TryFrom<ConsentRow> for Consent {
     }
 }
 
-impl PgCustomerStore {
+#[async_trait]
+impl ConsentRecords for PgCustomerStore {
     #[tracing::instrument(skip_all, fields(customer_id = %change.customer_id, channel = change.channel.as_str()))]
-    pub(super) async fn upsert_consent(
-        &self,
-        change: &ConsentChange,
-    ) -> Result<Consent, CustomerError> {
+    async fn set_consent(&self, change: &ConsentChange) -> Result<Consent, CustomerError> {
         let mut tx = self.pool.begin().await?;
         let status: Option<String> =
             sqlx::query_scalar("SELECT status FROM customers WHERE id = $1 FOR SHARE")
@@ -105,7 +105,7 @@ impl PgCustomerStore {
     }
 
     #[tracing::instrument(skip(self))]
-    pub(super) async fn select_consent_history(
+    async fn consent_history(
         &self,
         customer_id: Uuid,
         page: HistoryPage,
@@ -147,10 +147,7 @@ impl PgCustomerStore {
     }
 
     #[tracing::instrument(skip_all, fields(count = ids.len()))]
-    pub(super) async fn select_consents(
-        &self,
-        ids: &[Uuid],
-    ) -> Result<Vec<CustomerConsents>, CustomerError> {
+    async fn consents(&self, ids: &[Uuid]) -> Result<Vec<CustomerConsents>, CustomerError> {
         #[derive(sqlx::FromRow)]
         struct Row {
             id: Uuid,

@@ -1,5 +1,7 @@
 //! Customer profiles in Postgres.
 
+use crate::storage::CustomerRecords;
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Postgres, QueryBuilder, types::Json};
 use uuid::Uuid;
@@ -13,12 +15,10 @@ use crate::{
     domain::customer::{Customer, CustomerFilter, CustomerPatch, CustomerStatus, NewCustomer},
 };
 
-impl PgCustomerStore {
+#[async_trait]
+impl CustomerRecords for PgCustomerStore {
     #[tracing::instrument(skip_all, fields(customer_id = %customer.id))]
-    pub(super) async fn insert_customer(
-        &self,
-        customer: &NewCustomer,
-    ) -> Result<Customer, CustomerError> {
+    async fn create_customer(&self, customer: &NewCustomer) -> Result<Customer, CustomerError> {
         let sql = format!(
             "WITH inserted AS (
                  INSERT INTO customers (id, external_id, name, email, phone, birth_date, joined_at, attributes,
@@ -46,10 +46,7 @@ impl PgCustomerStore {
     }
 
     #[tracing::instrument(skip(self))]
-    pub(super) async fn select_customer(
-        &self,
-        id: Uuid,
-    ) -> Result<Option<Customer>, CustomerError> {
+    async fn customer(&self, id: Uuid) -> Result<Option<Customer>, CustomerError> {
         let sql = format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE id = $1");
         let row: Option<CustomerRow> = sqlx::query_as(&sql)
             .bind(id)
@@ -59,7 +56,7 @@ impl PgCustomerStore {
     }
 
     #[tracing::instrument(skip(self))]
-    pub(super) async fn select_customer_by_external_id(
+    async fn customer_by_external_id(
         &self,
         external_id: &str,
     ) -> Result<Option<Customer>, CustomerError> {
@@ -72,17 +69,14 @@ impl PgCustomerStore {
     }
 
     #[tracing::instrument(skip_all, fields(count = ids.len()))]
-    pub(super) async fn select_customers(
-        &self,
-        ids: &[Uuid],
-    ) -> Result<Vec<Customer>, CustomerError> {
+    async fn customers(&self, ids: &[Uuid]) -> Result<Vec<Customer>, CustomerError> {
         let sql = format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE id = ANY($1)");
         let rows: Vec<CustomerRow> = sqlx::query_as(&sql).bind(ids).fetch_all(&self.pool).await?;
         customers_from_rows(rows)
     }
 
     #[tracing::instrument(skip(self, patch))]
-    pub(super) async fn patch_customer(
+    async fn update_customer(
         &self,
         id: Uuid,
         patch: &CustomerPatch,
@@ -126,7 +120,7 @@ impl PgCustomerStore {
     /// Only the conditions actually given go into the SQL: `$n IS NULL OR …` placeholders would
     /// defeat the indexes once Postgres switches a prepared statement to a generic plan.
     #[tracing::instrument(skip(self))]
-    pub(super) async fn select_customer_page(
+    async fn list_customers(
         &self,
         filter: &CustomerFilter,
         after: Option<Uuid>,
@@ -181,7 +175,7 @@ impl PgCustomerStore {
     }
 
     #[tracing::instrument(skip(self, reason))]
-    pub(super) async fn erase(
+    async fn erase_customer(
         &self,
         id: Uuid,
         reason: &str,
@@ -198,7 +192,7 @@ impl PgCustomerStore {
             Some(CustomerStatus::Erased) => {
                 tx.rollback().await?;
                 return self
-                    .select_customer(id)
+                    .customer(id)
                     .await?
                     .ok_or_else(|| CustomerError::customer_not_found(id));
             }

@@ -1,6 +1,8 @@
 //! Reading the feed from Postgres behind the transaction-id watermark (the runtime's `xid_feed`
 //! serves it and wakes watchers on the channel below).
 
+use crate::storage::ActivityFeedSource;
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -19,13 +21,18 @@ use crate::{
 /// The channel the `notify_feed` trigger signals on.
 pub(super) const FEED_CHANNEL: &str = "customer_feed";
 
-impl PgCustomerStore {
+#[async_trait]
+impl ActivityFeedSource for PgCustomerStore {
+    fn feed_signal(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.feed_signal.clone()
+    }
+
+    async fn feed_origin(&self) -> Result<tierline_runtime::xid_feed::FeedOrigin, CustomerError> {
+        Ok(tierline_runtime::xid_feed::origin(&self.pool).await?)
+    }
+
     #[tracing::instrument(skip(self), fields(after = %after))]
-    pub(super) async fn select_feed(
-        &self,
-        after: FeedCursor,
-        limit: u32,
-    ) -> Result<FeedPage, CustomerError> {
+    async fn read_feed(&self, after: FeedCursor, limit: u32) -> Result<FeedPage, CustomerError> {
         // Every transaction older than the watermark has ended: rows below it can no longer appear.
         let watermark = tierline_runtime::xid_feed::watermark(&self.pool).await?;
         let limit_sql = i64::from(limit);

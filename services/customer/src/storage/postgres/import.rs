@@ -5,14 +5,17 @@
 //! through the same code as single refunds. A purchase and a refund of it may share a batch.
 
 use super::{PgCustomerStore, purchases::record_purchase_batch};
+use crate::storage::{ActivityImports, ActivityRecords};
 use crate::{
     CustomerError,
     domain::import::{ImportCommand, ImportOutcome},
 };
+use async_trait::async_trait;
 
-impl PgCustomerStore {
+#[async_trait]
+impl ActivityImports for PgCustomerStore {
     #[tracing::instrument(skip_all, fields(items = commands.len()))]
-    pub(super) async fn import(
+    async fn import_batch(
         &self,
         commands: &[ImportCommand],
     ) -> Result<Vec<ImportOutcome>, CustomerError> {
@@ -32,7 +35,7 @@ impl PgCustomerStore {
             let ImportCommand::Refund(refund) = command else {
                 continue;
             };
-            outcomes[index] = Some(ImportOutcome::of(self.insert_refund(refund).await)?);
+            outcomes[index] = Some(ImportOutcome::of(self.record_refund(refund).await)?);
         }
         outcomes
             .into_iter()

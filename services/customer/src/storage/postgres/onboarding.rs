@@ -3,6 +3,8 @@
 //! their CREATED events, update the changed profiles, record the changed consents), so that a
 //! batch of 10,000 costs about what a COPY of it does.
 
+use crate::storage::BulkOnboarding;
+use async_trait::async_trait;
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -213,12 +215,10 @@ async fn record_consents(
     Ok(())
 }
 
-impl PgCustomerStore {
+#[async_trait]
+impl BulkOnboarding for PgCustomerStore {
     #[tracing::instrument(skip_all, fields(customers = batch.len()))]
-    pub(super) async fn onboard_batch(
-        &self,
-        batch: &[Onboarding],
-    ) -> Result<Vec<OnboardingOutcome>, CustomerError> {
+    async fn onboard(&self, batch: &[Onboarding]) -> Result<Vec<OnboardingOutcome>, CustomerError> {
         let now = Utc::now();
         let mut tx = self.pool.begin().await?;
         let external_ids: Vec<&str> = batch.iter().map(|item| item.external_id.as_str()).collect();

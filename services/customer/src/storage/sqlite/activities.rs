@@ -3,6 +3,7 @@
 //! by the rules of `domain::purchase_batch`, the refund rule, reads and bulk imports (one
 //! transaction per batch: a purchase precedes its refunds in the feed).
 
+use async_trait::async_trait;
 use tierline_runtime::sqlite::rows_param;
 use uuid::Uuid;
 
@@ -18,7 +19,7 @@ use crate::{
         import::{ImportCommand, ImportOutcome},
         purchase_batch::{BatchResults, PurchaseBatch},
     },
-    storage::ActivityPosition,
+    storage::{ActivityImports, ActivityPosition, ActivityRecords},
 };
 
 /// The activity recorded under `key` before: a replay when the content is the same.
@@ -54,17 +55,6 @@ async fn inserted(write: &mut Write, id: Uuid) -> Result<Recorded, CustomerError
         activity: row.try_into()?,
         replayed: false,
     })
-}
-
-/// Records a purchase in `write`, or replays the one recorded under its key.
-pub(super) async fn purchase(
-    write: &mut Write,
-    purchase: &NewPurchase,
-) -> Result<Recorded, CustomerError> {
-    purchase_batch(write, &[purchase])
-        .await?
-        .pop()
-        .unwrap_or_else(|| Err(CustomerError::Internal("a purchase got no result".into())))
 }
 
 /// Records `purchases` in `write` by the rules of `domain::purchase_batch`, in three statements
@@ -215,11 +205,28 @@ impl SqliteCustomerStore {
             self.commit_feed(write).await
         }
     }
+}
 
-    pub(super) async fn select_activity(
-        &self,
-        id: Uuid,
-    ) -> Result<Option<Activity>, CustomerError> {
+#[async_trait]
+impl ActivityRecords for SqliteCustomerStore {
+    async fn record_purchase(&self, purchase: &NewPurchase) -> Result<Recorded, CustomerError> {
+        let mut write = self.begin_write().await?;
+        let recorded = purchase_batch(&mut write, &[purchase])
+            .await?
+            .pop()
+            .unwrap_or_else(|| Err(CustomerError::Internal("a purchase got no result".into())))?;
+        self.finish(write, &recorded).await?;
+        Ok(recorded)
+    }
+
+    async fn record_refund(&self, refund: &NewRefund) -> Result<Recorded, CustomerError> {
+        let mut write = self.begin_write().await?;
+        let recorded = self::refund(&mut write, refund).await?;
+        self.finish(write, &recorded).await?;
+        Ok(recorded)
+    }
+
+    async fn activity(&self, id: Uuid) -> Result<Option<Activity>, CustomerError> {
         let sql = format!("SELECT {ACTIVITY_COLUMNS} FROM activities WHERE id = ?");
         let row: Option<ActivityRow> = sqlx::query_as(&sql)
             .bind(id)
@@ -228,7 +235,7 @@ impl SqliteCustomerStore {
         row.map(Activity::try_from).transpose()
     }
 
-    pub(super) async fn select_activity_page(
+    async fn list_activities(
         &self,
         customer_id: Uuid,
         after: Option<ActivityPosition>,
@@ -248,11 +255,14 @@ impl SqliteCustomerStore {
             .await?;
         rows.into_iter().map(Activity::try_from).collect()
     }
+}
 
+#[async_trait]
+impl ActivityImports for SqliteCustomerStore {
     /// Imports a batch in one transaction: its purchases together, then its refunds one by one,
     /// each checked against its purchase as the batch leaves it, so that a purchase precedes its
     /// refunds in the feed (as on Postgres).
-    pub(super) async fn import(
+    async fn import_batch(
         &self,
         commands: &[ImportCommand],
     ) -> Result<Vec<ImportOutcome>, CustomerError> {

@@ -1,5 +1,7 @@
 //! Consents and their history in SQLite.
 
+use crate::storage::ConsentRecords;
+use async_trait::async_trait;
 use std::collections::HashMap;
 
 use uuid::Uuid;
@@ -34,11 +36,9 @@ fn channel(value: &str) -> Result<ConsentChannel, CustomerError> {
         .ok_or_else(|| CustomerError::Internal(format!("unknown channel {value:?}")))
 }
 
-impl SqliteCustomerStore {
-    pub(super) async fn upsert_consent(
-        &self,
-        change: &ConsentChange,
-    ) -> Result<Consent, CustomerError> {
+#[async_trait]
+impl ConsentRecords for SqliteCustomerStore {
+    async fn set_consent(&self, change: &ConsentChange) -> Result<Consent, CustomerError> {
         let mut write = self.begin_write().await?;
         ensure_active(&mut write.tx, change.customer_id).await?;
         record_consent(&mut write.tx, change).await?;
@@ -59,7 +59,7 @@ impl SqliteCustomerStore {
         })
     }
 
-    pub(super) async fn select_consent_history(
+    async fn consent_history(
         &self,
         customer_id: Uuid,
         page: HistoryPage,
@@ -93,10 +93,7 @@ impl SqliteCustomerStore {
             .collect()
     }
 
-    pub(super) async fn select_consents(
-        &self,
-        ids: &[Uuid],
-    ) -> Result<Vec<CustomerConsents>, CustomerError> {
+    async fn consents(&self, ids: &[Uuid]) -> Result<Vec<CustomerConsents>, CustomerError> {
         let mut by_customer: HashMap<Uuid, CustomerConsents> = HashMap::new();
         for id in ids {
             let rows: Vec<CurrentRow> = sqlx::query_as(

@@ -1,5 +1,7 @@
 //! Customer profiles in SQLite.
 
+use crate::storage::CustomerRecords;
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection, types::Json};
 use uuid::Uuid;
@@ -78,11 +80,19 @@ pub(super) async fn add_event(
     Ok(())
 }
 
-impl SqliteCustomerStore {
-    pub(super) async fn insert_customer(
-        &self,
-        customer: &NewCustomer,
-    ) -> Result<Customer, CustomerError> {
+#[async_trait]
+impl CustomerRecords for SqliteCustomerStore {
+    async fn customers(&self, ids: &[Uuid]) -> Result<Vec<Customer>, CustomerError> {
+        let mut found = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(customer) = self.customer(*id).await? {
+                found.push(customer);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn create_customer(&self, customer: &NewCustomer) -> Result<Customer, CustomerError> {
         let mut write = self.begin_write().await?;
         if external_id_taken(&mut write.tx, customer.external_id.as_deref(), customer.id).await? {
             return Err(taken());
@@ -113,10 +123,7 @@ impl SqliteCustomerStore {
         row.try_into()
     }
 
-    pub(super) async fn select_customer(
-        &self,
-        id: Uuid,
-    ) -> Result<Option<Customer>, CustomerError> {
+    async fn customer(&self, id: Uuid) -> Result<Option<Customer>, CustomerError> {
         let sql = format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE id = ?");
         let row: Option<CustomerRow> = sqlx::query_as(&sql)
             .bind(id)
@@ -125,7 +132,7 @@ impl SqliteCustomerStore {
         row.map(Customer::try_from).transpose()
     }
 
-    pub(super) async fn select_customer_by_external_id(
+    async fn customer_by_external_id(
         &self,
         external_id: &str,
     ) -> Result<Option<Customer>, CustomerError> {
@@ -137,7 +144,7 @@ impl SqliteCustomerStore {
         row.map(Customer::try_from).transpose()
     }
 
-    pub(super) async fn patch_customer(
+    async fn update_customer(
         &self,
         id: Uuid,
         patch: &CustomerPatch,
@@ -186,7 +193,7 @@ impl SqliteCustomerStore {
         row.try_into()
     }
 
-    pub(super) async fn select_customer_page(
+    async fn list_customers(
         &self,
         filter: &CustomerFilter,
         after: Option<Uuid>,
@@ -242,7 +249,7 @@ impl SqliteCustomerStore {
         rows.into_iter().map(Customer::try_from).collect()
     }
 
-    pub(super) async fn erase(
+    async fn erase_customer(
         &self,
         id: Uuid,
         reason: &str,
@@ -254,7 +261,7 @@ impl SqliteCustomerStore {
             Some(CustomerStatus::Erased) => {
                 drop(write);
                 return self
-                    .select_customer(id)
+                    .customer(id)
                     .await?
                     .ok_or_else(|| CustomerError::customer_not_found(id));
             }

@@ -2,6 +2,8 @@
 //! transaction is visible and none can commit with a smaller number later (one writer), so no
 //! event is held back.
 
+use crate::storage::ActivityFeedSource;
+use async_trait::async_trait;
 use uuid::Uuid;
 
 use super::{
@@ -16,12 +18,17 @@ use crate::{
     },
 };
 
-impl SqliteCustomerStore {
-    pub(super) async fn select_feed(
-        &self,
-        after: FeedCursor,
-        limit: u32,
-    ) -> Result<FeedPage, CustomerError> {
+#[async_trait]
+impl ActivityFeedSource for SqliteCustomerStore {
+    fn feed_signal(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.feed_signal.subscribe()
+    }
+
+    async fn feed_origin(&self) -> Result<tierline_runtime::xid_feed::FeedOrigin, CustomerError> {
+        Ok(tierline_runtime::sqlite::feed_origin(&self.pool).await?)
+    }
+
+    async fn read_feed(&self, after: FeedCursor, limit: u32) -> Result<FeedPage, CustomerError> {
         let limit_sql = i64::from(limit);
         // Both tables are read in one snapshot: read apart, a transaction committing between
         // the two reads could show its customer event but not an earlier transaction's

@@ -14,23 +14,10 @@ mod rows;
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use sqlx::{Sqlite, SqlitePool, Transaction};
 use tokio::sync::watch;
-use uuid::Uuid;
 
-use super::{ActivityPosition, CustomerStore};
-use crate::{
-    CustomerError,
-    domain::{
-        activity::{Activity, NewPurchase, NewRefund, Recorded},
-        consent::{Consent, ConsentChange, CustomerConsents, HistoryPage, RecordedConsentChange},
-        customer::{Customer, CustomerFilter, CustomerPatch, NewCustomer},
-        feed::{FeedCursor, FeedPage},
-        import::{ImportCommand, ImportOutcome},
-    },
-};
+use crate::CustomerError;
 
 /// The schema migrations in SQLite's dialect, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations-sqlite");
@@ -106,129 +93,5 @@ impl SqliteCustomerStore {
         write.tx.commit().await?;
         self.feed_signal.send_modify(|n| *n = n.wrapping_add(1));
         Ok(())
-    }
-}
-
-#[async_trait]
-impl CustomerStore for SqliteCustomerStore {
-    async fn create_customer(&self, customer: &NewCustomer) -> Result<Customer, CustomerError> {
-        self.insert_customer(customer).await
-    }
-
-    async fn customer(&self, id: Uuid) -> Result<Option<Customer>, CustomerError> {
-        self.select_customer(id).await
-    }
-
-    async fn customer_by_external_id(
-        &self,
-        external_id: &str,
-    ) -> Result<Option<Customer>, CustomerError> {
-        self.select_customer_by_external_id(external_id).await
-    }
-
-    async fn customers(&self, ids: &[Uuid]) -> Result<Vec<Customer>, CustomerError> {
-        let mut found = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(customer) = self.select_customer(*id).await? {
-                found.push(customer);
-            }
-        }
-        Ok(found)
-    }
-
-    async fn update_customer(
-        &self,
-        id: Uuid,
-        patch: &CustomerPatch,
-        now: DateTime<Utc>,
-    ) -> Result<Customer, CustomerError> {
-        self.patch_customer(id, patch, now).await
-    }
-
-    async fn list_customers(
-        &self,
-        filter: &CustomerFilter,
-        after: Option<Uuid>,
-        limit: u32,
-    ) -> Result<Vec<Customer>, CustomerError> {
-        self.select_customer_page(filter, after, limit).await
-    }
-
-    async fn erase_customer(
-        &self,
-        id: Uuid,
-        reason: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Customer, CustomerError> {
-        self.erase(id, reason, now).await
-    }
-
-    async fn set_consent(&self, change: &ConsentChange) -> Result<Consent, CustomerError> {
-        self.upsert_consent(change).await
-    }
-
-    async fn consent_history(
-        &self,
-        customer_id: Uuid,
-        page: HistoryPage,
-    ) -> Result<Vec<RecordedConsentChange>, CustomerError> {
-        self.select_consent_history(customer_id, page).await
-    }
-
-    async fn consents(&self, ids: &[Uuid]) -> Result<Vec<CustomerConsents>, CustomerError> {
-        self.select_consents(ids).await
-    }
-
-    async fn record_purchase(&self, purchase: &NewPurchase) -> Result<Recorded, CustomerError> {
-        let mut write = self.begin_write().await?;
-        let recorded = activities::purchase(&mut write, purchase).await?;
-        self.finish(write, &recorded).await?;
-        Ok(recorded)
-    }
-
-    async fn record_refund(&self, refund: &NewRefund) -> Result<Recorded, CustomerError> {
-        let mut write = self.begin_write().await?;
-        let recorded = activities::refund(&mut write, refund).await?;
-        self.finish(write, &recorded).await?;
-        Ok(recorded)
-    }
-
-    async fn activity(&self, id: Uuid) -> Result<Option<Activity>, CustomerError> {
-        self.select_activity(id).await
-    }
-
-    async fn list_activities(
-        &self,
-        customer_id: Uuid,
-        after: Option<ActivityPosition>,
-        limit: u32,
-    ) -> Result<Vec<Activity>, CustomerError> {
-        self.select_activity_page(customer_id, after, limit).await
-    }
-
-    async fn import_batch(
-        &self,
-        commands: &[ImportCommand],
-    ) -> Result<Vec<ImportOutcome>, CustomerError> {
-        self.import(commands).await
-    }
-
-    async fn onboard(
-        &self,
-        batch: &[crate::domain::onboarding::Onboarding],
-    ) -> Result<Vec<crate::domain::onboarding::OnboardingOutcome>, CustomerError> {
-        self.onboard_batch(batch).await
-    }
-
-    async fn read_feed(&self, after: FeedCursor, limit: u32) -> Result<FeedPage, CustomerError> {
-        self.select_feed(after, limit).await
-    }
-
-    fn feed_signal(&self) -> watch::Receiver<u64> {
-        self.feed_signal.subscribe()
-    }
-
-    async fn feed_origin(&self) -> Result<tierline_runtime::xid_feed::FeedOrigin, CustomerError> {
-        Ok(tierline_runtime::sqlite::feed_origin(&self.pool).await?)
     }
 }

@@ -1,6 +1,8 @@
 //! Bulk onboarding in SQLite: the batch in one write transaction, customer by customer (one
 //! writer, no round trips: statements cost microseconds here).
 
+use crate::storage::BulkOnboarding;
+use async_trait::async_trait;
 use chrono::Utc;
 use sqlx::types::Json;
 
@@ -19,11 +21,9 @@ use crate::{
     },
 };
 
-impl SqliteCustomerStore {
-    pub(super) async fn onboard_batch(
-        &self,
-        batch: &[Onboarding],
-    ) -> Result<Vec<OnboardingOutcome>, CustomerError> {
+#[async_trait]
+impl BulkOnboarding for SqliteCustomerStore {
+    async fn onboard(&self, batch: &[Onboarding]) -> Result<Vec<OnboardingOutcome>, CustomerError> {
         let now = Utc::now();
         let mut write = self.begin_write().await?;
         let mut outcomes = Vec::with_capacity(batch.len());
