@@ -20,7 +20,7 @@ use uuid::Uuid;
 use super::campaign::ProgramFacts;
 use crate::{
     CampaignError,
-    storage::{AttributionTarget, CampaignStore},
+    domain::ports::{AttributionTarget, CampaignStore},
 };
 
 /// The consumer name of the activity feed's cursor.

@@ -14,7 +14,7 @@ use super::{
     campaign::{Campaign, Status, Trigger},
     enrolment::{Enroller, decide_chunk},
 };
-use crate::{CampaignError, storage::CampaignStore};
+use crate::{CampaignError, domain::ports::CampaignStore};
 
 /// The cursor name of a campaign's sweep.
 pub fn sweep_consumer(campaign: &Campaign) -> String {

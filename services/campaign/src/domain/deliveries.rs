@@ -16,7 +16,7 @@ use super::{
 };
 use crate::{
     CampaignError,
-    storage::{Ack, AckOutcome, LeasedDelivery},
+    domain::ports::{Ack, AckOutcome, LeasedDelivery},
 };
 
 /// The longest a waiting stream sleeps before looking for expired leases.

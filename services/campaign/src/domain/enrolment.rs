@@ -16,7 +16,7 @@ use super::{
 };
 use crate::{
     CampaignError,
-    storage::{EnrolmentTx, NewMember, SuppressionReason},
+    domain::ports::{EnrolmentTx, NewMember, SuppressionReason},
     upstream::{CustomerFacts, Upstream, consents_to},
 };
 

@@ -16,7 +16,7 @@ use super::{
 };
 use crate::{
     CampaignError,
-    storage::{CampaignStore, LaunchLock},
+    domain::ports::{CampaignStore, LaunchLock},
 };
 
 /// The occasion of a one-shot launch's suppressions.

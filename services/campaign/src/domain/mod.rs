@@ -19,6 +19,7 @@ pub mod enrolment;
 pub mod holdout;
 pub mod input;
 pub mod launch;
+pub mod ports;
 pub mod preview;
 pub mod reads;
 pub mod report;

@@ -14,7 +14,7 @@ use super::{
     holdout::{Arm, draw},
     service::{Campaigns, parse_id},
 };
-use crate::{CampaignError, storage::SuppressionReason};
+use crate::{CampaignError, domain::ports::SuppressionReason};
 
 /// What to preview.
 #[derive(Debug, Clone, PartialEq)]

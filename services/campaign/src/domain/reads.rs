@@ -11,7 +11,7 @@ use super::{
 };
 use crate::{
     CampaignError,
-    storage::{MemberRow, SuppressionReason, SuppressionRow},
+    domain::ports::{MemberRow, SuppressionReason, SuppressionRow},
 };
 
 /// A report as of a moment.

@@ -2,7 +2,7 @@
 //! incremental revenue, cost and ROI — or why uplift cannot be measured.
 
 use super::stats::{self, Interval, Moments, Proportions};
-use crate::storage::ArmAggregate;
+use crate::domain::ports::ArmAggregate;
 
 /// Whether uplift can be measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -19,7 +19,7 @@ use super::{
 };
 use crate::{
     CampaignError,
-    storage::{CampaignFilter, CampaignStore, MembershipCounts},
+    domain::ports::{CampaignFilter, CampaignStore, MembershipCounts},
     upstream::Upstream,
 };
 

@@ -16,7 +16,7 @@ use super::{
 };
 use crate::{
     CampaignError,
-    storage::{CampaignFilter, CampaignStore},
+    domain::ports::{CampaignFilter, CampaignStore},
 };
 
 /// The consumer name of the tier-change feed's cursor.

@@ -15,8 +15,8 @@ pub use scopes::SCOPES;
 
 use crate::{
     CampaignError,
+    domain::ports::CampaignFilter,
     domain::{deliveries::DeliveryRequest, service::Campaigns},
-    storage::CampaignFilter,
 };
 
 type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;

@@ -8,6 +8,7 @@ use super::{
     timestamp,
 };
 use crate::{
+    domain::ports::{AckOutcome, MemberRow, SuppressionReason, SuppressionRow},
     domain::{
         campaign::Campaign,
         deliveries::{AckInput, AckResult, OutgoingDelivery},
@@ -18,7 +19,6 @@ use crate::{
         service::LaunchSummary,
         stats::Interval,
     },
-    storage::{AckOutcome, MemberRow, SuppressionReason, SuppressionRow},
 };
 
 pub(crate) fn reason_to_proto(reason: SuppressionReason) -> i32 {

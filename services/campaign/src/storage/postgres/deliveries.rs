@@ -8,7 +8,7 @@ use super::PgCampaignStore;
 use crate::{
     CampaignError,
     domain::campaign::Channel,
-    storage::{Ack, AckOutcome, LeasedDelivery, unrecorded_ack},
+    domain::ports::{Ack, AckOutcome, LeasedDelivery, unrecorded_ack},
 };
 
 impl PgCampaignStore {

@@ -11,7 +11,7 @@ use super::{
 use crate::{
     CampaignError,
     domain::campaign::Channel,
-    storage::{Ack, AckOutcome, LeasedDelivery, unrecorded_ack},
+    domain::ports::{Ack, AckOutcome, LeasedDelivery, unrecorded_ack},
 };
 
 impl SqliteCampaignStore {
