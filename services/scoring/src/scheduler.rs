@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::{
     ScoringError,
+    domain::ports::{NewRun, ScoringStore},
     domain::{
         consumer::{ProgramInForce, programs_in_force},
         evaluation::{Evaluator, Pass},
@@ -19,7 +20,6 @@ use crate::{
         schedule::{last_due, next_due},
         versions::RunTrigger,
     },
-    storage::{NewRun, ScoringStore},
 };
 
 /// Longest sleep between ticks (new policies and overrides are noticed within it).

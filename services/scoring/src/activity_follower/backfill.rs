@@ -28,11 +28,11 @@ use super::{
 use crate::{
     ScoringError,
     cache::TierCache,
+    domain::ports::ScoringStore,
     domain::{
         backfill::{ActivityHistory, BackfillOutcome, consumer_of},
         consumer::{ACTIVITY_FEED, FeedApplier},
     },
-    storage::ScoringStore,
 };
 
 /// The feed name of backfills in logs and counters.

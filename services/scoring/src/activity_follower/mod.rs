@@ -24,8 +24,8 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     ScoringError,
     cache::TierCache,
+    domain::ports::ScoringStore,
     domain::{consumer::ACTIVITY_FEED, partitions::PartitionedApplier},
-    storage::ScoringStore,
 };
 
 /// How the consumer runs.

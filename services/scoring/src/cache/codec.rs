@@ -16,13 +16,13 @@ use prost::Message;
 use uuid::Uuid;
 
 use crate::{
+    domain::ports::CustomerRecord,
     domain::{
         decision::{Override, TierState},
         month::Month,
         state::{Member, StoredState},
         window::Bucket,
     },
-    storage::CustomerRecord,
 };
 
 #[derive(Clone, PartialEq, prost::Message)]

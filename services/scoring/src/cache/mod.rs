@@ -42,7 +42,7 @@ use tierline_runtime::{config::Secret, metrics::Metrics};
 use uuid::Uuid;
 
 use self::near::{Key, NearCache, Ticket};
-use crate::{domain::program::Program, storage::CustomerRecord};
+use crate::domain::{ports::CustomerRecord, program::Program};
 
 /// How Redis is deployed (`TIERLINE_REDIS_TOPOLOGY`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,7 +15,7 @@ use super::{
     scores::{CutPoints, Lifecycle, ScoreView, Segment, rfm_months, score},
     value::{CustomerValue, FittedModel, customer_value},
 };
-use crate::{ScoringError, storage::ScoringStore};
+use crate::{ScoringError, domain::ports::ScoringStore};
 
 /// Members read per query.
 const PAGE: u32 = 1000;

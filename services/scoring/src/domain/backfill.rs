@@ -13,7 +13,7 @@ use std::fmt::Debug;
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use crate::{ScoringError, storage::ScoringStore};
+use crate::{ScoringError, domain::ports::ScoringStore};
 
 /// The cursor name of a program's backfill (its row in the feed cursors).
 pub fn consumer_of(program_id: Uuid) -> String {

@@ -27,7 +27,7 @@ use uuid::Uuid;
 use crate::{
     ScoringError,
     cache::{Keyspace, TierCache},
-    storage::{CustomerRecord, ScoringStore},
+    domain::ports::{CustomerRecord, ScoringStore},
 };
 
 /// How often the repairer looks at the queue while it looks hard.

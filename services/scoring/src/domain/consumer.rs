@@ -29,7 +29,7 @@ use super::{
 use crate::{
     ScoringError,
     cache::{Keyspace, TierCache},
-    storage::{CustomerRecord, FeedProgress, ScoringStore, tx::ScoringTx},
+    domain::ports::{CustomerRecord, FeedProgress, ScoringStore, tx::ScoringTx},
 };
 
 /// The consumer's name in `feed_cursors`.

@@ -42,7 +42,7 @@ use super::{
 use crate::{
     ScoringError,
     cache::{Keyspace, TierCache},
-    storage::{
+    domain::ports::{
         RunLock, ScoringStore,
         tx::{ChunkEnd, EvaluationChunk, EvaluationTx, RunProgress},
     },

@@ -21,7 +21,7 @@ use super::{
     state::{HistoryRecord, HistoryWindow, Member, StoredState},
     window::{Bucket, MonthRange, Totals, months_at},
 };
-use crate::storage::CustomerRecord;
+use crate::domain::ports::CustomerRecord;
 
 /// A (program, customer) pair.
 pub type Pair = (Uuid, Uuid);

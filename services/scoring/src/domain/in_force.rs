@@ -33,7 +33,7 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::consumer::ProgramInForce;
-use crate::{ScoringError, storage::ScoringStore};
+use crate::{ScoringError, domain::ports::ScoringStore};
 
 /// The longest a replica keeps a program without hearing of it. Notifications are delivered to
 /// every connected listener, and a lost connection forgets everything, so this only bounds what

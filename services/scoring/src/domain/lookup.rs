@@ -13,7 +13,7 @@ use super::{
     versions::PolicyVersion,
     window::{MonthRange, Totals, months_at},
 };
-use crate::storage::CustomerRecord;
+use crate::domain::ports::CustomerRecord;
 
 /// One customer's tier in one program, as a lookup shows it.
 #[derive(Debug, Clone)]

@@ -26,6 +26,7 @@ pub mod lookup;
 pub mod month;
 pub mod partitions;
 pub mod policy;
+pub mod ports;
 pub mod program;
 pub mod review;
 pub mod schedule;

@@ -24,7 +24,7 @@ use super::consumer::{FeedApplier, UpstreamEvent};
 use crate::{
     ScoringError,
     cache::TierCache,
-    storage::{FeedProgress, ScoringStore},
+    domain::ports::{FeedProgress, ScoringStore},
 };
 
 /// The consumer's appliers, one per partition; the first also stores the cursor.

@@ -257,7 +257,7 @@ pub struct ScoreView {
 
 /// Scores one customer.
 pub fn score(
-    input: &crate::storage::RfmInput,
+    input: &crate::domain::ports::RfmInput,
     cuts: &CutPoints,
     cut_points_version: i64,
     lifecycle_settings: &LifecycleSettings,

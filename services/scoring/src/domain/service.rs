@@ -28,7 +28,7 @@ use tierline_runtime::xid_feed::{CursorRefusal, FeedCursor, FeedIdentity};
 use crate::{
     ScoringError,
     cache::{Keyspace, TierCache},
-    storage::{Activation, DraftChange, NewPolicy, NewRun, ScoringStore},
+    domain::ports::{Activation, DraftChange, NewPolicy, NewRun, ScoringStore},
 };
 
 /// The current time at the precision Postgres stores (microseconds), so that what an RPC returns
@@ -1119,7 +1119,7 @@ pub struct Simulation {
     /// The version in force compared against.
     pub active_version: Option<i32>,
     /// (current, simulated) cells.
-    pub cells: Vec<crate::storage::SimulationCell>,
+    pub cells: Vec<crate::domain::ports::SimulationCell>,
     /// Data as of.
     pub as_of: DateTime<Utc>,
 }

@@ -10,7 +10,7 @@ use tokio::sync::{Mutex, watch};
 use uuid::Uuid;
 
 use super::{program::Program, state::TierFeedItem};
-use crate::{ScoringError, storage::ScoringStore};
+use crate::{ScoringError, domain::ports::ScoringStore};
 
 /// One tier or lifecycle change with its program (for tier codes and names).
 #[derive(Debug, Clone)]

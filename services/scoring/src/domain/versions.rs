@@ -162,7 +162,7 @@ pub struct EvaluationRun {
     /// Why it failed.
     pub error: Option<String>,
     /// Its counters so far (they grow with each page's commit).
-    pub progress: crate::storage::tx::RunProgress,
+    pub progress: crate::domain::ports::tx::RunProgress,
     /// Customers per tier before the run, once it started.
     pub counts_before: Option<serde_json::Value>,
     /// Times it was resumed after its replica stopped.

@@ -846,7 +846,7 @@ pub(crate) fn simulation_to_proto(
             }
         })
         .collect();
-    let mut migrations: Vec<&crate::storage::SimulationCell> =
+    let mut migrations: Vec<&crate::domain::ports::SimulationCell> =
         cells.iter().filter(|c| c.customers > 0).collect();
     migrations.sort_by_key(|c| (c.current_rank, c.simulated_rank));
     pb::SimulatePolicyResponse {

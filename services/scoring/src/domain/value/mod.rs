@@ -27,7 +27,7 @@ use tierline_value_model::{
 
 use self::summary::{PopulationSummary, PurchaseSummary};
 use super::policy::ValueModelSettings;
-use crate::{ScoringError, storage::ScoringStore};
+use crate::{ScoringError, domain::ports::ScoringStore};
 
 /// Least buyers a model is fitted on: fewer say little about a population.
 pub const MIN_CUSTOMERS: usize = 100;
