@@ -1,4 +1,5 @@
-//! The ports of the campaign domain: what it needs stored and the types they carry. The storage
+//! The ports of the campaign domain: what it needs stored, split by aggregate, and the types
+//! they carry. The storage
 //! backends (`storage::postgres`, `storage::sqlite`) implement them, and one conformance suite
 //! runs against each. Rules that must hold under concurrency (one delivery per entry, the
 //! frequency cap across campaigns, optimistic revisions) are enforced inside the backend's
@@ -288,9 +289,9 @@ pub trait EnrolmentTx: Send {
     async fn commit(self: Box<Self>) -> Result<(), CampaignError>;
 }
 
-/// Everything the campaign service stores.
+/// Campaigns themselves.
 #[async_trait]
-pub trait CampaignStore: Send + Sync + std::fmt::Debug + 'static {
+pub trait CampaignRecords: Send + Sync {
     /// Stores a new campaign; with an idempotency key already used, returns the campaign and
     /// digest of the first request instead (nothing stored).
     async fn create(
@@ -312,6 +313,13 @@ pub trait CampaignStore: Send + Sync + std::fmt::Debug + 'static {
     /// Scheduled campaigns whose start has come, running ones whose end has come, and running
     /// ones whose launch is not complete.
     async fn due(&self, now: DateTime<Utc>) -> Result<Vec<Uuid>, CampaignError>;
+    /// Marks a launch complete.
+    async fn complete_launch(&self, id: Uuid) -> Result<(), CampaignError>;
+}
+
+/// What keeps replicas out of each other's way: launch and consumer locks, the enrolment hold and unit of work, dead letters.
+#[async_trait]
+pub trait Coordination: Send + Sync {
     /// Holds the campaign's launch lock if free.
     async fn try_lock_launch(&self, id: Uuid) -> Result<Option<LaunchLock>, CampaignError>;
     /// Holds off enrolments (in shared mode: attribution batches do not hold off each other), so
@@ -325,10 +333,13 @@ pub trait CampaignStore: Send + Sync + std::fmt::Debug + 'static {
         consumer: &str,
         letters: &[tierline_runtime::follower::DeadLetter],
     ) -> Result<u64, CampaignError>;
-    /// Marks a launch complete.
-    async fn complete_launch(&self, id: Uuid) -> Result<(), CampaignError>;
     /// Starts the unit of work of an enrolment chunk.
     async fn begin_enrolment(&self) -> Result<Box<dyn EnrolmentTx>, CampaignError>;
+}
+
+/// Who entered a campaign, who was suppressed, and what they did: what reports and listings read.
+#[async_trait]
+pub trait MembershipReads: Send + Sync {
     /// Counts of members per arm and suppressions per reason.
     async fn membership_counts(&self, id: Uuid) -> Result<MembershipCounts, CampaignError>;
     /// A page of members in order of entry, after `after_seq`.
@@ -347,6 +358,20 @@ pub trait CampaignStore: Send + Sync + std::fmt::Debug + 'static {
         after_seq: Option<i64>,
         limit: u32,
     ) -> Result<Vec<SuppressionRow>, CampaignError>;
+    /// The report's aggregates per arm: treatment, control.
+    async fn arm_aggregates(&self, id: Uuid)
+    -> Result<(ArmAggregate, ArmAggregate), CampaignError>;
+    /// Sent deliveries of a campaign, and whether any attribution window is still open at `now`.
+    async fn contacts_and_open_windows(
+        &self,
+        id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<(i64, bool), CampaignError>;
+}
+
+/// Deliveries and their leases to the channel adapters.
+#[async_trait]
+pub trait DeliveryRecords: Send + Sync {
     /// Withdraws a campaign's deliveries not yet leased.
     async fn withdraw_pending(&self, id: Uuid) -> Result<u64, CampaignError>;
     /// Leases up to `limit` deliveries of `channel` (pending, or leased and expired), oldest
@@ -382,15 +407,11 @@ pub trait CampaignStore: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<Vec<AckOutcome>, CampaignError>;
     /// Ticks whenever deliveries may have changed.
     fn delivery_signal(&self) -> tokio::sync::watch::Receiver<u64>;
-    /// The report's aggregates per arm: treatment, control.
-    async fn arm_aggregates(&self, id: Uuid)
-    -> Result<(ArmAggregate, ArmAggregate), CampaignError>;
-    /// Sent deliveries of a campaign, and whether any attribution window is still open at `now`.
-    async fn contacts_and_open_windows(
-        &self,
-        id: Uuid,
-        now: DateTime<Utc>,
-    ) -> Result<(i64, bool), CampaignError>;
+}
+
+/// Purchases and refunds attributed to campaign entries, with the activity feed's cursor.
+#[async_trait]
+pub trait AttributionRecords: Send + Sync {
     /// A feed consumer's cursor.
     async fn cursor(&self, consumer: &str) -> Result<Option<String>, CampaignError>;
     /// The entries of these customers whose attribution windows end after `from`, with their
@@ -410,6 +431,29 @@ pub trait CampaignStore: Send + Sync + std::fmt::Debug + 'static {
         position: &str,
         now: DateTime<Utc>,
     ) -> Result<(), CampaignError>;
+}
+
+/// Everything the campaign service stores: every backend that implements all the ports.
+pub trait CampaignStore:
+    CampaignRecords
+    + Coordination
+    + MembershipReads
+    + DeliveryRecords
+    + AttributionRecords
+    + std::fmt::Debug
+    + 'static
+{
+}
+
+impl<T> CampaignStore for T where
+    T: CampaignRecords
+        + Coordination
+        + MembershipReads
+        + DeliveryRecords
+        + AttributionRecords
+        + std::fmt::Debug
+        + 'static
+{
 }
 
 #[cfg(test)]

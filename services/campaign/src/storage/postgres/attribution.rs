@@ -1,16 +1,19 @@
 //! Attribution: the member entries a batch of activity may count for, and applying what counted
 //! (purchases added, refunds netted) with the feed cursor in one transaction.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use uuid::Uuid;
 
 use super::PgCampaignStore;
+use crate::domain::ports::AttributionRecords;
 use crate::{CampaignError, domain::campaign::ProgramFacts, storage::AttributionTarget};
 
-impl PgCampaignStore {
+#[async_trait]
+impl AttributionRecords for PgCampaignStore {
     #[tracing::instrument(skip_all, fields(customers = customers.len()))]
-    pub(super) async fn select_targets(
+    async fn attribution_targets(
         &self,
         customers: &[Uuid],
         from: DateTime<Utc>,
@@ -53,7 +56,7 @@ impl PgCampaignStore {
     }
 
     #[tracing::instrument(skip_all, fields(purchases = purchases.len(), refunds = refunds.len()))]
-    pub(super) async fn apply(
+    async fn apply_attribution(
         &self,
         purchases: &[(Uuid, AttributionTarget, i64)],
         refunds: &[(Uuid, Uuid, i64)],
@@ -128,10 +131,7 @@ impl PgCampaignStore {
     }
 
     #[tracing::instrument(skip(self))]
-    pub(super) async fn select_cursor(
-        &self,
-        consumer: &str,
-    ) -> Result<Option<String>, CampaignError> {
+    async fn cursor(&self, consumer: &str) -> Result<Option<String>, CampaignError> {
         Ok(
             sqlx::query_scalar("SELECT position FROM feed_cursors WHERE consumer = $1")
                 .bind(consumer)

@@ -1,10 +1,12 @@
 //! Campaign rows: create (with its idempotency key), read, list, save with a revision check.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use uuid::Uuid;
 
 use super::PgCampaignStore;
+use crate::domain::ports::CampaignRecords;
 use crate::{
     CampaignError,
     domain::campaign::{Campaign, Status},
@@ -14,9 +16,10 @@ use crate::{
     },
 };
 
-impl PgCampaignStore {
+#[async_trait]
+impl CampaignRecords for PgCampaignStore {
     #[tracing::instrument(skip_all, fields(campaign_id = %campaign.id))]
-    pub(super) async fn insert_campaign(
+    async fn create(
         &self,
         campaign: &Campaign,
         idempotency: Option<(&str, &[u8])>,
@@ -67,10 +70,7 @@ impl PgCampaignStore {
     }
 
     #[tracing::instrument(skip(self))]
-    pub(super) async fn select_campaign(
-        &self,
-        id: Uuid,
-    ) -> Result<Option<Campaign>, CampaignError> {
+    async fn campaign(&self, id: Uuid) -> Result<Option<Campaign>, CampaignError> {
         let sql = format!("SELECT {COLUMNS} FROM campaigns WHERE id = $1");
         let row: Option<CampaignRow> = sqlx::query_as(&sql)
             .bind(id)
@@ -80,7 +80,7 @@ impl PgCampaignStore {
     }
 
     #[tracing::instrument(skip(self))]
-    pub(super) async fn select_campaigns(
+    async fn list(
         &self,
         filter: &CampaignFilter,
         before: Option<(DateTime<Utc>, Uuid)>,
@@ -106,7 +106,7 @@ impl PgCampaignStore {
     }
 
     #[tracing::instrument(skip_all, fields(campaign_id = %campaign.id, revision = campaign.revision))]
-    pub(super) async fn update_campaign(&self, campaign: &Campaign) -> Result<(), CampaignError> {
+    async fn save(&self, campaign: &Campaign) -> Result<(), CampaignError> {
         let definition = &campaign.definition;
         let updated = sqlx::query(
             "UPDATE campaigns SET program_id = $2, kind = $3, status = $4, definition = $5, program = $6, start_at = $7,
@@ -141,7 +141,7 @@ impl PgCampaignStore {
     }
 
     #[tracing::instrument(skip(self))]
-    pub(super) async fn select_due(&self, now: DateTime<Utc>) -> Result<Vec<Uuid>, CampaignError> {
+    async fn due(&self, now: DateTime<Utc>) -> Result<Vec<Uuid>, CampaignError> {
         Ok(sqlx::query_scalar(
             "SELECT id FROM campaigns WHERE status = 'scheduled' AND start_at <= $1
              UNION SELECT id FROM campaigns WHERE status = 'running' AND end_at <= $1
@@ -153,7 +153,7 @@ impl PgCampaignStore {
     }
 
     #[tracing::instrument(skip(self))]
-    pub(super) async fn mark_launch_complete(&self, id: Uuid) -> Result<(), CampaignError> {
+    async fn complete_launch(&self, id: Uuid) -> Result<(), CampaignError> {
         sqlx::query("UPDATE campaigns SET launch_complete = true WHERE id = $1")
             .bind(id)
             .execute(&self.pool)

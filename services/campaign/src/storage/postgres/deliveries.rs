@@ -1,19 +1,36 @@
 //! Deliveries: leases to channel adapters (skip-locked, so adapters never share one), acks
 //! (by the lease holder only; first outcome wins) and withdrawal.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::PgCampaignStore;
+use crate::domain::ports::DeliveryRecords;
 use crate::{
     CampaignError,
     domain::campaign::Channel,
     domain::ports::{Ack, AckOutcome, LeasedDelivery, unrecorded_ack},
 };
 
-impl PgCampaignStore {
+#[async_trait]
+impl DeliveryRecords for PgCampaignStore {
+    async fn withdraw_leased(&self, ids: &[Uuid]) -> Result<u64, CampaignError> {
+        Ok(sqlx::query(
+            "UPDATE deliveries SET status = 'withdrawn' WHERE id = ANY($1) AND status = 'leased'",
+        )
+        .bind(ids)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
+    fn delivery_signal(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.delivery_signal.clone()
+    }
+
     #[tracing::instrument(skip(self))]
-    pub(super) async fn lease_deliveries(
+    async fn lease(
         &self,
         channel: Channel,
         adapter_id: &str,
@@ -59,7 +76,7 @@ impl PgCampaignStore {
     }
 
     #[tracing::instrument(skip_all, fields(ids = ids.len()))]
-    pub(super) async fn select_still_leased(
+    async fn still_leased(
         &self,
         ids: &[Uuid],
         adapter_id: &str,
@@ -76,7 +93,7 @@ impl PgCampaignStore {
     }
 
     #[tracing::instrument(skip_all, fields(adapter_id = %adapter_id, acks = acks.len()))]
-    pub(super) async fn record_acks(
+    async fn ack(
         &self,
         adapter_id: &str,
         acks: &[Ack],
@@ -130,7 +147,7 @@ impl PgCampaignStore {
     }
 
     #[tracing::instrument(skip(self))]
-    pub(super) async fn withdraw(&self, campaign_id: Uuid) -> Result<u64, CampaignError> {
+    async fn withdraw_pending(&self, campaign_id: Uuid) -> Result<u64, CampaignError> {
         Ok(sqlx::query("UPDATE deliveries SET status = 'withdrawn' WHERE campaign_id = $1 AND status = 'pending'")
             .bind(campaign_id)
             .execute(&self.pool)

@@ -10,21 +10,12 @@ mod reads;
 pub use enrolment::PgEnrolmentTx;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::{
-    Ack, AckOutcome, ArmAggregate, AttributionTarget, CampaignFilter, CampaignStore, EnrolmentTx,
-    LaunchLock, LeasedDelivery, MemberRow, MembershipCounts, SuppressionReason, SuppressionRow,
-};
-use crate::{
-    CampaignError,
-    domain::{
-        campaign::{Campaign, Channel, ProgramFacts},
-        holdout::Arm,
-    },
-};
+use super::{EnrolmentTx, LaunchLock};
+use crate::CampaignError;
+use crate::domain::ports::Coordination;
 
 /// The service's own schema.
 pub const SCHEMA: &str = "campaign";
@@ -74,36 +65,7 @@ fn consumer_key(consumer: &str) -> i64 {
 }
 
 #[async_trait]
-impl CampaignStore for PgCampaignStore {
-    async fn create(
-        &self,
-        campaign: &Campaign,
-        idempotency: Option<(&str, &[u8])>,
-    ) -> Result<Option<(Uuid, Vec<u8>)>, CampaignError> {
-        self.insert_campaign(campaign, idempotency).await
-    }
-
-    async fn campaign(&self, id: Uuid) -> Result<Option<Campaign>, CampaignError> {
-        self.select_campaign(id).await
-    }
-
-    async fn list(
-        &self,
-        filter: &CampaignFilter,
-        before: Option<(DateTime<Utc>, Uuid)>,
-        limit: u32,
-    ) -> Result<Vec<Campaign>, CampaignError> {
-        self.select_campaigns(filter, before, limit).await
-    }
-
-    async fn save(&self, campaign: &Campaign) -> Result<(), CampaignError> {
-        self.update_campaign(campaign).await
-    }
-
-    async fn due(&self, now: DateTime<Utc>) -> Result<Vec<Uuid>, CampaignError> {
-        self.select_due(now).await
-    }
-
+impl Coordination for PgCampaignStore {
     async fn try_lock_launch(&self, id: Uuid) -> Result<Option<LaunchLock>, CampaignError> {
         // Ends with its connection, also when this replica dies; another launcher may then
         // resume.
@@ -129,124 +91,9 @@ impl CampaignStore for PgCampaignStore {
         Ok(tierline_runtime::follower::park_in_postgres(&self.pool, consumer, letters).await?)
     }
 
-    async fn complete_launch(&self, id: Uuid) -> Result<(), CampaignError> {
-        self.mark_launch_complete(id).await
-    }
-
     async fn begin_enrolment(&self) -> Result<Box<dyn EnrolmentTx>, CampaignError> {
         Ok(Box::new(PgEnrolmentTx {
             tx: self.pool.begin().await?,
         }))
-    }
-
-    async fn membership_counts(&self, id: Uuid) -> Result<MembershipCounts, CampaignError> {
-        self.counts(id).await
-    }
-
-    async fn members(
-        &self,
-        id: Uuid,
-        arm: Option<Arm>,
-        after_seq: Option<i64>,
-        limit: u32,
-    ) -> Result<Vec<MemberRow>, CampaignError> {
-        self.select_members(id, arm, after_seq, limit).await
-    }
-
-    async fn suppressions(
-        &self,
-        id: Uuid,
-        reason: Option<SuppressionReason>,
-        after_seq: Option<i64>,
-        limit: u32,
-    ) -> Result<Vec<SuppressionRow>, CampaignError> {
-        self.select_suppressions(id, reason, after_seq, limit).await
-    }
-
-    async fn withdraw_pending(&self, id: Uuid) -> Result<u64, CampaignError> {
-        self.withdraw(id).await
-    }
-
-    async fn lease(
-        &self,
-        channel: Channel,
-        adapter_id: &str,
-        limit: u32,
-        lease: chrono::Duration,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<LeasedDelivery>, CampaignError> {
-        self.lease_deliveries(channel, adapter_id, limit, lease, now)
-            .await
-    }
-
-    async fn withdraw_leased(&self, ids: &[Uuid]) -> Result<u64, CampaignError> {
-        Ok(sqlx::query(
-            "UPDATE deliveries SET status = 'withdrawn' WHERE id = ANY($1) AND status = 'leased'",
-        )
-        .bind(ids)
-        .execute(&self.pool)
-        .await?
-        .rows_affected())
-    }
-
-    async fn still_leased(
-        &self,
-        ids: &[Uuid],
-        adapter_id: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<Uuid>, CampaignError> {
-        self.select_still_leased(ids, adapter_id, now).await
-    }
-
-    async fn ack(
-        &self,
-        adapter_id: &str,
-        acks: &[Ack],
-        now: DateTime<Utc>,
-    ) -> Result<Vec<AckOutcome>, CampaignError> {
-        self.record_acks(adapter_id, acks, now).await
-    }
-
-    fn delivery_signal(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.delivery_signal.clone()
-    }
-
-    async fn arm_aggregates(
-        &self,
-        id: Uuid,
-    ) -> Result<(ArmAggregate, ArmAggregate), CampaignError> {
-        self.aggregates(id).await
-    }
-
-    async fn contacts_and_open_windows(
-        &self,
-        id: Uuid,
-        now: DateTime<Utc>,
-    ) -> Result<(i64, bool), CampaignError> {
-        self.contacts(id, now).await
-    }
-
-    async fn cursor(&self, consumer: &str) -> Result<Option<String>, CampaignError> {
-        self.select_cursor(consumer).await
-    }
-
-    async fn attribution_targets(
-        &self,
-        customers: &[Uuid],
-        from: DateTime<Utc>,
-    ) -> Result<Vec<(AttributionTarget, ProgramFacts)>, CampaignError> {
-        self.select_targets(customers, from).await
-    }
-
-    async fn apply_attribution(
-        &self,
-        purchases: &[(Uuid, AttributionTarget, i64)],
-        refunds: &[(Uuid, Uuid, i64)],
-        consumer: &str,
-        position: &str,
-        now: DateTime<Utc>,
-    ) -> Result<(), CampaignError> {
-        self.apply(purchases, refunds, consumer, position, now)
-            .await
     }
 }

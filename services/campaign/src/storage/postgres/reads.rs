@@ -1,10 +1,12 @@
 //! Reads for listings and the report: members and suppressions in order, counts, and the per-arm
 //! aggregates (one scan of a campaign's members).
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{PgCampaignStore, enrolment::arm_filter};
+use crate::domain::ports::MembershipReads;
 use crate::{
     CampaignError,
     domain::holdout::Arm,
@@ -26,9 +28,10 @@ type MemberTuple = (
     i64,
 );
 
-impl PgCampaignStore {
+#[async_trait]
+impl MembershipReads for PgCampaignStore {
     #[tracing::instrument(skip(self))]
-    pub(super) async fn counts(&self, id: Uuid) -> Result<MembershipCounts, CampaignError> {
+    async fn membership_counts(&self, id: Uuid) -> Result<MembershipCounts, CampaignError> {
         let arms: Vec<(String, i64)> =
             sqlx::query_as("SELECT arm, count(*) FROM members WHERE campaign_id = $1 GROUP BY arm")
                 .bind(id)
@@ -44,7 +47,7 @@ impl PgCampaignStore {
     }
 
     #[tracing::instrument(skip(self))]
-    pub(super) async fn select_members(
+    async fn members(
         &self,
         id: Uuid,
         arm: Option<Arm>,
@@ -99,7 +102,7 @@ impl PgCampaignStore {
     }
 
     #[tracing::instrument(skip(self))]
-    pub(super) async fn select_suppressions(
+    async fn suppressions(
         &self,
         id: Uuid,
         reason: Option<SuppressionReason>,
@@ -131,7 +134,7 @@ impl PgCampaignStore {
     }
 
     #[tracing::instrument(skip(self))]
-    pub(super) async fn aggregates(
+    async fn arm_aggregates(
         &self,
         id: Uuid,
     ) -> Result<(ArmAggregate, ArmAggregate), CampaignError> {
@@ -169,7 +172,7 @@ impl PgCampaignStore {
     }
 
     #[tracing::instrument(skip(self))]
-    pub(super) async fn contacts(
+    async fn contacts_and_open_windows(
         &self,
         id: Uuid,
         now: DateTime<Utc>,

@@ -1,6 +1,7 @@
 //! Attribution: the entries a batch's purchases may count for, and applying purchases, refunds
 //! and the feed cursor in one transaction (each purchase and refund exactly once).
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{Sqlite, Transaction, types::Json};
 use uuid::Uuid;
@@ -9,12 +10,23 @@ use super::{
     SqliteCampaignStore, begin_write,
     time::{instant, micros},
 };
+use crate::domain::ports::AttributionRecords;
 use crate::{CampaignError, domain::campaign::ProgramFacts, storage::AttributionTarget};
 
 type TargetRow = (Uuid, Uuid, i32, i64, i64, Json<ProgramFacts>);
 
-impl SqliteCampaignStore {
-    pub(super) async fn select_targets(
+#[async_trait]
+impl AttributionRecords for SqliteCampaignStore {
+    async fn cursor(&self, consumer: &str) -> Result<Option<String>, CampaignError> {
+        Ok(
+            sqlx::query_scalar("SELECT position FROM feed_cursors WHERE consumer = ?")
+                .bind(consumer)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn attribution_targets(
         &self,
         customers: &[Uuid],
         from: DateTime<Utc>,
@@ -48,7 +60,7 @@ impl SqliteCampaignStore {
         Ok(targets)
     }
 
-    pub(super) async fn apply(
+    async fn apply_attribution(
         &self,
         purchases: &[(Uuid, AttributionTarget, i64)],
         refunds: &[(Uuid, Uuid, i64)],

@@ -1,5 +1,6 @@
 //! Campaign rows: create (with its idempotency key), read, list, save with a revision check.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use uuid::Uuid;
@@ -8,6 +9,7 @@ use super::{
     SqliteCampaignStore, begin_write,
     time::{instant, micros},
 };
+use crate::domain::ports::CampaignRecords;
 use crate::{
     CampaignError,
     domain::campaign::{Campaign, Definition, ProgramFacts, Status},
@@ -62,9 +64,10 @@ impl TryFrom<SqliteCampaignRow> for Campaign {
     }
 }
 
-impl SqliteCampaignStore {
+#[async_trait]
+impl CampaignRecords for SqliteCampaignStore {
     #[tracing::instrument(skip_all, fields(campaign_id = %campaign.id))]
-    pub(super) async fn insert_campaign(
+    async fn create(
         &self,
         campaign: &Campaign,
         idempotency: Option<(&str, &[u8])>,
@@ -112,10 +115,7 @@ impl SqliteCampaignStore {
         Ok(None)
     }
 
-    pub(super) async fn select_campaign(
-        &self,
-        id: Uuid,
-    ) -> Result<Option<Campaign>, CampaignError> {
+    async fn campaign(&self, id: Uuid) -> Result<Option<Campaign>, CampaignError> {
         let sql = format!("SELECT {COLUMNS} FROM campaigns WHERE id = ?");
         let row: Option<SqliteCampaignRow> = sqlx::query_as(&sql)
             .bind(id)
@@ -124,7 +124,7 @@ impl SqliteCampaignStore {
         row.map(TryInto::try_into).transpose()
     }
 
-    pub(super) async fn select_campaigns(
+    async fn list(
         &self,
         filter: &CampaignFilter,
         before: Option<(DateTime<Utc>, Uuid)>,
@@ -149,7 +149,7 @@ impl SqliteCampaignStore {
         rows.into_iter().map(TryInto::try_into).collect()
     }
 
-    pub(super) async fn update_campaign(&self, campaign: &Campaign) -> Result<(), CampaignError> {
+    async fn save(&self, campaign: &Campaign) -> Result<(), CampaignError> {
         let definition = &campaign.definition;
         let updated = sqlx::query(
             "UPDATE campaigns SET program_id = ?2, kind = ?3, status = ?4, definition = ?5, program = ?6, start_at = ?7,
@@ -183,7 +183,7 @@ impl SqliteCampaignStore {
         }
     }
 
-    pub(super) async fn select_due(&self, now: DateTime<Utc>) -> Result<Vec<Uuid>, CampaignError> {
+    async fn due(&self, now: DateTime<Utc>) -> Result<Vec<Uuid>, CampaignError> {
         Ok(sqlx::query_scalar(
             "SELECT id FROM campaigns WHERE status = 'scheduled' AND start_at <= ?1
              UNION SELECT id FROM campaigns WHERE status = 'running' AND end_at <= ?1
@@ -194,7 +194,7 @@ impl SqliteCampaignStore {
         .await?)
     }
 
-    pub(super) async fn mark_launch_complete(&self, id: Uuid) -> Result<(), CampaignError> {
+    async fn complete_launch(&self, id: Uuid) -> Result<(), CampaignError> {
         sqlx::query("UPDATE campaigns SET launch_complete = 1 WHERE id = ?")
             .bind(id)
             .execute(&self.pool)

@@ -1,6 +1,7 @@
 //! Deliveries: leases (the one writer makes them exclusive), acks (by the lease holder only; first
 //! outcome wins) and withdrawal. Every change that can give a stream work signals it.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -8,14 +9,34 @@ use super::{
     SqliteCampaignStore, begin_write,
     time::{instant, micros},
 };
+use crate::domain::ports::DeliveryRecords;
 use crate::{
     CampaignError,
     domain::campaign::Channel,
     domain::ports::{Ack, AckOutcome, LeasedDelivery, unrecorded_ack},
 };
 
-impl SqliteCampaignStore {
-    pub(super) async fn lease_deliveries(
+#[async_trait]
+impl DeliveryRecords for SqliteCampaignStore {
+    async fn withdraw_leased(&self, ids: &[Uuid]) -> Result<u64, CampaignError> {
+        let mut withdrawn = 0;
+        for id in ids {
+            withdrawn += sqlx::query(
+                "UPDATE deliveries SET status = 'withdrawn' WHERE id = ? AND status = 'leased'",
+            )
+            .bind(id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        }
+        Ok(withdrawn)
+    }
+
+    fn delivery_signal(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.signal.subscribe()
+    }
+
+    async fn lease(
         &self,
         channel: Channel,
         adapter_id: &str,
@@ -67,7 +88,7 @@ impl SqliteCampaignStore {
         Ok(leased)
     }
 
-    pub(super) async fn select_still_leased(
+    async fn still_leased(
         &self,
         ids: &[Uuid],
         adapter_id: &str,
@@ -91,7 +112,7 @@ impl SqliteCampaignStore {
         Ok(still)
     }
 
-    pub(super) async fn record_acks(
+    async fn ack(
         &self,
         adapter_id: &str,
         acks: &[Ack],
@@ -146,7 +167,7 @@ impl SqliteCampaignStore {
         Ok(outcomes)
     }
 
-    pub(super) async fn withdraw(&self, campaign_id: Uuid) -> Result<u64, CampaignError> {
+    async fn withdraw_pending(&self, campaign_id: Uuid) -> Result<u64, CampaignError> {
         Ok(sqlx::query(
             "UPDATE deliveries SET status = 'withdrawn' WHERE campaign_id = ? AND status = 'pending'",
         )

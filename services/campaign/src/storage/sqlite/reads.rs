@@ -1,6 +1,7 @@
 //! Reads for listings and the report: members and suppressions in order, counts, and the per-arm
 //! aggregates.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -8,6 +9,7 @@ use super::{
     SqliteCampaignStore,
     time::{instant, micros},
 };
+use crate::domain::ports::MembershipReads;
 use crate::{
     CampaignError,
     domain::holdout::Arm,
@@ -29,8 +31,9 @@ type MemberTuple = (
     i64,
 );
 
-impl SqliteCampaignStore {
-    pub(super) async fn counts(&self, id: Uuid) -> Result<MembershipCounts, CampaignError> {
+#[async_trait]
+impl MembershipReads for SqliteCampaignStore {
+    async fn membership_counts(&self, id: Uuid) -> Result<MembershipCounts, CampaignError> {
         let arms: Vec<(String, i64)> =
             sqlx::query_as("SELECT arm, count(*) FROM members WHERE campaign_id = ? GROUP BY arm")
                 .bind(id)
@@ -45,7 +48,7 @@ impl SqliteCampaignStore {
         Ok(crate::storage::tallies::membership_counts(&arms, reasons))
     }
 
-    pub(super) async fn select_members(
+    async fn members(
         &self,
         id: Uuid,
         arm: Option<Arm>,
@@ -99,7 +102,7 @@ impl SqliteCampaignStore {
             .collect()
     }
 
-    pub(super) async fn select_suppressions(
+    async fn suppressions(
         &self,
         id: Uuid,
         reason: Option<SuppressionReason>,
@@ -130,7 +133,7 @@ impl SqliteCampaignStore {
             .collect()
     }
 
-    pub(super) async fn aggregates(
+    async fn arm_aggregates(
         &self,
         id: Uuid,
     ) -> Result<(ArmAggregate, ArmAggregate), CampaignError> {
@@ -171,7 +174,7 @@ impl SqliteCampaignStore {
         Ok(crate::storage::tallies::arm_aggregates(&rows))
     }
 
-    pub(super) async fn contacts(
+    async fn contacts_and_open_windows(
         &self,
         id: Uuid,
         now: DateTime<Utc>,
