@@ -381,7 +381,8 @@ async fn win_back_of_dormant_customers_with_no_effect_is_not_significant() {
     // Silent for more than a year: dormant. Twenty active customers are not aimed at.
     let mut people = repeat(200, &person(true, &[(100_000, 400)]));
     people.extend(repeat(20, &person(true, &[(100_000, 10)])));
-    business::customers(&services, "KRW", &people).await;
+    let ids = business::customers(&services, "KRW", &people).await;
+    business::counted(&services, &program_id, &ids, &people).await;
     let created = business::create(
         &mut services,
         business::one_shot(&program_id, "KRW", audience(&[], &[DORMANT]), 5_000),

@@ -10,7 +10,7 @@ use tierline_proto::{
     scoring::v1 as scoring,
 };
 use tierline_runtime::auth::scopes::{
-    ACTIVITY_WRITE, CAMPAIGNS_ADMIN, CUSTOMERS_WRITE, PROGRAMS_ADMIN,
+    ACTIVITY_WRITE, CAMPAIGNS_ADMIN, CUSTOMERS_WRITE, PROGRAMS_ADMIN, TIERS_READ,
 };
 
 use super::{Services, authorized, days_ago};
@@ -194,6 +194,52 @@ pub(crate) async fn customers(
         ids.extend(created);
     }
     ids
+}
+
+/// Waits until the scoring service has counted, in `program_id`, every purchase `people` (created
+/// as `ids`) made: the feed is asynchronous, and until a customer's purchases are counted they
+/// look dormant or at risk (they joined two years ago), so an audience by lifecycle would move
+/// under a test that reads it.
+pub(crate) async fn counted(
+    services: &Services,
+    program_id: &str,
+    ids: &[String],
+    people: &[Person],
+) {
+    for (chunk, chunk_people) in ids.chunks(1_000).zip(people.chunks(1_000)) {
+        let expected: Vec<i64> = chunk_people
+            .iter()
+            .map(|person| person.purchases.iter().map(|(amount, _)| amount).sum())
+            .collect();
+        super::eventually("every purchase counted", || {
+            let mut client = services.scoring.clone();
+            let expected = &expected;
+            async move {
+                let scores = client
+                    .get_scores(authorized(
+                        scoring::GetScoresRequest {
+                            program_id: program_id.to_owned(),
+                            customer_ids: chunk.to_vec(),
+                        },
+                        &[TIERS_READ],
+                    ))
+                    .await
+                    .ok()?
+                    .into_inner()
+                    .scores;
+                let counted = scores.len() == chunk.len()
+                    && scores.iter().zip(expected).all(|(score, expected)| {
+                        score
+                            .historic_value
+                            .as_ref()
+                            .map_or(0, |money| money.amount_minor)
+                            == *expected
+                    });
+                counted.then_some(())
+            }
+        })
+        .await;
+    }
 }
 
 /// Records a purchase; returns its activity id.
