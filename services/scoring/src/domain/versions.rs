@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::policy::PolicyInput;
+use crate::ScoringError;
 
 /// Where a policy version is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +69,30 @@ pub struct PolicyVersion {
     pub retired_by: Option<String>,
     /// When.
     pub retired_at: Option<DateTime<Utc>>,
+}
+
+impl PolicyVersion {
+    /// The version itself when it is a draft at `expected_revision` (any revision when `None`):
+    /// only a draft changes, and a stale revision means the caller edited an old copy.
+    ///
+    /// # Errors
+    /// `FailedPrecondition` for a version that is not a draft, `Aborted` for a stale revision.
+    pub fn into_draft_at(self, expected_revision: Option<i64>) -> Result<Self, ScoringError> {
+        if self.status != PolicyStatus::Draft {
+            return Err(ScoringError::FailedPrecondition(format!(
+                "policy version {} is {}, not a draft",
+                self.id,
+                self.status.as_str()
+            )));
+        }
+        if expected_revision.is_some_and(|expected| expected != self.revision) {
+            return Err(ScoringError::Aborted(format!(
+                "policy version {} is at revision {}; reload and retry",
+                self.id, self.revision
+            )));
+        }
+        Ok(self)
+    }
 }
 
 /// What starts an evaluation run.

@@ -160,11 +160,9 @@ pub struct Activation {
     pub run: EvaluationRun,
 }
 
-/// Everything the scoring service stores.
+/// Programs: the loyalty schemes members belong to.
 #[async_trait]
-pub trait ScoringStore:
-    crate::domain::value::store::ValueModelStore + Send + Sync + std::fmt::Debug + 'static
-{
+pub trait ProgramRecords: Send + Sync {
     /// Stores a program (claiming `request`'s key in the same transaction); a taken code is
     /// `AlreadyExists`.
     async fn create_program(
@@ -180,7 +178,12 @@ pub trait ScoringStore:
         after: Option<Uuid>,
         limit: u32,
     ) -> Result<Vec<Program>, ScoringError>;
+}
 
+/// Policy versions of a program (drafts, the one in force, retired ones) and the signal of
+/// their changes.
+#[async_trait]
+pub trait PolicyRecords: Send + Sync {
     /// Stores a draft with the next version number of its program (claiming `request`'s key in
     /// the same transaction).
     async fn create_policy(
@@ -219,7 +222,19 @@ pub trait ScoringStore:
         by: &str,
         now: DateTime<Utc>,
     ) -> Result<PolicyVersion, ScoringError>;
+    /// Announcements of every committed change of a program or its policies, by any replica,
+    /// until `shutdown`: `Listening` first (and again after any gap), `Lost` when some may be
+    /// missed.
+    fn program_signals(
+        &self,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> tokio::sync::mpsc::Receiver<crate::domain::in_force::ProgramSignal>;
+}
 
+/// Evaluation runs: opening (once per due time), progress, closing, listing, and the lock that
+/// keeps two runs of a program apart.
+#[async_trait]
+pub trait RunRecords: Send + Sync {
     /// Opens a run (claiming `request`'s key in the same transaction); for a scheduled run,
     /// `None` when another replica already opened one for the same due time.
     async fn open_run(
@@ -240,22 +255,11 @@ pub trait ScoringStore:
     /// Waits until no other evaluation runs on `program_id` (in any replica) and holds that
     /// until the returned lock is dropped.
     async fn lock_program_runs(&self, program_id: Uuid) -> Result<RunLock, ScoringError>;
-    /// Classifies every member's lifecycle at `now`, records the changes since the last sweep
-    /// (first classifications included) in the tier-change feed, and returns how many changed.
-    async fn sweep_lifecycles(
-        &self,
-        program_id: Uuid,
-        settings: crate::domain::policy::LifecycleSettings,
-        now: DateTime<Utc>,
-    ) -> Result<i64, ScoringError>;
     /// Holds the program's run lock if no other evaluation holds it now; `None` otherwise.
     async fn try_lock_program_runs(
         &self,
         program_id: Uuid,
     ) -> Result<Option<RunLock>, ScoringError>;
-    /// Holds the lock of the feed consumer: at most one replica applies the activity feed.
-    /// `None` when another holds it.
-    async fn try_lock_feed_consumer(&self) -> Result<Option<RunLock>, ScoringError>;
     /// Runs still marked running (in any program), oldest first.
     async fn running_runs(&self, limit: u32) -> Result<Vec<EvaluationRun>, ScoringError>;
     /// The due time of the program's latest scheduled run that has ended (succeeded or failed).
@@ -275,8 +279,103 @@ pub trait ScoringStore:
     /// Adds `events` to the history events a run has read (its summary's `backfill`, shown while
     /// it runs); returns the run's total.
     async fn add_run_history_events(&self, run_id: Uuid, events: i64) -> Result<i64, ScoringError>;
+    /// A program's runs (of one status when given), newest first, started before `before`.
+    async fn list_runs(
+        &self,
+        program_id: Uuid,
+        status: Option<crate::domain::versions::RunStatus>,
+        before: Option<(DateTime<Utc>, Uuid)>,
+        limit: u32,
+    ) -> Result<Vec<EvaluationRun>, ScoringError>;
+}
+
+/// What an evaluation run reads (its chunks of members, the tier counts, ended overrides) and
+/// its unit of work.
+#[async_trait]
+pub trait EvaluationReads: Send + Sync {
     /// Starts a unit of work of an evaluation run.
     async fn begin_evaluation(&self) -> Result<Box<dyn tx::EvaluationTx>, ScoringError>;
+    /// Customers with a tier state in a program, in id order after `after`.
+    async fn customers_with_state(
+        &self,
+        program_id: Uuid,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<Uuid>, ScoringError>;
+    /// The next chunk of an evaluation: about `limit` members of `program_id` with a tier state,
+    /// after `after` (`None`: from the start), leaving out those run `run_id` already changed; the
+    /// candidates among them (see [`tx::EvaluationChunk`]: reviews due under `policy`, the
+    /// version in force and its rules, for the month of `as_of`; overrides ended by `now`) with
+    /// their buckets. Read in one snapshot, not locked.
+    #[allow(clippy::too_many_arguments)]
+    async fn evaluation_chunk(
+        &self,
+        program_id: Uuid,
+        run_id: Uuid,
+        after: Option<crate::domain::ports::tx::ChunkEnd>,
+        limit: u32,
+        policy: (Uuid, &crate::domain::policy::PolicyRules),
+        as_of: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<tx::EvaluationChunk, ScoringError>;
+    /// How many members hold each shown rank at `now` (members without a state hold rank 0).
+    async fn tier_counts(
+        &self,
+        program_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(u32, i64)>, ScoringError>;
+    /// Customers whose override in a program ended at or before `now`.
+    async fn ended_overrides(
+        &self,
+        program_id: Uuid,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Uuid>, ScoringError>;
+}
+
+/// The chunked rebuild of a program's monthly buckets when a new policy counts months in another
+/// time zone.
+#[async_trait]
+pub trait BucketRebuilds: Send + Sync {
+    /// Begins rebuilding a program's monthly buckets (a new policy may count months in another
+    /// time zone): raises the program's cache generation, so no record cached before is read
+    /// again, and returns it. The buckets are then rebuilt a chunk of customers at a time.
+    async fn start_bucket_rebuild(&self, program_id: Uuid) -> Result<i32, ScoringError>;
+    /// Rebuilds, from their counted purchases with months in `zone`, the buckets of the next
+    /// `limit` customers with counted purchases in the program (in id order after `after`), in
+    /// one transaction during which bucket writers wait. The last chunk (fewer than `limit`
+    /// customers) also removes any bucket after its customers. With `repair_generation`, queues
+    /// in the same transaction the cache repair of those customers' records of that generation.
+    async fn rebuild_bucket_chunk(
+        &self,
+        program_id: Uuid,
+        zone: chrono_tz::Tz,
+        after: Option<Uuid>,
+        limit: u32,
+        repair_generation: Option<i32>,
+    ) -> Result<RebuiltChunk, ScoringError>;
+}
+
+/// The lifecycle sweep (new, active, lapsing, dormant) of a program's members.
+#[async_trait]
+pub trait Lifecycles: Send + Sync {
+    /// Classifies every member's lifecycle at `now`, records the changes since the last sweep
+    /// (first classifications included) in the tier-change feed, and returns how many changed.
+    async fn sweep_lifecycles(
+        &self,
+        program_id: Uuid,
+        settings: crate::domain::policy::LifecycleSettings,
+        now: DateTime<Utc>,
+    ) -> Result<i64, ScoringError>;
+}
+
+/// What the activity-feed consumer needs: its leader lock, its unit of work, its progress and a
+/// place for events it cannot read.
+#[async_trait]
+pub trait ActivityConsumption: Send + Sync {
+    /// Holds the lock of the feed consumer: at most one replica applies the activity feed.
+    /// `None` when another holds it.
+    async fn try_lock_feed_consumer(&self) -> Result<Option<RunLock>, ScoringError>;
     /// Starts a unit of work.
     async fn begin(&self) -> Result<Box<dyn tx::ScoringTx>, ScoringError>;
     /// Parks feed events the consumer could not read; returns how many were not parked before.
@@ -287,6 +386,11 @@ pub trait ScoringStore:
     ) -> Result<u64, ScoringError>;
     /// How far a feed consumer has come; `None` before it applied anything.
     async fn feed_progress(&self, consumer: &str) -> Result<Option<FeedProgress>, ScoringError>;
+}
+
+/// One customer's record, history and counted purchases, as the lookup RPCs read them.
+#[async_trait]
+pub trait Lookups: Send + Sync {
     /// Members, their tier state in `program_id` and their buckets, for the known ids among
     /// `customer_ids`.
     async fn customer_records(
@@ -302,7 +406,6 @@ pub trait ScoringStore:
         before: Option<(DateTime<Utc>, Uuid)>,
         limit: u32,
     ) -> Result<Vec<HistoryRecord>, ScoringError>;
-
     /// A customer's counted purchases in a program that occurred in [`from`, `until`), newest
     /// first, at most `limit`, and how many there are in all.
     async fn counted_purchases(
@@ -313,6 +416,11 @@ pub trait ScoringStore:
         until: DateTime<Utc>,
         limit: u32,
     ) -> Result<(Vec<crate::domain::accrual::CountedPurchase>, i64), ScoringError>;
+}
+
+/// The tier-change feed this service serves.
+#[async_trait]
+pub trait TierFeedSource: Send + Sync {
     /// Tier changes after `after` (of one program when given), at most `limit`, behind the
     /// transaction-id watermark.
     async fn read_tier_feed(
@@ -324,6 +432,17 @@ pub trait ScoringStore:
         tierline_runtime::xid_feed::FeedPage<crate::domain::state::TierFeedItem>,
         ScoringError,
     >;
+    /// Ticks whenever tier changes may have committed.
+    fn tier_feed_signal(&self) -> tokio::sync::watch::Receiver<u64>;
+    /// Whose transaction ids the tier-change feed orders by, and the next one.
+    async fn tier_feed_origin(
+        &self,
+    ) -> Result<tierline_runtime::xid_feed::FeedOrigin, ScoringError>;
+}
+
+/// Cache writes that may have failed, queued with the change they follow and repaired later.
+#[async_trait]
+pub trait CacheRepairQueue: Send + Sync {
     /// Repairs queued before `queued_before` and still there, oldest first.
     async fn cache_repairs(
         &self,
@@ -332,19 +451,11 @@ pub trait ScoringStore:
     ) -> Result<Vec<CacheRepair>, ScoringError>;
     /// Removes repairs that were done (or whose writes succeeded).
     async fn cache_repaired(&self, ids: &[i64]) -> Result<(), ScoringError>;
-    /// Ticks whenever tier changes may have committed.
-    fn tier_feed_signal(&self) -> tokio::sync::watch::Receiver<u64>;
-    /// Whose transaction ids the tier-change feed orders by, and the next one.
-    async fn tier_feed_origin(
-        &self,
-    ) -> Result<tierline_runtime::xid_feed::FeedOrigin, ScoringError>;
-    /// Announcements of every committed change of a program or its policies, by any replica,
-    /// until `shutdown`: `Listening` first (and again after any gap), `Lost` when some may be
-    /// missed.
-    fn program_signals(
-        &self,
-        shutdown: tokio_util::sync::CancellationToken,
-    ) -> tokio::sync::mpsc::Receiver<crate::domain::in_force::ProgramSignal>;
+}
+
+/// RFM scoring: cut points over the population, and the inputs of members and audiences.
+#[async_trait]
+pub trait ScoreRecords: Send + Sync {
     /// The population's RFM quintile boundaries over the months [`from`, `to`] at `as_of`, and
     /// how many buyers they cover.
     async fn compute_cut_points(
@@ -387,6 +498,11 @@ pub trait ScoringStore:
         to: chrono::NaiveDate,
         as_of: DateTime<Utc>,
     ) -> Result<Vec<(RfmInput, u32)>, ScoringError>;
+}
+
+/// What a policy would change, computed without changing anything.
+#[async_trait]
+pub trait Simulations: Send + Sync {
     /// Every non-erased member's tier now against the tier `simulated` would give them, grouped.
     async fn simulate(
         &self,
@@ -395,66 +511,43 @@ pub trait ScoringStore:
         simulated: &crate::domain::policy::PolicyRules,
         now: DateTime<Utc>,
     ) -> Result<Vec<SimulationCell>, ScoringError>;
-    /// Customers with a tier state in a program, in id order after `after`.
-    async fn customers_with_state(
-        &self,
-        program_id: Uuid,
-        after: Option<Uuid>,
-        limit: u32,
-    ) -> Result<Vec<Uuid>, ScoringError>;
-    /// The next chunk of an evaluation: about `limit` members of `program_id` with a tier state,
-    /// after `after` (`None`: from the start), leaving out those run `run_id` already changed; the
-    /// candidates among them (see [`tx::EvaluationChunk`]: reviews due under `policy`, the
-    /// version in force and its rules, for the month of `as_of`; overrides ended by `now`) with
-    /// their buckets. Read in one snapshot, not locked.
-    #[allow(clippy::too_many_arguments)]
-    async fn evaluation_chunk(
-        &self,
-        program_id: Uuid,
-        run_id: Uuid,
-        after: Option<crate::domain::ports::tx::ChunkEnd>,
-        limit: u32,
-        policy: (Uuid, &crate::domain::policy::PolicyRules),
-        as_of: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<tx::EvaluationChunk, ScoringError>;
-    /// How many members hold each shown rank at `now` (members without a state hold rank 0).
-    async fn tier_counts(
-        &self,
-        program_id: Uuid,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<(u32, i64)>, ScoringError>;
-    /// Customers whose override in a program ended at or before `now`.
-    async fn ended_overrides(
-        &self,
-        program_id: Uuid,
-        now: DateTime<Utc>,
-        limit: u32,
-    ) -> Result<Vec<Uuid>, ScoringError>;
-    /// Begins rebuilding a program's monthly buckets (a new policy may count months in another
-    /// time zone): raises the program's cache generation, so no record cached before is read
-    /// again, and returns it. The buckets are then rebuilt a chunk of customers at a time.
-    async fn start_bucket_rebuild(&self, program_id: Uuid) -> Result<i32, ScoringError>;
-    /// Rebuilds, from their counted purchases with months in `zone`, the buckets of the next
-    /// `limit` customers with counted purchases in the program (in id order after `after`), in
-    /// one transaction during which bucket writers wait. The last chunk (fewer than `limit`
-    /// customers) also removes any bucket after its customers. With `repair_generation`, queues
-    /// in the same transaction the cache repair of those customers' records of that generation.
-    async fn rebuild_bucket_chunk(
-        &self,
-        program_id: Uuid,
-        zone: chrono_tz::Tz,
-        after: Option<Uuid>,
-        limit: u32,
-        repair_generation: Option<i32>,
-    ) -> Result<RebuiltChunk, ScoringError>;
+}
 
-    /// A program's runs (of one status when given), newest first, started before `before`.
-    async fn list_runs(
-        &self,
-        program_id: Uuid,
-        status: Option<crate::domain::versions::RunStatus>,
-        before: Option<(DateTime<Utc>, Uuid)>,
-        limit: u32,
-    ) -> Result<Vec<EvaluationRun>, ScoringError>;
+/// Everything the scoring service stores: every backend that implements all the ports.
+pub trait ScoringStore:
+    ProgramRecords
+    + PolicyRecords
+    + RunRecords
+    + EvaluationReads
+    + BucketRebuilds
+    + Lifecycles
+    + ActivityConsumption
+    + Lookups
+    + TierFeedSource
+    + CacheRepairQueue
+    + ScoreRecords
+    + Simulations
+    + crate::domain::value::store::ValueModelStore
+    + std::fmt::Debug
+    + 'static
+{
+}
+
+impl<T> ScoringStore for T where
+    T: ProgramRecords
+        + PolicyRecords
+        + RunRecords
+        + EvaluationReads
+        + BucketRebuilds
+        + Lifecycles
+        + ActivityConsumption
+        + Lookups
+        + TierFeedSource
+        + CacheRepairQueue
+        + ScoreRecords
+        + Simulations
+        + crate::domain::value::store::ValueModelStore
+        + std::fmt::Debug
+        + 'static
+{
 }

@@ -1,10 +1,12 @@
 //! The queue of cache writes to repair (migration `20261126100009_tier_cache.sql` says why).
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::PgScoringStore;
+use crate::domain::ports::CacheRepairQueue;
 use crate::{ScoringError, storage::CacheRepair};
 
 /// Queues a repair in the transaction on `connection`; returns its id.
@@ -25,9 +27,10 @@ pub(super) async fn queue(
     .await?)
 }
 
-impl PgScoringStore {
+#[async_trait]
+impl CacheRepairQueue for PgScoringStore {
     #[tracing::instrument(skip(self))]
-    pub(super) async fn select_cache_repairs(
+    async fn cache_repairs(
         &self,
         queued_before: DateTime<Utc>,
         limit: u32,
@@ -52,7 +55,10 @@ impl PgScoringStore {
     }
 
     #[tracing::instrument(skip(self))]
-    pub(super) async fn delete_cache_repairs(&self, ids: &[i64]) -> Result<(), ScoringError> {
+    async fn cache_repaired(&self, ids: &[i64]) -> Result<(), ScoringError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
         sqlx::query("DELETE FROM cache_repairs WHERE id = ANY($1)")
             .bind(ids)
             .execute(&self.pool)

@@ -1,12 +1,16 @@
-//! Reads and rebuilds that evaluations need.
+//! What an evaluation run reads (its chunks of members, the tier counts, ended overrides), and
+//! the chunked bucket rebuild a policy change needs.
 
+use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 
+use super::PgEvaluationTx;
 use super::{
     PgScoringStore,
     tx::{JoinedStateRow, STATE_COLUMNS},
 };
+use crate::domain::ports::{BucketRebuilds, EvaluationReads};
 use crate::{
     ScoringError,
     domain::{
@@ -38,7 +42,34 @@ struct ChunkRow {
 /// States per block assumed before the table was ever analysed.
 const STATES_PER_BLOCK: f32 = 50.0;
 
-impl PgScoringStore {
+#[async_trait]
+impl EvaluationReads for PgScoringStore {
+    async fn begin_evaluation(
+        &self,
+    ) -> Result<Box<dyn crate::storage::tx::EvaluationTx>, ScoringError> {
+        Ok(Box::new(PgEvaluationTx {
+            tx: self.pool.begin().await?,
+        }))
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn customers_with_state(
+        &self,
+        program_id: Uuid,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<Uuid>, ScoringError> {
+        Ok(sqlx::query_scalar(
+            "SELECT customer_id FROM tier_states WHERE program_id = $1 AND customer_id > COALESCE($2, '00000000-0000-0000-0000-000000000000'::uuid)
+             ORDER BY customer_id LIMIT $3",
+        )
+        .bind(program_id)
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// A chunk is a range of the states table's blocks, read in one statement without locks
     /// (a TID range scan: the heap in its own order, where walking the primary key visited a
     /// page at random per state); the blocks hold about `limit` states. Of the program's states
@@ -52,17 +83,18 @@ impl PgScoringStore {
     /// (a member met twice is judged twice: the second finds nothing to change, and the run
     /// never changes a state twice). Not JIT-compiled: compiling costs more than the chunk.
     #[allow(clippy::too_many_arguments)]
-    #[tracing::instrument(skip(self, rules))]
-    pub(super) async fn select_evaluation_chunk(
+    #[tracing::instrument(skip(self, policy))]
+    async fn evaluation_chunk(
         &self,
         program_id: Uuid,
         run_id: Uuid,
         after: Option<ChunkEnd>,
         limit: u32,
-        (policy_version_id, rules): (Uuid, &PolicyRules),
+        policy: (Uuid, &PolicyRules),
         as_of: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<EvaluationChunk, ScoringError> {
+        let (policy_version_id, rules) = policy;
         let (blocks, pages, tuples): (i64, i32, f32) = sqlx::query_as(
             "SELECT pg_relation_size('tier_states') / current_setting('block_size')::int, relpages, reltuples
              FROM pg_class WHERE oid = 'tier_states'::regclass",
@@ -164,25 +196,7 @@ impl PgScoringStore {
     }
 
     #[tracing::instrument(skip(self))]
-    pub(super) async fn select_customers_with_state(
-        &self,
-        program_id: Uuid,
-        after: Option<Uuid>,
-        limit: u32,
-    ) -> Result<Vec<Uuid>, ScoringError> {
-        Ok(sqlx::query_scalar(
-            "SELECT customer_id FROM tier_states WHERE program_id = $1 AND customer_id > COALESCE($2, '00000000-0000-0000-0000-000000000000'::uuid)
-             ORDER BY customer_id LIMIT $3",
-        )
-        .bind(program_id)
-        .bind(after)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?)
-    }
-
-    #[tracing::instrument(skip(self))]
-    pub(super) async fn select_tier_counts(
+    async fn tier_counts(
         &self,
         program_id: Uuid,
         now: DateTime<Utc>,
@@ -230,7 +244,7 @@ impl PgScoringStore {
     }
 
     #[tracing::instrument(skip(self))]
-    pub(super) async fn select_ended_overrides(
+    async fn ended_overrides(
         &self,
         program_id: Uuid,
         now: DateTime<Utc>,
@@ -245,9 +259,12 @@ impl PgScoringStore {
         .fetch_all(&self.pool)
         .await?)
     }
+}
 
+#[async_trait]
+impl BucketRebuilds for PgScoringStore {
     #[tracing::instrument(skip(self))]
-    pub(super) async fn start_rebuild(&self, program_id: Uuid) -> Result<i32, ScoringError> {
+    async fn start_bucket_rebuild(&self, program_id: Uuid) -> Result<i32, ScoringError> {
         // The trigger on programs tells every replica at commit.
         Ok(sqlx::query_scalar(
             "UPDATE programs SET cache_generation = cache_generation + 1 WHERE id = $1
@@ -259,7 +276,7 @@ impl PgScoringStore {
     }
 
     #[tracing::instrument(skip(self))]
-    pub(super) async fn rebuild_chunk(
+    async fn rebuild_bucket_chunk(
         &self,
         program_id: Uuid,
         zone: chrono_tz::Tz,

@@ -2,15 +2,18 @@
 //! as `domain::scores::lifecycle`), records the members whose state changed, and stores the new
 //! states.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::PgScoringStore;
+use crate::domain::ports::Lifecycles;
 use crate::{ScoringError, domain::policy::LifecycleSettings};
 
-impl PgScoringStore {
+#[async_trait]
+impl Lifecycles for PgScoringStore {
     #[tracing::instrument(skip(self))]
-    pub(super) async fn sweep(
+    async fn sweep_lifecycles(
         &self,
         program_id: Uuid,
         settings: LifecycleSettings,

@@ -1,5 +1,6 @@
 //! Reads of tier state for lookups and history, outside any unit of work.
 
+use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 
@@ -8,15 +9,17 @@ use super::{
     rows::{COUNTED_COLUMNS, CountedRow, HISTORY_COLUMNS, HistoryRow},
     tx::{JoinedStateRow, STATE_COLUMNS},
 };
+use crate::domain::ports::Lookups;
 use crate::{
     ScoringError,
     domain::state::{HistoryRecord, Member},
-    storage::{CustomerRecord, FeedProgress},
+    storage::CustomerRecord,
 };
 
-impl PgScoringStore {
+#[async_trait]
+impl Lookups for PgScoringStore {
     #[tracing::instrument(skip_all, fields(customers = customer_ids.len()))]
-    pub(super) async fn select_customer_records(
+    async fn customer_records(
         &self,
         program_id: Uuid,
         customer_ids: &[Uuid],
@@ -72,7 +75,7 @@ impl PgScoringStore {
     }
 
     #[tracing::instrument(skip(self))]
-    pub(super) async fn select_history(
+    async fn history(
         &self,
         program_id: Uuid,
         customer_id: Uuid,
@@ -111,23 +114,8 @@ impl PgScoringStore {
         rows.into_iter().map(HistoryRow::into_record).collect()
     }
 
-    pub(super) async fn select_feed_progress(
-        &self,
-        consumer: &str,
-    ) -> Result<Option<FeedProgress>, ScoringError> {
-        let row: Option<(String, Option<DateTime<Utc>>)> =
-            sqlx::query_as("SELECT position, caught_up_to FROM feed_cursors WHERE consumer = $1")
-                .bind(consumer)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(row.map(|(position, caught_up_to)| FeedProgress {
-            position,
-            caught_up_to,
-        }))
-    }
-
     #[tracing::instrument(skip(self))]
-    pub(super) async fn select_counted_purchases(
+    async fn counted_purchases(
         &self,
         program_id: Uuid,
         customer_id: Uuid,

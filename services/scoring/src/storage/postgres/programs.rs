@@ -1,13 +1,17 @@
 //! Programs and policy versions in Postgres.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
+use tierline_runtime::notify::Notice;
 use uuid::Uuid;
 
 use super::{
     PgScoringStore,
     rows::{POLICY_COLUMNS, PROGRAM_COLUMNS, PolicyRow, ProgramRow, RUN_COLUMNS, RunRow},
 };
+use crate::domain::in_force::ProgramSignal;
+use crate::domain::ports::{PolicyRecords, ProgramRecords};
 use crate::{
     ScoringError,
     domain::{
@@ -15,12 +19,34 @@ use crate::{
         program::Program,
         versions::{PolicyStatus, PolicyVersion},
     },
-    storage::{Activation, DraftChange, NewPolicy, NewRun},
+    storage::{Activation, DraftChange, NewPolicy},
 };
 
 impl PgScoringStore {
+    /// Locks a version and checks it is a draft at the expected revision.
+    async fn lock_draft(
+        tx: &mut sqlx::PgConnection,
+        id: Uuid,
+        expected_revision: Option<i64>,
+    ) -> Result<PolicyVersion, ScoringError> {
+        let sql = format!("SELECT {POLICY_COLUMNS} FROM policy_versions WHERE id = $1 FOR UPDATE");
+        let row: Option<PolicyRow> = sqlx::query_as(&sql)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        PolicyVersion::try_from(row.ok_or_else(|| ScoringError::not_found("policy version", id))?)?
+            .into_draft_at(expected_revision)
+    }
+}
+
+/// The channel the triggers on programs and policy versions notify (migration
+/// `20261126100009_tier_cache.sql`).
+const PROGRAM_CHANNEL: &str = "scoring_programs";
+
+#[async_trait]
+impl ProgramRecords for PgScoringStore {
     #[tracing::instrument(skip_all, fields(program_code = %program.code))]
-    pub(super) async fn insert_program(
+    async fn create_program(
         &self,
         program: &Program,
         request: Option<&IdempotentRequest>,
@@ -46,7 +72,7 @@ impl PgScoringStore {
     }
 
     #[tracing::instrument(skip(self))]
-    pub(super) async fn select_program(&self, id: Uuid) -> Result<Option<Program>, ScoringError> {
+    async fn program(&self, id: Uuid) -> Result<Option<Program>, ScoringError> {
         let sql = format!("SELECT {PROGRAM_COLUMNS} FROM programs WHERE id = $1");
         let row: Option<ProgramRow> = sqlx::query_as(&sql)
             .bind(id)
@@ -56,7 +82,7 @@ impl PgScoringStore {
     }
 
     #[tracing::instrument(skip(self))]
-    pub(super) async fn select_programs(
+    async fn list_programs(
         &self,
         after: Option<Uuid>,
         limit: u32,
@@ -82,9 +108,12 @@ impl PgScoringStore {
         };
         Ok(rows.into_iter().map(Program::from).collect())
     }
+}
 
+#[async_trait]
+impl PolicyRecords for PgScoringStore {
     #[tracing::instrument(skip_all, fields(program_id = %policy.program_id))]
-    pub(super) async fn insert_policy(
+    async fn create_policy(
         &self,
         policy: &NewPolicy,
         request: Option<&IdempotentRequest>,
@@ -119,10 +148,7 @@ impl PgScoringStore {
     }
 
     #[tracing::instrument(skip(self))]
-    pub(super) async fn select_policy(
-        &self,
-        id: Uuid,
-    ) -> Result<Option<PolicyVersion>, ScoringError> {
+    async fn policy(&self, id: Uuid) -> Result<Option<PolicyVersion>, ScoringError> {
         let sql = format!("SELECT {POLICY_COLUMNS} FROM policy_versions WHERE id = $1");
         let row: Option<PolicyRow> = sqlx::query_as(&sql)
             .bind(id)
@@ -132,10 +158,7 @@ impl PgScoringStore {
     }
 
     #[tracing::instrument(skip(self))]
-    pub(super) async fn select_active_policy(
-        &self,
-        program_id: Uuid,
-    ) -> Result<Option<PolicyVersion>, ScoringError> {
+    async fn active_policy(&self, program_id: Uuid) -> Result<Option<PolicyVersion>, ScoringError> {
         let sql = format!(
             "SELECT {POLICY_COLUMNS} FROM policy_versions WHERE program_id = $1 AND status = 'active'"
         );
@@ -147,7 +170,7 @@ impl PgScoringStore {
     }
 
     #[tracing::instrument(skip(self))]
-    pub(super) async fn select_policies(
+    async fn list_policies(
         &self,
         program_id: Uuid,
         status: Option<PolicyStatus>,
@@ -169,40 +192,8 @@ impl PgScoringStore {
         rows.into_iter().map(PolicyVersion::try_from).collect()
     }
 
-    /// Locks a version and checks it is a draft at the expected revision.
-    async fn lock_draft(
-        tx: &mut sqlx::PgConnection,
-        id: Uuid,
-        expected_revision: Option<i64>,
-    ) -> Result<PolicyVersion, ScoringError> {
-        let sql = format!("SELECT {POLICY_COLUMNS} FROM policy_versions WHERE id = $1 FOR UPDATE");
-        let row: Option<PolicyRow> = sqlx::query_as(&sql)
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let policy = PolicyVersion::try_from(
-            row.ok_or_else(|| ScoringError::not_found("policy version", id))?,
-        )?;
-        if policy.status != PolicyStatus::Draft {
-            return Err(ScoringError::FailedPrecondition(format!(
-                "policy version {id} is {}, not a draft",
-                policy.status.as_str()
-            )));
-        }
-        if expected_revision.is_some_and(|expected| expected != policy.revision) {
-            return Err(ScoringError::Aborted(format!(
-                "policy version {id} is at revision {}; reload and retry",
-                policy.revision
-            )));
-        }
-        Ok(policy)
-    }
-
     #[tracing::instrument(skip_all, fields(policy_id = %change.id))]
-    pub(super) async fn change_draft(
-        &self,
-        change: &DraftChange,
-    ) -> Result<PolicyVersion, ScoringError> {
+    async fn update_draft(&self, change: &DraftChange) -> Result<PolicyVersion, ScoringError> {
         let mut tx = self.pool.begin().await?;
         Self::lock_draft(&mut tx, change.id, change.expected_revision).await?;
         let sql = format!(
@@ -221,7 +212,7 @@ impl PgScoringStore {
     }
 
     #[tracing::instrument(skip(self))]
-    pub(super) async fn activate(
+    async fn activate_policy(
         &self,
         id: Uuid,
         by: &str,
@@ -271,7 +262,7 @@ impl PgScoringStore {
     }
 
     #[tracing::instrument(skip(self))]
-    pub(super) async fn retire(
+    async fn retire_draft(
         &self,
         id: Uuid,
         by: &str,
@@ -293,114 +284,29 @@ impl PgScoringStore {
         row.try_into()
     }
 
-    #[tracing::instrument(skip_all, fields(run_id = %run.id, program_id = %run.program_id))]
-    pub(super) async fn insert_run(
+    fn program_signals(
         &self,
-        run: &NewRun,
-        request: Option<&IdempotentRequest>,
-    ) -> Result<Claimed<Option<crate::domain::versions::EvaluationRun>>, ScoringError> {
-        let mut tx = self.pool.begin().await?;
-        if let Some(request) = request
-            && let Some(prior) = super::idempotency::claim(&mut tx, request, run.id).await?
-        {
-            return Ok(Claimed::Replay(prior));
-        }
-        let sql = format!(
-            "INSERT INTO evaluation_runs (id, program_id, policy_version_id, trigger, due_at, status, requested_by, started_at)
-             VALUES ($1, $2, $3, $4, $5, 'running', $6, $7)
-             ON CONFLICT (program_id, due_at) WHERE trigger = 'schedule' DO NOTHING
-             RETURNING {RUN_COLUMNS}"
-        );
-        let row: Option<RunRow> = sqlx::query_as(&sql)
-            .bind(run.id)
-            .bind(run.program_id)
-            .bind(run.policy_version_id)
-            .bind(run.trigger.as_str())
-            .bind(run.due_at)
-            .bind(&run.requested_by)
-            .bind(run.now)
-            .fetch_optional(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(Claimed::Done(row.map(TryInto::try_into).transpose()?))
-    }
-
-    #[tracing::instrument(skip(self, summary))]
-    pub(super) async fn finish_run(
-        &self,
-        run_id: Uuid,
-        summary: serde_json::Value,
-        error: Option<String>,
-        now: DateTime<Utc>,
-    ) -> Result<(), ScoringError> {
-        // A run that succeeded judged every member: the program records when it began.
-        sqlx::query(
-            "WITH closed AS (
-                 UPDATE evaluation_runs SET status = CASE WHEN $3::text IS NULL THEN 'succeeded' ELSE 'failed' END,
-                     summary = $2, error = $3, finished_at = $4 WHERE id = $1 AND status = 'running'
-                 RETURNING program_id, started_at, status)
-             UPDATE programs p SET last_evaluated_at = GREATEST(p.last_evaluated_at, c.started_at)
-             FROM closed c WHERE p.id = c.program_id AND c.status = 'succeeded'",
-        )
-        .bind(run_id)
-        .bind(Json(summary))
-        .bind(error)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    #[tracing::instrument(skip(self))]
-    pub(super) async fn select_run(
-        &self,
-        id: Uuid,
-    ) -> Result<Option<crate::domain::versions::EvaluationRun>, ScoringError> {
-        let sql = format!("SELECT {RUN_COLUMNS} FROM evaluation_runs WHERE id = $1");
-        let row: Option<RunRow> = sqlx::query_as(&sql)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(TryInto::try_into).transpose()
-    }
-
-    #[tracing::instrument(skip(self))]
-    pub(super) async fn select_runs(
-        &self,
-        program_id: Uuid,
-        status: Option<crate::domain::versions::RunStatus>,
-        before: Option<(DateTime<Utc>, Uuid)>,
-        limit: u32,
-    ) -> Result<Vec<crate::domain::versions::EvaluationRun>, ScoringError> {
-        let rows: Vec<RunRow> = match before {
-            None => {
-                let sql = format!(
-                    "SELECT {RUN_COLUMNS} FROM evaluation_runs WHERE program_id = $1 AND status = COALESCE($3, status)
-                     ORDER BY started_at DESC, id DESC LIMIT $2"
-                );
-                sqlx::query_as(&sql)
-                    .bind(program_id)
-                    .bind(i64::from(limit))
-                    .bind(status.map(crate::domain::versions::RunStatus::as_str))
-                    .fetch_all(&self.pool)
-                    .await?
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> tokio::sync::mpsc::Receiver<ProgramSignal> {
+        let mut notices =
+            tierline_runtime::notify::listen(self.pool.clone(), PROGRAM_CHANNEL, shutdown);
+        let (sender, receiver) = tokio::sync::mpsc::channel(1024);
+        tokio::spawn(async move {
+            while let Some(notice) = notices.recv().await {
+                let signal = match notice {
+                    Notice::Listening => ProgramSignal::Listening,
+                    Notice::Lost => ProgramSignal::Lost,
+                    Notice::Notified(payload) => match Uuid::parse_str(&payload) {
+                        Ok(program_id) => ProgramSignal::Changed(program_id),
+                        // Not ours to read: forget everything rather than miss a change.
+                        Err(_) => ProgramSignal::Listening,
+                    },
+                };
+                if sender.send(signal).await.is_err() {
+                    return;
+                }
             }
-            Some((started_at, id)) => {
-                let sql = format!(
-                    "SELECT {RUN_COLUMNS} FROM evaluation_runs
-                     WHERE program_id = $1 AND (started_at, id) < ($2, $3) AND status = COALESCE($5, status)
-                     ORDER BY started_at DESC, id DESC LIMIT $4"
-                );
-                sqlx::query_as(&sql)
-                    .bind(program_id)
-                    .bind(started_at)
-                    .bind(id)
-                    .bind(i64::from(limit))
-                    .bind(status.map(crate::domain::versions::RunStatus::as_str))
-                    .fetch_all(&self.pool)
-                    .await?
-            }
-        };
-        rows.into_iter().map(TryInto::try_into).collect()
+        });
+        receiver
     }
 }

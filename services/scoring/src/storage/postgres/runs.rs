@@ -1,5 +1,6 @@
 //! Evaluation runs: the per-program run lock, and what lets a run resume after its replica died.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use tierline_runtime::lock;
@@ -9,6 +10,9 @@ use super::{
     PgScoringStore,
     rows::{RUN_COLUMNS, RunRow},
 };
+use crate::domain::idempotency::{Claimed, IdempotentRequest};
+use crate::domain::ports::NewRun;
+use crate::domain::ports::RunRecords;
 use crate::{
     ScoringError,
     domain::versions::EvaluationRun,
@@ -21,14 +25,73 @@ fn run_lock_key(program_id: Uuid) -> i64 {
         ^ 0x5275_6e4c_6f63_6b00
 }
 
-impl PgScoringStore {
+#[async_trait]
+impl RunRecords for PgScoringStore {
+    #[tracing::instrument(skip_all, fields(run_id = %run.id, program_id = %run.program_id))]
+    async fn open_run(
+        &self,
+        run: &NewRun,
+        request: Option<&IdempotentRequest>,
+    ) -> Result<Claimed<Option<crate::domain::versions::EvaluationRun>>, ScoringError> {
+        let mut tx = self.pool.begin().await?;
+        if let Some(request) = request
+            && let Some(prior) = super::idempotency::claim(&mut tx, request, run.id).await?
+        {
+            return Ok(Claimed::Replay(prior));
+        }
+        let sql = format!(
+            "INSERT INTO evaluation_runs (id, program_id, policy_version_id, trigger, due_at, status, requested_by, started_at)
+             VALUES ($1, $2, $3, $4, $5, 'running', $6, $7)
+             ON CONFLICT (program_id, due_at) WHERE trigger = 'schedule' DO NOTHING
+             RETURNING {RUN_COLUMNS}"
+        );
+        let row: Option<RunRow> = sqlx::query_as(&sql)
+            .bind(run.id)
+            .bind(run.program_id)
+            .bind(run.policy_version_id)
+            .bind(run.trigger.as_str())
+            .bind(run.due_at)
+            .bind(&run.requested_by)
+            .bind(run.now)
+            .fetch_optional(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Claimed::Done(row.map(TryInto::try_into).transpose()?))
+    }
+
+    #[tracing::instrument(skip(self, summary))]
+    async fn close_run(
+        &self,
+        run_id: Uuid,
+        summary: serde_json::Value,
+        error: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<(), ScoringError> {
+        // A run that succeeded judged every member: the program records when it began.
+        sqlx::query(
+            "WITH closed AS (
+                 UPDATE evaluation_runs SET status = CASE WHEN $3::text IS NULL THEN 'succeeded' ELSE 'failed' END,
+                     summary = $2, error = $3, finished_at = $4 WHERE id = $1 AND status = 'running'
+                 RETURNING program_id, started_at, status)
+             UPDATE programs p SET last_evaluated_at = GREATEST(p.last_evaluated_at, c.started_at)
+             FROM closed c WHERE p.id = c.program_id AND c.status = 'succeeded'",
+        )
+        .bind(run_id)
+        .bind(Json(summary))
+        .bind(error)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     #[tracing::instrument(skip(self))]
-    pub(super) async fn lock_runs(&self, program_id: Uuid) -> Result<RunLock, ScoringError> {
+    async fn lock_program_runs(&self, program_id: Uuid) -> Result<RunLock, ScoringError> {
         Ok(lock::session_lock(&self.pool, run_lock_key(program_id)).await?)
     }
 
     #[tracing::instrument(skip(self))]
-    pub(super) async fn try_lock_runs(
+    async fn try_lock_program_runs(
         &self,
         program_id: Uuid,
     ) -> Result<Option<RunLock>, ScoringError> {
@@ -36,10 +99,7 @@ impl PgScoringStore {
     }
 
     #[tracing::instrument(skip(self))]
-    pub(super) async fn select_running_runs(
-        &self,
-        limit: u32,
-    ) -> Result<Vec<EvaluationRun>, ScoringError> {
+    async fn running_runs(&self, limit: u32) -> Result<Vec<EvaluationRun>, ScoringError> {
         let sql = format!(
             "SELECT {RUN_COLUMNS} FROM evaluation_runs WHERE status = 'running' ORDER BY started_at LIMIT $1"
         );
@@ -51,7 +111,7 @@ impl PgScoringStore {
     }
 
     #[tracing::instrument(skip(self))]
-    pub(super) async fn select_last_closed_scheduled_due(
+    async fn last_closed_scheduled_due(
         &self,
         program_id: Uuid,
     ) -> Result<Option<DateTime<Utc>>, ScoringError> {
@@ -65,7 +125,7 @@ impl PgScoringStore {
     }
 
     #[tracing::instrument(skip(self, counts_before))]
-    pub(super) async fn keep_first_counts(
+    async fn start_run_counts(
         &self,
         run_id: Uuid,
         counts_before: serde_json::Value,
@@ -87,11 +147,7 @@ impl PgScoringStore {
     }
 
     #[tracing::instrument(skip(self))]
-    pub(super) async fn add_history_events(
-        &self,
-        run_id: Uuid,
-        events: i64,
-    ) -> Result<i64, ScoringError> {
+    async fn add_run_history_events(&self, run_id: Uuid, events: i64) -> Result<i64, ScoringError> {
         Ok(sqlx::query_scalar(
             "UPDATE evaluation_runs SET summary = jsonb_set(summary, '{backfill}', jsonb_build_object(
                  'complete', false,
@@ -105,10 +161,7 @@ impl PgScoringStore {
     }
 
     #[tracing::instrument(skip(self))]
-    pub(super) async fn select_run_progress(
-        &self,
-        run_id: Uuid,
-    ) -> Result<RunProgress, ScoringError> {
+    async fn run_progress(&self, run_id: Uuid) -> Result<RunProgress, ScoringError> {
         let (evaluated, upgrades, downgrades): (i64, i64, i64) = sqlx::query_as(
             "SELECT members_evaluated, upgrades, downgrades FROM evaluation_runs WHERE id = $1",
         )
@@ -120,5 +173,58 @@ impl PgScoringStore {
             upgrades,
             downgrades,
         })
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn run(
+        &self,
+        id: Uuid,
+    ) -> Result<Option<crate::domain::versions::EvaluationRun>, ScoringError> {
+        let sql = format!("SELECT {RUN_COLUMNS} FROM evaluation_runs WHERE id = $1");
+        let row: Option<RunRow> = sqlx::query_as(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(TryInto::try_into).transpose()
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn list_runs(
+        &self,
+        program_id: Uuid,
+        status: Option<crate::domain::versions::RunStatus>,
+        before: Option<(DateTime<Utc>, Uuid)>,
+        limit: u32,
+    ) -> Result<Vec<crate::domain::versions::EvaluationRun>, ScoringError> {
+        let rows: Vec<RunRow> = match before {
+            None => {
+                let sql = format!(
+                    "SELECT {RUN_COLUMNS} FROM evaluation_runs WHERE program_id = $1 AND status = COALESCE($3, status)
+                     ORDER BY started_at DESC, id DESC LIMIT $2"
+                );
+                sqlx::query_as(&sql)
+                    .bind(program_id)
+                    .bind(i64::from(limit))
+                    .bind(status.map(crate::domain::versions::RunStatus::as_str))
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            Some((started_at, id)) => {
+                let sql = format!(
+                    "SELECT {RUN_COLUMNS} FROM evaluation_runs
+                     WHERE program_id = $1 AND (started_at, id) < ($2, $3) AND status = COALESCE($5, status)
+                     ORDER BY started_at DESC, id DESC LIMIT $4"
+                );
+                sqlx::query_as(&sql)
+                    .bind(program_id)
+                    .bind(started_at)
+                    .bind(id)
+                    .bind(i64::from(limit))
+                    .bind(status.map(crate::domain::versions::RunStatus::as_str))
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        rows.into_iter().map(TryInto::try_into).collect()
     }
 }

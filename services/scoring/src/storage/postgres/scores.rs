@@ -1,11 +1,13 @@
 //! RFM inputs and cut points in Postgres. Quintiles of the whole population are computed by
 //! Postgres (`percentile_disc`), so a million customers never travel to the service.
 
+use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::types::Json;
 use uuid::Uuid;
 
 use super::PgScoringStore;
+use crate::domain::ports::ScoreRecords;
 use crate::{
     ScoringError,
     domain::scores::{CutPoints, RfmValues},
@@ -17,9 +19,10 @@ fn boundaries(values: Option<Vec<i64>>) -> [i64; 4] {
     [0, 1, 2, 3].map(|i| values.get(i).copied().unwrap_or(0))
 }
 
-impl PgScoringStore {
+#[async_trait]
+impl ScoreRecords for PgScoringStore {
     #[tracing::instrument(skip(self))]
-    pub(super) async fn select_quintiles(
+    async fn compute_cut_points(
         &self,
         program_id: Uuid,
         from: Option<NaiveDate>,
@@ -57,7 +60,7 @@ impl PgScoringStore {
     }
 
     #[tracing::instrument(skip(self, cuts))]
-    pub(super) async fn insert_cut_points(
+    async fn store_cut_points(
         &self,
         program_id: Uuid,
         cuts: &CutPoints,
@@ -78,10 +81,7 @@ impl PgScoringStore {
     }
 
     #[tracing::instrument(skip(self))]
-    pub(super) async fn select_cut_points(
-        &self,
-        program_id: Uuid,
-    ) -> Result<Option<(i64, CutPoints)>, ScoringError> {
+    async fn cut_points(&self, program_id: Uuid) -> Result<Option<(i64, CutPoints)>, ScoringError> {
         let row: Option<(i64, Json<CutPoints>)> = sqlx::query_as(
             "SELECT version, cut_points FROM rfm_cut_points WHERE program_id = $1 ORDER BY version DESC LIMIT 1",
         )
@@ -92,7 +92,7 @@ impl PgScoringStore {
     }
 
     #[tracing::instrument(skip_all, fields(customers = customer_ids.len()))]
-    pub(super) async fn select_rfm_inputs(
+    async fn rfm_inputs(
         &self,
         program_id: Uuid,
         customer_ids: &[Uuid],
@@ -142,12 +142,10 @@ impl PgScoringStore {
             })
             .collect())
     }
-}
 
-impl PgScoringStore {
     /// One page of non-erased members after `after`, with their tier shown and RFM inputs.
     #[tracing::instrument(skip(self))]
-    pub(super) async fn select_audience_page(
+    async fn audience_page(
         &self,
         program_id: Uuid,
         after: Option<Uuid>,

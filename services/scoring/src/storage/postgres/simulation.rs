@@ -4,6 +4,7 @@
 //! never leave Postgres. A large membership is split into parts of the customer-id space that
 //! run at once on connections of their own, over one snapshot, and their cells are added up.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -11,6 +12,7 @@ use super::{
     PgScoringStore,
     rules_sql::{ladder, window_condition},
 };
+use crate::domain::ports::Simulations;
 use crate::{
     ScoringError,
     domain::policy::{Metric, PolicyRules, WindowKind},
@@ -86,9 +88,63 @@ impl PgScoringStore {
         splits.dedup();
         Ok(splits)
     }
+}
 
+/// The simulation of the members whose id is in `($3, $4]`, grouped by (current, simulated)
+/// tier; `$1` the program, `$2` the instant the tier shown is read at.
+fn simulation_sql(
+    current: Option<&PolicyRules>,
+    simulated: &PolicyRules,
+    now: DateTime<Utc>,
+) -> String {
+    let simulated_window = window_condition(simulated, now);
+    let current_window = current.map_or_else(
+        || simulated_window.clone(),
+        |rules| window_condition(rules, now),
+    );
+    // Buckets are aggregated per customer on their own, then joined to the members, so that
+    // the big aggregate does not drag the members along. Only a membership-year window needs
+    // each member's join time inside the aggregate; joining six million buckets to a million
+    // members for nothing was a third of the query's time.
+    let joined_at_needed = [Some(simulated), current]
+        .into_iter()
+        .flatten()
+        .any(|rules| rules.window == WindowKind::MembershipYear);
+    let buckets = if joined_at_needed {
+        "buckets b JOIN members m ON m.customer_id = b.customer_id"
+    } else {
+        "buckets b"
+    };
+    format!(
+        "WITH per_customer AS (
+             SELECT b.customer_id,
+                    COALESCE(sum(b.net_spend_minor) FILTER (WHERE {simulated_window}), 0) AS sim_net,
+                    COALESCE(sum(b.points) FILTER (WHERE {simulated_window}), 0) AS sim_points,
+                    COALESCE(sum(b.purchases) FILTER (WHERE {simulated_window}), 0) AS sim_count,
+                    COALESCE(sum(b.net_spend_minor) FILTER (WHERE {current_window}), 0) AS cur_net
+             FROM {buckets}
+             WHERE b.program_id = $1 AND b.customer_id > $3 AND b.customer_id <= $4
+             GROUP BY b.customer_id),
+         totals AS (
+             SELECT m.customer_id, COALESCE(p.sim_net, 0) AS sim_net, COALESCE(p.sim_points, 0) AS sim_points,
+                    COALESCE(p.sim_count, 0) AS sim_count, COALESCE(p.cur_net, 0) AS cur_net
+             FROM members m LEFT JOIN per_customer p ON p.customer_id = m.customer_id
+             WHERE NOT m.erased AND m.customer_id > $3 AND m.customer_id <= $4),
+         ranked AS (
+             SELECT t.sim_net, t.cur_net, {ladder} AS simulated,
+                    COALESCE(CASE WHEN s.override_until > $2 THEN s.override_rank ELSE s.earned_rank END, 0) AS current
+             FROM totals t LEFT JOIN tier_states s ON s.program_id = $1 AND s.customer_id = t.customer_id)
+         SELECT current, simulated, count(*)::bigint AS customers, sum(cur_net)::bigint AS current_spend,
+                sum(sim_net)::bigint AS simulated_spend
+         FROM ranked GROUP BY current, simulated",
+        ladder = ladder(simulated, column),
+    )
+}
+
+#[async_trait]
+impl Simulations for PgScoringStore {
     #[tracing::instrument(skip_all, fields(program_id = %program_id))]
-    pub(super) async fn simulate_query(
+    async fn simulate(
         &self,
         program_id: Uuid,
         current: Option<&PolicyRules>,
@@ -183,55 +239,4 @@ impl PgScoringStore {
         }
         Ok(cells)
     }
-}
-
-/// The simulation of the members whose id is in `($3, $4]`, grouped by (current, simulated)
-/// tier; `$1` the program, `$2` the instant the tier shown is read at.
-fn simulation_sql(
-    current: Option<&PolicyRules>,
-    simulated: &PolicyRules,
-    now: DateTime<Utc>,
-) -> String {
-    let simulated_window = window_condition(simulated, now);
-    let current_window = current.map_or_else(
-        || simulated_window.clone(),
-        |rules| window_condition(rules, now),
-    );
-    // Buckets are aggregated per customer on their own, then joined to the members, so that
-    // the big aggregate does not drag the members along. Only a membership-year window needs
-    // each member's join time inside the aggregate; joining six million buckets to a million
-    // members for nothing was a third of the query's time.
-    let joined_at_needed = [Some(simulated), current]
-        .into_iter()
-        .flatten()
-        .any(|rules| rules.window == WindowKind::MembershipYear);
-    let buckets = if joined_at_needed {
-        "buckets b JOIN members m ON m.customer_id = b.customer_id"
-    } else {
-        "buckets b"
-    };
-    format!(
-        "WITH per_customer AS (
-             SELECT b.customer_id,
-                    COALESCE(sum(b.net_spend_minor) FILTER (WHERE {simulated_window}), 0) AS sim_net,
-                    COALESCE(sum(b.points) FILTER (WHERE {simulated_window}), 0) AS sim_points,
-                    COALESCE(sum(b.purchases) FILTER (WHERE {simulated_window}), 0) AS sim_count,
-                    COALESCE(sum(b.net_spend_minor) FILTER (WHERE {current_window}), 0) AS cur_net
-             FROM {buckets}
-             WHERE b.program_id = $1 AND b.customer_id > $3 AND b.customer_id <= $4
-             GROUP BY b.customer_id),
-         totals AS (
-             SELECT m.customer_id, COALESCE(p.sim_net, 0) AS sim_net, COALESCE(p.sim_points, 0) AS sim_points,
-                    COALESCE(p.sim_count, 0) AS sim_count, COALESCE(p.cur_net, 0) AS cur_net
-             FROM members m LEFT JOIN per_customer p ON p.customer_id = m.customer_id
-             WHERE NOT m.erased AND m.customer_id > $3 AND m.customer_id <= $4),
-         ranked AS (
-             SELECT t.sim_net, t.cur_net, {ladder} AS simulated,
-                    COALESCE(CASE WHEN s.override_until > $2 THEN s.override_rank ELSE s.earned_rank END, 0) AS current
-             FROM totals t LEFT JOIN tier_states s ON s.program_id = $1 AND s.customer_id = t.customer_id)
-         SELECT current, simulated, count(*)::bigint AS customers, sum(cur_net)::bigint AS current_spend,
-                sum(sim_net)::bigint AS simulated_spend
-         FROM ranked GROUP BY current, simulated",
-        ladder = ladder(simulated, column),
-    )
 }

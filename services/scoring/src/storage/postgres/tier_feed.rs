@@ -1,6 +1,7 @@
 //! The tier-change feed: `tier_history` read in (xid, seq) order behind the transaction-id
 //! watermark, as the customer service's activity feed is (docs/FEED.md).
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tierline_runtime::xid_feed::{FeedCursor, FeedPage, watermark};
 use uuid::Uuid;
@@ -9,6 +10,7 @@ use super::{
     PgScoringStore,
     rows::{HISTORY_COLUMNS, HistoryRow},
 };
+use crate::domain::ports::TierFeedSource;
 use crate::{
     ScoringError,
     domain::{
@@ -28,9 +30,10 @@ struct Row {
     record: HistoryRow,
 }
 
-impl PgScoringStore {
+#[async_trait]
+impl TierFeedSource for PgScoringStore {
     #[tracing::instrument(skip(self), fields(after = %after))]
-    pub(super) async fn select_tier_feed(
+    async fn read_tier_feed(
         &self,
         after: FeedCursor,
         program_id: Option<Uuid>,
@@ -128,5 +131,15 @@ impl PgScoringStore {
             held_back,
             caught_up_to: None,
         })
+    }
+
+    fn tier_feed_signal(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.tier_feed_signal.clone()
+    }
+
+    async fn tier_feed_origin(
+        &self,
+    ) -> Result<tierline_runtime::xid_feed::FeedOrigin, ScoringError> {
+        Ok(tierline_runtime::xid_feed::origin(&self.pool).await?)
     }
 }

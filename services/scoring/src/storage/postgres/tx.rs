@@ -1,10 +1,14 @@
-//! The Postgres unit of work.
+//! The Postgres unit of work of the activity-feed consumer, and what else the consumer needs
+//! (its leader lock, its progress, the dead-letter table).
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
+use super::PgScoringStore;
+use crate::domain::ports::ActivityConsumption;
+use crate::domain::ports::FeedProgress;
 use crate::{
     ScoringError,
     domain::{
@@ -125,6 +129,9 @@ impl From<BucketRow> for Bucket {
         }
     }
 }
+
+/// The advisory lock key of the activity-feed leader ("tierline" "feed" in ASCII).
+const FEED_LEADER_LOCK: i64 = 0x7469_6572_6c66_6565;
 
 #[async_trait]
 impl ScoringTx for PgScoringTx {
@@ -301,5 +308,41 @@ impl ScoringTx for PgScoringTx {
     async fn commit(self: Box<Self>) -> Result<(), ScoringError> {
         self.tx.commit().await?;
         Ok(())
+    }
+}
+
+#[async_trait]
+impl ActivityConsumption for PgScoringStore {
+    async fn try_lock_feed_consumer(
+        &self,
+    ) -> Result<Option<crate::storage::RunLock>, ScoringError> {
+        // Ends with its connection, also when this replica dies: another replica then leads.
+        Ok(tierline_runtime::lock::try_session_lock(&self.pool, FEED_LEADER_LOCK).await?)
+    }
+
+    async fn begin(&self) -> Result<Box<dyn ScoringTx>, ScoringError> {
+        Ok(Box::new(PgScoringTx {
+            tx: self.pool.begin().await?,
+        }))
+    }
+
+    async fn park_dead_letters(
+        &self,
+        consumer: &str,
+        letters: &[tierline_runtime::follower::DeadLetter],
+    ) -> Result<u64, ScoringError> {
+        Ok(tierline_runtime::follower::park_in_postgres(&self.pool, consumer, letters).await?)
+    }
+
+    async fn feed_progress(&self, consumer: &str) -> Result<Option<FeedProgress>, ScoringError> {
+        let row: Option<(String, Option<DateTime<Utc>>)> =
+            sqlx::query_as("SELECT position, caught_up_to FROM feed_cursors WHERE consumer = $1")
+                .bind(consumer)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|(position, caught_up_to)| FeedProgress {
+            position,
+            caught_up_to,
+        }))
     }
 }

@@ -1,6 +1,7 @@
 //! Monthly buckets in SQLite: adding purchases' deltas, and rebuilding a program's buckets from
 //! its counted purchases (months in a policy's time zone, computed here rather than in SQL).
 
+use async_trait::async_trait;
 use std::collections::BTreeMap;
 
 use chrono_tz::Tz;
@@ -10,6 +11,7 @@ use uuid::Uuid;
 use tierline_runtime::sqlite::rows_param;
 
 use super::{SqliteScoringStore, rows::instant};
+use crate::domain::ports::BucketRebuilds;
 use crate::{
     ScoringError,
     domain::{accrual::BucketDelta, feed_batch::Pair, month::Month},
@@ -52,9 +54,10 @@ pub(super) async fn add_to_buckets(
     Ok(())
 }
 
-impl SqliteScoringStore {
+#[async_trait]
+impl BucketRebuilds for SqliteScoringStore {
     #[tracing::instrument(skip(self))]
-    pub(super) async fn start_rebuild(&self, program_id: Uuid) -> Result<i32, ScoringError> {
+    async fn start_bucket_rebuild(&self, program_id: Uuid) -> Result<i32, ScoringError> {
         let mut write = self.begin_write().await?;
         let generation: i32 = sqlx::query_scalar(
             "UPDATE programs SET cache_generation = cache_generation + 1 WHERE id = ?1
@@ -69,7 +72,7 @@ impl SqliteScoringStore {
     }
 
     #[tracing::instrument(skip(self))]
-    pub(super) async fn rebuild_chunk(
+    async fn rebuild_bucket_chunk(
         &self,
         program_id: Uuid,
         zone: Tz,

@@ -1,11 +1,13 @@
 //! The queue of cache writes to repair, in SQLite (the Postgres migration
 //! `20261126100009_tier_cache.sql` says why).
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::SqliteConnection;
 use uuid::Uuid;
 
 use super::{SqliteScoringStore, rows::micros};
+use crate::domain::ports::CacheRepairQueue;
 use crate::{ScoringError, storage::CacheRepair};
 
 /// Queues a repair in the transaction on `connection`; returns its id.
@@ -28,9 +30,10 @@ pub(super) async fn queue(
     .await?)
 }
 
-impl SqliteScoringStore {
+#[async_trait]
+impl CacheRepairQueue for SqliteScoringStore {
     #[tracing::instrument(skip(self))]
-    pub(super) async fn select_cache_repairs(
+    async fn cache_repairs(
         &self,
         queued_before: DateTime<Utc>,
         limit: u32,
@@ -58,7 +61,10 @@ impl SqliteScoringStore {
     }
 
     #[tracing::instrument(skip(self))]
-    pub(super) async fn delete_cache_repairs(&self, ids: &[i64]) -> Result<(), ScoringError> {
+    async fn cache_repaired(&self, ids: &[i64]) -> Result<(), ScoringError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
         let mut write = self.begin_write().await?;
         for id in ids {
             sqlx::query("DELETE FROM cache_repairs WHERE id = ?1")

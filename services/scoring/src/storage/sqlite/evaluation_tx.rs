@@ -2,12 +2,12 @@
 //! under the one write lock, each only at the version it was judged at.
 
 use async_trait::async_trait;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use sqlx::SqliteConnection;
 use uuid::Uuid;
 
 use super::{
-    SqliteScoringStore, Write,
+    Write,
     rows::{BUCKET_COLUMNS, BucketRow, STATE_COLUMNS, StateRow, instant, micros},
     tx::{db_rank, insert_history},
 };
@@ -15,14 +15,11 @@ use crate::{
     ScoringError,
     domain::{
         month::Month,
-        policy::PolicyRules,
         review::Review,
         state::{HistoryRecord, Member, StoredState},
         window::Bucket,
     },
-    storage::tx::{
-        ChunkEnd, EvaluationCandidate, EvaluationChunk, EvaluationMember, EvaluationTx, RunProgress,
-    },
+    storage::tx::{EvaluationMember, EvaluationTx, RunProgress},
 };
 
 /// A transaction of an evaluation run.
@@ -39,8 +36,8 @@ impl std::fmt::Debug for SqliteEvaluationTx {
 }
 
 #[derive(sqlx::FromRow)]
-struct PageRow {
-    customer_id: Uuid,
+pub(super) struct PageRow {
+    pub(super) customer_id: Uuid,
     joined_at: i64,
     erased: bool,
     #[sqlx(flatten)]
@@ -48,7 +45,7 @@ struct PageRow {
 }
 
 /// The page's rows with their buckets (read between the first and last customer of the page).
-async fn with_buckets(
+pub(super) async fn with_buckets(
     connection: &mut SqliteConnection,
     program_id: Uuid,
     rows: Vec<PageRow>,
@@ -94,101 +91,8 @@ async fn with_buckets(
         .collect())
 }
 
-const PAGE_COLUMNS: &str =
+pub(super) const PAGE_COLUMNS: &str =
     "s.customer_id, COALESCE(m.joined_at, s.since) AS joined_at, COALESCE(m.erased, 0) AS erased";
-
-impl SqliteScoringStore {
-    /// An evaluation chunk: the page's states, reviews and buckets in one read transaction; the
-    /// candidates are those the domain says must be judged (`Review::must_judge`).
-    #[allow(clippy::too_many_arguments)]
-    #[tracing::instrument(skip(self, rules))]
-    pub(super) async fn select_evaluation_chunk(
-        &self,
-        program_id: Uuid,
-        run_id: Uuid,
-        after: Option<ChunkEnd>,
-        limit: u32,
-        (policy_version_id, rules): (Uuid, &PolicyRules),
-        as_of: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<EvaluationChunk, ScoringError> {
-        // This store walks its states in customer order.
-        let after = match after {
-            None => None,
-            Some(ChunkEnd::Customer(customer_id)) => Some(customer_id),
-            Some(ChunkEnd::Block { .. }) => return Ok(EvaluationChunk::default()),
-        };
-        #[derive(sqlx::FromRow)]
-        struct ChunkRow {
-            #[sqlx(flatten)]
-            page: PageRow,
-            review_month: Option<NaiveDate>,
-            reviewed_under: Option<Uuid>,
-        }
-        let mut snapshot = self.pool.begin().await?;
-        let sql = format!(
-            "SELECT {PAGE_COLUMNS}, s.review_month, s.reviewed_under, {STATE_COLUMNS}
-             FROM tier_states s LEFT JOIN members m ON m.customer_id = s.customer_id
-             WHERE s.program_id = ?1 AND (?2 IS NULL OR s.customer_id > ?2) AND s.changed_by_run IS NOT ?3
-             ORDER BY s.customer_id LIMIT ?4"
-        );
-        let rows: Vec<ChunkRow> = sqlx::query_as(&sql)
-            .bind(program_id)
-            .bind(after)
-            .bind(run_id)
-            .bind(i64::from(limit))
-            .fetch_all(&mut *snapshot)
-            .await?;
-        let members = i64::try_from(rows.len()).unwrap_or(i64::MAX);
-        let last = rows
-            .last()
-            .map(|row| ChunkEnd::Customer(row.page.customer_id));
-        let mut reviews = std::collections::HashMap::new();
-        let pages: Vec<PageRow> = rows
-            .into_iter()
-            .map(|row| {
-                if let Some(policy_version_id) = row.reviewed_under {
-                    reviews.insert(
-                        row.page.customer_id,
-                        Review {
-                            policy_version_id,
-                            month: row.review_month.map(Month::of_date),
-                        },
-                    );
-                }
-                row.page
-            })
-            .collect();
-        let judged = with_buckets(&mut snapshot, program_id, pages).await?;
-        snapshot.commit().await?;
-        let judged_month = Month::of(as_of, rules.time_zone);
-        let candidates = judged
-            .into_iter()
-            .filter_map(|member| {
-                let review = reviews.get(&member.member.customer_id).copied();
-                Review::must_judge(
-                    &member.stored,
-                    review.as_ref(),
-                    policy_version_id,
-                    judged_month,
-                    now,
-                )
-                .then_some(EvaluationCandidate {
-                    customer_id: member.member.customer_id,
-                    joined_at: Some(member.member.joined_at),
-                    stored: member.stored,
-                    review,
-                    buckets: member.buckets,
-                })
-            })
-            .collect();
-        Ok(EvaluationChunk {
-            members,
-            last,
-            candidates,
-        })
-    }
-}
 
 #[async_trait]
 impl EvaluationTx for SqliteEvaluationTx {

@@ -1,6 +1,7 @@
 //! The lifecycle sweep in SQLite: every member classified with the domain's own thresholds,
 //! the changes recorded in the tier-change feed and the new states stored, in one transaction.
 
+use async_trait::async_trait;
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
@@ -10,14 +11,16 @@ use super::{
     SqliteScoringStore,
     rows::{days_between, instant, micros},
 };
+use crate::domain::ports::Lifecycles;
 use crate::{
     ScoringError,
     domain::{policy::LifecycleSettings, scores::lifecycle},
 };
 
-impl SqliteScoringStore {
+#[async_trait]
+impl Lifecycles for SqliteScoringStore {
     #[tracing::instrument(skip(self))]
-    pub(super) async fn sweep(
+    async fn sweep_lifecycles(
         &self,
         program_id: Uuid,
         settings: LifecycleSettings,

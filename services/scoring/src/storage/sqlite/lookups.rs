@@ -1,6 +1,7 @@
 //! Reads of tier state for lookups, history and explanations, outside any unit of work. Each
 //! runs in one read transaction, so it sees one snapshot.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -11,6 +12,7 @@ use super::{
         micros,
     },
 };
+use crate::domain::ports::Lookups;
 use crate::{
     ScoringError,
     domain::{
@@ -19,12 +21,13 @@ use crate::{
         state::{HistoryRecord, Member, StoredState},
         window::Bucket,
     },
-    storage::{CustomerRecord, FeedProgress},
+    storage::CustomerRecord,
 };
 
-impl SqliteScoringStore {
+#[async_trait]
+impl Lookups for SqliteScoringStore {
     #[tracing::instrument(skip_all, fields(customers = customer_ids.len()))]
-    pub(super) async fn select_customer_records(
+    async fn customer_records(
         &self,
         program_id: Uuid,
         customer_ids: &[Uuid],
@@ -71,7 +74,7 @@ impl SqliteScoringStore {
     }
 
     #[tracing::instrument(skip(self))]
-    pub(super) async fn select_history(
+    async fn history(
         &self,
         program_id: Uuid,
         customer_id: Uuid,
@@ -93,23 +96,8 @@ impl SqliteScoringStore {
         rows.into_iter().map(HistoryRow::into_record).collect()
     }
 
-    pub(super) async fn select_feed_progress(
-        &self,
-        consumer: &str,
-    ) -> Result<Option<FeedProgress>, ScoringError> {
-        let row: Option<(String, Option<i64>)> =
-            sqlx::query_as("SELECT position, caught_up_to FROM feed_cursors WHERE consumer = ?1")
-                .bind(consumer)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(row.map(|(position, caught_up_to)| FeedProgress {
-            position,
-            caught_up_to: caught_up_to.map(instant),
-        }))
-    }
-
     #[tracing::instrument(skip(self))]
-    pub(super) async fn select_counted_purchases(
+    async fn counted_purchases(
         &self,
         program_id: Uuid,
         customer_id: Uuid,

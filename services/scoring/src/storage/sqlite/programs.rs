@@ -1,14 +1,18 @@
 //! Programs and policy versions in SQLite. The one writer makes "check, then write" safe inside a
 //! writing transaction, which stands in for Postgres's row locks and unique-violation mapping.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{SqliteConnection, types::Json};
+use tokio::sync::broadcast;
 use uuid::Uuid;
 
 use super::{
     SqliteScoringStore,
     rows::{POLICY_COLUMNS, PROGRAM_COLUMNS, PolicyRow, ProgramRow, RUN_COLUMNS, RunRow, micros},
 };
+use crate::domain::in_force::ProgramSignal;
+use crate::domain::ports::{PolicyRecords, ProgramRecords};
 use crate::{
     ScoringError,
     domain::{
@@ -19,9 +23,47 @@ use crate::{
     storage::{Activation, DraftChange, NewPolicy},
 };
 
-impl SqliteScoringStore {
+/// A version inside a transaction.
+async fn select_policy_on(
+    connection: &mut SqliteConnection,
+    id: Uuid,
+) -> Result<PolicyVersion, ScoringError> {
+    let sql = format!("SELECT {POLICY_COLUMNS} FROM policy_versions WHERE id = ?1");
+    let row: Option<PolicyRow> = sqlx::query_as(&sql)
+        .bind(id)
+        .fetch_optional(&mut *connection)
+        .await?;
+    PolicyVersion::try_from(row.ok_or_else(|| ScoringError::not_found("policy version", id))?)
+}
+
+/// A run inside a transaction.
+pub(super) async fn select_run_on(
+    connection: &mut SqliteConnection,
+    id: Uuid,
+) -> Result<Option<EvaluationRun>, ScoringError> {
+    let sql = format!("SELECT {RUN_COLUMNS} FROM evaluation_runs WHERE id = ?1");
+    let row: Option<RunRow> = sqlx::query_as(&sql)
+        .bind(id)
+        .fetch_optional(&mut *connection)
+        .await?;
+    row.map(TryInto::try_into).transpose()
+}
+
+/// The version `id`, checked to be a draft at the expected revision (the write lock is held).
+async fn draft_at(
+    connection: &mut SqliteConnection,
+    id: Uuid,
+    expected_revision: Option<i64>,
+) -> Result<PolicyVersion, ScoringError> {
+    select_policy_on(connection, id)
+        .await?
+        .into_draft_at(expected_revision)
+}
+
+#[async_trait]
+impl ProgramRecords for SqliteScoringStore {
     #[tracing::instrument(skip_all, fields(program_code = %program.code))]
-    pub(super) async fn insert_program(
+    async fn create_program(
         &self,
         program: &Program,
         request: Option<&IdempotentRequest>,
@@ -59,7 +101,7 @@ impl SqliteScoringStore {
     }
 
     #[tracing::instrument(skip(self))]
-    pub(super) async fn select_program(&self, id: Uuid) -> Result<Option<Program>, ScoringError> {
+    async fn program(&self, id: Uuid) -> Result<Option<Program>, ScoringError> {
         let sql = format!("SELECT {PROGRAM_COLUMNS} FROM programs WHERE id = ?1");
         let row: Option<ProgramRow> = sqlx::query_as(&sql)
             .bind(id)
@@ -69,7 +111,7 @@ impl SqliteScoringStore {
     }
 
     #[tracing::instrument(skip(self))]
-    pub(super) async fn select_programs(
+    async fn list_programs(
         &self,
         after: Option<Uuid>,
         limit: u32,
@@ -84,9 +126,12 @@ impl SqliteScoringStore {
             .await?;
         Ok(rows.into_iter().map(Program::from).collect())
     }
+}
 
+#[async_trait]
+impl PolicyRecords for SqliteScoringStore {
     #[tracing::instrument(skip_all, fields(program_id = %policy.program_id))]
-    pub(super) async fn insert_policy(
+    async fn create_policy(
         &self,
         policy: &NewPolicy,
         request: Option<&IdempotentRequest>,
@@ -117,10 +162,7 @@ impl SqliteScoringStore {
     }
 
     #[tracing::instrument(skip(self))]
-    pub(super) async fn select_policy(
-        &self,
-        id: Uuid,
-    ) -> Result<Option<PolicyVersion>, ScoringError> {
+    async fn policy(&self, id: Uuid) -> Result<Option<PolicyVersion>, ScoringError> {
         let sql = format!("SELECT {POLICY_COLUMNS} FROM policy_versions WHERE id = ?1");
         let row: Option<PolicyRow> = sqlx::query_as(&sql)
             .bind(id)
@@ -130,10 +172,7 @@ impl SqliteScoringStore {
     }
 
     #[tracing::instrument(skip(self))]
-    pub(super) async fn select_active_policy(
-        &self,
-        program_id: Uuid,
-    ) -> Result<Option<PolicyVersion>, ScoringError> {
+    async fn active_policy(&self, program_id: Uuid) -> Result<Option<PolicyVersion>, ScoringError> {
         let sql = format!(
             "SELECT {POLICY_COLUMNS} FROM policy_versions WHERE program_id = ?1 AND status = 'active'"
         );
@@ -145,7 +184,7 @@ impl SqliteScoringStore {
     }
 
     #[tracing::instrument(skip(self))]
-    pub(super) async fn select_policies(
+    async fn list_policies(
         &self,
         program_id: Uuid,
         status: Option<PolicyStatus>,
@@ -168,10 +207,7 @@ impl SqliteScoringStore {
     }
 
     #[tracing::instrument(skip_all, fields(policy_id = %change.id))]
-    pub(super) async fn change_draft(
-        &self,
-        change: &DraftChange,
-    ) -> Result<PolicyVersion, ScoringError> {
+    async fn update_draft(&self, change: &DraftChange) -> Result<PolicyVersion, ScoringError> {
         let mut write = self.begin_write().await?;
         draft_at(&mut write.tx, change.id, change.expected_revision).await?;
         sqlx::query(
@@ -190,7 +226,7 @@ impl SqliteScoringStore {
     }
 
     #[tracing::instrument(skip(self))]
-    pub(super) async fn activate(
+    async fn activate_policy(
         &self,
         id: Uuid,
         by: &str,
@@ -240,6 +276,7 @@ impl SqliteScoringStore {
             .await?
             .ok_or_else(|| ScoringError::Internal(format!("run {run_id} vanished")))?;
         write.tx.commit().await?;
+        self.program_changed(policy.program_id);
         Ok(Activation {
             policy,
             retired,
@@ -248,7 +285,7 @@ impl SqliteScoringStore {
     }
 
     #[tracing::instrument(skip(self))]
-    pub(super) async fn retire(
+    async fn retire_draft(
         &self,
         id: Uuid,
         by: &str,
@@ -267,54 +304,38 @@ impl SqliteScoringStore {
         .await?;
         let retired = select_policy_on(&mut write.tx, id).await?;
         write.tx.commit().await?;
+        self.program_changed(retired.program_id);
         Ok(retired)
     }
-}
 
-/// A version inside a transaction.
-async fn select_policy_on(
-    connection: &mut SqliteConnection,
-    id: Uuid,
-) -> Result<PolicyVersion, ScoringError> {
-    let sql = format!("SELECT {POLICY_COLUMNS} FROM policy_versions WHERE id = ?1");
-    let row: Option<PolicyRow> = sqlx::query_as(&sql)
-        .bind(id)
-        .fetch_optional(&mut *connection)
-        .await?;
-    PolicyVersion::try_from(row.ok_or_else(|| ScoringError::not_found("policy version", id))?)
-}
-
-/// A run inside a transaction.
-pub(super) async fn select_run_on(
-    connection: &mut SqliteConnection,
-    id: Uuid,
-) -> Result<Option<EvaluationRun>, ScoringError> {
-    let sql = format!("SELECT {RUN_COLUMNS} FROM evaluation_runs WHERE id = ?1");
-    let row: Option<RunRow> = sqlx::query_as(&sql)
-        .bind(id)
-        .fetch_optional(&mut *connection)
-        .await?;
-    row.map(TryInto::try_into).transpose()
-}
-
-/// The version `id`, checked to be a draft at the expected revision (the write lock is held).
-async fn draft_at(
-    connection: &mut SqliteConnection,
-    id: Uuid,
-    expected_revision: Option<i64>,
-) -> Result<PolicyVersion, ScoringError> {
-    let policy = select_policy_on(connection, id).await?;
-    if policy.status != PolicyStatus::Draft {
-        return Err(ScoringError::FailedPrecondition(format!(
-            "policy version {id} is {}, not a draft",
-            policy.status.as_str()
-        )));
+    fn program_signals(
+        &self,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> tokio::sync::mpsc::Receiver<ProgramSignal> {
+        // This process is the file's only writer: its own announcements are all there are.
+        let mut changes = self.program_changes.subscribe();
+        let (sender, receiver) = tokio::sync::mpsc::channel(1024);
+        tokio::spawn(async move {
+            if sender.send(ProgramSignal::Listening).await.is_err() {
+                return;
+            }
+            loop {
+                let signal = tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    change = changes.recv() => match change {
+                        Ok(program_id) => ProgramSignal::Changed(program_id),
+                        Err(broadcast::error::RecvError::Lagged(_)) => ProgramSignal::Lost,
+                        Err(broadcast::error::RecvError::Closed) => return,
+                    }
+                };
+                let lost = signal == ProgramSignal::Lost;
+                if sender.send(signal).await.is_err()
+                    || (lost && sender.send(ProgramSignal::Listening).await.is_err())
+                {
+                    return;
+                }
+            }
+        });
+        receiver
     }
-    if expected_revision.is_some_and(|expected| expected != policy.revision) {
-        return Err(ScoringError::Aborted(format!(
-            "policy version {id} is at revision {}; reload and retry",
-            policy.revision
-        )));
-    }
-    Ok(policy)
 }

@@ -1,6 +1,7 @@
 //! Evaluation runs in SQLite: opened once per due time, closed, listed, and their counters. The
 //! run and feed-leader locks are in-process, since every "replica" is this one process.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use uuid::Uuid;
@@ -10,22 +11,24 @@ use super::{
     programs::select_run_on,
     rows::{RUN_COLUMNS, RunRow, instant, micros},
 };
+use crate::domain::ports::RunRecords;
 use crate::{
     ScoringError,
     domain::{
         idempotency::{Claimed, IdempotentRequest},
         versions::{EvaluationRun, RunStatus},
     },
-    storage::{NewRun, RunLock, tx::RunProgress},
+    storage::{NewRun, tx::RunProgress},
 };
 
 fn run_lock_name(program_id: Uuid) -> String {
     format!("runs:{program_id}")
 }
 
-impl SqliteScoringStore {
+#[async_trait]
+impl RunRecords for SqliteScoringStore {
     #[tracing::instrument(skip_all, fields(run_id = %run.id, program_id = %run.program_id))]
-    pub(super) async fn insert_run(
+    async fn open_run(
         &self,
         run: &NewRun,
         request: Option<&IdempotentRequest>,
@@ -64,7 +67,7 @@ impl SqliteScoringStore {
     }
 
     #[tracing::instrument(skip(self, summary))]
-    pub(super) async fn finish_run(
+    async fn close_run(
         &self,
         run_id: Uuid,
         summary: serde_json::Value,
@@ -95,53 +98,22 @@ impl SqliteScoringStore {
         Ok(())
     }
 
-    #[tracing::instrument(skip(self))]
-    pub(super) async fn select_run(&self, id: Uuid) -> Result<Option<EvaluationRun>, ScoringError> {
-        let mut connection = self.pool.acquire().await?;
-        select_run_on(&mut connection, id).await
-    }
-
-    #[tracing::instrument(skip(self))]
-    pub(super) async fn select_runs(
+    async fn lock_program_runs(
         &self,
         program_id: Uuid,
-        status: Option<RunStatus>,
-        before: Option<(DateTime<Utc>, Uuid)>,
-        limit: u32,
-    ) -> Result<Vec<EvaluationRun>, ScoringError> {
-        let sql = format!(
-            "SELECT {RUN_COLUMNS} FROM evaluation_runs
-             WHERE program_id = ?1 AND status = COALESCE(?2, status) AND (?3 IS NULL OR (started_at, id) < (?3, ?4))
-             ORDER BY started_at DESC, id DESC LIMIT ?5"
-        );
-        let rows: Vec<RunRow> = sqlx::query_as(&sql)
-            .bind(program_id)
-            .bind(status.map(RunStatus::as_str))
-            .bind(before.map(|(started_at, _)| micros(started_at)))
-            .bind(before.map(|(_, id)| id))
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.into_iter().map(TryInto::try_into).collect()
+    ) -> Result<crate::storage::RunLock, ScoringError> {
+        Ok(self.locks.lock(&run_lock_name(program_id)).await)
     }
 
-    pub(super) async fn lock_runs(&self, program_id: Uuid) -> RunLock {
-        self.locks.lock(&run_lock_name(program_id)).await
-    }
-
-    pub(super) fn try_lock_runs(&self, program_id: Uuid) -> Option<RunLock> {
-        self.locks.try_lock(&run_lock_name(program_id))
-    }
-
-    pub(super) fn try_lock_feed(&self) -> Option<RunLock> {
-        self.locks.try_lock("activity-feed")
+    async fn try_lock_program_runs(
+        &self,
+        program_id: Uuid,
+    ) -> Result<Option<crate::storage::RunLock>, ScoringError> {
+        Ok(self.locks.try_lock(&run_lock_name(program_id)))
     }
 
     #[tracing::instrument(skip(self))]
-    pub(super) async fn select_running_runs(
-        &self,
-        limit: u32,
-    ) -> Result<Vec<EvaluationRun>, ScoringError> {
+    async fn running_runs(&self, limit: u32) -> Result<Vec<EvaluationRun>, ScoringError> {
         let sql = format!(
             "SELECT {RUN_COLUMNS} FROM evaluation_runs WHERE status = 'running' ORDER BY started_at LIMIT ?1"
         );
@@ -153,7 +125,7 @@ impl SqliteScoringStore {
     }
 
     #[tracing::instrument(skip(self))]
-    pub(super) async fn select_last_closed_scheduled_due(
+    async fn last_closed_scheduled_due(
         &self,
         program_id: Uuid,
     ) -> Result<Option<DateTime<Utc>>, ScoringError> {
@@ -168,7 +140,7 @@ impl SqliteScoringStore {
     }
 
     #[tracing::instrument(skip(self, counts_before))]
-    pub(super) async fn keep_first_counts(
+    async fn start_run_counts(
         &self,
         run_id: Uuid,
         counts_before: serde_json::Value,
@@ -193,11 +165,7 @@ impl SqliteScoringStore {
     }
 
     #[tracing::instrument(skip(self))]
-    pub(super) async fn add_history_events(
-        &self,
-        run_id: Uuid,
-        events: i64,
-    ) -> Result<i64, ScoringError> {
+    async fn add_run_history_events(&self, run_id: Uuid, events: i64) -> Result<i64, ScoringError> {
         let mut write = self.begin_write().await?;
         let total: i64 = sqlx::query_scalar(
             "UPDATE evaluation_runs SET summary = json_set(summary, '$.backfill', json_object(
@@ -214,10 +182,7 @@ impl SqliteScoringStore {
     }
 
     #[tracing::instrument(skip(self))]
-    pub(super) async fn select_run_progress(
-        &self,
-        run_id: Uuid,
-    ) -> Result<RunProgress, ScoringError> {
+    async fn run_progress(&self, run_id: Uuid) -> Result<RunProgress, ScoringError> {
         let (evaluated, upgrades, downgrades): (i64, i64, i64) = sqlx::query_as(
             "SELECT members_evaluated, upgrades, downgrades FROM evaluation_runs WHERE id = ?1",
         )
@@ -229,5 +194,35 @@ impl SqliteScoringStore {
             upgrades,
             downgrades,
         })
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn run(&self, id: Uuid) -> Result<Option<EvaluationRun>, ScoringError> {
+        let mut connection = self.pool.acquire().await?;
+        select_run_on(&mut connection, id).await
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn list_runs(
+        &self,
+        program_id: Uuid,
+        status: Option<RunStatus>,
+        before: Option<(DateTime<Utc>, Uuid)>,
+        limit: u32,
+    ) -> Result<Vec<EvaluationRun>, ScoringError> {
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM evaluation_runs
+             WHERE program_id = ?1 AND status = COALESCE(?2, status) AND (?3 IS NULL OR (started_at, id) < (?3, ?4))
+             ORDER BY started_at DESC, id DESC LIMIT ?5"
+        );
+        let rows: Vec<RunRow> = sqlx::query_as(&sql)
+            .bind(program_id)
+            .bind(status.map(RunStatus::as_str))
+            .bind(before.map(|(started_at, _)| micros(started_at)))
+            .bind(before.map(|(_, id)| id))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(TryInto::try_into).collect()
     }
 }

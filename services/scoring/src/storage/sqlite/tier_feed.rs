@@ -3,6 +3,7 @@
 //! needs a watermark, and both tables are read in one snapshot so neither runs ahead of the
 //! other.
 
+use async_trait::async_trait;
 use tierline_runtime::xid_feed::{FeedCursor, FeedPage};
 use uuid::Uuid;
 
@@ -10,6 +11,7 @@ use super::{
     SqliteScoringStore,
     rows::{HISTORY_COLUMNS, HistoryRow, instant},
 };
+use crate::domain::ports::TierFeedSource;
 use crate::{
     ScoringError,
     domain::{
@@ -43,9 +45,10 @@ fn lifecycle(value: &str) -> Result<Lifecycle, ScoringError> {
     Lifecycle::parse(value).ok_or_else(|| ScoringError::Internal(format!("lifecycle {value:?}")))
 }
 
-impl SqliteScoringStore {
+#[async_trait]
+impl TierFeedSource for SqliteScoringStore {
     #[tracing::instrument(skip(self), fields(after = %after))]
-    pub(super) async fn select_tier_feed(
+    async fn read_tier_feed(
         &self,
         after: FeedCursor,
         program_id: Option<Uuid>,
@@ -115,5 +118,15 @@ impl SqliteScoringStore {
             held_back: false,
             caught_up_to: None,
         })
+    }
+
+    fn tier_feed_signal(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.tier_feed_signal.subscribe()
+    }
+
+    async fn tier_feed_origin(
+        &self,
+    ) -> Result<tierline_runtime::xid_feed::FeedOrigin, ScoringError> {
+        Ok(tierline_runtime::sqlite::feed_origin(&self.pool).await?)
     }
 }

@@ -7,10 +7,13 @@ use chrono::{DateTime, Utc};
 use tierline_runtime::sqlite::rows_param;
 use uuid::Uuid;
 
+use super::SqliteScoringStore;
 use super::{
     Write,
     rows::{BUCKET_COLUMNS, BucketRow, STATE_COLUMNS, StateRow, instant, micros},
 };
+use crate::domain::ports::ActivityConsumption;
+use crate::domain::ports::FeedProgress;
 use crate::{
     ScoringError,
     domain::{
@@ -282,5 +285,40 @@ impl ScoringTx for SqliteScoringTx {
 
     async fn commit(self: Box<Self>) -> Result<(), ScoringError> {
         self.write.commit().await
+    }
+}
+
+#[async_trait]
+impl ActivityConsumption for SqliteScoringStore {
+    async fn try_lock_feed_consumer(
+        &self,
+    ) -> Result<Option<crate::storage::RunLock>, ScoringError> {
+        Ok(self.locks.try_lock("activity-feed"))
+    }
+
+    async fn begin(&self) -> Result<Box<dyn ScoringTx>, ScoringError> {
+        Ok(Box::new(SqliteScoringTx {
+            write: self.begin_write().await?,
+        }))
+    }
+
+    async fn park_dead_letters(
+        &self,
+        consumer: &str,
+        letters: &[tierline_runtime::follower::DeadLetter],
+    ) -> Result<u64, ScoringError> {
+        Ok(tierline_runtime::follower::park_in_sqlite(&self.pool, consumer, letters).await?)
+    }
+
+    async fn feed_progress(&self, consumer: &str) -> Result<Option<FeedProgress>, ScoringError> {
+        let row: Option<(String, Option<i64>)> =
+            sqlx::query_as("SELECT position, caught_up_to FROM feed_cursors WHERE consumer = ?1")
+                .bind(consumer)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|(position, caught_up_to)| FeedProgress {
+            position,
+            caught_up_to: caught_up_to.map(instant),
+        }))
     }
 }

@@ -1,9 +1,9 @@
-//! Reads over a program's whole population in SQLite: RFM inputs and cut points, audiences,
-//! policy simulation, tier counts. The development mode's population is small (thousands), so
-//! where Postgres aggregates in SQL these fold rows here, with the domain's own window and rank
-//! functions.
+//! RFM scoring in SQLite: cut points over the population, the inputs of members and audiences.
+//! The development mode's population is small (thousands), so where Postgres aggregates in SQL
+//! these fold rows here, with the domain's own functions.
 
-use std::collections::{BTreeMap, HashMap};
+use async_trait::async_trait;
+use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::types::Json;
@@ -11,17 +11,13 @@ use uuid::Uuid;
 
 use super::{
     SqliteScoringStore,
-    rows::{BUCKET_COLUMNS, BucketRow, days_between, instant, micros, rank},
+    rows::{days_between, instant, micros, rank},
 };
+use crate::domain::ports::ScoreRecords;
 use crate::{
     ScoringError,
-    domain::{
-        decision::qualified_rank,
-        policy::PolicyRules,
-        scores::{CutPoints, RfmValues, quintile_boundaries},
-        window::{Bucket, Totals, months_at},
-    },
-    storage::{RfmInput, SimulationCell},
+    domain::scores::{CutPoints, RfmValues, quintile_boundaries},
+    storage::RfmInput,
 };
 
 /// A member's RFM inputs and the tier shown, as one row. Parameters: ?1 program, ?4 first month
@@ -67,9 +63,10 @@ impl RfmRow {
     }
 }
 
-impl SqliteScoringStore {
+#[async_trait]
+impl ScoreRecords for SqliteScoringStore {
     #[tracing::instrument(skip(self))]
-    pub(super) async fn select_quintiles(
+    async fn compute_cut_points(
         &self,
         program_id: Uuid,
         from: Option<NaiveDate>,
@@ -116,7 +113,7 @@ impl SqliteScoringStore {
     }
 
     #[tracing::instrument(skip(self, cuts))]
-    pub(super) async fn insert_cut_points(
+    async fn store_cut_points(
         &self,
         program_id: Uuid,
         cuts: &CutPoints,
@@ -140,10 +137,7 @@ impl SqliteScoringStore {
     }
 
     #[tracing::instrument(skip(self))]
-    pub(super) async fn select_cut_points(
-        &self,
-        program_id: Uuid,
-    ) -> Result<Option<(i64, CutPoints)>, ScoringError> {
+    async fn cut_points(&self, program_id: Uuid) -> Result<Option<(i64, CutPoints)>, ScoringError> {
         let row: Option<(i64, Json<CutPoints>)> = sqlx::query_as(
             "SELECT version, cut_points FROM rfm_cut_points WHERE program_id = ?1 ORDER BY version DESC LIMIT 1",
         )
@@ -154,7 +148,7 @@ impl SqliteScoringStore {
     }
 
     #[tracing::instrument(skip_all, fields(customers = customer_ids.len()))]
-    pub(super) async fn select_rfm_inputs(
+    async fn rfm_inputs(
         &self,
         program_id: Uuid,
         customer_ids: &[Uuid],
@@ -183,7 +177,7 @@ impl SqliteScoringStore {
 
     /// One page of non-erased members after `after`, with their tier shown and RFM inputs.
     #[tracing::instrument(skip(self))]
-    pub(super) async fn select_audience_page(
+    async fn audience_page(
         &self,
         program_id: Uuid,
         after: Option<Uuid>,
@@ -213,126 +207,5 @@ impl SqliteScoringStore {
                 (input, shown)
             })
             .collect())
-    }
-
-    #[tracing::instrument(skip_all, fields(program_id = %program_id))]
-    pub(super) async fn simulate_query(
-        &self,
-        program_id: Uuid,
-        current: Option<&PolicyRules>,
-        simulated: &PolicyRules,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<SimulationCell>, ScoringError> {
-        let mut tx = self.pool.begin().await?;
-        let members: Vec<(Uuid, i64, i64)> = sqlx::query_as(
-            "SELECT m.customer_id, m.joined_at,
-                    COALESCE(CASE WHEN s.override_until > ?2 THEN s.override_rank ELSE s.earned_rank END, 0)
-             FROM members m LEFT JOIN tier_states s ON s.program_id = ?1 AND s.customer_id = m.customer_id
-             WHERE NOT m.erased",
-        )
-        .bind(program_id)
-        .bind(micros(now))
-        .fetch_all(&mut *tx)
-        .await?;
-        let sql = format!("SELECT {BUCKET_COLUMNS} FROM buckets WHERE program_id = ?1");
-        let mut buckets: HashMap<Uuid, Vec<Bucket>> = HashMap::new();
-        for row in sqlx::query_as::<_, BucketRow>(&sql)
-            .bind(program_id)
-            .fetch_all(&mut *tx)
-            .await?
-        {
-            buckets
-                .entry(row.customer_id)
-                .or_default()
-                .push(Bucket::from(row));
-        }
-        tx.commit().await?;
-        let current = current.unwrap_or(simulated);
-        let mut cells: BTreeMap<(u32, u32), SimulationCell> = BTreeMap::new();
-        for (customer_id, joined_at, shown) in members {
-            let joined_at = instant(joined_at);
-            let own = buckets.get(&customer_id).map_or(&[][..], Vec::as_slice);
-            let window = |rules: &PolicyRules| {
-                Totals::over(
-                    own,
-                    months_at(rules.window, now, rules.time_zone, joined_at),
-                )
-            };
-            let under_simulated = window(simulated);
-            let (current_rank, simulated_rank) =
-                (rank(shown), qualified_rank(simulated, &under_simulated));
-            let cell = cells
-                .entry((current_rank, simulated_rank))
-                .or_insert(SimulationCell {
-                    current_rank,
-                    simulated_rank,
-                    customers: 0,
-                    current_spend: 0,
-                    simulated_spend: 0,
-                });
-            cell.customers += 1;
-            cell.current_spend += window(current).net_spend_minor;
-            cell.simulated_spend += under_simulated.net_spend_minor;
-        }
-        Ok(cells.into_values().collect())
-    }
-
-    #[tracing::instrument(skip(self))]
-    pub(super) async fn select_customers_with_state(
-        &self,
-        program_id: Uuid,
-        after: Option<Uuid>,
-        limit: u32,
-    ) -> Result<Vec<Uuid>, ScoringError> {
-        Ok(sqlx::query_scalar(
-            "SELECT customer_id FROM tier_states WHERE program_id = ?1 AND (?2 IS NULL OR customer_id > ?2)
-             ORDER BY customer_id LIMIT ?3",
-        )
-        .bind(program_id)
-        .bind(after)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?)
-    }
-
-    #[tracing::instrument(skip(self))]
-    pub(super) async fn select_tier_counts(
-        &self,
-        program_id: Uuid,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<(u32, i64)>, ScoringError> {
-        let rows: Vec<(i64, i64)> = sqlx::query_as(
-            "SELECT CASE WHEN override_until > ?2 THEN override_rank ELSE earned_rank END AS shown, count(*)
-             FROM tier_states WHERE program_id = ?1 GROUP BY shown
-             UNION ALL
-             SELECT 0, count(*) FROM members m
-             WHERE NOT EXISTS (SELECT 1 FROM tier_states s WHERE s.program_id = ?1 AND s.customer_id = m.customer_id)",
-        )
-        .bind(program_id)
-        .bind(micros(now))
-        .fetch_all(&self.pool)
-        .await?;
-        let mut counts: BTreeMap<u32, i64> = BTreeMap::new();
-        for (shown, count) in rows {
-            *counts.entry(rank(shown)).or_default() += count;
-        }
-        Ok(counts.into_iter().collect())
-    }
-
-    #[tracing::instrument(skip(self))]
-    pub(super) async fn select_ended_overrides(
-        &self,
-        program_id: Uuid,
-        now: DateTime<Utc>,
-        limit: u32,
-    ) -> Result<Vec<Uuid>, ScoringError> {
-        Ok(sqlx::query_scalar(
-            "SELECT customer_id FROM tier_states WHERE program_id = ?1 AND override_until <= ?2 ORDER BY customer_id LIMIT ?3",
-        )
-        .bind(program_id)
-        .bind(micros(now))
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?)
     }
 }
