@@ -19,14 +19,12 @@ mod support;
 use std::time::Instant;
 
 use sqlx::{Connection, Executor, PgConnection};
-use support::{channel, knob, program, settings, spawn_until, start_customer};
-use tierline_campaign::{Application as CampaignApp, CampaignConfig};
+use support::{channel, knob, program, stopped, topology};
 use tierline_proto::{
     campaign::v1::{self as campaign, campaign_service_client::CampaignServiceClient},
     common::v1::{Channel as ContactChannel, Money},
     scoring::v1::scoring_service_client::ScoringServiceClient,
 };
-use tierline_scoring::{Application as ScoringApp, ScoringConfig};
 use tierline_testkit::TestDatabase;
 use tokio_util::sync::CancellationToken;
 
@@ -85,44 +83,20 @@ async fn main() {
     let runs = knob("BENCH_RUNS", 3);
     let database = TestDatabase::create().await.unwrap();
     let stop = CancellationToken::new();
-    let mut servers = Vec::new();
+    let mut servers = support::Services::new();
 
-    let (customer_addr, customer_task) = start_customer(&database, &stop, &[]).await;
-    servers.push(customer_task);
-
-    let scoring_app =
-        ScoringApp::build(ScoringConfig::from_source(&settings(&database, &[])).unwrap())
-            .await
-            .unwrap();
-    let scoring_addr = scoring_app.local_addr();
-    servers.push(spawn_until(&stop, |stopped| async move {
-        scoring_app.run_until(stopped).await.unwrap();
-    }));
+    // LaunchCampaign answers once the launch is done (it may wait an hour), so the call times it.
+    let services = topology(&database).campaign_setting("TIERLINE_LAUNCH_WAIT", "1h");
+    let customer_addr = services.start_customer(&stop, &mut servers).await.unwrap();
+    let scoring_addr = services
+        .start_scoring(customer_addr, &stop, &mut servers)
+        .await
+        .unwrap();
     let mut scoring_client = ScoringServiceClient::new(channel(scoring_addr).await);
-
-    let campaign_app = CampaignApp::build(
-        CampaignConfig::from_source(&settings(
-            &database,
-            &[
-                (
-                    "TIERLINE_CUSTOMER_ENDPOINT",
-                    format!("http://{customer_addr}"),
-                ),
-                (
-                    "TIERLINE_SCORING_ENDPOINT",
-                    format!("http://{scoring_addr}"),
-                ),
-                ("TIERLINE_LAUNCH_WAIT", "1h".to_owned()),
-            ],
-        ))
-        .unwrap(),
-    )
-    .await
-    .unwrap();
-    let campaign_addr = campaign_app.local_addr();
-    servers.push(spawn_until(&stop, |stopped| async move {
-        campaign_app.run_until(stopped).await.unwrap();
-    }));
+    let campaign_addr = services
+        .start_campaign(customer_addr, scoring_addr, &stop, &mut servers)
+        .await
+        .unwrap();
     let mut client = CampaignServiceClient::new(channel(campaign_addr).await);
 
     let program_id = program(&mut scoring_client).await;
@@ -207,7 +181,5 @@ async fn main() {
         );
     }
     stop.cancel();
-    for server in servers {
-        server.await.unwrap();
-    }
+    stopped(servers).await;
 }

@@ -22,7 +22,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use sqlx::{Connection, Executor, PgConnection};
-use support::{channel, knob, program, start_customer, start_scoring_on_feed};
+use support::{channel, knob, program, stopped, topology, with_feed_consumer};
 use tierline_proto::{
     common::v1::Money,
     customer::v1::{self as customer, customer_service_client::CustomerServiceClient},
@@ -41,14 +41,17 @@ async fn main() {
     let purchases = knob("BENCH_PURCHASES", 300_000);
     let database = TestDatabase::create().await.unwrap();
     let stop = CancellationToken::new();
-    let mut servers = Vec::new();
+    let mut servers = support::Services::new();
 
     // The customer service's feed page (events per read), to try others than its default.
     let page: Vec<(&str, String)> = std::env::var("BENCH_FEED_PAGE")
         .map(|page| vec![("TIERLINE_FEED_BATCH_SIZE", page)])
         .unwrap_or_default();
-    let (customer_addr, customer_task) = start_customer(&database, &stop, &page).await;
-    servers.push(customer_task);
+    let mut services = topology(&database);
+    for (key, value) in &page {
+        services = services.customer_setting(key, value);
+    }
+    let customer_addr = services.start_customer(&stop, &mut servers).await.unwrap();
     let mut customer_client = CustomerServiceClient::new(channel(customer_addr).await);
     // The consumer's batch and partitions, to try others than the service's defaults.
     let batch: Vec<(&str, String)> = [
@@ -61,9 +64,13 @@ async fn main() {
     .into_iter()
     .filter_map(|(knob, setting)| std::env::var(knob).ok().map(|value| (setting, value)))
     .collect();
+    let services = with_feed_consumer(services, &batch);
     let scoring_stop = CancellationToken::new();
-    let (scoring_addr, scoring_task) =
-        start_scoring_on_feed(&database, &scoring_stop, customer_addr, &batch).await;
+    let mut scoring = support::Services::new();
+    let scoring_addr = services
+        .start_scoring(customer_addr, &scoring_stop, &mut scoring)
+        .await
+        .unwrap();
     let mut scoring_client = ScoringServiceClient::new(channel(scoring_addr).await);
     program(&mut scoring_client).await;
 
@@ -113,7 +120,7 @@ async fn main() {
     // scoring service is stopped, then a scoring service started on them (as after an outage
     // or a backfill). Its rate counts from its start, startup included.
     scoring_stop.cancel();
-    scoring_task.await.unwrap();
+    stopped(scoring).await;
     let imported = import(&mut customer_client, &ids, purchases..2 * purchases, now).await;
     println!(
         "backlog: {purchases} more purchases imported with the consumer stopped in {imported:.1} s ({:.0}/s)",
@@ -121,15 +128,18 @@ async fn main() {
     );
     let scoring_stop = CancellationToken::new();
     let started = Instant::now();
-    let (_, scoring_task) =
-        start_scoring_on_feed(&database, &scoring_stop, customer_addr, &batch).await;
+    let mut scoring = support::Services::new();
+    services
+        .start_scoring(customer_addr, &scoring_stop, &mut scoring)
+        .await
+        .unwrap();
     let drained = until_counted(&mut connection, 2 * purchases, started).await;
     println!(
         "backlog applied: a new scoring service counted all {purchases} in {drained:.1} s: {:.0} purchases/s",
         purchases as f64 / drained
     );
     scoring_stop.cancel();
-    scoring_task.await.unwrap();
+    stopped(scoring).await;
 
     // What the rows cost on disk (table, indexes and TOAST), for storage sizing.
     for table in [
@@ -150,9 +160,7 @@ async fn main() {
         );
     }
     stop.cancel();
-    for server in servers {
-        server.await.unwrap();
-    }
+    stopped(servers).await;
 }
 
 /// Imports purchases number `range` (keys `bench-{n}`) through `ImportActivities` in batches of

@@ -25,7 +25,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use sqlx::{Connection, PgConnection};
-use support::{channel, knob, program, start_customer, start_scoring_on_feed};
+use support::{channel, knob, program, stopped, topology, with_feed_consumer};
 use tierline_proto::{
     common::v1::Money,
     customer::v1::{self as customer, customer_service_client::CustomerServiceClient},
@@ -136,13 +136,14 @@ async fn main() {
     let load_rate = knob("BENCH_LOAD_RATE", 1_000);
     let database = TestDatabase::create().await.unwrap();
     let stop = CancellationToken::new();
-    let mut servers = Vec::new();
+    let mut servers = support::Services::new();
 
-    let (customer_addr, customer_task) = start_customer(&database, &stop, &[]).await;
-    servers.push(customer_task);
-    let (scoring_addr, scoring_task) =
-        start_scoring_on_feed(&database, &stop, customer_addr, &[]).await;
-    servers.push(scoring_task);
+    let services = with_feed_consumer(topology(&database), &[]);
+    let customer_addr = services.start_customer(&stop, &mut servers).await.unwrap();
+    let scoring_addr = services
+        .start_scoring(customer_addr, &stop, &mut servers)
+        .await
+        .unwrap();
     let mut customers = CustomerServiceClient::new(channel(customer_addr).await);
     let mut tiers = ScoringServiceClient::new(channel(scoring_addr).await);
     let program_id = program(&mut tiers).await;
@@ -250,7 +251,5 @@ async fn main() {
     open.rollback().await.unwrap();
 
     stop.cancel();
-    for server in servers {
-        server.await.unwrap();
-    }
+    stopped(servers).await;
 }

@@ -68,6 +68,8 @@ pub struct Topology {
     scoring: Vec<(String, String)>,
     campaign: Vec<(String, String)>,
     secret: Option<String>,
+    /// Whether the campaign service starts too (the tier scenarios need only the first two).
+    with_campaign: bool,
 }
 
 /// The services running, until the stop token given to [`Topology::start`] is cancelled.
@@ -77,8 +79,8 @@ pub struct Running {
     pub customer: SocketAddr,
     /// Where the scoring service listens.
     pub scoring: SocketAddr,
-    /// Where the campaign service listens.
-    pub campaign: SocketAddr,
+    /// Where the campaign service listens, when it was started.
+    pub campaign: Option<SocketAddr>,
     /// The three services; each ends when the stop token is cancelled, or on its own error.
     pub tasks: JoinSet<Result<(), StartError>>,
 }
@@ -105,6 +107,7 @@ impl Topology {
             scoring: Vec::new(),
             campaign: Vec::new(),
             secret: None,
+            with_campaign: true,
         }
     }
 
@@ -122,6 +125,13 @@ impl Topology {
         self.all.retain(|(key, _)| key != "TIERLINE_AUTH_MODE");
         self.all.push(pair("TIERLINE_AUTH_HS256_SECRET", secret));
         self.secret = Some(secret.to_owned());
+        self
+    }
+
+    /// Starts the customer and scoring services only.
+    #[must_use]
+    pub fn without_campaign(mut self) -> Self {
+        self.with_campaign = false;
         self
     }
 
@@ -197,42 +207,106 @@ impl Topology {
         Ok(pairs)
     }
 
-    /// Starts the customer, scoring and campaign services, in that order, each once the one
-    /// before it reports SERVING (its migrations done): each reaches the ones before it, and a
-    /// feed follower that starts against a service still migrating only backs off and starts
-    /// late. They run until `stop` is cancelled.
+    /// Starts the customer, scoring and (unless left out) campaign services, in that order,
+    /// each once the one before it reports SERVING (its migrations done): each reaches the ones
+    /// before it, and a feed follower that starts against a service still migrating only backs
+    /// off and starts late. They run until `stop` is cancelled.
     pub async fn start(self, stop: &CancellationToken) -> anyhow::Result<Running> {
         let mut tasks = JoinSet::new();
-        let (customer_file, scoring_file, campaign_file) = match &self.storage {
-            Storage::Postgres { .. } => (None, None, None),
-            Storage::Sqlite {
-                customer,
-                scoring,
-                campaign,
-            } => (Some(customer), Some(scoring), Some(campaign)),
+        let customer = self.start_customer(stop, &mut tasks).await?;
+        let scoring = self.start_scoring(customer, stop, &mut tasks).await?;
+        let campaign = if self.with_campaign {
+            Some(
+                self.start_campaign(customer, scoring, stop, &mut tasks)
+                    .await?,
+            )
+        } else {
+            None
         };
-
-        let source = self.source(self.addr(0), Vec::new(), &self.customer);
-        let customer =
-            start_one::<CustomerService>(customer_file, &source, stop, &mut tasks).await?;
-
-        let upstreams = self.upstream("CUSTOMER", customer, "scoring", SCORING_TO_CUSTOMER)?;
-        let source = self.source(self.addr(1), upstreams, &self.scoring);
-        let scoring = start_one::<ScoringService>(scoring_file, &source, stop, &mut tasks).await?;
-
-        let mut upstreams =
-            self.upstream("CUSTOMER", customer, "campaign", CAMPAIGN_TO_CUSTOMER)?;
-        upstreams.extend(self.upstream("SCORING", scoring, "campaign", CAMPAIGN_TO_SCORING)?);
-        let source = self.source(self.addr(2), upstreams, &self.campaign);
-        let campaign =
-            start_one::<CampaignService>(campaign_file, &source, stop, &mut tasks).await?;
-
         Ok(Running {
             customer,
             scoring,
             campaign,
             tasks,
         })
+    }
+
+    /// Starts the customer service, running in `tasks` until `stop`; where it listens, once it
+    /// reports SERVING.
+    pub async fn start_customer(
+        &self,
+        stop: &CancellationToken,
+        tasks: &mut JoinSet<Result<(), StartError>>,
+    ) -> anyhow::Result<SocketAddr> {
+        let file = match &self.storage {
+            Storage::Postgres { .. } => None,
+            Storage::Sqlite { customer, .. } => Some(customer),
+        };
+        let source = self.source(self.addr(0), Vec::new(), &self.customer);
+        start_one::<CustomerService>(file, &source, stop, tasks).await
+    }
+
+    /// Starts a scoring service that reaches the customer service at `customer`, running in
+    /// `tasks` until `stop`; where it listens, once it reports SERVING.
+    pub async fn start_scoring(
+        &self,
+        customer: SocketAddr,
+        stop: &CancellationToken,
+        tasks: &mut JoinSet<Result<(), StartError>>,
+    ) -> anyhow::Result<SocketAddr> {
+        self.start_scoring_at(self.addr(1), customer, stop, tasks)
+            .await
+    }
+
+    /// Starts one more scoring replica, on any free port, beside the `running` ones (on
+    /// Postgres it stands by for the activity feed while the first replica leads); where it
+    /// listens.
+    pub async fn start_scoring_replica(
+        &self,
+        running: &mut Running,
+        stop: &CancellationToken,
+    ) -> anyhow::Result<SocketAddr> {
+        let any_port = SocketAddr::new(self.customer_addr.ip(), 0);
+        self.start_scoring_at(any_port, running.customer, stop, &mut running.tasks)
+            .await
+    }
+
+    /// Starts a campaign service that reaches the customer and scoring services at `customer`
+    /// and `scoring`, running in `tasks` until `stop`; where it listens, once it reports
+    /// SERVING.
+    pub async fn start_campaign(
+        &self,
+        customer: SocketAddr,
+        scoring: SocketAddr,
+        stop: &CancellationToken,
+        tasks: &mut JoinSet<Result<(), StartError>>,
+    ) -> anyhow::Result<SocketAddr> {
+        let file = match &self.storage {
+            Storage::Postgres { .. } => None,
+            Storage::Sqlite { campaign, .. } => Some(campaign),
+        };
+        let mut upstreams =
+            self.upstream("CUSTOMER", customer, "campaign", CAMPAIGN_TO_CUSTOMER)?;
+        upstreams.extend(self.upstream("SCORING", scoring, "campaign", CAMPAIGN_TO_SCORING)?);
+        let source = self.source(self.addr(2), upstreams, &self.campaign);
+        start_one::<CampaignService>(file, &source, stop, tasks).await
+    }
+
+    /// Starts a scoring service at `addr` that reaches the customer service at `customer`.
+    async fn start_scoring_at(
+        &self,
+        addr: SocketAddr,
+        customer: SocketAddr,
+        stop: &CancellationToken,
+        tasks: &mut JoinSet<Result<(), StartError>>,
+    ) -> anyhow::Result<SocketAddr> {
+        let file = match &self.storage {
+            Storage::Postgres { .. } => None,
+            Storage::Sqlite { scoring, .. } => Some(scoring),
+        };
+        let upstreams = self.upstream("CUSTOMER", customer, "scoring", SCORING_TO_CUSTOMER)?;
+        let source = self.source(addr, upstreams, &self.scoring);
+        start_one::<ScoringService>(file, &source, stop, tasks).await
     }
 }
 

@@ -1,91 +1,54 @@
-//! What the cross-service benchmarks share: service settings for a fresh database, connections,
+//! What the cross-service benchmarks share: the services on a fresh database, connections,
 //! and an Innisfree-like program created through the scoring API.
 
 #![allow(dead_code, clippy::print_stdout, clippy::unwrap_used)]
 
 use tierline_proto::scoring::v1::{self as scoring, scoring_service_client::ScoringServiceClient};
-use tierline_runtime::config::ConfigSource;
+use tierline_runtime::service::StartError;
 use tierline_testkit::{TestDatabase, wait_until_serving};
-use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+use tierline_topology::{Storage, Topology};
+use tokio::task::JoinSet;
 use tonic::transport::Channel;
 
-/// Runs a service on a task of its own until `stop` is cancelled: `run` gets the future that
-/// resolves then.
-pub(crate) fn spawn_until<F, Fut>(stop: &CancellationToken, run: F) -> tokio::task::JoinHandle<()>
-where
-    F: FnOnce(WaitForCancellationFutureOwned) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    tokio::spawn(run(stop.clone().cancelled_owned()))
+/// The services as the benchmarks run them, from the one topology (`tierline_topology`): on
+/// `database`, auth off, quiet logs, no scheduler and no feed consumers unless a benchmark turns
+/// one on (see [`with_feed_consumer`]).
+pub(crate) fn topology(database: &TestDatabase) -> Topology {
+    Topology::new(Storage::Postgres {
+        url: database.url().to_owned(),
+    })
+    .setting("TIERLINE_LOG", "warn")
+    .setting("TIERLINE_FEED_CONSUMER", "false")
+    .setting("TIERLINE_SCHEDULER", "false")
 }
 
-/// Starts the customer service on `database` (`extra` added to its settings), serving until
-/// `stop`; returns its address once it serves, and its task.
-pub(crate) async fn start_customer(
-    database: &TestDatabase,
-    stop: &CancellationToken,
-    extra: &[(&str, String)],
-) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
-    let app = tierline_customer::Application::build(
-        tierline_customer::CustomerConfig::from_source(&settings(database, extra)).unwrap(),
-    )
-    .await
-    .unwrap();
-    let addr = app.local_addr();
-    let task = spawn_until(stop, |stopped| async move {
-        app.run_until(stopped).await.unwrap();
-    });
-    wait_until_serving(addr).await;
-    (addr, task)
+/// The scoring service consuming the activity feed, with the Redis tier cache, as in production;
+/// `extra` adds scoring settings.
+pub(crate) fn with_feed_consumer(topology: Topology, extra: &[(&str, String)]) -> Topology {
+    let mut topology = topology
+        .scoring_setting("TIERLINE_FEED_CONSUMER", "true")
+        .scoring_setting("TIERLINE_REDIS_URL", &tierline_testkit::redis_url());
+    for (key, value) in extra {
+        topology = topology.scoring_setting(key, value);
+    }
+    topology
 }
 
-/// Starts the scoring service on `database` consuming the activity feed of the customer service
-/// at `customer`, with the Redis tier cache, as in production (`extra` added to its settings),
-/// serving until `stop`; returns its address once it serves, and its task.
-pub(crate) async fn start_scoring_on_feed(
-    database: &TestDatabase,
-    stop: &CancellationToken,
-    customer: std::net::SocketAddr,
-    extra: &[(&str, String)],
-) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
-    let mut pairs = vec![
-        ("TIERLINE_FEED_CONSUMER", "true".to_owned()),
-        ("TIERLINE_CUSTOMER_ENDPOINT", format!("http://{customer}")),
-        ("TIERLINE_REDIS_URL", tierline_testkit::redis_url()),
-    ];
-    pairs.extend(extra.iter().cloned());
-    let app = tierline_scoring::Application::build(
-        tierline_scoring::ScoringConfig::from_source(&settings(database, &pairs)).unwrap(),
-    )
-    .await
-    .unwrap();
-    let addr = app.local_addr();
-    let task = spawn_until(stop, |stopped| async move {
-        app.run_until(stopped).await.unwrap();
-    });
-    wait_until_serving(addr).await;
-    (addr, task)
+/// Waits until every service in `tasks` has stopped (after their stop token was cancelled).
+pub(crate) async fn stopped(mut tasks: Services) {
+    while let Some(ended) = tasks.join_next().await {
+        ended.unwrap().unwrap();
+    }
 }
+
+/// The tasks the services run in.
+pub(crate) type Services = JoinSet<Result<(), StartError>>;
 
 pub(crate) fn knob(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-pub(crate) fn settings(database: &TestDatabase, extra: &[(&str, String)]) -> ConfigSource {
-    let mut pairs = vec![
-        ("TIERLINE_GRPC_ADDR", "127.0.0.1:0".to_owned()),
-        ("TIERLINE_METRICS_ADDR", "off".to_owned()),
-        ("TIERLINE_DATABASE_URL", database.url().to_owned()),
-        ("TIERLINE_AUTH_MODE", "disabled".to_owned()),
-        ("TIERLINE_LOG", "warn".to_owned()),
-        ("TIERLINE_FEED_CONSUMER", "false".to_owned()),
-        ("TIERLINE_SCHEDULER", "false".to_owned()),
-    ];
-    pairs.extend(extra.iter().cloned());
-    ConfigSource::from_pairs(pairs)
 }
 
 pub(crate) async fn channel(addr: std::net::SocketAddr) -> Channel {

@@ -53,7 +53,7 @@ async fn fields_are_validated_and_each_transition_is_checked() {
         currency: "USD".into(),
     });
     let error = services
-        .campaign
+        .campaign()
         .create_campaign(admin(campaign::CreateCampaignRequest {
             campaign: Some(bad),
             created_by: "ops".into(),
@@ -71,7 +71,7 @@ async fn fields_are_validated_and_each_transition_is_checked() {
         currency: "USD".into(),
     });
     let error = services
-        .campaign
+        .campaign()
         .create_campaign(admin(campaign::CreateCampaignRequest {
             campaign: Some(bad),
             created_by: "ops".into(),
@@ -92,7 +92,7 @@ async fn fields_are_validated_and_each_transition_is_checked() {
         0,
     );
     let error = services
-        .campaign
+        .campaign()
         .create_campaign(admin(campaign::CreateCampaignRequest {
             campaign: Some(unknown_program),
             created_by: "ops".into(),
@@ -107,7 +107,7 @@ async fn fields_are_validated_and_each_transition_is_checked() {
     draft.offer = None;
     let draft = business::create(&mut services, draft).await;
     let error = services
-        .campaign
+        .campaign()
         .schedule_campaign(admin(campaign::ScheduleCampaignRequest {
             campaign_id: draft.id.clone(),
             start_at: Some(seconds_from_now(3_600)),
@@ -119,7 +119,7 @@ async fn fields_are_validated_and_each_transition_is_checked() {
 
     // Updates are optimistic and validated.
     let stale = services
-        .campaign
+        .campaign()
         .update_campaign(admin(campaign::UpdateCampaignRequest {
             campaign_id: draft.id.clone(),
             expected_revision: Some(draft.revision + 5),
@@ -130,7 +130,7 @@ async fn fields_are_validated_and_each_transition_is_checked() {
         .expect_err("stale");
     assert_eq!(stale.code(), tonic::Code::Aborted);
     let invalid = services
-        .campaign
+        .campaign()
         .update_campaign(admin(campaign::UpdateCampaignRequest {
             campaign_id: draft.id.clone(),
             holdout_bps: Some(9_000),
@@ -140,7 +140,7 @@ async fn fields_are_validated_and_each_transition_is_checked() {
         .expect_err("holdout over 50 %");
     assert_eq!(fields(&invalid), ["holdout_bps"]);
     let updated = services
-        .campaign
+        .campaign()
         .update_campaign(admin(campaign::UpdateCampaignRequest {
             campaign_id: draft.id.clone(),
             expected_revision: Some(draft.revision),
@@ -156,7 +156,7 @@ async fn fields_are_validated_and_each_transition_is_checked() {
     assert_eq!(updated.revision, draft.revision + 1);
 
     let past = services
-        .campaign
+        .campaign()
         .schedule_campaign(admin(campaign::ScheduleCampaignRequest {
             campaign_id: draft.id.clone(),
             start_at: Some(days_ago(1)),
@@ -165,7 +165,7 @@ async fn fields_are_validated_and_each_transition_is_checked() {
         .expect_err("past start");
     assert_eq!(fields(&past), ["start_at"]);
     let scheduled = services
-        .campaign
+        .campaign()
         .schedule_campaign(admin(campaign::ScheduleCampaignRequest {
             campaign_id: draft.id.clone(),
             start_at: Some(seconds_from_now(3_600)),
@@ -175,7 +175,7 @@ async fn fields_are_validated_and_each_transition_is_checked() {
         .into_inner();
     assert_eq!(scheduled.status, campaign::CampaignStatus::Scheduled as i32);
     let frozen = services
-        .campaign
+        .campaign()
         .update_campaign(admin(campaign::UpdateCampaignRequest {
             campaign_id: draft.id.clone(),
             name: Some("Too late".into()),
@@ -185,7 +185,7 @@ async fn fields_are_validated_and_each_transition_is_checked() {
         .expect_err("not a draft");
     assert_eq!(frozen.code(), tonic::Code::FailedPrecondition);
     let never_launched = services
-        .campaign
+        .campaign()
         .get_campaign_report(admin(campaign::GetCampaignReportRequest {
             campaign_id: draft.id.clone(),
         }))
@@ -194,7 +194,7 @@ async fn fields_are_validated_and_each_transition_is_checked() {
     assert_eq!(never_launched.code(), tonic::Code::FailedPrecondition);
 
     let cancelled = services
-        .campaign
+        .campaign()
         .cancel_campaign(admin(campaign::CancelCampaignRequest {
             campaign_id: draft.id.clone(),
             reason: "budget cut".into(),
@@ -205,7 +205,7 @@ async fn fields_are_validated_and_each_transition_is_checked() {
     assert_eq!(cancelled.status, campaign::CampaignStatus::Cancelled as i32);
     assert_eq!(cancelled.cancel_reason, "budget cut");
     let again = services
-        .campaign
+        .campaign()
         .cancel_campaign(admin(campaign::CancelCampaignRequest {
             campaign_id: draft.id.clone(),
             reason: "again".into(),
@@ -216,7 +216,7 @@ async fn fields_are_validated_and_each_transition_is_checked() {
     assert_eq!(again.revision, cancelled.revision, "unchanged");
     for error in [
         services
-            .campaign
+            .campaign()
             .launch_campaign(admin(campaign::LaunchCampaignRequest {
                 campaign_id: draft.id.clone(),
             }))
@@ -224,7 +224,7 @@ async fn fields_are_validated_and_each_transition_is_checked() {
             .map(|_| ())
             .expect_err("cancelled"),
         services
-            .campaign
+            .campaign()
             .complete_campaign(admin(campaign::CompleteCampaignRequest {
                 campaign_id: draft.id.clone(),
             }))
@@ -253,26 +253,26 @@ async fn a_retried_create_returns_the_first_campaign() {
         )
     };
     let first = services
-        .campaign
+        .campaign()
         .create_campaign(request("Spring"))
         .await
         .expect("first")
         .into_inner();
     let retry = services
-        .campaign
+        .campaign()
         .create_campaign(request("Spring"))
         .await
         .expect("retry")
         .into_inner();
     assert_eq!(retry.id, first.id);
     let different = services
-        .campaign
+        .campaign()
         .create_campaign(request("Autumn"))
         .await
         .expect_err("another campaign under the same key");
     assert_eq!(fields(&different), ["idempotency_key"]);
     let listed = services
-        .campaign
+        .campaign()
         .list_campaigns(authorized(
             campaign::ListCampaignsRequest::default(),
             &[CAMPAIGNS_ADMIN],
@@ -308,7 +308,7 @@ async fn the_scheduler_launches_and_ends_campaigns_and_cancelling_withdraws_pend
     )
     .await;
     services
-        .campaign
+        .campaign()
         .schedule_campaign(authorized(
             campaign::ScheduleCampaignRequest {
                 campaign_id: created.id.clone(),
@@ -319,7 +319,7 @@ async fn the_scheduler_launches_and_ends_campaigns_and_cancelling_withdraws_pend
         .await
         .expect("schedule");
     let completed = eventually("the end of the campaign", || {
-        let mut client = services.campaign.clone();
+        let mut client = services.campaign();
         let id = created.id.clone();
         async move {
             let campaign = client
@@ -342,7 +342,7 @@ async fn the_scheduler_launches_and_ends_campaigns_and_cancelling_withdraws_pend
 
     // Acks: the lease holder's first outcome wins; the rest are told what happened.
     let mut stream = services
-        .campaign
+        .campaign()
         .stream_deliveries(authorized(
             campaign::StreamDeliveriesRequest {
                 channel: ContactChannel::Email.into(),
@@ -367,7 +367,7 @@ async fn the_scheduler_launches_and_ends_campaigns_and_cancelling_withdraws_pend
     // Only the adapter holding the lease may acknowledge; a refused batch records nothing (the
     // mailer's own ack below is the first).
     let refused = services
-        .campaign
+        .campaign()
         .ack_deliveries(authorized(
             campaign::AckDeliveriesRequest {
                 adapter_id: "another-mailer".into(),
@@ -380,7 +380,7 @@ async fn the_scheduler_launches_and_ends_campaigns_and_cancelling_withdraws_pend
     assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
     assert_eq!(fields(&refused), ["acks[0].delivery_id"]);
     let results = services
-        .campaign
+        .campaign()
         .ack_deliveries(authorized(
             campaign::AckDeliveriesRequest {
                 adapter_id: "mailer".into(),
@@ -415,7 +415,7 @@ async fn the_scheduler_launches_and_ends_campaigns_and_cancelling_withdraws_pend
     // A completed campaign cannot be cancelled; a running one can, and what was never leased is
     // withdrawn.
     let error = services
-        .campaign
+        .campaign()
         .cancel_campaign(authorized(
             campaign::CancelCampaignRequest {
                 campaign_id: created.id.clone(),
@@ -433,7 +433,7 @@ async fn the_scheduler_launches_and_ends_campaigns_and_cancelling_withdraws_pend
     .await;
     business::launch(&mut services, &running.id).await;
     services
-        .campaign
+        .campaign()
         .cancel_campaign(authorized(
             campaign::CancelCampaignRequest {
                 campaign_id: running.id.clone(),
@@ -495,7 +495,7 @@ async fn an_interrupted_launch_is_resumed_by_the_scheduler_without_duplicates() 
     .await
     .expect("interrupt");
     let resumed = eventually("the resumed launch", || {
-        let mut client = services.campaign.clone();
+        let mut client = services.campaign();
         let id = created.id.clone();
         async move {
             let summary = client
@@ -582,7 +582,7 @@ async fn a_delivery_is_withdrawn_when_consent_is_revoked_or_the_customer_erased_
         .expect("erase");
 
     let mut stream = services
-        .campaign
+        .campaign()
         .stream_deliveries(authorized(
             campaign::StreamDeliveriesRequest {
                 channel: ContactChannel::Email.into(),

@@ -1132,7 +1132,7 @@ fn triggered_trigger() -> Option<campaign::CampaignTrigger> {
 async fn every_documented_bound_holds_on_both_sides() {
     let mut services = support::start(&[]).await;
     let fixtures = Fixtures::create(&mut services).await;
-    let mut client = services.campaign.clone();
+    let mut client = services.campaign();
     let mut failures = Vec::new();
     for (case, call, expect) in cases(&fixtures) {
         let outcome = send(&mut client, call).await;

@@ -135,7 +135,7 @@ async fn converters_reach(
     control: i64,
 ) -> campaign::CampaignReport {
     eventually("attributed conversions", || {
-        let mut client = services.campaign.clone();
+        let mut client = services.campaign();
         let id = id.to_owned();
         async move {
             let report = client
@@ -237,7 +237,7 @@ async fn vip_retention_with_a_holdout_reports_an_injected_effect_as_significant(
 
     // The e-mail adapter gets exactly one delivery per treatment member and acknowledges them.
     let mut stream = services
-        .campaign
+        .campaign()
         .stream_deliveries(authorized(
             campaign::StreamDeliveriesRequest {
                 channel: ContactChannel::Email.into(),
@@ -270,7 +270,7 @@ async fn vip_retention_with_a_holdout_reports_an_injected_effect_as_significant(
     assert_eq!(recipients, treatment.iter().map(String::as_str).collect());
     for chunk in delivered.chunks(500) {
         let results = services
-            .campaign
+            .campaign()
             .ack_deliveries(authorized(
                 campaign::AckDeliveriesRequest {
                     adapter_id: "mailer-1".into(),
@@ -509,7 +509,7 @@ async fn upgrade_welcome_enrols_those_who_reach_gold_after_launch() {
     .await;
     business::purchase(&mut client, "gold", gold, 12_000, "USD", days_ago(0)).await;
     let members = eventually("the Gold customer's entry", || {
-        let mut services_client = services.campaign.clone();
+        let mut services_client = services.campaign();
         let id = created.id.clone();
         async move {
             let members = services_client
@@ -555,7 +555,7 @@ async fn upgrade_welcome_enrols_those_who_reach_gold_after_launch() {
         Some((1, 1))
     );
     let campaign_now = services
-        .campaign
+        .campaign()
         .get_campaign(authorized(
             campaign::GetCampaignRequest {
                 campaign_id: created.id.clone(),
@@ -662,7 +662,7 @@ async fn a_birthday_offer_honours_consent_and_the_frequency_cap() {
 
     // The scheduler sweeps today's birthdays.
     let suppressed = eventually("the birthday sweep", || {
-        let mut client = services.campaign.clone();
+        let mut client = services.campaign();
         let id = birthday.id.clone();
         async move {
             let suppressed = client

@@ -3,34 +3,24 @@
 
 use std::time::Duration;
 
-use tierline_customer::{Application as CustomerApp, CustomerConfig};
 use tierline_proto::{
     common::v1::Money,
     customer::v1::{self as customer, customer_service_client::CustomerServiceClient},
     prost_types::Timestamp,
     scoring::v1::{self as scoring, scoring_service_client::ScoringServiceClient},
 };
-use tierline_runtime::{
-    auth::scopes::{ACTIVITY_WRITE, CUSTOMERS_WRITE, FEED_READ, PROGRAMS_ADMIN, TIERS_READ},
-    config::ConfigSource,
+use tierline_runtime::auth::scopes::{
+    ACTIVITY_WRITE, CUSTOMERS_WRITE, FEED_READ, PROGRAMS_ADMIN, TIERS_READ,
 };
-use tierline_scoring::{Application as ScoringApp, ScoringConfig};
 use tierline_testkit::{
-    RedisServer, TestDatabase, eventually, eventually_within,
+    RedisServer, eventually, eventually_within,
     fixtures::{innisfree_program, innisfree_rules},
-    tokens, wait_until_serving,
 };
-use tokio_util::sync::CancellationToken;
-use tonic::{Request, metadata::MetadataValue, transport::Channel};
+use tonic::transport::Channel;
 
-fn authorized<T>(message: T, scopes: &[&str]) -> Request<T> {
-    let mut request = Request::new(message);
-    let value =
-        MetadataValue::try_from(format!("Bearer {}", tokens::token("e2e", scopes))).expect("ascii");
-    request.metadata_mut().insert("authorization", value);
-    request
-}
+use crate::support::{Services, authorized, start_tiers};
 
+/// About `months` months before now (31 days each).
 fn months_ago(months: i64) -> Timestamp {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -41,119 +31,9 @@ fn months_ago(months: i64) -> Timestamp {
     }
 }
 
-struct Services {
-    customer: CustomerServiceClient<Channel>,
-    scoring: ScoringServiceClient<Channel>,
-    database_url: String,
-    scoring_settings: Vec<(String, String)>,
-    stop: CancellationToken,
-    _database: TestDatabase,
-}
-
+/// The customer and scoring services on a fresh database.
 async fn start() -> Services {
-    start_with(&[]).await
-}
-
-async fn start_with(scoring_extra: &[(&str, String)]) -> Services {
-    tierline_testkit::init_logging();
-    let database = TestDatabase::create().await.expect("database");
-    let stop = CancellationToken::new();
-    let common = [
-        ("TIERLINE_GRPC_ADDR", "127.0.0.1:0".to_owned()),
-        ("TIERLINE_METRICS_ADDR", "off".to_owned()),
-        ("TIERLINE_DATABASE_URL", database.url().to_owned()),
-        ("TIERLINE_AUTH_HS256_SECRET", tokens::SECRET.to_owned()),
-    ];
-    let customer_config =
-        CustomerConfig::from_source(&ConfigSource::from_pairs(common.clone())).expect("config");
-    let customer_app = CustomerApp::build(customer_config)
-        .await
-        .expect("customer builds");
-    let customer_addr = customer_app.local_addr();
-    let token = stop.clone();
-    tokio::spawn(async move {
-        customer_app
-            .run_until(async move { token.cancelled().await })
-            .await
-            .expect("customer runs")
-    });
-    wait_until_serving(customer_addr).await;
-
-    let mut scoring_settings: Vec<(&str, String)> = common.to_vec();
-    scoring_settings.push((
-        "TIERLINE_CUSTOMER_ENDPOINT",
-        format!("http://{customer_addr}"),
-    ));
-    scoring_settings.push((
-        "TIERLINE_CUSTOMER_TOKEN",
-        tokens::token("scoring", &[FEED_READ]),
-    ));
-    scoring_settings.extend(scoring_extra.iter().cloned());
-    let scoring_addr = spawn_scoring(&scoring_settings, &stop).await;
-
-    let connect = |addr: std::net::SocketAddr| async move {
-        Channel::from_shared(format!("http://{addr}"))
-            .expect("uri")
-            .connect()
-            .await
-            .expect("connect")
-    };
-    Services {
-        customer: CustomerServiceClient::new(connect(customer_addr).await),
-        scoring: ScoringServiceClient::new(connect(scoring_addr).await),
-        database_url: database.url().to_owned(),
-        scoring_settings: scoring_settings
-            .into_iter()
-            .map(|(key, value)| (key.to_owned(), value))
-            .collect(),
-        stop,
-        _database: database,
-    }
-}
-
-/// Starts a scoring replica with `settings` until `stop`; returns its address.
-async fn spawn_scoring<K: AsRef<str>>(
-    settings: &[(K, String)],
-    stop: &CancellationToken,
-) -> std::net::SocketAddr {
-    let pairs: Vec<(&str, &str)> = settings
-        .iter()
-        .map(|(key, value)| (key.as_ref(), value.as_str()))
-        .collect();
-    let scoring_config =
-        ScoringConfig::from_source(&ConfigSource::from_pairs(pairs)).expect("config");
-    let scoring_app = ScoringApp::build(scoring_config)
-        .await
-        .expect("scoring builds");
-    let scoring_addr = scoring_app.local_addr();
-    let token = stop.clone();
-    tokio::spawn(async move {
-        scoring_app
-            .run_until(async move { token.cancelled().await })
-            .await
-            .expect("scoring runs")
-    });
-    wait_until_serving(scoring_addr).await;
-    scoring_addr
-}
-
-impl Services {
-    /// Another scoring replica with the first one's settings (it stands by for the feed).
-    async fn scoring_replica(&self) -> ScoringServiceClient<Channel> {
-        let addr = spawn_scoring(&self.scoring_settings, &self.stop).await;
-        let channel = Channel::from_shared(format!("http://{addr}"))
-            .expect("uri")
-            .connect()
-            .await
-            .expect("connect");
-        ScoringServiceClient::new(channel)
-    }
-}
-
-impl Drop for Services {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
+    start_tiers(&[]).await
 }
 
 /// Creates the example Innisfree program and activates its policy; its id.
@@ -464,9 +344,9 @@ async fn caches(redis: &RedisServer, program_id: &str, customer_id: &str) -> boo
 async fn lookups_are_cached_in_redis_and_still_answer_when_redis_stops() {
     // A Redis of this test's own, so that stopping it disturbs no other test.
     let mut redis = RedisServer::start();
-    let mut services = start_with(&[
-        ("TIERLINE_REDIS_URL", redis.url()),
-        ("TIERLINE_REDIS_TIMEOUT", "100ms".into()),
+    let mut services = start_tiers(&[
+        ("TIERLINE_REDIS_URL", &redis.url()),
+        ("TIERLINE_REDIS_TIMEOUT", "100ms"),
     ])
     .await;
     let program_id = create_innisfree(&mut services.scoring).await;
@@ -514,7 +394,7 @@ async fn lookups_are_cached_in_redis_and_still_answer_when_redis_stops() {
 
 #[tokio::test]
 async fn an_erasure_raises_the_version_so_cached_lookups_are_replaced() {
-    let mut services = start_with(&[("TIERLINE_REDIS_URL", tierline_testkit::redis_url())]).await;
+    let mut services = start_tiers(&[("TIERLINE_REDIS_URL", &tierline_testkit::redis_url())]).await;
     let mut replica = services.scoring_replica().await;
     let program_id = create_innisfree(&mut services.scoring).await;
     let customer_id = new_customer(&mut services, "Erased").await;
@@ -1435,7 +1315,7 @@ async fn simulating_a_draft_shows_the_migration_and_changes_nothing() {
 
 #[tokio::test]
 async fn lifecycle_changes_join_the_tier_change_feed() {
-    let mut services = start_with(&[("TIERLINE_LIFECYCLE_SWEEP", "200ms".to_owned())]).await;
+    let mut services = start_tiers(&[("TIERLINE_LIFECYCLE_SWEEP", "200ms")]).await;
     let program_id = create_innisfree(&mut services.scoring).await;
     let customer_id = services
         .customer

@@ -313,7 +313,7 @@ pub(crate) async fn create(
     definition: campaign::Campaign,
 ) -> campaign::Campaign {
     services
-        .campaign
+        .campaign()
         .create_campaign(authorized(
             campaign::CreateCampaignRequest {
                 campaign: Some(definition),
@@ -333,7 +333,7 @@ pub(crate) async fn create(
 /// `LaunchCampaign` again resumes or reports it, as a client would.
 pub(crate) async fn launch(services: &mut Services, id: &str) -> campaign::LaunchCampaignResponse {
     super::eventually("the launch to complete", || {
-        let mut client = services.campaign.clone();
+        let mut client = services.campaign();
         async move {
             let answer = client
                 .launch_campaign(authorized(
@@ -361,7 +361,7 @@ pub(crate) async fn members(services: &mut Services, id: &str) -> Vec<campaign::
     let mut page_token = String::new();
     loop {
         let page = services
-            .campaign
+            .campaign()
             .list_members(authorized(
                 campaign::ListMembersRequest {
                     campaign_id: id.into(),
@@ -385,7 +385,7 @@ pub(crate) async fn members(services: &mut Services, id: &str) -> Vec<campaign::
 /// Every suppression of a campaign.
 pub(crate) async fn suppressions(services: &mut Services, id: &str) -> Vec<campaign::Suppression> {
     services
-        .campaign
+        .campaign()
         .list_suppressions(authorized(
             campaign::ListSuppressionsRequest {
                 campaign_id: id.into(),
@@ -403,7 +403,7 @@ pub(crate) async fn suppressions(services: &mut Services, id: &str) -> Vec<campa
 /// The campaign's report now.
 pub(crate) async fn report(services: &mut Services, id: &str) -> campaign::CampaignReport {
     services
-        .campaign
+        .campaign()
         .get_campaign_report(authorized(
             campaign::GetCampaignReportRequest {
                 campaign_id: id.into(),
@@ -423,7 +423,7 @@ pub(crate) async fn preview_until(
     done: impl Fn(&campaign::PreviewAudienceResponse) -> bool,
 ) -> campaign::PreviewAudienceResponse {
     super::eventually("the previewed audience", || {
-        let mut client = services.campaign.clone();
+        let mut client = services.campaign();
         let target = target.clone();
         let done = &done;
         async move {

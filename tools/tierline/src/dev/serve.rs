@@ -72,7 +72,10 @@ pub(crate) async fn run(args: DevArgs) -> Result<(), Failure> {
     let endpoints = Endpoints {
         customer: format!("http://{customer}"),
         scoring: format!("http://{scoring}"),
-        campaign: format!("http://{campaign}"),
+        campaign: format!(
+            "http://{}",
+            campaign.context("the development mode starts the campaign service")?
+        ),
         token: secret
             .as_deref()
             .map(|secret| token::mint(secret, "tierline-dev", token::ALL))
