@@ -15,6 +15,7 @@ pub mod currency;
 pub mod db;
 pub mod embedded;
 pub mod follower;
+pub mod instant;
 pub mod lock;
 pub mod metrics;
 pub mod notify;

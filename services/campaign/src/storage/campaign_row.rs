@@ -1,8 +1,9 @@
-//! A campaign row as every backend reads it, and its one conversion into a [`Campaign`]; the
-//! column list and the stored form of a kind.
+//! A campaign row as both backends read it (instants as [`StoredInstant`]: `timestamptz` in
+//! Postgres, microseconds in SQLite), and its one conversion into a [`Campaign`]; the column list
+//! and the stored form of a kind.
 
-use chrono::{DateTime, Utc};
 use sqlx::types::Json;
+use tierline_runtime::instant::StoredInstant;
 use uuid::Uuid;
 
 use crate::{
@@ -21,11 +22,11 @@ pub(crate) struct CampaignRow {
     pub(crate) program: Json<ProgramFacts>,
     pub(crate) revision: i64,
     pub(crate) created_by: String,
-    pub(crate) created_at: DateTime<Utc>,
-    pub(crate) updated_at: DateTime<Utc>,
-    pub(crate) launched_at: Option<DateTime<Utc>>,
-    pub(crate) completed_at: Option<DateTime<Utc>>,
-    pub(crate) cancelled_at: Option<DateTime<Utc>>,
+    pub(crate) created_at: StoredInstant,
+    pub(crate) updated_at: StoredInstant,
+    pub(crate) launched_at: Option<StoredInstant>,
+    pub(crate) completed_at: Option<StoredInstant>,
+    pub(crate) cancelled_at: Option<StoredInstant>,
     pub(crate) cancel_reason: String,
     pub(crate) launch_matched: i64,
     pub(crate) launch_cursor: Option<Uuid>,
@@ -45,11 +46,11 @@ impl TryFrom<CampaignRow> for Campaign {
             })?,
             revision: row.revision,
             created_by: row.created_by,
-            created_at: row.created_at,
-            updated_at: row.updated_at,
-            launched_at: row.launched_at,
-            completed_at: row.completed_at,
-            cancelled_at: row.cancelled_at,
+            created_at: row.created_at.into(),
+            updated_at: row.updated_at.into(),
+            launched_at: row.launched_at.map(Into::into),
+            completed_at: row.completed_at.map(Into::into),
+            cancelled_at: row.cancelled_at.map(Into::into),
             cancel_reason: row.cancel_reason,
             launch: LaunchProgress {
                 matched: row.launch_matched,

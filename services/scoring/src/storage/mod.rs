@@ -5,6 +5,7 @@
 
 mod errors;
 pub mod postgres;
+mod rows;
 pub mod sqlite;
 
 pub use crate::domain::ports::*;

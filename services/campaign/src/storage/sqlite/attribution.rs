@@ -4,12 +4,10 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{Sqlite, Transaction, types::Json};
+use tierline_runtime::instant::{from_micros, micros};
 use uuid::Uuid;
 
-use super::{
-    SqliteCampaignStore, begin_write,
-    time::{instant, micros},
-};
+use super::{SqliteCampaignStore, begin_write};
 use crate::domain::ports::AttributionRecords;
 use crate::{CampaignError, domain::campaign::ProgramFacts, storage::AttributionTarget};
 
@@ -49,8 +47,8 @@ impl AttributionRecords for SqliteCampaignStore {
                             campaign_id,
                             customer_id,
                             entry,
-                            entered_at: instant(entered),
-                            attribution_ends_at: instant(ends),
+                            entered_at: from_micros(entered),
+                            attribution_ends_at: from_micros(ends),
                         },
                         program.0,
                     )

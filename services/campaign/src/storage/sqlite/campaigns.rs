@@ -3,66 +3,19 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
+use tierline_runtime::instant::micros;
 use uuid::Uuid;
 
-use super::{
-    SqliteCampaignStore, begin_write,
-    time::{instant, micros},
-};
+use super::{SqliteCampaignStore, begin_write};
 use crate::domain::ports::CampaignRecords;
 use crate::{
     CampaignError,
-    domain::campaign::{Campaign, Definition, ProgramFacts, Status},
+    domain::campaign::{Campaign, Status},
     storage::{
         CampaignFilter,
         campaign_row::{COLUMNS, CampaignRow, kind_str},
     },
 };
-
-/// The row as SQLite stores it: instants in microseconds.
-#[derive(sqlx::FromRow)]
-struct SqliteCampaignRow {
-    id: Uuid,
-    status: String,
-    definition: Json<Definition>,
-    program: Json<ProgramFacts>,
-    revision: i64,
-    created_by: String,
-    created_at: i64,
-    updated_at: i64,
-    launched_at: Option<i64>,
-    completed_at: Option<i64>,
-    cancelled_at: Option<i64>,
-    cancel_reason: String,
-    launch_matched: i64,
-    launch_cursor: Option<Uuid>,
-    launch_complete: bool,
-}
-
-impl TryFrom<SqliteCampaignRow> for Campaign {
-    type Error = CampaignError;
-
-    fn try_from(row: SqliteCampaignRow) -> Result<Self, Self::Error> {
-        CampaignRow {
-            id: row.id,
-            status: row.status,
-            definition: row.definition,
-            program: row.program,
-            revision: row.revision,
-            created_by: row.created_by,
-            created_at: instant(row.created_at),
-            updated_at: instant(row.updated_at),
-            launched_at: row.launched_at.map(instant),
-            completed_at: row.completed_at.map(instant),
-            cancelled_at: row.cancelled_at.map(instant),
-            cancel_reason: row.cancel_reason,
-            launch_matched: row.launch_matched,
-            launch_cursor: row.launch_cursor,
-            launch_complete: row.launch_complete,
-        }
-        .try_into()
-    }
-}
 
 #[async_trait]
 impl CampaignRecords for SqliteCampaignStore {
@@ -117,7 +70,7 @@ impl CampaignRecords for SqliteCampaignStore {
 
     async fn campaign(&self, id: Uuid) -> Result<Option<Campaign>, CampaignError> {
         let sql = format!("SELECT {COLUMNS} FROM campaigns WHERE id = ?");
-        let row: Option<SqliteCampaignRow> = sqlx::query_as(&sql)
+        let row: Option<CampaignRow> = sqlx::query_as(&sql)
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
@@ -137,7 +90,7 @@ impl CampaignRecords for SqliteCampaignStore {
              ORDER BY created_at DESC, id DESC LIMIT ?6"
         );
         let (before_at, before_id) = before.unzip();
-        let rows: Vec<SqliteCampaignRow> = sqlx::query_as(&sql)
+        let rows: Vec<CampaignRow> = sqlx::query_as(&sql)
             .bind(filter.status.map(Status::as_str))
             .bind(filter.program_id)
             .bind(filter.kind.map(kind_str))

@@ -3,12 +3,10 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use tierline_runtime::instant::{from_micros, micros};
 use uuid::Uuid;
 
-use super::{
-    SqliteCampaignStore, begin_write,
-    time::{instant, micros},
-};
+use super::{SqliteCampaignStore, begin_write};
 use crate::domain::ports::DeliveryRecords;
 use crate::{
     CampaignError,
@@ -76,9 +74,9 @@ impl DeliveryRecords for SqliteCampaignStore {
                 id,
                 campaign_id,
                 customer_id,
-                lease_expires_at: instant(expires),
+                lease_expires_at: from_micros(expires),
                 attempt,
-                created_at: instant(created_at),
+                created_at: from_micros(created_at),
             });
         }
         tx.commit().await?;

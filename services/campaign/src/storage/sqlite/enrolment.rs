@@ -3,6 +3,7 @@
 //! suppressions, the launch's progress and cursors commit together.
 
 use std::collections::HashMap;
+use tierline_runtime::instant::{from_micros, micros};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -10,10 +11,7 @@ use sqlx::{Sqlite, Transaction};
 use tokio::sync::OwnedRwLockWriteGuard;
 use uuid::Uuid;
 
-use super::{
-    SqliteCampaignStore, begin_write,
-    time::{instant, micros},
-};
+use super::{SqliteCampaignStore, begin_write};
 use crate::{
     CampaignError,
     domain::campaign::Channel,
@@ -141,7 +139,7 @@ impl EnrolmentTx for SqliteEnrolmentTx {
             .fetch_optional(&mut **tx)
             .await?;
             if let Some((entry, at)) = row {
-                latest.insert(*customer, (entry, instant(at)));
+                latest.insert(*customer, (entry, from_micros(at)));
             }
         }
         Ok(latest)

@@ -10,7 +10,6 @@ mod campaigns;
 mod deliveries;
 mod enrolment;
 mod reads;
-mod time;
 
 use std::sync::Arc;
 

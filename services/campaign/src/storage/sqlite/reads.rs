@@ -3,12 +3,10 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use tierline_runtime::instant::{from_micros, micros};
 use uuid::Uuid;
 
-use super::{
-    SqliteCampaignStore,
-    time::{instant, micros},
-};
+use super::SqliteCampaignStore;
 use crate::domain::ports::MembershipReads;
 use crate::{
     CampaignError,
@@ -89,8 +87,8 @@ impl MembershipReads for SqliteCampaignStore {
                             entry,
                             arm: Arm::parse(&arm)
                                 .ok_or_else(|| CampaignError::Internal(format!("arm {arm:?}")))?,
-                            entered_at: instant(entered),
-                            attribution_ends_at: instant(ends),
+                            entered_at: from_micros(entered),
+                            attribution_ends_at: from_micros(ends),
                         },
                         seq,
                         delivery: delivery.zip(status),
@@ -126,7 +124,7 @@ impl MembershipReads for SqliteCampaignStore {
                     customer_id,
                     reason: SuppressionReason::parse(&reason)
                         .ok_or_else(|| CampaignError::Internal(format!("reason {reason:?}")))?,
-                    suppressed_at: instant(suppressed_at),
+                    suppressed_at: from_micros(suppressed_at),
                     seq,
                 })
             })

@@ -9,7 +9,7 @@ mod feed;
 mod import;
 mod onboarding;
 mod purchases;
-mod rows;
+use super::rows;
 
 use sqlx::PgPool;
 use tokio::sync::watch;

@@ -4,13 +4,14 @@
 //! transaction per batch: a purchase precedes its refunds in the feed).
 
 use async_trait::async_trait;
+use tierline_runtime::instant::{from_micros, micros};
 use tierline_runtime::sqlite::rows_param;
 use uuid::Uuid;
 
 use super::{
     SqliteCustomerStore, Write,
     customers::ensure_active,
-    rows::{ACTIVITY_COLUMNS, ActivityRow, instant, micros},
+    rows::{ACTIVITY_COLUMNS, ActivityRow},
 };
 use crate::{
     CustomerError,
@@ -155,7 +156,7 @@ pub(super) async fn refund(
         amount_minor: amount,
         refunded_amount_minor: refunded,
         currency: currency.clone(),
-        occurred_at: instant(occurred_at),
+        occurred_at: from_micros(occurred_at),
     })?;
     sqlx::query(
         "UPDATE activities SET refunded_amount_minor = refunded_amount_minor + ? WHERE id = ?",

@@ -3,14 +3,11 @@
 use crate::storage::ConsentRecords;
 use async_trait::async_trait;
 use std::collections::HashMap;
+use tierline_runtime::instant::{from_micros, micros};
 
 use uuid::Uuid;
 
-use super::{
-    SqliteCustomerStore,
-    customers::ensure_active,
-    rows::{instant, micros},
-};
+use super::{SqliteCustomerStore, customers::ensure_active};
 use crate::{
     CustomerError,
     domain::{
@@ -54,7 +51,7 @@ impl ConsentRecords for SqliteCustomerStore {
             customer_id: change.customer_id,
             channel: change.channel,
             granted,
-            changed_at: Some(instant(changed_at)),
+            changed_at: Some(from_micros(changed_at)),
             source,
         })
     }
@@ -83,9 +80,9 @@ impl ConsentRecords for SqliteCustomerStore {
                             customer_id,
                             channel: channel(&name)?,
                             granted,
-                            changed_at: instant(changed_at),
+                            changed_at: from_micros(changed_at),
                             source,
-                            recorded_at: instant(recorded_at),
+                            recorded_at: from_micros(recorded_at),
                         },
                     })
                 },
@@ -124,7 +121,7 @@ impl ConsentRecords for SqliteCustomerStore {
                             customer_id: *id,
                             channel,
                             granted,
-                            changed_at: Some(instant(changed_at)),
+                            changed_at: Some(from_micros(changed_at)),
                             source: source.unwrap_or_default(),
                         };
                     }

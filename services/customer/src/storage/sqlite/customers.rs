@@ -4,11 +4,12 @@ use crate::storage::CustomerRecords;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection, types::Json};
+use tierline_runtime::instant::micros;
 use uuid::Uuid;
 
 use super::{
     SqliteCustomerStore, Write,
-    rows::{CUSTOMER_COLUMNS, CustomerRow, micros},
+    rows::{CUSTOMER_COLUMNS, CustomerRow},
 };
 use crate::{
     CustomerError,

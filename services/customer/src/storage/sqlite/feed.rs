@@ -4,11 +4,12 @@
 
 use crate::storage::ActivityFeedSource;
 use async_trait::async_trait;
+use tierline_runtime::instant::from_micros;
 use uuid::Uuid;
 
 use super::{
     SqliteCustomerStore,
-    rows::{ACTIVITY_COLUMNS, ActivityRow, instant},
+    rows::{ACTIVITY_COLUMNS, ActivityRow},
 };
 use crate::{
     CustomerError,
@@ -79,8 +80,8 @@ impl ActivityFeedSource for SqliteCustomerStore {
                 payload: FeedPayload::Customer(CustomerEvent {
                     customer_id,
                     kind,
-                    occurred_at: instant(occurred_at),
-                    joined_at: instant(joined_at),
+                    occurred_at: from_micros(occurred_at),
+                    joined_at: from_micros(joined_at),
                 }),
             });
         }

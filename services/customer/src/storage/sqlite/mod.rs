@@ -10,7 +10,7 @@ mod consents;
 mod customers;
 mod feed;
 mod onboarding;
-mod rows;
+use super::rows;
 
 use std::sync::Arc;
 

@@ -5,12 +5,13 @@ use crate::storage::BulkOnboarding;
 use async_trait::async_trait;
 use chrono::Utc;
 use sqlx::types::Json;
+use tierline_runtime::instant::micros;
 
 use super::{
     SqliteCustomerStore,
     consents::record_consent,
     customers::add_event,
-    rows::{CUSTOMER_COLUMNS, CustomerRow, micros},
+    rows::{CUSTOMER_COLUMNS, CustomerRow},
 };
 use crate::{
     CustomerError,

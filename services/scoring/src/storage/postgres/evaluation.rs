@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::PgEvaluationTx;
 use super::{
     PgScoringStore,
-    tx::{JoinedStateRow, STATE_COLUMNS},
+    rows::{JoinedStateRow, STATE_COLUMNS},
 };
 use crate::domain::ports::{BucketRebuilds, EvaluationReads};
 use crate::{
@@ -141,7 +141,7 @@ impl EvaluationReads for PgScoringStore {
              FROM bounds LEFT JOIN candidates c ON true
                   LEFT JOIN LATERAL ({buckets}) b ON c.customer_id IS NOT NULL
              ORDER BY c.customer_id",
-            buckets = super::rows::bucket_arrays("c.customer_id"),
+            buckets = super::bucket_arrays::bucket_arrays("c.customer_id"),
         );
         let judged_month = Month::of(as_of, rules.time_zone).first_day();
         let mut tx = self.pool.begin().await?;
@@ -184,7 +184,7 @@ impl EvaluationReads for PgScoringStore {
                     policy_version_id,
                     month: row.review_month.map(Month::of_date),
                 }),
-                buckets: super::rows::buckets_from_arrays(
+                buckets: super::bucket_arrays::buckets_from_arrays(
                     row.months,
                     row.spend,
                     row.points,

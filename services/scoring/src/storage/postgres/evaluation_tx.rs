@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::{
     feed_batch::StateColumns,
-    tx::{STATE_COLUMNS, StateRow},
+    rows::{STATE_COLUMNS, StateRow},
 };
 use crate::{
     ScoringError,

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::{
     history,
     rows::{COUNTED_COLUMNS, CountedRow},
-    tx::{STATE_COLUMNS, StateRow},
+    rows::{STATE_COLUMNS, StateRow},
 };
 use crate::{
     ScoringError,

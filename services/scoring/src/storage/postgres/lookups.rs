@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::{
     PgScoringStore,
     rows::{COUNTED_COLUMNS, CountedRow, HISTORY_COLUMNS, HistoryRow},
-    tx::{JoinedStateRow, STATE_COLUMNS},
+    rows::{JoinedStateRow, STATE_COLUMNS},
 };
 use crate::domain::ports::Lookups;
 use crate::{
@@ -45,7 +45,7 @@ impl Lookups for PgScoringStore {
              LEFT JOIN tier_states s ON s.program_id = $1 AND s.customer_id = m.customer_id
              LEFT JOIN LATERAL ({buckets}) b ON true
              WHERE m.customer_id = ANY($2)",
-            buckets = super::rows::bucket_arrays("m.customer_id"),
+            buckets = super::bucket_arrays::bucket_arrays("m.customer_id"),
         );
         let rows: Vec<Row> = sqlx::query_as(&sql)
             .bind(program_id)
@@ -55,7 +55,7 @@ impl Lookups for PgScoringStore {
         Ok(rows
             .into_iter()
             .map(|row| {
-                let buckets = super::rows::buckets_from_arrays(
+                let buckets = super::bucket_arrays::buckets_from_arrays(
                     row.months,
                     row.spend,
                     row.points,

@@ -1,6 +1,7 @@
 //! The Postgres backend: the record of truth. Tables live in the `scoring` schema; migrations
 //! are in `services/scoring/migrations`.
 
+mod bucket_arrays;
 mod cache_repairs;
 mod evaluation;
 mod evaluation_tx;
@@ -10,7 +11,6 @@ mod idempotency;
 mod lifecycle;
 mod lookups;
 mod programs;
-mod rows;
 mod rules_sql;
 mod runs;
 mod scores;
@@ -18,6 +18,8 @@ mod simulation;
 mod tier_feed;
 mod tx;
 mod value_model;
+
+use super::rows;
 
 pub use evaluation_tx::PgEvaluationTx;
 pub use tx::PgScoringTx;

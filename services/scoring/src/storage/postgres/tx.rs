@@ -2,20 +2,22 @@
 //! (its leader lock, its progress, the dead-letter table).
 
 use async_trait::async_trait;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
-use super::PgScoringStore;
+use super::{
+    PgScoringStore,
+    rows::{BUCKET_COLUMNS, BucketRow, STATE_COLUMNS, StateRow},
+};
 use crate::domain::ports::ActivityConsumption;
 use crate::domain::ports::FeedProgress;
 use crate::{
     ScoringError,
     domain::{
-        decision::{Override, TierState},
+        decision::TierState,
         feed_batch::{FeedKeys, FeedLoad, FeedWrites},
         idempotency::{IdempotentRequest, PriorRequest},
-        month::Month,
         state::{HistoryRecord, Member, StoredState},
         window::Bucket,
     },
@@ -28,106 +30,8 @@ pub struct PgScoringTx {
     pub(super) tx: Transaction<'static, Postgres>,
 }
 
-fn rank(value: i32) -> u32 {
-    u32::try_from(value).unwrap_or(0)
-}
-
 fn db_rank(value: u32) -> i32 {
     i32::try_from(value).unwrap_or(i32::MAX)
-}
-
-#[derive(sqlx::FromRow)]
-pub(super) struct StateRow {
-    earned_rank: i32,
-    since: DateTime<Utc>,
-    last_qualified_at: Option<DateTime<Utc>>,
-    override_rank: Option<i32>,
-    override_until: Option<DateTime<Utc>>,
-    override_reason: Option<String>,
-    override_operator: Option<String>,
-    override_set_at: Option<DateTime<Utc>>,
-    lapsed_at: Option<DateTime<Utc>>,
-    version: i64,
-}
-
-pub(super) const STATE_COLUMNS: &str = "earned_rank, since, last_qualified_at, override_rank, override_until, override_reason, \
-     override_operator, override_set_at, lapsed_at, version";
-
-/// A state's columns read through an outer join: all empty when there is no state.
-#[derive(sqlx::FromRow)]
-pub(super) struct JoinedStateRow {
-    earned_rank: Option<i32>,
-    since: Option<DateTime<Utc>>,
-    last_qualified_at: Option<DateTime<Utc>>,
-    override_rank: Option<i32>,
-    override_until: Option<DateTime<Utc>>,
-    override_reason: Option<String>,
-    override_operator: Option<String>,
-    override_set_at: Option<DateTime<Utc>>,
-    lapsed_at: Option<DateTime<Utc>>,
-    version: Option<i64>,
-}
-
-impl JoinedStateRow {
-    /// The state, when the join found one.
-    pub(super) fn into_state(self) -> Option<StoredState> {
-        Some(StoredState::from(StateRow {
-            earned_rank: self.earned_rank?,
-            since: self.since?,
-            last_qualified_at: self.last_qualified_at,
-            override_rank: self.override_rank,
-            override_until: self.override_until,
-            override_reason: self.override_reason,
-            override_operator: self.override_operator,
-            override_set_at: self.override_set_at,
-            lapsed_at: self.lapsed_at,
-            version: self.version?,
-        }))
-    }
-}
-
-impl From<StateRow> for StoredState {
-    fn from(row: StateRow) -> Self {
-        let manual = match (row.override_rank, row.override_until, row.override_set_at) {
-            (Some(override_rank), Some(until), Some(set_at)) => Some(Override {
-                rank: rank(override_rank),
-                until,
-                reason: row.override_reason.unwrap_or_default(),
-                operator: row.override_operator.unwrap_or_default(),
-                set_at,
-            }),
-            _ => None,
-        };
-        Self {
-            state: TierState {
-                earned_rank: rank(row.earned_rank),
-                since: row.since,
-                last_qualified_at: row.last_qualified_at,
-                lapsed_at: row.lapsed_at,
-                manual,
-            },
-            version: row.version,
-        }
-    }
-}
-
-#[derive(sqlx::FromRow)]
-pub(super) struct BucketRow {
-    month: NaiveDate,
-    net_spend_minor: i64,
-    points: i64,
-    purchases: i64,
-}
-
-impl From<BucketRow> for Bucket {
-    fn from(row: BucketRow) -> Self {
-        Self {
-            month: Month::of_date(row.month),
-            net_spend_minor: row.net_spend_minor,
-            points: row.points,
-            purchases: row.purchases,
-        }
-    }
 }
 
 /// The advisory lock key of the activity-feed leader ("tierline" "feed" in ASCII).
@@ -258,7 +162,9 @@ impl ScoringTx for PgScoringTx {
         customer_id: Uuid,
     ) -> Result<Vec<Bucket>, ScoringError> {
         let rows: Vec<BucketRow> = sqlx::query_as(
-            "SELECT month, net_spend_minor, points, purchases FROM buckets WHERE program_id = $1 AND customer_id = $2 ORDER BY month",
+            &format!(
+                "SELECT {BUCKET_COLUMNS} FROM buckets WHERE program_id = $1 AND customer_id = $2 ORDER BY month"
+            ),
         )
         .bind(program_id)
         .bind(customer_id)

@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 use std::collections::BTreeMap;
+use tierline_runtime::instant::from_micros;
 
 use chrono_tz::Tz;
 use sqlx::SqliteConnection;
@@ -10,7 +11,7 @@ use uuid::Uuid;
 
 use tierline_runtime::sqlite::rows_param;
 
-use super::{SqliteScoringStore, rows::instant};
+use super::SqliteScoringStore;
 use crate::domain::ports::BucketRebuilds;
 use crate::{
     ScoringError,
@@ -110,7 +111,7 @@ impl BucketRebuilds for SqliteScoringStore {
         // toward zero; a purchase counts unless fully refunded.
         let mut totals: BTreeMap<(Uuid, Month), BucketDelta> = BTreeMap::new();
         for (customer_id, occurred_at, amount, refunded, points) in purchases {
-            let month = Month::of(instant(occurred_at), zone);
+            let month = Month::of(from_micros(occurred_at), zone);
             let bucket = totals.entry((customer_id, month)).or_insert(BucketDelta {
                 month,
                 net_spend_minor: 0,

@@ -6,9 +6,10 @@ use chrono::{DateTime, Utc};
 use sqlx::SqliteConnection;
 use uuid::Uuid;
 
-use super::{SqliteScoringStore, rows::micros};
+use super::SqliteScoringStore;
 use crate::domain::ports::CacheRepairQueue;
 use crate::{ScoringError, storage::CacheRepair};
+use tierline_runtime::instant::micros;
 
 /// Queues a repair in the transaction on `connection`; returns its id.
 pub(super) async fn queue(

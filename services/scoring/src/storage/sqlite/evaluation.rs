@@ -2,6 +2,7 @@
 //! members with a state, the tier counts and the ended overrides; and its unit of work.
 
 use std::collections::BTreeMap;
+use tierline_runtime::instant::micros;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -10,7 +11,7 @@ use uuid::Uuid;
 use super::{
     SqliteScoringStore,
     evaluation_tx::{PAGE_COLUMNS, PageRow, SqliteEvaluationTx, with_buckets},
-    rows::{STATE_COLUMNS, micros, rank},
+    rows::{STATE_COLUMNS, rank},
 };
 use crate::{
     ScoringError,

@@ -4,11 +4,12 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::SqliteConnection;
+use tierline_runtime::instant::{from_micros, micros};
 use uuid::Uuid;
 
 use super::{
     Write,
-    rows::{BUCKET_COLUMNS, BucketRow, STATE_COLUMNS, StateRow, instant, micros},
+    rows::{BUCKET_COLUMNS, BucketRow, STATE_COLUMNS, StateRow},
     tx::{db_rank, insert_history},
 };
 use crate::{
@@ -81,7 +82,7 @@ pub(super) async fn with_buckets(
             EvaluationMember {
                 member: Member {
                     customer_id: row.customer_id,
-                    joined_at: instant(row.joined_at),
+                    joined_at: from_micros(row.joined_at),
                     erased: row.erased,
                 },
                 stored: StoredState::from(row.state),

@@ -4,6 +4,7 @@
 //! The transaction holds SQLite's write lock, so the locks Postgres takes row by row are implied.
 
 use std::collections::HashMap;
+use tierline_runtime::instant::{from_micros, micros};
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -13,7 +14,7 @@ use uuid::Uuid;
 use super::{
     Write,
     buckets::add_to_buckets,
-    rows::{BucketRow, STATE_COLUMNS, StateRow, instant, micros},
+    rows::{BucketRow, STATE_COLUMNS, StateRow},
     tx::{db_rank, insert_history},
 };
 use crate::{
@@ -109,7 +110,7 @@ pub(super) async fn load(write: &mut Write, keys: &FeedKeys) -> Result<FeedLoad,
             .into_iter()
             .map(|(customer_id, joined_at, erased)| Member {
                 customer_id,
-                joined_at: instant(joined_at),
+                joined_at: from_micros(joined_at),
                 erased,
             })
             .collect(),
@@ -145,7 +146,7 @@ pub(super) async fn load(write: &mut Write, keys: &FeedKeys) -> Result<FeedLoad,
                     brand,
                     channel,
                 )| {
-                    let occurred_at = instant(occurred_at);
+                    let occurred_at = from_micros(occurred_at);
                     let zone = zones.get(&program_id).copied().unwrap_or(Tz::UTC);
                     (
                         program_id,

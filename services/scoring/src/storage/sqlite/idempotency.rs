@@ -4,11 +4,11 @@ use chrono::Utc;
 use sqlx::SqliteConnection;
 use uuid::Uuid;
 
-use super::rows::micros;
 use crate::{
     ScoringError,
     domain::idempotency::{IdempotentRequest, PriorRequest},
 };
+use tierline_runtime::instant::micros;
 
 /// Claims `request`'s key for `resource_id`, or returns the request that claimed it first.
 pub(super) async fn claim(

@@ -3,14 +3,12 @@
 
 use async_trait::async_trait;
 use std::collections::HashMap;
+use tierline_runtime::instant::{from_micros, micros};
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{
-    SqliteScoringStore,
-    rows::{days_between, instant, micros},
-};
+use super::{SqliteScoringStore, days_between};
 use crate::domain::ports::Lifecycles;
 use crate::{
     ScoringError,
@@ -53,7 +51,8 @@ impl Lifecycles for SqliteScoringStore {
             let days = last_purchases
                 .get(&customer_id)
                 .map(|last| days_between(*last, now));
-            let state = lifecycle((now - instant(joined_at)).num_days(), days, &settings).as_str();
+            let state =
+                lifecycle((now - from_micros(joined_at)).num_days(), days, &settings).as_str();
             let from = stored.get(&customer_id).map(String::as_str);
             if from == Some(state) {
                 continue;

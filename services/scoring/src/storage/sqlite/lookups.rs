@@ -3,14 +3,12 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use tierline_runtime::instant::{from_micros, micros};
 use uuid::Uuid;
 
 use super::{
     SqliteScoringStore,
-    rows::{
-        BUCKET_COLUMNS, BucketRow, HISTORY_COLUMNS, HistoryRow, STATE_COLUMNS, StateRow, instant,
-        micros,
-    },
+    rows::{BUCKET_COLUMNS, BucketRow, HISTORY_COLUMNS, HistoryRow, STATE_COLUMNS, StateRow},
 };
 use crate::domain::ports::Lookups;
 use crate::{
@@ -62,7 +60,7 @@ impl Lookups for SqliteScoringStore {
             records.push(CustomerRecord {
                 member: Member {
                     customer_id,
-                    joined_at: instant(joined_at),
+                    joined_at: from_micros(joined_at),
                     erased,
                 },
                 state: state.map(StoredState::from),
@@ -141,7 +139,7 @@ impl Lookups for SqliteScoringStore {
                     brand,
                     sales_channel,
                 )| {
-                    let occurred_at = instant(occurred_at);
+                    let occurred_at = from_micros(occurred_at);
                     CountedPurchase {
                         activity_id,
                         customer_id,

@@ -10,6 +10,8 @@
 //! backend folds rows with the domain's own functions: the development mode's population is
 //! thousands, not millions.
 
+use super::rows;
+
 mod buckets;
 mod cache_repairs;
 mod evaluation;
@@ -19,7 +21,6 @@ mod idempotency;
 mod lifecycle;
 mod lookups;
 mod programs;
-mod rows;
 mod runs;
 mod scores;
 mod simulation;
@@ -40,6 +41,12 @@ use crate::ScoringError;
 
 /// The schema migrations in SQLite's dialect, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations-sqlite");
+
+/// Whole days from `earlier` to `later`, rounded down (as Postgres's `floor` of the epoch
+/// difference).
+pub(super) fn days_between(earlier: i64, later: chrono::DateTime<chrono::Utc>) -> i64 {
+    (tierline_runtime::instant::micros(later) - earlier).div_euclid(86_400_000_000)
+}
 
 /// Scoring storage in SQLite.
 #[derive(Debug, Clone)]

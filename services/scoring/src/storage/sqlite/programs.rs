@@ -4,12 +4,13 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{SqliteConnection, types::Json};
+use tierline_runtime::instant::micros;
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
 use super::{
     SqliteScoringStore,
-    rows::{POLICY_COLUMNS, PROGRAM_COLUMNS, PolicyRow, ProgramRow, RUN_COLUMNS, RunRow, micros},
+    rows::{POLICY_COLUMNS, PROGRAM_COLUMNS, PolicyRow, ProgramRow, RUN_COLUMNS, RunRow},
 };
 use crate::domain::in_force::ProgramSignal;
 use crate::domain::ports::{PolicyRecords, ProgramRecords};

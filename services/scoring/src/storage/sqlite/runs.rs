@@ -4,12 +4,13 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
+use tierline_runtime::instant::{from_micros, micros};
 use uuid::Uuid;
 
 use super::{
     SqliteScoringStore,
     programs::select_run_on,
-    rows::{RUN_COLUMNS, RunRow, instant, micros},
+    rows::{RUN_COLUMNS, RunRow},
 };
 use crate::domain::ports::RunRecords;
 use crate::{
@@ -136,7 +137,7 @@ impl RunRecords for SqliteScoringStore {
         .bind(program_id)
         .fetch_one(&self.pool)
         .await?;
-        Ok(due.map(instant))
+        Ok(due.map(from_micros))
     }
 
     #[tracing::instrument(skip(self, counts_before))]

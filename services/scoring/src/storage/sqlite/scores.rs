@@ -4,15 +4,13 @@
 
 use async_trait::async_trait;
 use std::collections::HashMap;
+use tierline_runtime::instant::{from_micros, micros};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use super::{
-    SqliteScoringStore,
-    rows::{days_between, instant, micros, rank},
-};
+use super::{SqliteScoringStore, days_between, rows::rank};
 use crate::domain::ports::ScoreRecords;
 use crate::{
     ScoringError,
@@ -50,7 +48,7 @@ impl RfmRow {
         (
             RfmInput {
                 customer_id: self.customer_id,
-                joined_at: instant(self.joined_at),
+                joined_at: from_micros(self.joined_at),
                 values: RfmValues {
                     recency_days: self.last_purchase.map(|last| days_between(last, as_of)),
                     frequency: self.frequency,

@@ -3,6 +3,7 @@
 //! mode's population is thousands, not millions).
 
 use std::collections::{BTreeMap, HashMap};
+use tierline_runtime::instant::{from_micros, micros};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -10,7 +11,7 @@ use uuid::Uuid;
 
 use super::{
     SqliteScoringStore,
-    rows::{BUCKET_COLUMNS, BucketRow, instant, micros, rank},
+    rows::{BUCKET_COLUMNS, BucketRow, rank},
 };
 use crate::{
     ScoringError,
@@ -59,7 +60,7 @@ impl Simulations for SqliteScoringStore {
         let current = current.unwrap_or(simulated);
         let mut cells: BTreeMap<(u32, u32), SimulationCell> = BTreeMap::new();
         for (customer_id, joined_at, shown) in members {
-            let joined_at = instant(joined_at);
+            let joined_at = from_micros(joined_at);
             let own = buckets.get(&customer_id).map_or(&[][..], Vec::as_slice);
             let window = |rules: &PolicyRules| {
                 Totals::over(

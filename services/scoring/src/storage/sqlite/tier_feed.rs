@@ -4,12 +4,13 @@
 //! other.
 
 use async_trait::async_trait;
+use tierline_runtime::instant::from_micros;
 use tierline_runtime::xid_feed::{FeedCursor, FeedPage};
 use uuid::Uuid;
 
 use super::{
     SqliteScoringStore,
-    rows::{HISTORY_COLUMNS, HistoryRow, instant},
+    rows::{HISTORY_COLUMNS, HistoryRow},
 };
 use crate::domain::ports::TierFeedSource;
 use crate::{
@@ -105,7 +106,7 @@ impl TierFeedSource for SqliteScoringStore {
                     from: row.from_state.as_deref().map(lifecycle).transpose()?,
                     to: lifecycle(&row.to_state)?,
                     days_since_last_purchase: row.days_since_last_purchase,
-                    occurred_at: instant(row.occurred_at),
+                    occurred_at: from_micros(row.occurred_at),
                 }),
             ));
         }

@@ -4,13 +4,14 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use tierline_runtime::instant::{from_micros, micros};
 use tierline_runtime::sqlite::rows_param;
 use uuid::Uuid;
 
 use super::SqliteScoringStore;
 use super::{
     Write,
-    rows::{BUCKET_COLUMNS, BucketRow, STATE_COLUMNS, StateRow, instant, micros},
+    rows::{BUCKET_COLUMNS, BucketRow, STATE_COLUMNS, StateRow},
 };
 use crate::domain::ports::ActivityConsumption;
 use crate::domain::ports::FeedProgress;
@@ -166,7 +167,7 @@ impl ScoringTx for SqliteScoringTx {
                 .await?;
         Ok(row.map(|(joined_at, erased)| Member {
             customer_id,
-            joined_at: instant(joined_at),
+            joined_at: from_micros(joined_at),
             erased,
         }))
     }
@@ -318,7 +319,7 @@ impl ActivityConsumption for SqliteScoringStore {
                 .await?;
         Ok(row.map(|(position, caught_up_to)| FeedProgress {
             position,
-            caught_up_to: caught_up_to.map(instant),
+            caught_up_to: caught_up_to.map(from_micros),
         }))
     }
 }

@@ -4,12 +4,10 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
+use tierline_runtime::instant::{from_micros, micros};
 use uuid::Uuid;
 
-use super::{
-    SqliteScoringStore,
-    rows::{instant, micros},
-};
+use super::SqliteScoringStore;
 use crate::{
     ScoringError,
     domain::value::{
@@ -29,7 +27,7 @@ fn dated(rows: Vec<(Uuid, i64, i64)>) -> Vec<DatedPurchase> {
     rows.into_iter()
         .map(|(customer_id, occurred_at, net_minor)| DatedPurchase {
             customer_id,
-            occurred_at: instant(occurred_at),
+            occurred_at: from_micros(occurred_at),
             net_minor,
         })
         .collect()
@@ -141,7 +139,7 @@ impl ValueModelStore for SqliteScoringStore {
             fitted: row.parameters.into(),
             customers: row.customers,
             repeat_customers: row.repeat_customers,
-            as_of: instant(row.as_of),
+            as_of: from_micros(row.as_of),
             summary_duration: micros_duration(row.summary_micros),
             fit_duration: micros_duration(row.fit_micros),
             evaluation_run_id: row.evaluation_run_id,

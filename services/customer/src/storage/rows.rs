@@ -1,10 +1,11 @@
-//! Rows as SQLite returns them (instants in microseconds), and their conversion into domain
-//! records.
+//! Rows as both backends return them (instants as [`StoredInstant`]: `timestamptz` in Postgres,
+//! microseconds in SQLite), and their conversion into domain records.
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::NaiveDate;
 use sqlx::types::Json;
+use tierline_runtime::instant::StoredInstant;
 use uuid::Uuid;
 
 use crate::{
@@ -15,19 +16,13 @@ use crate::{
     },
 };
 
+/// The columns of [`CustomerRow`], for `SELECT` and `RETURNING`.
 pub(super) const CUSTOMER_COLUMNS: &str = "id, external_id, name, email, phone, birth_date, joined_at, attributes, status, created_at, updated_at, erased_at";
 
+/// The columns of [`ActivityRow`].
 pub(super) const ACTIVITY_COLUMNS: &str = "id, customer_id, kind, idempotency_key, fingerprint, amount_minor, currency, \
      occurred_at, recorded_at, brand, sales_channel, store_id, line_items, refunded_purchase_id, refunded_amount_minor, \
      purchase_occurred_at, xid, seq";
-
-pub(super) fn micros(at: DateTime<Utc>) -> i64 {
-    at.timestamp_micros()
-}
-
-pub(super) fn instant(micros: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_micros(micros).unwrap_or_default()
-}
 
 #[derive(Debug, sqlx::FromRow)]
 pub(super) struct CustomerRow {
@@ -37,12 +32,12 @@ pub(super) struct CustomerRow {
     email: Option<String>,
     phone: Option<String>,
     birth_date: Option<NaiveDate>,
-    joined_at: i64,
+    joined_at: StoredInstant,
     attributes: Json<BTreeMap<String, String>>,
     status: String,
-    created_at: i64,
-    updated_at: i64,
-    erased_at: Option<i64>,
+    created_at: StoredInstant,
+    updated_at: StoredInstant,
+    erased_at: Option<StoredInstant>,
 }
 
 impl TryFrom<CustomerRow> for Customer {
@@ -59,12 +54,12 @@ impl TryFrom<CustomerRow> for Customer {
             email: row.email,
             phone: row.phone,
             birth_date: row.birth_date,
-            joined_at: instant(row.joined_at),
+            joined_at: row.joined_at.into(),
             attributes: row.attributes.0,
             status,
-            created_at: instant(row.created_at),
-            updated_at: instant(row.updated_at),
-            erased_at: row.erased_at.map(instant),
+            created_at: row.created_at.into(),
+            updated_at: row.updated_at.into(),
+            erased_at: row.erased_at.map(Into::into),
         })
     }
 }
@@ -78,15 +73,15 @@ pub(super) struct ActivityRow {
     pub(super) fingerprint: Vec<u8>,
     amount_minor: i64,
     currency: String,
-    occurred_at: i64,
-    recorded_at: i64,
+    occurred_at: StoredInstant,
+    recorded_at: StoredInstant,
     brand: String,
     sales_channel: String,
     store_id: String,
     line_items: Json<Vec<LineItem>>,
     refunded_purchase_id: Option<Uuid>,
     refunded_amount_minor: i64,
-    purchase_occurred_at: i64,
+    purchase_occurred_at: StoredInstant,
     pub(super) xid: i64,
     pub(super) seq: i64,
 }
@@ -105,15 +100,19 @@ impl TryFrom<ActivityRow> for Activity {
             idempotency_key: row.idempotency_key,
             amount_minor: row.amount_minor,
             currency: row.currency,
-            occurred_at: instant(row.occurred_at),
-            recorded_at: instant(row.recorded_at),
+            occurred_at: row.occurred_at.into(),
+            recorded_at: row.recorded_at.into(),
             brand: row.brand,
             sales_channel: row.sales_channel,
             store_id: row.store_id,
             line_items: row.line_items.0,
             refunded_purchase_id: row.refunded_purchase_id,
             refunded_amount_minor: row.refunded_amount_minor,
-            purchase_occurred_at: instant(row.purchase_occurred_at),
+            purchase_occurred_at: row.purchase_occurred_at.into(),
         })
     }
+}
+
+pub(super) fn customers_from_rows(rows: Vec<CustomerRow>) -> Result<Vec<Customer>, CustomerError> {
+    rows.into_iter().map(Customer::try_from).collect()
 }

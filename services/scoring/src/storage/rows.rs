@@ -1,13 +1,16 @@
-//! Rows as SQLite returns them (instants in microseconds since the epoch, documents as JSON
-//! text), and their conversion into domain records.
+//! Rows as both backends return them, and their conversion into domain records: instants as
+//! [`StoredInstant`] (`timestamptz` in Postgres, microseconds in SQLite), documents as JSON,
+//! ranks as integers. The SQL that selects them is each backend's own.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::NaiveDate;
 use sqlx::types::Json;
+use tierline_runtime::instant::StoredInstant;
 use uuid::Uuid;
 
 use crate::{
     ScoringError,
     domain::{
+        accrual::CountedPurchase,
         decision::{Override, Reason, TierState},
         month::Month,
         policy::PolicyInput,
@@ -18,7 +21,7 @@ use crate::{
     },
 };
 
-pub(super) use crate::storage::HISTORY_COLUMNS;
+pub(crate) use super::HISTORY_COLUMNS;
 
 /// A tier history record as stored ([`HISTORY_COLUMNS`]).
 #[derive(Debug, sqlx::FromRow)]
@@ -26,20 +29,20 @@ pub(super) struct HistoryRow {
     id: Uuid,
     program_id: Uuid,
     customer_id: Uuid,
-    from_rank: i64,
-    to_rank: i64,
+    from_rank: i32,
+    to_rank: i32,
     reason: String,
     policy_version_id: Option<Uuid>,
     policy_version: Option<i32>,
     totals: Json<Totals>,
-    occurred_at: i64,
-    window_start: Option<i64>,
-    window_end: Option<i64>,
+    occurred_at: StoredInstant,
+    window_start: Option<StoredInstant>,
+    window_end: Option<StoredInstant>,
     evaluation_run_id: Option<Uuid>,
     activity_id: Option<Uuid>,
     operator_name: Option<String>,
     operator_reason: Option<String>,
-    override_expires_at: Option<i64>,
+    override_expires_at: Option<StoredInstant>,
 }
 
 impl HistoryRow {
@@ -56,36 +59,23 @@ impl HistoryRow {
             policy_version_id: self.policy_version_id,
             policy_version: self.policy_version,
             totals: self.totals.0,
-            occurred_at: instant(self.occurred_at),
+            occurred_at: self.occurred_at.into(),
             window: self.window_end.map(|end| HistoryWindow {
-                start: self.window_start.map(instant),
-                end: instant(end),
+                start: self.window_start.map(Into::into),
+                end: end.into(),
             }),
             evaluation_run_id: self.evaluation_run_id,
             activity_id: self.activity_id,
             operator_name: self.operator_name,
             operator_reason: self.operator_reason,
-            override_expires_at: self.override_expires_at.map(instant),
+            override_expires_at: self.override_expires_at.map(Into::into),
         })
     }
 }
 
-pub(super) fn micros(at: DateTime<Utc>) -> i64 {
-    at.timestamp_micros()
-}
-
-pub(super) fn instant(micros: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_micros(micros).unwrap_or_default()
-}
-
-/// Whole days from `earlier` to `later`, rounded down (as Postgres's `floor` of the epoch
-/// difference).
-pub(super) fn days_between(earlier: i64, later: DateTime<Utc>) -> i64 {
-    (micros(later) - earlier).div_euclid(86_400_000_000)
-}
-
-pub(super) fn rank(value: i64) -> u32 {
-    u32::try_from(value).unwrap_or(0)
+/// A stored rank (never negative) as the domain counts it.
+pub(super) fn rank(value: impl TryInto<u32>) -> u32 {
+    value.try_into().unwrap_or(0)
 }
 
 pub(super) const PROGRAM_COLUMNS: &str =
@@ -109,9 +99,9 @@ pub(super) struct ProgramRow {
     currency: String,
     scope: Json<Scope>,
     tiers: Json<Vec<Tier>>,
-    created_at: i64,
+    created_at: StoredInstant,
     cache_generation: i32,
-    last_evaluated_at: Option<i64>,
+    last_evaluated_at: Option<StoredInstant>,
 }
 
 impl From<ProgramRow> for Program {
@@ -123,9 +113,9 @@ impl From<ProgramRow> for Program {
             currency: row.currency,
             scope: row.scope.0,
             tiers: row.tiers.0,
-            created_at: instant(row.created_at),
+            created_at: row.created_at.into(),
             cache_generation: row.cache_generation,
-            last_evaluated_at: row.last_evaluated_at.map(instant),
+            last_evaluated_at: row.last_evaluated_at.map(Into::into),
         }
     }
 }
@@ -140,12 +130,12 @@ pub(super) struct PolicyRow {
     description: String,
     revision: i64,
     created_by: String,
-    created_at: i64,
-    updated_at: i64,
+    created_at: StoredInstant,
+    updated_at: StoredInstant,
     activated_by: Option<String>,
-    activated_at: Option<i64>,
+    activated_at: Option<StoredInstant>,
     retired_by: Option<String>,
-    retired_at: Option<i64>,
+    retired_at: Option<StoredInstant>,
 }
 
 impl TryFrom<PolicyRow> for PolicyVersion {
@@ -162,12 +152,12 @@ impl TryFrom<PolicyRow> for PolicyVersion {
             description: row.description,
             revision: row.revision,
             created_by: row.created_by,
-            created_at: instant(row.created_at),
-            updated_at: instant(row.updated_at),
+            created_at: row.created_at.into(),
+            updated_at: row.updated_at.into(),
             activated_by: row.activated_by,
-            activated_at: row.activated_at.map(instant),
+            activated_at: row.activated_at.map(Into::into),
             retired_by: row.retired_by,
-            retired_at: row.retired_at.map(instant),
+            retired_at: row.retired_at.map(Into::into),
         })
     }
 }
@@ -179,11 +169,11 @@ pub(super) struct RunRow {
     policy_version_id: Uuid,
     policy_version: Option<i32>,
     trigger: String,
-    due_at: Option<i64>,
+    due_at: Option<StoredInstant>,
     status: String,
     requested_by: String,
-    started_at: i64,
-    finished_at: Option<i64>,
+    started_at: StoredInstant,
+    finished_at: Option<StoredInstant>,
     summary: Json<serde_json::Value>,
     error: Option<String>,
     members_evaluated: i64,
@@ -204,12 +194,12 @@ impl TryFrom<RunRow> for EvaluationRun {
             policy_version: row.policy_version.unwrap_or_default(),
             trigger: RunTrigger::parse(&row.trigger)
                 .ok_or_else(|| ScoringError::Internal(format!("run trigger {:?}", row.trigger)))?,
-            due_at: row.due_at.map(instant),
+            due_at: row.due_at.map(Into::into),
             status: RunStatus::parse(&row.status)
                 .ok_or_else(|| ScoringError::Internal(format!("run status {:?}", row.status)))?,
             requested_by: row.requested_by,
-            started_at: instant(row.started_at),
-            finished_at: row.finished_at.map(instant),
+            started_at: row.started_at.into(),
+            finished_at: row.finished_at.map(Into::into),
             summary: row.summary.0,
             error: row.error,
             progress: crate::storage::tx::RunProgress {
@@ -225,15 +215,15 @@ impl TryFrom<RunRow> for EvaluationRun {
 
 #[derive(Debug, sqlx::FromRow)]
 pub(super) struct StateRow {
-    earned_rank: i64,
-    since: i64,
-    last_qualified_at: Option<i64>,
-    override_rank: Option<i64>,
-    override_until: Option<i64>,
+    earned_rank: i32,
+    since: StoredInstant,
+    last_qualified_at: Option<StoredInstant>,
+    override_rank: Option<i32>,
+    override_until: Option<StoredInstant>,
     override_reason: Option<String>,
     override_operator: Option<String>,
-    override_set_at: Option<i64>,
-    lapsed_at: Option<i64>,
+    override_set_at: Option<StoredInstant>,
+    lapsed_at: Option<StoredInstant>,
     version: i64,
 }
 
@@ -242,19 +232,19 @@ impl From<StateRow> for StoredState {
         let manual = match (row.override_rank, row.override_until, row.override_set_at) {
             (Some(override_rank), Some(until), Some(set_at)) => Some(Override {
                 rank: rank(override_rank),
-                until: instant(until),
+                until: until.into(),
                 reason: row.override_reason.unwrap_or_default(),
                 operator: row.override_operator.unwrap_or_default(),
-                set_at: instant(set_at),
+                set_at: set_at.into(),
             }),
             _ => None,
         };
         Self {
             state: TierState {
                 earned_rank: rank(row.earned_rank),
-                since: instant(row.since),
-                last_qualified_at: row.last_qualified_at.map(instant),
-                lapsed_at: row.lapsed_at.map(instant),
+                since: row.since.into(),
+                last_qualified_at: row.last_qualified_at.map(Into::into),
+                lapsed_at: row.lapsed_at.map(Into::into),
                 manual,
             },
             version: row.version,
@@ -284,3 +274,70 @@ impl From<BucketRow> for Bucket {
 }
 
 pub(super) const BUCKET_COLUMNS: &str = "customer_id, month, net_spend_minor, points, purchases";
+
+pub(super) const COUNTED_COLUMNS: &str = "program_id, activity_id, customer_id, occurred_at, amount_minor, \
+     refunded_minor, points, brand, sales_channel";
+
+/// A counted purchase as stored ([`COUNTED_COLUMNS`]).
+#[derive(Debug, sqlx::FromRow)]
+pub(super) struct CountedRow {
+    pub(super) program_id: Uuid,
+    activity_id: Uuid,
+    customer_id: Uuid,
+    occurred_at: StoredInstant,
+    amount_minor: i64,
+    refunded_minor: i64,
+    points: i64,
+    brand: String,
+    sales_channel: String,
+}
+
+impl CountedRow {
+    /// The purchase, its month counted in `zone`.
+    pub(super) fn into_purchase(self, zone: chrono_tz::Tz) -> CountedPurchase {
+        CountedPurchase {
+            activity_id: self.activity_id,
+            customer_id: self.customer_id,
+            occurred_at: self.occurred_at.into(),
+            month: Month::of(self.occurred_at.into(), zone),
+            amount_minor: self.amount_minor,
+            refunded_minor: self.refunded_minor,
+            points: self.points,
+            brand: self.brand,
+            sales_channel: self.sales_channel,
+        }
+    }
+}
+
+/// A state's columns read through an outer join: all empty when there is no state.
+#[derive(sqlx::FromRow)]
+pub(super) struct JoinedStateRow {
+    earned_rank: Option<i32>,
+    since: Option<StoredInstant>,
+    last_qualified_at: Option<StoredInstant>,
+    override_rank: Option<i32>,
+    override_until: Option<StoredInstant>,
+    override_reason: Option<String>,
+    override_operator: Option<String>,
+    override_set_at: Option<StoredInstant>,
+    lapsed_at: Option<StoredInstant>,
+    version: Option<i64>,
+}
+
+impl JoinedStateRow {
+    /// The state, when the join found one.
+    pub(super) fn into_state(self) -> Option<StoredState> {
+        Some(StoredState::from(StateRow {
+            earned_rank: self.earned_rank?,
+            since: self.since?,
+            last_qualified_at: self.last_qualified_at,
+            override_rank: self.override_rank,
+            override_until: self.override_until,
+            override_reason: self.override_reason,
+            override_operator: self.override_operator,
+            override_set_at: self.override_set_at,
+            lapsed_at: self.lapsed_at,
+            version: self.version?,
+        }))
+    }
+}
