@@ -304,7 +304,7 @@ impl Evaluator {
             let (store, program, rules) =
                 (self.store.clone(), program.program.clone(), rules.clone());
             tokio::spawn(async move {
-                super::service::refresh_cut_points(store.as_ref(), &program, &rules, started).await
+                super::scores::refresh_cut_points(store.as_ref(), &program, &rules, started).await
             })
         };
         // Customer value is refitted at every evaluation too, beside the judging (the fit is

@@ -930,7 +930,10 @@ impl Scoring {
         let now = now();
         let (version, cuts) = match self.store.cut_points(program.id).await? {
             Some(latest) => latest,
-            None => refresh_cut_points(self.store.as_ref(), &program, &rules, now).await?,
+            None => {
+                super::scores::refresh_cut_points(self.store.as_ref(), &program, &rules, now)
+                    .await?
+            }
         };
         let (from, to) = super::scores::rfm_months(rules.window, now, rules.time_zone);
         let inputs = self
@@ -1024,7 +1027,10 @@ impl Scoring {
         };
         let (_, cuts) = match self.store.cut_points(program.id).await? {
             Some(latest) => latest,
-            None => refresh_cut_points(self.store.as_ref(), &program, &rules, now()).await?,
+            None => {
+                super::scores::refresh_cut_points(self.store.as_ref(), &program, &rules, now())
+                    .await?
+            }
         };
         let model = if rule.needs_value() {
             self.store
@@ -1140,29 +1146,6 @@ pub struct Scores {
     )>,
     /// Requested ids that are not members.
     pub missing: Vec<Uuid>,
-}
-
-/// Computes the population's cut points now and stores them as the next version.
-pub(crate) async fn refresh_cut_points(
-    store: &dyn ScoringStore,
-    program: &Program,
-    rules: &PolicyRules,
-    now: DateTime<Utc>,
-) -> Result<(i64, super::scores::CutPoints), ScoringError> {
-    let (from, to) = super::scores::rfm_months(rules.window, now, rules.time_zone);
-    let (cuts, population) = store.compute_cut_points(program.id, from, to, now).await?;
-    // Two first computations at once collide on the version: the loser uses the winner's.
-    match store
-        .store_cut_points(program.id, &cuts, population, now)
-        .await
-    {
-        Ok(version) => Ok((version, cuts)),
-        Err(ScoringError::Aborted(_)) => store
-            .cut_points(program.id)
-            .await?
-            .ok_or_else(|| ScoringError::Unavailable("cut points contended; retry".into())),
-        Err(error) => Err(error),
-    }
 }
 
 /// The answer to "why does this customer hold this tier?".

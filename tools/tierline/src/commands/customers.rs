@@ -9,24 +9,6 @@ use crate::{
     render::Render,
 };
 
-pub(super) fn birth_date(text: &str) -> Result<common::Date, Failure> {
-    let parts: Vec<i32> = text
-        .split('-')
-        .map(str::parse)
-        .collect::<Result<_, _>>()
-        .map_err(|_| Failure::Input(format!("--birth-date {text:?} is not YYYY-MM-DD")))?;
-    match parts.as_slice() {
-        [year, month, day] => Ok(common::Date {
-            year: *year,
-            month: *month,
-            day: *day,
-        }),
-        _ => Err(Failure::Input(format!(
-            "--birth-date {text:?} is not YYYY-MM-DD"
-        ))),
-    }
-}
-
 pub(crate) fn channel(channel: ContactChannel) -> i32 {
     match channel {
         ContactChannel::Email => common::Channel::Email,
@@ -72,7 +54,7 @@ pub(super) async fn run(
                     name,
                     email,
                     phone,
-                    birth_date: birth.as_deref().map(birth_date).transpose()?,
+                    birth_date: birth.as_deref().map(super::birth_date).transpose()?,
                     joined_at: None,
                     attributes,
                 })

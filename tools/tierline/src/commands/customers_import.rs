@@ -7,7 +7,7 @@
 
 use tierline_proto::{common::v1 as common, customer::v1 as pb};
 
-use super::{csv_import::Batches, customers::birth_date, timestamp};
+use super::{birth_date, csv_import::Batches, timestamp};
 use crate::{connect::Endpoints, exit::Failure, render::Render};
 
 const COLUMNS: [&str; 10] = [

@@ -62,6 +62,25 @@ fn completions(shell: clap_complete::Shell) {
     crate::output::outln!("{}", String::from_utf8_lossy(&script).trim_end());
 }
 
+/// A `--birth-date` (or import column) as YYYY-MM-DD.
+pub(crate) fn birth_date(text: &str) -> Result<tierline_proto::common::v1::Date, Failure> {
+    let parts: Vec<i32> = text
+        .split('-')
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .map_err(|_| Failure::Input(format!("--birth-date {text:?} is not YYYY-MM-DD")))?;
+    match parts.as_slice() {
+        [year, month, day] => Ok(tierline_proto::common::v1::Date {
+            year: *year,
+            month: *month,
+            day: *day,
+        }),
+        _ => Err(Failure::Input(format!(
+            "--birth-date {text:?} is not YYYY-MM-DD"
+        ))),
+    }
+}
+
 /// An RFC 3339 time flag.
 pub(crate) fn timestamp(flag: &str, text: &str) -> Result<Timestamp, Failure> {
     Timestamp::from_str(text)

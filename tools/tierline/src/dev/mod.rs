@@ -13,3 +13,12 @@ mod serve;
 mod token;
 
 pub(crate) use serve::run;
+
+/// Prints a line for the person at the terminal (and for tests that read the endpoints).
+fn say(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    // A closed stdout (piped into `head`) is no reason to stop the services.
+    let _ = writeln!(out, "{text}");
+    let _ = out.flush();
+}

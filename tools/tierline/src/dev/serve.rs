@@ -8,7 +8,7 @@ use tierline_runtime::config::ConfigSource;
 use tierline_topology::{Running, Storage, Topology};
 use tokio_util::sync::CancellationToken;
 
-use super::{demo, token};
+use super::{demo, say, token};
 use crate::{cli::DevArgs, connect::Endpoints, exit::Failure};
 
 /// The SQLite files, in `--data-dir` or, for `--memory`, a temporary directory removed when the
@@ -146,13 +146,4 @@ fn banner(args: &DevArgs, endpoints: &Endpoints) {
 
 fn display(path: &Path) -> String {
     path.display().to_string()
-}
-
-/// Prints a line for the person at the terminal (and for tests that read the endpoints).
-pub(super) fn say(text: &str) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    // A closed stdout (piped into `head`) is no reason to stop the services.
-    let _ = writeln!(out, "{text}");
-    let _ = out.flush();
 }

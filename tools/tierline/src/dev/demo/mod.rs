@@ -18,7 +18,7 @@ use chrono::Utc;
 use rand::{SeedableRng, rngs::StdRng};
 use tierline_proto::scoring::v1 as scoring;
 
-use super::serve::say;
+use super::say;
 use crate::{connect::Endpoints, exit::Failure};
 
 /// The seed of the synthetic business.
