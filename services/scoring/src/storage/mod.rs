@@ -4,6 +4,7 @@
 //! (`tests/conformance`) run against both.
 
 mod errors;
+mod feed_load;
 pub mod postgres;
 mod rows;
 pub mod sqlite;

@@ -15,7 +15,7 @@ use crate::{
         month::Month,
         policy::PolicyInput,
         program::{Program, Scope, Tier},
-        state::{HistoryRecord, HistoryWindow, StoredState},
+        state::{HistoryRecord, HistoryWindow, Member, StoredState},
         versions::{EvaluationRun, PolicyStatus, PolicyVersion, RunStatus, RunTrigger},
         window::{Bucket, Totals},
     },
@@ -70,6 +70,27 @@ impl HistoryRow {
             operator_reason: self.operator_reason,
             override_expires_at: self.override_expires_at.map(Into::into),
         })
+    }
+}
+
+/// The columns of [`MemberRow`].
+pub(super) const MEMBER_COLUMNS: &str = "customer_id, joined_at, erased";
+
+/// A member as stored ([`MEMBER_COLUMNS`]).
+#[derive(Debug, sqlx::FromRow)]
+pub(super) struct MemberRow {
+    pub(super) customer_id: Uuid,
+    joined_at: StoredInstant,
+    erased: bool,
+}
+
+impl From<MemberRow> for Member {
+    fn from(row: MemberRow) -> Self {
+        Self {
+            customer_id: row.customer_id,
+            joined_at: row.joined_at.into(),
+            erased: row.erased,
+        }
     }
 }
 

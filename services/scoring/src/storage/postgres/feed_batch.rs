@@ -1,17 +1,13 @@
 //! A feed batch's loads and writes on Postgres: one statement per kind of row, whatever the batch
 //! size (arrays bound as parameters and unnested), so a batch costs about a dozen round trips.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, NaiveDate, Utc};
-use chrono_tz::Tz;
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
 use super::{
     history,
-    rows::{COUNTED_COLUMNS, CountedRow},
-    rows::{STATE_COLUMNS, StateRow},
+    rows::{COUNTED_COLUMNS, CountedRow, MEMBER_COLUMNS, MemberRow, STATE_COLUMNS},
 };
 use crate::{
     ScoringError,
@@ -21,20 +17,12 @@ use crate::{
         month::Month,
         review::Review,
         state::{Member, StoredState},
-        window::Bucket,
     },
+    storage::feed_load::{KeyedBucket, KeyedState, feed_load},
 };
 
 fn unzip(pairs: &[Pair]) -> (Vec<Uuid>, Vec<Uuid>) {
     pairs.iter().copied().unzip()
-}
-
-#[derive(sqlx::FromRow)]
-struct KeyedState {
-    program_id: Uuid,
-    customer_id: Uuid,
-    #[sqlx(flatten)]
-    state: StateRow,
 }
 
 /// Loads what `keys` name; the existing states and counted purchases among them stay locked.
@@ -43,9 +31,9 @@ pub(super) async fn load(
     tx: &mut Transaction<'static, Postgres>,
     keys: &FeedKeys,
 ) -> Result<FeedLoad, ScoringError> {
-    let members: Vec<(Uuid, DateTime<Utc>, bool)> = sqlx::query_as(
-        "SELECT customer_id, joined_at, erased FROM members WHERE customer_id = ANY($1)",
-    )
+    let members: Vec<MemberRow> = sqlx::query_as(&format!(
+        "SELECT {MEMBER_COLUMNS} FROM members WHERE customer_id = ANY($1)"
+    ))
     .bind(&keys.customers)
     .fetch_all(&mut **tx)
     .await?;
@@ -60,7 +48,7 @@ pub(super) async fn load(
     .bind(&customers)
     .fetch_all(&mut **tx)
     .await?;
-    let buckets: Vec<(Uuid, Uuid, NaiveDate, i64, i64, i64)> = sqlx::query_as(
+    let buckets: Vec<KeyedBucket> = sqlx::query_as(
         "SELECT b.program_id, b.customer_id, b.month, b.net_spend_minor, b.points, b.purchases
          FROM buckets b JOIN unnest($1::uuid[], $2::uuid[]) AS k(p, c) ON b.program_id = k.p AND b.customer_id = k.c",
     )
@@ -68,7 +56,6 @@ pub(super) async fn load(
     .bind(&customers)
     .fetch_all(&mut **tx)
     .await?;
-    let zones: HashMap<Uuid, Tz> = keys.programs.iter().copied().collect();
     // Joined with the keys, not filtered by `= ANY`: each key is one primary-key lookup,
     // whatever the statistics of a fast-growing table say about a program's share of it.
     let every_program = |ids: &[Uuid]| -> (Vec<Uuid>, Vec<Uuid>) {
@@ -87,7 +74,7 @@ pub(super) async fn load(
     .bind(&purchases)
     .fetch_all(&mut **tx)
     .await?;
-    let applied_refunds: Vec<(Uuid, Uuid)> = if keys.refunds.is_empty() {
+    let applied: Vec<(Uuid, Uuid)> = if keys.refunds.is_empty() {
         Vec::new()
     } else {
         let (programs, refunds) = every_program(&keys.refunds);
@@ -100,50 +87,7 @@ pub(super) async fn load(
         .fetch_all(&mut **tx)
         .await?
     };
-    Ok(FeedLoad {
-        members: members
-            .into_iter()
-            .map(|(customer_id, joined_at, erased)| Member {
-                customer_id,
-                joined_at,
-                erased,
-            })
-            .collect(),
-        states: states
-            .into_iter()
-            .map(|row| {
-                (
-                    (row.program_id, row.customer_id),
-                    StoredState::from(row.state),
-                )
-            })
-            .collect(),
-        buckets: buckets
-            .into_iter()
-            .map(
-                |(program_id, customer_id, month, net_spend_minor, points, purchases)| {
-                    (
-                        (program_id, customer_id),
-                        Bucket {
-                            month: Month::of_date(month),
-                            net_spend_minor,
-                            points,
-                            purchases,
-                        },
-                    )
-                },
-            )
-            .collect(),
-        counted: counted
-            .into_iter()
-            .map(|row| {
-                let zone = zones.get(&row.program_id).copied().unwrap_or(Tz::UTC);
-                (row.program_id, row.into_purchase(zone))
-            })
-            .collect(),
-        applied_refunds,
-        open_months: Vec::new(),
-    })
+    Ok(feed_load(keys, members, states, buckets, counted, applied))
 }
 
 /// Writes what a batch changed.

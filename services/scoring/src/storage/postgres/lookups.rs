@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::{
     PgScoringStore,
     rows::{COUNTED_COLUMNS, CountedRow, HISTORY_COLUMNS, HistoryRow},
-    rows::{JoinedStateRow, STATE_COLUMNS},
+    rows::{JoinedStateRow, MemberRow, STATE_COLUMNS},
 };
 use crate::domain::ports::Lookups;
 use crate::{
@@ -29,9 +29,8 @@ impl Lookups for PgScoringStore {
         // it, under the older version).
         #[derive(sqlx::FromRow)]
         struct Row {
-            customer_id: Uuid,
-            joined_at: DateTime<Utc>,
-            erased: bool,
+            #[sqlx(flatten)]
+            member: MemberRow,
             #[sqlx(flatten)]
             state: JoinedStateRow,
             months: Option<Vec<NaiveDate>>,
@@ -62,11 +61,7 @@ impl Lookups for PgScoringStore {
                     row.purchases,
                 );
                 CustomerRecord {
-                    member: Member {
-                        customer_id: row.customer_id,
-                        joined_at: row.joined_at,
-                        erased: row.erased,
-                    },
+                    member: Member::from(row.member),
                     state: row.state.into_state(),
                     buckets,
                 }

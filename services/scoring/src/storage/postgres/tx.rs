@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::{
     PgScoringStore,
-    rows::{BUCKET_COLUMNS, BucketRow, STATE_COLUMNS, StateRow},
+    rows::{BUCKET_COLUMNS, BucketRow, MEMBER_COLUMNS, MemberRow, STATE_COLUMNS, StateRow},
 };
 use crate::domain::ports::ActivityConsumption;
 use crate::domain::ports::FeedProgress;
@@ -54,16 +54,13 @@ impl ScoringTx for PgScoringTx {
     }
 
     async fn member(&mut self, customer_id: Uuid) -> Result<Option<Member>, ScoringError> {
-        let row: Option<(DateTime<Utc>, bool)> =
-            sqlx::query_as("SELECT joined_at, erased FROM members WHERE customer_id = $1")
-                .bind(customer_id)
-                .fetch_optional(&mut *self.tx)
-                .await?;
-        Ok(row.map(|(joined_at, erased)| Member {
-            customer_id,
-            joined_at,
-            erased,
-        }))
+        let row: Option<MemberRow> = sqlx::query_as(&format!(
+            "SELECT {MEMBER_COLUMNS} FROM members WHERE customer_id = $1"
+        ))
+        .bind(customer_id)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        Ok(row.map(Member::from))
     }
 
     async fn lock_or_create_state(

@@ -3,18 +3,15 @@
 //! a statement is a round trip to sqlx's worker thread, which is what a row at a time paid for).
 //! The transaction holds SQLite's write lock, so the locks Postgres takes row by row are implied.
 
-use std::collections::HashMap;
-use tierline_runtime::instant::{from_micros, micros};
-
 use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
+use tierline_runtime::instant::micros;
 use tierline_runtime::sqlite::rows_param;
 use uuid::Uuid;
 
 use super::{
     Write,
     buckets::add_to_buckets,
-    rows::{BucketRow, STATE_COLUMNS, StateRow},
+    rows::{COUNTED_COLUMNS, CountedRow, MEMBER_COLUMNS, MemberRow, STATE_COLUMNS},
     tx::{db_rank, insert_history},
 };
 use crate::{
@@ -23,27 +20,10 @@ use crate::{
         accrual::CountedPurchase,
         feed_batch::{FeedKeys, FeedLoad, FeedWrites, Pair, StateWrite},
         month::Month,
-        state::{Member, StoredState},
-        window::Bucket,
+        state::Member,
     },
+    storage::feed_load::{KeyedBucket, KeyedState, feed_load},
 };
-
-#[derive(sqlx::FromRow)]
-struct KeyedState {
-    program_id: Uuid,
-    customer_id: Uuid,
-    #[sqlx(flatten)]
-    state: StateRow,
-}
-
-#[derive(sqlx::FromRow)]
-struct KeyedBucket {
-    program_id: Uuid,
-    #[sqlx(flatten)]
-    bucket: BucketRow,
-}
-
-type CountedRow = (Uuid, Uuid, Uuid, i64, i64, i64, i64, String, String);
 
 /// Every (program, id) pair of the programs in force and `ids`.
 fn every_program(keys: &FeedKeys, ids: &[Uuid]) -> Vec<Pair> {
@@ -56,10 +36,10 @@ fn every_program(keys: &FeedKeys, ids: &[Uuid]) -> Vec<Pair> {
 /// Loads what `keys` name.
 #[tracing::instrument(skip_all, fields(customers = keys.customers.len(), states = keys.states.len()))]
 pub(super) async fn load(write: &mut Write, keys: &FeedKeys) -> Result<FeedLoad, ScoringError> {
-    let members: Vec<(Uuid, i64, bool)> = sqlx::query_as(
-        "SELECT customer_id, joined_at, erased FROM members
-         WHERE customer_id IN (SELECT unhex(value, '-') FROM json_each(?1))",
-    )
+    let members: Vec<MemberRow> = sqlx::query_as(&format!(
+        "SELECT {MEMBER_COLUMNS} FROM members
+         WHERE customer_id IN (SELECT unhex(value, '-') FROM json_each(?1))"
+    ))
     .bind(rows_param(&keys.customers))
     .fetch_all(&mut *write.tx)
     .await?;
@@ -81,17 +61,15 @@ pub(super) async fn load(write: &mut Write, keys: &FeedKeys) -> Result<FeedLoad,
     .bind(&states_param)
     .fetch_all(&mut *write.tx)
     .await?;
-    let counted: Vec<CountedRow> = sqlx::query_as(
-        "SELECT c.program_id, c.activity_id, c.customer_id, c.occurred_at, c.amount_minor, c.refunded_minor, c.points,
-                c.brand, c.sales_channel
+    let counted: Vec<CountedRow> = sqlx::query_as(&format!(
+        "SELECT {COUNTED_COLUMNS}
          FROM json_each(?1) k
-              JOIN counted_purchases c
-                   ON c.program_id = unhex(k.value ->> 0, '-') AND c.activity_id = unhex(k.value ->> 1, '-')",
-    )
+              JOIN counted_purchases ON program_id = unhex(k.value ->> 0, '-') AND activity_id = unhex(k.value ->> 1, '-')"
+    ))
     .bind(rows_param(&every_program(keys, &keys.purchases)))
     .fetch_all(&mut *write.tx)
     .await?;
-    let applied_refunds: Vec<Pair> = if keys.refunds.is_empty() {
+    let applied: Vec<Pair> = if keys.refunds.is_empty() {
         Vec::new()
     } else {
         sqlx::query_as(
@@ -104,70 +82,7 @@ pub(super) async fn load(write: &mut Write, keys: &FeedKeys) -> Result<FeedLoad,
         .fetch_all(&mut *write.tx)
         .await?
     };
-    let zones: HashMap<Uuid, Tz> = keys.programs.iter().copied().collect();
-    Ok(FeedLoad {
-        members: members
-            .into_iter()
-            .map(|(customer_id, joined_at, erased)| Member {
-                customer_id,
-                joined_at: from_micros(joined_at),
-                erased,
-            })
-            .collect(),
-        states: states
-            .into_iter()
-            .map(|row| {
-                (
-                    (row.program_id, row.customer_id),
-                    StoredState::from(row.state),
-                )
-            })
-            .collect(),
-        buckets: buckets
-            .into_iter()
-            .map(|row| {
-                (
-                    (row.program_id, row.bucket.customer_id),
-                    Bucket::from(row.bucket),
-                )
-            })
-            .collect(),
-        counted: counted
-            .into_iter()
-            .map(
-                |(
-                    program_id,
-                    activity_id,
-                    customer_id,
-                    occurred_at,
-                    amount,
-                    refunded,
-                    points,
-                    brand,
-                    channel,
-                )| {
-                    let occurred_at = from_micros(occurred_at);
-                    let zone = zones.get(&program_id).copied().unwrap_or(Tz::UTC);
-                    (
-                        program_id,
-                        CountedPurchase {
-                            activity_id,
-                            customer_id,
-                            occurred_at,
-                            month: Month::of(occurred_at, zone),
-                            amount_minor: amount,
-                            refunded_minor: refunded,
-                            points,
-                            brand,
-                            sales_channel: channel,
-                        },
-                    )
-                },
-            )
-            .collect(),
-        applied_refunds,
-        open_months: Vec::new(),
-    })
+    Ok(feed_load(keys, members, states, buckets, counted, applied))
 }
 
 /// Writes what a batch changed.

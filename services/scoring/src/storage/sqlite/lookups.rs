@@ -3,19 +3,19 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use tierline_runtime::instant::{from_micros, micros};
+use tierline_runtime::instant::micros;
 use uuid::Uuid;
 
 use super::{
     SqliteScoringStore,
     rows::{BUCKET_COLUMNS, BucketRow, HISTORY_COLUMNS, HistoryRow, STATE_COLUMNS, StateRow},
+    rows::{COUNTED_COLUMNS, CountedRow, MEMBER_COLUMNS, MemberRow},
 };
 use crate::domain::ports::Lookups;
 use crate::{
     ScoringError,
     domain::{
         accrual::CountedPurchase,
-        month::Month,
         state::{HistoryRecord, Member, StoredState},
         window::Bucket,
     },
@@ -31,6 +31,7 @@ impl Lookups for SqliteScoringStore {
         customer_ids: &[Uuid],
     ) -> Result<Vec<CustomerRecord>, ScoringError> {
         let mut tx = self.pool.begin().await?;
+        let member_sql = format!("SELECT {MEMBER_COLUMNS} FROM members WHERE customer_id = ?1");
         let state_sql = format!(
             "SELECT {STATE_COLUMNS} FROM tier_states WHERE program_id = ?1 AND customer_id = ?2"
         );
@@ -39,12 +40,11 @@ impl Lookups for SqliteScoringStore {
         );
         let mut records = Vec::with_capacity(customer_ids.len());
         for &customer_id in customer_ids {
-            let member: Option<(i64, bool)> =
-                sqlx::query_as("SELECT joined_at, erased FROM members WHERE customer_id = ?1")
-                    .bind(customer_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            let Some((joined_at, erased)) = member else {
+            let member: Option<MemberRow> = sqlx::query_as(&member_sql)
+                .bind(customer_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(member) = member else {
                 continue;
             };
             let state: Option<StateRow> = sqlx::query_as(&state_sql)
@@ -58,11 +58,7 @@ impl Lookups for SqliteScoringStore {
                 .fetch_all(&mut *tx)
                 .await?;
             records.push(CustomerRecord {
-                member: Member {
-                    customer_id,
-                    joined_at: from_micros(joined_at),
-                    erased,
-                },
+                member: Member::from(member),
                 state: state.map(StoredState::from),
                 buckets: buckets.into_iter().map(Bucket::from).collect(),
             });
@@ -104,11 +100,11 @@ impl Lookups for SqliteScoringStore {
         limit: u32,
     ) -> Result<(Vec<CountedPurchase>, i64), ScoringError> {
         let mut tx = self.pool.begin().await?;
-        let rows: Vec<(Uuid, i64, i64, i64, i64, String, String)> = sqlx::query_as(
-            "SELECT activity_id, occurred_at, amount_minor, refunded_minor, points, brand, sales_channel FROM counted_purchases
+        let rows: Vec<CountedRow> = sqlx::query_as(&format!(
+            "SELECT {COUNTED_COLUMNS} FROM counted_purchases
              WHERE program_id = ?1 AND customer_id = ?2 AND (?3 IS NULL OR occurred_at >= ?3) AND occurred_at < ?4
-             ORDER BY occurred_at DESC LIMIT ?5",
-        )
+             ORDER BY occurred_at DESC LIMIT ?5"
+        ))
         .bind(program_id)
         .bind(customer_id)
         .bind(from.map(micros))
@@ -127,33 +123,10 @@ impl Lookups for SqliteScoringStore {
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;
+        // Months are not needed for explanations.
         let purchases = rows
             .into_iter()
-            .map(
-                |(
-                    activity_id,
-                    occurred_at,
-                    amount_minor,
-                    refunded_minor,
-                    points,
-                    brand,
-                    sales_channel,
-                )| {
-                    let occurred_at = from_micros(occurred_at);
-                    CountedPurchase {
-                        activity_id,
-                        customer_id,
-                        occurred_at,
-                        // Months are not needed for explanations.
-                        month: Month::of(occurred_at, chrono_tz::Tz::UTC),
-                        amount_minor,
-                        refunded_minor,
-                        points,
-                        brand,
-                        sales_channel,
-                    }
-                },
-            )
+            .map(|row| row.into_purchase(chrono_tz::Tz::UTC))
             .collect();
         Ok((purchases, total))
     }

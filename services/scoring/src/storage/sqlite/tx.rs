@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::SqliteScoringStore;
 use super::{
     Write,
-    rows::{BUCKET_COLUMNS, BucketRow, STATE_COLUMNS, StateRow},
+    rows::{BUCKET_COLUMNS, BucketRow, MEMBER_COLUMNS, MemberRow, STATE_COLUMNS, StateRow},
 };
 use crate::domain::ports::ActivityConsumption;
 use crate::domain::ports::FeedProgress;
@@ -160,16 +160,13 @@ impl ScoringTx for SqliteScoringTx {
     }
 
     async fn member(&mut self, customer_id: Uuid) -> Result<Option<Member>, ScoringError> {
-        let row: Option<(i64, bool)> =
-            sqlx::query_as("SELECT joined_at, erased FROM members WHERE customer_id = ?1")
-                .bind(customer_id)
-                .fetch_optional(&mut *self.write.tx)
-                .await?;
-        Ok(row.map(|(joined_at, erased)| Member {
-            customer_id,
-            joined_at: from_micros(joined_at),
-            erased,
-        }))
+        let row: Option<MemberRow> = sqlx::query_as(&format!(
+            "SELECT {MEMBER_COLUMNS} FROM members WHERE customer_id = ?1"
+        ))
+        .bind(customer_id)
+        .fetch_optional(&mut *self.write.tx)
+        .await?;
+        Ok(row.map(Member::from))
     }
 
     async fn lock_or_create_state(

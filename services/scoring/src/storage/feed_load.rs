@@ -1,0 +1,75 @@
+//! What a feed batch's load reads, as both backends return it, and its one assembly into a
+//! [`FeedLoad`]: each backend only says how it finds the rows the keys name (arrays unnested in
+//! Postgres, a JSON parameter in SQLite) and how it locks them.
+
+use std::collections::HashMap;
+
+use chrono_tz::Tz;
+use uuid::Uuid;
+
+use super::rows::{BucketRow, CountedRow, MemberRow, StateRow};
+use crate::domain::{
+    feed_batch::{FeedKeys, FeedLoad, Pair},
+    state::{Member, StoredState},
+    window::Bucket,
+};
+
+/// A tier state with its (program, customer) pair: `program_id, customer_id, {STATE_COLUMNS}`.
+#[derive(sqlx::FromRow)]
+pub(super) struct KeyedState {
+    program_id: Uuid,
+    customer_id: Uuid,
+    #[sqlx(flatten)]
+    state: StateRow,
+}
+
+/// A bucket with its program: `program_id, {BUCKET_COLUMNS}`.
+#[derive(sqlx::FromRow)]
+pub(super) struct KeyedBucket {
+    program_id: Uuid,
+    #[sqlx(flatten)]
+    bucket: BucketRow,
+}
+
+/// What the store holds of `keys`, from the rows the load read: each counted purchase's month in
+/// the zone of its program (UTC for a program no longer among the keys, which no load returns).
+pub(super) fn feed_load(
+    keys: &FeedKeys,
+    members: Vec<MemberRow>,
+    states: Vec<KeyedState>,
+    buckets: Vec<KeyedBucket>,
+    counted: Vec<CountedRow>,
+    applied: Vec<Pair>,
+) -> FeedLoad {
+    let zones: HashMap<Uuid, Tz> = keys.programs.iter().copied().collect();
+    FeedLoad {
+        members: members.into_iter().map(Member::from).collect(),
+        states: states
+            .into_iter()
+            .map(|row| {
+                (
+                    (row.program_id, row.customer_id),
+                    StoredState::from(row.state),
+                )
+            })
+            .collect(),
+        buckets: buckets
+            .into_iter()
+            .map(|row| {
+                (
+                    (row.program_id, row.bucket.customer_id),
+                    Bucket::from(row.bucket),
+                )
+            })
+            .collect(),
+        counted: counted
+            .into_iter()
+            .map(|row| {
+                let zone = zones.get(&row.program_id).copied().unwrap_or(Tz::UTC);
+                (row.program_id, row.into_purchase(zone))
+            })
+            .collect(),
+        applied_refunds: applied,
+        open_months: Vec::new(),
+    }
+}
