@@ -236,6 +236,20 @@ pub struct FeedPage<E> {
     pub caught_up_to: Option<DateTime<Utc>>,
 }
 
+/// The first `limit` events of a feed served from several tables, each of which gave its first
+/// `limit` rows after the cursor, in feed order: no table holds an earlier event it did not
+/// return, so the first `limit` of the merge are the first `limit` of the feed. `cursor` says
+/// where an event stands.
+pub fn first_of_merge<E>(
+    mut events: Vec<E>,
+    cursor: impl FnMut(&E) -> FeedCursor,
+    limit: u32,
+) -> Vec<E> {
+    events.sort_by_key(cursor);
+    events.truncate(limit as usize);
+    events
+}
+
 /// Something a feed can be read from.
 #[async_trait]
 pub trait FeedSource: Send + Sync + 'static {
@@ -410,6 +424,29 @@ mod tests {
             assert_eq!(FeedCursor::parse(bad), None, "{bad}");
         }
         assert!(FeedCursor { xid: 5, seq: 100 } < FeedCursor { xid: 6, seq: 1 });
+    }
+
+    #[test]
+    fn a_merge_keeps_the_first_events_in_feed_order() {
+        let at = |xid, seq| FeedCursor { xid, seq };
+        // Two tables' first three rows after the cursor, one after the other.
+        let events = vec![
+            (at(3, 1), "a"),
+            (at(5, 2), "b"),
+            (at(9, 1), "c"),
+            (at(3, 2), "x"),
+            (at(4, 1), "y"),
+            (at(8, 1), "z"),
+        ];
+        assert_eq!(
+            first_of_merge(events, |(cursor, _)| *cursor, 4),
+            vec![
+                (at(3, 1), "a"),
+                (at(3, 2), "x"),
+                (at(4, 1), "y"),
+                (at(5, 2), "b")
+            ]
+        );
     }
 
     #[test]

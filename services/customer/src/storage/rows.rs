@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 use sqlx::types::Json;
-use tierline_runtime::instant::StoredInstant;
+use tierline_runtime::{instant::StoredInstant, xid_feed::first_of_merge};
 use uuid::Uuid;
 
 use crate::{
@@ -13,6 +13,7 @@ use crate::{
     domain::{
         activity::{Activity, ActivityKind, LineItem},
         customer::{Customer, CustomerStatus},
+        feed::{CustomerEvent, CustomerEventKind, FeedCursor, FeedEvent, FeedPayload},
     },
 };
 
@@ -82,8 +83,8 @@ pub(super) struct ActivityRow {
     refunded_purchase_id: Option<Uuid>,
     refunded_amount_minor: i64,
     purchase_occurred_at: StoredInstant,
-    pub(super) xid: i64,
-    pub(super) seq: i64,
+    xid: i64,
+    seq: i64,
 }
 
 impl TryFrom<ActivityRow> for Activity {
@@ -115,4 +116,64 @@ impl TryFrom<ActivityRow> for Activity {
 
 pub(super) fn customers_from_rows(rows: Vec<CustomerRow>) -> Result<Vec<Customer>, CustomerError> {
     rows.into_iter().map(Customer::try_from).collect()
+}
+
+/// The columns of [`CustomerEventRow`], of `customer_events e JOIN customers c`.
+pub(super) const CUSTOMER_EVENT_COLUMNS: &str =
+    "e.xid, e.seq, e.customer_id, e.kind, e.occurred_at, c.joined_at";
+
+/// A customer created or erased, at its feed position, with the customer's join time.
+#[derive(Debug, sqlx::FromRow)]
+pub(super) struct CustomerEventRow {
+    xid: i64,
+    seq: i64,
+    customer_id: Uuid,
+    kind: String,
+    occurred_at: StoredInstant,
+    joined_at: StoredInstant,
+}
+
+impl TryFrom<CustomerEventRow> for FeedEvent {
+    type Error = CustomerError;
+
+    fn try_from(row: CustomerEventRow) -> Result<Self, Self::Error> {
+        let kind = CustomerEventKind::parse(&row.kind).ok_or_else(|| {
+            CustomerError::Internal(format!("unknown customer event {:?}", row.kind))
+        })?;
+        Ok(Self {
+            cursor: FeedCursor {
+                xid: row.xid,
+                seq: row.seq,
+            },
+            payload: FeedPayload::Customer(CustomerEvent {
+                customer_id: row.customer_id,
+                kind,
+                occurred_at: row.occurred_at.into(),
+                joined_at: row.joined_at.into(),
+            }),
+        })
+    }
+}
+
+/// A page of the feed from each table's first `limit` rows after the cursor.
+pub(super) fn feed_events(
+    activities: Vec<ActivityRow>,
+    customer_events: Vec<CustomerEventRow>,
+    limit: u32,
+) -> Result<Vec<FeedEvent>, CustomerError> {
+    let mut events = Vec::with_capacity(activities.len() + customer_events.len());
+    for row in activities {
+        let cursor = FeedCursor {
+            xid: row.xid,
+            seq: row.seq,
+        };
+        events.push(FeedEvent {
+            cursor,
+            payload: FeedPayload::Activity(Box::new(Activity::try_from(row)?)),
+        });
+    }
+    for row in customer_events {
+        events.push(FeedEvent::try_from(row)?);
+    }
+    Ok(first_of_merge(events, |event| event.cursor, limit))
 }

@@ -4,7 +4,10 @@
 
 use chrono::NaiveDate;
 use sqlx::types::Json;
-use tierline_runtime::instant::StoredInstant;
+use tierline_runtime::{
+    instant::StoredInstant,
+    xid_feed::{FeedCursor, first_of_merge},
+};
 use uuid::Uuid;
 
 use crate::{
@@ -15,7 +18,8 @@ use crate::{
         month::Month,
         policy::PolicyInput,
         program::{Program, Scope, Tier},
-        state::{HistoryRecord, HistoryWindow, Member, StoredState},
+        scores::Lifecycle,
+        state::{HistoryRecord, HistoryWindow, LifecycleChange, Member, StoredState, TierFeedItem},
         versions::{EvaluationRun, PolicyStatus, PolicyVersion, RunStatus, RunTrigger},
         window::{Bucket, Totals},
     },
@@ -71,6 +75,77 @@ impl HistoryRow {
             override_expires_at: self.override_expires_at.map(Into::into),
         })
     }
+}
+
+/// A tier history record at its feed position: `xid, seq, {HISTORY_COLUMNS}`.
+#[derive(sqlx::FromRow)]
+pub(super) struct TierFeedRow {
+    xid: i64,
+    seq: i64,
+    #[sqlx(flatten)]
+    record: HistoryRow,
+}
+
+/// The columns of [`LifecycleFeedRow`].
+pub(super) const LIFECYCLE_FEED_COLUMNS: &str = "xid, seq, id, program_id, customer_id, from_state, to_state, \
+     days_since_last_purchase, occurred_at";
+
+/// A lifecycle change at its feed position ([`LIFECYCLE_FEED_COLUMNS`]).
+#[derive(sqlx::FromRow)]
+pub(super) struct LifecycleFeedRow {
+    xid: i64,
+    seq: i64,
+    id: Uuid,
+    program_id: Uuid,
+    customer_id: Uuid,
+    from_state: Option<String>,
+    to_state: String,
+    days_since_last_purchase: Option<i32>,
+    occurred_at: StoredInstant,
+}
+
+impl TryFrom<LifecycleFeedRow> for LifecycleChange {
+    type Error = ScoringError;
+
+    fn try_from(row: LifecycleFeedRow) -> Result<Self, Self::Error> {
+        let parse = |value: &str| {
+            Lifecycle::parse(value)
+                .ok_or_else(|| ScoringError::Internal(format!("lifecycle {value:?}")))
+        };
+        Ok(Self {
+            id: row.id,
+            program_id: row.program_id,
+            customer_id: row.customer_id,
+            from: row.from_state.as_deref().map(parse).transpose()?,
+            to: parse(&row.to_state)?,
+            days_since_last_purchase: row.days_since_last_purchase,
+            occurred_at: row.occurred_at.into(),
+        })
+    }
+}
+
+/// A page of the tier-change feed from each table's first `limit` rows after the cursor.
+pub(super) fn tier_feed_events(
+    tiers: Vec<TierFeedRow>,
+    lifecycles: Vec<LifecycleFeedRow>,
+    limit: u32,
+) -> Result<Vec<(FeedCursor, TierFeedItem)>, ScoringError> {
+    let mut events = Vec::with_capacity(tiers.len() + lifecycles.len());
+    for row in tiers {
+        let cursor = FeedCursor {
+            xid: row.xid,
+            seq: row.seq,
+        };
+        events.push((cursor, TierFeedItem::Tier(row.record.into_record()?)));
+    }
+    for row in lifecycles {
+        let cursor = FeedCursor {
+            xid: row.xid,
+            seq: row.seq,
+        };
+        events.push((cursor, TierFeedItem::Lifecycle(row.try_into()?)));
+    }
+    Ok(first_of_merge(events, |(cursor, _)| *cursor, limit))
 }
 
 /// The columns of [`MemberRow`].

@@ -3,19 +3,14 @@
 
 use crate::storage::ActivityFeedSource;
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use uuid::Uuid;
 
 use super::{
     PgCustomerStore,
-    rows::{ACTIVITY_COLUMNS, ActivityRow},
+    rows::{ACTIVITY_COLUMNS, ActivityRow, CUSTOMER_EVENT_COLUMNS, CustomerEventRow, feed_events},
 };
 use crate::{
     CustomerError,
-    domain::{
-        activity::Activity,
-        feed::{CustomerEvent, CustomerEventKind, FeedCursor, FeedEvent, FeedPage, FeedPayload},
-    },
+    domain::feed::{FeedCursor, FeedPage},
 };
 
 /// The channel the `notify_feed` trigger signals on.
@@ -48,21 +43,12 @@ impl ActivityFeedSource for PgCustomerStore {
             .bind(limit_sql)
             .fetch_all(&self.pool)
             .await?;
-        #[derive(sqlx::FromRow)]
-        struct EventRow {
-            xid: i64,
-            seq: i64,
-            customer_id: Uuid,
-            kind: String,
-            occurred_at: DateTime<Utc>,
-            joined_at: DateTime<Utc>,
-        }
-        let customer_events: Vec<EventRow> = sqlx::query_as(
-            "SELECT e.xid, e.seq, e.customer_id, e.kind, e.occurred_at, c.joined_at
+        let customer_events: Vec<CustomerEventRow> = sqlx::query_as(&format!(
+            "SELECT {CUSTOMER_EVENT_COLUMNS}
              FROM customer_events e JOIN customers c ON c.id = e.customer_id
              WHERE (e.xid, e.seq) > ($1, $2) AND e.xid < $3
-             ORDER BY e.xid, e.seq LIMIT $4",
-        )
+             ORDER BY e.xid, e.seq LIMIT $4"
+        ))
         .bind(after.xid)
         .bind(after.seq)
         .bind(watermark.xid)
@@ -70,38 +56,7 @@ impl ActivityFeedSource for PgCustomerStore {
         .fetch_all(&self.pool)
         .await?;
 
-        let mut events = Vec::with_capacity(activities.len() + customer_events.len());
-        for row in activities {
-            let cursor = FeedCursor {
-                xid: row.xid,
-                seq: row.seq,
-            };
-            events.push(FeedEvent {
-                cursor,
-                payload: FeedPayload::Activity(Box::new(Activity::try_from(row)?)),
-            });
-        }
-        for row in customer_events {
-            let kind = CustomerEventKind::parse(&row.kind).ok_or_else(|| {
-                CustomerError::Internal(format!("unknown customer event {:?}", row.kind))
-            })?;
-            events.push(FeedEvent {
-                cursor: FeedCursor {
-                    xid: row.xid,
-                    seq: row.seq,
-                },
-                payload: FeedPayload::Customer(CustomerEvent {
-                    customer_id: row.customer_id,
-                    kind,
-                    occurred_at: row.occurred_at,
-                    joined_at: row.joined_at,
-                }),
-            });
-        }
-        // Each source returned its first `limit` rows after the cursor, so the first `limit` of
-        // the merge are exactly the first `limit` of the feed.
-        events.sort_by_key(|event| event.cursor);
-        events.truncate(limit as usize);
+        let events = feed_events(activities, customer_events, limit)?;
 
         let full = events.len() == limit as usize;
         let held_back = !full

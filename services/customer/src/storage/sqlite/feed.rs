@@ -4,19 +4,14 @@
 
 use crate::storage::ActivityFeedSource;
 use async_trait::async_trait;
-use tierline_runtime::instant::from_micros;
-use uuid::Uuid;
 
 use super::{
     SqliteCustomerStore,
-    rows::{ACTIVITY_COLUMNS, ActivityRow},
+    rows::{ACTIVITY_COLUMNS, ActivityRow, CUSTOMER_EVENT_COLUMNS, CustomerEventRow, feed_events},
 };
 use crate::{
     CustomerError,
-    domain::{
-        activity::Activity,
-        feed::{CustomerEvent, CustomerEventKind, FeedCursor, FeedEvent, FeedPage, FeedPayload},
-    },
+    domain::feed::{FeedCursor, FeedPage},
 };
 
 #[async_trait]
@@ -48,47 +43,19 @@ impl ActivityFeedSource for SqliteCustomerStore {
             .bind(limit_sql)
             .fetch_all(&mut *snapshot)
             .await?;
-        let customer_events: Vec<(i64, i64, Uuid, String, i64, i64)> = sqlx::query_as(
-            "SELECT e.xid, e.seq, e.customer_id, e.kind, e.occurred_at, c.joined_at
+        let customer_events: Vec<CustomerEventRow> = sqlx::query_as(&format!(
+            "SELECT {CUSTOMER_EVENT_COLUMNS}
              FROM customer_events e JOIN customers c ON c.id = e.customer_id
              WHERE e.xid > ?1 OR (e.xid = ?1 AND e.seq > ?2)
-             ORDER BY e.xid, e.seq LIMIT ?3",
-        )
+             ORDER BY e.xid, e.seq LIMIT ?3"
+        ))
         .bind(after.xid)
         .bind(after.seq)
         .bind(limit_sql)
         .fetch_all(&mut *snapshot)
         .await?;
         snapshot.commit().await?;
-        let mut events = Vec::with_capacity(activities.len() + customer_events.len());
-        for row in activities {
-            let cursor = FeedCursor {
-                xid: row.xid,
-                seq: row.seq,
-            };
-            events.push(FeedEvent {
-                cursor,
-                payload: FeedPayload::Activity(Box::new(Activity::try_from(row)?)),
-            });
-        }
-        for (xid, seq, customer_id, kind, occurred_at, joined_at) in customer_events {
-            let kind = CustomerEventKind::parse(&kind).ok_or_else(|| {
-                CustomerError::Internal(format!("unknown customer event {kind:?}"))
-            })?;
-            events.push(FeedEvent {
-                cursor: FeedCursor { xid, seq },
-                payload: FeedPayload::Customer(CustomerEvent {
-                    customer_id,
-                    kind,
-                    occurred_at: from_micros(occurred_at),
-                    joined_at: from_micros(joined_at),
-                }),
-            });
-        }
-        // Each source returned its first `limit` rows after the cursor, so the first `limit` of
-        // the merge are exactly the first `limit` of the feed.
-        events.sort_by_key(|event| event.cursor);
-        events.truncate(limit as usize);
+        let events = feed_events(activities, customer_events, limit)?;
         let full = events.len() == limit as usize;
         Ok(FeedPage {
             events,

@@ -4,47 +4,17 @@
 //! other.
 
 use async_trait::async_trait;
-use tierline_runtime::instant::from_micros;
 use tierline_runtime::xid_feed::{FeedCursor, FeedPage};
 use uuid::Uuid;
 
 use super::{
     SqliteScoringStore,
-    rows::{HISTORY_COLUMNS, HistoryRow},
-};
-use crate::domain::ports::TierFeedSource;
-use crate::{
-    ScoringError,
-    domain::{
-        scores::Lifecycle,
-        state::{LifecycleChange, TierFeedItem},
+    rows::{
+        HISTORY_COLUMNS, LIFECYCLE_FEED_COLUMNS, LifecycleFeedRow, TierFeedRow, tier_feed_events,
     },
 };
-
-#[derive(sqlx::FromRow)]
-struct TierRow {
-    xid: i64,
-    seq: i64,
-    #[sqlx(flatten)]
-    record: HistoryRow,
-}
-
-#[derive(sqlx::FromRow)]
-struct LifecycleRow {
-    xid: i64,
-    seq: i64,
-    id: Uuid,
-    program_id: Uuid,
-    customer_id: Uuid,
-    from_state: Option<String>,
-    to_state: String,
-    days_since_last_purchase: Option<i32>,
-    occurred_at: i64,
-}
-
-fn lifecycle(value: &str) -> Result<Lifecycle, ScoringError> {
-    Lifecycle::parse(value).ok_or_else(|| ScoringError::Internal(format!("lifecycle {value:?}")))
-}
+use crate::domain::ports::TierFeedSource;
+use crate::{ScoringError, domain::state::TierFeedItem};
 
 #[async_trait]
 impl TierFeedSource for SqliteScoringStore {
@@ -56,7 +26,7 @@ impl TierFeedSource for SqliteScoringStore {
         limit: u32,
     ) -> Result<FeedPage<TierFeedItem>, ScoringError> {
         let mut snapshot = self.pool.begin().await?;
-        let tiers: Vec<TierRow> = sqlx::query_as(&format!(
+        let tiers: Vec<TierFeedRow> = sqlx::query_as(&format!(
             "SELECT xid, seq, {HISTORY_COLUMNS}
              FROM tier_history
              WHERE (xid, seq) > (?1, ?2) AND (?3 IS NULL OR program_id = ?3)
@@ -70,12 +40,12 @@ impl TierFeedSource for SqliteScoringStore {
         .bind(i64::from(limit))
         .fetch_all(&mut *snapshot)
         .await?;
-        let lifecycles: Vec<LifecycleRow> = sqlx::query_as(
-            "SELECT xid, seq, id, program_id, customer_id, from_state, to_state, days_since_last_purchase, occurred_at
+        let lifecycles: Vec<LifecycleFeedRow> = sqlx::query_as(&format!(
+            "SELECT {LIFECYCLE_FEED_COLUMNS}
              FROM lifecycle_changes
              WHERE (xid, seq) > (?1, ?2) AND (?3 IS NULL OR program_id = ?3)
-             ORDER BY xid, seq LIMIT ?4",
-        )
+             ORDER BY xid, seq LIMIT ?4"
+        ))
         .bind(after.xid)
         .bind(after.seq)
         .bind(program_id)
@@ -83,37 +53,7 @@ impl TierFeedSource for SqliteScoringStore {
         .fetch_all(&mut *snapshot)
         .await?;
         snapshot.commit().await?;
-        let mut events = Vec::with_capacity(tiers.len() + lifecycles.len());
-        for row in tiers {
-            events.push((
-                FeedCursor {
-                    xid: row.xid,
-                    seq: row.seq,
-                },
-                TierFeedItem::Tier(row.record.into_record()?),
-            ));
-        }
-        for row in lifecycles {
-            events.push((
-                FeedCursor {
-                    xid: row.xid,
-                    seq: row.seq,
-                },
-                TierFeedItem::Lifecycle(LifecycleChange {
-                    id: row.id,
-                    program_id: row.program_id,
-                    customer_id: row.customer_id,
-                    from: row.from_state.as_deref().map(lifecycle).transpose()?,
-                    to: lifecycle(&row.to_state)?,
-                    days_since_last_purchase: row.days_since_last_purchase,
-                    occurred_at: from_micros(row.occurred_at),
-                }),
-            ));
-        }
-        // Each table gave its first `limit` rows after the cursor: the first `limit` of the merge
-        // are the first `limit` of the feed.
-        events.sort_by_key(|(cursor, _)| *cursor);
-        events.truncate(limit as usize);
+        let events = tier_feed_events(tiers, lifecycles, limit)?;
         Ok(FeedPage {
             events,
             held_back: false,
