@@ -14,9 +14,9 @@ use crate::{
     ScoringError,
     domain::ports::{NewRun, ScoringStore},
     domain::{
-        consumer::{ProgramInForce, programs_in_force},
         evaluation::{Evaluator, Pass},
         idempotency::Claimed,
+        in_force::{ProgramInForce, programs_in_force},
         schedule::{last_due, next_due},
         versions::RunTrigger,
     },

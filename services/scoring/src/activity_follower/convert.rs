@@ -8,7 +8,7 @@ use tierline_proto::{
 };
 use uuid::Uuid;
 
-use crate::domain::{accrual::PurchaseEvent, consumer::UpstreamEvent};
+use crate::domain::accrual::{PurchaseEvent, UpstreamEvent};
 
 /// What one message of the feed brings.
 #[derive(Debug, Clone)]

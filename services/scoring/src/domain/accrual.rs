@@ -157,6 +157,48 @@ pub fn refund_effect(purchase: &CountedPurchase, refund_minor: i64) -> (i64, Buc
     (after, delta)
 }
 
+/// An event of the customer service's feed, as the scoring service needs it.
+#[derive(Debug, Clone)]
+pub enum UpstreamEvent {
+    /// A customer was created.
+    CustomerCreated {
+        /// The customer.
+        customer_id: Uuid,
+        /// When they joined.
+        joined_at: DateTime<Utc>,
+    },
+    /// A customer was erased.
+    CustomerErased {
+        /// The customer.
+        customer_id: Uuid,
+    },
+    /// A purchase.
+    Purchase(PurchaseEvent),
+    /// A refund.
+    Refund {
+        /// The refund's activity id.
+        activity_id: Uuid,
+        /// The customer.
+        customer_id: Uuid,
+        /// The purchase refunded.
+        purchase_id: Uuid,
+        /// Amount refunded.
+        amount_minor: i64,
+    },
+}
+
+impl UpstreamEvent {
+    /// The customer the event is about: everything an event changes belongs to them.
+    pub fn customer_id(&self) -> Uuid {
+        match self {
+            Self::CustomerCreated { customer_id, .. }
+            | Self::CustomerErased { customer_id }
+            | Self::Refund { customer_id, .. } => *customer_id,
+            Self::Purchase(purchase) => purchase.customer_id,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,19 +11,17 @@
 use std::{collections::HashMap, sync::Arc};
 
 use chrono::{DateTime, SubsecRound, Utc};
-use chrono_tz::Tz;
 use uuid::Uuid;
 
 use super::{
-    accrual::PurchaseEvent,
+    accrual::UpstreamEvent,
     cache_writes::write_through,
     decision::{Decision, TierState},
     feed_batch::{self, FeedKeys, Origin, history_record},
+    in_force::{ProgramInForce, programs_in_force},
     policy::PolicyRules,
-    program::Program,
     review::first_open_month,
     state::{Member, StoredState},
-    versions::PolicyVersion,
     window::{MonthRange, Totals, months_at},
 };
 use crate::{
@@ -34,121 +32,6 @@ use crate::{
 
 /// The consumer's name in `feed_cursors`.
 pub const ACTIVITY_FEED: &str = "customer-activity-feed";
-
-/// An event of the customer service's feed, as the scoring service needs it.
-#[derive(Debug, Clone)]
-pub enum UpstreamEvent {
-    /// A customer was created.
-    CustomerCreated {
-        /// The customer.
-        customer_id: Uuid,
-        /// When they joined.
-        joined_at: DateTime<Utc>,
-    },
-    /// A customer was erased.
-    CustomerErased {
-        /// The customer.
-        customer_id: Uuid,
-    },
-    /// A purchase.
-    Purchase(PurchaseEvent),
-    /// A refund.
-    Refund {
-        /// The refund's activity id.
-        activity_id: Uuid,
-        /// The customer.
-        customer_id: Uuid,
-        /// The purchase refunded.
-        purchase_id: Uuid,
-        /// Amount refunded.
-        amount_minor: i64,
-    },
-}
-
-impl UpstreamEvent {
-    /// The customer the event is about: everything an event changes belongs to them.
-    pub fn customer_id(&self) -> Uuid {
-        match self {
-            Self::CustomerCreated { customer_id, .. }
-            | Self::CustomerErased { customer_id }
-            | Self::Refund { customer_id, .. } => *customer_id,
-            Self::Purchase(purchase) => purchase.customer_id,
-        }
-    }
-}
-
-/// A program and the policy in force (validated), as the consumer applies them.
-#[derive(Debug, Clone)]
-pub struct ProgramInForce {
-    /// The program.
-    pub program: Program,
-    /// The policy in force and its rules, if one is.
-    pub policy: Option<(PolicyVersion, PolicyRules)>,
-}
-
-impl ProgramInForce {
-    /// The zone months are counted in: the policy's, UTC before any policy is in force.
-    pub fn zone(&self) -> Tz {
-        self.policy
-            .as_ref()
-            .map_or(Tz::UTC, |(_, rules)| rules.time_zone)
-    }
-}
-
-impl ProgramInForce {
-    /// A program with its validated policy in force (if one is); NOT_FOUND for an unknown
-    /// program.
-    pub async fn load(store: &dyn ScoringStore, program_id: Uuid) -> Result<Self, ScoringError> {
-        let program = store
-            .program(program_id)
-            .await?
-            .ok_or_else(|| ScoringError::not_found("program", program_id))?;
-        Self::with_policy(store, program).await
-    }
-
-    async fn with_policy(store: &dyn ScoringStore, program: Program) -> Result<Self, ScoringError> {
-        let policy = match store.active_policy(program.id).await? {
-            Some(version) => {
-                let rules = version.document.clone().validate(&program)?;
-                Some((version, rules))
-            }
-            None => None,
-        };
-        Ok(Self { program, policy })
-    }
-
-    /// The policy in force and its rules; FAILED_PRECONDITION without one.
-    pub fn active(&self) -> Result<(&PolicyVersion, &PolicyRules), ScoringError> {
-        self.policy
-            .as_ref()
-            .map(|(version, rules)| (version, rules))
-            .ok_or_else(|| {
-                ScoringError::FailedPrecondition(format!(
-                    "program {} has no policy in force yet",
-                    self.program.code
-                ))
-            })
-    }
-}
-
-/// Loads every program with its validated policy in force.
-pub async fn programs_in_force(
-    store: &dyn ScoringStore,
-) -> Result<Vec<ProgramInForce>, ScoringError> {
-    let mut programs = Vec::new();
-    let mut after = None;
-    loop {
-        let page = store.list_programs(after, 1000).await?;
-        let full = page.len() == 1000;
-        after = page.last().map(|program| program.id);
-        for program in page {
-            programs.push(ProgramInForce::with_policy(store, program).await?);
-        }
-        if !full {
-            return Ok(programs);
-        }
-    }
-}
 
 /// The state a customer holds in a program, locked until commit; a new member gets the base tier
 /// since joining, created under the lock so that two writers of a first state cannot overwrite

@@ -28,9 +28,10 @@ use uuid::Uuid;
 use super::{
     backfill::ActivityHistory,
     cache_writes::{after_commit, drop_after_commit, records_after_commit},
-    consumer::{ACTIVITY_FEED, ProgramInForce, state_or_new},
+    consumer::{ACTIVITY_FEED, state_or_new},
     decision::Decision,
     feed_batch::{Origin, history_record},
+    in_force::ProgramInForce,
     lookup::tier_code,
     month::Month,
     policy::PolicyRules,
@@ -304,7 +305,8 @@ impl Evaluator {
             let (store, program, rules) =
                 (self.store.clone(), program.program.clone(), rules.clone());
             tokio::spawn(async move {
-                super::scores::refresh_cut_points(store.as_ref(), &program, &rules, started).await
+                super::cut_points::refresh_cut_points(store.as_ref(), &program, &rules, started)
+                    .await
             })
         };
         // Customer value is refitted at every evaluation too, beside the judging (the fit is

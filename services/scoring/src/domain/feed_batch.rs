@@ -8,13 +8,12 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
 use uuid::Uuid;
 
 use super::{
-    accrual::{BucketDelta, CountedPurchase, purchase_effect, refund_effect},
-    consumer::{ProgramInForce, UpstreamEvent},
+    accrual::{BucketDelta, CountedPurchase, UpstreamEvent, purchase_effect, refund_effect},
     decision::{Decision, TierState},
+    in_force::ProgramInForce,
     lookup::range_bounds,
     month::Month,
     review::Review,
@@ -23,111 +22,7 @@ use super::{
 };
 use crate::domain::ports::CustomerRecord;
 
-/// A (program, customer) pair.
-pub type Pair = (Uuid, Uuid);
-
-/// What a batch needs loaded, each list sorted and without repeats.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FeedKeys {
-    /// Every customer the batch names.
-    pub customers: Vec<Uuid>,
-    /// The states the batch may change; those that exist are locked, in this order (the order
-    /// every writer that locks several states uses, so that none can deadlock). Their buckets
-    /// are loaded too: a purchase's upgrade is decided on them, and the records the batch
-    /// leaves are written to the cache from memory, not read back after the commit.
-    pub states: Vec<Pair>,
-    /// The programs in force and the zone each counts months in.
-    pub programs: Vec<(Uuid, Tz)>,
-    /// The batch's purchases and the purchases its refunds name: those counted already are
-    /// loaded and locked.
-    pub purchases: Vec<Uuid>,
-    /// The batch's refunds: those applied already are loaded.
-    pub refunds: Vec<Uuid>,
-}
-
-/// What the store holds of a batch's keys, read inside the batch's transaction.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FeedLoad {
-    /// Members among the keys' customers.
-    pub members: Vec<Member>,
-    /// Existing states among the keys' pairs, locked until commit.
-    pub states: Vec<(Pair, StoredState)>,
-    /// Buckets of the keys' state pairs.
-    pub buckets: Vec<(Pair, Bucket)>,
-    /// Counted purchases among the keys' purchases, by program, locked until commit.
-    pub counted: Vec<(Uuid, CountedPurchase)>,
-    /// (program, refund) pairs among the keys' refunds that were applied already.
-    pub applied_refunds: Vec<Pair>,
-    /// Each program's first open month (`review::first_open_month`), from which the batch looks
-    /// for reviews; the applier adds it from the runs, not the store's load. A program left out
-    /// is looked at from the month before the current one, which is never later.
-    pub open_months: Vec<(Uuid, Month)>,
-}
-
-/// A tier state to save.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StateWrite {
-    /// The (program, customer) it belongs to.
-    pub pair: Pair,
-    /// The state after the batch.
-    pub stored: StoredState,
-    /// Whether no state existed: inserted at version 1 (and the batch fails when someone else
-    /// created it meanwhile), else its version is raised by one.
-    pub is_new: bool,
-    /// When an evaluation must look at the member again, from the buckets the batch leaves;
-    /// `None` without a policy in force.
-    pub review: Option<Review>,
-}
-
-/// Everything a batch changes, each list in the order the store should write it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FeedWrites {
-    /// Members to record: the join time only moves earlier and erasure is kept.
-    pub members: Vec<Member>,
-    /// New counted purchases, by program (with refunds of the same batch already netted).
-    pub counted: Vec<(Uuid, CountedPurchase)>,
-    /// (program, purchase, refunded total) of counted purchases loaded and refunded.
-    pub refunded: Vec<(Uuid, Uuid, i64)>,
-    /// (program, refund) pairs now applied.
-    pub applied_refunds: Vec<Pair>,
-    /// Bucket changes, one per (program, customer, month).
-    pub buckets: Vec<(Pair, BucketDelta)>,
-    /// The states the batch changed: exactly the records whose lookups changed.
-    pub states: Vec<StateWrite>,
-    /// Changes of the tier shown, in feed order.
-    pub history: Vec<HistoryRecord>,
-    /// The record of every state written, by program, as the batch's commit leaves it (the
-    /// state at its new version, the member, every bucket): what the cache is written with.
-    pub records: Vec<(Uuid, CustomerRecord)>,
-}
-
-impl FeedWrites {
-    /// Whether the batch changed nothing but the cursor.
-    pub fn is_empty(&self) -> bool {
-        self.members.is_empty()
-            && self.counted.is_empty()
-            && self.refunded.is_empty()
-            && self.applied_refunds.is_empty()
-            && self.buckets.is_empty()
-            && self.states.is_empty()
-            && self.history.is_empty()
-    }
-}
-
-impl StateWrite {
-    /// The state as the store holds it once the write commits: a new one at version 1, an
-    /// existing one a version higher.
-    pub fn saved(&self) -> StoredState {
-        StoredState {
-            state: self.stored.state.clone(),
-            version: if self.is_new {
-                1
-            } else {
-                self.stored.version + 1
-            },
-        }
-    }
-}
+pub use super::ports::feed::{FeedKeys, FeedLoad, FeedWrites, Pair, StateWrite};
 
 /// The programs a purchase counts toward (its currency and scope).
 fn counting<'a>(

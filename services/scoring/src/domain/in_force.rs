@@ -20,6 +20,8 @@
 //! lookups use the new policy as soon as its notification arrives, in practice within
 //! milliseconds and at most [`SAFETY_TTL`].
 
+use super::{policy::PolicyRules, ports::ProgramSignal, program::Program, versions::PolicyVersion};
+use chrono_tz::Tz;
 use std::{
     collections::HashMap,
     sync::{
@@ -32,24 +34,12 @@ use std::{
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::consumer::ProgramInForce;
 use crate::{ScoringError, domain::ports::ScoringStore};
 
 /// The longest a replica keeps a program without hearing of it. Notifications are delivered to
 /// every connected listener, and a lost connection forgets everything, so this only bounds what
 /// no signal can catch (a change written with the triggers disabled).
 pub const SAFETY_TTL: Duration = Duration::from_secs(300);
-
-/// What the store announces about programs and their policies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProgramSignal {
-    /// From now on every change is announced.
-    Listening,
-    /// The program or one of its policy versions changed.
-    Changed(Uuid),
-    /// Announcements may be missed until the next [`ProgramSignal::Listening`].
-    Lost,
-}
 
 #[derive(Debug)]
 struct Held {
@@ -173,5 +163,78 @@ impl ProgramRegistry {
         let entry = held.get_mut(&program_id)?;
         entry.loaded_at = Instant::now();
         Some(entry.program.clone())
+    }
+}
+
+/// A program and the policy in force (validated), as the consumer applies them.
+#[derive(Debug, Clone)]
+pub struct ProgramInForce {
+    /// The program.
+    pub program: Program,
+    /// The policy in force and its rules, if one is.
+    pub policy: Option<(PolicyVersion, PolicyRules)>,
+}
+
+impl ProgramInForce {
+    /// The zone months are counted in: the policy's, UTC before any policy is in force.
+    pub fn zone(&self) -> Tz {
+        self.policy
+            .as_ref()
+            .map_or(Tz::UTC, |(_, rules)| rules.time_zone)
+    }
+}
+
+impl ProgramInForce {
+    /// A program with its validated policy in force (if one is); NOT_FOUND for an unknown
+    /// program.
+    pub async fn load(store: &dyn ScoringStore, program_id: Uuid) -> Result<Self, ScoringError> {
+        let program = store
+            .program(program_id)
+            .await?
+            .ok_or_else(|| ScoringError::not_found("program", program_id))?;
+        Self::with_policy(store, program).await
+    }
+
+    async fn with_policy(store: &dyn ScoringStore, program: Program) -> Result<Self, ScoringError> {
+        let policy = match store.active_policy(program.id).await? {
+            Some(version) => {
+                let rules = version.document.clone().validate(&program)?;
+                Some((version, rules))
+            }
+            None => None,
+        };
+        Ok(Self { program, policy })
+    }
+
+    /// The policy in force and its rules; FAILED_PRECONDITION without one.
+    pub fn active(&self) -> Result<(&PolicyVersion, &PolicyRules), ScoringError> {
+        self.policy
+            .as_ref()
+            .map(|(version, rules)| (version, rules))
+            .ok_or_else(|| {
+                ScoringError::FailedPrecondition(format!(
+                    "program {} has no policy in force yet",
+                    self.program.code
+                ))
+            })
+    }
+}
+
+/// Loads every program with its validated policy in force.
+pub async fn programs_in_force(
+    store: &dyn ScoringStore,
+) -> Result<Vec<ProgramInForce>, ScoringError> {
+    let mut programs = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.list_programs(after, 1000).await?;
+        let full = page.len() == 1000;
+        after = page.last().map(|program| program.id);
+        for program in page {
+            programs.push(ProgramInForce::with_policy(store, program).await?);
+        }
+        if !full {
+            return Ok(programs);
+        }
     }
 }

@@ -17,6 +17,7 @@ pub mod audience;
 pub mod backfill;
 pub mod cache_writes;
 pub mod consumer;
+mod cut_points;
 pub mod decision;
 pub mod evaluation;
 pub mod feed_batch;

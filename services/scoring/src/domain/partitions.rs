@@ -20,7 +20,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::consumer::{FeedApplier, UpstreamEvent};
+use super::{accrual::UpstreamEvent, consumer::FeedApplier};
 use crate::{
     ScoringError,
     cache::TierCache,

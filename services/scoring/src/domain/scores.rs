@@ -257,7 +257,7 @@ pub struct ScoreView {
 
 /// Scores one customer.
 pub fn score(
-    input: &crate::domain::ports::RfmInput,
+    input: &RfmInput,
     cuts: &CutPoints,
     cut_points_version: i64,
     lifecycle_settings: &LifecycleSettings,
@@ -284,27 +284,17 @@ pub fn score(
     }
 }
 
-/// Computes the population's cut points now and stores them as the next version.
-pub(crate) async fn refresh_cut_points(
-    store: &dyn super::ports::ScoringStore,
-    program: &super::program::Program,
-    rules: &super::policy::PolicyRules,
-    now: DateTime<Utc>,
-) -> Result<(i64, CutPoints), crate::ScoringError> {
-    let (from, to) = rfm_months(rules.window, now, rules.time_zone);
-    let (cuts, population) = store.compute_cut_points(program.id, from, to, now).await?;
-    // Two first computations at once collide on the version: the loser uses the winner's.
-    match store
-        .store_cut_points(program.id, &cuts, population, now)
-        .await
-    {
-        Ok(version) => Ok((version, cuts)),
-        Err(crate::ScoringError::Aborted(_)) => store
-            .cut_points(program.id)
-            .await?
-            .ok_or_else(|| crate::ScoringError::Unavailable("cut points contended; retry".into())),
-        Err(error) => Err(error),
-    }
+/// What scoring one customer needs.
+#[derive(Debug, Clone)]
+pub struct RfmInput {
+    /// The customer.
+    pub customer_id: uuid::Uuid,
+    /// When they joined.
+    pub joined_at: DateTime<Utc>,
+    /// R, F and M.
+    pub values: RfmValues,
+    /// Lifetime net spend in the program.
+    pub historic_value: i64,
 }
 
 #[cfg(test)]

@@ -10,11 +10,12 @@ use uuid::Uuid;
 
 use super::{
     cache_writes::{after_commit, records_after_commit},
-    consumer::{ProgramInForce, state_or_new},
+    consumer::state_or_new,
     decision::Override,
     evaluation::{Evaluator, FeedWait, Pass},
     feed_batch::Origin,
     idempotency::{Claimed, IdempotentRequest, Operation, replayed},
+    in_force::ProgramInForce,
     in_force::ProgramRegistry,
     lookup::{TierView, view},
     policy::{PolicyInput, PolicyRules},
@@ -931,7 +932,7 @@ impl Scoring {
         let (version, cuts) = match self.store.cut_points(program.id).await? {
             Some(latest) => latest,
             None => {
-                super::scores::refresh_cut_points(self.store.as_ref(), &program, &rules, now)
+                super::cut_points::refresh_cut_points(self.store.as_ref(), &program, &rules, now)
                     .await?
             }
         };
@@ -1028,7 +1029,7 @@ impl Scoring {
         let (_, cuts) = match self.store.cut_points(program.id).await? {
             Some(latest) => latest,
             None => {
-                super::scores::refresh_cut_points(self.store.as_ref(), &program, &rules, now())
+                super::cut_points::refresh_cut_points(self.store.as_ref(), &program, &rules, now())
                     .await?
             }
         };

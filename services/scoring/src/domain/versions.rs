@@ -187,9 +187,21 @@ pub struct EvaluationRun {
     /// Why it failed.
     pub error: Option<String>,
     /// Its counters so far (they grow with each page's commit).
-    pub progress: crate::domain::ports::tx::RunProgress,
+    pub progress: RunProgress,
     /// Customers per tier before the run, once it started.
     pub counts_before: Option<serde_json::Value>,
     /// Times it was resumed after its replica stopped.
     pub resumed: i32,
+}
+
+/// What one page of an evaluation run did; added to the run's counters in the page's
+/// transaction.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunProgress {
+    /// Members judged.
+    pub evaluated: i64,
+    /// Changes to a higher tier.
+    pub upgrades: i64,
+    /// Changes to a lower tier.
+    pub downgrades: i64,
 }

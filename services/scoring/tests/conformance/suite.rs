@@ -11,9 +11,9 @@ use tierline_scoring::{
         decision::{Reason, TierState},
         feed_batch::{FeedKeys, FeedWrites, StateWrite},
         idempotency::{Claimed, IdempotentRequest, Operation},
-        in_force::ProgramSignal,
         month::Month,
         policy::{Frequency, Metric, PolicyInput, PolicyRules, TierRuleInput, WindowKind},
+        ports::ProgramSignal,
         program::{Program, Scope, Tier},
         review::Review,
         state::{HistoryRecord, HistoryWindow, Member, StoredState, TierFeedItem},
@@ -1407,9 +1407,7 @@ pub(crate) async fn the_records_a_feed_batch_leaves_are_what_the_store_then_hold
     store: Arc<dyn ScoringStore>,
 ) {
     use tierline_scoring::domain::{
-        accrual::PurchaseEvent,
-        consumer::{ProgramInForce, UpstreamEvent},
-        feed_batch,
+        accrual::PurchaseEvent, accrual::UpstreamEvent, feed_batch, in_force::ProgramInForce,
     };
 
     let (program, v1) = innisfree_with_draft(&store, 300_000).await;
@@ -1526,7 +1524,8 @@ pub(crate) async fn a_batch_applied_in_partitions_counts_each_purchase_once_even
         cache::TierCache,
         domain::{
             accrual::PurchaseEvent,
-            consumer::{ACTIVITY_FEED, FeedApplier, UpstreamEvent},
+            accrual::UpstreamEvent,
+            consumer::{ACTIVITY_FEED, FeedApplier},
             partitions::PartitionedApplier,
         },
     };

@@ -4,7 +4,12 @@
 //! must hold under concurrency (one active policy per program, a scheduled run once per due
 //! time, optimistic revisions) are enforced by the backend inside its transactions.
 
+pub mod feed;
+mod record;
 pub mod tx;
+
+pub use crate::domain::scores::RfmInput;
+pub use record::CustomerRecord;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -16,35 +21,10 @@ use crate::{
         idempotency::{Claimed, IdempotentRequest},
         policy::PolicyInput,
         program::Program,
-        state::{HistoryRecord, Member, StoredState},
+        state::HistoryRecord,
         versions::{EvaluationRun, PolicyStatus, PolicyVersion, RunTrigger},
-        window::Bucket,
     },
 };
-
-/// One customer's view in one program, as lookups read it (and the tier cache keeps it).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct CustomerRecord {
-    /// Membership.
-    pub member: Member,
-    /// Tier state, when one is stored.
-    pub state: Option<StoredState>,
-    /// Monthly buckets, oldest first.
-    pub buckets: Vec<Bucket>,
-}
-
-/// What scoring one customer needs.
-#[derive(Debug, Clone)]
-pub struct RfmInput {
-    /// The customer.
-    pub customer_id: Uuid,
-    /// When they joined.
-    pub joined_at: DateTime<Utc>,
-    /// R, F and M.
-    pub values: crate::domain::scores::RfmValues,
-    /// Lifetime net spend in the program.
-    pub historic_value: i64,
-}
 
 /// One cell of a simulation: members who hold `current_rank` now and would hold
 /// `simulated_rank`, with their net spend under each window.
@@ -60,6 +40,17 @@ pub struct SimulationCell {
     pub current_spend: i64,
     /// Their net spend in the simulated policy's window.
     pub simulated_spend: i64,
+}
+
+/// What the store announces about programs and their policies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgramSignal {
+    /// From now on every change is announced.
+    Listening,
+    /// The program or one of its policy versions changed.
+    Changed(Uuid),
+    /// Announcements may be missed until the next [`ProgramSignal::Listening`].
+    Lost,
 }
 
 /// Held while an evaluation runs on a program; dropping it lets the next run start.
@@ -228,7 +219,7 @@ pub trait PolicyRecords: Send + Sync {
     fn program_signals(
         &self,
         shutdown: tokio_util::sync::CancellationToken,
-    ) -> tokio::sync::mpsc::Receiver<crate::domain::in_force::ProgramSignal>;
+    ) -> tokio::sync::mpsc::Receiver<ProgramSignal>;
 }
 
 /// Evaluation runs: opening (once per due time), progress, closing, listing, and the lock that

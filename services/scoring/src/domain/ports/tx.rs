@@ -9,8 +9,8 @@ use crate::{
     ScoringError,
     domain::{
         decision::TierState,
-        feed_batch::{FeedKeys, FeedLoad, FeedWrites},
         idempotency::{IdempotentRequest, PriorRequest},
+        ports::feed::{FeedKeys, FeedLoad, FeedWrites},
         review::Review,
         state::{HistoryRecord, Member, StoredState},
         window::Bucket,
@@ -150,17 +150,7 @@ pub struct EvaluationChunk {
     pub candidates: Vec<EvaluationCandidate>,
 }
 
-/// What one page of an evaluation run did; added to the run's counters in the page's
-/// transaction.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RunProgress {
-    /// Members judged.
-    pub evaluated: i64,
-    /// Changes to a higher tier.
-    pub upgrades: i64,
-    /// Changes to a lower tier.
-    pub downgrades: i64,
-}
+pub use crate::domain::versions::RunProgress;
 
 /// The writes of an evaluation run, a page of members per transaction.
 #[async_trait]

@@ -10,7 +10,7 @@ use super::{
     PgScoringStore,
     rows::{POLICY_COLUMNS, PROGRAM_COLUMNS, PolicyRow, ProgramRow, RUN_COLUMNS, RunRow},
 };
-use crate::domain::in_force::ProgramSignal;
+use crate::domain::ports::ProgramSignal;
 use crate::domain::ports::{PolicyRecords, ProgramRecords};
 use crate::{
     ScoringError,

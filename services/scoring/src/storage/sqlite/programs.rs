@@ -12,7 +12,7 @@ use super::{
     SqliteScoringStore,
     rows::{POLICY_COLUMNS, PROGRAM_COLUMNS, PolicyRow, ProgramRow, RUN_COLUMNS, RunRow},
 };
-use crate::domain::in_force::ProgramSignal;
+use crate::domain::ports::ProgramSignal;
 use crate::domain::ports::{PolicyRecords, ProgramRecords};
 use crate::{
     ScoringError,
