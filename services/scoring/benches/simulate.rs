@@ -11,7 +11,9 @@
 //! under the policy, which reads every member and writes their review months, then, after the
 //! population has aged a month without purchases (in SQL, not timed), the next one, which reads
 //! only the members whose review month has come (a run in the same month before it shows the
-//! floor: only the lapsed are read).
+//! floor: only the lapsed are read). After the first and the last run it also times, in plain
+//! SQL and rolled back, the writes that run made (its states rewritten, its history inserted
+//! again) beside the same RFM query: the least any evaluation of that month must spend.
 //!
 //! Run: `cargo bench -p tierline-scoring --bench simulate`
 
@@ -75,7 +77,7 @@ async fn main() {
     // writes each one's review month.
     let first = evaluate_to_the_end(&mut client, &program_id).await;
     report("first run under the policy (reads everyone)", &first);
-    compare(&mut connection, &program_id, first.seconds).await;
+    report_floor(&mut connection, &program_id, &first).await;
     // The same month again: nobody's review has come but the lapsed members', whom the first
     // run found below their tier inside their grace. The floor of a monthly run. The first run
     // rewrote every state once (its review): vacuumed first, as autovacuum does after that.
@@ -102,7 +104,7 @@ async fn main() {
     );
     let later = evaluate_to_the_end(&mut client, &program_id).await;
     report("a month later (reads the members due)", &later);
-    compare(&mut connection, &program_id, later.seconds).await;
+    report_floor(&mut connection, &program_id, &later).await;
     service.stop().await;
     keep_if_asked(database, keep);
 }
@@ -176,9 +178,72 @@ fn report(what: &str, timed: &Timed) {
     );
 }
 
+/// Times the writes of `run` alone ([`write_floor`]), then the RFM baseline, and prints both
+/// ratios.
+async fn report_floor(connection: &mut sqlx::PgConnection, program_id: &str, run: &Timed) {
+    let floor = write_floor(connection, &run.run.id).await;
+    let rfm = compare(connection, program_id, run.seconds).await;
+    println!(
+        "  its writes alone in plain SQL (no reading, no judging): {:.1} s for {} states and {} history records; writes / RFM = {:.2}x",
+        floor.seconds,
+        floor.states,
+        floor.history,
+        floor.seconds / rfm
+    );
+}
+
+/// What a run's writes alone cost.
+struct WriteFloor {
+    seconds: f64,
+    states: u64,
+    history: u64,
+}
+
+/// The least a run that changed what `run_id` changed must write, done again in plain SQL and
+/// rolled back: every state it wrote rewritten in one statement, and its history records
+/// inserted again in one statement (with new time-ordered ids, as the service's are). No
+/// reading of buckets, no judging: the floor under any evaluation of that month.
+async fn write_floor(connection: &mut sqlx::PgConnection, run_id: &str) -> WriteFloor {
+    use sqlx::Connection;
+    let mut tx = connection.begin().await.unwrap();
+    let started = Instant::now();
+    let states = sqlx::query(
+        "UPDATE scoring.tier_states SET version = version + 1, updated_at = clock_timestamp(),
+             review_month = review_month, earned_rank = earned_rank, lapsed_at = lapsed_at
+         WHERE changed_by_run = $1::uuid",
+    )
+    .bind(run_id)
+    .execute(&mut *tx)
+    .await
+    .unwrap()
+    .rows_affected();
+    let history = sqlx::query(
+        "INSERT INTO scoring.tier_history (id, program_id, customer_id, from_rank, to_rank, reason,
+             policy_version_id, policy_version, totals, occurred_at, window_start, window_end, evaluation_run_id)
+         SELECT encode(overlay(uuid_send(gen_random_uuid())
+                    PLACING substring(int8send((extract(epoch FROM clock_timestamp()) * 1000)::bigint) FROM 3)
+                    FROM 1), 'hex')::uuid,
+                program_id, customer_id, from_rank, to_rank, reason, policy_version_id, policy_version,
+                totals, occurred_at, window_start, window_end, evaluation_run_id
+         FROM scoring.tier_history WHERE evaluation_run_id = $1::uuid",
+    )
+    .bind(run_id)
+    .execute(&mut *tx)
+    .await
+    .unwrap()
+    .rows_affected();
+    let seconds = started.elapsed().as_secs_f64();
+    tx.rollback().await.unwrap();
+    WriteFloor {
+        seconds,
+        states,
+        history,
+    }
+}
+
 /// The baseline the issue sets: a plain-SQL RFM over the same buckets (one GROUP BY and three
-/// NTILE(5)), timed now, printed beside the evaluation's `seconds`.
-async fn compare(connection: &mut sqlx::PgConnection, program_id: &str, seconds: f64) {
+/// NTILE(5)), timed now, printed beside the evaluation's `seconds`; returns its time.
+async fn compare(connection: &mut sqlx::PgConnection, program_id: &str, seconds: f64) -> f64 {
     let started = Instant::now();
     let scored: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM (
@@ -199,6 +264,7 @@ async fn compare(connection: &mut sqlx::PgConnection, program_id: &str, seconds:
         "  plain-SQL RFM over the same buckets: {rfm:.1} s for {scored} customers; evaluation / RFM = {:.2}x",
         seconds / rfm
     );
+    rfm
 }
 
 /// Leaves the database behind (not dropped) when `BENCH_KEEP` asks for it.
