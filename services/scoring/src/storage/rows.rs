@@ -17,6 +17,7 @@ use crate::{
         decision::{Override, Reason, TierState},
         month::Month,
         policy::PolicyInput,
+        ports::tx::EvaluationMember,
         program::{Program, Scope, Tier},
         scores::Lifecycle,
         state::{HistoryRecord, HistoryWindow, LifecycleChange, Member, StoredState, TierFeedItem},
@@ -167,6 +168,52 @@ impl From<MemberRow> for Member {
             erased: row.erased,
         }
     }
+}
+
+/// A member of an evaluation page with their state: the member's columns (`customer_id`, and
+/// `joined_at`, `erased` as Postgres and SQLite each fill them in for a state without a member
+/// row) and [`STATE_COLUMNS`].
+#[derive(sqlx::FromRow)]
+pub(super) struct PageRow {
+    #[sqlx(flatten)]
+    member: MemberRow,
+    #[sqlx(flatten)]
+    state: StateRow,
+}
+
+impl PageRow {
+    /// The member's customer.
+    pub(super) fn customer_id(&self) -> Uuid {
+        self.member.customer_id
+    }
+}
+
+/// The page's members with their buckets: `pages` and `buckets` both in customer order (each
+/// customer's buckets by month); buckets of customers not on the page are passed over.
+pub(super) fn attach_buckets(
+    pages: Vec<PageRow>,
+    buckets: Vec<BucketRow>,
+) -> Vec<EvaluationMember> {
+    let mut buckets = buckets.into_iter().peekable();
+    pages
+        .into_iter()
+        .map(|row| {
+            let customer_id = row.customer_id();
+            while buckets
+                .next_if(|bucket| bucket.customer_id < customer_id)
+                .is_some()
+            {}
+            let mut own = Vec::new();
+            while let Some(bucket) = buckets.next_if(|bucket| bucket.customer_id == customer_id) {
+                own.push(Bucket::from(bucket));
+            }
+            EvaluationMember {
+                member: Member::from(row.member),
+                stored: StoredState::from(row.state),
+                buckets: own,
+            }
+        })
+        .collect()
 }
 
 /// A stored rank (never negative) as the domain counts it.

@@ -11,15 +11,14 @@ use uuid::Uuid;
 
 use super::{
     feed_batch::StateColumns,
-    rows::{STATE_COLUMNS, StateRow},
+    rows::{BUCKET_COLUMNS, BucketRow, PageRow, STATE_COLUMNS, attach_buckets},
 };
 use crate::{
     ScoringError,
     domain::{
         month::Month,
         review::Review,
-        state::{HistoryRecord, Member, StoredState},
-        window::Bucket,
+        state::{HistoryRecord, StoredState},
     },
     storage::tx::{EvaluationMember, EvaluationTx, RunProgress},
 };
@@ -28,15 +27,6 @@ use crate::{
 #[derive(Debug)]
 pub struct PgEvaluationTx {
     pub(super) tx: Transaction<'static, Postgres>,
-}
-
-#[derive(sqlx::FromRow)]
-struct PageRow {
-    customer_id: Uuid,
-    joined_at: DateTime<Utc>,
-    erased: bool,
-    #[sqlx(flatten)]
-    state: StateRow,
 }
 
 #[async_trait]
@@ -60,44 +50,18 @@ impl EvaluationTx for PgEvaluationTx {
             .bind(customer_ids)
             .fetch_all(&mut *self.tx)
             .await?;
-        let ids: Vec<Uuid> = rows.iter().map(|row| row.customer_id).collect();
-        let bucket_rows: Vec<(Uuid, NaiveDate, i64, i64, i64)> = sqlx::query_as(
-            "SELECT b.customer_id, b.month, b.net_spend_minor, b.points, b.purchases
-             FROM unnest($2::uuid[]) AS k(customer_id)
-                  JOIN buckets b ON b.program_id = $1 AND b.customer_id = k.customer_id
-             ORDER BY b.customer_id, b.month",
-        )
+        let ids: Vec<Uuid> = rows.iter().map(PageRow::customer_id).collect();
+        // In customer order, as the page is: that is how attach_buckets pairs them.
+        let buckets: Vec<BucketRow> = sqlx::query_as(&format!(
+            "SELECT {BUCKET_COLUMNS}
+             FROM unnest($2::uuid[]) AS k(id) JOIN buckets ON program_id = $1 AND customer_id = k.id
+             ORDER BY customer_id, month"
+        ))
         .bind(program_id)
         .bind(&ids)
         .fetch_all(&mut *self.tx)
         .await?;
-        let mut buckets = bucket_rows.into_iter().peekable();
-        Ok(rows
-            .into_iter()
-            .map(|row| {
-                let mut own = Vec::new();
-                // Both lists are in customer order: take this customer's run of buckets.
-                while let Some((_, month, net_spend_minor, points, purchases)) =
-                    buckets.next_if(|(customer_id, ..)| *customer_id == row.customer_id)
-                {
-                    own.push(Bucket {
-                        month: Month::of_date(month),
-                        net_spend_minor,
-                        points,
-                        purchases,
-                    });
-                }
-                EvaluationMember {
-                    member: Member {
-                        customer_id: row.customer_id,
-                        joined_at: row.joined_at,
-                        erased: row.erased,
-                    },
-                    stored: StoredState::from(row.state),
-                    buckets: own,
-                }
-            })
-            .collect())
+        Ok(attach_buckets(rows, buckets))
     }
 
     #[tracing::instrument(skip(self, states), fields(states = states.len()))]

@@ -10,8 +10,8 @@ use uuid::Uuid;
 
 use super::{
     SqliteScoringStore,
-    evaluation_tx::{PAGE_COLUMNS, PageRow, SqliteEvaluationTx, with_buckets},
-    rows::{STATE_COLUMNS, rank},
+    evaluation_tx::{PAGE_COLUMNS, SqliteEvaluationTx, with_buckets},
+    rows::{PageRow, STATE_COLUMNS, rank},
 };
 use crate::{
     ScoringError,
@@ -99,14 +99,14 @@ impl EvaluationReads for SqliteScoringStore {
         let members = i64::try_from(rows.len()).unwrap_or(i64::MAX);
         let last = rows
             .last()
-            .map(|row| ChunkEnd::Customer(row.page.customer_id));
+            .map(|row| ChunkEnd::Customer(row.page.customer_id()));
         let mut reviews = std::collections::HashMap::new();
         let pages: Vec<PageRow> = rows
             .into_iter()
             .map(|row| {
                 if let Some(policy_version_id) = row.reviewed_under {
                     reviews.insert(
-                        row.page.customer_id,
+                        row.page.customer_id(),
                         Review {
                             policy_version_id,
                             month: row.review_month.map(Month::of_date),

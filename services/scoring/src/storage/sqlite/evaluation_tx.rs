@@ -4,12 +4,12 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::SqliteConnection;
-use tierline_runtime::instant::{from_micros, micros};
+use tierline_runtime::instant::micros;
 use uuid::Uuid;
 
 use super::{
     Write,
-    rows::{BUCKET_COLUMNS, BucketRow, STATE_COLUMNS, StateRow},
+    rows::{BUCKET_COLUMNS, BucketRow, PageRow, STATE_COLUMNS, attach_buckets},
     tx::{db_rank, insert_history},
 };
 use crate::{
@@ -17,8 +17,7 @@ use crate::{
     domain::{
         month::Month,
         review::Review,
-        state::{HistoryRecord, Member, StoredState},
-        window::Bucket,
+        state::{HistoryRecord, StoredState},
     },
     storage::tx::{EvaluationMember, EvaluationTx, RunProgress},
 };
@@ -36,15 +35,6 @@ impl std::fmt::Debug for SqliteEvaluationTx {
     }
 }
 
-#[derive(sqlx::FromRow)]
-pub(super) struct PageRow {
-    pub(super) customer_id: Uuid,
-    joined_at: i64,
-    erased: bool,
-    #[sqlx(flatten)]
-    state: StateRow,
-}
-
 /// The page's rows with their buckets (read between the first and last customer of the page).
 pub(super) async fn with_buckets(
     connection: &mut SqliteConnection,
@@ -58,38 +48,13 @@ pub(super) async fn with_buckets(
         "SELECT {BUCKET_COLUMNS} FROM buckets WHERE program_id = ?1 AND customer_id BETWEEN ?2 AND ?3
          ORDER BY customer_id, month"
     );
-    let bucket_rows: Vec<BucketRow> = sqlx::query_as(&sql)
+    let buckets: Vec<BucketRow> = sqlx::query_as(&sql)
         .bind(program_id)
-        .bind(first.customer_id)
-        .bind(last.customer_id)
+        .bind(first.customer_id())
+        .bind(last.customer_id())
         .fetch_all(&mut *connection)
         .await?;
-    let mut buckets = bucket_rows.into_iter().peekable();
-    Ok(rows
-        .into_iter()
-        .map(|row| {
-            // Both lists are in customer order; the bucket list also holds customers the page
-            // skipped, which are passed over.
-            while buckets
-                .next_if(|bucket| bucket.customer_id < row.customer_id)
-                .is_some()
-            {}
-            let mut own = Vec::new();
-            while let Some(bucket) = buckets.next_if(|bucket| bucket.customer_id == row.customer_id)
-            {
-                own.push(Bucket::from(bucket));
-            }
-            EvaluationMember {
-                member: Member {
-                    customer_id: row.customer_id,
-                    joined_at: from_micros(row.joined_at),
-                    erased: row.erased,
-                },
-                stored: StoredState::from(row.state),
-                buckets: own,
-            }
-        })
-        .collect())
+    Ok(attach_buckets(rows, buckets))
 }
 
 pub(super) const PAGE_COLUMNS: &str =
