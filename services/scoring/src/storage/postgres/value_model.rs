@@ -16,7 +16,10 @@ use crate::{
         store::ValueModelStore,
         summary::{DatedPurchase, PopulationSummary, PurchaseSummary, summarise},
     },
-    storage::{VALUE_MODEL_PARAMETERS, ValueModelParameters, duration_micros, micros_duration},
+    storage::{
+        DatedRow, VALUE_MODEL_COLUMNS, ValueModelParameters, ValueModelRow, dated_purchases,
+        duration_micros,
+    },
 };
 
 /// Purchases not refunded in full up to an instant, as `(customer, occurred_at, net)`.
@@ -106,20 +109,6 @@ impl BinaryCopy {
     }
 }
 
-#[derive(sqlx::FromRow)]
-struct ModelRow {
-    program_id: Uuid,
-    version: i64,
-    #[sqlx(flatten)]
-    parameters: ValueModelParameters,
-    customers: i64,
-    repeat_customers: i64,
-    as_of: DateTime<Utc>,
-    summary_micros: i64,
-    fit_micros: i64,
-    evaluation_run_id: Option<Uuid>,
-}
-
 #[async_trait]
 impl ValueModelStore for PgScoringStore {
     #[tracing::instrument(skip(self))]
@@ -158,74 +147,45 @@ impl ValueModelStore for PgScoringStore {
         zone: Tz,
         as_of: DateTime<Utc>,
     ) -> Result<Vec<(Uuid, PurchaseSummary)>, ScoringError> {
-        let rows: Vec<(Uuid, DateTime<Utc>, i64)> =
-            sqlx::query_as(&format!("{PURCHASES} AND customer_id = ANY($3)"))
-                .bind(program_id)
-                .bind(as_of)
-                .bind(customer_ids)
-                .fetch_all(&self.pool)
-                .await?;
-        let mut purchases: Vec<DatedPurchase> = rows
-            .into_iter()
-            .map(|(customer_id, occurred_at, net_minor)| DatedPurchase {
-                customer_id,
-                occurred_at,
-                net_minor,
-            })
-            .collect();
+        let rows: Vec<DatedRow> = sqlx::query_as(&format!("{PURCHASES} AND customer_id = ANY($3)"))
+            .bind(program_id)
+            .bind(as_of)
+            .bind(customer_ids)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut purchases = dated_purchases(rows);
         Ok(summarise(&mut purchases, zone, as_of))
     }
 
     #[tracing::instrument(skip_all, fields(program_id = %model.program_id))]
     async fn store_value_model(&self, model: &ValueModel) -> Result<i64, ScoringError> {
-        let parameters = ValueModelParameters::from(&model.fitted);
-        Ok(sqlx::query_scalar(&format!(
-            "INSERT INTO value_models (program_id, version, {VALUE_MODEL_PARAMETERS}, customers, repeat_customers,
-                                       as_of, summary_micros, fit_micros, evaluation_run_id)
+        let sql = format!(
+            "INSERT INTO value_models ({VALUE_MODEL_COLUMNS})
              SELECT $1, COALESCE(MAX(version), 0) + 1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16
              FROM value_models WHERE program_id = $1
              RETURNING version"
-        ))
-        .bind(model.program_id)
-        .bind(parameters.bg_r)
-        .bind(parameters.bg_alpha)
-        .bind(parameters.bg_a)
-        .bind(parameters.bg_b)
-        .bind(parameters.bg_log_likelihood)
-        .bind(parameters.gg_p)
-        .bind(parameters.gg_q)
-        .bind(parameters.gg_gamma)
-        .bind(parameters.gg_log_likelihood)
-        .bind(model.customers)
-        .bind(model.repeat_customers)
-        .bind(model.as_of)
-        .bind(duration_micros(model.summary_duration))
-        .bind(duration_micros(model.fit_duration))
-        .bind(model.evaluation_run_id)
-        .fetch_one(&self.pool)
-        .await?)
+        );
+        let insert = sqlx::query_scalar(&sql).bind(model.program_id);
+        Ok(ValueModelParameters::from(&model.fitted)
+            .bind(insert)
+            .bind(model.customers)
+            .bind(model.repeat_customers)
+            .bind(model.as_of)
+            .bind(duration_micros(model.summary_duration))
+            .bind(duration_micros(model.fit_duration))
+            .bind(model.evaluation_run_id)
+            .fetch_one(&self.pool)
+            .await?)
     }
 
     #[tracing::instrument(skip(self))]
     async fn value_model(&self, program_id: Uuid) -> Result<Option<ValueModel>, ScoringError> {
-        let row: Option<ModelRow> = sqlx::query_as(
-            &format!("SELECT program_id, version, {VALUE_MODEL_PARAMETERS}, customers, repeat_customers, as_of,
-                    summary_micros, fit_micros, evaluation_run_id
-             FROM value_models WHERE program_id = $1 ORDER BY version DESC LIMIT 1"),
-        )
+        let row: Option<ValueModelRow> = sqlx::query_as(&format!(
+            "SELECT {VALUE_MODEL_COLUMNS} FROM value_models WHERE program_id = $1 ORDER BY version DESC LIMIT 1"
+        ))
         .bind(program_id)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|row| ValueModel {
-            program_id: row.program_id,
-            version: row.version,
-            fitted: row.parameters.into(),
-            customers: row.customers,
-            repeat_customers: row.repeat_customers,
-            as_of: row.as_of,
-            summary_duration: micros_duration(row.summary_micros),
-            fit_duration: micros_duration(row.fit_micros),
-            evaluation_run_id: row.evaluation_run_id,
-        }))
+        Ok(row.map(ValueModel::from))
     }
 }
