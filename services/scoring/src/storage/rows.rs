@@ -221,6 +221,12 @@ pub(super) fn rank(value: impl TryInto<u32>) -> u32 {
     value.try_into().unwrap_or(0)
 }
 
+/// A rank as both backends store it: an `int` (a program has at most 20 tiers, so no rank is
+/// ever clamped).
+pub(super) fn db_rank(value: u32) -> i32 {
+    i32::try_from(value).unwrap_or(i32::MAX)
+}
+
 pub(super) const PROGRAM_COLUMNS: &str =
     "id, code, name, currency, scope, tiers, created_at, cache_generation, last_evaluated_at";
 

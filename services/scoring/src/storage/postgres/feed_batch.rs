@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::{
     history,
-    rows::{COUNTED_COLUMNS, CountedRow, MEMBER_COLUMNS, MemberRow, STATE_COLUMNS},
+    rows::{COUNTED_COLUMNS, CountedRow, MEMBER_COLUMNS, MemberRow, STATE_COLUMNS, db_rank},
 };
 use crate::{
     ScoringError,
@@ -349,7 +349,6 @@ impl StateColumns {
     pub(super) fn of<'a>(
         states: impl Iterator<Item = (&'a StoredState, Option<&'a Review>)>,
     ) -> Self {
-        let rank = |value: u32| i32::try_from(value).unwrap_or(i32::MAX);
         let mut columns = Self {
             earned_rank: Vec::new(),
             since: Vec::new(),
@@ -366,10 +365,10 @@ impl StateColumns {
         for (stored, review) in states {
             let state = &stored.state;
             let manual = state.manual.as_ref();
-            columns.earned_rank.push(rank(state.earned_rank));
+            columns.earned_rank.push(db_rank(state.earned_rank));
             columns.since.push(state.since);
             columns.last_qualified_at.push(state.last_qualified_at);
-            columns.override_rank.push(manual.map(|m| rank(m.rank)));
+            columns.override_rank.push(manual.map(|m| db_rank(m.rank)));
             columns.override_until.push(manual.map(|m| m.until));
             columns
                 .override_reason

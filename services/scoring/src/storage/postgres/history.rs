@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{Postgres, Transaction, types::Json};
 use uuid::Uuid;
 
+use super::rows::db_rank;
 use crate::{ScoringError, domain::state::HistoryRecord};
 
 /// Appends `records`.
@@ -19,10 +20,7 @@ pub(super) async fn insert(
     let list =
         |f: &dyn Fn(&HistoryRecord) -> Uuid| -> Vec<Uuid> { records.iter().map(f).collect() };
     let ranks = |f: &dyn Fn(&HistoryRecord) -> u32| -> Vec<i32> {
-        records
-            .iter()
-            .map(|r| i32::try_from(f(r)).unwrap_or(i32::MAX))
-            .collect()
+        records.iter().map(|r| db_rank(f(r))).collect()
     };
     let reasons: Vec<&str> = records.iter().map(|r| r.reason.as_str()).collect();
     let policy_ids: Vec<Option<Uuid>> = records.iter().map(|r| r.policy_version_id).collect();

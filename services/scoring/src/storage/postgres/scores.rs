@@ -6,7 +6,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use super::PgScoringStore;
+use super::{PgScoringStore, rows::rank};
 use crate::domain::ports::ScoreRecords;
 use crate::{
     ScoringError,
@@ -201,7 +201,7 @@ impl ScoreRecords for PgScoringStore {
                         },
                         historic_value: 0,
                     },
-                    u32::try_from(row.shown_rank).unwrap_or(0),
+                    rank(row.shown_rank),
                 )
             })
             .collect())

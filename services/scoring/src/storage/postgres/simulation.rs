@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use super::{
     PgScoringStore,
+    rows::rank,
     rules_sql::{ladder, window_condition},
 };
 use crate::domain::ports::Simulations;
@@ -216,10 +217,7 @@ impl Simulations for PgScoringStore {
         for (current, simulated, customers, current_spend, simulated_spend) in
             rows.into_iter().flatten()
         {
-            let (current_rank, simulated_rank) = (
-                u32::try_from(current).unwrap_or(0),
-                u32::try_from(simulated).unwrap_or(0),
-            );
+            let (current_rank, simulated_rank) = (rank(current), rank(simulated));
             match cells.iter_mut().find(|cell| {
                 (cell.current_rank, cell.simulated_rank) == (current_rank, simulated_rank)
             }) {

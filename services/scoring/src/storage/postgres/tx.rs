@@ -8,7 +8,9 @@ use uuid::Uuid;
 
 use super::{
     PgScoringStore,
-    rows::{BUCKET_COLUMNS, BucketRow, MEMBER_COLUMNS, MemberRow, STATE_COLUMNS, StateRow},
+    rows::{
+        BUCKET_COLUMNS, BucketRow, MEMBER_COLUMNS, MemberRow, STATE_COLUMNS, StateRow, db_rank,
+    },
 };
 use crate::domain::ports::ActivityConsumption;
 use crate::domain::ports::FeedProgress;
@@ -28,10 +30,6 @@ use crate::{
 #[derive(Debug)]
 pub struct PgScoringTx {
     pub(super) tx: Transaction<'static, Postgres>,
-}
-
-fn db_rank(value: u32) -> i32 {
-    i32::try_from(value).unwrap_or(i32::MAX)
 }
 
 /// The advisory lock key of the activity-feed leader ("tierline" "feed" in ASCII).

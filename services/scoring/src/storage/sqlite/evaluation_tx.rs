@@ -9,8 +9,8 @@ use uuid::Uuid;
 
 use super::{
     Write,
-    rows::{BUCKET_COLUMNS, BucketRow, PageRow, STATE_COLUMNS, attach_buckets},
-    tx::{db_rank, insert_history},
+    rows::{BUCKET_COLUMNS, BucketRow, PageRow, STATE_COLUMNS, attach_buckets, db_rank},
+    tx::insert_history,
 };
 use crate::{
     ScoringError,

@@ -11,8 +11,8 @@ use uuid::Uuid;
 use super::{
     Write,
     buckets::add_to_buckets,
-    rows::{COUNTED_COLUMNS, CountedRow, MEMBER_COLUMNS, MemberRow, STATE_COLUMNS},
-    tx::{db_rank, insert_history},
+    rows::{COUNTED_COLUMNS, CountedRow, MEMBER_COLUMNS, MemberRow, STATE_COLUMNS, db_rank},
+    tx::insert_history,
 };
 use crate::{
     ScoringError,

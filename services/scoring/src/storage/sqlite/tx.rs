@@ -11,7 +11,9 @@ use uuid::Uuid;
 use super::SqliteScoringStore;
 use super::{
     Write,
-    rows::{BUCKET_COLUMNS, BucketRow, MEMBER_COLUMNS, MemberRow, STATE_COLUMNS, StateRow},
+    rows::{
+        BUCKET_COLUMNS, BucketRow, MEMBER_COLUMNS, MemberRow, STATE_COLUMNS, StateRow, db_rank,
+    },
 };
 use crate::domain::ports::ActivityConsumption;
 use crate::domain::ports::FeedProgress;
@@ -38,10 +40,6 @@ impl std::fmt::Debug for SqliteScoringTx {
             .field("xid", &self.write.xid)
             .finish_non_exhaustive()
     }
-}
-
-pub(super) fn db_rank(value: u32) -> i64 {
-    i64::from(value)
 }
 
 /// Saves a state in a transaction: inserts at version 1, or raises the version by one.
