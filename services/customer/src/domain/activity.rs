@@ -104,6 +104,28 @@ pub struct Recorded {
     pub replayed: bool,
 }
 
+impl Recorded {
+    /// What a request with `fingerprint` under `key` gets when `key` already holds an activity
+    /// stored with `stored_fingerprint`: the same content is a replay of `stored` (read only then,
+    /// so a refusal never depends on it); other content under the same key is refused.
+    pub fn replay(
+        key: &str,
+        stored_fingerprint: &[u8],
+        fingerprint: &[u8; 32],
+        stored: impl FnOnce() -> Result<Activity, CustomerError>,
+    ) -> Result<Self, CustomerError> {
+        if stored_fingerprint != fingerprint.as_slice() {
+            return Err(CustomerError::IdempotencyKeyReused {
+                key: key.to_owned(),
+            });
+        }
+        Ok(Self {
+            activity: stored()?,
+            replayed: true,
+        })
+    }
+}
+
 /// A purchase as a caller sent it.
 #[derive(Debug, Clone, Default)]
 pub struct PurchaseInput {

@@ -42,6 +42,16 @@ impl CustomerStatus {
     }
 }
 
+/// The rule of every change to a customer's record or activity: the customer `id` must exist
+/// (`status` is `None` when it does not) and be active, since an erased record takes nothing new.
+pub fn ensure_active(id: Uuid, status: Option<CustomerStatus>) -> Result<(), CustomerError> {
+    match status {
+        None => Err(CustomerError::customer_not_found(id)),
+        Some(CustomerStatus::Erased) => Err(CustomerError::CustomerErased { id: id.to_string() }),
+        Some(CustomerStatus::Active) => Ok(()),
+    }
+}
+
 /// A customer profile.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Customer {

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::{
     activity::{Activity, NewPurchase, Recorded},
-    customer::CustomerStatus,
+    customer::{CustomerStatus, ensure_active},
 };
 use crate::CustomerError;
 
@@ -103,26 +103,20 @@ impl<'a> PurchaseBatch<'a> {
             let purchase = self.purchases[index];
             self.results[index] =
                 if let Some((fingerprint, activity)) = existing.remove(&purchase.idempotency_key) {
-                    Some(if fingerprint == purchase.fingerprint.as_slice() {
-                        Ok(Recorded {
-                            activity,
-                            replayed: true,
-                        })
-                    } else {
-                        Err(CustomerError::IdempotencyKeyReused {
-                            key: purchase.idempotency_key.clone(),
-                        })
-                    })
+                    Some(Recorded::replay(
+                        &purchase.idempotency_key,
+                        &fingerprint,
+                        &purchase.fingerprint,
+                        || Ok(activity),
+                    ))
                 } else {
-                    match statuses.get(&purchase.customer_id) {
-                        None => Some(Err(CustomerError::customer_not_found(purchase.customer_id))),
-                        Some(Some(CustomerStatus::Active)) => {
+                    let status = statuses.get(&purchase.customer_id).copied().flatten();
+                    match ensure_active(purchase.customer_id, status) {
+                        Ok(()) => {
                             to_insert.push(index);
                             None
                         }
-                        Some(_) => Some(Err(CustomerError::CustomerErased {
-                            id: purchase.customer_id.to_string(),
-                        })),
+                        Err(refusal) => Some(Err(refusal)),
                     }
                 };
         }

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::types::Json;
 use tierline_runtime::{instant::StoredInstant, xid_feed::first_of_merge};
 use uuid::Uuid;
@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::{
     CustomerError,
     domain::{
-        activity::{Activity, ActivityKind, LineItem},
+        activity::{Activity, ActivityKind, LineItem, Recorded, RefundTarget},
         customer::{Customer, CustomerStatus},
         feed::{CustomerEvent, CustomerEventKind, FeedCursor, FeedEvent, FeedPayload},
     },
@@ -71,7 +71,7 @@ pub(super) struct ActivityRow {
     customer_id: Uuid,
     kind: String,
     idempotency_key: String,
-    pub(super) fingerprint: Vec<u8>,
+    fingerprint: Vec<u8>,
     amount_minor: i64,
     currency: String,
     occurred_at: StoredInstant,
@@ -111,6 +111,72 @@ impl TryFrom<ActivityRow> for Activity {
             refunded_amount_minor: row.refunded_amount_minor,
             purchase_occurred_at: row.purchase_occurred_at.into(),
         })
+    }
+}
+
+impl ActivityRow {
+    /// What a request with `fingerprint` under `key`, the key this activity is stored under,
+    /// gets: [`Recorded::replay`].
+    pub(super) fn into_replay(
+        mut self,
+        key: &str,
+        fingerprint: &[u8; 32],
+    ) -> Result<Recorded, CustomerError> {
+        let stored = std::mem::take(&mut self.fingerprint);
+        Recorded::replay(key, &stored, fingerprint, || Activity::try_from(self))
+    }
+}
+
+/// The activities stored under a purchase batch's keys, each with its fingerprint, as
+/// `PurchaseBatch::judge` takes them.
+pub(super) fn stored_under_keys(
+    rows: Vec<ActivityRow>,
+) -> Result<Vec<(Vec<u8>, Activity)>, CustomerError> {
+    rows.into_iter()
+        .map(|mut row| {
+            let fingerprint = std::mem::take(&mut row.fingerprint);
+            Ok((fingerprint, Activity::try_from(row)?))
+        })
+        .collect()
+}
+
+/// The columns of [`RefundTargetRow`].
+pub(super) const REFUND_TARGET_COLUMNS: &str = "kind, customer_id, amount_minor, refunded_amount_minor, currency, \
+     occurred_at, brand, sales_channel, store_id";
+
+/// The purchase a refund names ([`REFUND_TARGET_COLUMNS`]): what the refund is checked against,
+/// and what it copies from it.
+#[derive(Debug, sqlx::FromRow)]
+pub(super) struct RefundTargetRow {
+    kind: String,
+    customer_id: Uuid,
+    amount_minor: i64,
+    refunded_amount_minor: i64,
+    currency: String,
+    occurred_at: StoredInstant,
+    pub(super) brand: String,
+    pub(super) sales_channel: String,
+    pub(super) store_id: String,
+}
+
+impl RefundTargetRow {
+    /// What the refund rules check; a kind this build does not know is an internal error.
+    pub(super) fn target(&self) -> Result<RefundTarget, CustomerError> {
+        let kind = ActivityKind::parse(&self.kind)
+            .ok_or_else(|| CustomerError::Internal(format!("unknown kind {:?}", self.kind)))?;
+        Ok(RefundTarget {
+            kind,
+            customer_id: self.customer_id,
+            amount_minor: self.amount_minor,
+            refunded_amount_minor: self.refunded_amount_minor,
+            currency: self.currency.clone(),
+            occurred_at: self.occurred_at(),
+        })
+    }
+
+    /// When the purchase happened (its refunds carry it).
+    pub(super) fn occurred_at(&self) -> DateTime<Utc> {
+        self.occurred_at.into()
     }
 }
 

@@ -7,15 +7,12 @@ use uuid::Uuid;
 
 use super::{
     PgCustomerStore,
-    customers::why_not_active,
-    rows::{ACTIVITY_COLUMNS, ActivityRow},
+    customers::{lock_active, why_not_active},
+    rows::{ACTIVITY_COLUMNS, ActivityRow, REFUND_TARGET_COLUMNS, RefundTargetRow},
 };
 use crate::{
     CustomerError,
-    domain::{
-        activity::{Activity, ActivityKind, NewPurchase, NewRefund, Recorded, RefundTarget},
-        customer::CustomerStatus,
-    },
+    domain::activity::{Activity, NewPurchase, NewRefund, Recorded},
     storage::ActivityPosition,
 };
 
@@ -35,16 +32,9 @@ pub(super) async fn replay(
         .bind(key)
         .fetch_optional(&mut *connection)
         .await?;
-    match existing {
-        None => Ok(None),
-        Some(row) if row.fingerprint == fingerprint.as_slice() => Ok(Some(Recorded {
-            activity: row.try_into()?,
-            replayed: true,
-        })),
-        Some(_) => Err(CustomerError::IdempotencyKeyReused {
-            key: key.to_owned(),
-        }),
-    }
+    existing
+        .map(|row| row.into_replay(key, fingerprint))
+        .transpose()
 }
 
 /// Records `refund` on `connection`, which must be inside a transaction: locks the purchase,
@@ -54,23 +44,10 @@ async fn apply_refund(
     connection: &mut PgConnection,
     refund: &NewRefund,
 ) -> Result<Recorded, CustomerError> {
-    #[derive(sqlx::FromRow)]
-    struct TargetRow {
-        kind: String,
-        customer_id: Uuid,
-        amount_minor: i64,
-        refunded_amount_minor: i64,
-        currency: String,
-        occurred_at: chrono::DateTime<chrono::Utc>,
-        brand: String,
-        sales_channel: String,
-        store_id: String,
-    }
     // The lock serialises every refund of this purchase, so two racing refunds see each other.
-    let target: Option<TargetRow> = sqlx::query_as(
-        "SELECT kind, customer_id, amount_minor, refunded_amount_minor, currency, occurred_at, brand, sales_channel, store_id
-         FROM activities WHERE id = $1 FOR UPDATE",
-    )
+    let target: Option<RefundTargetRow> = sqlx::query_as(&format!(
+        "SELECT {REFUND_TARGET_COLUMNS} FROM activities WHERE id = $1 FOR UPDATE"
+    ))
     .bind(refund.purchase_id)
     .fetch_optional(&mut *connection)
     .await?;
@@ -84,30 +61,8 @@ async fn apply_refund(
     {
         return Ok(recorded);
     }
-    let status: Option<String> =
-        sqlx::query_scalar("SELECT status FROM customers WHERE id = $1 FOR SHARE")
-            .bind(refund.customer_id)
-            .fetch_optional(&mut *connection)
-            .await?;
-    match status.as_deref().and_then(CustomerStatus::parse) {
-        None => return Err(CustomerError::customer_not_found(refund.customer_id)),
-        Some(CustomerStatus::Erased) => {
-            return Err(CustomerError::CustomerErased {
-                id: refund.customer_id.to_string(),
-            });
-        }
-        Some(CustomerStatus::Active) => {}
-    }
-    let kind = ActivityKind::parse(&target.kind)
-        .ok_or_else(|| CustomerError::Internal(format!("unknown kind {:?}", target.kind)))?;
-    refund.check_against(&RefundTarget {
-        kind,
-        customer_id: target.customer_id,
-        amount_minor: target.amount_minor,
-        refunded_amount_minor: target.refunded_amount_minor,
-        currency: target.currency.clone(),
-        occurred_at: target.occurred_at,
-    })?;
+    lock_active(connection, refund.customer_id).await?;
+    refund.check_against(&target.target()?)?;
     sqlx::query(
         "UPDATE activities SET refunded_amount_minor = refunded_amount_minor + $2 WHERE id = $1",
     )
@@ -134,7 +89,7 @@ async fn apply_refund(
         .bind(&target.sales_channel)
         .bind(&target.store_id)
         .bind(refund.purchase_id)
-        .bind(target.occurred_at)
+        .bind(target.occurred_at())
         .fetch_one(&mut *connection)
         .await?;
     Ok(Recorded {

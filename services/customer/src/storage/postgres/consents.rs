@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::PgCustomerStore;
+use super::{PgCustomerStore, customers::lock_active};
 use crate::{
     CustomerError,
     domain::{
@@ -52,20 +52,7 @@ impl ConsentRecords for PgCustomerStore {
     #[tracing::instrument(skip_all, fields(customer_id = %change.customer_id, channel = change.channel.as_str()))]
     async fn set_consent(&self, change: &ConsentChange) -> Result<Consent, CustomerError> {
         let mut tx = self.pool.begin().await?;
-        let status: Option<String> =
-            sqlx::query_scalar("SELECT status FROM customers WHERE id = $1 FOR SHARE")
-                .bind(change.customer_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        match status.as_deref().and_then(CustomerStatus::parse) {
-            None => return Err(CustomerError::customer_not_found(change.customer_id)),
-            Some(CustomerStatus::Erased) => {
-                return Err(CustomerError::CustomerErased {
-                    id: change.customer_id.to_string(),
-                });
-            }
-            Some(CustomerStatus::Active) => {}
-        }
+        lock_active(&mut tx, change.customer_id).await?;
         sqlx::query(
             "INSERT INTO consent_changes (customer_id, channel, granted, changed_at, source, recorded_at)
              VALUES ($1, $2, $3, $4, $5, $6)",

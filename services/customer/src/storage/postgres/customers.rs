@@ -3,7 +3,7 @@
 use crate::storage::CustomerRecords;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::{PgPool, Postgres, QueryBuilder, types::Json};
+use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, types::Json};
 use uuid::Uuid;
 
 use super::{
@@ -12,7 +12,9 @@ use super::{
 };
 use crate::{
     CustomerError,
-    domain::customer::{Customer, CustomerFilter, CustomerPatch, CustomerStatus, NewCustomer},
+    domain::customer::{
+        Customer, CustomerFilter, CustomerPatch, CustomerStatus, NewCustomer, ensure_active,
+    },
 };
 
 #[async_trait]
@@ -242,11 +244,23 @@ pub(super) async fn why_not_active(
         .bind(id)
         .fetch_optional(pool)
         .await?;
-    Ok(match status.as_deref().and_then(CustomerStatus::parse) {
-        None => CustomerError::customer_not_found(id),
-        Some(CustomerStatus::Erased) => CustomerError::CustomerErased { id: id.to_string() },
-        Some(CustomerStatus::Active) => {
-            CustomerError::Unavailable("the customer changed concurrently; retry".into())
-        }
-    })
+    let refusal = ensure_active(id, status.as_deref().and_then(CustomerStatus::parse)).err();
+    // Active after all: the change that missed it raced a concurrent one, and may be retried.
+    Ok(refusal.unwrap_or_else(|| {
+        CustomerError::Unavailable("the customer changed concurrently; retry".into())
+    }))
+}
+
+/// Fails unless the customer `id` exists and is active (`ensure_active`), and keeps them so
+/// until the transaction ends: the share lock waits for, and holds off, an erasure.
+pub(super) async fn lock_active(
+    connection: &mut PgConnection,
+    id: Uuid,
+) -> Result<(), CustomerError> {
+    let status: Option<String> =
+        sqlx::query_scalar("SELECT status FROM customers WHERE id = $1 FOR SHARE")
+            .bind(id)
+            .fetch_optional(&mut *connection)
+            .await?;
+    ensure_active(id, status.as_deref().and_then(CustomerStatus::parse))
 }

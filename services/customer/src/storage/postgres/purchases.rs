@@ -9,12 +9,12 @@ use uuid::Uuid;
 
 use super::{
     activities::replay,
-    rows::{ACTIVITY_COLUMNS, ActivityRow},
+    rows::{ACTIVITY_COLUMNS, ActivityRow, stored_under_keys},
 };
 use crate::{
     CustomerError,
     domain::{
-        activity::{Activity, NewPurchase},
+        activity::NewPurchase,
         purchase_batch::{BatchResults, PurchaseBatch},
     },
 };
@@ -37,12 +37,8 @@ pub(super) async fn record_purchase_batch(
         .bind(batch.keys())
         .fetch_all(&mut *tx)
         .await?;
-    let existing = existing
-        .into_iter()
-        .map(|row| Ok((row.fingerprint.clone(), Activity::try_from(row)?)))
-        .collect::<Result<Vec<_>, CustomerError>>()?;
 
-    let to_insert = batch.judge(statuses, existing);
+    let to_insert = batch.judge(statuses, stored_under_keys(existing)?);
     let rows: Vec<&NewPurchase> = to_insert.iter().map(|&i| batch.purchase(i)).collect();
     let inserted = insert_purchases(&mut tx, &rows).await?;
     for index in to_insert {

@@ -4,19 +4,21 @@
 //! transaction per batch: a purchase precedes its refunds in the feed).
 
 use async_trait::async_trait;
-use tierline_runtime::instant::{from_micros, micros};
+use tierline_runtime::instant::micros;
 use tierline_runtime::sqlite::rows_param;
 use uuid::Uuid;
 
 use super::{
     SqliteCustomerStore, Write,
     customers::ensure_active,
-    rows::{ACTIVITY_COLUMNS, ActivityRow},
+    rows::{
+        ACTIVITY_COLUMNS, ActivityRow, REFUND_TARGET_COLUMNS, RefundTargetRow, stored_under_keys,
+    },
 };
 use crate::{
     CustomerError,
     domain::{
-        activity::{Activity, ActivityKind, NewPurchase, NewRefund, Recorded, RefundTarget},
+        activity::{Activity, NewPurchase, NewRefund, Recorded},
         import::{ImportCommand, ImportOutcome},
         purchase_batch::{BatchResults, PurchaseBatch},
     },
@@ -34,16 +36,9 @@ async fn replay(
         .bind(key)
         .fetch_optional(&mut *write.tx)
         .await?;
-    match existing {
-        None => Ok(None),
-        Some(row) if row.fingerprint == fingerprint.as_slice() => Ok(Some(Recorded {
-            activity: row.try_into()?,
-            replayed: true,
-        })),
-        Some(_) => Err(CustomerError::IdempotencyKeyReused {
-            key: key.to_owned(),
-        }),
-    }
+    existing
+        .map(|row| row.into_replay(key, fingerprint))
+        .transpose()
 }
 
 async fn inserted(write: &mut Write, id: Uuid) -> Result<Recorded, CustomerError> {
@@ -76,11 +71,7 @@ pub(super) async fn purchase_batch(write: &mut Write, purchases: &[&NewPurchase]
         .bind(rows_param(&batch.keys()))
         .fetch_all(&mut *write.tx)
         .await?;
-    let existing = existing
-        .into_iter()
-        .map(|row| Ok((row.fingerprint.clone(), Activity::try_from(row)?)))
-        .collect::<Result<Vec<_>, CustomerError>>()?;
-    let to_insert = batch.judge(statuses, existing);
+    let to_insert = batch.judge(statuses, stored_under_keys(existing)?);
     if to_insert.is_empty() {
         return batch.finish();
     }
@@ -127,18 +118,13 @@ pub(super) async fn refund(
     write: &mut Write,
     refund: &NewRefund,
 ) -> Result<Recorded, CustomerError> {
-    type Target = (String, Uuid, i64, i64, String, i64, String, String, String);
-    let target: Option<Target> = sqlx::query_as(
-        "SELECT kind, customer_id, amount_minor, refunded_amount_minor, currency, occurred_at, brand, sales_channel,
-                store_id
-         FROM activities WHERE id = ?",
-    )
+    let target: Option<RefundTargetRow> = sqlx::query_as(&format!(
+        "SELECT {REFUND_TARGET_COLUMNS} FROM activities WHERE id = ?"
+    ))
     .bind(refund.purchase_id)
     .fetch_optional(&mut *write.tx)
     .await?;
-    let Some((kind, customer_id, amount, refunded, currency, occurred_at, brand, channel, store)) =
-        target
-    else {
+    let Some(target) = target else {
         return Err(CustomerError::NotFound {
             entity: "purchase",
             id: refund.purchase_id.to_string(),
@@ -148,16 +134,7 @@ pub(super) async fn refund(
         return Ok(recorded);
     }
     ensure_active(&mut write.tx, refund.customer_id).await?;
-    let kind = ActivityKind::parse(&kind)
-        .ok_or_else(|| CustomerError::Internal(format!("unknown kind {kind:?}")))?;
-    refund.check_against(&RefundTarget {
-        kind,
-        customer_id,
-        amount_minor: amount,
-        refunded_amount_minor: refunded,
-        currency: currency.clone(),
-        occurred_at: from_micros(occurred_at),
-    })?;
+    refund.check_against(&target.target()?)?;
     sqlx::query(
         "UPDATE activities SET refunded_amount_minor = refunded_amount_minor + ? WHERE id = ?",
     )
@@ -182,11 +159,11 @@ pub(super) async fn refund(
     .bind(&refund.currency)
     .bind(micros(refund.occurred_at))
     .bind(micros(refund.recorded_at))
-    .bind(&brand)
-    .bind(&channel)
-    .bind(&store)
+    .bind(&target.brand)
+    .bind(&target.sales_channel)
+    .bind(&target.store_id)
     .bind(refund.purchase_id)
-    .bind(occurred_at)
+    .bind(micros(target.occurred_at()))
     .execute(&mut *write.tx)
     .await?;
     inserted(write, refund.id).await

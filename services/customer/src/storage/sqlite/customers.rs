@@ -13,7 +13,9 @@ use super::{
 };
 use crate::{
     CustomerError,
-    domain::customer::{Customer, CustomerFilter, CustomerPatch, CustomerStatus, NewCustomer},
+    domain::customer::{
+        self, Customer, CustomerFilter, CustomerPatch, CustomerStatus, NewCustomer,
+    },
 };
 
 async fn external_id_taken(
@@ -51,16 +53,12 @@ pub(super) async fn status_of(
     Ok(status.as_deref().and_then(CustomerStatus::parse))
 }
 
-/// Fails unless the customer exists and is active.
+/// Fails unless the customer exists and is active (`domain::customer::ensure_active`).
 pub(super) async fn ensure_active(
     connection: &mut SqliteConnection,
     id: Uuid,
 ) -> Result<(), CustomerError> {
-    match status_of(connection, id).await? {
-        None => Err(CustomerError::customer_not_found(id)),
-        Some(CustomerStatus::Erased) => Err(CustomerError::CustomerErased { id: id.to_string() }),
-        Some(CustomerStatus::Active) => Ok(()),
-    }
+    customer::ensure_active(id, status_of(connection, id).await?)
 }
 
 pub(super) async fn add_event(
