@@ -163,6 +163,17 @@ pub struct Ack {
     pub provider_message_id: String,
 }
 
+impl Ack {
+    /// The delivery status the ack records: `failed` when it carries a failure, else `sent`.
+    pub fn stored_status(&self) -> &'static str {
+        if self.failure.is_some() {
+            "failed"
+        } else {
+            "sent"
+        }
+    }
+}
+
 /// What became of an ack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AckOutcome {

@@ -5,6 +5,7 @@
 mod campaign_row;
 mod errors;
 pub mod postgres;
+mod rows;
 pub mod sqlite;
 mod tallies;
 

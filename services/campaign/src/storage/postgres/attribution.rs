@@ -3,12 +3,18 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::types::Json;
 use uuid::Uuid;
 
 use super::PgCampaignStore;
 use crate::domain::ports::AttributionRecords;
-use crate::{CampaignError, domain::campaign::ProgramFacts, storage::AttributionTarget};
+use crate::{
+    CampaignError,
+    domain::campaign::ProgramFacts,
+    storage::{
+        AttributionTarget,
+        rows::{StoredTarget, TARGET_COLUMNS},
+    },
+};
 
 #[async_trait]
 impl AttributionRecords for PgCampaignStore {
@@ -18,41 +24,16 @@ impl AttributionRecords for PgCampaignStore {
         customers: &[Uuid],
         from: DateTime<Utc>,
     ) -> Result<Vec<(AttributionTarget, ProgramFacts)>, CampaignError> {
-        // Campaign, customer, entry, entered, attribution end, the campaign's program.
-        type Row = (
-            Uuid,
-            Uuid,
-            i32,
-            DateTime<Utc>,
-            DateTime<Utc>,
-            Json<ProgramFacts>,
-        );
-        let rows: Vec<Row> = sqlx::query_as(
-            "SELECT m.campaign_id, m.customer_id, m.entry, m.entered_at, m.attribution_ends_at, c.program
+        let rows: Vec<StoredTarget> = sqlx::query_as(&format!(
+            "SELECT {TARGET_COLUMNS}
              FROM members m JOIN campaigns c ON c.id = m.campaign_id
-             WHERE m.customer_id = ANY($1) AND m.attribution_ends_at > $2",
-        )
+             WHERE m.customer_id = ANY($1) AND m.attribution_ends_at > $2"
+        ))
         .bind(customers)
         .bind(from)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(campaign_id, customer_id, entry, entered_at, attribution_ends_at, program)| {
-                    (
-                        AttributionTarget {
-                            campaign_id,
-                            customer_id,
-                            entry,
-                            entered_at,
-                            attribution_ends_at,
-                        },
-                        program.0,
-                    )
-                },
-            )
-            .collect())
+        Ok(rows.into_iter().map(Into::into).collect())
     }
 
     #[tracing::instrument(skip_all, fields(purchases = purchases.len(), refunds = refunds.len()))]

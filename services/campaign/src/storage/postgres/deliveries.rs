@@ -11,6 +11,7 @@ use crate::{
     CampaignError,
     domain::campaign::Channel,
     domain::ports::{Ack, AckOutcome, LeasedDelivery, unrecorded_ack},
+    storage::rows::StoredLease,
 };
 
 #[async_trait]
@@ -41,8 +42,7 @@ impl DeliveryRecords for PgCampaignStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        type Row = (Uuid, Uuid, Uuid, DateTime<Utc>, i32, DateTime<Utc>);
-        let rows: Vec<Row> = sqlx::query_as(
+        let rows: Vec<StoredLease> = sqlx::query_as(
             "UPDATE deliveries d SET status = 'leased', leased_to = $2, lease_expires_at = $4, attempt = d.attempt + 1
              FROM (SELECT id FROM deliveries
                    WHERE channel = $1 AND (status = 'pending' OR (status = 'leased' AND lease_expires_at <= $3))
@@ -58,21 +58,7 @@ impl DeliveryRecords for PgCampaignStore {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(id, campaign_id, customer_id, lease_expires_at, attempt, created_at)| {
-                    LeasedDelivery {
-                        id,
-                        campaign_id,
-                        customer_id,
-                        lease_expires_at,
-                        attempt,
-                        created_at,
-                    }
-                },
-            )
-            .collect())
+        Ok(rows.into_iter().map(LeasedDelivery::from).collect())
     }
 
     #[tracing::instrument(skip_all, fields(ids = ids.len()))]
@@ -102,11 +88,7 @@ impl DeliveryRecords for PgCampaignStore {
         let mut tx = self.pool.begin().await?;
         let mut outcomes = Vec::with_capacity(acks.len());
         for ack in acks {
-            let status = if ack.failure.is_some() {
-                "failed"
-            } else {
-                "sent"
-            };
+            let status = ack.stored_status();
             // A leased delivery takes the first outcome of the adapter holding its lease, also
             // after the lease expired (as long as it was not leased again).
             let recorded = sqlx::query(

@@ -10,7 +10,10 @@ use uuid::Uuid;
 
 use crate::{
     CampaignError,
-    domain::{campaign::Channel, holdout::Arm},
+    domain::{
+        campaign::{Channel, Status},
+        holdout::Arm,
+    },
     storage::{EnrolmentTx, NewMember, SuppressionReason},
 };
 
@@ -39,7 +42,7 @@ impl EnrolmentTx for PgEnrolmentTx {
                 .bind(campaign_id)
                 .fetch_optional(&mut *self.tx)
                 .await?;
-        Ok(status.as_deref() == Some("running"))
+        Ok(status.as_deref().and_then(Status::parse) == Some(Status::Running))
     }
 
     #[tracing::instrument(skip_all, fields(customers = customers.len()))]

@@ -3,15 +3,20 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::{Sqlite, Transaction, types::Json};
-use tierline_runtime::instant::{from_micros, micros};
+use sqlx::{Sqlite, Transaction};
+use tierline_runtime::instant::micros;
 use uuid::Uuid;
 
 use super::{SqliteCampaignStore, begin_write};
 use crate::domain::ports::AttributionRecords;
-use crate::{CampaignError, domain::campaign::ProgramFacts, storage::AttributionTarget};
-
-type TargetRow = (Uuid, Uuid, i32, i64, i64, Json<ProgramFacts>);
+use crate::{
+    CampaignError,
+    domain::campaign::ProgramFacts,
+    storage::{
+        AttributionTarget,
+        rows::{StoredTarget, TARGET_COLUMNS},
+    },
+};
 
 #[async_trait]
 impl AttributionRecords for SqliteCampaignStore {
@@ -31,29 +36,19 @@ impl AttributionRecords for SqliteCampaignStore {
     ) -> Result<Vec<(AttributionTarget, ProgramFacts)>, CampaignError> {
         let mut targets = Vec::new();
         for customer in customers {
-            let rows: Vec<TargetRow> = sqlx::query_as(
-                "SELECT m.campaign_id, m.customer_id, m.entry, m.entered_at, m.attribution_ends_at, c.program
+            let rows: Vec<StoredTarget> = sqlx::query_as(&format!(
+                "SELECT {TARGET_COLUMNS}
                  FROM members m JOIN campaigns c ON c.id = m.campaign_id
-                 WHERE m.customer_id = ? AND m.attribution_ends_at > ?",
-            )
+                 WHERE m.customer_id = ? AND m.attribution_ends_at > ?"
+            ))
             .bind(customer)
             .bind(micros(from))
             .fetch_all(&self.pool)
             .await?;
-            targets.extend(rows.into_iter().map(
-                |(campaign_id, customer_id, entry, entered, ends, program)| {
-                    (
-                        AttributionTarget {
-                            campaign_id,
-                            customer_id,
-                            entry,
-                            entered_at: from_micros(entered),
-                            attribution_ends_at: from_micros(ends),
-                        },
-                        program.0,
-                    )
-                },
-            ));
+            targets.extend(
+                rows.into_iter()
+                    .map(<(AttributionTarget, ProgramFacts)>::from),
+            );
         }
         Ok(targets)
     }

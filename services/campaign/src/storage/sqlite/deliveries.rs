@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use tierline_runtime::instant::{from_micros, micros};
+use tierline_runtime::instant::micros;
 use uuid::Uuid;
 
 use super::{SqliteCampaignStore, begin_write};
@@ -12,6 +12,7 @@ use crate::{
     CampaignError,
     domain::campaign::Channel,
     domain::ports::{Ack, AckOutcome, LeasedDelivery, unrecorded_ack},
+    storage::rows::StoredLease,
 };
 
 #[async_trait]
@@ -59,25 +60,17 @@ impl DeliveryRecords for SqliteCampaignStore {
         .await?;
         let mut leased = Vec::with_capacity(ids.len());
         for id in ids {
-            let (campaign_id, customer_id, expires, attempt, created_at): (Uuid, Uuid, i64, i32, i64) =
-                sqlx::query_as(
-                    "UPDATE deliveries SET status = 'leased', leased_to = ?2, lease_expires_at = ?3, attempt = attempt + 1
-                     WHERE id = ?1
-                     RETURNING campaign_id, customer_id, lease_expires_at, attempt, created_at",
-                )
-                .bind(id)
-                .bind(adapter_id)
-                .bind(micros(now + lease))
-                .fetch_one(&mut *tx)
-                .await?;
-            leased.push(LeasedDelivery {
-                id,
-                campaign_id,
-                customer_id,
-                lease_expires_at: from_micros(expires),
-                attempt,
-                created_at: from_micros(created_at),
-            });
+            let row: StoredLease = sqlx::query_as(
+                "UPDATE deliveries SET status = 'leased', leased_to = ?2, lease_expires_at = ?3, attempt = attempt + 1
+                 WHERE id = ?1
+                 RETURNING id, campaign_id, customer_id, lease_expires_at, attempt, created_at",
+            )
+            .bind(id)
+            .bind(adapter_id)
+            .bind(micros(now + lease))
+            .fetch_one(&mut *tx)
+            .await?;
+            leased.push(LeasedDelivery::from(row));
         }
         tx.commit().await?;
         if !leased.is_empty() {
@@ -119,11 +112,7 @@ impl DeliveryRecords for SqliteCampaignStore {
         let mut tx = begin_write(&self.pool).await?;
         let mut outcomes = Vec::with_capacity(acks.len());
         for ack in acks {
-            let status = if ack.failure.is_some() {
-                "failed"
-            } else {
-                "sent"
-            };
+            let status = ack.stored_status();
             // A leased delivery takes the first outcome of the adapter holding its lease, also
             // after the lease expired (as long as it was not leased again).
             let recorded = sqlx::query(

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::{SqliteCampaignStore, begin_write};
 use crate::{
     CampaignError,
-    domain::campaign::Channel,
+    domain::campaign::{Channel, Status},
     storage::{EnrolmentTx, NewMember, SuppressionReason},
 };
 
@@ -93,7 +93,7 @@ impl EnrolmentTx for SqliteEnrolmentTx {
                 .bind(campaign_id)
                 .fetch_optional(&mut **self.tx().await?)
                 .await?;
-        Ok(status.as_deref() == Some("running"))
+        Ok(status.as_deref().and_then(Status::parse) == Some(Status::Running))
     }
 
     async fn recent_contacts(

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use tierline_runtime::instant::{from_micros, micros};
+use tierline_runtime::instant::micros;
 use uuid::Uuid;
 
 use super::SqliteCampaignStore;
@@ -12,22 +12,10 @@ use crate::{
     CampaignError,
     domain::holdout::Arm,
     storage::{
-        ArmAggregate, MemberRow, MembershipCounts, NewMember, SuppressionReason, SuppressionRow,
+        ArmAggregate, MemberRow, MembershipCounts, SuppressionReason, SuppressionRow,
+        rows::{MEMBER_COLUMNS, SUPPRESSION_COLUMNS, StoredMember, StoredSuppression},
     },
 };
-
-type MemberTuple = (
-    Uuid,
-    i32,
-    String,
-    i64,
-    i64,
-    i64,
-    Option<Uuid>,
-    Option<String>,
-    i32,
-    i64,
-);
 
 #[async_trait]
 impl MembershipReads for SqliteCampaignStore {
@@ -53,51 +41,20 @@ impl MembershipReads for SqliteCampaignStore {
         after_seq: Option<i64>,
         limit: u32,
     ) -> Result<Vec<MemberRow>, CampaignError> {
-        let rows: Vec<MemberTuple> = sqlx::query_as(
-            "SELECT m.customer_id, m.entry, m.arm, m.entered_at, m.attribution_ends_at, m.seq, d.id, d.status,
-                    m.conversions, m.revenue_minor
+        let rows: Vec<StoredMember> = sqlx::query_as(&format!(
+            "SELECT {MEMBER_COLUMNS}
              FROM members m LEFT JOIN deliveries d
                  ON d.campaign_id = m.campaign_id AND d.customer_id = m.customer_id AND d.entry = m.entry
              WHERE m.campaign_id = ?1 AND (?2 IS NULL OR m.arm = ?2) AND m.seq > COALESCE(?3, 0)
-             ORDER BY m.seq LIMIT ?4",
-        )
+             ORDER BY m.seq LIMIT ?4"
+        ))
         .bind(id)
         .bind(arm.map(Arm::as_str))
         .bind(after_seq)
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter()
-            .map(
-                |(
-                    customer_id,
-                    entry,
-                    arm,
-                    entered,
-                    ends,
-                    seq,
-                    delivery,
-                    status,
-                    conversions,
-                    revenue,
-                )| {
-                    Ok(MemberRow {
-                        member: NewMember {
-                            customer_id,
-                            entry,
-                            arm: Arm::parse(&arm)
-                                .ok_or_else(|| CampaignError::Internal(format!("arm {arm:?}")))?,
-                            entered_at: from_micros(entered),
-                            attribution_ends_at: from_micros(ends),
-                        },
-                        seq,
-                        delivery: delivery.zip(status),
-                        conversions,
-                        revenue_minor: revenue,
-                    })
-                },
-            )
-            .collect()
+        rows.into_iter().map(MemberRow::try_from).collect()
     }
 
     async fn suppressions(
@@ -107,28 +64,18 @@ impl MembershipReads for SqliteCampaignStore {
         after_seq: Option<i64>,
         limit: u32,
     ) -> Result<Vec<SuppressionRow>, CampaignError> {
-        let rows: Vec<(Uuid, String, i64, i64)> = sqlx::query_as(
-            "SELECT customer_id, reason, suppressed_at, seq FROM suppressions
+        let rows: Vec<StoredSuppression> = sqlx::query_as(&format!(
+            "SELECT {SUPPRESSION_COLUMNS} FROM suppressions
              WHERE campaign_id = ?1 AND (?2 IS NULL OR reason = ?2) AND seq > COALESCE(?3, 0)
-             ORDER BY seq LIMIT ?4",
-        )
+             ORDER BY seq LIMIT ?4"
+        ))
         .bind(id)
         .bind(reason.map(SuppressionReason::as_str))
         .bind(after_seq)
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter()
-            .map(|(customer_id, reason, suppressed_at, seq)| {
-                Ok(SuppressionRow {
-                    customer_id,
-                    reason: SuppressionReason::parse(&reason)
-                        .ok_or_else(|| CampaignError::Internal(format!("reason {reason:?}")))?,
-                    suppressed_at: from_micros(suppressed_at),
-                    seq,
-                })
-            })
-            .collect()
+        rows.into_iter().map(SuppressionRow::try_from).collect()
     }
 
     async fn arm_aggregates(
