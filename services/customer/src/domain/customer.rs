@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 
-use super::service::Rules;
+use super::rules::Rules;
 use super::validate::{
     PhoneRegion, Violations, birth_date, is_attribute_key, is_email, phone_in_e164,
 };

@@ -9,6 +9,7 @@ pub mod onboarding;
 pub mod paging;
 pub mod ports;
 pub mod purchase_batch;
+pub mod rules;
 pub mod service;
 pub mod validate;
 

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::{
     consent::{ConsentChange, ConsentInput},
     customer::{Customer, NewCustomer, ProfileInput},
-    service::Rules,
+    rules::Rules,
 };
 use crate::CustomerError;
 

@@ -37,24 +37,7 @@ pub struct CustomerExport {
     pub exported_at: DateTime<Utc>,
 }
 
-/// How the service behaves, from configuration.
-#[derive(Debug, Clone, Copy)]
-pub struct Rules {
-    /// How far in the future an occurred_at may lie (clients' clocks drift).
-    pub clock_skew: chrono::Duration,
-    /// The region whose national phone formats are accepted; none: international forms only.
-    pub phone_region: Option<super::validate::PhoneRegion>,
-}
-
-impl Rules {
-    /// Rules with `clock_skew` and no phone region.
-    pub fn new(clock_skew: chrono::Duration) -> Self {
-        Self {
-            clock_skew,
-            phone_region: None,
-        }
-    }
-}
+pub use super::rules::Rules;
 
 /// The customer service's domain API.
 #[derive(Debug, Clone)]

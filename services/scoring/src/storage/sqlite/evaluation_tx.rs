@@ -10,7 +10,6 @@ use uuid::Uuid;
 use super::{
     Write,
     rows::{BUCKET_COLUMNS, BucketRow, PageRow, STATE_COLUMNS, attach_buckets, db_rank},
-    tx::insert_history,
 };
 use crate::{
     ScoringError,
@@ -157,7 +156,7 @@ impl EvaluationTx for SqliteEvaluationTx {
 
     #[tracing::instrument(skip_all, fields(records = records.len()))]
     async fn record_many(&mut self, records: &[HistoryRecord]) -> Result<(), ScoringError> {
-        insert_history(&mut self.write, records).await
+        super::history::insert(&mut self.write, records).await
     }
 
     #[tracing::instrument(skip(self))]

@@ -12,7 +12,6 @@ use super::{
     Write,
     buckets::add_to_buckets,
     rows::{COUNTED_COLUMNS, CountedRow, MEMBER_COLUMNS, MemberRow, STATE_COLUMNS, db_rank},
-    tx::insert_history,
 };
 use crate::{
     ScoringError,
@@ -97,7 +96,7 @@ pub(super) async fn write(
     write_refunds(write, writes).await?;
     add_to_buckets(&mut write.tx, &writes.buckets).await?;
     write_states(write, &writes.states, now).await?;
-    insert_history(write, &writes.history).await
+    super::history::insert(write, &writes.history).await
 }
 
 async fn write_members(write: &mut Write, members: &[Member]) -> Result<(), ScoringError> {

@@ -17,6 +17,7 @@ mod cache_repairs;
 mod evaluation;
 mod evaluation_tx;
 mod feed_batch;
+mod history;
 mod idempotency;
 mod lifecycle;
 mod lookups;

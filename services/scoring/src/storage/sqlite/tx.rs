@@ -5,7 +5,6 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tierline_runtime::instant::{from_micros, micros};
-use tierline_runtime::sqlite::rows_param;
 use uuid::Uuid;
 
 use super::SqliteScoringStore;
@@ -84,58 +83,6 @@ pub(super) async fn upsert_state(
     .await?)
 }
 
-/// Appends history records at the next feed positions of this transaction, in their order, in
-/// one statement.
-pub(super) async fn insert_history(
-    write: &mut Write,
-    records: &[HistoryRecord],
-) -> Result<(), ScoringError> {
-    let Some(first) = write.take_seqs(records.len()).await? else {
-        return Ok(());
-    };
-    let rows: Vec<serde_json::Value> = records
-        .iter()
-        .zip(first..)
-        .map(|(record, seq)| {
-            serde_json::json!([
-                record.id,
-                seq,
-                record.program_id,
-                record.customer_id,
-                db_rank(record.from_rank),
-                db_rank(record.to_rank),
-                record.reason.as_str(),
-                record.policy_version_id,
-                record.policy_version,
-                // Stored as the JSON text Postgres keeps as jsonb.
-                serde_json::to_string(&record.totals).unwrap_or_default(),
-                micros(record.occurred_at),
-                record.window.and_then(|window| window.start).map(micros),
-                record.window.map(|window| micros(window.end)),
-                record.evaluation_run_id,
-                record.activity_id,
-                record.operator_name,
-                record.operator_reason,
-                record.override_expires_at.map(micros),
-            ])
-        })
-        .collect();
-    sqlx::query(
-        "INSERT INTO tier_history (id, seq, xid, program_id, customer_id, from_rank, to_rank, reason, policy_version_id,
-                                   policy_version, totals, occurred_at, window_start, window_end, evaluation_run_id,
-                                   activity_id, operator_name, operator_reason, override_expires_at)
-         SELECT unhex(value ->> 0, '-'), value ->> 1, ?2, unhex(value ->> 2, '-'), unhex(value ->> 3, '-'), value ->> 4,
-                value ->> 5, value ->> 6, unhex(value ->> 7, '-'), value ->> 8, value ->> 9, value ->> 10, value ->> 11,
-                value ->> 12, unhex(value ->> 13, '-'), unhex(value ->> 14, '-'), value ->> 15, value ->> 16, value ->> 17
-         FROM json_each(?1)",
-    )
-    .bind(rows_param(&rows))
-    .bind(write.xid)
-    .execute(&mut *write.tx)
-    .await?;
-    Ok(())
-}
-
 /// Records a member: the join time only moves earlier and erasure is kept.
 pub(super) async fn upsert_member(write: &mut Write, member: Member) -> Result<(), ScoringError> {
     sqlx::query(
@@ -210,7 +157,7 @@ impl ScoringTx for SqliteScoringTx {
     }
 
     async fn record(&mut self, record: &HistoryRecord) -> Result<(), ScoringError> {
-        insert_history(&mut self.write, std::slice::from_ref(record)).await
+        super::history::insert(&mut self.write, std::slice::from_ref(record)).await
     }
 
     async fn load_feed_batch(&mut self, keys: &FeedKeys) -> Result<FeedLoad, ScoringError> {
