@@ -102,3 +102,8 @@ fn lead<F, Fut>(
         consume,
     );
 }
+
+/// An id field of an upstream event; the reason, naming the field, when it is not one.
+fn id(field: &str, text: &str) -> Result<uuid::Uuid, String> {
+    uuid::Uuid::parse_str(text).map_err(|_| format!("{field} is not an id: {text:?}"))
+}

@@ -9,8 +9,8 @@ use tierline_runtime::{
     client::{ClientSettings, Outgoing, channel},
     follower::{Batching, Stopped},
 };
-use uuid::Uuid;
 
+use super::id;
 use crate::{
     CampaignError,
     domain::triggers::{TierChange, TierEvent, TriggerApplier},
@@ -54,10 +54,6 @@ pub(super) async fn consume(
     )
     .await?;
     Ok(())
-}
-
-fn id(field: &str, text: &str) -> Result<Uuid, String> {
-    Uuid::parse_str(text).map_err(|_| format!("{field} is not an id: {text:?}"))
 }
 
 /// The feed event as triggers see it; changes no trigger fires on are dropped; the reason when
