@@ -45,7 +45,7 @@ use crate::{
     cache::{Keyspace, TierCache},
     domain::ports::{
         RunLock, ScoringStore,
-        tx::{ChunkEnd, EvaluationChunk, EvaluationTx, RunProgress},
+        tx::{ChunkEnd, ChunkSize, EvaluationChunk, EvaluationTx, RunProgress},
     },
 };
 
@@ -55,6 +55,12 @@ const FEED_LAG: chrono::Duration = chrono::Duration::seconds(10);
 
 /// Members read per chunk (one statement) and judged per transaction.
 const CHUNK: u32 = 20_000;
+
+/// Connections a chunk read may take at once when the run has nothing else to do.
+const QUIET_READ_CONNECTIONS: u32 = 2;
+
+/// A chunk with fewer candidates than one in this many members leaves next to nothing to write.
+const QUIET_CHUNK: i64 = 100;
 
 /// Customers whose buckets are rebuilt per transaction.
 const REBUILD_CHUNK: u32 = 10_000;
@@ -355,8 +361,9 @@ impl Evaluator {
         };
         // Each chunk is read (on a connection of its own) while the one before is judged and
         // written: the reads and the writes share the time rather than add up. The ranges are
-        // disjoint, and a chunk is saved only at the versions it read.
-        let read_after = |after: Option<ChunkEnd>| {
+        // disjoint, and a chunk is saved only at the versions it read. After a chunk that left
+        // next to nothing to write, the next read may take more connections at once.
+        let read_after = |after: Option<ChunkEnd>, size: ChunkSize| {
             let (store, rules) = (self.store.clone(), rules.clone());
             let (program_id, run_id, policy_version_id) = (program.program.id, run.id, version.id);
             tokio::spawn(async move {
@@ -378,7 +385,7 @@ impl Evaluator {
                         program_id,
                         run_id,
                         after,
-                        CHUNK,
+                        size,
                         (reviewed_under, &rules),
                         judged_at_time,
                         now,
@@ -387,7 +394,13 @@ impl Evaluator {
                 Ok::<_, ScoringError>((chunk, judged_at_time, now))
             })
         };
-        let mut next = read_after(None);
+        let mut next = read_after(
+            None,
+            ChunkSize {
+                members: CHUNK,
+                connections: 1,
+            },
+        );
         loop {
             let (chunk, judged_at_time, now) = next.await.map_err(|error| {
                 ScoringError::Internal(format!("evaluation chunk read task: {error}"))
@@ -395,7 +408,7 @@ impl Evaluator {
             let Some(last) = chunk.last else {
                 break;
             };
-            next = read_after(Some(last));
+            next = read_after(Some(last), next_chunk_size(&chunk));
             self.judge_chunk(&judging, chunk, judged_at_time, now)
                 .await?;
         }
@@ -434,6 +447,19 @@ impl Evaluator {
             "feed": feed,
             "backfill": backfill,
         }))
+    }
+}
+
+/// How the chunk after `chunk` is read: beside the writes of `chunk`'s changes on one connection,
+/// or, when `chunk` had next to nothing to judge, on several at once (two connections reading
+/// beside a third writing only slowed a run in which one member in ten changes:
+/// docs/BENCHMARKS.md).
+fn next_chunk_size(chunk: &EvaluationChunk) -> ChunkSize {
+    let candidates = i64::try_from(chunk.candidates.len()).unwrap_or(i64::MAX);
+    let quiet = candidates.saturating_mul(QUIET_CHUNK) < chunk.members;
+    ChunkSize {
+        members: CHUNK,
+        connections: if quiet { QUIET_READ_CONNECTIONS } else { 1 },
     }
 }
 
@@ -820,5 +846,53 @@ impl Evaluator {
         ))
         .await?;
         Ok(ended.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{decision::TierState, ports::tx::EvaluationCandidate};
+
+    fn chunk(members: i64, candidates: usize) -> EvaluationChunk {
+        let candidate = EvaluationCandidate {
+            customer_id: Uuid::nil(),
+            stored: StoredState {
+                state: TierState {
+                    earned_rank: 1,
+                    since: DateTime::<Utc>::MIN_UTC,
+                    last_qualified_at: None,
+                    lapsed_at: None,
+                    manual: None,
+                },
+                version: 1,
+            },
+            review: None,
+            buckets: Vec::new(),
+            joined_at: None,
+        };
+        EvaluationChunk {
+            members,
+            last: None,
+            candidates: vec![candidate; candidates],
+        }
+    }
+
+    #[test]
+    fn a_chunk_after_one_with_next_to_nothing_to_write_is_read_on_several_connections() {
+        assert_eq!(
+            next_chunk_size(&chunk(20_000, 0)).connections,
+            QUIET_READ_CONNECTIONS
+        );
+        assert_eq!(
+            next_chunk_size(&chunk(20_000, 199)).connections,
+            QUIET_READ_CONNECTIONS
+        );
+        // One member in a hundred or more to judge: their writes need the other core.
+        assert_eq!(next_chunk_size(&chunk(20_000, 200)).connections, 1);
+        assert_eq!(next_chunk_size(&chunk(20_000, 2_000)).connections, 1);
+        // The pass over what moved counts nobody: whatever it sends is to write.
+        assert_eq!(next_chunk_size(&chunk(0, 1)).connections, 1);
+        assert_eq!(next_chunk_size(&chunk(20_000, 0)).members, CHUNK);
     }
 }

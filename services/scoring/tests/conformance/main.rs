@@ -47,6 +47,7 @@ tierline_testkit::conformance_suite!(
         buckets_rebuild_from_counted_purchases_a_chunk_at_a_time,
         cut_points_simulation_and_lifecycles_read_the_population,
         an_evaluation_chunk_sums_the_window_and_saves_only_unmoved_states,
+        a_pass_read_on_several_connections_finds_what_one_finds,
         a_feed_batch_loads_what_it_names_and_writes_sets,
         the_records_a_feed_batch_leaves_are_what_the_store_then_holds,
         refunds_apply_once_and_counted_purchases_are_listed,

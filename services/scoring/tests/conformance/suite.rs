@@ -20,7 +20,7 @@ use tierline_scoring::{
         versions::{PolicyStatus, PolicyVersion, RunTrigger},
         window::Totals,
     },
-    storage::{DraftChange, FeedProgress, NewPolicy, NewRun, ScoringStore},
+    storage::{DraftChange, FeedProgress, NewPolicy, NewRun, ScoringStore, tx::ChunkSize},
 };
 use uuid::Uuid;
 
@@ -522,7 +522,7 @@ async fn whole_pass(
     store: &Arc<dyn ScoringStore>,
     program_id: Uuid,
     run_id: Uuid,
-    limit: u32,
+    (limit, connections): (u32, u32),
     policy: (Uuid, &PolicyRules),
     as_of: chrono::DateTime<Utc>,
     now: chrono::DateTime<Utc>,
@@ -530,7 +530,18 @@ async fn whole_pass(
     let (mut members, mut candidates, mut after) = (0, Vec::new(), None);
     loop {
         let chunk = store
-            .evaluation_chunk(program_id, run_id, after, limit, policy, as_of, now)
+            .evaluation_chunk(
+                program_id,
+                run_id,
+                after,
+                ChunkSize {
+                    members: limit,
+                    connections,
+                },
+                policy,
+                as_of,
+                now,
+            )
             .await
             .expect("chunk");
         members += chunk.members;
@@ -912,6 +923,85 @@ pub(crate) async fn cut_points_simulation_and_lifecycles_read_the_population(
     assert_eq!(later, 5, "200 days on, everyone is at risk");
 }
 
+pub(crate) async fn a_pass_read_on_several_connections_finds_what_one_finds(
+    store: Arc<dyn ScoringStore>,
+) {
+    // VIP needs 450,000: enough members for the states to fill several pages, every third
+    // one reviewed a year ahead (counted, not sent).
+    let (program, policy) = innisfree_with_draft(&store, 450_000).await;
+    let rules = policy.document.clone().validate(&program).expect("rules");
+    let mut members: Vec<Uuid> = (0..240).map(|_| Uuid::now_v7()).collect();
+    members.sort_unstable();
+    for (n, customer) in members.iter().enumerate() {
+        let spend = if n % 2 == 0 { 400_000 } else { 500_000 };
+        seed(&store, program.id, *customer, spend, 1 + (n % 2) as u32).await;
+    }
+    let now = Utc::now().trunc_subsecs(6);
+    let run = manual_run(&store, program.id, policy.id, now, None).await;
+    let (_, everyone) = whole_pass(
+        &store,
+        program.id,
+        run.id,
+        (1_000, 1),
+        (policy.id, &rules),
+        now,
+        now,
+    )
+    .await;
+    let ahead = Review {
+        policy_version_id: policy.id,
+        month: Some(Month::of(now, chrono_tz::UTC).plus(12)),
+    };
+    let reviews: Vec<(Uuid, i64, Review)> = everyone
+        .iter()
+        .filter(|candidate| {
+            members
+                .iter()
+                .position(|m| *m == candidate.customer_id)
+                .is_some_and(|n| n % 3 == 0)
+        })
+        .map(|candidate| (candidate.customer_id, candidate.stored.version, ahead))
+        .collect();
+    let mut tx = store.begin_evaluation().await.expect("tx");
+    tx.save_reviews(program.id, Uuid::now_v7(), &reviews)
+        .await
+        .expect("reviews");
+    tx.commit().await.expect("commit");
+    let expected: Vec<Uuid> = members
+        .iter()
+        .enumerate()
+        .filter(|(n, _)| n % 3 != 0)
+        .map(|(_, customer)| *customer)
+        .collect();
+
+    for (limit, connections) in [(1_000, 1), (60, 1), (60, 2), (60, 3), (1_000, 4)] {
+        let (counted, candidates) = whole_pass(
+            &store,
+            program.id,
+            run.id,
+            (limit, connections),
+            (policy.id, &rules),
+            now,
+            now,
+        )
+        .await;
+        let ids: Vec<Uuid> = candidates.iter().map(|c| c.customer_id).collect();
+        let mut sorted = ids.clone();
+        sorted.sort_unstable();
+        assert_eq!(
+            counted, 240,
+            "each member counted once ({limit} on {connections})"
+        );
+        assert_eq!(
+            sorted, expected,
+            "each due member sent once ({limit} on {connections})"
+        );
+        for candidate in &candidates {
+            assert_eq!(candidate.buckets.len(), 1, "sent with their bucket");
+        }
+    }
+}
+
 pub(crate) async fn an_evaluation_chunk_sums_the_window_and_saves_only_unmoved_states(
     store: Arc<dyn ScoringStore>,
 ) {
@@ -932,7 +1022,7 @@ pub(crate) async fn an_evaluation_chunk_sums_the_window_and_saves_only_unmoved_s
         let store = store.clone();
         async move {
             let (members, candidates) =
-                whole_pass(&store, program.id, run.id, limit, policy, as_of, now).await;
+                whole_pass(&store, program.id, run.id, (limit, 1), policy, as_of, now).await;
             let mut ids: Vec<Uuid> = candidates.iter().map(|c| c.customer_id).collect();
             ids.sort_unstable();
             ids.dedup();
@@ -1493,8 +1583,16 @@ pub(crate) async fn the_records_a_feed_batch_leaves_are_what_the_store_then_hold
         .map(|(_, rules)| rules.clone())
         .expect("rules");
     let run = manual_run(&store, program.id, v1.id, now, None).await;
-    let (members, candidates) =
-        whole_pass(&store, program.id, run.id, 10, (v1.id, &rules), now, now).await;
+    let (members, candidates) = whole_pass(
+        &store,
+        program.id,
+        run.id,
+        (10, 1),
+        (v1.id, &rules),
+        now,
+        now,
+    )
+    .await;
     assert_eq!(members, 3);
     let mut read: Vec<(Uuid, Option<Review>)> = candidates
         .iter()

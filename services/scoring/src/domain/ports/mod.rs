@@ -293,18 +293,19 @@ pub trait EvaluationReads: Send + Sync {
         after: Option<Uuid>,
         limit: u32,
     ) -> Result<Vec<Uuid>, ScoringError>;
-    /// The next chunk of an evaluation: about `limit` members of `program_id` with a tier state,
-    /// after `after` (`None`: from the start), leaving out those run `run_id` already changed; the
-    /// candidates among them (see [`tx::EvaluationChunk`]: reviews due under `policy`, the
-    /// version in force and its rules, for the month of `as_of`; overrides ended by `now`) with
-    /// their buckets. Read in one snapshot, not locked.
+    /// The next chunk of an evaluation: about `size.members` members of `program_id` with a tier
+    /// state, after `after` (`None`: from the start), leaving out those run `run_id` already
+    /// changed; the candidates among them (see [`tx::EvaluationChunk`]: reviews due under
+    /// `policy`, the version in force and its rules, for the month of `as_of`; overrides ended by
+    /// `now`) with their buckets. Not locked; read in one snapshot per connection, on at most
+    /// `size.connections` at once (each state is saved only at the version read).
     #[allow(clippy::too_many_arguments)]
     async fn evaluation_chunk(
         &self,
         program_id: Uuid,
         run_id: Uuid,
         after: Option<crate::domain::ports::tx::ChunkEnd>,
-        limit: u32,
+        size: tx::ChunkSize,
         policy: (Uuid, &crate::domain::policy::PolicyRules),
         as_of: DateTime<Utc>,
         now: DateTime<Utc>,

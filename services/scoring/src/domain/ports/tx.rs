@@ -136,6 +136,17 @@ pub enum ChunkEnd {
     },
 }
 
+/// How much of an evaluation pass one chunk read covers, and on how many connections at once a
+/// store may read it: more than one only when the run has nothing else to do meanwhile (the
+/// chunk before left nothing to write), since the writes need the same cores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkSize {
+    /// About how many members.
+    pub members: u32,
+    /// The most connections the read may take at once (at least one).
+    pub connections: u32,
+}
+
 /// A chunk of an evaluation: how many members it covers, where it ends, and those whose state
 /// the rules may change.
 #[derive(Debug, Clone, Default)]

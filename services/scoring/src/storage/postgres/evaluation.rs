@@ -20,7 +20,7 @@ use crate::{
     },
     storage::{
         RebuiltChunk,
-        tx::{ChunkEnd, EvaluationCandidate, EvaluationChunk},
+        tx::{ChunkEnd, ChunkSize, EvaluationCandidate, EvaluationChunk},
     },
 };
 
@@ -89,7 +89,7 @@ impl EvaluationReads for PgScoringStore {
         program_id: Uuid,
         run_id: Uuid,
         after: Option<ChunkEnd>,
-        limit: u32,
+        size: ChunkSize,
         policy: (Uuid, &PolicyRules),
         as_of: DateTime<Utc>,
         now: DateTime<Utc>,
@@ -113,7 +113,7 @@ impl EvaluationReads for PgScoringStore {
             // This store walks its states by block.
             Some(ChunkEnd::Customer(_)) => return Ok(EvaluationChunk::default()),
         };
-        let span = ((limit as f32 / per_block.max(1.0)).ceil() as i64).max(1);
+        let span = ((size.members as f32 / per_block.max(1.0)).ceil() as i64).max(1);
         let until = (from + span).min(end);
         let moved_pass = from >= end;
         // Only a membership year needs each member's join time.
@@ -144,21 +144,46 @@ impl EvaluationReads for PgScoringStore {
             buckets = super::bucket_arrays::bucket_arrays("c.customer_id"),
         );
         let judged_month = Month::of(as_of, rules.time_zone).first_day();
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SET LOCAL jit = off").execute(&mut *tx).await?;
-        let query = sqlx::query_as(&sql)
-            .bind(program_id)
-            .bind(now)
-            .bind(run_id)
-            .bind(policy_version_id)
-            .bind(judged_month);
-        let query = if moved_pass {
-            query
-        } else {
-            query.bind(from).bind(until)
+        let read = |blocks: Option<(i64, i64)>| {
+            let sql = &sql;
+            async move {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("SET LOCAL jit = off").execute(&mut *tx).await?;
+                let query = sqlx::query_as(sql)
+                    .bind(program_id)
+                    .bind(now)
+                    .bind(run_id)
+                    .bind(policy_version_id)
+                    .bind(judged_month);
+                let query = match blocks {
+                    Some((from, until)) => query.bind(from).bind(until),
+                    None => query,
+                };
+                let rows: Vec<ChunkRow> = query.fetch_all(&mut *tx).await?;
+                tx.commit().await?;
+                Ok::<_, ScoringError>(rows)
+            }
         };
-        let rows: Vec<ChunkRow> = query.fetch_all(&mut *tx).await?;
-        tx.commit().await?;
+        // The blocks are read in parts at once, each on a connection of its own, when the run
+        // allows more than one: a statement is Postgres's work on one core, and while a run has
+        // nothing to write the walk is all it does (docs/BENCHMARKS.md).
+        let parts: Vec<Vec<ChunkRow>> = if moved_pass {
+            vec![read(None).await?]
+        } else {
+            let parts = i64::from(size.connections.max(1));
+            let step = ((until - from) / parts).max(1);
+            let bounds = (0..parts)
+                .map(|part| {
+                    let stop = if part + 1 == parts {
+                        until
+                    } else {
+                        from + (part + 1) * step
+                    };
+                    (from + part * step, stop.min(until))
+                })
+                .filter(|(start, stop)| start < stop);
+            futures::future::try_join_all(bounds.map(|blocks| read(Some(blocks)))).await?
+        };
         let mut chunk = EvaluationChunk {
             // The pass over what moved counts nobody again.
             members: 0,
@@ -168,10 +193,18 @@ impl EvaluationReads for PgScoringStore {
             }),
             candidates: Vec::new(),
         };
+        // Each part's rows come in customer order; the chunk's candidates do too.
+        let mut members = 0;
+        let mut rows: Vec<ChunkRow> = Vec::new();
+        for part in parts {
+            members += part.first().map_or(0, |row| row.members);
+            rows.extend(part);
+        }
+        rows.sort_by_key(|row| row.customer_id);
+        if !moved_pass {
+            chunk.members = members;
+        }
         for row in rows {
-            if !moved_pass {
-                chunk.members = row.members;
-            }
             let (Some(customer_id), Some(stored)) = (row.customer_id, row.state.into_state())
             else {
                 continue;

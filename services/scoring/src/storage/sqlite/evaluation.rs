@@ -20,7 +20,7 @@ use crate::{
         policy::PolicyRules,
         ports::{
             EvaluationReads,
-            tx::{ChunkEnd, EvaluationCandidate, EvaluationChunk},
+            tx::{ChunkEnd, ChunkSize, EvaluationCandidate, EvaluationChunk},
         },
         review::Review,
     },
@@ -63,13 +63,14 @@ impl EvaluationReads for SqliteScoringStore {
         program_id: Uuid,
         run_id: Uuid,
         after: Option<ChunkEnd>,
-        limit: u32,
+        size: ChunkSize,
         policy: (Uuid, &PolicyRules),
         as_of: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<EvaluationChunk, ScoringError> {
         let (policy_version_id, rules) = policy;
-        // This store walks its states in customer order.
+        // This store walks its states in customer order, on one connection (SQLite has one
+        // writer, and the embedded memberships are small).
         let after = match after {
             None => None,
             Some(ChunkEnd::Customer(customer_id)) => Some(customer_id),
@@ -93,7 +94,7 @@ impl EvaluationReads for SqliteScoringStore {
             .bind(program_id)
             .bind(after)
             .bind(run_id)
-            .bind(i64::from(limit))
+            .bind(i64::from(size.members))
             .fetch_all(&mut *snapshot)
             .await?;
         let members = i64::try_from(rows.len()).unwrap_or(i64::MAX);
