@@ -7,7 +7,8 @@
 //! - A run after a policy activation first rebuilds the buckets in the new policy's time zone,
 //!   then raises whoever qualifies higher under the new rules (downgrades wait for the next
 //!   scheduled evaluation).
-//! - Members are read in chunks of about [`CHUNK`], each in one statement without locks, and of
+//! - Members are read in chunks of about [`CHUNK`], without locks, each in one statement per
+//!   connection (a store may read a chunk's parts on several at once), and of
 //!   those only the ones whose review month has come (`domain::review`), who have lapsed or
 //!   whose override has ended are sent, with their buckets; the window is summed here. Only the
 //!   states a run changes are written (a member who keeps qualifying is left as is: the
@@ -53,14 +54,13 @@ use crate::{
 /// before it began (a feed that is caught up checks in every few seconds).
 const FEED_LAG: chrono::Duration = chrono::Duration::seconds(10);
 
-/// Members read per chunk (one statement) and judged per transaction.
-const CHUNK: u32 = 20_000;
-
-/// Connections a chunk read may take at once when the run has nothing else to do.
-const QUIET_READ_CONNECTIONS: u32 = 2;
-
-/// A chunk with fewer candidates than one in this many members leaves next to nothing to write.
-const QUIET_CHUNK: i64 = 100;
+/// Members read per chunk and judged per transaction, and on how many connections at once a
+/// chunk is read (a statement is one core's work in Postgres; the writes of the chunk before run
+/// beside on another).
+const CHUNK: ChunkSize = ChunkSize {
+    members: 20_000,
+    connections: 2,
+};
 
 /// Customers whose buckets are rebuilt per transaction.
 const REBUILD_CHUNK: u32 = 10_000;
@@ -361,9 +361,8 @@ impl Evaluator {
         };
         // Each chunk is read (on a connection of its own) while the one before is judged and
         // written: the reads and the writes share the time rather than add up. The ranges are
-        // disjoint, and a chunk is saved only at the versions it read. After a chunk that left
-        // next to nothing to write, the next read may take more connections at once.
-        let read_after = |after: Option<ChunkEnd>, size: ChunkSize| {
+        // disjoint, and a chunk is saved only at the versions it read.
+        let read_after = |after: Option<ChunkEnd>| {
             let (store, rules) = (self.store.clone(), rules.clone());
             let (program_id, run_id, policy_version_id) = (program.program.id, run.id, version.id);
             tokio::spawn(async move {
@@ -385,7 +384,7 @@ impl Evaluator {
                         program_id,
                         run_id,
                         after,
-                        size,
+                        CHUNK,
                         (reviewed_under, &rules),
                         judged_at_time,
                         now,
@@ -394,13 +393,7 @@ impl Evaluator {
                 Ok::<_, ScoringError>((chunk, judged_at_time, now))
             })
         };
-        let mut next = read_after(
-            None,
-            ChunkSize {
-                members: CHUNK,
-                connections: 1,
-            },
-        );
+        let mut next = read_after(None);
         loop {
             let (chunk, judged_at_time, now) = next.await.map_err(|error| {
                 ScoringError::Internal(format!("evaluation chunk read task: {error}"))
@@ -408,7 +401,7 @@ impl Evaluator {
             let Some(last) = chunk.last else {
                 break;
             };
-            next = read_after(Some(last), next_chunk_size(&chunk));
+            next = read_after(Some(last));
             self.judge_chunk(&judging, chunk, judged_at_time, now)
                 .await?;
         }
@@ -447,19 +440,6 @@ impl Evaluator {
             "feed": feed,
             "backfill": backfill,
         }))
-    }
-}
-
-/// How the chunk after `chunk` is read: beside the writes of `chunk`'s changes on one connection,
-/// or, when `chunk` had next to nothing to judge, on several at once (two connections reading
-/// beside a third writing only slowed a run in which one member in ten changes:
-/// docs/BENCHMARKS.md).
-fn next_chunk_size(chunk: &EvaluationChunk) -> ChunkSize {
-    let candidates = i64::try_from(chunk.candidates.len()).unwrap_or(i64::MAX);
-    let quiet = candidates.saturating_mul(QUIET_CHUNK) < chunk.members;
-    ChunkSize {
-        members: CHUNK,
-        connections: if quiet { QUIET_READ_CONNECTIONS } else { 1 },
     }
 }
 
@@ -846,53 +826,5 @@ impl Evaluator {
         ))
         .await?;
         Ok(ended.len())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::domain::{decision::TierState, ports::tx::EvaluationCandidate};
-
-    fn chunk(members: i64, candidates: usize) -> EvaluationChunk {
-        let candidate = EvaluationCandidate {
-            customer_id: Uuid::nil(),
-            stored: StoredState {
-                state: TierState {
-                    earned_rank: 1,
-                    since: DateTime::<Utc>::MIN_UTC,
-                    last_qualified_at: None,
-                    lapsed_at: None,
-                    manual: None,
-                },
-                version: 1,
-            },
-            review: None,
-            buckets: Vec::new(),
-            joined_at: None,
-        };
-        EvaluationChunk {
-            members,
-            last: None,
-            candidates: vec![candidate; candidates],
-        }
-    }
-
-    #[test]
-    fn a_chunk_after_one_with_next_to_nothing_to_write_is_read_on_several_connections() {
-        assert_eq!(
-            next_chunk_size(&chunk(20_000, 0)).connections,
-            QUIET_READ_CONNECTIONS
-        );
-        assert_eq!(
-            next_chunk_size(&chunk(20_000, 199)).connections,
-            QUIET_READ_CONNECTIONS
-        );
-        // One member in a hundred or more to judge: their writes need the other core.
-        assert_eq!(next_chunk_size(&chunk(20_000, 200)).connections, 1);
-        assert_eq!(next_chunk_size(&chunk(20_000, 2_000)).connections, 1);
-        // The pass over what moved counts nobody: whatever it sends is to write.
-        assert_eq!(next_chunk_size(&chunk(0, 1)).connections, 1);
-        assert_eq!(next_chunk_size(&chunk(20_000, 0)).members, CHUNK);
     }
 }

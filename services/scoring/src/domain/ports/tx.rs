@@ -137,8 +137,7 @@ pub enum ChunkEnd {
 }
 
 /// How much of an evaluation pass one chunk read covers, and on how many connections at once a
-/// store may read it: more than one only when the run has nothing else to do meanwhile (the
-/// chunk before left nothing to write), since the writes need the same cores.
+/// store may read it (its parts side by side: a statement is one core's work in Postgres).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChunkSize {
     /// About how many members.
