@@ -78,9 +78,10 @@ impl EvaluationReads for PgScoringStore {
         .await?)
     }
 
-    /// A chunk is a range of the states table's blocks, read in one statement without locks
-    /// (a TID range scan: the heap in its own order, where walking the primary key visited a
-    /// page at random per state); the blocks hold about `limit` states. Of the program's states
+    /// A chunk is a range of the states table's blocks, read without locks in one statement per
+    /// part (a TID range scan: the heap in its own order, where walking the primary key visited
+    /// a page at random per state; the parts split the range, one per connection allowed); the
+    /// blocks hold about `size.members` states. Of the program's states
     /// there, only the candidates leave Postgres, each with its buckets: a review not known
     /// under the policy in force, or whose month has come (`Review::due`), a lapse, or an ended
     /// override (`Review::must_judge`). A member whose review lies ahead, the most of a
@@ -172,9 +173,8 @@ impl EvaluationReads for PgScoringStore {
                 Ok::<_, ScoringError>(rows)
             }
         };
-        // The blocks are read in parts at once, each on a connection of its own, when the run
-        // allows more than one: a statement is Postgres's work on one core, and while a run has
-        // nothing to write the walk is all it does (docs/BENCHMARKS.md).
+        // The blocks are read in as many parts at once as the run allows, each on a connection
+        // of its own: a statement is Postgres's work on one core (docs/BENCHMARKS.md).
         let parts: Vec<Vec<ChunkRow>> = if moved_pass {
             vec![read(None).await?]
         } else {
