@@ -47,16 +47,7 @@ impl EvaluationReads for PgScoringStore {
     async fn begin_evaluation(
         &self,
     ) -> Result<Box<dyn crate::storage::tx::EvaluationTx>, ScoringError> {
-        let mut tx = self.pool.begin().await?;
-        // Every statement of the unit finds its states by key from a chunk's arrays. Given a
-        // chunk's 20,000 reviews, the planner would rather hash the program's whole states table
-        // (spilling it to disk) than look each one up: 460 to 520 ms a chunk against 152 to
-        // 165 ms by the key, measured at a million members (docs/BENCHMARKS.md).
-        sqlx::query(
-            "SELECT set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)",
-        )
-        .execute(&mut *tx)
-        .await?;
+        let tx = super::tx::begin_by_key(&self.pool).await?;
         Ok(Box::new(PgEvaluationTx { tx }))
     }
 
