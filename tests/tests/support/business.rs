@@ -383,7 +383,7 @@ pub(crate) async fn members(services: &mut Services, id: &str) -> Vec<campaign::
 }
 
 /// Every suppression of a campaign.
-pub(crate) async fn suppressions(services: &mut Services, id: &str) -> Vec<campaign::Suppression> {
+pub(crate) async fn suppressions(services: &Services, id: &str) -> Vec<campaign::Suppression> {
     services
         .campaign()
         .list_suppressions(authorized(
