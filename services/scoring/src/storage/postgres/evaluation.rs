@@ -170,16 +170,9 @@ impl EvaluationReads for PgScoringStore {
             vec![read(None).await?]
         } else {
             let parts = i64::from(size.connections.max(1));
-            let step = ((until - from) / parts).max(1);
+            let edge = |part: i64| from + (until - from) * part / parts;
             let bounds = (0..parts)
-                .map(|part| {
-                    let stop = if part + 1 == parts {
-                        until
-                    } else {
-                        from + (part + 1) * step
-                    };
-                    (from + part * step, stop.min(until))
-                })
+                .map(|part| (edge(part), edge(part + 1)))
                 .filter(|(start, stop)| start < stop);
             futures::future::try_join_all(bounds.map(|blocks| read(Some(blocks)))).await?
         };
