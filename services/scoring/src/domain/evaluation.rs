@@ -295,13 +295,27 @@ impl Evaluator {
             ));
         }
         let started = Utc::now().trunc_subsecs(6);
-        let before = self.store.tier_counts(program.program.id, started).await?;
-        let (counts_before, resumed) = self
-            .store
-            .start_run_counts(run.id, counts_json(program, &before))
-            .await?;
-        // Started (its counts before are stored, which `GetEvaluationRun` shows), and now waits
-        // for the feed when it must.
+        let (stored_before, resumed) = self.store.start_run(run.id, started).await?;
+        // The tiers before the run are counted in a snapshot taken now, before its first write,
+        // beside the waiting and the first chunks (a full pass over the states); stored when
+        // counted, which `GetEvaluationRun` then shows. A resumed run keeps its first start's.
+        let counts_before = match stored_before {
+            Some(counts) => tokio::spawn(async move { Ok(counts) }),
+            None => {
+                let snapshot = self
+                    .store
+                    .tier_counts_snapshot(program.program.id, started)
+                    .await?;
+                let (store, program, run_id) = (self.store.clone(), program.clone(), run.id);
+                tokio::spawn(async move {
+                    let counts = snapshot.count().await?;
+                    store
+                        .store_counts_before(run_id, counts_json(&program, &counts))
+                        .await
+                })
+            }
+        };
+        // Started, and now waits for the feed when it must.
         let feed = self.await_feed(pass, rules).await?;
         // Purchases from before the program existed count before anyone is judged.
         let backfill = self.backfill(program.program.id, run.id).await?;
@@ -423,6 +437,9 @@ impl Evaluator {
                 0
             }
         };
+        let counts_before = counts_before
+            .await
+            .map_err(|error| ScoringError::Internal(format!("tier counts task: {error}")))??;
         let progress = self.store.run_progress(run.id).await?;
         let after = self
             .store

@@ -27,8 +27,8 @@ async fn a_run_whose_replica_died_is_resumed_and_moves_nobody_twice() {
     let mut db = PgConnection::connect(&app.database_url).await.expect("db");
     sqlx::query(
         "INSERT INTO scoring.evaluation_runs (id, program_id, policy_version_id, trigger, status, requested_by, started_at,
-                                             members_evaluated, downgrades, counts_before)
-         VALUES ($1, $2, $3, 'manual', 'running', 'ops', now(), 1, 1, '[]')",
+                                             judging_started_at, members_evaluated, downgrades, counts_before)
+         VALUES ($1, $2, $3, 'manual', 'running', 'ops', now(), now(), 1, 1, '[]')",
     )
     .bind(orphan)
     .bind(program_id)

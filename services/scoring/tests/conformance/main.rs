@@ -44,6 +44,7 @@ tierline_testkit::conformance_suite!(
         a_unit_of_work_counts_a_purchase_once_and_versions_the_state,
         scheduled_runs_open_once_per_due_time_and_runs_lock,
         audiences_read_members_in_id_order_with_their_shown_rank,
+        tier_counts_in_a_snapshot_leave_out_what_was_written_after_it,
         buckets_rebuild_from_counted_purchases_a_chunk_at_a_time,
         cut_points_simulation_and_lifecycles_read_the_population,
         an_evaluation_chunk_sums_the_window_and_saves_only_unmoved_states,

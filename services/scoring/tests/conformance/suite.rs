@@ -662,6 +662,32 @@ pub(crate) async fn audiences_read_members_in_id_order_with_their_shown_rank(
     );
 }
 
+pub(crate) async fn tier_counts_in_a_snapshot_leave_out_what_was_written_after_it(
+    store: Arc<dyn ScoringStore>,
+) {
+    let program = program("INNISFREE");
+    store.create_program(&program, None).await.expect("program");
+    seed(&store, program.id, Uuid::now_v7(), 400_000, 1).await;
+    seed(&store, program.id, Uuid::now_v7(), 20_000, 0).await;
+    let now = Utc::now();
+    let snapshot = store
+        .tier_counts_snapshot(program.id, now)
+        .await
+        .expect("snapshot");
+    // A member reaches rank 1 after the snapshot was taken, before it is counted.
+    seed(&store, program.id, Uuid::now_v7(), 400_000, 1).await;
+    let mut before = snapshot.count().await.expect("counted");
+    before.sort();
+    assert_eq!(before, [(0, 1), (1, 1)], "as they stood at the snapshot");
+    let mut now_counts = store.tier_counts(program.id, now).await.expect("counts");
+    now_counts.sort();
+    assert_eq!(
+        now_counts,
+        [(0, 1), (1, 2)],
+        "the write after it counts now"
+    );
+}
+
 pub(crate) async fn buckets_rebuild_from_counted_purchases_a_chunk_at_a_time(
     store: Arc<dyn ScoringStore>,
 ) {

@@ -258,13 +258,21 @@ pub trait RunRecords: Send + Sync {
         &self,
         program_id: Uuid,
     ) -> Result<Option<DateTime<Utc>>, ScoringError>;
+    /// Marks a run as judging from `now` (a resumed run keeps its first start, counts one more
+    /// resume, and counts the members it already changed as judged); returns the counts before
+    /// its first start if they are stored, and how many times the run resumed.
+    async fn start_run(
+        &self,
+        run_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<(Option<serde_json::Value>, i32), ScoringError>;
     /// Stores the tier counts before a run unless they are already stored (a resumed run keeps
-    /// those of its first start); returns the stored counts and how many times the run resumed.
-    async fn start_run_counts(
+    /// those of its first start); returns the stored counts.
+    async fn store_counts_before(
         &self,
         run_id: Uuid,
         counts_before: serde_json::Value,
-    ) -> Result<(serde_json::Value, i32), ScoringError>;
+    ) -> Result<serde_json::Value, ScoringError>;
     /// A run's counters so far.
     async fn run_progress(&self, run_id: Uuid) -> Result<tx::RunProgress, ScoringError>;
     /// Adds `events` to the history events a run has read (its summary's `backfill`, shown while
@@ -316,6 +324,13 @@ pub trait EvaluationReads: Send + Sync {
         program_id: Uuid,
         now: DateTime<Utc>,
     ) -> Result<Vec<(u32, i64)>, ScoringError>;
+    /// [`Self::tier_counts`] as the store stands when this returns, counted when asked: a run
+    /// counts its tiers before its first write while its first chunks are read and judged.
+    async fn tier_counts_snapshot(
+        &self,
+        program_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Box<dyn TierCountsSnapshot>, ScoringError>;
     /// Customers whose override in a program ended at or before `now`.
     async fn ended_overrides(
         &self,
@@ -323,6 +338,14 @@ pub trait EvaluationReads: Send + Sync {
         now: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<Uuid>, ScoringError>;
+}
+
+/// Tier counts fixed at the moment they were asked for, counted later
+/// ([`EvaluationReads::tier_counts_snapshot`]).
+#[async_trait]
+pub trait TierCountsSnapshot: Send {
+    /// How many members held each shown rank when the snapshot was taken.
+    async fn count(self: Box<Self>) -> Result<Vec<(u32, i64)>, ScoringError>;
 }
 
 /// The chunked rebuild of a program's monthly buckets when a new policy counts months in another

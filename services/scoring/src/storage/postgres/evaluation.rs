@@ -10,7 +10,7 @@ use super::{
     PgScoringStore,
     rows::{JoinedStateRow, STATE_COLUMNS},
 };
-use crate::domain::ports::{BucketRebuilds, EvaluationReads};
+use crate::domain::ports::{BucketRebuilds, EvaluationReads, TierCountsSnapshot};
 use crate::{
     ScoringError,
     domain::{
@@ -226,46 +226,28 @@ impl EvaluationReads for PgScoringStore {
         program_id: Uuid,
         now: DateTime<Utc>,
     ) -> Result<Vec<(u32, i64)>, ScoringError> {
-        // Every state belongs to a member (each writer that creates a state records its member
-        // first), so the members without one are the members less the states: two scans, where
-        // finding them by an anti-join took five times as long at a million.
-        let rows: Vec<(i32, i64)> = sqlx::query_as(
-            "WITH shown AS (
-                 SELECT CASE WHEN override_until > $2 THEN override_rank ELSE earned_rank END AS rank
-                 FROM tier_states WHERE program_id = $1)
-             SELECT rank, count(*) FROM shown GROUP BY rank
-             UNION ALL
-             SELECT -1, count(*) FROM members",
-        )
-        .bind(program_id)
-        .bind(now)
-        .fetch_all(&self.pool)
-        .await?;
-        let members: i64 = rows
-            .iter()
-            .filter(|(rank, _)| *rank < 0)
-            .map(|(_, count)| count)
-            .sum();
-        let with_state: i64 = rows
-            .iter()
-            .filter(|(rank, _)| *rank >= 0)
-            .map(|(_, count)| count)
-            .sum();
-        let mut counts: Vec<(u32, i64)> = Vec::new();
-        let without_state = std::iter::once((0, (members - with_state).max(0)));
-        for (rank, count) in rows
-            .into_iter()
-            .filter(|(rank, _)| *rank >= 0)
-            .map(|(rank, count)| (u32::try_from(rank).unwrap_or(0), count))
-            .chain(without_state)
-        {
-            match counts.iter_mut().find(|(r, _)| *r == rank) {
-                Some((_, total)) => *total += count,
-                None => counts.push((rank, count)),
-            }
-        }
-        counts.sort_unstable();
-        Ok(counts)
+        let mut connection = self.pool.acquire().await?;
+        count_tiers(&mut connection, program_id, now).await
+    }
+
+    /// A read-only repeatable-read transaction whose snapshot is taken before this returns (by
+    /// its first statement); the counting runs in it later.
+    #[tracing::instrument(skip(self))]
+    async fn tier_counts_snapshot(
+        &self,
+        program_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Box<dyn TierCountsSnapshot>, ScoringError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("SELECT 1").execute(&mut *tx).await?;
+        Ok(Box::new(PgTierCountsSnapshot {
+            tx,
+            program_id,
+            now,
+        }))
     }
 
     #[tracing::instrument(skip(self))]
@@ -284,6 +266,71 @@ impl EvaluationReads for PgScoringStore {
         .fetch_all(&self.pool)
         .await?)
     }
+}
+
+/// Tier counts in a snapshot taken when they were asked for.
+struct PgTierCountsSnapshot {
+    tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    program_id: Uuid,
+    now: DateTime<Utc>,
+}
+
+#[async_trait]
+impl TierCountsSnapshot for PgTierCountsSnapshot {
+    #[tracing::instrument(skip(self), fields(program_id = %self.program_id))]
+    async fn count(mut self: Box<Self>) -> Result<Vec<(u32, i64)>, ScoringError> {
+        let counts = count_tiers(&mut self.tx, self.program_id, self.now).await?;
+        self.tx.commit().await?;
+        Ok(counts)
+    }
+}
+
+/// How many members hold each shown rank at `now`, read on `connection`.
+async fn count_tiers(
+    connection: &mut sqlx::PgConnection,
+    program_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Vec<(u32, i64)>, ScoringError> {
+    // Every state belongs to a member (each writer that creates a state records its member
+    // first), so the members without one are the members less the states: two scans, where
+    // finding them by an anti-join took five times as long at a million.
+    let rows: Vec<(i32, i64)> = sqlx::query_as(
+        "WITH shown AS (
+             SELECT CASE WHEN override_until > $2 THEN override_rank ELSE earned_rank END AS rank
+             FROM tier_states WHERE program_id = $1)
+         SELECT rank, count(*) FROM shown GROUP BY rank
+         UNION ALL
+         SELECT -1, count(*) FROM members",
+    )
+    .bind(program_id)
+    .bind(now)
+    .fetch_all(&mut *connection)
+    .await?;
+    let members: i64 = rows
+        .iter()
+        .filter(|(rank, _)| *rank < 0)
+        .map(|(_, count)| count)
+        .sum();
+    let with_state: i64 = rows
+        .iter()
+        .filter(|(rank, _)| *rank >= 0)
+        .map(|(_, count)| count)
+        .sum();
+    let mut counts: Vec<(u32, i64)> = Vec::new();
+    let without_state = std::iter::once((0, (members - with_state).max(0)));
+    for (rank, count) in rows
+        .into_iter()
+        .filter(|(rank, _)| *rank >= 0)
+        .map(|(rank, count)| (u32::try_from(rank).unwrap_or(0), count))
+        .chain(without_state)
+    {
+        match counts.iter_mut().find(|(r, _)| *r == rank) {
+            Some((_, total)) => *total += count,
+            None => counts.push((rank, count)),
+        }
+    }
+    counts.sort_unstable();
+    Ok(counts)
 }
 
 #[async_trait]

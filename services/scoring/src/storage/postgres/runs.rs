@@ -124,26 +124,43 @@ impl RunRecords for PgScoringStore {
         .await?)
     }
 
+    #[tracing::instrument(skip(self))]
+    async fn start_run(
+        &self,
+        run_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<(Option<serde_json::Value>, i32), ScoringError> {
+        let (counts, resumed): (Option<Json<serde_json::Value>>, i32) = sqlx::query_as(
+            // On a resume, the members the run already changed are skipped: they count as judged
+            // from the start, and the others are judged (and counted) again.
+            "UPDATE evaluation_runs SET resumed = resumed + (judging_started_at IS NOT NULL)::int,
+                 members_evaluated = CASE WHEN judging_started_at IS NULL THEN 0
+                     ELSE (SELECT count(*) FROM tier_states WHERE program_id = evaluation_runs.program_id AND changed_by_run = $1) END,
+                 judging_started_at = COALESCE(judging_started_at, $2)
+             WHERE id = $1 RETURNING counts_before, resumed",
+        )
+        .bind(run_id)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((counts.map(|counts| counts.0), resumed))
+    }
+
     #[tracing::instrument(skip(self, counts_before))]
-    async fn start_run_counts(
+    async fn store_counts_before(
         &self,
         run_id: Uuid,
         counts_before: serde_json::Value,
-    ) -> Result<(serde_json::Value, i32), ScoringError> {
-        let (counts, resumed): (Json<serde_json::Value>, i32) = sqlx::query_as(
-            // On a resume, the members the run already changed are skipped: they count as judged
-            // from the start, and the others are judged (and counted) again.
-            "UPDATE evaluation_runs SET resumed = resumed + (counts_before IS NOT NULL)::int,
-                 members_evaluated = CASE WHEN counts_before IS NULL THEN 0
-                     ELSE (SELECT count(*) FROM tier_states WHERE program_id = evaluation_runs.program_id AND changed_by_run = $1) END,
-                 counts_before = COALESCE(counts_before, $2)
-             WHERE id = $1 RETURNING counts_before, resumed",
+    ) -> Result<serde_json::Value, ScoringError> {
+        let counts: Json<serde_json::Value> = sqlx::query_scalar(
+            "UPDATE evaluation_runs SET counts_before = COALESCE(counts_before, $2) WHERE id = $1
+             RETURNING counts_before",
         )
         .bind(run_id)
         .bind(Json(counts_before))
         .fetch_one(&self.pool)
         .await?;
-        Ok((counts.0, resumed))
+        Ok(counts.0)
     }
 
     #[tracing::instrument(skip(self))]

@@ -19,7 +19,7 @@ use crate::{
         month::Month,
         policy::PolicyRules,
         ports::{
-            EvaluationReads,
+            EvaluationReads, TierCountsSnapshot,
             tx::{ChunkEnd, ChunkSize, EvaluationCandidate, EvaluationChunk},
         },
         review::Review,
@@ -171,6 +171,19 @@ impl EvaluationReads for SqliteScoringStore {
         Ok(counts.into_iter().collect())
     }
 
+    /// Counted at once: the count is one statement, and a later one would see this store's
+    /// writes since.
+    #[tracing::instrument(skip(self))]
+    async fn tier_counts_snapshot(
+        &self,
+        program_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Box<dyn TierCountsSnapshot>, ScoringError> {
+        Ok(Box::new(CountedTiers(
+            self.tier_counts(program_id, now).await?,
+        )))
+    }
+
     #[tracing::instrument(skip(self))]
     async fn ended_overrides(
         &self,
@@ -186,5 +199,15 @@ impl EvaluationReads for SqliteScoringStore {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?)
+    }
+}
+
+/// Tier counts already counted.
+struct CountedTiers(Vec<(u32, i64)>);
+
+#[async_trait]
+impl TierCountsSnapshot for CountedTiers {
+    async fn count(self: Box<Self>) -> Result<Vec<(u32, i64)>, ScoringError> {
+        Ok(self.0)
     }
 }
