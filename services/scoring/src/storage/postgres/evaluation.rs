@@ -127,16 +127,18 @@ impl EvaluationReads for PgScoringStore {
         } else {
             "ctid >= format('(%s,0)', $6::bigint)::tid AND ctid < format('(%s,0)', $7::bigint)::tid"
         };
+        // The members are counted in a scan of their own, and the candidates picked in another:
+        // one scan whose rows both used was kept whole in memory first (a CTE read twice), which
+        // took 0.74 s for a million states against 0.23–0.25 s for the two scans (psql, 1 % of
+        // them candidates).
+        let chunk = format!("{range} AND program_id = $1 AND changed_by_run IS DISTINCT FROM $3");
         let sql = format!(
-            "WITH chunk AS (
+            "WITH bounds AS (SELECT count(*) AS members FROM tier_states WHERE {chunk}),
+             candidates AS (
                  SELECT customer_id, {joined_at} AS joined_at, review_month, reviewed_under, {STATE_COLUMNS}
                  FROM tier_states
-                 WHERE {range} AND program_id = $1 AND changed_by_run IS DISTINCT FROM $3),
-             bounds AS (SELECT count(*) AS members FROM chunk),
-             candidates AS (
-                 SELECT * FROM chunk
-                 WHERE reviewed_under IS DISTINCT FROM $4 OR review_month <= $5
-                       OR lapsed_at IS NOT NULL OR override_until <= $2)
+                 WHERE {chunk} AND (reviewed_under IS DISTINCT FROM $4 OR review_month <= $5
+                                    OR lapsed_at IS NOT NULL OR override_until <= $2))
              SELECT bounds.members, c.*, b.months, b.spend, b.points, b.purchases
              FROM bounds LEFT JOIN candidates c ON true
                   LEFT JOIN LATERAL ({buckets}) b ON c.customer_id IS NOT NULL
