@@ -33,10 +33,10 @@ use super::{
     decision::Decision,
     feed_batch::{Origin, history_record},
     in_force::ProgramInForce,
-    lookup::tier_code,
     month::Month,
     policy::PolicyRules,
     review::{Review, first_open_month},
+    run_counts::{counts_json, moves_of, with_moves},
     state::{HistoryRecord, StoredState},
     versions::{EvaluationRun, RunStatus, RunTrigger},
     window::{Bucket, MonthRange, Totals, judged_at, months_at, reviews},
@@ -101,13 +101,6 @@ pub struct Evaluator {
     /// Where a program's history is read from before its first run judges anyone; `None` when
     /// the service follows no activity feed.
     history: Option<Arc<dyn ActivityHistory>>,
-}
-
-fn counts_json(program: &ProgramInForce, counts: &[(u32, i64)]) -> serde_json::Value {
-    counts
-        .iter()
-        .map(|(rank, customers)| json!({ "tier_code": tier_code(&program.program, *rank), "customers": customers }))
-        .collect()
 }
 
 impl Evaluator {
@@ -310,7 +303,7 @@ impl Evaluator {
                 tokio::spawn(async move {
                     let counts = snapshot.count().await?;
                     store
-                        .store_counts_before(run_id, counts_json(&program, &counts))
+                        .store_counts_before(run_id, counts_json(&program.program, &counts))
                         .await
                 })
             }
@@ -441,10 +434,7 @@ impl Evaluator {
             .await
             .map_err(|error| ScoringError::Internal(format!("tier counts task: {error}")))??;
         let progress = self.store.run_progress(run.id).await?;
-        let after = self
-            .store
-            .tier_counts(program.program.id, Utc::now().trunc_subsecs(6))
-            .await?;
+        let counts_after = with_moves(&counts_before, &self.store.run_moves(run.id).await?);
         Ok(json!({
             "members_evaluated": progress.evaluated,
             "upgrades": progress.upgrades,
@@ -453,7 +443,7 @@ impl Evaluator {
             "cut_points_version": cut_points_version,
             "value_model_version": value_model_version,
             "counts_before": counts_before,
-            "counts_after": counts_json(program, &after),
+            "counts_after": counts_after,
             "feed": feed,
             "backfill": backfill,
         }))
@@ -706,6 +696,13 @@ impl Evaluator {
         }
         tx.record_many(&records).await?;
         tx.add_run_progress(judging.run_id, progress).await?;
+        let moves = moves_of(
+            &judging.program.program,
+            judged.iter().flat_map(|judgement| &judgement.decisions),
+        );
+        if !moves.is_empty() {
+            tx.add_run_moves(judging.run_id, &moves).await?;
+        }
         let changed: Vec<Uuid> = judged
             .iter()
             .map(|judgement| judgement.customer_id)

@@ -30,6 +30,7 @@ pub mod policy;
 pub mod ports;
 pub mod program;
 pub mod review;
+pub mod run_counts;
 pub mod schedule;
 pub mod scores;
 pub mod service;

@@ -373,14 +373,27 @@ impl Scoring {
         Ok(retired)
     }
 
-    /// One evaluation run.
+    /// One evaluation run; while it runs, with its counts after so far (its counts before
+    /// plus what it has moved, `domain::run_counts`).
     #[tracing::instrument(skip(self))]
     pub async fn run(&self, id: &str) -> Result<EvaluationRun, ScoringError> {
         let id = parse_id("evaluation_run_id", id)?;
-        self.store
+        let mut run = self
+            .store
             .run(id)
             .await?
-            .ok_or_else(|| ScoringError::not_found("evaluation run", id))
+            .ok_or_else(|| ScoringError::not_found("evaluation run", id))?;
+        if let (super::versions::RunStatus::Running, Some(before)) =
+            (run.status, &run.counts_before)
+        {
+            let after = super::run_counts::with_moves(before, &self.store.run_moves(id).await?);
+            if let Some(summary) = run.summary.as_object_mut() {
+                summary.insert("counts_after".to_owned(), after);
+            } else {
+                run.summary = serde_json::json!({ "counts_after": after });
+            }
+        }
+        Ok(run)
     }
 
     /// A page of a program's runs, newest first.

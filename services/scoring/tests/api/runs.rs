@@ -188,6 +188,10 @@ async fn a_scheduled_run_waits_until_the_feed_has_brought_the_period_it_judges()
         .into_inner();
     assert_eq!(waiting.status(), pb::EvaluationRunStatus::Running);
     assert_eq!(waiting.members_evaluated, 0);
+    assert_eq!(
+        waiting.counts_after, waiting.counts_before,
+        "the counts after so far: nobody moved yet"
+    );
 
     // The consumer applies last month's purchases, and its checkpoint passes the month's end.
     sqlx::query(
@@ -418,6 +422,38 @@ async fn a_membership_year_is_reviewed_at_each_members_anniversary_and_never_mid
     let run = finished_run(&mut replica_client, &run_id.to_string()).await;
     assert_eq!(run.status(), pb::EvaluationRunStatus::Succeeded, "{run:?}");
     assert_eq!(run.downgrades, 1, "{run:?}");
+    // The counts after are the counts before with the run's one move, for every tier.
+    let held = |counts: &[pb::TierCount], code: &str| {
+        counts
+            .iter()
+            .find(|count| count.tier_code == code)
+            .map(|count| count.customers)
+    };
+    let codes = |counts: &[pb::TierCount]| -> Vec<String> {
+        counts.iter().map(|count| count.tier_code.clone()).collect()
+    };
+    assert_eq!(
+        codes(&run.counts_before),
+        codes(&run.counts_after),
+        "{run:?}"
+    );
+    assert_eq!(
+        run.counts_before.len(),
+        4,
+        "every tier of the ladder: {run:?}"
+    );
+    for count in &run.counts_before {
+        let moved = match count.tier_code.as_str() {
+            "VIP" => -1,
+            "WELCOME" => 1,
+            _ => 0,
+        };
+        assert_eq!(
+            held(&run.counts_after, &count.tier_code),
+            Some(count.customers + moved),
+            "{run:?}"
+        );
+    }
     assert_eq!(
         tier_code(&mut client, &program.id, closing).await,
         "WELCOME"

@@ -43,6 +43,7 @@ tierline_testkit::conformance_suite!(
         policies_are_numbered_drafted_activated_and_retired,
         a_unit_of_work_counts_a_purchase_once_and_versions_the_state,
         scheduled_runs_open_once_per_due_time_and_runs_lock,
+        a_runs_moves_add_up_per_tier_over_its_committed_chunks,
         audiences_read_members_in_id_order_with_their_shown_rank,
         tier_counts_in_a_snapshot_leave_out_what_was_written_after_it,
         buckets_rebuild_from_counted_purchases_a_chunk_at_a_time,

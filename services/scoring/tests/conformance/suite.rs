@@ -473,6 +473,45 @@ pub(crate) async fn scheduled_runs_open_once_per_due_time_and_runs_lock(
     assert_eq!(store.running_runs(10).await.expect("running").len(), 1);
 }
 
+pub(crate) async fn a_runs_moves_add_up_per_tier_over_its_committed_chunks(
+    store: Arc<dyn ScoringStore>,
+) {
+    let (program, policy) = innisfree_with_draft(&store, 300_000).await;
+    let now = Utc::now().trunc_subsecs(6);
+    let run = manual_run(&store, program.id, policy.id, now, None).await;
+    let other = manual_run(&store, program.id, policy.id, now, None).await;
+    let moved = |moves: &[(&str, i64)]| -> Vec<(String, i64)> {
+        moves
+            .iter()
+            .map(|(code, n)| ((*code).to_owned(), *n))
+            .collect()
+    };
+    let add = |run_id, moves: Vec<(String, i64)>, commit: bool| {
+        let store = store.clone();
+        async move {
+            let mut tx = store.begin_evaluation().await.expect("tx");
+            tx.add_run_moves(run_id, &moves).await.expect("moves");
+            if commit {
+                tx.commit().await.expect("commit");
+            }
+        }
+    };
+    add(run.id, moved(&[("VIP", -2), ("GREEN", 2)]), true).await;
+    add(run.id, moved(&[("GREEN", -1), ("WELCOME", 1)]), true).await;
+    // A chunk that did not commit moved nobody; another run's moves are its own.
+    add(run.id, moved(&[("WELCOME", 5)]), false).await;
+    add(other.id, moved(&[("VIP", 1)]), true).await;
+    assert_eq!(
+        store.run_moves(run.id).await.expect("moves"),
+        moved(&[("GREEN", 1), ("VIP", -2), ("WELCOME", 1)]),
+        "summed per tier, in code order"
+    );
+    assert_eq!(
+        store.run_moves(other.id).await.expect("moves"),
+        moved(&[("VIP", 1)])
+    );
+}
+
 /// Opens a manual run, with `key` as its idempotency key when given.
 async fn manual_run(
     store: &Arc<dyn ScoringStore>,

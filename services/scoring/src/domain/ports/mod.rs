@@ -275,6 +275,9 @@ pub trait RunRecords: Send + Sync {
     ) -> Result<serde_json::Value, ScoringError>;
     /// A run's counters so far.
     async fn run_progress(&self, run_id: Uuid) -> Result<tx::RunProgress, ScoringError>;
+    /// What a run has moved so far: customers into (+) or out of (-) each tier shown, by tier
+    /// code (`EvaluationTx::add_run_moves`).
+    async fn run_moves(&self, run_id: Uuid) -> Result<Vec<(String, i64)>, ScoringError>;
     /// Adds `events` to the history events a run has read (its summary's `backfill`, shown while
     /// it runs); returns the run's total.
     async fn add_run_history_events(&self, run_id: Uuid, events: i64) -> Result<i64, ScoringError>;

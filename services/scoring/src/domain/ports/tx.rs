@@ -201,6 +201,13 @@ pub trait EvaluationTx: Send {
         run_id: Uuid,
         progress: RunProgress,
     ) -> Result<(), ScoringError>;
+    /// Adds a page's moves (customers into or out of each tier shown, by tier code) to the
+    /// run's.
+    async fn add_run_moves(
+        &mut self,
+        run_id: Uuid,
+        moves: &[(String, i64)],
+    ) -> Result<(), ScoringError>;
     /// Queues the repair of the cache writes this change will make after commit (kept only if
     /// they fail); returns its id.
     async fn queue_cache_repair(

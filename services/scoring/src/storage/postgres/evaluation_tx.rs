@@ -171,6 +171,27 @@ impl EvaluationTx for PgEvaluationTx {
         Ok(())
     }
 
+    #[tracing::instrument(skip(self, moves), fields(tiers = moves.len()))]
+    async fn add_run_moves(
+        &mut self,
+        run_id: Uuid,
+        moves: &[(String, i64)],
+    ) -> Result<(), ScoringError> {
+        let codes: Vec<&str> = moves.iter().map(|(code, _)| code.as_str()).collect();
+        let customers: Vec<i64> = moves.iter().map(|(_, customers)| *customers).collect();
+        sqlx::query(
+            "INSERT INTO evaluation_run_moves (run_id, tier_code, customers)
+             SELECT $1, * FROM unnest($2::text[], $3::bigint[])
+             ON CONFLICT (run_id, tier_code) DO UPDATE SET customers = evaluation_run_moves.customers + excluded.customers",
+        )
+        .bind(run_id)
+        .bind(&codes)
+        .bind(&customers)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
     async fn queue_cache_repair(
         &mut self,
         program_id: Uuid,

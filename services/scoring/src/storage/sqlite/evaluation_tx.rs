@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::SqliteConnection;
-use tierline_runtime::instant::micros;
+use tierline_runtime::{instant::micros, sqlite::rows_param};
 use uuid::Uuid;
 
 use super::{
@@ -173,6 +173,25 @@ impl EvaluationTx for SqliteEvaluationTx {
         .bind(progress.evaluated)
         .bind(progress.upgrades)
         .bind(progress.downgrades)
+        .execute(&mut *self.write.tx)
+        .await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip(self, moves), fields(tiers = moves.len()))]
+    async fn add_run_moves(
+        &mut self,
+        run_id: Uuid,
+        moves: &[(String, i64)],
+    ) -> Result<(), ScoringError> {
+        // `WHERE true`: SQLite reads an upsert's ON CONFLICT after a SELECT only behind a WHERE.
+        sqlx::query(
+            "INSERT INTO evaluation_run_moves (run_id, tier_code, customers)
+             SELECT ?1, value ->> 0, value ->> 1 FROM json_each(?2) WHERE true
+             ON CONFLICT (run_id, tier_code) DO UPDATE SET customers = customers + excluded.customers",
+        )
+        .bind(run_id)
+        .bind(rows_param(moves))
         .execute(&mut *self.write.tx)
         .await?;
         Ok(())

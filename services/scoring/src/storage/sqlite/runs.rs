@@ -202,6 +202,16 @@ impl RunRecords for SqliteScoringStore {
     }
 
     #[tracing::instrument(skip(self))]
+    async fn run_moves(&self, run_id: Uuid) -> Result<Vec<(String, i64)>, ScoringError> {
+        Ok(sqlx::query_as(
+            "SELECT tier_code, customers FROM evaluation_run_moves WHERE run_id = ?1 ORDER BY tier_code",
+        )
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    #[tracing::instrument(skip(self))]
     async fn run_progress(&self, run_id: Uuid) -> Result<RunProgress, ScoringError> {
         let (evaluated, upgrades, downgrades): (i64, i64, i64) = sqlx::query_as(
             "SELECT members_evaluated, upgrades, downgrades FROM evaluation_runs WHERE id = ?1",
