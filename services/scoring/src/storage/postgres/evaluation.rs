@@ -42,6 +42,9 @@ struct ChunkRow {
 /// States per block assumed before the table was ever analysed.
 const STATES_PER_BLOCK: f32 = 50.0;
 
+/// A block number past every block a table can have (the largest valid one is 2^32 - 2).
+const BEYOND_EVERY_BLOCK: i64 = 4_294_967_294;
+
 #[async_trait]
 impl EvaluationReads for PgScoringStore {
     async fn begin_evaluation(
@@ -122,8 +125,11 @@ impl EvaluationReads for PgScoringStore {
         } else {
             "NULL::timestamptz"
         };
+        // The pass over what moved reads the whole table in parts too, the last part to its
+        // end, wherever that is by then.
         let range = if moved_pass {
-            "updated_at >= (SELECT started_at FROM evaluation_runs WHERE id = $3)"
+            "updated_at >= (SELECT started_at FROM evaluation_runs WHERE id = $3)
+             AND ctid >= format('(%s,0)', $6::bigint)::tid AND ctid < format('(%s,0)', $7::bigint)::tid"
         } else {
             "ctid >= format('(%s,0)', $6::bigint)::tid AND ctid < format('(%s,0)', $7::bigint)::tid"
         };
@@ -152,7 +158,7 @@ impl EvaluationReads for PgScoringStore {
             buckets = super::bucket_arrays::bucket_arrays("c.customer_id"),
         );
         let judged_month = Month::of(as_of, rules.time_zone).first_day();
-        let read = |blocks: Option<(i64, i64)>| {
+        let read = |blocks: (i64, i64)| {
             let sql = &sql;
             async move {
                 let mut tx = self.pool.begin().await?;
@@ -163,10 +169,8 @@ impl EvaluationReads for PgScoringStore {
                     .bind(run_id)
                     .bind(policy_version_id)
                     .bind(judged_month);
-                let query = match blocks {
-                    Some((from, until)) => query.bind(from).bind(until),
-                    None => query,
-                };
+                let (from, until) = blocks;
+                let query = query.bind(from).bind(until);
                 let rows: Vec<ChunkRow> = query.fetch_all(&mut *tx).await?;
                 tx.commit().await?;
                 Ok::<_, ScoringError>(rows)
@@ -174,16 +178,20 @@ impl EvaluationReads for PgScoringStore {
         };
         // The blocks are read in as many parts at once as the run allows, each on a connection
         // of its own: a statement is Postgres's work on one core (docs/BENCHMARKS.md).
-        let parts: Vec<Vec<ChunkRow>> = if moved_pass {
-            vec![read(None).await?]
+        let (first, last) = if moved_pass {
+            (0, blocks.max(1))
         } else {
-            let parts = i64::from(size.connections.max(1));
-            let edge = |part: i64| from + (until - from) * part / parts;
-            let bounds = (0..parts)
-                .map(|part| (edge(part), edge(part + 1)))
-                .filter(|(start, stop)| start < stop);
-            futures::future::try_join_all(bounds.map(|blocks| read(Some(blocks)))).await?
+            (from, until)
         };
+        let parts = i64::from(size.connections.max(1));
+        let edge = |part: i64| match part {
+            part if part == parts && moved_pass => BEYOND_EVERY_BLOCK,
+            part => first + (last - first) * part / parts,
+        };
+        let bounds = (0..parts)
+            .map(|part| (edge(part), edge(part + 1)))
+            .filter(|(start, stop)| start < stop);
+        let parts: Vec<Vec<ChunkRow>> = futures::future::try_join_all(bounds.map(read)).await?;
         let mut chunk = EvaluationChunk {
             // The pass over what moved counts nobody again.
             members: 0,
