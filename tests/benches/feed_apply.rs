@@ -217,14 +217,21 @@ async fn import(
 }
 
 /// Waits until the scoring service has counted `target` purchases; the seconds since `started`.
+///
+/// `count(*)` of the counted purchases is a full scan (30 to 50 ms at 600,000 rows here), and
+/// asked every 200 ms it took several percent of this 2-core machine from the consumer it
+/// measures. So after each count the next waits half the time the rate so far says is left
+/// (never under 200 ms, the precision of the figure): a handful of counts instead of a hundred.
 async fn until_counted(connection: &mut PgConnection, target: usize, started: Instant) -> f64 {
+    let target = i64::try_from(target).unwrap();
     let mut last_report = Instant::now();
+    let mut previous: Option<(i64, Instant)> = None;
     loop {
         let counted: i64 = sqlx::query_scalar("SELECT count(*) FROM scoring.counted_purchases")
             .fetch_one(&mut *connection)
             .await
             .unwrap();
-        if counted >= i64::try_from(target).unwrap() {
+        if counted >= target {
             return started.elapsed().as_secs_f64();
         }
         if last_report.elapsed() > Duration::from_secs(10) {
@@ -234,6 +241,15 @@ async fn until_counted(connection: &mut PgConnection, target: usize, started: In
             );
             last_report = Instant::now();
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        let now = Instant::now();
+        let left = match previous {
+            Some((before, at)) if counted > before => {
+                let rate = (counted - before) as f64 / now.duration_since(at).as_secs_f64();
+                Duration::from_secs_f64((target - counted) as f64 / rate / 2.0)
+            }
+            _ => Duration::ZERO,
+        };
+        previous = Some((counted, now));
+        tokio::time::sleep(left.clamp(Duration::from_millis(200), Duration::from_secs(5))).await;
     }
 }
