@@ -46,7 +46,7 @@ use crate::{
     cache::{Keyspace, TierCache},
     domain::ports::{
         RunLock, ScoringStore,
-        tx::{ChunkEnd, ChunkSize, EvaluationChunk, EvaluationTx, RunProgress},
+        tx::{ChunkEnd, ChunkSize, EvaluationChunk, EvaluationTx, FoundAt, RunProgress, StateRef},
     },
 };
 
@@ -468,6 +468,8 @@ struct Judging<'a> {
 /// they joined.
 struct JudgedMember<'a> {
     customer_id: Uuid,
+    /// Where the store found the state, if it said.
+    found_at: Option<FoundAt>,
     stored: StoredState,
     buckets: &'a [Bucket],
     joined_at: Option<DateTime<Utc>>,
@@ -485,11 +487,23 @@ enum Outcome {
 /// records.
 struct Judgement {
     customer_id: Uuid,
+    found_at: Option<FoundAt>,
     stored: StoredState,
     review: Review,
     decisions: Vec<Decision>,
     /// The window the decisions' totals were summed over.
     window: MonthRange,
+}
+
+impl Judgement {
+    /// The state to save, where it was found, and its review.
+    fn to_save(&self) -> (StateRef, StoredState, Review) {
+        let at = StateRef {
+            customer_id: self.customer_id,
+            found_at: self.found_at,
+        };
+        (at, self.stored.clone(), self.review)
+    }
 }
 
 impl Judging<'_> {
@@ -509,6 +523,7 @@ impl Judging<'_> {
     ) -> Outcome {
         let JudgedMember {
             customer_id,
+            found_at,
             mut stored,
             buckets,
             joined_at,
@@ -557,6 +572,7 @@ impl Judging<'_> {
         }
         Outcome::Changed(Judgement {
             customer_id,
+            found_at,
             stored,
             review,
             decisions,
@@ -624,11 +640,16 @@ impl Evaluator {
         // Each candidate is judged; whoever keeps their state still gets the review month their
         // buckets now give, saved without a new version when it changed.
         let mut judged: Vec<Judgement> = Vec::new();
-        let mut reviews: Vec<(Uuid, i64, Review)> = Vec::new();
+        let mut reviews: Vec<(StateRef, i64, Review)> = Vec::new();
         for candidate in chunk.candidates {
             let (customer_id, version) = (candidate.customer_id, candidate.stored.version);
+            let at = StateRef {
+                customer_id,
+                found_at: candidate.found_at,
+            };
             let member = JudgedMember {
                 customer_id,
+                found_at: candidate.found_at,
                 stored: candidate.stored,
                 buckets: &candidate.buckets,
                 joined_at: candidate.joined_at,
@@ -636,7 +657,7 @@ impl Evaluator {
             match judging.judge(member, judged_at_time, now) {
                 Outcome::Changed(judgement) => judged.push(judgement),
                 Outcome::Kept(review) if candidate.review != Some(review) => {
-                    reviews.push((customer_id, version, review));
+                    reviews.push((at, version, review));
                 }
                 Outcome::Kept(_) => {}
             }
@@ -644,23 +665,15 @@ impl Evaluator {
         let mut tx = self.store.begin_evaluation().await?;
         tx.save_reviews(program_id, judging.run_id, &reviews)
             .await?;
-        let states: Vec<(Uuid, StoredState, Review)> = judged
-            .iter()
-            .map(|judgement| {
-                (
-                    judgement.customer_id,
-                    judgement.stored.clone(),
-                    judgement.review,
-                )
-            })
-            .collect();
+        let states: Vec<(StateRef, StoredState, Review)> =
+            judged.iter().map(Judgement::to_save).collect();
         let saved = tx
             .save_judged_states(program_id, judging.run_id, &states, now)
             .await?;
         let moved: Vec<Uuid> = states
             .iter()
             .zip(&saved)
-            .filter_map(|((customer_id, ..), version)| version.is_none().then_some(*customer_id))
+            .filter_map(|((at, ..), version)| version.is_none().then_some(at.customer_id))
             .collect();
         judged.retain(|judgement| !moved.contains(&judgement.customer_id));
         if !moved.is_empty() {
@@ -740,35 +753,36 @@ impl Evaluator {
         now: DateTime<Utc>,
     ) -> Result<Vec<Judgement>, ScoringError> {
         let mut again: Vec<Judgement> = Vec::new();
-        let mut reviews: Vec<(Uuid, i64, Review)> = Vec::new();
+        let mut reviews: Vec<(StateRef, i64, Review)> = Vec::new();
         for member in tx
             .lock_evaluation_members(judging.program.program.id, moved)
             .await?
         {
             let (customer_id, version) = (member.member.customer_id, member.stored.version);
+            // Read under lock by key: no position to hand back.
             let judged = JudgedMember {
                 customer_id,
+                found_at: None,
                 stored: member.stored,
                 buckets: &member.buckets,
                 joined_at: Some(member.member.joined_at),
             };
             match judging.judge(judged, judged_at_time, now) {
                 Outcome::Changed(judgement) => again.push(judgement),
-                Outcome::Kept(review) => reviews.push((customer_id, version, review)),
+                Outcome::Kept(review) => reviews.push((
+                    StateRef {
+                        customer_id,
+                        found_at: None,
+                    },
+                    version,
+                    review,
+                )),
             }
         }
         tx.save_reviews(judging.program.program.id, judging.run_id, &reviews)
             .await?;
-        let states: Vec<(Uuid, StoredState, Review)> = again
-            .iter()
-            .map(|judgement| {
-                (
-                    judgement.customer_id,
-                    judgement.stored.clone(),
-                    judgement.review,
-                )
-            })
-            .collect();
+        let states: Vec<(StateRef, StoredState, Review)> =
+            again.iter().map(Judgement::to_save).collect();
         let saved = tx
             .save_judged_states(judging.program.program.id, judging.run_id, &states, now)
             .await?;

@@ -20,7 +20,10 @@ use tierline_scoring::{
         versions::{PolicyStatus, PolicyVersion, RunTrigger},
         window::Totals,
     },
-    storage::{DraftChange, FeedProgress, NewPolicy, NewRun, ScoringStore, tx::ChunkSize},
+    storage::{
+        DraftChange, FeedProgress, NewPolicy, NewRun, ScoringStore,
+        tx::{ChunkSize, StateRef},
+    },
 };
 use uuid::Uuid;
 
@@ -510,6 +513,14 @@ pub(crate) async fn a_runs_moves_add_up_per_tier_over_its_committed_chunks(
         store.run_moves(other.id).await.expect("moves"),
         moved(&[("VIP", 1)])
     );
+}
+
+/// A candidate to save, where the store found it.
+fn found(candidate: &tierline_scoring::storage::tx::EvaluationCandidate) -> StateRef {
+    StateRef {
+        customer_id: candidate.customer_id,
+        found_at: candidate.found_at,
+    }
 }
 
 /// Opens a manual run, with `key` as its idempotency key when given.
@@ -1017,7 +1028,7 @@ pub(crate) async fn a_pass_read_on_several_connections_finds_what_one_finds(
         policy_version_id: policy.id,
         month: Some(Month::of(now, chrono_tz::UTC).plus(12)),
     };
-    let reviews: Vec<(Uuid, i64, Review)> = everyone
+    let reviews: Vec<(StateRef, i64, Review)> = everyone
         .iter()
         .filter(|candidate| {
             members
@@ -1025,7 +1036,7 @@ pub(crate) async fn a_pass_read_on_several_connections_finds_what_one_finds(
                 .position(|m| *m == candidate.customer_id)
                 .is_some_and(|n| n % 3 == 0)
         })
-        .map(|candidate| (candidate.customer_id, candidate.stored.version, ahead))
+        .map(|candidate| (found(candidate), candidate.stored.version, ahead))
         .collect();
     let mut tx = store.begin_evaluation().await.expect("tx");
     tx.save_reviews(program.id, Uuid::now_v7(), &reviews)
@@ -1146,7 +1157,10 @@ pub(crate) async fn an_evaluation_chunk_sums_the_window_and_saves_only_unmoved_s
     tx.save_reviews(
         program.id,
         Uuid::now_v7(),
-        &[(second, second_version, ahead), (first, -1, ahead)],
+        &[
+            (found(&of(second)), second_version, ahead),
+            (found(&of(first)), -1, ahead),
+        ],
     )
     .await
     .expect("reviews");
@@ -1182,7 +1196,12 @@ pub(crate) async fn an_evaluation_chunk_sums_the_window_and_saves_only_unmoved_s
         .save_judged_states(
             program.id,
             run.id,
-            &[(first, dropped, never), (second, moved, ahead)],
+            // Each where the first pass found it: the second's review was saved since, so its
+            // row lies elsewhere now, as well as its version being older.
+            &[
+                (found(&earlier[0]), dropped, never),
+                (found(&earlier[1]), moved, ahead),
+            ],
             now,
         )
         .await

@@ -20,7 +20,7 @@ use crate::{
     },
     storage::{
         RebuiltChunk,
-        tx::{ChunkEnd, ChunkSize, EvaluationCandidate, EvaluationChunk},
+        tx::{ChunkEnd, ChunkSize, EvaluationCandidate, EvaluationChunk, FoundAt},
     },
 };
 
@@ -33,6 +33,7 @@ struct ChunkRow {
     state: JoinedStateRow,
     review_month: Option<NaiveDate>,
     reviewed_under: Option<Uuid>,
+    found_at: Option<i64>,
     months: Option<Vec<NaiveDate>>,
     spend: Option<Vec<i64>>,
     points: Option<Vec<i64>>,
@@ -41,6 +42,10 @@ struct ChunkRow {
 
 /// States per block assumed before the table was ever analysed.
 const STATES_PER_BLOCK: f32 = 50.0;
+
+/// A row's tuple position as one number (`FoundAt`): its block times 65,536 plus its line
+/// (a line number is 16 bits); `evaluation_tx::found_at` turns it back into a `ctid`.
+const FOUND_AT: &str = "((ctid::text::point)[0]::bigint * 65536 + (ctid::text::point)[1]::bigint)";
 
 /// A block number past every block a table can have (the largest valid one is 2^32 - 2).
 const BEYOND_EVERY_BLOCK: i64 = 4_294_967_294;
@@ -147,7 +152,8 @@ impl EvaluationReads for PgScoringStore {
         let sql = format!(
             "WITH bounds AS ({members}),
              candidates AS (
-                 SELECT customer_id, {joined_at} AS joined_at, review_month, reviewed_under, {STATE_COLUMNS}
+                 SELECT customer_id, {joined_at} AS joined_at, review_month, reviewed_under,
+                        {FOUND_AT} AS found_at, {STATE_COLUMNS}
                  FROM tier_states
                  WHERE {chunk} AND (reviewed_under IS DISTINCT FROM $4 OR review_month <= $5
                                     OR lapsed_at IS NOT NULL OR override_until <= $2))
@@ -221,6 +227,7 @@ impl EvaluationReads for PgScoringStore {
                 customer_id,
                 joined_at: row.joined_at,
                 stored,
+                found_at: row.found_at.map(FoundAt),
                 review: row.reviewed_under.map(|policy_version_id| Review {
                     policy_version_id,
                     month: row.review_month.map(Month::of_date),

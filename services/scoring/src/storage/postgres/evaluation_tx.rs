@@ -20,8 +20,25 @@ use crate::{
         review::Review,
         state::{HistoryRecord, StoredState},
     },
-    storage::tx::{EvaluationMember, EvaluationTx, RunProgress},
+    storage::tx::{EvaluationMember, EvaluationTx, FoundAt, RunProgress, StateRef},
 };
+
+/// The condition that finds each row (`n.p`) at its position, when every state of a save came
+/// with one (`FoundAt`, read as `evaluation::FOUND_AT` wrote it); else nothing, and the rows are
+/// found by key. The key and version are checked either way: a position whose row was rewritten,
+/// or reused by another row after a vacuum, finds nothing, and the state counts as moved.
+/// Returns the condition and the positions to bind.
+fn found_at<'a>(saving: impl Iterator<Item = &'a StateRef>) -> (&'static str, Vec<Option<i64>>) {
+    let positions: Vec<Option<i64>> = saving
+        .map(|at| at.found_at.map(|FoundAt(position)| position))
+        .collect();
+    let found = if positions.iter().all(Option::is_some) {
+        "s.ctid = format('(%s,%s)', n.p / 65536, n.p % 65536)::tid AND"
+    } else {
+        ""
+    };
+    (found, positions)
+}
 
 /// A transaction of an evaluation run.
 #[derive(Debug)]
@@ -69,13 +86,14 @@ impl EvaluationTx for PgEvaluationTx {
         &mut self,
         program_id: Uuid,
         run_id: Uuid,
-        states: &[(Uuid, StoredState, Review)],
+        states: &[(StateRef, StoredState, Review)],
         now: DateTime<Utc>,
     ) -> Result<Vec<Option<i64>>, ScoringError> {
         if states.is_empty() {
             return Ok(Vec::new());
         }
-        let ids: Vec<Uuid> = states.iter().map(|(id, ..)| *id).collect();
+        let ids: Vec<Uuid> = states.iter().map(|(at, ..)| at.customer_id).collect();
+        let (found, positions) = found_at(states.iter().map(|(at, ..)| at));
         let judged_versions: Vec<i64> =
             states.iter().map(|(_, stored, _)| stored.version).collect();
         let columns = StateColumns::of(
@@ -85,25 +103,27 @@ impl EvaluationTx for PgEvaluationTx {
         );
         // A state is saved only at the version it was judged at: one the feed or an operator
         // changed since is left for the caller to judge again under lock.
-        let update = sqlx::query(
+        let sql = format!(
             "UPDATE tier_states s SET earned_rank = n.e, since = n.s, last_qualified_at = n.q, override_rank = n.r,
                  override_until = n.u, override_reason = n.why, override_operator = n.who, override_set_at = n.at,
                  lapsed_at = n.l, review_month = n.rm, reviewed_under = n.ru, version = s.version + 1,
                  updated_at = $3, changed_by_run = $2
-             FROM unnest($4::uuid[], $5::bigint[], $6::int[], $7::timestamptz[], $8::timestamptz[], $9::int[],
-                         $10::timestamptz[], $11::text[], $12::text[], $13::timestamptz[], $14::timestamptz[],
-                         $15::date[], $16::uuid[])
-                  AS n(c, v, e, s, q, r, u, why, who, at, l, rm, ru)
-             WHERE s.program_id = $1 AND s.customer_id = n.c AND s.version = n.v
-             RETURNING s.customer_id, s.version",
-        )
-        .bind(program_id)
-        .bind(run_id)
-        .bind(now)
-        .bind(&ids)
-        .bind(&judged_versions);
+             FROM unnest($4::uuid[], $5::bigint[], $17::bigint[], $6::int[], $7::timestamptz[], $8::timestamptz[],
+                         $9::int[], $10::timestamptz[], $11::text[], $12::text[], $13::timestamptz[],
+                         $14::timestamptz[], $15::date[], $16::uuid[])
+                  AS n(c, v, p, e, s, q, r, u, why, who, at, l, rm, ru)
+             WHERE {found} s.program_id = $1 AND s.customer_id = n.c AND s.version = n.v
+             RETURNING s.customer_id, s.version"
+        );
+        let update = sqlx::query(&sql)
+            .bind(program_id)
+            .bind(run_id)
+            .bind(now)
+            .bind(&ids)
+            .bind(&judged_versions);
         let saved: HashMap<Uuid, i64> = columns
             .bind(update)
+            .bind(&positions)
             .fetch_all(&mut *self.tx)
             .await?
             .iter()
@@ -117,12 +137,13 @@ impl EvaluationTx for PgEvaluationTx {
         &mut self,
         program_id: Uuid,
         run_id: Uuid,
-        reviews: &[(Uuid, i64, Review)],
+        reviews: &[(StateRef, i64, Review)],
     ) -> Result<(), ScoringError> {
         if reviews.is_empty() {
             return Ok(());
         }
-        let ids: Vec<Uuid> = reviews.iter().map(|(id, ..)| *id).collect();
+        let ids: Vec<Uuid> = reviews.iter().map(|(at, ..)| at.customer_id).collect();
+        let (found, positions) = found_at(reviews.iter().map(|(at, ..)| at));
         let versions: Vec<i64> = reviews.iter().map(|(_, version, _)| *version).collect();
         let months: Vec<Option<NaiveDate>> = reviews
             .iter()
@@ -132,17 +153,18 @@ impl EvaluationTx for PgEvaluationTx {
             .iter()
             .map(|(.., review)| review.policy_version_id)
             .collect();
-        sqlx::query(
+        sqlx::query(&format!(
             "UPDATE tier_states s SET review_month = n.rm, reviewed_under = n.ru, changed_by_run = $6
-             FROM unnest($2::uuid[], $3::bigint[], $4::date[], $5::uuid[]) AS n(c, v, rm, ru)
-             WHERE s.program_id = $1 AND s.customer_id = n.c AND s.version = n.v",
-        )
+             FROM unnest($2::uuid[], $3::bigint[], $7::bigint[], $4::date[], $5::uuid[]) AS n(c, v, p, rm, ru)
+             WHERE {found} s.program_id = $1 AND s.customer_id = n.c AND s.version = n.v"
+        ))
         .bind(program_id)
         .bind(&ids)
         .bind(&versions)
         .bind(&months)
         .bind(&policies)
         .bind(run_id)
+        .bind(&positions)
         .execute(&mut *self.tx)
         .await?;
         Ok(())

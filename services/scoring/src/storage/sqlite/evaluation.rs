@@ -137,6 +137,7 @@ impl EvaluationReads for SqliteScoringStore {
                     stored: member.stored,
                     review,
                     buckets: member.buckets,
+                    found_at: None,
                 })
             })
             .collect();

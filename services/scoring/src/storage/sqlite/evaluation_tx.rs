@@ -18,7 +18,7 @@ use crate::{
         review::Review,
         state::{HistoryRecord, StoredState},
     },
-    storage::tx::{EvaluationMember, EvaluationTx, RunProgress},
+    storage::tx::{EvaluationMember, EvaluationTx, RunProgress, StateRef},
 };
 
 /// A transaction of an evaluation run.
@@ -92,11 +92,13 @@ impl EvaluationTx for SqliteEvaluationTx {
         &mut self,
         program_id: Uuid,
         run_id: Uuid,
-        states: &[(Uuid, StoredState, Review)],
+        states: &[(StateRef, StoredState, Review)],
         now: DateTime<Utc>,
     ) -> Result<Vec<Option<i64>>, ScoringError> {
         let mut versions = Vec::with_capacity(states.len());
-        for (customer_id, stored, review) in states {
+        for (at, stored, review) in states {
+            // Found by key: this store hands out no positions.
+            let customer_id = at.customer_id;
             let state = &stored.state;
             let manual = state.manual.as_ref();
             // Saved only at the version it was judged at (see the trait).
@@ -135,9 +137,10 @@ impl EvaluationTx for SqliteEvaluationTx {
         &mut self,
         program_id: Uuid,
         run_id: Uuid,
-        reviews: &[(Uuid, i64, Review)],
+        reviews: &[(StateRef, i64, Review)],
     ) -> Result<(), ScoringError> {
-        for (customer_id, version, review) in reviews {
+        for (at, version, review) in reviews {
+            let customer_id = at.customer_id;
             sqlx::query(
                 "UPDATE tier_states SET review_month = ?4, reviewed_under = ?5, changed_by_run = ?6
                  WHERE program_id = ?1 AND customer_id = ?2 AND version = ?3",
