@@ -321,14 +321,9 @@ pub trait EvaluationReads: Send + Sync {
         as_of: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<tx::EvaluationChunk, ScoringError>;
-    /// How many members hold each shown rank at `now` (members without a state hold rank 0).
-    async fn tier_counts(
-        &self,
-        program_id: Uuid,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<(u32, i64)>, ScoringError>;
-    /// [`Self::tier_counts`] as the store stands when this returns, counted when asked: a run
-    /// counts its tiers before its first write while its first chunks are read and judged.
+    /// How many members hold each shown rank at `now` (members without a state hold rank 0),
+    /// as the store stands when this returns, counted when asked: a run counts its tiers before
+    /// its first write while its first chunks are read and judged.
     async fn tier_counts_snapshot(
         &self,
         program_id: Uuid,

@@ -243,16 +243,6 @@ impl EvaluationReads for PgScoringStore {
         Ok(chunk)
     }
 
-    #[tracing::instrument(skip(self))]
-    async fn tier_counts(
-        &self,
-        program_id: Uuid,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<(u32, i64)>, ScoringError> {
-        let mut connection = self.pool.acquire().await?;
-        count_tiers(&mut connection, program_id, now).await
-    }
-
     /// A read-only repeatable-read transaction whose snapshot is taken before this returns (by
     /// its first statement); the counting runs in it later.
     #[tracing::instrument(skip(self))]

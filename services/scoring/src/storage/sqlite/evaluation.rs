@@ -148,30 +148,6 @@ impl EvaluationReads for SqliteScoringStore {
         })
     }
 
-    #[tracing::instrument(skip(self))]
-    async fn tier_counts(
-        &self,
-        program_id: Uuid,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<(u32, i64)>, ScoringError> {
-        let rows: Vec<(i64, i64)> = sqlx::query_as(
-            "SELECT CASE WHEN override_until > ?2 THEN override_rank ELSE earned_rank END AS shown, count(*)
-             FROM tier_states WHERE program_id = ?1 GROUP BY shown
-             UNION ALL
-             SELECT 0, count(*) FROM members m
-             WHERE NOT EXISTS (SELECT 1 FROM tier_states s WHERE s.program_id = ?1 AND s.customer_id = m.customer_id)",
-        )
-        .bind(program_id)
-        .bind(micros(now))
-        .fetch_all(&self.pool)
-        .await?;
-        let mut counts: BTreeMap<u32, i64> = BTreeMap::new();
-        for (shown, count) in rows {
-            *counts.entry(rank(shown)).or_default() += count;
-        }
-        Ok(counts.into_iter().collect())
-    }
-
     /// Counted at once: the count is one statement, and a later one would see this store's
     /// writes since.
     #[tracing::instrument(skip(self))]
@@ -181,7 +157,7 @@ impl EvaluationReads for SqliteScoringStore {
         now: DateTime<Utc>,
     ) -> Result<Box<dyn TierCountsSnapshot>, ScoringError> {
         Ok(Box::new(CountedTiers(
-            self.tier_counts(program_id, now).await?,
+            count_tiers(self, program_id, now).await?,
         )))
     }
 
@@ -211,4 +187,29 @@ impl TierCountsSnapshot for CountedTiers {
     async fn count(self: Box<Self>) -> Result<Vec<(u32, i64)>, ScoringError> {
         Ok(self.0)
     }
+}
+
+/// How many members hold each shown rank at `now` (members without a state hold rank 0).
+#[tracing::instrument(skip(store))]
+async fn count_tiers(
+    store: &SqliteScoringStore,
+    program_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Vec<(u32, i64)>, ScoringError> {
+    let rows: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT CASE WHEN override_until > ?2 THEN override_rank ELSE earned_rank END AS shown, count(*)
+         FROM tier_states WHERE program_id = ?1 GROUP BY shown
+         UNION ALL
+         SELECT 0, count(*) FROM members m
+         WHERE NOT EXISTS (SELECT 1 FROM tier_states s WHERE s.program_id = ?1 AND s.customer_id = m.customer_id)",
+    )
+    .bind(program_id)
+    .bind(micros(now))
+    .fetch_all(&store.pool)
+    .await?;
+    let mut counts: BTreeMap<u32, i64> = BTreeMap::new();
+    for (shown, count) in rows {
+        *counts.entry(rank(shown)).or_default() += count;
+    }
+    Ok(counts.into_iter().collect())
 }
