@@ -23,12 +23,14 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, SubsecRound, Utc};
+use futures::future::BoxFuture;
 use serde_json::json;
 use uuid::Uuid;
 
 use super::{
     backfill::ActivityHistory,
     cache_writes::{after_commit, drop_after_commit, records_after_commit},
+    chunk_walk::{ChunkRead, walk_chunks},
     consumer::{ACTIVITY_FEED, state_or_new},
     decision::Decision,
     feed_batch::{Origin, history_record},
@@ -61,6 +63,10 @@ const CHUNK: ChunkSize = ChunkSize {
     members: 20_000,
     connections: 2,
 };
+
+/// Chunks judged and written at once, each in a transaction of its own, while the next is read
+/// (`chunk_walk`): a chunk's writes are one core's work in Postgres.
+const CHUNKS_WRITTEN_AT_ONCE: usize = 2;
 
 /// Customers whose buckets are rebuilt per transaction.
 const REBUILD_CHUNK: u32 = 10_000;
@@ -366,52 +372,22 @@ impl Evaluator {
             space,
             run_id: run.id,
         };
-        // Each chunk is read (on a connection of its own) while the one before is judged and
-        // written: the reads and the writes share the time rather than add up. The ranges are
-        // disjoint, and a chunk is saved only at the versions it read.
-        let read_after = |after: Option<ChunkEnd>| {
-            let (store, rules) = (self.store.clone(), rules.clone());
-            let (program_id, run_id, policy_version_id) = (program.program.id, run.id, version.id);
-            tokio::spawn(async move {
-                let now = Utc::now().trunc_subsecs(6);
-                let judged_at_time = match pass {
-                    Pass::Scheduled(due) => judged_at(due, rules.time_zone),
-                    Pass::Manual | Pass::PolicyChange => now,
-                };
-                // A scheduled run overdue by more than the open month (the scheduler was down)
-                // reads everyone: reviews were found from later months.
-                let overdue = Month::of(judged_at_time, rules.time_zone) < open_month;
-                let reviewed_under = if overdue {
-                    Uuid::nil()
-                } else {
-                    policy_version_id
-                };
-                let chunk = store
-                    .evaluation_chunk(
-                        program_id,
-                        run_id,
-                        after,
-                        CHUNK,
-                        (reviewed_under, &rules),
-                        judged_at_time,
-                        now,
-                    )
-                    .await?;
-                Ok::<_, ScoringError>((chunk, judged_at_time, now))
-            })
-        };
-        let mut next = read_after(None);
-        loop {
-            let (chunk, judged_at_time, now) = next.await.map_err(|error| {
-                ScoringError::Internal(format!("evaluation chunk read task: {error}"))
-            })??;
-            let Some(last) = chunk.last else {
-                break;
-            };
-            next = read_after(Some(last));
-            self.judge_chunk(&judging, chunk, judged_at_time, now)
-                .await?;
-        }
+        // Chunks are read one after another while those before are judged and written, several
+        // at once: the reads and the writes share the time rather than add up
+        // (`chunk_walk`).
+        let read = chunk_reader(
+            self.store.clone(),
+            rules.clone(),
+            (program.program.id, run.id, version.id),
+            pass,
+            open_month,
+        );
+        walk_chunks(
+            read,
+            |read: ChunkRead| self.judge_chunk(&judging, read.chunk, read.judged_at, read.now),
+            CHUNKS_WRITTEN_AT_ONCE,
+        )
+        .await?;
         let (cut_points_version, _) = cut_points
             .await
             .map_err(|error| ScoringError::Internal(format!("RFM cut points task: {error}")))??;
@@ -447,6 +423,54 @@ impl Evaluator {
             "feed": feed,
             "backfill": backfill,
         }))
+    }
+}
+
+/// What reads a run's chunks, each after the end it is given: judged at the due time's window
+/// for a scheduled run, at the read's instant otherwise. `run` is the program, the run and the
+/// policy version in force.
+fn chunk_reader(
+    store: Arc<dyn ScoringStore>,
+    rules: PolicyRules,
+    run: (Uuid, Uuid, Uuid),
+    pass: Pass,
+    open_month: Month,
+) -> impl FnMut(Option<ChunkEnd>) -> BoxFuture<'static, Result<ChunkRead, ScoringError>> + Send + 'static
+{
+    let (program_id, run_id, policy_version_id) = run;
+    move |after| {
+        let (store, rules) = (store.clone(), rules.clone());
+        Box::pin(async move {
+            let now = Utc::now().trunc_subsecs(6);
+            let judged_at_time = match pass {
+                Pass::Scheduled(due) => judged_at(due, rules.time_zone),
+                Pass::Manual | Pass::PolicyChange => now,
+            };
+            // A scheduled run overdue by more than the open month (the scheduler was down)
+            // reads everyone: reviews were found from later months.
+            let overdue = Month::of(judged_at_time, rules.time_zone) < open_month;
+            let reviewed_under = if overdue {
+                Uuid::nil()
+            } else {
+                policy_version_id
+            };
+            let chunk = store
+                .evaluation_chunk(
+                    program_id,
+                    run_id,
+                    after,
+                    CHUNK,
+                    (reviewed_under, &rules),
+                    judged_at_time,
+                    now,
+                )
+                .await?;
+            Ok(ChunkRead {
+                chunk,
+                judged_at: judged_at_time,
+                now,
+            })
+        })
     }
 }
 
@@ -636,6 +660,10 @@ impl Evaluator {
         judged_at_time: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<(), ScoringError> {
+        // Nobody in it (a walk's last chunk, found empty): nothing to write.
+        if chunk.members == 0 && chunk.candidates.is_empty() {
+            return Ok(());
+        }
         let program_id = judging.program.program.id;
         // Each candidate is judged; whoever keeps their state still gets the review month their
         // buckets now give, saved without a new version when it changed.
@@ -755,7 +783,7 @@ impl Evaluator {
         let mut again: Vec<Judgement> = Vec::new();
         let mut reviews: Vec<(StateRef, i64, Review)> = Vec::new();
         for member in tx
-            .lock_evaluation_members(judging.program.program.id, moved)
+            .lock_evaluation_members(judging.program.program.id, judging.run_id, moved)
             .await?
         {
             let (customer_id, version) = (member.member.customer_id, member.stored.version);

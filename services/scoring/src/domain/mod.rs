@@ -16,6 +16,7 @@ pub mod accrual;
 pub mod audience;
 pub mod backfill;
 pub mod cache_writes;
+mod chunk_walk;
 pub mod consumer;
 mod cut_points;
 pub mod decision;

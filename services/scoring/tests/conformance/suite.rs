@@ -1222,11 +1222,13 @@ pub(crate) async fn an_evaluation_chunk_sums_the_window_and_saves_only_unmoved_s
         .await
         .expect("save");
     assert_eq!(versions, [Some(earlier[0].stored.version + 1), None]);
+    // Locked again, the member this run changed is left out: judged once, not twice.
     let locked = tx
-        .lock_evaluation_members(program.id, &[second])
+        .lock_evaluation_members(program.id, run.id, &[first, second])
         .await
         .expect("locked");
-    assert_eq!(locked.len(), 1);
+    assert_eq!(locked.len(), 1, "only the member that moved");
+    assert_eq!(locked[0].member.customer_id, second);
     assert_eq!(
         (locked[0].stored.version, locked[0].buckets.len()),
         (earlier[1].stored.version, 1)

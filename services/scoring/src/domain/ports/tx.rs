@@ -171,7 +171,8 @@ pub struct ChunkSize {
 pub struct EvaluationChunk {
     /// Members with a state in the chunk (judged, whether read or not).
     pub members: i64,
-    /// Where the chunk ended: the next chunk begins after it. `None` after the last chunk.
+    /// Where the chunk ended: the next chunk begins after it. `None`: this is the walk's last
+    /// chunk (it may still hold candidates, as the pass over what moved does).
     pub last: Option<ChunkEnd>,
     /// The members to judge: those whose review is due (`Review::due`: never reviewed, under
     /// another policy version, or their review month has come), who have lapsed, or whose
@@ -185,10 +186,13 @@ pub use crate::domain::versions::RunProgress;
 #[async_trait]
 pub trait EvaluationTx: Send {
     /// The members of `customer_ids` with a tier state in `program_id`, in customer order, their
-    /// states locked until commit.
+    /// states locked until commit; leaving out those run `run_id` changed already (a chunk that
+    /// read one before that change met an older version: judged once by the run, it is not
+    /// judged again, so nobody moves twice in one run).
     async fn lock_evaluation_members(
         &mut self,
         program_id: Uuid,
+        run_id: Uuid,
         customer_ids: &[Uuid],
     ) -> Result<Vec<EvaluationMember>, ScoringError>;
     /// Saves the states run `run_id` changed, with their reviews, each only if its version is

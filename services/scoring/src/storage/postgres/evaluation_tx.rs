@@ -52,6 +52,7 @@ impl EvaluationTx for PgEvaluationTx {
     async fn lock_evaluation_members(
         &mut self,
         program_id: Uuid,
+        run_id: Uuid,
         customer_ids: &[Uuid],
     ) -> Result<Vec<EvaluationMember>, ScoringError> {
         // Locked in customer order, as every writer that locks several states does.
@@ -60,11 +61,13 @@ impl EvaluationTx for PgEvaluationTx {
              FROM unnest($2::uuid[]) AS k(customer_id)
                   JOIN tier_states s ON s.program_id = $1 AND s.customer_id = k.customer_id
                   LEFT JOIN members m ON m.customer_id = s.customer_id
+             WHERE s.changed_by_run IS DISTINCT FROM $3
              ORDER BY s.customer_id FOR UPDATE OF s"
         );
         let rows: Vec<PageRow> = sqlx::query_as(&sql)
             .bind(program_id)
             .bind(customer_ids)
+            .bind(run_id)
             .fetch_all(&mut *self.tx)
             .await?;
         let ids: Vec<Uuid> = rows.iter().map(PageRow::customer_id).collect();

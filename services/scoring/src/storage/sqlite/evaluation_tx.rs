@@ -65,13 +65,14 @@ impl EvaluationTx for SqliteEvaluationTx {
     async fn lock_evaluation_members(
         &mut self,
         program_id: Uuid,
+        run_id: Uuid,
         customer_ids: &[Uuid],
     ) -> Result<Vec<EvaluationMember>, ScoringError> {
         // The write lock is held: nobody else changes a state until commit.
         let sql = format!(
             "SELECT {PAGE_COLUMNS}, {STATE_COLUMNS}
              FROM tier_states s LEFT JOIN members m ON m.customer_id = s.customer_id
-             WHERE s.program_id = ?1 AND s.customer_id = ?2"
+             WHERE s.program_id = ?1 AND s.customer_id = ?2 AND s.changed_by_run IS NOT ?3"
         );
         let mut ids = customer_ids.to_vec();
         ids.sort_unstable();
@@ -80,6 +81,7 @@ impl EvaluationTx for SqliteEvaluationTx {
             let rows: Vec<PageRow> = sqlx::query_as(&sql)
                 .bind(program_id)
                 .bind(customer_id)
+                .bind(run_id)
                 .fetch_all(&mut *self.write.tx)
                 .await?;
             members.extend(with_buckets(&mut self.write.tx, program_id, rows).await?);
