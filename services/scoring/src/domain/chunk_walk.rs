@@ -128,7 +128,11 @@ mod tests {
         .expect("walked");
         let mut judged = judged.lock().expect("judged").clone();
         judged.sort_unstable();
-        assert_eq!(judged, [0, 1, 2, 3, 4], "the last chunk, which has no end, included");
+        assert_eq!(
+            judged,
+            [0, 1, 2, 3, 4],
+            "the last chunk, which has no end, included"
+        );
         let reads = reads.lock().expect("reads").clone();
         let ends: Vec<Option<u32>> = reads
             .iter()
@@ -166,7 +170,11 @@ mod tests {
             )
             .await
             .expect("walked");
-            assert_eq!(most.load(Ordering::SeqCst), at_once, "at most {at_once} at once");
+            assert_eq!(
+                most.load(Ordering::SeqCst),
+                at_once,
+                "at most {at_once} at once"
+            );
         }
     }
 
@@ -217,7 +225,10 @@ mod tests {
             2,
         )
         .await;
-        assert!(matches!(walked, Err(ScoringError::Aborted(_))), "{walked:?}");
+        assert!(
+            matches!(walked, Err(ScoringError::Aborted(_))),
+            "{walked:?}"
+        );
         assert!(
             reads.lock().expect("reads").len() < 10,
             "the reader stopped soon after the failure"

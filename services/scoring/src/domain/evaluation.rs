@@ -375,13 +375,7 @@ impl Evaluator {
         // Chunks are read one after another while those before are judged and written, several
         // at once: the reads and the writes share the time rather than add up
         // (`chunk_walk`).
-        let read = chunk_reader(
-            self.store.clone(),
-            rules.clone(),
-            (program.program.id, run.id, version.id),
-            pass,
-            open_month,
-        );
+        let read = chunk_reader(self.store.clone(), &judging);
         walk_chunks(
             read,
             |read: ChunkRead| self.judge_chunk(&judging, read.chunk, read.judged_at, read.now),
@@ -426,18 +420,19 @@ impl Evaluator {
     }
 }
 
-/// What reads a run's chunks, each after the end it is given: judged at the due time's window
-/// for a scheduled run, at the read's instant otherwise. `run` is the program, the run and the
-/// policy version in force.
+/// What reads the chunks of the run `judging` describes, each after the end it is given: judged
+/// at the due time's window for a scheduled run, at the read's instant otherwise.
 fn chunk_reader(
     store: Arc<dyn ScoringStore>,
-    rules: PolicyRules,
-    run: (Uuid, Uuid, Uuid),
-    pass: Pass,
-    open_month: Month,
+    judging: &Judging<'_>,
 ) -> impl FnMut(Option<ChunkEnd>) -> BoxFuture<'static, Result<ChunkRead, ScoringError>> + Send + 'static
 {
-    let (program_id, run_id, policy_version_id) = run;
+    let (program_id, run_id, policy_version_id) = (
+        judging.program.program.id,
+        judging.run_id,
+        judging.policy_version_id,
+    );
+    let (rules, pass, open_month) = (judging.rules.clone(), judging.pass, judging.open_month);
     move |after| {
         let (store, rules) = (store.clone(), rules.clone());
         Box::pin(async move {
