@@ -36,7 +36,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use support::{BenchService, channel, create_program, knob, seed_population};
+use support::{BenchService, Ids, channel, create_program, knob, seed_population};
 use tierline_proto::{
     scoring::v1::{self as pb, scoring_service_client::ScoringServiceClient},
     tonic_health::pb::{HealthCheckRequest, health_client::HealthClient},
@@ -299,7 +299,7 @@ async fn main() {
     let cached = BenchService::start(&database, Some(&redis_url)).await;
     let mut client = cached.client.clone();
     let program_id = create_program(&mut client).await;
-    seed_population(&database, &program_id, members, 1.0).await;
+    seed_population(&database, &program_id, members, 1.0, Ids::from_env()).await;
     let pool = sqlx::PgPool::connect(database.url()).await.unwrap();
     // Evaluated members have qualified recently: their records carry that instant too.
     sqlx::query("UPDATE scoring.tier_states SET last_qualified_at = now() - interval '1 month'")

@@ -1,6 +1,7 @@
 //! What the scoring benchmarks share: the service started in-process on a fresh database, an
 //! Innisfree-like program, and a population generated straight into the scoring schema
-//! (`BENCH_MEMBERS` members, each buying in a given share of the last 12 months).
+//! (`BENCH_MEMBERS` members, each buying in a given share of the last 12 months, their ids
+//! minted as `BENCH_IDS` says).
 
 #![allow(dead_code, clippy::print_stdout, clippy::unwrap_used)]
 
@@ -175,21 +176,61 @@ pub(crate) async fn create_program(client: &mut ScoringServiceClient<Channel>) -
     program.id
 }
 
+/// How the generated members' ids are minted (`BENCH_IDS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ids {
+    /// Time-ordered by join time, as the customer service mints them (`Uuid::now_v7`): the
+    /// default, as in production.
+    TimeOrdered,
+    /// At random (`BENCH_IDS=random`), as before session 17: a member's id says nothing about
+    /// when they joined, so the states, stored as members arrive, lie in no order of their key.
+    Random,
+}
+
+impl Ids {
+    pub(crate) fn from_env() -> Self {
+        match std::env::var("BENCH_IDS").as_deref() {
+            Ok("random") => Self::Random,
+            _ => Self::TimeOrdered,
+        }
+    }
+
+    /// The SQL that mints the id of a member who joined at `joined_at`.
+    fn minted(self) -> &'static str {
+        match self {
+            // The first 48 bits are the join time in milliseconds, the rest random: the layout
+            // of a version 7 id.
+            Self::TimeOrdered => {
+                "encode(overlay(uuid_send(gen_random_uuid())
+                     PLACING substring(int8send((extract(epoch FROM joined_at) * 1000)::bigint) FROM 3)
+                     FROM 1), 'hex')::uuid"
+            }
+            Self::Random => "gen_random_uuid()",
+        }
+    }
+}
+
 /// Generates `members` members with buckets and tier states for `program_id`, each member
-/// buying in about `months_share` of the last 12 months (1.0: a bucket in every month); prints
-/// and returns the number of buckets.
+/// buying in about `months_share` of the last 12 months (1.0: a bucket in every month), their
+/// ids minted as `ids` says; prints and returns the number of buckets. Members are stored in
+/// the order they joined, and tier states in the order of each member's first purchase (within
+/// 30 days of joining), as a service that has been running for two years has them.
 pub(crate) async fn seed_population(
     database: &TestDatabase,
     program_id: &str,
     members: usize,
     months_share: f64,
+    ids: Ids,
 ) -> i64 {
     let mut connection = PgConnection::connect(database.url()).await.unwrap();
     let started = Instant::now();
-    sqlx::query(
+    sqlx::query(&format!(
         "INSERT INTO scoring.members (customer_id, joined_at, erased)
-         SELECT gen_random_uuid(), now() - random() * interval '730 days', false FROM generate_series(1, $1)",
-    )
+         SELECT {id}, joined_at, false
+         FROM (SELECT now() - random() * interval '730 days' AS joined_at FROM generate_series(1, $1)) j
+         ORDER BY joined_at",
+        id = ids.minted()
+    ))
     .bind(i64::try_from(members).unwrap())
     .execute(&mut connection)
     .await
@@ -211,7 +252,10 @@ pub(crate) async fn seed_population(
                 CASE WHEN s >= 1000000 THEN 3 WHEN s >= 600000 THEN 2 WHEN s >= 100000 THEN 1 ELSE 0 END
                     + CASE WHEN random() < 0.1 AND s < 1000000 THEN 1 ELSE 0 END,
                 now() - interval '13 months', 1, now()
-         FROM (SELECT customer_id, sum(net_spend_minor) AS s FROM scoring.buckets GROUP BY customer_id) t WHERE s >= 100000",
+         FROM (SELECT customer_id, sum(net_spend_minor) AS s FROM scoring.buckets GROUP BY customer_id) t
+              JOIN scoring.members m USING (customer_id)
+         WHERE s >= 100000
+         ORDER BY m.joined_at + random() * interval '30 days'",
     )
     .bind(uuid::Uuid::parse_str(program_id).unwrap())
     .execute(&mut connection)
@@ -228,7 +272,7 @@ pub(crate) async fn seed_population(
         .await
         .unwrap();
     println!(
-        "population: {members} members, {buckets} monthly buckets, generated in {:.1} s; machine: {} cores",
+        "population: {members} members ({ids:?} ids), {buckets} monthly buckets, generated in {:.1} s; machine: {} cores",
         started.elapsed().as_secs_f64(),
         std::thread::available_parallelism()
             .map(|n| n.get())
