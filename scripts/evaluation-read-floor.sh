@@ -30,6 +30,8 @@ each_part() {
         psql -Atq -c "SET jit = off" -c "$sql" >/dev/null' _ {} "$1"
 }
 
+# A chunk part's read as storage/postgres/evaluation.rs makes it (its candidates and their bucket
+# arrays, storage/postgres/bucket_arrays.rs), for the due members only.
 reads="SELECT count(*), sum(array_length(b.months, 1))
        FROM scoring.tier_states c
        LEFT JOIN LATERAL (
@@ -38,6 +40,7 @@ reads="SELECT count(*), sum(array_length(b.months, 1))
            FROM scoring.buckets WHERE program_id = '$program' AND customer_id = c.customer_id) b ON true
        WHERE c.ctid >= '(FROM_BLOCK,0)'::tid AND c.ctid < '(UNTIL_BLOCK,0)'::tid
          AND c.program_id = '$program' AND c.review_month <= DATE '$judged_month'"
+# The baseline, as `compare` in services/scoring/benches/simulate.rs times it: change both together.
 rfm="SELECT count(*) FROM (
          SELECT customer_id, NTILE(5) OVER (ORDER BY last_month) AS r,
                 NTILE(5) OVER (ORDER BY purchases) AS f, NTILE(5) OVER (ORDER BY spend) AS m

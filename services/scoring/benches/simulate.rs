@@ -259,6 +259,7 @@ async fn write_floor(connection: &mut sqlx::PgConnection, run_id: &str) -> Write
 
 /// The baseline the issue sets: a plain-SQL RFM over the same buckets (one GROUP BY and three
 /// NTILE(5)), timed now, printed beside the evaluation's `seconds`; returns its time.
+/// `scripts/evaluation-read-floor.sh` times the same query: change both together.
 async fn compare(connection: &mut sqlx::PgConnection, program_id: &str, seconds: f64) -> f64 {
     let started = Instant::now();
     let scored: i64 = sqlx::query_scalar(
