@@ -200,8 +200,11 @@ pub enum DbFailure {
     ForeignKeyViolation(String),
     /// Text the database cannot store (a NUL byte, `\u0000` in JSON): the caller's input.
     UnstorableText,
-    /// Timeouts, lock or serialization conflicts, lost connections, too many connections, a
-    /// server shutting down: retrying may succeed.
+    /// The transaction was rolled back because it conflicted with another (a deadlock, or a
+    /// serialization failure): nothing of it was kept, and running it again may succeed.
+    Conflict,
+    /// Timeouts, lock waits given up, lost connections, too many connections, a server shutting
+    /// down: retrying may succeed.
     Transient,
     /// Anything else: a bug or an unexpected state.
     Other,
@@ -216,9 +219,8 @@ pub fn classify(error: &sqlx::Error) -> DbFailure {
                 "23505" => DbFailure::UniqueViolation(constraint),
                 "23503" => DbFailure::ForeignKeyViolation(constraint),
                 "22021" | "22P05" => DbFailure::UnstorableText,
-                "57014" | "55P03" | "40001" | "40P01" | "53300" | "57P01" | "57P02" | "57P03" => {
-                    DbFailure::Transient
-                }
+                "40001" | "40P01" => DbFailure::Conflict,
+                "57014" | "55P03" | "53300" | "57P01" | "57P02" | "57P03" => DbFailure::Transient,
                 code if code.starts_with("08") => DbFailure::Transient,
                 // SQLite (the embedded stores), by extended result code: busy or locked after the
                 // busy timeout; unique and primary-key constraints; foreign keys.

@@ -17,7 +17,7 @@ impl From<sqlx::Error> for CampaignError {
                 "campaign",
                 "contains characters that cannot be stored (NUL)",
             ),
-            DbFailure::Transient => Self::Unavailable(error.to_string()),
+            DbFailure::Transient | DbFailure::Conflict => Self::Unavailable(error.to_string()),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The one place where database errors of either backend (the runtime's `classify` reads
 //! Postgres's SQLSTATEs and SQLite's result codes alike) become [`CustomerError`]s: unique
-//! violations become ALREADY_EXISTS, foreign-key violations NOT_FOUND, lost connections and
-//! timeouts UNAVAILABLE.
+//! violations become ALREADY_EXISTS, foreign-key violations NOT_FOUND, lost connections,
+//! timeouts and transactions rolled back for a conflict UNAVAILABLE.
 
 use tierline_runtime::db::{DbFailure, classify};
 
@@ -34,7 +34,7 @@ impl From<sqlx::Error> for CustomerError {
             DbFailure::UnstorableText => {
                 Self::invalid("request", "contains characters that cannot be stored (NUL)")
             }
-            DbFailure::Transient => Self::Unavailable(error.to_string()),
+            DbFailure::Transient | DbFailure::Conflict => Self::Unavailable(error.to_string()),
             DbFailure::Other => Self::Internal(error.to_string()),
         }
     }

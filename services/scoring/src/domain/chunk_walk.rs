@@ -7,6 +7,11 @@
 //! readers idle (docs/BENCHMARKS.md). The chunks are disjoint and each is saved only at the
 //! versions it read, so their transactions need no order; a member met in two chunks (rewritten
 //! into a later block meanwhile) is judged again under lock by the second, as after any move.
+//!
+//! Two chunk transactions can still meet: both rewrite members the feed moved into the other's
+//! blocks during the run, in different orders. Postgres then breaks the deadlock by rolling one
+//! back, and that chunk is written again (`written_again_on_conflict`) rather than failing the
+//! whole run.
 
 use std::future::Future;
 
@@ -71,6 +76,29 @@ where
     reader
         .await
         .map_err(|error| ScoringError::Internal(format!("evaluation chunk reader: {error}")))
+}
+
+/// Runs `write` (one transaction) until it commits, at most `attempts` times: again when it was
+/// rolled back for a conflict with another writer ([`ScoringError::Aborted`]: a deadlock, a
+/// serialization failure), which left nothing of it behind. Any other error is returned at once.
+pub(super) async fn written_again_on_conflict<T, W, WF>(
+    attempts: u32,
+    mut write: W,
+) -> Result<T, ScoringError>
+where
+    W: FnMut() -> WF,
+    WF: Future<Output = Result<T, ScoringError>>,
+{
+    let mut attempt = 1;
+    loop {
+        match write().await {
+            Err(ScoringError::Aborted(reason)) if attempt < attempts => {
+                tracing::warn!(attempt, %reason, "evaluation chunk rolled back by a conflict; written again");
+                attempt += 1;
+            }
+            written => return written,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -233,5 +261,59 @@ mod tests {
             reads.lock().expect("reads").len() < 10,
             "the reader stopped soon after the failure"
         );
+    }
+
+    /// A write that fails with `errors` in turn, then commits; counts its attempts.
+    fn failing_first(
+        errors: Vec<ScoringError>,
+        attempts: Arc<AtomicUsize>,
+    ) -> impl FnMut() -> future::Ready<Result<u32, ScoringError>> {
+        let mut errors = errors.into_iter();
+        move || {
+            attempts.fetch_add(1, Ordering::SeqCst);
+            future::ready(errors.next().map_or(Ok(7), Err))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_chunk_rolled_back_by_a_conflict_is_written_again() {
+        let attempts = Arc::new(AtomicUsize::new(0));
+        let conflicts = vec![
+            ScoringError::Aborted("deadlock".into()),
+            ScoringError::Aborted("deadlock".into()),
+        ];
+        let written =
+            written_again_on_conflict(3, failing_first(conflicts, attempts.clone())).await;
+        assert!(matches!(written, Ok(7)), "{written:?}");
+        assert_eq!(attempts.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn conflicts_beyond_the_attempts_fail_the_write() {
+        let attempts = Arc::new(AtomicUsize::new(0));
+        let conflicts = (0..5)
+            .map(|_| ScoringError::Aborted("deadlock".into()))
+            .collect();
+        let written =
+            written_again_on_conflict(3, failing_first(conflicts, attempts.clone())).await;
+        assert!(
+            matches!(written, Err(ScoringError::Aborted(_))),
+            "{written:?}"
+        );
+        assert_eq!(attempts.load(Ordering::SeqCst), 3, "no more than allowed");
+    }
+
+    #[tokio::test]
+    async fn any_other_failure_is_not_written_again() {
+        let attempts = Arc::new(AtomicUsize::new(0));
+        // A lost connection may have lost the commit's answer, not the commit: writing again
+        // could count the chunk twice.
+        let lost = vec![ScoringError::Unavailable("connection reset".into())];
+        let written = written_again_on_conflict(3, failing_first(lost, attempts.clone())).await;
+        assert!(
+            matches!(written, Err(ScoringError::Unavailable(_))),
+            "{written:?}"
+        );
+        assert_eq!(attempts.load(Ordering::SeqCst), 1);
     }
 }

@@ -1,7 +1,8 @@
 //! Evaluation runs: every member with a tier state is judged once under the policy in force.
 //!
 //! - A scheduled run judges the window as it stood at the end of the month before its due time
-//!   (`window::judged_at`); a manual run judges the window as of now.
+//!   (`window::judged_at`); a manual run judges the window as of its first start, every chunk
+//!   and every resume of it alike.
 //! - Downgrades happen here only, honouring grace and the drop limit; expired overrides end here
 //!   too.
 //! - A run after a policy activation first rebuilds the buckets in the new policy's time zone,
@@ -14,7 +15,8 @@
 //!   states a run changes are written (a member who keeps qualifying is left as is: the
 //!   program's last evaluation is their last qualified time), in one transaction per chunk, each
 //!   at the version it was judged at; a kept member's new review is saved without a new
-//!   version; the cache is written after each commit, for the members changed.
+//!   version; the cache is written after each commit, for the members changed. A chunk whose
+//!   transaction a conflict with another writer rolled back (a deadlock) is written again.
 //! - A run survives its replica: it holds the program's run lock while it goes on, so a run still
 //!   marked running whose lock is free is an orphan, and a scheduler tick resumes it. Each state
 //!   a run writes is marked with the run, and a resumed run skips those, so nobody is moved
@@ -30,7 +32,7 @@ use uuid::Uuid;
 use super::{
     backfill::ActivityHistory,
     cache_writes::{after_commit, drop_after_commit, records_after_commit},
-    chunk_walk::{ChunkRead, walk_chunks},
+    chunk_walk::{ChunkRead, walk_chunks, written_again_on_conflict},
     consumer::{ACTIVITY_FEED, state_or_new},
     decision::Decision,
     feed_batch::{Origin, history_record},
@@ -48,7 +50,10 @@ use crate::{
     cache::{Keyspace, TierCache},
     domain::ports::{
         RunLock, ScoringStore,
-        tx::{ChunkEnd, ChunkSize, EvaluationChunk, EvaluationTx, FoundAt, RunProgress, StateRef},
+        tx::{
+            ChunkEnd, ChunkSize, EvaluationCandidate, EvaluationChunk, EvaluationTx, FoundAt,
+            RunProgress, StateRef,
+        },
     },
 };
 
@@ -67,6 +72,10 @@ const CHUNK: ChunkSize = ChunkSize {
 /// Chunks judged and written at once, each in a transaction of its own, while the next is read
 /// (`chunk_walk`): a chunk's writes are one core's work in Postgres.
 const CHUNKS_WRITTEN_AT_ONCE: usize = 2;
+
+/// How many times a chunk's transaction is run when a conflict with another writer rolls it back
+/// (`chunk_walk::written_again_on_conflict`).
+const CHUNK_WRITE_ATTEMPTS: u32 = 3;
 
 /// Customers whose buckets are rebuilt per transaction.
 const REBUILD_CHUNK: u32 = 10_000;
@@ -294,11 +303,19 @@ impl Evaluator {
             ));
         }
         let started = Utc::now().trunc_subsecs(6);
-        let (stored_before, resumed) = self.store.start_run(run.id, started).await?;
+        let start = self.store.start_run(run.id, started).await?;
+        let resumed = start.resumed;
+        // One instant's window for the whole run: a scheduled run judges the period before its
+        // due time; a run by hand the moment it first started, so that a run crossing a month's
+        // end (or resumed after one) judges all its members on the same window.
+        let judged_at_time = match pass {
+            Pass::Scheduled(due) => judged_at(due, rules.time_zone),
+            Pass::Manual | Pass::PolicyChange => start.judging_started_at,
+        };
         // The tiers before the run are counted in a snapshot taken now, before its first write,
         // beside the waiting and the first chunks (a full pass over the states); stored when
         // counted, which `GetEvaluationRun` then shows. A resumed run keeps its first start's.
-        let counts_before = match stored_before {
+        let counts_before = match start.counts_before {
             Some(counts) => tokio::spawn(async move { Ok(counts) }),
             None => {
                 let snapshot = self
@@ -368,6 +385,7 @@ impl Evaluator {
             policy_version_id: version.id,
             open_month,
             pass,
+            judged_at: judged_at_time,
             last_evaluated_at,
             space,
             run_id: run.id,
@@ -420,8 +438,8 @@ impl Evaluator {
     }
 }
 
-/// What reads the chunks of the run `judging` describes, each after the end it is given: judged
-/// at the due time's window for a scheduled run, at the read's instant otherwise.
+/// What reads the chunks of the run `judging` describes, each after the end it is given, all
+/// judged at the run's one instant.
 fn chunk_reader(
     store: Arc<dyn ScoringStore>,
     judging: &Judging<'_>,
@@ -432,15 +450,12 @@ fn chunk_reader(
         judging.run_id,
         judging.policy_version_id,
     );
-    let (rules, pass, open_month) = (judging.rules.clone(), judging.pass, judging.open_month);
+    let (rules, judged_at_time, open_month) =
+        (judging.rules.clone(), judging.judged_at, judging.open_month);
     move |after| {
         let (store, rules) = (store.clone(), rules.clone());
         Box::pin(async move {
             let now = Utc::now().trunc_subsecs(6);
-            let judged_at_time = match pass {
-                Pass::Scheduled(due) => judged_at(due, rules.time_zone),
-                Pass::Manual | Pass::PolicyChange => now,
-            };
             // A scheduled run overdue by more than the open month (the scheduler was down)
             // reads everyone: reviews were found from later months.
             let overdue = Month::of(judged_at_time, rules.time_zone) < open_month;
@@ -478,6 +493,8 @@ struct Judging<'a> {
     /// The earliest month a run still to come may judge (`review::first_open_month`).
     open_month: Month,
     pass: Pass,
+    /// The instant whose window every member of the run is judged on.
+    judged_at: DateTime<Utc>,
     last_evaluated_at: Option<DateTime<Utc>>,
     space: Keyspace,
     run_id: Uuid,
@@ -525,11 +542,52 @@ impl Judgement {
     }
 }
 
+/// What a chunk's committed transaction changed: the members whose records the caches must drop,
+/// and the cache repair queued for them, if any.
+struct WrittenChunk {
+    changed: Vec<Uuid>,
+    repair: Option<i64>,
+}
+
 impl Judging<'_> {
     /// The month reviews are looked for from: the judged month, or the earliest a run still to
     /// come may judge, whichever is earlier.
     fn review_from(&self, judged_at_time: DateTime<Utc>) -> Month {
         Month::of(judged_at_time, self.rules.time_zone).min(self.open_month)
+    }
+
+    /// Judges a chunk's candidates: the judgements of those whose state changes, and the new
+    /// review of each who keeps their state where it differs from the one stored.
+    fn judge_candidates(
+        &self,
+        candidates: Vec<EvaluationCandidate>,
+        judged_at_time: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> (Vec<Judgement>, Vec<(StateRef, i64, Review)>) {
+        let mut judged: Vec<Judgement> = Vec::new();
+        let mut reviews: Vec<(StateRef, i64, Review)> = Vec::new();
+        for candidate in candidates {
+            let (customer_id, version) = (candidate.customer_id, candidate.stored.version);
+            let at = StateRef {
+                customer_id,
+                found_at: candidate.found_at,
+            };
+            let member = JudgedMember {
+                customer_id,
+                found_at: candidate.found_at,
+                stored: candidate.stored,
+                buckets: &candidate.buckets,
+                joined_at: candidate.joined_at,
+            };
+            match self.judge(member, judged_at_time, now) {
+                Outcome::Changed(judgement) => judged.push(judgement),
+                Outcome::Kept(review) if candidate.review != Some(review) => {
+                    reviews.push((at, version, review));
+                }
+                Outcome::Kept(_) => {}
+            }
+        }
+        (judged, reviews)
     }
 
     /// Judges one member with their window totals; `Some` when the state changed. A year window
@@ -659,35 +717,45 @@ impl Evaluator {
         if chunk.members == 0 && chunk.candidates.is_empty() {
             return Ok(());
         }
+        let (judged, reviews) = judging.judge_candidates(chunk.candidates, judged_at_time, now);
+        let written = written_again_on_conflict(CHUNK_WRITE_ATTEMPTS, || {
+            self.write_chunk(
+                judging,
+                chunk.members,
+                (&judged, &reviews),
+                judged_at_time,
+                now,
+            )
+        })
+        .await?;
+        // Dropped rather than written through: reading a chunk's changed records back costs
+        // more than the one miss each of them takes at its next lookup.
+        drop_after_commit(
+            self.store.as_ref(),
+            &self.cache,
+            judging.space,
+            &written.changed,
+            written.repair,
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Writes a judged chunk of `members` in one transaction: the `judged` states that changed,
+    /// each at the version it was judged at (those that moved since are judged again under
+    /// lock), the new `reviews` of those kept, the history, the run's counters and moves, and
+    /// the queued cache repair. Nothing is kept unless it commits.
+    async fn write_chunk(
+        &self,
+        judging: &Judging<'_>,
+        members: i64,
+        (judged, reviews): (&[Judgement], &[(StateRef, i64, Review)]),
+        judged_at_time: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<WrittenChunk, ScoringError> {
         let program_id = judging.program.program.id;
-        // Each candidate is judged; whoever keeps their state still gets the review month their
-        // buckets now give, saved without a new version when it changed.
-        let mut judged: Vec<Judgement> = Vec::new();
-        let mut reviews: Vec<(StateRef, i64, Review)> = Vec::new();
-        for candidate in chunk.candidates {
-            let (customer_id, version) = (candidate.customer_id, candidate.stored.version);
-            let at = StateRef {
-                customer_id,
-                found_at: candidate.found_at,
-            };
-            let member = JudgedMember {
-                customer_id,
-                found_at: candidate.found_at,
-                stored: candidate.stored,
-                buckets: &candidate.buckets,
-                joined_at: candidate.joined_at,
-            };
-            match judging.judge(member, judged_at_time, now) {
-                Outcome::Changed(judgement) => judged.push(judgement),
-                Outcome::Kept(review) if candidate.review != Some(review) => {
-                    reviews.push((at, version, review));
-                }
-                Outcome::Kept(_) => {}
-            }
-        }
         let mut tx = self.store.begin_evaluation().await?;
-        tx.save_reviews(program_id, judging.run_id, &reviews)
-            .await?;
+        tx.save_reviews(program_id, judging.run_id, reviews).await?;
         let states: Vec<(StateRef, StoredState, Review)> =
             judged.iter().map(Judgement::to_save).collect();
         let saved = tx
@@ -698,19 +766,23 @@ impl Evaluator {
             .zip(&saved)
             .filter_map(|((at, ..), version)| version.is_none().then_some(at.customer_id))
             .collect();
-        judged.retain(|judgement| !moved.contains(&judgement.customer_id));
-        if !moved.is_empty() {
-            let again = self
-                .judge_locked(judging, tx.as_mut(), &moved, judged_at_time, now)
-                .await?;
-            judged.extend(again);
-        }
+        let again = if moved.is_empty() {
+            Vec::new()
+        } else {
+            self.judge_locked(judging, tx.as_mut(), &moved, judged_at_time, now)
+                .await?
+        };
+        let saved_judgements: Vec<&Judgement> = judged
+            .iter()
+            .filter(|judgement| !moved.contains(&judgement.customer_id))
+            .chain(&again)
+            .collect();
         let mut progress = RunProgress {
-            evaluated: chunk.members,
+            evaluated: members,
             ..RunProgress::default()
         };
         let mut records: Vec<HistoryRecord> = Vec::new();
-        for judgement in &judged {
+        for judgement in &saved_judgements {
             for decision in &judgement.decisions {
                 if decision.to_rank > decision.from_rank {
                     progress.upgrades += 1;
@@ -734,12 +806,14 @@ impl Evaluator {
         tx.add_run_progress(judging.run_id, progress).await?;
         let moves = moves_of(
             &judging.program.program,
-            judged.iter().flat_map(|judgement| &judgement.decisions),
+            saved_judgements
+                .iter()
+                .flat_map(|judgement| &judgement.decisions),
         );
         if !moves.is_empty() {
             tx.add_run_moves(judging.run_id, &moves).await?;
         }
-        let changed: Vec<Uuid> = judged
+        let changed: Vec<Uuid> = saved_judgements
             .iter()
             .map(|judgement| judgement.customer_id)
             .collect();
@@ -752,17 +826,7 @@ impl Evaluator {
             None
         };
         tx.commit().await?;
-        // Dropped rather than written through: reading a chunk's changed records back costs
-        // more than the one miss each of them takes at its next lookup.
-        drop_after_commit(
-            self.store.as_ref(),
-            &self.cache,
-            judging.space,
-            &changed,
-            repair,
-        )
-        .await;
-        Ok(())
+        Ok(WrittenChunk { changed, repair })
     }
 
     /// Judges again, under lock, the members whose state moved since their chunk was read, and

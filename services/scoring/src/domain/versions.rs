@@ -194,6 +194,18 @@ pub struct EvaluationRun {
     pub resumed: i32,
 }
 
+/// A run as it starts judging, or resumes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunStart {
+    /// When the run first started judging: the instant a run by hand judges the window at, kept
+    /// across resumes so that every member of the run is judged on one window.
+    pub judging_started_at: DateTime<Utc>,
+    /// The tier counts before its first start, once stored.
+    pub counts_before: Option<serde_json::Value>,
+    /// How many times it was resumed, this start included.
+    pub resumed: i32,
+}
+
 /// What one page of an evaluation run did; added to the run's counters in the page's
 /// transaction.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -31,6 +31,11 @@ impl From<sqlx::Error> for ScoringError {
             DbFailure::UnstorableText => {
                 Self::invalid("request", "contains characters that cannot be stored (NUL)")
             }
+            // Said as a conflict, so that a writer can tell a transaction it may simply run again
+            // (an evaluation's chunk) from an outage; the database's text stays out of it.
+            DbFailure::Conflict => {
+                Self::Aborted("a concurrent write conflicted with this one; retry".into())
+            }
             DbFailure::Transient => Self::Unavailable(error.to_string()),
             DbFailure::Other => Self::Internal(error.to_string()),
         }

@@ -80,6 +80,58 @@ async fn a_run_whose_replica_died_is_resumed_and_moves_nobody_twice() {
 }
 
 #[tokio::test]
+async fn a_run_by_hand_judges_every_member_on_the_window_of_its_first_start() {
+    let app = TestApp::spawn().await;
+    let mut client = app.client().await;
+    let mut rules = innisfree_rules();
+    rules.grace_months = 0;
+    let (program, draft_id) = program_in_force(&mut client, "ONEWINDOW", rules).await;
+    let program_id = Uuid::parse_str(&program.id).expect("uuid");
+
+    // A manual run that first started two months ago (in Seoul, the program's zone) and whose
+    // replica died before it reached `member`: resumed now, it still judges that month's window.
+    let orphan = Uuid::now_v7();
+    let mut db = PgConnection::connect(&app.database_url).await.expect("db");
+    sqlx::query(
+        "INSERT INTO scoring.evaluation_runs (id, program_id, policy_version_id, trigger, status, requested_by, started_at,
+                                             judging_started_at, counts_before)
+         VALUES ($1, $2, $3, 'manual', 'running', 'ops', now(),
+                 (date_trunc('month', now() AT TIME ZONE 'Asia/Seoul') - interval '2 months' + interval '15 days') AT TIME ZONE 'Asia/Seoul',
+                 '[]')",
+    )
+    .bind(orphan)
+    .bind(program_id)
+    .bind(Uuid::parse_str(&draft_id).expect("uuid"))
+    .execute(&mut db)
+    .await
+    .expect("orphaned run");
+    // A VIP whose only purchases were thirteen months ago: inside the twelve months that end
+    // with the run's first month, outside the twelve that end now.
+    let member = insert_vip(&mut db, program_id, None, 2).await;
+    sqlx::query(
+        "INSERT INTO scoring.buckets (program_id, customer_id, month, net_spend_minor, points, purchases)
+         VALUES ($1, $2, (date_trunc('month', now() AT TIME ZONE 'Asia/Seoul') - interval '13 months')::date, 400000, 0, 2)",
+    )
+    .bind(program_id)
+    .bind(member)
+    .execute(&mut db)
+    .await
+    .expect("bucket");
+
+    let replica = app.replica().await;
+    let mut replica_client = replica.client().await;
+    let run = finished_run(&mut replica_client, &orphan.to_string()).await;
+    assert_eq!(run.status(), pb::EvaluationRunStatus::Succeeded, "{run:?}");
+    assert_eq!(run.resumed, 1);
+    assert_eq!(
+        (run.members_evaluated, run.downgrades),
+        (1, 0),
+        "judged on the window of the run's first start, in which the purchases count"
+    );
+    assert_eq!(tier_code(&mut client, &program.id, member).await, "VIP");
+}
+
+#[tokio::test]
 async fn a_run_someone_is_executing_is_left_alone() {
     let app = TestApp::spawn().await;
     let mut client = app.client().await;

@@ -461,6 +461,22 @@ pub(crate) async fn scheduled_runs_open_once_per_due_time_and_runs_lock(
     )
     .await;
 
+    // Started, then resumed later: the run keeps its first start, the instant it judges at.
+    let started = store.start_run(first.id, now).await.expect("start");
+    assert_eq!(
+        (
+            started.judging_started_at,
+            started.counts_before,
+            started.resumed
+        ),
+        (now, None, 0)
+    );
+    let resumed = store
+        .start_run(first.id, now + Duration::hours(1))
+        .await
+        .expect("resume");
+    assert_eq!((resumed.judging_started_at, resumed.resumed), (now, 1));
+
     store
         .close_run(first.id, serde_json::json!({"members": 0}), None, now)
         .await

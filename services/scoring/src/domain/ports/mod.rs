@@ -22,7 +22,7 @@ use crate::{
         policy::PolicyInput,
         program::Program,
         state::HistoryRecord,
-        versions::{EvaluationRun, PolicyStatus, PolicyVersion, RunTrigger},
+        versions::{EvaluationRun, PolicyStatus, PolicyVersion, RunStart, RunTrigger},
     },
 };
 
@@ -259,13 +259,9 @@ pub trait RunRecords: Send + Sync {
         program_id: Uuid,
     ) -> Result<Option<DateTime<Utc>>, ScoringError>;
     /// Marks a run as judging from `now` (a resumed run keeps its first start, counts one more
-    /// resume, and counts the members it already changed as judged); returns the counts before
-    /// its first start if they are stored, and how many times the run resumed.
-    async fn start_run(
-        &self,
-        run_id: Uuid,
-        now: DateTime<Utc>,
-    ) -> Result<(Option<serde_json::Value>, i32), ScoringError>;
+    /// resume, and counts the members it already changed as judged); returns its first start,
+    /// the counts before it if they are stored, and how many times the run resumed.
+    async fn start_run(&self, run_id: Uuid, now: DateTime<Utc>) -> Result<RunStart, ScoringError>;
     /// Stores the tier counts before a run unless they are already stored (a resumed run keeps
     /// those of its first start); returns the stored counts.
     async fn store_counts_before(

@@ -15,7 +15,7 @@ use crate::domain::ports::NewRun;
 use crate::domain::ports::RunRecords;
 use crate::{
     ScoringError,
-    domain::versions::EvaluationRun,
+    domain::versions::{EvaluationRun, RunStart},
     storage::{RunLock, tx::RunProgress},
 };
 
@@ -125,25 +125,29 @@ impl RunRecords for PgScoringStore {
     }
 
     #[tracing::instrument(skip(self))]
-    async fn start_run(
-        &self,
-        run_id: Uuid,
-        now: DateTime<Utc>,
-    ) -> Result<(Option<serde_json::Value>, i32), ScoringError> {
-        let (counts, resumed): (Option<Json<serde_json::Value>>, i32) = sqlx::query_as(
+    async fn start_run(&self, run_id: Uuid, now: DateTime<Utc>) -> Result<RunStart, ScoringError> {
+        let (judging_started_at, counts, resumed): (
+            DateTime<Utc>,
+            Option<Json<serde_json::Value>>,
+            i32,
+        ) = sqlx::query_as(
             // On a resume, the members the run already changed are skipped: they count as judged
             // from the start, and the others are judged (and counted) again.
             "UPDATE evaluation_runs SET resumed = resumed + (judging_started_at IS NOT NULL)::int,
                  members_evaluated = CASE WHEN judging_started_at IS NULL THEN 0
                      ELSE (SELECT count(*) FROM tier_states WHERE program_id = evaluation_runs.program_id AND changed_by_run = $1) END,
                  judging_started_at = COALESCE(judging_started_at, $2)
-             WHERE id = $1 RETURNING counts_before, resumed",
+             WHERE id = $1 RETURNING judging_started_at, counts_before, resumed",
         )
         .bind(run_id)
         .bind(now)
         .fetch_one(&self.pool)
         .await?;
-        Ok((counts.map(|counts| counts.0), resumed))
+        Ok(RunStart {
+            judging_started_at,
+            counts_before: counts.map(|counts| counts.0),
+            resumed,
+        })
     }
 
     #[tracing::instrument(skip(self, counts_before))]

@@ -17,7 +17,7 @@ use crate::{
     ScoringError,
     domain::{
         idempotency::{Claimed, IdempotentRequest},
-        versions::{EvaluationRun, RunStatus},
+        versions::{EvaluationRun, RunStart, RunStatus},
     },
     storage::{NewRun, tx::RunProgress},
 };
@@ -141,28 +141,29 @@ impl RunRecords for SqliteScoringStore {
     }
 
     #[tracing::instrument(skip(self))]
-    async fn start_run(
-        &self,
-        run_id: Uuid,
-        now: DateTime<Utc>,
-    ) -> Result<(Option<serde_json::Value>, i32), ScoringError> {
+    async fn start_run(&self, run_id: Uuid, now: DateTime<Utc>) -> Result<RunStart, ScoringError> {
         let mut write = self.begin_write().await?;
         // On a resume, the members the run already changed are skipped: they count as judged
         // from the start, and the others are judged (and counted) again.
-        let (counts, resumed): (Option<Json<serde_json::Value>>, i32) = sqlx::query_as(
+        let (judging_started_at, counts, resumed): (i64, Option<Json<serde_json::Value>>, i32) =
+            sqlx::query_as(
             "UPDATE evaluation_runs SET resumed = resumed + (judging_started_at IS NOT NULL),
                  members_evaluated = CASE WHEN judging_started_at IS NULL THEN 0
                      ELSE (SELECT count(*) FROM tier_states s
                            WHERE s.program_id = evaluation_runs.program_id AND s.changed_by_run = ?1) END,
                  judging_started_at = COALESCE(judging_started_at, ?2)
-             WHERE id = ?1 RETURNING counts_before, resumed",
+             WHERE id = ?1 RETURNING judging_started_at, counts_before, resumed",
         )
         .bind(run_id)
         .bind(micros(now))
         .fetch_one(&mut *write.tx)
         .await?;
         write.tx.commit().await?;
-        Ok((counts.map(|counts| counts.0), resumed))
+        Ok(RunStart {
+            judging_started_at: from_micros(judging_started_at),
+            counts_before: counts.map(|counts| counts.0),
+            resumed,
+        })
     }
 
     #[tracing::instrument(skip(self, counts_before))]
