@@ -23,19 +23,8 @@ async fn a_run_whose_replica_died_is_resumed_and_moves_nobody_twice() {
     // from VIP to GREEN and committed (marked with the run, counted in the run's counters);
     // `not_yet` was never reached.
     let program_id = Uuid::parse_str(&program.id).expect("uuid");
-    let orphan = Uuid::now_v7();
     let mut db = PgConnection::connect(&app.database_url).await.expect("db");
-    sqlx::query(
-        "INSERT INTO scoring.evaluation_runs (id, program_id, policy_version_id, trigger, status, requested_by, started_at,
-                                             judging_started_at, members_evaluated, downgrades, counts_before)
-         VALUES ($1, $2, $3, 'manual', 'running', 'ops', now(), now(), 1, 1, '[]')",
-    )
-    .bind(orphan)
-    .bind(program_id)
-    .bind(Uuid::parse_str(&draft_id).expect("uuid"))
-    .execute(&mut db)
-    .await
-    .expect("orphaned run");
+    let orphan = orphaned_manual_run(&mut db, program_id, &draft_id, "now()", (1, 1)).await;
     let already_moved = insert_vip(&mut db, program_id, Some(orphan), 1).await;
     let not_yet = insert_vip(&mut db, program_id, None, 2).await;
 
@@ -90,21 +79,10 @@ async fn a_run_by_hand_judges_every_member_on_the_window_of_its_first_start() {
 
     // A manual run that first started two months ago (in Seoul, the program's zone) and whose
     // replica died before it reached `member`: resumed now, it still judges that month's window.
-    let orphan = Uuid::now_v7();
     let mut db = PgConnection::connect(&app.database_url).await.expect("db");
-    sqlx::query(
-        "INSERT INTO scoring.evaluation_runs (id, program_id, policy_version_id, trigger, status, requested_by, started_at,
-                                             judging_started_at, counts_before)
-         VALUES ($1, $2, $3, 'manual', 'running', 'ops', now(),
-                 (date_trunc('month', now() AT TIME ZONE 'Asia/Seoul') - interval '2 months' + interval '15 days') AT TIME ZONE 'Asia/Seoul',
-                 '[]')",
-    )
-    .bind(orphan)
-    .bind(program_id)
-    .bind(Uuid::parse_str(&draft_id).expect("uuid"))
-    .execute(&mut db)
-    .await
-    .expect("orphaned run");
+    let first_start = "(date_trunc('month', now() AT TIME ZONE 'Asia/Seoul') - interval '2 months' + interval '15 days')
+                       AT TIME ZONE 'Asia/Seoul'";
+    let orphan = orphaned_manual_run(&mut db, program_id, &draft_id, first_start, (0, 0)).await;
     // A VIP whose only purchases were thirteen months ago: inside the twelve months that end
     // with the run's first month, outside the twelve that end now.
     let member = insert_vip(&mut db, program_id, None, 2).await;
@@ -284,6 +262,33 @@ async fn feed_caught_up_to(db: &mut PgConnection, at: &str) {
     .execute(&mut *db)
     .await
     .expect("cursor");
+}
+
+/// A manual run of `program_id` that started judging at `first_start` (an SQL expression) with
+/// `(members_evaluated, downgrades)` counted, its counts before stored, and "running" with no
+/// replica holding it, as one that died leaves it: a scheduler resumes it. Returns its id.
+async fn orphaned_manual_run(
+    db: &mut PgConnection,
+    program_id: Uuid,
+    draft_id: &str,
+    first_start: &str,
+    (evaluated, downgrades): (i64, i64),
+) -> Uuid {
+    let run_id = Uuid::now_v7();
+    sqlx::query(&format!(
+        "INSERT INTO scoring.evaluation_runs (id, program_id, policy_version_id, trigger, status, requested_by, started_at,
+                                             judging_started_at, members_evaluated, downgrades, counts_before)
+         VALUES ($1, $2, $3, 'manual', 'running', 'ops', now(), {first_start}, $4, $5, '[]')"
+    ))
+    .bind(run_id)
+    .bind(program_id)
+    .bind(Uuid::parse_str(draft_id).expect("uuid"))
+    .bind(evaluated)
+    .bind(downgrades)
+    .execute(&mut *db)
+    .await
+    .expect("orphaned manual run");
+    run_id
 }
 
 /// This month's scheduled run of `program_id` (due at the month's start in Seoul), "running" with
