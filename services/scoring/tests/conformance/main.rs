@@ -50,6 +50,7 @@ tierline_testkit::conformance_suite!(
         cut_points_simulation_and_lifecycles_read_the_population,
         an_evaluation_chunk_sums_the_window_and_saves_only_unmoved_states,
         a_pass_read_on_several_connections_finds_what_one_finds,
+        a_pass_that_sends_few_finds_what_one_finds,
         a_feed_batch_loads_what_it_names_and_writes_sets,
         the_records_a_feed_batch_leaves_are_what_the_store_then_holds,
         refunds_apply_once_and_counted_purchases_are_listed,
@@ -72,6 +73,18 @@ mod postgres_in_parts {
             backend.store.clone(),
         )
         .await;
+    }
+
+    /// Postgres walks a pass by customer when most members are sent (their buckets read in one
+    /// range scan of the key), and by block when few are (only theirs probed).
+    #[tokio::test]
+    async fn a_pass_walks_by_customer_when_most_are_sent_and_by_block_when_few_are() {
+        use tierline_scoring::storage::tx::ChunkEnd;
+        let (one, other) = (super::postgres().await, super::postgres().await);
+        let most = crate::suite::pass_finds_each_member_once(&one.store, |n| n % 3 == 0).await;
+        assert!(matches!(most, Some(ChunkEnd::Customer(_))), "{most:?}");
+        let few = crate::suite::pass_finds_each_member_once(&other.store, |n| n % 3 != 0).await;
+        assert!(matches!(few, Some(ChunkEnd::Block { .. })), "{few:?}");
     }
 
     #[tokio::test]

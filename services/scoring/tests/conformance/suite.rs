@@ -22,7 +22,7 @@ use tierline_scoring::{
     },
     storage::{
         DraftChange, FeedProgress, NewPolicy, NewRun, ScoringStore,
-        tx::{ChunkSize, StateRef},
+        tx::{ChunkEnd, ChunkSize, StateRef},
     },
 };
 use uuid::Uuid;
@@ -607,8 +607,12 @@ async fn whole_pass(
     policy: (Uuid, &PolicyRules),
     as_of: chrono::DateTime<Utc>,
     now: chrono::DateTime<Utc>,
-) -> (i64, Vec<tierline_scoring::storage::tx::EvaluationCandidate>) {
-    let (mut members, mut candidates, mut after) = (0, Vec::new(), None);
+) -> (
+    i64,
+    Vec<tierline_scoring::storage::tx::EvaluationCandidate>,
+    Option<ChunkEnd>,
+) {
+    let (mut members, mut candidates, mut after, mut first_end) = (0, Vec::new(), None, None);
     loop {
         let chunk = store
             .evaluation_chunk(
@@ -627,9 +631,12 @@ async fn whole_pass(
             .expect("chunk");
         members += chunk.members;
         candidates.extend(chunk.candidates);
+        if after.is_none() {
+            first_end = chunk.last;
+        }
         match chunk.last {
             Some(end) => after = Some(end),
-            None => return (members, candidates),
+            None => return (members, candidates, first_end),
         }
     }
 }
@@ -1033,20 +1040,37 @@ pub(crate) async fn cut_points_simulation_and_lifecycles_read_the_population(
 pub(crate) async fn a_pass_read_on_several_connections_finds_what_one_finds(
     store: Arc<dyn ScoringStore>,
 ) {
-    // VIP needs 450,000: enough members for the states to fill several pages, every third
-    // one reviewed a year ahead (counted, not sent).
-    let (program, policy) = innisfree_with_draft(&store, 450_000).await;
+    // Every third member reviewed a year ahead: most are sent.
+    pass_finds_each_member_once(&store, |n| n % 3 == 0).await;
+}
+
+pub(crate) async fn a_pass_that_sends_few_finds_what_one_finds(store: Arc<dyn ScoringStore>) {
+    // Two members in three reviewed a year ahead: few are sent.
+    pass_finds_each_member_once(&store, |n| n % 3 != 0).await;
+}
+
+/// A pass over 240 members, those whose place `reviewed_ahead` picks reviewed a year ahead
+/// (counted, not sent), read whole in chunks of several sizes on one to four connections:
+/// each member is counted once and each due member sent once with their buckets, a member
+/// written after the run began included. Returns the first chunk's end of a pass in chunks of
+/// 60 (how the store chose to walk).
+pub(crate) async fn pass_finds_each_member_once(
+    store: &Arc<dyn ScoringStore>,
+    reviewed_ahead: fn(usize) -> bool,
+) -> Option<ChunkEnd> {
+    // VIP needs 450,000: enough members for the states to fill several pages.
+    let (program, policy) = innisfree_with_draft(store, 450_000).await;
     let rules = policy.document.clone().validate(&program).expect("rules");
     let mut members: Vec<Uuid> = (0..240).map(|_| Uuid::now_v7()).collect();
     members.sort_unstable();
     for (n, customer) in members.iter().enumerate() {
         let spend = if n % 2 == 0 { 400_000 } else { 500_000 };
-        seed(&store, program.id, *customer, spend, 1 + (n % 2) as u32).await;
+        seed(store, program.id, *customer, spend, 1 + (n % 2) as u32).await;
     }
     let now = Utc::now().trunc_subsecs(6);
-    let run = manual_run(&store, program.id, policy.id, now, None).await;
-    let (_, everyone) = whole_pass(
-        &store,
+    let run = manual_run(store, program.id, policy.id, now, None).await;
+    let (_, everyone, _) = whole_pass(
+        store,
         program.id,
         run.id,
         (1_000, 1),
@@ -1065,7 +1089,7 @@ pub(crate) async fn a_pass_read_on_several_connections_finds_what_one_finds(
             members
                 .iter()
                 .position(|m| *m == candidate.customer_id)
-                .is_some_and(|n| n % 3 == 0)
+                .is_some_and(reviewed_ahead)
         })
         .map(|candidate| (found(candidate), candidate.stored.version, ahead))
         .collect();
@@ -1077,17 +1101,19 @@ pub(crate) async fn a_pass_read_on_several_connections_finds_what_one_finds(
     let expected: Vec<Uuid> = members
         .iter()
         .enumerate()
-        .filter(|(n, _)| n % 3 != 0)
+        .filter(|(n, _)| !reviewed_ahead(*n))
         .map(|(_, customer)| *customer)
         .collect();
-    // A member whose state is written after the run began: the pass over what moved finds them
-    // wherever the row went (the walk may find them too, or not, by where it lies).
+    // A member whose state is written after the run began: found wherever the row went (by
+    // block, the pass over what moved finds them; the walk may find them too, or not, by where
+    // it lies).
     let late = Uuid::now_v7();
-    seed(&store, program.id, late, 500_000, 2).await;
+    seed(store, program.id, late, 500_000, 2).await;
 
+    let mut walk = None;
     for (limit, connections) in [(1_000, 1), (60, 1), (60, 2), (60, 3), (1_000, 4)] {
-        let (counted, candidates) = whole_pass(
-            &store,
+        let (counted, candidates, first_end) = whole_pass(
+            store,
             program.id,
             run.id,
             (limit, connections),
@@ -1117,7 +1143,11 @@ pub(crate) async fn a_pass_read_on_several_connections_finds_what_one_finds(
         for candidate in &candidates {
             assert_eq!(candidate.buckets.len(), 1, "sent with their bucket");
         }
+        if (limit, connections) == (60, 1) {
+            walk = first_end;
+        }
     }
+    walk
 }
 
 pub(crate) async fn an_evaluation_chunk_sums_the_window_and_saves_only_unmoved_states(
@@ -1139,7 +1169,7 @@ pub(crate) async fn an_evaluation_chunk_sums_the_window_and_saves_only_unmoved_s
     let pass = |as_of, limit, policy: (Uuid, &'static PolicyRules)| {
         let store = store.clone();
         async move {
-            let (members, candidates) =
+            let (members, candidates, _) =
                 whole_pass(&store, program.id, run.id, (limit, 1), policy, as_of, now).await;
             let mut ids: Vec<Uuid> = candidates.iter().map(|c| c.customer_id).collect();
             ids.sort_unstable();
@@ -1711,7 +1741,7 @@ pub(crate) async fn the_records_a_feed_batch_leaves_are_what_the_store_then_hold
         .map(|(_, rules)| rules.clone())
         .expect("rules");
     let run = manual_run(&store, program.id, v1.id, now, None).await;
-    let (members, candidates) = whole_pass(
+    let (members, candidates, _) = whole_pass(
         &store,
         program.id,
         run.id,

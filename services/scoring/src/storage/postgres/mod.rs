@@ -3,6 +3,7 @@
 
 mod bucket_arrays;
 mod cache_repairs;
+mod chunk_reads;
 mod evaluation;
 mod evaluation_tx;
 mod feed_batch;
