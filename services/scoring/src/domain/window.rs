@@ -44,7 +44,18 @@ pub fn months_at(
     zone: Tz,
     joined_at: DateTime<Utc>,
 ) -> MonthRange {
-    let current = Month::of(as_of, zone);
+    months_in(kind, Month::of(as_of, zone), zone, joined_at)
+}
+
+/// The months that count at any instant of month `current` (in `zone`) for a customer who
+/// joined at `joined_at`: what [`months_at`] says of each of its instants, found without
+/// placing an instant in the zone (only a membership year places the join).
+pub fn months_in(
+    kind: WindowKind,
+    current: Month,
+    zone: Tz,
+    joined_at: DateTime<Utc>,
+) -> MonthRange {
     let from = match kind {
         WindowKind::RollingMonths(months) => Some(current.plus(1 - months as i32)),
         WindowKind::CalendarYear => Month::new(current.year(), 1),
@@ -67,9 +78,26 @@ pub fn reviews(kind: WindowKind, as_of: DateTime<Utc>, zone: Tz, joined_at: Date
     match kind {
         WindowKind::RollingMonths(_) | WindowKind::Lifetime => true,
         WindowKind::CalendarYear | WindowKind::MembershipYear => {
-            let range = months_at(kind, as_of, zone, joined_at);
-            let month_ends = Month::of(as_of + chrono::Duration::nanoseconds(1), zone) != range.to;
-            month_ends && range.from.is_some_and(|from| range.to == from.plus(11))
+            let month = Month::of(as_of, zone);
+            let month_ends = Month::of(as_of + chrono::Duration::nanoseconds(1), zone) != month;
+            month_ends && reviews_at_end_of(kind, month, zone, joined_at)
+        }
+    }
+}
+
+/// Whether a judgement at the last instant of `month` (in `zone`) reviews the member's window:
+/// what [`reviews`] says of that instant, found without placing it in the zone.
+pub fn reviews_at_end_of(
+    kind: WindowKind,
+    month: Month,
+    zone: Tz,
+    joined_at: DateTime<Utc>,
+) -> bool {
+    match kind {
+        WindowKind::RollingMonths(_) | WindowKind::Lifetime => true,
+        WindowKind::CalendarYear | WindowKind::MembershipYear => {
+            let range = months_in(kind, month, zone, joined_at);
+            range.from.is_some_and(|from| range.to == from.plus(11))
         }
     }
 }
@@ -174,6 +202,39 @@ mod tests {
         for kind in [WindowKind::RollingMonths(12), WindowKind::Lifetime] {
             assert!(reviews(kind, end_of("2026-04-01T00:00:00Z"), seoul, joined));
             assert!(reviews(kind, at("2026-04-15T00:00:00Z"), seoul, joined));
+        }
+    }
+
+    #[test]
+    fn reckoned_in_months_a_window_is_what_it_is_at_each_months_last_instant() {
+        let seoul = chrono_tz::Asia::Seoul;
+        let kinds = [
+            WindowKind::RollingMonths(12),
+            WindowKind::RollingMonths(3),
+            WindowKind::CalendarYear,
+            WindowKind::MembershipYear,
+            WindowKind::Lifetime,
+        ];
+        // Joined on the last evening of a month in Seoul (still that month's day in UTC too),
+        // and on a month's first morning in Seoul (the month before in UTC).
+        for joined_at in [at("2024-11-30T12:00:00Z"), at("2025-02-28T16:30:00Z")] {
+            for kind in kinds {
+                for index in 0..40 {
+                    let month = Month::new(2024, 10).expect("month").plus(index);
+                    let last_instant =
+                        month.plus(1).start_in(seoul) - chrono::Duration::nanoseconds(1);
+                    assert_eq!(
+                        months_in(kind, month, seoul, joined_at),
+                        months_at(kind, last_instant, seoul, joined_at),
+                        "{kind:?} in {month:?}"
+                    );
+                    assert_eq!(
+                        reviews_at_end_of(kind, month, seoul, joined_at),
+                        reviews(kind, last_instant, seoul, joined_at),
+                        "{kind:?} at the end of {month:?}"
+                    );
+                }
+            }
         }
     }
 
