@@ -22,12 +22,10 @@ use tokio_stream::wrappers::ReceiverStream;
 use super::ports::tx::{ChunkEnd, EvaluationChunk};
 use crate::ScoringError;
 
-/// A chunk as read, with the instants it is judged at.
+/// A chunk as read, and when (the instant overrides and lapses are judged by).
 #[derive(Debug, Default)]
 pub(super) struct ChunkRead {
     pub chunk: EvaluationChunk,
-    /// The instant whose window the chunk's members are judged on.
-    pub judged_at: DateTime<Utc>,
     /// When the chunk was read.
     pub now: DateTime<Utc>,
 }

@@ -396,7 +396,7 @@ impl Evaluator {
         let read = chunk_reader(self.store.clone(), &judging);
         walk_chunks(
             read,
-            |read: ChunkRead| self.judge_chunk(&judging, read.chunk, read.judged_at, read.now),
+            |read: ChunkRead| self.judge_chunk(&judging, read.chunk, read.now),
             CHUNKS_WRITTEN_AT_ONCE,
         )
         .await?;
@@ -475,11 +475,7 @@ fn chunk_reader(
                     now,
                 )
                 .await?;
-            Ok(ChunkRead {
-                chunk,
-                judged_at: judged_at_time,
-                now,
-            })
+            Ok(ChunkRead { chunk, now })
         })
     }
 }
@@ -552,8 +548,8 @@ struct WrittenChunk {
 impl Judging<'_> {
     /// The month reviews are looked for from: the judged month, or the earliest a run still to
     /// come may judge, whichever is earlier.
-    fn review_from(&self, judged_at_time: DateTime<Utc>) -> Month {
-        Month::of(judged_at_time, self.rules.time_zone).min(self.open_month)
+    fn review_from(&self) -> Month {
+        Month::of(self.judged_at, self.rules.time_zone).min(self.open_month)
     }
 
     /// Judges a chunk's candidates: the judgements of those whose state changes, and the new
@@ -561,7 +557,6 @@ impl Judging<'_> {
     fn judge_candidates(
         &self,
         candidates: Vec<EvaluationCandidate>,
-        judged_at_time: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> (Vec<Judgement>, Vec<(StateRef, i64, Review)>) {
         let mut judged: Vec<Judgement> = Vec::new();
@@ -579,7 +574,7 @@ impl Judging<'_> {
                 buckets: &candidate.buckets,
                 joined_at: candidate.joined_at,
             };
-            match self.judge(member, judged_at_time, now) {
+            match self.judge(member, now) {
                 Outcome::Changed(judgement) => judged.push(judgement),
                 Outcome::Kept(review) if candidate.review != Some(review) => {
                     reviews.push((at, version, review));
@@ -592,12 +587,7 @@ impl Judging<'_> {
 
     /// Judges one member with their window totals; `Some` when the state changed. A year window
     /// still in progress at the judged instant is not judged (only an ended override is).
-    fn judge(
-        &self,
-        member: JudgedMember<'_>,
-        judged_at_time: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Outcome {
+    fn judge(&self, member: JudgedMember<'_>, now: DateTime<Utc>) -> Outcome {
         let JudgedMember {
             customer_id,
             found_at,
@@ -605,7 +595,7 @@ impl Judging<'_> {
             buckets,
             joined_at,
         } = member;
-        let rules = self.rules;
+        let (rules, judged_at_time) = (self.rules, self.judged_at);
         // Only a membership year reads the join time, and stores read it for one.
         let joined_at = joined_at.unwrap_or(DateTime::<Utc>::MIN_UTC);
         let window = months_at(rules.window, judged_at_time, rules.time_zone, joined_at);
@@ -642,7 +632,7 @@ impl Judging<'_> {
             stored.state.earned_rank,
             buckets,
             joined_at,
-            self.review_from(judged_at_time),
+            self.review_from(),
         );
         if stored.state == before && decisions.is_empty() {
             return Outcome::Kept(review);
@@ -710,22 +700,15 @@ impl Evaluator {
         &self,
         judging: &Judging<'_>,
         chunk: EvaluationChunk,
-        judged_at_time: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<(), ScoringError> {
         // Nobody in it (a walk's last chunk, found empty): nothing to write.
         if chunk.members == 0 && chunk.candidates.is_empty() {
             return Ok(());
         }
-        let (judged, reviews) = judging.judge_candidates(chunk.candidates, judged_at_time, now);
+        let (judged, reviews) = judging.judge_candidates(chunk.candidates, now);
         let written = written_again_on_conflict(CHUNK_WRITE_ATTEMPTS, || {
-            self.write_chunk(
-                judging,
-                chunk.members,
-                (&judged, &reviews),
-                judged_at_time,
-                now,
-            )
+            self.write_chunk(judging, chunk.members, (&judged, &reviews), now)
         })
         .await?;
         // Dropped rather than written through: reading a chunk's changed records back costs
@@ -750,7 +733,6 @@ impl Evaluator {
         judging: &Judging<'_>,
         members: i64,
         (judged, reviews): (&[Judgement], &[(StateRef, i64, Review)]),
-        judged_at_time: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<WrittenChunk, ScoringError> {
         let program_id = judging.program.program.id;
@@ -769,8 +751,7 @@ impl Evaluator {
         let again = if moved.is_empty() {
             Vec::new()
         } else {
-            self.judge_locked(judging, tx.as_mut(), &moved, judged_at_time, now)
-                .await?
+            self.judge_locked(judging, tx.as_mut(), &moved, now).await?
         };
         let saved_judgements: Vec<&Judgement> = judged
             .iter()
@@ -836,7 +817,6 @@ impl Evaluator {
         judging: &Judging<'_>,
         tx: &mut dyn EvaluationTx,
         moved: &[Uuid],
-        judged_at_time: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Vec<Judgement>, ScoringError> {
         let mut again: Vec<Judgement> = Vec::new();
@@ -854,7 +834,7 @@ impl Evaluator {
                 buckets: &member.buckets,
                 joined_at: Some(member.member.joined_at),
             };
-            match judging.judge(judged, judged_at_time, now) {
+            match judging.judge(judged, now) {
                 Outcome::Changed(judgement) => again.push(judgement),
                 Outcome::Kept(review) => reviews.push((
                     StateRef {

@@ -102,17 +102,23 @@ impl PgScoringStore {
         query: &ChunkQuery<'_>,
         after: Option<ChunkEnd>,
     ) -> Result<EvaluationChunk, ScoringError> {
-        let (blocks, per_block) = self.states_table_size().await?;
+        // A walk by customer needs the table's size only to choose itself.
+        let blocks = match after {
+            Some(ChunkEnd::Customer(last)) => {
+                return self.chunk_by_customer(query, Some(last)).await;
+            }
+            _ => self.states_table_size().await?,
+        };
+        let (blocks, per_block) = blocks;
         match after {
             None if self.most_are_candidates(query, blocks).await? => {
                 self.chunk_by_customer(query, None).await
             }
-            None => self.chunk_by_block(query, (0, blocks), per_block).await,
             Some(ChunkEnd::Block { next, end }) => {
                 self.chunk_by_block(query, (i64::from(next), i64::from(end)), per_block)
                     .await
             }
-            Some(ChunkEnd::Customer(last)) => self.chunk_by_customer(query, Some(last)).await,
+            _ => self.chunk_by_block(query, (0, blocks), per_block).await,
         }
     }
 
@@ -201,7 +207,7 @@ impl PgScoringStore {
              FROM bounds LEFT JOIN candidates c ON true
                   LEFT JOIN LATERAL ({buckets}) b ON c.customer_id IS NOT NULL
              ORDER BY c.customer_id",
-            joined_at = joined_at(query.policy.1),
+            joined_at = joined_at(query.policy.1, "tier_states"),
             found_at = found_at("tier_states"),
             buckets = bucket_arrays("c.customer_id"),
         );
@@ -218,11 +224,7 @@ impl PgScoringStore {
         let ranges = (0..parts)
             .map(|part| (edge(part), edge(part + 1)))
             .filter(|(start, stop)| start < stop);
-        let rows = self
-            .read_parts(query, &sql, ranges, |q, (start, stop)| {
-                q.bind(start).bind(stop)
-            })
-            .await?;
+        let rows = self.read_parts(query, &sql, ranges).await?;
         let mut chunk = into_chunk(rows, |part| part.first().map_or(0, |row| row.members));
         if moved_pass {
             // The pass over what moved counts nobody again.
@@ -293,16 +295,12 @@ impl PgScoringStore {
                     ON b.customer_id = s.customer_id
              WHERE {state_range} AND s.changed_by_run IS DISTINCT FROM $3
              ORDER BY s.customer_id",
-            joined_at = joined_at(query.policy.1).replace("tier_states.", "s."),
+            joined_at = joined_at(query.policy.1, "s"),
             found_at = found_at("s"),
             bucket_range = range("buckets"),
             state_range = range("s"),
         );
-        let rows = self
-            .read_parts(query, &sql, ranges, |q, (start, stop)| {
-                q.bind(start).bind(stop)
-            })
-            .await?;
+        let rows = self.read_parts(query, &sql, ranges).await?;
         let mut chunk = into_chunk(rows, |part| part.len() as i64);
         chunk.last = goes_on
             .then(|| ends.last().copied().flatten())
@@ -312,32 +310,25 @@ impl PgScoringStore {
     }
 
     /// Reads the parts of a chunk at once, each on a connection of its own, with `sql` bound
-    /// to the query's parameters `$1` to `$5` and the part's `range` by `bind_range`.
-    async fn read_parts<R>(
+    /// to the query's parameters `$1` to `$5` and the part's range as `$6` and `$7`.
+    async fn read_parts<T>(
         &self,
         query: &ChunkQuery<'_>,
         sql: &str,
-        ranges: impl Iterator<Item = R>,
-        bind_range: impl Fn(
-            sqlx::query::QueryAs<'_, sqlx::Postgres, ChunkRow, sqlx::postgres::PgArguments>,
-            R,
-        ) -> sqlx::query::QueryAs<
-            '_,
-            sqlx::Postgres,
-            ChunkRow,
-            sqlx::postgres::PgArguments,
-        >,
-    ) -> Result<Vec<Vec<ChunkRow>>, ScoringError> {
-        let read = |range: R| {
-            let query = bind_range(
-                sqlx::query_as(sql)
-                    .bind(query.program_id)
-                    .bind(query.now)
-                    .bind(query.run_id)
-                    .bind(query.policy.0)
-                    .bind(query.judged_month),
-                range,
-            );
+        ranges: impl Iterator<Item = (T, T)>,
+    ) -> Result<Vec<Vec<ChunkRow>>, ScoringError>
+    where
+        T: for<'q> sqlx::Encode<'q, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + Send,
+    {
+        let read = |(start, stop): (T, T)| {
+            let query = sqlx::query_as(sql)
+                .bind(query.program_id)
+                .bind(query.now)
+                .bind(query.run_id)
+                .bind(query.policy.0)
+                .bind(query.judged_month)
+                .bind(start)
+                .bind(stop);
             async move {
                 // Not JIT-compiled: compiling costs more than the chunk.
                 let mut tx = self.pool.begin().await?;
@@ -351,12 +342,13 @@ impl PgScoringStore {
     }
 }
 
-/// Each member's join time where the window needs it (a membership year), in SQL.
-fn joined_at(rules: &PolicyRules) -> &'static str {
+/// Each member's join time where the window needs it (a membership year), in SQL, for the
+/// states read as `states`.
+fn joined_at(rules: &PolicyRules, states: &str) -> String {
     if rules.window == WindowKind::MembershipYear {
-        "(SELECT m.joined_at FROM members m WHERE m.customer_id = tier_states.customer_id)"
+        format!("(SELECT m.joined_at FROM members m WHERE m.customer_id = {states}.customer_id)")
     } else {
-        "NULL::timestamptz"
+        "NULL::timestamptz".to_owned()
     }
 }
 
