@@ -3,18 +3,26 @@
 //!
 //! Creates a fresh database with `BENCH_MEMBERS` members (default 1,000,000; their ids
 //! time-ordered as the customer service mints them, or at random with `BENCH_IDS=random`), about
-//! half of them buying in each of the last 12 months (≈6 buckets per member), tier states for those above the
-//! base tier (one in ten held a level above what they qualify for, last qualified over a year
-//! ago, so the evaluation drops them), an active Innisfree-like policy; then times
-//! `SimulatePolicy` of a stricter draft through the real gRPC API, `BENCH_RUNS` times (default
-//! 3), and two `EvaluateNow` runs to their end (`BENCH_EVALUATE=0` leaves them out), each beside
-//! a plain-SQL RFM query over the same buckets in the same run, with their ratio: the first run
-//! under the policy, which reads every member and writes their review months, then, after the
-//! population has aged a month without purchases (in SQL, not timed), the next one, which reads
-//! only the members whose review month has come (a run in the same month before it shows the
-//! floor: only the lapsed are read). After the first and the last run it also times, in plain
-//! SQL and rolled back, the writes that run made (its states rewritten, its history inserted
-//! again) beside the same RFM query: the least any evaluation of that month must spend.
+//! half of them buying in each of the last 12 months (≈6 buckets per member), the counted
+//! purchases behind every bucket (≈12 per member: RFM recency and the customer value model read
+//! them at every run), tier states for those above the base tier (one in ten held a level above
+//! what they qualify for, last qualified over a year ago, so the evaluation drops them), an
+//! active Innisfree-like policy; then times `SimulatePolicy` of a stricter draft through the real
+//! gRPC API, `BENCH_RUNS` times (default 3), and four `EvaluateNow` runs to their end
+//! (`BENCH_EVALUATE=0` leaves them out), each beside a plain-SQL RFM query over the same buckets
+//! in the same run, with their ratio:
+//!
+//! 1. the first run under the policy, which reads every member and writes their review months;
+//! 2. the same month again: nobody's review has come, only the lapsed are read;
+//! 3. after the population has aged a month without purchases (in SQL, not timed), a heavy
+//!    month: the members whose review month has come are read, one in ten drops;
+//! 4. after another month in which about half the members buy once (applied through the
+//!    consumer's own applier, untimed), a usual monthly run.
+//!
+//! After runs 1, 3 and 4 it also times, in plain SQL and rolled back, the writes that run made
+//! (its states rewritten, its history inserted again) beside the same RFM query: the least any
+//! evaluation of that month must spend. About ten minutes at a million members, most of it
+//! storing and ageing the twelve million purchases.
 //!
 //! Run: `cargo bench -p tierline-scoring --bench simulate`
 
@@ -24,7 +32,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::{BenchService, Ids, create_program, knob, rules, seed_population};
+use support::{BenchService, Ids, create_program, knob, rules, seed_population, seed_purchases};
 use tierline_proto::scoring::v1::{self as pb, scoring_service_client::ScoringServiceClient};
 use tierline_testkit::TestDatabase;
 
@@ -46,6 +54,7 @@ async fn main() {
     let mut client = service.client.clone();
     let program_id = create_program(&mut client).await;
     seed_population(&database, &program_id, members, 0.5, Ids::from_env()).await;
+    seed_purchases(&database).await;
 
     for run in 1..=runs {
         let started = Instant::now();
@@ -92,30 +101,32 @@ async fn main() {
     // A month passes without a purchase: every month, instant and review month moves one month
     // back. The next run reads only the members whose review month has come: with no purchase
     // all month, about one member in ten drops, a heavy month.
-    let started = Instant::now();
-    for statement in AGE_BY_A_MONTH {
-        sqlx::query(statement)
-            .execute(&mut connection)
-            .await
-            .unwrap();
-    }
-    println!(
-        "population aged by a month in {:.1} s (not timed below)",
-        started.elapsed().as_secs_f64()
-    );
+    age_by_a_month(&mut connection).await;
     let later = evaluate_to_the_end(&mut client, &program_id).await;
     report("a month later (reads the members due)", &later);
     report_floor(&mut connection, &program_id, &later).await;
+    // A usual month: another month passes, and in it about half the members buy, as they did
+    // in each month before; their purchases go through the feed as the consumer applies them,
+    // which rewrites each buyer's state with the review month its buckets now give. The run
+    // then reads the members whose review has come and who did not buy enough.
+    age_by_a_month(&mut connection).await;
+    buy_for_a_month(&database, 0.5).await;
+    let usual = evaluate_to_the_end(&mut client, &program_id).await;
+    report(
+        "a usual month later (half the members bought in it)",
+        &usual,
+    );
+    report_floor(&mut connection, &program_id, &usual).await;
     service.stop().await;
     keep_if_asked(database, keep);
 }
 
-/// A month passing with no purchase, in SQL: buckets and every instant a month back, then
-/// vacuumed as autovacuum would have. Buckets and tier states go through a copy, written back in
-/// the order they were stored: rewriting every state in place (as this did before session 17)
-/// would leave the table twice its size and its rows out of order, which no month does to a
-/// running service (a run rewrites only the states it changes).
-const AGE_BY_A_MONTH: [&str; 11] = [
+/// A month passing with no purchase, in SQL: buckets, purchases and every instant a month back,
+/// then vacuumed as autovacuum would have. Buckets, counted purchases and tier states go through
+/// a copy, written back in the order they were stored: rewriting every state in place (as this
+/// did before session 17) would leave the table twice its size and its rows out of order, which
+/// no month does to a running service (a run rewrites only the states it changes).
+const AGE_BY_A_MONTH: [&str; 15] = [
     "CREATE TEMP TABLE aged AS
          SELECT program_id, customer_id, (month - interval '1 month')::date AS month, net_spend_minor, points, purchases
          FROM scoring.buckets",
@@ -136,10 +147,86 @@ const AGE_BY_A_MONTH: [&str; 11] = [
                                       updated_at, changed_by_run, lapsed_at, review_month, reviewed_under)
          SELECT * FROM aged",
     "DROP TABLE aged",
+    "CREATE TEMP TABLE aged AS
+         SELECT program_id, activity_id, customer_id, occurred_at - interval '1 month' AS occurred_at, amount_minor,
+                refunded_minor, points, brand, sales_channel
+         FROM scoring.counted_purchases ORDER BY ctid",
+    "TRUNCATE scoring.counted_purchases",
+    "INSERT INTO scoring.counted_purchases SELECT * FROM aged",
+    "DROP TABLE aged",
     "UPDATE scoring.members SET joined_at = joined_at - interval '1 month'",
     "UPDATE scoring.programs SET last_evaluated_at = last_evaluated_at - interval '1 month'",
-    "VACUUM ANALYZE scoring.buckets, scoring.tier_states, scoring.members",
+    "VACUUM ANALYZE scoring.buckets, scoring.tier_states, scoring.members, scoring.counted_purchases",
 ];
+
+/// Ages the population by a month with no purchase ([`AGE_BY_A_MONTH`]), untimed.
+async fn age_by_a_month(connection: &mut sqlx::PgConnection) {
+    let started = Instant::now();
+    for statement in AGE_BY_A_MONTH {
+        sqlx::query(statement)
+            .execute(&mut *connection)
+            .await
+            .unwrap();
+    }
+    println!(
+        "population aged by a month in {:.1} s (not timed below)",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// About `share` of the members buy once in the current month (up to 200,000 KRW, at a
+/// random instant since the month began), applied through the consumer's own applier
+/// (`FeedApplier`) in batches of the consumer's default size, untimed: buckets upserted, each
+/// buyer's state rewritten with its review month, the feed's history written.
+async fn buy_for_a_month(database: &TestDatabase, share: f64) {
+    use chrono::{DateTime, Utc};
+    use tierline_scoring::domain::accrual::{PurchaseEvent, UpstreamEvent};
+
+    let started = Instant::now();
+    let applier = support::feed_applier(database);
+    let mut connection = <sqlx::PgConnection as sqlx::Connection>::connect(database.url())
+        .await
+        .unwrap();
+    let purchases: Vec<(uuid::Uuid, i64, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT customer_id, (random() * 200000)::bigint,
+                date_trunc('month', now()) + random() * (now() - date_trunc('month', now()))
+         FROM scoring.members WHERE random() < $1 ORDER BY 3",
+    )
+    .bind(share)
+    .fetch_all(&mut connection)
+    .await
+    .unwrap();
+    let events: Vec<UpstreamEvent> = purchases
+        .iter()
+        .map(|&(customer_id, amount_minor, occurred_at)| {
+            UpstreamEvent::Purchase(PurchaseEvent {
+                activity_id: uuid::Uuid::now_v7(),
+                customer_id,
+                amount_minor,
+                currency: "KRW".into(),
+                brand: String::new(),
+                sales_channel: String::new(),
+                occurred_at,
+            })
+        })
+        .collect();
+    for (n, batch) in events.chunks(5_000).enumerate() {
+        applier
+            .apply(batch, &format!("bench-month-{n}"), None)
+            .await
+            .unwrap();
+    }
+    // Vacuumed as autovacuum would have in the weeks since (half the states were rewritten).
+    sqlx::query("VACUUM ANALYZE scoring.buckets, scoring.tier_states, scoring.counted_purchases")
+        .execute(&mut connection)
+        .await
+        .unwrap();
+    println!(
+        "{} purchases in the month applied through the feed in {:.1} s (not timed below)",
+        events.len(),
+        started.elapsed().as_secs_f64()
+    );
+}
 
 /// A finished run and how long it took.
 struct Timed {

@@ -9,8 +9,14 @@ use std::time::{Duration, Instant};
 
 use sqlx::{Connection, Executor, PgConnection};
 use tierline_proto::scoring::v1::{self as pb, scoring_service_client::ScoringServiceClient};
-use tierline_runtime::config::ConfigSource;
-use tierline_scoring::{Application, ScoringConfig};
+use tierline_runtime::{
+    config::{ConfigSource, DatabaseSettings},
+    metrics::Metrics,
+};
+use tierline_scoring::{
+    Application, ScoringConfig, cache::TierCache, domain::consumer::FeedApplier,
+    storage::postgres::PgScoringStore,
+};
 use tierline_testkit::{TestDatabase, wait_until_serving};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
@@ -115,6 +121,54 @@ impl BenchService {
         self.stop.cancel();
         self.server.await.unwrap();
     }
+}
+
+/// Stores the counted purchases behind every bucket of the population, as the feed leaves them:
+/// each bucket's purchases at random instants of its month in Asia/Seoul (the program's zone; up
+/// to now in the current month), its spend split evenly among them. RFM recency and the customer
+/// value model read them at every evaluation. Prints and returns their number.
+pub(crate) async fn seed_purchases(database: &TestDatabase) -> i64 {
+    let mut connection = PgConnection::connect(database.url()).await.unwrap();
+    let started = Instant::now();
+    let purchases = sqlx::query(
+        "INSERT INTO scoring.counted_purchases (program_id, activity_id, customer_id, occurred_at, amount_minor, points)
+         SELECT b.program_id, gen_random_uuid(), b.customer_id,
+                m.starts + random() * (least(m.starts + interval '1 month', now()) - m.starts),
+                b.net_spend_minor / b.purchases + CASE WHEN k = 1 THEN b.net_spend_minor % b.purchases ELSE 0 END, 0
+         FROM scoring.buckets b
+              CROSS JOIN LATERAL (SELECT b.month::timestamp AT TIME ZONE 'Asia/Seoul' AS starts) m
+              CROSS JOIN LATERAL generate_series(1, b.purchases) k
+         ORDER BY b.customer_id",
+    )
+    .execute(&mut connection)
+    .await
+    .unwrap()
+    .rows_affected();
+    connection
+        .execute("VACUUM (ANALYZE) scoring.counted_purchases")
+        .await
+        .unwrap();
+    println!(
+        "{purchases} counted purchases behind the buckets, stored in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    i64::try_from(purchases).unwrap()
+}
+
+/// The feed consumer's applier on `database`, on a pool of its own, as the service's consumer
+/// builds it but for the cache: its own in-process one, not Redis (the benchmarks that use it
+/// time what comes after, which reads no cache).
+pub(crate) fn feed_applier(database: &TestDatabase) -> FeedApplier {
+    let source = ConfigSource::from_pairs([("TIERLINE_DATABASE_URL", database.url())]);
+    let mut reader = source.reader();
+    let settings = DatabaseSettings::read(&mut reader);
+    reader.finish().unwrap();
+    let pool = tierline_runtime::db::connect_lazy(&settings, "bench-feed", "scoring").unwrap();
+    let store = std::sync::Arc::new(PgScoringStore::new(pool, CancellationToken::new()));
+    FeedApplier::new(
+        store,
+        TierCache::in_process(10_000, Duration::from_secs(60), &Metrics::new()),
+    )
 }
 
 /// A new HTTP/2 connection to `addr`.
