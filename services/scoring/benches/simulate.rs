@@ -101,7 +101,7 @@ async fn main() {
     // A month passes without a purchase: every month, instant and review month moves one month
     // back. The next run reads only the members whose review month has come: with no purchase
     // all month, about one member in ten drops, a heavy month.
-    age_by_a_month(&mut connection).await;
+    age_by_a_month(&database, &mut connection).await;
     let later = evaluate_to_the_end(&mut client, &program_id).await;
     report("a month later (reads the members due)", &later);
     report_floor(&mut connection, &program_id, &later).await;
@@ -109,7 +109,7 @@ async fn main() {
     // in each month before; their purchases go through the feed as the consumer applies them,
     // which rewrites each buyer's state with the review month its buckets now give. The run
     // then reads the members whose review has come and who did not buy enough.
-    age_by_a_month(&mut connection).await;
+    age_by_a_month(&database, &mut connection).await;
     buy_for_a_month(&database, 0.5).await;
     let usual = evaluate_to_the_end(&mut client, &program_id).await;
     report(
@@ -159,8 +159,9 @@ const AGE_BY_A_MONTH: [&str; 15] = [
     "VACUUM ANALYZE scoring.buckets, scoring.tier_states, scoring.members, scoring.counted_purchases",
 ];
 
-/// Ages the population by a month with no purchase ([`AGE_BY_A_MONTH`]), untimed.
-async fn age_by_a_month(connection: &mut sqlx::PgConnection) {
+/// Ages the population by a month with no purchase ([`AGE_BY_A_MONTH`]), and counts the
+/// purchase profiles of the aged purchases, untimed.
+async fn age_by_a_month(database: &TestDatabase, connection: &mut sqlx::PgConnection) {
     let started = Instant::now();
     for statement in AGE_BY_A_MONTH {
         sqlx::query(statement)
@@ -172,6 +173,7 @@ async fn age_by_a_month(connection: &mut sqlx::PgConnection) {
         "population aged by a month in {:.1} s (not timed below)",
         started.elapsed().as_secs_f64()
     );
+    support::count_purchase_profiles(database).await;
 }
 
 /// About `share` of the members buy once in the current month (up to 200,000 KRW, at a

@@ -28,7 +28,7 @@ use tierline_runtime::config::{ConfigSource, DatabaseSettings};
 use tierline_scoring::{
     domain::{
         policy::ValueModelSettings,
-        value::{FittedModel, customer_value, population_values, store::ValueModelStore},
+        value::{FittedModel, customer_value, population_values, summary},
     },
     storage::postgres::{PgScoringStore, SCHEMA},
 };
@@ -228,7 +228,9 @@ async fn main() {
     let pool = tierline_runtime::db::connect_lazy(&settings, "bench", SCHEMA).unwrap();
     let store = PgScoringStore::new(pool, tokio_util::sync::CancellationToken::new());
     let zone: chrono_tz::Tz = "Asia/Seoul".parse().unwrap();
-    let population = store.population_summary(program, zone, now).await.unwrap();
+    let population = summary::population_summary(&store, program, zone, now)
+        .await
+        .unwrap();
     let fitted = FittedModel {
         bg_nbd: BgNbdParams {
             r: bg.r,

@@ -272,9 +272,14 @@ pub fn query(
             let values = match (&model, rule.needs_value()) {
                 (Some(model), true) => {
                     let ids: Vec<Uuid> = page.iter().map(|(input, _)| input.customer_id).collect();
-                    match store
-                        .purchase_summaries(program.id, &ids, rules.time_zone, now)
-                        .await
+                    match super::value::summary::purchase_summaries(
+                        store.as_ref(),
+                        program.id,
+                        &ids,
+                        rules.time_zone,
+                        now,
+                    )
+                    .await
                     {
                         Ok(summaries) => summaries
                             .into_iter()

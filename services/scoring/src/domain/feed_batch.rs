@@ -16,6 +16,7 @@ use super::{
     in_force::ProgramInForce,
     lookup::range_bounds,
     month::Month,
+    purchase_profile::PurchaseProfile,
     review::Review,
     state::{HistoryRecord, HistoryWindow, Member, StoredState},
     window::{Bucket, MonthRange, Totals, months_at},
@@ -166,6 +167,12 @@ struct Batch<'a> {
     deltas: BTreeMap<(Pair, Month), BucketDelta>,
     history: Vec<HistoryRecord>,
     open_months: HashMap<Uuid, Month>,
+    /// Purchase profiles of the batch's pairs, as loaded and then added to.
+    profiles: HashMap<Pair, PurchaseProfile>,
+    /// Profiles added to in place.
+    added_profiles: BTreeSet<Pair>,
+    /// Profiles the store counts again after writing the batch.
+    recounted_profiles: BTreeSet<Pair>,
 }
 
 /// Applies `events` in feed order to what `load` holds; returns what to write.
@@ -212,6 +219,9 @@ pub fn apply(
         deltas: BTreeMap::new(),
         history: Vec::new(),
         open_months: load.open_months.into_iter().collect(),
+        profiles: load.profiles.into_iter().collect(),
+        added_profiles: BTreeSet::new(),
+        recounted_profiles: BTreeSet::new(),
     };
     for event in events {
         batch.event(event);
@@ -378,6 +388,7 @@ impl Batch<'_> {
             self.counted.insert(key, counted);
             self.new_counted.push(key);
             self.add_to_bucket(pair, delta);
+            self.add_to_profile(pair, purchase, program.zone());
             if let Some((_, rules)) = &program.policy {
                 let range = months_at(rules.window, self.now, rules.time_zone, member.joined_at);
                 let totals = self
@@ -421,9 +432,42 @@ impl Batch<'_> {
             let (refunded, delta) = refund_effect(counted, amount);
             counted.refunded_minor = refunded;
             self.refunded.insert((program_id, purchase_id));
+            // Which days still count, and from when recency runs, depends on the other
+            // purchases.
+            self.recounted_profiles.insert((program_id, customer_id));
             // No decision (refunds never lower a tier), but the record changed.
             self.add_to_bucket((program_id, customer_id), delta);
             self.touch((program_id, customer_id));
+        }
+    }
+
+    /// Adds a counted purchase to the pair's profile in place, or leaves the profile to be
+    /// counted again when it cannot be (a purchase from before its last purchase day).
+    fn add_to_profile(
+        &mut self,
+        pair: Pair,
+        purchase: &super::accrual::PurchaseEvent,
+        zone: chrono_tz::Tz,
+    ) {
+        // Only purchases not refunded in full count, as everywhere else: one of nothing never
+        // does.
+        if purchase.amount_minor <= 0 || self.recounted_profiles.contains(&pair) {
+            return;
+        }
+        let added = match self.profiles.get_mut(&pair) {
+            Some(profile) => profile
+                .add(purchase.occurred_at, purchase.amount_minor, zone)
+                .is_ok(),
+            None => {
+                self.profiles
+                    .insert(pair, PurchaseProfile::first(purchase.occurred_at, zone));
+                true
+            }
+        };
+        if added {
+            self.added_profiles.insert(pair);
+        } else {
+            self.recounted_profiles.insert(pair);
         }
     }
 
@@ -493,6 +537,23 @@ impl Batch<'_> {
                 ))
             })
             .collect();
+        let zone_of = |program_id: Uuid| {
+            self.programs
+                .iter()
+                .find(|program| program.program.id == program_id)
+                .map_or(chrono_tz::Tz::UTC, ProgramInForce::zone)
+        };
+        let recounted_profiles = self
+            .recounted_profiles
+            .iter()
+            .map(|pair| (*pair, zone_of(pair.0)))
+            .collect();
+        let profiles = self
+            .added_profiles
+            .iter()
+            .filter(|pair| !self.recounted_profiles.contains(pair))
+            .filter_map(|pair| Some((*pair, *self.profiles.get(pair)?)))
+            .collect();
         FeedWrites {
             members,
             counted,
@@ -505,6 +566,8 @@ impl Batch<'_> {
                 .collect(),
             states,
             history: self.history,
+            profiles,
+            recounted_profiles,
             records,
         }
     }

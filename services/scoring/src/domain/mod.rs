@@ -5,6 +5,7 @@
 //! - [`policy`]: the versioned rules (requirements per tier, window, schedule, grace, drop limit)
 //!   and their validation;
 //! - [`month`] and [`window`]: monthly buckets and the window of months that counts at an instant;
+//! - [`purchase_profile`]: a customer's purchase history in one row, kept by the feed;
 //! - [`decision`]: what tier a customer holds, how it changes, and why;
 //! - [`schedule`]: when the next evaluation is due;
 //! - [`versions`]: policy versions and evaluation runs as stored;
@@ -30,6 +31,7 @@ pub mod partitions;
 pub mod policy;
 pub mod ports;
 pub mod program;
+pub mod purchase_profile;
 pub mod review;
 pub mod run_counts;
 pub mod schedule;

@@ -956,12 +956,16 @@ impl Scoring {
             .await?;
         let model = self.store.value_model(program.id).await?;
         let summaries: HashMap<Uuid, PurchaseSummary> = match &model {
-            Some(_) => self
-                .store
-                .purchase_summaries(program.id, &ids, rules.time_zone, now)
-                .await?
-                .into_iter()
-                .collect(),
+            Some(_) => super::value::summary::purchase_summaries(
+                self.store.as_ref(),
+                program.id,
+                &ids,
+                rules.time_zone,
+                now,
+            )
+            .await?
+            .into_iter()
+            .collect(),
             None => HashMap::new(),
         };
         let customers: Vec<_> = inputs

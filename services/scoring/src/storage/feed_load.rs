@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use chrono_tz::Tz;
 use uuid::Uuid;
 
-use super::rows::{BucketRow, CountedRow, MemberRow, StateRow};
+use super::rows::{BucketRow, CountedRow, MemberRow, ProfileRow, StateRow};
 use crate::domain::{
     feed_batch::{FeedKeys, FeedLoad, Pair},
     state::{Member, StoredState},
@@ -40,6 +40,7 @@ pub(super) fn feed_load(
     buckets: Vec<KeyedBucket>,
     counted: Vec<CountedRow>,
     applied: Vec<Pair>,
+    profiles: Vec<ProfileRow>,
 ) -> FeedLoad {
     let zones: HashMap<Uuid, Tz> = keys.programs.iter().copied().collect();
     FeedLoad {
@@ -70,6 +71,7 @@ pub(super) fn feed_load(
             })
             .collect(),
         applied_refunds: applied,
+        profiles: profiles.into_iter().map(ProfileRow::keyed).collect(),
         open_months: Vec::new(),
     }
 }

@@ -19,6 +19,7 @@ use crate::{
         policy::PolicyInput,
         ports::tx::EvaluationMember,
         program::{Program, Scope, Tier},
+        purchase_profile::PurchaseProfile,
         scores::Lifecycle,
         state::{HistoryRecord, HistoryWindow, LifecycleChange, Member, StoredState, TierFeedItem},
         versions::{EvaluationRun, PolicyStatus, PolicyVersion, RunStatus, RunTrigger},
@@ -489,4 +490,44 @@ impl JoinedStateRow {
             version: self.version?,
         }))
     }
+}
+
+pub(super) const PROFILE_COLUMNS: &str = "program_id, customer_id, last_purchase_at, first_day, last_day, purchase_days, repeat_spend_minor";
+
+/// A purchase profile as stored ([`PROFILE_COLUMNS`]).
+#[derive(Debug, sqlx::FromRow)]
+pub(super) struct ProfileRow {
+    pub(super) program_id: Uuid,
+    pub(super) customer_id: Uuid,
+    last_purchase_at: StoredInstant,
+    first_day: NaiveDate,
+    last_day: NaiveDate,
+    purchase_days: i32,
+    repeat_spend_minor: i64,
+}
+
+impl ProfileRow {
+    /// The row's pair and profile.
+    pub(super) fn keyed(self) -> (crate::domain::feed_batch::Pair, PurchaseProfile) {
+        (
+            (self.program_id, self.customer_id),
+            PurchaseProfile {
+                last_purchase_at: self.last_purchase_at.into(),
+                first_day: self.first_day,
+                last_day: self.last_day,
+                purchase_days: u32::try_from(self.purchase_days).unwrap_or(u32::MAX),
+                repeat_spend_minor: self.repeat_spend_minor,
+            },
+        )
+    }
+}
+
+/// The customers' profiles of `rows` (all of one program).
+pub(super) fn customer_profiles(rows: Vec<ProfileRow>) -> Vec<(Uuid, PurchaseProfile)> {
+    rows.into_iter()
+        .map(|row| {
+            let ((_, customer_id), profile) = row.keyed();
+            (customer_id, profile)
+        })
+        .collect()
 }

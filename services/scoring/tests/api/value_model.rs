@@ -89,7 +89,26 @@ async fn seed_population(
     .execute(&mut db)
     .await
     .expect("purchases");
+    count_profiles(database_url, program_id).await;
     ids
+}
+
+/// Counts the purchase profiles of the purchases written in bulk above, as the feed would have
+/// kept them: by the store's own recount, days in the policy's zone (Asia/Seoul).
+async fn count_profiles(database_url: &str, program_id: Uuid) {
+    use tierline_runtime::config::{ConfigSource, DatabaseSettings};
+    use tierline_scoring::storage::postgres::{PgScoringStore, SCHEMA};
+
+    let source = ConfigSource::from_pairs([("TIERLINE_DATABASE_URL", database_url)]);
+    let mut reader = source.reader();
+    let settings = DatabaseSettings::read(&mut reader);
+    reader.finish().expect("settings");
+    let pool =
+        tierline_runtime::db::connect_lazy(&settings, "test-profiles", SCHEMA).expect("pool");
+    PgScoringStore::new(pool, tokio_util::sync::CancellationToken::new())
+        .recount_purchase_profiles(program_id, chrono_tz::Asia::Seoul, 1_000)
+        .await
+        .expect("profiles");
 }
 
 /// A member with purchases on the given days ago, each of `amount`.
@@ -114,6 +133,7 @@ async fn buyer(database_url: &str, program_id: Uuid, days_ago: &[i64], amount: i
         .await
         .expect("purchase");
     }
+    count_profiles(database_url, program_id).await;
     customer
 }
 

@@ -2,6 +2,7 @@
 //! on a fresh store (Postgres: a fresh database). The embedded backend of the development mode
 //! (SQLite) runs the same cases. Set `TEST_LOG=debug` to see logs.
 
+mod purchase_profiles;
 mod suite;
 mod value_model;
 
@@ -59,6 +60,7 @@ tierline_testkit::conformance_suite!(
         cache_repairs_are_queued_with_the_change_and_listed_until_done,
         unreadable_feed_events_are_parked_once,
         value_summaries_count_purchase_days_in_the_programs_zone_and_models_are_versioned,
+        purchase_profiles_kept_by_the_feed_are_what_a_fold_of_the_purchases_finds,
     ]
 );
 

@@ -15,6 +15,7 @@ use tierline_scoring::{
         policy::{Frequency, Metric, PolicyInput, PolicyRules, TierRuleInput, WindowKind},
         ports::ProgramSignal,
         program::{Program, Scope, Tier},
+        purchase_profile::PurchaseProfile,
         review::Review,
         state::{HistoryRecord, HistoryWindow, Member, StoredState, TierFeedItem},
         versions::{PolicyStatus, PolicyVersion, RunTrigger},
@@ -27,6 +28,7 @@ use tierline_scoring::{
 };
 use uuid::Uuid;
 
+pub(crate) use crate::purchase_profiles::purchase_profiles_kept_by_the_feed_are_what_a_fold_of_the_purchases_finds;
 pub(crate) use crate::value_model::value_summaries_count_purchase_days_in_the_programs_zone_and_models_are_versioned;
 
 pub(crate) fn program(code: &str) -> Program {
@@ -79,7 +81,7 @@ fn policy_document(vip_spend: i64) -> PolicyInput {
     }
 }
 
-fn new_policy(program_id: Uuid, vip_spend: i64) -> NewPolicy {
+pub(crate) fn new_policy(program_id: Uuid, vip_spend: i64) -> NewPolicy {
     NewPolicy {
         id: Uuid::now_v7(),
         program_id,
@@ -105,7 +107,10 @@ async fn innisfree_with_draft(store: &Arc<dyn ScoringStore>, vip: i64) -> (Progr
 }
 
 /// Activates `policy_id` now (to the microsecond, as stored); returns when.
-async fn activate(store: &Arc<dyn ScoringStore>, policy_id: Uuid) -> chrono::DateTime<Utc> {
+pub(crate) async fn activate(
+    store: &Arc<dyn ScoringStore>,
+    policy_id: Uuid,
+) -> chrono::DateTime<Utc> {
     let now = Utc::now().trunc_subsecs(6);
     store
         .activate_policy(policy_id, "ops", None, Uuid::now_v7(), now)
@@ -680,6 +685,11 @@ async fn seed(
                 points: 0,
                 purchases: 1,
             },
+        )],
+        // As a batch adds a customer's first purchase.
+        profiles: vec![(
+            pair,
+            PurchaseProfile::first(now - Duration::days(3), chrono_tz::UTC),
         )],
         states: if rank > 0 {
             vec![StateWrite {

@@ -9,6 +9,7 @@ use crate::domain::{
     accrual::{BucketDelta, CountedPurchase},
     month::Month,
     ports::record::CustomerRecord,
+    purchase_profile::PurchaseProfile,
     review::Review,
     state::{HistoryRecord, Member, StoredState},
     window::Bucket,
@@ -49,6 +50,9 @@ pub struct FeedLoad {
     pub counted: Vec<(Uuid, CountedPurchase)>,
     /// (program, refund) pairs among the keys' refunds that were applied already.
     pub applied_refunds: Vec<Pair>,
+    /// Purchase profiles of the keys' state pairs (a pair without one has no purchase that
+    /// counts).
+    pub profiles: Vec<(Pair, PurchaseProfile)>,
     /// Each program's first open month (`review::first_open_month`), from which the batch looks
     /// for reviews; the applier adds it from the runs, not the store's load. A program left out
     /// is looked at from the month before the current one, which is never later.
@@ -87,6 +91,12 @@ pub struct FeedWrites {
     pub states: Vec<StateWrite>,
     /// Changes of the tier shown, in feed order.
     pub history: Vec<HistoryRecord>,
+    /// Purchase profiles the batch's purchases were added to in place, as they now are.
+    pub profiles: Vec<(Pair, PurchaseProfile)>,
+    /// Purchase profiles to count again from the pair's purchases once the batch's purchases
+    /// and refunds are written (a refund, or a purchase from before the last purchase day),
+    /// with the zone of the pair's program; none of these is among `profiles`.
+    pub recounted_profiles: Vec<(Pair, Tz)>,
     /// The record of every state written, by program, as the batch's commit leaves it (the
     /// state at its new version, the member, every bucket): what the cache is written with.
     pub records: Vec<(Uuid, CustomerRecord)>,
@@ -102,6 +112,8 @@ impl FeedWrites {
             && self.buckets.is_empty()
             && self.states.is_empty()
             && self.history.is_empty()
+            && self.profiles.is_empty()
+            && self.recounted_profiles.is_empty()
     }
 }
 

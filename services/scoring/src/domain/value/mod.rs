@@ -272,7 +272,7 @@ pub async fn refit(
     run: Option<Uuid>,
 ) -> Result<ValueModel, ScoringError> {
     let started = Instant::now();
-    let population = store.population_summary(program_id, zone, as_of).await?;
+    let population = summary::population_summary(store, program_id, zone, as_of).await?;
     let summary_duration = started.elapsed();
     let customers = i64::try_from(population.len()).unwrap_or(i64::MAX);
     let started = Instant::now();

@@ -3,35 +3,34 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
 use uuid::Uuid;
 
-use super::{
-    ValueModel,
-    summary::{PopulationSummary, PurchaseSummary},
-};
-use crate::ScoringError;
+use super::{ValueModel, summary::DatedPurchase};
+use crate::{ScoringError, domain::purchase_profile::PurchaseProfile};
 
-/// Purchase summaries and fitted models.
+/// Purchase profiles, the purchases behind them, and fitted models.
 #[async_trait]
 pub trait ValueModelStore: Send + Sync {
-    /// Every buyer of the program summarised at `as_of` (purchases up to it), days in `zone`.
-    async fn population_summary(
+    /// Every buyer's purchase profile, in no particular order.
+    async fn program_profiles(
         &self,
         program_id: Uuid,
-        zone: Tz,
-        as_of: DateTime<Utc>,
-    ) -> Result<PopulationSummary, ScoringError>;
+    ) -> Result<Vec<(Uuid, PurchaseProfile)>, ScoringError>;
 
-    /// The summaries of those of `customer_ids` who have bought, as for
-    /// [`ValueModelStore::population_summary`].
-    async fn purchase_summaries(
+    /// The purchase profiles of those of `customer_ids` who have one.
+    async fn customer_profiles(
         &self,
         program_id: Uuid,
         customer_ids: &[Uuid],
-        zone: Tz,
+    ) -> Result<Vec<(Uuid, PurchaseProfile)>, ScoringError>;
+
+    /// The counted purchases of `customer_ids` up to `as_of` (those refunded in full left out).
+    async fn purchases_until(
+        &self,
+        program_id: Uuid,
+        customer_ids: &[Uuid],
         as_of: DateTime<Utc>,
-    ) -> Result<Vec<(Uuid, PurchaseSummary)>, ScoringError>;
+    ) -> Result<Vec<DatedPurchase>, ScoringError>;
 
     /// Stores `model` as the program's next version (its `version` is ignored); returns that
     /// version.

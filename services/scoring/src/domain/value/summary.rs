@@ -11,13 +11,21 @@
 //! - repeat spend: mean net spend of the repeat purchase days (the first day's spend is left
 //!   out, as Gamma-Gamma is fitted on repeat purchases).
 //!
-//! Both backends read the purchases and [`summarise`] them here, so there is one definition:
-//! sorting a program's purchases and folding them costs less than Postgres's grouping by
-//! customer and day (docs/BENCHMARKS.md, "Customer value").
+//! A summary is a customer's purchase profile seen from the summary's day
+//! ([`PurchaseProfile::summary`]): the feed keeps the profiles, so a population is summarised
+//! from one row per customer, not from every purchase. A customer the feed has seen buy since
+//! the summary's instant is summarised from their purchases up to it, so that a summary at an
+//! instant is the same whenever it is read.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use uuid::Uuid;
+
+use super::store::ValueModelStore;
+use crate::{
+    ScoringError,
+    domain::purchase_profile::{PurchaseProfile, day_of},
+};
 
 /// One counted purchase as the summary reads it (refunded in full ones are left out by the
 /// store).
@@ -39,18 +47,74 @@ pub fn summarise(
     as_of: DateTime<Utc>,
 ) -> Vec<(Uuid, PurchaseSummary)> {
     purchases.sort_unstable_by_key(|purchase| (purchase.customer_id, purchase.occurred_at));
-    let mut summaries = Vec::new();
-    let mut summariser = Summariser::new(zone, as_of);
-    for (index, purchase) in purchases.iter().enumerate() {
-        summariser.add(purchase.occurred_at, purchase.net_minor);
-        let last_of_customer = purchases
-            .get(index + 1)
-            .is_none_or(|next| next.customer_id != purchase.customer_id);
-        if last_of_customer && let Some(summary) = summariser.finish() {
-            summaries.push((purchase.customer_id, summary));
+    let as_of_day = day_of(as_of, zone);
+    purchases
+        .chunk_by(|one, next| one.customer_id == next.customer_id)
+        .filter_map(|own| {
+            let profile = PurchaseProfile::of(
+                own.iter()
+                    .map(|purchase| (purchase.occurred_at, purchase.net_minor)),
+                zone,
+            )?;
+            Some((own[0].customer_id, profile.summary(as_of_day)))
+        })
+        .collect()
+}
+
+/// Every buyer of the program summarised at `as_of`, days in `zone`.
+pub async fn population_summary(
+    store: &dyn ValueModelStore,
+    program_id: Uuid,
+    zone: Tz,
+    as_of: DateTime<Utc>,
+) -> Result<PopulationSummary, ScoringError> {
+    let profiles = store.program_profiles(program_id).await?;
+    Ok(PopulationSummary::of(
+        summaries_at(store, program_id, profiles, zone, as_of).await?,
+    ))
+}
+
+/// The summaries at `as_of` of those of `customer_ids` who have bought, in customer id order.
+pub async fn purchase_summaries(
+    store: &dyn ValueModelStore,
+    program_id: Uuid,
+    customer_ids: &[Uuid],
+    zone: Tz,
+    as_of: DateTime<Utc>,
+) -> Result<Vec<(Uuid, PurchaseSummary)>, ScoringError> {
+    let profiles = store.customer_profiles(program_id, customer_ids).await?;
+    let mut summaries = summaries_at(store, program_id, profiles, zone, as_of).await?;
+    summaries.sort_unstable_by_key(|(customer_id, _)| *customer_id);
+    Ok(summaries)
+}
+
+/// The summaries at `as_of` of the customers of `profiles`: a profile whose last purchase is no
+/// later than `as_of` is summarised as it is; a customer who bought since, from their purchases
+/// up to `as_of`.
+async fn summaries_at(
+    store: &dyn ValueModelStore,
+    program_id: Uuid,
+    profiles: Vec<(Uuid, PurchaseProfile)>,
+    zone: Tz,
+    as_of: DateTime<Utc>,
+) -> Result<Vec<(Uuid, PurchaseSummary)>, ScoringError> {
+    let as_of_day = day_of(as_of, zone);
+    let mut summaries = Vec::with_capacity(profiles.len());
+    let mut bought_since = Vec::new();
+    for (customer_id, profile) in profiles {
+        if profile.last_purchase_at <= as_of {
+            summaries.push((customer_id, profile.summary(as_of_day)));
+        } else {
+            bought_since.push(customer_id);
         }
     }
-    summaries
+    if !bought_since.is_empty() {
+        let mut purchases = store
+            .purchases_until(program_id, &bought_since, as_of)
+            .await?;
+        summaries.extend(summarise(&mut purchases, zone, as_of));
+    }
+    Ok(summaries)
 }
 
 /// One customer's purchase history, summarised.
@@ -119,75 +183,6 @@ impl PopulationSummary {
     }
 }
 
-/// The day of `at` in `zone`.
-fn day_of(at: DateTime<Utc>, zone: Tz) -> NaiveDate {
-    at.with_timezone(&zone).date_naive()
-}
-
-/// Folds one customer's purchases, oldest first, into their summary.
-#[derive(Debug, Clone)]
-struct Summariser {
-    zone: Tz,
-    as_of_day: NaiveDate,
-    first_day: Option<NaiveDate>,
-    last_day: Option<NaiveDate>,
-    /// Repeat purchase days so far.
-    days: u32,
-    /// Net spend of the repeat purchase days so far.
-    spend: i64,
-}
-
-impl Summariser {
-    /// A summary at `as_of`, days in `zone`.
-    fn new(zone: Tz, as_of: DateTime<Utc>) -> Self {
-        Self {
-            zone,
-            as_of_day: day_of(as_of, zone),
-            first_day: None,
-            last_day: None,
-            days: 0,
-            spend: 0,
-        }
-    }
-
-    /// Adds a purchase of `net_minor` (amount less refunds) made at `at`, no earlier than the
-    /// one before; a purchase refunded in full is left out by the caller.
-    fn add(&mut self, at: DateTime<Utc>, net_minor: i64) {
-        let day = day_of(at, self.zone);
-        match self.first_day {
-            None => self.first_day = Some(day),
-            // More on the first day: not a repeat purchase.
-            Some(first) if first == day => {}
-            Some(_) => {
-                if self.last_day != Some(day) {
-                    self.days += 1;
-                }
-                self.spend += net_minor;
-            }
-        }
-        self.last_day = Some(day);
-    }
-
-    /// The summary, `None` without a purchase; the summariser is ready for the next customer.
-    fn finish(&mut self) -> Option<PurchaseSummary> {
-        let (first, last) = (self.first_day.take()?, self.last_day.take()?);
-        let days_between =
-            |from: NaiveDate, to: NaiveDate| u32::try_from((to - from).num_days()).unwrap_or(0);
-        let summary = PurchaseSummary {
-            frequency: self.days,
-            recency_days: days_between(first, last),
-            age_days: days_between(first, self.as_of_day),
-            repeat_spend_minor: if self.days == 0 {
-                0.0
-            } else {
-                self.spend as f64 / f64::from(self.days)
-            },
-        };
-        (self.days, self.spend) = (0, 0);
-        Some(summary)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,41 +191,6 @@ mod tests {
         DateTime::parse_from_rfc3339(text)
             .expect("time")
             .with_timezone(&Utc)
-    }
-
-    #[test]
-    fn purchase_days_in_the_programs_zone_are_the_transactions() {
-        let seoul: Tz = "Asia/Seoul".parse().expect("zone");
-        let mut summariser = Summariser::new(seoul, at("2026-03-31T00:00:00+09:00"));
-        assert_eq!(summariser.finish(), None, "no purchase, no summary");
-        // 1 March twice in Seoul (the second is 28 February in UTC), then 3 and 10 March, the
-        // latter twice.
-        summariser.add(at("2026-03-01T10:00:00+09:00"), 5_000);
-        summariser.add(at("2026-03-01T23:30:00+09:00"), 7_000);
-        summariser.add(at("2026-03-03T12:00:00+09:00"), 10_000);
-        summariser.add(at("2026-03-10T09:00:00+09:00"), 4_000);
-        summariser.add(at("2026-03-10T18:00:00+09:00"), 16_000);
-        assert_eq!(
-            summariser.finish(),
-            Some(PurchaseSummary {
-                frequency: 2,
-                recency_days: 9,
-                age_days: 30,
-                repeat_spend_minor: 15_000.0,
-            })
-        );
-        // Ready for the next customer: one purchase day only.
-        summariser.add(at("2026-03-20T10:00:00+09:00"), 3_000);
-        summariser.add(at("2026-03-20T11:00:00+09:00"), 3_000);
-        assert_eq!(
-            summariser.finish(),
-            Some(PurchaseSummary {
-                frequency: 0,
-                recency_days: 0,
-                age_days: 11,
-                repeat_spend_minor: 0.0,
-            })
-        );
     }
 
     #[test]

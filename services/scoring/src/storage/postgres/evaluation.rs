@@ -240,6 +240,13 @@ impl BucketRebuilds for PgScoringStore {
         .bind(zone.name())
         .execute(&mut *tx)
         .await?;
+        // Purchase days move with the zone too; the bucket lock holds off the feed's profile
+        // writes as it does its bucket writes.
+        let pairs: Vec<_> = customers
+            .iter()
+            .map(|customer| ((program_id, *customer), zone))
+            .collect();
+        super::purchase_profiles::recount(&mut tx, &pairs).await?;
         let repair = match repair_generation {
             Some(generation) if !customers.is_empty() => Some(
                 super::cache_repairs::queue(&mut tx, program_id, generation, &customers).await?,

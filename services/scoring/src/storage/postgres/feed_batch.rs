@@ -38,22 +38,22 @@ pub(super) async fn load(
     .fetch_all(&mut **tx)
     .await?;
     // Locked in (program, customer) order, as every writer that locks several states does.
-    let (programs, customers) = unzip(&keys.states);
+    let (state_programs, state_customers) = unzip(&keys.states);
     let states: Vec<KeyedState> = sqlx::query_as(&format!(
         "SELECT s.program_id, s.customer_id, {STATE_COLUMNS}
          FROM tier_states s JOIN unnest($1::uuid[], $2::uuid[]) AS k(p, c) ON s.program_id = k.p AND s.customer_id = k.c
          ORDER BY s.program_id, s.customer_id FOR UPDATE OF s"
     ))
-    .bind(&programs)
-    .bind(&customers)
+    .bind(&state_programs)
+    .bind(&state_customers)
     .fetch_all(&mut **tx)
     .await?;
     let buckets: Vec<KeyedBucket> = sqlx::query_as(
         "SELECT b.program_id, b.customer_id, b.month, b.net_spend_minor, b.points, b.purchases
          FROM buckets b JOIN unnest($1::uuid[], $2::uuid[]) AS k(p, c) ON b.program_id = k.p AND b.customer_id = k.c",
     )
-    .bind(&programs)
-    .bind(&customers)
+    .bind(&state_programs)
+    .bind(&state_customers)
     .fetch_all(&mut **tx)
     .await?;
     // Joined with the keys, not filtered by `= ANY`: each key is one primary-key lookup,
@@ -87,7 +87,10 @@ pub(super) async fn load(
         .fetch_all(&mut **tx)
         .await?
     };
-    Ok(feed_load(keys, members, states, buckets, counted, applied))
+    let profiles = super::purchase_profiles::load(tx, &state_programs, &state_customers).await?;
+    Ok(feed_load(
+        keys, members, states, buckets, counted, applied, profiles,
+    ))
 }
 
 /// Writes what a batch changed.
@@ -101,6 +104,8 @@ pub(super) async fn write(
     write_counted(tx, &writes.counted).await?;
     write_refunds(tx, writes).await?;
     write_buckets(tx, writes).await?;
+    super::purchase_profiles::write(tx, &writes.profiles).await?;
+    super::purchase_profiles::recount(tx, &writes.recounted_profiles).await?;
     write_states(tx, &writes.states, now).await?;
     history::insert(tx, &writes.history).await
 }

@@ -28,9 +28,8 @@ impl Lifecycles for PgScoringStore {
                              ELSE 'active' END AS state,
                         floor(extract(epoch FROM $2 - p.last) / 86400)::int AS days
                  FROM members m
-                 LEFT JOIN LATERAL (
-                     SELECT max(c.occurred_at) AS last FROM counted_purchases c
-                     WHERE c.program_id = $1 AND c.customer_id = m.customer_id AND c.refunded_minor < c.amount_minor) p ON true
+                 LEFT JOIN (SELECT customer_id, last_purchase_at AS last FROM purchase_profiles WHERE program_id = $1) p
+                      ON p.customer_id = m.customer_id
                  WHERE NOT m.erased),
              changed AS (
                  SELECT c.customer_id, s.state AS from_state, c.state AS to_state, c.days

@@ -12,6 +12,7 @@ mod idempotency;
 mod lifecycle;
 mod lookups;
 mod programs;
+mod purchase_profiles;
 mod rules_sql;
 mod runs;
 mod scores;

@@ -1,5 +1,6 @@
 //! RFM inputs and cut points in Postgres. Quintiles of the whole population are computed by
-//! Postgres (`percentile_disc`), so a million customers never travel to the service.
+//! Postgres (`percentile_disc`), so a million customers never travel to the service; recency
+//! counts from each buyer's purchase profile, one row per customer, not from every purchase.
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -33,8 +34,8 @@ impl ScoreRecords for PgScoringStore {
         type Quintiles = (Option<Vec<i64>>, Option<Vec<i64>>, Option<Vec<i64>>, i64);
         let row: Quintiles = sqlx::query_as(
             "WITH recency AS (
-                 SELECT customer_id, floor(extract(epoch FROM $4 - max(occurred_at)) / 86400)::bigint AS days
-                 FROM counted_purchases WHERE program_id = $1 AND refunded_minor < amount_minor GROUP BY customer_id),
+                 SELECT customer_id, floor(extract(epoch FROM $4 - last_purchase_at) / 86400)::bigint AS days
+                 FROM purchase_profiles WHERE program_id = $1),
              window_totals AS (
                  SELECT customer_id, sum(purchases)::bigint AS frequency, sum(net_spend_minor)::bigint AS monetary
                  FROM buckets WHERE program_id = $1 AND month >= COALESCE($2, '-infinity'::date) AND month <= $3
@@ -111,8 +112,8 @@ impl ScoreRecords for PgScoringStore {
         }
         let rows: Vec<Row> = sqlx::query_as(
             "SELECT m.customer_id, m.joined_at,
-                    (SELECT floor(extract(epoch FROM $5 - max(c.occurred_at)) / 86400)::bigint FROM counted_purchases c
-                     WHERE c.program_id = $1 AND c.customer_id = m.customer_id AND c.refunded_minor < c.amount_minor) AS recency_days,
+                    (SELECT floor(extract(epoch FROM $5 - f.last_purchase_at) / 86400)::bigint FROM purchase_profiles f
+                     WHERE f.program_id = $1 AND f.customer_id = m.customer_id) AS recency_days,
                     COALESCE((SELECT sum(b.purchases) FROM buckets b WHERE b.program_id = $1 AND b.customer_id = m.customer_id
                               AND b.month >= COALESCE($3, '-infinity'::date) AND b.month <= $4), 0)::bigint AS frequency,
                     COALESCE((SELECT sum(b.net_spend_minor) FROM buckets b WHERE b.program_id = $1 AND b.customer_id = m.customer_id
@@ -170,8 +171,8 @@ impl ScoreRecords for PgScoringStore {
              FROM members m
              LEFT JOIN tier_states s ON s.program_id = $1 AND s.customer_id = m.customer_id
              LEFT JOIN LATERAL (
-                 SELECT floor(extract(epoch FROM $6 - max(c.occurred_at)) / 86400)::bigint AS days FROM counted_purchases c
-                 WHERE c.program_id = $1 AND c.customer_id = m.customer_id AND c.refunded_minor < c.amount_minor) r ON true
+                 SELECT floor(extract(epoch FROM $6 - f.last_purchase_at) / 86400)::bigint AS days FROM purchase_profiles f
+                 WHERE f.program_id = $1 AND f.customer_id = m.customer_id) r ON true
              LEFT JOIN LATERAL (
                  SELECT sum(b.purchases) AS frequency, sum(b.net_spend_minor) AS monetary FROM buckets b
                  WHERE b.program_id = $1 AND b.customer_id = m.customer_id

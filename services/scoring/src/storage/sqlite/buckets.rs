@@ -135,6 +135,12 @@ impl BucketRebuilds for SqliteScoringStore {
             .map(|((customer_id, _), delta)| ((program_id, customer_id), delta))
             .collect();
         add_to_buckets(&mut write.tx, &deltas).await?;
+        // Purchase days move with the zone too.
+        let pairs: Vec<_> = customers
+            .iter()
+            .map(|customer| ((program_id, *customer), zone))
+            .collect();
+        super::purchase_profiles::recount(&mut write.tx, &pairs).await?;
         let repair = match repair_generation {
             Some(generation) if !customers.is_empty() => Some(
                 super::cache_repairs::queue(&mut write.tx, program_id, generation, &customers)

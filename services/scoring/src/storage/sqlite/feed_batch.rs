@@ -81,7 +81,10 @@ pub(super) async fn load(write: &mut Write, keys: &FeedKeys) -> Result<FeedLoad,
         .fetch_all(&mut *write.tx)
         .await?
     };
-    Ok(feed_load(keys, members, states, buckets, counted, applied))
+    let profiles = super::purchase_profiles::load(&mut write.tx, &keys.states).await?;
+    Ok(feed_load(
+        keys, members, states, buckets, counted, applied, profiles,
+    ))
 }
 
 /// Writes what a batch changed.
@@ -95,6 +98,8 @@ pub(super) async fn write(
     write_counted(write, &writes.counted).await?;
     write_refunds(write, writes).await?;
     add_to_buckets(&mut write.tx, &writes.buckets).await?;
+    super::purchase_profiles::write(&mut write.tx, &writes.profiles).await?;
+    super::purchase_profiles::recount(&mut write.tx, &writes.recounted_profiles).await?;
     write_states(write, &writes.states, now).await?;
     super::history::insert(write, &writes.history).await
 }

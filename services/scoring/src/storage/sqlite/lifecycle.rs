@@ -30,8 +30,7 @@ impl Lifecycles for SqliteScoringStore {
                 .fetch_all(&mut *write.tx)
                 .await?;
         let last_purchases: HashMap<Uuid, i64> = sqlx::query_as::<_, (Uuid, i64)>(
-            "SELECT customer_id, max(occurred_at) FROM counted_purchases
-             WHERE program_id = ?1 AND refunded_minor < amount_minor GROUP BY customer_id",
+            "SELECT customer_id, last_purchase_at FROM purchase_profiles WHERE program_id = ?1",
         )
         .bind(program_id)
         .fetch_all(&mut *write.tx)

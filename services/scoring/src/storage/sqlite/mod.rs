@@ -22,6 +22,7 @@ mod idempotency;
 mod lifecycle;
 mod lookups;
 mod programs;
+mod purchase_profiles;
 mod runs;
 mod scores;
 mod simulation;
@@ -104,6 +105,9 @@ impl SqliteScoringStore {
         let pool = tierline_runtime::sqlite::open(url, &MIGRATOR)
             .await
             .map_err(|error| ScoringError::Internal(format!("opening {url}: {error}")))?;
+        let mut tx = pool.begin().await?;
+        purchase_profiles::count_missing(&mut tx).await?;
+        tx.commit().await?;
         Ok(Self {
             pool,
             tier_feed_signal: Arc::new(watch::channel(0).0),

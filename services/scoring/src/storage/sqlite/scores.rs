@@ -22,8 +22,8 @@ use crate::{
 /// (or NULL), ?5 last month, ?6 the instant; the caller adds the WHERE clause.
 const RFM_SELECT: &str = "SELECT m.customer_id, m.joined_at,
         COALESCE(CASE WHEN s.override_until > ?6 THEN s.override_rank ELSE s.earned_rank END, 0) AS shown_rank,
-        (SELECT max(c.occurred_at) FROM counted_purchases c
-         WHERE c.program_id = ?1 AND c.customer_id = m.customer_id AND c.refunded_minor < c.amount_minor) AS last_purchase,
+        (SELECT f.last_purchase_at FROM purchase_profiles f
+         WHERE f.program_id = ?1 AND f.customer_id = m.customer_id) AS last_purchase,
         (SELECT COALESCE(sum(b.purchases), 0) FROM buckets b WHERE b.program_id = ?1 AND b.customer_id = m.customer_id
          AND (?4 IS NULL OR b.month >= ?4) AND b.month <= ?5) AS frequency,
         (SELECT COALESCE(sum(b.net_spend_minor), 0) FROM buckets b WHERE b.program_id = ?1 AND b.customer_id = m.customer_id
@@ -73,8 +73,7 @@ impl ScoreRecords for SqliteScoringStore {
     ) -> Result<(CutPoints, i64), ScoringError> {
         let mut tx = self.pool.begin().await?;
         let buyers: Vec<(Uuid, i64)> = sqlx::query_as(
-            "SELECT customer_id, max(occurred_at) FROM counted_purchases
-             WHERE program_id = ?1 AND refunded_minor < amount_minor GROUP BY customer_id",
+            "SELECT customer_id, last_purchase_at FROM purchase_profiles WHERE program_id = ?1",
         )
         .bind(program_id)
         .fetch_all(&mut *tx)

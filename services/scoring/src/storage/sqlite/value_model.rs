@@ -1,72 +1,76 @@
-//! The value model's port in SQLite: purchases summarised by the domain's [`summarise`], and
-//! fitted models as versioned rows.
+//! The value model's port in SQLite: purchase profiles as rows, the purchases of those who
+//! bought since a summary's instant, and fitted models as versioned rows.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
-use tierline_runtime::instant::micros;
+use tierline_runtime::{instant::micros, sqlite::rows_param};
 use uuid::Uuid;
 
 use super::SqliteScoringStore;
 use crate::{
     ScoringError,
-    domain::value::{
-        ValueModel,
-        store::ValueModelStore,
-        summary::{PopulationSummary, PurchaseSummary, summarise},
+    domain::{
+        purchase_profile::PurchaseProfile,
+        value::{ValueModel, store::ValueModelStore, summary::DatedPurchase},
     },
     storage::{
         DatedRow, VALUE_MODEL_COLUMNS, ValueModelParameters, ValueModelRow, dated_purchases,
         duration_micros,
+        rows::{PROFILE_COLUMNS, ProfileRow, customer_profiles},
     },
 };
-
-/// Counted purchases not refunded in full up to an instant: `(customer, micros, net)`.
-const PURCHASES: &str =
-    "SELECT customer_id, occurred_at, amount_minor - refunded_minor FROM counted_purchases
-     WHERE program_id = ?1 AND refunded_minor < amount_minor AND occurred_at <= ?2";
 
 #[async_trait]
 impl ValueModelStore for SqliteScoringStore {
     #[tracing::instrument(skip(self))]
-    async fn population_summary(
+    async fn program_profiles(
         &self,
         program_id: Uuid,
-        zone: Tz,
-        as_of: DateTime<Utc>,
-    ) -> Result<PopulationSummary, ScoringError> {
-        let rows: Vec<DatedRow> = sqlx::query_as(PURCHASES)
-            .bind(program_id)
-            .bind(micros(as_of))
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(PopulationSummary::of(summarise(
-            &mut dated_purchases(rows),
-            zone,
-            as_of,
-        )))
+    ) -> Result<Vec<(Uuid, PurchaseProfile)>, ScoringError> {
+        let rows: Vec<ProfileRow> = sqlx::query_as(&format!(
+            "SELECT {PROFILE_COLUMNS} FROM purchase_profiles WHERE program_id = ?1"
+        ))
+        .bind(program_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(customer_profiles(rows))
     }
 
     #[tracing::instrument(skip_all, fields(%program_id, customers = customer_ids.len()))]
-    async fn purchase_summaries(
+    async fn customer_profiles(
         &self,
         program_id: Uuid,
         customer_ids: &[Uuid],
-        zone: Tz,
+    ) -> Result<Vec<(Uuid, PurchaseProfile)>, ScoringError> {
+        let rows: Vec<ProfileRow> = sqlx::query_as(&format!(
+            "SELECT {PROFILE_COLUMNS} FROM purchase_profiles
+             WHERE program_id = ?1 AND customer_id IN (SELECT unhex(value, '-') FROM json_each(?2))"
+        ))
+        .bind(program_id)
+        .bind(rows_param(customer_ids))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(customer_profiles(rows))
+    }
+
+    #[tracing::instrument(skip_all, fields(%program_id, customers = customer_ids.len()))]
+    async fn purchases_until(
+        &self,
+        program_id: Uuid,
+        customer_ids: &[Uuid],
         as_of: DateTime<Utc>,
-    ) -> Result<Vec<(Uuid, PurchaseSummary)>, ScoringError> {
-        let sql = format!("{PURCHASES} AND customer_id = ?3");
-        let mut rows = Vec::new();
-        for &customer_id in customer_ids {
-            let found: Vec<DatedRow> = sqlx::query_as(&sql)
-                .bind(program_id)
-                .bind(micros(as_of))
-                .bind(customer_id)
-                .fetch_all(&self.pool)
-                .await?;
-            rows.extend(found);
-        }
-        Ok(summarise(&mut dated_purchases(rows), zone, as_of))
+    ) -> Result<Vec<DatedPurchase>, ScoringError> {
+        let rows: Vec<DatedRow> = sqlx::query_as(
+            "SELECT customer_id, occurred_at, amount_minor - refunded_minor FROM counted_purchases
+             WHERE program_id = ?1 AND customer_id IN (SELECT unhex(value, '-') FROM json_each(?2))
+               AND refunded_minor < amount_minor AND occurred_at <= ?3",
+        )
+        .bind(program_id)
+        .bind(rows_param(customer_ids))
+        .bind(micros(as_of))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(dated_purchases(rows))
     }
 
     #[tracing::instrument(skip_all, fields(program_id = %model.program_id))]

@@ -1,0 +1,220 @@
+//! Purchase profiles on every backend: what the feed adds in place and what the store counts
+//! again (a purchase from an earlier day, a refund, a bucket rebuild in another zone) are what
+//! the domain's fold of the purchases finds.
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use tierline_scoring::{
+    domain::{
+        accrual::{PurchaseEvent, UpstreamEvent},
+        feed_batch::{self, FeedKeys, FeedWrites},
+        idempotency::Claimed,
+        in_force::ProgramInForce,
+        purchase_profile::PurchaseProfile,
+    },
+    storage::ScoringStore,
+};
+use uuid::Uuid;
+
+fn at(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text)
+        .expect("time")
+        .with_timezone(&Utc)
+}
+
+/// Applies `events` as one feed batch and commits it.
+async fn apply(
+    store: &Arc<dyn ScoringStore>,
+    programs: &[ProgramInForce],
+    events: &[UpstreamEvent],
+) -> FeedWrites {
+    let mut tx = store.begin().await.expect("tx");
+    let loaded = tx
+        .load_feed_batch(&FeedKeys::of(events, programs))
+        .await
+        .expect("load");
+    let now = Utc::now();
+    let writes = feed_batch::apply(events, programs, loaded, now);
+    tx.write_feed_batch(&writes, now).await.expect("write");
+    tx.commit().await.expect("commit");
+    writes
+}
+
+/// The purchases each customer still has counted, `(at, net)`, as the test keeps them.
+#[derive(Default)]
+struct Ledger(BTreeMap<Uuid, BTreeMap<Uuid, (DateTime<Utc>, i64)>>);
+
+impl Ledger {
+    fn buy(&mut self, customer_id: Uuid, time: &str, amount_minor: i64) -> UpstreamEvent {
+        let purchase = PurchaseEvent {
+            activity_id: Uuid::now_v7(),
+            customer_id,
+            amount_minor,
+            currency: "KRW".into(),
+            brand: String::new(),
+            sales_channel: String::new(),
+            occurred_at: at(time),
+        };
+        self.0
+            .entry(customer_id)
+            .or_default()
+            .insert(purchase.activity_id, (purchase.occurred_at, amount_minor));
+        UpstreamEvent::Purchase(purchase)
+    }
+
+    fn refund(
+        &mut self,
+        customer_id: Uuid,
+        purchase: &UpstreamEvent,
+        amount: i64,
+    ) -> UpstreamEvent {
+        let UpstreamEvent::Purchase(purchase) = purchase else {
+            panic!("a purchase");
+        };
+        let entry = self
+            .0
+            .get_mut(&customer_id)
+            .and_then(|purchases| purchases.get_mut(&purchase.activity_id))
+            .expect("bought");
+        entry.1 -= amount;
+        UpstreamEvent::Refund {
+            activity_id: Uuid::now_v7(),
+            customer_id,
+            purchase_id: purchase.activity_id,
+            amount_minor: amount,
+        }
+    }
+
+    /// Each customer's profile by the domain's fold, days in `zone`.
+    fn profiles(&self, zone: Tz) -> Vec<(Uuid, PurchaseProfile)> {
+        self.0
+            .iter()
+            .filter_map(|(customer_id, purchases)| {
+                let mut counting: Vec<_> = purchases
+                    .values()
+                    .filter(|(_, net)| *net > 0)
+                    .copied()
+                    .collect();
+                counting.sort();
+                Some((*customer_id, PurchaseProfile::of(counting, zone)?))
+            })
+            .collect()
+    }
+}
+
+async fn stored(
+    store: &Arc<dyn ScoringStore>,
+    program_id: Uuid,
+    customers: &[Uuid],
+) -> Vec<(Uuid, PurchaseProfile)> {
+    let mut profiles = store
+        .customer_profiles(program_id, customers)
+        .await
+        .expect("profiles");
+    profiles.sort_by_key(|(customer_id, _)| *customer_id);
+    profiles
+}
+
+pub(crate) async fn purchase_profiles_kept_by_the_feed_are_what_a_fold_of_the_purchases_finds(
+    store: Arc<dyn ScoringStore>,
+) {
+    const SEOUL: Tz = chrono_tz::Asia::Seoul;
+    let program = crate::suite::program("INNISFREE");
+    store.create_program(&program, None).await.expect("program");
+    let mut policy = crate::suite::new_policy(program.id, 300_000);
+    policy.document.time_zone = "Asia/Seoul".into();
+    let Claimed::Done(version) = store.create_policy(&policy, None).await.expect("policy") else {
+        panic!("no key, no replay");
+    };
+    crate::suite::activate(&store, version.id).await;
+    let programs = [ProgramInForce::load(store.as_ref(), program.id)
+        .await
+        .expect("in force")];
+    let (a, b, c) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let everyone = [a, b, c];
+    let mut ledger = Ledger::default();
+
+    // In order: each profile is added to in place.
+    let b_only = ledger.buy(b, "2026-03-02T10:00:00+09:00", 9_000);
+    let c_later = ledger.buy(c, "2026-03-07T12:00:00+09:00", 30_000);
+    let first = [
+        // 1 March in Seoul, still 28 February in UTC.
+        ledger.buy(a, "2026-03-01T08:30:00+09:00", 5_000),
+        ledger.buy(a, "2026-03-03T12:00:00+09:00", 10_000),
+        b_only.clone(),
+        ledger.buy(c, "2026-03-05T12:00:00+09:00", 20_000),
+        c_later.clone(),
+    ];
+    let writes = apply(&store, &programs, &first).await;
+    assert_eq!(writes.profiles.len(), 3, "added in place");
+    assert!(writes.recounted_profiles.is_empty());
+    assert_eq!(
+        stored(&store, program.id, &everyone).await,
+        ledger.profiles(SEOUL)
+    );
+
+    // A purchase from before a's last purchase day, and refunds: counted again by the store.
+    let second = [
+        ledger.buy(a, "2026-03-02T10:00:00+09:00", 7_000),
+        ledger.buy(a, "2026-03-10T10:00:00+09:00", 1_000),
+        ledger.refund(b, &b_only, 9_000),
+        ledger.refund(c, &c_later, 10_000),
+    ];
+    let writes = apply(&store, &programs, &second).await;
+    assert!(writes.profiles.is_empty(), "{:?}", writes.profiles);
+    let mut recounted: Vec<_> = writes
+        .recounted_profiles
+        .iter()
+        .map(|((_, customer_id), zone)| (*customer_id, *zone))
+        .collect();
+    recounted.sort_by_key(|(customer_id, _)| *customer_id);
+    assert_eq!(recounted, [(a, SEOUL), (b, SEOUL), (c, SEOUL)]);
+    let profiles = stored(&store, program.id, &everyone).await;
+    assert_eq!(profiles, ledger.profiles(SEOUL));
+    assert_eq!(
+        profiles[0],
+        (
+            a,
+            PurchaseProfile {
+                last_purchase_at: at("2026-03-10T10:00:00+09:00"),
+                first_day: "2026-03-01".parse().expect("day"),
+                last_day: "2026-03-10".parse().expect("day"),
+                purchase_days: 4,
+                repeat_spend_minor: 18_000,
+            }
+        ),
+        "1, 2, 3 and 10 March; all but the first day's spend repeats"
+    );
+    assert_eq!(
+        profiles.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+        [a, c],
+        "refunded in full, b has no purchase that counts"
+    );
+
+    // An earlier instant of the last purchase day is added in place.
+    let writes = apply(
+        &store,
+        &programs,
+        &[ledger.buy(c, "2026-03-07T08:00:00+09:00", 1_000)],
+    )
+    .await;
+    assert_eq!(writes.profiles.len(), 1);
+    assert_eq!(
+        stored(&store, program.id, &everyone).await,
+        ledger.profiles(SEOUL)
+    );
+
+    // A bucket rebuild in another zone counts the days again in it.
+    store
+        .rebuild_bucket_chunk(program.id, Tz::UTC, None, 100, None)
+        .await
+        .expect("rebuild");
+    let in_utc = stored(&store, program.id, &everyone).await;
+    assert_eq!(in_utc, ledger.profiles(Tz::UTC));
+    assert_eq!(
+        in_utc[0].1.first_day,
+        "2026-02-28".parse::<chrono::NaiveDate>().expect("day")
+    );
+}
