@@ -3,8 +3,9 @@
 //!
 //! Draws `BENCH_CUSTOMERS` customers (default 1,000,000) from a known BG/NBD + Gamma-Gamma
 //! process (seeded, so every run draws the same purchases), first purchases spread over the last
-//! two years, and writes their purchases into a fresh database with COPY. Then:
-//! 1. `FitValueModel` through the real gRPC API: the summary from the stored purchases and both
+//! two years, writes their purchases into a fresh database with COPY and counts their purchase
+//! profiles (the store's own recount, as the feed would have kept them). Then:
+//! 1. `FitValueModel` through the real gRPC API: the summary from the stored profiles and both
 //!    fits, with the fitted parameters beside the true ones;
 //! 2. scoring every customer (probability alive, expected purchases at 90 and 365 days,
 //!    predicted value over 12 months) from the same summary, in the service's own functions;
@@ -96,7 +97,8 @@ fn draw_customer(rng: &mut StdRng, purchases: &mut Vec<(f64, i64)>) {
     }
 }
 
-/// Draws the population and COPYs its purchases; returns the purchase count.
+/// Draws the population, COPYs its purchases and counts their profiles (as the feed would have
+/// kept them), untimed; returns the purchase count.
 async fn seed(
     database: &TestDatabase,
     program_id: Uuid,
@@ -138,6 +140,7 @@ async fn seed(
         .execute("VACUUM (ANALYZE) scoring.counted_purchases")
         .await
         .unwrap();
+    support::count_purchase_profiles(database).await;
     written
 }
 
