@@ -41,7 +41,9 @@ reads="SELECT count(*), sum(array_length(b.months, 1))
        WHERE c.ctid >= '(FROM_BLOCK,0)'::tid AND c.ctid < '(UNTIL_BLOCK,0)'::tid
          AND c.program_id = '$program' AND c.review_month <= DATE '$judged_month'"
 # The baseline, as `compare` in services/scoring/benches/simulate.rs times it: change both together.
-rfm="SELECT count(*) FROM (
+# The scores are summed so that Postgres computes them (over count(*) alone the planner drops
+# the window functions nothing reads).
+rfm="SELECT count(*), sum(r), sum(f), sum(m) FROM (
          SELECT customer_id, NTILE(5) OVER (ORDER BY last_month) AS r,
                 NTILE(5) OVER (ORDER BY purchases) AS f, NTILE(5) OVER (ORDER BY spend) AS m
          FROM (SELECT customer_id, max(month) AS last_month, sum(purchases) AS purchases,
