@@ -29,7 +29,7 @@ use tierline_runtime::config::{ConfigSource, DatabaseSettings};
 use tierline_scoring::{
     domain::{
         policy::ValueModelSettings,
-        value::{FittedModel, customer_value, population_values, summary},
+        value::{FittedModel, customer_value, population_summary, population_values},
     },
     storage::postgres::{PgScoringStore, SCHEMA},
 };
@@ -231,7 +231,7 @@ async fn main() {
     let pool = tierline_runtime::db::connect_lazy(&settings, "bench", SCHEMA).unwrap();
     let store = PgScoringStore::new(pool, tokio_util::sync::CancellationToken::new());
     let zone: chrono_tz::Tz = "Asia/Seoul".parse().unwrap();
-    let population = summary::population_summary(&store, program, zone, now)
+    let population = population_summary(&store, program, zone, now)
         .await
         .unwrap();
     let fitted = FittedModel {

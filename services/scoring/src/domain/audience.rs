@@ -272,7 +272,7 @@ pub fn query(
             let values = match (&model, rule.needs_value()) {
                 (Some(model), true) => {
                     let ids: Vec<Uuid> = page.iter().map(|(input, _)| input.customer_id).collect();
-                    match super::value::summary::purchase_summaries(
+                    match super::value::purchase_summaries(
                         store.as_ref(),
                         program.id,
                         &ids,

@@ -14,8 +14,6 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 
-use super::value::summary::PurchaseSummary;
-
 /// The day of `at` in `zone`.
 pub fn day_of(at: DateTime<Utc>, zone: Tz) -> NaiveDate {
     at.with_timezone(&zone).date_naive()
@@ -90,23 +88,6 @@ impl PurchaseProfile {
         }
         Some(profile)
     }
-
-    /// The value model's summary on `as_of_day` (a day no earlier than the last purchase day).
-    pub fn summary(&self, as_of_day: NaiveDate) -> PurchaseSummary {
-        let days_between =
-            |from: NaiveDate, to: NaiveDate| u32::try_from((to - from).num_days()).unwrap_or(0);
-        let frequency = self.purchase_days - 1;
-        PurchaseSummary {
-            frequency,
-            recency_days: days_between(self.first_day, self.last_day),
-            age_days: days_between(self.first_day, as_of_day),
-            repeat_spend_minor: if frequency == 0 {
-                0.0
-            } else {
-                self.repeat_spend_minor as f64 / f64::from(frequency)
-            },
-        }
-    }
 }
 
 #[cfg(test)]
@@ -151,39 +132,9 @@ mod tests {
             }
         );
         assert_eq!(
-            profile.summary(day("2026-03-31")),
-            PurchaseSummary {
-                frequency: 2,
-                recency_days: 9,
-                age_days: 30,
-                repeat_spend_minor: 15_000.0,
-            }
-        );
-        assert_eq!(
             PurchaseProfile::of([], SEOUL),
             None,
             "no purchase, no profile"
-        );
-    }
-
-    #[test]
-    fn one_purchase_day_has_no_repeat_purchase() {
-        let profile = PurchaseProfile::of(
-            [
-                (at("2026-03-20T10:00:00+09:00"), 3_000),
-                (at("2026-03-20T11:00:00+09:00"), 3_000),
-            ],
-            SEOUL,
-        )
-        .expect("bought");
-        assert_eq!(
-            profile.summary(day("2026-03-31")),
-            PurchaseSummary {
-                frequency: 0,
-                recency_days: 0,
-                age_days: 11,
-                repeat_spend_minor: 0.0,
-            }
         );
     }
 

@@ -956,7 +956,7 @@ impl Scoring {
             .await?;
         let model = self.store.value_model(program.id).await?;
         let summaries: HashMap<Uuid, PurchaseSummary> = match &model {
-            Some(_) => super::value::summary::purchase_summaries(
+            Some(_) => super::value::purchase_summaries(
                 self.store.as_ref(),
                 program.id,
                 &ids,

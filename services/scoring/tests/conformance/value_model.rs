@@ -11,8 +11,8 @@ use tierline_scoring::{
         month::Month,
         state::Member,
         value::{
-            FittedModel, ValueModel,
-            summary::{self, PurchaseSummary},
+            FittedModel, ValueModel, population_summary, purchase_summaries,
+            summary::PurchaseSummary,
         },
     },
     storage::ScoringStore,
@@ -118,7 +118,7 @@ pub(crate) async fn value_summaries_count_purchase_days_in_the_programs_zone_and
         age_days: 10,
         repeat_spend_minor: 0.0,
     };
-    let mut some = summary::purchase_summaries(
+    let mut some = purchase_summaries(
         store.as_ref(),
         program.id,
         &[often, once, never],
@@ -133,7 +133,7 @@ pub(crate) async fn value_summaries_count_purchase_days_in_the_programs_zone_and
         [(often, expected_often), (once, expected_once)],
         "one who never bought has no summary"
     );
-    let population = summary::population_summary(store.as_ref(), program.id, seoul, as_of)
+    let population = population_summary(store.as_ref(), program.id, seoul, as_of)
         .await
         .expect("population");
     let mut everyone: Vec<PurchaseSummary> =

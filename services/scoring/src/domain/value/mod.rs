@@ -25,8 +25,12 @@ use tierline_value_model::{
     fit_bg_nbd, fit_gamma_gamma,
 };
 
-use self::summary::{PopulationSummary, PurchaseSummary};
+use self::{
+    store::ValueModelStore,
+    summary::{PopulationSummary, PurchaseSummary, summarise},
+};
 use super::policy::ValueModelSettings;
+use crate::domain::purchase_profile::{PurchaseProfile, day_of};
 use crate::{ScoringError, domain::ports::ScoringStore};
 
 /// Least buyers a model is fitted on: fewer say little about a population.
@@ -261,6 +265,62 @@ fn whole_micros(duration: Duration) -> Duration {
     Duration::from_micros(u64::try_from(duration.as_micros()).unwrap_or(u64::MAX))
 }
 
+/// Every buyer of the program summarised at `as_of`, days in `zone`.
+pub async fn population_summary(
+    store: &dyn ValueModelStore,
+    program_id: Uuid,
+    zone: Tz,
+    as_of: DateTime<Utc>,
+) -> Result<PopulationSummary, ScoringError> {
+    let profiles = store.program_profiles(program_id).await?;
+    Ok(PopulationSummary::of(
+        summaries_at(store, program_id, profiles, zone, as_of).await?,
+    ))
+}
+
+/// The summaries at `as_of` of those of `customer_ids` who have bought, in customer id order.
+pub async fn purchase_summaries(
+    store: &dyn ValueModelStore,
+    program_id: Uuid,
+    customer_ids: &[Uuid],
+    zone: Tz,
+    as_of: DateTime<Utc>,
+) -> Result<Vec<(Uuid, PurchaseSummary)>, ScoringError> {
+    let profiles = store.customer_profiles(program_id, customer_ids).await?;
+    let mut summaries = summaries_at(store, program_id, profiles, zone, as_of).await?;
+    summaries.sort_unstable_by_key(|(customer_id, _)| *customer_id);
+    Ok(summaries)
+}
+
+/// The summaries at `as_of` of the customers of `profiles`: a profile whose last purchase is no
+/// later than `as_of` is summarised as it is; a customer who bought since, from their purchases
+/// up to `as_of`.
+async fn summaries_at(
+    store: &dyn ValueModelStore,
+    program_id: Uuid,
+    profiles: Vec<(Uuid, PurchaseProfile)>,
+    zone: Tz,
+    as_of: DateTime<Utc>,
+) -> Result<Vec<(Uuid, PurchaseSummary)>, ScoringError> {
+    let as_of_day = day_of(as_of, zone);
+    let mut summaries = Vec::with_capacity(profiles.len());
+    let mut bought_since = Vec::new();
+    for (customer_id, profile) in profiles {
+        if profile.last_purchase_at <= as_of {
+            summaries.push((customer_id, PurchaseSummary::of(&profile, as_of_day)));
+        } else {
+            bought_since.push(customer_id);
+        }
+    }
+    if !bought_since.is_empty() {
+        let mut purchases = store
+            .purchases_until(program_id, &bought_since, as_of)
+            .await?;
+        summaries.extend(summarise(&mut purchases, zone, as_of));
+    }
+    Ok(summaries)
+}
+
 /// Summarises the program's population at `as_of`, fits both models and stores them as the
 /// next version; `run` names the evaluation that asked, if one did.
 #[tracing::instrument(skip(store))]
@@ -272,7 +332,7 @@ pub async fn refit(
     run: Option<Uuid>,
 ) -> Result<ValueModel, ScoringError> {
     let started = Instant::now();
-    let population = summary::population_summary(store, program_id, zone, as_of).await?;
+    let population = population_summary(store, program_id, zone, as_of).await?;
     let summary_duration = started.elapsed();
     let customers = i64::try_from(population.len()).unwrap_or(i64::MAX);
     let started = Instant::now();

@@ -12,20 +12,16 @@
 //!   out, as Gamma-Gamma is fitted on repeat purchases).
 //!
 //! A summary is a customer's purchase profile seen from the summary's day
-//! ([`PurchaseProfile::summary`]): the feed keeps the profiles, so a population is summarised
+//! ([`PurchaseSummary::of`]): the feed keeps the profiles, so a population is summarised
 //! from one row per customer, not from every purchase. A customer the feed has seen buy since
 //! the summary's instant is summarised from their purchases up to it, so that a summary at an
 //! instant is the same whenever it is read.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use uuid::Uuid;
 
-use super::store::ValueModelStore;
-use crate::{
-    ScoringError,
-    domain::purchase_profile::{PurchaseProfile, day_of},
-};
+use crate::domain::purchase_profile::{PurchaseProfile, day_of};
 
 /// One counted purchase as the summary reads it (refunded in full ones are left out by the
 /// store).
@@ -41,7 +37,7 @@ pub struct DatedPurchase {
 
 /// The summaries of everyone in `purchases` (any order; sorted here by customer and time),
 /// days in `zone`, at `as_of`; in customer id order.
-pub fn summarise(
+pub(crate) fn summarise(
     purchases: &mut [DatedPurchase],
     zone: Tz,
     as_of: DateTime<Utc>,
@@ -56,65 +52,9 @@ pub fn summarise(
                     .map(|purchase| (purchase.occurred_at, purchase.net_minor)),
                 zone,
             )?;
-            Some((own[0].customer_id, profile.summary(as_of_day)))
+            Some((own[0].customer_id, PurchaseSummary::of(&profile, as_of_day)))
         })
         .collect()
-}
-
-/// Every buyer of the program summarised at `as_of`, days in `zone`.
-pub async fn population_summary(
-    store: &dyn ValueModelStore,
-    program_id: Uuid,
-    zone: Tz,
-    as_of: DateTime<Utc>,
-) -> Result<PopulationSummary, ScoringError> {
-    let profiles = store.program_profiles(program_id).await?;
-    Ok(PopulationSummary::of(
-        summaries_at(store, program_id, profiles, zone, as_of).await?,
-    ))
-}
-
-/// The summaries at `as_of` of those of `customer_ids` who have bought, in customer id order.
-pub async fn purchase_summaries(
-    store: &dyn ValueModelStore,
-    program_id: Uuid,
-    customer_ids: &[Uuid],
-    zone: Tz,
-    as_of: DateTime<Utc>,
-) -> Result<Vec<(Uuid, PurchaseSummary)>, ScoringError> {
-    let profiles = store.customer_profiles(program_id, customer_ids).await?;
-    let mut summaries = summaries_at(store, program_id, profiles, zone, as_of).await?;
-    summaries.sort_unstable_by_key(|(customer_id, _)| *customer_id);
-    Ok(summaries)
-}
-
-/// The summaries at `as_of` of the customers of `profiles`: a profile whose last purchase is no
-/// later than `as_of` is summarised as it is; a customer who bought since, from their purchases
-/// up to `as_of`.
-async fn summaries_at(
-    store: &dyn ValueModelStore,
-    program_id: Uuid,
-    profiles: Vec<(Uuid, PurchaseProfile)>,
-    zone: Tz,
-    as_of: DateTime<Utc>,
-) -> Result<Vec<(Uuid, PurchaseSummary)>, ScoringError> {
-    let as_of_day = day_of(as_of, zone);
-    let mut summaries = Vec::with_capacity(profiles.len());
-    let mut bought_since = Vec::new();
-    for (customer_id, profile) in profiles {
-        if profile.last_purchase_at <= as_of {
-            summaries.push((customer_id, profile.summary(as_of_day)));
-        } else {
-            bought_since.push(customer_id);
-        }
-    }
-    if !bought_since.is_empty() {
-        let mut purchases = store
-            .purchases_until(program_id, &bought_since, as_of)
-            .await?;
-        summaries.extend(summarise(&mut purchases, zone, as_of));
-    }
-    Ok(summaries)
 }
 
 /// One customer's purchase history, summarised.
@@ -128,6 +68,25 @@ pub struct PurchaseSummary {
     pub age_days: u32,
     /// Mean net spend of the repeat purchase days, minor units; 0 without repeat purchases.
     pub repeat_spend_minor: f64,
+}
+
+impl PurchaseSummary {
+    /// The summary of `profile` on `as_of_day` (a day no earlier than its last purchase day).
+    pub fn of(profile: &PurchaseProfile, as_of_day: NaiveDate) -> Self {
+        let days_between =
+            |from: NaiveDate, to: NaiveDate| u32::try_from((to - from).num_days()).unwrap_or(0);
+        let frequency = profile.purchase_days - 1;
+        Self {
+            frequency,
+            recency_days: days_between(profile.first_day, profile.last_day),
+            age_days: days_between(profile.first_day, as_of_day),
+            repeat_spend_minor: if frequency == 0 {
+                0.0
+            } else {
+                profile.repeat_spend_minor as f64 / f64::from(frequency)
+            },
+        }
+    }
 }
 
 /// Every buyer of a program, summarised, column by column (what the fit reads, in the order
@@ -191,6 +150,47 @@ mod tests {
         DateTime::parse_from_rfc3339(text)
             .expect("time")
             .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn a_profile_seen_from_a_day_is_its_summary() {
+        let seoul: Tz = "Asia/Seoul".parse().expect("zone");
+        let day = |text: &str| text.parse::<NaiveDate>().expect("day");
+        // 1 March twice, 3 and 10 March (twice) in Seoul: repeat days 3 and 10 March.
+        let profile = PurchaseProfile {
+            last_purchase_at: at("2026-03-10T18:00:00+09:00"),
+            first_day: day("2026-03-01"),
+            last_day: day("2026-03-10"),
+            purchase_days: 3,
+            repeat_spend_minor: 30_000,
+        };
+        assert_eq!(
+            PurchaseSummary::of(&profile, day("2026-03-31")),
+            PurchaseSummary {
+                frequency: 2,
+                recency_days: 9,
+                age_days: 30,
+                repeat_spend_minor: 15_000.0,
+            }
+        );
+        let once = PurchaseProfile::of(
+            [
+                (at("2026-03-20T10:00:00+09:00"), 3_000),
+                (at("2026-03-20T11:00:00+09:00"), 3_000),
+            ],
+            seoul,
+        )
+        .expect("bought");
+        assert_eq!(
+            PurchaseSummary::of(&once, day("2026-03-31")),
+            PurchaseSummary {
+                frequency: 0,
+                recency_days: 0,
+                age_days: 11,
+                repeat_spend_minor: 0.0,
+            },
+            "one purchase day has no repeat purchase"
+        );
     }
 
     #[test]
