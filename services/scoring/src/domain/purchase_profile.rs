@@ -91,7 +91,7 @@ impl PurchaseProfile {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn at(text: &str) -> DateTime<Utc> {
@@ -105,6 +105,18 @@ mod tests {
     }
 
     const SEOUL: Tz = chrono_tz::Asia::Seoul;
+
+    /// The profile of purchases on 1 March (twice), 3 March and 10 March (twice) in Seoul, the
+    /// last at 18:00, with 30,000 spent on the two repeat days.
+    pub(crate) fn march() -> PurchaseProfile {
+        PurchaseProfile {
+            last_purchase_at: at("2026-03-10T18:00:00+09:00"),
+            first_day: day("2026-03-01"),
+            last_day: day("2026-03-10"),
+            purchase_days: 3,
+            repeat_spend_minor: 30_000,
+        }
+    }
 
     #[test]
     fn purchase_days_in_the_programs_zone_are_the_visits() {
@@ -121,16 +133,7 @@ mod tests {
             SEOUL,
         )
         .expect("bought");
-        assert_eq!(
-            profile,
-            PurchaseProfile {
-                last_purchase_at: at("2026-03-10T18:00:00+09:00"),
-                first_day: day("2026-03-01"),
-                last_day: day("2026-03-10"),
-                purchase_days: 3,
-                repeat_spend_minor: 30_000,
-            }
-        );
+        assert_eq!(profile, march());
         assert_eq!(
             PurchaseProfile::of([], SEOUL),
             None,

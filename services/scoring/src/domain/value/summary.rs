@@ -156,14 +156,8 @@ mod tests {
     fn a_profile_seen_from_a_day_is_its_summary() {
         let seoul: Tz = "Asia/Seoul".parse().expect("zone");
         let day = |text: &str| text.parse::<NaiveDate>().expect("day");
-        // 1 March twice, 3 and 10 March (twice) in Seoul: repeat days 3 and 10 March.
-        let profile = PurchaseProfile {
-            last_purchase_at: at("2026-03-10T18:00:00+09:00"),
-            first_day: day("2026-03-01"),
-            last_day: day("2026-03-10"),
-            purchase_days: 3,
-            repeat_spend_minor: 30_000,
-        };
+        // Repeat days 3 and 10 March.
+        let profile = crate::domain::purchase_profile::tests::march();
         assert_eq!(
             PurchaseSummary::of(&profile, day("2026-03-31")),
             PurchaseSummary {
