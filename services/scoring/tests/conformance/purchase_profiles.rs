@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use tierline_scoring::{
     domain::{
-        accrual::{PurchaseEvent, UpstreamEvent},
+        accrual::UpstreamEvent,
         feed_batch::{self, FeedKeys, FeedWrites},
         idempotency::Claimed,
         in_force::ProgramInForce,
@@ -48,15 +48,7 @@ struct Ledger(BTreeMap<Uuid, BTreeMap<Uuid, (DateTime<Utc>, i64)>>);
 
 impl Ledger {
     fn buy(&mut self, customer_id: Uuid, time: &str, amount_minor: i64) -> UpstreamEvent {
-        let purchase = PurchaseEvent {
-            activity_id: Uuid::now_v7(),
-            customer_id,
-            amount_minor,
-            currency: "KRW".into(),
-            brand: String::new(),
-            sales_channel: String::new(),
-            occurred_at: at(time),
-        };
+        let purchase = crate::suite::purchase_event(customer_id, amount_minor, at(time));
         self.0
             .entry(customer_id)
             .or_default()

@@ -81,6 +81,23 @@ fn policy_document(vip_spend: i64) -> PolicyInput {
     }
 }
 
+/// A purchase of `amount_minor` KRW by `customer_id` at `occurred_at`, in every scope.
+pub(crate) fn purchase_event(
+    customer_id: Uuid,
+    amount_minor: i64,
+    occurred_at: chrono::DateTime<Utc>,
+) -> tierline_scoring::domain::accrual::PurchaseEvent {
+    tierline_scoring::domain::accrual::PurchaseEvent {
+        activity_id: Uuid::now_v7(),
+        customer_id,
+        amount_minor,
+        currency: "KRW".into(),
+        brand: String::new(),
+        sales_channel: String::new(),
+        occurred_at,
+    }
+}
+
 pub(crate) fn new_policy(program_id: Uuid, vip_spend: i64) -> NewPolicy {
     NewPolicy {
         id: Uuid::now_v7(),
@@ -1664,28 +1681,17 @@ pub(crate) async fn unreadable_feed_events_are_parked_once(store: Arc<dyn Scorin
 pub(crate) async fn the_records_a_feed_batch_leaves_are_what_the_store_then_holds(
     store: Arc<dyn ScoringStore>,
 ) {
-    use tierline_scoring::domain::{
-        accrual::PurchaseEvent, accrual::UpstreamEvent, feed_batch, in_force::ProgramInForce,
-    };
+    use tierline_scoring::domain::{accrual::UpstreamEvent, feed_batch, in_force::ProgramInForce};
 
     let (program, v1) = innisfree_with_draft(&store, 300_000).await;
     let now = activate(&store, v1.id).await;
     let (known, new, refunded) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
     // The known member holds VIP on 320,000 spent now; last month's purchase adds a bucket.
     seed(&store, program.id, known, 320_000, 1).await;
-    let purchase = |customer_id, amount_minor, occurred_at| PurchaseEvent {
-        activity_id: Uuid::now_v7(),
-        customer_id,
-        amount_minor,
-        currency: "KRW".into(),
-        brand: String::new(),
-        sales_channel: String::new(),
-        occurred_at,
-    };
-    let bought = purchase(refunded, 400_000, now - Duration::days(1));
+    let bought = purchase_event(refunded, 400_000, now - Duration::days(1));
     let events = [
-        UpstreamEvent::Purchase(purchase(known, 10_000, now - Duration::days(40))),
-        UpstreamEvent::Purchase(purchase(new, 50_000, now - Duration::hours(2))),
+        UpstreamEvent::Purchase(purchase_event(known, 10_000, now - Duration::days(40))),
+        UpstreamEvent::Purchase(purchase_event(new, 50_000, now - Duration::hours(2))),
         UpstreamEvent::Purchase(bought.clone()),
         UpstreamEvent::Refund {
             activity_id: Uuid::now_v7(),

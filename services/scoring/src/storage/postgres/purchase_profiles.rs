@@ -133,18 +133,8 @@ impl super::PgScoringStore {
         let (mut after, mut counted) = (Uuid::nil(), 0);
         loop {
             let mut tx = self.pool.begin().await?;
-            sqlx::query("LOCK TABLE buckets IN SHARE ROW EXCLUSIVE MODE")
-                .execute(&mut *tx)
-                .await?;
-            let customers: Vec<Uuid> = sqlx::query_scalar(
-                "SELECT DISTINCT customer_id FROM counted_purchases WHERE program_id = $1 AND customer_id > $2
-                 ORDER BY customer_id LIMIT $3",
-            )
-            .bind(program_id)
-            .bind(after)
-            .bind(i64::from(chunk))
-            .fetch_all(&mut *tx)
-            .await?;
+            let customers =
+                super::evaluation::lock_next_buyers(&mut tx, program_id, after, chunk).await?;
             let pairs: Vec<_> = customers
                 .iter()
                 .map(|customer| ((program_id, *customer), zone))
