@@ -86,7 +86,12 @@ async fn main() {
     // The first run under the policy reads every member (no review month is known yet) and
     // writes each one's review month.
     let first = evaluate_to_the_end(&mut client, &program_id).await;
-    report("first run under the policy (reads everyone)", &first);
+    report(
+        &mut connection,
+        "first run under the policy (reads everyone)",
+        &first,
+    )
+    .await;
     report_floor(&mut connection, &program_id, &first).await;
     // The same month again: nobody's review has come but the lapsed members', whom the first
     // run found below their tier inside their grace. The floor of a monthly run. The first run
@@ -96,14 +101,24 @@ async fn main() {
         .await
         .unwrap();
     let again = evaluate_to_the_end(&mut client, &program_id).await;
-    report("again in the same month (reads the lapsed)", &again);
+    report(
+        &mut connection,
+        "again in the same month (reads the lapsed)",
+        &again,
+    )
+    .await;
     compare(&mut connection, &program_id, again.seconds).await;
     // A month passes without a purchase: every month, instant and review month moves one month
     // back. The next run reads only the members whose review month has come: with no purchase
     // all month, about one member in ten drops, a heavy month.
     age_by_a_month(&database, &mut connection).await;
     let later = evaluate_to_the_end(&mut client, &program_id).await;
-    report("a month later (reads the members due)", &later);
+    report(
+        &mut connection,
+        "a month later (reads the members due)",
+        &later,
+    )
+    .await;
     report_floor(&mut connection, &program_id, &later).await;
     // A usual month: another month passes, and in it about half the members buy, as they did
     // in each month before; their purchases go through the feed as the consumer applies them,
@@ -113,9 +128,11 @@ async fn main() {
     buy_for_a_month(&database, 0.5).await;
     let usual = evaluate_to_the_end(&mut client, &program_id).await;
     report(
+        &mut connection,
         "a usual month later (half the members bought in it)",
         &usual,
-    );
+    )
+    .await;
     report_floor(&mut connection, &program_id, &usual).await;
     service.stop().await;
     keep_if_asked(database, keep);
@@ -271,7 +288,9 @@ async fn evaluate_to_the_end(
     }
 }
 
-fn report(what: &str, timed: &Timed) {
+/// Prints how `timed` ended, and what its refit of the value model cost (the run does it beside
+/// the judging, and stores no model when the fit does not converge).
+async fn report(connection: &mut sqlx::PgConnection, what: &str, timed: &Timed) {
     let run = &timed.run;
     println!(
         "EvaluateNow, {what}: {:?} in {:.1} s, {} members judged, {} downgrades, {} upgrades",
@@ -281,6 +300,25 @@ fn report(what: &str, timed: &Timed) {
         run.downgrades,
         run.upgrades
     );
+    let fit: Option<(i64, i64, i64, i64, Option<f64>)> = sqlx::query_as(
+        "SELECT version, summary_micros, fit_micros, repeat_customers, gg_q FROM scoring.value_models
+         WHERE evaluation_run_id = $1::uuid",
+    )
+    .bind(&run.id)
+    .fetch_optional(connection)
+    .await
+    .unwrap();
+    match fit {
+        Some((version, summary, fit, repeat_customers, gg_q)) => println!(
+            "  its value model: version {version}, summary {:.2} s, fit {:.2} s, spend model {}",
+            summary as f64 / 1e6,
+            fit as f64 / 1e6,
+            gg_q.map_or("left out".to_owned(), |q| format!(
+                "fitted on {repeat_customers} repeat buyers (q {q:.3})"
+            ))
+        ),
+        None => println!("  its value model: none stored (the fit did not converge)"),
+    }
 }
 
 /// Times the writes of `run` alone ([`write_floor`]), then the RFM baseline, and prints both

@@ -297,7 +297,9 @@ impl Ids {
 
 /// Generates `members` members with buckets and tier states for `program_id`, each member
 /// buying in about `months_share` of the last 12 months (1.0: a bucket in every month), their
-/// ids minted as `ids` says; prints and returns the number of buckets. Members are stored in
+/// spend a month up to 200,000 times a factor of their own (Gamma(2, 1/2): mean 1, so members
+/// differ in what they spend, as they do in life and as the value model's spend part needs to
+/// find a maximum), their ids minted as `ids` says; prints and returns the number of buckets. Members are stored in
 /// the order they joined, and tier states in the order of each member's first purchase (within
 /// 30 days of joining), as a service that has been running for two years has them.
 pub(crate) async fn seed_population(
@@ -323,8 +325,13 @@ pub(crate) async fn seed_population(
     sqlx::query(
         "INSERT INTO scoring.buckets (program_id, customer_id, month, net_spend_minor, points, purchases)
          SELECT $1::uuid, m.customer_id, (date_trunc('month', now()) - k * interval '1 month')::date,
-                (random() * 200000)::bigint, 0, 1 + (random() * 2)::int
-         FROM scoring.members m CROSS JOIN generate_series(0, 11) k WHERE random() < $2",
+                (random() * 200000 * m.spender)::bigint, 0, 1 + (random() * 2)::int
+         FROM (SELECT customer_id,
+                      -(ln((('x' || substr(h, 1, 8))::bit(32)::bigint + 0.5) / 4294967296.0)
+                        + ln((('x' || substr(h, 9, 8))::bit(32)::bigint + 0.5) / 4294967296.0)) / 2 AS spender
+               FROM (SELECT customer_id, md5(customer_id::text) AS h FROM scoring.members) hashed) m
+              CROSS JOIN generate_series(0, 11) k
+         WHERE random() < $2",
     )
     .bind(uuid::Uuid::parse_str(program_id).unwrap())
     .bind(months_share)

@@ -115,7 +115,14 @@ fn options<P>(customers: usize) -> FitOptions<P> {
 /// fitted on. FAILED_PRECONDITION with fewer than [`MIN_CUSTOMERS`] buyers; the spend model is
 /// left out (0 repeat buyers) with fewer than [`MIN_REPEAT_CUSTOMERS`] repeat buyers or when
 /// spend does not fit it.
-pub fn fit(population: &PopulationSummary) -> Result<(FittedModel, i64), ScoringError> {
+/// Each model's fit starts from `last`'s parameters when there are any (a month changes a
+/// population little, so a refit from last month's maximum takes a few iterations instead of
+/// tens), and from the model's own default when there are none or when the fit from `last`
+/// does not converge.
+pub fn fit(
+    population: &PopulationSummary,
+    last: Option<&FittedModel>,
+) -> Result<(FittedModel, i64), ScoringError> {
     if population.len() < MIN_CUSTOMERS {
         return Err(ScoringError::FailedPrecondition(format!(
             "the value model needs at least {MIN_CUSTOMERS} customers with a purchase; the program has {}",
@@ -131,13 +138,18 @@ pub fn fit(population: &PopulationSummary) -> Result<(FittedModel, i64), Scoring
         &days(&population.age_days),
     )
     .map_err(|error| ScoringError::Internal(format!("value model summary: {error}")))?;
-    let purchases = fit_bg_nbd(
-        &compressed.frequency,
-        &compressed.recency,
-        &compressed.age,
-        Some(&compressed.weight),
-        &options(population.len()),
-    )
+    let purchases = from_last_or_default(last.map(|model| model.bg_nbd), |initial| {
+        fit_bg_nbd(
+            &compressed.frequency,
+            &compressed.recency,
+            &compressed.age,
+            Some(&compressed.weight),
+            &FitOptions {
+                initial,
+                ..options(population.len())
+            },
+        )
+    })
     .map_err(|error| ScoringError::Internal(format!("BG/NBD fit: {error}")))?;
     let repeat: Vec<(u32, f64)> = population
         .frequency
@@ -151,7 +163,18 @@ pub fn fit(population: &PopulationSummary) -> Result<(FittedModel, i64), Scoring
     // model.
     let spend = if repeat.len() >= MIN_REPEAT_CUSTOMERS {
         let (frequency, mean_spend): (Vec<u32>, Vec<f64>) = repeat.iter().copied().unzip();
-        match fit_gamma_gamma(&frequency, &mean_spend, None, &options(repeat.len())) {
+        let spend_fit = from_last_or_default(last.and_then(|model| model.gamma_gamma), |initial| {
+            fit_gamma_gamma(
+                &frequency,
+                &mean_spend,
+                None,
+                &FitOptions {
+                    initial,
+                    ..options(repeat.len())
+                },
+            )
+        });
+        match spend_fit {
             Ok(fit) => Some(fit),
             // What the data is like, not a fault: said at info.
             Err(error) => {
@@ -173,6 +196,21 @@ pub fn fit(population: &PopulationSummary) -> Result<(FittedModel, i64), Scoring
             .as_ref()
             .map_or(0, |_| i64::try_from(repeat.len()).unwrap_or(i64::MAX)),
     ))
+}
+
+/// `fit` from `last`'s parameters, and again from the model's default start when that fails
+/// (a population that changed a great deal since, or a `last` on a ridge the new data left).
+fn from_last_or_default<P: Copy, F>(
+    last: Option<P>,
+    fit: impl Fn(Option<P>) -> Result<F, tierline_value_model::ModelError>,
+) -> Result<F, tierline_value_model::ModelError> {
+    match last {
+        Some(params) => fit(Some(params)).or_else(|error| {
+            tracing::debug!(%error, "value model fit from the last model failed; fitting from the default start");
+            fit(None)
+        }),
+        None => fit(None),
+    }
 }
 
 /// Scores one customer with `model` under the policy's `settings` (about 2 µs: for a whole
@@ -321,8 +359,9 @@ async fn summaries_at(
     Ok(summaries)
 }
 
-/// Summarises the program's population at `as_of`, fits both models and stores them as the
-/// next version; `run` names the evaluation that asked, if one did.
+/// Summarises the program's population at `as_of`, fits both models (from the program's last
+/// model, see [`fit`]) and stores them as the next version; `run` names the evaluation that
+/// asked, if one did.
 #[tracing::instrument(skip(store))]
 pub async fn refit(
     store: &dyn ScoringStore,
@@ -332,13 +371,18 @@ pub async fn refit(
     run: Option<Uuid>,
 ) -> Result<ValueModel, ScoringError> {
     let started = Instant::now();
+    let last = store
+        .value_model(program_id)
+        .await?
+        .map(|model| model.fitted);
     let population = population_summary(store, program_id, zone, as_of).await?;
     let summary_duration = started.elapsed();
     let customers = i64::try_from(population.len()).unwrap_or(i64::MAX);
     let started = Instant::now();
-    let (fitted, repeat_customers) = tokio::task::spawn_blocking(move || fit(&population))
-        .await
-        .map_err(|error| ScoringError::Internal(format!("value model fit task: {error}")))??;
+    let (fitted, repeat_customers) =
+        tokio::task::spawn_blocking(move || fit(&population, last.as_ref()))
+            .await
+            .map_err(|error| ScoringError::Internal(format!("value model fit task: {error}")))??;
     let mut model = ValueModel {
         program_id,
         version: 0,
@@ -361,4 +405,93 @@ pub async fn refit(
         "value model fitted"
     );
     Ok(model)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use tierline_value_model::simulate::simulate_population;
+
+    use super::*;
+
+    /// 20,000 customers of a known process, in whole days, as the store summarises them.
+    fn population(seed: u64) -> PopulationSummary {
+        let simulated = simulate_population(
+            20_000,
+            &BgNbdParams {
+                r: 0.25,
+                alpha: 30.0,
+                a: 0.8,
+                b: 2.5,
+            },
+            &GammaGammaParams {
+                p: 6.0,
+                q: 4.0,
+                gamma: 20_000.0,
+            },
+            730.0,
+            true,
+            seed,
+        );
+        let days = |values: &[f64]| values.iter().map(|v| *v as u32).collect();
+        PopulationSummary {
+            frequency: simulated.frequency,
+            recency_days: days(&simulated.recency),
+            age_days: days(&simulated.age),
+            repeat_spend_minor: simulated.monetary,
+        }
+    }
+
+    fn close(found: f64, expected: f64) -> bool {
+        (found - expected).abs() <= 1e-3 * expected.abs()
+    }
+
+    fn same_maximum(found: &FittedModel, expected: &FittedModel) {
+        let (b, e) = (found.bg_nbd, expected.bg_nbd);
+        assert!(
+            close(b.r, e.r) && close(b.alpha, e.alpha) && close(b.a, e.a) && close(b.b, e.b),
+            "{found:?} against {expected:?}"
+        );
+        let (g, e) = (found.gamma_gamma.unwrap(), expected.gamma_gamma.unwrap());
+        assert!(
+            close(g.p, e.p) && close(g.q, e.q) && close(g.gamma, e.gamma),
+            "{found:?} against {expected:?}"
+        );
+    }
+
+    #[test]
+    fn a_fit_from_the_last_model_finds_the_maximum_a_fit_from_the_default_start_finds() {
+        let this_month = population(11);
+        let (cold, repeat) = fit(&this_month, None).unwrap();
+        assert!(repeat > 1_000, "{repeat}");
+        // Last month's model, fitted on other customers of the same process.
+        let (last, _) = fit(&population(12), None).unwrap();
+        assert_ne!(last.bg_nbd, cold.bg_nbd);
+        let (warm, warm_repeat) = fit(&this_month, Some(&last)).unwrap();
+        assert_eq!(warm_repeat, repeat);
+        same_maximum(&warm, &cold);
+    }
+
+    #[test]
+    fn a_last_model_the_fit_cannot_start_from_falls_back_to_the_default_start() {
+        let this_month = population(11);
+        let (cold, _) = fit(&this_month, None).unwrap();
+        // Parameters no likelihood is finite at.
+        let unusable = FittedModel {
+            bg_nbd: BgNbdParams {
+                r: f64::MAX,
+                alpha: f64::MIN_POSITIVE,
+                a: f64::MAX,
+                b: f64::MIN_POSITIVE,
+            },
+            gamma_gamma: Some(GammaGammaParams {
+                p: f64::MAX,
+                q: f64::MIN_POSITIVE,
+                gamma: f64::MAX,
+            }),
+            ..cold
+        };
+        let (fallback, _) = fit(&this_month, Some(&unusable)).unwrap();
+        same_maximum(&fallback, &cold);
+    }
 }
