@@ -90,24 +90,33 @@ pub(super) async fn recount(
     let programs: Vec<Uuid> = pairs.iter().map(|((program, _), _)| *program).collect();
     let customers: Vec<Uuid> = pairs.iter().map(|((_, customer), _)| *customer).collect();
     let zones: Vec<&str> = pairs.iter().map(|(_, zone)| zone.name()).collect();
-    sqlx::query(
-        "DELETE FROM purchase_profiles f USING unnest($1::uuid[], $2::uuid[]) AS k(p, c)
-         WHERE f.program_id = k.p AND f.customer_id = k.c",
-    )
-    .bind(&programs)
-    .bind(&customers)
-    .execute(&mut **tx)
-    .await?;
+    // One statement: the counts are written over the profiles in place, and the pairs left with
+    // no purchase that counts lose theirs. The delete sees the profiles as they were before the
+    // upsert (one snapshot for the whole statement), and leaves alone every pair the upsert
+    // wrote. A delete of every pair and an insert of the counts (as before) wrote a new row and
+    // new index entries for each pair: in the feed bench, where purchases arrive in no order,
+    // that was most of what the profiles cost the feed (docs/BENCHMARKS.md). `NOT IN` over the
+    // upserted keys is one hashed subplan, which the feed's key-by-key planning (hash joins
+    // off) leaves alone; an anti-join would walk the upserted keys once for every pair.
     sqlx::query(&format!(
-        "INSERT INTO purchase_profiles ({PROFILE_COLUMNS})
-         SELECT p, c, max(last_at), min(day), max(day), count(*), sum(spend) - (array_agg(spend ORDER BY day))[1]
-         FROM (SELECT k.p, k.c, (cp.occurred_at AT TIME ZONE k.z)::date AS day,
-                      sum(cp.amount_minor - cp.refunded_minor) AS spend, max(cp.occurred_at) AS last_at
-               FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS k(p, c, z)
-                    JOIN counted_purchases cp ON cp.program_id = k.p AND cp.customer_id = k.c
-               WHERE cp.refunded_minor < cp.amount_minor
-               GROUP BY 1, 2, 3) days
-         GROUP BY p, c"
+        "WITH counted AS (
+             INSERT INTO purchase_profiles ({PROFILE_COLUMNS})
+             SELECT p, c, max(last_at), min(day), max(day), count(*), sum(spend) - (array_agg(spend ORDER BY day))[1]
+             FROM (SELECT k.p, k.c, (cp.occurred_at AT TIME ZONE k.z)::date AS day,
+                          sum(cp.amount_minor - cp.refunded_minor) AS spend, max(cp.occurred_at) AS last_at
+                   FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS k(p, c, z)
+                        JOIN counted_purchases cp ON cp.program_id = k.p AND cp.customer_id = k.c
+                   WHERE cp.refunded_minor < cp.amount_minor
+                   GROUP BY 1, 2, 3) days
+             GROUP BY p, c
+             ON CONFLICT (program_id, customer_id) DO UPDATE SET
+                 last_purchase_at = EXCLUDED.last_purchase_at, first_day = EXCLUDED.first_day,
+                 last_day = EXCLUDED.last_day, purchase_days = EXCLUDED.purchase_days,
+                 repeat_spend_minor = EXCLUDED.repeat_spend_minor
+             RETURNING program_id, customer_id)
+         DELETE FROM purchase_profiles f USING unnest($1::uuid[], $2::uuid[]) AS k(p, c)
+         WHERE f.program_id = k.p AND f.customer_id = k.c
+           AND (k.p, k.c) NOT IN (SELECT program_id, customer_id FROM counted)"
     ))
     .bind(&programs)
     .bind(&customers)
