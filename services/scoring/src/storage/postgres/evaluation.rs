@@ -173,30 +173,6 @@ async fn count_tiers(
     Ok(counts)
 }
 
-/// Holds off the feed consumer's bucket and profile writes until `tx` commits (what it writes
-/// meanwhile then adds to the rebuilt rows; a purchase not yet committed is in no chunk), and
-/// reads the next `limit` customers after `after` who have a counted purchase: one chunk of a
-/// rebuild or a recount.
-pub(super) async fn lock_next_buyers(
-    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
-    program_id: Uuid,
-    after: Uuid,
-    limit: u32,
-) -> Result<Vec<Uuid>, ScoringError> {
-    sqlx::query("LOCK TABLE buckets IN SHARE ROW EXCLUSIVE MODE")
-        .execute(&mut **tx)
-        .await?;
-    Ok(sqlx::query_scalar(
-        "SELECT DISTINCT customer_id FROM counted_purchases WHERE program_id = $1 AND customer_id > $2
-         ORDER BY customer_id LIMIT $3",
-    )
-    .bind(program_id)
-    .bind(after)
-    .bind(i64::from(limit))
-    .fetch_all(&mut **tx)
-    .await?)
-}
-
 #[async_trait]
 impl BucketRebuilds for PgScoringStore {
     #[tracing::instrument(skip(self))]
@@ -222,7 +198,8 @@ impl BucketRebuilds for PgScoringStore {
     ) -> Result<RebuiltChunk, ScoringError> {
         let mut tx = self.pool.begin().await?;
         let after = after.unwrap_or(Uuid::nil());
-        let customers = lock_next_buyers(&mut tx, program_id, after, limit).await?;
+        let customers =
+            super::buyer_chunks::lock_next_buyers(&mut tx, program_id, after, limit).await?;
         // The last chunk reaches to the end of the id space.
         let through = match customers.last() {
             Some(last) if customers.len() == limit as usize => *last,

@@ -2,6 +2,7 @@
 //! are in `services/scoring/migrations`.
 
 mod bucket_arrays;
+mod buyer_chunks;
 mod cache_repairs;
 mod chunk_reads;
 mod evaluation;

@@ -143,7 +143,7 @@ impl super::PgScoringStore {
         loop {
             let mut tx = self.pool.begin().await?;
             let customers =
-                super::evaluation::lock_next_buyers(&mut tx, program_id, after, chunk).await?;
+                super::buyer_chunks::lock_next_buyers(&mut tx, program_id, after, chunk).await?;
             let pairs: Vec<_> = customers
                 .iter()
                 .map(|customer| ((program_id, *customer), zone))
