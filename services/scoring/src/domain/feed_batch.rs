@@ -442,7 +442,8 @@ impl Batch<'_> {
     }
 
     /// Adds a counted purchase to the pair's profile in place, or leaves the profile to be
-    /// counted again when it cannot be (a purchase from before its last purchase day).
+    /// counted again when it cannot be (a purchase from a day between its first and last
+    /// purchase days).
     fn add_to_profile(
         &mut self,
         pair: Pair,
@@ -459,8 +460,10 @@ impl Batch<'_> {
                 .add(purchase.occurred_at, purchase.amount_minor, zone)
                 .is_ok(),
             None => {
-                self.profiles
-                    .insert(pair, PurchaseProfile::first(purchase.occurred_at, zone));
+                self.profiles.insert(
+                    pair,
+                    PurchaseProfile::first(purchase.occurred_at, purchase.amount_minor, zone),
+                );
                 true
             }
         };

@@ -6,10 +6,11 @@
 //! Purchase days are calendar days in the program's time zone (a basket split over two tills
 //! on one day is one visit, as the value model counts them).
 //!
-//! The feed adds a purchase to a profile in place when it falls on the profile's last purchase
-//! day or later ([`PurchaseProfile::add`]), which is nearly always; a purchase from an earlier
-//! day, and any refund, make the store count the profile again from the customer's purchases
-//! ([`PurchaseProfile::of`] on SQLite, the same arithmetic in SQL on Postgres).
+//! The feed adds a purchase to a profile in place when it falls on the profile's first or last
+//! purchase day, or before the first or after the last ([`PurchaseProfile::add`]): a till's
+//! purchases always, a backfill's in any order mostly. A purchase from a day between the first
+//! and the last, and any refund, make the store count the profile again from the customer's
+//! purchases ([`PurchaseProfile::of`] on SQLite, the same arithmetic in SQL on Postgres).
 
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
@@ -33,17 +34,23 @@ pub struct PurchaseProfile {
     pub purchase_days: u32,
     /// Net spend of the purchase days after the first, minor units.
     pub repeat_spend_minor: i64,
+    /// Net spend of the first purchase day, minor units: what becomes repeat spend when an
+    /// earlier day arrives. `None` in profiles counted before it was kept (migration
+    /// `20261204100024`): a purchase from before their first day counts them again, which
+    /// keeps it from then on.
+    pub first_day_spend_minor: Option<i64>,
 }
 
-/// A purchase from before the profile's last purchase day: the profile is counted again from
-/// the customer's purchases.
+/// A purchase the profile cannot take in place (a day between its first and last purchase days,
+/// whose newness only the purchases tell, or before a first day whose spend is not kept): the
+/// profile is counted again from the customer's purchases.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EarlierDay;
+pub struct CountAgain;
 
 impl PurchaseProfile {
-    /// The profile of a single purchase at `at` (the first day's spend is not repeat spend, so
-    /// its amount does not show).
-    pub fn first(at: DateTime<Utc>, zone: Tz) -> Self {
+    /// The profile of a single purchase of `net_minor` at `at` (the first day's spend is not
+    /// repeat spend).
+    pub fn first(at: DateTime<Utc>, net_minor: i64, zone: Tz) -> Self {
         let day = day_of(at, zone);
         Self {
             last_purchase_at: at,
@@ -51,24 +58,34 @@ impl PurchaseProfile {
             last_day: day,
             purchase_days: 1,
             repeat_spend_minor: 0,
+            first_day_spend_minor: Some(net_minor),
         }
     }
 
-    /// Adds a purchase of `net_minor` made at `at`, on the last purchase day or later (any
-    /// instant of that day). An earlier day cannot be added in place: which days it joins or
-    /// moves is known only from the other purchases.
-    pub fn add(&mut self, at: DateTime<Utc>, net_minor: i64, zone: Tz) -> Result<(), EarlierDay> {
+    /// Adds a purchase of `net_minor` made at `at` (any instant of its day), when its day is
+    /// the first or the last purchase day, after the last, or before the first. A day between
+    /// them cannot be added in place: whether it is a new purchase day is known only from the
+    /// other purchases.
+    pub fn add(&mut self, at: DateTime<Utc>, net_minor: i64, zone: Tz) -> Result<(), CountAgain> {
         let day = day_of(at, zone);
-        if day < self.last_day {
-            return Err(EarlierDay);
-        }
-        if day > self.last_day {
-            self.purchase_days += 1;
-            self.last_day = day;
-        }
-        // More on the first day is not a repeat purchase.
-        if day != self.first_day {
+        if day == self.first_day {
+            // More on the first day is not a repeat purchase (the first day may be the last).
+            self.first_day_spend_minor = self.first_day_spend_minor.map(|spend| spend + net_minor);
+        } else if day >= self.last_day {
+            if day > self.last_day {
+                self.purchase_days += 1;
+                self.last_day = day;
+            }
             self.repeat_spend_minor += net_minor;
+        } else if day < self.first_day {
+            // The old first day becomes a repeat day.
+            let old_first_day_spend = self.first_day_spend_minor.ok_or(CountAgain)?;
+            self.purchase_days += 1;
+            self.first_day = day;
+            self.repeat_spend_minor += old_first_day_spend;
+            self.first_day_spend_minor = Some(net_minor);
+        } else {
+            return Err(CountAgain);
         }
         self.last_purchase_at = self.last_purchase_at.max(at);
         Ok(())
@@ -78,13 +95,13 @@ impl PurchaseProfile {
     /// `None` without any.
     pub fn of(purchases: impl IntoIterator<Item = (DateTime<Utc>, i64)>, zone: Tz) -> Option<Self> {
         let mut purchases = purchases.into_iter();
-        let (at, _) = purchases.next()?;
-        let mut profile = Self::first(at, zone);
+        let (at, net) = purchases.next()?;
+        let mut profile = Self::first(at, net, zone);
         for (at, net) in purchases {
-            // In time order, no purchase is from an earlier day.
+            // In time order, every purchase is on the last day or after it.
             profile
                 .add(at, net, zone)
-                .expect("purchases in time order are never from an earlier day");
+                .expect("purchases in time order are on the last day or after it");
         }
         Some(profile)
     }
@@ -115,6 +132,7 @@ pub(crate) mod tests {
             last_day: day("2026-03-10"),
             purchase_days: 3,
             repeat_spend_minor: 30_000,
+            first_day_spend_minor: Some(12_000),
         }
     }
 
@@ -150,7 +168,7 @@ pub(crate) mod tests {
             (at("2026-03-04T08:00:00+09:00"), 8_000),
             (at("2026-03-09T10:00:00+09:00"), 16_000),
         ];
-        let mut added = PurchaseProfile::first(purchases[0].0, SEOUL);
+        let mut added = PurchaseProfile::first(purchases[0].0, purchases[0].1, SEOUL);
         for (at, net) in &purchases[1..] {
             added.add(*at, *net, SEOUL).expect("same day or later");
         }
@@ -159,16 +177,136 @@ pub(crate) mod tests {
         assert_eq!(Some(added), PurchaseProfile::of(sorted, SEOUL));
         assert_eq!(added.last_purchase_at, at("2026-03-09T10:00:00+09:00"));
         assert_eq!(added.repeat_spend_minor, 28_000);
+        assert_eq!(added.first_day_spend_minor, Some(3_000));
+    }
+
+    /// Every order of `purchases`, each purchase added in place where it can be and the
+    /// profile counted again from the purchases so far where it cannot, as the feed does.
+    fn in_every_order(
+        purchases: &[(DateTime<Utc>, i64)],
+        check: &dyn Fn(&[usize], PurchaseProfile, usize),
+    ) {
+        fn orders(left: Vec<usize>, taken: &mut Vec<usize>, each: &mut dyn FnMut(&[usize])) {
+            if left.is_empty() {
+                each(taken);
+            }
+            for (position, next) in left.iter().enumerate() {
+                let mut rest = left.clone();
+                rest.remove(position);
+                taken.push(*next);
+                orders(rest, taken, each);
+                taken.pop();
+            }
+        }
+        orders(
+            (0..purchases.len()).collect(),
+            &mut Vec::new(),
+            &mut |order| {
+                let (first, rest) = order.split_first().expect("a purchase");
+                let mut profile =
+                    PurchaseProfile::first(purchases[*first].0, purchases[*first].1, SEOUL);
+                let mut counted_again = 0;
+                for (seen, index) in rest.iter().enumerate() {
+                    let (at, net) = purchases[*index];
+                    if profile.add(at, net, SEOUL).is_err() {
+                        counted_again += 1;
+                        let mut so_far: Vec<_> =
+                            order[..seen + 2].iter().map(|i| purchases[*i]).collect();
+                        so_far.sort_by_key(|(at, _)| *at);
+                        profile = PurchaseProfile::of(so_far, SEOUL).expect("bought");
+                    }
+                }
+                check(order, profile, counted_again);
+            },
+        );
     }
 
     #[test]
-    fn a_purchase_from_an_earlier_day_is_not_added_in_place() {
-        let mut profile = PurchaseProfile::first(at("2026-03-05T10:00:00+09:00"), SEOUL);
+    fn purchases_added_in_any_order_make_the_profile_the_fold_of_them_in_time_order_makes() {
+        // Two purchases on 1 March in Seoul (one 28 February in UTC), two on 4 March, one on
+        // 9 March.
+        let purchases = [
+            (at("2026-03-01T23:30:00+09:00"), 1_000),
+            (at("2026-03-01T08:00:00+09:00"), 2_000),
+            (at("2026-03-04T10:00:00+09:00"), 4_000),
+            (at("2026-03-04T08:00:00+09:00"), 8_000),
+            (at("2026-03-09T10:00:00+09:00"), 16_000),
+        ];
+        let mut sorted = purchases;
+        sorted.sort_by_key(|(at, _)| *at);
+        let folded = PurchaseProfile::of(sorted, SEOUL).expect("bought");
+        assert_eq!(
+            folded,
+            PurchaseProfile {
+                last_purchase_at: at("2026-03-09T10:00:00+09:00"),
+                first_day: day("2026-03-01"),
+                last_day: day("2026-03-09"),
+                purchase_days: 3,
+                repeat_spend_minor: 28_000,
+                first_day_spend_minor: Some(3_000),
+            }
+        );
+        in_every_order(&purchases, &|order, profile, counted_again| {
+            assert_eq!(profile, folded, "in the order {order:?}");
+            // Only 4 March can fall between the first and last days seen so far.
+            let fourth_of_march_between = order
+                .iter()
+                .enumerate()
+                .filter(|(seen, index)| {
+                    **index >= 2 && **index < 4 && {
+                        let before = &order[..*seen];
+                        before.iter().any(|i| *i < 2) && before.contains(&4)
+                    }
+                })
+                .count();
+            assert_eq!(
+                counted_again, fourth_of_march_between,
+                "in the order {order:?}"
+            );
+        });
+    }
+
+    #[test]
+    fn a_purchase_from_a_day_between_the_first_and_the_last_is_not_added_in_place() {
+        let mut profile = PurchaseProfile::of(
+            [
+                (at("2026-03-01T10:00:00+09:00"), 1_000),
+                (at("2026-03-05T10:00:00+09:00"), 2_000),
+            ],
+            SEOUL,
+        )
+        .expect("bought");
+        let before = profile;
+        assert_eq!(
+            profile.add(at("2026-03-04T23:00:00+09:00"), 4_000, SEOUL),
+            Err(CountAgain)
+        );
+        assert_eq!(profile, before, "left as it was");
+    }
+
+    #[test]
+    fn a_profile_without_its_first_days_spend_is_counted_again_for_an_earlier_day() {
+        let mut profile = PurchaseProfile {
+            first_day_spend_minor: None,
+            ..PurchaseProfile::first(at("2026-03-05T10:00:00+09:00"), 1_000, SEOUL)
+        };
         let before = profile;
         assert_eq!(
             profile.add(at("2026-03-04T23:00:00+09:00"), 2_000, SEOUL),
-            Err(EarlierDay)
+            Err(CountAgain)
         );
         assert_eq!(profile, before, "left as it was");
+        // Later days, and more on the first day, need no first day's spend.
+        profile
+            .add(at("2026-03-05T12:00:00+09:00"), 4_000, SEOUL)
+            .expect("the first day");
+        profile
+            .add(at("2026-03-07T12:00:00+09:00"), 8_000, SEOUL)
+            .expect("a later day");
+        assert_eq!(
+            (profile.purchase_days, profile.repeat_spend_minor),
+            (2, 8_000)
+        );
+        assert_eq!(profile.first_day_spend_minor, None);
     }
 }

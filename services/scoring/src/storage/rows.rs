@@ -492,7 +492,7 @@ impl JoinedStateRow {
     }
 }
 
-pub(super) const PROFILE_COLUMNS: &str = "program_id, customer_id, last_purchase_at, first_day, last_day, purchase_days, repeat_spend_minor";
+pub(super) const PROFILE_COLUMNS: &str = "program_id, customer_id, last_purchase_at, first_day, last_day, purchase_days, repeat_spend_minor, first_day_spend_minor";
 
 /// A purchase profile as stored ([`PROFILE_COLUMNS`]).
 #[derive(Debug, sqlx::FromRow)]
@@ -504,6 +504,7 @@ pub(super) struct ProfileRow {
     last_day: NaiveDate,
     purchase_days: i32,
     repeat_spend_minor: i64,
+    first_day_spend_minor: Option<i64>,
 }
 
 impl ProfileRow {
@@ -517,6 +518,7 @@ impl ProfileRow {
                 last_day: self.last_day,
                 purchase_days: u32::try_from(self.purchase_days).unwrap_or(u32::MAX),
                 repeat_spend_minor: self.repeat_spend_minor,
+                first_day_spend_minor: self.first_day_spend_minor,
             },
         )
     }

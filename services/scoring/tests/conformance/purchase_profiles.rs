@@ -25,7 +25,7 @@ fn at(text: &str) -> DateTime<Utc> {
 }
 
 /// Applies `events` as one feed batch and commits it.
-async fn apply(
+pub(crate) async fn apply(
     store: &Arc<dyn ScoringStore>,
     programs: &[ProgramInForce],
     events: &[UpstreamEvent],
@@ -44,10 +44,15 @@ async fn apply(
 
 /// The purchases each customer still has counted, `(at, net)`, as the test keeps them.
 #[derive(Default)]
-struct Ledger(BTreeMap<Uuid, BTreeMap<Uuid, (DateTime<Utc>, i64)>>);
+pub(crate) struct Ledger(BTreeMap<Uuid, BTreeMap<Uuid, (DateTime<Utc>, i64)>>);
 
 impl Ledger {
-    fn buy(&mut self, customer_id: Uuid, time: &str, amount_minor: i64) -> UpstreamEvent {
+    pub(crate) fn buy(
+        &mut self,
+        customer_id: Uuid,
+        time: &str,
+        amount_minor: i64,
+    ) -> UpstreamEvent {
         let purchase = crate::suite::purchase_event(customer_id, amount_minor, at(time));
         self.0
             .entry(customer_id)
@@ -56,7 +61,7 @@ impl Ledger {
         UpstreamEvent::Purchase(purchase)
     }
 
-    fn refund(
+    pub(crate) fn refund(
         &mut self,
         customer_id: Uuid,
         purchase: &UpstreamEvent,
@@ -147,7 +152,8 @@ pub(crate) async fn purchase_profiles_kept_by_the_feed_are_what_a_fold_of_the_pu
         ledger.profiles(SEOUL)
     );
 
-    // A purchase from before a's last purchase day, and refunds: counted again by the store.
+    // A purchase from a day between a's first and last purchase days, and refunds: counted
+    // again by the store.
     let second = [
         ledger.buy(a, "2026-03-02T10:00:00+09:00", 7_000),
         ledger.buy(a, "2026-03-10T10:00:00+09:00", 1_000),
@@ -175,6 +181,7 @@ pub(crate) async fn purchase_profiles_kept_by_the_feed_are_what_a_fold_of_the_pu
                 last_day: "2026-03-10".parse().expect("day"),
                 purchase_days: 4,
                 repeat_spend_minor: 18_000,
+                first_day_spend_minor: Some(5_000),
             }
         ),
         "1, 2, 3 and 10 March; all but the first day's spend repeats"
@@ -196,6 +203,30 @@ pub(crate) async fn purchase_profiles_kept_by_the_feed_are_what_a_fold_of_the_pu
     assert_eq!(
         stored(&store, program.id, &everyone).await,
         ledger.profiles(SEOUL)
+    );
+
+    // A purchase from before c's first purchase day, and more on a's first day, are added in
+    // place: c's first day's spend becomes repeat spend.
+    let writes = apply(
+        &store,
+        &programs,
+        &[
+            ledger.buy(c, "2026-03-04T09:00:00+09:00", 4_000),
+            ledger.buy(a, "2026-03-01T23:00:00+09:00", 2_000),
+        ],
+    )
+    .await;
+    assert_eq!(writes.profiles.len(), 2, "added in place");
+    assert!(writes.recounted_profiles.is_empty());
+    let profiles = stored(&store, program.id, &everyone).await;
+    assert_eq!(profiles, ledger.profiles(SEOUL));
+    assert_eq!(
+        (
+            profiles[1].1.purchase_days,
+            profiles[1].1.repeat_spend_minor
+        ),
+        (3, 41_000),
+        "c: 4, 5 and 7 March; 20,000 and 21,000 repeat"
     );
 
     // A bucket rebuild in another zone counts the days again in it.

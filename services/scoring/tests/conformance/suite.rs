@@ -706,7 +706,7 @@ async fn seed(
         // As a batch adds a customer's first purchase.
         profiles: vec![(
             pair,
-            PurchaseProfile::first(now - Duration::days(3), chrono_tz::UTC),
+            PurchaseProfile::first(now - Duration::days(3), amount, chrono_tz::UTC),
         )],
         states: if rank > 0 {
             vec![StateWrite {

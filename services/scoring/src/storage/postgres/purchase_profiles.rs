@@ -53,10 +53,12 @@ pub(super) async fn write(
         .collect();
     sqlx::query(&format!(
         "INSERT INTO purchase_profiles ({PROFILE_COLUMNS})
-         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::date[], $5::date[], $6::int4[], $7::int8[])
+         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::date[], $5::date[], $6::int4[], $7::int8[],
+                              $8::int8[])
          ON CONFLICT (program_id, customer_id) DO UPDATE SET
              last_purchase_at = EXCLUDED.last_purchase_at, first_day = EXCLUDED.first_day, last_day = EXCLUDED.last_day,
-             purchase_days = EXCLUDED.purchase_days, repeat_spend_minor = EXCLUDED.repeat_spend_minor"
+             purchase_days = EXCLUDED.purchase_days, repeat_spend_minor = EXCLUDED.repeat_spend_minor,
+             first_day_spend_minor = EXCLUDED.first_day_spend_minor"
     ))
     .bind(&programs)
     .bind(&customers)
@@ -70,6 +72,12 @@ pub(super) async fn write(
             .collect::<Vec<i32>>(),
     )
     .bind(column(&|profile| profile.repeat_spend_minor))
+    .bind(
+        profiles
+            .iter()
+            .map(|(_, profile)| profile.first_day_spend_minor)
+            .collect::<Vec<Option<i64>>>(),
+    )
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -101,18 +109,21 @@ pub(super) async fn recount(
     sqlx::query(&format!(
         "WITH counted AS (
              INSERT INTO purchase_profiles ({PROFILE_COLUMNS})
-             SELECT p, c, max(last_at), min(day), max(day), count(*), sum(spend) - (array_agg(spend ORDER BY day))[1]
-             FROM (SELECT k.p, k.c, (cp.occurred_at AT TIME ZONE k.z)::date AS day,
-                          sum(cp.amount_minor - cp.refunded_minor) AS spend, max(cp.occurred_at) AS last_at
-                   FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS k(p, c, z)
-                        JOIN counted_purchases cp ON cp.program_id = k.p AND cp.customer_id = k.c
-                   WHERE cp.refunded_minor < cp.amount_minor
-                   GROUP BY 1, 2, 3) days
-             GROUP BY p, c
+             SELECT p, c, last_at, first_day, last_day, days, total - first_day_spend, first_day_spend
+             FROM (SELECT p, c, max(last_at) AS last_at, min(day) AS first_day, max(day) AS last_day, count(*) AS days,
+                          sum(spend) AS total, (array_agg(spend ORDER BY day))[1] AS first_day_spend
+                   FROM (SELECT k.p, k.c, (cp.occurred_at AT TIME ZONE k.z)::date AS day,
+                                sum(cp.amount_minor - cp.refunded_minor) AS spend, max(cp.occurred_at) AS last_at
+                         FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS k(p, c, z)
+                              JOIN counted_purchases cp ON cp.program_id = k.p AND cp.customer_id = k.c
+                         WHERE cp.refunded_minor < cp.amount_minor
+                         GROUP BY 1, 2, 3) days
+                   GROUP BY p, c) counts
              ON CONFLICT (program_id, customer_id) DO UPDATE SET
                  last_purchase_at = EXCLUDED.last_purchase_at, first_day = EXCLUDED.first_day,
                  last_day = EXCLUDED.last_day, purchase_days = EXCLUDED.purchase_days,
-                 repeat_spend_minor = EXCLUDED.repeat_spend_minor
+                 repeat_spend_minor = EXCLUDED.repeat_spend_minor,
+                 first_day_spend_minor = EXCLUDED.first_day_spend_minor
              RETURNING program_id, customer_id)
          DELETE FROM purchase_profiles f USING unnest($1::uuid[], $2::uuid[]) AS k(p, c)
          WHERE f.program_id = k.p AND f.customer_id = k.c

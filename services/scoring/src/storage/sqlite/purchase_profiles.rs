@@ -56,17 +56,19 @@ pub(super) async fn write(
                 profile.last_day,
                 profile.purchase_days,
                 profile.repeat_spend_minor,
+                profile.first_day_spend_minor,
             )
         })
         .collect();
     sqlx::query(&format!(
         "INSERT INTO purchase_profiles ({PROFILE_COLUMNS})
          SELECT unhex(value ->> 0, '-'), unhex(value ->> 1, '-'), value ->> 2, value ->> 3, value ->> 4, value ->> 5,
-                value ->> 6
+                value ->> 6, value ->> 7
          FROM json_each(?1) WHERE true
          ON CONFLICT (program_id, customer_id) DO UPDATE SET
              last_purchase_at = excluded.last_purchase_at, first_day = excluded.first_day, last_day = excluded.last_day,
-             purchase_days = excluded.purchase_days, repeat_spend_minor = excluded.repeat_spend_minor"
+             purchase_days = excluded.purchase_days, repeat_spend_minor = excluded.repeat_spend_minor,
+             first_day_spend_minor = excluded.first_day_spend_minor"
     ))
     .bind(rows_param(&rows))
     .execute(&mut **tx)
@@ -116,9 +118,9 @@ pub(super) async fn recount(
     write(tx, &profiles).await
 }
 
-/// Counts the profiles of every customer with a counted purchase and no profile, days in the
-/// zone of the program's policy in force (UTC without one): the purchases counted before this
-/// store kept profiles.
+/// Counts the profiles of every customer with a counted purchase and no profile, or a profile
+/// without its first day's spend, days in the zone of the program's policy in force (UTC
+/// without one): the purchases counted before this store kept profiles, or that spend.
 #[tracing::instrument(skip_all)]
 pub(super) async fn count_missing(
     tx: &mut Transaction<'static, Sqlite>,
@@ -129,7 +131,9 @@ pub(super) async fn count_missing(
                  WHERE v.program_id = c.program_id AND v.status = 'active')
          FROM counted_purchases c
          WHERE c.refunded_minor < c.amount_minor
-           AND NOT EXISTS (SELECT 1 FROM purchase_profiles f WHERE f.program_id = c.program_id AND f.customer_id = c.customer_id)",
+           AND NOT EXISTS (SELECT 1 FROM purchase_profiles f
+                           WHERE f.program_id = c.program_id AND f.customer_id = c.customer_id
+                             AND f.first_day_spend_minor IS NOT NULL)",
     )
     .fetch_all(&mut **tx)
     .await?;
