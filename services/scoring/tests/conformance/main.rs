@@ -2,6 +2,7 @@
 //! on a fresh store (Postgres: a fresh database). The embedded backend of the development mode
 //! (SQLite) runs the same cases. Set `TEST_LOG=debug` to see logs.
 
+mod cut_points;
 mod purchase_profiles;
 mod suite;
 mod value_model;
@@ -49,6 +50,7 @@ tierline_testkit::conformance_suite!(
         tier_counts_in_a_snapshot_leave_out_what_was_written_after_it,
         buckets_rebuild_from_counted_purchases_a_chunk_at_a_time,
         cut_points_simulation_and_lifecycles_read_the_population,
+        cut_points_are_the_quintiles_of_every_buyer_those_without_a_purchase_in_the_window_at_zero,
         an_evaluation_chunk_sums_the_window_and_saves_only_unmoved_states,
         a_pass_read_on_several_connections_finds_what_one_finds,
         a_pass_that_sends_few_finds_what_one_finds,

@@ -28,6 +28,7 @@ use tierline_scoring::{
 };
 use uuid::Uuid;
 
+pub(crate) use crate::cut_points::cut_points_are_the_quintiles_of_every_buyer_those_without_a_purchase_in_the_window_at_zero;
 pub(crate) use crate::purchase_profiles::purchase_profiles_kept_by_the_feed_are_what_a_fold_of_the_purchases_finds;
 pub(crate) use crate::value_model::value_summaries_count_purchase_days_in_the_programs_zone_and_models_are_versioned;
 

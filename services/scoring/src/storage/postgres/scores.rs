@@ -32,19 +32,38 @@ impl ScoreRecords for PgScoringStore {
     ) -> Result<(CutPoints, i64), ScoringError> {
         // The three sets of boundaries (recency, frequency, monetary) and the population.
         type Quintiles = (Option<Vec<i64>>, Option<Vec<i64>>, Option<Vec<i64>>, i64);
+        // The population is every buyer (a purchase profile); `percentile_disc` of a quintile q
+        // over n values is the value ranked ceil(q * n) (float8, as Postgres and the domain's
+        // `quintile_boundaries` count it). Buyers without a purchase in the window are zeros
+        // at the bottom of frequency and monetary, so those are read from the window's buyers
+        // alone, ranked from the top: n - ceil(q * n) + 1, zero past the last. Joining the
+        // window totals to the million profiles instead cost a third of the statement
+        // (docs/BENCHMARKS.md). A purchase that counts has a positive amount (the customer
+        // service takes no other), so a window buyer has a profile and totals above zero.
+        // Recency days fall as the last purchase rises: their quintiles are those of the last
+        // purchase instants in descending order, converted after, not a million conversions.
         let row: Quintiles = sqlx::query_as(
-            "WITH recency AS (
-                 SELECT customer_id, floor(extract(epoch FROM $4 - last_purchase_at) / 86400)::bigint AS days
+            "WITH population AS (
+                 SELECT count(*) AS n,
+                        percentile_disc(ARRAY[0.2, 0.4, 0.6, 0.8]) WITHIN GROUP (ORDER BY last_purchase_at DESC) AS last
                  FROM purchase_profiles WHERE program_id = $1),
              window_totals AS (
-                 SELECT customer_id, sum(purchases)::bigint AS frequency, sum(net_spend_minor)::bigint AS monetary
+                 SELECT sum(purchases)::bigint AS frequency, sum(net_spend_minor)::bigint AS monetary
                  FROM buckets WHERE program_id = $1 AND month >= COALESCE($2, '-infinity'::date) AND month <= $3
-                 GROUP BY customer_id)
-             SELECT percentile_disc(ARRAY[0.2, 0.4, 0.6, 0.8]) WITHIN GROUP (ORDER BY r.days),
-                    percentile_disc(ARRAY[0.2, 0.4, 0.6, 0.8]) WITHIN GROUP (ORDER BY COALESCE(w.frequency, 0)),
-                    percentile_disc(ARRAY[0.2, 0.4, 0.6, 0.8]) WITHIN GROUP (ORDER BY COALESCE(w.monetary, 0)),
-                    count(*)
-             FROM recency r LEFT JOIN window_totals w USING (customer_id)",
+                 GROUP BY customer_id HAVING sum(purchases) > 0),
+             from_the_top AS (
+                 SELECT array_agg(frequency ORDER BY frequency DESC) AS frequency,
+                        array_agg(monetary ORDER BY monetary DESC) AS monetary
+                 FROM window_totals),
+             ranks AS (
+                 SELECT q.i, (p.n - ceil(q.fraction * p.n) + 1)::int AS from_top, p.last[q.i] AS last
+                 FROM population p, unnest(ARRAY[0.2, 0.4, 0.6, 0.8]::float8[]) WITH ORDINALITY AS q(fraction, i))
+             SELECT (SELECT array_agg(floor(extract(epoch FROM $4 - r.last) / 86400)::bigint ORDER BY r.i)
+                     FROM ranks r WHERE r.last IS NOT NULL),
+                    (SELECT array_agg(COALESCE(t.frequency[r.from_top], 0) ORDER BY r.i) FROM ranks r),
+                    (SELECT array_agg(COALESCE(t.monetary[r.from_top], 0) ORDER BY r.i) FROM ranks r),
+                    (SELECT n FROM population)
+             FROM from_the_top t",
         )
         .bind(program_id)
         .bind(from)
