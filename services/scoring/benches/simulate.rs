@@ -55,6 +55,7 @@ async fn main() {
     let program_id = create_program(&mut client).await;
     seed_population(&database, &program_id, members, 0.5, Ids::from_env()).await;
     seed_purchases(&database).await;
+    support::checkpoint(&database).await;
 
     for run in 1..=runs {
         let started = Instant::now();
@@ -191,6 +192,7 @@ async fn age_by_a_month(database: &TestDatabase, connection: &mut sqlx::PgConnec
         started.elapsed().as_secs_f64()
     );
     support::count_purchase_profiles(database).await;
+    support::checkpoint(database).await;
 }
 
 /// About `share` of the members buy once in the current month (up to 200,000 KRW, at a
@@ -245,6 +247,7 @@ async fn buy_for_a_month(database: &TestDatabase, share: f64) {
         events.len(),
         started.elapsed().as_secs_f64()
     );
+    support::checkpoint(database).await;
 }
 
 /// A finished run and how long it took.
