@@ -4,7 +4,9 @@
 -- the feed count their customer's profile again from every purchase (docs/BENCHMARKS.md).
 --
 -- Nullable, and left NULL on the profiles that exist: adding the column rewrites nothing, so
--- the migration takes no time at any size and the old replicas' feed can run on. A profile
--- without it is counted again by the first purchase from before its first day, which keeps it
--- from then on; `PgScoringStore::recount_purchase_profiles` fills every profile at once.
+-- the migration takes no time at any size. A profile without it is counted again by the first
+-- purchase from before its first day, which keeps it from then on;
+-- `PgScoringStore::recount_purchase_profiles` fills every profile at once. Replicas older than
+-- this column write profiles without it, leaving a value that may no longer be the first day's:
+-- while they run they must write no profile (docs/DEPLOY.md, "Upgrading").
 ALTER TABLE purchase_profiles ADD COLUMN first_day_spend_minor bigint;
