@@ -4,20 +4,12 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, NaiveDate, Utc};
-use tierline_scoring::{
-    domain::{idempotency::Claimed, in_force::ProgramInForce, scores::CutPoints},
-    storage::ScoringStore,
-};
+use chrono::{Duration, NaiveDate};
+use chrono_tz::Tz;
+use tierline_scoring::{domain::scores::CutPoints, storage::ScoringStore};
 use uuid::Uuid;
 
-use crate::purchase_profiles::{Ledger, apply};
-
-fn at(text: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(text)
-        .expect("time")
-        .with_timezone(&Utc)
-}
+use crate::purchase_profiles::{Ledger, apply, at, program_in_force};
 
 fn month(text: &str) -> NaiveDate {
     text.parse().expect("month")
@@ -26,16 +18,7 @@ fn month(text: &str) -> NaiveDate {
 pub(crate) async fn cut_points_are_the_quintiles_of_every_buyer_those_without_a_purchase_in_the_window_at_zero(
     store: Arc<dyn ScoringStore>,
 ) {
-    let program = crate::suite::program("INNISFREE");
-    store.create_program(&program, None).await.expect("program");
-    let policy = crate::suite::new_policy(program.id, 300_000);
-    let Claimed::Done(version) = store.create_policy(&policy, None).await.expect("policy") else {
-        panic!("no key, no replay");
-    };
-    crate::suite::activate(&store, version.id).await;
-    let programs = [ProgramInForce::load(store.as_ref(), program.id)
-        .await
-        .expect("in force")];
+    let (program, programs) = program_in_force(&store, Tz::UTC).await;
     let as_of = at("2026-06-15T12:00:00Z");
     let mut ledger = Ledger::default();
     let mut events = Vec::new();

@@ -12,16 +12,37 @@ use tierline_scoring::{
         feed_batch::{self, FeedKeys, FeedWrites},
         idempotency::Claimed,
         in_force::ProgramInForce,
+        program::Program,
         purchase_profile::PurchaseProfile,
     },
     storage::ScoringStore,
 };
 use uuid::Uuid;
 
-fn at(text: &str) -> DateTime<Utc> {
+pub(crate) fn at(text: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(text)
         .expect("time")
         .with_timezone(&Utc)
+}
+
+/// An Innisfree-like program with an active policy whose days are in `zone`, and the program
+/// in force as a feed batch sees it.
+pub(crate) async fn program_in_force(
+    store: &Arc<dyn ScoringStore>,
+    zone: Tz,
+) -> (Program, [ProgramInForce; 1]) {
+    let program = crate::suite::program("INNISFREE");
+    store.create_program(&program, None).await.expect("program");
+    let mut policy = crate::suite::new_policy(program.id, 300_000);
+    policy.document.time_zone = zone.name().into();
+    let Claimed::Done(version) = store.create_policy(&policy, None).await.expect("policy") else {
+        panic!("no key, no replay");
+    };
+    crate::suite::activate(store, version.id).await;
+    let in_force = ProgramInForce::load(store.as_ref(), program.id)
+        .await
+        .expect("in force");
+    (program, [in_force])
 }
 
 /// Applies `events` as one feed batch and commits it.
@@ -118,17 +139,7 @@ pub(crate) async fn purchase_profiles_kept_by_the_feed_are_what_a_fold_of_the_pu
     store: Arc<dyn ScoringStore>,
 ) {
     const SEOUL: Tz = chrono_tz::Asia::Seoul;
-    let program = crate::suite::program("INNISFREE");
-    store.create_program(&program, None).await.expect("program");
-    let mut policy = crate::suite::new_policy(program.id, 300_000);
-    policy.document.time_zone = "Asia/Seoul".into();
-    let Claimed::Done(version) = store.create_policy(&policy, None).await.expect("policy") else {
-        panic!("no key, no replay");
-    };
-    crate::suite::activate(&store, version.id).await;
-    let programs = [ProgramInForce::load(store.as_ref(), program.id)
-        .await
-        .expect("in force")];
+    let (program, programs) = program_in_force(&store, SEOUL).await;
     let (a, b, c) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
     let everyone = [a, b, c];
     let mut ledger = Ledger::default();
