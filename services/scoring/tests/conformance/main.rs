@@ -67,8 +67,8 @@ tierline_testkit::conformance_suite!(
 );
 
 /// What only Postgres does in parts: a feed batch applied in partitions at once (the embedded
-/// store has one writer), and a simulation on a large membership (here the parts are forced on a
-/// small one, and must find the same cells as one statement).
+/// store has one writer), a simulation on a large membership and a value summary's read of the
+/// profiles (here the parts are forced on a small one, and must find what one statement finds).
 mod postgres_in_parts {
     #[tokio::test]
     async fn a_batch_applied_in_partitions_counts_each_purchase_once_even_read_again() {
@@ -89,6 +89,20 @@ mod postgres_in_parts {
         assert!(matches!(most, Some(ChunkEnd::Customer(_))), "{most:?}");
         let few = crate::suite::pass_finds_each_member_once(&other.store, |n| n % 3 != 0).await;
         assert!(matches!(few, Some(ChunkEnd::Block { .. })), "{few:?}");
+    }
+
+    /// A value summary reads the profiles by ranges of blocks, here one block a statement.
+    #[tokio::test]
+    async fn a_population_summary_read_in_parts_finds_what_one_read_finds() {
+        let (parts, once) = (
+            super::postgres_with(|store| store.with_profile_blocks_per_read(1)).await,
+            super::postgres().await,
+        );
+        crate::value_model::a_population_summary_read_in_parts_finds_what_one_read_finds(
+            parts.store.clone(),
+            once.store.clone(),
+        )
+        .await;
     }
 
     #[tokio::test]

@@ -196,3 +196,69 @@ pub(crate) async fn value_summaries_count_purchase_days_in_the_programs_zone_and
     (expected.version, expected.evaluation_run_id) = (2, latest.evaluation_run_id);
     assert_eq!(latest, expected, "the latest version, as stored");
 }
+
+/// The population summary of 400 buyers (some of whom bought after the summary's instant), read
+/// by a store `reads_in_parts` and by `reads_at_once`, each holding the same purchases: both find
+/// the same summaries, those who bought since summarised from their purchases up to the
+/// instant. Postgres reads the profiles by ranges of blocks, several for 400 profiles when asked
+/// to read one block a statement.
+pub(crate) async fn a_population_summary_read_in_parts_finds_what_one_read_finds(
+    reads_in_parts: Arc<dyn ScoringStore>,
+    reads_at_once: Arc<dyn ScoringStore>,
+) {
+    let mut found = Vec::new();
+    for store in [reads_in_parts, reads_at_once] {
+        let program = crate::suite::program("INNISFREE");
+        store.create_program(&program, None).await.expect("program");
+        for n in 0..400_i64 {
+            let customer = Uuid::from_u128(1 + n as u128);
+            let day = 1 + n % 27;
+            let mut purchases = vec![(
+                format!("2026-02-{day:02}T10:00:00+09:00"),
+                1_000 * (1 + n % 7),
+                0,
+            )];
+            if n % 2 == 0 {
+                purchases.push((
+                    format!("2026-03-{day:02}T10:00:00+09:00"),
+                    500 * (1 + n % 5),
+                    0,
+                ));
+            }
+            if n % 5 == 0 {
+                // After the summary's instant.
+                purchases.push(("2026-04-02T10:00:00+09:00".to_owned(), 9_000, 0));
+            }
+            let purchases: Vec<(&str, i64, i64)> = purchases
+                .iter()
+                .map(|(at, amount, refunded)| (at.as_str(), *amount, *refunded))
+                .collect();
+            bought(&store, program.id, customer, &purchases).await;
+        }
+        let population = population_summary(
+            store.as_ref(),
+            program.id,
+            chrono_tz::Asia::Seoul,
+            at("2026-03-31T00:00:00+09:00"),
+        )
+        .await
+        .expect("population");
+        let mut summaries: Vec<(u32, u32, u32, i64)> = (0..population.len())
+            .map(|i| {
+                let summary = population.get(i);
+                (
+                    summary.frequency,
+                    summary.recency_days,
+                    summary.age_days,
+                    summary.repeat_spend_minor as i64,
+                )
+            })
+            .collect();
+        summaries.sort_unstable();
+        found.push(summaries);
+    }
+    assert_eq!(found[0].len(), 400, "every buyer once");
+    assert_eq!(found[0], found[1]);
+    let repeat = found[0].iter().filter(|summary| summary.0 == 1).count();
+    assert_eq!(repeat, 200, "a purchase after the instant is not counted");
+}

@@ -30,7 +30,7 @@ use self::{
     summary::{PopulationSummary, PurchaseSummary, summarise},
 };
 use super::policy::ValueModelSettings;
-use crate::domain::purchase_profile::{PurchaseProfile, day_of};
+use crate::domain::purchase_profile::day_of;
 use crate::{ScoringError, domain::ports::ScoringStore};
 
 /// Least buyers a model is fitted on: fewer say little about a population.
@@ -303,17 +303,22 @@ fn whole_micros(duration: Duration) -> Duration {
     Duration::from_micros(u64::try_from(duration.as_micros()).unwrap_or(u64::MAX))
 }
 
-/// Every buyer of the program summarised at `as_of`, days in `zone`.
+/// Every buyer of the program summarised at `as_of`, days in `zone`: the profiles of those who
+/// last bought no later as they are, the others from their purchases up to `as_of`.
 pub async fn population_summary(
     store: &dyn ValueModelStore,
     program_id: Uuid,
     zone: Tz,
     as_of: DateTime<Utc>,
 ) -> Result<PopulationSummary, ScoringError> {
-    let profiles = store.program_profiles(program_id).await?;
-    Ok(PopulationSummary::of(
-        summaries_at(store, program_id, profiles, zone, as_of).await?,
-    ))
+    let profiles = store.profiles_at(program_id, as_of).await?;
+    let mut population = PopulationSummary::of_profiles(&profiles.settled, day_of(as_of, zone));
+    for (_, summary) in
+        summaries_until(store, program_id, &profiles.bought_since, zone, as_of).await?
+    {
+        population.push(summary);
+    }
+    Ok(population)
 }
 
 /// The summaries at `as_of` of those of `customer_ids` who have bought, in customer id order.
@@ -325,21 +330,6 @@ pub async fn purchase_summaries(
     as_of: DateTime<Utc>,
 ) -> Result<Vec<(Uuid, PurchaseSummary)>, ScoringError> {
     let profiles = store.customer_profiles(program_id, customer_ids).await?;
-    let mut summaries = summaries_at(store, program_id, profiles, zone, as_of).await?;
-    summaries.sort_unstable_by_key(|(customer_id, _)| *customer_id);
-    Ok(summaries)
-}
-
-/// The summaries at `as_of` of the customers of `profiles`: a profile whose last purchase is no
-/// later than `as_of` is summarised as it is; a customer who bought since, from their purchases
-/// up to `as_of`.
-async fn summaries_at(
-    store: &dyn ValueModelStore,
-    program_id: Uuid,
-    profiles: Vec<(Uuid, PurchaseProfile)>,
-    zone: Tz,
-    as_of: DateTime<Utc>,
-) -> Result<Vec<(Uuid, PurchaseSummary)>, ScoringError> {
     let as_of_day = day_of(as_of, zone);
     let mut summaries = Vec::with_capacity(profiles.len());
     let mut bought_since = Vec::new();
@@ -350,13 +340,27 @@ async fn summaries_at(
             bought_since.push(customer_id);
         }
     }
-    if !bought_since.is_empty() {
-        let mut purchases = store
-            .purchases_until(program_id, &bought_since, as_of)
-            .await?;
-        summaries.extend(summarise(&mut purchases, zone, as_of));
-    }
+    summaries.extend(summaries_until(store, program_id, &bought_since, zone, as_of).await?);
+    summaries.sort_unstable_by_key(|(customer_id, _)| *customer_id);
     Ok(summaries)
+}
+
+/// The summaries at `as_of` of `customer_ids`, who bought since (their profiles say more than
+/// `as_of` saw), from their purchases up to it.
+async fn summaries_until(
+    store: &dyn ValueModelStore,
+    program_id: Uuid,
+    customer_ids: &[Uuid],
+    zone: Tz,
+    as_of: DateTime<Utc>,
+) -> Result<Vec<(Uuid, PurchaseSummary)>, ScoringError> {
+    if customer_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut purchases = store
+        .purchases_until(program_id, customer_ids, as_of)
+        .await?;
+    Ok(summarise(&mut purchases, zone, as_of))
 }
 
 /// Summarises the program's population at `as_of`, fits both models (from the program's last

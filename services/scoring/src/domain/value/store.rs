@@ -5,17 +5,23 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{ValueModel, summary::DatedPurchase};
+use super::{
+    ValueModel,
+    summary::{DatedPurchase, ProfilesAt},
+};
 use crate::{ScoringError, domain::purchase_profile::PurchaseProfile};
 
 /// Purchase profiles, the purchases behind them, and fitted models.
 #[async_trait]
 pub trait ValueModelStore: Send + Sync {
-    /// Every buyer's purchase profile, in no particular order.
-    async fn program_profiles(
+    /// Every buyer's purchase profile as a summary at `as_of` reads it, read in one snapshot
+    /// and in no particular order: the days of those whose last purchase is no later than
+    /// `as_of`, the ids of the others.
+    async fn profiles_at(
         &self,
         program_id: Uuid,
-    ) -> Result<Vec<(Uuid, PurchaseProfile)>, ScoringError>;
+        as_of: DateTime<Utc>,
+    ) -> Result<ProfilesAt, ScoringError>;
 
     /// The purchase profiles of those of `customer_ids` who have one.
     async fn customer_profiles(

@@ -73,19 +73,107 @@ pub struct PurchaseSummary {
 impl PurchaseSummary {
     /// The summary of `profile` on `as_of_day` (a day no earlier than its last purchase day).
     pub fn of(profile: &PurchaseProfile, as_of_day: NaiveDate) -> Self {
+        Self::of_days(
+            profile.first_day,
+            profile.last_day,
+            profile.purchase_days,
+            profile.repeat_spend_minor,
+            as_of_day,
+        )
+    }
+
+    /// The summary on `as_of_day` of a profile's days: its first and last purchase day, its
+    /// purchase days and the net spend of those after the first.
+    pub fn of_days(
+        first_day: NaiveDate,
+        last_day: NaiveDate,
+        purchase_days: u32,
+        repeat_spend_minor: i64,
+        as_of_day: NaiveDate,
+    ) -> Self {
         let days_between =
             |from: NaiveDate, to: NaiveDate| u32::try_from((to - from).num_days()).unwrap_or(0);
-        let frequency = profile.purchase_days - 1;
+        let frequency = purchase_days.saturating_sub(1);
         Self {
             frequency,
-            recency_days: days_between(profile.first_day, profile.last_day),
-            age_days: days_between(profile.first_day, as_of_day),
+            recency_days: days_between(first_day, last_day),
+            age_days: days_between(first_day, as_of_day),
             repeat_spend_minor: if frequency == 0 {
                 0.0
             } else {
-                profile.repeat_spend_minor as f64 / f64::from(frequency)
+                repeat_spend_minor as f64 / f64::from(frequency)
             },
         }
+    }
+}
+
+/// The profiles of a program's buyers as a population summary reads them: no ids, one vector
+/// per field the summary needs, the same index for one customer. A million customers are 20
+/// MB, read from Postgres as arrays rather than a row each.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProfileDays {
+    /// The first purchase day, in the program's zone.
+    pub first_day: Vec<NaiveDate>,
+    /// The last purchase day, in the program's zone.
+    pub last_day: Vec<NaiveDate>,
+    /// Days with a purchase, the first included.
+    pub purchase_days: Vec<u32>,
+    /// Net spend of the purchase days after the first, minor units.
+    pub repeat_spend_minor: Vec<i64>,
+}
+
+impl ProfileDays {
+    /// Customers held.
+    pub fn len(&self) -> usize {
+        self.first_day.len()
+    }
+
+    /// Whether it holds nobody.
+    pub fn is_empty(&self) -> bool {
+        self.first_day.is_empty()
+    }
+
+    /// Adds the customers of `other` after these.
+    pub fn append(&mut self, mut other: Self) {
+        self.first_day.append(&mut other.first_day);
+        self.last_day.append(&mut other.last_day);
+        self.purchase_days.append(&mut other.purchase_days);
+        self.repeat_spend_minor
+            .append(&mut other.repeat_spend_minor);
+    }
+}
+
+/// A program's purchase profiles as a summary at an instant reads them
+/// ([`ValueModelStore::profiles_at`](super::store::ValueModelStore::profiles_at)).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProfilesAt {
+    /// The profiles of those whose last purchase is no later than the instant: summarised as
+    /// they are.
+    pub settled: ProfileDays,
+    /// Those who bought since: summarised from their purchases up to the instant.
+    pub bought_since: Vec<Uuid>,
+}
+
+impl ProfilesAt {
+    /// `profiles` as a summary at `as_of` reads them.
+    pub fn of(
+        profiles: impl IntoIterator<Item = (Uuid, PurchaseProfile)>,
+        as_of: DateTime<Utc>,
+    ) -> Self {
+        let mut at = Self::default();
+        for (customer_id, profile) in profiles {
+            if profile.last_purchase_at <= as_of {
+                at.settled.first_day.push(profile.first_day);
+                at.settled.last_day.push(profile.last_day);
+                at.settled.purchase_days.push(profile.purchase_days);
+                at.settled
+                    .repeat_spend_minor
+                    .push(profile.repeat_spend_minor);
+            } else {
+                at.bought_since.push(customer_id);
+            }
+        }
+        at
     }
 }
 
@@ -124,13 +212,30 @@ impl PopulationSummary {
         }
     }
 
-    /// The summaries of a population, in the order given.
-    pub fn of(summaries: impl IntoIterator<Item = (Uuid, PurchaseSummary)>) -> Self {
-        let mut population = Self::default();
-        for (_, summary) in summaries {
-            population.push(summary);
+    /// The summaries on `as_of_day` of the profiles of `profiles` (each last bought no later),
+    /// in their order.
+    pub fn of_profiles(profiles: &ProfileDays, as_of_day: NaiveDate) -> Self {
+        let mut population = Self::with_capacity(profiles.len());
+        for index in 0..profiles.len() {
+            population.push(PurchaseSummary::of_days(
+                profiles.first_day[index],
+                profiles.last_day[index],
+                profiles.purchase_days[index],
+                profiles.repeat_spend_minor[index],
+                as_of_day,
+            ));
         }
         population
+    }
+
+    /// Room for `customers` without growing.
+    pub fn with_capacity(customers: usize) -> Self {
+        Self {
+            frequency: Vec::with_capacity(customers),
+            recency_days: Vec::with_capacity(customers),
+            age_days: Vec::with_capacity(customers),
+            repeat_spend_minor: Vec::with_capacity(customers),
+        }
     }
 
     /// Adds one customer.

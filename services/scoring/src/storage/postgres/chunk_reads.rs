@@ -22,6 +22,7 @@ use uuid::Uuid;
 
 use super::{
     PgScoringStore,
+    blocks::in_blocks,
     bucket_arrays::{bucket_arrays, buckets_from_arrays},
     rows::{JoinedStateRow, STATE_COLUMNS},
 };
@@ -179,11 +180,13 @@ impl PgScoringStore {
         let moved_pass = from >= end;
         // The pass over what moved reads the whole table in parts too, the last part to its
         // end, wherever that is by then.
+        let blocks = in_blocks("$6", "$7");
         let range = if moved_pass {
-            "updated_at >= (SELECT started_at FROM evaluation_runs WHERE id = $3)
-             AND ctid >= format('(%s,0)', $6::bigint)::tid AND ctid < format('(%s,0)', $7::bigint)::tid"
+            format!(
+                "updated_at >= (SELECT started_at FROM evaluation_runs WHERE id = $3) AND {blocks}"
+            )
         } else {
-            "ctid >= format('(%s,0)', $6::bigint)::tid AND ctid < format('(%s,0)', $7::bigint)::tid"
+            blocks
         };
         // The members are counted in a scan of their own, and the candidates picked in another:
         // one scan whose rows both used was kept whole in memory first (a CTE read twice), which

@@ -78,10 +78,7 @@ impl EvaluationReads for PgScoringStore {
         program_id: Uuid,
         now: DateTime<Utc>,
     ) -> Result<Box<dyn TierCountsSnapshot>, ScoringError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .execute(&mut *tx)
-            .await?;
+        let mut tx = self.begin_snapshot().await?;
         sqlx::query("SELECT 1").execute(&mut *tx).await?;
         Ok(Box::new(PgTierCountsSnapshot {
             tx,

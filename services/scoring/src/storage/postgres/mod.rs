@@ -1,6 +1,7 @@
 //! The Postgres backend: the record of truth. Tables live in the `scoring` schema; migrations
 //! are in `services/scoring/migrations`.
 
+mod blocks;
 mod bucket_arrays;
 mod buyer_chunks;
 mod cache_repairs;
@@ -42,6 +43,8 @@ pub struct PgScoringStore {
     tier_feed_signal: tokio::sync::watch::Receiver<u64>,
     /// From how many members (the planner's estimate) a simulation runs in parts.
     simulation_in_parts_from: f32,
+    /// How many of the profiles table's blocks one statement of a value summary reads.
+    profile_blocks_per_read: i64,
 }
 
 impl PgScoringStore {
@@ -59,6 +62,7 @@ impl PgScoringStore {
             pool,
             tier_feed_signal,
             simulation_in_parts_from: simulation::PARTS_FROM_MEMBERS,
+            profile_blocks_per_read: value_model::PROFILE_BLOCKS_PER_READ,
         }
     }
 
@@ -68,5 +72,27 @@ impl PgScoringStore {
     pub fn with_simulation_in_parts_from(mut self, members: f32) -> Self {
         self.simulation_in_parts_from = members;
         self
+    }
+
+    /// The store, reading a value summary's profiles `blocks` blocks a statement (the
+    /// conformance suite reads a few profiles in several statements this way).
+    #[must_use]
+    pub fn with_profile_blocks_per_read(mut self, blocks: i64) -> Self {
+        self.profile_blocks_per_read = blocks.max(1);
+        self
+    }
+}
+
+impl PgScoringStore {
+    /// A read-only repeatable-read transaction: every statement in it sees the snapshot its
+    /// first statement takes, as one statement would.
+    async fn begin_snapshot(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, crate::ScoringError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
     }
 }

@@ -162,10 +162,7 @@ impl Simulations for PgScoringStore {
         // The first part's transaction exports its snapshot and the others import it, so every
         // part reads the same committed state, as one statement would (pg_dump's parallel mode
         // does the same).
-        let mut first = self.pool.begin().await?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .execute(&mut *first)
-            .await?;
+        let mut first = self.begin_snapshot().await?;
         let snapshot: Option<String> = if bounds.len() > 1 {
             Some(
                 sqlx::query_scalar("SELECT pg_export_snapshot()")
@@ -179,10 +176,7 @@ impl Simulations for PgScoringStore {
         // so the exporting one is still open whatever finishes first.
         let mut parts = vec![first];
         for _ in 1..bounds.len() {
-            let mut tx = self.pool.begin().await?;
-            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                .execute(&mut *tx)
-                .await?;
+            let mut tx = self.begin_snapshot().await?;
             let snapshot = snapshot.as_deref().unwrap_or_default();
             // An id Postgres made (hex digits and dashes), written in: SET takes no parameters.
             if !snapshot.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {

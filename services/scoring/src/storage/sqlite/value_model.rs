@@ -11,7 +11,11 @@ use crate::{
     ScoringError,
     domain::{
         purchase_profile::PurchaseProfile,
-        value::{ValueModel, store::ValueModelStore, summary::DatedPurchase},
+        value::{
+            ValueModel,
+            store::ValueModelStore,
+            summary::{DatedPurchase, ProfilesAt},
+        },
     },
     storage::{
         DatedRow, VALUE_MODEL_COLUMNS, ValueModelParameters, ValueModelRow, dated_purchases,
@@ -23,17 +27,18 @@ use crate::{
 #[async_trait]
 impl ValueModelStore for SqliteScoringStore {
     #[tracing::instrument(skip(self))]
-    async fn program_profiles(
+    async fn profiles_at(
         &self,
         program_id: Uuid,
-    ) -> Result<Vec<(Uuid, PurchaseProfile)>, ScoringError> {
+        as_of: DateTime<Utc>,
+    ) -> Result<ProfilesAt, ScoringError> {
         let rows: Vec<ProfileRow> = sqlx::query_as(&format!(
             "SELECT {PROFILE_COLUMNS} FROM purchase_profiles WHERE program_id = ?1"
         ))
         .bind(program_id)
         .fetch_all(&self.pool)
         .await?;
-        Ok(customer_profiles(rows))
+        Ok(ProfilesAt::of(customer_profiles(rows), as_of))
     }
 
     #[tracing::instrument(skip_all, fields(%program_id, customers = customer_ids.len()))]
