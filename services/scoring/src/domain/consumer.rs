@@ -17,7 +17,7 @@ use super::{
     accrual::UpstreamEvent,
     cache_writes::write_through,
     decision::{Decision, TierState},
-    feed_batch::{self, FeedKeys, Origin, history_record},
+    feed_batch::{self, FeedKeys, FeedLoad, Origin, history_record},
     in_force::{ProgramInForce, programs_in_force},
     policy::PolicyRules,
     review::first_open_month,
@@ -29,6 +29,22 @@ use crate::{
     cache::{Keyspace, TierCache},
     domain::ports::{CustomerRecord, FeedProgress, ScoringStore, tx::ScoringTx},
 };
+
+/// What the store holds of what `events` name under `programs`, locked until `tx` commits, and
+/// which of the batch's purchase days between a profile's first and last are purchase days
+/// already (all but each program's open month, which the applier adds from the runs).
+pub async fn load_batch(
+    tx: &mut dyn ScoringTx,
+    events: &[UpstreamEvent],
+    programs: &[ProgramInForce],
+) -> Result<FeedLoad, ScoringError> {
+    let mut loaded = tx.load_feed_batch(&FeedKeys::of(events, programs)).await?;
+    let between = feed_batch::days_between(events, programs, &loaded);
+    if !between.is_empty() {
+        loaded.known_purchase_days = tx.known_purchase_days(&between).await?;
+    }
+    Ok(loaded)
+}
 
 /// The consumer's name in `feed_cursors`.
 pub const ACTIVITY_FEED: &str = "customer-activity-feed";
@@ -166,8 +182,7 @@ impl FeedApplier {
             programs.retain(|program| program.program.id == only);
         }
         let programs = &programs;
-        let keys = FeedKeys::of(events, programs);
-        let mut loaded = tx.load_feed_batch(&keys).await?;
+        let mut loaded = load_batch(tx.as_mut(), events, programs).await?;
         for program in programs {
             if let Some((version, rules)) = &program.policy {
                 let closed = self

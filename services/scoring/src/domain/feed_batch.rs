@@ -16,14 +16,14 @@ use super::{
     in_force::ProgramInForce,
     lookup::range_bounds,
     month::Month,
-    purchase_profile::PurchaseProfile,
+    purchase_profile::{PurchaseProfile, day_of, start_of},
     review::Review,
     state::{HistoryRecord, HistoryWindow, Member, StoredState},
     window::{Bucket, MonthRange, Totals, months_at},
 };
 use crate::domain::ports::CustomerRecord;
 
-pub use super::ports::feed::{FeedKeys, FeedLoad, FeedWrites, Pair, StateWrite};
+pub use super::ports::feed::{FeedKeys, FeedLoad, FeedWrites, Pair, PurchaseDay, StateWrite};
 
 /// The programs a purchase counts toward (its currency and scope).
 fn counting<'a>(
@@ -93,6 +93,50 @@ impl FeedKeys {
             refunds: sorted(refunds),
         }
     }
+}
+
+/// The days of `events`' purchases that fall strictly between the first and the last purchase
+/// day of a profile `load` holds: whether such a day is a new purchase day is known only from
+/// the pair's other purchases, which the store is asked for
+/// ([`ScoringTx::known_purchase_days`](super::ports::tx::ScoringTx::known_purchase_days)). A
+/// day outside the stored profile's span has no stored purchase; the batch knows its own.
+pub fn days_between(
+    events: &[UpstreamEvent],
+    programs: &[ProgramInForce],
+    load: &FeedLoad,
+) -> Vec<PurchaseDay> {
+    let spans: HashMap<Pair, (chrono::NaiveDate, chrono::NaiveDate)> = load
+        .profiles
+        .iter()
+        .filter(|(_, profile)| profile.first_day < profile.last_day)
+        .map(|(pair, profile)| (*pair, (profile.first_day, profile.last_day)))
+        .collect();
+    if spans.is_empty() {
+        return Vec::new();
+    }
+    let mut days = BTreeSet::new();
+    for event in events {
+        let UpstreamEvent::Purchase(purchase) = event else {
+            continue;
+        };
+        for program in counting(programs, purchase) {
+            let pair = (program.program.id, purchase.customer_id);
+            let Some((first, last)) = spans.get(&pair) else {
+                continue;
+            };
+            let zone = program.zone();
+            let day = day_of(purchase.occurred_at, zone);
+            if *first < day && day < *last {
+                days.insert(PurchaseDay {
+                    pair,
+                    day,
+                    starts_at: start_of(day, zone),
+                    ends_at: start_of(day.succ_opt().unwrap_or(day), zone),
+                });
+            }
+        }
+    }
+    sorted(days)
 }
 
 /// What caused a decision, beyond the decision itself.
@@ -173,6 +217,9 @@ struct Batch<'a> {
     added_profiles: BTreeSet<Pair>,
     /// Profiles the store counts again after writing the batch.
     recounted_profiles: BTreeSet<Pair>,
+    /// Days known to be purchase days of a pair: each loaded profile's first and last, the
+    /// stored ones between them the store found ([`days_between`]), and those the batch added.
+    purchase_days: HashSet<(Pair, chrono::NaiveDate)>,
 }
 
 /// Applies `events` in feed order to what `load` holds; returns what to write.
@@ -219,6 +266,12 @@ pub fn apply(
         deltas: BTreeMap::new(),
         history: Vec::new(),
         open_months: load.open_months.into_iter().collect(),
+        purchase_days: load
+            .profiles
+            .iter()
+            .flat_map(|(pair, profile)| [(*pair, profile.first_day), (*pair, profile.last_day)])
+            .chain(load.known_purchase_days)
+            .collect(),
         profiles: load.profiles.into_iter().collect(),
         added_profiles: BTreeSet::new(),
         recounted_profiles: BTreeSet::new(),
@@ -442,8 +495,8 @@ impl Batch<'_> {
     }
 
     /// Adds a counted purchase to the pair's profile in place, or leaves the profile to be
-    /// counted again when it cannot be (a purchase from a day between its first and last
-    /// purchase days).
+    /// counted again when it cannot be (a refund in the batch, or a purchase before a first
+    /// day whose spend is not kept).
     fn add_to_profile(
         &mut self,
         pair: Pair,
@@ -455,9 +508,15 @@ impl Batch<'_> {
         if purchase.amount_minor <= 0 || self.recounted_profiles.contains(&pair) {
             return;
         }
+        let day = day_of(purchase.occurred_at, zone);
+        let known = self.purchase_days.contains(&(pair, day));
         let added = match self.profiles.get_mut(&pair) {
+            // Every day between the first and the last is known: a stored one from the store,
+            // one outside the stored span only from this batch.
             Some(profile) => profile
-                .add(purchase.occurred_at, purchase.amount_minor, zone)
+                .add_knowing(purchase.occurred_at, purchase.amount_minor, zone, |_| {
+                    Some(known)
+                })
                 .is_ok(),
             None => {
                 self.profiles.insert(
@@ -469,6 +528,7 @@ impl Batch<'_> {
         };
         if added {
             self.added_profiles.insert(pair);
+            self.purchase_days.insert((pair, day));
         } else {
             self.recounted_profiles.insert(pair);
         }
@@ -628,6 +688,53 @@ mod tests {
             sales_channel: "store".into(),
             occurred_at: now - chrono::Duration::hours(1),
         })
+    }
+
+    #[test]
+    fn the_store_is_asked_only_about_days_strictly_between_a_stored_profiles_first_and_last() {
+        let programs = [program()];
+        let zone = programs[0].zone();
+        let at = |day: u32| {
+            chrono::NaiveDate::from_ymd_opt(2026, 3, day)
+                .and_then(|date| date.and_hms_opt(12, 0, 0))
+                .and_then(|noon| chrono::TimeZone::from_local_datetime(&zone, &noon).single())
+                .expect("noon")
+                .with_timezone(&Utc)
+                + chrono::Duration::hours(1)
+        };
+        let (stored, new) = (Uuid::now_v7(), Uuid::now_v7());
+        let pair = (programs[0].program.id, stored);
+        let mut profile = PurchaseProfile::first(at(1), 1_000, zone);
+        profile.add(at(10), 1_000, zone).expect("a later day");
+        let load = FeedLoad {
+            profiles: vec![(pair, profile)],
+            ..FeedLoad::default()
+        };
+        // `purchase` dates a purchase an hour before the instant it is given.
+        let events = [
+            purchase(stored, 5_000, at(5)),
+            purchase(stored, 5_000, at(5)),
+            purchase(stored, 5_000, at(1)),
+            purchase(stored, 5_000, at(10)),
+            purchase(stored, 5_000, at(12)),
+            purchase(stored, 5_000, at(3)),
+            purchase(new, 5_000, at(5)),
+        ];
+        let days = days_between(&events, &programs, &load);
+        let asked: Vec<(Pair, u32)> = days
+            .iter()
+            .map(|day| (day.pair, chrono::Datelike::day(&day.day)))
+            .collect();
+        assert_eq!(asked, [(pair, 3), (pair, 5)], "each day once, in order");
+        for day in &days {
+            assert_eq!(day.starts_at, start_of(day.day, zone));
+            assert_eq!(day_of(day.starts_at, zone), day.day);
+            assert_eq!(day_of(day.ends_at, zone), day.day.succ_opt().expect("next"));
+            assert_eq!(
+                day_of(day.ends_at - chrono::Duration::microseconds(1), zone),
+                day.day
+            );
+        }
     }
 
     fn activity_id(event: &UpstreamEvent) -> Uuid {

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use chrono_tz::Tz;
 
 /// A calendar month.
@@ -67,15 +67,7 @@ impl Month {
 
     /// The instant the month starts in `zone`.
     pub fn start_in(self, zone: Tz) -> DateTime<Utc> {
-        let midnight = self.first_day().and_hms_opt(0, 0, 0).unwrap_or_default();
-        // Midnight can fall in a DST gap; the earliest valid local time then.
-        zone.from_local_datetime(&midnight)
-            .earliest()
-            .or_else(|| {
-                zone.from_local_datetime(&(midnight + chrono::Duration::hours(1)))
-                    .earliest()
-            })
-            .map_or(DateTime::<Utc>::MIN_UTC, |local| local.with_timezone(&Utc))
+        super::purchase_profile::start_of(self.first_day(), zone)
     }
 }
 

@@ -7,17 +7,32 @@
 //! on one day is one visit, as the value model counts them).
 //!
 //! The feed adds a purchase to a profile in place when it falls on the profile's first or last
-//! purchase day, or before the first or after the last ([`PurchaseProfile::add`]): a till's
-//! purchases always, a backfill's in any order mostly. A purchase from a day between the first
-//! and the last, and any refund, make the store count the profile again from the customer's
-//! purchases ([`PurchaseProfile::of`] on SQLite, the same arithmetic in SQL on Postgres).
+//! purchase day, or before the first or after the last ([`PurchaseProfile::add`]), and one from
+//! a day between them once the store has said whether that day is a purchase day already
+//! ([`PurchaseProfile::add_knowing`]). A refund makes the store count the profile again from
+//! the customer's purchases ([`PurchaseProfile::of`] on SQLite, the same arithmetic in SQL on
+//! Postgres).
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 
 /// The day of `at` in `zone`.
 pub fn day_of(at: DateTime<Utc>, zone: Tz) -> NaiveDate {
     at.with_timezone(&zone).date_naive()
+}
+
+/// The first instant of `day` in `zone`: the instants whose [`day_of`] is `day` are those from
+/// it until the next day's.
+pub fn start_of(day: NaiveDate, zone: Tz) -> DateTime<Utc> {
+    let midnight = day.and_hms_opt(0, 0, 0).unwrap_or_default();
+    // Midnight can fall in a DST gap; the earliest valid local time then.
+    zone.from_local_datetime(&midnight)
+        .earliest()
+        .or_else(|| {
+            zone.from_local_datetime(&(midnight + chrono::Duration::hours(1)))
+                .earliest()
+        })
+        .map_or(DateTime::<Utc>::MIN_UTC, |local| local.with_timezone(&Utc))
 }
 
 /// One customer's counted purchases (net of refunds, those refunded in full left out),
@@ -65,8 +80,21 @@ impl PurchaseProfile {
     /// Adds a purchase of `net_minor` made at `at` (any instant of its day), when its day is
     /// the first or the last purchase day, after the last, or before the first. A day between
     /// them cannot be added in place: whether it is a new purchase day is known only from the
-    /// other purchases.
+    /// other purchases ([`Self::add_knowing`]).
     pub fn add(&mut self, at: DateTime<Utc>, net_minor: i64, zone: Tz) -> Result<(), CountAgain> {
+        self.add_knowing(at, net_minor, zone, |_| None)
+    }
+
+    /// Adds a purchase as [`Self::add`] does, and one from a day between the first and the last
+    /// purchase day when `purchase_day` says whether that day is a purchase day already (`None`:
+    /// not known, the profile is counted again).
+    pub fn add_knowing(
+        &mut self,
+        at: DateTime<Utc>,
+        net_minor: i64,
+        zone: Tz,
+        purchase_day: impl FnOnce(NaiveDate) -> Option<bool>,
+    ) -> Result<(), CountAgain> {
         let day = day_of(at, zone);
         if day == self.first_day {
             // More on the first day is not a repeat purchase (the first day may be the last).
@@ -85,7 +113,10 @@ impl PurchaseProfile {
             self.repeat_spend_minor += old_first_day_spend;
             self.first_day_spend_minor = Some(net_minor);
         } else {
-            return Err(CountAgain);
+            if !purchase_day(day).ok_or(CountAgain)? {
+                self.purchase_days += 1;
+            }
+            self.repeat_spend_minor += net_minor;
         }
         self.last_purchase_at = self.last_purchase_at.max(at);
         Ok(())
@@ -221,17 +252,21 @@ pub(crate) mod tests {
         );
     }
 
-    #[test]
-    fn purchases_added_in_any_order_make_the_profile_the_fold_of_them_in_time_order_makes() {
-        // Two purchases on 1 March in Seoul (one 28 February in UTC), two on 4 March, one on
-        // 9 March.
-        let purchases = [
+    /// Two purchases on 1 March in Seoul (one 28 February in UTC), two on 4 March, one on 9
+    /// March, not in time order.
+    fn scattered_march() -> [(DateTime<Utc>, i64); 5] {
+        [
             (at("2026-03-01T23:30:00+09:00"), 1_000),
             (at("2026-03-01T08:00:00+09:00"), 2_000),
             (at("2026-03-04T10:00:00+09:00"), 4_000),
             (at("2026-03-04T08:00:00+09:00"), 8_000),
             (at("2026-03-09T10:00:00+09:00"), 16_000),
-        ];
+        ]
+    }
+
+    #[test]
+    fn purchases_added_in_any_order_make_the_profile_the_fold_of_them_in_time_order_makes() {
+        let purchases = scattered_march();
         let mut sorted = purchases;
         sorted.sort_by_key(|(at, _)| *at);
         let folded = PurchaseProfile::of(sorted, SEOUL).expect("bought");
@@ -263,6 +298,36 @@ pub(crate) mod tests {
                 counted_again, fourth_of_march_between,
                 "in the order {order:?}"
             );
+        });
+    }
+
+    #[test]
+    fn purchases_added_in_any_order_knowing_the_purchase_days_so_far_are_never_counted_again() {
+        // And one on 6 March, between 4 and 9 March.
+        let mut purchases = scattered_march().to_vec();
+        purchases.push((at("2026-03-06T10:00:00+09:00"), 32_000));
+        let mut sorted = purchases.clone();
+        sorted.sort_by_key(|(at, _)| *at);
+        let folded = PurchaseProfile::of(sorted, SEOUL).expect("bought");
+        assert_eq!(
+            (folded.purchase_days, folded.repeat_spend_minor),
+            (4, 60_000)
+        );
+        in_every_order(&purchases, &|order, _, _| {
+            let (first, rest) = order.split_first().expect("a purchase");
+            let mut profile =
+                PurchaseProfile::first(purchases[*first].0, purchases[*first].1, SEOUL);
+            for (seen, index) in rest.iter().enumerate() {
+                let (at, net) = purchases[*index];
+                let days_so_far: Vec<NaiveDate> = order[..=seen]
+                    .iter()
+                    .map(|i| day_of(purchases[*i].0, SEOUL))
+                    .collect();
+                profile
+                    .add_knowing(at, net, SEOUL, |day| Some(days_so_far.contains(&day)))
+                    .expect("every day is known");
+            }
+            assert_eq!(profile, folded, "in the order {order:?}");
         });
     }
 

@@ -1,6 +1,7 @@
-//! Purchase profiles on every backend: what the feed adds in place and what the store counts
-//! again (a purchase from an earlier day, a refund, a bucket rebuild in another zone) are what
-//! the domain's fold of the purchases finds.
+//! Purchase profiles on every backend: what the feed adds in place (a purchase from any day,
+//! the store asked whether a day between the first and the last is a purchase day already) and
+//! what the store counts again (a refund, a bucket rebuild in another zone) are what the
+//! domain's fold of the purchases finds.
 
 use std::{collections::BTreeMap, sync::Arc};
 
@@ -9,7 +10,8 @@ use chrono_tz::Tz;
 use tierline_scoring::{
     domain::{
         accrual::UpstreamEvent,
-        feed_batch::{self, FeedKeys, FeedWrites},
+        consumer,
+        feed_batch::{self, FeedWrites},
         idempotency::Claimed,
         in_force::ProgramInForce,
         program::Program,
@@ -52,8 +54,7 @@ pub(crate) async fn apply(
     events: &[UpstreamEvent],
 ) -> FeedWrites {
     let mut tx = store.begin().await.expect("tx");
-    let loaded = tx
-        .load_feed_batch(&FeedKeys::of(events, programs))
+    let loaded = consumer::load_batch(tx.as_mut(), events, programs)
         .await
         .expect("load");
     let now = Utc::now();
@@ -122,6 +123,31 @@ impl Ledger {
     }
 }
 
+/// Applies `events` as one batch, whose every profile is added to in place (none counted
+/// again); returns the stored profiles of `everyone`, which are the ledger's fold.
+async fn in_place(
+    store: &Arc<dyn ScoringStore>,
+    programs: &[ProgramInForce],
+    ledger: &Ledger,
+    everyone: &[Uuid],
+    events: &[UpstreamEvent],
+) -> Vec<(Uuid, PurchaseProfile)> {
+    let writes = apply(store, programs, events).await;
+    let customers: std::collections::BTreeSet<Uuid> = events
+        .iter()
+        .filter_map(|event| match event {
+            UpstreamEvent::Purchase(purchase) => Some(purchase.customer_id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(writes.profiles.len(), customers.len(), "added in place");
+    assert!(writes.recounted_profiles.is_empty());
+    let program_id = programs[0].program.id;
+    let profiles = stored(store, program_id, everyone).await;
+    assert_eq!(profiles, ledger.profiles(programs[0].zone()));
+    profiles
+}
+
 async fn stored(
     store: &Arc<dyn ScoringStore>,
     program_id: Uuid,
@@ -163,23 +189,33 @@ pub(crate) async fn purchase_profiles_kept_by_the_feed_are_what_a_fold_of_the_pu
         ledger.profiles(SEOUL)
     );
 
-    // A purchase from a day between a's first and last purchase days, and refunds: counted
-    // again by the store.
+    // A purchase from a day between a's first and last purchase days that none of a's stored
+    // purchases is on (2 March, after 10 March in the same batch): added in place. Refunds:
+    // counted again by the store.
+    let a_on_the_2nd = ledger.buy(a, "2026-03-02T10:00:00+09:00", 7_000);
     let second = [
-        ledger.buy(a, "2026-03-02T10:00:00+09:00", 7_000),
         ledger.buy(a, "2026-03-10T10:00:00+09:00", 1_000),
+        a_on_the_2nd.clone(),
         ledger.refund(b, &b_only, 9_000),
         ledger.refund(c, &c_later, 10_000),
     ];
     let writes = apply(&store, &programs, &second).await;
-    assert!(writes.profiles.is_empty(), "{:?}", writes.profiles);
+    assert_eq!(
+        writes
+            .profiles
+            .iter()
+            .map(|((_, customer), _)| *customer)
+            .collect::<Vec<_>>(),
+        [a],
+        "added in place"
+    );
     let mut recounted: Vec<_> = writes
         .recounted_profiles
         .iter()
         .map(|((_, customer_id), zone)| (*customer_id, *zone))
         .collect();
     recounted.sort_by_key(|(customer_id, _)| *customer_id);
-    assert_eq!(recounted, [(a, SEOUL), (b, SEOUL), (c, SEOUL)]);
+    assert_eq!(recounted, [(b, SEOUL), (c, SEOUL)]);
     let profiles = stored(&store, program.id, &everyone).await;
     assert_eq!(profiles, ledger.profiles(SEOUL));
     assert_eq!(
@@ -218,19 +254,11 @@ pub(crate) async fn purchase_profiles_kept_by_the_feed_are_what_a_fold_of_the_pu
 
     // A purchase from before c's first purchase day, and more on a's first day, are added in
     // place: c's first day's spend becomes repeat spend.
-    let writes = apply(
-        &store,
-        &programs,
-        &[
-            ledger.buy(c, "2026-03-04T09:00:00+09:00", 4_000),
-            ledger.buy(a, "2026-03-01T23:00:00+09:00", 2_000),
-        ],
-    )
-    .await;
-    assert_eq!(writes.profiles.len(), 2, "added in place");
-    assert!(writes.recounted_profiles.is_empty());
-    let profiles = stored(&store, program.id, &everyone).await;
-    assert_eq!(profiles, ledger.profiles(SEOUL));
+    let events = [
+        ledger.buy(c, "2026-03-04T09:00:00+09:00", 4_000),
+        ledger.buy(a, "2026-03-01T23:00:00+09:00", 2_000),
+    ];
+    let profiles = in_place(&store, &programs, &ledger, &everyone, &events).await;
     assert_eq!(
         (
             profiles[1].1.purchase_days,
@@ -239,6 +267,23 @@ pub(crate) async fn purchase_profiles_kept_by_the_feed_are_what_a_fold_of_the_pu
         (3, 41_000),
         "c: 4, 5 and 7 March; 20,000 and 21,000 repeat"
     );
+
+    // Days between a's first and last purchase days, added in place: the store says which
+    // are purchase days already. 3 March is; 6 March is not, and has two purchases here.
+    let events = [
+        ledger.buy(a, "2026-03-03T20:00:00+09:00", 3_000),
+        ledger.buy(a, "2026-03-06T10:00:00+09:00", 500),
+        ledger.buy(a, "2026-03-06T11:00:00+09:00", 700),
+    ];
+    let profiles = in_place(&store, &programs, &ledger, &everyone, &events).await;
+    assert_eq!(profiles[0].1.purchase_days, 5, "a: 1, 2, 3, 6 and 10 March");
+
+    // A day whose one purchase was refunded in full is no purchase day: a purchase on it is a
+    // new one.
+    apply(&store, &programs, &[ledger.refund(a, &a_on_the_2nd, 7_000)]).await;
+    let events = [ledger.buy(a, "2026-03-02T12:00:00+09:00", 1_500)];
+    let profiles = in_place(&store, &programs, &ledger, &everyone, &events).await;
+    assert_eq!(profiles[0].1.purchase_days, 5, "a: 1, 2, 3, 6 and 10 March");
 
     // A bucket rebuild in another zone counts the days again in it.
     store

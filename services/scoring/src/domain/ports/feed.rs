@@ -2,6 +2,7 @@
 //! what the store holds of them, and everything it changes (`domain::feed_batch` decides the
 //! changes; each backend loads and writes them in a few statements).
 
+use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use uuid::Uuid;
 
@@ -17,6 +18,20 @@ use crate::domain::{
 
 /// A (program, customer) pair.
 pub type Pair = (Uuid, Uuid);
+
+/// A day of a pair's purchase in the program's zone, with the instants it spans: whether the
+/// pair has a counted purchase on it is what the feed asks the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PurchaseDay {
+    /// The (program, customer) pair.
+    pub pair: Pair,
+    /// The day, in the program's zone.
+    pub day: NaiveDate,
+    /// Its first instant.
+    pub starts_at: DateTime<Utc>,
+    /// The next day's first instant.
+    pub ends_at: DateTime<Utc>,
+}
 
 /// What a batch needs loaded, each list sorted and without repeats.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -53,6 +68,12 @@ pub struct FeedLoad {
     /// Purchase profiles of the keys' state pairs (a pair without one has no purchase that
     /// counts).
     pub profiles: Vec<(Pair, PurchaseProfile)>,
+    /// Of the batch's purchase days strictly between the first and the last purchase day of a
+    /// loaded profile ([`PurchaseDay`]), those on which the pair has a counted purchase
+    /// already: the applier adds them after the load
+    /// ([`ScoringTx::known_purchase_days`](super::tx::ScoringTx::known_purchase_days)). A
+    /// purchase on such a day is then added to the profile in place, not counted again.
+    pub known_purchase_days: Vec<(Pair, NaiveDate)>,
     /// Each program's first open month (`review::first_open_month`), from which the batch looks
     /// for reviews; the applier adds it from the runs, not the store's load. A program left out
     /// is looked at from the month before the current one, which is never later.

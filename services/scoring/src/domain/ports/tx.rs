@@ -2,7 +2,7 @@
 //! row is locked while it does), the backend only loads and saves.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 
 use crate::{
@@ -10,7 +10,7 @@ use crate::{
     domain::{
         decision::TierState,
         idempotency::{IdempotentRequest, PriorRequest},
-        ports::feed::{FeedKeys, FeedLoad, FeedWrites},
+        ports::feed::{FeedKeys, FeedLoad, FeedWrites, Pair, PurchaseDay},
         review::Review,
         state::{HistoryRecord, Member, StoredState},
         window::Bucket,
@@ -50,6 +50,13 @@ pub trait ScoringTx: Send {
     /// refunds); the existing states and counted purchases among them stay locked until commit,
     /// the states taken in the keys' order.
     async fn load_feed_batch(&mut self, keys: &FeedKeys) -> Result<FeedLoad, ScoringError>;
+    /// Those of `days` on which their pair has a counted purchase not refunded in full (one
+    /// index probe each); read after the load, whose locks keep the pairs' purchases as they
+    /// are.
+    async fn known_purchase_days(
+        &mut self,
+        days: &[PurchaseDay],
+    ) -> Result<Vec<(Pair, NaiveDate)>, ScoringError>;
     /// Writes what a feed batch changed, a handful of statements whatever its size. ABORTED
     /// when another writer created a state, counted a purchase or applied a refund of the batch
     /// after it was loaded: the batch must then be applied again.

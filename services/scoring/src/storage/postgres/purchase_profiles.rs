@@ -10,7 +10,10 @@ use uuid::Uuid;
 use super::rows::{PROFILE_COLUMNS, ProfileRow};
 use crate::{
     ScoringError,
-    domain::{feed_batch::Pair, purchase_profile::PurchaseProfile},
+    domain::{
+        feed_batch::{Pair, PurchaseDay},
+        purchase_profile::PurchaseProfile,
+    },
 };
 
 /// The profiles of `pairs` that exist.
@@ -28,6 +31,36 @@ pub(super) async fn load(
     .bind(customers)
     .fetch_all(&mut **tx)
     .await?)
+}
+
+/// Those of `days` on which their pair has a counted purchase not refunded in full: one probe
+/// of the purchases' per-customer key each.
+#[tracing::instrument(skip_all, fields(days = days.len()))]
+pub(super) async fn known_days(
+    tx: &mut Transaction<'static, Postgres>,
+    days: &[PurchaseDay],
+) -> Result<Vec<(Pair, NaiveDate)>, ScoringError> {
+    let column = |f: &dyn Fn(&PurchaseDay) -> DateTime<Utc>| -> Vec<DateTime<Utc>> {
+        days.iter().map(f).collect()
+    };
+    let rows: Vec<(Uuid, Uuid, NaiveDate)> = sqlx::query_as(
+        "SELECT k.p, k.c, k.d
+         FROM unnest($1::uuid[], $2::uuid[], $3::date[], $4::timestamptz[], $5::timestamptz[]) AS k(p, c, d, s, e)
+         WHERE EXISTS (SELECT 1 FROM counted_purchases cp
+                       WHERE cp.program_id = k.p AND cp.customer_id = k.c AND cp.occurred_at >= k.s
+                         AND cp.occurred_at < k.e AND cp.refunded_minor < cp.amount_minor)",
+    )
+    .bind(days.iter().map(|day| day.pair.0).collect::<Vec<Uuid>>())
+    .bind(days.iter().map(|day| day.pair.1).collect::<Vec<Uuid>>())
+    .bind(days.iter().map(|day| day.day).collect::<Vec<NaiveDate>>())
+    .bind(column(&|day| day.starts_at))
+    .bind(column(&|day| day.ends_at))
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(program, customer, day)| ((program, customer), day))
+        .collect())
 }
 
 /// Saves `profiles` as they are.

@@ -2,7 +2,7 @@
 //! (its leader lock, its progress, the dead-letter table).
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
@@ -18,7 +18,7 @@ use crate::{
     ScoringError,
     domain::{
         decision::TierState,
-        feed_batch::{FeedKeys, FeedLoad, FeedWrites},
+        feed_batch::{FeedKeys, FeedLoad, FeedWrites, Pair, PurchaseDay},
         idempotency::{IdempotentRequest, PriorRequest},
         state::{HistoryRecord, Member, StoredState},
         window::Bucket,
@@ -159,6 +159,13 @@ impl ScoringTx for PgScoringTx {
 
     async fn load_feed_batch(&mut self, keys: &FeedKeys) -> Result<FeedLoad, ScoringError> {
         super::feed_batch::load(&mut self.tx, keys).await
+    }
+
+    async fn known_purchase_days(
+        &mut self,
+        days: &[PurchaseDay],
+    ) -> Result<Vec<(Pair, NaiveDate)>, ScoringError> {
+        super::purchase_profiles::known_days(&mut self.tx, days).await
     }
 
     async fn write_feed_batch(

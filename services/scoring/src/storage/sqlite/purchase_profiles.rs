@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 
+use chrono::NaiveDate;
 use chrono_tz::Tz;
 use sqlx::{Sqlite, Transaction};
 use tierline_runtime::{
@@ -17,7 +18,10 @@ use uuid::Uuid;
 use super::rows::{PROFILE_COLUMNS, ProfileRow};
 use crate::{
     ScoringError,
-    domain::{feed_batch::Pair, purchase_profile::PurchaseProfile},
+    domain::{
+        feed_batch::{Pair, PurchaseDay},
+        purchase_profile::PurchaseProfile,
+    },
 };
 
 /// The profiles of `pairs` that exist.
@@ -34,6 +38,41 @@ pub(super) async fn load(
     .bind(rows_param(pairs))
     .fetch_all(&mut **tx)
     .await?)
+}
+
+/// Those of `days` on which their pair has a counted purchase not refunded in full.
+#[tracing::instrument(skip_all, fields(days = days.len()))]
+pub(super) async fn known_days(
+    tx: &mut Transaction<'static, Sqlite>,
+    days: &[PurchaseDay],
+) -> Result<Vec<(Pair, NaiveDate)>, ScoringError> {
+    let rows: Vec<_> = days
+        .iter()
+        .map(|day| {
+            (
+                day.pair.0,
+                day.pair.1,
+                day.day,
+                micros(day.starts_at),
+                micros(day.ends_at),
+            )
+        })
+        .collect();
+    let found: Vec<(Uuid, Uuid, NaiveDate)> = sqlx::query_as(
+        "SELECT unhex(k.value ->> 0, '-'), unhex(k.value ->> 1, '-'), k.value ->> 2
+         FROM json_each(?1) k
+         WHERE EXISTS (SELECT 1 FROM counted_purchases cp
+                       WHERE cp.program_id = unhex(k.value ->> 0, '-') AND cp.customer_id = unhex(k.value ->> 1, '-')
+                         AND cp.occurred_at >= k.value ->> 3 AND cp.occurred_at < k.value ->> 4
+                         AND cp.refunded_minor < cp.amount_minor)",
+    )
+    .bind(rows_param(&rows))
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(found
+        .into_iter()
+        .map(|(program, customer, day)| ((program, customer), day))
+        .collect())
 }
 
 /// Saves `profiles` as they are.

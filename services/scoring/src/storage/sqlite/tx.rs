@@ -3,7 +3,7 @@
 //! implied: nobody else writes until it ends.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use tierline_runtime::instant::{from_micros, micros};
 use uuid::Uuid;
 
@@ -20,7 +20,7 @@ use crate::{
     ScoringError,
     domain::{
         decision::TierState,
-        feed_batch::{FeedKeys, FeedLoad, FeedWrites},
+        feed_batch::{FeedKeys, FeedLoad, FeedWrites, Pair, PurchaseDay},
         idempotency::{IdempotentRequest, PriorRequest},
         state::{HistoryRecord, Member, StoredState},
         window::Bucket,
@@ -162,6 +162,13 @@ impl ScoringTx for SqliteScoringTx {
 
     async fn load_feed_batch(&mut self, keys: &FeedKeys) -> Result<FeedLoad, ScoringError> {
         super::feed_batch::load(&mut self.write, keys).await
+    }
+
+    async fn known_purchase_days(
+        &mut self,
+        days: &[PurchaseDay],
+    ) -> Result<Vec<(Pair, NaiveDate)>, ScoringError> {
+        super::purchase_profiles::known_days(&mut self.write.tx, days).await
     }
 
     async fn write_feed_batch(
