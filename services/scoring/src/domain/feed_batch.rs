@@ -215,6 +215,8 @@ struct Batch<'a> {
     profiles: HashMap<Pair, PurchaseProfile>,
     /// Profiles added to in place.
     added_profiles: BTreeSet<Pair>,
+    /// The pairs whose profiles were loaded (stored before the batch).
+    stored_profiles: HashSet<Pair>,
     /// Profiles the store counts again after writing the batch.
     recounted_profiles: BTreeSet<Pair>,
     /// Days known to be purchase days of a pair: each loaded profile's first and last, the
@@ -272,6 +274,7 @@ pub fn apply(
             .flat_map(|(pair, profile)| [(*pair, profile.first_day), (*pair, profile.last_day)])
             .chain(load.known_purchase_days)
             .collect(),
+        stored_profiles: load.profiles.iter().map(|(pair, _)| *pair).collect(),
         profiles: load.profiles.into_iter().collect(),
         added_profiles: BTreeSet::new(),
         recounted_profiles: BTreeSet::new(),
@@ -611,12 +614,12 @@ impl Batch<'_> {
             .iter()
             .map(|pair| (*pair, zone_of(pair.0)))
             .collect();
-        let profiles = self
+        let (profiles, new_profiles) = self
             .added_profiles
             .iter()
             .filter(|pair| !self.recounted_profiles.contains(pair))
             .filter_map(|pair| Some((*pair, *self.profiles.get(pair)?)))
-            .collect();
+            .partition(|(pair, _)| self.stored_profiles.contains(pair));
         FeedWrites {
             members,
             counted,
@@ -630,6 +633,7 @@ impl Batch<'_> {
             states,
             history: self.history,
             profiles,
+            new_profiles,
             recounted_profiles,
             records,
         }

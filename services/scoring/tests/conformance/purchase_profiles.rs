@@ -182,7 +182,8 @@ pub(crate) async fn purchase_profiles_kept_by_the_feed_are_what_a_fold_of_the_pu
         c_later.clone(),
     ];
     let writes = apply(&store, &programs, &first).await;
-    assert_eq!(writes.profiles.len(), 3, "added in place");
+    assert_eq!(writes.new_profiles.len(), 3, "new, added to in place");
+    assert!(writes.profiles.is_empty(), "none was stored");
     assert!(writes.recounted_profiles.is_empty());
     assert_eq!(
         stored(&store, program.id, &everyone).await,

@@ -705,7 +705,7 @@ async fn seed(
             },
         )],
         // As a batch adds a customer's first purchase.
-        profiles: vec![(
+        new_profiles: vec![(
             pair,
             PurchaseProfile::first(now - Duration::days(3), amount, chrono_tz::UTC),
         )],

@@ -112,11 +112,16 @@ pub struct FeedWrites {
     pub states: Vec<StateWrite>,
     /// Changes of the tier shown, in feed order.
     pub history: Vec<HistoryRecord>,
-    /// Purchase profiles the batch's purchases were added to in place, as they now are.
+    /// Stored purchase profiles (loaded with the batch) its purchases were added to in place,
+    /// as they now are.
     pub profiles: Vec<(Pair, PurchaseProfile)>,
+    /// Purchase profiles of pairs that had none (their first purchase that counts is in the
+    /// batch), as they now are.
+    pub new_profiles: Vec<(Pair, PurchaseProfile)>,
     /// Purchase profiles to count again from the pair's purchases once the batch's purchases
-    /// and refunds are written (a refund, or a purchase from before the last purchase day),
-    /// with the zone of the pair's program; none of these is among `profiles`.
+    /// and refunds are written (a refund, or a purchase from before a first day whose spend is
+    /// not kept), with the zone of the pair's program; none of these is among `profiles` or
+    /// `new_profiles`.
     pub recounted_profiles: Vec<(Pair, Tz)>,
     /// The record of every state written, by program, as the batch's commit leaves it (the
     /// state at its new version, the member, every bucket): what the cache is written with.

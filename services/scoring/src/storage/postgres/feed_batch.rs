@@ -104,7 +104,7 @@ pub(super) async fn write(
     write_counted(tx, &writes.counted).await?;
     write_refunds(tx, writes).await?;
     write_buckets(tx, writes).await?;
-    super::purchase_profiles::write(tx, &writes.profiles).await?;
+    super::purchase_profiles::write(tx, &writes.profiles, &writes.new_profiles).await?;
     super::purchase_profiles::recount(tx, &writes.recounted_profiles).await?;
     write_states(tx, &writes.states, now).await?;
     history::insert(tx, &writes.history).await

@@ -63,57 +63,75 @@ pub(super) async fn known_days(
         .collect())
 }
 
-/// Saves `profiles` as they are.
-#[tracing::instrument(skip_all, fields(profiles = profiles.len()))]
+/// Saves profiles as they are: `stored` over the rows the batch loaded, each found by its key
+/// and rewritten (an `UPDATE` rewrites the row, where an upsert first locks it and then rewrites
+/// it: two changes of the row, and of the WAL, for each), `new` as rows of their own (upserted,
+/// as a first purchase is).
+#[tracing::instrument(skip_all, fields(stored = stored.len(), new = new.len()))]
 pub(super) async fn write(
     tx: &mut Transaction<'static, Postgres>,
-    profiles: &[(Pair, PurchaseProfile)],
+    stored: &[(Pair, PurchaseProfile)],
+    new: &[(Pair, PurchaseProfile)],
 ) -> Result<(), ScoringError> {
-    if profiles.is_empty() {
-        return Ok(());
+    if !stored.is_empty() {
+        bind_profiles(
+            sqlx::query(
+                "UPDATE purchase_profiles f SET
+                     last_purchase_at = u.l, first_day = u.f, last_day = u.d, purchase_days = u.n,
+                     repeat_spend_minor = u.r, first_day_spend_minor = u.s
+                 FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::date[], $5::date[], $6::int4[], $7::int8[],
+                             $8::int8[]) AS u(p, c, l, f, d, n, r, s)
+                 WHERE f.program_id = u.p AND f.customer_id = u.c",
+            ),
+            stored,
+        )
+        .execute(&mut **tx)
+        .await?;
     }
-    let column = |f: &dyn Fn(&PurchaseProfile) -> i64| -> Vec<i64> {
+    if !new.is_empty() {
+        bind_profiles(
+            sqlx::query(&format!(
+                "INSERT INTO purchase_profiles ({PROFILE_COLUMNS})
+                 SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::date[], $5::date[], $6::int4[],
+                                      $7::int8[], $8::int8[])
+                 ON CONFLICT (program_id, customer_id) DO UPDATE SET
+                     last_purchase_at = EXCLUDED.last_purchase_at, first_day = EXCLUDED.first_day,
+                     last_day = EXCLUDED.last_day, purchase_days = EXCLUDED.purchase_days,
+                     repeat_spend_minor = EXCLUDED.repeat_spend_minor,
+                     first_day_spend_minor = EXCLUDED.first_day_spend_minor"
+            )),
+            new,
+        )
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Binds `profiles` as eight arrays, in the order of [`PROFILE_COLUMNS`].
+fn bind_profiles<'q>(
+    query: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
+    profiles: &[(Pair, PurchaseProfile)],
+) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
+    fn column<T>(
+        profiles: &[(Pair, PurchaseProfile)],
+        f: impl Fn(&PurchaseProfile) -> T,
+    ) -> Vec<T> {
         profiles.iter().map(|(_, profile)| f(profile)).collect()
-    };
-    let day = |f: &dyn Fn(&PurchaseProfile) -> NaiveDate| -> Vec<NaiveDate> {
-        profiles.iter().map(|(_, profile)| f(profile)).collect()
-    };
+    }
     let (programs, customers): (Vec<Uuid>, Vec<Uuid>) =
         profiles.iter().map(|(pair, _)| *pair).unzip();
-    let last: Vec<DateTime<Utc>> = profiles
-        .iter()
-        .map(|(_, profile)| profile.last_purchase_at)
-        .collect();
-    sqlx::query(&format!(
-        "INSERT INTO purchase_profiles ({PROFILE_COLUMNS})
-         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::date[], $5::date[], $6::int4[], $7::int8[],
-                              $8::int8[])
-         ON CONFLICT (program_id, customer_id) DO UPDATE SET
-             last_purchase_at = EXCLUDED.last_purchase_at, first_day = EXCLUDED.first_day, last_day = EXCLUDED.last_day,
-             purchase_days = EXCLUDED.purchase_days, repeat_spend_minor = EXCLUDED.repeat_spend_minor,
-             first_day_spend_minor = EXCLUDED.first_day_spend_minor"
-    ))
-    .bind(&programs)
-    .bind(&customers)
-    .bind(&last)
-    .bind(day(&|profile| profile.first_day))
-    .bind(day(&|profile| profile.last_day))
-    .bind(
-        profiles
-            .iter()
-            .map(|(_, profile)| i32::try_from(profile.purchase_days).unwrap_or(i32::MAX))
-            .collect::<Vec<i32>>(),
-    )
-    .bind(column(&|profile| profile.repeat_spend_minor))
-    .bind(
-        profiles
-            .iter()
-            .map(|(_, profile)| profile.first_day_spend_minor)
-            .collect::<Vec<Option<i64>>>(),
-    )
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    query
+        .bind(programs)
+        .bind(customers)
+        .bind(column(profiles, |profile| profile.last_purchase_at))
+        .bind(column(profiles, |profile| profile.first_day))
+        .bind(column(profiles, |profile| profile.last_day))
+        .bind(column(profiles, |profile| {
+            i32::try_from(profile.purchase_days).unwrap_or(i32::MAX)
+        }))
+        .bind(column(profiles, |profile| profile.repeat_spend_minor))
+        .bind(column(profiles, |profile| profile.first_day_spend_minor))
 }
 
 /// Counts the profiles of `pairs` again from their purchases, days in each pair's zone: the

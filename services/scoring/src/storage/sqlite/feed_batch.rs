@@ -99,6 +99,7 @@ pub(super) async fn write(
     write_refunds(write, writes).await?;
     add_to_buckets(&mut write.tx, &writes.buckets).await?;
     super::purchase_profiles::write(&mut write.tx, &writes.profiles).await?;
+    super::purchase_profiles::write(&mut write.tx, &writes.new_profiles).await?;
     super::purchase_profiles::recount(&mut write.tx, &writes.recounted_profiles).await?;
     write_states(write, &writes.states, now).await?;
     super::history::insert(write, &writes.history).await
