@@ -40,9 +40,11 @@ pub async fn load_batch(
 ) -> Result<FeedLoad, ScoringError> {
     let mut loaded = tx.load_feed_batch(&FeedKeys::of(events, programs)).await?;
     let between = feed_batch::days_between(events, programs, &loaded);
-    if !between.is_empty() {
-        loaded.known_purchase_days = tx.known_purchase_days(&between).await?;
-    }
+    loaded.known_purchase_days = Some(if between.is_empty() {
+        Vec::new()
+    } else {
+        tx.known_purchase_days(&between).await?
+    });
     Ok(loaded)
 }
 

@@ -215,8 +215,11 @@ struct Batch<'a> {
     profiles: HashMap<Pair, PurchaseProfile>,
     /// Profiles added to in place.
     added_profiles: BTreeSet<Pair>,
-    /// The pairs whose profiles were loaded (stored before the batch).
-    stored_profiles: HashSet<Pair>,
+    /// The first and last purchase day of each loaded profile (stored before the batch).
+    stored_spans: HashMap<Pair, (chrono::NaiveDate, chrono::NaiveDate)>,
+    /// Whether the store was asked which days between a stored profile's first and last are
+    /// purchase days ([`days_between`]); if not, a purchase on such a day is counted again.
+    days_asked: bool,
     /// Profiles the store counts again after writing the batch.
     recounted_profiles: BTreeSet<Pair>,
     /// Days known to be purchase days of a pair: each loaded profile's first and last, the
@@ -268,13 +271,18 @@ pub fn apply(
         deltas: BTreeMap::new(),
         history: Vec::new(),
         open_months: load.open_months.into_iter().collect(),
+        days_asked: load.known_purchase_days.is_some(),
         purchase_days: load
             .profiles
             .iter()
             .flat_map(|(pair, profile)| [(*pair, profile.first_day), (*pair, profile.last_day)])
-            .chain(load.known_purchase_days)
+            .chain(load.known_purchase_days.into_iter().flatten())
             .collect(),
-        stored_profiles: load.profiles.iter().map(|(pair, _)| *pair).collect(),
+        stored_spans: load
+            .profiles
+            .iter()
+            .map(|(pair, profile)| (*pair, (profile.first_day, profile.last_day)))
+            .collect(),
         profiles: load.profiles.into_iter().collect(),
         added_profiles: BTreeSet::new(),
         recounted_profiles: BTreeSet::new(),
@@ -513,12 +521,18 @@ impl Batch<'_> {
         }
         let day = day_of(purchase.occurred_at, zone);
         let known = self.purchase_days.contains(&(pair, day));
+        let unasked = !self.days_asked
+            && self
+                .stored_spans
+                .get(&pair)
+                .is_some_and(|(first, last)| *first < day && day < *last);
         let added = match self.profiles.get_mut(&pair) {
-            // Every day between the first and the last is known: a stored one from the store,
-            // one outside the stored span only from this batch.
+            // A day between the first and the last is a purchase day if a stored purchase is
+            // on it (the store said so) or one of this batch's; outside the stored span only
+            // the batch's can be.
             Some(profile) => profile
                 .add_knowing(purchase.occurred_at, purchase.amount_minor, zone, |_| {
-                    Some(known)
+                    (known || !unasked).then_some(known)
                 })
                 .is_ok(),
             None => {
@@ -619,7 +633,7 @@ impl Batch<'_> {
             .iter()
             .filter(|pair| !self.recounted_profiles.contains(pair))
             .filter_map(|pair| Some((*pair, *self.profiles.get(pair)?)))
-            .partition(|(pair, _)| self.stored_profiles.contains(pair));
+            .partition(|(pair, _)| self.stored_spans.contains_key(pair));
         FeedWrites {
             members,
             counted,
@@ -739,6 +753,63 @@ mod tests {
                 day.day
             );
         }
+    }
+
+    #[test]
+    fn a_day_between_is_added_in_place_as_the_store_says_and_counted_again_if_it_was_not_asked() {
+        let programs = [program()];
+        let zone = programs[0].zone();
+        let noon = |day: u32| {
+            chrono::NaiveDate::from_ymd_opt(2026, 3, day)
+                .and_then(|date| date.and_hms_opt(12, 0, 0))
+                .and_then(|noon| chrono::TimeZone::from_local_datetime(&zone, &noon).single())
+                .expect("noon")
+                .with_timezone(&Utc)
+        };
+        let customer = Uuid::now_v7();
+        let pair = (programs[0].program.id, customer);
+        let mut stored = PurchaseProfile::first(noon(1), 1_000, zone);
+        stored.add(noon(10), 2_000, zone).expect("a later day");
+        // `purchase` dates a purchase an hour before the instant it is given.
+        let events = [purchase(
+            customer,
+            5_000,
+            noon(5) + chrono::Duration::hours(1),
+        )];
+        let fifth = chrono::NaiveDate::from_ymd_opt(2026, 3, 5).expect("day");
+        let applied = |known: Option<Vec<(Pair, chrono::NaiveDate)>>| {
+            let load = FeedLoad {
+                profiles: vec![(pair, stored)],
+                known_purchase_days: known,
+                ..FeedLoad::default()
+            };
+            apply(&events, &programs, load, noon(20))
+        };
+
+        let not_asked = applied(None);
+        assert!(not_asked.profiles.is_empty());
+        assert_eq!(not_asked.recounted_profiles, [(pair, zone)]);
+
+        let new_day = applied(Some(Vec::new()));
+        assert!(new_day.recounted_profiles.is_empty());
+        let [(written, profile)] = new_day.profiles.as_slice() else {
+            panic!("one profile: {:?}", new_day.profiles);
+        };
+        assert_eq!(*written, pair);
+        assert_eq!(
+            (profile.purchase_days, profile.repeat_spend_minor),
+            (3, 7_000)
+        );
+
+        let known_day = applied(Some(vec![(pair, fifth)]));
+        let [(_, profile)] = known_day.profiles.as_slice() else {
+            panic!("one profile: {:?}", known_day.profiles);
+        };
+        assert_eq!(
+            (profile.purchase_days, profile.repeat_spend_minor),
+            (2, 7_000)
+        );
+        assert!(known_day.new_profiles.is_empty(), "it was stored");
     }
 
     fn activity_id(event: &UpstreamEvent) -> Uuid {

@@ -21,18 +21,20 @@ pub fn day_of(at: DateTime<Utc>, zone: Tz) -> NaiveDate {
     at.with_timezone(&zone).date_naive()
 }
 
-/// The first instant of `day` in `zone`: the instants whose [`day_of`] is `day` are those from
-/// it until the next day's.
+/// The first instant whose [`day_of`] in `zone` is `day` or later: the instants of `day` are
+/// those from it until the next day's.
 pub fn start_of(day: NaiveDate, zone: Tz) -> DateTime<Utc> {
-    let midnight = day.and_hms_opt(0, 0, 0).unwrap_or_default();
-    // Midnight can fall in a DST gap; the earliest valid local time then.
-    zone.from_local_datetime(&midnight)
-        .earliest()
-        .or_else(|| {
-            zone.from_local_datetime(&(midnight + chrono::Duration::hours(1)))
-                .earliest()
-        })
-        .map_or(DateTime::<Utc>::MIN_UTC, |local| local.with_timezone(&Utc))
+    // Midnight can fall in a gap (a clock change at midnight, of an hour or less), and a zone
+    // can skip a whole day (Pacific/Apia skipped 30 December 2011): the first local minute that
+    // exists from midnight on, the next day's if none of this one's does.
+    let mut local = day.and_time(chrono::NaiveTime::MIN);
+    for _ in 0..2 * 24 * 60 {
+        if let Some(at) = zone.from_local_datetime(&local).earliest() {
+            return at.with_timezone(&Utc);
+        }
+        local += chrono::Duration::minutes(1);
+    }
+    DateTime::<Utc>::MIN_UTC
 }
 
 /// One customer's counted purchases (net of refunds, those refunded in full left out),
@@ -165,6 +167,34 @@ pub(crate) mod tests {
             repeat_spend_minor: 30_000,
             first_day_spend_minor: Some(12_000),
         }
+    }
+
+    #[test]
+    fn a_day_starts_at_its_first_instant_even_when_midnight_or_the_whole_day_is_skipped() {
+        let date = |text: &str| text.parse::<NaiveDate>().expect("day");
+        // An ordinary day in Seoul.
+        assert_eq!(
+            start_of(date("2026-03-05"), SEOUL),
+            at("2026-03-05T00:00:00+09:00")
+        );
+        // São Paulo moved its clocks from midnight to 01:00 on 4 November 2018.
+        let sao_paulo = chrono_tz::America::Sao_Paulo;
+        let first = start_of(date("2018-11-04"), sao_paulo);
+        assert_eq!(first, at("2018-11-04T01:00:00-02:00"));
+        assert_eq!(day_of(first, sao_paulo), date("2018-11-04"));
+        assert_eq!(
+            day_of(first - chrono::Duration::microseconds(1), sao_paulo),
+            date("2018-11-03")
+        );
+        // Apia skipped 30 December 2011: the 29th ends where the 31st begins.
+        let apia = chrono_tz::Pacific::Apia;
+        let next = start_of(date("2011-12-30"), apia);
+        assert_eq!(next, start_of(date("2011-12-31"), apia));
+        assert_eq!(day_of(next, apia), date("2011-12-31"));
+        assert_eq!(
+            day_of(next - chrono::Duration::microseconds(1), apia),
+            date("2011-12-29")
+        );
     }
 
     #[test]

@@ -72,7 +72,7 @@ pub(super) fn feed_load(
             .collect(),
         applied_refunds: applied,
         profiles: profiles.into_iter().map(ProfileRow::keyed).collect(),
-        known_purchase_days: Vec::new(),
+        known_purchase_days: None,
         open_months: Vec::new(),
     }
 }

@@ -71,9 +71,10 @@ pub struct FeedLoad {
     /// Of the batch's purchase days strictly between the first and the last purchase day of a
     /// loaded profile ([`PurchaseDay`]), those on which the pair has a counted purchase
     /// already: the applier adds them after the load
-    /// ([`ScoringTx::known_purchase_days`](super::tx::ScoringTx::known_purchase_days)). A
-    /// purchase on such a day is then added to the profile in place, not counted again.
-    pub known_purchase_days: Vec<(Pair, NaiveDate)>,
+    /// ([`ScoringTx::known_purchase_days`](super::tx::ScoringTx::known_purchase_days)), and a
+    /// purchase on such a day is then added to the profile in place. `None` when the store was
+    /// not asked: such a purchase then has its profile counted again.
+    pub known_purchase_days: Option<Vec<(Pair, NaiveDate)>>,
     /// Each program's first open month (`review::first_open_month`), from which the batch looks
     /// for reviews; the applier adds it from the runs, not the store's load. A program left out
     /// is looked at from the month before the current one, which is never later.

@@ -74,7 +74,7 @@ pub(super) async fn write(
     new: &[(Pair, PurchaseProfile)],
 ) -> Result<(), ScoringError> {
     if !stored.is_empty() {
-        bind_profiles(
+        let rewritten = bind_profiles(
             sqlx::query(
                 "UPDATE purchase_profiles f SET
                      last_purchase_at = u.l, first_day = u.f, last_day = u.d, purchase_days = u.n,
@@ -86,7 +86,15 @@ pub(super) async fn write(
             stored,
         )
         .execute(&mut **tx)
-        .await?;
+        .await?
+        .rows_affected();
+        // Every writer that deletes a profile holds the pair's state or the buckets' lock, as
+        // this batch does; a profile gone from under it is a writer that did not.
+        if rewritten != stored.len() as u64 {
+            return Err(ScoringError::Aborted(
+                "purchase profiles of the batch were deleted by another writer meanwhile".into(),
+            ));
+        }
     }
     if !new.is_empty() {
         bind_profiles(
