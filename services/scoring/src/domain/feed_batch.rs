@@ -708,18 +708,20 @@ mod tests {
         })
     }
 
+    /// Noon of `day` March 2026 in `zone`.
+    fn noon_in_march(day: u32, zone: chrono_tz::Tz) -> DateTime<Utc> {
+        chrono::NaiveDate::from_ymd_opt(2026, 3, day)
+            .and_then(|date| date.and_hms_opt(12, 0, 0))
+            .and_then(|noon| chrono::TimeZone::from_local_datetime(&zone, &noon).single())
+            .expect("noon")
+            .with_timezone(&Utc)
+    }
+
     #[test]
     fn the_store_is_asked_only_about_days_strictly_between_a_stored_profiles_first_and_last() {
         let programs = [program()];
         let zone = programs[0].zone();
-        let at = |day: u32| {
-            chrono::NaiveDate::from_ymd_opt(2026, 3, day)
-                .and_then(|date| date.and_hms_opt(12, 0, 0))
-                .and_then(|noon| chrono::TimeZone::from_local_datetime(&zone, &noon).single())
-                .expect("noon")
-                .with_timezone(&Utc)
-                + chrono::Duration::hours(1)
-        };
+        let at = |day: u32| noon_in_march(day, zone) + chrono::Duration::hours(1);
         let (stored, new) = (Uuid::now_v7(), Uuid::now_v7());
         let pair = (programs[0].program.id, stored);
         let mut profile = PurchaseProfile::first(at(1), 1_000, zone);
@@ -759,13 +761,7 @@ mod tests {
     fn a_day_between_is_added_in_place_as_the_store_says_and_counted_again_if_it_was_not_asked() {
         let programs = [program()];
         let zone = programs[0].zone();
-        let noon = |day: u32| {
-            chrono::NaiveDate::from_ymd_opt(2026, 3, day)
-                .and_then(|date| date.and_hms_opt(12, 0, 0))
-                .and_then(|noon| chrono::TimeZone::from_local_datetime(&zone, &noon).single())
-                .expect("noon")
-                .with_timezone(&Utc)
-        };
+        let noon = |day: u32| noon_in_march(day, zone);
         let customer = Uuid::now_v7();
         let pair = (programs[0].program.id, customer);
         let mut stored = PurchaseProfile::first(noon(1), 1_000, zone);
