@@ -30,6 +30,17 @@ use crate::{
     domain::ports::{CustomerRecord, FeedProgress, ScoringStore, tx::ScoringTx},
 };
 
+/// Whether a batch's purchases may have been counted before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replays {
+    /// Any may have been: each is looked up, and one found is not counted again.
+    Possible,
+    /// None was, as for every batch but the first after a failure: their counted rows are not
+    /// read (a lookup per purchase that finds nothing), and if one was after all, the write
+    /// refuses the batch (`Aborted`) and the applier applies it again with `Possible`.
+    Unexpected,
+}
+
 /// What the store holds of what `events` name under `programs`, locked until `tx` commits, and
 /// which of the batch's purchase days between a profile's first and last are purchase days
 /// already (all but each program's open month, which the applier adds from the runs).
@@ -37,8 +48,14 @@ pub async fn load_batch(
     tx: &mut dyn ScoringTx,
     events: &[UpstreamEvent],
     programs: &[ProgramInForce],
+    replays: Replays,
 ) -> Result<FeedLoad, ScoringError> {
-    let mut loaded = tx.load_feed_batch(&FeedKeys::of(events, programs)).await?;
+    let keys = FeedKeys::of(events, programs);
+    let keys = match replays {
+        Replays::Possible => keys,
+        Replays::Unexpected => keys.without_purchases_counted_before(events),
+    };
+    let mut loaded = tx.load_feed_batch(&keys).await?;
     let between = feed_batch::days_between(events, programs, &loaded);
     loaded.known_purchase_days = Some(if between.is_empty() {
         Vec::new()
@@ -159,11 +176,30 @@ impl FeedApplier {
 
     /// Applies `events` and stores `cursor` (position and checkpoint) if given, in one
     /// transaction. A part of a batch is applied without the cursor (`super::partitions`).
+    ///
+    /// The batch is first applied as if none of its purchases had been counted before; if one
+    /// had (a replay after a failure, or a backfill counting beside the consumer), or another
+    /// writer got in the way, it is applied once more looking each purchase up.
     #[tracing::instrument(skip_all, fields(events = events.len(), cursor = cursor.is_some()))]
     pub(crate) async fn apply_with_cursor(
         &self,
         events: &[UpstreamEvent],
         cursor: Option<(&str, Option<DateTime<Utc>>)>,
+    ) -> Result<(), ScoringError> {
+        match self.apply_once(events, cursor, Replays::Unexpected).await {
+            Err(ScoringError::Aborted(reason)) => {
+                tracing::debug!(%reason, "feed batch applied again, looking its purchases up");
+                self.apply_once(events, cursor, Replays::Possible).await
+            }
+            applied => applied,
+        }
+    }
+
+    async fn apply_once(
+        &self,
+        events: &[UpstreamEvent],
+        cursor: Option<(&str, Option<DateTime<Utc>>)>,
+        replays: Replays,
     ) -> Result<(), ScoringError> {
         let now = Utc::now().trunc_subsecs(6);
         let mut tx = self.store.begin().await?;
@@ -184,7 +220,7 @@ impl FeedApplier {
             programs.retain(|program| program.program.id == only);
         }
         let programs = &programs;
-        let mut loaded = load_batch(tx.as_mut(), events, programs).await?;
+        let mut loaded = load_batch(tx.as_mut(), events, programs, replays).await?;
         for program in programs {
             if let Some((version, rules)) = &program.policy {
                 let closed = self

@@ -95,6 +95,24 @@ impl FeedKeys {
     }
 }
 
+impl FeedKeys {
+    /// The keys without the batch's own purchases, but for those its refunds name: for a load
+    /// that takes every purchase of the batch for one not counted before, which the store's
+    /// write refuses (`Aborted`) if one was ([`super::consumer::Replays`]).
+    pub fn without_purchases_counted_before(mut self, events: &[UpstreamEvent]) -> Self {
+        let refunded: HashSet<Uuid> = events
+            .iter()
+            .filter_map(|event| match event {
+                UpstreamEvent::Refund { purchase_id, .. } => Some(*purchase_id),
+                _ => None,
+            })
+            .collect();
+        self.purchases
+            .retain(|purchase| refunded.contains(purchase));
+        self
+    }
+}
+
 /// The days of `events`' purchases that fall strictly between the first and the last purchase
 /// day of a profile `load` holds: whether such a day is a new purchase day is known only from
 /// the pair's other purchases, which the store is asked for
@@ -209,6 +227,8 @@ struct Batch<'a> {
     applied: HashSet<Pair>,
     new_applied: Vec<Pair>,
     deltas: BTreeMap<(Pair, Month), BucketDelta>,
+    /// The months of the buckets the store held when the batch loaded.
+    stored_months: HashSet<(Pair, Month)>,
     history: Vec<HistoryRecord>,
     open_months: HashMap<Uuid, Month>,
     /// Purchase profiles of the batch's pairs, as loaded and then added to.
@@ -235,6 +255,11 @@ pub fn apply(
     now: DateTime<Utc>,
 ) -> FeedWrites {
     let mut buckets: HashMap<Pair, Vec<Bucket>> = HashMap::new();
+    let stored_months = load
+        .buckets
+        .iter()
+        .map(|(pair, bucket)| (*pair, bucket.month))
+        .collect();
     for (pair, bucket) in load.buckets {
         buckets.entry(pair).or_default().push(bucket);
     }
@@ -269,6 +294,7 @@ pub fn apply(
         applied: load.applied_refunds.into_iter().collect(),
         new_applied: Vec::new(),
         deltas: BTreeMap::new(),
+        stored_months,
         history: Vec::new(),
         open_months: load.open_months.into_iter().collect(),
         days_asked: load.known_purchase_days.is_some(),
@@ -634,16 +660,18 @@ impl Batch<'_> {
             .filter(|pair| !self.recounted_profiles.contains(pair))
             .filter_map(|pair| Some((*pair, *self.profiles.get(pair)?)))
             .partition(|(pair, _)| self.stored_spans.contains_key(pair));
+        let (buckets, new_buckets) = self
+            .deltas
+            .into_iter()
+            .partition::<Vec<_>, _>(|(key, _)| self.stored_months.contains(key));
+        let delta_of = |((pair, _), delta): ((Pair, Month), BucketDelta)| (pair, delta);
         FeedWrites {
             members,
             counted,
             refunded,
             applied_refunds: self.new_applied,
-            buckets: self
-                .deltas
-                .into_iter()
-                .map(|((pair, _), delta)| (pair, delta))
-                .collect(),
+            buckets: buckets.into_iter().map(delta_of).collect(),
+            new_buckets: new_buckets.into_iter().map(delta_of).collect(),
             states,
             history: self.history,
             profiles,
@@ -855,8 +883,9 @@ mod tests {
         };
         assert!(state.is_new);
         assert_eq!(state.stored.state.earned_rank, VIP);
-        let [(_, bucket)] = writes.buckets.as_slice() else {
-            panic!("one bucket: {:?}", writes.buckets);
+        assert!(writes.buckets.is_empty(), "the store held no bucket");
+        let [(_, bucket)] = writes.new_buckets.as_slice() else {
+            panic!("one new bucket: {:?}", writes.new_buckets);
         };
         assert_eq!(
             (bucket.net_spend_minor, bucket.purchases, bucket.points),
@@ -887,7 +916,7 @@ mod tests {
         assert_eq!(counted.refunded_minor, 20_000, "inserted with its refund");
         assert!(writes.refunded.is_empty(), "nothing loaded was refunded");
         assert_eq!(writes.applied_refunds, [(id, refund_id)]);
-        assert_eq!(writes.buckets[0].1.net_spend_minor, 30_000);
+        assert_eq!(writes.new_buckets[0].1.net_spend_minor, 30_000);
 
         // The same events again, now that the store holds their effects: nothing changes.
         let load = FeedLoad {
@@ -898,6 +927,77 @@ mod tests {
         };
         let again = apply(&events, &programs, load, now);
         assert!(again.is_empty(), "{again:?}");
+    }
+
+    #[test]
+    fn a_month_the_store_holds_a_bucket_for_is_added_to_and_another_inserted() {
+        let programs = [program()];
+        let zone = programs[0].zone();
+        let customer = Uuid::now_v7();
+        let pair = (programs[0].program.id, customer);
+        let now = noon_in_march(20, zone);
+        let stored = Month::of(now, zone).plus(-1);
+        let load = FeedLoad {
+            buckets: vec![(
+                pair,
+                Bucket {
+                    month: stored,
+                    net_spend_minor: 10_000,
+                    points: 0,
+                    purchases: 1,
+                },
+            )],
+            ..FeedLoad::default()
+        };
+        let events = [
+            purchase(customer, 5_000, now - chrono::Duration::days(30)),
+            purchase(customer, 7_000, now),
+            purchase(customer, 1_000, now),
+        ];
+        let writes = apply(&events, &programs, load, now);
+        let months = |deltas: &[(Pair, BucketDelta)]| -> Vec<(Month, i64)> {
+            deltas
+                .iter()
+                .map(|(at, delta)| {
+                    assert_eq!(*at, pair);
+                    (delta.month, delta.net_spend_minor)
+                })
+                .collect()
+        };
+        assert_eq!(months(&writes.buckets), [(stored, 5_000)], "added to");
+        assert_eq!(
+            months(&writes.new_buckets),
+            [(Month::of(now, zone), 8_000)],
+            "inserted once, with both purchases of its month"
+        );
+    }
+
+    #[test]
+    fn keys_without_purchases_counted_before_keep_those_refunds_name() {
+        let programs = [program()];
+        let (customer, now) = (Uuid::now_v7(), Utc::now());
+        let (bought, refunded) = (purchase(customer, 5_000, now), Uuid::now_v7());
+        let events = [
+            bought.clone(),
+            UpstreamEvent::Refund {
+                activity_id: Uuid::now_v7(),
+                customer_id: customer,
+                purchase_id: refunded,
+                amount_minor: 1_000,
+            },
+        ];
+        let keys = FeedKeys::of(&events, &programs);
+        assert_eq!(keys.purchases.len(), 2);
+        let without = keys.clone().without_purchases_counted_before(&events);
+        assert_eq!(without.purchases, [refunded]);
+        assert_eq!(
+            FeedKeys {
+                purchases: keys.purchases.clone(),
+                ..without
+            },
+            keys,
+            "nothing else left out"
+        );
     }
 
     #[test]

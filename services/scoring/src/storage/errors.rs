@@ -22,6 +22,14 @@ impl From<sqlx::Error> for ScoringError {
                 "rfm_cut_points_pkey" => {
                     Self::Aborted("cut points were computed at the same time; retry".into())
                 }
+                // A feed batch inserts these without a conflict check of its own
+                // (storage/postgres/feed_batch.rs): it is applied again.
+                "counted_purchases_pkey" => Self::Aborted(
+                    "a purchase of the batch was counted before or by another writer; retry".into(),
+                ),
+                "buckets_pkey" => Self::Aborted(
+                    "a bucket of the batch was created by another writer; retry".into(),
+                ),
                 _ => Self::Internal(error.to_string()),
             },
             DbFailure::ForeignKeyViolation(_) => Self::NotFound {

@@ -55,6 +55,7 @@ tierline_testkit::conformance_suite!(
         a_pass_read_on_several_connections_finds_what_one_finds,
         a_pass_that_sends_few_finds_what_one_finds,
         a_feed_batch_loads_what_it_names_and_writes_sets,
+        a_purchase_counted_before_and_not_looked_up_refuses_the_batch_which_is_applied_again,
         the_records_a_feed_batch_leaves_are_what_the_store_then_holds,
         refunds_apply_once_and_counted_purchases_are_listed,
         overrides_end_and_the_tier_feed_filters_by_program,

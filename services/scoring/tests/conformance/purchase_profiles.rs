@@ -54,7 +54,7 @@ pub(crate) async fn apply(
     events: &[UpstreamEvent],
 ) -> FeedWrites {
     let mut tx = store.begin().await.expect("tx");
-    let loaded = consumer::load_batch(tx.as_mut(), events, programs)
+    let loaded = consumer::load_batch(tx.as_mut(), events, programs, consumer::Replays::Possible)
         .await
         .expect("load");
     let now = Utc::now();

@@ -319,7 +319,7 @@ pub(crate) async fn a_unit_of_work_counts_a_purchase_once_and_versions_the_state
                         erased: false,
                     }],
                     counted: vec![(program.id, purchase.clone())],
-                    buckets: vec![(
+                    new_buckets: vec![(
                         pair,
                         BucketDelta {
                             month,
@@ -675,6 +675,28 @@ async fn seed(
     let now = Utc::now().trunc_subsecs(6);
     let month = Month::of(now, chrono_tz::UTC);
     let pair = (program, customer);
+    // A month the customer has a bucket for is added to, as a batch does; another is inserted.
+    let bucket = (
+        pair,
+        BucketDelta {
+            month,
+            net_spend_minor: amount,
+            points: 0,
+            purchases: 1,
+        },
+    );
+    let stored = store
+        .customer_records(program, &[customer])
+        .await
+        .expect("records");
+    let (buckets, new_buckets) = if stored
+        .iter()
+        .any(|record| record.buckets.iter().any(|b| b.month == month))
+    {
+        (vec![bucket], Vec::new())
+    } else {
+        (Vec::new(), vec![bucket])
+    };
     let writes = FeedWrites {
         members: vec![Member {
             customer_id: customer,
@@ -695,15 +717,8 @@ async fn seed(
                 sales_channel: String::new(),
             },
         )],
-        buckets: vec![(
-            pair,
-            BucketDelta {
-                month,
-                net_spend_minor: amount,
-                points: 0,
-                purchases: 1,
-            },
-        )],
+        buckets,
+        new_buckets,
         // As a batch adds a customer's first purchase.
         new_profiles: vec![(
             pair,
@@ -1389,10 +1404,8 @@ pub(crate) async fn a_feed_batch_loads_what_it_names_and_writes_sets(store: Arc<
                 erased: false,
             },
         ],
-        buckets: vec![
-            ((program.id, known), delta(5_000)),
-            ((program.id, new), delta(7_000)),
-        ],
+        buckets: vec![((program.id, known), delta(5_000))],
+        new_buckets: vec![((program.id, new), delta(7_000))],
         states: vec![
             StateWrite {
                 pair: (program.id, known),
@@ -1871,4 +1884,82 @@ pub(crate) async fn a_batch_applied_in_partitions_counts_each_purchase_once_even
             .expect("counted");
         assert_eq!((counted.len(), total), (1, 1));
     }
+}
+
+/// A batch takes its purchases for new ones without looking them up; one counted before (a
+/// replay after a failure) refuses the batch's write (`Aborted`) on either backend, and the
+/// applier then applies the batch again looking each purchase up: counted once.
+pub(crate) async fn a_purchase_counted_before_and_not_looked_up_refuses_the_batch_which_is_applied_again(
+    store: Arc<dyn ScoringStore>,
+) {
+    use tierline_runtime::metrics::Metrics;
+    use tierline_scoring::{
+        ScoringError,
+        cache::TierCache,
+        domain::{
+            accrual::{PurchaseEvent, UpstreamEvent},
+            consumer::{self, FeedApplier, Replays},
+            feed_batch,
+            in_force::ProgramInForce,
+        },
+    };
+
+    let (program, v1) = innisfree_with_draft(&store, 300_000).await;
+    let now = activate(&store, v1.id).await;
+    let customer = Uuid::now_v7();
+    let events = [UpstreamEvent::Purchase(PurchaseEvent {
+        activity_id: Uuid::now_v7(),
+        customer_id: customer,
+        amount_minor: 350_000,
+        currency: "KRW".into(),
+        brand: String::new(),
+        sales_channel: String::new(),
+        occurred_at: now - Duration::days(1),
+    })];
+    let cache = TierCache::in_process(1_000, std::time::Duration::from_secs(60), &Metrics::new());
+    let applier = FeedApplier::new(store.clone(), cache);
+    applier
+        .apply(&events, "first", None)
+        .await
+        .expect("counted the first time");
+
+    let programs = [ProgramInForce::load(store.as_ref(), program.id)
+        .await
+        .expect("in force")];
+    let mut tx = store.begin().await.expect("tx");
+    let loaded = consumer::load_batch(tx.as_mut(), &events, &programs, Replays::Unexpected)
+        .await
+        .expect("load");
+    assert!(
+        loaded.counted.is_empty(),
+        "the batch's purchase not looked up"
+    );
+    let writes = feed_batch::apply(&events, &programs, loaded, now);
+    assert_eq!(writes.counted.len(), 1, "taken for a new one");
+    let refused = tx.write_feed_batch(&writes, now).await;
+    assert!(
+        matches!(refused, Err(ScoringError::Aborted(_))),
+        "{refused:?}"
+    );
+    drop(tx);
+
+    applier
+        .apply(&events, "again", None)
+        .await
+        .expect("applied again, looking it up");
+    let (counted, total) = store
+        .counted_purchases(program.id, customer, None, now, 10)
+        .await
+        .expect("counted");
+    assert_eq!((counted.len(), total), (1, 1));
+    let records = store
+        .customer_records(program.id, &[customer])
+        .await
+        .expect("records");
+    let spent: i64 = records[0]
+        .buckets
+        .iter()
+        .map(|bucket| bucket.net_spend_minor)
+        .sum();
+    assert_eq!(spent, 350_000, "counted once");
 }

@@ -107,8 +107,13 @@ pub struct FeedWrites {
     pub refunded: Vec<(Uuid, Uuid, i64)>,
     /// (program, refund) pairs now applied.
     pub applied_refunds: Vec<Pair>,
-    /// Bucket changes, one per (program, customer, month).
+    /// Changes to buckets the store held when the batch loaded, one per (program, customer,
+    /// month).
     pub buckets: Vec<(Pair, BucketDelta)>,
+    /// Buckets of months the store held none for when the batch loaded, one per (program,
+    /// customer, month): inserted, not added to. Another writer that creates one meanwhile fails
+    /// the batch (`Aborted`), as for a state.
+    pub new_buckets: Vec<(Pair, BucketDelta)>,
     /// The states the batch changed: exactly the records whose lookups changed.
     pub states: Vec<StateWrite>,
     /// Changes of the tier shown, in feed order.
@@ -137,6 +142,7 @@ impl FeedWrites {
             && self.refunded.is_empty()
             && self.applied_refunds.is_empty()
             && self.buckets.is_empty()
+            && self.new_buckets.is_empty()
             && self.states.is_empty()
             && self.history.is_empty()
             && self.profiles.is_empty()

@@ -12,7 +12,7 @@ use super::{
 use crate::{
     ScoringError,
     domain::{
-        accrual::CountedPurchase,
+        accrual::{BucketDelta, CountedPurchase},
         feed_batch::{FeedKeys, FeedLoad, FeedWrites, Pair, StateWrite},
         month::Month,
         review::Review,
@@ -152,12 +152,14 @@ async fn write_counted(
         .iter()
         .map(|(_, p)| p.sales_channel.as_str())
         .collect();
-    let inserted = sqlx::query(
+    // A plain INSERT, with no conflict check of its own: the batch counts only purchases it did
+    // not find counted, and one counted meanwhile (or one the batch did not look up, counted
+    // before) violates the key, which refuses the batch (`Aborted`, storage/errors.rs).
+    sqlx::query(
         "INSERT INTO counted_purchases (program_id, activity_id, customer_id, occurred_at, amount_minor, refunded_minor, points,
                                         brand, sales_channel)
          SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::timestamptz[], $5::int8[], $6::int8[], $7::int8[],
-                              $8::text[], $9::text[])
-         ON CONFLICT DO NOTHING",
+                              $8::text[], $9::text[])",
     )
     .bind(&programs)
     .bind(&activities)
@@ -169,13 +171,7 @@ async fn write_counted(
     .bind(&brands)
     .bind(&channels)
     .execute(&mut **tx)
-    .await?
-    .rows_affected();
-    if inserted != counted.len() as u64 {
-        return Err(ScoringError::Aborted(
-            "purchases of the batch were counted by another writer meanwhile".into(),
-        ));
-    }
+    .await?;
     Ok(())
 }
 
@@ -222,33 +218,76 @@ async fn write_buckets(
     tx: &mut Transaction<'static, Postgres>,
     writes: &FeedWrites,
 ) -> Result<(), ScoringError> {
-    if writes.buckets.is_empty() {
-        return Ok(());
+    if !writes.new_buckets.is_empty() {
+        // A plain INSERT: the batch loaded its pairs' buckets under their states' locks, so
+        // these months had none; one created meanwhile (a pair without a state to lock yet)
+        // violates the key and refuses the batch (`Aborted`, storage/errors.rs).
+        let columns = BucketColumns::of(&writes.new_buckets);
+        columns
+            .bind(sqlx::query(
+                "INSERT INTO buckets (program_id, customer_id, month, net_spend_minor, points, purchases)
+                 SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::date[], $4::int8[], $5::int8[], $6::int8[])",
+            ))
+            .execute(&mut **tx)
+            .await?;
     }
-    let deltas = &writes.buckets;
-    let programs: Vec<Uuid> = deltas.iter().map(|((p, _), _)| *p).collect();
-    let customers: Vec<Uuid> = deltas.iter().map(|((_, c), _)| *c).collect();
-    let months: Vec<NaiveDate> = deltas.iter().map(|(_, d)| d.month.first_day()).collect();
-    let spend: Vec<i64> = deltas.iter().map(|(_, d)| d.net_spend_minor).collect();
-    let points: Vec<i64> = deltas.iter().map(|(_, d)| d.points).collect();
-    let purchases: Vec<i64> = deltas.iter().map(|(_, d)| d.purchases).collect();
-    sqlx::query(
-        "INSERT INTO buckets (program_id, customer_id, month, net_spend_minor, points, purchases)
-         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::date[], $4::int8[], $5::int8[], $6::int8[])
-         ON CONFLICT (program_id, customer_id, month) DO UPDATE SET
-             net_spend_minor = buckets.net_spend_minor + EXCLUDED.net_spend_minor,
-             points = buckets.points + EXCLUDED.points,
-             purchases = buckets.purchases + EXCLUDED.purchases",
-    )
-    .bind(&programs)
-    .bind(&customers)
-    .bind(&months)
-    .bind(&spend)
-    .bind(&points)
-    .bind(&purchases)
-    .execute(&mut **tx)
-    .await?;
+    if !writes.buckets.is_empty() {
+        let columns = BucketColumns::of(&writes.buckets);
+        let updated = columns
+            .bind(sqlx::query(
+                "UPDATE buckets b SET net_spend_minor = b.net_spend_minor + u.s, points = b.points + u.pt,
+                     purchases = b.purchases + u.n
+                 FROM unnest($1::uuid[], $2::uuid[], $3::date[], $4::int8[], $5::int8[], $6::int8[])
+                      AS u(p, c, m, s, pt, n)
+                 WHERE b.program_id = u.p AND b.customer_id = u.c AND b.month = u.m",
+            ))
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+        if updated != writes.buckets.len() as u64 {
+            return Err(ScoringError::Aborted(
+                "a bucket of the batch was removed by another writer meanwhile".into(),
+            ));
+        }
+    }
     Ok(())
+}
+
+/// Bucket changes as column arrays, to bind and unnest.
+struct BucketColumns {
+    programs: Vec<Uuid>,
+    customers: Vec<Uuid>,
+    months: Vec<NaiveDate>,
+    spend: Vec<i64>,
+    points: Vec<i64>,
+    purchases: Vec<i64>,
+}
+
+impl BucketColumns {
+    /// Binds the columns to `query`, as `$1` to `$6` in the order they are declared.
+    fn bind<'q>(
+        &'q self,
+        query: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
+        query
+            .bind(&self.programs)
+            .bind(&self.customers)
+            .bind(&self.months)
+            .bind(&self.spend)
+            .bind(&self.points)
+            .bind(&self.purchases)
+    }
+
+    fn of(deltas: &[(Pair, BucketDelta)]) -> Self {
+        Self {
+            programs: deltas.iter().map(|((p, _), _)| *p).collect(),
+            customers: deltas.iter().map(|((_, c), _)| *c).collect(),
+            months: deltas.iter().map(|(_, d)| d.month.first_day()).collect(),
+            spend: deltas.iter().map(|(_, d)| d.net_spend_minor).collect(),
+            points: deltas.iter().map(|(_, d)| d.points).collect(),
+            purchases: deltas.iter().map(|(_, d)| d.purchases).collect(),
+        }
+    }
 }
 
 async fn write_states(

@@ -98,6 +98,7 @@ pub(super) async fn write(
     write_counted(write, &writes.counted).await?;
     write_refunds(write, writes).await?;
     add_to_buckets(&mut write.tx, &writes.buckets).await?;
+    add_to_buckets(&mut write.tx, &writes.new_buckets).await?;
     super::purchase_profiles::write(&mut write.tx, &writes.profiles).await?;
     super::purchase_profiles::write(&mut write.tx, &writes.new_profiles).await?;
     super::purchase_profiles::recount(&mut write.tx, &writes.recounted_profiles).await?;
