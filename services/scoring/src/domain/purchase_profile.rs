@@ -65,6 +65,12 @@ pub struct PurchaseProfile {
 pub struct CountAgain;
 
 impl PurchaseProfile {
+    /// Whether the profile is what a summary at `as_of` reads: no purchase after `as_of` is in
+    /// it. (A later one is: that customer is summarised from their purchases up to `as_of`.)
+    pub fn settled_at(&self, as_of: DateTime<Utc>) -> bool {
+        self.last_purchase_at <= as_of
+    }
+
     /// The profile of a single purchase of `net_minor` at `at` (the first day's spend is not
     /// repeat spend).
     pub fn first(at: DateTime<Utc>, net_minor: i64, zone: Tz) -> Self {

@@ -334,7 +334,7 @@ pub async fn purchase_summaries(
     let mut summaries = Vec::with_capacity(profiles.len());
     let mut bought_since = Vec::new();
     for (customer_id, profile) in profiles {
-        if profile.last_purchase_at <= as_of {
+        if profile.settled_at(as_of) {
             summaries.push((customer_id, PurchaseSummary::of(&profile, as_of_day)));
         } else {
             bought_since.push(customer_id);

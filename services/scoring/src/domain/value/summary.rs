@@ -162,7 +162,7 @@ impl ProfilesAt {
     ) -> Self {
         let mut at = Self::default();
         for (customer_id, profile) in profiles {
-            if profile.last_purchase_at <= as_of {
+            if profile.settled_at(as_of) {
                 at.settled.first_day.push(profile.first_day);
                 at.settled.last_day.push(profile.last_day);
                 at.settled.purchase_days.push(profile.purchase_days);

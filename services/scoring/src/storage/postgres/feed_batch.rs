@@ -25,6 +25,20 @@ fn unzip(pairs: &[Pair]) -> (Vec<Uuid>, Vec<Uuid>) {
     pairs.iter().copied().unzip()
 }
 
+/// Refuses the batch (`Aborted`: it is applied again) unless a write meant for `rows` rows
+/// changed `written`: another writer changed what the batch had loaded meanwhile, as `what` says.
+pub(super) fn every_row_written(
+    written: u64,
+    rows: usize,
+    what: &'static str,
+) -> Result<(), ScoringError> {
+    if written == rows as u64 {
+        Ok(())
+    } else {
+        Err(ScoringError::Aborted(what.into()))
+    }
+}
+
 /// Loads what `keys` name; the existing states and counted purchases among them stay locked.
 #[tracing::instrument(skip_all, fields(customers = keys.customers.len(), states = keys.states.len()))]
 pub(super) async fn load(
@@ -65,15 +79,20 @@ pub(super) async fn load(
             .unzip()
     };
     let (programs, purchases) = every_program(&keys.purchases);
-    let counted: Vec<CountedRow> = sqlx::query_as(&format!(
+    // None when the batch takes its purchases for new ones and has no refund.
+    let counted: Vec<CountedRow> = if purchases.is_empty() {
+        Vec::new()
+    } else {
+        sqlx::query_as(&format!(
         "SELECT {COUNTED_COLUMNS}
          FROM counted_purchases JOIN unnest($1::uuid[], $2::uuid[]) AS k(p, a) ON program_id = k.p AND activity_id = k.a
          ORDER BY program_id, activity_id FOR UPDATE OF counted_purchases"
     ))
-    .bind(&programs)
-    .bind(&purchases)
-    .fetch_all(&mut **tx)
-    .await?;
+        .bind(&programs)
+        .bind(&purchases)
+        .fetch_all(&mut **tx)
+        .await?
+    };
     let applied: Vec<(Uuid, Uuid)> = if keys.refunds.is_empty() {
         Vec::new()
     } else {
@@ -205,11 +224,11 @@ async fn write_refunds(
         .execute(&mut **tx)
         .await?
         .rows_affected();
-        if inserted != writes.applied_refunds.len() as u64 {
-            return Err(ScoringError::Aborted(
-                "refunds of the batch were applied by another writer meanwhile".into(),
-            ));
-        }
+        every_row_written(
+            inserted,
+            writes.applied_refunds.len(),
+            "refunds of the batch were applied by another writer meanwhile",
+        )?;
     }
     Ok(())
 }
@@ -244,11 +263,11 @@ async fn write_buckets(
             .execute(&mut **tx)
             .await?
             .rows_affected();
-        if updated != writes.buckets.len() as u64 {
-            return Err(ScoringError::Aborted(
-                "a bucket of the batch was removed by another writer meanwhile".into(),
-            ));
-        }
+        every_row_written(
+            updated,
+            writes.buckets.len(),
+            "a bucket of the batch was removed by another writer meanwhile",
+        )?;
     }
     Ok(())
 }
@@ -324,11 +343,11 @@ async fn write_states(
             .rows_affected();
         // Someone created one of these states after the batch looked: the batch decided on a
         // state that was not the latest, so it is applied again from the start.
-        if inserted != new.len() as u64 {
-            return Err(ScoringError::Aborted(
-                "a tier state of the batch was created by another writer meanwhile".into(),
-            ));
-        }
+        every_row_written(
+            inserted,
+            new.len(),
+            "a tier state of the batch was created by another writer meanwhile",
+        )?;
     }
     if !existing.is_empty() {
         let (programs, customers): (Vec<Uuid>, Vec<Uuid>) =

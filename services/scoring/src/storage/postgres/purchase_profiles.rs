@@ -90,11 +90,11 @@ pub(super) async fn write(
         .rows_affected();
         // Every writer that deletes a profile holds the pair's state or the buckets' lock, as
         // this batch does; a profile gone from under it is a writer that did not.
-        if rewritten != stored.len() as u64 {
-            return Err(ScoringError::Aborted(
-                "purchase profiles of the batch were deleted by another writer meanwhile".into(),
-            ));
-        }
+        super::feed_batch::every_row_written(
+            rewritten,
+            stored.len(),
+            "purchase profiles of the batch were deleted by another writer meanwhile",
+        )?;
     }
     if !new.is_empty() {
         bind_profiles(
