@@ -35,9 +35,11 @@ use crate::{
 pub enum Replays {
     /// Any may have been: each is looked up, and one found is not counted again.
     Possible,
-    /// None was, as for every batch but the first after a failure: their counted rows are not
-    /// read (a lookup per purchase that finds nothing), and if one was after all, the write
-    /// refuses the batch (`Aborted`) and the applier applies it again with `Possible`.
+    /// None was, as for every batch of the consumer but the first after a failure: their
+    /// counted rows are not read (a lookup per purchase that finds nothing), and if one was
+    /// after all, the write refuses the batch (`Aborted`) and the applier applies it again with
+    /// `Possible`. (A backfill re-reads a feed the consumer has mostly counted for its program
+    /// already: it always applies with `Possible`.)
     Unexpected,
 }
 
@@ -130,6 +132,8 @@ pub struct FeedApplier {
     consumer: String,
     /// The one program a backfill applies the feed for; every program for the consumer.
     only: Option<Uuid>,
+    /// What its batches are first applied assuming.
+    replays: Replays,
     /// The previous batch's cache writes: they run while the next batch is applied, and are
     /// awaited once it has committed, so at most two batches' writes are in flight.
     in_flight: std::sync::Mutex<CacheWrites>,
@@ -143,6 +147,7 @@ impl FeedApplier {
             cache,
             consumer: ACTIVITY_FEED.to_owned(),
             only: None,
+            replays: Replays::Unexpected,
             in_flight: std::sync::Mutex::new(Vec::new()),
         }
     }
@@ -153,6 +158,7 @@ impl FeedApplier {
         Self {
             consumer: super::backfill::consumer_of(program_id),
             only: Some(program_id),
+            replays: Replays::Possible,
             ..Self::new(store, cache)
         }
     }
@@ -177,18 +183,19 @@ impl FeedApplier {
     /// Applies `events` and stores `cursor` (position and checkpoint) if given, in one
     /// transaction. A part of a batch is applied without the cursor (`super::partitions`).
     ///
-    /// The batch is first applied as if none of its purchases had been counted before; if one
-    /// had (a replay after a failure, or a backfill counting beside the consumer), or another
-    /// writer got in the way, it is applied once more looking each purchase up.
+    /// The consumer's batch is first applied as if none of its purchases had been counted
+    /// before; if one had (a replay after a failure, or a backfill counting beside the
+    /// consumer), or another writer got in the way, it is applied once more looking each
+    /// purchase up. A backfill's batch is applied looking them up from the start.
     #[tracing::instrument(skip_all, fields(events = events.len(), cursor = cursor.is_some()))]
     pub(crate) async fn apply_with_cursor(
         &self,
         events: &[UpstreamEvent],
         cursor: Option<(&str, Option<DateTime<Utc>>)>,
     ) -> Result<(), ScoringError> {
-        match self.apply_once(events, cursor, Replays::Unexpected).await {
-            Err(ScoringError::Aborted(reason)) => {
-                tracing::debug!(%reason, "feed batch applied again, looking its purchases up");
+        match self.apply_once(events, cursor, self.replays).await {
+            Err(ScoringError::Aborted(reason)) if self.replays == Replays::Unexpected => {
+                tracing::info!(%reason, "feed batch applied again, looking its purchases up");
                 self.apply_once(events, cursor, Replays::Possible).await
             }
             applied => applied,

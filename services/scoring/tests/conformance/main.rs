@@ -69,7 +69,8 @@ tierline_testkit::conformance_suite!(
 
 /// What only Postgres does in parts: a feed batch applied in partitions at once (the embedded
 /// store has one writer), a simulation on a large membership and a value summary's read of the
-/// profiles (here the parts are forced on a small one, and must find what one statement finds).
+/// profiles (here the parts are forced on a small one, and must find what one statement finds);
+/// and the buckets a batch inserts without a conflict check of its own.
 mod postgres_in_parts {
     #[tokio::test]
     async fn a_batch_applied_in_partitions_counts_each_purchase_once_even_read_again() {
@@ -90,6 +91,13 @@ mod postgres_in_parts {
         assert!(matches!(most, Some(ChunkEnd::Customer(_))), "{most:?}");
         let few = crate::suite::pass_finds_each_member_once(&other.store, |n| n % 3 != 0).await;
         assert!(matches!(few, Some(ChunkEnd::Block { .. })), "{few:?}");
+    }
+
+    #[tokio::test]
+    async fn a_bucket_created_or_gone_meanwhile_refuses_the_batch() {
+        let backend = super::postgres().await;
+        crate::suite::a_bucket_created_or_gone_meanwhile_refuses_the_batch(backend.store.clone())
+            .await;
     }
 
     /// A value summary reads the profiles by ranges of blocks, here one block a statement.

@@ -1963,3 +1963,82 @@ pub(crate) async fn a_purchase_counted_before_and_not_looked_up_refuses_the_batc
         .sum();
     assert_eq!(spent, 350_000, "counted once");
 }
+
+/// Postgres inserts the buckets of months a batch found none for without a conflict check, and
+/// adds to the others with an `UPDATE`: a bucket another writer created meanwhile, or one gone
+/// meanwhile, refuses the batch (`Aborted`: it is applied again) and changes nothing. Postgres
+/// only: the embedded store adds to a bucket or creates it either way.
+pub(crate) async fn a_bucket_created_or_gone_meanwhile_refuses_the_batch(
+    store: Arc<dyn ScoringStore>,
+) {
+    async fn write(store: &Arc<dyn ScoringStore>, writes: FeedWrites) -> Result<(), ScoringError> {
+        let mut tx = store.begin().await.expect("tx");
+        tx.write_feed_batch(&writes, Utc::now()).await?;
+        tx.commit().await
+    }
+
+    let (program, _) = innisfree_with_draft(&store, 300_000).await;
+    let customer = Uuid::now_v7();
+    let pair = (program.id, customer);
+    let month = Month::of(Utc::now(), chrono_tz::UTC);
+    let delta = BucketDelta {
+        month,
+        net_spend_minor: 1_000,
+        points: 0,
+        purchases: 1,
+    };
+    write(
+        &store,
+        FeedWrites {
+            members: vec![Member {
+                customer_id: customer,
+                joined_at: Utc::now().trunc_subsecs(6) - Duration::days(40),
+                erased: false,
+            }],
+            new_buckets: vec![(pair, delta)],
+            ..FeedWrites::default()
+        },
+    )
+    .await
+    .expect("the month's bucket inserted");
+    let created = write(
+        &store,
+        FeedWrites {
+            new_buckets: vec![(pair, delta)],
+            ..FeedWrites::default()
+        },
+    )
+    .await;
+    assert!(
+        matches!(created, Err(ScoringError::Aborted(_))),
+        "created meanwhile: {created:?}"
+    );
+    let gone = write(
+        &store,
+        FeedWrites {
+            buckets: vec![(
+                pair,
+                BucketDelta {
+                    month: month.plus(-1),
+                    ..delta
+                },
+            )],
+            ..FeedWrites::default()
+        },
+    )
+    .await;
+    assert!(
+        matches!(gone, Err(ScoringError::Aborted(_))),
+        "gone meanwhile: {gone:?}"
+    );
+    let records = store
+        .customer_records(program.id, &[customer])
+        .await
+        .expect("records");
+    let buckets: Vec<(Month, i64)> = records[0]
+        .buckets
+        .iter()
+        .map(|bucket| (bucket.month, bucket.net_spend_minor))
+        .collect();
+    assert_eq!(buckets, [(month, 1_000)], "the first write only");
+}
