@@ -8,6 +8,7 @@ use uuid::Uuid;
 use super::{
     history,
     rows::{COUNTED_COLUMNS, CountedRow, MEMBER_COLUMNS, MemberRow, STATE_COLUMNS, db_rank},
+    written::every_row_written,
 };
 use crate::{
     ScoringError,
@@ -23,20 +24,6 @@ use crate::{
 
 fn unzip(pairs: &[Pair]) -> (Vec<Uuid>, Vec<Uuid>) {
     pairs.iter().copied().unzip()
-}
-
-/// Refuses the batch (`Aborted`: it is applied again) unless a write meant for `rows` rows
-/// changed `written`: another writer changed what the batch had loaded meanwhile, as `what` says.
-pub(super) fn every_row_written(
-    written: u64,
-    rows: usize,
-    what: &'static str,
-) -> Result<(), ScoringError> {
-    if written == rows as u64 {
-        Ok(())
-    } else {
-        Err(ScoringError::Aborted(what.into()))
-    }
 }
 
 /// Loads what `keys` name; the existing states and counted purchases among them stay locked.

@@ -22,6 +22,7 @@ mod simulation;
 mod tier_feed;
 mod tx;
 mod value_model;
+mod written;
 
 use super::rows;
 

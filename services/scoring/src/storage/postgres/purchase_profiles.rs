@@ -90,7 +90,7 @@ pub(super) async fn write(
         .rows_affected();
         // Every writer that deletes a profile holds the pair's state or the buckets' lock, as
         // this batch does; a profile gone from under it is a writer that did not.
-        super::feed_batch::every_row_written(
+        super::written::every_row_written(
             rewritten,
             stored.len(),
             "purchase profiles of the batch were deleted by another writer meanwhile",
