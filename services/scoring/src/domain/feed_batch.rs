@@ -93,9 +93,7 @@ impl FeedKeys {
             refunds: sorted(refunds),
         }
     }
-}
 
-impl FeedKeys {
     /// The keys without the batch's own purchases, but for those its refunds name: for a load
     /// that takes every purchase of the batch for one not counted before, which the store's
     /// write refuses (`Aborted`) if one was ([`super::consumer::Replays`]).
