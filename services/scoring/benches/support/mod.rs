@@ -169,7 +169,7 @@ pub(crate) async fn count_purchase_profiles(database: &TestDatabase) {
         .recount_purchase_profiles(program, chrono_tz::Asia::Seoul, 50_000)
         .await
         .unwrap();
-    execute(database, "VACUUM (ANALYZE) scoring.purchase_profiles").await;
+    execute(database, "VACUUM (ANALYZE) scoring.tier_states").await;
     println!(
         "{customers} purchase profiles counted in {:.1} s (not timed below)",
         started.elapsed().as_secs_f64()

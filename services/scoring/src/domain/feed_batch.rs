@@ -971,6 +971,55 @@ mod tests {
     }
 
     #[test]
+    fn every_profile_a_batch_writes_or_recounts_has_its_state_written_with_it() {
+        let programs = [program()];
+        let zone = programs[0].zone();
+        let now = noon_in_march(20, zone);
+        let (first, stored, refunded) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let id = programs[0].program.id;
+        let load = FeedLoad {
+            profiles: vec![(
+                (id, stored),
+                PurchaseProfile::first(now - chrono::Duration::days(40), 3_000, zone),
+            )],
+            ..FeedLoad::default()
+        };
+        let bought = purchase(refunded, 9_000, now - chrono::Duration::days(2));
+        let UpstreamEvent::Purchase(ref bought_event) = bought else {
+            panic!("a purchase");
+        };
+        let events = [
+            purchase(first, 5_000, now),
+            purchase(stored, 4_000, now),
+            bought.clone(),
+            UpstreamEvent::Refund {
+                activity_id: Uuid::now_v7(),
+                customer_id: refunded,
+                purchase_id: bought_event.activity_id,
+                amount_minor: 9_000,
+            },
+        ];
+        let writes = apply(&events, &programs, load, now);
+        let states: BTreeSet<Pair> = writes.states.iter().map(|write| write.pair).collect();
+        let profiles: BTreeSet<Pair> = writes
+            .profiles
+            .iter()
+            .chain(&writes.new_profiles)
+            .map(|(pair, _)| *pair)
+            .chain(writes.recounted_profiles.iter().map(|(pair, _)| *pair))
+            .collect();
+        assert_eq!(
+            profiles,
+            [(id, first), (id, stored), (id, refunded)].into(),
+            "each kind of profile write is here"
+        );
+        assert!(
+            profiles.is_subset(&states),
+            "profiles {profiles:?}, states {states:?}"
+        );
+    }
+
+    #[test]
     fn keys_without_purchases_counted_before_keep_those_refunds_name() {
         let programs = [program()];
         let (customer, now) = (Uuid::now_v7(), Utc::now());

@@ -7,9 +7,10 @@ use std::collections::HashMap;
 use chrono_tz::Tz;
 use uuid::Uuid;
 
-use super::rows::{BucketRow, CountedRow, MemberRow, ProfileRow, StateRow};
+use super::rows::{BucketRow, CountedRow, MemberRow, StateRow};
 use crate::domain::{
     feed_batch::{FeedKeys, FeedLoad, Pair},
+    purchase_profile::PurchaseProfile,
     state::{Member, StoredState},
     window::Bucket,
 };
@@ -21,6 +22,13 @@ pub(super) struct KeyedState {
     customer_id: Uuid,
     #[sqlx(flatten)]
     state: StateRow,
+}
+
+impl KeyedState {
+    /// The state's (program, customer) pair.
+    pub(super) fn pair(&self) -> Pair {
+        (self.program_id, self.customer_id)
+    }
 }
 
 /// A bucket with its program: `program_id, {BUCKET_COLUMNS}`.
@@ -40,7 +48,7 @@ pub(super) fn feed_load(
     buckets: Vec<KeyedBucket>,
     counted: Vec<CountedRow>,
     applied: Vec<Pair>,
-    profiles: Vec<ProfileRow>,
+    profiles: Vec<(Pair, PurchaseProfile)>,
 ) -> FeedLoad {
     let zones: HashMap<Uuid, Tz> = keys.programs.iter().copied().collect();
     FeedLoad {
@@ -71,7 +79,7 @@ pub(super) fn feed_load(
             })
             .collect(),
         applied_refunds: applied,
-        profiles: profiles.into_iter().map(ProfileRow::keyed).collect(),
+        profiles,
         known_purchase_days: None,
         open_months: Vec::new(),
     }

@@ -3,6 +3,7 @@
 //! (SQLite) runs the same cases. Set `TEST_LOG=debug` to see logs.
 
 mod cut_points;
+mod migrations;
 mod purchase_profiles;
 mod suite;
 mod value_model;

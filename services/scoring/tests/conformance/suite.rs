@@ -664,7 +664,8 @@ async fn whole_pass(
     }
 }
 
-/// A member of `program` who bought `amount` now, holding `rank` (a state only when above 0).
+/// A member of `program` who bought `amount` now, holding `rank`: a state, as the feed writes one
+/// with every purchase.
 async fn seed(
     store: &Arc<dyn ScoringStore>,
     program: Uuid,
@@ -724,25 +725,21 @@ async fn seed(
             pair,
             PurchaseProfile::first(now - Duration::days(3), amount, chrono_tz::UTC),
         )],
-        states: if rank > 0 {
-            vec![StateWrite {
-                pair,
-                stored: StoredState {
-                    state: TierState {
-                        earned_rank: rank,
-                        since: now,
-                        last_qualified_at: None,
-                        lapsed_at: None,
-                        manual: None,
-                    },
-                    version: 0,
+        states: vec![StateWrite {
+            pair,
+            stored: StoredState {
+                state: TierState {
+                    earned_rank: rank,
+                    since: now,
+                    last_qualified_at: None,
+                    lapsed_at: None,
+                    manual: None,
                 },
-                is_new: true,
-                review: None,
-            }]
-        } else {
-            vec![]
-        },
+                version: 0,
+            },
+            is_new: stored.iter().all(|record| record.state.is_none()),
+            review: None,
+        }],
         ..FeedWrites::default()
     };
     let mut tx = store.begin().await.expect("tx");
@@ -755,10 +752,22 @@ pub(crate) async fn audiences_read_members_in_id_order_with_their_shown_rank(
 ) {
     let program = program("INNISFREE");
     store.create_program(&program, None).await.expect("program");
-    let (vip, welcome) = (Uuid::now_v7(), Uuid::now_v7());
+    let (vip, welcome, browser) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
     seed(&store, program.id, vip, 400_000, 1).await;
     seed(&store, program.id, welcome, 20_000, 0).await;
+    // A member who never bought has no state.
     let now = Utc::now();
+    let mut tx = store.begin().await.expect("tx");
+    let joined = FeedWrites {
+        members: vec![Member {
+            customer_id: browser,
+            joined_at: now - Duration::days(30),
+            erased: false,
+        }],
+        ..FeedWrites::default()
+    };
+    tx.write_feed_batch(&joined, now).await.expect("member");
+    tx.commit().await.expect("commit");
     let to = now.date_naive();
     let page = store
         .audience_page(program.id, None, 10, None, to, now)
@@ -768,20 +777,21 @@ pub(crate) async fn audiences_read_members_in_id_order_with_their_shown_rank(
         page.iter()
             .map(|(input, rank)| (input.customer_id, *rank, input.values.monetary))
             .collect::<Vec<_>>(),
-        [(vip, 1, 400_000), (welcome, 0, 20_000)],
+        [(vip, 1, 400_000), (welcome, 0, 20_000), (browser, 0, 0)],
         "in id order, with the rank shown and the spend"
     );
     let after = store
         .audience_page(program.id, Some(vip), 10, None, to, now)
         .await
         .expect("next page");
-    assert_eq!(after.len(), 1);
+    assert_eq!(after.len(), 2);
     assert_eq!(page[0].0.values.recency_days, Some(3));
+    assert_eq!(page[2].0.values.recency_days, None, "never bought");
     let mut counts = counted_tiers(&store, program.id, now).await;
     counts.sort();
     assert_eq!(
         counts,
-        [(0, 1), (1, 1)],
+        [(0, 2), (1, 1)],
         "members without a state hold rank 0"
     );
     assert_eq!(
@@ -789,7 +799,7 @@ pub(crate) async fn audiences_read_members_in_id_order_with_their_shown_rank(
             .customers_with_state(program.id, None, 10)
             .await
             .expect("with state"),
-        [vip]
+        [vip, welcome]
     );
 }
 

@@ -119,7 +119,9 @@ pub struct FeedWrites {
     /// Changes of the tier shown, in feed order.
     pub history: Vec<HistoryRecord>,
     /// Stored purchase profiles (loaded with the batch) its purchases were added to in place,
-    /// as they now are.
+    /// as they now are. The state of every pair here, in `new_profiles` and in
+    /// `recounted_profiles` is among `states` (what changes a profile changes the record), so a
+    /// store may keep the profile on the state's row.
     pub profiles: Vec<(Pair, PurchaseProfile)>,
     /// Purchase profiles of pairs that had none (their first purchase that counts is in the
     /// batch), as they now are.

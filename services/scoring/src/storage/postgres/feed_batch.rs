@@ -1,12 +1,15 @@
 //! A feed batch's loads and writes on Postgres: one statement per kind of row, whatever the batch
 //! size (arrays bound as parameters and unnested), so a batch costs about a dozen round trips.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
 use super::{
     history,
+    purchase_profiles::{ProfileColumns, STATE_PROFILE_COLUMNS, StateProfileRow},
     rows::{COUNTED_COLUMNS, CountedRow, MEMBER_COLUMNS, MemberRow, STATE_COLUMNS, db_rank},
     written::every_row_written,
 };
@@ -16,11 +19,21 @@ use crate::{
         accrual::{BucketDelta, CountedPurchase},
         feed_batch::{FeedKeys, FeedLoad, FeedWrites, Pair, StateWrite},
         month::Month,
+        purchase_profile::PurchaseProfile,
         review::Review,
         state::{Member, StoredState},
     },
     storage::feed_load::{KeyedBucket, KeyedState, feed_load},
 };
+
+/// A locked tier state with its purchase profile's columns.
+#[derive(sqlx::FromRow)]
+struct StateWithProfile {
+    #[sqlx(flatten)]
+    state: KeyedState,
+    #[sqlx(flatten)]
+    profile: StateProfileRow,
+}
 
 fn unzip(pairs: &[Pair]) -> (Vec<Uuid>, Vec<Uuid>) {
     pairs.iter().copied().unzip()
@@ -40,8 +53,9 @@ pub(super) async fn load(
     .await?;
     // Locked in (program, customer) order, as every writer that locks several states does.
     let (state_programs, state_customers) = unzip(&keys.states);
-    let states: Vec<KeyedState> = sqlx::query_as(&format!(
-        "SELECT s.program_id, s.customer_id, {STATE_COLUMNS}
+    // Each with its purchase profile, which lives on the state.
+    let rows: Vec<StateWithProfile> = sqlx::query_as(&format!(
+        "SELECT s.program_id, s.customer_id, {STATE_COLUMNS}, {STATE_PROFILE_COLUMNS}
          FROM tier_states s JOIN unnest($1::uuid[], $2::uuid[]) AS k(p, c) ON s.program_id = k.p AND s.customer_id = k.c
          ORDER BY s.program_id, s.customer_id FOR UPDATE OF s"
     ))
@@ -49,6 +63,16 @@ pub(super) async fn load(
     .bind(&state_customers)
     .fetch_all(&mut **tx)
     .await?;
+    let mut profiles = Vec::new();
+    let states: Vec<KeyedState> = rows
+        .into_iter()
+        .map(|row| {
+            if let Some(profile) = row.profile.profile() {
+                profiles.push((row.state.pair(), profile));
+            }
+            row.state
+        })
+        .collect();
     let buckets: Vec<KeyedBucket> = sqlx::query_as(
         "SELECT b.program_id, b.customer_id, b.month, b.net_spend_minor, b.points, b.purchases
          FROM buckets b JOIN unnest($1::uuid[], $2::uuid[]) AS k(p, c) ON b.program_id = k.p AND b.customer_id = k.c",
@@ -93,7 +117,6 @@ pub(super) async fn load(
         .fetch_all(&mut **tx)
         .await?
     };
-    let profiles = super::purchase_profiles::load(tx, &state_programs, &state_customers).await?;
     Ok(feed_load(
         keys, members, states, buckets, counted, applied, profiles,
     ))
@@ -110,9 +133,9 @@ pub(super) async fn write(
     write_counted(tx, &writes.counted).await?;
     write_refunds(tx, writes).await?;
     write_buckets(tx, writes).await?;
-    super::purchase_profiles::write(tx, &writes.profiles, &writes.new_profiles).await?;
+    write_states(tx, writes, now).await?;
+    // After the states: a pair's recount writes over the profile its state was written with.
     super::purchase_profiles::recount(tx, &writes.recounted_profiles).await?;
-    write_states(tx, &writes.states, now).await?;
     history::insert(tx, &writes.history).await
 }
 
@@ -296,35 +319,59 @@ impl BucketColumns {
     }
 }
 
+/// Writes the batch's states, each with its purchase profile where the batch changed it (a
+/// state whose profile it did not change keeps the stored one).
 async fn write_states(
     tx: &mut Transaction<'static, Postgres>,
-    states: &[StateWrite],
+    writes: &FeedWrites,
     now: DateTime<Utc>,
 ) -> Result<(), ScoringError> {
+    let mut profiles: HashMap<Pair, &PurchaseProfile> = writes
+        .profiles
+        .iter()
+        .chain(&writes.new_profiles)
+        .map(|(pair, profile)| (*pair, profile))
+        .collect();
     let (new, existing): (Vec<&StateWrite>, Vec<&StateWrite>) =
-        states.iter().partition(|write| write.is_new);
-    if !new.is_empty() {
-        let (programs, customers): (Vec<Uuid>, Vec<Uuid>) =
-            new.iter().map(|write| write.pair).unzip();
-        let columns = StateColumns::of(
-            new.iter()
+        writes.states.iter().partition(|write| write.is_new);
+    let mut columns_of = |states: &[&StateWrite]| {
+        let profile_columns =
+            ProfileColumns::of(states.iter().map(|write| profiles.remove(&write.pair)));
+        let state_columns = StateColumns::of(
+            states
+                .iter()
                 .map(|write| (&write.stored, write.review.as_ref())),
         );
-        let insert = sqlx::query(
+        let (programs, customers): (Vec<Uuid>, Vec<Uuid>) =
+            states.iter().map(|write| write.pair).unzip();
+        (programs, customers, state_columns, profile_columns)
+    };
+    let new_columns = columns_of(&new);
+    let existing_columns = columns_of(&existing);
+    // The domain writes the state of every pair whose profile it changes (a purchase or a
+    // refund touches the pair's record); a profile left over would be lost.
+    if !profiles.is_empty() {
+        return Err(ScoringError::Internal(format!(
+            "{} purchase profiles of the batch have no state written with them",
+            profiles.len()
+        )));
+    }
+    if !new.is_empty() {
+        let (programs, customers, states, profiles) = &new_columns;
+        let sql = format!(
             "INSERT INTO tier_states (program_id, customer_id, earned_rank, since, last_qualified_at, override_rank, override_until,
                                       override_reason, override_operator, override_set_at, lapsed_at, review_month,
-                                      reviewed_under, version, updated_at)
-             SELECT p, c, e, s, q, r, u, why, who, at, l, rm, ru, 1, $14
+                                      reviewed_under, version, updated_at, {STATE_PROFILE_COLUMNS})
+             SELECT p, c, e, s, q, r, u, why, who, at, l, rm, ru, 1, $14, pl, pf, pd, pn, pr, ps
              FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::timestamptz[], $5::timestamptz[], $6::int[], $7::timestamptz[],
-                         $8::text[], $9::text[], $10::timestamptz[], $11::timestamptz[], $12::date[], $13::uuid[])
-                  AS n(p, c, e, s, q, r, u, why, who, at, l, rm, ru)
-             ON CONFLICT (program_id, customer_id) DO NOTHING",
-        )
-        .bind(&programs)
-        .bind(&customers);
-        let inserted = columns
-            .bind(insert)
-            .bind(now)
+                         $8::text[], $9::text[], $10::timestamptz[], $11::timestamptz[], $12::date[], $13::uuid[],
+                         $15::timestamptz[], $16::date[], $17::date[], $18::int4[], $19::int8[], $20::int8[])
+                  AS n(p, c, e, s, q, r, u, why, who, at, l, rm, ru, pl, pf, pd, pn, pr, ps)
+             ON CONFLICT (program_id, customer_id) DO NOTHING"
+        );
+        let insert = sqlx::query(&sql).bind(programs).bind(customers);
+        let inserted = profiles
+            .bind(states.bind(insert).bind(now))
             .execute(&mut **tx)
             .await?
             .rows_affected();
@@ -337,25 +384,28 @@ async fn write_states(
         )?;
     }
     if !existing.is_empty() {
-        let (programs, customers): (Vec<Uuid>, Vec<Uuid>) =
-            existing.iter().map(|write| write.pair).unzip();
-        let columns = StateColumns::of(
-            existing
-                .iter()
-                .map(|write| (&write.stored, write.review.as_ref())),
-        );
+        let (programs, customers, states, profiles) = &existing_columns;
+        // A written profile has its last purchase set: a NULL there keeps the stored profile.
         let update = sqlx::query(
             "UPDATE tier_states s SET earned_rank = u.e, since = u.s, last_qualified_at = u.q, override_rank = u.r,
                  override_until = u.u, override_reason = u.why, override_operator = u.who, override_set_at = u.at,
-                 lapsed_at = u.l, review_month = u.rm, reviewed_under = u.ru, version = s.version + 1, updated_at = $14
+                 lapsed_at = u.l, review_month = u.rm, reviewed_under = u.ru, version = s.version + 1, updated_at = $14,
+                 last_purchase_at = COALESCE(u.pl, s.last_purchase_at), first_day = COALESCE(u.pf, s.first_day),
+                 last_day = COALESCE(u.pd, s.last_day), purchase_days = COALESCE(u.pn, s.purchase_days),
+                 repeat_spend_minor = COALESCE(u.pr, s.repeat_spend_minor),
+                 first_day_spend_minor = CASE WHEN u.pl IS NULL THEN s.first_day_spend_minor ELSE u.ps END
              FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::timestamptz[], $5::timestamptz[], $6::int[], $7::timestamptz[],
-                         $8::text[], $9::text[], $10::timestamptz[], $11::timestamptz[], $12::date[], $13::uuid[])
-                  AS u(p, c, e, s, q, r, u, why, who, at, l, rm, ru)
+                         $8::text[], $9::text[], $10::timestamptz[], $11::timestamptz[], $12::date[], $13::uuid[],
+                         $15::timestamptz[], $16::date[], $17::date[], $18::int4[], $19::int8[], $20::int8[])
+                  AS u(p, c, e, s, q, r, u, why, who, at, l, rm, ru, pl, pf, pd, pn, pr, ps)
              WHERE s.program_id = u.p AND s.customer_id = u.c",
         )
-        .bind(&programs)
-        .bind(&customers);
-        columns.bind(update).bind(now).execute(&mut **tx).await?;
+        .bind(programs)
+        .bind(customers);
+        profiles
+            .bind(states.bind(update).bind(now))
+            .execute(&mut **tx)
+            .await?;
     }
     Ok(())
 }

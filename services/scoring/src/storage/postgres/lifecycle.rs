@@ -28,7 +28,7 @@ impl Lifecycles for PgScoringStore {
                              ELSE 'active' END AS state,
                         floor(extract(epoch FROM $2 - p.last) / 86400)::int AS days
                  FROM members m
-                 LEFT JOIN (SELECT customer_id, last_purchase_at AS last FROM purchase_profiles WHERE program_id = $1) p
+                 LEFT JOIN (SELECT customer_id, last_purchase_at AS last FROM tier_states WHERE program_id = $1) p
                       ON p.customer_id = m.customer_id
                  WHERE NOT m.erased),
              changed AS (

@@ -1,13 +1,13 @@
-//! Purchase profiles on Postgres: loaded and written with a feed batch (arrays unnested, one
-//! statement each), and counted again from the purchases, set-based, for the pairs a batch
-//! cannot add to in place and for the customers a bucket rebuild covers.
+//! Purchase profiles on Postgres, kept on the tier states (migration `20261206100026`): read
+//! with a feed batch's states and written with them (`feed_batch.rs`), and counted again from the
+//! purchases, set-based, for the pairs a batch cannot add to in place and for the customers a
+//! bucket rebuild covers.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
-use super::rows::{PROFILE_COLUMNS, ProfileRow};
 use crate::{
     ScoringError,
     domain::{
@@ -16,21 +16,90 @@ use crate::{
     },
 };
 
-/// The profiles of `pairs` that exist.
-#[tracing::instrument(skip_all, fields(pairs = programs.len()))]
-pub(super) async fn load(
-    tx: &mut Transaction<'static, Postgres>,
-    programs: &[Uuid],
-    customers: &[Uuid],
-) -> Result<Vec<ProfileRow>, ScoringError> {
-    Ok(sqlx::query_as(&format!(
-        "SELECT {PROFILE_COLUMNS}
-         FROM purchase_profiles JOIN unnest($1::uuid[], $2::uuid[]) AS k(p, c) ON program_id = k.p AND customer_id = k.c"
-    ))
-    .bind(programs)
-    .bind(customers)
-    .fetch_all(&mut **tx)
-    .await?)
+/// The profile columns of `tier_states`, in the order [`ProfileColumns`] binds them.
+pub(super) const STATE_PROFILE_COLUMNS: &str = "last_purchase_at, first_day, last_day, purchase_days, repeat_spend_minor, first_day_spend_minor";
+
+/// A tier state's profile columns ([`STATE_PROFILE_COLUMNS`]): all NULL when its customer has
+/// no purchase that counts, all but the first day's spend set otherwise.
+#[derive(sqlx::FromRow)]
+pub(super) struct StateProfileRow {
+    last_purchase_at: Option<DateTime<Utc>>,
+    first_day: Option<NaiveDate>,
+    last_day: Option<NaiveDate>,
+    purchase_days: Option<i32>,
+    repeat_spend_minor: Option<i64>,
+    first_day_spend_minor: Option<i64>,
+}
+
+impl StateProfileRow {
+    /// The profile, if the state has one.
+    pub(super) fn profile(self) -> Option<PurchaseProfile> {
+        Some(PurchaseProfile {
+            last_purchase_at: self.last_purchase_at?,
+            first_day: self.first_day?,
+            last_day: self.last_day?,
+            purchase_days: u32::try_from(self.purchase_days?).unwrap_or(u32::MAX),
+            repeat_spend_minor: self.repeat_spend_minor?,
+            first_day_spend_minor: self.first_day_spend_minor,
+        })
+    }
+}
+
+/// Profiles as column arrays to bind and unnest, one entry per state written: NULLs where a
+/// state's profile is not written.
+pub(super) struct ProfileColumns {
+    last_purchase_at: Vec<Option<DateTime<Utc>>>,
+    first_day: Vec<Option<NaiveDate>>,
+    last_day: Vec<Option<NaiveDate>>,
+    purchase_days: Vec<Option<i32>>,
+    repeat_spend_minor: Vec<Option<i64>>,
+    first_day_spend_minor: Vec<Option<i64>>,
+}
+
+impl ProfileColumns {
+    /// The columns of `profiles`, one entry each.
+    pub(super) fn of<'a>(profiles: impl Iterator<Item = Option<&'a PurchaseProfile>>) -> Self {
+        let mut columns = Self {
+            last_purchase_at: Vec::new(),
+            first_day: Vec::new(),
+            last_day: Vec::new(),
+            purchase_days: Vec::new(),
+            repeat_spend_minor: Vec::new(),
+            first_day_spend_minor: Vec::new(),
+        };
+        for profile in profiles {
+            columns
+                .last_purchase_at
+                .push(profile.map(|p| p.last_purchase_at));
+            columns.first_day.push(profile.map(|p| p.first_day));
+            columns.last_day.push(profile.map(|p| p.last_day));
+            columns
+                .purchase_days
+                .push(profile.map(|p| i32::try_from(p.purchase_days).unwrap_or(i32::MAX)));
+            columns
+                .repeat_spend_minor
+                .push(profile.map(|p| p.repeat_spend_minor));
+            columns
+                .first_day_spend_minor
+                .push(profile.and_then(|p| p.first_day_spend_minor));
+        }
+        columns
+    }
+
+    /// Binds the columns to `query` after what it has bound, in the order of
+    /// [`STATE_PROFILE_COLUMNS`].
+    pub(super) fn bind<'q>(
+        &'q self,
+        query: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
+        query
+            .bind(&self.last_purchase_at)
+            .bind(&self.first_day)
+            .bind(&self.last_day)
+            .bind(&self.purchase_days)
+            .bind(&self.repeat_spend_minor)
+            .bind(&self.first_day_spend_minor)
+    }
 }
 
 /// Those of `days` on which their pair has a counted purchase not refunded in full: one probe
@@ -63,89 +132,12 @@ pub(super) async fn known_days(
         .collect())
 }
 
-/// Saves profiles as they are: `stored` over the rows the batch loaded, each found by its key
-/// and rewritten (an `UPDATE` rewrites the row, where an upsert first locks it and then rewrites
-/// it: two changes of the row, and of the WAL, for each), `new` as rows of their own (upserted,
-/// as a first purchase is).
-#[tracing::instrument(skip_all, fields(stored = stored.len(), new = new.len()))]
-pub(super) async fn write(
-    tx: &mut Transaction<'static, Postgres>,
-    stored: &[(Pair, PurchaseProfile)],
-    new: &[(Pair, PurchaseProfile)],
-) -> Result<(), ScoringError> {
-    if !stored.is_empty() {
-        let rewritten = bind_profiles(
-            sqlx::query(
-                "UPDATE purchase_profiles f SET
-                     last_purchase_at = u.l, first_day = u.f, last_day = u.d, purchase_days = u.n,
-                     repeat_spend_minor = u.r, first_day_spend_minor = u.s
-                 FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::date[], $5::date[], $6::int4[], $7::int8[],
-                             $8::int8[]) AS u(p, c, l, f, d, n, r, s)
-                 WHERE f.program_id = u.p AND f.customer_id = u.c",
-            ),
-            stored,
-        )
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
-        // Every writer that deletes a profile holds the pair's state or the buckets' lock, as
-        // this batch does; a profile gone from under it is a writer that did not.
-        super::written::every_row_written(
-            rewritten,
-            stored.len(),
-            "purchase profiles of the batch were deleted by another writer meanwhile",
-        )?;
-    }
-    if !new.is_empty() {
-        bind_profiles(
-            sqlx::query(&format!(
-                "INSERT INTO purchase_profiles ({PROFILE_COLUMNS})
-                 SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::date[], $5::date[], $6::int4[],
-                                      $7::int8[], $8::int8[])
-                 ON CONFLICT (program_id, customer_id) DO UPDATE SET
-                     last_purchase_at = EXCLUDED.last_purchase_at, first_day = EXCLUDED.first_day,
-                     last_day = EXCLUDED.last_day, purchase_days = EXCLUDED.purchase_days,
-                     repeat_spend_minor = EXCLUDED.repeat_spend_minor,
-                     first_day_spend_minor = EXCLUDED.first_day_spend_minor"
-            )),
-            new,
-        )
-        .execute(&mut **tx)
-        .await?;
-    }
-    Ok(())
-}
-
-/// Binds `profiles` as eight arrays, in the order of [`PROFILE_COLUMNS`].
-fn bind_profiles<'q>(
-    query: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
-    profiles: &[(Pair, PurchaseProfile)],
-) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
-    fn column<T>(
-        profiles: &[(Pair, PurchaseProfile)],
-        f: impl Fn(&PurchaseProfile) -> T,
-    ) -> Vec<T> {
-        profiles.iter().map(|(_, profile)| f(profile)).collect()
-    }
-    let (programs, customers): (Vec<Uuid>, Vec<Uuid>) =
-        profiles.iter().map(|(pair, _)| *pair).unzip();
-    query
-        .bind(programs)
-        .bind(customers)
-        .bind(column(profiles, |profile| profile.last_purchase_at))
-        .bind(column(profiles, |profile| profile.first_day))
-        .bind(column(profiles, |profile| profile.last_day))
-        .bind(column(profiles, |profile| {
-            i32::try_from(profile.purchase_days).unwrap_or(i32::MAX)
-        }))
-        .bind(column(profiles, |profile| profile.repeat_spend_minor))
-        .bind(column(profiles, |profile| profile.first_day_spend_minor))
-}
-
 /// Counts the profiles of `pairs` again from their purchases, days in each pair's zone: the
 /// arithmetic of `PurchaseProfile::of`, set-based (a customer without a purchase that counts
-/// is left without a profile). The caller holds what keeps the purchases from changing
-/// meanwhile (the batch's locks, or the bucket rebuild's).
+/// is left without a profile). A buyer without a tier state (a population loaded around the
+/// feed) gets the state the feed gives a first purchase, the base tier since joining. The
+/// caller holds what keeps the purchases from changing meanwhile (the batch's locks, or the
+/// bucket rebuild's), and has written the batch's states.
 #[tracing::instrument(skip_all, fields(pairs = pairs.len()))]
 pub(super) async fn recount(
     tx: &mut Transaction<'static, Postgres>,
@@ -157,18 +149,18 @@ pub(super) async fn recount(
     let programs: Vec<Uuid> = pairs.iter().map(|((program, _), _)| *program).collect();
     let customers: Vec<Uuid> = pairs.iter().map(|((_, customer), _)| *customer).collect();
     let zones: Vec<&str> = pairs.iter().map(|(_, zone)| zone.name()).collect();
-    // One statement: the counts are written over the profiles in place, and the pairs left with
-    // no purchase that counts lose theirs. The delete sees the profiles as they were before the
-    // upsert (one snapshot for the whole statement), and leaves alone every pair the upsert
-    // wrote. A delete of every pair and an insert of the counts (as before) wrote a new row and
-    // new index entries for each pair: in the feed bench, where purchases arrive in no order,
-    // that was most of what the profiles cost the feed (docs/BENCHMARKS.md). `NOT IN` over the
-    // upserted keys is one hashed subplan, which the feed's key-by-key planning (hash joins
-    // off) leaves alone; an anti-join would walk the upserted keys once for every pair.
+    // One statement: the counts are written over the states' profiles in place, and the pairs
+    // left with no purchase that counts lose theirs. The second update sees the states as they
+    // were before the upsert (one snapshot for the whole statement), and leaves alone every pair
+    // the upsert wrote. The profile is not part of a cached record, so the state's version
+    // stays. `NOT IN` over the upserted keys is one hashed subplan, which the feed's key-by-key
+    // planning (hash joins off) leaves alone; an anti-join would walk the upserted keys once for
+    // every pair.
     sqlx::query(&format!(
         "WITH counted AS (
-             INSERT INTO purchase_profiles ({PROFILE_COLUMNS})
-             SELECT p, c, last_at, first_day, last_day, days, total - first_day_spend, first_day_spend
+             INSERT INTO tier_states (program_id, customer_id, earned_rank, since, version, updated_at, {STATE_PROFILE_COLUMNS})
+             SELECT p, c, 0, COALESCE(m.joined_at, last_at), 1, now(), last_at, first_day, last_day, days,
+                    total - first_day_spend, first_day_spend
              FROM (SELECT p, c, max(last_at) AS last_at, min(day) AS first_day, max(day) AS last_day, count(*) AS days,
                           sum(spend) AS total, (array_agg(spend ORDER BY day))[1] AS first_day_spend
                    FROM (SELECT k.p, k.c, (cp.occurred_at AT TIME ZONE k.z)::date AS day,
@@ -178,14 +170,17 @@ pub(super) async fn recount(
                          WHERE cp.refunded_minor < cp.amount_minor
                          GROUP BY 1, 2, 3) days
                    GROUP BY p, c) counts
+                  LEFT JOIN members m ON m.customer_id = c
              ON CONFLICT (program_id, customer_id) DO UPDATE SET
                  last_purchase_at = EXCLUDED.last_purchase_at, first_day = EXCLUDED.first_day,
                  last_day = EXCLUDED.last_day, purchase_days = EXCLUDED.purchase_days,
                  repeat_spend_minor = EXCLUDED.repeat_spend_minor,
                  first_day_spend_minor = EXCLUDED.first_day_spend_minor
              RETURNING program_id, customer_id)
-         DELETE FROM purchase_profiles f USING unnest($1::uuid[], $2::uuid[]) AS k(p, c)
-         WHERE f.program_id = k.p AND f.customer_id = k.c
+         UPDATE tier_states s SET last_purchase_at = NULL, first_day = NULL, last_day = NULL, purchase_days = NULL,
+             repeat_spend_minor = NULL, first_day_spend_minor = NULL
+         FROM unnest($1::uuid[], $2::uuid[]) AS k(p, c)
+         WHERE s.program_id = k.p AND s.customer_id = k.c AND s.last_purchase_at IS NOT NULL
            AND (k.p, k.c) NOT IN (SELECT program_id, customer_id FROM counted)"
     ))
     .bind(&programs)

@@ -46,7 +46,7 @@ impl ScoreRecords for PgScoringStore {
             "WITH population AS (
                  SELECT count(*) AS n,
                         percentile_disc(ARRAY[0.2, 0.4, 0.6, 0.8]) WITHIN GROUP (ORDER BY last_purchase_at DESC) AS last
-                 FROM purchase_profiles WHERE program_id = $1),
+                 FROM tier_states WHERE program_id = $1 AND last_purchase_at IS NOT NULL),
              window_totals AS (
                  SELECT sum(purchases)::bigint AS frequency, sum(net_spend_minor)::bigint AS monetary
                  FROM buckets WHERE program_id = $1 AND month >= COALESCE($2, '-infinity'::date) AND month <= $3
@@ -131,8 +131,8 @@ impl ScoreRecords for PgScoringStore {
         }
         let rows: Vec<Row> = sqlx::query_as(
             "SELECT m.customer_id, m.joined_at,
-                    (SELECT floor(extract(epoch FROM $5 - f.last_purchase_at) / 86400)::bigint FROM purchase_profiles f
-                     WHERE f.program_id = $1 AND f.customer_id = m.customer_id) AS recency_days,
+                    (SELECT floor(extract(epoch FROM $5 - s.last_purchase_at) / 86400)::bigint FROM tier_states s
+                     WHERE s.program_id = $1 AND s.customer_id = m.customer_id) AS recency_days,
                     COALESCE((SELECT sum(b.purchases) FROM buckets b WHERE b.program_id = $1 AND b.customer_id = m.customer_id
                               AND b.month >= COALESCE($3, '-infinity'::date) AND b.month <= $4), 0)::bigint AS frequency,
                     COALESCE((SELECT sum(b.net_spend_minor) FROM buckets b WHERE b.program_id = $1 AND b.customer_id = m.customer_id
@@ -186,12 +186,10 @@ impl ScoreRecords for PgScoringStore {
         let rows: Vec<Row> = sqlx::query_as(
             "SELECT m.customer_id, m.joined_at,
                     COALESCE(CASE WHEN s.override_until > $6 THEN s.override_rank ELSE s.earned_rank END, 0) AS shown_rank,
-                    r.days AS recency_days, COALESCE(w.frequency, 0)::bigint AS frequency, COALESCE(w.monetary, 0)::bigint AS monetary
+                    floor(extract(epoch FROM $6 - s.last_purchase_at) / 86400)::bigint AS recency_days,
+                    COALESCE(w.frequency, 0)::bigint AS frequency, COALESCE(w.monetary, 0)::bigint AS monetary
              FROM members m
              LEFT JOIN tier_states s ON s.program_id = $1 AND s.customer_id = m.customer_id
-             LEFT JOIN LATERAL (
-                 SELECT floor(extract(epoch FROM $6 - f.last_purchase_at) / 86400)::bigint AS days FROM purchase_profiles f
-                 WHERE f.program_id = $1 AND f.customer_id = m.customer_id) r ON true
              LEFT JOIN LATERAL (
                  SELECT sum(b.purchases) AS frequency, sum(b.net_spend_minor) AS monetary FROM buckets b
                  WHERE b.program_id = $1 AND b.customer_id = m.customer_id

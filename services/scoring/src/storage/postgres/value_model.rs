@@ -1,5 +1,5 @@
-//! The value model's port in Postgres: purchase profiles read as rows (one per buyer; the feed
-//! keeps them), the purchases of the few who bought since a summary's instant, and fitted
+//! The value model's port in Postgres: purchase profiles read from the tier states (one per
+//! buyer; the feed keeps them), the purchases of the few who bought since a summary's instant, and fitted
 //! models as versioned rows.
 
 use async_trait::async_trait;
@@ -24,9 +24,9 @@ use crate::{
     },
 };
 
-/// How many of the profiles table's blocks one statement of `profiles_at` reads: about 200,000
-/// profiles (about 80 a block), some 0.1 s of Postgres, each array far below the 1 GB a value
-/// may take.
+/// How many of the tier states table's blocks one statement of `profiles_at` reads: about
+/// 100,000 states (some 40 a block at the table's fill factor), each array far below the 1 GB a
+/// value may take.
 pub(super) const PROFILE_BLOCKS_PER_READ: i64 = 2_500;
 
 /// One range of blocks' profiles as arrays, the same index for one customer.
@@ -70,7 +70,7 @@ impl ValueModelStore for PgScoringStore {
         let mut tx = self.begin_snapshot().await?;
         // The snapshot's first statement: every profile it sees lies in a block below this.
         let blocks: i64 = sqlx::query_scalar(
-            "SELECT pg_relation_size('purchase_profiles') / current_setting('block_size')::int",
+            "SELECT pg_relation_size('tier_states') / current_setting('block_size')::int",
         )
         .fetch_one(&mut *tx)
         .await?;
@@ -80,7 +80,7 @@ impl ValueModelStore for PgScoringStore {
                     array_agg(purchase_days) FILTER (WHERE last_purchase_at <= $2) AS purchase_days,
                     array_agg(repeat_spend_minor) FILTER (WHERE last_purchase_at <= $2) AS repeat_spend_minor,
                     array_agg(customer_id) FILTER (WHERE last_purchase_at > $2) AS bought_since
-             FROM purchase_profiles WHERE program_id = $1 AND {}",
+             FROM tier_states WHERE program_id = $1 AND last_purchase_at IS NOT NULL AND {}",
             in_blocks("$3", "$4")
         );
         let mut profiles = ProfilesAt::default();
@@ -111,7 +111,8 @@ impl ValueModelStore for PgScoringStore {
         customer_ids: &[Uuid],
     ) -> Result<Vec<(Uuid, PurchaseProfile)>, ScoringError> {
         let rows: Vec<ProfileRow> = sqlx::query_as(&format!(
-            "SELECT {PROFILE_COLUMNS} FROM purchase_profiles WHERE program_id = $1 AND customer_id = ANY($2)"
+            "SELECT {PROFILE_COLUMNS} FROM tier_states
+             WHERE program_id = $1 AND customer_id = ANY($2) AND last_purchase_at IS NOT NULL"
         ))
         .bind(program_id)
         .bind(customer_ids)

@@ -11,7 +11,9 @@ use uuid::Uuid;
 use super::{
     Write,
     buckets::add_to_buckets,
-    rows::{COUNTED_COLUMNS, CountedRow, MEMBER_COLUMNS, MemberRow, STATE_COLUMNS, db_rank},
+    rows::{
+        COUNTED_COLUMNS, CountedRow, MEMBER_COLUMNS, MemberRow, ProfileRow, STATE_COLUMNS, db_rank,
+    },
 };
 use crate::{
     ScoringError,
@@ -81,7 +83,11 @@ pub(super) async fn load(write: &mut Write, keys: &FeedKeys) -> Result<FeedLoad,
         .fetch_all(&mut *write.tx)
         .await?
     };
-    let profiles = super::purchase_profiles::load(&mut write.tx, &keys.states).await?;
+    let profiles = super::purchase_profiles::load(&mut write.tx, &keys.states)
+        .await?
+        .into_iter()
+        .map(ProfileRow::keyed)
+        .collect();
     Ok(feed_load(
         keys, members, states, buckets, counted, applied, profiles,
     ))
