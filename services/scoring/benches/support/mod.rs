@@ -166,7 +166,7 @@ pub(crate) async fn count_purchase_profiles(database: &TestDatabase) {
         .await
         .unwrap();
     let customers = store
-        .recount_purchase_profiles(program, chrono_tz::Asia::Seoul, 50_000)
+        .recount_purchase_profiles(program, chrono_tz::Asia::Seoul, 10_000)
         .await
         .unwrap();
     execute(database, "VACUUM (ANALYZE) scoring.tier_states").await;

@@ -153,7 +153,9 @@ pub(super) async fn recount(
     // left with no purchase that counts lose theirs. The second update sees the states as they
     // were before the upsert (one snapshot for the whole statement), and leaves alone every pair
     // the upsert wrote. The profile is not part of a cached record, so the state's version
-    // stays. `NOT IN` over the upserted keys is one hashed subplan, which the feed's key-by-key
+    // stays. The states are matched by key alone: a condition on their profile columns, which a
+    // bulk recount fills faster than statistics follow, had the planner expect one state where
+    // there were hundreds of thousands. `NOT IN` over the upserted keys is one hashed subplan, which the feed's key-by-key
     // planning (hash joins off) leaves alone; an anti-join would walk the upserted keys once for
     // every pair.
     sqlx::query(&format!(
@@ -180,7 +182,7 @@ pub(super) async fn recount(
          UPDATE tier_states s SET last_purchase_at = NULL, first_day = NULL, last_day = NULL, purchase_days = NULL,
              repeat_spend_minor = NULL, first_day_spend_minor = NULL
          FROM unnest($1::uuid[], $2::uuid[]) AS k(p, c)
-         WHERE s.program_id = k.p AND s.customer_id = k.c AND s.last_purchase_at IS NOT NULL
+         WHERE s.program_id = k.p AND s.customer_id = k.c
            AND (k.p, k.c) NOT IN (SELECT program_id, customer_id FROM counted)"
     ))
     .bind(&programs)
