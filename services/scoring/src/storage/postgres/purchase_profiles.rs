@@ -1,7 +1,7 @@
-//! Purchase profiles on Postgres, kept on the tier states (migration `20261206100026`): read
-//! with a feed batch's states and written with them (`feed_batch.rs`), and counted again from the
-//! purchases, set-based, for the pairs a batch cannot add to in place and for the customers a
-//! bucket rebuild covers.
+//! Purchase profiles on Postgres, kept on the tier states (migrations `20261206100026` and
+//! `20261206100027`): read with a feed batch's states and written with them (`feed_batch.rs`),
+//! and counted again from the purchases, set-based, for the pairs a batch cannot add to in place
+//! and for the customers a bucket rebuild covers.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
@@ -153,9 +153,12 @@ pub(super) async fn recount(
     // left with no purchase that counts lose theirs. The second update sees the states as they
     // were before the upsert (one snapshot for the whole statement), and leaves alone every pair
     // the upsert wrote. The profile is not part of a cached record, so the state's version
-    // stays. The states are matched by key alone: a condition on their profile columns, which a
-    // bulk recount fills faster than statistics follow, had the planner expect one state where
-    // there were hundreds of thousands. `NOT IN` over the upserted keys is one hashed subplan, which the feed's key-by-key
+    // stays; `updated_at` moves, as with every rewrite of a state (a run walking the states by
+    // block looks again at those rewritten since it started). The states are matched by key
+    // alone: a condition on their profile columns, which a bulk recount fills faster than
+    // statistics follow, had the planner expect one state where there were hundreds of
+    // thousands; a pair with no profile to clear (rare: every purchase refunded in full, its
+    // profile already cleared) is rewritten unchanged. `NOT IN` over the upserted keys is one hashed subplan, which the feed's key-by-key
     // planning (hash joins off) leaves alone; an anti-join would walk the upserted keys once for
     // every pair.
     sqlx::query(&format!(
@@ -177,10 +180,10 @@ pub(super) async fn recount(
                  last_purchase_at = EXCLUDED.last_purchase_at, first_day = EXCLUDED.first_day,
                  last_day = EXCLUDED.last_day, purchase_days = EXCLUDED.purchase_days,
                  repeat_spend_minor = EXCLUDED.repeat_spend_minor,
-                 first_day_spend_minor = EXCLUDED.first_day_spend_minor
+                 first_day_spend_minor = EXCLUDED.first_day_spend_minor, updated_at = EXCLUDED.updated_at
              RETURNING program_id, customer_id)
          UPDATE tier_states s SET last_purchase_at = NULL, first_day = NULL, last_day = NULL, purchase_days = NULL,
-             repeat_spend_minor = NULL, first_day_spend_minor = NULL
+             repeat_spend_minor = NULL, first_day_spend_minor = NULL, updated_at = now()
          FROM unnest($1::uuid[], $2::uuid[]) AS k(p, c)
          WHERE s.program_id = k.p AND s.customer_id = k.c
            AND (k.p, k.c) NOT IN (SELECT program_id, customer_id FROM counted)"

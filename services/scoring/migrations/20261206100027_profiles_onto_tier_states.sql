@@ -1,21 +1,10 @@
--- Each purchase profile moves onto its tier state (docs/SCORING.md, "Purchase profiles"). The
--- feed locks, reads and rewrites the state of every pair a purchase touches; with the profile in
--- a table of its own each purchase also cost the profile's load and its rewrite, about a fifth of
--- the feed's statement time (docs/BENCHMARKS.md). All six columns are NULL on a state whose
--- customer has no purchase that counts, and set together otherwise.
+-- Copies every purchase profile onto its tier state (columns added by the migration before) and
+-- drops the profiles' table (docs/SCORING.md, "Purchase profiles").
 --
--- Copying every profile rewrites every buyer's state, which outlives the service's statement
--- timeout on a large population: this migration's transaction lifts it for itself (docs/DEPLOY.md,
--- "Upgrading").
+-- Copying rewrites every buyer's state, which outlives the service's statement timeout on a
+-- large population: this migration's transaction lifts it for itself. Until it commits, writers
+-- of those states wait for their row locks; readers do not (docs/DEPLOY.md, "Upgrading").
 SET LOCAL statement_timeout = 0;
-
-ALTER TABLE tier_states
-    ADD COLUMN last_purchase_at      timestamptz,
-    ADD COLUMN first_day             date,
-    ADD COLUMN last_day              date,
-    ADD COLUMN purchase_days         integer,
-    ADD COLUMN repeat_spend_minor    bigint,
-    ADD COLUMN first_day_spend_minor bigint;
 
 -- A buyer without a state (a population loaded around the feed, which creates both together)
 -- gets the one the feed would have given them: the base tier since joining, as when a state is
@@ -30,4 +19,5 @@ ON CONFLICT (program_id, customer_id) DO UPDATE SET
     purchase_days = EXCLUDED.purchase_days, repeat_spend_minor = EXCLUDED.repeat_spend_minor,
     first_day_spend_minor = EXCLUDED.first_day_spend_minor;
 
+-- Nothing reads it any more; an old replica still running would (docs/DEPLOY.md).
 DROP TABLE purchase_profiles;
