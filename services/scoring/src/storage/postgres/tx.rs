@@ -30,6 +30,8 @@ use crate::{
 #[derive(Debug)]
 pub struct PgScoringTx {
     pub(super) tx: Transaction<'static, Postgres>,
+    /// Where the states of the feed batch loaded in this transaction lie, for its write.
+    pub(super) locked_states: super::feed_batch::LockedStates,
 }
 
 /// A transaction whose statements find their rows by key. A unit of work reads and writes the
@@ -158,7 +160,9 @@ impl ScoringTx for PgScoringTx {
     }
 
     async fn load_feed_batch(&mut self, keys: &FeedKeys) -> Result<FeedLoad, ScoringError> {
-        super::feed_batch::load(&mut self.tx, keys).await
+        let (loaded, locked) = super::feed_batch::load(&mut self.tx, keys).await?;
+        self.locked_states = locked;
+        Ok(loaded)
     }
 
     async fn known_purchase_days(
@@ -173,7 +177,7 @@ impl ScoringTx for PgScoringTx {
         writes: &FeedWrites,
         now: DateTime<Utc>,
     ) -> Result<(), ScoringError> {
-        super::feed_batch::write(&mut self.tx, writes, now).await
+        super::feed_batch::write(&mut self.tx, writes, &self.locked_states, now).await
     }
 
     async fn buckets(
@@ -249,6 +253,7 @@ impl ActivityConsumption for PgScoringStore {
     async fn begin(&self) -> Result<Box<dyn ScoringTx>, ScoringError> {
         Ok(Box::new(PgScoringTx {
             tx: begin_by_key(&self.pool).await?,
+            locked_states: Default::default(),
         }))
     }
 
