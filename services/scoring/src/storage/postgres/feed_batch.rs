@@ -38,10 +38,11 @@ struct StateWithProfile {
 }
 
 /// Where each state a batch locked lies in `tier_states` (its `ctid`, as text). A row locked
-/// `FOR UPDATE` stays where it is until the transaction ends (nobody else can update or delete
-/// it, and the batch rewrites it only in its states' `UPDATE`), so that `UPDATE` reaches each
-/// row directly instead of looking it up by key again: half the statement's time for 2,500
-/// states in `psql` (docs/BENCHMARKS.md).
+/// `FOR UPDATE` stays where it is until the transaction changes it (nobody else can update or
+/// delete it, and the batch first rewrites it in its states' `UPDATE`; the profile recount
+/// comes after), so that `UPDATE` reaches each row directly instead of looking it up by key
+/// again: half the statement's time for 2,500 states in `psql` (docs/BENCHMARKS.md). The
+/// locations serve one write: the write moves the rows.
 #[derive(Debug, Default)]
 pub(super) struct LockedStates(HashMap<Pair, String>);
 

@@ -177,7 +177,10 @@ impl ScoringTx for PgScoringTx {
         writes: &FeedWrites,
         now: DateTime<Utc>,
     ) -> Result<(), ScoringError> {
-        super::feed_batch::write(&mut self.tx, writes, &self.locked_states, now).await
+        // The locations serve this one write: it moves the rows, and a later write in the same
+        // transaction locates them again.
+        let locked = std::mem::take(&mut self.locked_states);
+        super::feed_batch::write(&mut self.tx, writes, &locked, now).await
     }
 
     async fn buckets(
