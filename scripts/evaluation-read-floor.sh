@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The read floor of an evaluation run, on a population kept by the simulate bench
 # (`BENCH_KEEP=1 cargo bench -p tierline-scoring --bench simulate`): every tier state whose review
-# month has come by JUDGED_MONTH is read with its buckets, as a run's chunk read does (the states'
-# blocks in parts of 770, the candidates' bucket arrays by a lateral probe of the buckets' key),
-# on CONNECTIONS connections at once. Prints that time less the cost of starting as many `psql`
-# (timed the same way with `SELECT 1`), the plain-SQL RFM baseline of the same database, and the
-# ratio (docs/BENCHMARKS.md, "Where the target stands after session 17").
+# month has come by JUDGED_MONTH is read with its buckets, as a run's chunk read by block does (the
+# states' blocks in parts of 770; the buckets are the state's own month columns, so nothing else
+# is probed), on CONNECTIONS connections at once. Prints that time less the cost of starting as
+# many `psql` (timed the same way with `SELECT 1`), the plain-SQL RFM baseline over the states'
+# month arrays of the same database, and the ratio (docs/BENCHMARKS.md, "Where the target stands
+# after session 17").
 #
 # Usage: scripts/evaluation-read-floor.sh DATABASE [CONNECTIONS=2] [JUDGED_MONTH=first of next month]
 set -euo pipefail
@@ -30,25 +31,27 @@ each_part() {
         psql -Atq -c "SET jit = off" -c "$sql" >/dev/null' _ {} "$1"
 }
 
-# A chunk part's read as storage/postgres/evaluation.rs makes it (its candidates and their bucket
-# arrays, storage/postgres/bucket_arrays.rs), for the due members only.
-reads="SELECT count(*), sum(array_length(b.months, 1))
+# A chunk part's read as storage/postgres/chunk_reads.rs makes it (its candidates with their month
+# columns, storage/postgres/months.rs), for the due members only: every array is counted, so
+# that each is read.
+reads="SELECT count(*), sum(cardinality(c.months) + cardinality(c.spend_through)
+                           + cardinality(c.points_through) + cardinality(c.purchases_through))
        FROM scoring.tier_states c
-       LEFT JOIN LATERAL (
-           SELECT array_agg(month) AS months, array_agg(net_spend_minor) AS spend,
-                  array_agg(points) AS points, array_agg(purchases) AS purchases
-           FROM scoring.buckets WHERE program_id = '$program' AND customer_id = c.customer_id) b ON true
        WHERE c.ctid >= '(FROM_BLOCK,0)'::tid AND c.ctid < '(UNTIL_BLOCK,0)'::tid
          AND c.program_id = '$program' AND c.review_month <= DATE '$judged_month'"
-# The baseline, as `compare` in services/scoring/benches/simulate.rs times it: change both together.
-# The scores are summed so that Postgres computes them (over count(*) alone the planner drops
-# the window functions nothing reads).
+# The baseline over the states' month arrays, as `compare` in services/scoring/benches/simulate.rs
+# times it (RFM_OVER_STATES): change both together. Frequency and monetary are the sums over the
+# window from the first month through the latest any state has (every month stored), by binary
+# search in the running totals. The scores are summed so that Postgres computes them (over
+# count(*) alone the planner drops the window functions nothing reads).
+last_month=$(psql -Atqc "SELECT max(months[cardinality(months)]) FROM scoring.tier_states WHERE program_id = '$program'")
 rfm="SELECT count(*), sum(r), sum(f), sum(m) FROM (
          SELECT customer_id, NTILE(5) OVER (ORDER BY last_month) AS r,
                 NTILE(5) OVER (ORDER BY purchases) AS f, NTILE(5) OVER (ORDER BY spend) AS m
-         FROM (SELECT customer_id, max(month) AS last_month, sum(purchases) AS purchases,
-                      sum(net_spend_minor) AS spend
-               FROM scoring.buckets WHERE program_id = '$program' GROUP BY customer_id) t) s"
+         FROM (SELECT customer_id, months[cardinality(months)] AS last_month,
+                      COALESCE(purchases_through[width_bucket(DATE '$last_month', months)], 0) AS purchases,
+                      COALESCE(spend_through[width_bucket(DATE '$last_month', months)], 0) AS spend
+               FROM scoring.tier_states WHERE program_id = '$program' AND months <> '{}') t) s"
 
 start=$(seconds); each_part "SELECT 1"; starts=$(echo "$(seconds) - $start" | bc)
 start=$(seconds); each_part "$reads"; read_all=$(echo "$(seconds) - $start" | bc)

@@ -49,11 +49,23 @@ async fn seed(database: &TestDatabase, program_id: &str, customers: usize) {
         )
         .await
         .unwrap();
+    // The buckets live on the tier states, as running totals (migration 20261208100029): each
+    // buyer's months are generated one row a month, then summed onto the state the feed gives at
+    // a first purchase, the base tier since joining.
     sqlx::query(
-        "INSERT INTO scoring.buckets (program_id, customer_id, month, net_spend_minor, points, purchases)
-         SELECT $1::uuid, m.customer_id, (date_trunc('month', now()) - k * interval '1 month')::date,
-                (random() * 200000)::bigint, 0, 1 + (random() * 2)::int
-         FROM scoring.members m CROSS JOIN generate_series(0, 11) k WHERE random() < 0.5",
+        "INSERT INTO scoring.tier_states (program_id, customer_id, earned_rank, since, version, updated_at, months,
+                                          spend_through, points_through, purchases_through)
+         SELECT $1::uuid, customer_id, 0, joined_at, 1, now(), array_agg(month ORDER BY month),
+                array_agg(spend ORDER BY month), array_agg(points ORDER BY month), array_agg(purchases ORDER BY month)
+         FROM (SELECT customer_id, joined_at, month,
+                      sum(net_spend_minor) OVER running AS spend, sum(points) OVER running AS points,
+                      sum(purchases) OVER running AS purchases
+               FROM (SELECT m.customer_id, m.joined_at, (date_trunc('month', now()) - k * interval '1 month')::date AS month,
+                            (random() * 200000)::bigint AS net_spend_minor, 0 AS points,
+                            1 + (random() * 2)::int AS purchases
+                     FROM scoring.members m CROSS JOIN generate_series(0, 11) k WHERE random() < 0.5) generated
+               WINDOW running AS (PARTITION BY customer_id ORDER BY month)) t
+         GROUP BY customer_id, joined_at",
     )
     .bind(uuid::Uuid::parse_str(program_id).unwrap())
     .execute(&mut connection)
@@ -61,7 +73,7 @@ async fn seed(database: &TestDatabase, program_id: &str, customers: usize) {
     .unwrap();
     connection
         .execute(
-            "ANALYZE customer.customers; ANALYZE customer.consents; ANALYZE scoring.members; ANALYZE scoring.buckets",
+            "ANALYZE customer.customers; ANALYZE customer.consents; ANALYZE scoring.members; ANALYZE scoring.tier_states",
         )
         .await
         .unwrap();

@@ -141,11 +141,12 @@ async fn main() {
     scoring_stop.cancel();
     stopped(scoring).await;
 
-    // What the rows cost on disk (table, indexes and TOAST), for storage sizing.
+    // What the rows cost on disk (table, indexes and TOAST), for storage sizing; the monthly
+    // buckets are on the tier states (a row a customer).
     for table in [
         "customer.activities",
         "scoring.counted_purchases",
-        "scoring.buckets",
+        "scoring.tier_states",
     ] {
         let (bytes, rows): (i64, i64) = sqlx::query_as(&format!(
             "SELECT pg_total_relation_size('{table}'), (SELECT count(*) FROM {table})"

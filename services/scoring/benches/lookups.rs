@@ -307,7 +307,7 @@ async fn main() {
         .await
         .unwrap();
     // Vacuumed now, so that autovacuum does not run (and count transactions) during the rounds.
-    sqlx::raw_sql("VACUUM (ANALYZE) scoring.members, scoring.buckets, scoring.tier_states")
+    sqlx::raw_sql("VACUUM (ANALYZE) scoring.members, scoring.tier_states")
         .execute(&pool)
         .await
         .unwrap();

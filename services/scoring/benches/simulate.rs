@@ -5,12 +5,14 @@
 //! time-ordered as the customer service mints them, or at random with `BENCH_IDS=random`), about
 //! half of them buying in each of the last 12 months (≈6 buckets per member), the counted
 //! purchases behind every bucket (≈12 per member: RFM recency and the customer value model read
-//! them at every run), tier states for those above the base tier (one in ten held a level above
-//! what they qualify for, last qualified over a year ago, so the evaluation drops them), an
-//! active Innisfree-like policy; then times `SimulatePolicy` of a stricter draft through the real
-//! gRPC API, `BENCH_RUNS` times (default 3), and four `EvaluateNow` runs to their end
-//! (`BENCH_EVALUATE=0` leaves them out), each beside a plain-SQL RFM query over the same buckets
-//! in the same run, with their ratio:
+//! them at every run), the buckets on every buyer's tier state (the base tier for those below
+//! GREEN; one in ten of the others held a level above what they qualify for, last qualified over
+//! a year ago, so the evaluation drops them), an active Innisfree-like policy; then times
+//! `SimulatePolicy` of a stricter draft through the real gRPC API, `BENCH_RUNS` times (default
+//! 3), and four `EvaluateNow` runs to their end (`BENCH_EVALUATE=0` leaves them out), each beside
+//! two plain-SQL RFM queries over the same buckets in the same run, with their ratios: one over a
+//! table of a row a month as the buckets' own table was (built from the states, untimed), one
+//! over the states' month arrays:
 //!
 //! 1. the first run under the policy, which reads every member and writes their review months;
 //! 2. the same month again: nobody's review has come, only the lapsed are read;
@@ -139,30 +141,29 @@ async fn main() {
     keep_if_asked(database, keep);
 }
 
-/// A month passing with no purchase, in SQL: buckets, purchases and every instant a month back,
-/// then vacuumed as autovacuum would have. Buckets, counted purchases and tier states go through
-/// a copy, written back in the order they were stored: rewriting every state in place (as this
-/// did before session 17) would leave the table twice its size and its rows out of order, which
-/// no month does to a running service (a run rewrites only the states it changes).
-const AGE_BY_A_MONTH: [&str; 15] = [
-    "CREATE TEMP TABLE aged AS
-         SELECT program_id, customer_id, (month - interval '1 month')::date AS month, net_spend_minor, points, purchases
-         FROM scoring.buckets",
-    "TRUNCATE scoring.buckets",
-    "INSERT INTO scoring.buckets SELECT * FROM aged",
-    "DROP TABLE aged",
+/// A month passing with no purchase, in SQL: the states' months, purchases and every instant a
+/// month back (each month on a state a month earlier, its running totals the same), then
+/// vacuumed as autovacuum would have. Tier states and counted purchases go through a copy,
+/// written back in the order they were stored: rewriting every state in place (as this did
+/// before session 17) would leave the table twice its size and its rows out of order, which no
+/// month does to a running service (a run rewrites only the states it changes).
+const AGE_BY_A_MONTH: [&str; 11] = [
     "CREATE TEMP TABLE aged AS
          SELECT program_id, customer_id, earned_rank, since - interval '1 month' AS since,
                 last_qualified_at - interval '1 month' AS last_qualified_at, override_rank, override_until,
                 override_reason, override_operator, override_set_at, version,
                 updated_at - interval '1 month' AS updated_at, changed_by_run,
                 lapsed_at - interval '1 month' AS lapsed_at, (review_month - interval '1 month')::date AS review_month,
-                reviewed_under
+                reviewed_under,
+                ARRAY(SELECT (m - interval '1 month')::date FROM unnest(months) WITH ORDINALITY u(m, i) ORDER BY i)
+                    AS months,
+                spend_through, points_through, purchases_through
          FROM scoring.tier_states ORDER BY ctid",
     "TRUNCATE scoring.tier_states",
     "INSERT INTO scoring.tier_states (program_id, customer_id, earned_rank, since, last_qualified_at, override_rank,
                                       override_until, override_reason, override_operator, override_set_at, version,
-                                      updated_at, changed_by_run, lapsed_at, review_month, reviewed_under)
+                                      updated_at, changed_by_run, lapsed_at, review_month, reviewed_under, months,
+                                      spend_through, points_through, purchases_through)
          SELECT * FROM aged",
     "DROP TABLE aged",
     "CREATE TEMP TABLE aged AS
@@ -174,7 +175,7 @@ const AGE_BY_A_MONTH: [&str; 15] = [
     "DROP TABLE aged",
     "UPDATE scoring.members SET joined_at = joined_at - interval '1 month'",
     "UPDATE scoring.programs SET last_evaluated_at = last_evaluated_at - interval '1 month'",
-    "VACUUM ANALYZE scoring.buckets, scoring.tier_states, scoring.members, scoring.counted_purchases",
+    "VACUUM ANALYZE scoring.tier_states, scoring.members, scoring.counted_purchases",
 ];
 
 /// Ages the population by a month with no purchase ([`AGE_BY_A_MONTH`]), and counts the
@@ -197,8 +198,8 @@ async fn age_by_a_month(database: &TestDatabase, connection: &mut sqlx::PgConnec
 
 /// About `share` of the members buy once in the current month (up to 200,000 KRW, at a
 /// random instant since the month began), applied through the consumer's own applier
-/// (`FeedApplier`) in batches of the consumer's default size, untimed: buckets upserted, each
-/// buyer's state rewritten with its review month, the feed's history written.
+/// (`FeedApplier`) in batches of the consumer's default size, untimed: each buyer's state
+/// rewritten with its months and review month, the feed's history written.
 async fn buy_for_a_month(database: &TestDatabase, share: f64) {
     use chrono::{DateTime, Utc};
     use tierline_scoring::domain::accrual::{PurchaseEvent, UpstreamEvent};
@@ -238,7 +239,7 @@ async fn buy_for_a_month(database: &TestDatabase, share: f64) {
             .unwrap();
     }
     // Vacuumed as autovacuum would have in the weeks since (half the states were rewritten).
-    sqlx::query("VACUUM ANALYZE scoring.buckets, scoring.tier_states, scoring.counted_purchases")
+    sqlx::query("VACUUM ANALYZE scoring.tier_states, scoring.counted_purchases")
         .execute(&mut connection)
         .await
         .unwrap();
@@ -387,10 +388,30 @@ async fn write_floor(connection: &mut sqlx::PgConnection, run_id: &str) -> Write
     }
 }
 
+/// The buckets one row a month, as their own table held them until migration `20261208100029`
+/// put them on the states (its primary key the covering one of migrations `20261128100013` and
+/// `20261128100014`), for the first RFM query: built from the states' arrays (a month's own
+/// figures are its running totals less the month before's), each customer's months together in
+/// the states' order, then vacuumed and written out ([`support::checkpoint`] says why), untimed.
+/// Built again before each comparison, from the months the states have then; left in place at
+/// the end, where it goes with the database, or stays for `psql` when `BENCH_KEEP` keeps that.
+const RFM_MONTHS: [&str; 5] = [
+    "DROP TABLE IF EXISTS scoring.rfm_months",
+    "CREATE TABLE scoring.rfm_months AS
+         SELECT s.program_id, s.customer_id, u.month,
+                s.spend_through[u.i] - COALESCE(s.spend_through[u.i - 1], 0) AS net_spend_minor,
+                s.points_through[u.i] - COALESCE(s.points_through[u.i - 1], 0) AS points,
+                s.purchases_through[u.i] - COALESCE(s.purchases_through[u.i - 1], 0) AS purchases
+         FROM scoring.tier_states s CROSS JOIN LATERAL unnest(s.months) WITH ORDINALITY u(month, i)",
+    "ALTER TABLE scoring.rfm_months
+         ADD PRIMARY KEY (program_id, customer_id, month) INCLUDE (net_spend_minor, points, purchases)",
+    "VACUUM ANALYZE scoring.rfm_months",
+    "CHECKPOINT",
+];
+
 /// The RFM query, scores used: summed, so that Postgres computes them. With `count(*)` alone
 /// over it the planner drops the three window functions nothing reads, and what runs is the
 /// `GROUP BY` alone: that is what sessions 16 to 20 timed as the baseline, by mistake.
-/// `scripts/evaluation-read-floor.sh` times the same query: change both together.
 const RFM: &str = "SELECT count(*), sum(r), sum(f), sum(m) FROM (
      SELECT customer_id,
             NTILE(5) OVER (ORDER BY last_month) AS r,
@@ -398,17 +419,71 @@ const RFM: &str = "SELECT count(*), sum(r), sum(f), sum(m) FROM (
             NTILE(5) OVER (ORDER BY spend) AS m
      FROM (SELECT customer_id, max(month) AS last_month, sum(purchases) AS purchases,
                   sum(net_spend_minor) AS spend
-           FROM scoring.buckets WHERE program_id = $1::uuid GROUP BY customer_id) t) s";
+           FROM scoring.rfm_months WHERE program_id = $1::uuid GROUP BY customer_id) t) s";
 
 /// The same query's `GROUP BY` alone (what the planner made of the baseline until session 20).
 const RFM_GROUP_BY: &str = "SELECT count(*) FROM (
      SELECT customer_id, max(month) AS last_month, sum(purchases) AS purchases, sum(net_spend_minor) AS spend
-     FROM scoring.buckets WHERE program_id = $1::uuid GROUP BY customer_id) t";
+     FROM scoring.rfm_months WHERE program_id = $1::uuid GROUP BY customer_id) t";
 
-/// The baseline the issue sets: a plain-SQL RFM over the same buckets (one GROUP BY and three
-/// NTILE(5)), timed now, printed beside the evaluation's `seconds`, and its GROUP BY alone;
-/// returns the RFM's time.
+/// The latest month on any state of the program: the window from the first month through it,
+/// `$2` below, holds every month [`RFM`] sums.
+const LAST_MONTH: &str =
+    "SELECT max(months[cardinality(months)]) FROM scoring.tier_states WHERE program_id = $1::uuid";
+
+/// The RFM query over the states' own month arrays, as an evaluation reads them: recency the
+/// last month, frequency and monetary the window's sums by binary search in the running totals
+/// (the window from the beginning through month `$2`), three NTILE(5), scores used as in [`RFM`].
+/// `scripts/evaluation-read-floor.sh` times the same query: change both together.
+const RFM_OVER_STATES: &str = "SELECT count(*), sum(r), sum(f), sum(m) FROM (
+     SELECT customer_id,
+            NTILE(5) OVER (ORDER BY last_month) AS r,
+            NTILE(5) OVER (ORDER BY purchases) AS f,
+            NTILE(5) OVER (ORDER BY spend) AS m
+     FROM (SELECT customer_id, months[cardinality(months)] AS last_month,
+                  COALESCE(purchases_through[width_bucket($2::date, months)], 0) AS purchases,
+                  COALESCE(spend_through[width_bucket($2::date, months)], 0) AS spend
+           FROM scoring.tier_states WHERE program_id = $1::uuid AND months <> '{}') t) s";
+
+/// The customers on whom [`RFM`] and [`RFM_OVER_STATES`] disagree before scoring (last month,
+/// purchases or spend, or found by one only): none, or the two baselines time different work.
+const RFM_DISAGREEMENTS: &str = "SELECT count(*) FROM
+     (SELECT customer_id, max(month) AS last_month, sum(purchases) AS f, sum(net_spend_minor) AS m
+      FROM scoring.rfm_months WHERE program_id = $1::uuid GROUP BY customer_id) a
+     FULL JOIN
+     (SELECT customer_id, months[cardinality(months)] AS last_month,
+             COALESCE(purchases_through[width_bucket($2::date, months)], 0) AS f,
+             COALESCE(spend_through[width_bucket($2::date, months)], 0) AS m
+      FROM scoring.tier_states WHERE program_id = $1::uuid AND months <> '{}') b USING (customer_id)
+     WHERE a.last_month IS DISTINCT FROM b.last_month OR a.f IS DISTINCT FROM b.f OR a.m IS DISTINCT FROM b.m";
+
+/// The baselines the issue sets, timed now and printed beside the evaluation's `seconds`: a
+/// plain-SQL RFM over the same buckets (one GROUP BY and three NTILE(5)) as a table of a row a
+/// month ([`RFM_MONTHS`], built first and checked against the states, untimed), its GROUP BY
+/// alone, and the same RFM over the states' month arrays; returns the first RFM's time.
 async fn compare(connection: &mut sqlx::PgConnection, program_id: &str, seconds: f64) -> f64 {
+    for statement in RFM_MONTHS {
+        sqlx::query(statement)
+            .execute(&mut *connection)
+            .await
+            .unwrap();
+    }
+    let last_month: Option<chrono::NaiveDate> = sqlx::query_scalar(LAST_MONTH)
+        .bind(program_id)
+        .fetch_one(&mut *connection)
+        .await
+        .unwrap();
+    let disagreements: i64 = sqlx::query_scalar(RFM_DISAGREEMENTS)
+        .bind(program_id)
+        .bind(last_month)
+        .fetch_one(&mut *connection)
+        .await
+        .unwrap();
+    assert_eq!(
+        disagreements, 0,
+        "the RFM over scoring.rfm_months and the RFM over the states' month arrays disagree on \
+         {disagreements} customers' last month, purchases or spend: the baselines time different work"
+    );
     let started = Instant::now();
     sqlx::query(RFM_GROUP_BY)
         .bind(program_id)
@@ -423,6 +498,15 @@ async fn compare(connection: &mut sqlx::PgConnection, program_id: &str, seconds:
         .await
         .unwrap();
     let rfm = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let (scored_states, ..): (i64, Option<i64>, Option<i64>, Option<i64>) =
+        sqlx::query_as(RFM_OVER_STATES)
+            .bind(program_id)
+            .bind(last_month)
+            .fetch_one(&mut *connection)
+            .await
+            .unwrap();
+    let over_states = started.elapsed().as_secs_f64();
     println!(
         "  plain-SQL RFM over the same buckets (GROUP BY and three NTILE(5)): {rfm:.1} s for {scored} customers; evaluation / RFM = {:.2}x",
         seconds / rfm
@@ -430,6 +514,10 @@ async fn compare(connection: &mut sqlx::PgConnection, program_id: &str, seconds:
     println!(
         "  its GROUP BY alone (the baseline as timed until session 20): {group_by:.1} s; evaluation / GROUP BY = {:.2}x",
         seconds / group_by
+    );
+    println!(
+        "  plain-SQL RFM over the states' month arrays (running totals, three NTILE(5)): {over_states:.1} s for {scored_states} customers; evaluation / RFM = {:.2}x",
+        seconds / over_states
     );
     rfm
 }

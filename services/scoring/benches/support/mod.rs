@@ -123,19 +123,23 @@ impl BenchService {
     }
 }
 
-/// Stores the counted purchases behind every bucket of the population, as the feed leaves them:
-/// each bucket's purchases at random instants of its month in Asia/Seoul (the program's zone; up
-/// to now in the current month), its spend split evenly among them. RFM recency and the customer
-/// value model read them at every evaluation. Prints and returns their number.
+/// Stores the counted purchases behind every month on the population's tier states, as the feed
+/// leaves them: each month's purchases at random instants of it in Asia/Seoul (the program's zone;
+/// up to now in the current month), its spend split evenly among them. RFM recency and the
+/// customer value model read them at every evaluation. Prints and returns their number.
 pub(crate) async fn seed_purchases(database: &TestDatabase) -> i64 {
     let mut connection = PgConnection::connect(database.url()).await.unwrap();
     let started = Instant::now();
+    // A month's own figures are its running totals less the month before's.
     let purchases = sqlx::query(
         "INSERT INTO scoring.counted_purchases (program_id, activity_id, customer_id, occurred_at, amount_minor, points)
          SELECT b.program_id, gen_random_uuid(), b.customer_id,
                 m.starts + random() * (least(m.starts + interval '1 month', now()) - m.starts),
                 b.net_spend_minor / b.purchases + CASE WHEN k = 1 THEN b.net_spend_minor % b.purchases ELSE 0 END, 0
-         FROM scoring.buckets b
+         FROM (SELECT s.program_id, s.customer_id, u.month,
+                      s.spend_through[u.i] - COALESCE(s.spend_through[u.i - 1], 0) AS net_spend_minor,
+                      s.purchases_through[u.i] - COALESCE(s.purchases_through[u.i - 1], 0) AS purchases
+               FROM scoring.tier_states s CROSS JOIN LATERAL unnest(s.months) WITH ORDINALITY u(month, i)) b
               CROSS JOIN LATERAL (SELECT b.month::timestamp AT TIME ZONE 'Asia/Seoul' AS starts) m
               CROSS JOIN LATERAL generate_series(1, b.purchases) k
          ORDER BY b.customer_id",
@@ -177,10 +181,10 @@ pub(crate) async fn count_purchase_profiles(database: &TestDatabase) {
 }
 
 /// Writes out what the untimed steps before left in shared buffers (`CHECKPOINT`), so that a
-/// timed run does not share the disk with them: the aging of a month rewrites every bucket,
-/// purchase and profile in a few minutes, and a checkpoint spread over the next minutes
-/// (`checkpoint_completion_target`) slowed the run after it, not the RFM timed after that. A
-/// running service's month is spread over weeks.
+/// timed run does not share the disk with them: the aging of a month rewrites every state (its
+/// months and profile with it) and every purchase in a few minutes, and a checkpoint spread over
+/// the next minutes (`checkpoint_completion_target`) slowed the run after it, not the RFM timed
+/// after that. A running service's month is spread over weeks.
 pub(crate) async fn checkpoint(database: &TestDatabase) {
     execute(database, "CHECKPOINT").await;
 }
@@ -309,13 +313,16 @@ impl Ids {
     }
 }
 
-/// Generates `members` members with buckets and tier states for `program_id`, each member
-/// buying in about `months_share` of the last 12 months (1.0: a bucket in every month), their
-/// spend a month up to 200,000 times a factor of their own (Gamma(2, 1/2): mean 1, so members
-/// differ in what they spend, as they do in life and as the value model's spend part needs to
-/// find a maximum), their ids minted as `ids` says; prints and returns the number of buckets. Members are stored in
-/// the order they joined, and tier states in the order of each member's first purchase (within
-/// 30 days of joining), as a service that has been running for two years has them.
+/// Generates `members` members with their monthly buckets on tier states for `program_id`, each
+/// member buying in about `months_share` of the last 12 months (1.0: a bucket in every month),
+/// their spend a month up to 200,000 times a factor of their own (Gamma(2, 1/2): mean 1, so
+/// members differ in what they spend, as they do in life and as the value model's spend part
+/// needs to find a maximum), their ids minted as `ids` says; prints and returns the number of
+/// buckets. Every member with a bucket has a state to hold it: those who spent enough for GREEN
+/// the tier it gives (one in ten a level above, held since over a year ago), the others the base
+/// tier since joining, as the feed creates it at a first purchase. Members are stored in the
+/// order they joined, and tier states in the order of each member's first purchase (within 30
+/// days of joining), as a service that has been running for two years has them.
 pub(crate) async fn seed_population(
     database: &TestDatabase,
     program_id: &str,
@@ -336,31 +343,48 @@ pub(crate) async fn seed_population(
     .execute(&mut connection)
     .await
     .unwrap();
+    // The buckets one row a month first (a temporary table, gone with the connection), each
+    // member's then written onto their state in one insert.
+    connection
+        .execute(
+            "CREATE TEMP TABLE generated_months (customer_id uuid, month date, net_spend_minor bigint,
+                                                 points bigint, purchases bigint)",
+        )
+        .await
+        .unwrap();
     sqlx::query(
-        "INSERT INTO scoring.buckets (program_id, customer_id, month, net_spend_minor, points, purchases)
-         SELECT $1::uuid, m.customer_id, (date_trunc('month', now()) - k * interval '1 month')::date,
+        "INSERT INTO generated_months (customer_id, month, net_spend_minor, points, purchases)
+         SELECT m.customer_id, (date_trunc('month', now()) - k * interval '1 month')::date,
                 (random() * 200000 * m.spender)::bigint, 0, 1 + (random() * 2)::int
          FROM (SELECT customer_id,
                       -(ln((('x' || substr(h, 1, 8))::bit(32)::bigint + 0.5) / 4294967296.0)
                         + ln((('x' || substr(h, 9, 8))::bit(32)::bigint + 0.5) / 4294967296.0)) / 2 AS spender
                FROM (SELECT customer_id, md5(customer_id::text) AS h FROM scoring.members) hashed) m
               CROSS JOIN generate_series(0, 11) k
-         WHERE random() < $2",
+         WHERE random() < $1",
     )
-    .bind(uuid::Uuid::parse_str(program_id).unwrap())
     .bind(months_share)
     .execute(&mut connection)
     .await
     .unwrap();
     sqlx::query(
-        "INSERT INTO scoring.tier_states (program_id, customer_id, earned_rank, since, version, updated_at)
+        "INSERT INTO scoring.tier_states (program_id, customer_id, earned_rank, since, version, updated_at, months,
+                                          spend_through, points_through, purchases_through)
          SELECT $1::uuid, customer_id,
                 CASE WHEN s >= 1000000 THEN 3 WHEN s >= 600000 THEN 2 WHEN s >= 100000 THEN 1 ELSE 0 END
-                    + CASE WHEN random() < 0.1 AND s < 1000000 THEN 1 ELSE 0 END,
-                now() - interval '13 months', 1, now()
-         FROM (SELECT customer_id, sum(net_spend_minor) AS s FROM scoring.buckets GROUP BY customer_id) t
+                    + CASE WHEN random() < 0.1 AND s >= 100000 AND s < 1000000 THEN 1 ELSE 0 END,
+                CASE WHEN s >= 100000 THEN now() - interval '13 months' ELSE m.joined_at END, 1, now(),
+                r.months, r.spend_through, r.points_through, r.purchases_through
+         FROM (SELECT customer_id, sum(net_spend_minor) AS s, array_agg(month ORDER BY month) AS months,
+                      array_agg(spend ORDER BY month) AS spend_through, array_agg(points ORDER BY month) AS points_through,
+                      array_agg(purchases ORDER BY month) AS purchases_through
+               FROM (SELECT customer_id, month, net_spend_minor,
+                            sum(net_spend_minor) OVER running AS spend, sum(points) OVER running AS points,
+                            sum(purchases) OVER running AS purchases
+                     FROM generated_months
+                     WINDOW running AS (PARTITION BY customer_id ORDER BY month)) t
+               GROUP BY customer_id) r
               JOIN scoring.members m USING (customer_id)
-         WHERE s >= 100000
          ORDER BY m.joined_at + random() * interval '30 days'",
     )
     .bind(uuid::Uuid::parse_str(program_id).unwrap())
@@ -370,13 +394,14 @@ pub(crate) async fn seed_population(
     // Vacuumed as autovacuum leaves a settled table (visibility map set, so index-only scans
     // need no heap), and analysed.
     connection
-        .execute("VACUUM (ANALYZE) scoring.members, scoring.buckets, scoring.tier_states")
+        .execute("VACUUM (ANALYZE) scoring.members, scoring.tier_states")
         .await
         .unwrap();
-    let buckets: i64 = sqlx::query_scalar("SELECT count(*) FROM scoring.buckets")
-        .fetch_one(&mut connection)
-        .await
-        .unwrap();
+    let buckets: i64 =
+        sqlx::query_scalar("SELECT COALESCE(sum(cardinality(months)), 0) FROM scoring.tier_states")
+            .fetch_one(&mut connection)
+            .await
+            .unwrap();
     println!(
         "population: {members} members ({ids:?} ids), {buckets} monthly buckets, generated in {:.1} s; machine: {} cores",
         started.elapsed().as_secs_f64(),

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use uuid::Uuid;
 
-use super::{month::Month, program::Program};
+use super::{month::Month, program::Program, window::Bucket};
 
 /// A purchase that counts toward a program, as the scoring service keeps it (for refunds, for
 /// explanations, and to rebuild buckets).
@@ -68,6 +68,34 @@ pub struct BucketDelta {
     pub points: i64,
     /// Purchase count change.
     pub purchases: i64,
+}
+
+impl BucketDelta {
+    /// Adds the change to `buckets` (oldest first, each month once): to its month's bucket, or
+    /// as a new bucket in its place. Says whether the month had a bucket.
+    pub fn add_to(&self, buckets: &mut Vec<Bucket>) -> bool {
+        match buckets.binary_search_by_key(&self.month, |bucket| bucket.month) {
+            Ok(index) => {
+                let bucket = &mut buckets[index];
+                bucket.net_spend_minor += self.net_spend_minor;
+                bucket.points += self.points;
+                bucket.purchases += self.purchases;
+                true
+            }
+            Err(index) => {
+                buckets.insert(
+                    index,
+                    Bucket {
+                        month: self.month,
+                        net_spend_minor: self.net_spend_minor,
+                        points: self.points,
+                        purchases: self.purchases,
+                    },
+                );
+                false
+            }
+        }
+    }
 }
 
 /// A purchase as the feed delivers it.

@@ -429,24 +429,7 @@ impl Batch<'_> {
         total.purchases += delta.purchases;
         // The buckets of every pair the batch may touch were loaded, so they are whole when a
         // purchase sums them and when the pair's record is written to the cache.
-        let buckets = self.buckets.entry(pair).or_default();
-        match buckets.binary_search_by_key(&delta.month, |bucket| bucket.month) {
-            Ok(index) => {
-                let bucket = &mut buckets[index];
-                bucket.net_spend_minor += delta.net_spend_minor;
-                bucket.points += delta.points;
-                bucket.purchases += delta.purchases;
-            }
-            Err(index) => buckets.insert(
-                index,
-                Bucket {
-                    month: delta.month,
-                    net_spend_minor: delta.net_spend_minor,
-                    points: delta.points,
-                    purchases: delta.purchases,
-                },
-            ),
-        }
+        delta.add_to(self.buckets.entry(pair).or_default());
     }
 
     fn purchase(&mut self, purchase: &super::accrual::PurchaseEvent) {

@@ -27,9 +27,6 @@ impl From<sqlx::Error> for ScoringError {
                 "counted_purchases_pkey" => Self::Aborted(
                     "a purchase of the batch was counted before or by another writer; retry".into(),
                 ),
-                "buckets_pkey" => Self::Aborted(
-                    "a bucket of the batch was created by another writer; retry".into(),
-                ),
                 _ => Self::Internal(error.to_string()),
             },
             DbFailure::ForeignKeyViolation(_) => Self::NotFound {

@@ -31,12 +31,22 @@ impl KeyedState {
     }
 }
 
-/// A bucket with its program: `program_id, {BUCKET_COLUMNS}`.
+/// A bucket with its program: `program_id, {BUCKET_COLUMNS}` (SQLite's buckets' table).
 #[derive(sqlx::FromRow)]
 pub(super) struct KeyedBucket {
     program_id: Uuid,
     #[sqlx(flatten)]
     bucket: BucketRow,
+}
+
+impl KeyedBucket {
+    /// The bucket with its (program, customer) pair.
+    pub(super) fn keyed(self) -> (Pair, Bucket) {
+        (
+            (self.program_id, self.bucket.customer_id),
+            Bucket::from(self.bucket),
+        )
+    }
 }
 
 /// What the store holds of `keys`, from the rows the load read: each counted purchase's month in
@@ -45,7 +55,7 @@ pub(super) fn feed_load(
     keys: &FeedKeys,
     members: Vec<MemberRow>,
     states: Vec<KeyedState>,
-    buckets: Vec<KeyedBucket>,
+    buckets: Vec<(Pair, Bucket)>,
     counted: Vec<CountedRow>,
     applied: Vec<Pair>,
     profiles: Vec<(Pair, PurchaseProfile)>,
@@ -62,15 +72,7 @@ pub(super) fn feed_load(
                 )
             })
             .collect(),
-        buckets: buckets
-            .into_iter()
-            .map(|row| {
-                (
-                    (row.program_id, row.bucket.customer_id),
-                    Bucket::from(row.bucket),
-                )
-            })
-            .collect(),
+        buckets,
         counted: counted
             .into_iter()
             .map(|row| {

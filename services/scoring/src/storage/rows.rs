@@ -187,6 +187,15 @@ impl PageRow {
     pub(super) fn customer_id(&self) -> Uuid {
         self.member.customer_id
     }
+
+    /// The member with their state and `buckets` (oldest first).
+    pub(super) fn with_buckets(self, buckets: Vec<Bucket>) -> EvaluationMember {
+        EvaluationMember {
+            member: Member::from(self.member),
+            stored: StoredState::from(self.state),
+            buckets,
+        }
+    }
 }
 
 /// The page's members with their buckets: `pages` and `buckets` both in customer order (each
@@ -208,11 +217,7 @@ pub(super) fn attach_buckets(
             while let Some(bucket) = buckets.next_if(|bucket| bucket.customer_id == customer_id) {
                 own.push(Bucket::from(bucket));
             }
-            EvaluationMember {
-                member: Member::from(row.member),
-                stored: StoredState::from(row.state),
-                buckets: own,
-            }
+            row.with_buckets(own)
         })
         .collect()
 }

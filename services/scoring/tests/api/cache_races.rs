@@ -12,8 +12,8 @@ use uuid::Uuid;
 use crate::{
     redis_support::{Held, await_true, evict, held, keyspace_of, raw_redis, redis_addr},
     support::{
-        Client, TestApp, activate, as_pairs, grant, innisfree_rules, insert_vip, lookup,
-        lookup_until, program_in_force, redis_settings, tier_of,
+        Client, TestApp, activate, add_month, as_pairs, grant, innisfree_rules, insert_vip, lookup,
+        lookup_until, month_of, program_in_force, redis_settings, tier_of,
     },
 };
 
@@ -216,17 +216,8 @@ async fn after_a_policy_change_rebuilds_the_buckets_no_replica_shows_a_record_fr
     .execute(&mut db)
     .await
     .expect("purchase");
-    sqlx::query(
-        "INSERT INTO scoring.buckets (program_id, customer_id, month, net_spend_minor, points, purchases)
-         VALUES ($1, $2, date_trunc('month', $3::timestamptz AT TIME ZONE $4)::date, 50000, 0, 1)",
-    )
-    .bind(program_id)
-    .bind(customer)
-    .bind(at)
-    .bind(&without)
-    .execute(&mut db)
-    .await
-    .expect("bucket");
+    let month = month_of(at, without.parse().expect("zone"));
+    add_month(&mut db, program_id, customer, month, 50_000, 0, 1).await;
     let spend = |tier: &pb::CustomerTier| tier.metrics.as_ref().map_or(-1, |m| m.net_spend_minor);
     for client in [&mut admin, &mut reader] {
         assert_eq!(spend(&lookup(client, &program.id, customer).await), 0);

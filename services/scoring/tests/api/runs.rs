@@ -3,12 +3,15 @@
 
 use std::time::Duration;
 
+use chrono::{Months, Utc};
+use chrono_tz::Asia::Seoul;
 use sqlx::{Connection, PgConnection};
 use tierline_proto::scoring::v1 as pb;
 use uuid::Uuid;
 
 use crate::support::{
-    TestApp, finished_run, innisfree_rules, insert_vip, lookup, program_in_force, tier_code,
+    TestApp, add_month, clear_months, finished_run, innisfree_rules, insert_vip, lookup, month_of,
+    program_in_force, tier_code,
 };
 
 #[tokio::test]
@@ -86,15 +89,8 @@ async fn a_run_by_hand_judges_every_member_on_the_window_of_its_first_start() {
     // A VIP whose only purchases were thirteen months ago: inside the twelve months that end
     // with the run's first month, outside the twelve that end now.
     let member = insert_vip(&mut db, program_id, None, 2).await;
-    sqlx::query(
-        "INSERT INTO scoring.buckets (program_id, customer_id, month, net_spend_minor, points, purchases)
-         VALUES ($1, $2, (date_trunc('month', now() AT TIME ZONE 'Asia/Seoul') - interval '13 months')::date, 400000, 0, 2)",
-    )
-    .bind(program_id)
-    .bind(member)
-    .execute(&mut db)
-    .await
-    .expect("bucket");
+    let month = month_of(Utc::now(), Seoul) - Months::new(13);
+    add_month(&mut db, program_id, member, month, 400_000, 0, 2).await;
 
     let replica = app.replica().await;
     let mut replica_client = replica.client().await;
@@ -176,7 +172,7 @@ async fn a_scheduled_run_waits_until_the_feed_has_brought_the_period_it_judges()
     let program_id = Uuid::parse_str(&program.id).expect("uuid");
     let mut db = PgConnection::connect(&app.database_url).await.expect("db");
 
-    // A VIP whose purchases of last month are still in the feed: no bucket holds them yet, and
+    // A VIP whose purchases of last month are still in the feed: no month holds them yet, and
     // the feed has brought everything up to two months ago only.
     let member = insert_vip(&mut db, program_id, None, 2).await;
     feed_caught_up_to(&mut db, "now() - interval '60 days'").await;
@@ -224,15 +220,8 @@ async fn a_scheduled_run_waits_until_the_feed_has_brought_the_period_it_judges()
     );
 
     // The consumer applies last month's purchases, and its checkpoint passes the month's end.
-    sqlx::query(
-        "INSERT INTO scoring.buckets (program_id, customer_id, month, net_spend_minor, points, purchases)
-         VALUES ($1, $2, (date_trunc('month', now() AT TIME ZONE 'Asia/Seoul') - interval '1 month')::date, 400000, 0, 2)",
-    )
-    .bind(program_id)
-    .bind(member)
-    .execute(&mut db)
-    .await
-    .expect("bucket");
+    let last_month = month_of(Utc::now(), Seoul) - Months::new(1);
+    add_month(&mut db, program_id, member, last_month, 400_000, 0, 2).await;
     sqlx::query("UPDATE scoring.feed_cursors SET caught_up_to = now()")
         .execute(&mut db)
         .await
@@ -342,14 +331,8 @@ async fn an_evaluation_writes_only_the_states_it_changes_and_grace_counts_from_t
     .execute(&mut db)
     .await
     .expect("last qualified");
-    let bucket = "INSERT INTO scoring.buckets (program_id, customer_id, month, net_spend_minor, points, purchases)
-                  VALUES ($1, $2, date_trunc('month', now() AT TIME ZONE 'Asia/Seoul')::date, 400000, 0, 2)";
-    sqlx::query(bucket)
-        .bind(program_id)
-        .bind(customer)
-        .execute(&mut db)
-        .await
-        .expect("bucket");
+    let this_month = month_of(Utc::now(), Seoul);
+    add_month(&mut db, program_id, customer, this_month, 400_000, 0, 2).await;
     let state =
         "SELECT version, lapsed_at IS NOT NULL FROM scoring.tier_states WHERE customer_id = $1";
 
@@ -366,11 +349,7 @@ async fn an_evaluation_writes_only_the_states_it_changes_and_grace_counts_from_t
     // The spend goes away (a correction, say). The next run finds the member below VIP: they
     // have lapsed, and grace counts from the first run, which found them qualified — not from
     // two years ago, which would drop them at once.
-    sqlx::query("DELETE FROM scoring.buckets WHERE customer_id = $1")
-        .bind(customer)
-        .execute(&mut db)
-        .await
-        .expect("no spend");
+    clear_months(&mut db, customer).await;
     // Whatever takes spend away through the service (a refund through the feed) finds the
     // member's review again; this correction behind its back must say so itself.
     sqlx::query("UPDATE scoring.tier_states SET reviewed_under = NULL WHERE customer_id = $1")

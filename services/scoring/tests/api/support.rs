@@ -5,7 +5,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use sqlx::PgConnection;
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use chrono_tz::Tz;
+use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
 use tierline_proto::{
@@ -259,6 +261,103 @@ pub(crate) async fn insert_vip(
     .await
     .expect("state");
     customer_id
+}
+
+/// The first day of the month `at` falls in, in `zone`: a month as a tier state holds it.
+pub(crate) fn month_of(at: DateTime<Utc>, zone: Tz) -> NaiveDate {
+    at.with_timezone(&zone)
+        .date_naive()
+        .with_day(1)
+        .expect("first day")
+}
+
+/// Adds a month's totals to a customer's months on their tier state in `program_id`, as the
+/// feed's counting of purchases leaves them: `month` (a first day) goes in among the others in
+/// order when it is new, and what it adds raises its running totals and every later month's.
+/// The months live on the state (migration `20261208100028`): a customer without one is a
+/// mistake in the test's setup, and panics naming them.
+pub(crate) async fn add_month(
+    db: &mut PgConnection,
+    program_id: Uuid,
+    customer_id: Uuid,
+    month: NaiveDate,
+    spend: i64,
+    points: i64,
+    purchases: i64,
+) {
+    let mut tx = db.begin().await.expect("transaction");
+    // Locked, so that a replica writing the state meanwhile is not overwritten.
+    let (mut months, mut spend_through, mut points_through, mut purchases_through): (
+        Vec<NaiveDate>,
+        Vec<i64>,
+        Vec<i64>,
+        Vec<i64>,
+    ) = sqlx::query_as(
+        "SELECT months, spend_through, points_through, purchases_through FROM scoring.tier_states
+         WHERE program_id = $1 AND customer_id = $2 FOR UPDATE",
+    )
+    .bind(program_id)
+    .bind(customer_id)
+    .fetch_optional(&mut *tx)
+    .await
+    .expect("months")
+    .unwrap_or_else(|| {
+        panic!("customer {customer_id} has no tier state in program {program_id} to hold a month")
+    });
+    let at = match months.binary_search(&month) {
+        Ok(at) => at,
+        Err(at) => {
+            // A new month starts from the running totals of the month before it (0 before the
+            // first).
+            months.insert(at, month);
+            for through in [
+                &mut spend_through,
+                &mut points_through,
+                &mut purchases_through,
+            ] {
+                let before = at.checked_sub(1).map_or(0, |previous| through[previous]);
+                through.insert(at, before);
+            }
+            at
+        }
+    };
+    for (through, added) in [
+        (&mut spend_through, spend),
+        (&mut points_through, points),
+        (&mut purchases_through, purchases),
+    ] {
+        for total in &mut through[at..] {
+            *total += added;
+        }
+    }
+    sqlx::query(
+        "UPDATE scoring.tier_states
+         SET months = $3, spend_through = $4, points_through = $5, purchases_through = $6
+         WHERE program_id = $1 AND customer_id = $2",
+    )
+    .bind(program_id)
+    .bind(customer_id)
+    .bind(months)
+    .bind(spend_through)
+    .bind(points_through)
+    .bind(purchases_through)
+    .execute(&mut *tx)
+    .await
+    .expect("months written");
+    tx.commit().await.expect("commit");
+}
+
+/// Takes every month off a customer's tier states, as if none of their purchases had counted.
+pub(crate) async fn clear_months(db: &mut PgConnection, customer_id: Uuid) {
+    sqlx::query(
+        "UPDATE scoring.tier_states
+         SET months = '{}', spend_through = '{}', points_through = '{}', purchases_through = '{}'
+         WHERE customer_id = $1",
+    )
+    .bind(customer_id)
+    .execute(&mut *db)
+    .await
+    .expect("months cleared");
 }
 
 /// Waits until `condition` holds of a lookup, at most `within`; returns how long it took.

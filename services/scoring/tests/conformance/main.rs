@@ -71,7 +71,7 @@ tierline_testkit::conformance_suite!(
 /// What only Postgres does in parts: a feed batch applied in partitions at once (the embedded
 /// store has one writer), a simulation on a large membership and a value summary's read of the
 /// profiles (here the parts are forced on a small one, and must find what one statement finds);
-/// and the buckets a batch inserts without a conflict check of its own.
+/// and the months a batch adds to those it found on each state.
 mod postgres_in_parts {
     #[tokio::test]
     async fn a_batch_applied_in_partitions_counts_each_purchase_once_even_read_again() {
@@ -82,8 +82,8 @@ mod postgres_in_parts {
         .await;
     }
 
-    /// Postgres walks a pass by customer when most members are sent (their buckets read in one
-    /// range scan of the key), and by block when few are (only theirs probed).
+    /// Postgres walks a pass by customer when most members are sent (their states read in one
+    /// range scan of the key), and by block when few are (the blocks read in their order).
     #[tokio::test]
     async fn a_pass_walks_by_customer_when_most_are_sent_and_by_block_when_few_are() {
         use tierline_scoring::storage::tx::ChunkEnd;

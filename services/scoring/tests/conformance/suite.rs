@@ -1974,10 +1974,10 @@ pub(crate) async fn a_purchase_counted_before_and_not_looked_up_refuses_the_batc
     assert_eq!(spent, 350_000, "counted once");
 }
 
-/// Postgres inserts the buckets of months a batch found none for without a conflict check, and
-/// adds to the others with an `UPDATE`: a bucket another writer created meanwhile, or one gone
-/// meanwhile, refuses the batch (`Aborted`: it is applied again) and changes nothing. Postgres
-/// only: the embedded store adds to a bucket or creates it either way.
+/// Postgres adds a batch's months to those it found on the pair's state: a month another writer
+/// created meanwhile, or one gone meanwhile, refuses the batch (`Aborted`: it is applied again)
+/// and changes nothing. Postgres only: the embedded store adds to a bucket or creates it either
+/// way.
 pub(crate) async fn a_bucket_created_or_gone_meanwhile_refuses_the_batch(
     store: Arc<dyn ScoringStore>,
 ) {
@@ -1990,22 +1990,35 @@ pub(crate) async fn a_bucket_created_or_gone_meanwhile_refuses_the_batch(
     let (program, _) = innisfree_with_draft(&store, 300_000).await;
     let customer = Uuid::now_v7();
     let pair = (program.id, customer);
-    let month = Month::of(Utc::now(), chrono_tz::UTC);
+    let now = Utc::now().trunc_subsecs(6);
+    let month = Month::of(now, chrono_tz::UTC);
     let delta = BucketDelta {
         month,
         net_spend_minor: 1_000,
         points: 0,
         purchases: 1,
     };
+    // Written as a batch that did not load the state (a single write's way), so the months the
+    // store finds when it writes are not those the batch decided on.
+    let state = |is_new: bool, version: i64| StateWrite {
+        pair,
+        stored: StoredState {
+            state: TierState::new_member(now),
+            version,
+        },
+        is_new,
+        review: None,
+    };
     write(
         &store,
         FeedWrites {
             members: vec![Member {
                 customer_id: customer,
-                joined_at: Utc::now().trunc_subsecs(6) - Duration::days(40),
+                joined_at: now - Duration::days(40),
                 erased: false,
             }],
             new_buckets: vec![(pair, delta)],
+            states: vec![state(true, 0)],
             ..FeedWrites::default()
         },
     )
@@ -2015,6 +2028,7 @@ pub(crate) async fn a_bucket_created_or_gone_meanwhile_refuses_the_batch(
         &store,
         FeedWrites {
             new_buckets: vec![(pair, delta)],
+            states: vec![state(false, 1)],
             ..FeedWrites::default()
         },
     )
@@ -2033,6 +2047,7 @@ pub(crate) async fn a_bucket_created_or_gone_meanwhile_refuses_the_batch(
                     ..delta
                 },
             )],
+            states: vec![state(false, 1)],
             ..FeedWrites::default()
         },
     )

@@ -108,7 +108,7 @@ pub struct FeedWrites {
     /// (program, refund) pairs now applied.
     pub applied_refunds: Vec<Pair>,
     /// Changes to buckets the store held when the batch loaded, one per (program, customer,
-    /// month).
+    /// month). The state of every pair with a change to its buckets is among `states`.
     pub buckets: Vec<(Pair, BucketDelta)>,
     /// Buckets of months the store held none for when the batch loaded, one per (program,
     /// customer, month): inserted, not added to. Another writer that creates one meanwhile fails

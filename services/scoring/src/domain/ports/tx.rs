@@ -32,9 +32,9 @@ pub trait ScoringTx: Send {
         customer_id: Uuid,
         initial: &TierState,
     ) -> Result<StoredState, ScoringError>;
-    /// Waits for any bucket rebuild to finish and keeps one from starting until commit (a
-    /// rebuild takes the buckets in SHARE ROW EXCLUSIVE mode). Call it before reading the
-    /// programs in force, so their time zones match the buckets.
+    /// Waits for any bucket rebuild to finish and keeps one from starting until commit (each
+    /// chunk of a rebuild holds off the feed's writes of months while it counts them). Call it
+    /// before reading the programs in force, so their time zones match the buckets.
     async fn guard_buckets(&mut self) -> Result<(), ScoringError>;
     /// Saves a state: inserts at version 1, or raises the version by one.
     async fn save_state(

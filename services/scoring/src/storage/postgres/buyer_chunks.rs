@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use crate::ScoringError;
 
-/// Holds off the feed consumer's bucket and profile writes until `tx` commits (what it writes
+/// Holds off the feed consumer's writes of months and profiles until `tx` commits (what it writes
 /// meanwhile then adds to the rebuilt rows; a purchase not yet committed is in no chunk), and
 /// reads the next `limit` customers after `after` who have a counted purchase: one chunk of a
 /// rebuild or a recount.
@@ -15,9 +15,7 @@ pub(super) async fn lock_next_buyers(
     after: Uuid,
     limit: u32,
 ) -> Result<Vec<Uuid>, ScoringError> {
-    sqlx::query("LOCK TABLE buckets IN SHARE ROW EXCLUSIVE MODE")
-        .execute(&mut **tx)
-        .await?;
+    super::months::guard_months(tx, true).await?;
     Ok(sqlx::query_scalar(
         "SELECT DISTINCT customer_id FROM counted_purchases WHERE program_id = $1 AND customer_id > $2
          ORDER BY customer_id LIMIT $3",

@@ -3,15 +3,14 @@
 //!
 //! - **by block**, when few states are candidates (a monthly run: most reviews lie ahead): each
 //!   chunk is a range of the states table's blocks (a TID range scan, the heap in its own order),
-//!   and only the candidates' buckets are read, one index probe each. A state rewritten during
-//!   the run may move to a block already passed, so after the last block one more chunk reads
-//!   the states written since the run started;
+//!   and only the candidates are kept. A state rewritten during the run may move to a block
+//!   already passed, so after the last block one more chunk reads the states written since the
+//!   run started;
 //! - **by customer**, when most are (the first run under a policy, an overdue run): each chunk
-//!   is a range of customer ids, its states read through the key and its buckets in one range
-//!   scan of their covering key, grouped by customer and joined: one pass over each key instead
-//!   of a probe per member. In `psql`, on the million-member bench population, a chunk of 20,000
-//!   members took 57–60 ms this way against 145 ms by probes (81 ms with the states' rows in
-//!   random order). A key never moves, so this walk needs no pass over what moved.
+//!   is a range of customer ids, its states read through the key. A key never moves, so this
+//!   walk needs no pass over what moved.
+//!
+//! Each state's months are columns of its row (`months.rs`), read with it.
 //!
 //! Either way each chunk is read in parts, one per connection the run allows (a statement is one
 //! core's work), without locks; the candidates are the same: a review not known under the policy
@@ -23,7 +22,7 @@ use uuid::Uuid;
 use super::{
     PgScoringStore,
     blocks::in_blocks,
-    bucket_arrays::{bucket_arrays, buckets_from_arrays},
+    months::{MonthColumns, month_columns},
     rows::{JoinedStateRow, STATE_COLUMNS},
 };
 use crate::{
@@ -90,10 +89,11 @@ struct ChunkRow {
     review_month: Option<NaiveDate>,
     reviewed_under: Option<Uuid>,
     found_at: Option<i64>,
+    // NULL on the row that only counts a chunk's members (no candidate in it).
     months: Option<Vec<NaiveDate>>,
-    spend: Option<Vec<i64>>,
-    points: Option<Vec<i64>>,
-    purchases: Option<Vec<i64>>,
+    spend_through: Option<Vec<i64>>,
+    points_through: Option<Vec<i64>>,
+    purchases_through: Option<Vec<i64>>,
 }
 
 impl PgScoringStore {
@@ -203,16 +203,15 @@ impl PgScoringStore {
             "WITH bounds AS ({members}),
              candidates AS (
                  SELECT true AS candidate, customer_id, {joined_at} AS joined_at, review_month,
-                        reviewed_under, {found_at} AS found_at, {STATE_COLUMNS}
+                        reviewed_under, {found_at} AS found_at, {STATE_COLUMNS}, {months}
                  FROM tier_states
                  WHERE {chunk} AND {CANDIDATE})
-             SELECT bounds.members, c.*, b.months, b.spend, b.points, b.purchases
+             SELECT bounds.members, c.*
              FROM bounds LEFT JOIN candidates c ON true
-                  LEFT JOIN LATERAL ({buckets}) b ON c.customer_id IS NOT NULL
              ORDER BY c.customer_id",
             joined_at = joined_at(query.policy.1, "tier_states"),
             found_at = found_at("tier_states"),
-            buckets = bucket_arrays("c.customer_id"),
+            months = month_columns("tier_states"),
         );
         let (first, last) = if moved_pass {
             (0, end.max(1))
@@ -242,8 +241,8 @@ impl PgScoringStore {
     }
 
     /// A chunk of about `size.members` customers after `after` (from the first when `None`):
-    /// every state in the range with its buckets, grouped from one range scan of their key;
-    /// each row says whether it is a candidate, and only those are kept.
+    /// every state in the range; each row says whether it is a candidate, and only those are
+    /// kept.
     async fn chunk_by_customer(
         &self,
         query: &ChunkQuery<'_>,
@@ -279,29 +278,17 @@ impl PgScoringStore {
         }
         let starts = std::iter::once(after).chain(ends.iter().copied().flatten().map(Some));
         let ranges = starts.zip(ends.iter().copied());
-        // The range is said of both tables, so that each is read by its key between the ends.
-        let range = |table: &str| {
-            format!(
-                "{table}.program_id = $1 AND {table}.customer_id > COALESCE($6, {FIRST_ID})
-                 AND {table}.customer_id <= COALESCE($7, {LAST_ID})"
-            )
-        };
         let sql = format!(
             "SELECT 0::bigint AS members, {CANDIDATE} AS candidate, s.customer_id,
                     {joined_at} AS joined_at, s.review_month, s.reviewed_under,
-                    {found_at} AS found_at, {STATE_COLUMNS}, b.months, b.spend, b.points, b.purchases
+                    {found_at} AS found_at, {STATE_COLUMNS}, {months}
              FROM tier_states s
-             LEFT JOIN (SELECT customer_id, array_agg(month) AS months,
-                               array_agg(net_spend_minor) AS spend, array_agg(points) AS points,
-                               array_agg(purchases) AS purchases
-                        FROM buckets WHERE {bucket_range} GROUP BY customer_id) b
-                    ON b.customer_id = s.customer_id
-             WHERE {state_range} AND s.changed_by_run IS DISTINCT FROM $3
+             WHERE s.program_id = $1 AND s.customer_id > COALESCE($6, {FIRST_ID})
+               AND s.customer_id <= COALESCE($7, {LAST_ID}) AND s.changed_by_run IS DISTINCT FROM $3
              ORDER BY s.customer_id",
             joined_at = joined_at(query.policy.1, "s"),
             found_at = found_at("s"),
-            bucket_range = range("buckets"),
-            state_range = range("s"),
+            months = month_columns("s"),
         );
         let rows = self.read_parts(query, &sql, ranges).await?;
         let mut chunk = into_chunk(rows, |part| part.len() as i64);
@@ -382,7 +369,13 @@ fn into_chunk(parts: Vec<Vec<ChunkRow>>, members: impl Fn(&[ChunkRow]) -> i64) -
                 policy_version_id,
                 month: row.review_month.map(Month::of_date),
             }),
-            buckets: buckets_from_arrays(row.months, row.spend, row.points, row.purchases),
+            buckets: MonthColumns::from_nullable(
+                row.months,
+                row.spend_through,
+                row.points_through,
+                row.purchases_through,
+            )
+            .buckets(),
         });
     }
     chunk

@@ -202,22 +202,32 @@ impl BucketRebuilds for PgScoringStore {
             Some(last) if customers.len() == limit as usize => *last,
             _ => Uuid::max(),
         };
+        // Each buyer's months counted again onto their state (a buyer without one gets the base
+        // state since joining, as the feed would have given them), in one statement; then the
+        // states of the chunk left with no purchase lose theirs.
         sqlx::query(
-            "DELETE FROM buckets WHERE program_id = $1 AND customer_id > $2 AND customer_id <= $3",
-        )
-        .bind(program_id)
-        .bind(after)
-        .bind(through)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO buckets (program_id, customer_id, month, net_spend_minor, points, purchases)
-             SELECT program_id, customer_id, date_trunc('month', occurred_at AT TIME ZONE $4)::date,
-                    sum(amount_minor - refunded_minor),
-                    sum(points - points * refunded_minor / amount_minor),
-                    count(*) FILTER (WHERE refunded_minor < amount_minor)
-             FROM counted_purchases WHERE program_id = $1 AND customer_id > $2 AND customer_id <= $3
-             GROUP BY 1, 2, 3",
+            "INSERT INTO tier_states (program_id, customer_id, earned_rank, since, version, updated_at, months,
+                                     spend_through, points_through, purchases_through)
+             SELECT $1, t.customer_id, 0, COALESCE(m.joined_at, t.first_month::timestamptz), 1, now(), t.months,
+                    t.spend, t.points, t.purchases
+             FROM (SELECT customer_id, min(month) AS first_month, array_agg(month ORDER BY month) AS months,
+                          array_agg(spend ORDER BY month) AS spend, array_agg(points ORDER BY month) AS points,
+                          array_agg(purchases ORDER BY month) AS purchases
+                   FROM (SELECT customer_id, month, sum(s) OVER running AS spend, sum(p) OVER running AS points,
+                                sum(n) OVER running AS purchases
+                         FROM (SELECT customer_id, date_trunc('month', occurred_at AT TIME ZONE $4)::date AS month,
+                                      sum(amount_minor - refunded_minor) AS s,
+                                      sum(points - points * refunded_minor / amount_minor) AS p,
+                                      count(*) FILTER (WHERE refunded_minor < amount_minor) AS n
+                               FROM counted_purchases WHERE program_id = $1 AND customer_id > $2 AND customer_id <= $3
+                               GROUP BY 1, 2) by_month
+                         WINDOW running AS (PARTITION BY customer_id ORDER BY month)) totals
+                   GROUP BY customer_id) t
+                  LEFT JOIN members m ON m.customer_id = t.customer_id
+             ON CONFLICT (program_id, customer_id) DO UPDATE SET
+                 months = EXCLUDED.months, spend_through = EXCLUDED.spend_through,
+                 points_through = EXCLUDED.points_through, purchases_through = EXCLUDED.purchases_through,
+                 updated_at = EXCLUDED.updated_at",
         )
         .bind(program_id)
         .bind(after)
@@ -225,8 +235,19 @@ impl BucketRebuilds for PgScoringStore {
         .bind(zone.name())
         .execute(&mut *tx)
         .await?;
-        // Purchase days move with the zone too; the bucket lock holds off the feed's profile
-        // writes as it does its bucket writes.
+        sqlx::query(
+            "UPDATE tier_states s SET months = '{}', spend_through = '{}', points_through = '{}',
+                 purchases_through = '{}', updated_at = now()
+             WHERE s.program_id = $1 AND s.customer_id > $2 AND s.customer_id <= $3 AND cardinality(s.months) > 0
+               AND NOT EXISTS (SELECT FROM counted_purchases c WHERE c.program_id = $1 AND c.customer_id = s.customer_id)",
+        )
+        .bind(program_id)
+        .bind(after)
+        .bind(through)
+        .execute(&mut *tx)
+        .await?;
+        // Purchase days move with the zone too; the months' guard holds off the feed's profile
+        // writes as it does its writes of months.
         let pairs: Vec<_> = customers
             .iter()
             .map(|customer| ((program_id, *customer), zone))

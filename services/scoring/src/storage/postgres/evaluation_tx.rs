@@ -11,7 +11,8 @@ use uuid::Uuid;
 
 use super::{
     feed_batch::StateColumns,
-    rows::{BUCKET_COLUMNS, BucketRow, PageRow, STATE_COLUMNS, attach_buckets},
+    months::{MonthColumns, month_columns},
+    rows::{PageRow, STATE_COLUMNS},
 };
 use crate::{
     ScoringError,
@@ -40,6 +41,15 @@ fn found_at<'a>(saving: impl Iterator<Item = &'a StateRef>) -> (&'static str, Ve
     (found, positions)
 }
 
+/// A member of a locked page with their state and its months.
+#[derive(sqlx::FromRow)]
+struct PageWithMonths {
+    #[sqlx(flatten)]
+    page: PageRow,
+    #[sqlx(flatten)]
+    months: MonthColumns,
+}
+
 /// A transaction of an evaluation run.
 #[derive(Debug)]
 pub struct PgEvaluationTx {
@@ -55,33 +65,28 @@ impl EvaluationTx for PgEvaluationTx {
         run_id: Uuid,
         customer_ids: &[Uuid],
     ) -> Result<Vec<EvaluationMember>, ScoringError> {
-        // Locked in customer order, as every writer that locks several states does.
+        // Locked in customer order, as every writer that locks several states does; the months
+        // come with the state.
         let sql = format!(
-            "SELECT s.customer_id, COALESCE(m.joined_at, s.since) AS joined_at, COALESCE(m.erased, false) AS erased, {STATE_COLUMNS}
+            "SELECT s.customer_id, COALESCE(m.joined_at, s.since) AS joined_at, COALESCE(m.erased, false) AS erased,
+                    {STATE_COLUMNS}, {months}
              FROM unnest($2::uuid[]) AS k(customer_id)
                   JOIN tier_states s ON s.program_id = $1 AND s.customer_id = k.customer_id
                   LEFT JOIN members m ON m.customer_id = s.customer_id
              WHERE s.changed_by_run IS DISTINCT FROM $3
-             ORDER BY s.customer_id FOR UPDATE OF s"
+             ORDER BY s.customer_id FOR UPDATE OF s",
+            months = month_columns("s"),
         );
-        let rows: Vec<PageRow> = sqlx::query_as(&sql)
+        let rows: Vec<PageWithMonths> = sqlx::query_as(&sql)
             .bind(program_id)
             .bind(customer_ids)
             .bind(run_id)
             .fetch_all(&mut *self.tx)
             .await?;
-        let ids: Vec<Uuid> = rows.iter().map(PageRow::customer_id).collect();
-        // In customer order, as the page is: that is how attach_buckets pairs them.
-        let buckets: Vec<BucketRow> = sqlx::query_as(&format!(
-            "SELECT {BUCKET_COLUMNS}
-             FROM unnest($2::uuid[]) AS k(id) JOIN buckets ON program_id = $1 AND customer_id = k.id
-             ORDER BY customer_id, month"
-        ))
-        .bind(program_id)
-        .bind(&ids)
-        .fetch_all(&mut *self.tx)
-        .await?;
-        Ok(attach_buckets(rows, buckets))
+        Ok(rows
+            .into_iter()
+            .map(|row| row.page.with_buckets(row.months.buckets()))
+            .collect())
     }
 
     #[tracing::instrument(skip(self, states), fields(states = states.len()))]

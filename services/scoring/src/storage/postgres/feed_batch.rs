@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::{
     history,
+    months::{FlatMonths, MonthColumns, month_columns},
     purchase_profiles::{ProfileColumns, STATE_PROFILE_COLUMNS, StateProfileRow},
     rows::{COUNTED_COLUMNS, CountedRow, MEMBER_COLUMNS, MemberRow, STATE_COLUMNS, db_rank},
     written::every_row_written,
@@ -16,25 +17,35 @@ use super::{
 use crate::{
     ScoringError,
     domain::{
-        accrual::{BucketDelta, CountedPurchase},
+        accrual::CountedPurchase,
         feed_batch::{FeedKeys, FeedLoad, FeedWrites, Pair, StateWrite},
         month::Month,
         purchase_profile::PurchaseProfile,
         review::Review,
         state::{Member, StoredState},
+        window::Bucket,
     },
-    storage::feed_load::{KeyedBucket, KeyedState, feed_load},
+    storage::feed_load::{KeyedState, feed_load},
 };
 
-/// A locked tier state with its purchase profile's columns and where its row lies.
+/// A locked tier state with its purchase profile's and months' columns and where its row lies.
 #[derive(sqlx::FromRow)]
 struct StateWithProfile {
     #[sqlx(flatten)]
     state: KeyedState,
     #[sqlx(flatten)]
     profile: StateProfileRow,
+    #[sqlx(flatten)]
+    months: MonthColumns,
     /// The row's `ctid`, as text.
     location: String,
+}
+
+/// A locked state's row as the batch found it: where it lies and its months.
+#[derive(Debug)]
+struct Locked {
+    location: String,
+    months: Vec<Bucket>,
 }
 
 /// Where each state a batch locked lies in `tier_states` (its `ctid`, as text). A row locked
@@ -42,9 +53,10 @@ struct StateWithProfile {
 /// delete it, and the batch first rewrites it in its states' `UPDATE`; the profile recount
 /// comes after), so that `UPDATE` reaches each row directly instead of looking it up by key
 /// again: half the statement's time for 2,500 states in `psql` (docs/BENCHMARKS.md). The
-/// locations serve one write: the write moves the rows.
+/// locations serve one write: the write moves the rows. The months found with them are what
+/// the batch's changes to months add to (they cannot change either while the row is locked).
 #[derive(Debug, Default)]
-pub(super) struct LockedStates(HashMap<Pair, String>);
+pub(super) struct LockedStates(HashMap<Pair, Locked>);
 
 fn unzip(pairs: &[Pair]) -> (Vec<Uuid>, Vec<Uuid>) {
     pairs.iter().copied().unzip()
@@ -64,36 +76,39 @@ pub(super) async fn load(
     .await?;
     // Locked in (program, customer) order, as every writer that locks several states does.
     let (state_programs, state_customers) = unzip(&keys.states);
-    // Each with its purchase profile, which lives on the state.
+    // Each with its purchase profile and its months, which live on the state.
     let rows: Vec<StateWithProfile> = sqlx::query_as(&format!(
-        "SELECT s.program_id, s.customer_id, {STATE_COLUMNS}, {STATE_PROFILE_COLUMNS}, s.ctid::text AS location
+        "SELECT s.program_id, s.customer_id, {STATE_COLUMNS}, {STATE_PROFILE_COLUMNS}, {months}, s.ctid::text AS location
          FROM tier_states s JOIN unnest($1::uuid[], $2::uuid[]) AS k(p, c) ON s.program_id = k.p AND s.customer_id = k.c
-         ORDER BY s.program_id, s.customer_id FOR UPDATE OF s"
+         ORDER BY s.program_id, s.customer_id FOR UPDATE OF s",
+        months = month_columns("s"),
     ))
     .bind(&state_programs)
     .bind(&state_customers)
     .fetch_all(&mut **tx)
     .await?;
     let mut profiles = Vec::new();
+    let mut buckets = Vec::new();
     let mut locked = LockedStates::default();
     let states: Vec<KeyedState> = rows
         .into_iter()
         .map(|row| {
+            let pair = row.state.pair();
             if let Some(profile) = row.profile.profile() {
-                profiles.push((row.state.pair(), profile));
+                profiles.push((pair, profile));
             }
-            locked.0.insert(row.state.pair(), row.location);
+            let months = row.months.buckets();
+            buckets.extend(months.iter().map(|bucket| (pair, *bucket)));
+            locked.0.insert(
+                pair,
+                Locked {
+                    location: row.location,
+                    months,
+                },
+            );
             row.state
         })
         .collect();
-    let buckets: Vec<KeyedBucket> = sqlx::query_as(
-        "SELECT b.program_id, b.customer_id, b.month, b.net_spend_minor, b.points, b.purchases
-         FROM buckets b JOIN unnest($1::uuid[], $2::uuid[]) AS k(p, c) ON b.program_id = k.p AND b.customer_id = k.c",
-    )
-    .bind(&state_programs)
-    .bind(&state_customers)
-    .fetch_all(&mut **tx)
-    .await?;
     // Joined with the keys, not filtered by `= ANY`: each key is one primary-key lookup,
     // whatever the statistics of a fast-growing table say about a program's share of it.
     let every_program = |ids: &[Uuid]| -> (Vec<Uuid>, Vec<Uuid>) {
@@ -147,7 +162,6 @@ pub(super) async fn write(
     write_members(tx, &writes.members).await?;
     write_counted(tx, &writes.counted).await?;
     write_refunds(tx, writes).await?;
-    write_buckets(tx, writes).await?;
     write_states(tx, writes, locked, now).await?;
     // After the states: a pair's recount writes over the profile its state was written with.
     super::purchase_profiles::recount(tx, &writes.recounted_profiles).await?;
@@ -258,84 +272,9 @@ async fn write_refunds(
     Ok(())
 }
 
-async fn write_buckets(
-    tx: &mut Transaction<'static, Postgres>,
-    writes: &FeedWrites,
-) -> Result<(), ScoringError> {
-    if !writes.new_buckets.is_empty() {
-        // A plain INSERT: the batch loaded its pairs' buckets under their states' locks, so
-        // these months had none; one created meanwhile (a pair without a state to lock yet)
-        // violates the key and refuses the batch (`Aborted`, storage/errors.rs).
-        let columns = BucketColumns::of(&writes.new_buckets);
-        columns
-            .bind(sqlx::query(
-                "INSERT INTO buckets (program_id, customer_id, month, net_spend_minor, points, purchases)
-                 SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::date[], $4::int8[], $5::int8[], $6::int8[])",
-            ))
-            .execute(&mut **tx)
-            .await?;
-    }
-    if !writes.buckets.is_empty() {
-        let columns = BucketColumns::of(&writes.buckets);
-        let updated = columns
-            .bind(sqlx::query(
-                "UPDATE buckets b SET net_spend_minor = b.net_spend_minor + u.s, points = b.points + u.pt,
-                     purchases = b.purchases + u.n
-                 FROM unnest($1::uuid[], $2::uuid[], $3::date[], $4::int8[], $5::int8[], $6::int8[])
-                      AS u(p, c, m, s, pt, n)
-                 WHERE b.program_id = u.p AND b.customer_id = u.c AND b.month = u.m",
-            ))
-            .execute(&mut **tx)
-            .await?
-            .rows_affected();
-        every_row_written(
-            updated,
-            writes.buckets.len(),
-            "a bucket of the batch was removed by another writer meanwhile",
-        )?;
-    }
-    Ok(())
-}
-
-/// Bucket changes as column arrays, to bind and unnest.
-struct BucketColumns {
-    programs: Vec<Uuid>,
-    customers: Vec<Uuid>,
-    months: Vec<NaiveDate>,
-    spend: Vec<i64>,
-    points: Vec<i64>,
-    purchases: Vec<i64>,
-}
-
-impl BucketColumns {
-    /// Binds the columns to `query`, as `$1` to `$6` in the order they are declared.
-    fn bind<'q>(
-        &'q self,
-        query: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
-    ) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
-        query
-            .bind(&self.programs)
-            .bind(&self.customers)
-            .bind(&self.months)
-            .bind(&self.spend)
-            .bind(&self.points)
-            .bind(&self.purchases)
-    }
-
-    fn of(deltas: &[(Pair, BucketDelta)]) -> Self {
-        Self {
-            programs: deltas.iter().map(|((p, _), _)| *p).collect(),
-            customers: deltas.iter().map(|((_, c), _)| *c).collect(),
-            months: deltas.iter().map(|(_, d)| d.month.first_day()).collect(),
-            spend: deltas.iter().map(|(_, d)| d.net_spend_minor).collect(),
-            points: deltas.iter().map(|(_, d)| d.points).collect(),
-            purchases: deltas.iter().map(|(_, d)| d.purchases).collect(),
-        }
-    }
-}
-
 /// Writes the batch's states, each with its purchase profile where the batch changed it (a
-/// state whose profile it did not change keeps the stored one).
+/// state whose profile it did not change keeps the stored one) and its months where the batch
+/// changed them.
 async fn write_states(
     tx: &mut Transaction<'static, Postgres>,
     writes: &FeedWrites,
@@ -350,6 +289,18 @@ async fn write_states(
         .collect();
     let (new, existing): (Vec<&StateWrite>, Vec<&StateWrite>) =
         writes.states.iter().partition(|write| write.is_new);
+    // A state the batch found stored was loaded, and locked, with its location and months; one
+    // written without that load (a single write, a test's) is locked and located first.
+    let unlocated: Vec<Pair> = existing
+        .iter()
+        .map(|write| write.pair)
+        .filter(|pair| !locked.0.contains_key(pair))
+        .collect();
+    let located = lock_and_locate(tx, &unlocated).await?;
+    let found = |pair: &Pair| locked.0.get(pair).or_else(|| located.0.get(pair));
+    let mut months = months_after(writes, |pair| {
+        found(pair).map(|state| state.months.as_slice())
+    })?;
     let mut columns_of = |states: &[&StateWrite]| {
         let profile_columns =
             ProfileColumns::of(states.iter().map(|write| profiles.remove(&write.pair)));
@@ -358,36 +309,54 @@ async fn write_states(
                 .iter()
                 .map(|write| (&write.stored, write.review.as_ref())),
         );
+        let mut month_columns = FlatMonths::default();
+        for write in states {
+            match months.remove(&write.pair) {
+                Some(columns) => month_columns.push(&columns),
+                None if write.is_new => month_columns.push(&MonthColumns::default()),
+                None => month_columns.keep(),
+            }
+        }
         let (programs, customers): (Vec<Uuid>, Vec<Uuid>) =
             states.iter().map(|write| write.pair).unzip();
-        (programs, customers, state_columns, profile_columns)
+        (
+            programs,
+            customers,
+            state_columns,
+            profile_columns,
+            month_columns,
+        )
     };
     let new_columns = columns_of(&new);
     let existing_columns = columns_of(&existing);
-    // The domain writes the state of every pair whose profile it changes (a purchase or a
-    // refund touches the pair's record); a profile left over would be lost.
-    if !profiles.is_empty() {
+    // The domain writes the state of every pair whose profile or months it changes (a purchase
+    // or a refund touches the pair's record); one left over would be lost.
+    if !profiles.is_empty() || !months.is_empty() {
         return Err(ScoringError::Internal(format!(
-            "{} purchase profiles of the batch have no state written with them",
-            profiles.len()
+            "{} purchase profiles and {} customers' months of the batch have no state written with them",
+            profiles.len(),
+            months.len()
         )));
     }
     if !new.is_empty() {
-        let (programs, customers, states, profiles) = &new_columns;
+        let (programs, customers, states, profiles, months) = &new_columns;
         let sql = format!(
             "INSERT INTO tier_states (program_id, customer_id, earned_rank, since, last_qualified_at, override_rank, override_until,
                                       override_reason, override_operator, override_set_at, lapsed_at, review_month,
-                                      reviewed_under, version, updated_at, {STATE_PROFILE_COLUMNS})
-             SELECT p, c, e, s, q, r, u, why, who, at, l, rm, ru, 1, $14, pl, pf, pd, pn, pr, ps
+                                      reviewed_under, version, updated_at, {STATE_PROFILE_COLUMNS}, {month_columns})
+             SELECT p, c, e, s, q, r, u, why, who, at, l, rm, ru, 1, $14, pl, pf, pd, pn, pr, ps, {month_values}
              FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::timestamptz[], $5::timestamptz[], $6::int[], $7::timestamptz[],
                          $8::text[], $9::text[], $10::timestamptz[], $11::timestamptz[], $12::date[], $13::uuid[],
-                         $15::timestamptz[], $16::date[], $17::date[], $18::int4[], $19::int8[], $20::int8[])
-                  AS n(p, c, e, s, q, r, u, why, who, at, l, rm, ru, pl, pf, pd, pn, pr, ps)
-             ON CONFLICT (program_id, customer_id) DO NOTHING"
+                         $15::timestamptz[], $16::date[], $17::date[], $18::int4[], $19::int8[], $20::int8[],
+                         $21::int4[], $22::int4[])
+                  AS n(p, c, e, s, q, r, u, why, who, at, l, rm, ru, pl, pf, pd, pn, pr, ps, mf, mn)
+             ON CONFLICT (program_id, customer_id) DO NOTHING",
+            month_columns = month_columns(""),
+            month_values = FlatMonths::values("n", 23, None),
         );
         let insert = sqlx::query(&sql).bind(programs).bind(customers);
-        let inserted = profiles
-            .bind(states.bind(insert).bind(now))
+        let inserted = months
+            .bind(profiles.bind(states.bind(insert).bind(now)))
             .execute(&mut **tx)
             .await?
             .rows_affected();
@@ -400,49 +369,37 @@ async fn write_states(
         )?;
     }
     if !existing.is_empty() {
-        let (programs, customers, states, profiles) = &existing_columns;
-        // A state the batch found stored was loaded, and locked, with its location; one written
-        // without that load (a single write, a test's) is locked and located first.
-        let unlocated: Vec<Pair> = existing
-            .iter()
-            .map(|write| write.pair)
-            .filter(|pair| !locked.0.contains_key(pair))
-            .collect();
-        let located = lock_and_locate(tx, &unlocated).await?;
+        let (programs, customers, states, profiles, months) = &existing_columns;
         let locations = existing
             .iter()
-            .map(|write| {
-                locked
-                    .0
-                    .get(&write.pair)
-                    .or_else(|| located.0.get(&write.pair))
-                    .map(String::as_str)
-            })
+            .map(|write| found(&write.pair).map(|state| state.location.as_str()))
             .collect::<Option<Vec<&str>>>()
             .ok_or_else(|| {
                 ScoringError::Internal("a stored state of the batch is not stored".into())
             })?;
         // Each row reached by its location (a TID scan), its customer checked; a written
         // profile has its last purchase set: a NULL there keeps the stored profile.
-        let update = sqlx::query(
+        let sql = format!(
             "UPDATE tier_states s SET earned_rank = u.e, since = u.s, last_qualified_at = u.q, override_rank = u.r,
                  override_until = u.u, override_reason = u.why, override_operator = u.who, override_set_at = u.at,
                  lapsed_at = u.l, review_month = u.rm, reviewed_under = u.ru, version = s.version + 1, updated_at = $14,
                  last_purchase_at = COALESCE(u.pl, s.last_purchase_at), first_day = COALESCE(u.pf, s.first_day),
                  last_day = COALESCE(u.pd, s.last_day), purchase_days = COALESCE(u.pn, s.purchase_days),
                  repeat_spend_minor = COALESCE(u.pr, s.repeat_spend_minor),
-                 first_day_spend_minor = CASE WHEN u.pl IS NULL THEN s.first_day_spend_minor ELSE u.ps END
+                 first_day_spend_minor = CASE WHEN u.pl IS NULL THEN s.first_day_spend_minor ELSE u.ps END,
+                 ({month_columns}) = ({month_values})
              FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::timestamptz[], $5::timestamptz[], $6::int[], $7::timestamptz[],
                          $8::text[], $9::text[], $10::timestamptz[], $11::timestamptz[], $12::date[], $13::uuid[],
                          $15::timestamptz[], $16::date[], $17::date[], $18::int4[], $19::int8[], $20::int8[],
-                         $21::text[])
-                  AS u(p, c, e, s, q, r, u, why, who, at, l, rm, ru, pl, pf, pd, pn, pr, ps, t)
+                         $21::int4[], $22::int4[], $27::text[])
+                  AS u(p, c, e, s, q, r, u, why, who, at, l, rm, ru, pl, pf, pd, pn, pr, ps, mf, mn, t)
              WHERE s.ctid = u.t::tid AND s.customer_id = u.c",
-        )
-        .bind(programs)
-        .bind(customers);
-        let updated = profiles
-            .bind(states.bind(update).bind(now))
+            month_columns = month_columns(""),
+            month_values = FlatMonths::values("u", 23, Some("s")),
+        );
+        let update = sqlx::query(&sql).bind(programs).bind(customers);
+        let updated = months
+            .bind(profiles.bind(states.bind(update).bind(now)))
             .bind(&locations)
             .execute(&mut **tx)
             .await?
@@ -459,7 +416,40 @@ async fn write_states(
     Ok(())
 }
 
-/// Locks the states of `pairs`, in key order, and says where each lies.
+/// The months of every pair whose months the batch changes: the changes added to the months the
+/// batch found stored (`stored`; none for a pair without a state). A change meant for a stored
+/// month that is gone, or for a new month that is there, refuses the batch (`Aborted`): it
+/// decided on months that were not the latest.
+fn months_after<'a>(
+    writes: &FeedWrites,
+    stored: impl Fn(&Pair) -> Option<&'a [Bucket]>,
+) -> Result<HashMap<Pair, MonthColumns>, ScoringError> {
+    let mut months: HashMap<Pair, Vec<Bucket>> = HashMap::new();
+    let stored_changes = writes
+        .buckets
+        .iter()
+        .map(|(pair, delta)| (pair, delta, true));
+    let new_changes = writes
+        .new_buckets
+        .iter()
+        .map(|(pair, delta)| (pair, delta, false));
+    for (pair, delta, month_was_stored) in stored_changes.chain(new_changes) {
+        let buckets = months
+            .entry(*pair)
+            .or_insert_with(|| stored(pair).map(<[Bucket]>::to_vec).unwrap_or_default());
+        if delta.add_to(buckets) != month_was_stored {
+            return Err(ScoringError::Aborted(
+                "a month of the batch was added or removed by another writer meanwhile".into(),
+            ));
+        }
+    }
+    Ok(months
+        .into_iter()
+        .map(|(pair, buckets)| (pair, MonthColumns::of(&buckets)))
+        .collect())
+}
+
+/// Locks the states of `pairs`, in key order, and says where each lies and what months it has.
 async fn lock_and_locate(
     tx: &mut Transaction<'static, Postgres>,
     pairs: &[Pair],
@@ -468,20 +458,39 @@ async fn lock_and_locate(
         return Ok(LockedStates::default());
     }
     let (programs, customers) = unzip(pairs);
-    let rows: Vec<(Uuid, Uuid, String)> = sqlx::query_as(
-        "SELECT s.program_id, s.customer_id, s.ctid::text
+    let rows: Vec<LocatedRow> = sqlx::query_as(&format!(
+        "SELECT s.program_id, s.customer_id, s.ctid::text AS location, {months}
          FROM tier_states s JOIN unnest($1::uuid[], $2::uuid[]) AS k(p, c) ON s.program_id = k.p AND s.customer_id = k.c
          ORDER BY s.program_id, s.customer_id FOR UPDATE OF s",
-    )
+        months = month_columns("s"),
+    ))
     .bind(&programs)
     .bind(&customers)
     .fetch_all(&mut **tx)
     .await?;
     Ok(LockedStates(
         rows.into_iter()
-            .map(|(program, customer, location)| ((program, customer), location))
+            .map(|row| {
+                (
+                    (row.program_id, row.customer_id),
+                    Locked {
+                        location: row.location,
+                        months: row.months.buckets(),
+                    },
+                )
+            })
             .collect(),
     ))
+}
+
+/// A state [`lock_and_locate`] found.
+#[derive(sqlx::FromRow)]
+struct LocatedRow {
+    program_id: Uuid,
+    customer_id: Uuid,
+    location: String,
+    #[sqlx(flatten)]
+    months: MonthColumns,
 }
 
 /// Tier states as column arrays, to bind and unnest.

@@ -24,27 +24,26 @@ impl Lookups for PgScoringStore {
         program_id: Uuid,
         customer_ids: &[Uuid],
     ) -> Result<Vec<CustomerRecord>, ScoringError> {
-        // One statement, so one snapshot: the state and the buckets of a record are always of
-        // the same commit (three reads could pair a feed batch's buckets with the state before
-        // it, under the older version).
+        // One row: the months are columns of the state, so a record's state and buckets are
+        // always of the same commit.
         #[derive(sqlx::FromRow)]
         struct Row {
             #[sqlx(flatten)]
             member: MemberRow,
             #[sqlx(flatten)]
             state: JoinedStateRow,
+            // NULL for a member without a state.
             months: Option<Vec<NaiveDate>>,
-            spend: Option<Vec<i64>>,
-            points: Option<Vec<i64>>,
-            purchases: Option<Vec<i64>>,
+            spend_through: Option<Vec<i64>>,
+            points_through: Option<Vec<i64>>,
+            purchases_through: Option<Vec<i64>>,
         }
         let sql = format!(
-            "SELECT m.customer_id, m.joined_at, m.erased, {STATE_COLUMNS}, b.months, b.spend, b.points, b.purchases
+            "SELECT m.customer_id, m.joined_at, m.erased, {STATE_COLUMNS}, {months}
              FROM members m
              LEFT JOIN tier_states s ON s.program_id = $1 AND s.customer_id = m.customer_id
-             LEFT JOIN LATERAL ({buckets}) b ON true
              WHERE m.customer_id = ANY($2)",
-            buckets = super::bucket_arrays::bucket_arrays("m.customer_id"),
+            months = super::months::month_columns("s"),
         );
         let rows: Vec<Row> = sqlx::query_as(&sql)
             .bind(program_id)
@@ -54,12 +53,13 @@ impl Lookups for PgScoringStore {
         Ok(rows
             .into_iter()
             .map(|row| {
-                let buckets = super::bucket_arrays::buckets_from_arrays(
+                let buckets = super::months::MonthColumns::from_nullable(
                     row.months,
-                    row.spend,
-                    row.points,
-                    row.purchases,
-                );
+                    row.spend_through,
+                    row.points_through,
+                    row.purchases_through,
+                )
+                .buckets();
                 CustomerRecord {
                     member: Member::from(row.member),
                     state: row.state.into_state(),

@@ -2,7 +2,6 @@
 //! are in `services/scoring/migrations`.
 
 mod blocks;
-mod bucket_arrays;
 mod buyer_chunks;
 mod cache_repairs;
 mod chunk_reads;
@@ -13,6 +12,7 @@ mod history;
 mod idempotency;
 mod lifecycle;
 mod lookups;
+mod months;
 mod programs;
 mod purchase_profiles;
 mod rules_sql;

@@ -1,7 +1,7 @@
 //! Policy rules as SQL, for the simulation's set-based statement: the
-//! qualification window as a condition on a bucket's month (`b.month`), keeping the months the
-//! domain's `window::months_at` counts (a membership year needs the member's join time as
-//! `m.joined_at`), and the domain's `decision::qualified_rank` as a `CASE` ladder. Thresholds are
+//! qualification window as its first and last month, keeping the months the domain's
+//! `window::months_at` counts (a membership year needs the member's join time as `m.joined_at`),
+//! and the domain's `decision::qualified_rank` as a `CASE` ladder. Thresholds are
 //! validated integers and zones validated names, so they are written into the SQL text.
 
 use chrono::{DateTime, Utc};
@@ -35,29 +35,26 @@ pub(super) fn ladder(rules: &PolicyRules, column: fn(Metric) -> &'static str) ->
     sql
 }
 
-/// The condition on `b.month` for `window` at `now`: a global range, or per member for a
-/// membership year (from the last anniversary month of `m.joined_at`).
-pub(super) fn window_condition(rules: &PolicyRules, now: DateTime<Utc>) -> String {
+/// The first and last month (SQL dates) of `window` at `now`, for [`super::months::window_sum`]:
+/// a global range, or per member for a membership year (from the last anniversary month of
+/// `m.joined_at`); no first month (`NULL`) for a lifetime.
+pub(super) fn window_months(rules: &PolicyRules, now: DateTime<Utc>) -> (String, String) {
     let zone = rules.time_zone.name().replace('\'', "");
     let current = crate::domain::month::Month::of(now, rules.time_zone).first_day();
-    match rules.window {
-        // Months after `now`'s (a scheduled run judges as of an earlier month's end) never count.
-        WindowKind::Lifetime => format!("b.month <= DATE '{current}'"),
-        WindowKind::MembershipYear => {
-            format!(
-                "b.month <= DATE '{current}' AND b.month >= (
-                     date_trunc('month', m.joined_at AT TIME ZONE '{zone}')::date
-                     + make_interval(months => (floor(greatest(0,
-                         (extract(year FROM DATE '{current}') - extract(year FROM m.joined_at AT TIME ZONE '{zone}')) * 12
-                         + extract(month FROM DATE '{current}') - extract(month FROM m.joined_at AT TIME ZONE '{zone}')) / 12) * 12)::int))::date"
-            )
-        }
+    // Months after `now`'s (a scheduled run judges as of an earlier month's end) never count.
+    let last = format!("DATE '{current}'");
+    let first = match rules.window {
+        WindowKind::Lifetime => "NULL".to_owned(),
+        WindowKind::MembershipYear => format!(
+            "(date_trunc('month', m.joined_at AT TIME ZONE '{zone}')::date
+              + make_interval(months => (floor(greatest(0,
+                  (extract(year FROM DATE '{current}') - extract(year FROM m.joined_at AT TIME ZONE '{zone}')) * 12
+                  + extract(month FROM DATE '{current}') - extract(month FROM m.joined_at AT TIME ZONE '{zone}')) / 12) * 12)::int))::date"
+        ),
         WindowKind::RollingMonths(_) | WindowKind::CalendarYear => {
             let (from, to) = rfm_months(rules.window, now, rules.time_zone);
-            format!(
-                "b.month >= DATE '{}' AND b.month <= DATE '{to}'",
-                from.unwrap_or(to)
-            )
+            return (format!("DATE '{}'", from.unwrap_or(to)), format!("DATE '{to}'"));
         }
-    }
+    };
+    (first, last)
 }

@@ -7,7 +7,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use super::{PgScoringStore, rows::rank};
+use super::{PgScoringStore, months::window_sum, rows::rank};
 use crate::domain::ports::ScoreRecords;
 use crate::{
     ScoringError,
@@ -42,15 +42,17 @@ impl ScoreRecords for PgScoringStore {
         // service takes no other), so a window buyer has a profile and totals above zero.
         // Recency days fall as the last purchase rises: their quintiles are those of the last
         // purchase instants in descending order, converted after, not a million conversions.
-        let row: Quintiles = sqlx::query_as(
+        // Each state's window totals are two subscripts of its running totals (`months.rs`).
+        let row: Quintiles = sqlx::query_as(&format!(
             "WITH population AS (
                  SELECT count(*) AS n,
                         percentile_disc(ARRAY[0.2, 0.4, 0.6, 0.8]) WITHIN GROUP (ORDER BY last_purchase_at DESC) AS last
                  FROM tier_states WHERE program_id = $1 AND last_purchase_at IS NOT NULL),
              window_totals AS (
-                 SELECT sum(purchases)::bigint AS frequency, sum(net_spend_minor)::bigint AS monetary
-                 FROM buckets WHERE program_id = $1 AND month >= COALESCE($2, '-infinity'::date) AND month <= $3
-                 GROUP BY customer_id HAVING sum(purchases) > 0),
+                 SELECT frequency, monetary
+                 FROM (SELECT {frequency} AS frequency, {monetary} AS monetary
+                       FROM tier_states s WHERE s.program_id = $1) w
+                 WHERE frequency > 0),
              from_the_top AS (
                  SELECT array_agg(frequency ORDER BY frequency DESC) AS frequency,
                         array_agg(monetary ORDER BY monetary DESC) AS monetary
@@ -64,7 +66,9 @@ impl ScoreRecords for PgScoringStore {
                     (SELECT array_agg(COALESCE(t.monetary[r.from_top], 0) ORDER BY r.i) FROM ranks r),
                     (SELECT n FROM population)
              FROM from_the_top t",
-        )
+            frequency = window_sum("s", "purchases_through", "$2", "$3"),
+            monetary = window_sum("s", "spend_through", "$2", "$3"),
+        ))
         .bind(program_id)
         .bind(from)
         .bind(to)
@@ -129,18 +133,17 @@ impl ScoreRecords for PgScoringStore {
             monetary: i64,
             lifetime: i64,
         }
-        let rows: Vec<Row> = sqlx::query_as(
+        let rows: Vec<Row> = sqlx::query_as(&format!(
             "SELECT m.customer_id, m.joined_at,
-                    (SELECT floor(extract(epoch FROM $5 - s.last_purchase_at) / 86400)::bigint FROM tier_states s
-                     WHERE s.program_id = $1 AND s.customer_id = m.customer_id) AS recency_days,
-                    COALESCE((SELECT sum(b.purchases) FROM buckets b WHERE b.program_id = $1 AND b.customer_id = m.customer_id
-                              AND b.month >= COALESCE($3, '-infinity'::date) AND b.month <= $4), 0)::bigint AS frequency,
-                    COALESCE((SELECT sum(b.net_spend_minor) FROM buckets b WHERE b.program_id = $1 AND b.customer_id = m.customer_id
-                              AND b.month >= COALESCE($3, '-infinity'::date) AND b.month <= $4), 0)::bigint AS monetary,
-                    COALESCE((SELECT sum(b.net_spend_minor) FROM buckets b
-                              WHERE b.program_id = $1 AND b.customer_id = m.customer_id), 0)::bigint AS lifetime
-             FROM members m WHERE m.customer_id = ANY($2)",
-        )
+                    floor(extract(epoch FROM $5 - s.last_purchase_at) / 86400)::bigint AS recency_days,
+                    COALESCE({frequency}, 0)::bigint AS frequency, COALESCE({monetary}, 0)::bigint AS monetary,
+                    COALESCE({lifetime}, 0)::bigint AS lifetime
+             FROM members m LEFT JOIN tier_states s ON s.program_id = $1 AND s.customer_id = m.customer_id
+             WHERE m.customer_id = ANY($2)",
+            frequency = window_sum("s", "purchases_through", "$3", "$4"),
+            monetary = window_sum("s", "spend_through", "$3", "$4"),
+            lifetime = window_sum("s", "spend_through", "NULL", "'infinity'"),
+        ))
         .bind(program_id)
         .bind(customer_ids)
         .bind(from)
@@ -183,20 +186,18 @@ impl ScoreRecords for PgScoringStore {
             frequency: i64,
             monetary: i64,
         }
-        let rows: Vec<Row> = sqlx::query_as(
+        let rows: Vec<Row> = sqlx::query_as(&format!(
             "SELECT m.customer_id, m.joined_at,
                     COALESCE(CASE WHEN s.override_until > $6 THEN s.override_rank ELSE s.earned_rank END, 0) AS shown_rank,
                     floor(extract(epoch FROM $6 - s.last_purchase_at) / 86400)::bigint AS recency_days,
-                    COALESCE(w.frequency, 0)::bigint AS frequency, COALESCE(w.monetary, 0)::bigint AS monetary
+                    COALESCE({frequency}, 0)::bigint AS frequency, COALESCE({monetary}, 0)::bigint AS monetary
              FROM members m
              LEFT JOIN tier_states s ON s.program_id = $1 AND s.customer_id = m.customer_id
-             LEFT JOIN LATERAL (
-                 SELECT sum(b.purchases) AS frequency, sum(b.net_spend_minor) AS monetary FROM buckets b
-                 WHERE b.program_id = $1 AND b.customer_id = m.customer_id
-                   AND b.month >= COALESCE($4, '-infinity'::date) AND b.month <= $5) w ON true
              WHERE NOT m.erased AND m.customer_id > COALESCE($2, '00000000-0000-0000-0000-000000000000'::uuid)
              ORDER BY m.customer_id LIMIT $3",
-        )
+            frequency = window_sum("s", "purchases_through", "$4", "$5"),
+            monetary = window_sum("s", "spend_through", "$4", "$5"),
+        ))
         .bind(program_id)
         .bind(after)
         .bind(i64::from(limit))

@@ -1,6 +1,7 @@
-//! Policy simulation as one aggregate query: each member's totals under the simulated window,
-//! their qualified tier under the simulated rules (a CASE ladder built from the validated
-//! thresholds), against the tier shown now, grouped by (current, simulated). A million members
+//! Policy simulation as one aggregate query: each member's totals under the simulated window
+//! (subscripts of their state's running totals, `months.rs`), their qualified tier under the
+//! simulated rules (a CASE ladder built from the validated thresholds), against the tier shown
+//! now, grouped by (current, simulated). A million members
 //! never leave Postgres. A large membership is split into parts of the customer-id space that
 //! run at once on connections of their own, over one snapshot, and their cells are added up.
 
@@ -10,13 +11,14 @@ use uuid::Uuid;
 
 use super::{
     PgScoringStore,
+    months::window_sum,
     rows::rank,
-    rules_sql::{ladder, window_condition},
+    rules_sql::{ladder, window_months},
 };
 use crate::domain::ports::Simulations;
 use crate::{
     ScoringError,
-    domain::policy::{Metric, PolicyRules, WindowKind},
+    domain::policy::{Metric, PolicyRules},
     storage::SimulationCell,
 };
 
@@ -42,19 +44,11 @@ pub(super) const PARTS_FROM_MEMBERS: f32 = 200_000.0;
 const SPLIT_SAMPLE: f32 = 20_000.0;
 
 /// What every part's transaction sets before its statement.
-const PART_SETTINGS: [&str; 5] = [
-    // A million groups do not fit the default 4 MB of work memory; spilling to disk is what
-    // makes this slow. Read-only and scoped to the transaction.
-    "SET LOCAL work_mem = '256MB'",
+const PART_SETTINGS: [&str; 3] = [
     // Compiling this one-off plan costs more than it saves (0.2 to 0.5 s measured).
     "SET LOCAL jit = off",
-    // The buckets' covering key hands the rows over in customer order: summed as they come (an
-    // index-only scan into a sorted aggregate) rather than into a hash table of a million
-    // groups, which the planner prefers by its estimates (6.3 to 6.6 s against 4.6 to 5.1 s for
-    // a million members in psql).
-    "SET LOCAL enable_hashagg = off",
-    // The members (their index in customer order), the sums and the tier states are then
-    // walked side by side (merge joins) rather than hashed a million at a time.
+    // The members and the tier states (their keys in customer order) are walked side by side
+    // (a merge join) rather than hashed half a million at a time.
     "SET LOCAL enable_hashjoin = off",
     // One part per connection is the parallelism; workers inside a part only compete with the
     // other parts for the same cores.
@@ -98,51 +92,32 @@ fn simulation_sql(
     simulated: &PolicyRules,
     now: DateTime<Utc>,
 ) -> String {
-    let simulated_window = window_condition(simulated, now);
-    let current_window = current.map_or_else(
-        || simulated_window.clone(),
-        |rules| window_condition(rules, now),
+    let (simulated_first, simulated_last) = window_months(simulated, now);
+    let (current_first, current_last) = current.map_or_else(
+        || (simulated_first.clone(), simulated_last.clone()),
+        |rules| window_months(rules, now),
     );
+    let simulated_sum = |through: &str| window_sum("s", through, &simulated_first, &simulated_last);
     // The part's range is repeated on the tier states, though the join implies it: the planner
     // reads them in a sort it does not bound by the join's other side, and each part read and
     // sorted every state of the program (1.78–1.80 s against 1.65–1.67 s for half of a million
-    // members in `psql`, docs/BENCHMARKS.md).
-    // Buckets are aggregated per customer on their own, then joined to the members, so that
-    // the big aggregate does not drag the members along. Only a membership-year window needs
-    // each member's join time inside the aggregate; joining six million buckets to a million
-    // members for nothing was a third of the query's time.
-    let joined_at_needed = [Some(simulated), current]
-        .into_iter()
-        .flatten()
-        .any(|rules| rules.window == WindowKind::MembershipYear);
-    let buckets = if joined_at_needed {
-        "buckets b JOIN members m ON m.customer_id = b.customer_id"
-    } else {
-        "buckets b"
-    };
+    // members in `psql`, docs/BENCHMARKS.md). A member without a state has no months: every
+    // sum is 0.
     format!(
-        "WITH per_customer AS (
-             SELECT b.customer_id,
-                    COALESCE(sum(b.net_spend_minor) FILTER (WHERE {simulated_window}), 0) AS sim_net,
-                    COALESCE(sum(b.points) FILTER (WHERE {simulated_window}), 0) AS sim_points,
-                    COALESCE(sum(b.purchases) FILTER (WHERE {simulated_window}), 0) AS sim_count,
-                    COALESCE(sum(b.net_spend_minor) FILTER (WHERE {current_window}), 0) AS cur_net
-             FROM {buckets}
-             WHERE b.program_id = $1 AND b.customer_id > $3 AND b.customer_id <= $4
-             GROUP BY b.customer_id),
-         totals AS (
-             SELECT m.customer_id, COALESCE(p.sim_net, 0) AS sim_net, COALESCE(p.sim_points, 0) AS sim_points,
-                    COALESCE(p.sim_count, 0) AS sim_count, COALESCE(p.cur_net, 0) AS cur_net
-             FROM members m LEFT JOIN per_customer p ON p.customer_id = m.customer_id
-             WHERE NOT m.erased AND m.customer_id > $3 AND m.customer_id <= $4),
-         ranked AS (
-             SELECT t.sim_net, t.cur_net, {ladder} AS simulated,
+        "WITH totals AS (
+             SELECT COALESCE({sim_net}, 0) AS sim_net, COALESCE({sim_points}, 0) AS sim_points,
+                    COALESCE({sim_count}, 0) AS sim_count, COALESCE({cur_net}, 0) AS cur_net,
                     COALESCE(CASE WHEN s.override_until > $2 THEN s.override_rank ELSE s.earned_rank END, 0) AS current
-             FROM totals t LEFT JOIN tier_states s ON s.program_id = $1 AND s.customer_id = t.customer_id
-                                                   AND s.customer_id > $3 AND s.customer_id <= $4)
-         SELECT current, simulated, count(*)::bigint AS customers, sum(cur_net)::bigint AS current_spend,
+             FROM members m LEFT JOIN tier_states s ON s.program_id = $1 AND s.customer_id = m.customer_id
+                                                   AND s.customer_id > $3 AND s.customer_id <= $4
+             WHERE NOT m.erased AND m.customer_id > $3 AND m.customer_id <= $4)
+         SELECT current, {ladder} AS simulated, count(*)::bigint AS customers, sum(cur_net)::bigint AS current_spend,
                 sum(sim_net)::bigint AS simulated_spend
-         FROM ranked GROUP BY current, simulated",
+         FROM totals GROUP BY 1, 2",
+        sim_net = simulated_sum("spend_through"),
+        sim_points = simulated_sum("points_through"),
+        sim_count = simulated_sum("purchases_through"),
+        cur_net = window_sum("s", "spend_through", &current_first, &current_last),
         ladder = ladder(simulated, column),
     )
 }

@@ -8,9 +8,8 @@ use uuid::Uuid;
 
 use super::{
     PgScoringStore,
-    rows::{
-        BUCKET_COLUMNS, BucketRow, MEMBER_COLUMNS, MemberRow, STATE_COLUMNS, StateRow, db_rank,
-    },
+    months::{MonthColumns, month_columns},
+    rows::{MEMBER_COLUMNS, MemberRow, STATE_COLUMNS, StateRow, db_rank},
 };
 use crate::domain::ports::ActivityConsumption;
 use crate::domain::ports::FeedProgress;
@@ -111,9 +110,7 @@ impl ScoringTx for PgScoringTx {
     }
 
     async fn guard_buckets(&mut self) -> Result<(), ScoringError> {
-        sqlx::query("LOCK TABLE buckets IN ROW EXCLUSIVE MODE")
-            .execute(&mut *self.tx)
-            .await?;
+        super::months::guard_months(&mut self.tx, false).await?;
         Ok(())
     }
 
@@ -188,16 +185,15 @@ impl ScoringTx for PgScoringTx {
         program_id: Uuid,
         customer_id: Uuid,
     ) -> Result<Vec<Bucket>, ScoringError> {
-        let rows: Vec<BucketRow> = sqlx::query_as(
-            &format!(
-                "SELECT {BUCKET_COLUMNS} FROM buckets WHERE program_id = $1 AND customer_id = $2 ORDER BY month"
-            ),
-        )
+        let months: Option<MonthColumns> = sqlx::query_as(&format!(
+            "SELECT {months} FROM tier_states s WHERE program_id = $1 AND customer_id = $2",
+            months = month_columns("s"),
+        ))
         .bind(program_id)
         .bind(customer_id)
-        .fetch_all(&mut *self.tx)
+        .fetch_optional(&mut *self.tx)
         .await?;
-        Ok(rows.into_iter().map(Bucket::from).collect())
+        Ok(months.map(|months| months.buckets()).unwrap_or_default())
     }
 
     async fn save_cursor(

@@ -88,6 +88,7 @@ pub(super) async fn load(write: &mut Write, keys: &FeedKeys) -> Result<FeedLoad,
         .into_iter()
         .map(ProfileRow::keyed)
         .collect();
+    let buckets = buckets.into_iter().map(KeyedBucket::keyed).collect();
     Ok(feed_load(
         keys, members, states, buckets, counted, applied, profiles,
     ))
