@@ -118,17 +118,30 @@ impl Review {
     }
 
     /// Whether a run judging month `judged` under `policy_version_id` at `now` must judge the
-    /// member with `stored` state and `review`: their review is due, they have lapsed (grace
-    /// runs out by the clock), or their override has ended. Everyone else keeps their state.
-    /// (The Postgres store says the same in SQL, `storage/postgres/evaluation.rs`.)
+    /// member with `stored` state and `review`: their review under that version is due, they are
+    /// not reviewed under it and the window the run judges gives them another tier than the one
+    /// they earned (`judged_rank`, asked only then), they have lapsed (grace runs out by the
+    /// clock), or their override has ended. Everyone else keeps their state: a judgement would
+    /// leave it as it is. So a member not yet reviewed under the version in force who holds their
+    /// tier is neither judged nor written (a first run under a policy writes only the members it
+    /// changes), and the next run asks their window again: two subscripts of the running totals
+    /// on their state in Postgres. (The Postgres store says the same in SQL,
+    /// `storage/postgres/chunk_reads.rs`.)
     pub fn must_judge(
         stored: &StoredState,
         review: Option<&Self>,
         policy_version_id: Uuid,
         judged: Month,
         now: DateTime<Utc>,
+        judged_rank: impl FnOnce() -> u32,
     ) -> bool {
-        Self::due(review, policy_version_id, judged)
+        let reviewed = review.is_some_and(|review| review.policy_version_id == policy_version_id);
+        let by_review = if reviewed {
+            Self::due(review, policy_version_id, judged)
+        } else {
+            judged_rank() != stored.state.earned_rank
+        };
+        by_review
             || stored.state.lapsed_at.is_some()
             || stored
                 .state
@@ -293,5 +306,76 @@ mod tests {
 
     fn rules_lifetime() -> PolicyRules {
         rules(WindowKind::Lifetime)
+    }
+
+    #[test]
+    fn a_member_not_reviewed_under_the_policy_is_judged_only_when_the_window_moves_their_tier() {
+        let (version, now) = (Uuid::now_v7(), Month::new(2026, 11).expect("month"));
+        let instant = Utc::now();
+        let gold = StoredState {
+            state: crate::domain::decision::TierState {
+                earned_rank: 2,
+                ..crate::domain::decision::TierState::new_member(instant)
+            },
+            version: 3,
+        };
+        let elsewhere = Review {
+            policy_version_id: Uuid::now_v7(),
+            month: None,
+        };
+        for review in [None, Some(&elsewhere)] {
+            assert!(!Review::must_judge(
+                &gold,
+                review,
+                version,
+                now,
+                instant,
+                || 2
+            ));
+            assert!(Review::must_judge(
+                &gold,
+                review,
+                version,
+                now,
+                instant,
+                || 1
+            ));
+            assert!(Review::must_judge(
+                &gold,
+                review,
+                version,
+                now,
+                instant,
+                || 3
+            ));
+        }
+        // Reviewed under the policy: the review says, and the window is not asked.
+        let reviewed = Review {
+            policy_version_id: version,
+            month: now.plus(1).into(),
+        };
+        assert!(!Review::must_judge(
+            &gold,
+            Some(&reviewed),
+            version,
+            now,
+            instant,
+            || { panic!("asked") }
+        ));
+        let lapsed = StoredState {
+            state: crate::domain::decision::TierState {
+                lapsed_at: Some(instant),
+                ..gold.state.clone()
+            },
+            version: 3,
+        };
+        assert!(Review::must_judge(
+            &lapsed,
+            None,
+            version,
+            now,
+            instant,
+            || 2
+        ));
     }
 }

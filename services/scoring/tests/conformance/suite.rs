@@ -1211,10 +1211,12 @@ pub(crate) async fn an_evaluation_chunk_sums_the_window_and_saves_only_unmoved_s
     // VIP needs 450,000.
     let (program, policy) = innisfree_with_draft(&store, 450_000).await;
     let rules = policy.document.clone().validate(&program).expect("rules");
-    let (first, second) = (Uuid::now_v7(), Uuid::now_v7());
-    // Two VIPs: the first no longer qualifies, the second does.
+    let (first, second, holder) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    // A VIP who no longer qualifies, a member at the base tier who qualifies for VIP (as after
+    // a policy that lowered the bar), and a VIP who still qualifies.
     seed(&store, program.id, first, 400_000, 1).await;
-    seed(&store, program.id, second, 500_000, 1).await;
+    seed(&store, program.id, second, 500_000, 0).await;
+    seed(&store, program.id, holder, 500_000, 1).await;
     let now = Utc::now().trunc_subsecs(6);
     let run = manual_run(&store, program.id, policy.id, now, None).await;
     let policy_in_force = (policy.id, &rules);
@@ -1233,10 +1235,11 @@ pub(crate) async fn an_evaluation_chunk_sums_the_window_and_saves_only_unmoved_s
     let rules: &'static PolicyRules = Box::leak(Box::new(rules.clone()));
     let policy_in_force = (policy_in_force.0, rules);
 
-    // Both are counted; neither was reviewed yet, so both are sent, with their buckets, in
-    // chunks of one as in chunks of ten.
+    // All three are counted; none was reviewed yet, so those whom the window gives another
+    // tier than the one they hold are sent, with their buckets, in chunks of one as in chunks
+    // of ten. The VIP who still qualifies is not: judging them would change nothing.
     let (members, ids, candidates) = pass(now, 10, policy_in_force).await;
-    assert_eq!((members, ids.clone()), (2, vec![first, second]));
+    assert_eq!((members, ids.clone()), (3, vec![first, second]));
     assert_eq!(pass(now, 1, policy_in_force).await.1, ids);
     for candidate in &candidates {
         let spend = if candidate.customer_id == first {
@@ -1282,16 +1285,24 @@ pub(crate) async fn an_evaluation_chunk_sums_the_window_and_saves_only_unmoved_s
     let (members, ids, _) = pass(now, 10, policy_in_force).await;
     assert_eq!(
         (members, ids),
-        (2, vec![first]),
+        (3, vec![first]),
         "the first's version did not match"
     );
     let (_, ids, due) = pass(now + Duration::days(370), 10, policy_in_force).await;
-    assert_eq!(ids, [first, second], "its month has come");
+    assert_eq!(
+        ids,
+        [first, second, holder],
+        "its month has come; a year on, the holder's month has left the window"
+    );
     let second_read = due.iter().find(|c| c.customer_id == second).expect("read");
     assert_eq!(second_read.review, Some(ahead));
     assert_eq!(second_read.stored.version, second_version, "no new version");
     let (_, ids, _) = pass(now, 10, (Uuid::now_v7(), rules)).await;
-    assert_eq!(ids, [first, second], "found under another policy");
+    assert_eq!(
+        ids,
+        [first, second],
+        "under another policy the window is asked again"
+    );
     let earlier = [of(first), of(second)];
 
     // The run drops the first member to the base tier. The second's state moved after the chunk
@@ -1346,7 +1357,7 @@ pub(crate) async fn an_evaluation_chunk_sums_the_window_and_saves_only_unmoved_s
 
     // Resumed, the run does not judge the member it already changed.
     let (members, ids, _) = pass(now, 10, policy_in_force).await;
-    assert_eq!(members, 1);
+    assert_eq!(members, 2);
     assert!(!ids.contains(&first));
     assert_eq!(
         store.run_progress(run.id).await.expect("progress"),

@@ -181,9 +181,9 @@ pub struct EvaluationChunk {
     /// Where the chunk ended: the next chunk begins after it. `None`: this is the walk's last
     /// chunk (it may still hold candidates, as the pass over what moved does).
     pub last: Option<ChunkEnd>,
-    /// The members to judge: those whose review is due (`Review::due`: never reviewed, under
-    /// another policy version, or their review month has come), who have lapsed, or whose
-    /// override has ended.
+    /// The members to judge (`Review::must_judge`): those whose review under the policy in
+    /// force is due, those not reviewed under it whom the judged window gives another tier than
+    /// the one they earned, those who have lapsed, and those whose override has ended.
     pub candidates: Vec<EvaluationCandidate>,
 }
 

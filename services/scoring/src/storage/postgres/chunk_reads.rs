@@ -13,8 +13,10 @@
 //! Each state's months are columns of its row (`months.rs`), read with it.
 //!
 //! Either way each chunk is read in parts, one per connection the run allows (a statement is one
-//! core's work), without locks; the candidates are the same: a review not known under the policy
-//! in force or whose month has come, a lapse, or an ended override (`Review::must_judge`).
+//! core's work), without locks; the candidates are the same: a review under the policy in force
+//! whose month has come, no review under it and a judged window that gives another tier than the
+//! one earned (two subscripts of the state's running totals per requirement), a lapse, or an
+//! ended override (`Review::must_judge`).
 
 use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
@@ -24,6 +26,7 @@ use super::{
     blocks::in_blocks,
     months::{MonthColumns, month_columns},
     rows::{JoinedStateRow, STATE_COLUMNS},
+    rules_sql::judged_rank,
 };
 use crate::{
     ScoringError,
@@ -44,14 +47,25 @@ pub(super) struct ChunkQuery<'a> {
     pub policy: (Uuid, &'a PolicyRules),
     /// The first day of the judged month: a review in or before it has come.
     pub judged_month: NaiveDate,
+    /// The instant the run judges (its window ends with the month before it).
+    pub judged_at: DateTime<Utc>,
     /// Overrides ended by then are candidates.
     pub now: DateTime<Utc>,
 }
 
-/// A state that is a candidate, in SQL (`$1` program, `$2` now, `$3` run, `$4` policy in
-/// force, `$5` judged month): what `Review::must_judge` says.
-const CANDIDATE: &str = "(reviewed_under IS DISTINCT FROM $4 OR review_month <= $5
-                          OR lapsed_at IS NOT NULL OR override_until <= $2)";
+impl ChunkQuery<'_> {
+    /// Whether the state aliased `{states}` is a candidate, in SQL (`$1` program, `$2` now, `$3`
+    /// run, `$4` policy in force, `$5` judged month): what `Review::must_judge` says.
+    fn candidate(&self, states: &str) -> String {
+        let rules = self.policy.1;
+        let judged_rank = judged_rank(rules, self.judged_at, states, &joined_at(rules, states));
+        format!(
+            "(CASE WHEN {states}.reviewed_under = $4 THEN {states}.review_month <= $5
+                   ELSE {judged_rank} <> {states}.earned_rank END
+              OR {states}.lapsed_at IS NOT NULL OR {states}.override_until <= $2)"
+        )
+    }
+}
 
 /// The tuple position of a row of `table` as one number (`FoundAt`): its block times 65,536
 /// plus its line (a line number is 16 bits); `evaluation_tx::found_at` turns it back into a
@@ -152,9 +166,10 @@ impl PgScoringStore {
             100.0 * SAMPLED_BLOCKS / blocks as f64
         };
         let (candidates, sampled): (i64, i64) = sqlx::query_as(&format!(
-            "SELECT count(*) FILTER (WHERE {CANDIDATE}), count(*)
+            "SELECT count(*) FILTER (WHERE {candidate}), count(*)
              FROM tier_states TABLESAMPLE SYSTEM ($6)
-             WHERE program_id = $1 AND changed_by_run IS DISTINCT FROM $3"
+             WHERE program_id = $1 AND changed_by_run IS DISTINCT FROM $3",
+            candidate = query.candidate("tier_states"),
         ))
         .bind(query.program_id)
         .bind(query.now)
@@ -205,13 +220,14 @@ impl PgScoringStore {
                  SELECT true AS candidate, customer_id, {joined_at} AS joined_at, review_month,
                         reviewed_under, {found_at} AS found_at, {STATE_COLUMNS}, {months}
                  FROM tier_states
-                 WHERE {chunk} AND {CANDIDATE})
+                 WHERE {chunk} AND {candidate})
              SELECT bounds.members, c.*
              FROM bounds LEFT JOIN candidates c ON true
              ORDER BY c.customer_id",
             joined_at = joined_at(query.policy.1, "tier_states"),
             found_at = found_at("tier_states"),
             months = month_columns("tier_states"),
+            candidate = query.candidate("tier_states"),
         );
         let (first, last) = if moved_pass {
             (0, end.max(1))
@@ -279,7 +295,7 @@ impl PgScoringStore {
         let starts = std::iter::once(after).chain(ends.iter().copied().flatten().map(Some));
         let ranges = starts.zip(ends.iter().copied());
         let sql = format!(
-            "SELECT 0::bigint AS members, {CANDIDATE} AS candidate, s.customer_id,
+            "SELECT 0::bigint AS members, {candidate} AS candidate, s.customer_id,
                     {joined_at} AS joined_at, s.review_month, s.reviewed_under,
                     {found_at} AS found_at, {STATE_COLUMNS}, {months}
              FROM tier_states s
@@ -289,6 +305,7 @@ impl PgScoringStore {
             joined_at = joined_at(query.policy.1, "s"),
             found_at = found_at("s"),
             months = month_columns("s"),
+            candidate = query.candidate("s"),
         );
         let rows = self.read_parts(query, &sql, ranges).await?;
         let mut chunk = into_chunk(rows, |part| part.len() as i64);

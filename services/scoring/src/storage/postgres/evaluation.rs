@@ -65,6 +65,7 @@ impl EvaluationReads for PgScoringStore {
             size,
             policy,
             judged_month: Month::of(as_of, policy.1.time_zone).first_day(),
+            judged_at: as_of,
             now,
         };
         self.read_chunk(&query, after).await

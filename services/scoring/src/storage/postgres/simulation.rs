@@ -92,10 +92,10 @@ fn simulation_sql(
     simulated: &PolicyRules,
     now: DateTime<Utc>,
 ) -> String {
-    let (simulated_first, simulated_last) = window_months(simulated, now);
+    let (simulated_first, simulated_last) = window_months(simulated, now, "m.joined_at");
     let (current_first, current_last) = current.map_or_else(
         || (simulated_first.clone(), simulated_last.clone()),
-        |rules| window_months(rules, now),
+        |rules| window_months(rules, now, "m.joined_at"),
     );
     let simulated_sum = |through: &str| window_sum("s", through, &simulated_first, &simulated_last);
     // The part's range is repeated on the tier states, though the join implies it: the planner
@@ -118,7 +118,7 @@ fn simulation_sql(
         sim_points = simulated_sum("points_through"),
         sim_count = simulated_sum("purchases_through"),
         cur_net = window_sum("s", "spend_through", &current_first, &current_last),
-        ladder = ladder(simulated, column),
+        ladder = ladder(simulated, |metric| column(metric).to_owned()),
     )
 }
 

@@ -16,6 +16,7 @@ use super::{
 use crate::{
     ScoringError,
     domain::{
+        decision::qualified_rank,
         month::Month,
         policy::PolicyRules,
         ports::{
@@ -23,6 +24,7 @@ use crate::{
             tx::{ChunkEnd, ChunkSize, EvaluationCandidate, EvaluationChunk},
         },
         review::Review,
+        window::{Totals, months_at},
     },
 };
 
@@ -124,12 +126,22 @@ impl EvaluationReads for SqliteScoringStore {
             .into_iter()
             .filter_map(|member| {
                 let review = reviews.get(&member.member.customer_id).copied();
+                let judged_rank = || {
+                    let window = months_at(
+                        rules.window,
+                        as_of,
+                        rules.time_zone,
+                        member.member.joined_at,
+                    );
+                    qualified_rank(rules, &Totals::over(&member.buckets, window))
+                };
                 Review::must_judge(
                     &member.stored,
                     review.as_ref(),
                     policy_version_id,
                     judged_month,
                     now,
+                    judged_rank,
                 )
                 .then_some(EvaluationCandidate {
                     customer_id: member.member.customer_id,
