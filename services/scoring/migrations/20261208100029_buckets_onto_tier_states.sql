@@ -7,6 +7,10 @@
 -- of those states wait for their row locks; readers do not (docs/DEPLOY.md, "Upgrading").
 SET LOCAL statement_timeout = 0;
 
+-- No writer adds to a bucket while the copy reads them (an old replica still running would,
+-- and its month would be lost; docs/DEPLOY.md says to stop them); readers go on until the drop.
+LOCK TABLE buckets IN EXCLUSIVE MODE;
+
 -- A customer with buckets but no state (a population loaded around the feed, which creates both
 -- together) gets the one the feed would have given them: the base tier since joining.
 INSERT INTO tier_states (program_id, customer_id, earned_rank, since, version, updated_at, months, spend_through,

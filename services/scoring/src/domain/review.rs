@@ -324,30 +324,11 @@ mod tests {
             month: None,
         };
         for review in [None, Some(&elsewhere)] {
-            assert!(!Review::must_judge(
-                &gold,
-                review,
-                version,
-                now,
-                instant,
-                || 2
-            ));
-            assert!(Review::must_judge(
-                &gold,
-                review,
-                version,
-                now,
-                instant,
-                || 1
-            ));
-            assert!(Review::must_judge(
-                &gold,
-                review,
-                version,
-                now,
-                instant,
-                || 3
-            ));
+            let judged_with =
+                |rank: u32| Review::must_judge(&gold, review, version, now, instant, move || rank);
+            assert!(!judged_with(2), "holds the tier earned");
+            assert!(judged_with(1), "below it");
+            assert!(judged_with(3), "above it");
         }
         // Reviewed under the policy: the review says, and the window is not asked.
         let reviewed = Review {

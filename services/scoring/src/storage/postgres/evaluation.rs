@@ -203,6 +203,18 @@ impl BucketRebuilds for PgScoringStore {
             Some(last) if customers.len() == limit as usize => *last,
             _ => Uuid::max(),
         };
+        // The chunk's states locked in customer order first, as every writer that locks several
+        // states does (an evaluation's page among them): the statements below would otherwise
+        // lock them in whatever order their plans meet them.
+        sqlx::query(
+            "SELECT FROM tier_states WHERE program_id = $1 AND customer_id > $2 AND customer_id <= $3
+             ORDER BY customer_id FOR UPDATE",
+        )
+        .bind(program_id)
+        .bind(after)
+        .bind(through)
+        .execute(&mut *tx)
+        .await?;
         // Each buyer's months counted again onto their state (a buyer without one gets the base
         // state since joining, as the feed would have given them), in one statement; then the
         // states of the chunk left with no purchase lose theirs.

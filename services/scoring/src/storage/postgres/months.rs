@@ -128,11 +128,14 @@ pub(super) async fn guard_months(
 /// start) of a running-total column `{alias}.{through}` (`spend_through`, `points_through` or
 /// `purchases_through`): the total through the last month in the window less the total before
 /// the first, each found by `width_bucket`'s binary search over the sorted months (0, a NULL
-/// subscript read as 0, before the first month).
+/// subscript read as 0, before the first month). A window that ends before it begins (a
+/// membership year for someone who joined after the judged month) holds no month: 0, not the
+/// difference the other way round.
 pub(super) fn window_sum(alias: &str, through: &str, first: &str, last: &str) -> String {
     format!(
-        "(COALESCE({alias}.{through}[width_bucket({last}::date, {alias}.months)], 0)
-          - COALESCE({alias}.{through}[width_bucket(({first})::date - 1, {alias}.months)], 0))"
+        "(CASE WHEN ({first})::date > {last}::date THEN 0
+               ELSE COALESCE({alias}.{through}[width_bucket({last}::date, {alias}.months)], 0)
+                    - COALESCE({alias}.{through}[width_bucket(({first})::date - 1, {alias}.months)], 0) END)"
     )
 }
 
