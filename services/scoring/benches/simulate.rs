@@ -14,7 +14,9 @@
 //! table of a row a month as the buckets' own table was (built from the states, untimed), one
 //! over the states' month arrays:
 //!
-//! 1. the first run under the policy, which reads every member and writes their review months;
+//! 1. the first run under the policy, which asks every member's window (none has a review under it)
+//!    and judges and writes those it moves (until session 28 it judged everyone and wrote every
+//!    review month);
 //! 2. the same month again: nobody's review has come, only the lapsed are read;
 //! 3. after the population has aged a month without purchases (in SQL, not timed), a heavy
 //!    month: the members whose review month has come are read, one in ten drops;
@@ -91,7 +93,7 @@ async fn main() {
     let first = evaluate_to_the_end(&mut client, &program_id).await;
     report(
         &mut connection,
-        "first run under the policy (reads everyone)",
+        "first run under the policy (asks every window)",
         &first,
     )
     .await;
