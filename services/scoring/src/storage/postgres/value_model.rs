@@ -25,8 +25,9 @@ use crate::{
 };
 
 /// How many of the tier states table's blocks one statement of `profiles_at` reads: about
-/// 100,000 states (some 40 a block at the table's fill factor), each array far below the 1 GB a
-/// value may take.
+/// 45,000 states (some 18 a block at the table's fill factor since each row carries its months;
+/// 5,500 blocks, about 100,000 states, summed no faster), each array far below the 1 GB a value
+/// may take.
 pub(super) const PROFILE_BLOCKS_PER_READ: i64 = 2_500;
 
 /// One range of blocks' profiles as arrays, the same index for one customer.
