@@ -49,7 +49,7 @@
 
 use crate::error::ModelError;
 use crate::optim::{Fit, FitOptions, Objective, minimise};
-use crate::special::{Accumulator, BLOCK, hyp2f1, softplus_and_sigmoid};
+use crate::special::{Accumulator, BLOCK, gauss_legendre, hyp2f1, softplus_and_sigmoid};
 use crate::summary::validate_rfm;
 
 /// BG/NBD parameters: purchase rate `λ ~ Gamma(shape r, rate α)` (so `α` is
@@ -67,10 +67,6 @@ pub struct BgNbdParams {
 }
 
 impl BgNbdParams {
-    fn to_log(self) -> Vec<f64> {
-        vec![self.r.ln(), self.alpha.ln(), self.a.ln(), self.b.ln()]
-    }
-
     fn from_log(p: &[f64]) -> Self {
         BgNbdParams {
             r: p[0].exp(),
@@ -94,8 +90,10 @@ impl BgNbdParams {
             return 1.0;
         }
         let xf = f64::from(x);
+        // ln((α+T)/(α+t_x)) as ln(1 + (T−t_x)/(α+t_x)): with α in the billions (rates that do
+        // not differ) the ratio itself would round away most of its difference from 1.
         let log_odds_dead = (self.a / (self.b + xf - 1.0)).ln()
-            + (self.r + xf) * ((self.alpha + age) / (self.alpha + t_x)).ln();
+            + (self.r + xf) * ((age - t_x) / (self.alpha + t_x)).ln_1p();
         let (_, sig) = softplus_and_sigmoid(-log_odds_dead);
         sig
     }
@@ -171,6 +169,9 @@ impl BgNbdParams {
         let c = a + b + xf - 1.0;
         let base = alpha + age;
         let z = horizon / (base + horizon);
+        if a >= QUADRATURE_MIN_A && (a - 1.0) * z > SERIES_MAX_GROWTH {
+            return self.purchases_if_alive_by_quadrature(horizon, x, age);
+        }
         // ln(1 − z) = −ln(1 + t/(α+T)), accurate also for tiny horizons.
         let ln_1mz = -(horizon / base).ln_1p();
         let Some(f) = hyp2f1(a + b - 1.0 - r, a - 1.0, c, z) else {
@@ -183,7 +184,55 @@ impl BgNbdParams {
         // c/(a−1) · (1 − e^e): both factors change sign together at a = 1.
         c / (a - 1.0) * -e.exp_m1()
     }
+
+    /// [`Self::expected_purchases_if_alive`] as the expectation it is, over the dropout
+    /// probability's posterior `p ~ Beta(a, b+x)` of an alive customer:
+    ///
+    /// ```text
+    /// E[(1 − (1 + p t/(α+T))^{−(r+x)}) / p]
+    /// ```
+    ///
+    /// (a customer with rate `λ` and dropout `p` makes `(1 − e^{−λpt})/p` purchases in `t`;
+    /// averaged over `λ ~ Gamma(r+x, α+T)` that is the bracket above). For a large `a` the series
+    /// of the closed form needs about `(a−1) z` terms whose sizes reach `e^{(a−1) z}`: a
+    /// population whose customers all drop out alike has `a` in the billions, where the series
+    /// overflows. The posterior is then a narrow bell, integrated here by composite
+    /// Gauss–Legendre over 12 standard deviations either side of its mean, its density in logs
+    /// relative to the mean's and the integral divided by the same rule's mass (so the Beta
+    /// function is never needed). Against the series where both apply the two agree to 1e-12
+    /// (`quadrature_agrees_with_the_series`).
+    fn purchases_if_alive_by_quadrature(&self, horizon: f64, x: u32, age: f64) -> f64 {
+        let xf = f64::from(x);
+        let (a, b) = (self.a, self.b + xf);
+        let total = a + b;
+        let mean = a / total;
+        let spread = (mean * (1.0 - mean) / (total + 1.0)).sqrt();
+        let lo = (mean - 12.0 * spread).max(0.0);
+        let hi = (mean + 12.0 * spread).min(1.0);
+        let (shape, scaled) = (self.r + xf, horizon / (self.alpha + age));
+        let (mut purchases, mut mass) = (0.0, 0.0);
+        for (p, weight) in gauss_legendre(lo, hi, QUADRATURE_PANELS) {
+            let density = ((a - 1.0) * ((p - mean) / mean).ln_1p()
+                + (b - 1.0) * ((mean - p) / (1.0 - mean)).ln_1p())
+            .exp();
+            purchases += weight * density * -(-shape * (p * scaled).ln_1p()).exp_m1() / p;
+            mass += weight * density;
+        }
+        purchases / mass
+    }
 }
+
+/// Least `a` whose expected purchases may be integrated by quadrature: from here the dropout
+/// posterior `Beta(a, ·)` is a smooth bell (skewness at most `2/√a`, 0.2) that 8 panels over ±12
+/// standard deviations integrate to rounding.
+const QUADRATURE_MIN_A: f64 = 100.0;
+
+/// `(a−1) z` above which the closed form's series is left for the quadrature: below it the
+/// series takes a few dozen terms, above it its terms grow like `e^{(a−1) z}`.
+const SERIES_MAX_GROWTH: f64 = 30.0;
+
+/// Gauss–Legendre panels over the dropout posterior's ±12 standard deviations.
+const QUADRATURE_PANELS: usize = 8;
 
 /// Prepared BG/NBD fitting data: customers grouped by frequency and mapped to
 /// a table of distinct time values. Build it once and evaluate the
@@ -194,7 +243,6 @@ pub struct BgNbdData {
     times: Vec<f64>,
     /// Per distinct time: total weight of one-time buyers (`x = 0`) of that age.
     zero_weight: Vec<f64>,
-    zero_weight_total: f64,
     /// Repeat buyers grouped by `x` (ascending).
     groups: Vec<Group>,
     /// Per repeat-buyer record: (index of T, index of t_x) into `times`.
@@ -287,11 +335,9 @@ impl BgNbdData {
                 }),
             }
         }
-        let zero_weight_total = zero_weight.iter().sum();
         Ok(BgNbdData {
             times: bits.into_iter().map(f64::from_bits).collect(),
             zero_weight,
-            zero_weight_total,
             groups,
             idx: repeat.iter().map(|r| r.1).collect(),
             weight: repeat.iter().map(|r| r.2 as f64).collect(),
@@ -319,62 +365,69 @@ impl BgNbdData {
 
     /// Total log-likelihood at `params`.
     pub fn log_likelihood(&self, params: &BgNbdParams) -> f64 {
-        self.ll_and_grad_natural(params).0
+        self.ll_and_log_grad(params).0
     }
 
     /// Total log-likelihood and its gradient with respect to
     /// `(r, α, a, b)` (natural scale). Exposed for testing and diagnostics.
     pub fn log_likelihood_and_gradient(&self, params: &BgNbdParams) -> (f64, [f64; 4]) {
-        self.ll_and_grad_natural(params)
+        let (ll, g) = self.ll_and_log_grad(params);
+        (
+            ll,
+            [
+                g[0] / params.r,
+                g[1] / params.alpha,
+                g[2] / params.a,
+                g[3] / params.b,
+            ],
+        )
     }
 
-    /// The one pass over the data: total log-likelihood and gradient with
-    /// respect to the natural parameters.
-    fn ll_and_grad_natural(&self, p: &BgNbdParams) -> (f64, [f64; 4]) {
+    /// The one pass over the data: total log-likelihood and its gradient with respect to the
+    /// log-parameters `(ln r, ln α, ln a, ln b)`.
+    ///
+    /// Written so that no large terms cancel: times enter as `L_t = ln(1 + t/α)` and
+    /// `q_t = t/(α+t)`, never as `ln(α+t)` beside `r ln α`. Where the spread of rates vanishes
+    /// (`r` and `α` in the billions, see `MeanAndConcentration`) the textbook form takes the
+    /// difference of two products of some 10¹¹ and loses the likelihood's last six digits to
+    /// rounding; the line search then sees noise instead of a slope and the fit stops short.
+    fn ll_and_log_grad(&self, p: &BgNbdParams) -> (f64, [f64; 4]) {
         let (r, alpha, a, b) = (p.r, p.alpha, p.a, p.b);
         let ln_alpha = alpha.ln();
 
-        // Per distinct time: ln(α+t) and 1/(α+t), interleaved so one look-up
-        // touches one cache line.
+        // Per distinct time: L_t and q_t, interleaved so one look-up touches one cache line.
         let table: Vec<[f64; 2]> = self
             .times
             .iter()
-            .map(|&t| {
-                let s = alpha + t;
-                [s.ln(), 1.0 / s]
-            })
+            .map(|&t| [(t / alpha).ln_1p(), t / (alpha + t)])
             .collect();
 
-        // One-time buyers: ℓ = r ln α − r ln(α+T).
-        let (mut s0_ln, mut s0_inv) = (Accumulator::default(), Accumulator::default());
+        // One-time buyers: ℓ = −r L_T; r ∂ℓ/∂r = −r L_T, α ∂ℓ/∂α = r q_T.
+        let (mut s0_ln, mut s0_q) = (Accumulator::default(), Accumulator::default());
         for (tb, wb) in table.chunks(BLOCK).zip(self.zero_weight.chunks(BLOCK)) {
-            let (mut l, mut v) = (0.0, 0.0);
+            let (mut l, mut q) = (0.0, 0.0);
             for (tw, w) in tb.iter().zip(wb) {
                 l += w * tw[0];
-                v += w * tw[1];
+                q += w * tw[1];
             }
             s0_ln.add(l);
-            s0_inv.add(v);
+            s0_q.add(q);
         }
-        let (s0_ln, s0_inv) = (s0_ln.value(), s0_inv.value());
-        let w0 = self.zero_weight_total;
+        let (s0_ln, s0_q) = (s0_ln.value(), s0_q.value());
         // Totals are compensated sums: see `Accumulator` for why.
         let mut ll = Accumulator::default();
         let mut g_r = Accumulator::default();
         let mut g_alpha = Accumulator::default();
         let mut g_a = Accumulator::default();
         let mut g_b = Accumulator::default();
-        ll.add(w0 * r * ln_alpha);
         ll.add(-r * s0_ln);
-        g_r.add(w0 * ln_alpha);
-        g_r.add(-s0_ln);
-        g_alpha.add(w0 * r / alpha);
-        g_alpha.add(-r * s0_inv);
+        g_r.add(-r * s0_ln);
+        g_alpha.add(r * s0_q);
 
         // Running per-x sums (advanced as x increases through the groups):
-        // Σ_{i<x} ln(r+i), Σ 1/(r+i), Σ [ln(b+i) − ln(a+b+i)],
-        // Σ −1/(a+b+i), Σ [1/(b+i) − 1/(a+b+i)].
-        let (mut ln_r, mut inv_r, mut ln_beta) = (0.0, 0.0, 0.0);
+        // Σ_{i<x} ln((r+i)/α), Σ r/(r+i), Σ ln((b+i)/(a+b+i)), Σ −a/(a+b+i) and
+        // Σ [b/(b+i) − b/(a+b+i)] = Σ ab/((b+i)(a+b+i)).
+        let (mut ln_r, mut r_share, mut ln_beta) = (0.0, 0.0, 0.0);
         let (mut dbeta_a, mut dbeta_b) = (0.0, 0.0);
         let mut done = 0u32;
         let ln_a = a.ln();
@@ -383,11 +436,11 @@ impl BgNbdData {
             while done < g.x {
                 let i = f64::from(done);
                 let (ri, bi, abi) = (r + i, b + i, a + b + i);
-                ln_r += ri.ln();
-                inv_r += 1.0 / ri;
-                ln_beta += bi.ln() - abi.ln();
-                dbeta_a -= 1.0 / abi;
-                dbeta_b += 1.0 / bi - 1.0 / abi;
+                ln_r += ri.ln() - ln_alpha;
+                r_share += r / ri;
+                ln_beta -= (a / bi).ln_1p();
+                dbeta_a -= a / abi;
+                dbeta_b += a * b / (bi * abi);
                 done += 1;
             }
             let xf = f64::from(g.x);
@@ -395,7 +448,7 @@ impl BgNbdData {
             let bx1 = b + xf - 1.0;
             let c = ln_a - bx1.ln();
 
-            // Per-customer loop: d = A4 − A3 = c + (r+x)(ln(α+T) − ln(α+t_x)).
+            // Per-customer loop: d = A4 − A3 = c + (r+x)(L_T − L_tx).
             // Six sums, blocked (plain within a block, compensated across).
             let mut acc = [Accumulator::default(); 6];
             let idx = &self.idx[g.start..g.end];
@@ -403,33 +456,33 @@ impl BgNbdData {
             for (ib, wb) in idx.chunks(BLOCK).zip(wts.chunks(BLOCK)) {
                 let mut s = [0.0f64; 6];
                 for (&[it, ix], &w) in ib.iter().zip(wb) {
-                    let [lt, inv_t] = table[it as usize];
-                    let [lx, inv_x] = table[ix as usize];
+                    let [lt, qt] = table[it as usize];
+                    let [lx, qx] = table[ix as usize];
                     let dl = lt - lx;
                     let (sp, sig) = softplus_and_sigmoid(c + rx * dl);
                     let ws = w * sig;
                     s[0] += w * lt;
-                    s[1] += w * inv_t;
+                    s[1] += w * qt;
                     s[2] += w * sp;
                     s[3] += ws;
                     s[4] += ws * dl;
-                    s[5] += ws * (inv_t - inv_x);
+                    s[5] += ws * (qx - qt);
                 }
                 for (a, v) in acc.iter_mut().zip(s) {
                     a.add(v);
                 }
             }
-            let [s_lt, s_it, s_sp, s_sig, s_sig_d, s_sig_i] = acc.map(|a| a.value());
+            let [s_lt, s_qt, s_sp, s_sig, s_sig_d, s_sig_q] = acc.map(|a| a.value());
             let wg = g.weight;
-            ll.add(wg * (ln_r + r * ln_alpha + ln_beta));
+            ll.add(wg * (ln_r + ln_beta));
             ll.add(-rx * s_lt);
             ll.add(s_sp);
-            g_r.add(wg * (inv_r + ln_alpha));
-            g_r.add(s_sig_d - s_lt);
-            g_alpha.add(wg * r / alpha);
-            g_alpha.add(rx * (s_sig_i - s_it));
-            g_a.add(wg * dbeta_a + s_sig / a);
-            g_b.add(wg * dbeta_b - s_sig / bx1);
+            g_r.add(wg * r_share);
+            g_r.add(r * (s_sig_d - s_lt));
+            g_alpha.add(r * s_qt - xf * (wg - s_qt));
+            g_alpha.add(rx * s_sig_q);
+            g_a.add(wg * dbeta_a + s_sig);
+            g_b.add(wg * dbeta_b - s_sig * b / bx1);
         }
         let [ll, g_r, g_alpha, g_a, g_b] = [ll, g_r, g_alpha, g_a, g_b].map(|a| a.value());
         (ll, [g_r, g_alpha, g_a, g_b])
@@ -461,13 +514,20 @@ impl BgNbdData {
                 needed: 1,
             });
         }
-        let start = opts
-            .initial
-            .unwrap_or_else(|| self.default_start())
-            .to_log();
-        let m = minimise(self, start, opts, |p| p.iter().map(|v| v.exp()).collect())?;
+        let start = opts.initial.unwrap_or_else(|| self.default_start());
+        let m = minimise(
+            &MeanAndConcentration(self),
+            MeanAndConcentration::of(&start),
+            opts,
+            |u| {
+                MeanAndConcentration::log_params(u)
+                    .iter()
+                    .map(|v| v.exp())
+                    .collect()
+            },
+        )?;
         Ok(Fit {
-            params: BgNbdParams::from_log(&m.log_params),
+            params: BgNbdParams::from_log(&MeanAndConcentration::log_params(&m.log_params)),
             log_likelihood: -m.mean_nll * self.total_weight,
             n_customers: self.n_customers,
             iterations: m.iterations,
@@ -477,18 +537,77 @@ impl BgNbdData {
     }
 }
 
+/// The coordinates the fit moves in: `ln r`, `ln(r/α)` (the mean purchase rate), `ln(a+b)` and
+/// `ln(a/b)` (the log-odds of the mean dropout probability), rather than the four
+/// log-parameters.
+///
+/// Why: a population whose customers buy at much the same rate, or drop out with much the same
+/// probability (a young program, where nobody has had time to leave), has its maximum at the
+/// edge of the parameter space, where the rate's or the dropout's spread vanishes: `r` and `α`
+/// grow without bound at a fixed `r/α`, `a` and `b` at a fixed `a/(a+b)`. In log-parameters
+/// that edge is a narrow diagonal ridge, along which L-BFGS crawls for hundreds of evaluations
+/// and often stops on a line search that finds no descent, the fit failing. In these
+/// coordinates the ridge is an axis: the means converge as in any fit, and the concentrations
+/// move out along a flat direction until the gradient is below the tolerance.
+struct MeanAndConcentration<'a>(&'a BgNbdData);
+
+impl MeanAndConcentration<'_> {
+    /// The coordinates of `params`.
+    fn of(params: &BgNbdParams) -> Vec<f64> {
+        vec![
+            params.r.ln(),
+            (params.r / params.alpha).ln(),
+            (params.a + params.b).ln(),
+            params.a.ln() - params.b.ln(),
+        ]
+    }
+
+    /// The log-parameters `(ln r, ln α, ln a, ln b)` at coordinates `u`:
+    /// `a = (a+b) σ(u₃)` and `b = (a+b) σ(−u₃)`, with `ln σ(x) = −softplus(−x)`.
+    fn log_params(u: &[f64]) -> Vec<f64> {
+        let (softplus_minus, _) = softplus_and_sigmoid(-u[3]);
+        let (softplus_plus, _) = softplus_and_sigmoid(u[3]);
+        vec![
+            u[0],
+            u[0] - u[1],
+            u[2] - softplus_minus,
+            u[2] - softplus_plus,
+        ]
+    }
+}
+
+impl Objective for MeanAndConcentration<'_> {
+    const DIM: usize = 4;
+
+    /// The log-parameters' objective, its gradient taken through the change of coordinates:
+    /// `ln α = u₀ − u₁`, so `∂/∂u₀ = g_r + g_α` and `∂/∂u₁ = −g_α`; `ln a` and `ln b` both move
+    /// one for one with `u₂`, and with `u₃` by `b/(a+b)` and `−a/(a+b)`.
+    fn mean_nll_and_grad(&self, u: &[f64], grad: &mut [f64]) -> f64 {
+        let mut log_grad = [0.0; 4];
+        let value = self
+            .0
+            .mean_nll_and_grad(&Self::log_params(u), &mut log_grad);
+        let (_, a_share) = softplus_and_sigmoid(u[3]);
+        let (_, b_share) = softplus_and_sigmoid(-u[3]);
+        let [g_r, g_alpha, g_a, g_b] = log_grad;
+        grad[0] = g_r + g_alpha;
+        grad[1] = -g_alpha;
+        grad[2] = g_a + g_b;
+        grad[3] = g_a * b_share - g_b * a_share;
+        value
+    }
+}
+
 impl Objective for BgNbdData {
     const DIM: usize = 4;
 
     fn mean_nll_and_grad(&self, log_params: &[f64], grad: &mut [f64]) -> f64 {
-        let p = BgNbdParams::from_log(log_params);
-        let (ll, g) = self.ll_and_grad_natural(&p);
-        // Chain rule for θ = e^φ: ∂/∂φ = θ ∂/∂θ; sign and 1/N for the mean NLL.
+        let (ll, g) = self.ll_and_log_grad(&BgNbdParams::from_log(log_params));
+        // Sign and 1/N for the mean NLL.
         let s = -1.0 / self.total_weight;
-        grad[0] = s * p.r * g[0];
-        grad[1] = s * p.alpha * g[1];
-        grad[2] = s * p.a * g[2];
-        grad[3] = s * p.b * g[3];
+        for (out, g) in grad.iter_mut().zip(g) {
+            *out = s * g;
+        }
         s * ll
     }
 }
@@ -498,7 +617,8 @@ impl Objective for BgNbdData {
 /// `frequency[i]`, `recency[i]`, `age[i]` are `x`, `t_x`, `T` of customer
 /// (or record) `i`; `weights`, if given, counts customers per record. Times
 /// may be in any unit (the fitted `α` is in that unit). Optimisation:
-/// L-BFGS (More–Thuente line search, `argmin`) over `ln r, ln α, ln a, ln b`
+/// L-BFGS (More–Thuente line search, `argmin`) over `ln r, ln(r/α), ln(a+b),
+/// ln(a/b)` (see `MeanAndConcentration` for why not `ln r, ln α, ln a, ln b`)
 /// with analytic gradients, from [`FitOptions::initial`] or `r = a = b = 1`,
 /// `α = max(T)/10`.
 pub fn fit_bg_nbd(
@@ -536,6 +656,61 @@ mod tests {
         let m = a3.max(a4);
         let delta = if x > 0 { 1.0 } else { 0.0 };
         a1 + a2 + m + ((a3 - m).exp() + delta * (a4 - m).exp()).ln()
+    }
+
+    /// Where both apply (a moderate `a`, the series growing to `e^{(a−1) z}` of 5 to 30), the
+    /// quadrature over the dropout posterior and the closed form's series agree.
+    #[test]
+    fn quadrature_agrees_with_the_series() {
+        let p = BgNbdParams {
+            r: 0.8,
+            alpha: 40.0,
+            a: 150.0,
+            b: 3_000.0,
+        };
+        for x in [0, 1, 5, 20] {
+            for growth in [5.0, 15.0, 29.0] {
+                let age = 200.0;
+                // (a−1) z = growth with z = t/(α+T+t).
+                let z = growth / (p.a - 1.0);
+                let horizon = z * (p.alpha + age) / (1.0 - z);
+                let series = p.purchases_if_alive_raw(horizon, x, age);
+                let quadrature = p.purchases_if_alive_by_quadrature(horizon, x, age);
+                assert!(
+                    (quadrature / series - 1.0).abs() < 1e-12,
+                    "x {x}, growth {growth}: series {series}, quadrature {quadrature}"
+                );
+            }
+        }
+    }
+
+    /// A population whose customers all drop out alike is fitted with `a` and `b` in the
+    /// hundreds of billions: the series of the closed form cannot be summed there, and the
+    /// expected purchases are those of a dropout probability fixed at `a/(a+b+x)`,
+    /// `(1 − (1 + p t/(α+T))^{−(r+x)}) / p`.
+    #[test]
+    fn a_dropout_without_spread_still_predicts_purchases() {
+        let p = BgNbdParams {
+            r: 86.14,
+            alpha: 2_798.3,
+            a: 2.2e11,
+            b: 1.8e13,
+        };
+        for (x, t_x, age) in [(0, 0.0, 30.0), (19, 357.0, 384.0), (3, 20.0, 400.0)] {
+            for horizon in [30.0, 90.0, 365.0] {
+                let xf = f64::from(x);
+                let dropout = p.a / (p.a + p.b + xf);
+                let fixed = -(-(p.r + xf) * (dropout * horizon / (p.alpha + age)).ln_1p()).exp_m1()
+                    / dropout;
+                let got = p.expected_purchases_if_alive(horizon, x, age);
+                assert!(
+                    (got / fixed - 1.0).abs() < 1e-9,
+                    "x {x}, horizon {horizon}: {got} against {fixed}"
+                );
+                let expected = p.expected_purchases(horizon, x, t_x, age);
+                assert!(expected.is_finite() && expected > 0.0, "{expected}");
+            }
+        }
     }
 
     #[test]

@@ -7,7 +7,10 @@
 //! that a quasi-Newton method handles without bounds or penalty terms. It
 //! also makes the problem roughly scale-free (a parameter of 0.2 and one of
 //! 400 move by comparable amounts per step). The gradient with respect to
-//! `φ` is `θ · ∂ℓ/∂θ`.
+//! `φ` is `θ · ∂ℓ/∂θ`. A model may move in sums and differences of
+//! log-parameters instead (BG/NBD does, to follow a ridge at the edge of its
+//! parameter space: see its `MeanAndConcentration`); tolerances below then
+//! apply to those coordinates, which are logarithms all the same.
 //!
 //! What is minimised is the *mean* negative log-likelihood per customer, so
 //! the gradient tolerance means the same thing for 2 000 customers and for
@@ -45,8 +48,8 @@ pub struct FitOptions<P> {
     /// one or two likelihood evaluations).
     pub max_iterations: u64,
     /// The fit stops as soon as an evaluated point has a gradient of the
-    /// mean negative log-likelihood (with respect to the log-parameters)
-    /// with Euclidean norm below this. The default `1e-8` puts the CDNOW
+    /// mean negative log-likelihood (with respect to the log-parameters, or
+    /// the model's log coordinates) with Euclidean norm below this. The default `1e-8` puts the CDNOW
     /// estimates within ~1e-6 (relative) of the exact maximum, far beyond the
     /// published 3-4 digits; much smaller values run into the rounding floor
     /// of the likelihood (~1e-15 relative) and only cost evaluations.
@@ -90,7 +93,8 @@ pub struct Fit<P> {
     /// Number of passes over the data (one pass gives value and gradient).
     pub evaluations: u64,
     /// Norm of the gradient of the mean negative log-likelihood with respect
-    /// to the log-parameters at `params` (how converged the fit is).
+    /// to the log-parameters (or the model's log coordinates) at `params`
+    /// (how converged the fit is).
     pub gradient_norm: f64,
 }
 

@@ -92,3 +92,44 @@ fn whole_day_data_compresses_and_fits() {
     close("alpha", comp.params.alpha, full.params.alpha, 1e-5);
     close("alpha vs truth", comp.params.alpha, bg.alpha, 0.25);
 }
+
+/// Customers who all buy at one rate and drop out with one probability (a young program, where
+/// nobody has had time to show otherwise): the likelihood's maximum lies at the edge where both
+/// spreads vanish (`r`, `α`, `a`, `b` without bound), which the fit must reach along its flat
+/// direction rather than crawl towards and give up. What is identified, the mean rate `r/α`
+/// and the mean dropout probability `a/(a+b)`, comes back.
+#[test]
+fn a_population_without_spread_fits_at_the_edge() {
+    let bg = BgNbdParams {
+        r: 1e7,
+        alpha: 3e8,
+        a: 1e7,
+        b: 1e9,
+    };
+    let gg = GammaGammaParams {
+        p: 5.0,
+        q: 4.0,
+        gamma: 20_000.0,
+    };
+    let pop = simulate_population(200_000, &bg, &gg, 365.0, true, 11);
+    let summary = RfmSummary::compress(&pop.frequency, &pop.recency, &pop.age).unwrap();
+    let fit = fit_bg_nbd(
+        &summary.frequency,
+        &summary.recency,
+        &summary.age,
+        Some(&summary.weight),
+        &FitOptions::default(),
+    )
+    .unwrap();
+    println!("{fit:?}");
+    let params = fit.params;
+    close("r/alpha", params.r / params.alpha, bg.r / bg.alpha, 0.05);
+    close(
+        "a/(a+b)",
+        params.a / (params.a + params.b),
+        bg.a / (bg.a + bg.b),
+        0.15,
+    );
+    assert!(params.r > 100.0, "{params:?}");
+    assert!(fit.iterations < 200, "{} iterations", fit.iterations);
+}
