@@ -45,6 +45,8 @@ tierline_runtime::service_allocator!();
 
 #[tokio::main]
 async fn main() {
+    // `TEST_LOG=info` shows the service's own account of each run (the value fit's iterations).
+    tierline_testkit::init_logging();
     let members = knob("BENCH_MEMBERS", 1_000_000);
     let runs = knob("BENCH_RUNS", 3);
     // 0 skips the evaluation run (minutes at a million members), to time the simulation alone.

@@ -228,6 +228,16 @@ impl PopulationSummary {
         population
     }
 
+    /// Every `stride`-th customer, from the first: a sample that keeps the population's
+    /// order-independent shape (profiles are read in storage order, unrelated to histories).
+    pub fn every(&self, stride: usize) -> Self {
+        let mut sample = Self::with_capacity(self.len() / stride.max(1) + 1);
+        for index in (0..self.len()).step_by(stride.max(1)) {
+            sample.push(self.get(index));
+        }
+        sample
+    }
+
     /// Room for `customers` without growing.
     pub fn with_capacity(customers: usize) -> Self {
         Self {
