@@ -22,12 +22,14 @@
 //!
 //! `A1` and `A2` (and `ln a − ln(b+x−1)`) depend on `x` only, so they are
 //! computed once per distinct `x` from the running sums above — no `lnΓ`
-//! at all. `ln(α+t)` and `1/(α+t)` are computed once per distinct time
-//! value (customer times are whole days or weeks in practice, so there are
-//! few). What remains per repeat buyer is the log-sum-exp
-//! `A3 + softplus(A4 − A3)`: one `exp` and one `ln`, plus table look-ups.
-//! One-time buyers (`x = 0`) reduce to `r ln α − r ln(α+T)` and cost one
-//! multiply-add per distinct age.
+//! at all. Times enter as `L_t = ln(1 + t/α)` and `q_t = t/(α+t)`, computed
+//! once per distinct time value (customer times are whole days or weeks in
+//! practice, so there are few): `A1 + A3 = Σ_{i<x} ln((r+i)/α) − (r+x) L_T`,
+//! so that `r ln α` never meets `r ln(α+T)` (see `ll_and_log_grad` for why).
+//! What remains per repeat buyer is the log-sum-exp `A3 + softplus(A4 − A3)`
+//! with `A4 − A3 = ln a − ln(b+x−1) + (r+x)(L_T − L_{t_x})`: one `exp` and one
+//! `ln`, plus table look-ups. One-time buyers (`x = 0`) reduce to `−r L_T`
+//! and cost one multiply-add per distinct age.
 //!
 //! # Gradient
 //!
@@ -169,8 +171,24 @@ impl BgNbdParams {
         let c = a + b + xf - 1.0;
         let base = alpha + age;
         let z = horizon / (base + horizon);
-        if a >= QUADRATURE_MIN_A && (a - 1.0) * z > SERIES_MAX_GROWTH {
-            return self.purchases_if_alive_by_quadrature(horizon, x, age);
+        // The series' terms grow about as fast as the first ratio's size, `growth`, before they
+        // decay: to e^growth. With `a+b−1−r ≥ 0` all terms have one sign and only overflow and
+        // time are at stake; with `r > a+b−1` (rates that barely differ) they alternate, and
+        // e^growth-sized terms cancel to a result near 1, losing about growth/1.15 digits.
+        let series_a = a + b - 1.0 - r;
+        let growth = z * series_a.abs() * (a - 1.0).abs() / c;
+        let unreliable = if series_a >= 0.0 {
+            growth > SERIES_MAX_GROWTH
+        } else {
+            growth > ALTERNATING_MAX_GROWTH
+        };
+        if unreliable {
+            return if a >= QUADRATURE_MIN_SHAPE && b + xf >= QUADRATURE_MIN_SHAPE {
+                self.purchases_if_alive_by_quadrature(horizon, x, age)
+            } else {
+                // A dropout posterior with an infinite slope at an end: neither way is exact.
+                f64::NAN
+            };
         }
         // ln(1 − z) = −ln(1 + t/(α+T)), accurate also for tiny horizons.
         let ln_1mz = -(horizon / base).ln_1p();
@@ -193,13 +211,14 @@ impl BgNbdParams {
     /// ```
     ///
     /// (a customer with rate `λ` and dropout `p` makes `(1 − e^{−λpt})/p` purchases in `t`;
-    /// averaged over `λ ~ Gamma(r+x, α+T)` that is the bracket above). For a large `a` the series
-    /// of the closed form needs about `(a−1) z` terms whose sizes reach `e^{(a−1) z}`: a
-    /// population whose customers all drop out alike has `a` in the billions, where the series
-    /// overflows. The posterior is then a narrow bell, integrated here by composite
-    /// Gauss–Legendre over 12 standard deviations either side of its mean, its density in logs
-    /// relative to the mean's and the integral divided by the same rule's mass (so the Beta
-    /// function is never needed). Against the series where both apply the two agree to 1e-12
+    /// averaged over `λ ~ Gamma(r+x, α+T)` that is the bracket above). Used where the closed
+    /// form's series cannot be summed well (see `purchases_if_alive_raw`): a population whose
+    /// customers all drop out alike has `a` in the billions, where the series overflows; one
+    /// whose rates barely differ has `r` far above `a+b`, where its terms alternate and cancel.
+    /// The posterior is integrated by composite Gauss–Legendre over 12 standard deviations
+    /// either side of its mean (clipped to `[0, 1]`), its density in logs relative to the
+    /// mean's and the integral divided by the same rule's mass (so the Beta function is never
+    /// needed). Against the series where both apply the two agree to 1e-10
     /// (`quadrature_agrees_with_the_series`).
     fn purchases_if_alive_by_quadrature(&self, horizon: f64, x: u32, age: f64) -> f64 {
         let xf = f64::from(x);
@@ -218,18 +237,26 @@ impl BgNbdParams {
             purchases += weight * density * -(-shape * (p * scaled).ln_1p()).exp_m1() / p;
             mass += weight * density;
         }
-        purchases / mass
+        if mass > 0.0 {
+            purchases / mass
+        } else {
+            // A posterior narrower than the doubles around its mean: all of it at the mean.
+            -(-shape * (mean * scaled).ln_1p()).exp_m1() / mean
+        }
     }
 }
 
-/// Least `a` whose expected purchases may be integrated by quadrature: from here the dropout
-/// posterior `Beta(a, ·)` is a smooth bell (skewness at most `2/√a`, 0.2) that 8 panels over ±12
-/// standard deviations integrate to rounding.
-const QUADRATURE_MIN_A: f64 = 100.0;
+/// Least shapes `a` and `b+x` of the dropout posterior whose expected purchases are integrated
+/// by quadrature: from 2 its density has a finite slope at both ends, and 8 panels of 16 nodes
+/// agree with the series to 1e-10 (`quadrature_agrees_with_the_series`); at 1.5 only to 1e-4.
+const QUADRATURE_MIN_SHAPE: f64 = 2.0;
 
-/// `(a−1) z` above which the closed form's series is left for the quadrature: below it the
-/// series takes a few dozen terms, above it its terms grow like `e^{(a−1) z}`.
+/// The series' growth above which it is left for the quadrature when its terms have one sign:
+/// below it the series takes a few dozen terms, above it they grow like `e^growth`.
 const SERIES_MAX_GROWTH: f64 = 30.0;
+
+/// The same for alternating terms, which lose digits as they grow: 3 costs about three of them.
+const ALTERNATING_MAX_GROWTH: f64 = 3.0;
 
 /// Gauss–Legendre panels over the dropout posterior's ±12 standard deviations.
 const QUADRATURE_PANELS: usize = 8;
@@ -681,6 +708,44 @@ mod tests {
                     "x {x}, growth {growth}: series {series}, quadrature {quadrature}"
                 );
             }
+        }
+        // Shapes down to 2, horizons from days to years.
+        for (a, b) in [(2.0, 2.0), (3.0, 10.0), (20.0, 3.0)] {
+            let p = BgNbdParams {
+                r: 0.8,
+                alpha: 40.0,
+                a,
+                b,
+            };
+            for x in [0, 1, 5, 20] {
+                for horizon in [10.0, 90.0, 365.0, 3_000.0] {
+                    let series = p.purchases_if_alive_raw(horizon, x, 200.0);
+                    let quadrature = p.purchases_if_alive_by_quadrature(horizon, x, 200.0);
+                    assert!(
+                        (quadrature / series - 1.0).abs() < 1e-10,
+                        "a {a}, b {b}, x {x}, horizon {horizon}: series {series}, quadrature {quadrature}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Rates that barely differ (`r` far above `a+b`) turn the series' terms into alternating
+    /// ones that cancel: a customer who buys about daily and drops out after nine purchases in
+    /// ten makes, over a year, the `1/p` purchases of their dropout's posterior mean of `1/p`.
+    #[test]
+    fn rates_without_spread_still_predict_purchases() {
+        let p = BgNbdParams {
+            r: 1e6,
+            alpha: 1e6,
+            a: 50.0,
+            b: 5.0,
+        };
+        for x in [0, 1, 5, 20] {
+            let got = p.expected_purchases_if_alive(365.0, x, 200.0);
+            // E[1/p] under Beta(a, b+x), the whole bracket: e^{−λpt} is e^{−300} or less.
+            let mean_inverse = (p.a + p.b + f64::from(x) - 1.0) / (p.a - 1.0);
+            assert!((got / mean_inverse - 1.0).abs() < 1e-10, "x {x}: {got}");
         }
     }
 

@@ -29,8 +29,10 @@ pub(crate) trait Objective {
     /// Number of parameters.
     const DIM: usize;
 
-    /// Mean negative log-likelihood at `exp(log_params)`, writing its gradient
-    /// with respect to `log_params` into `grad` (length [`Self::DIM`]).
+    /// Mean negative log-likelihood at the point `log_params` of the model's
+    /// log coordinates (the log-parameters, unless the model says otherwise),
+    /// writing its gradient with respect to them into `grad` (length
+    /// [`Self::DIM`]).
     /// Implementations compute value and gradient in one pass over the data
     /// because the gradient shares nearly all of its work with the value.
     fn mean_nll_and_grad(&self, log_params: &[f64], grad: &mut [f64]) -> f64;
@@ -98,7 +100,7 @@ pub struct Fit<P> {
     pub gradient_norm: f64,
 }
 
-/// Outcome of [`minimise`] in log-parameter space.
+/// Outcome of [`minimise`] in the model's log coordinates.
 pub(crate) struct Minimum {
     pub log_params: Vec<f64>,
     pub mean_nll: f64,
@@ -161,7 +163,7 @@ impl<M: Objective> Cached<'_, M> {
             // by its gradient. More–Thuente's interpolation cannot cope with
             // infinite values.
             return Err(argmin::core::Error::msg(format!(
-                "non-finite likelihood at log-parameters {p:?}"
+                "non-finite likelihood at log coordinates {p:?}"
             )));
         }
         let gn = norm(&g);
@@ -196,8 +198,8 @@ fn norm(g: &[f64]) -> f64 {
     g.iter().map(|x| x * x).sum::<f64>().sqrt()
 }
 
-/// Minimises the mean negative log-likelihood of `model` from `start`
-/// (log-parameters). `to_params` maps log-parameters to natural-scale
+/// Minimises the mean negative log-likelihood of `model` from `start` (in
+/// its log coordinates). `to_params` maps those coordinates to natural-scale
 /// parameters for error messages.
 pub(crate) fn minimise<M: Objective, P>(
     model: &M,

@@ -138,17 +138,26 @@ pub fn fit(
     }
     // A first fit of a large population starts from the maximum of a sample of it, found in a
     // tenth of the time a pass takes; the fit itself then ends at the whole population's
-    // maximum in a few passes, as a refit from a last model does.
+    // maximum in a few passes, as a refit from a last model does. A sample that cannot be
+    // fitted leaves the default start.
     let sampled;
     let last = match last {
         None if population.len() >= SAMPLED_START_FROM => {
-            sampled = fit(&population.every(SAMPLE_STRIDE), None)
+            sampled = fit_from(&population.every(SAMPLE_STRIDE), None)
                 .ok()
                 .map(|(model, _)| model);
             sampled.as_ref()
         }
         last => last,
     };
+    fit_from(population, last)
+}
+
+/// [`fit`] from `last`, or from the default start without one.
+fn fit_from(
+    population: &PopulationSummary,
+    last: Option<&FittedModel>,
+) -> Result<(FittedModel, i64), ScoringError> {
     let days = |values: &[u32]| values.iter().map(|v| f64::from(*v)).collect::<Vec<f64>>();
     // Customers with the same (frequency, recency, age) are one weighted record: a million
     // buyers are a few hundred thousand records in whole days.
