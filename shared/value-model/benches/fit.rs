@@ -17,7 +17,8 @@
 use std::time::Instant;
 
 use tierline_value_model::{
-    BgNbdParams, FitOptions, GammaGammaParams, RfmSummary, fit_bg_nbd, fit_gamma_gamma,
+    BgNbdParams, Fit, FitOptions, GammaGammaParams, ModelError, RfmSummary, fit_bg_nbd,
+    fit_gamma_gamma,
     simulate::{SimulatedPopulation, simulate_population},
 };
 
@@ -72,46 +73,29 @@ fn main() {
             summary.len(),
             started.elapsed().as_secs_f64() * 1e3
         );
-        let started = Instant::now();
-        let fit = fit_bg_nbd(
-            &summary.frequency,
-            &summary.recency,
-            &summary.age,
-            Some(&summary.weight),
-            &FitOptions::default(),
-        );
-        let elapsed = started.elapsed().as_secs_f64() * 1e3;
+        let fit = fit_and_refit(|initial| {
+            fit_bg_nbd(
+                &summary.frequency,
+                &summary.recency,
+                &summary.age,
+                Some(&summary.weight),
+                &FitOptions {
+                    initial,
+                    ..FitOptions::default()
+                },
+            )
+        });
         match fit {
-            Ok(fit) => {
-                println!(
-                    "  BG/NBD: {elapsed:.0} ms, {} iterations, {} passes; r/alpha {:.5} (true {}), a/(a+b) {:.4} (true {})",
-                    fit.iterations,
-                    fit.evaluations,
-                    fit.params.r / fit.params.alpha,
-                    purchases.map_or("unknown".into(), |p| format!("{:.5}", p.r / p.alpha)),
-                    fit.params.a / (fit.params.a + fit.params.b),
-                    purchases.map_or("unknown".into(), |p| format!("{:.4}", p.a / (p.a + p.b))),
-                );
-                // As the next evaluation refits an unchanged population: from this maximum.
-                let started = Instant::now();
-                let refit = fit_bg_nbd(
-                    &summary.frequency,
-                    &summary.recency,
-                    &summary.age,
-                    Some(&summary.weight),
-                    &FitOptions {
-                        initial: Some(fit.params),
-                        ..FitOptions::default()
-                    },
-                )
-                .unwrap();
-                println!(
-                    "    refit from it: {:.0} ms, {} passes",
-                    started.elapsed().as_secs_f64() * 1e3,
-                    refit.evaluations
-                );
-            }
-            Err(error) => println!("  BG/NBD: failed after {elapsed:.0} ms: {error}"),
+            Ok((fit, elapsed, refit)) => println!(
+                "  BG/NBD: {elapsed:.0} ms, {} iterations, {} passes; r/alpha {:.5} (true {}), a/(a+b) {:.4} (true {})\n{refit}",
+                fit.iterations,
+                fit.evaluations,
+                fit.params.r / fit.params.alpha,
+                purchases.map_or("unknown".into(), |p| format!("{:.5}", p.r / p.alpha)),
+                fit.params.a / (fit.params.a + fit.params.b),
+                purchases.map_or("unknown".into(), |p| format!("{:.4}", p.a / (p.a + p.b))),
+            ),
+            Err((error, elapsed)) => println!("  BG/NBD: failed after {elapsed:.0} ms: {error}"),
         }
         let (frequency, mean_spend): (Vec<u32>, Vec<f64>) = population
             .frequency
@@ -120,37 +104,49 @@ fn main() {
             .filter(|(frequency, _)| **frequency > 0)
             .map(|(frequency, spend)| (*frequency, *spend))
             .unzip();
-        let started = Instant::now();
-        let fit = fit_gamma_gamma(&frequency, &mean_spend, None, &FitOptions::default());
-        let elapsed = started.elapsed().as_secs_f64() * 1e3;
+        let fit = fit_and_refit(|initial| {
+            fit_gamma_gamma(
+                &frequency,
+                &mean_spend,
+                None,
+                &FitOptions {
+                    initial,
+                    ..FitOptions::default()
+                },
+            )
+        });
         match fit {
-            Ok(fit) => {
-                println!(
-                    "  Gamma-Gamma on {} repeat buyers: {elapsed:.0} ms, {} iterations, {} passes",
-                    frequency.len(),
-                    fit.iterations,
-                    fit.evaluations
-                );
-                let started = Instant::now();
-                let refit = fit_gamma_gamma(
-                    &frequency,
-                    &mean_spend,
-                    None,
-                    &FitOptions {
-                        initial: Some(fit.params),
-                        ..FitOptions::default()
-                    },
-                )
-                .unwrap();
-                println!(
-                    "    refit from it: {:.0} ms, {} passes",
-                    started.elapsed().as_secs_f64() * 1e3,
-                    refit.evaluations
-                );
+            Ok((fit, elapsed, refit)) => println!(
+                "  Gamma-Gamma on {} repeat buyers: {elapsed:.0} ms, {} iterations, {} passes\n{refit}",
+                frequency.len(),
+                fit.iterations,
+                fit.evaluations
+            ),
+            Err((error, elapsed)) => {
+                println!("  Gamma-Gamma: failed after {elapsed:.0} ms: {error}")
             }
-            Err(error) => println!("  Gamma-Gamma: failed after {elapsed:.0} ms: {error}"),
         }
     }
+}
+
+/// Fits from the default start, then again from the maximum found, as the next evaluation
+/// refits an unchanged population: the fit, its milliseconds and a line on the refit; or the
+/// error and the milliseconds it took.
+fn fit_and_refit<P: Copy>(
+    fit: impl Fn(Option<P>) -> Result<Fit<P>, ModelError>,
+) -> Result<(Fit<P>, f64, String), (ModelError, f64)> {
+    let started = Instant::now();
+    let first = fit(None);
+    let elapsed = started.elapsed().as_secs_f64() * 1e3;
+    let first = first.map_err(|error| (error, elapsed))?;
+    let started = Instant::now();
+    let refit = fit(Some(first.params)).unwrap();
+    let line = format!(
+        "    refit from it: {:.0} ms, {} passes",
+        started.elapsed().as_secs_f64() * 1e3,
+        refit.evaluations
+    );
+    Ok((first, elapsed, line))
 }
 
 /// Customers from a CSV file of `frequency,recency,age,mean repeat spend` lines.
